@@ -1,0 +1,42 @@
+"""Paths and settings, read from environment variables with defaults that work out of the box.
+
+Everything here is cheap (no I/O) so it is safe to call at definition-load time.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = PROJECT_ROOT / "assets"
+GOLDEN_DIR = PROJECT_ROOT / "golden"
+
+
+def _path_from_env(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_dir() -> Path:
+    """Folder for everything the pipelines write (warehouse, quarantine, artifacts)."""
+    return _path_from_env("DAENA_DATA_DIR", PROJECT_ROOT / "data")
+
+
+def warehouse_path() -> Path:
+    """The one DuckDB warehouse file."""
+    return _path_from_env("DAENA_WAREHOUSE", data_dir() / "warehouse.duckdb")
+
+
+def landing_dir() -> Path:
+    """Folder of roast profiles to ingest; defaults to the bundled sample sessions."""
+    return _path_from_env("DAENA_LANDING_DIR", ASSETS_DIR / "landing")
+
+
+def quarantine_dir() -> Path:
+    """Where copies of rejected input files are kept, each beside a note with the reason."""
+    return _path_from_env("DAENA_QUARANTINE_DIR", data_dir() / "quarantine")
+
+
+def results_dir() -> Path:
+    """Benchmark and evaluation artifacts (JSON/CSV) per run."""
+    return _path_from_env("DAENA_RESULTS_DIR", data_dir() / "results")

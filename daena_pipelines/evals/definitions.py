@@ -1,0 +1,4 @@
+"""Dagster definitions of the evals domain."""
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,4 @@
+"""Dagster definitions of the telemetry domain."""
+import dagster as dg
+
+defs = dg.Definitions()

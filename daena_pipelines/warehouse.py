@@ -1,0 +1,56 @@
+"""The DuckDB warehouse: one file, short-lived connections, one writer at a time.
+
+DuckDB takes a file lock per writing process, so every Dagster asset that writes here runs in
+the concurrency pool ``duckdb`` (limit 1) and holds its connection only while it writes.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from daena_pipelines import config
+
+DUCKDB_POOL = "duckdb"
+
+
+class WarehouseResource(DuckDBResource):
+    """dagster-duckdb's resource, creating the warehouse's folder on first connection."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as con:
+            yield con
+
+
+def warehouse_resource(path: Path | str | None = None) -> WarehouseResource:
+    return WarehouseResource(database=str(path or config.warehouse_path()))
+
+
+@contextmanager
+def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection outside Dagster (CLI, benchmarks, tests)."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All-or-nothing: commit when the block finishes, roll back on any exception."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
