@@ -13,6 +13,9 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from daena_pipelines import config
+from daena_pipelines.db import connect, transaction
+
+__all__ = ["DUCKDB_POOL", "WarehouseResource", "connect", "transaction", "warehouse_resource"]
 
 DUCKDB_POOL = "duckdb"
 
@@ -29,28 +32,3 @@ class WarehouseResource(DuckDBResource):
 
 def warehouse_resource(path: Path | str | None = None) -> WarehouseResource:
     return WarehouseResource(database=str(path or config.warehouse_path()))
-
-
-@contextmanager
-def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection outside Dagster (CLI, benchmarks, tests)."""
-    path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All-or-nothing: commit when the block finishes, roll back on any exception."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")

@@ -1,0 +1,264 @@
+"""Artisan `.alog` profiles -> `RoastSession` (°C, NaN for dropouts, events as sample indices).
+
+Format facts are in docs/telemetry.md; the rules that matter here:
+- `mode` is the unit of every temperature, of `phases` and of Artisan's RoR values;
+- `temp1` is ET, `temp2` is BT, `-1` marks a dropped sample;
+- `timeindex` = [CHARGE, DRY END, FCs, FCe, SCs, SCe, DROP, COOL]; CHARGE -1 / others 0 = unset;
+- slider events (`specialevents*`) carry heater/fan/drum settings on a 0-100 scale.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+
+from daena_pipelines.telemetry import pyliteral
+from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
+
+MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real profile; guards the parser's memory
+
+_GRAMS_PER_UNIT = {"g": 1.0, "kg": 1000.0, "lb": 453.59237, "oz": 28.349523125}
+# Slider names Artisan users give to event types -> our control columns.
+_CONTROL_NAMES = {"burner": "heater", "heater": "heater", "power": "heater", "air": "fan", "fan": "fan", "drum": "drum"}
+
+# Artisan `computed` keys that are temperatures, temperature differences, or rates (°/min).
+_COMPUTED_TEMPS = {
+    "CHARGE_BT", "CHARGE_ET", "TP_BT", "TP_ET", "MET", "DRY_BT", "DRY_ET", "FCs_BT", "FCs_ET", "FCe_BT",
+    "FCe_ET", "SCs_BT", "SCs_ET", "SCe_BT", "SCe_ET", "DROP_BT", "DROP_ET", "COOL_BT", "COOL_ET",
+}
+_COMPUTED_DELTAS = {
+    "dry_phase_ror", "mid_phase_ror", "finish_phase_ror", "total_ror", "fcs_ror", "dry_phase_delta_temp",
+    "mid_phase_delta_temp", "finish_phase_delta_temp", "AUC", "dry_phase_AUC", "mid_phase_AUC", "finish_phase_AUC",
+}
+
+
+def f_to_c(values):
+    return (np.asarray(values, dtype=float) - 32.0) * (5.0 / 9.0)
+
+
+def parse_alog(data: bytes, source_path: str) -> RoastSession:
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidSession("encoding", f"not UTF-8 text: byte {exc.start} ({exc.reason})") from None
+    try:
+        profile = pyliteral.loads(text)
+    except SyntaxError as exc:
+        raise InvalidSession("syntax", f"not a Python literal: {exc.msg} at line {exc.lineno}") from None
+    except (ValueError, TypeError) as exc:
+        raise InvalidSession("syntax", f"not a plain Python literal: {exc}") from None
+    except MemoryError:
+        raise InvalidSession("too_large", "literal too large to parse in memory") from None
+    except RecursionError:
+        raise InvalidSession("syntax", "literal nested too deeply") from None
+    if not isinstance(profile, dict):
+        raise InvalidSession("not_a_dict", f"top-level literal is a {type(profile).__name__}, expected a dict")
+    return profile_to_session(profile)
+
+
+def _require_list(profile: dict, key: str) -> list:
+    value = profile.get(key)
+    if value is None:
+        raise InvalidSession("missing_field", f"required key '{key}' is missing")
+    if not isinstance(value, list):
+        raise InvalidSession("bad_value", f"'{key}' must be a list, found {type(value).__name__}")
+    return value
+
+
+def _numeric(values: list, key: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        bad = next(i for i, v in enumerate(values) if not isinstance(v, (int, float)) or isinstance(v, bool))
+        raise InvalidSession("bad_value", f"'{key}'[{bad}] is {values[bad]!r}, expected a number") from None
+    if array.ndim != 1:
+        raise InvalidSession("bad_value", f"'{key}' must be a flat list of numbers")
+    if not np.isfinite(array).all():
+        raise InvalidSession("bad_value", f"'{key}' holds a non-finite number at index {int(np.argmin(np.isfinite(array)))}")
+    return array
+
+
+def _temperatures(values: list, key: str, unit: str) -> np.ndarray:
+    raw = _numeric(values, key)
+    celsius = f_to_c(raw) if unit == "F" else raw.copy()
+    celsius[raw == -1] = np.nan  # Artisan's dropout marker, in either unit
+    return celsius
+
+
+def _events(timeindex: list, n: int) -> dict[str, int]:
+    if len(timeindex) < 7 or not all(isinstance(i, int) and not isinstance(i, bool) for i in timeindex):
+        raise InvalidSession("bad_events", f"'timeindex' must hold at least 7 integers, found {timeindex!r}")
+    charge = timeindex[0]
+    if charge == -1:
+        raise InvalidSession("no_charge", "no CHARGE event marked (timeindex[0] = -1): times from CHARGE are undefined")
+    events = {"CHARGE": charge}
+    events.update({name: idx for name, idx in zip(EVENTS[1:], timeindex[1:8]) if idx > 0})
+    for name, idx in events.items():
+        if not 0 <= idx < n:
+            raise InvalidSession("bad_events", f"{name} index {idx} is outside the {n} samples")
+    if "DROP" in events and events["DROP"] <= charge:
+        raise InvalidSession("event_order", f"CHARGE (sample {charge}) is not before DROP (sample {events['DROP']})")
+    return events
+
+
+def _text(value) -> str | None:
+    # Artisan stores line breaks in free text as the two characters backslash + n.
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.replace("\\n", "\n").replace("\\t", "\t").strip()
+
+
+def _weight_g(weight, index: int) -> float | None:
+    if not isinstance(weight, list) or len(weight) < 3:
+        return None
+    value, unit = weight[index], str(weight[2]).lower()
+    if not isinstance(value, (int, float)) or value <= 0 or unit not in _GRAMS_PER_UNIT:
+        return None
+    return float(value) * _GRAMS_PER_UNIT[unit]
+
+
+def _roasted_at(profile: dict) -> datetime | None:
+    epoch = profile.get("roastepoch")
+    if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch > 0:
+        return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    iso = profile.get("roastisodate")
+    if isinstance(iso, str) and iso:
+        try:
+            return datetime.fromisoformat(f"{iso}T{profile.get('roasttime') or '00:00:00'}").replace(tzinfo=timezone.utc)
+        except ValueError:
+            return None
+    return None
+
+
+def _etype_names(profile: dict) -> list[str]:
+    names = profile.get("etypes")
+    if isinstance(names, list) and len(names) >= 4:
+        return [str(n) for n in names]
+    return ["Air", "Drum", "Damper", "Burner", "--"]
+
+
+def _slider_channels(profile: dict, n: int) -> dict[str, np.ndarray]:
+    """Forward-filled slider settings per sample, keyed by the event type's name."""
+    indices = profile.get("specialevents") or []
+    types = profile.get("specialeventstype") or []
+    values = profile.get("specialeventsvalue") or []
+    if not (isinstance(indices, list) and len(indices) == len(types) == len(values)):
+        return {}
+    etypes = _etype_names(profile)
+    channels: dict[str, np.ndarray] = {}
+    for idx, etype, value in sorted(zip(indices, types, values), key=lambda e: e[0]):
+        if not (isinstance(idx, int) and isinstance(etype, int) and 0 <= etype < 4 and 0 <= idx < n):
+            continue  # type 4 = plain annotation without a value
+        series = channels.setdefault(etypes[etype], np.full(n, np.nan))
+        series[idx:] = round(float(value) * 10) - 10  # Artisan's internal scale -> shown 0..100
+    return channels
+
+
+def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.ndarray]:
+    """Extra device curves on the main time base, named with `{n}` placeholders resolved."""
+    etypes = _etype_names(profile)
+    channels: dict[str, np.ndarray] = {}
+    times = profile.get("extratimex") or []
+    for k, device_times in enumerate(times):
+        for curve in (1, 2):
+            names = profile.get(f"extraname{curve}") or []
+            curves = profile.get(f"extratemp{curve}") or []
+            if k >= len(curves) or not curves[k]:
+                continue
+            name = str(names[k]) if k < len(names) and names[k] else f"extra{k + 1}_{curve}"
+            for i, etype in enumerate(etypes):
+                name = name.replace("{" + str(i) + "}", etype)
+            values = _numeric(curves[k], f"extratemp{curve}[{k}]")
+            values[values == -1] = np.nan
+            if len(values) == len(timex):
+                series = values
+            else:  # its own clock: put it on ours
+                device_clock = _numeric(device_times, f"extratimex[{k}]")
+                if len(device_clock) != len(values) or len(values) < 2:
+                    raise InvalidSession(
+                        "length_mismatch", f"extra device {k}: {len(values)} values for {len(device_clock)} times"
+                    )
+                series = np.interp(timex, device_clock, values, left=np.nan, right=np.nan)
+            key = name if name not in channels else f"{name} ({k + 1}.{curve})"
+            channels[key] = series
+    return channels
+
+
+def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
+    if not isinstance(computed, dict):
+        return None
+    result: dict[str, float] = {}
+    for key, value in computed.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if unit == "F" and key in _COMPUTED_TEMPS:
+            value = float(f_to_c(value))
+        elif unit == "F" and key in _COMPUTED_DELTAS:
+            value = value * 5.0 / 9.0
+        result[key] = float(value)
+    if unit == "F" and isinstance(computed.get("AUCbase"), (int, float)):
+        result["AUCbase"] = float(f_to_c(computed["AUCbase"]))
+    return result
+
+
+def profile_to_session(profile: dict) -> RoastSession:
+    unit = profile.get("mode")
+    if unit not in ("C", "F"):
+        raise InvalidSession("bad_unit", f"'mode' must be 'C' or 'F', found {unit!r}")
+    timex = _numeric(_require_list(profile, "timex"), "timex")
+    et_raw, bt_raw = _require_list(profile, "temp1"), _require_list(profile, "temp2")
+    if not len(timex) == len(et_raw) == len(bt_raw):
+        raise InvalidSession(
+            "length_mismatch", f"timex has {len(timex)} samples, temp1 {len(et_raw)}, temp2 {len(bt_raw)}"
+        )
+    if len(timex) < 2:
+        raise InvalidSession("empty_profile", f"only {len(timex)} samples recorded")
+    steps = np.diff(timex)
+    if (steps <= 0).any():
+        bad = int(np.argmax(steps <= 0)) + 1
+        raise InvalidSession("time_not_increasing", f"timex[{bad}] = {timex[bad]} does not follow timex[{bad - 1}] = {timex[bad - 1]}")
+    events = _events(_require_list(profile, "timeindex"), len(timex))
+
+    controls: dict[str, np.ndarray] = {}
+    extra = _extra_device_channels(profile, timex)
+    for name, series in _slider_channels(profile, len(timex)).items():
+        column = _CONTROL_NAMES.get(name.strip().lower())
+        if column and column not in controls:
+            controls[column] = series
+        else:
+            extra[f"slider:{name}"] = series
+
+    computed = _computed_celsius(profile.get("computed"), unit)
+    settings: dict[str, object] = {}
+    if computed:
+        if "AUCbase" in computed:
+            settings["auc_base_c"] = computed["AUCbase"]
+        if isinstance(profile["computed"].get("AUCbegin"), str):
+            settings["auc_begin"] = profile["computed"]["AUCbegin"]
+    interval = profile.get("samplinginterval")
+    source = "simulator" if profile.get("daena_source") == "simulator" else "real"
+    return RoastSession(
+        source_format="artisan_alog",
+        source=source,
+        time_s=timex,
+        bt_c=_temperatures(bt_raw, "temp2", unit),
+        et_c=_temperatures(et_raw, "temp1", unit),
+        events=events,
+        original_unit=unit,
+        roasted_at=_roasted_at(profile),
+        machine=_text(profile.get("roastertype")),
+        beans=_text(profile.get("beans")),
+        title=_text(profile.get("title")),
+        notes=_text(profile.get("roastingnotes")),
+        batch_weight_g=_weight_g(profile.get("weight"), 0),
+        roasted_weight_g=_weight_g(profile.get("weight"), 1),
+        sample_interval_s=float(interval) if isinstance(interval, (int, float)) and interval > 0 else float(np.median(steps)),
+        roast_uuid=profile.get("roastUUID") if isinstance(profile.get("roastUUID"), str) else None,
+        controls=controls,
+        control_unit="pct" if controls else None,
+        extra=extra,
+        settings=settings,
+        artisan_computed=computed,
+    )

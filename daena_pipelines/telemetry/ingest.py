@@ -1,0 +1,243 @@
+"""Incremental, idempotent ingest of a landing folder into telemetry.*.
+
+A file is identified by (path, SHA-256 of its bytes): a file already seen with the same content
+is skipped, so re-running changes nothing. A session is identified by its measured content
+(`RoastSession.session_id`), so a renamed or re-saved copy of a roast is recorded as a
+duplicate instead of a second session. A file whose content changed in place replaces the
+session it produced before. A bad file becomes one `ingest_errors` row, a quarantined copy and a
+reason note; the rest of the batch still loads.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from daena_pipelines.telemetry import store
+from daena_pipelines.telemetry.alog import parse_alog
+from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
+from daena_pipelines.telemetry.model import InvalidSession, RoastSession
+
+
+def _parse_sidecar(data: bytes, source_path: str) -> RoastSession:
+    from daena_pipelines.device.recording import parse_sidecar  # imported only when such a file shows up
+
+    return parse_sidecar(data, source_path)
+
+
+PARSERS: dict[str, Callable[[bytes, str], RoastSession]] = {
+    ".alog": parse_alog,
+    ".sidecar.jsonl": _parse_sidecar,
+}
+PARALLEL_FROM = 64  # files; below this, process start-up costs more than it saves
+
+
+def parser_for(path: Path) -> Callable[[bytes, str], RoastSession] | None:
+    name = path.name.lower()
+    return next((parse for suffix, parse in PARSERS.items() if name.endswith(suffix)), None)
+
+
+def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(roast files, other files) below the landing folder, sorted."""
+    roasts, others = [], []
+    for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):
+        (roasts if parser_for(path) else others).append(path)
+    return roasts, others
+
+
+def session_rows(session: RoastSession, source_path: str, content_sha256: str, ingested_at: datetime) -> store.SessionRows:
+    ev = session.events
+    charge = ev["CHARGE"]
+    ror = rate_of_rise(session.time_s, session.bt_c, charge, ev.get("DROP", len(session.time_s) - 1) + 1, DEFAULT_ROR.half_window_s)
+    metrics = roast_metrics(session, ror)
+    computed = session.artisan_computed or {}
+    for column, key in store.ARTISAN_COLUMNS.items():
+        metrics[column] = computed.get(key)
+    total, development = computed.get("totaltime"), computed.get("finishphasetime")
+    metrics["artisan_dtr_pct"] = 100.0 * development / total if total and development is not None else None
+    n = len(session.time_s)
+    nan = np.full(n, np.nan)
+    points = {
+        "t_s": session.time_s - session.time_s[charge],
+        "bt_c": session.bt_c,
+        "et_c": session.et_c,
+        "ror_c_per_min": ror,
+        **{name: session.controls.get(name, nan) for name in ("heater", "fan", "drum")},
+    }
+    row = {
+        "session_id": session.session_id,
+        "source_format": session.source_format,
+        "source": session.source,
+        "source_path": source_path,
+        "content_sha256": content_sha256,
+        "roasted_at": session.roasted_at,
+        "machine": session.machine,
+        "beans": session.beans,
+        "title": session.title,
+        "notes": session.notes,
+        "batch_weight_g": session.batch_weight_g,
+        "roasted_weight_g": session.roasted_weight_g,
+        "original_unit": session.original_unit,
+        "sample_interval_s": session.sample_interval_s,
+        "control_unit": session.control_unit,
+        "roast_uuid": session.roast_uuid,
+        "settings": json.dumps(session.settings, sort_keys=True),
+        "ingested_at": ingested_at,
+    }
+    return store.SessionRows(session=row, points=points, extra=session.extra, metrics=metrics)
+
+
+@dataclass
+class Prepared:
+    path: str
+    sha256: str
+    size: int
+    rows: store.SessionRows | None = None
+    error_kind: str | None = None
+    error: str | None = None
+
+
+def prepare(path: str, sha256: str, size: int, ingested_at: datetime) -> Prepared:
+    """Parse one file and compute everything it contributes. Runs in worker processes."""
+    parse = parser_for(Path(path))
+    try:
+        data = Path(path).read_bytes()
+        session = parse(data, path)
+        return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
+    except InvalidSession as exc:
+        return Prepared(path, sha256, size, error_kind=exc.kind, error=str(exc))
+    except OSError as exc:
+        return Prepared(path, sha256, size, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
+    except Exception as exc:  # a parser bug must not sink the batch: record it against the file
+        return Prepared(path, sha256, size, error_kind="internal_error", error=f"{type(exc).__name__}: {exc}")
+
+
+def _prepare_args(args: tuple) -> Prepared:
+    return prepare(*args)
+
+
+@dataclass
+class IngestReport:
+    loaded: list[str] = field(default_factory=list)  # session ids written (new or replaced)
+    replaced: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, message)
+    unchanged: int = 0  # files already ingested with the same content
+    ignored: list[str] = field(default_factory=list)  # files in no roast format
+    bytes_read: int = 0
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _quarantine(path: str, sha256: str, kind: str, message: str, quarantine_dir: Path) -> str | None:
+    target = quarantine_dir / f"{sha256[:12]}-{Path(path).name}"
+    try:
+        quarantine_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        target.with_name(target.name + ".reason.txt").write_text(f"{path}\n{kind}: {message}\n", encoding="utf-8")
+    except OSError:
+        return None  # the file vanished or is unreadable: the error row still records why
+    return str(target)
+
+
+def _prepared_stream(jobs: list[tuple], workers: int) -> Iterable[Prepared]:
+    if workers <= 1 or len(jobs) < PARALLEL_FROM:
+        return map(_prepare_args, jobs)
+    # spawn, not fork: the caller (a Dagster run worker) has threads that fork would copy mid-flight
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return _drain(pool, jobs)
+
+
+def _drain(pool: ProcessPoolExecutor, jobs: list[tuple]) -> Iterable[Prepared]:
+    with pool:
+        yield from pool.map(_prepare_args, jobs, chunksize=16)
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    paths: Iterable[Path],
+    quarantine_dir: Path,
+    workers: int | None = None,
+    batch_size: int = 500,
+) -> IngestReport:
+    """Ingest the given files (those not already seen with the same content)."""
+    store.ensure_schema(con)
+    report = IngestReport()
+    known_files = set(con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall())
+    sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
+    session_by_path = {path: sid for sid, (path, _sha) in sessions.items()}
+    now = datetime.now(timezone.utc)
+
+    jobs = []
+    unreadable: list[dict] = []
+    for path in paths:
+        if parser_for(path) is None:
+            report.ignored.append(str(path))
+            continue
+        try:
+            sha, size = _sha256(path)
+        except OSError as exc:
+            message = f"cannot read file: {exc.strerror or exc}"
+            unreadable.append({"source_path": str(path), "content_sha256": None, "error_kind": "unreadable", "message": message, "quarantined_path": None})
+            report.rejected.append((str(path), "unreadable", message))
+            continue
+        if (str(path), sha) in known_files:
+            report.unchanged += 1
+            continue
+        report.bytes_read += size
+        jobs.append((str(path), sha, size, now))
+
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    batch: list[store.SessionRows] = []
+    outcomes: list[store.FileOutcome] = []
+    errors: list[dict] = unreadable
+    replaced: list[str] = []
+
+    def flush() -> None:
+        store.write_batch(con, batch, outcomes, errors, replaced, now)
+        batch.clear(), outcomes.clear(), errors.clear(), replaced.clear()
+
+    for item in _prepared_stream(jobs, workers):
+        outcome = store.FileOutcome(item.path, item.sha256, item.size, status="loaded")
+        if item.rows is None:
+            quarantined = _quarantine(item.path, item.sha256, item.error_kind, item.error, quarantine_dir)
+            errors.append({"source_path": item.path, "content_sha256": item.sha256, "error_kind": item.error_kind, "message": item.error, "quarantined_path": quarantined})
+            outcome.status, outcome.detail = "rejected", f"{item.error_kind}: {item.error}"
+            report.rejected.append((item.path, item.error_kind, item.error))
+        else:
+            sid = item.rows.session["session_id"]
+            outcome.session_id = sid
+            holder = sessions.get(sid)
+            if holder is not None and holder[0] != item.path:
+                same_bytes = "identical bytes" if holder[1] == item.sha256 else "the same roast measurements"
+                outcome.status, outcome.detail = "duplicate", f"{same_bytes} as {holder[0]} (session {sid})"
+                report.duplicates.append((item.path, outcome.detail))
+            else:
+                previous = session_by_path.get(item.path)
+                if previous is not None:  # this path's content changed: its old session goes
+                    replaced.append(previous)
+                    sessions.pop(previous, None)
+                    outcome.status = "replaced"
+                    report.replaced.append(previous)
+                batch.append(item.rows)
+                sessions[sid] = (item.path, item.sha256)
+                session_by_path[item.path] = sid
+                report.loaded.append(sid)
+        outcomes.append(outcome)
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    return report

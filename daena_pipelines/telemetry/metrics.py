@@ -1,0 +1,192 @@
+"""Roast metrics from a session's arrays: phases, DTR, turning point, RoR, AUC, crash/flick.
+
+Definitions (and how they line up with Artisan's own analysis) are in docs/telemetry.md.
+All inputs are °C and seconds; outputs are seconds from CHARGE, °C and °C/min.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from daena_pipelines.telemetry.model import RoastSession
+
+
+@dataclass(frozen=True)
+class RorSettings:
+    half_window_s: float = 15.0  # RoR = slope of a least-squares line over t ± this many seconds
+    crash_drop_c_per_min: float = 3.0  # a fall of at least this much ...
+    crash_span_s: float = 30.0  # ... within this many seconds is a crash episode
+    crash_window_before_fcs_s: float = 60.0  # `crash`: an episode from FCs - 60 s ...
+    crash_window_after_fcs_s: float = 90.0  # ... to FCs + 90 s
+    flick_window_s: float = 120.0  # `flick`: looked for in the last 120 s before DROP (after FCs)
+    flick_rise_c_per_min: float = 1.5  # RoR climbing this far above its running minimum there
+    spike_c_per_min: float = 5.0  # a spike: RoR this far above the median of the surrounding minute
+
+
+DEFAULT_ROR = RorSettings()
+DEFAULT_AUC_BASE_C = 100.0
+DEFAULT_AUC_BEGIN = "TP"
+
+
+def rate_of_rise(time_s: np.ndarray, bt_c: np.ndarray, start: int, stop: int, half_window_s: float) -> np.ndarray:
+    """RoR in °C/min for samples start..stop-1 (NaN elsewhere).
+
+    Each value is 60 × the slope of the least-squares line through the valid BT samples within
+    ±half_window_s, using only samples inside [start, stop) so the CHARGE plunge and the cooling
+    tray never leak in. Computed with prefix sums: O(n) for any window.
+    """
+    ror = np.full(len(time_s), np.nan)
+    if stop - start < 3:
+        return ror
+    t = time_s[start:stop] - time_s[start]
+    y = bt_c[start:stop]
+    valid = ~np.isnan(y)
+    w = valid.astype(float)
+    yv = np.where(valid, y, 0.0)
+    sums = [np.concatenate(([0.0], np.cumsum(a))) for a in (w, w * t, w * t * t, yv, yv * t)]
+    lo = np.searchsorted(t, t - half_window_s, side="left")
+    hi = np.searchsorted(t, t + half_window_s, side="right")
+    n, st, stt, sy, sty = (s[hi] - s[lo] for s in sums)
+    denominator = n * stt - st * st
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = (n * sty - st * sy) / denominator
+    slope[(n < 3) | (np.abs(denominator) < 1e-9)] = np.nan
+    ror[start:stop] = slope * 60.0
+    return ror
+
+
+def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
+    """Index of the lowest BT after CHARGE, searched up to the first marked of DRY END, FCs,
+    DROP (else the end); on a tie the latest sample wins — the rule Artisan's values follow."""
+    charge = events["CHARGE"]
+    end = next((events[e] for e in ("DRY_END", "FCs", "DROP") if e in events), len(bt_c))
+    window = bt_c[charge:end]
+    if window.size == 0 or np.isnan(window).all():
+        return None
+    lowest = np.nanmin(window)
+    return charge + int(np.flatnonzero(window == lowest)[-1])
+
+
+def area_under_curve(time_s: np.ndarray, bt_c: np.ndarray, begin: int, end: int, base_c: float) -> float:
+    """°C·min between BT and base_c from sample `begin` to `end` (counting only BT above base)."""
+    t = time_s[begin : end + 1]
+    above = np.clip(np.nan_to_num(bt_c[begin : end + 1] - base_c, nan=0.0), 0.0, None)
+    return float(np.sum(np.diff(t) * above[:-1]) / 60.0)
+
+
+def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
+
+
+def crash_episodes(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings: RorSettings) -> list[tuple[int, int]]:
+    """Runs of samples in [lo, hi) where RoR is at least `crash_drop` below its value
+    `crash_span` seconds earlier."""
+    if hi - lo < 2:
+        return []
+    t = time_s[lo:hi]
+    r = ror[lo:hi]
+    earlier = np.interp(t - settings.crash_span_s, t, r, left=np.nan)
+    falling = (earlier - r) >= settings.crash_drop_c_per_min
+    return [(lo + a, lo + b) for a, b in _episodes(np.nan_to_num(falling, nan=0).astype(bool))]
+
+
+def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings: RorSettings) -> int:
+    """Runs of samples whose RoR stands `spike` above the median RoR of the surrounding minute."""
+    if hi - lo < 3:
+        return 0
+    r = ror[lo:hi]
+    step = float(np.median(np.diff(time_s[lo:hi])))
+    half = max(1, int(round(30.0 / step))) if step > 0 else 1
+    padded = np.concatenate((np.full(half, np.nan), r, np.full(half, np.nan)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN, never a spike
+        medians = np.nanmedian(windows, axis=1)
+    above = np.nan_to_num(r - medians, nan=0.0) >= settings.spike_c_per_min
+    return len(_episodes(above))
+
+
+def _at(values: np.ndarray, index: int | None) -> float | None:
+    if index is None:
+        return None
+    value = float(values[index])
+    return None if math.isnan(value) else value
+
+
+def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings = DEFAULT_ROR) -> dict:
+    """One row of telemetry.roast_metrics (without session_id / artisan_* columns)."""
+    t, bt, ev = session.time_s, session.bt_c, session.events
+    charge = ev["CHARGE"]
+
+    def since_charge(name: str) -> float | None:
+        return float(t[ev[name]] - t[charge]) if name in ev else None
+
+    tp = turning_point(bt, ev)
+    dry, fcs, fce, drop = (since_charge(e) for e in ("DRY_END", "FCs", "FCe", "DROP"))
+    total = drop
+    row = {
+        "charge_bt_c": _at(bt, charge),
+        "tp_s": float(t[tp] - t[charge]) if tp is not None else None,
+        "tp_bt_c": _at(bt, tp),
+        "dry_end_s": dry,
+        "fcs_s": fcs,
+        "fcs_bt_c": _at(bt, ev.get("FCs")),
+        "fce_s": fce,
+        "drop_s": drop,
+        "drop_bt_c": _at(bt, ev.get("DROP")),
+        "total_s": total,
+        "drying_s": dry,
+        "maillard_s": fcs - dry if fcs is not None and dry is not None else None,
+        "development_s": drop - fcs if drop is not None and fcs is not None else None,
+    }
+    row["dtr_pct"] = 100.0 * row["development_s"] / total if row["development_s"] is not None and total else None
+
+    base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
+    begin_name = str(session.settings.get("auc_begin", DEFAULT_AUC_BEGIN))
+    begin = tp if begin_name == "TP" else ev.get({"DRY": "DRY_END", "FCs": "FCs"}.get(begin_name, "CHARGE"))
+    row["auc_c_min"] = area_under_curve(t, bt, begin, ev["DROP"], base) if begin is not None and "DROP" in ev else None
+    row["auc_base_c"] = base
+    row["auc_begin"] = begin_name
+
+    # RoR features are judged between TP (past the charge plunge) and DROP.
+    lo = tp if tp is not None else charge
+    hi = ev.get("DROP", len(t) - 1) + 1
+    window = ror[lo:hi]
+    row["max_ror_c_per_min"] = float(np.nanmax(window)) if np.isfinite(window).any() else None
+    row["ror_at_fcs_c_per_min"] = _at(ror, ev.get("FCs"))
+    crashes = crash_episodes(t, ror, lo, hi, settings)
+    row["ror_crashes"] = len(crashes)
+    row["ror_spikes"] = spike_count(t, ror, lo, hi, settings)
+    if "FCs" in ev:
+        fcs_t = t[ev["FCs"]]
+        row["crash"] = any(
+            t[b] >= fcs_t - settings.crash_window_before_fcs_s and t[a] <= fcs_t + settings.crash_window_after_fcs_s
+            for a, b in crashes
+        )
+    else:
+        row["crash"] = None
+    row["flick"] = flick(t, ror, ev, settings) if "FCs" in ev and "DROP" in ev else None
+
+    if session.batch_weight_g and session.roasted_weight_g:
+        row["weight_loss_pct"] = 100.0 * (session.batch_weight_g - session.roasted_weight_g) / session.batch_weight_g
+    else:
+        row["weight_loss_pct"] = None
+    return row
+
+
+def flick(time_s: np.ndarray, ror: np.ndarray, events: dict[str, int], settings: RorSettings) -> bool:
+    """RoR climbing again before DROP: within the last `flick_window` seconds (not before FCs),
+    RoR rises `flick_rise` above the lowest value it had reached earlier in that window."""
+    drop = events["DROP"]
+    start_t = max(time_s[events["FCs"]], time_s[drop] - settings.flick_window_s)
+    lo = int(np.searchsorted(time_s, start_t))
+    r = ror[lo : drop + 1]
+    r = r[~np.isnan(r)]
+    if r.size < 2:
+        return False
+    return bool(np.max(r - np.minimum.accumulate(r)) >= settings.flick_rise_c_per_min)

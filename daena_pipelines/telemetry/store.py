@@ -1,0 +1,173 @@
+"""telemetry.* tables: DDL and the all-or-nothing write of a batch of sessions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from daena_pipelines.db import transaction
+
+ARTISAN_COLUMNS = {
+    # our column -> Artisan `computed` key
+    "artisan_charge_bt_c": "CHARGE_BT",
+    "artisan_tp_s": "TP_time",
+    "artisan_tp_bt_c": "TP_BT",
+    "artisan_dry_end_s": "DRY_time",
+    "artisan_fcs_s": "FCs_time",
+    "artisan_fcs_bt_c": "FCs_BT",
+    "artisan_fce_s": "FCe_time",
+    "artisan_drop_s": "DROP_time",
+    "artisan_drop_bt_c": "DROP_BT",
+    "artisan_total_s": "totaltime",
+    "artisan_drying_s": "dryphasetime",
+    "artisan_maillard_s": "midphasetime",
+    "artisan_development_s": "finishphasetime",
+    "artisan_auc_c_min": "AUC",
+    "artisan_ror_at_fcs_c_per_min": "fcs_ror",
+    "artisan_weight_loss_pct": "weight_loss",
+}
+
+METRIC_COLUMNS = {
+    "charge_bt_c": "DOUBLE", "tp_s": "DOUBLE", "tp_bt_c": "DOUBLE", "dry_end_s": "DOUBLE", "fcs_s": "DOUBLE",
+    "fcs_bt_c": "DOUBLE", "fce_s": "DOUBLE", "drop_s": "DOUBLE", "drop_bt_c": "DOUBLE", "total_s": "DOUBLE",
+    "drying_s": "DOUBLE", "maillard_s": "DOUBLE", "development_s": "DOUBLE", "dtr_pct": "DOUBLE",
+    "auc_c_min": "DOUBLE", "auc_base_c": "DOUBLE", "auc_begin": "VARCHAR", "max_ror_c_per_min": "DOUBLE",
+    "ror_at_fcs_c_per_min": "DOUBLE", "crash": "BOOLEAN", "flick": "BOOLEAN", "ror_spikes": "INTEGER",
+    "ror_crashes": "INTEGER", "weight_loss_pct": "DOUBLE",
+    **{column: "DOUBLE" for column in ARTISAN_COLUMNS},
+    "artisan_dtr_pct": "DOUBLE",
+}
+
+SESSION_COLUMNS = {
+    "session_id": "VARCHAR PRIMARY KEY", "source_format": "VARCHAR NOT NULL", "source": "VARCHAR NOT NULL",
+    "source_path": "VARCHAR NOT NULL", "content_sha256": "VARCHAR NOT NULL", "roasted_at": "TIMESTAMPTZ",
+    "machine": "VARCHAR", "beans": "VARCHAR", "title": "VARCHAR", "notes": "VARCHAR",
+    "batch_weight_g": "DOUBLE", "roasted_weight_g": "DOUBLE", "original_unit": "VARCHAR NOT NULL",
+    "sample_interval_s": "DOUBLE", "control_unit": "VARCHAR", "roast_uuid": "VARCHAR", "settings": "JSON",
+    "ingested_at": "TIMESTAMPTZ NOT NULL",
+}
+
+POINT_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS telemetry;
+CREATE TABLE IF NOT EXISTS telemetry.sessions ({", ".join(f"{c} {t}" for c, t in SESSION_COLUMNS.items())});
+CREATE TABLE IF NOT EXISTS telemetry.points (
+    session_id VARCHAR NOT NULL, t_s DOUBLE NOT NULL, bt_c DOUBLE, et_c DOUBLE, ror_c_per_min DOUBLE,
+    heater DOUBLE, fan DOUBLE, drum DOUBLE, extra MAP(VARCHAR, DOUBLE));
+CREATE TABLE IF NOT EXISTS telemetry.roast_metrics (
+    session_id VARCHAR PRIMARY KEY, {", ".join(f"{c} {t}" for c, t in METRIC_COLUMNS.items())});
+CREATE TABLE IF NOT EXISTS telemetry.ingest_errors (
+    source_path VARCHAR NOT NULL, content_sha256 VARCHAR, error_kind VARCHAR NOT NULL,
+    message VARCHAR NOT NULL, quarantined_path VARCHAR, seen_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS telemetry.source_files (
+    source_path VARCHAR NOT NULL, content_sha256 VARCHAR NOT NULL, size_bytes BIGINT NOT NULL,
+    status VARCHAR NOT NULL, session_id VARCHAR, detail VARCHAR, seen_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source_path, content_sha256));
+COMMENT ON COLUMN telemetry.points.t_s IS 'seconds from CHARGE (negative before CHARGE)';
+COMMENT ON COLUMN telemetry.points.ror_c_per_min IS 'BT rate of rise, °C/min: 60 x least-squares slope over t ± 15 s, CHARGE..DROP only';
+COMMENT ON COLUMN telemetry.points.extra IS 'other channels of the source, in the source''s units';
+COMMENT ON COLUMN telemetry.source_files.status IS 'loaded | replaced | duplicate | rejected';
+"""
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+@dataclass
+class SessionRows:
+    """Everything one session contributes to the warehouse, ready to insert."""
+
+    session: dict  # telemetry.sessions row
+    points: dict[str, np.ndarray]  # POINT_COLUMNS arrays, same length
+    extra: dict[str, np.ndarray]  # channel name -> array on the same time base
+    metrics: dict  # telemetry.roast_metrics row
+
+
+@dataclass
+class FileOutcome:
+    source_path: str
+    content_sha256: str
+    size_bytes: int
+    status: str
+    session_id: str | None = None
+    detail: str | None = None
+
+
+def _extra_map(extra: dict[str, np.ndarray], n: int) -> pa.Array:
+    names = list(extra)
+    if not names:
+        return pa.nulls(n, type=pa.map_(pa.string(), pa.float64()))
+    k = len(names)
+    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+    keys = pa.array(np.tile(np.array(names, dtype=object), n), type=pa.string())
+    items = pa.array(np.column_stack([extra[name] for name in names]).ravel(), from_pandas=True)
+    return pa.MapArray.from_arrays(offsets, keys, items)
+
+
+def _points_table(batch: list[SessionRows]) -> pa.Table:
+    lengths = [len(rows.points["t_s"]) for rows in batch]
+    columns = {
+        "session_id": pa.array(np.repeat(np.array([r.session["session_id"] for r in batch], dtype=object), lengths), type=pa.string())
+    }
+    for name in POINT_COLUMNS:
+        columns[name] = pa.array(np.concatenate([r.points[name] for r in batch]), type=pa.float64(), from_pandas=True)
+    columns["extra"] = pa.concat_arrays([_extra_map(r.extra, n) for r, n in zip(batch, lengths)])
+    return pa.table(columns)
+
+
+def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
+    return pa.table({c: [row.get(c) for row in rows] for c in columns})
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: list[SessionRows],
+    outcomes: list[FileOutcome],
+    errors: list[dict],
+    replaced_session_ids: list[str],
+    seen_at: datetime,
+) -> None:
+    """Write sessions, their points and metrics, file outcomes and errors in ONE transaction:
+    a crash leaves either all of a session or none of it."""
+    with transaction(con):
+        if replaced_session_ids:
+            stale = pa.table({"session_id": replaced_session_ids})
+            con.register("stale_sessions", stale)
+            for table in ("points", "roast_metrics", "sessions"):
+                con.execute(f"DELETE FROM telemetry.{table} WHERE session_id IN (SELECT session_id FROM stale_sessions)")
+            con.unregister("stale_sessions")
+        if batch:
+            sessions = _rows_table([r.session for r in batch], [c for c in SESSION_COLUMNS])
+            con.register("new_sessions", sessions)
+            con.execute(f"INSERT INTO telemetry.sessions BY NAME SELECT * REPLACE (settings::JSON AS settings) FROM new_sessions")
+            con.register("new_points", _points_table(batch))
+            con.execute("INSERT INTO telemetry.points BY NAME SELECT * FROM new_points")
+            metrics = _rows_table([{"session_id": r.session["session_id"], **r.metrics} for r in batch], ["session_id", *METRIC_COLUMNS])
+            con.register("new_metrics", metrics)
+            con.execute("INSERT INTO telemetry.roast_metrics BY NAME SELECT * FROM new_metrics")
+            for view in ("new_sessions", "new_points", "new_metrics"):
+                con.unregister(view)
+        if errors:
+            con.register("new_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]))
+            con.execute("INSERT INTO telemetry.ingest_errors BY NAME SELECT * FROM new_errors")
+            con.unregister("new_errors")
+        if outcomes:
+            files = pa.table(
+                {
+                    "source_path": [o.source_path for o in outcomes],
+                    "content_sha256": [o.content_sha256 for o in outcomes],
+                    "size_bytes": [o.size_bytes for o in outcomes],
+                    "status": [o.status for o in outcomes],
+                    "session_id": [o.session_id for o in outcomes],
+                    "detail": [o.detail for o in outcomes],
+                    "seen_at": [seen_at] * len(outcomes),
+                }
+            )
+            con.register("new_files", files)
+            con.execute("INSERT OR REPLACE INTO telemetry.source_files BY NAME SELECT * FROM new_files")
+            con.unregister("new_files")
