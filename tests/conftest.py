@@ -1,0 +1,24 @@
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ARTISAN_DIR = SHARED / "data" / "artisan-scottjames"
+
+
+@pytest.fixture
+def artisan_dir() -> Path:
+    if not ARTISAN_DIR.is_dir():
+        pytest.skip(f"real Artisan profiles not found at {ARTISAN_DIR} (../shared is absent)")
+    return ARTISAN_DIR
+
+
+@pytest.fixture
+def data_env(tmp_path, monkeypatch) -> Path:
+    """Point every DAENA_* path at a temp folder so no test touches the project's data/."""
+    monkeypatch.setenv("DAENA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAENA_WAREHOUSE", str(tmp_path / "data" / "warehouse.duckdb"))
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    monkeypatch.setenv("DAENA_LANDING_DIR", str(landing))
+    return tmp_path

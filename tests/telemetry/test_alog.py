@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from daena_pipelines.telemetry.alog import parse_alog
+from daena_pipelines.telemetry.model import InvalidSession
+from tests.telemetry.profiles import alog_bytes, profile
+
+
+def test_celsius_profile_becomes_a_session():
+    session = parse_alog(alog_bytes(profile()), "x.alog")
+    assert session.source_format == "artisan_alog" and session.source == "real"
+    assert session.events["CHARGE"] == 10 and "DROP" in session.events and "FCe" not in session.events
+    assert session.title == "Test\nroast"  # Artisan's escaped line break decoded
+    assert session.batch_weight_g == 250.0 and session.roasted_weight_g == 212.0
+    # slider events: Burner=8.0 -> 70 % from CHARGE on, Air=4.0 -> 30 % from 30 samples later
+    assert np.isnan(session.controls["heater"][9]) and session.controls["heater"][10] == 70
+    assert session.controls["fan"][40] == 30 and session.control_unit == "pct"
+
+
+def test_fahrenheit_profile_is_converted_to_celsius():
+    celsius = parse_alog(alog_bytes(profile("C")), "c.alog")
+    fahrenheit = parse_alog(alog_bytes(profile("F")), "f.alog")
+    assert fahrenheit.original_unit == "F"
+    np.testing.assert_allclose(fahrenheit.bt_c, celsius.bt_c, atol=0.01)
+    np.testing.assert_allclose(fahrenheit.et_c, celsius.et_c, atol=0.01)
+
+
+def test_fahrenheit_computed_block_and_dropouts_convert():
+    data = profile("F", computed={"DROP_BT": 410.0, "fcs_ror": 9.0, "AUC": 900, "AUCbase": 212.0, "AUCbegin": "TP", "FCs_time": 480.0})
+    data["temp2"][50] = -1
+    session = parse_alog(alog_bytes(data), "f.alog")
+    assert np.isnan(session.bt_c[50])  # -1 is a dropout in either unit, never -1 °F converted
+    computed = session.artisan_computed
+    assert computed["DROP_BT"] == pytest.approx(210.0)
+    assert computed["fcs_ror"] == pytest.approx(5.0)
+    assert computed["AUC"] == pytest.approx(500.0)
+    assert computed["FCs_time"] == 480.0  # times are not temperatures
+    assert session.settings == {"auc_base_c": pytest.approx(100.0), "auc_begin": "TP"}
+
+
+@pytest.mark.parametrize(
+    "mutate, kind",
+    [
+        (lambda b: b[: len(b) // 2], "syntax"),  # truncated
+        (lambda b: b"[1, 2, 3]", "not_a_dict"),
+        (lambda b: b"{'timex': __import__('os').getcwd()}", "syntax"),  # hostile literal
+        (lambda b: b"\xff\xfe{'a': 1}", "encoding"),
+        (lambda b: b"[" * 100000 + b"]" * 100000, "syntax"),
+    ],
+)
+def test_bad_bytes_get_a_precise_error(mutate, kind):
+    with pytest.raises(InvalidSession) as info:
+        parse_alog(mutate(alog_bytes(profile())), "bad.alog")
+    assert info.value.kind == kind and str(info.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, kind, words",
+    [
+        ({"temp2": None}, "missing_field", "temp2"),
+        ({"timex": "not a list"}, "bad_value", "timex"),
+        ({"temp1": [1.0, 2.0]}, "length_mismatch", "temp1 2"),
+        ({"timeindex": [200, 0, 0, 0, 0, 0, 100, 0]}, "event_order", "CHARGE"),
+        ({"timeindex": [-1, 0, 0, 0, 0, 0, 0, 0]}, "no_charge", "CHARGE"),
+        ({"timeindex": [5, 0, 0, 0, 0, 0, 99999, 0]}, "bad_events", "DROP"),
+        ({"mode": "K"}, "bad_unit", "mode"),
+        ({"timex": [], "temp1": [], "temp2": []}, "empty_profile", "0 samples"),
+    ],
+)
+def test_structural_problems_get_a_precise_error(overrides, kind, words):
+    with pytest.raises(InvalidSession) as info:
+        parse_alog(alog_bytes(profile(**overrides)), "bad.alog")
+    assert info.value.kind == kind
+    assert words in str(info.value)
+
+
+def test_time_going_backwards_names_the_sample():
+    data = profile()
+    data["timex"][7] = data["timex"][6]
+    with pytest.raises(InvalidSession, match=r"timex\[7\]"):
+        parse_alog(alog_bytes(data), "bad.alog")
+
+
+def test_session_id_ignores_metadata_edits_but_not_measurements():
+    base = parse_alog(alog_bytes(profile()), "a.alog")
+    renamed = parse_alog(alog_bytes(profile(title="edited", roastingnotes="new notes")), "b.alog")
+    assert base.session_id == renamed.session_id
+    data = profile()
+    data["temp2"][100] += 1.0
+    assert parse_alog(alog_bytes(data), "c.alog").session_id != base.session_id

@@ -1,0 +1,67 @@
+"""The telemetry asset graph through Dagster, on a temp warehouse."""
+import shutil
+
+import dagster as dg
+import duckdb
+
+from daena_pipelines.definitions import defs
+from daena_pipelines.telemetry import sensors
+from daena_pipelines.telemetry.assets import telemetry_ingest
+from daena_pipelines.telemetry.checks import telemetry_checks
+from daena_pipelines.warehouse import WarehouseResource
+from tests.telemetry.profiles import alog_bytes, profile
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+    assert defs.resolve_job_def("telemetry_ingest_job") and defs.resolve_job_def("daena_default_job")
+
+
+def test_materialize_ingest_with_checks(data_env):
+    landing = data_env / "landing"
+    (landing / "a.alog").write_bytes(alog_bytes(profile()))
+    (landing / "b.alog").write_bytes(alog_bytes(profile(mode="F", roastUUID="fahrenheit")))
+    (landing / "broken.alog").write_bytes(b"{'mode': ")
+    (landing / "README.txt").write_text("not a roast")
+    warehouse = str(data_env / "w.duckdb")
+    result = dg.materialize([telemetry_ingest, *telemetry_checks], resources={"duckdb": WarehouseResource(database=warehouse)})
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks and all(checks.values()), checks
+    sessions = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "sessions")
+    assert sessions.metadata["dagster/row_count"].value == 2
+    assert sessions.metadata["files_rejected"].value == 1
+    assert "dagster/column_schema" in sessions.metadata
+    points = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "points")
+    assert points.metadata["latest_roast_curve"].value.startswith("![roast curve")
+    with duckdb.connect(warehouse) as con:
+        assert con.execute("SELECT list(original_unit ORDER BY original_unit) FROM telemetry.sessions").fetchone()[0] == ["C", "F"]
+
+
+def test_check_fails_when_data_is_bad(data_env):
+    warehouse = str(data_env / "w.duckdb")
+    (data_env / "landing" / "a.alog").write_bytes(alog_bytes(profile()))
+    dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse)})
+    with duckdb.connect(warehouse) as con:
+        con.execute("INSERT INTO telemetry.points (session_id, t_s, bt_c) SELECT session_id, 1e6, 900 FROM telemetry.sessions")
+    result = dg.materialize(
+        [telemetry_ingest, *telemetry_checks], resources={"duckdb": WarehouseResource(database=warehouse)},
+        selection=dg.AssetSelection.checks(*telemetry_checks), raise_on_error=False,
+    )
+    failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert "temperatures_plausible" in failed
+
+
+def test_landing_sensor_requests_only_new_or_changed_files(data_env):
+    landing = data_env / "landing"
+    (landing / "a.alog").write_bytes(alog_bytes(profile()))
+    sensor = defs.get_sensor_def("landing_folder_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context())
+    assert len(first.run_requests) == 1
+    assert first.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]
+    idle = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    assert idle.run_requests == [] and idle.skip_message
+    shutil.copy(landing / "a.alog", landing / "b.alog")
+    second = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    assert second.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "b.alog")]
+    assert sensors.changed_files({"x": "1:1"}, {"x": "1:2"}) == ["x"]

@@ -1,0 +1,89 @@
+import duckdb
+import pytest
+
+from daena_pipelines.telemetry import ingest, store
+from tests.telemetry.profiles import alog_bytes, profile
+
+
+@pytest.fixture
+def con(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
+    yield connection
+    connection.close()
+
+
+def _write(path, data):
+    path.write_bytes(alog_bytes(data) if isinstance(data, dict) else data)
+    return path
+
+
+def _count(con, table):
+    return con.execute(f"SELECT count(*) FROM telemetry.{table}").fetchone()[0]
+
+
+def test_bad_files_are_recorded_and_quarantined_while_good_ones_load(con, tmp_path):
+    good = _write(tmp_path / "good.alog", profile())
+    truncated = _write(tmp_path / "truncated.alog", alog_bytes(profile(roastUUID="other"))[:500])
+    backwards = _write(tmp_path / "backwards.alog", profile(roastUUID="b", timeindex=[300, 0, 0, 0, 0, 0, 100, 0]))
+    report = ingest.ingest(con, [good, truncated, backwards], tmp_path / "q", workers=1)
+    assert len(report.loaded) == 1 and len(report.rejected) == 2
+    errors = dict(con.execute("SELECT source_path, error_kind FROM telemetry.ingest_errors").fetchall())
+    assert errors == {str(truncated): "syntax", str(backwards): "event_order"}
+    quarantined = sorted(p.name.split("-", 1)[1] for p in (tmp_path / "q").glob("*.alog"))
+    assert quarantined == ["backwards.alog", "truncated.alog"]
+    assert _count(con, "sessions") == 1 and _count(con, "points") == len(profile()["timex"])
+
+
+def test_renamed_copy_is_a_duplicate_not_a_second_session(con, tmp_path):
+    original = _write(tmp_path / "a.alog", profile())
+    copy = _write(tmp_path / "b.alog", profile())  # same bytes, other name
+    resaved = _write(tmp_path / "c.alog", profile(roastingnotes="edited later"))  # same roast, new notes
+    report = ingest.ingest(con, [original, copy, resaved], tmp_path / "q", workers=1)
+    assert len(report.loaded) == 1
+    details = dict(report.duplicates)
+    assert "identical bytes as" in details[str(copy)] and "same roast measurements" in details[str(resaved)]
+    assert _count(con, "sessions") == 1
+
+
+def test_a_file_changed_in_place_replaces_its_session(con, tmp_path):
+    path = _write(tmp_path / "a.alog", profile())
+    first = ingest.ingest(con, [path], tmp_path / "q", workers=1)
+    data = profile()
+    data["temp2"][200] += 0.5  # re-recorded: different measurements, same file name
+    _write(path, data)
+    second = ingest.ingest(con, [path], tmp_path / "q", workers=1)
+    assert second.replaced == first.loaded and second.loaded != first.loaded
+    assert _count(con, "sessions") == 1 and _count(con, "roast_metrics") == 1
+    assert con.execute("SELECT session_id FROM telemetry.sessions").fetchone()[0] == second.loaded[0]
+
+
+def test_a_failed_write_leaves_no_half_session(con, tmp_path, monkeypatch):
+    path = _write(tmp_path / "a.alog", profile())
+
+    def broken_points(batch):
+        raise RuntimeError("disk full while writing points")
+
+    monkeypatch.setattr(store, "_points_table", broken_points)
+    with pytest.raises(RuntimeError):
+        ingest.ingest(con, [path], tmp_path / "q", workers=1)
+    assert _count(con, "sessions") == 0 and _count(con, "points") == 0 and _count(con, "source_files") == 0
+    monkeypatch.undo()
+    assert len(ingest.ingest(con, [path], tmp_path / "q", workers=1).loaded) == 1
+
+
+def test_parallel_workers_give_the_same_warehouse_as_one(tmp_path):
+    paths = []
+    for i in range(ingest.PARALLEL_FROM + 4):
+        data = profile(roastUUID=f"roast-{i}")
+        data["temp2"][100] += i / 10
+        paths.append(_write(tmp_path / f"r{i:03d}.alog", data))
+    paths.append(_write(tmp_path / "broken.alog", b"{'mode': 'C', 'timex': ["))
+    results = []
+    for workers in (1, 2):
+        with duckdb.connect(str(tmp_path / f"w{workers}.duckdb")) as con:
+            ingest.ingest(con, paths, tmp_path / "q", workers=workers)
+            results.append(con.execute(
+                "SELECT (SELECT list(session_id ORDER BY session_id) FROM telemetry.sessions),"
+                " (SELECT sum(bt_c) FROM telemetry.points), (SELECT count(*) FROM telemetry.ingest_errors)"
+            ).fetchone())
+    assert results[0] == results[1] and len(results[0][0]) == ingest.PARALLEL_FROM + 4 and results[0][2] == 1

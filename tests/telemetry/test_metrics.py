@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from daena_pipelines.telemetry.metrics import (
+    DEFAULT_ROR, area_under_curve, crash_episodes, flick, rate_of_rise, roast_metrics, turning_point,
+)
+from daena_pipelines.telemetry.model import RoastSession
+
+
+def test_rate_of_rise_of_a_straight_line_is_its_slope_even_with_dropouts():
+    t = np.arange(0, 300, 2.0)
+    bt = 100 + 0.2 * t  # 12 °C/min
+    bt[[20, 21, 50]] = np.nan
+    ror = rate_of_rise(t, bt, 0, len(t), 15)
+    np.testing.assert_allclose(ror[np.isfinite(ror)], 12.0, atol=1e-9)
+    assert np.isfinite(ror).sum() >= len(t) - 3
+
+
+def test_rate_of_rise_stays_inside_charge_to_drop():
+    t = np.arange(0, 100, 1.0)
+    ror = rate_of_rise(t, 50 + t, 10, 60, 15)
+    assert np.isnan(ror[:10]).all() and np.isnan(ror[60:]).all() and np.isfinite(ror[10:60]).all()
+
+
+def test_turning_point_takes_the_latest_of_equal_minima_before_dry_end():
+    bt = np.array([200, 150, 120, 110, 110, 112, 130, 100, 140.0])
+    assert turning_point(bt, {"CHARGE": 0, "DRY_END": 7}) == 4
+    # without DRY END the search runs to the end and finds the later, lower dip
+    assert turning_point(bt, {"CHARGE": 0}) == 7
+
+
+def test_area_under_curve_counts_only_bt_above_base():
+    t = np.arange(0, 121, 1.0)
+    bt = np.full(121, 150.0)
+    bt[:60] = 90.0  # below the base for the first minute: contributes nothing
+    assert area_under_curve(t, bt, 0, 120, 100.0) == pytest.approx(50.0 * 1.0, rel=0.02)
+
+
+def _ror_curve(shape):
+    t = np.arange(0, 600, 1.0)
+    return t, shape(t)
+
+
+def test_crash_detected_on_a_sharp_fall_at_first_crack():
+    t, ror = _ror_curve(lambda t: np.where(t < 480, 10 - t / 120, np.maximum(6 - (t - 480) / 5, 1.0)))
+    episodes = crash_episodes(t, ror, 0, len(t), DEFAULT_ROR)
+    assert episodes and t[episodes[0][0]] == pytest.approx(480 + 15, abs=16)
+
+
+def test_no_crash_on_a_steady_decline():
+    t, ror = _ror_curve(lambda t: 15 - t / 60)  # 1 °C/min per minute: the textbook decline
+    assert crash_episodes(t, ror, 0, len(t), DEFAULT_ROR) == []
+
+
+def test_flick_is_a_late_rise_after_the_decline():
+    t, declining = _ror_curve(lambda t: 12 - t / 60)
+    events = {"CHARGE": 0, "FCs": 450, "DROP": 599}
+    assert not flick(t, declining, events, DEFAULT_ROR)
+    flicking = declining.copy()
+    flicking[560:] = flicking[559] + (t[560:] - 559) / 15  # +2.7 °C/min in the last 40 s
+    assert flick(t, flicking, events, DEFAULT_ROR)
+
+
+def test_phases_and_dtr_from_events():
+    t = np.arange(0, 700, 1.0)
+    bt = np.concatenate([np.linspace(200, 100, 90), np.linspace(100, 215, 610)])
+    session = RoastSession("artisan_alog", "real", t, bt, bt + 30, {"CHARGE": 0, "DRY_END": 240, "FCs": 480, "DROP": 600},
+                           batch_weight_g=250, roasted_weight_g=210)
+    ror = rate_of_rise(t, bt, 0, 601, 15)
+    m = roast_metrics(session, ror)
+    assert (m["drying_s"], m["maillard_s"], m["development_s"], m["total_s"]) == (240, 240, 120, 600)
+    assert m["dtr_pct"] == pytest.approx(20.0)
+    assert m["tp_s"] == 90  # two samples at 100 °C: the later one and m["weight_loss_pct"] == pytest.approx(16.0)
+    assert m["crash"] is False and m["flick"] is False
