@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "settings": json.dumps(session.settings, sort_keys=True),
         "ingested_at": ingested_at,
     }
-    return store.SessionRows(session=row, points=points, extra=session.extra, metrics=metrics)
+    return store.SessionRows(session=row, points=store.points_batch(row["session_id"], points, session.extra), metrics=metrics)
 
 
 @dataclass
@@ -158,12 +159,19 @@ def _prepared_stream(jobs: list[tuple], workers: int) -> Iterable[Prepared]:
         return map(_prepare_args, jobs)
     # spawn, not fork: the caller (a Dagster run worker) has threads that fork would copy mid-flight
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    return _drain(pool, jobs)
+    return _drain(pool, jobs, in_flight=64 * workers)
 
 
-def _drain(pool: ProcessPoolExecutor, jobs: list[tuple]) -> Iterable[Prepared]:
+def _drain(pool: ProcessPoolExecutor, jobs: list[tuple], in_flight: int) -> Iterable[Prepared]:
+    """Results in input order, with at most `in_flight` files parsed ahead (bounded memory)."""
     with pool:
-        yield from pool.map(_prepare_args, jobs, chunksize=16)
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(pool.submit(_prepare_args, job))
+            if len(pending) >= in_flight:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def ingest(

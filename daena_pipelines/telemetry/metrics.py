@@ -6,7 +6,6 @@ All inputs are °C and seconds; outputs are seconds from CHARGE, °C and °C/min
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,10 +102,11 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
     step = float(np.median(np.diff(time_s[lo:hi])))
     half = max(1, int(round(30.0 / step))) if step > 0 else 1
     padded = np.concatenate((np.full(half, np.nan), r, np.full(half, np.nan)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN, never a spike
-        medians = np.nanmedian(windows, axis=1)
+    ordered = np.sort(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)  # NaN sort last
+    finite = np.isfinite(ordered).sum(axis=1)
+    rows = np.arange(len(r))
+    lower, upper = np.maximum(finite - 1, 0) // 2, finite // 2
+    medians = np.where(finite > 0, (ordered[rows, lower] + ordered[rows, upper]) / 2, np.nan)
     above = np.nan_to_num(r - medians, nan=0.0) >= settings.spike_c_per_min
     return len(_episodes(above))
 

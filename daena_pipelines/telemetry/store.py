@@ -78,13 +78,17 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
+POINTS_SCHEMA = pa.schema(
+    [("session_id", pa.string()), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
+)
+
+
 @dataclass
 class SessionRows:
     """Everything one session contributes to the warehouse, ready to insert."""
 
     session: dict  # telemetry.sessions row
-    points: dict[str, np.ndarray]  # POINT_COLUMNS arrays, same length
-    extra: dict[str, np.ndarray]  # channel name -> array on the same time base
+    points: pa.RecordBatch  # telemetry.points rows (POINTS_SCHEMA)
     metrics: dict  # telemetry.roast_metrics row
 
 
@@ -101,7 +105,7 @@ class FileOutcome:
 def _extra_map(extra: dict[str, np.ndarray], n: int) -> pa.Array:
     names = list(extra)
     if not names:
-        return pa.nulls(n, type=pa.map_(pa.string(), pa.float64()))
+        return pa.nulls(n, type=POINTS_SCHEMA.field("extra").type)
     k = len(names)
     offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
     keys = pa.array(np.tile(np.array(names, dtype=object), n), type=pa.string())
@@ -109,15 +113,13 @@ def _extra_map(extra: dict[str, np.ndarray], n: int) -> pa.Array:
     return pa.MapArray.from_arrays(offsets, keys, items)
 
 
-def _points_table(batch: list[SessionRows]) -> pa.Table:
-    lengths = [len(rows.points["t_s"]) for rows in batch]
-    columns = {
-        "session_id": pa.array(np.repeat(np.array([r.session["session_id"] for r in batch], dtype=object), lengths), type=pa.string())
-    }
-    for name in POINT_COLUMNS:
-        columns[name] = pa.array(np.concatenate([r.points[name] for r in batch]), type=pa.float64(), from_pandas=True)
-    columns["extra"] = pa.concat_arrays([_extra_map(r.extra, n) for r, n in zip(batch, lengths)])
-    return pa.table(columns)
+def points_batch(session_id: str, columns: dict[str, np.ndarray], extra: dict[str, np.ndarray]) -> pa.RecordBatch:
+    """One session's telemetry.points rows; NaN becomes NULL."""
+    n = len(columns["t_s"])
+    arrays = [pa.array(np.full(n, session_id, dtype=object), type=pa.string())]
+    arrays += [pa.array(columns[name], type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
+    arrays.append(_extra_map(extra, n))
+    return pa.RecordBatch.from_arrays(arrays, schema=POINTS_SCHEMA)
 
 
 def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
@@ -145,7 +147,7 @@ def write_batch(
             sessions = _rows_table([r.session for r in batch], [c for c in SESSION_COLUMNS])
             con.register("new_sessions", sessions)
             con.execute(f"INSERT INTO telemetry.sessions BY NAME SELECT * REPLACE (settings::JSON AS settings) FROM new_sessions")
-            con.register("new_points", _points_table(batch))
+            con.register("new_points", pa.Table.from_batches([r.points for r in batch], schema=POINTS_SCHEMA))
             con.execute("INSERT INTO telemetry.points BY NAME SELECT * FROM new_points")
             metrics = _rows_table([{"session_id": r.session["session_id"], **r.metrics} for r in batch], ["session_id", *METRIC_COLUMNS])
             con.register("new_metrics", metrics)

@@ -1,0 +1,104 @@
+"""Benchmark: end-to-end telemetry ingest vs a plain `ast.literal_eval` parse of the same files.
+
+    python scripts/bench_ingest.py                      # the shared real profiles once
+    python scripts/bench_ingest.py --sessions 10000     # N-fold replicas up to ~10,000 files
+
+Replicas are the real files with a new roast UUID and one BT sample nudged, so each is a
+distinct session (different content hash and session id), not a duplicate to be skipped.
+Prints files/s, MB/s and peak RSS of the ingest (main process and parser workers) beside the
+baseline rate measured in this same run, and the ratio between them.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from daena_pipelines.telemetry import ingest  # noqa: E402
+
+DEFAULT_SOURCE = PROJECT.parent / "shared" / "data" / "artisan-scottjames"
+_UUID = re.compile(rb"'roastUUID': '[^']*'")
+
+
+def make_replicas(sources: list[Path], target: Path, total: int) -> list[Path]:
+    target.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(total):
+        source = sources[i % len(sources)]
+        data = source.read_bytes()
+        if i >= len(sources):  # copies beyond the first round become distinct roasts
+            replica_uuid = f"'roastUUID': 'replica-{i:06d}', 'daena_replica': {i}".encode()
+            data = _UUID.sub(replica_uuid, data, count=1) if _UUID.search(data) else data.replace(b"{", b"{" + replica_uuid + b", ", 1)
+        path = target / f"{i:06d}-{source.name}"
+        path.write_bytes(data)
+        files.append(path)
+    return files
+
+
+def baseline_rate(files: list[Path], budget_s: float) -> tuple[float, float, int]:
+    """(files/s, MB/s, files measured) of read + ast.literal_eval, over as many files as fit the budget."""
+    start = time.perf_counter()
+    size = count = 0
+    for path in files:
+        data = path.read_bytes()
+        try:
+            ast.literal_eval(data.decode("utf-8"))
+        except (SyntaxError, ValueError, MemoryError, RecursionError, UnicodeDecodeError):
+            pass
+        size += len(data)
+        count += 1
+        if time.perf_counter() - start > budget_s:
+            break
+    elapsed = time.perf_counter() - start
+    return count / elapsed, size / elapsed / 1e6, count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    parser.add_argument("--sessions", type=int, default=0, help="total files to ingest (replicas); 0 = the source files once")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--baseline-seconds", type=float, default=15.0)
+    args = parser.parse_args()
+
+    sources = sorted(p for p in args.source.iterdir() if ingest.parser_for(p))
+    work = Path(tempfile.mkdtemp(prefix="daena-bench-"))
+    try:
+        files = make_replicas(sources, work / "landing", args.sessions) if args.sessions else sources
+        total_mb = sum(p.stat().st_size for p in files) / 1e6
+        base_files_s, base_mb_s, measured = baseline_rate(files, args.baseline_seconds)
+
+        con = duckdb.connect(str(work / "bench.duckdb"))
+        start = time.perf_counter()
+        report = ingest.ingest(con, files, work / "quarantine", workers=args.workers)
+        elapsed = time.perf_counter() - start
+        con.close()
+        rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+        files_s = len(files) / elapsed
+        print(f"files: {len(files)} ({total_mb:.1f} MB), workers: {args.workers}")
+        print(f"baseline ast.literal_eval: {base_files_s:8.1f} files/s {base_mb_s:7.2f} MB/s  (over {measured} files)")
+        print(f"ingest end to end:         {files_s:8.1f} files/s {total_mb / elapsed:7.2f} MB/s  in {elapsed:.1f} s")
+        print(f"  sessions loaded {len(report.loaded)}, duplicates {len(report.duplicates)}, rejected {len(report.rejected)}")
+        print(f"  sessions/s: {len(report.loaded) / elapsed:.1f}")
+        print(f"ratio ingest / baseline:   {files_s / base_files_s:8.1f}x  (target >= 10x)")
+        print(f"peak RSS: main {rss_main:.0f} MB, largest worker {rss_child:.0f} MB (target < 1500 MB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
