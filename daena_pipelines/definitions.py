@@ -2,12 +2,12 @@
 import dagster as dg
 
 from daena_pipelines import warehouse
-from daena_pipelines.commands.definitions import defs as commands_defs
-from daena_pipelines.device.definitions import defs as device_defs
-from daena_pipelines.evals.definitions import defs as evals_defs
-from daena_pipelines.nbmf.definitions import defs as nbmf_defs
-from daena_pipelines.regressions.definitions import defs as regressions_defs
-from daena_pipelines.telemetry.definitions import defs as telemetry_defs
+from daena_pipelines.commands import definitions as commands
+from daena_pipelines.device import definitions as device
+from daena_pipelines.evals import definitions as evals
+from daena_pipelines.nbmf import definitions as nbmf
+from daena_pipelines.regressions import definitions as regressions
+from daena_pipelines.telemetry import definitions as telemetry
 
 # The main job: everything that is not partitioned (partitioned evaluations run per day).
 daena_default_job = dg.define_asset_job(
@@ -17,11 +17,11 @@ daena_default_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions.merge(
-    telemetry_defs,
-    device_defs,
-    commands_defs,
-    evals_defs,
-    nbmf_defs,
-    regressions_defs,
+    telemetry.defs,
+    device.defs,
+    commands.defs,
+    evals.defs,
+    nbmf.defs,
+    regressions.defs,
     dg.Definitions(jobs=[daena_default_job], resources={"duckdb": warehouse.warehouse_resource()}),
 )
