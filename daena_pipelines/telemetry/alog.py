@@ -172,6 +172,8 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
                 name = name.replace("{" + str(i) + "}", etype)
             values = _numeric(curves[k], f"extratemp{curve}[{k}]")
             values[values == -1] = np.nan
+            if np.isnan(values).all():
+                continue  # a configured but unused curve: nothing was recorded
             if len(values) == len(timex):
                 series = values
             else:  # its own clock: put it on ours

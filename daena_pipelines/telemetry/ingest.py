@@ -95,7 +95,7 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "settings": json.dumps(session.settings, sort_keys=True),
         "ingested_at": ingested_at,
     }
-    return store.SessionRows(session=row, points=store.points_batch(row["session_id"], points, session.extra), metrics=metrics)
+    return store.SessionRows(session=row, points=points, extra=session.extra, metrics=metrics)
 
 
 @dataclass

@@ -85,10 +85,12 @@ POINTS_SCHEMA = pa.schema(
 
 @dataclass
 class SessionRows:
-    """Everything one session contributes to the warehouse, ready to insert."""
+    """Everything one session contributes to the warehouse, ready to insert (plain numpy, so
+    it crosses process boundaries cheaply)."""
 
     session: dict  # telemetry.sessions row
-    points: pa.RecordBatch  # telemetry.points rows (POINTS_SCHEMA)
+    points: dict[str, np.ndarray]  # POINT_COLUMNS arrays of equal length
+    extra: dict[str, np.ndarray]  # other channels on the same time base
     metrics: dict  # telemetry.roast_metrics row
 
 
@@ -102,24 +104,25 @@ class FileOutcome:
     detail: str | None = None
 
 
-def _extra_map(extra: dict[str, np.ndarray], n: int) -> pa.Array:
-    names = list(extra)
-    if not names:
-        return pa.nulls(n, type=POINTS_SCHEMA.field("extra").type)
-    k = len(names)
-    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
-    keys = pa.array(np.tile(np.array(names, dtype=object), n), type=pa.string())
-    items = pa.array(np.column_stack([extra[name] for name in names]).ravel(), from_pandas=True)
-    return pa.MapArray.from_arrays(offsets, keys, items)
-
-
-def points_batch(session_id: str, columns: dict[str, np.ndarray], extra: dict[str, np.ndarray]) -> pa.RecordBatch:
-    """One session's telemetry.points rows; NaN becomes NULL."""
-    n = len(columns["t_s"])
-    arrays = [pa.array(np.full(n, session_id, dtype=object), type=pa.string())]
-    arrays += [pa.array(columns[name], type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
-    arrays.append(_extra_map(extra, n))
-    return pa.RecordBatch.from_arrays(arrays, schema=POINTS_SCHEMA)
+def points_table(batch: list[SessionRows]) -> pa.Table:
+    """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL)."""
+    lengths = np.array([len(rows.points["t_s"]) for rows in batch])
+    session_index = np.repeat(np.arange(len(batch)), lengths)
+    columns = [pa.array([rows.session["session_id"] for rows in batch], type=pa.string()).take(session_index)]
+    columns += [pa.array(np.concatenate([rows.points[name] for rows in batch]), type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
+    # extra: each sample of session i is a map of that session's k_i channels
+    channel_counts = np.array([len(rows.extra) for rows in batch])
+    offsets = np.concatenate(([0], np.cumsum(np.repeat(channel_counts, lengths)))).astype(np.int32)
+    names = [name for rows in batch for name in rows.extra]
+    first_name = np.concatenate(([0], np.cumsum(channel_counts)[:-1]))
+    key_index = np.concatenate(
+        [np.tile(np.arange(k), n) + base for k, n, base in zip(channel_counts, lengths, first_name)] or [np.empty(0, int)]
+    )
+    values = [np.column_stack(list(rows.extra.values())).ravel() for rows in batch if rows.extra]
+    items = pa.array(np.concatenate(values) if values else np.empty(0), type=pa.float64(), from_pandas=True)
+    keys = pa.array(names, type=pa.string()).take(key_index.astype(np.int64))
+    columns.append(pa.MapArray.from_arrays(pa.array(offsets), keys, items))
+    return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
 
 
 def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
@@ -147,7 +150,7 @@ def write_batch(
             sessions = _rows_table([r.session for r in batch], [c for c in SESSION_COLUMNS])
             con.register("new_sessions", sessions)
             con.execute(f"INSERT INTO telemetry.sessions BY NAME SELECT * REPLACE (settings::JSON AS settings) FROM new_sessions")
-            con.register("new_points", pa.Table.from_batches([r.points for r in batch], schema=POINTS_SCHEMA))
+            con.register("new_points", points_table(batch))
             con.execute("INSERT INTO telemetry.points BY NAME SELECT * FROM new_points")
             metrics = _rows_table([{"session_id": r.session["session_id"], **r.metrics} for r in batch], ["session_id", *METRIC_COLUMNS])
             con.register("new_metrics", metrics)
