@@ -239,6 +239,8 @@ def profile_to_session(profile: dict) -> RoastSession:
             settings["auc_base_c"] = computed["AUCbase"]
         if isinstance(profile["computed"].get("AUCbegin"), str):
             settings["auc_begin"] = profile["computed"]["AUCbegin"]
+        if profile["computed"].get("AUCfromeventflag") == 1:
+            settings["auc_base_from_event"] = True  # base = BT at the begin event
     interval = profile.get("samplinginterval")
     source = "simulator" if profile.get("daena_source") == "simulator" else "real"
     return RoastSession(

@@ -66,6 +66,8 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         metrics[column] = computed.get(key)
     total, development = computed.get("totaltime"), computed.get("finishphasetime")
     metrics["artisan_dtr_pct"] = 100.0 * development / total if total and development is not None else None
+    if not session.roasted_weight_g:
+        metrics["artisan_weight_loss_pct"] = None  # Artisan writes 100 % when the roasted weight is missing
     n = len(session.time_s)
     nan = np.full(n, np.nan)
     points = {

@@ -28,6 +28,7 @@ class RorSettings:
 DEFAULT_ROR = RorSettings()
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
+AUC_BEGIN_EVENTS = {"CHARGE": "CHARGE", "DE": "DRY_END", "FCs": "FCs"}  # Artisan's AUCbegin names
 
 
 def rate_of_rise(time_s: np.ndarray, bt_c: np.ndarray, start: int, stop: int, half_window_s: float) -> np.ndarray:
@@ -58,22 +59,31 @@ def rate_of_rise(time_s: np.ndarray, bt_c: np.ndarray, start: int, stop: int, ha
 
 
 def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
-    """Index of the lowest BT after CHARGE, searched up to the first marked of DRY END, FCs,
-    DROP (else the end); on a tie the latest sample wins — the rule Artisan's values follow."""
+    """Index of the lowest BT after CHARGE, searched up to (not including) FCs, else DROP, else
+    the end; on a tie the latest sample wins. This is the rule behind Artisan's TP values."""
     charge = events["CHARGE"]
-    end = next((events[e] for e in ("DRY_END", "FCs", "DROP") if e in events), len(bt_c))
-    window = bt_c[charge:end]
+    end = min((events[e] for e in ("FCs", "DROP") if e in events), default=len(bt_c))
+    window = np.where(bt_c[charge:end] > 0, bt_c[charge:end], np.nan)
     if window.size == 0 or np.isnan(window).all():
         return None
     lowest = np.nanmin(window)
     return charge + int(np.flatnonzero(window == lowest)[-1])
 
 
+MAX_AUC_READING_C = 500.0  # readings above this are treated as 0, as Artisan does
+
+
 def area_under_curve(time_s: np.ndarray, bt_c: np.ndarray, begin: int, end: int, base_c: float) -> float:
-    """°C·min between BT and base_c from sample `begin` to `end` (counting only BT above base)."""
-    t = time_s[begin : end + 1]
-    above = np.clip(np.nan_to_num(bt_c[begin : end + 1] - base_c, nan=0.0), 0.0, None)
-    return float(np.sum(np.diff(t) * above[:-1]) / 60.0)
+    """°C·min between BT and base_c, Artisan's way: one trapezoid per segment (i-1, i) for
+    i = begin .. end-1, each counting max(0, mean of its two readings - base); a segment that
+    touches a dropout counts 0."""
+    first = max(begin, 1)
+    if end <= first:
+        return 0.0
+    readings = np.where(bt_c > MAX_AUC_READING_C, 0.0, np.clip(bt_c, 0.0, None))
+    mean = (readings[first:end] + readings[first - 1 : end - 1]) / 2.0
+    above = np.nan_to_num(np.clip(mean - base_c, 0.0, None), nan=0.0)
+    return float(np.sum(above * np.diff(time_s[first - 1 : end])) / 60.0)
 
 
 def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -146,10 +156,14 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
     }
     row["dtr_pct"] = 100.0 * row["development_s"] / total if row["development_s"] is not None and total else None
 
-    base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
     begin_name = str(session.settings.get("auc_begin", DEFAULT_AUC_BEGIN))
-    begin = tp if begin_name == "TP" else ev.get({"DRY": "DRY_END", "FCs": "FCs"}.get(begin_name, "CHARGE"))
-    row["auc_c_min"] = area_under_curve(t, bt, begin, ev["DROP"], base) if begin is not None and "DROP" in ev else None
+    begin = tp if begin_name == "TP" else ev.get(AUC_BEGIN_EVENTS.get(begin_name, "CHARGE"))
+    if session.settings.get("auc_base_from_event") and begin is not None:
+        base = _at(bt, begin)
+    else:
+        base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
+    measurable = begin is not None and base is not None and "DROP" in ev
+    row["auc_c_min"] = area_under_curve(t, bt, begin, ev["DROP"], base) if measurable else None
     row["auc_base_c"] = base
     row["auc_begin"] = begin_name
 

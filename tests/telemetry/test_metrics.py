@@ -22,18 +22,20 @@ def test_rate_of_rise_stays_inside_charge_to_drop():
     assert np.isnan(ror[:10]).all() and np.isnan(ror[60:]).all() and np.isfinite(ror[10:60]).all()
 
 
-def test_turning_point_takes_the_latest_of_equal_minima_before_dry_end():
+def test_turning_point_takes_the_latest_of_equal_minima_before_first_crack():
     bt = np.array([200, 150, 120, 110, 110, 112, 130, 100, 140.0])
-    assert turning_point(bt, {"CHARGE": 0, "DRY_END": 7}) == 4
-    # without DRY END the search runs to the end and finds the later, lower dip
-    assert turning_point(bt, {"CHARGE": 0}) == 7
+    assert turning_point(bt, {"CHARGE": 0, "DRY_END": 3, "FCs": 7}) == 4  # DRY END does not bound it
+    assert turning_point(bt, {"CHARGE": 0}) == 7  # no FCs/DROP: the search runs to the end
 
 
-def test_area_under_curve_counts_only_bt_above_base():
+def test_area_under_curve_is_artisans_segment_trapezoid():
     t = np.arange(0, 121, 1.0)
     bt = np.full(121, 150.0)
-    bt[:60] = 90.0  # below the base for the first minute: contributes nothing
-    assert area_under_curve(t, bt, 0, 120, 100.0) == pytest.approx(50.0 * 1.0, rel=0.02)
+    bt[:60] = 90.0  # below the 100 °C base for the first minute: contributes nothing
+    # segments (i-1, i) for i = 1..119: one straddling the step (mean 120 -> 20), 59 at 50
+    assert area_under_curve(t, bt, 0, 120, 100.0) == pytest.approx((20 + 59 * 50) / 60)
+    bt[100] = np.nan  # a dropout zeroes both segments that touch it
+    assert area_under_curve(t, bt, 0, 120, 100.0) == pytest.approx((20 + 57 * 50) / 60)
 
 
 def _ror_curve(shape):
