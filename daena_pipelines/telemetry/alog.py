@@ -21,14 +21,15 @@ _GRAMS_PER_UNIT = {"g": 1.0, "kg": 1000.0, "lb": 453.59237, "oz": 28.349523125}
 # Slider names Artisan users give to event types -> our control columns.
 _CONTROL_NAMES = {"burner": "heater", "heater": "heater", "power": "heater", "air": "fan", "fan": "fan", "drum": "drum"}
 
-# Artisan `computed` keys that are temperatures, temperature differences, or rates (°/min).
+# Artisan `computed` keys in the profile's unit: temperatures, and differences or rates (°/min).
+# (Its AUC values are always °C·min, whatever the unit.)
 _COMPUTED_TEMPS = {
     "CHARGE_BT", "CHARGE_ET", "TP_BT", "TP_ET", "MET", "DRY_BT", "DRY_ET", "FCs_BT", "FCs_ET", "FCe_BT",
-    "FCe_ET", "SCs_BT", "SCs_ET", "SCe_BT", "SCe_ET", "DROP_BT", "DROP_ET", "COOL_BT", "COOL_ET",
+    "FCe_ET", "SCs_BT", "SCs_ET", "SCe_BT", "SCe_ET", "DROP_BT", "DROP_ET", "COOL_BT", "COOL_ET", "AUCbase",
 }
 _COMPUTED_DELTAS = {
     "dry_phase_ror", "mid_phase_ror", "finish_phase_ror", "total_ror", "fcs_ror", "dry_phase_delta_temp",
-    "mid_phase_delta_temp", "finish_phase_delta_temp", "AUC", "dry_phase_AUC", "mid_phase_AUC", "finish_phase_AUC",
+    "mid_phase_delta_temp", "finish_phase_delta_temp",
 }
 
 
@@ -200,8 +201,6 @@ def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
         elif unit == "F" and key in _COMPUTED_DELTAS:
             value = value * 5.0 / 9.0
         result[key] = float(value)
-    if unit == "F" and isinstance(computed.get("AUCbase"), (int, float)):
-        result["AUCbase"] = float(f_to_c(computed["AUCbase"]))
     return result
 
 

@@ -59,3 +59,40 @@ def test_reingesting_changes_nothing(real_warehouse):
     again = ingest.ingest(con, roasts, tmp / "quarantine", workers=1)
     assert again.loaded == [] and again.rejected == [] and again.unchanged == len(roasts)
     assert con.execute("SELECT count(*) FROM telemetry.points").fetchone()[0] == before
+
+
+def _to_fahrenheit(profile: dict) -> dict:
+    """The same roast as Artisan would have saved it in °F (AUC values stay °C·min, as Artisan's do)."""
+    from daena_pipelines.telemetry.alog import _COMPUTED_DELTAS, _COMPUTED_TEMPS
+
+    def f(x):
+        return x if x == -1 else round(x * 9 / 5 + 32, 4)
+
+    converted = dict(profile, mode="F", temp1=[f(x) for x in profile["temp1"]], temp2=[f(x) for x in profile["temp2"]])
+    def computed(key, value):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return value
+        return f(value) if key in _COMPUTED_TEMPS else value * 9 / 5 if key in _COMPUTED_DELTAS else value
+
+    converted["computed"] = {k: computed(k, v) for k, v in profile["computed"].items()}
+    return converted
+
+
+def test_fahrenheit_copies_of_real_profiles_give_the_same_metrics(artisan_dir):
+    import ast
+
+    import numpy as np
+
+    from daena_pipelines.telemetry.ingest import session_rows
+    from daena_pipelines.telemetry.alog import profile_to_session
+
+    names = ["roast_25-10-04_1600.alog", "roast_25-09-21_1408.alog", "roast_26-08-09_R68_caturra_26.alog"]
+    for name in names:
+        profile = ast.literal_eval((artisan_dir / name).read_text(encoding="utf-8"))
+        celsius = session_rows(profile_to_session(profile), name, "c", None).metrics
+        fahrenheit = session_rows(profile_to_session(_to_fahrenheit(profile)), name, "f", None).metrics
+        for column, value in celsius.items():
+            if isinstance(value, float):
+                assert np.isclose(fahrenheit[column], value, atol=0.02, rtol=1e-4), (name, column, value, fahrenheit[column])
+            else:
+                assert fahrenheit[column] == value, (name, column)
