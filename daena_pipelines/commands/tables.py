@@ -1,0 +1,102 @@
+"""The ``commands`` tables in DuckDB: DDL, writing an ingest in one transaction, reading sidecar executions."""
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
+from daena_pipelines.commands.store import EXECUTION_COLUMNS, Accepted
+
+DDL = {
+    "commands.proposals": """
+        proposal_id VARCHAR PRIMARY KEY, machine_id VARCHAR NOT NULL, session_id VARCHAR,
+        command_type VARCHAR NOT NULL, target_value DOUBLE, target_unit VARCHAR, constraints JSON,
+        proposed_by VARCHAR, actor VARCHAR, reasoning VARCHAR, status VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ, approved_at TIMESTAMPTZ, rejected_at TIMESTAMPTZ,
+        execution_started_at TIMESTAMPTZ, execution_completed_at TIMESTAMPTZ, rejection_reason VARCHAR,
+        outcome VARCHAR, actual_value DOUBLE, error VARCHAR, session_t_s DOUBLE,
+        origin VARCHAR NOT NULL, source VARCHAR NOT NULL""",
+    "commands.audit_log": """
+        proposal_id VARCHAR NOT NULL, seq INTEGER NOT NULL, changed_at TIMESTAMPTZ NOT NULL,
+        from_status VARCHAR, to_status VARCHAR NOT NULL, actor VARCHAR, note VARCHAR,
+        source VARCHAR NOT NULL, PRIMARY KEY (proposal_id, seq)""",
+    "commands.invalid_transitions": """
+        proposal_id VARCHAR NOT NULL, source VARCHAR NOT NULL, location VARCHAR NOT NULL,
+        from_status VARCHAR, to_status VARCHAR, changed_at TIMESTAMPTZ, problem VARCHAR NOT NULL,
+        seen_at TIMESTAMPTZ NOT NULL""",
+    "commands.ingest_errors": """
+        source VARCHAR NOT NULL, location VARCHAR NOT NULL, proposal_id VARCHAR, error_kind VARCHAR NOT NULL,
+        message VARCHAR NOT NULL, seen_at TIMESTAMPTZ NOT NULL""",
+}
+COMMENTS = {
+    "commands.proposals": {
+        "session_t_s": "seconds from CHARGE when executed; NULL if unknown",
+        "origin": "real | simulator | generated (demo data made by scripts/make_sample_proposals.py)",
+        "source": "where the row was read from: sqlite:<file>, jsonl:<file>, sidecar, or '<store> + sidecar'",
+    },
+    "commands.audit_log": {"seq": "position in the proposal's history, from 0"},
+}
+
+
+def _frame(rows: list, row_type, columns: list[str]) -> pd.DataFrame:
+    """A DataFrame with the table's columns even when there are no rows (keeps dtypes sane)."""
+    names = [f.name for f in fields(row_type)]
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=names)
+    return frame[[c for c in columns if c in frame.columns]]
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS commands")
+    for table, columns in DDL.items():
+        con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+        comment_columns(con, table, COMMENTS.get(table, {}))
+
+
+def comment_columns(con: duckdb.DuckDBPyConnection, table: str, comments: dict[str, str]) -> None:
+    for column, comment in comments.items():
+        quoted = comment.replace("'", "''")
+        con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    con.register("incoming", frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+    finally:
+        con.unregister("incoming")
+
+
+def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
+    """Replace the four ingest tables with this ingest (call inside one transaction)."""
+    create_tables(con)
+    proposal_columns = [f.name for f in fields(Proposal) if f.name != "location"]
+    _insert(con, "commands.proposals", _frame(accepted.proposals, Proposal, proposal_columns))
+
+    audit = _frame(accepted.audit, AuditEntry, [f.name for f in fields(AuditEntry) if f.name != "location"])
+    audit["seq"] = audit.groupby("proposal_id").cumcount() if not audit.empty else []
+    _insert(con, "commands.audit_log", audit)
+
+    for table, rows, row_type in (
+        ("commands.invalid_transitions", accepted.invalid_transitions, InvalidTransition),
+        ("commands.ingest_errors", accepted.errors, IngestError),
+    ):
+        frame = _frame(rows, row_type, [f.name for f in fields(row_type)])
+        frame["seen_at"] = pd.Timestamp(seen_at)
+        _insert(con, table, frame)
+
+
+def read_executions(con: duckdb.DuckDBPyConnection) -> list[dict] | None:
+    """The device sidecar's executions, or None when ``device.command_executions`` does not exist."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'device' AND table_name = 'command_executions'"
+    ).fetchone()[0]
+    if not exists:
+        return None
+    cursor = con.execute(f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM device.command_executions ORDER BY started_at, proposal_id")
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
