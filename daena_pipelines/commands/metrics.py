@@ -20,8 +20,9 @@ DECIDED = ("REJECTED", "APPROVED", "EXECUTING", *EXECUTED_TERMINAL)
 QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 
 
-def _in(statuses: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{s}'" for s in statuses) + ")"
+def sql_list(values: tuple[str, ...]) -> str:
+    """('A', 'B', ...) for an IN clause; the values are this package's own constants."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def _distribution(expression: str, name: str) -> list[str]:
@@ -37,15 +38,15 @@ def outcome_metrics_sql() -> str:
             SELECT *,
                 CAST(timezone('UTC', coalesce(created_at, execution_started_at)) AS DATE) AS day,
                 epoch(approved_at) - epoch(created_at) AS approval_latency_s,
-                CASE WHEN status IN {_in(EXECUTED_TERMINAL)}
+                CASE WHEN status IN {sql_list(EXECUTED_TERMINAL)}
                      THEN epoch(execution_completed_at) - epoch(execution_started_at) END AS execution_duration_s
             FROM commands.proposals
         ), counted AS (
             SELECT day, machine_id, command_type,
                 count(*) AS n_proposals,
                 {', '.join(status_counts)},
-                count(*) FILTER (WHERE status IN {_in(EXECUTED_TERMINAL)}) AS n_terminal_executed,
-                count(*) FILTER (WHERE status IN {_in(DECIDED)}) AS n_decided,
+                count(*) FILTER (WHERE status IN {sql_list(EXECUTED_TERMINAL)}) AS n_terminal_executed,
+                count(*) FILTER (WHERE status IN {sql_list(DECIDED)}) AS n_decided,
                 {', '.join(_distribution('approval_latency_s', 'approval_latency'))},
                 {', '.join(_distribution('execution_duration_s', 'execution_duration'))}
             FROM p
