@@ -72,6 +72,8 @@ class LogBuilder:
             stop_at: str | None = None, actual: float | None = None) -> datetime:
         """Walk a proposal through approval and execution; returns when it left the approver's hands."""
         rng, at = self.rng, record["created_at"]
+        if stop_at == "PROPOSED":
+            return at
         at += timedelta(seconds=rng.uniform(0.2, 1.0))
         self.move(record, "PENDING_APPROVAL", at, "command-service")
         if stop_at == "PENDING_APPROVAL":
@@ -117,6 +119,7 @@ class LogBuilder:
                               "drum at charge temperature", None, proposed_by="HUMAN")
         self.run(charge, approval_s=rng.uniform(1, 4))
         levels = {"SET_POWER": 7, "SET_FAN": 3, "SET_DRUM": 6}
+        unfinished = ["EXECUTING", "APPROVED", "PENDING_APPROVAL"]
         at = charge_at + timedelta(seconds=rng.uniform(20, 40))
         drop_t = rng.uniform(600, 720)
         while (at - charge_at).total_seconds() < drop_t - 30:
@@ -129,8 +132,9 @@ class LogBuilder:
             t = (at - charge_at).total_seconds()
             record = self.propose(machine, at, command, float(target),
                                   f"{command.lower()} {levels[command]} -> {target} at t={t:.0f}s to steer RoR", charge_at)
-            if last_of_log and t > drop_t - 200:
-                self.run(record, stop_at=rng.choice(["PENDING_APPROVAL", "APPROVED", "EXECUTING"]))
+            if last_of_log and t > drop_t - 300:
+                # The export was taken mid-roast: the newest proposals are still on their way.
+                self.run(record, stop_at=unfinished.pop(0) if unfinished else "PROPOSED")
             elif rng.random() < 0.07:
                 self.run(record, ending="REJECTED")
             else:
@@ -200,11 +204,12 @@ def build(seed: int) -> list[dict]:
     for day in DAYS:
         for machine in MACHINES:
             for roast_no in range(3):
-                last = day == DAYS[-1] and roast_no == 2
-                log.roast(machine, day + timedelta(hours=8 + roast_no * 1.5, minutes=log.rng.uniform(0, 20)), last)
+                log.roast(machine, day + timedelta(hours=8 + roast_no * 1.5, minutes=log.rng.uniform(0, 20)))
         log.incidents(MACHINES[DAYS.index(day) % 2], day)
         if day != DAYS[1]:
             log.illegal(MACHINES[0], day)
+    # The log ends during an evening roast on the last day.
+    log.roast(MACHINES[0], DAYS[-1] + timedelta(hours=18), last_of_log=True)
     return log.records
 
 
