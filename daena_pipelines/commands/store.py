@@ -106,8 +106,8 @@ class Batch:
 
 def _same_record(a: Proposal, b: Proposal, history_a: list[AuditEntry], history_b: list[AuditEntry]) -> bool:
     """The same proposal exported twice (e.g. in the database and in a JSONL export) is one record."""
-    strip = lambda entries: [replace(e, source="") for e in entries]  # noqa: E731 - local comparison key
-    return replace(a, source="") == replace(b, source="") and strip(history_a) == strip(history_b)
+    same_history = [replace(e, source="") for e in history_a] == [replace(e, source="") for e in history_b]
+    return same_history and replace(a, source="") == replace(b, source="")
 
 
 @dataclass
@@ -118,17 +118,22 @@ class Accepted:
     errors: list[IngestError]
 
 
+def _input(path: Path | str, kind: str) -> tuple[Path, str]:
+    """The input file (which must exist: a configured path that is missing is a mistake) and its source label."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"command proposals input {path} does not exist")
+    return path, f"{kind}:{path.name}"
+
+
 # ---- SQLite store ---------------------------------------------------------------------------------
 
 
 def read_sqlite(path: Path | str) -> Batch:
     """Read the command service's SQLite store (schema: ``SQLITE_SCHEMA``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"command store database {path} does not exist")
-    source = f"sqlite:{path.name}"
+    path, source = _input(path, "sqlite")
     batch = Batch()
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
     try:
         for table, needed in (("proposals", PROPOSAL_COLUMNS), ("audit_log", AUDIT_COLUMNS)):
@@ -187,10 +192,7 @@ def _add_proposals(rows, history: dict[str, list[AuditEntry]], source: str, batc
 
 def read_jsonl(path: Path | str) -> Batch:
     """Read a JSONL export: one proposal per line, command and outcome nested, with its audit_log list."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"command export {path} does not exist")
-    source = f"jsonl:{path.name}"
+    path, source = _input(path, "jsonl")
     batch = Batch()
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
