@@ -147,8 +147,8 @@ _GROUP_RULES = {
         SELECT 'HIGH_LATENCY', 'WARNING', day, machine_id, command_type, NULL, NULL, observed, threshold,
             format('{} p95 {:.1f} s > {} s', what, observed, threshold)
         FROM commands.outcome_metrics,
-            LATERAL (VALUES ('approval latency', approval_latency_p95_s, $max_approval_latency_p95_s, n_decided - n_rejected),
-                            ('execution duration', execution_duration_p95_s, $max_execution_duration_p95_s, n_terminal_executed))
+            LATERAL (VALUES ('approval latency', approval_latency_p95_s, $max_approval_latency_p95_s, approval_latency_n),
+                            ('execution duration', execution_duration_p95_s, $max_execution_duration_p95_s, execution_duration_n))
                 AS m(what, observed, threshold, samples)
         WHERE observed > threshold AND samples >= $min_group_samples""",
 }

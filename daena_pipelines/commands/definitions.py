@@ -80,20 +80,23 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
     batches = [store.read_sqlite(p) for p in config.sqlite_paths] + [store.read_jsonl(p) for p in config.jsonl_paths]
     combined = store.combine(batches)
     with duckdb.get_connection() as con:
-        executions = tables.read_executions(con) if config.read_sidecar_executions else None
-        if executions is not None:
+        sidecar = tables.read_executions(con) if config.read_sidecar_executions else None
+        executions = []
+        if sidecar is not None:
+            executions, sidecar_errors = sidecar
+            combined.errors.extend(sidecar_errors)
             store.apply_executions(combined, executions)
         accepted = store.accept(combined)
         with transaction(con):
             tables.write_ingest(con, accepted, datetime.now(timezone.utc))
         context.log.info(
             f"{len(accepted.proposals)} proposals accepted, {len(accepted.invalid_transitions)} lifecycle problems, "
-            f"{len(accepted.errors)} unreadable rows, {len(executions or [])} sidecar executions"
+            f"{len(accepted.errors)} unreadable rows, {len(executions)} sidecar executions"
         )
         inputs = {
             "sqlite_paths": dg.MetadataValue.json(config.sqlite_paths),
             "jsonl_paths": dg.MetadataValue.json(config.jsonl_paths),
-            "sidecar_executions_read": dg.MetadataValue.int(len(executions or [])),
+            "sidecar_executions_read": dg.MetadataValue.int(len(executions)),
         }
         yield dg.MaterializeResult(
             asset_key=PROPOSALS,

@@ -26,7 +26,8 @@ def sql_list(values: tuple[str, ...]) -> str:
 
 
 def _distribution(expression: str, name: str) -> list[str]:
-    columns = [f"quantile_cont({expression}, {q}) AS {name}_{label}_s" for q, label in QUANTILES]
+    columns = [f"count({expression}) AS {name}_n"]
+    columns += [f"quantile_cont({expression}, {q}) AS {name}_{label}_s" for q, label in QUANTILES]
     return columns + [f"max({expression}) AS {name}_max_s"]
 
 
@@ -68,7 +69,9 @@ COMMENTS = {
     "success_rate": "COMPLETED / (COMPLETED+FAILED+ABORTED+TIMEOUT); pending or unexecuted proposals never count; NULL if none finished",
     "rejection_rate": "REJECTED / (REJECTED + APPROVED-or-later); NULL if none decided",
     "n_execution_timeouts": "proposals whose execution ended TIMEOUT",
+    "approval_latency_n": "approved proposals with a measured approval latency (the sample behind its quantiles)",
     "approval_latency_p50_s": "approved_at - created_at, seconds, over approved proposals",
+    "execution_duration_n": "finished executions (the sample behind the duration quantiles)",
     "execution_duration_p50_s": "execution_completed_at - execution_started_at, seconds, over finished executions",
 }
 

@@ -270,6 +270,11 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
         if known is None:
             batch.add(_proposal_from_execution(execution, location), entries, starts_at="APPROVED")
             continue
+        if (known.machine_id, known.command_type) != (execution["machine_id"], execution["command_type"]):
+            batch.errors.append(IngestError(SIDECAR_SOURCE, location, known.proposal_id, "conflicting_execution",
+                                            f"the sidecar ran {execution['command_type']} on {execution['machine_id']} but "
+                                            f"the proposal (at {known.location}) is {known.command_type} on {known.machine_id}"))
+            continue
         history = batch.audit[known.proposal_id]
         if known.status in EXECUTED_TERMINAL or known.status == "EXECUTING":
             if known.status == execution["status"] and known.execution_started_at == execution["started_at"]:
@@ -290,6 +295,7 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
             outcome=_sidecar_outcome(execution["status"]),
             actual_value=execution["observed_value"],
             error=execution["error"],
+            session_t_s=known.session_t_s if execution["session_t_s"] is None else execution["session_t_s"],
             source=f"{known.source} + {SIDECAR_SOURCE}",
         )
 
@@ -308,6 +314,7 @@ def _execution_from_fields(fields: dict) -> dict:
         "completed_at": completed_at,
         "observed_value": parse_number(fields.get("observed_value"), "observed_value"),
         "error": parse_text(fields.get("error"), "error"),
+        "session_t_s": parse_number(fields.get("session_t_s"), "session_t_s"),
         "origin": parse_choice(fields.get("source"), "source", ("real", "simulator")),
     }
 
@@ -325,7 +332,8 @@ def _proposal_from_execution(execution: dict, location: str) -> Proposal:
         created_at=None, approved_at=None, rejected_at=None,
         execution_started_at=execution["started_at"], execution_completed_at=execution["completed_at"],
         rejection_reason=None, outcome=_sidecar_outcome(execution["status"]), actual_value=execution["observed_value"],
-        error=execution["error"], session_t_s=None, origin=execution["origin"], source=SIDECAR_SOURCE, location=location,
+        error=execution["error"], session_t_s=execution["session_t_s"], origin=execution["origin"], source=SIDECAR_SOURCE,
+        location=location,
     )
 
 

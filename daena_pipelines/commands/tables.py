@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 
 from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
-from daena_pipelines.commands.store import EXECUTION_COLUMNS, Accepted
+from daena_pipelines.commands.store import EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
 
 DDL = {
     "commands.proposals": """
@@ -90,13 +90,20 @@ def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: da
         _insert(con, table, frame)
 
 
-def read_executions(con: duckdb.DuckDBPyConnection) -> list[dict] | None:
-    """The device sidecar's executions, or None when ``device.command_executions`` does not exist."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'device' AND table_name = 'command_executions'"
-    ).fetchone()[0]
-    if not exists:
+def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]] | None:
+    """The device sidecar's executions (None when ``device.command_executions`` does not exist).
+
+    The contract columns are required; ``session_t_s`` is read when the table has it.
+    """
+    have = {name for (name,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'device' AND table_name = 'command_executions'"
+    ).fetchall()}
+    if not have:
         return None
-    cursor = con.execute(f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM device.command_executions ORDER BY started_at, proposal_id")
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    missing = [c for c in EXECUTION_COLUMNS if c not in have]
+    if missing:
+        return [], [IngestError(SIDECAR_SOURCE, "device.command_executions", None, "bad_schema",
+                                f"table lacks columns {', '.join(missing)}; no execution read")]
+    columns = [*EXECUTION_COLUMNS, *(["session_t_s"] if "session_t_s" in have else [])]
+    cursor = con.execute(f"SELECT {', '.join(columns)} FROM device.command_executions ORDER BY started_at, proposal_id")
+    return [dict(zip(columns, row)) for row in cursor.fetchall()], []

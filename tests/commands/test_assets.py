@@ -89,22 +89,26 @@ def test_sidecar_executions_land_in_the_same_tables(tmp_path):
             CREATE SCHEMA device;
             CREATE TABLE device.command_executions (proposal_id VARCHAR, machine_id VARCHAR, session_id VARCHAR,
                 command_type VARCHAR, target_value DOUBLE, status VARCHAR, started_at TIMESTAMPTZ,
-                completed_at TIMESTAMPTZ, observed_value DOUBLE, error VARCHAR, source VARCHAR);
+                completed_at TIMESTAMPTZ, observed_value DOUBLE, error VARCHAR, source VARCHAR,
+                execution_id VARCHAR, recording_id VARCHAR, session_t_s DOUBLE);  -- the device's extra columns
         """)
         with closing(sqlite3.connect(ASSETS_DIR / "commands" / "command_store.sqlite")) as store:
             approved = store.execute(
-                "SELECT proposal_id, approved_at FROM proposals WHERE status = 'APPROVED' ORDER BY proposal_id LIMIT 1").fetchone()
+                "SELECT proposal_id, approved_at, command_type, target_value FROM proposals "
+                "WHERE status = 'APPROVED' AND machine_id = 'bullet-r1-virtual' ORDER BY proposal_id LIMIT 1").fetchone()
         con.execute("""INSERT INTO device.command_executions VALUES
-            (?, 'bullet-r1-virtual', 'sess-1', 'SET_POWER', 5, 'COMPLETED', CAST(? AS TIMESTAMPTZ) + INTERVAL 2 SECOND,
-             CAST(? AS TIMESTAMPTZ) + INTERVAL 4 SECOND, 5, NULL, 'simulator'),
+            (?, 'bullet-r1-virtual', 'sess-1', ?, ?, 'COMPLETED', CAST(? AS TIMESTAMPTZ) + INTERVAL 2 SECOND,
+             CAST(? AS TIMESTAMPTZ) + INTERVAL 4 SECOND, ?, NULL, 'simulator', 'ex-1', 'rec-1', 400),
             ('sim-0001', 'bullet-r1-virtual', 'sess-1', 'SET_FAN', 6, 'FAILED', '2026-11-19 18:00:00+00',
-             '2026-11-19 18:00:03+00', 5, 'fan level not confirmed', 'simulator')""", [approved[0], approved[1], approved[1]])
+             '2026-11-19 18:00:03+00', 5, 'fan level not confirmed', 'simulator', 'ex-2', 'rec-1', 410)""",
+                    [approved[0], approved[2], approved[3], approved[1], approved[1], approved[3]])
     assert materialize(db).success
     rows = dict(((p, (s, src, origin)) for p, s, src, origin in
                  query(db, f"SELECT proposal_id, status, source, origin FROM commands.proposals WHERE proposal_id IN ('{approved[0]}', 'sim-0001')")))
     assert rows[approved[0]] == ("COMPLETED", "sqlite:command_store.sqlite + sidecar", "generated")
     assert rows["sim-0001"] == ("FAILED", "sidecar", "simulator")
     assert query(db, "SELECT count(*) FROM commands.audit_log WHERE source = 'sidecar'") == [(4,)]
+    assert query(db, f"SELECT session_t_s FROM commands.proposals WHERE proposal_id = '{approved[0]}'") == [(400.0,)]
     assert query(db, "SELECT count(*) FROM commands.alerts WHERE proposal_id = 'sim-0001' AND alert_type = 'EXECUTION_FAILURE'") == [(1,)]
 
 
@@ -144,3 +148,14 @@ def test_bundled_files_are_what_the_generator_writes(tmp_path):
             return list(con.iterdump())
 
     assert dump(tmp_path / "command_store.sqlite") == dump(bundled / "command_store.sqlite")
+
+
+def test_sidecar_table_without_the_contract_columns_is_reported(tmp_path):
+    db = tmp_path / "w.duckdb"
+    with connect(db) as con:
+        con.execute("CREATE SCHEMA device; CREATE TABLE device.command_executions (proposal_id VARCHAR, state VARCHAR)")
+    assert materialize(db).success
+    errors = query(db, "SELECT location, error_kind, message FROM commands.ingest_errors WHERE error_kind = 'bad_schema'")
+    assert errors == [("device.command_executions", "bad_schema",
+                       "table lacks columns machine_id, session_id, command_type, target_value, status, started_at, "
+                       "completed_at, observed_value, error, source; no execution read")]

@@ -52,6 +52,7 @@ def test_counts_rates_and_distributions(tmp_path):
         for q, label in ((50, "p50"), (95, "p95"), (99, "p99")):
             assert m[f"{name}_{label}_s"] == pytest.approx(np.percentile(values, q)), (name, label)
         assert m[f"{name}_max_s"] == pytest.approx(max(values))
+        assert m[f"{name}_n"] == len(values)
 
 
 def test_groups_by_utc_day_machine_and_command_type(tmp_path):

@@ -182,3 +182,17 @@ def test_sidecar_execution_already_in_the_store_changes_nothing():
     store.apply_executions(batch, [execution("p1", started_at=proposal.execution_started_at,
                                              completed_at=proposal.execution_completed_at)])
     assert batch.errors == [] and len(batch.audit["p1"]) == len(FULL)
+
+
+def test_sidecar_execution_for_another_machine_is_a_conflict():
+    batch = batch_of(build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED")))
+    store.apply_executions(batch, [execution("p1", machine_id="bullet-r1-virtual-b")])
+    assert batch.proposals["p1"].status == "APPROVED"
+    [error] = batch.errors
+    assert error.error_kind == "conflicting_execution" and "on bullet-r1-virtual-b" in error.message
+
+
+def test_sidecar_session_time_is_taken_when_given():
+    batch = batch_of(build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED")))
+    store.apply_executions(batch, [execution("p1", session_t_s=312.5), execution("x1", session_t_s=-20.0)])
+    assert (batch.proposals["p1"].session_t_s, batch.proposals["x1"].session_t_s) == (312.5, -20.0)
