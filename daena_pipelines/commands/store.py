@@ -275,7 +275,6 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
                                             f"the sidecar ran {execution['command_type']} on {execution['machine_id']} but "
                                             f"the proposal (at {known.location}) is {known.command_type} on {known.machine_id}"))
             continue
-        history = batch.audit[known.proposal_id]
         if known.status in EXECUTED_TERMINAL or known.status == "EXECUTING":
             if known.status == execution["status"] and known.execution_started_at == execution["started_at"]:
                 continue  # the store already has this execution
@@ -286,9 +285,10 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
                                                 f"the store says {known.status} (at {known.location}) but the sidecar "
                                                 f"says {execution['status']}; the store's record is kept"))
                 continue
-        history.extend(entries)
+        batch.audit[known.proposal_id] = [*batch.audit[known.proposal_id], *entries]
         batch.proposals[known.proposal_id] = replace(
             known,
+            session_id=known.session_id or execution["session_id"],
             status=execution["status"],
             execution_started_at=known.execution_started_at or execution["started_at"],
             execution_completed_at=execution["completed_at"],

@@ -146,7 +146,7 @@ def test_sidecar_execution_completes_an_approved_proposal():
     accepted = store.accept(batch)
     [proposal] = accepted.proposals
     assert (proposal.status, proposal.outcome, proposal.actual_value, proposal.error) == ("FAILED", "FAILURE", 4.0, "level not reached")
-    assert proposal.source == "test + sidecar"
+    assert proposal.source == "test + sidecar" and proposal.session_id == "s1"  # the sidecar knows the session
     assert [(e.to_status, e.source) for e in accepted.audit][-2:] == [("EXECUTING", "sidecar"), ("FAILED", "sidecar")]
 
 
