@@ -80,12 +80,9 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
     batches = [store.read_sqlite(p) for p in config.sqlite_paths] + [store.read_jsonl(p) for p in config.jsonl_paths]
     combined = store.combine(batches)
     with duckdb.get_connection() as con:
-        sidecar = tables.read_executions(con) if config.read_sidecar_executions else None
-        executions = []
-        if sidecar is not None:
-            executions, sidecar_errors = sidecar
-            combined.errors.extend(sidecar_errors)
-            store.apply_executions(combined, executions)
+        executions, sidecar_errors = tables.read_executions(con) if config.read_sidecar_executions else ([], [])
+        combined.errors.extend(sidecar_errors)
+        store.apply_executions(combined, executions)
         accepted = store.accept(combined)
         with transaction(con):
             tables.write_ingest(con, accepted, datetime.now(timezone.utc))

@@ -90,8 +90,8 @@ def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: da
         _insert(con, table, frame)
 
 
-def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]] | None:
-    """The device sidecar's executions (None when ``device.command_executions`` does not exist).
+def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]]:
+    """The device sidecar's executions (none while ``device.command_executions`` does not exist).
 
     The contract columns are required; ``session_t_s`` is read when the table has it.
     """
@@ -99,7 +99,7 @@ def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[In
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'device' AND table_name = 'command_executions'"
     ).fetchall()}
     if not have:
-        return None
+        return [], []
     missing = [c for c in EXECUTION_COLUMNS if c not in have]
     if missing:
         return [], [IngestError(SIDECAR_SOURCE, "device.command_executions", None, "bad_schema",
