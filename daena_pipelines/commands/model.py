@@ -280,13 +280,12 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
     if current != proposal.status:
         flag(f"status is {proposal.status} but the audit log ends at {current}")
 
-    for status, column in STATUS_TIMESTAMP.items():
-        has_value = getattr(proposal, column) is not None
-        if status in visited and not has_value:
-            flag(f"{column} is missing although the proposal reached {status}")
-    for column in ("approved_at", "rejected_at", "execution_started_at", "execution_completed_at"):
-        reached = any(STATUS_TIMESTAMP.get(s) == column for s in visited)
-        if getattr(proposal, column) is not None and not reached:
+    reached = {STATUS_TIMESTAMP[s] for s in visited if s in STATUS_TIMESTAMP}
+    for column in dict.fromkeys(STATUS_TIMESTAMP.values()):
+        present = getattr(proposal, column) is not None
+        if column in reached and not present:
+            flag(f"{column} is missing although the proposal reached that state")
+        elif present and column not in reached:
             flag(f"{column} is set although the proposal never reached that state")
 
     stamps = [(c, getattr(proposal, c)) for c in TIMESTAMP_ORDER if getattr(proposal, c) is not None]

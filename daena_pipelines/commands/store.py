@@ -211,7 +211,7 @@ def read_jsonl(path: Path | str) -> Batch:
                 batch.errors.append(IngestError(source, location, None, exc.kind, str(exc)))
                 continue
             history = _group_audit(
-                ((f"{location} audit_log[{i}]", {**row, "proposal_id": fields.get("proposal_id")} if isinstance(row, dict) else {})
+                ((f"{location} audit_log[{i}]", {**row, "proposal_id": fields.get("proposal_id")})
                  for i, row in enumerate(audit_rows)),
                 source, batch,
             )
@@ -229,6 +229,9 @@ def _flatten_export(record: dict) -> tuple[dict, list]:
     audit_rows = record.get("audit_log") or []
     if not isinstance(audit_rows, list):
         raise RowError("bad_value", "audit_log must be a list")
+    for index, row in enumerate(audit_rows):
+        if not isinstance(row, dict):
+            raise RowError("bad_value", f"audit_log[{index}] is not an object")
     outcome = outcome or {}
     fields = {
         **{k: v for k, v in record.items() if k not in ("command", "outcome", "audit_log")},

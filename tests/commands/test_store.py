@@ -100,12 +100,15 @@ def test_jsonl_export_reports_each_bad_line_by_number(tmp_path):
         export_line("p4", audit_log=[{"changed_at": "soon", "to_status": "PROPOSED"}]),
         "[1, 2]",
         export_line("p5"),
+        export_line("p6", audit_log=["PROPOSED"]),
     ]) + "\n")
     batch = store.read_jsonl(path)
     assert list(batch.proposals) == ["p1", "p4", "p5"]
     errors = [(e.location.rsplit("/", 1)[1], e.error_kind) for e in batch.errors]
     assert errors == [("export.jsonl:2", "bad_json"), ("export.jsonl:3", "missing_field"),
-                      ("export.jsonl:5 audit_log[0]", "bad_timestamp"), ("export.jsonl:6", "bad_json")]
+                      ("export.jsonl:5 audit_log[0]", "bad_timestamp"), ("export.jsonl:6", "bad_json"),
+                      ("export.jsonl:8", "bad_value")]
+    assert batch.errors[-1].message == "audit_log[0] is not an object"
     assert batch.proposals["p1"].constraints == '{"max_value":9,"min_value":0}'
     assert batch.proposals["p1"].source == "jsonl:export.jsonl"
     # p4 loaded without its unreadable entry, so its lifecycle cannot be verified and it is not accepted.
