@@ -41,11 +41,9 @@ COMMENTS = {
 }
 
 
-def _frame(rows: list, row_type, columns: list[str]) -> pd.DataFrame:
-    """A DataFrame with the table's columns even when there are no rows (keeps dtypes sane)."""
-    names = [f.name for f in fields(row_type)]
-    frame = pd.DataFrame([asdict(r) for r in rows], columns=names)
-    return frame[[c for c in columns if c in frame.columns]]
+def _frame(rows: list, row_type) -> pd.DataFrame:
+    """One column per dataclass field, even when there are no rows."""
+    return pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(row_type)])
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -74,10 +72,10 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> 
 def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
     """Replace the four ingest tables with this ingest (call inside one transaction)."""
     create_tables(con)
-    proposal_columns = [f.name for f in fields(Proposal) if f.name != "location"]
-    _insert(con, "commands.proposals", _frame(accepted.proposals, Proposal, proposal_columns))
+    # A proposal's or audit entry's location only serves error messages; it is not a column.
+    _insert(con, "commands.proposals", _frame(accepted.proposals, Proposal).drop(columns="location"))
 
-    audit = _frame(accepted.audit, AuditEntry, [f.name for f in fields(AuditEntry) if f.name != "location"])
+    audit = _frame(accepted.audit, AuditEntry).drop(columns="location")
     audit["seq"] = audit.groupby("proposal_id").cumcount() if not audit.empty else []
     _insert(con, "commands.audit_log", audit)
 
@@ -85,7 +83,7 @@ def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: da
         ("commands.invalid_transitions", accepted.invalid_transitions, InvalidTransition),
         ("commands.ingest_errors", accepted.errors, IngestError),
     ):
-        frame = _frame(rows, row_type, [f.name for f in fields(row_type)])
+        frame = _frame(rows, row_type)
         frame["seen_at"] = pd.Timestamp(seen_at)
         _insert(con, table, frame)
 
