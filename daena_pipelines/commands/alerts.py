@@ -1,0 +1,183 @@
+"""``commands.alerts``: every alert rule as DuckDB SQL over proposals and outcome metrics.
+
+Thresholds live in ``AlertThresholds`` (defaults documented in docs/commands.md); the Dagster
+asset exposes the same fields as run config.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import duckdb
+
+ALERT_TYPES = (
+    "SAFETY_VIOLATION",
+    "CONSTRAINT_VIOLATION",
+    "RATE_LIMIT_EXCEEDED",
+    "EXECUTION_FAILURE",
+    "APPROVAL_TIMEOUT",
+    "UNUSUAL_PATTERN",
+    "HIGH_FAILURE_RATE",
+    "HIGH_LATENCY",
+)
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    # SAFETY_VIOLATION: Bullet R1 ranges (heater 0..9, fan 1..12, drum 1..9) and a preheat window in °C.
+    power_min: float = 0
+    power_max: float = 9
+    fan_min: float = 1
+    fan_max: float = 12
+    drum_min: float = 1
+    drum_max: float = 9
+    preheat_min_c: float = 100
+    preheat_max_c: float = 300
+    # RATE_LIMIT_EXCEEDED: more than this many proposals for one machine within the window.
+    max_proposals_per_window: int = 6
+    rate_window_s: float = 60
+    # APPROVAL_TIMEOUT: no decision within this long (decided late, or still waiting at as_of).
+    approval_timeout_s: float = 120
+    # UNUSUAL_PATTERN: the target of one SET_* command type changes direction this often in the window.
+    oscillation_min_reversals: int = 4
+    oscillation_window_s: float = 300
+    # HIGH_FAILURE_RATE and HIGH_LATENCY judge a day x machine x command type group only when it has
+    # at least this many samples (finished executions, approved proposals): a p95 of 3 values is noise.
+    min_group_samples: int = 5
+    # HIGH_FAILURE_RATE: failure rate = 1 - success_rate above this.
+    max_failure_rate: float = 0.25
+    # HIGH_LATENCY: p95 above these.
+    max_approval_latency_p95_s: float = 60
+    max_execution_duration_p95_s: float = 15
+
+
+ALERT_COLUMNS = """
+    alert_id VARCHAR PRIMARY KEY, alert_type VARCHAR NOT NULL, severity VARCHAR NOT NULL,
+    day DATE, machine_id VARCHAR NOT NULL, command_type VARCHAR, proposal_id VARCHAR,
+    alert_at TIMESTAMPTZ, observed_value DOUBLE, threshold DOUBLE, message VARCHAR NOT NULL"""
+
+# Shared by the per-proposal rules: the time a proposal entered the log (sidecar-only ones lack created_at).
+_BASE = """
+    WITH p AS (SELECT *, coalesce(created_at, execution_started_at) AS event_at FROM commands.proposals)
+"""
+
+_RULES = {
+    "SAFETY_VIOLATION": """
+        , limits(command_type, lo, hi) AS (VALUES ('SET_POWER', $power_min, $power_max),
+            ('SET_FAN', $fan_min, $fan_max), ('SET_DRUM', $drum_min, $drum_max),
+            ('PREHEAT', $preheat_min_c, $preheat_max_c))
+        , v AS (
+            SELECT p.*, lo, hi, CASE WHEN target_value NOT BETWEEN lo AND hi THEN target_value ELSE actual_value END AS bad
+            FROM p JOIN limits USING (command_type)
+            WHERE target_value NOT BETWEEN lo AND hi OR actual_value NOT BETWEEN lo AND hi)
+        SELECT 'SAFETY_VIOLATION', CASE WHEN status IN ('PROPOSED', 'PENDING_APPROVAL', 'REJECTED') THEN 'WARNING' ELSE 'CRITICAL' END,
+            machine_id, command_type, proposal_id, event_at, bad, CASE WHEN bad < lo THEN lo ELSE hi END,
+            format('{} {} outside the safe range [{}, {}] (status {})', command_type, bad, lo, hi, status)
+        FROM v""",
+    "CONSTRAINT_VIOLATION": """
+        , c AS (
+            SELECT p.*,
+                TRY_CAST(json_extract_string(constraints, '$.min_value') AS DOUBLE) AS cmin,
+                TRY_CAST(json_extract_string(constraints, '$.max_value') AS DOUBLE) AS cmax,
+                TRY_CAST(json_extract_string(constraints, '$.max_deviation') AS DOUBLE) AS cdev
+            FROM p WHERE constraints IS NOT NULL)
+        , v AS (
+            SELECT *, CASE
+                WHEN target_value < cmin THEN {'what': 'target', 'value': target_value, 'bound': cmin}
+                WHEN target_value > cmax THEN {'what': 'target', 'value': target_value, 'bound': cmax}
+                WHEN actual_value < cmin THEN {'what': 'actual', 'value': actual_value, 'bound': cmin}
+                WHEN actual_value > cmax THEN {'what': 'actual', 'value': actual_value, 'bound': cmax}
+                WHEN abs(actual_value - target_value) > cdev THEN {'what': 'deviation', 'value': abs(actual_value - target_value), 'bound': cdev}
+            END AS breach
+            FROM c)
+        SELECT 'CONSTRAINT_VIOLATION', 'ERROR', machine_id, command_type, proposal_id, event_at,
+            breach.value, breach.bound,
+            format('{} value {} breaks the proposal''s own constraint {} ({})', breach.what, breach.value, breach.bound, constraints)
+        FROM v WHERE breach IS NOT NULL""",
+    "RATE_LIMIT_EXCEEDED": """
+        , w AS (
+            SELECT *, count(*) OVER (PARTITION BY machine_id ORDER BY event_at
+                RANGE BETWEEN to_seconds($rate_window_s) PRECEDING AND CURRENT ROW) AS n_in_window
+            FROM p WHERE event_at IS NOT NULL)
+        , e AS (SELECT *, lag(n_in_window) OVER (PARTITION BY machine_id ORDER BY event_at, proposal_id) AS before FROM w)
+        SELECT 'RATE_LIMIT_EXCEEDED', 'WARNING', machine_id, NULL, proposal_id, event_at,
+            n_in_window, $max_proposals_per_window,
+            format('{} proposals for {} within {} s (limit {})', n_in_window, machine_id, $rate_window_s, $max_proposals_per_window)
+        FROM e WHERE n_in_window > $max_proposals_per_window AND coalesce(before, 0) <= $max_proposals_per_window""",
+    "EXECUTION_FAILURE": """
+        SELECT 'EXECUTION_FAILURE', 'ERROR', machine_id, command_type, proposal_id, execution_completed_at,
+            epoch(execution_completed_at) - epoch(execution_started_at), NULL,
+            format('{} {} ended {}: {}', command_type, coalesce(CAST(target_value AS VARCHAR), ''), status, coalesce(error, 'no error given'))
+        FROM p WHERE status IN ('FAILED', 'TIMEOUT')""",
+    "APPROVAL_TIMEOUT": """
+        , w AS (
+            SELECT *, CASE
+                WHEN status IN ('PROPOSED', 'PENDING_APPROVAL') THEN epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(created_at)
+                ELSE epoch(coalesce(approved_at, rejected_at)) - epoch(created_at) END AS waited_s
+            FROM p WHERE created_at IS NOT NULL)
+        SELECT 'APPROVAL_TIMEOUT', 'WARNING', machine_id, command_type, proposal_id, created_at, waited_s, $approval_timeout_s,
+            format('{} waited {:.0f} s for a decision (limit {} s, status {})', proposal_id, waited_s, $approval_timeout_s, status)
+        FROM w WHERE waited_s > $approval_timeout_s""",
+    "UNUSUAL_PATTERN": """
+        , steps AS (
+            SELECT *, sign(target_value - lag(target_value) OVER (PARTITION BY machine_id, command_type ORDER BY event_at, proposal_id)) AS direction
+            FROM p WHERE command_type IN ('SET_POWER', 'SET_FAN', 'SET_DRUM') AND target_value IS NOT NULL AND event_at IS NOT NULL)
+        , moves AS (
+            SELECT *, CAST(direction <> lag(direction) OVER (PARTITION BY machine_id, command_type ORDER BY event_at, proposal_id) AS INTEGER) AS reversal
+            FROM steps WHERE direction <> 0)
+        , w AS (
+            SELECT *, sum(reversal) OVER (PARTITION BY machine_id, command_type ORDER BY event_at
+                RANGE BETWEEN to_seconds($oscillation_window_s) PRECEDING AND CURRENT ROW) AS reversals
+            FROM moves)
+        , e AS (SELECT *, lag(reversals) OVER (PARTITION BY machine_id, command_type ORDER BY event_at, proposal_id) AS before FROM w)
+        SELECT 'UNUSUAL_PATTERN', 'WARNING', machine_id, command_type, proposal_id, event_at, reversals, $oscillation_min_reversals,
+            format('{} on {} changed direction {} times within {} s (oscillating control)', command_type, machine_id, reversals, $oscillation_window_s)
+        FROM e WHERE reversals >= $oscillation_min_reversals AND coalesce(before, 0) < $oscillation_min_reversals""",
+}
+
+# Rules over the aggregated outcome metrics (one alert per day x machine x command type).
+_GROUP_RULES = {
+    "HIGH_FAILURE_RATE": """
+        SELECT 'HIGH_FAILURE_RATE', 'ERROR', day, machine_id, command_type, NULL, NULL, 1 - success_rate, $max_failure_rate,
+            format('{} of {} finished executions did not complete (failure rate {:.2f} > {:.2f})',
+                   n_terminal_executed - n_completed, n_terminal_executed, 1 - success_rate, $max_failure_rate)
+        FROM commands.outcome_metrics
+        WHERE n_terminal_executed >= $min_group_samples AND 1 - success_rate > $max_failure_rate""",
+    "HIGH_LATENCY": """
+        SELECT 'HIGH_LATENCY', 'WARNING', day, machine_id, command_type, NULL, NULL, observed, threshold,
+            format('{} p95 {:.1f} s > {} s', what, observed, threshold)
+        FROM commands.outcome_metrics,
+            LATERAL (VALUES ('approval latency', approval_latency_p95_s, $max_approval_latency_p95_s, approval_latency_n),
+                            ('execution duration', execution_duration_p95_s, $max_execution_duration_p95_s, execution_duration_n))
+                AS m(what, observed, threshold, samples)
+        WHERE observed > threshold AND samples >= $min_group_samples""",
+}
+
+
+def alerts_sql() -> str:
+    per_proposal = [f"({_BASE} {sql})" for sql in _RULES.values()]
+    per_proposal_union = " UNION ALL ".join(
+        f"SELECT alert_type, severity, CAST(timezone('UTC', alert_at) AS DATE) AS day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message FROM ({q}) AS r(alert_type, severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
+        for q in per_proposal
+    )
+    group_union = " UNION ALL ".join(
+        f"SELECT * FROM ({sql}) AS g(alert_type, severity, day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
+        for sql in _GROUP_RULES.values()
+    )
+    return f"""
+        INSERT INTO commands.alerts
+        SELECT md5(concat_ws('|', alert_type, machine_id, command_type, proposal_id, day, message)) AS alert_id, *
+        FROM ({per_proposal_union} UNION ALL {group_union})
+        ORDER BY day, machine_id, alert_type, alert_at
+    """
+
+
+def build_alerts(con: duckdb.DuckDBPyConnection, thresholds: AlertThresholds, as_of: datetime | None = None) -> None:
+    """Replace ``commands.alerts``. ``as_of`` (for still-pending proposals) defaults to the log's latest timestamp."""
+    if as_of is None:
+        as_of = con.execute(
+            "SELECT max(greatest(created_at, approved_at, rejected_at, execution_started_at, execution_completed_at)) "
+            "FROM commands.proposals"
+        ).fetchone()[0]
+    con.execute(f"CREATE OR REPLACE TABLE commands.alerts ({ALERT_COLUMNS})")
+    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of})

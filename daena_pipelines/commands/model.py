@@ -1,0 +1,302 @@
+"""Command proposals: the record, its lifecycle state machine and per-row validation.
+
+Pure Python (no Dagster, no database): readers turn raw rows into ``Proposal`` + ``AuditEntry``
+objects or ``IngestError``s; ``check_lifecycle`` decides whether one proposal's history is legal.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
+PROPOSERS = ("AGENT", "HUMAN")
+OUTCOMES = ("SUCCESS", "FAILURE", "PARTIAL")
+ORIGINS = ("real", "simulator", "generated")
+
+STATUSES = (
+    "PROPOSED",
+    "PENDING_APPROVAL",
+    "APPROVED",
+    "REJECTED",
+    "EXECUTING",
+    "COMPLETED",
+    "FAILED",
+    "ABORTED",
+    "TIMEOUT",
+)
+EXECUTED_TERMINAL = ("COMPLETED", "FAILED", "ABORTED", "TIMEOUT")
+TERMINAL = ("REJECTED", *EXECUTED_TERMINAL)
+
+# The only legal moves. A proposal is created PROPOSED (audit entry from_status NULL); the safety
+# validator may reject it before a human sees it; only an APPROVED command may start executing.
+TRANSITIONS: dict[str | None, tuple[str, ...]] = {
+    None: ("PROPOSED",),
+    "PROPOSED": ("PENDING_APPROVAL", "REJECTED"),
+    "PENDING_APPROVAL": ("APPROVED", "REJECTED"),
+    "APPROVED": ("EXECUTING",),
+    "EXECUTING": EXECUTED_TERMINAL,
+    **{status: () for status in TERMINAL},
+}
+
+# Which timestamp column a status's entry sets; a proposal has the column iff its history visited it.
+STATUS_TIMESTAMP = {
+    "PROPOSED": "created_at",
+    "APPROVED": "approved_at",
+    "REJECTED": "rejected_at",
+    "EXECUTING": "execution_started_at",
+    **{status: "execution_completed_at" for status in EXECUTED_TERMINAL},
+}
+TIMESTAMP_ORDER = ("created_at", "approved_at", "execution_started_at", "execution_completed_at")
+
+
+@dataclass
+class Proposal:
+    """One row of ``commands.proposals`` (the warehouse contract's columns, in order)."""
+
+    proposal_id: str
+    machine_id: str
+    session_id: str | None
+    command_type: str
+    target_value: float | None
+    target_unit: str | None
+    constraints: str | None  # JSON object text
+    proposed_by: str | None
+    actor: str | None
+    reasoning: str | None
+    status: str
+    created_at: datetime | None
+    approved_at: datetime | None
+    rejected_at: datetime | None
+    execution_started_at: datetime | None
+    execution_completed_at: datetime | None
+    rejection_reason: str | None
+    outcome: str | None
+    actual_value: float | None
+    error: str | None
+    session_t_s: float | None
+    origin: str
+    source: str
+    # Where the row came from (file:line or table row), for error messages; not a warehouse column.
+    location: str = field(default="", compare=False)
+
+
+@dataclass
+class AuditEntry:
+    """One status change of a proposal, as the command service (or the sidecar) logged it."""
+
+    proposal_id: str
+    changed_at: datetime
+    from_status: str | None
+    to_status: str
+    actor: str | None
+    note: str | None
+    source: str
+    location: str = field(default="", compare=False)
+
+
+@dataclass
+class IngestError:
+    """A row that could not be read; the rest of its batch still loads."""
+
+    source: str
+    location: str
+    proposal_id: str | None
+    error_kind: str
+    message: str
+
+
+@dataclass
+class InvalidTransition:
+    """A lifecycle problem of one proposal; the whole proposal is kept out of ``commands.proposals``."""
+
+    proposal_id: str
+    source: str
+    location: str
+    from_status: str | None
+    to_status: str | None
+    changed_at: datetime | None
+    problem: str
+
+
+class RowError(ValueError):
+    """A field of a raw row is missing or malformed; carries the error kind for the errors table."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+# ---- field parsing -------------------------------------------------------------------------------
+
+
+def parse_timestamp(value, name: str, required: bool = False) -> datetime | None:
+    """ISO 8601 text (or a datetime) with an explicit UTC offset; naive times are ambiguous."""
+    if value is None or value == "":
+        if required:
+            raise RowError("missing_field", f"{name} is required")
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise RowError("bad_timestamp", f"{name}={value!r} is not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        raise RowError("bad_timestamp", f"{name}={value!r} has no UTC offset")
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_choice(value, name: str, choices: tuple[str, ...], required: bool = True) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise RowError("missing_field", f"{name} is required")
+        return None
+    if value not in choices:
+        raise RowError("bad_value", f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def parse_number(value, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RowError("bad_value", f"{name}={value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RowError("bad_value", f"{name}={value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise RowError("bad_value", f"{name}={value!r} is not a finite number")
+    return number
+
+
+def parse_text(value, name: str, required: bool = False) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise RowError("missing_field", f"{name} is required")
+        return None
+    return str(value)
+
+
+def parse_constraints(value) -> str | None:
+    """Constraints are a JSON object (text in SQLite, an object in JSONL); stored as compact JSON."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RowError("bad_constraints", f"constraints is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise RowError("bad_constraints", "constraints must be a JSON object")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def proposal_from_fields(fields: dict, origin_default: str, source: str, location: str) -> Proposal:
+    """Validate a flat mapping of contract fields into a Proposal, or raise RowError."""
+    return Proposal(
+        proposal_id=parse_text(fields.get("proposal_id"), "proposal_id", required=True),
+        machine_id=parse_text(fields.get("machine_id"), "machine_id", required=True),
+        session_id=parse_text(fields.get("session_id"), "session_id"),
+        command_type=parse_choice(fields.get("command_type"), "command_type", COMMAND_TYPES),
+        target_value=parse_number(fields.get("target_value"), "target_value"),
+        target_unit=parse_text(fields.get("target_unit"), "target_unit"),
+        constraints=parse_constraints(fields.get("constraints")),
+        proposed_by=parse_choice(fields.get("proposed_by"), "proposed_by", PROPOSERS),
+        actor=parse_text(fields.get("actor"), "actor", required=True),
+        reasoning=parse_text(fields.get("reasoning"), "reasoning"),
+        status=parse_choice(fields.get("status"), "status", STATUSES),
+        created_at=parse_timestamp(fields.get("created_at"), "created_at", required=True),
+        approved_at=parse_timestamp(fields.get("approved_at"), "approved_at"),
+        rejected_at=parse_timestamp(fields.get("rejected_at"), "rejected_at"),
+        execution_started_at=parse_timestamp(fields.get("execution_started_at"), "execution_started_at"),
+        execution_completed_at=parse_timestamp(fields.get("execution_completed_at"), "execution_completed_at"),
+        rejection_reason=parse_text(fields.get("rejection_reason"), "rejection_reason"),
+        outcome=parse_choice(fields.get("outcome"), "outcome", OUTCOMES, required=False),
+        actual_value=parse_number(fields.get("actual_value"), "actual_value"),
+        error=parse_text(fields.get("error"), "error"),
+        session_t_s=parse_number(fields.get("session_t_s"), "session_t_s"),
+        origin=parse_choice(fields.get("origin") or origin_default, "origin", ORIGINS),
+        source=source,
+        location=location,
+    )
+
+
+def audit_from_fields(fields: dict, source: str, location: str) -> AuditEntry:
+    return AuditEntry(
+        proposal_id=parse_text(fields.get("proposal_id"), "proposal_id", required=True),
+        changed_at=parse_timestamp(fields.get("changed_at"), "changed_at", required=True),
+        from_status=parse_choice(fields.get("from_status"), "from_status", STATUSES, required=False),
+        to_status=parse_choice(fields.get("to_status"), "to_status", STATUSES),
+        actor=parse_text(fields.get("actor"), "actor"),
+        note=parse_text(fields.get("note"), "note"),
+        source=source,
+        location=location,
+    )
+
+
+# ---- lifecycle ------------------------------------------------------------------------------------
+
+
+def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: str | None = None) -> list[InvalidTransition]:
+    """Every lifecycle problem of one proposal; an empty list means the proposal is accepted.
+
+    ``history`` is its audit entries in log order. ``starts_at`` is the status the history may
+    start from: None (creation) for the command service's proposals; "APPROVED" for a proposal
+    known only from the sidecar, which executes nothing but approved commands.
+    """
+    problems: list[InvalidTransition] = []
+
+    def flag(problem: str, entry: AuditEntry | None = None) -> None:
+        problems.append(
+            InvalidTransition(
+                proposal_id=proposal.proposal_id,
+                source=entry.source if entry else proposal.source,
+                location=entry.location if entry else proposal.location,
+                from_status=entry.from_status if entry else None,
+                to_status=entry.to_status if entry else proposal.status,
+                changed_at=entry.changed_at if entry else None,
+                problem=problem,
+            )
+        )
+
+    if not history:
+        flag("no audit log entries: the lifecycle cannot be verified")
+        return problems
+
+    current, previous_at, visited = starts_at, None, set()
+    for entry in history:
+        if entry.from_status != current:
+            flag(f"audit entry starts from {entry.from_status or 'creation'} but the proposal was {current or 'not yet created'}", entry)
+        if entry.to_status not in TRANSITIONS.get(entry.from_status, ()):
+            flag(f"{entry.from_status or 'creation'} -> {entry.to_status} is not a valid transition", entry)
+        if previous_at is not None and entry.changed_at < previous_at:
+            flag(f"audit entry at {entry.changed_at.isoformat()} is earlier than the entry before it", entry)
+        current, previous_at = entry.to_status, entry.changed_at
+        visited.add(entry.to_status)
+
+    if current != proposal.status:
+        flag(f"status is {proposal.status} but the audit log ends at {current}")
+
+    reached = {STATUS_TIMESTAMP[s] for s in visited if s in STATUS_TIMESTAMP}
+    for column in dict.fromkeys(STATUS_TIMESTAMP.values()):
+        present = getattr(proposal, column) is not None
+        if column in reached and not present:
+            flag(f"{column} is missing although the proposal reached that state")
+        elif present and column not in reached:
+            flag(f"{column} is set although the proposal never reached that state")
+
+    stamps = [(c, getattr(proposal, c)) for c in TIMESTAMP_ORDER if getattr(proposal, c) is not None]
+    for (earlier, a), (later, b) in zip(stamps, stamps[1:]):
+        if b < a:
+            flag(f"{later} ({b.isoformat()}) is before {earlier} ({a.isoformat()})")
+    if proposal.rejected_at and proposal.created_at and proposal.rejected_at < proposal.created_at:
+        flag("rejected_at is before created_at")
+
+    if proposal.outcome is not None and proposal.status not in EXECUTED_TERMINAL:
+        flag(f"outcome {proposal.outcome} given although status {proposal.status} is not a finished execution")
+    if proposal.status == "COMPLETED" and proposal.outcome == "FAILURE":
+        flag("status COMPLETED with outcome FAILURE")
+    return problems

@@ -1,0 +1,367 @@
+"""Readers for the command service's store (SQLite database, JSONL export) and the sidecar's executions.
+
+Every reader validates row by row: a bad row becomes an ``IngestError`` naming file and line/row,
+the good rows still load. ``combine`` merges the sources into one ``Batch`` and ``accept`` splits
+it into accepted proposals and lifecycle problems (see docs/commands.md).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from daena_pipelines.commands.model import (
+    COMMAND_TYPES,
+    EXECUTED_TERMINAL,
+    AuditEntry,
+    IngestError,
+    InvalidTransition,
+    Proposal,
+    RowError,
+    audit_from_fields,
+    check_lifecycle,
+    parse_choice,
+    parse_number,
+    parse_text,
+    parse_timestamp,
+    proposal_from_fields,
+)
+
+SIDECAR_SOURCE = "sidecar"
+
+# The command service's SQLite store as this reader expects it. Timestamps are ISO 8601 text with
+# a UTC offset; constraints is a JSON object as text; audit_log rows are in log order by entry_id.
+SQLITE_SCHEMA = """
+CREATE TABLE proposals (
+    proposal_id            TEXT PRIMARY KEY,
+    machine_id             TEXT NOT NULL,
+    session_id             TEXT,
+    command_type           TEXT NOT NULL,
+    target_value           REAL,
+    target_unit            TEXT,
+    constraints            TEXT,
+    proposed_by            TEXT NOT NULL,
+    actor                  TEXT NOT NULL,
+    reasoning              TEXT,
+    status                 TEXT NOT NULL,
+    created_at             TEXT NOT NULL,
+    approved_at            TEXT,
+    rejected_at            TEXT,
+    execution_started_at   TEXT,
+    execution_completed_at TEXT,
+    rejection_reason       TEXT,
+    outcome                TEXT,
+    actual_value           REAL,
+    error                  TEXT,
+    session_t_s            REAL,
+    origin                 TEXT
+);
+CREATE TABLE audit_log (
+    entry_id    INTEGER PRIMARY KEY,
+    proposal_id TEXT NOT NULL,
+    changed_at  TEXT NOT NULL,
+    from_status TEXT,
+    to_status   TEXT NOT NULL,
+    actor       TEXT,
+    note        TEXT
+);
+"""
+PROPOSAL_COLUMNS = (
+    "proposal_id", "machine_id", "session_id", "command_type", "target_value", "target_unit",
+    "constraints", "proposed_by", "actor", "reasoning", "status", "created_at", "approved_at",
+    "rejected_at", "execution_started_at", "execution_completed_at", "rejection_reason", "outcome",
+    "actual_value", "error", "session_t_s", "origin",
+)
+AUDIT_COLUMNS = ("entry_id", "proposal_id", "changed_at", "from_status", "to_status", "actor", "note")
+EXECUTION_COLUMNS = (
+    "proposal_id", "machine_id", "session_id", "command_type", "target_value", "status",
+    "started_at", "completed_at", "observed_value", "error", "source",
+)
+
+
+@dataclass
+class Batch:
+    """Proposals by id (first seen wins), their audit history in log order, and every row error."""
+
+    proposals: dict[str, Proposal] = field(default_factory=dict)
+    audit: dict[str, list[AuditEntry]] = field(default_factory=dict)
+    # Status a proposal's history starts from: None = creation; "APPROVED" for sidecar-only ones.
+    starts_at: dict[str, str | None] = field(default_factory=dict)
+    errors: list[IngestError] = field(default_factory=list)
+
+    def add(self, proposal: Proposal, history: list[AuditEntry], starts_at: str | None = None) -> None:
+        first = self.proposals.get(proposal.proposal_id)
+        if first is None:
+            self.proposals[proposal.proposal_id] = proposal
+            self.audit[proposal.proposal_id] = history
+            self.starts_at[proposal.proposal_id] = starts_at
+        elif not _same_record(first, proposal, self.audit[proposal.proposal_id], history):
+            self.errors.append(
+                IngestError(proposal.source, proposal.location, proposal.proposal_id, "duplicate_proposal_id",
+                            f"proposal {proposal.proposal_id} differs from the one already read at {first.location}; "
+                            "the first one is kept")
+            )
+
+
+def _same_record(a: Proposal, b: Proposal, history_a: list[AuditEntry], history_b: list[AuditEntry]) -> bool:
+    """The same proposal exported twice (e.g. in the database and in a JSONL export) is one record."""
+    same_history = [replace(e, source="") for e in history_a] == [replace(e, source="") for e in history_b]
+    return same_history and replace(a, source="") == replace(b, source="")
+
+
+@dataclass
+class Accepted:
+    proposals: list[Proposal]
+    audit: list[AuditEntry]
+    invalid_transitions: list[InvalidTransition]
+    errors: list[IngestError]
+
+
+def _input(path: Path | str, kind: str) -> tuple[Path, str]:
+    """The input file (which must exist: a configured path that is missing is a mistake) and its source label."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"command proposals input {path} does not exist")
+    return path, f"{kind}:{path.name}"
+
+
+# ---- SQLite store ---------------------------------------------------------------------------------
+
+
+def read_sqlite(path: Path | str) -> Batch:
+    """Read the command service's SQLite store (schema: ``SQLITE_SCHEMA``)."""
+    path, source = _input(path, "sqlite")
+    batch = Batch()
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        for table, needed in (("proposals", PROPOSAL_COLUMNS), ("audit_log", AUDIT_COLUMNS)):
+            have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in needed if c not in have and c != "origin"]
+            if missing:
+                batch.errors.append(IngestError(source, f"{path}:{table}", None, "bad_schema",
+                                                f"table {table} lacks columns {', '.join(missing)}"))
+        if batch.errors:
+            return batch
+        history = _group_audit(
+            ((f"{path}:audit_log entry_id={row['entry_id']}", dict(row))
+             for row in con.execute("SELECT * FROM audit_log ORDER BY entry_id")),
+            source, batch,
+        )
+        rows = ((f"{path}:proposals rowid={row['rowid']}", dict(row))
+                for row in con.execute("SELECT rowid, * FROM proposals ORDER BY rowid"))
+        _add_proposals(rows, history, source, batch)
+    finally:
+        con.close()
+    return batch
+
+
+def _group_audit(rows, source: str, batch: Batch) -> dict[str, list[AuditEntry]]:
+    history: dict[str, list[AuditEntry]] = {}
+    for location, fields in rows:
+        try:
+            entry = audit_from_fields(fields, source, location)
+        except RowError as exc:
+            batch.errors.append(IngestError(source, location, fields.get("proposal_id"), exc.kind, str(exc)))
+            continue
+        history.setdefault(entry.proposal_id, []).append(entry)
+    return history
+
+
+def _add_proposals(rows, history: dict[str, list[AuditEntry]], source: str, batch: Batch) -> None:
+    """Validate proposal rows against their audit entries; entries left without a proposal are errors."""
+    for location, fields in rows:
+        proposal_id = fields.get("proposal_id")
+        entries = history.pop(proposal_id, [])
+        try:
+            proposal = proposal_from_fields(fields, "real", source, location)
+        except RowError as exc:
+            note = f" ({len(entries)} audit entries of it not loaded)" if entries else ""
+            batch.errors.append(IngestError(source, location, proposal_id, exc.kind, f"{exc}{note}"))
+            continue
+        batch.add(proposal, entries)
+    for proposal_id, entries in history.items():
+        for entry in entries:
+            batch.errors.append(IngestError(source, entry.location, proposal_id, "orphan_audit_entry",
+                                            f"audit entry for proposal {proposal_id}, which the store does not have"))
+
+
+# ---- JSONL export ---------------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path | str) -> Batch:
+    """Read a JSONL export: one proposal per line, command and outcome nested, with its audit_log list."""
+    path, source = _input(path, "jsonl")
+    batch = Batch()
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            location = f"{path}:{line_no}"
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict):
+                    raise RowError("bad_json", "line is not a JSON object")
+                fields, audit_rows = _flatten_export(record)
+            except json.JSONDecodeError as exc:
+                batch.errors.append(IngestError(source, location, None, "bad_json", f"invalid JSON: {exc.msg}"))
+                continue
+            except RowError as exc:
+                batch.errors.append(IngestError(source, location, None, exc.kind, str(exc)))
+                continue
+            history = _group_audit(
+                ((f"{location} audit_log[{i}]", {**row, "proposal_id": fields.get("proposal_id")})
+                 for i, row in enumerate(audit_rows)),
+                source, batch,
+            )
+            _add_proposals([(location, fields)], history, source, batch)
+    return batch
+
+
+def _flatten_export(record: dict) -> tuple[dict, list]:
+    command = record.get("command")
+    outcome = record.get("outcome")
+    if not isinstance(command, dict):
+        raise RowError("missing_field", "command object is required")
+    if outcome is not None and not isinstance(outcome, dict):
+        raise RowError("bad_value", "outcome must be an object or null")
+    audit_rows = record.get("audit_log") or []
+    if not isinstance(audit_rows, list):
+        raise RowError("bad_value", "audit_log must be a list")
+    for index, row in enumerate(audit_rows):
+        if not isinstance(row, dict):
+            raise RowError("bad_value", f"audit_log[{index}] is not an object")
+    outcome = outcome or {}
+    fields = {
+        **{k: v for k, v in record.items() if k not in ("command", "outcome", "audit_log")},
+        "command_type": command.get("type"),
+        "machine_id": command.get("machine_id"),
+        "target_value": command.get("target_value"),
+        "target_unit": command.get("target_unit"),
+        "constraints": command.get("constraints"),
+        "outcome": outcome.get("result"),
+        "actual_value": outcome.get("actual_value"),
+        "error": outcome.get("error"),
+    }
+    return fields, audit_rows
+
+
+# ---- device sidecar executions ---------------------------------------------------------------------
+
+
+def apply_executions(batch: Batch, rows: list[dict]) -> None:
+    """Fold ``device.command_executions`` rows into the batch.
+
+    An execution of a known proposal extends its history (APPROVED -> EXECUTING -> final status),
+    so executing a proposal that was never approved shows up as an invalid transition. An execution
+    of an unknown proposal becomes a proposal of its own whose history starts at APPROVED.
+    """
+    for index, fields in enumerate(rows):
+        location = f"device.command_executions row {index} proposal_id={fields.get('proposal_id')}"
+        try:
+            execution = _execution_from_fields(fields)
+        except RowError as exc:
+            batch.errors.append(IngestError(SIDECAR_SOURCE, location, fields.get("proposal_id"), exc.kind, str(exc)))
+            continue
+        entries = [AuditEntry(execution["proposal_id"], execution["started_at"], "APPROVED", "EXECUTING",
+                              SIDECAR_SOURCE, None, SIDECAR_SOURCE, location)]
+        if execution["status"] != "EXECUTING":
+            entries.append(AuditEntry(execution["proposal_id"], execution["completed_at"], "EXECUTING",
+                                      execution["status"], SIDECAR_SOURCE, execution["error"], SIDECAR_SOURCE, location))
+        known = batch.proposals.get(execution["proposal_id"])
+        if known is None:
+            batch.add(_proposal_from_execution(execution, location), entries, starts_at="APPROVED")
+            continue
+        if (known.machine_id, known.command_type) != (execution["machine_id"], execution["command_type"]):
+            batch.errors.append(IngestError(SIDECAR_SOURCE, location, known.proposal_id, "conflicting_execution",
+                                            f"the sidecar ran {execution['command_type']} on {execution['machine_id']} but "
+                                            f"the proposal (at {known.location}) is {known.command_type} on {known.machine_id}"))
+            continue
+        if known.status in EXECUTED_TERMINAL or known.status == "EXECUTING":
+            if known.status == execution["status"] and known.execution_started_at == execution["started_at"]:
+                continue  # the store already has this execution
+            if known.status == "EXECUTING":
+                entries = entries[1:]  # the store saw it start; the sidecar tells how it ended
+            else:
+                batch.errors.append(IngestError(SIDECAR_SOURCE, location, known.proposal_id, "conflicting_execution",
+                                                f"the store says {known.status} (at {known.location}) but the sidecar "
+                                                f"says {execution['status']}; the store's record is kept"))
+                continue
+        batch.audit[known.proposal_id] = [*batch.audit[known.proposal_id], *entries]
+        batch.proposals[known.proposal_id] = replace(
+            known,
+            session_id=known.session_id or execution["session_id"],
+            status=execution["status"],
+            execution_started_at=known.execution_started_at or execution["started_at"],
+            execution_completed_at=execution["completed_at"],
+            outcome=_sidecar_outcome(execution["status"]),
+            actual_value=execution["observed_value"],
+            error=execution["error"],
+            session_t_s=known.session_t_s if execution["session_t_s"] is None else execution["session_t_s"],
+            source=f"{known.source} + {SIDECAR_SOURCE}",
+        )
+
+
+def _execution_from_fields(fields: dict) -> dict:
+    status = parse_choice(fields.get("status"), "status", ("EXECUTING", *EXECUTED_TERMINAL))
+    completed_at = parse_timestamp(fields.get("completed_at"), "completed_at", required=status != "EXECUTING")
+    return {
+        "proposal_id": parse_text(fields.get("proposal_id"), "proposal_id", required=True),
+        "machine_id": parse_text(fields.get("machine_id"), "machine_id", required=True),
+        "session_id": parse_text(fields.get("session_id"), "session_id"),
+        "command_type": parse_choice(fields.get("command_type"), "command_type", COMMAND_TYPES),
+        "target_value": parse_number(fields.get("target_value"), "target_value"),
+        "status": status,
+        "started_at": parse_timestamp(fields.get("started_at"), "started_at", required=True),
+        "completed_at": completed_at,
+        "observed_value": parse_number(fields.get("observed_value"), "observed_value"),
+        "error": parse_text(fields.get("error"), "error"),
+        "session_t_s": parse_number(fields.get("session_t_s"), "session_t_s"),
+        "origin": parse_choice(fields.get("source"), "source", ("real", "simulator")),
+    }
+
+
+def _sidecar_outcome(status: str) -> str | None:
+    # The sidecar confirms a level against the next status read: COMPLETED means it was reached.
+    return {"COMPLETED": "SUCCESS", "FAILED": "FAILURE", "TIMEOUT": "FAILURE"}.get(status)
+
+
+def _proposal_from_execution(execution: dict, location: str) -> Proposal:
+    return Proposal(
+        proposal_id=execution["proposal_id"], machine_id=execution["machine_id"], session_id=execution["session_id"],
+        command_type=execution["command_type"], target_value=execution["target_value"], target_unit=None,
+        constraints=None, proposed_by=None, actor=None, reasoning=None, status=execution["status"],
+        created_at=None, approved_at=None, rejected_at=None,
+        execution_started_at=execution["started_at"], execution_completed_at=execution["completed_at"],
+        rejection_reason=None, outcome=_sidecar_outcome(execution["status"]), actual_value=execution["observed_value"],
+        error=execution["error"], session_t_s=execution["session_t_s"], origin=execution["origin"], source=SIDECAR_SOURCE,
+        location=location,
+    )
+
+
+# ---- combining and accepting ------------------------------------------------------------------------
+
+
+def combine(batches: list[Batch]) -> Batch:
+    """One batch from several sources, in the given order (the first record of an id wins)."""
+    combined = Batch()
+    for batch in batches:
+        combined.errors.extend(batch.errors)
+        for proposal_id, proposal in batch.proposals.items():
+            combined.add(proposal, batch.audit[proposal_id], batch.starts_at[proposal_id])
+    return combined
+
+
+def accept(batch: Batch) -> Accepted:
+    """Proposals whose lifecycle is valid, their audit entries, and every problem of the others."""
+    proposals, audit, invalid = [], [], []
+    for proposal_id, proposal in batch.proposals.items():
+        history = batch.audit[proposal_id]
+        problems = check_lifecycle(proposal, history, batch.starts_at[proposal_id])
+        if problems:
+            invalid.extend(problems)
+        else:
+            proposals.append(proposal)
+            audit.extend(history)
+    return Accepted(proposals, audit, invalid, batch.errors)

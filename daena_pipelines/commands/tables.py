@@ -1,0 +1,107 @@
+"""The ``commands`` tables in DuckDB: DDL, writing an ingest in one transaction, reading sidecar executions."""
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
+from daena_pipelines.commands.store import EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
+
+DDL = {
+    "commands.proposals": """
+        proposal_id VARCHAR PRIMARY KEY, machine_id VARCHAR NOT NULL, session_id VARCHAR,
+        command_type VARCHAR NOT NULL, target_value DOUBLE, target_unit VARCHAR, constraints JSON,
+        proposed_by VARCHAR, actor VARCHAR, reasoning VARCHAR, status VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ, approved_at TIMESTAMPTZ, rejected_at TIMESTAMPTZ,
+        execution_started_at TIMESTAMPTZ, execution_completed_at TIMESTAMPTZ, rejection_reason VARCHAR,
+        outcome VARCHAR, actual_value DOUBLE, error VARCHAR, session_t_s DOUBLE,
+        origin VARCHAR NOT NULL, source VARCHAR NOT NULL""",
+    "commands.audit_log": """
+        proposal_id VARCHAR NOT NULL, seq INTEGER NOT NULL, changed_at TIMESTAMPTZ NOT NULL,
+        from_status VARCHAR, to_status VARCHAR NOT NULL, actor VARCHAR, note VARCHAR,
+        source VARCHAR NOT NULL, PRIMARY KEY (proposal_id, seq)""",
+    "commands.invalid_transitions": """
+        proposal_id VARCHAR NOT NULL, source VARCHAR NOT NULL, location VARCHAR NOT NULL,
+        from_status VARCHAR, to_status VARCHAR, changed_at TIMESTAMPTZ, problem VARCHAR NOT NULL,
+        seen_at TIMESTAMPTZ NOT NULL""",
+    "commands.ingest_errors": """
+        source VARCHAR NOT NULL, location VARCHAR NOT NULL, proposal_id VARCHAR, error_kind VARCHAR NOT NULL,
+        message VARCHAR NOT NULL, seen_at TIMESTAMPTZ NOT NULL""",
+}
+COMMENTS = {
+    "commands.proposals": {
+        "session_t_s": "seconds from CHARGE when executed; NULL if unknown",
+        "origin": "real | simulator | generated (demo data made by scripts/make_sample_proposals.py)",
+        "source": "where the row was read from: sqlite:<file>, jsonl:<file>, sidecar, or '<store> + sidecar'",
+    },
+    "commands.audit_log": {"seq": "position in the proposal's history, from 0"},
+}
+
+
+def _frame(rows: list, row_type) -> pd.DataFrame:
+    """One column per dataclass field, even when there are no rows."""
+    return pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(row_type)])
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS commands")
+    for table, columns in DDL.items():
+        con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+        comment_columns(con, table, COMMENTS.get(table, {}))
+
+
+def comment_columns(con: duckdb.DuckDBPyConnection, table: str, comments: dict[str, str]) -> None:
+    for column, comment in comments.items():
+        quoted = comment.replace("'", "''")
+        con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    con.register("incoming", frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+    finally:
+        con.unregister("incoming")
+
+
+def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
+    """Replace the four ingest tables with this ingest (call inside one transaction)."""
+    create_tables(con)
+    # A proposal's or audit entry's location only serves error messages; it is not a column.
+    _insert(con, "commands.proposals", _frame(accepted.proposals, Proposal).drop(columns="location"))
+
+    audit = _frame(accepted.audit, AuditEntry).drop(columns="location")
+    audit["seq"] = audit.groupby("proposal_id").cumcount() if not audit.empty else []
+    _insert(con, "commands.audit_log", audit)
+
+    for table, rows, row_type in (
+        ("commands.invalid_transitions", accepted.invalid_transitions, InvalidTransition),
+        ("commands.ingest_errors", accepted.errors, IngestError),
+    ):
+        frame = _frame(rows, row_type)
+        frame["seen_at"] = pd.Timestamp(seen_at)
+        _insert(con, table, frame)
+
+
+def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]]:
+    """The device sidecar's executions (none while ``device.command_executions`` does not exist).
+
+    The contract columns are required; ``session_t_s`` is read when the table has it.
+    """
+    have = {name for (name,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'device' AND table_name = 'command_executions'"
+    ).fetchall()}
+    if not have:
+        return [], []
+    missing = [c for c in EXECUTION_COLUMNS if c not in have]
+    if missing:
+        return [], [IngestError(SIDECAR_SOURCE, "device.command_executions", None, "bad_schema",
+                                f"table lacks columns {', '.join(missing)}; no execution read")]
+    columns = [*EXECUTION_COLUMNS, *(["session_t_s"] if "session_t_s" in have else [])]
+    cursor = con.execute(f"SELECT {', '.join(columns)} FROM device.command_executions ORDER BY started_at, proposal_id")
+    return [dict(zip(columns, row)) for row in cursor.fetchall()], []

@@ -1,0 +1,46 @@
+"""Builders for constructed proposals: a lifecycle path in, a consistent Proposal + audit history out."""
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+
+from daena_pipelines.commands import metrics, store, tables
+from daena_pipelines.commands.model import STATUS_TIMESTAMP, AuditEntry, Proposal
+from daena_pipelines.warehouse import connect, transaction
+
+T0 = datetime(2026, 11, 17, 10, 0, tzinfo=timezone.utc)
+FULL = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING", "COMPLETED")
+
+
+def build(proposal_id, path=FULL, gaps=None, start=T0, **overrides):
+    """Proposal walked along ``path``; ``gaps`` are seconds between consecutive statuses (default 1 s each)."""
+    gaps = list(gaps) if gaps is not None else [1.0] * (len(path) - 1)
+    proposal = Proposal(
+        proposal_id=proposal_id, machine_id="bullet-r1-virtual", session_id=None, command_type="SET_POWER",
+        target_value=5.0, target_unit="level", constraints=None, proposed_by="AGENT", actor="agent",
+        reasoning=None, status=path[-1], created_at=None, approved_at=None, rejected_at=None,
+        execution_started_at=None, execution_completed_at=None, rejection_reason=None, outcome=None,
+        actual_value=None, error=None, session_t_s=None, origin="generated", source="test", location=f"test:{proposal_id}",
+    )
+    history, at, previous = [], start, None
+    for index, status in enumerate(path):
+        if index:
+            at = at + timedelta(seconds=gaps[index - 1])
+        if status in STATUS_TIMESTAMP:
+            setattr(proposal, STATUS_TIMESTAMP[status], at)
+        history.append(AuditEntry(proposal_id, at, previous, status, "agent", None, "test", f"test:{proposal_id}#{index}"))
+        previous = status
+    if path[-1] == "COMPLETED":
+        proposal.outcome, proposal.actual_value = "SUCCESS", proposal.target_value
+    return replace(proposal, **overrides), history
+
+
+def load(db_path, built):
+    """Write constructed (proposal, history) pairs through the real ingest path and build outcome metrics."""
+    batch = store.Batch()
+    for proposal, history in built:
+        batch.add(proposal, history)
+    accepted = store.accept(batch)
+    assert not accepted.invalid_transitions, accepted.invalid_transitions
+    with connect(db_path) as con, transaction(con):
+        tables.write_ingest(con, accepted, T0)
+        metrics.build_outcome_metrics(con)

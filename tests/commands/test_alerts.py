@@ -1,0 +1,154 @@
+"""Each alert rule: constructed data that must trigger it next to data that must not."""
+import json
+from dataclasses import fields
+from datetime import timedelta
+
+import pytest
+from proposal_builders import FULL, T0, build, load
+
+from daena_pipelines.commands import alerts
+from daena_pipelines.warehouse import connect, transaction
+
+TO_EXECUTING = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
+
+
+def run_alerts(tmp_path, rows, as_of=None, **thresholds):
+    db = tmp_path / "w.duckdb"
+    load(db, rows)
+    with connect(db) as con, transaction(con):
+        alerts.build_alerts(con, alerts.AlertThresholds(**thresholds), as_of)
+        cursor = con.execute("SELECT * FROM commands.alerts")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def of_type(found, alert_type):
+    return sorted((a for a in found if a["alert_type"] == alert_type), key=lambda a: (a["machine_id"], a["proposal_id"] or ""))
+
+
+def spaced(prefix, count, seconds, machine="bullet-r1-virtual", **overrides):
+    return [build(f"{prefix}{i}", start=T0 + timedelta(seconds=i * seconds), machine_id=machine, **overrides)
+            for i in range(count)]
+
+
+def test_safety_violation(tmp_path):
+    rows = [
+        build("unsafe-rejected", ("PROPOSED", "REJECTED"), target_value=11.0),
+        build("unsafe-run", ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING", "FAILED"),
+              command_type="PREHEAT", target_value=320.0, target_unit="C"),
+        build("overshoot", FULL, command_type="SET_FAN", target_value=12.0, actual_value=13.0),
+        build("edge-low", FULL, target_value=0.0), build("edge-high", FULL, target_value=9.0),
+        build("drop", FULL, command_type="DROP", target_value=None),
+    ]
+    found = of_type(run_alerts(tmp_path, rows), "SAFETY_VIOLATION")
+    assert [(a["proposal_id"], a["severity"], a["observed_value"], a["threshold"]) for a in found] == [
+        ("overshoot", "CRITICAL", 13.0, 12.0),
+        ("unsafe-rejected", "WARNING", 11.0, 9.0),
+        ("unsafe-run", "CRITICAL", 320.0, 300.0),
+    ]
+
+
+def test_constraint_violation(tmp_path):
+    rows = [
+        build("over-own-max", ("PROPOSED", "REJECTED"), target_value=8.0, constraints=json.dumps({"max_value": 7})),
+        build("short", FULL, target_value=5.0, actual_value=4.0, outcome="PARTIAL", constraints=json.dumps({"max_deviation": 0})),
+        build("within", FULL, target_value=5.0, actual_value=5.5, constraints=json.dumps({"min_value": 3, "max_value": 7, "max_deviation": 1})),
+        build("unconstrained", FULL, target_value=5.0, actual_value=2.0),
+    ]
+    found = of_type(run_alerts(tmp_path, rows), "CONSTRAINT_VIOLATION")
+    assert [(a["proposal_id"], a["observed_value"], a["threshold"]) for a in found] == [
+        ("over-own-max", 8.0, 7.0), ("short", 1.0, 0.0)]
+    assert "deviation value 1.0" in found[1]["message"]
+
+
+def test_rate_limit_exceeded(tmp_path):
+    rows = (spaced("burst", 7, 5, machine="m-burst")  # 7 within 30 s: over the limit of 6, one alert
+            + spaced("busy", 6, 5, machine="m-busy")  # 6 within 25 s: at the limit
+            + spaced("paced", 7, 11.5, machine="m-paced"))  # 7 over 69 s: never more than 6 in 60 s
+    found = of_type(run_alerts(tmp_path, rows), "RATE_LIMIT_EXCEEDED")
+    assert [(a["machine_id"], a["proposal_id"], a["observed_value"]) for a in found] == [("m-burst", "burst6", 7.0)]
+    assert found[0]["threshold"] == 6
+
+
+def test_execution_failure(tmp_path):
+    rows = [build(f"p-{status}", (*TO_EXECUTING, status), error=None if status == "COMPLETED" else "boom")
+            for status in ("COMPLETED", "FAILED", "TIMEOUT", "ABORTED")]
+    rows += [build("still-running", TO_EXECUTING)]
+    found = of_type(run_alerts(tmp_path, rows), "EXECUTION_FAILURE")
+    assert [a["proposal_id"] for a in found] == ["p-FAILED", "p-TIMEOUT"]
+    assert "ended FAILED: boom" in found[0]["message"]
+
+
+def test_approval_timeout(tmp_path):
+    as_of = T0 + timedelta(seconds=1000)
+    rows = [
+        build("slow", FULL, gaps=[1, 149, 1, 1]),  # 150 s to approval
+        build("quick", FULL, gaps=[1, 99, 1, 1]),  # 100 s
+        build("slow-reject", ("PROPOSED", "PENDING_APPROVAL", "REJECTED"), gaps=[1, 200]),
+        build("forgotten", ("PROPOSED", "PENDING_APPROVAL"), start=as_of - timedelta(seconds=200)),
+        build("fresh", ("PROPOSED", "PENDING_APPROVAL"), start=as_of - timedelta(seconds=50)),
+    ]
+    found = of_type(run_alerts(tmp_path, rows, as_of=as_of), "APPROVAL_TIMEOUT")
+    assert [(a["proposal_id"], round(a["observed_value"])) for a in found] == [
+        ("forgotten", 200), ("slow", 150), ("slow-reject", 201)]
+    assert all(a["threshold"] == 120 for a in found)
+
+
+def test_approval_timeout_ages_pending_against_the_latest_log_time_by_default(tmp_path):
+    rows = [build("waiting", ("PROPOSED", "PENDING_APPROVAL")),
+            build("later", FULL, start=T0 + timedelta(seconds=500))]
+    found = of_type(run_alerts(tmp_path, rows), "APPROVAL_TIMEOUT")
+    assert [a["proposal_id"] for a in found] == ["waiting"]
+
+
+def test_unusual_pattern(tmp_path):
+    def series(prefix, targets, seconds, machine):
+        return [build(f"{prefix}{i}", start=T0 + timedelta(seconds=i * seconds), target_value=t, machine_id=machine)
+                for i, t in enumerate(targets)]
+
+    rows = (series("hunt", [6, 5, 6, 5, 6, 5], 30, "m-hunting")  # 4 reversals within 150 s
+            + series("slope", [8, 7, 7, 6, 5, 4, 3], 30, "m-steady")  # monotone, a repeat is no reversal
+            + series("slow", [6, 5, 6, 5, 6, 5], 120, "m-slow"))  # 4 reversals, 120 s apart: at most 3 in 300 s
+    found = of_type(run_alerts(tmp_path, rows), "UNUSUAL_PATTERN")
+    assert [(a["machine_id"], a["proposal_id"], a["observed_value"]) for a in found] == [("m-hunting", "hunt5", 4.0)]
+
+
+def test_high_failure_rate(tmp_path):
+    def group(machine, outcomes):
+        return [build(f"{machine}-{i}", (*TO_EXECUTING, status), start=T0 + timedelta(minutes=i), machine_id=machine)
+                for i, status in enumerate(outcomes)]
+
+    rows = (group("m-bad", ["COMPLETED"] * 3 + ["FAILED", "TIMEOUT"])  # 0.4 > 0.25
+            + group("m-ok", ["COMPLETED"] * 4 + ["FAILED"])  # 0.2
+            + group("m-few", ["COMPLETED"] + ["FAILED"] * 3))  # 0.75 but only 4 finished
+    found = of_type(run_alerts(tmp_path, rows), "HIGH_FAILURE_RATE")
+    assert [(a["machine_id"], a["observed_value"]) for a in found] == [("m-bad", pytest.approx(0.4))]
+    assert found[0]["proposal_id"] is None and str(found[0]["day"]) == "2026-11-17"
+
+
+def test_high_latency(tmp_path):
+    def group(machine, approval_s, run_s, count=5):
+        return [build(f"{machine}-{i}", FULL, gaps=[1, approval_s, 1, run_s], start=T0 + timedelta(minutes=i), machine_id=machine)
+                for i in range(count)]
+
+    rows = (group("m-slow-approval", 100, 2) + group("m-slow-run", 5, 20) + group("m-fast", 5, 2)
+            + group("m-few", 100, 20, count=4))
+    found = of_type(run_alerts(tmp_path, rows), "HIGH_LATENCY")
+    assert [(a["machine_id"], round(a["observed_value"]), a["threshold"]) for a in found] == [
+        ("m-slow-approval", 101, 60), ("m-slow-run", 20, 15)]
+    assert "approval latency p95" in found[0]["message"] and "execution duration p95" in found[1]["message"]
+
+
+def test_thresholds_are_configurable(tmp_path):
+    rows = [build("slow", FULL, gaps=[1, 149, 1, 1])]
+    assert of_type(run_alerts(tmp_path, rows, approval_timeout_s=200), "APPROVAL_TIMEOUT") == []
+
+
+def test_every_alert_type_has_a_rule_and_every_threshold_is_used():
+    sql = alerts.alerts_sql()
+    assert all(f"'{t}'" in sql for t in alerts.ALERT_TYPES)
+    assert all(f"${f.name}" in sql for f in fields(alerts.AlertThresholds))
+
+
+def test_no_alerts_on_an_uneventful_log(tmp_path):
+    assert run_alerts(tmp_path, spaced("calm", 5, 120)) == []

@@ -1,0 +1,161 @@
+"""The commands asset graph through dg.materialize on a temporary DuckDB, on the bundled default log."""
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+
+import dagster as dg
+import pytest
+
+from daena_pipelines.commands import alerts
+from daena_pipelines.commands import definitions as commands
+from daena_pipelines.commands.model import STATUSES
+from daena_pipelines.config import ASSETS_DIR, PROJECT_ROOT
+from daena_pipelines.warehouse import WarehouseResource, connect
+
+BLOCKING = {"proposal_keys_unique", "no_invalid_transition_accepted", "terminal_rows_have_timestamps", "outcome_counts_add_up"}
+
+
+def materialize(db, run_config=None):
+    return dg.materialize(
+        [*commands.defs.assets, *commands.defs.asset_checks],
+        resources={"duckdb": WarehouseResource(database=str(db))},
+        run_config=run_config,
+    )
+
+
+def query(db, sql):
+    with connect(db, read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    db = tmp_path_factory.mktemp("commands") / "w.duckdb"
+    return db, materialize(db)
+
+
+def test_default_materialisation_fills_every_table(default_run):
+    db, result = default_run
+    assert result.success
+    counts = {e.asset_key.to_user_string(): e.materialization.metadata["dagster/row_count"].value
+              for e in result.get_asset_materialization_events()}
+    assert set(counts) == {"commands/proposals", "commands/audit_log", "commands/invalid_transitions",
+                           "commands/ingest_errors", "commands/outcome_metrics", "commands/alerts"}
+    assert all(counts[k] > 0 for k in counts), counts
+    assert counts["commands/proposals"] == query(db, "SELECT count(*) FROM commands.proposals")[0][0]
+
+
+def test_bundled_log_is_generated_and_covers_every_status(default_run):
+    db, _ = default_run
+    assert query(db, "SELECT DISTINCT origin FROM commands.proposals") == [("generated",)]
+    assert {s for (s,) in query(db, "SELECT DISTINCT status FROM commands.proposals")} == set(STATUSES)
+    days = query(db, "SELECT min(created_at)::DATE::VARCHAR, max(created_at)::DATE::VARCHAR FROM commands.proposals")
+    assert days == [("2026-11-17", "2026-11-19")]
+    assert query(db, "SELECT count(*) FROM commands.proposals WHERE session_id IS NOT NULL") == [(0,)]
+
+
+def test_invalid_input_is_flagged_and_kept_out(default_run):
+    db, result = default_run
+    flagged = {p for (p,) in query(db, "SELECT DISTINCT proposal_id FROM commands.invalid_transitions")}
+    assert len(flagged) == 6  # three planted in the JSONL export, three in the SQLite store
+    assert query(db, f"SELECT count(*) FROM commands.proposals WHERE proposal_id IN ({', '.join(repr(p) for p in flagged)})") == [(0,)]
+    [(location, kind)] = query(db, "SELECT location, error_kind FROM commands.ingest_errors")
+    assert kind == "bad_json" and location.endswith("proposals_2026-11-17.jsonl:93")
+    checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
+    assert {name for name, e in checks.items() if e.passed} == BLOCKING | {"alerts_well_formed"}
+    assert checks["input_lifecycles_valid"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["input_lifecycles_valid"].metadata["offending_rows"].value == 8
+
+
+def test_bundled_log_raises_every_alert_type(default_run):
+    db, _ = default_run
+    assert {t for (t,) in query(db, "SELECT DISTINCT alert_type FROM commands.alerts")} == set(alerts.ALERT_TYPES)
+
+
+def test_rematerialising_replaces_instead_of_appending(default_run, tmp_path):
+    db, _ = default_run
+    copy = tmp_path / "again.duckdb"
+    copy.write_bytes(db.read_bytes())
+    before = query(copy, "SELECT count(*) FROM commands.proposals")
+    assert materialize(copy).success
+    assert query(copy, "SELECT count(*) FROM commands.proposals") == before
+
+
+def test_sidecar_executions_land_in_the_same_tables(tmp_path):
+    db = tmp_path / "w.duckdb"
+    with connect(db) as con:
+        con.execute("""
+            CREATE SCHEMA device;
+            CREATE TABLE device.command_executions (proposal_id VARCHAR, machine_id VARCHAR, session_id VARCHAR,
+                command_type VARCHAR, target_value DOUBLE, status VARCHAR, started_at TIMESTAMPTZ,
+                completed_at TIMESTAMPTZ, observed_value DOUBLE, error VARCHAR, source VARCHAR,
+                execution_id VARCHAR, recording_id VARCHAR, session_t_s DOUBLE);  -- the device's extra columns
+        """)
+        with closing(sqlite3.connect(ASSETS_DIR / "commands" / "command_store.sqlite")) as store:
+            approved = store.execute(
+                "SELECT proposal_id, approved_at, command_type, target_value FROM proposals "
+                "WHERE status = 'APPROVED' AND machine_id = 'bullet-r1-virtual' ORDER BY proposal_id LIMIT 1").fetchone()
+        con.execute("""INSERT INTO device.command_executions VALUES
+            (?, 'bullet-r1-virtual', 'sess-1', ?, ?, 'COMPLETED', CAST(? AS TIMESTAMPTZ) + INTERVAL 2 SECOND,
+             CAST(? AS TIMESTAMPTZ) + INTERVAL 4 SECOND, ?, NULL, 'simulator', 'ex-1', 'rec-1', 400),
+            ('sim-0001', 'bullet-r1-virtual', 'sess-1', 'SET_FAN', 6, 'FAILED', '2026-11-19 18:00:00+00',
+             '2026-11-19 18:00:03+00', 5, 'fan level not confirmed', 'simulator', 'ex-2', 'rec-1', 410)""",
+                    [approved[0], approved[2], approved[3], approved[1], approved[1], approved[3]])
+    assert materialize(db).success
+    rows = dict(((p, (s, src, origin)) for p, s, src, origin in
+                 query(db, f"SELECT proposal_id, status, source, origin FROM commands.proposals WHERE proposal_id IN ('{approved[0]}', 'sim-0001')")))
+    assert rows[approved[0]] == ("COMPLETED", "sqlite:command_store.sqlite + sidecar", "generated")
+    assert rows["sim-0001"] == ("FAILED", "sidecar", "simulator")
+    assert query(db, "SELECT count(*) FROM commands.audit_log WHERE source = 'sidecar'") == [(4,)]
+    assert query(db, f"SELECT session_t_s FROM commands.proposals WHERE proposal_id = '{approved[0]}'") == [(400.0,)]
+    assert query(db, "SELECT count(*) FROM commands.alerts WHERE proposal_id = 'sim-0001' AND alert_type = 'EXECUTION_FAILURE'") == [(1,)]
+
+
+def test_input_paths_and_thresholds_are_run_config(tmp_path):
+    db = tmp_path / "w.duckdb"
+    jsonl_only = {"ops": {
+        "command_proposals": {"config": {"sqlite_paths": []}},
+        "commands__alerts": {"config": {"max_proposals_per_window": 100}},
+    }}
+    assert materialize(db, jsonl_only).success
+    assert query(db, "SELECT DISTINCT source FROM commands.proposals") == [("jsonl:proposals_2026-11-17.jsonl",)]
+    assert query(db, "SELECT count(*) FROM commands.alerts WHERE alert_type = 'RATE_LIMIT_EXCEEDED'") == [(0,)]
+
+
+def test_lifecycle_check_catches_a_tampered_table(default_run, tmp_path):
+    db, _ = default_run
+    copy = tmp_path / "tampered.duckdb"
+    copy.write_bytes(db.read_bytes())
+    with connect(copy) as con:
+        pid = con.execute("SELECT proposal_id FROM commands.proposals WHERE status = 'COMPLETED' LIMIT 1").fetchone()[0]
+        con.execute("UPDATE commands.audit_log SET from_status = 'APPROVED' WHERE proposal_id = ? AND to_status = 'COMPLETED'", [pid])
+        con.execute("UPDATE commands.proposals SET rejected_at = NULL WHERE status = 'REJECTED'")
+    resource = WarehouseResource(database=str(copy))
+    lifecycle = commands.no_invalid_transition_accepted(duckdb=resource)
+    assert not lifecycle.passed and lifecycle.metadata["offending_rows"].value == 2  # illegal move + broken chain
+    assert not commands.terminal_rows_have_timestamps(duckdb=resource).passed
+
+
+def test_bundled_files_are_what_the_generator_writes(tmp_path):
+    subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "make_sample_proposals.py"), "--out", str(tmp_path)],
+                   check=True, capture_output=True, env={"PYTHONPATH": str(PROJECT_ROOT)})
+    bundled = ASSETS_DIR / "commands"
+    assert (tmp_path / "proposals_2026-11-17.jsonl").read_bytes() == (bundled / "proposals_2026-11-17.jsonl").read_bytes()
+
+    def dump(path):
+        with closing(sqlite3.connect(path)) as con:
+            return list(con.iterdump())
+
+    assert dump(tmp_path / "command_store.sqlite") == dump(bundled / "command_store.sqlite")
+
+
+def test_sidecar_table_without_the_contract_columns_is_reported(tmp_path):
+    db = tmp_path / "w.duckdb"
+    with connect(db) as con:
+        con.execute("CREATE SCHEMA device; CREATE TABLE device.command_executions (proposal_id VARCHAR, state VARCHAR)")
+    assert materialize(db).success
+    errors = query(db, "SELECT location, error_kind, message FROM commands.ingest_errors WHERE error_kind = 'bad_schema'")
+    assert errors == [("device.command_executions", "bad_schema",
+                       "table lacks columns machine_id, session_id, command_type, target_value, status, started_at, "
+                       "completed_at, observed_value, error, source; no execution read")]

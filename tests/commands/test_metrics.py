@@ -1,0 +1,79 @@
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from proposal_builders import FULL, T0, build, load
+
+from daena_pipelines.warehouse import connect
+
+TO_EXECUTING = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
+
+
+def constructed():
+    """One day x machine x command type with every status, known latencies and durations."""
+    rows = []
+    # (final status, approval wait s, execution s)
+    executed = [("COMPLETED", 4, 1), ("COMPLETED", 10, 2), ("COMPLETED", 30, 10),
+                ("FAILED", 6, 3), ("TIMEOUT", 8, 20), ("ABORTED", 12, 0.5)]
+    for i, (status, wait, run) in enumerate(executed):
+        rows.append(build(f"e{i}", (*TO_EXECUTING, status), gaps=[1, wait, 1, run], start=T0 + timedelta(minutes=i)))
+    rows.append(build("x1", TO_EXECUTING, gaps=[1, 20, 1], start=T0 + timedelta(minutes=10)))
+    rows.append(build("a1", TO_EXECUTING[:3], gaps=[1, 40], start=T0 + timedelta(minutes=11)))
+    rows.append(build("w1", TO_EXECUTING[:2], start=T0 + timedelta(minutes=12)))
+    rows.append(build("n1", ("PROPOSED",), start=T0 + timedelta(minutes=13)))
+    rows.append(build("r1", ("PROPOSED", "REJECTED"), start=T0 + timedelta(minutes=14)))
+    rows.append(build("r2", ("PROPOSED", "PENDING_APPROVAL", "REJECTED"), start=T0 + timedelta(minutes=15)))
+    return rows, executed
+
+
+def metrics_rows(db):
+    with connect(db, read_only=True) as con:
+        cursor = con.execute("SELECT * FROM commands.outcome_metrics ORDER BY day, machine_id, command_type")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def test_counts_rates_and_distributions(tmp_path):
+    rows, executed = constructed()
+    load(tmp_path / "w.duckdb", rows)
+    [m] = metrics_rows(tmp_path / "w.duckdb")
+    assert (m["n_proposals"], m["n_completed"], m["n_failed"], m["n_timeout"], m["n_aborted"]) == (12, 3, 1, 1, 1)
+    assert (m["n_executing"], m["n_approved"], m["n_pending_approval"], m["n_proposed"], m["n_rejected"]) == (1, 1, 1, 1, 2)
+    # Success: 3 COMPLETED of 6 finished executions; EXECUTING/APPROVED/pending are not in the denominator.
+    assert m["n_terminal_executed"] == 6 and m["success_rate"] == pytest.approx(0.5)
+    # Rejection: 2 REJECTED of 10 decided (8 approved-or-later + 2 rejected); PROPOSED/PENDING are undecided.
+    assert m["n_decided"] == 10 and m["rejection_rate"] == pytest.approx(0.2)
+    assert m["n_execution_timeouts"] == 1
+
+    # Approval latency = approved_at - created_at = 1 s to pending + the wait, over the 8 approved proposals.
+    latencies = [1 + wait for _, wait, _ in executed] + [1 + 20, 1 + 40]
+    durations = [run for _, _, run in executed]
+    for name, values in (("approval_latency", latencies), ("execution_duration", durations)):
+        for q, label in ((50, "p50"), (95, "p95"), (99, "p99")):
+            assert m[f"{name}_{label}_s"] == pytest.approx(np.percentile(values, q)), (name, label)
+        assert m[f"{name}_max_s"] == pytest.approx(max(values))
+        assert m[f"{name}_n"] == len(values)
+
+
+def test_groups_by_utc_day_machine_and_command_type(tmp_path):
+    late = datetime(2026, 11, 18, 1, 30, tzinfo=timezone(timedelta(hours=2)))  # 2026-11-17 23:30 UTC
+    rows = [
+        build("a", FULL, start=late, gaps=[1, 3600, 1, 1]),
+        build("b", FULL, start=late + timedelta(hours=1)),
+        build("c", FULL, start=late, machine_id="bullet-r1-virtual-b"),
+        build("d", FULL, start=late, command_type="SET_FAN"),
+    ]
+    load(tmp_path / "w.duckdb", rows)
+    got = [(str(m["day"]), m["machine_id"], m["command_type"], m["n_proposals"]) for m in metrics_rows(tmp_path / "w.duckdb")]
+    assert got == [
+        ("2026-11-17", "bullet-r1-virtual", "SET_FAN", 1),
+        ("2026-11-17", "bullet-r1-virtual", "SET_POWER", 1),  # counted on the day it was created, not executed
+        ("2026-11-17", "bullet-r1-virtual-b", "SET_POWER", 1),
+        ("2026-11-18", "bullet-r1-virtual", "SET_POWER", 1),
+    ]
+
+
+def test_rates_are_null_when_nothing_finished_or_was_decided(tmp_path):
+    load(tmp_path / "w.duckdb", [build("w", ("PROPOSED", "PENDING_APPROVAL"))])
+    [m] = metrics_rows(tmp_path / "w.duckdb")
+    assert m["success_rate"] is None and m["rejection_rate"] is None and m["approval_latency_p95_s"] is None
