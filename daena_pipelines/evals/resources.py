@@ -26,10 +26,14 @@ class AnthropicJudgeResource(dg.ConfigurableResource):
     batch_poll_s: float = 30.0
     batch_max_wait_s: float = 3600.0
 
+    def effective_base_url(self) -> str | None:
+        """The SDK falls back to ANTHROPIC_BASE_URL by itself; resolve it here so the source label is right."""
+        return self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+
     def settings(self) -> JudgeSettings:
         return JudgeSettings(
             model=self.model,
-            base_url=self.base_url,
+            base_url=self.effective_base_url(),
             max_tokens=self.max_tokens,
             samples=self.samples,
             max_attempts=self.max_attempts,
@@ -44,4 +48,7 @@ class AnthropicJudgeResource(dg.ConfigurableResource):
         api_key = os.environ.get(self.api_key_env_var, "").strip()
         if not api_key:
             return None, f"no API key: environment variable {self.api_key_env_var} is not set"
-        return anthropic.Anthropic(api_key=api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0), ""
+        client = anthropic.Anthropic(
+            api_key=api_key, base_url=self.effective_base_url(), timeout=self.timeout_s, max_retries=0
+        )
+        return client, ""
