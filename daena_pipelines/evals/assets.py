@@ -61,11 +61,11 @@ def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -
 def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
     first, last, start, end = _days(context)
     with duckdb.get_connection() as con:
-        tables.ensure_schema(con)
         try:
             cases = tables.read_golden_cases(con)
         except LookupError as exc:
             raise dg.Failure(str(exc)) from exc
+        tables.ensure_schema(con)
         sessions = tables.read_sessions(con, start, end)
         proposals = tables.read_proposals(con, [s["session_id"] for s in sessions])
         rows = tables.eval_run_rows(sessions, cases, proposals)

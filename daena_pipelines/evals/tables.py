@@ -109,6 +109,8 @@ def read_golden_cases(con) -> list[GoldenCase]:
     if not table_exists(con, "evals", "golden_cases"):
         raise LookupError("evals.golden_cases does not exist: materialise evals/golden_cases first")
     rows = con.execute("SELECT case_id, definition FROM evals.golden_cases ORDER BY case_id").fetchall()
+    if not rows:
+        raise LookupError("evals.golden_cases is empty: add cases to golden/cases/ and materialise evals/golden_cases")
     return [parse_case(json.loads(definition), f"evals.golden_cases[{case_id}]") for case_id, definition in rows]
 
 
