@@ -57,13 +57,16 @@ class MessagesServer:
                 pass
 
             def _send(self, code: int, body: bytes, content_type: str = "application/json", headers=None):
-                self.send_response(code)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(code)
+                    self.send_header("content-type", content_type)
+                    self.send_header("content-length", str(len(body)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out first: that is the behaviour under test
 
             def _json(self, code: int, obj: dict, headers=None):
                 self._send(code, json.dumps(obj).encode(), headers=headers)

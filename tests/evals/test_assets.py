@@ -123,3 +123,21 @@ def test_nightly_schedule_targets_yesterday():
     assert request.partition_key == "2026-11-19"
     assert eval_job.partitions_def == assets.daily_partitions
     assert {a.key for a in defs.assets} == {dg.AssetKey(["evals", n]) for n in ("golden_cases", "eval_runs", "pass_at_k", "judge_scores")}
+
+
+def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
+    """What `dagster asset materialize --partition-range` does: one run over the range (single-run policy)."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    judge_resource = simulator_judge(server, monkeypatch, batch_mode=True, batch_poll_s=0.0)
+    resources = {"duckdb": WarehouseResource(database=str(db)), "anthropic_judge": judge_resource}
+    assert dg.materialize([assets.golden_cases], resources=resources).success
+    result = dg.materialize(
+        [assets.eval_runs, assets.judge_scores],
+        resources=resources,
+        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
+    )
+    assert result.success
+    assert query(db, "SELECT count(DISTINCT partition_date), count(*) FROM evals.eval_runs") == [(3, 7)]
+    rows = query(db, "SELECT status, batch_id FROM evals.judge_scores WHERE case_id IS NOT NULL")
+    assert len(rows) == 6 and {r for r in rows} == {("judged", "msgbatch_sim_0")}  # one batch for the whole range
