@@ -79,7 +79,9 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     calls = len(server.requests)
     assert calls == 6
 
-    p = {r[0]: r[1:] for r in query(db, "SELECT case_id, n_trials, n_success, n_needs_review, pass_at_1, pass_at_k, enough_trials FROM evals.pass_at_k")}
+    p = {r[0]: r[1:] for r in query(
+        db, "SELECT case_id, n_trials, n_success, n_needs_review, pass_at_1, pass_at_k, enough_trials FROM evals.pass_at_k"
+    )}
     assert p["brazil-cerrado-light-medium"] == (2, 2, 0, 1.0, 1.0, True)
     assert p["ethiopia-guji-light-medium"] == (1, 0, 1, 0.0, 0.0, False)
 
