@@ -109,7 +109,7 @@ def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
 
 @dg.asset(
     key=["evals", "judge_scores"],
-    deps=[EVAL_RUNS, POINTS],
+    deps=[EVAL_RUNS, SESSIONS, POINTS, PROPOSALS],
     kinds={"duckdb", "python", "anthropic"},
     description="LM-judge scores 0-100 (planClarity, physicsPlausibility, constraintRespect, safetyScore) per "
     "evaluated session and sample, cached by (model, prompt version, input hash); rows say not_judged "
@@ -178,7 +178,9 @@ def _check(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata)
 
 
-@dg.asset_check(asset=GOLDEN_CASES, blocking=True, description="Every golden case file parsed and validated.")
+@dg.asset_check(
+    asset=GOLDEN_CASES, blocking=True, pool=DUCKDB_POOL, description="Every golden case file parsed and validated."
+)
 def golden_cases_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         errors = con.execute("SELECT file, error FROM evals.golden_case_errors ORDER BY file").fetchall()
@@ -190,6 +192,7 @@ def golden_cases_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=EVAL_RUNS,
     blocking=True,
+    pool=DUCKDB_POOL,
     description="On every evaluated day, each telemetry session has an eval row, and outcomes are known values.",
 )
 def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
@@ -208,6 +211,7 @@ def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(
     asset=dg.AssetKey(["evals", "judge_scores"]),
+    pool=DUCKDB_POOL,
     description="Judged rows carry four scores in 0..100; every other row has no score and says why.",
 )
 def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:

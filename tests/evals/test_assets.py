@@ -11,7 +11,7 @@ from daena_pipelines.evals.resources import AnthropicJudgeResource
 from daena_pipelines.warehouse import WarehouseResource
 
 from . import warehouse_fixture
-from .messages_server import MessagesServer
+from .messages_server import GOOD_JUDGEMENT, MessagesServer
 
 DAYS = ("2026-11-17", "2026-11-18", "2026-11-19")
 ALL_ASSETS = [assets.golden_cases, assets.eval_runs, assets.pass_at_k, assets.judge_scores]
@@ -143,3 +143,15 @@ def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
     assert query(db, "SELECT count(DISTINCT partition_date), count(*) FROM evals.eval_runs") == [(3, 7)]
     rows = query(db, "SELECT status, batch_id FROM evals.judge_scores WHERE case_id IS NOT NULL")
     assert len(rows) == 6 and {r for r in rows} == {("judged", "msgbatch_sim_0")}  # one batch for the whole range
+
+
+def test_samples_report_their_spread(tmp_path, server, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    # 2026-11-18 has three (session, case) rows; each gets samples scored 70, 80, 90 on planClarity.
+    server.script = [("ok", {**GOOD_JUDGEMENT, "planClarity": v}) for v in (70, 80, 90)] * 3
+    run(db, simulator_judge(server, monkeypatch, samples=3), "2026-11-18")
+    spread = query(db, "SELECT session_id, case_id, n_samples, plan_clarity_mean, plan_clarity_stddev, plan_clarity_min, "
+                       "plan_clarity_max, safety_score_stddev FROM evals.judge_score_spread ORDER BY ALL")
+    assert [row[2:] for row in spread] == [(3, 80.0, 10.0, 70, 90, 0.0)] * 3
+    assert len(server.requests) == 9
