@@ -5,6 +5,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from daena_pipelines import config
 from daena_pipelines.evals import assets
 from daena_pipelines.evals.definitions import defs, eval_job, eval_nightly_schedule
 from daena_pipelines.evals.resources import AnthropicJudgeResource
@@ -155,3 +156,38 @@ def test_samples_report_their_spread(tmp_path, server, monkeypatch):
                        "plan_clarity_max, safety_score_stddev FROM evals.judge_score_spread ORDER BY ALL")
     assert [row[2:] for row in spread] == [(3, 80.0, 10.0, 70, 90, 0.0)] * 3
     assert len(server.requests) == 9
+
+
+def test_unreachable_api_is_not_judged_and_the_run_succeeds(tmp_path, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    with MessagesServer() as gone:
+        dead_url = gone.base_url  # closed on exit: nothing listens there any more
+    monkeypatch.setenv("DAENA_TEST_ANTHROPIC_KEY", "sim-key")
+    judge_resource = AnthropicJudgeResource(
+        api_key_env_var="DAENA_TEST_ANTHROPIC_KEY", base_url=dead_url, max_attempts=2, backoff_s=0.0, timeout_s=2.0
+    )
+    run(db, judge_resource, "2026-11-17")
+    rows = query(db, "SELECT status, reason, attempts, source FROM evals.judge_scores")
+    assert len(rows) == 2
+    assert all(s == "not_judged" and "gave up after 2 attempts" in r and a == 2 and src == "simulator" for s, r, a, src in rows)
+
+
+def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
+    golden_dir = tmp_path / "golden"
+    (golden_dir / "cases").mkdir(parents=True)
+    (golden_dir / "cases" / "broken.json").write_text('{"id": "broken", "expectation": "SHOULD_SUCCEED"}')
+    monkeypatch.setattr(config, "GOLDEN_DIR", golden_dir)
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    result = dg.materialize(
+        [assets.golden_cases, assets.eval_runs, *CHECKS],
+        partition_key="2026-11-17",
+        resources={"duckdb": WarehouseResource(database=str(db))},
+        selection=[assets.golden_cases.key, assets.eval_runs.key],
+        raise_on_error=False,
+    )
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "golden_cases_valid"]
+    assert not check.passed and "broken.json" in check.description
+    assert result.asset_materializations_for_node("evals__eval_runs") == []
+    assert query(db, "SELECT file FROM evals.golden_case_errors") == [("broken.json",)]
