@@ -72,6 +72,7 @@ PRICES_PER_MTOK = {
     "claude-haiku-4-5": (1.00, 5.00, 1.25, 0.10),
 }
 BATCH_DISCOUNT = 0.5
+MAX_RETRY_AFTER_S = 60.0
 
 
 class InvalidJudgement(ValueError):
@@ -227,8 +228,17 @@ def with_retries(call: Callable[[], object], settings: JudgeSettings, sleep: Cal
                 return None, attempt, describe(exc)
             if attempt == settings.max_attempts:
                 return None, attempt, f"gave up after {attempt} attempts: {describe(exc)}"
-            sleep(settings.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2))
+            sleep(max(settings.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2), _retry_after_s(exc)))
     raise AssertionError("unreachable: max_attempts must be >= 1")
+
+
+def _retry_after_s(exc: Exception) -> float:
+    """The server's own retry-after hint (seconds), capped at a minute; 0 when absent or unreadable."""
+    response = getattr(exc, "response", None)
+    try:
+        return min(float(response.headers.get("retry-after", 0)), MAX_RETRY_AFTER_S) if response is not None else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _row(request: JudgeRequest, settings: JudgeSettings, sample_index: int, **fields) -> dict:

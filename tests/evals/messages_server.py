@@ -43,7 +43,7 @@ def message(model: str, tool_input, request_chars: int, tool_name: str = TOOL_NA
 
 
 class MessagesServer:
-    """Behaviours: ("ok", tool_input) | ("status", code) | ("sleep", seconds) | ("wrong_tool",)."""
+    """Behaviours: ("ok", tool_input) | ("status", code[, retry_after]) | ("sleep", seconds) | ("wrong_tool",)."""
 
     def __init__(self):
         self.script: list[tuple] = []
@@ -112,7 +112,7 @@ class MessagesServer:
                 if kind == "status":
                     code = behaviour[1]
                     error = {"type": "error", "error": {"type": ERROR_TYPES.get(code, "api_error"), "message": "simulated"}}
-                    return self._json(code, error, headers={"retry-after": "0"})
+                    return self._json(code, error, headers={"retry-after": behaviour[2] if len(behaviour) > 2 else "0"})
                 if kind == "wrong_tool":
                     return self._json(200, message(body["model"], GOOD_JUDGEMENT, request_chars, tool_name="other"))
                 return self._json(200, message(body["model"], behaviour[1], request_chars))

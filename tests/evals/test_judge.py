@@ -91,6 +91,13 @@ def test_retries_on_rate_limit_and_server_errors(server, code):
     assert len(sleeps) == 2 and 0.005 <= sleeps[0] <= 0.01 <= sleeps[1] <= 0.02
 
 
+def test_retry_after_header_is_honoured(server):
+    server.script = [("status", 429, "0.2")]
+    sleeps = []
+    (row,) = judge.judge([request()], settings(server), client(server), "", {}, sleep=sleeps.append)
+    assert row["status"] == "judged" and sleeps == [0.2]
+
+
 def test_retries_are_bounded(server):
     server.script = [("status", 503)] * 5
     (row,) = judge.judge([request()], settings(server, max_attempts=3), client(server), "", {}, sleep=lambda s: None)
