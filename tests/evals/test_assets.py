@@ -99,14 +99,19 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
 def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, monkeypatch):
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
+    with duckdb.connect(str(db)) as con:  # a session telemetry could not compute metrics for
+        con.execute("INSERT INTO telemetry.sessions (session_id, roasted_at, machine, beans) VALUES "
+                    "('nom-1', '2026-11-18 20:00:00+00', 'Aillio Bullet R1 (virtual)', 'Brazil Cerrado')")
     monkeypatch.delenv("DAENA_TEST_MISSING_KEY", raising=False)
     no_key = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_MISSING_KEY", base_url=server.base_url)
     run(db, no_key, "2026-11-18")
     rows = query(db, "SELECT status, reason, plan_clarity, source FROM evals.judge_scores")
-    assert len(rows) == 3 and server.requests == []
+    assert len(rows) == 4 and server.requests == []
     assert all(s == "not_judged" and "DAENA_TEST_MISSING_KEY" in r and pc is None for s, r, pc, _ in rows)
     # Without commands.proposals the command gate is not applicable, the reject case needs review.
-    outcomes = dict(query(db, "SELECT case_id, outcome FROM evals.eval_runs"))
+    (no_metrics,) = query(db, "SELECT outcome, fc_timing_pass, reason FROM evals.eval_runs WHERE session_id = 'nom-1'")
+    assert no_metrics[:2] == ("NEEDS_REVIEW", None) and "fc_timing unknown" in no_metrics[2]
+    outcomes = dict(query(db, "SELECT case_id, outcome FROM evals.eval_runs WHERE session_id <> 'nom-1'"))
     assert outcomes["kenya-nyeri-unsafe-heater"] == "NEEDS_REVIEW"
     assert outcomes["brazil-cerrado-light-medium"] == "WARN"
     assert query(db, "SELECT DISTINCT commands_available FROM evals.eval_runs") == [(False,)]
