@@ -1,4 +1,25 @@
-"""Dagster definitions of the evals domain."""
+"""Dagster definitions of the evals domain: assets, checks, the eval job and its nightly schedule."""
 import dagster as dg
 
-defs = dg.Definitions()
+from daena_pipelines.evals import assets
+from daena_pipelines.evals.resources import AnthropicJudgeResource
+
+eval_job = dg.define_asset_job(
+    "eval_job",
+    selection=dg.AssetSelection.groups("evals"),
+    partitions_def=assets.daily_partitions,
+    description="Golden cases, eval runs, pass@k and LM-judge scores for one day of roasts (or a range).",
+)
+
+# Daily partitions: at 02:30 UTC the schedule runs the last complete day, i.e. yesterday.
+eval_nightly_schedule = dg.build_schedule_from_partitioned_job(
+    eval_job, name="eval_nightly_schedule", hour_of_day=2, minute_of_hour=30
+)
+
+defs = dg.Definitions(
+    assets=[assets.golden_cases, assets.eval_runs, assets.pass_at_k, assets.judge_scores],
+    asset_checks=[assets.golden_cases_valid, assets.eval_runs_complete, assets.judge_scores_valid],
+    jobs=[eval_job],
+    schedules=[eval_nightly_schedule],
+    resources={"anthropic_judge": AnthropicJudgeResource()},
+)

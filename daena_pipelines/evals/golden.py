@@ -1,0 +1,175 @@
+"""Golden roast cases: JSON files under golden/cases/, reviewed like code.
+
+Pure module (no Dagster): parse and validate case files, and decide which cases a session matches.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+EXPECTATIONS = ("SHOULD_SUCCEED", "SHOULD_REJECT")
+COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
+# Roast-target gates: golden target key == telemetry.roast_metrics column.
+TARGET_KEYS = ("fcs_s", "drop_s", "dtr_pct", "fcs_bt_c", "drop_bt_c")
+
+
+class InvalidCase(ValueError):
+    """A golden case file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class BaselineCommand:
+    t_s: float
+    command_type: str
+    target_value: float | None
+    unsafe: bool = False
+
+
+@dataclass(frozen=True)
+class GoldenCase:
+    case_id: str
+    title: str
+    expectation: str
+    bean: str
+    machine: str
+    beans_contains: str
+    machine_contains: str
+    targets: dict[str, float]
+    tolerances: dict[str, float]
+    max_ror_spikes: int
+    max_ror_crashes: int
+    baseline_commands: tuple[BaselineCommand, ...]
+    command_tolerance_t_s: float
+    command_tolerance_value: float
+    trials_required: int
+    pass_k: int
+    definition: dict  # the file's JSON, kept verbatim for the table and the judge prompt
+
+    def matches(self, beans: str | None, machine: str | None) -> bool:
+        """Case-insensitive substring match on the session's beans and machine."""
+        return (
+            self.beans_contains.lower() in (beans or "").lower()
+            and self.machine_contains.lower() in (machine or "").lower()
+        )
+
+
+def _number(obj: dict, key: str, where: str, minimum: float | None = None) -> float:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidCase(f"{where}: '{key}' must be a number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidCase(f"{where}: '{key}' must be >= {minimum}, got {value}")
+    return float(value)
+
+
+def _integer(obj: dict, key: str, where: str, minimum: int) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidCase(f"{where}: '{key}' must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _text(obj: dict, key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidCase(f"{where}: '{key}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def _command(raw: object, where: str) -> BaselineCommand:
+    if not isinstance(raw, dict):
+        raise InvalidCase(f"{where}: must be an object")
+    command_type = raw.get("command_type")
+    if command_type not in COMMAND_TYPES:
+        raise InvalidCase(f"{where}: command_type must be one of {COMMAND_TYPES}, got {command_type!r}")
+    value = raw.get("target_value")
+    if value is not None:
+        value = _number(raw, "target_value", where)
+    return BaselineCommand(_number(raw, "t_s", where), command_type, value, bool(raw.get("unsafe", False)))
+
+
+def parse_case(definition: object, source: str) -> GoldenCase:
+    """Validate one case's JSON; raises InvalidCase naming ``source`` and the field."""
+    if not isinstance(definition, dict):
+        raise InvalidCase(f"{source}: a golden case must be a JSON object")
+    case_id = _text(definition, "id", source)
+    where = f"{source} (case {case_id})"
+    expectation = definition.get("expectation")
+    if expectation not in EXPECTATIONS:
+        raise InvalidCase(f"{where}: expectation must be one of {EXPECTATIONS}, got {expectation!r}")
+    bean, setup, match = (definition.get(k) or {} for k in ("bean", "setup", "match"))
+    commands_raw = definition.get("baseline_commands")
+    if not isinstance(commands_raw, list):
+        raise InvalidCase(f"{where}: baseline_commands must be a list")
+    commands = tuple(_command(c, f"{where} baseline_commands[{i}]") for i, c in enumerate(commands_raw))
+    unsafe = [c for c in commands if c.unsafe]
+    if expectation == "SHOULD_REJECT" and not unsafe:
+        raise InvalidCase(f"{where}: a SHOULD_REJECT case needs at least one baseline command marked unsafe")
+    if expectation == "SHOULD_SUCCEED" and unsafe:
+        raise InvalidCase(f"{where}: a SHOULD_SUCCEED case cannot contain unsafe baseline commands")
+    targets: dict[str, float] = {}
+    tolerances: dict[str, float] = {}
+    if expectation == "SHOULD_SUCCEED":  # reject cases are judged on the rejection alone
+        raw_targets, raw_tolerances = definition.get("targets") or {}, definition.get("tolerances") or {}
+        for key in TARGET_KEYS:
+            targets[key] = _number(raw_targets, key, f"{where} targets")
+            tolerances[key] = _number(raw_tolerances, key, f"{where} tolerances", minimum=1e-9)
+    command_tolerance = definition.get("command_tolerance") or {}
+    trials_required = _integer(definition, "trials_required", where, 1)
+    pass_k = _integer(definition, "pass_k", where, 1)
+    if pass_k > trials_required:
+        raise InvalidCase(f"{where}: pass_k ({pass_k}) cannot exceed trials_required ({trials_required})")
+    return GoldenCase(
+        case_id=case_id,
+        title=_text(definition, "title", where),
+        expectation=expectation,
+        bean=_text(bean, "name", f"{where} bean"),
+        machine=_text(setup, "machine", f"{where} setup"),
+        beans_contains=_text(match, "beans_contains", f"{where} match"),
+        machine_contains=_text(match, "machine_contains", f"{where} match"),
+        targets=targets,
+        tolerances=tolerances,
+        max_ror_spikes=_integer(definition, "max_ror_spikes", where, 0),
+        max_ror_crashes=_integer(definition, "max_ror_crashes", where, 0),
+        baseline_commands=commands,
+        command_tolerance_t_s=_number(command_tolerance, "t_s", f"{where} command_tolerance", minimum=1e-9),
+        command_tolerance_value=_number(command_tolerance, "target_value", f"{where} command_tolerance", minimum=1e-9),
+        trials_required=trials_required,
+        pass_k=pass_k,
+        definition=definition,
+    )
+
+
+@dataclass(frozen=True)
+class LoadedCase:
+    case: GoldenCase
+    file: str
+    content_sha256: str
+
+
+def load_cases(folder: Path) -> tuple[list[LoadedCase], list[tuple[str, str]]]:
+    """Every ``*.json`` in ``folder``: the valid cases, and (file, error) for each unusable file.
+
+    A bad file never stops the good ones from loading; duplicate ids are errors on the later file.
+    """
+    loaded: list[LoadedCase] = []
+    errors: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for path in sorted(folder.glob("*.json")):
+        data = path.read_bytes()
+        try:
+            case = parse_case(json.loads(data), path.name)
+        except json.JSONDecodeError as exc:
+            errors.append((path.name, f"{path.name}: not valid JSON: {exc}"))
+            continue
+        except InvalidCase as exc:
+            errors.append((path.name, str(exc)))
+            continue
+        if case.case_id in seen:
+            errors.append((path.name, f"{path.name}: duplicate case id {case.case_id!r} (already in {seen[case.case_id]})"))
+            continue
+        seen[case.case_id] = path.name
+        loaded.append(LoadedCase(case, path.name, hashlib.sha256(data).hexdigest()))
+    return loaded, errors

@@ -1,0 +1,54 @@
+"""The LM judge as a Dagster resource: configuration plus an Anthropic client built on demand."""
+from __future__ import annotations
+
+import os
+
+import anthropic
+import dagster as dg
+from pydantic import Field
+
+from daena_pipelines.evals.judge import JudgeSettings
+
+
+class AnthropicJudgeResource(dg.ConfigurableResource):
+    """Claude via the official SDK. The key is read from the environment at call time, never stored
+    in run config nor logged; without it the judge records rows as ``not_judged``."""
+
+    api_key_env_var: str = Field(default="ANTHROPIC_API_KEY", description="Name of the env var holding the key.")
+    base_url: str | None = Field(default=None, description="None = the official API; any other URL is labelled 'simulator'.")
+    model: str = "claude-sonnet-5"
+    max_tokens: int = 1024
+    samples: int = Field(default=1, ge=1, description="Judgements per session; >1 reports the spread.")
+    timeout_s: float = Field(default=60.0, description="Per-request HTTP timeout.")
+    max_attempts: int = Field(default=4, ge=1, description="Attempts per request on 429/5xx/timeouts.")
+    backoff_s: float = Field(default=1.0, description="First back-off; doubles per attempt, with jitter.")
+    batch_mode: bool = Field(default=False, description="Send all of a run's requests as one Message Batch.")
+    batch_poll_s: float = 30.0
+    batch_max_wait_s: float = 3600.0
+
+    def effective_base_url(self) -> str | None:
+        """The SDK falls back to ANTHROPIC_BASE_URL by itself; resolve it here so the source label is right."""
+        return self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+
+    def settings(self) -> JudgeSettings:
+        return JudgeSettings(
+            model=self.model,
+            base_url=self.effective_base_url(),
+            max_tokens=self.max_tokens,
+            samples=self.samples,
+            max_attempts=self.max_attempts,
+            backoff_s=self.backoff_s,
+            batch_mode=self.batch_mode,
+            batch_poll_s=self.batch_poll_s,
+            batch_max_wait_s=self.batch_max_wait_s,
+        )
+
+    def client(self) -> tuple[anthropic.Anthropic | None, str]:
+        """(client, "") or (None, why not). The SDK's own retries are off: judge.with_retries counts them."""
+        api_key = os.environ.get(self.api_key_env_var, "").strip()
+        if not api_key:
+            return None, f"no API key: environment variable {self.api_key_env_var} is not set"
+        client = anthropic.Anthropic(
+            api_key=api_key, base_url=self.effective_base_url(), timeout=self.timeout_s, max_retries=0
+        )
+        return client, ""

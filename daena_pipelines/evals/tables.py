@@ -1,0 +1,248 @@
+"""The evals schema in DuckDB: DDL, reads of the inputs, partition-replacing writes (no Dagster here)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+
+import duckdb
+
+from daena_pipelines.evals import judge, scoring
+from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
+from daena_pipelines.warehouse import transaction
+
+# roast_metrics columns the gates and the judge prompt use (a subset of the telemetry contract).
+METRIC_COLUMNS = (
+    "charge_bt_c", "tp_s", "tp_bt_c", "dry_end_s", "fcs_s", "fcs_bt_c", "fce_s", "drop_s", "drop_bt_c",
+    "total_s", "development_s", "dtr_pct", "max_ror_c_per_min", "ror_at_fcs_c_per_min", "crash", "flick",
+    "ror_spikes", "ror_crashes", "weight_loss_pct",
+)
+SUMMARY_STEP_S = 20  # telemetry summary for the judge: the first point of every 20 s window
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS evals;
+CREATE TABLE IF NOT EXISTS evals.golden_cases (
+    case_id VARCHAR PRIMARY KEY, file VARCHAR, content_sha256 VARCHAR, title VARCHAR, expectation VARCHAR,
+    bean VARCHAR, machine VARCHAR, beans_contains VARCHAR, machine_contains VARCHAR,
+    {", ".join(f"target_{k} DOUBLE, tolerance_{k} DOUBLE" for k in TARGET_KEYS)},
+    max_ror_spikes INTEGER, max_ror_crashes INTEGER, baseline_commands JSON,
+    command_tolerance_t_s DOUBLE, command_tolerance_value DOUBLE, trials_required INTEGER, pass_k INTEGER,
+    definition JSON, loaded_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS evals.golden_case_errors (file VARCHAR, error VARCHAR, seen_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS evals.eval_runs (
+    partition_date DATE, session_id VARCHAR, case_id VARCHAR, expectation VARCHAR, roasted_at TIMESTAMPTZ,
+    beans VARCHAR, machine VARCHAR, session_source VARCHAR, outcome VARCHAR, reason VARCHAR,
+    {", ".join(f"{g}_pass BOOLEAN" for g in scoring.GATES)},
+    gates JSON, metrics JSON, commands_available BOOLEAN, evaluated_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS evals.pass_at_k (
+    case_id VARCHAR PRIMARY KEY, expectation VARCHAR, trials_required INTEGER, pass_k INTEGER,
+    n_trials INTEGER, n_success INTEGER, n_needs_review INTEGER, pass_at_1 DOUBLE, pass_at_k DOUBLE,
+    enough_trials BOOLEAN, first_day DATE, last_day DATE, computed_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS evals.judge_scores (
+    partition_date DATE, session_id VARCHAR, case_id VARCHAR, sample_index INTEGER, model VARCHAR,
+    prompt_version VARCHAR, input_hash VARCHAR, status VARCHAR, reason VARCHAR, source VARCHAR,
+    plan_clarity INTEGER, physics_plausibility INTEGER, constraint_respect INTEGER, safety_score INTEGER,
+    warnings VARCHAR[], violations VARCHAR[], reasoning VARCHAR, input_tokens INTEGER, output_tokens INTEGER,
+    cache_read_input_tokens INTEGER, cache_creation_input_tokens INTEGER, cost_usd DOUBLE, latency_ms DOUBLE,
+    attempts INTEGER, message_id VARCHAR, batch_id VARCHAR, from_cache BOOLEAN, judged_at TIMESTAMPTZ);
+CREATE OR REPLACE VIEW evals.judge_score_spread AS
+SELECT partition_date, session_id, case_id, model, prompt_version, count(*) AS n_samples,
+    {", ".join(f"avg({c}) AS {c}_mean, stddev_samp({c}) AS {c}_stddev, min({c}) AS {c}_min, max({c}) AS {c}_max"
+               for c in judge.SCORE_COLUMNS.values())}
+FROM evals.judge_scores WHERE status = 'judged'
+GROUP BY ALL;
+"""
+JUDGE_COLUMNS = (
+    "partition_date", "session_id", "case_id", "sample_index", "model", "prompt_version", "input_hash", "status",
+    "reason", "source", *judge.SCORE_COLUMNS.values(), "warnings", "violations", "reasoning", "input_tokens",
+    "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "cost_usd", "latency_ms", "attempts",
+    "message_id", "batch_id", "from_cache", "judged_at",
+)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    return con.execute(query, [schema, table]).fetchone()[0] > 0
+
+
+def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+    if rows:
+        placeholders = ", ".join("?" for _ in columns)
+        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", [list(r) for r in rows])
+
+
+def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple[str, str]]) -> None:
+    now = datetime.now(timezone.utc)
+    columns = (
+        "case_id", "file", "content_sha256", "title", "expectation", "bean", "machine", "beans_contains",
+        "machine_contains", *(f"{p}_{k}" for k in TARGET_KEYS for p in ("target", "tolerance")), "max_ror_spikes",
+        "max_ror_crashes", "baseline_commands", "command_tolerance_t_s", "command_tolerance_value",
+        "trials_required", "pass_k", "definition", "loaded_at",
+    )
+    rows = []
+    for lc in loaded:
+        c = lc.case
+        rows.append((
+            c.case_id, lc.file, lc.content_sha256, c.title, c.expectation, c.bean, c.machine, c.beans_contains,
+            c.machine_contains, *(d.get(k) for k in TARGET_KEYS for d in (c.targets, c.tolerances)),
+            c.max_ror_spikes, c.max_ror_crashes, json.dumps(c.definition["baseline_commands"]),
+            c.command_tolerance_t_s, c.command_tolerance_value, c.trials_required, c.pass_k,
+            json.dumps(c.definition), now,
+        ))
+    with transaction(con):
+        con.execute("DELETE FROM evals.golden_cases")
+        con.execute("DELETE FROM evals.golden_case_errors")
+        _insert(con, "evals.golden_cases", columns, rows)
+        _insert(con, "evals.golden_case_errors", ("file", "error", "seen_at"), [(f, e, now) for f, e in errors])
+
+
+def read_golden_cases(con) -> list[GoldenCase]:
+    if not table_exists(con, "evals", "golden_cases"):
+        raise LookupError("evals.golden_cases does not exist: materialise evals/golden_cases first")
+    rows = con.execute("SELECT case_id, definition FROM evals.golden_cases ORDER BY case_id").fetchall()
+    if not rows:
+        raise LookupError("evals.golden_cases is empty: add cases to golden/cases/ and materialise evals/golden_cases")
+    return [parse_case(json.loads(definition), f"evals.golden_cases[{case_id}]") for case_id, definition in rows]
+
+
+def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
+    """Sessions roasted in [start, end), each with its roast metrics (NULLs when it has none)."""
+    metrics = ", ".join(f"m.{c}" for c in METRIC_COLUMNS)
+    return _rows(con.execute(
+        f"""SELECT s.session_id, s.roasted_at, CAST(timezone('UTC', s.roasted_at) AS DATE) AS partition_date,
+                   s.beans, s.machine, s.notes, s.source, m.session_id IS NOT NULL AS has_metrics, {metrics}
+            FROM telemetry.sessions s LEFT JOIN telemetry.roast_metrics m USING (session_id)
+            WHERE s.roasted_at >= ? AND s.roasted_at < ? ORDER BY s.roasted_at, s.session_id""",
+        [start, end],
+    ))
+
+
+def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | None:
+    """Proposals per session from commands.proposals; None when that table does not exist."""
+    if not table_exists(con, "commands", "proposals"):
+        return None
+    by_session: dict[str, list[dict]] = {s: [] for s in session_ids}
+    if session_ids:
+        for row in _rows(con.execute(
+            """SELECT proposal_id, session_id, command_type, target_value, actual_value, status, session_t_s,
+                      execution_started_at
+               FROM commands.proposals WHERE session_id IN (SELECT unnest(?)) ORDER BY session_t_s, proposal_id""",
+            [list(session_ids)],
+        )):
+            by_session[row["session_id"]].append(row)
+    return by_session
+
+
+def replace_partitions(con, table: str, first: date, last: date, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """Idempotent write: the days [first, last] are replaced by ``rows`` in one transaction."""
+    with transaction(con):
+        con.execute(f"DELETE FROM {table} WHERE partition_date BETWEEN ? AND ?", [first, last])
+        _insert(con, table, columns, rows)
+
+
+def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None) -> list[dict]:
+    """One row per (session, matching case); a session no case matches gets one NEEDS_REVIEW row."""
+    now = datetime.now(timezone.utc)
+    out = []
+    for s in sessions:
+        metrics = {c: s[c] for c in METRIC_COLUMNS} if s["has_metrics"] else None
+        session_proposals = None if proposals is None else proposals.get(s["session_id"], [])
+        base = {
+            "partition_date": s["partition_date"], "session_id": s["session_id"], "roasted_at": s["roasted_at"],
+            "beans": s["beans"], "machine": s["machine"], "session_source": s["source"],
+            "metrics": json.dumps(metrics, default=str), "commands_available": proposals is not None,
+            "evaluated_at": now,
+        }
+        matched = [c for c in cases if c.matches(s["beans"], s["machine"])]
+        if not matched:
+            out.append({**base, "case_id": None, "expectation": None, "outcome": "NEEDS_REVIEW",
+                        "reason": "no golden case matches these beans and machine", "gates": "[]",
+                        **{f"{g}_pass": None for g in scoring.GATES}})
+        for case in matched:
+            ev = scoring.evaluate(case, metrics, session_proposals)
+            out.append({**base, "case_id": case.case_id, "expectation": case.expectation, "outcome": ev.outcome,
+                         "reason": ev.reason, "gates": json.dumps(ev.gates_json()),
+                         **{f"{g.name}_pass": g.passed for g in ev.gates}})
+    return out
+
+
+EVAL_RUN_COLUMNS = (
+    "partition_date", "session_id", "case_id", "expectation", "roasted_at", "beans", "machine", "session_source",
+    "outcome", "reason", *(f"{g}_pass" for g in scoring.GATES), "gates", "metrics", "commands_available",
+    "evaluated_at",
+)
+
+
+def refresh_pass_at_k(con) -> None:
+    """pass@k per golden case over every evaluated trial in evals.eval_runs (all days)."""
+    stats = con.execute(
+        """SELECT g.case_id, g.expectation, g.trials_required, g.pass_k,
+                  count(*) FILTER (WHERE r.outcome IN ('PASS', 'WARN', 'FAIL')),
+                  count(*) FILTER (WHERE r.outcome IN ('PASS', 'WARN')),
+                  count(*) FILTER (WHERE r.outcome = 'NEEDS_REVIEW'),
+                  min(r.partition_date), max(r.partition_date)
+           FROM evals.golden_cases g LEFT JOIN evals.eval_runs r USING (case_id)
+           GROUP BY ALL ORDER BY g.case_id"""
+    ).fetchall()
+    now = datetime.now(timezone.utc)
+    rows = []
+    for case_id, expectation, required, k, n, c, review, first, last in stats:
+        rows.append((case_id, expectation, required, k, n, c, review, scoring.pass_at_k(n, c, 1),
+                     scoring.pass_at_k(n, c, k), n >= required, first, last, now))
+    columns = ("case_id", "expectation", "trials_required", "pass_k", "n_trials", "n_success", "n_needs_review",
+               "pass_at_1", "pass_at_k", "enough_trials", "first_day", "last_day", "computed_at")
+    with transaction(con):
+        con.execute("DELETE FROM evals.pass_at_k")
+        _insert(con, "evals.pass_at_k", columns, rows)
+
+
+def read_judge_inputs(con, first: date, last: date) -> list[dict]:
+    """eval_runs rows of the days with the session's notes, the case definition and executed commands."""
+    rows = _rows(con.execute(
+        """SELECT r.partition_date, r.session_id, r.case_id, r.metrics, r.gates, s.notes, g.definition
+           FROM evals.eval_runs r JOIN telemetry.sessions s USING (session_id)
+           LEFT JOIN evals.golden_cases g USING (case_id)
+           WHERE r.partition_date BETWEEN ? AND ? ORDER BY r.partition_date, r.session_id, r.case_id""",
+        [first, last],
+    ))
+    ids = sorted({r["session_id"] for r in rows})
+    proposals = read_proposals(con, ids)
+    summaries: dict[str, list[tuple]] = {i: [] for i in ids}
+    if ids:
+        for session_id, t_s, bt, ror in con.execute(
+            f"""SELECT session_id, t_s, bt_c, ror_c_per_min FROM telemetry.points
+                WHERE session_id IN (SELECT unnest(?)) AND t_s >= 0
+                QUALIFY row_number() OVER (PARTITION BY session_id, floor(t_s / {SUMMARY_STEP_S}) ORDER BY t_s) = 1
+                ORDER BY session_id, t_s""",
+            [ids],
+        ).fetchall():
+            summaries[session_id].append((t_s, bt, ror))
+    for r in rows:
+        r["summary"] = summaries[r["session_id"]]
+        r["commands"] = None if proposals is None else [
+            {k: p[k] for k in ("session_t_s", "command_type", "target_value", "actual_value", "status")}
+            for p in proposals[r["session_id"]]
+        ]
+    return rows
+
+
+def read_judge_cache(con, model: str, hashes: Sequence[str]) -> dict[tuple[str, int], dict]:
+    """Earlier judged rows of this model and prompt version, keyed by (input_hash, sample_index)."""
+    if not hashes:
+        return {}
+    rows = _rows(con.execute(
+        f"""SELECT {", ".join(c for c in JUDGE_COLUMNS if c != "partition_date")} FROM evals.judge_scores
+            WHERE status = 'judged' AND model = ? AND prompt_version = ? AND input_hash IN (SELECT unnest(?))
+            QUALIFY row_number() OVER (PARTITION BY input_hash, sample_index ORDER BY judged_at) = 1""",
+        [model, judge.PROMPT_VERSION, list(hashes)],
+    ))
+    return {(r["input_hash"], r["sample_index"]): r for r in rows}

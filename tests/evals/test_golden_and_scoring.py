@@ -1,0 +1,139 @@
+"""Golden case loading and pure scoring: gates, outcomes, pass@k."""
+import itertools
+import json
+
+import pytest
+
+from daena_pipelines import config
+from daena_pipelines.evals import golden, scoring
+
+
+@pytest.fixture(scope="module")
+def cases():
+    loaded, errors = golden.load_cases(config.GOLDEN_DIR / "cases")
+    assert errors == []
+    return {lc.case.case_id: lc.case for lc in loaded}
+
+
+def on_target(case, **overrides):
+    metrics = dict(case.targets, ror_spikes=0, ror_crashes=0)
+    metrics.update(overrides)
+    return metrics
+
+
+def executed_plan(case, shift_s=0.0, value_offset=0.0):
+    return [
+        {"proposal_id": f"p{i}", "command_type": c.command_type, "status": "COMPLETED",
+         "target_value": None if c.target_value is None else c.target_value + value_offset,
+         "actual_value": None, "session_t_s": c.t_s + shift_s, "execution_started_at": "x"}
+        for i, c in enumerate(case.baseline_commands)
+    ]
+
+
+def test_bundled_golden_cases_cover_the_sample_beans(cases):
+    assert set(cases) >= {"brazil-cerrado-light-medium", "ethiopia-guji-light-medium", "kenya-nyeri-light-medium"}
+    assert [c.expectation for c in cases.values()].count("SHOULD_REJECT") >= 1
+    for case in cases.values():
+        if case.expectation == "SHOULD_SUCCEED":
+            t = case.targets
+            # DTR target agrees with the FC and drop targets it is derived from.
+            assert t["dtr_pct"] == pytest.approx((t["drop_s"] - t["fcs_s"]) / t["drop_s"] * 100, abs=0.1)
+    kenya = [c.case_id for c in cases.values() if c.matches("Kenya Nyeri AA", "Aillio Bullet R1 (virtual)")]
+    assert sorted(kenya) == ["kenya-nyeri-light-medium", "kenya-nyeri-unsafe-heater"]
+    assert not cases["kenya-nyeri-light-medium"].matches("Kenya Nyeri", "Probat P12")
+
+
+def test_bad_case_file_is_reported_by_name_and_good_ones_still_load(tmp_path, cases):
+    good = cases["brazil-cerrado-light-medium"].definition
+    (tmp_path / "a.json").write_text(json.dumps(good))
+    (tmp_path / "b.json").write_text("{not json")
+    (tmp_path / "c.json").write_text(json.dumps({**good, "id": "x", "expectation": "MAYBE"}))
+    (tmp_path / "d.json").write_text(json.dumps(good))
+    broken_tolerance = {**good, "id": "y", "tolerances": {**good["tolerances"], "fcs_s": 0}}
+    (tmp_path / "e.json").write_text(json.dumps(broken_tolerance))
+    loaded, errors = golden.load_cases(tmp_path)
+    assert [lc.file for lc in loaded] == ["a.json"]
+    by_file = dict(errors)
+    assert "not valid JSON" in by_file["b.json"]
+    assert "expectation" in by_file["c.json"] and "c.json" in by_file["c.json"]
+    assert "duplicate case id" in by_file["d.json"]
+    assert "'fcs_s' must be >=" in by_file["e.json"]
+
+
+def test_on_target_with_plan_followed_passes(cases):
+    case = cases["kenya-nyeri-light-medium"]
+    ev = scoring.evaluate(case, on_target(case), executed_plan(case))
+    assert ev.outcome == "PASS"
+    assert all(g.passed for g in ev.gates if g.name != "unsafe_rejected")
+
+
+def test_near_tolerance_warns_and_beyond_fails(cases):
+    case = cases["brazil-cerrado-light-medium"]
+    tol = case.tolerances["fcs_s"]
+    near = scoring.evaluate(case, on_target(case, fcs_s=case.targets["fcs_s"] + 0.9 * tol), None)
+    assert near.outcome == "WARN" and near.gate("fc_timing").status == "warn"
+    edge = scoring.evaluate(case, on_target(case, fcs_s=case.targets["fcs_s"] - 0.8 * tol), None)
+    assert edge.outcome == "PASS"
+    over = scoring.evaluate(case, on_target(case, drop_bt_c=case.targets["drop_bt_c"] + 1.01 * case.tolerances["drop_bt_c"]), None)
+    assert over.outcome == "FAIL" and over.gate("drop_temp").passed is False
+    spikes = scoring.evaluate(case, on_target(case, ror_spikes=case.max_ror_spikes + 1), None)
+    assert spikes.outcome == "FAIL" and spikes.gate("ror_spikes").status == "fail"
+    at_max = scoring.evaluate(case, on_target(case, ror_crashes=case.max_ror_crashes), None)
+    assert at_max.gate("ror_crashes").status == "warn"
+
+
+def test_missing_metric_needs_review_but_a_failure_wins(cases):
+    case = cases["ethiopia-guji-light-medium"]
+    ev = scoring.evaluate(case, on_target(case, fcs_s=None, fcs_bt_c=None), None)
+    assert ev.outcome == "NEEDS_REVIEW" and ev.gate("fc_timing").passed is None
+    assert scoring.evaluate(case, None, None).outcome == "NEEDS_REVIEW"
+    worse = scoring.evaluate(case, on_target(case, fcs_s=None, drop_s=case.targets["drop_s"] + 100), None)
+    assert worse.outcome == "FAIL"
+
+
+def test_command_deviation_gate(cases):
+    case = cases["kenya-nyeri-light-medium"]
+    metrics = on_target(case)
+    assert scoring.evaluate(case, metrics, None).gate("command_deviation").status == "not_applicable"
+    assert scoring.evaluate(case, metrics, []).gate("command_deviation").status == "not_applicable"
+    late = scoring.evaluate(case, metrics, executed_plan(case, shift_s=0.9 * case.command_tolerance_t_s))
+    assert late.outcome == "WARN" and late.gate("command_deviation").status == "warn"
+    wrong_value = scoring.evaluate(case, metrics, executed_plan(case, value_offset=2 * case.command_tolerance_value))
+    assert wrong_value.outcome == "FAIL" and "outside tolerance" in wrong_value.gate("command_deviation").reason
+    partial = executed_plan(case)[:-1]
+    missing = scoring.evaluate(case, metrics, partial).gate("command_deviation")
+    assert missing.status == "fail" and "missing: DROP" in missing.reason
+    untimed = [dict(p, session_t_s=None) if p["command_type"] == "SET_DRUM" else p for p in executed_plan(case)]
+    assert scoring.evaluate(case, metrics, untimed).outcome == "NEEDS_REVIEW"
+    proposed_only = [dict(p, status="PENDING_APPROVAL", execution_started_at=None) for p in executed_plan(case)]
+    assert scoring.evaluate(case, metrics, proposed_only).gate("command_deviation").status == "not_applicable"
+
+
+def test_should_reject_case(cases):
+    case = cases["kenya-nyeri-unsafe-heater"]
+    unsafe = {"proposal_id": "u1", "command_type": "SET_POWER", "target_value": 12.0, "session_t_s": 540.0,
+              "execution_started_at": None}
+    safe = {"proposal_id": "s1", "command_type": "SET_POWER", "target_value": 8.0, "status": "COMPLETED",
+            "session_t_s": 0.0, "execution_started_at": "x"}
+    assert scoring.evaluate(case, {}, None).outcome == "NEEDS_REVIEW"
+    assert scoring.evaluate(case, {}, [safe]).outcome == "NEEDS_REVIEW"
+    assert scoring.evaluate(case, {}, [safe, dict(unsafe, status="REJECTED")]).outcome == "PASS"
+    assert scoring.evaluate(case, {}, [dict(unsafe, status="PENDING_APPROVAL")]).outcome == "NEEDS_REVIEW"
+    executed = scoring.evaluate(case, {}, [dict(unsafe, status="COMPLETED", execution_started_at="x")])
+    assert executed.outcome == "FAIL" and "u1" in executed.reason
+
+
+def test_pass_at_k_matches_enumeration():
+    assert scoring.pass_at_k(5, 2, 2) == pytest.approx(0.7)
+    assert scoring.pass_at_k(3, 0, 1) == 0.0
+    assert scoring.pass_at_k(3, 3, 3) == 1.0
+    assert scoring.pass_at_k(2, 1, 3) is None
+    for n in range(1, 7):
+        for c in range(n + 1):
+            trials = [True] * c + [False] * (n - c)
+            for k in range(1, n + 1):
+                subsets = list(itertools.combinations(trials, k))
+                expected = sum(any(s) for s in subsets) / len(subsets)
+                assert scoring.pass_at_k(n, c, k) == pytest.approx(expected)
+    with pytest.raises(ValueError):
+        scoring.pass_at_k(2, 3, 1)
