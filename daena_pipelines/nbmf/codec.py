@@ -13,6 +13,10 @@ Envelope v1, byte by byte::
     32 bytes             SHA-256 of the canonical form decoding returns
     rest                 payload: magic-less zstd frame (no checksum, no content size)
 
+The signature covers the content, not the header: a damaged payload, signature, body length
+or dictionary id fails decoding; the record class is cross-checked against the dictionary id;
+the original length of a semantic envelope is informational.
+
 The canonical form is compact UTF-8 JSON with sorted keys (orjson, NaN -> null). Lossless: it
 is the original's canonical JSON. Semantic: it is the canonical JSON of the original after the
 class's declared rule (classes.py), which is exactly what decoding returns, so every decode is
@@ -139,6 +143,8 @@ def read_meta(envelope: bytes) -> Meta:
     if class_code not in CLASS_BY_CODE or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 5:
         raise EnvelopeError(f"NBMF header has unknown class code {class_code} or flags {flags:#x}")
     dict_id, pos = _read_varint(envelope, 5)
+    if dict_id and dict_id // 1000 != class_code:  # dictionary ids embed their class (dictionaries.py)
+        raise EnvelopeError(f"NBMF header names dictionary {dict_id} for class code {class_code}: corrupt header")
     length, pos = _read_varint(envelope, pos)
     body_length, pos = _read_varint(envelope, pos) if flags & 16 else (length, pos)
     signature = envelope[pos : pos + SIGNATURE_BYTES]
