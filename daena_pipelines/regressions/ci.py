@@ -17,6 +17,7 @@ import dagster as dg
 from daena_pipelines import config
 from daena_pipelines.regressions.checks import FAILURES_KEY, to_check_evaluation
 from daena_pipelines.regressions.findings import record_evaluations
+from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.table_metadata import markdown_table
 from daena_pipelines.warehouse import connect
 
@@ -59,8 +60,14 @@ def run_ci(repetitions: int | None = None) -> int:
                      "passed" if ev.passed else "FAILED", len(failed)))
     print(markdown_table(["asset", "check", "kind", "result", "failed values"], rows))
     for ev in evaluations:
-        if not ev.passed:
-            print(f"\n{ev.check_name} ({ev.asset_key.to_user_string()}): {ev.description}")
+        if ev.passed:
+            continue
+        print(f"\n{ev.check_name} ({ev.asset_key.to_user_string()}) failed:")
+        failures = ev.metadata.get(FAILURES_KEY)
+        for failure in failures.value if failures is not None else []:
+            print("  " + Outcome(**failure).describe())
+        if failures is None:
+            print(f"  {ev.description}")
     blocking_failed = [ev for ev in evaluations if ev.blocking and not ev.passed]
     checked = {ev.asset_key for ev in evaluations}
     unchecked = [k.to_user_string() for k in targets if k not in checked]

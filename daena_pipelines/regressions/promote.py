@@ -11,7 +11,14 @@ import argparse
 from pathlib import Path
 
 from daena_pipelines import config
-from daena_pipelines.regressions.golden import GoldenSuite, diff_entries, golden_dir, proposed_entries, table_exists
+from daena_pipelines.regressions.golden import (
+    GoldenSuite,
+    checked_run,
+    diff_entries,
+    golden_dir,
+    proposed_entries,
+    table_exists,
+)
 from daena_pipelines.warehouse import connect
 
 
@@ -26,8 +33,10 @@ def promote(warehouse: Path | str, paths: list[str], write: bool) -> dict[Path, 
         for path in suite_files(paths):
             suite = GoldenSuite.load(path)
             if not table_exists(con, suite.table):
-                diffs[path] = [f"! {suite.table} does not exist in {warehouse}; nothing to promote"]
+                print(f"{path}: {suite.table} does not exist in {warehouse}; nothing to promote")
                 continue
+            if suite.latest_by:
+                print(f"{path}: values of {suite.table} where {suite.latest_by} = {checked_run(con, suite)}")
             proposed = proposed_entries(con, suite)
             diffs[path] = diff_entries(suite.entries, proposed)
             if write and diffs[path]:
