@@ -2,7 +2,8 @@
 
 Only test-split records are measured, and any record a dictionary was trained on is left out
 even if its key falls in the test split. Every codec is timed from the Python record to bytes
-(encode) and back (decode), so JSON serialisation is part of every codec's cost alike.
+(encode) and back (decode), so JSON serialisation is part of every codec's cost alike; times are
+per call, in thread CPU time, repeated ``repetitions`` times over all records.
 """
 from __future__ import annotations
 
@@ -146,7 +147,9 @@ def run_benchmark(records: list[CorpusRecord], nbmf: NbmfCodec, repetitions: int
     by_codec = defaultdict(list)
     for m in measured:
         by_codec[m.codec].append(m)
-    clock = time.perf_counter_ns
+    # CPU time of this thread: on a shared machine, wall time would also count the slices the
+    # OS gave to other processes, which says nothing about the codec
+    clock = time.thread_time_ns
     for _ in range(repetitions):  # interleave codecs so machine noise spreads over all of them
         for name, items in by_codec.items():
             codec = available[name]

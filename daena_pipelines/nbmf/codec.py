@@ -82,7 +82,7 @@ class CodecSettings:
     ``DAENA_NBMF_NO_DICT=1`` turns dictionaries off (both exist to show what they are worth).
     """
 
-    level_small: int = 19
+    level_small: int = 6
     level_large: int = 3
     use_dictionaries: bool = True
 
@@ -177,10 +177,11 @@ def normalize_strings(value):
     return value
 
 
+_SERIES_ITEM_TYPES = {int, float, type(None)}  # exact types: bool is not a number here
+
+
 def _is_numeric_series(values) -> bool:
-    return isinstance(values, list) and all(
-        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values
-    )
+    return isinstance(values, list) and set(map(type, values)) <= _SERIES_ITEM_TYPES
 
 
 def _scale(channel: str) -> int:
@@ -235,7 +236,7 @@ def _encode_series(record: dict) -> tuple[bytes, dict]:
             raise ValueError("telemetry channels have different lengths")
         body.append(_varint(n))
     for channel in channels:
-        raw = np.array([np.nan if v is None else v for v in points[channel]], dtype=np.float64)
+        raw = np.array(points[channel], dtype=np.float64)  # None -> NaN
         missing = ~np.isfinite(raw)
         scale = _scale(channel)
         filled = raw.copy()

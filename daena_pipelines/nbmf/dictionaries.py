@@ -20,7 +20,7 @@ from daena_pipelines import config
 from daena_pipelines.nbmf.classes import record_class
 
 # Fixed COVER parameters and one thread make training deterministic for the same samples.
-COVER_K, COVER_D = 64, 8
+COVER_K, COVER_D = 1024, 8
 MAX_DICT_BYTES = 16 * 1024
 
 
@@ -131,7 +131,7 @@ class DictionaryStore:
 
 
 def train(samples: list[bytes], dict_id: int) -> bytes:
-    """Deterministic COVER training; the size is capped at a quarter of the sample bytes."""
-    size = min(MAX_DICT_BYTES, max(1024, sum(map(len, samples)) // 4))
+    """Deterministic COVER training; the size is capped at half the sample bytes."""
+    size = min(MAX_DICT_BYTES, max(1024, sum(map(len, samples)) // 2))
     trained = zstandard.train_dictionary(size, samples, k=COVER_K, d=COVER_D, dict_id=dict_id, threads=1)
     return trained.as_bytes()
