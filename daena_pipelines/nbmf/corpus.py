@@ -84,16 +84,17 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     return [{n: jsonable(v) for n, v in zip(names, row)} for row in cursor.fetchall()]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
     schema, name = table.split(".")
-    return [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-    ]
+    return con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [name for name, _ in _column_types(con, table)]
 
 
 def _identity(row: dict, columns: list[str]) -> str:
@@ -137,10 +138,14 @@ def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dic
     if need("command", "commands.proposals"):
         audit: dict[str, list[dict]] = {}
         if "commands.audit_log" in tables and "proposal_id" in _columns(con, "commands.audit_log"):
-            for row in _rows(con, "SELECT * FROM commands.audit_log"):
+            # in time order when the log has a timestamp column, and deterministic either way
+            types = _column_types(con, "commands.audit_log")
+            times = [c for c, t in types if t.startswith("TIMESTAMP")]
+            order = ", ".join([*times[:1], *(str(i) for i in range(1, len(types) + 1))])
+            for row in _rows(con, f"SELECT * FROM commands.audit_log ORDER BY {order}"):
                 audit.setdefault(row["proposal_id"], []).append(row)
         for row in _rows(con, "SELECT * FROM commands.proposals ORDER BY proposal_id"):
-            entries = sorted(audit.get(row["proposal_id"], []), key=canonical_json)
+            entries = audit.get(row["proposal_id"], [])
             records.append(CorpusRecord.of("command", str(row["proposal_id"]), {**row, "audit_log": entries}))
 
     for record_class, table, where in (

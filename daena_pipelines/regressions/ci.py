@@ -24,6 +24,7 @@ from daena_pipelines.warehouse import connect
 # Assets whose golden checks CI enforces; ones not defined (yet) in the code location are left out.
 CI_ASSETS = [["nbmf", "results"], ["evals", "eval_runs"]]
 CI_JOB = "ci_golden_checks"
+MAX_LISTED = 40  # failed values printed per check
 
 
 def ci_job_definitions(defs: dg.Definitions) -> tuple[dg.Definitions, list[dg.AssetKey]]:
@@ -64,8 +65,11 @@ def run_ci(repetitions: int | None = None) -> int:
             continue
         print(f"\n{ev.check_name} ({ev.asset_key.to_user_string()}) failed:")
         failures = ev.metadata.get(FAILURES_KEY)
-        for failure in failures.value if failures is not None else []:
+        listed = list(failures.value) if failures is not None else []
+        for failure in listed[:MAX_LISTED]:
             print("  " + Outcome(**failure).describe())
+        if len(listed) > MAX_LISTED:
+            print(f"  ... and {len(listed) - MAX_LISTED} more (all in regressions.findings)")
         if failures is None:
             print(f"  {ev.description}")
     blocking_failed = [ev for ev in evaluations if ev.blocking and not ev.passed]
