@@ -57,28 +57,36 @@ def test_sensor_turns_golden_check_evaluations_into_findings(tmp_path, monkeypat
 
     @dg.asset(key=["evals", "eval_runs"])
     def eval_runs(config: Outcome, duckdb: WarehouseResource):
+        if config.outcome == "crash":
+            raise RuntimeError("eval engine crashed")
         with duckdb.get_connection() as con:
             con.execute("CREATE SCHEMA IF NOT EXISTS evals")
             con.execute("CREATE OR REPLACE TABLE evals.eval_runs AS SELECT 'scorched' AS case_id, ? AS outcome", [config.outcome])
 
     check = golden_asset_check(asset=["evals", "eval_runs"], suite_file="evals/outcomes.golden.json", name="eval_golden", blocking=True)
+    definitions = dg.Definitions(assets=[eval_runs], asset_checks=[check], resources={"duckdb": warehouse})
     instance = dg.DagsterInstance.ephemeral()
     cursor = None
-    states = []
-    for outcome in ("fail", "pass", "fail"):  # golden, regressed, recovered
+    states, messages = [], []
+    for outcome in ("fail", "pass", "crash", "fail"):  # golden, regressed, crashed, recovered
         dg.materialize([eval_runs, check], instance=instance, resources={"duckdb": warehouse}, raise_on_error=False,
                        run_config={"ops": {"evals__eval_runs": {"config": {"outcome": outcome}}}})
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"duckdb": warehouse})
-        result = regressions_sensor(context)
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"duckdb": warehouse},
+                                          definitions=definitions)
+        messages.append(regressions_sensor(context).skip_message)
         cursor = context.cursor
-        assert "1 golden check evaluations recorded" in result.skip_message
         with warehouse.get_connection() as con:
-            states.append(con.execute(
-                "SELECT finding_key, resolved_at IS NULL, details FROM regressions.findings").fetchall())
+            states.append(sorted(con.execute(
+                "SELECT finding_key, resolved_at IS NULL, details FROM regressions.findings").fetchall()))
+    assert messages[0] == "2 evaluations recorded: {'opened': 0, 'updated': 0, 'resolved': 0}"
     assert states[0] == []
     (key, is_open, details), = states[1]
     assert key == "evals/eval_runs/eval_golden:scorched" and is_open
     assert json.loads(details)["actual"] == "pass"
-    assert states[2][0][:2] == (key, False)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"duckdb": warehouse})
-    assert regressions_sensor(context).skip_message == "no new check evaluations"
+    assert [(k, o) for k, o, _ in states[2]] == [
+        ("evals/eval_runs/eval_golden:scorched", True), ("evals/eval_runs/materialization:materialization", True)]
+    assert [(k, o) for k, o, _ in states[3]] == [
+        ("evals/eval_runs/eval_golden:scorched", False), ("evals/eval_runs/materialization:materialization", False)]
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"duckdb": warehouse},
+                                      definitions=definitions)
+    assert regressions_sensor(context).skip_message == "no new golden check evaluations or watched materialisations"
