@@ -42,6 +42,7 @@ LOSSLESS, SEMANTIC = "lossless", "semantic"
 JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
 SIGNATURE_BYTES = 32
 SERIES_CHANNELS = tuple(SERIES_STEPS)  # bit i of the channel mask = SERIES_CHANNELS[i]
+MAX_GRID_VALUE = 2**52  # grid integers beyond this would not survive int64 deltas and float division
 
 
 class EnvelopeError(ValueError):
@@ -219,10 +220,25 @@ def _unpack_ints(data: bytes, pos: int, n: int) -> tuple[np.ndarray, int]:
     return q, pos + n * width
 
 
+def _series_arrays(points) -> dict[str, np.ndarray]:
+    """The channels that can go on their grid: numeric lists small enough for exact int64 grid
+    values (anything else stays in the exact JSON part)."""
+    arrays = {}
+    for channel in SERIES_CHANNELS:
+        values = points.get(channel) if isinstance(points, dict) else None
+        if _is_numeric_series(values):
+            raw = np.array(values, dtype=np.float64)  # None -> NaN
+            finite = raw[np.isfinite(raw)]
+            if not finite.size or np.abs(finite).max() * _scale(channel) < MAX_GRID_VALUE:
+                arrays[channel] = raw
+    return arrays
+
+
 def _encode_series(record: dict) -> tuple[bytes, dict]:
     """Semantic body for a record with a ``points`` object of channel lists, and its semantic form."""
     points = record.get("points") if isinstance(record, dict) else None
-    channels = [c for c in SERIES_CHANNELS if isinstance(points, dict) and _is_numeric_series(points.get(c))]
+    arrays = _series_arrays(points)
+    channels = list(arrays)
     semantic_points = dict(points) if channels else points
     rest = dict(record)
     if channels:
@@ -236,7 +252,7 @@ def _encode_series(record: dict) -> tuple[bytes, dict]:
             raise ValueError("telemetry channels have different lengths")
         body.append(_varint(n))
     for channel in channels:
-        raw = np.array(points[channel], dtype=np.float64)  # None -> NaN
+        raw = arrays[channel]
         missing = ~np.isfinite(raw)
         scale = _scale(channel)
         filled = raw.copy()

@@ -130,3 +130,12 @@ def test_series_with_integer_and_extreme_values():
     assert decoded["points"]["fan"] == [None] * len(t)
     assert decoded["points"]["bt_c"][:3] == [None] * 3
     assert max(abs(a - b) for a, b in zip(record["points"]["bt_c"][3:], decoded["points"]["bt_c"][3:])) <= 0.025 + 1e-9
+
+
+def test_series_too_large_for_the_grid_stay_exact():
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    record = {"session_id": "x", "points": {"t_s": [0.0, 1.5], "bt_c": [1e300, -1e300], "et_c": ["a", "b"]}}
+    decoded = codec.decode(codec.encode(record, "telemetry", "semantic"))
+    assert decoded["points"]["bt_c"] == [1e300, -1e300]
+    assert decoded["points"]["et_c"] == ["a", "b"]
+    assert decoded["points"]["t_s"] == [0.0, 1.5]
