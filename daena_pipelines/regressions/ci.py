@@ -1,7 +1,7 @@
 """The CI command: materialise the benchmark assets (and what they need) with their golden
 checks into the configured warehouse, print a summary, exit 1 when a blocking check fails.
 
-    python -m daena_pipelines.regressions.ci [--repetitions N]
+    python -m daena_pipelines.regressions.ci [--repetitions N] [--asset nbmf/results ...]
 
 Warehouse: DAENA_WAREHOUSE (default data/warehouse.duckdb); golden files: golden/ (or
 DAENA_GOLDEN_DIR). Findings of the golden checks are written to regressions.findings.
@@ -27,19 +27,19 @@ CI_JOB = "ci_golden_checks"
 MAX_LISTED = 40  # failed values printed per check
 
 
-def ci_job_definitions(defs: dg.Definitions) -> tuple[dg.Definitions, list[dg.AssetKey]]:
+def ci_job_definitions(defs: dg.Definitions, assets: list[list[str]]) -> tuple[dg.Definitions, list[dg.AssetKey]]:
     graph = defs.resolve_asset_graph()
-    targets = [key for key in map(dg.AssetKey, CI_ASSETS) if graph.has(key) and graph.get(key).is_materializable]
+    targets = [key for key in map(dg.AssetKey, assets) if graph.has(key) and graph.get(key).is_materializable]
     upstream = dg.AssetSelection.assets(*targets).upstream().resolve(graph)
     runnable = [k for k in upstream if graph.get(k).is_materializable]
     job = dg.define_asset_job(CI_JOB, selection=dg.AssetSelection.assets(*runnable))
     return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])), targets
 
 
-def run_ci(repetitions: int | None = None) -> int:
+def run_ci(repetitions: int | None = None, assets: list[list[str]] | None = None) -> int:
     from daena_pipelines.definitions import defs  # imported here so --help stays fast
 
-    merged, targets = ci_job_definitions(defs)
+    merged, targets = ci_job_definitions(defs, assets or CI_ASSETS)
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if repetitions:
         run_config["ops"] = {"nbmf__results": {"config": {"repetitions": repetitions}}}
@@ -87,8 +87,9 @@ def run_ci(repetitions: int | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repetitions", type=int, default=None, help="timing repetitions per record (default 7)")
+    parser.add_argument("--asset", action="append", default=None, help="only this asset key, e.g. nbmf/results (repeatable)")
     args = parser.parse_args(argv)
-    return run_ci(args.repetitions)
+    return run_ci(args.repetitions, [a.split("/") for a in args.asset] if args.asset else None)
 
 
 if __name__ == "__main__":
