@@ -84,7 +84,7 @@ class CodecSettings:
     """
 
     level_small: int = 6
-    level_large: int = 3
+    level_large: int = 1
     use_dictionaries: bool = True
 
     @classmethod
