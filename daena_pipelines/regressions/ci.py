@@ -27,21 +27,35 @@ CI_JOB = "ci_golden_checks"
 MAX_LISTED = 40  # failed values printed per check
 
 
-def ci_job_definitions(defs: dg.Definitions, assets: list[list[str]]) -> tuple[dg.Definitions, list[dg.AssetKey]]:
+BENCHMARK = dg.AssetKey(["nbmf", "results"])
+
+
+def ci_job_definitions(
+    defs: dg.Definitions, assets: list[list[str]]
+) -> tuple[dg.Definitions, list[dg.AssetKey], list[dg.AssetKey]]:
+    """The code location plus a job of ``assets`` and everything upstream that can be materialised."""
     graph = defs.resolve_asset_graph()
     targets = [key for key in map(dg.AssetKey, assets) if graph.has(key) and graph.get(key).is_materializable]
     upstream = dg.AssetSelection.assets(*targets).upstream().resolve(graph)
     runnable = [k for k in upstream if graph.get(k).is_materializable]
     job = dg.define_asset_job(CI_JOB, selection=dg.AssetSelection.assets(*runnable))
-    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])), targets
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])), targets, runnable
+
+
+def failed_values(evaluation: dg.AssetCheckEvaluation) -> list[dict]:
+    failures = evaluation.metadata.get(FAILURES_KEY)
+    return list(failures.value) if failures is not None else []
 
 
 def run_ci(repetitions: int | None = None, assets: list[list[str]] | None = None) -> int:
     from daena_pipelines.definitions import defs  # imported here so --help stays fast
 
-    merged, targets = ci_job_definitions(defs, assets or CI_ASSETS)
+    merged, targets, runnable = ci_job_definitions(defs, assets or CI_ASSETS)
+    if not targets:
+        print(f"none of {assets or CI_ASSETS} is defined in the code location: nothing to check")
+        return 1
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    if repetitions:
+    if repetitions and BENCHMARK in runnable:
         run_config["ops"] = {"nbmf__results": {"config": {"repetitions": repetitions}}}
     result = merged.resolve_job_def(CI_JOB).execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), run_config=run_config, raise_on_error=False
@@ -53,24 +67,20 @@ def run_ci(repetitions: int | None = None, assets: list[list[str]] | None = None
         with connect(config.warehouse_path()) as con:
             counts = record_evaluations(con, golden)
         print(f"regressions.findings: {counts}")
-    rows = []
-    for ev in evaluations:
-        failures = ev.metadata.get(FAILURES_KEY)
-        failed = list(failures.value) if failures is not None else []
-        rows.append((ev.asset_key.to_user_string(), ev.check_name, "blocking" if ev.blocking else "warn",
-                     "passed" if ev.passed else "FAILED", len(failed)))
+    rows = [
+        (ev.asset_key.to_user_string(), ev.check_name, "blocking" if ev.blocking else "warn",
+         "passed" if ev.passed else "FAILED", len(failed_values(ev)))
+        for ev in evaluations
+    ]
     print(markdown_table(["asset", "check", "kind", "result", "failed values"], rows))
-    for ev in evaluations:
-        if ev.passed:
-            continue
+    for ev in (ev for ev in evaluations if not ev.passed):
         print(f"\n{ev.check_name} ({ev.asset_key.to_user_string()}) failed:")
-        failures = ev.metadata.get(FAILURES_KEY)
-        listed = list(failures.value) if failures is not None else []
+        listed = failed_values(ev)
         for failure in listed[:MAX_LISTED]:
             print("  " + Outcome(**failure).describe())
         if len(listed) > MAX_LISTED:
             print(f"  ... and {len(listed) - MAX_LISTED} more (all in regressions.findings)")
-        if failures is None:
+        if not listed:
             print(f"  {ev.description}")
     blocking_failed = [ev for ev in evaluations if ev.blocking and not ev.passed]
     checked = {ev.asset_key for ev in evaluations}
