@@ -1,0 +1,174 @@
+"""The benchmark corpus: the warehouse's own records, one JSON value per record, by class.
+
+Classes and where they come from (a class whose tables are missing or empty is skipped, with
+the reason returned to the caller):
+- session: a ``telemetry.sessions`` row without its notes;
+- telemetry: a session's ``telemetry.points`` as columns (t_s, bt_c, et_c, ror, controls),
+  ordered by t_s (the ``extra`` MAP is not part of the record);
+- roast_note: ``telemetry.sessions.notes`` with its session id;
+- command: a ``commands.proposals`` row with its ``commands.audit_log`` rows;
+- eval_result: an ``evals.eval_runs`` row;
+- judge_reasoning: an ``evals.judge_scores`` row that has reasoning.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import math
+import uuid
+from dataclasses import dataclass, field
+
+import duckdb
+
+from daena_pipelines.nbmf.codec import canonical_json
+from daena_pipelines.nbmf.dictionaries import split_of
+
+BUCKETS = (("tiny", 256), ("small", 4096), ("large", None))
+SERIES_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
+IDENTITY_COLUMNS = ("eval_run_id", "run_id", "score_id", "session_id", "case_id", "judge", "partition_date")
+
+
+def size_bucket(n_bytes: int) -> str:
+    return next(name for name, limit in BUCKETS if limit is None or n_bytes < limit)
+
+
+@dataclass
+class CorpusRecord:
+    key: str
+    record_class: str
+    record: object
+    canonical: bytes = field(repr=False)
+    sha256: str
+    size_bucket: str
+    split: str
+
+    @classmethod
+    def of(cls, record_class: str, key: str, record) -> "CorpusRecord":
+        canonical = canonical_json(record)
+        return cls(
+            key=key,
+            record_class=record_class,
+            record=record,
+            canonical=canonical,
+            sha256=hashlib.sha256(canonical).hexdigest(),
+            size_bucket=size_bucket(len(canonical)),
+            split=split_of(f"{record_class}:{key}"),
+        )
+
+
+def jsonable(value):
+    """A warehouse value as JSON: timestamps ISO 8601, NaN/inf -> null, decimals -> float."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [{n: jsonable(v) for n, v in zip(names, row)} for row in cursor.fetchall()]
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    schema, name = table.split(".")
+    return con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [name for name, _ in _column_types(con, table)]
+
+
+def _identity(row: dict, columns: list[str]) -> str:
+    present = [c for c in IDENTITY_COLUMNS if c in columns]
+    return "|".join(str(row[c]) for c in present) if present else hashlib.sha256(canonical_json(row)).hexdigest()
+
+
+def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dict[str, str]]:
+    """All records of every class present, and {class: reason} for the classes skipped."""
+    tables = {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+    records: list[CorpusRecord] = []
+    skipped: dict[str, str] = {}
+
+    def need(record_class: str, *required: str) -> bool:
+        missing = [t for t in required if t not in tables]
+        if missing:
+            skipped[record_class] = f"table {', '.join(missing)} does not exist in the warehouse"
+        return not missing
+
+    if need("session", "telemetry.sessions"):
+        cols = _columns(con, "telemetry.sessions")
+        exclude = " EXCLUDE (notes)" if "notes" in cols else ""
+        for row in _rows(con, f"SELECT *{exclude} FROM telemetry.sessions ORDER BY session_id"):
+            records.append(CorpusRecord.of("session", row["session_id"], row))
+        if "notes" in cols:
+            for row in _rows(
+                con,
+                "SELECT session_id, notes FROM telemetry.sessions WHERE trim(coalesce(notes, '')) <> '' ORDER BY session_id",
+            ):
+                records.append(CorpusRecord.of("roast_note", row["session_id"], row))
+        else:
+            skipped["roast_note"] = "telemetry.sessions has no notes column"
+
+    if need("telemetry", "telemetry.points"):
+        present = [c for c in SERIES_COLUMNS if c in _columns(con, "telemetry.points")]
+        lists = ", ".join(f"list({c} ORDER BY t_s) AS {c}" for c in present)
+        for row in _rows(con, f"SELECT session_id, {lists} FROM telemetry.points GROUP BY session_id ORDER BY session_id"):
+            session_id = row.pop("session_id")
+            records.append(CorpusRecord.of("telemetry", session_id, {"session_id": session_id, "points": row}))
+
+    if need("command", "commands.proposals"):
+        audit: dict[str, list[dict]] = {}
+        if "commands.audit_log" in tables and "proposal_id" in _columns(con, "commands.audit_log"):
+            # in time order when the log has a timestamp column, and deterministic either way
+            types = _column_types(con, "commands.audit_log")
+            times = [c for c, t in types if t.startswith("TIMESTAMP")]
+            order = ", ".join([*times[:1], *(str(i) for i in range(1, len(types) + 1))])
+            for row in _rows(con, f"SELECT * FROM commands.audit_log ORDER BY {order}"):
+                audit.setdefault(row["proposal_id"], []).append(row)
+        for row in _rows(con, "SELECT * FROM commands.proposals ORDER BY proposal_id"):
+            entries = audit.get(row["proposal_id"], [])
+            records.append(CorpusRecord.of("command", str(row["proposal_id"]), {**row, "audit_log": entries}))
+
+    for record_class, table, where in (
+        ("eval_result", "evals.eval_runs", ""),
+        ("judge_reasoning", "evals.judge_scores", " WHERE trim(coalesce(reasoning, '')) <> ''"),
+    ):
+        if need(record_class, table):
+            cols = _columns(con, table)
+            if where and "reasoning" not in cols:
+                skipped[record_class] = f"{table} has no reasoning column"
+                continue
+            for row in _rows(con, f"SELECT * FROM {table}{where}"):
+                records.append(CorpusRecord.of(record_class, _identity(row, cols), row))
+
+    for record_class in {"session", "telemetry", "roast_note", "command", "eval_result", "judge_reasoning"} - set(skipped):
+        if not any(r.record_class == record_class for r in records):
+            skipped[record_class] = "its tables hold no records"
+    return records, skipped
+
+
+def corpus_fingerprint(records: list[CorpusRecord]) -> str:
+    """SHA-256 over the sorted (class, record SHA-256) pairs: same corpus, same fingerprint."""
+    digest = hashlib.sha256()
+    for pair in sorted((r.record_class, r.sha256) for r in records):
+        digest.update(f"{pair[0]}:{pair[1]}\n".encode())
+    return digest.hexdigest()

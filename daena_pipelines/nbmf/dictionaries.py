@@ -1,0 +1,137 @@
+"""The dictionary store: per-class zstandard dictionaries with versioned ids, committed in git.
+
+Layout (``golden/nbmf/dicts/`` unless ``DAENA_NBMF_DICT_DIR`` says otherwise):
+``manifest.json`` lists every dictionary ever published (id, class, version, file, SHA-256,
+what it was trained on) and the current id per class; ``<class>.v<N>.zdict`` holds the bytes.
+Versions are never rewritten: old envelopes name their dictionary id, so decoding an old
+record only needs the store. Dictionary id = class code * 1000 + version.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from daena_pipelines import config
+from daena_pipelines.nbmf.classes import record_class
+
+# Fixed COVER parameters and one thread make training deterministic for the same samples.
+COVER_K, COVER_D = 1024, 8
+MAX_DICT_BYTES = 16 * 1024
+
+
+def default_store_dir() -> Path:
+    value = os.environ.get("DAENA_NBMF_DICT_DIR", "").strip()
+    return Path(value).resolve() if value else config.GOLDEN_DIR / "nbmf" / "dicts"
+
+
+def split_of(record_key: str) -> str:
+    """'train' or 'test', a stable function of the record's key (about half each)."""
+    return "train" if hashlib.sha256(f"nbmf-split-v1:{record_key}".encode()).digest()[0] < 128 else "test"
+
+
+class UnknownDictionary(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class DictionaryEntry:
+    dict_id: int
+    record_class: str
+    version: int
+    file: str
+    sha256: str
+    size_bytes: int
+    trained_on: dict
+
+
+class DictionaryStore:
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root else default_store_dir()
+        self._entries: dict[int, DictionaryEntry] | None = None
+        self._current: dict[str, int] = {}
+        self._loaded: dict[int, zstandard.ZstdCompressionDict] = {}
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def _manifest(self) -> dict[int, DictionaryEntry]:
+        if self._entries is None:
+            self._entries = {}
+            if self.manifest_path.exists():
+                manifest = json.loads(self.manifest_path.read_text())
+                for raw in manifest["dictionaries"]:
+                    entry = DictionaryEntry(**raw)
+                    self._entries[entry.dict_id] = entry
+                self._current = {name: int(i) for name, i in manifest["current"].items()}
+        return self._entries
+
+    def entries(self) -> list[DictionaryEntry]:
+        return sorted(self._manifest().values(), key=lambda e: e.dict_id)
+
+    def current_id(self, class_name: str) -> int:
+        """The dictionary new envelopes of this class use; 0 = none trained yet."""
+        self._manifest()
+        return self._current.get(class_name, 0)
+
+    def get(self, dict_id: int) -> zstandard.ZstdCompressionDict:
+        if dict_id not in self._loaded:
+            entry = self._manifest().get(dict_id)
+            if entry is None:
+                raise UnknownDictionary(f"dictionary id {dict_id} is not in {self.manifest_path}")
+            data = (self.root / entry.file).read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry.sha256:
+                raise UnknownDictionary(f"dictionary file {entry.file} does not match its SHA-256 in the manifest")
+            self._loaded[dict_id] = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
+        return self._loaded[dict_id]
+
+    def training_hashes(self, class_name: str) -> set[str]:
+        """SHA-256 of every record any dictionary of this class was trained on (leak guard)."""
+        return {
+            h for e in self._manifest().values() if e.record_class == class_name for h in e.trained_on["record_sha256"]
+        }
+
+    def publish(self, class_name: str, samples: list[bytes]) -> DictionaryEntry:
+        """Train the next version for ``class_name`` from canonical training records and write it."""
+        rc = record_class(class_name)
+        entries = self._manifest()
+        version = 1 + max((e.version for e in entries.values() if e.record_class == class_name), default=0)
+        dict_id = rc.code * 1000 + version
+        data = train(samples, dict_id)
+        entry = DictionaryEntry(
+            dict_id=dict_id,
+            record_class=class_name,
+            version=version,
+            file=f"{class_name}.v{version}.zdict",
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            trained_on={
+                "records": len(samples),
+                "bytes": sum(map(len, samples)),
+                "split": "train (split_of(record_key) == 'train')",
+                "record_sha256": sorted(hashlib.sha256(s).hexdigest() for s in samples),
+            },
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / entry.file).write_bytes(data)
+        entries[dict_id] = entry
+        self._current[class_name] = dict_id
+        manifest = {
+            "format": 1,
+            "current": dict(sorted(self._current.items())),
+            "dictionaries": [e.__dict__ for e in self.entries()],
+        }
+        self.manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+        return entry
+
+
+def train(samples: list[bytes], dict_id: int) -> bytes:
+    """Deterministic COVER training; the size is capped at half the sample bytes."""
+    size = min(MAX_DICT_BYTES, max(1024, sum(map(len, samples)) // 2))
+    trained = zstandard.train_dictionary(size, samples, k=COVER_K, d=COVER_D, dict_id=dict_id, threads=1)
+    return trained.as_bytes()

@@ -1,0 +1,106 @@
+"""One benchmark run end to end: corpus from the warehouse, measure, write rows and artifacts.
+
+Connections are short: one read of the corpus, then (after measuring, with no connection
+open) one transaction that writes the run, its results and its latency samples.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, run_benchmark, targets
+from daena_pipelines.nbmf.codec import CODEC_VERSION, NbmfCodec
+from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus
+from daena_pipelines.warehouse import transaction
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+DDL = (
+    "CREATE SCHEMA IF NOT EXISTS nbmf",
+    """CREATE TABLE IF NOT EXISTS nbmf.runs (
+        run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+        codec_version INTEGER, settings JSON, dictionaries JSON, corpus_sha256 VARCHAR,
+        corpus_records INTEGER, test_records INTEGER, excluded_training_overlap INTEGER,
+        skipped_classes JSON, repetitions INTEGER, machine JSON, targets JSON,
+        artifact_json VARCHAR, artifact_csv VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS nbmf.results (
+        run_id VARCHAR, record_class VARCHAR, size_bucket VARCHAR, codec VARCHAR, metric VARCHAR,
+        value DOUBLE, unit VARCHAR, PRIMARY KEY (run_id, record_class, size_bucket, codec, metric))""",
+    """CREATE TABLE IF NOT EXISTS nbmf.latency_samples (
+        run_id VARCHAR, record_class VARCHAR, size_bucket VARCHAR, codec VARCHAR, op VARCHAR, ns BIGINT)""",
+)
+
+
+def new_run_id(now: dt.datetime) -> str:
+    """Sortable by time (golden checks pick the latest run by max(run_id))."""
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
+
+
+def write_artifacts(folder: Path, run: dict, rows: list[dict]) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = folder / "results.json", folder / "results.csv"
+    json_path.write_text(json.dumps({"run": run, "results": rows}, indent=1, ensure_ascii=False, default=str) + "\n")
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["run_id", "record_class", "size_bucket", "codec", "metric", "value", "unit"])
+        writer.writeheader()
+        writer.writerows({"run_id": run["run_id"], **row} for row in rows)
+    return json_path, csv_path
+
+
+def execute_run(
+    connect: Connect, results_root: Path, codec: NbmfCodec | None = None, repetitions: int = DEFAULT_REPETITIONS
+) -> dict:
+    """Measure every codec on the warehouse's held-out records; returns the run's row as a dict."""
+    codec = codec or NbmfCodec()
+    started = dt.datetime.now(dt.timezone.utc)
+    with connect() as con:
+        records, skipped = load_corpus(con)
+    outcome = run_benchmark(records, codec, repetitions)
+    finished = dt.datetime.now(dt.timezone.utc)
+    run_id = new_run_id(started)
+    present = sorted({r.record_class for r in records})
+    run = {
+        "run_id": run_id,
+        "started_at": started,
+        "finished_at": finished,
+        "codec_version": CODEC_VERSION,
+        "settings": codec.settings.describe(),
+        "dictionaries": {c: codec.store.current_id(c) if codec.settings.use_dictionaries else 0 for c in present},
+        "corpus_sha256": corpus_fingerprint(records),
+        "corpus_records": len(records),
+        "test_records": outcome.test_records,
+        "excluded_training_overlap": outcome.excluded_training_overlap,
+        "skipped_classes": skipped,
+        "repetitions": repetitions,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "targets": targets(outcome.rows),
+    }
+    json_path, csv_path = write_artifacts(results_root / "nbmf" / run_id, run, outcome.rows)
+    run |= {"artifact_json": str(json_path), "artifact_csv": str(csv_path)}
+    results = pd.DataFrame(outcome.rows).assign(run_id=run_id)
+    samples = pd.DataFrame(outcome.samples, columns=["record_class", "size_bucket", "codec", "op", "ns"]).assign(run_id=run_id)
+    with connect() as con:
+        for statement in DDL:
+            con.execute(statement)
+        with transaction(con):
+            con.execute(
+                f"INSERT INTO nbmf.runs VALUES ({', '.join('?' * len(run))})",
+                [json.dumps(v, default=str) if isinstance(v, (dict, list)) else v for v in run.values()],
+            )
+            if len(results):
+                con.execute(
+                    "INSERT INTO nbmf.results SELECT run_id, record_class, size_bucket, codec, metric, value, unit FROM results"
+                )
+            if len(samples):
+                con.execute("INSERT INTO nbmf.latency_samples SELECT run_id, record_class, size_bucket, codec, op, ns FROM samples")
+    return run

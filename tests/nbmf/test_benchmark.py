@@ -1,0 +1,74 @@
+import json
+
+import dagster as dg
+import duckdb
+import pytest
+
+from daena_pipelines.nbmf.assets import nbmf_results
+from daena_pipelines.nbmf.benchmark import CODECS, run_benchmark, targets, value
+from daena_pipelines.nbmf.codec import CodecSettings, NbmfCodec
+from daena_pipelines.nbmf.dictionaries import DictionaryStore
+from daena_pipelines.warehouse import WarehouseResource
+
+
+def test_benchmark_measures_every_codec_on_held_out_records_only(corpus):
+    records, skipped = corpus
+    assert set(skipped) == {"command", "eval_result", "judge_reasoning"}
+    assert "does not exist" in skipped["command"]
+    outcome = run_benchmark(records, NbmfCodec(settings=CodecSettings()), repetitions=2)
+    test = [r for r in records if r.split == "test"]
+    assert outcome.test_records == len(test) > 0
+    assert value(outcome.rows, "all", "all", "raw_json", "records") == len(test)
+    for codec in CODECS:
+        assert value(outcome.rows, "telemetry", "all", codec, "exact_match_rate") == 1.0
+        assert value(outcome.rows, "telemetry", "all", codec, "signature_match_rate") == 1.0
+        assert value(outcome.rows, "telemetry", "all", codec, "encode_p99_us") >= value(
+            outcome.rows, "telemetry", "all", codec, "encode_p50_us"
+        ) > 0
+    assert value(outcome.rows, "session", "all", "nbmf_semantic", "ratio_total") is None  # lossless-only class
+    assert value(outcome.rows, "telemetry", "all", "raw_json", "ratio_total") == 1.0
+    assert value(outcome.rows, "telemetry", "all", "nbmf_lossless", "max_abs_error_c") == 0.0
+    assert 0 < value(outcome.rows, "telemetry", "all", "nbmf_semantic", "max_abs_error_c") <= 0.025 + 1e-9
+    assert len(outcome.samples) == sum(
+        2 * 2 for r in test for c in CODECS if c != "nbmf_semantic" or r.record_class != "session"
+    )
+    reached = {t["target"]: t for t in targets(outcome.rows)}
+    assert reached["telemetry semantic max abs error °C"]["met"] is True
+
+
+def test_records_a_dictionary_was_trained_on_are_excluded(tmp_path, corpus):
+    records, _ = corpus
+    store = DictionaryStore(tmp_path)
+    store.publish("session", [r.canonical for r in records if r.record_class == "session"])  # includes test split
+    outcome = run_benchmark(records, NbmfCodec(store, CodecSettings()), repetitions=1)
+    leaked = [r for r in records if r.record_class == "session" and r.split == "test"]
+    assert outcome.excluded_training_overlap == len(leaked) > 0
+    assert value(outcome.rows, "session", "all", "raw_json", "records") is None
+
+
+def test_asset_writes_tables_and_artifacts(alog_warehouse, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAENA_RESULTS_DIR", str(tmp_path / "results"))
+    result = dg.materialize(
+        [nbmf_results],
+        resources={"duckdb": WarehouseResource(database=str(alog_warehouse))},
+        run_config={"ops": {"nbmf__results": {"config": {"repetitions": 2}}}},
+    )
+    metadata = result.asset_materializations_for_node("nbmf__results")[0].metadata
+    run_id = metadata["run_id"].value
+    artifact = json.loads(open(metadata["artifact_json"].value).read())
+    assert artifact["run"]["run_id"] == run_id
+    assert open(metadata["artifact_csv"].value).readline().startswith("run_id,record_class,size_bucket,codec,metric")
+    assert "| telemetry | all | nbmf_semantic |" in metadata["preview"].value
+    with duckdb.connect(str(alog_warehouse), read_only=True) as con:
+        n_results = con.execute("SELECT count(*) FROM nbmf.results WHERE run_id = ?", [run_id]).fetchone()[0]
+        assert n_results == len(artifact["results"]) == metadata["dagster/row_count"].value
+        skipped = json.loads(con.execute("SELECT skipped_classes FROM nbmf.runs").fetchone()[0])
+        assert set(skipped) == {"command", "eval_result", "judge_reasoning"}
+        assert con.execute("SELECT count(*) FROM nbmf.latency_samples").fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("env", [{}, {"DAENA_NBMF_NO_DICT": "1"}])
+def test_settings_from_environment(monkeypatch, env):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert CodecSettings.from_env().use_dictionaries is not bool(env)

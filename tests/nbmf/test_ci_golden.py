@@ -1,0 +1,78 @@
+"""The CI command goes red when the codec gets worse, and stays green when it does not."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from daena_pipelines.config import PROJECT_ROOT
+from daena_pipelines.definitions import defs
+from daena_pipelines.regressions.promote import promote
+
+from .alog_warehouse import load_alogs
+
+
+def prepare_warehouse(path: Path, landing: Path, alogs: list[Path]) -> None:
+    """Give CI its corpus the way a clean clone would: through the telemetry ingest when the
+    code location has it, else through the test loader."""
+    graph = defs.resolve_asset_graph()
+    sessions = dg.AssetKey(["telemetry", "sessions"])
+    if graph.has(sessions) and graph.get(sessions).is_materializable:
+        landing.mkdir()
+        for f in alogs:
+            shutil.copy(f, landing / f.name)
+    else:
+        with duckdb.connect(str(path)) as con:
+            load_alogs(con, alogs)
+
+
+def run_ci(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "daena_pipelines.regressions.ci", "--repetitions", "2", "--asset", "nbmf/results"],
+        env={**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
+
+
+def test_ci_fails_on_a_worse_codec_setting(tmp_path, sample_alogs):
+    warehouse, golden = tmp_path / "w.duckdb", tmp_path / "golden"
+    shutil.copytree(PROJECT_ROOT / "golden", golden)
+    prepare_warehouse(warehouse, tmp_path / "landing", sample_alogs)
+    env = {
+        "DAENA_WAREHOUSE": str(warehouse),
+        "DAENA_GOLDEN_DIR": str(golden),
+        "DAENA_RESULTS_DIR": str(tmp_path / "results"),
+        "DAENA_LANDING_DIR": str(tmp_path / "landing"),
+    }
+    first = run_ci(env)
+    assert "nbmf_golden" in first.stdout, first.stdout + first.stderr
+    # golden for this corpus, promoted the documented way
+    promote(warehouse, [str(golden / "nbmf" / "benchmark.golden.json")], write=True)
+    assert json.loads((golden / "nbmf" / "benchmark.golden.json").read_text())["entries"]
+
+    good = run_ci(env)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "| nbmf/results | nbmf_golden | blocking | passed | 0 |" in good.stdout
+
+    worse = run_ci({**env, "DAENA_NBMF_NO_DICT": "1"})
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    assert "| nbmf/results | nbmf_golden | blocking | FAILED |" in worse.stdout
+    assert "FAIL session/all/nbmf_lossless/ratio_total: golden " in worse.stdout
+    assert "rule ratio to {'codec': 'zstd_19'} in the same run" in worse.stdout
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        open_findings = con.execute(
+            "SELECT metric FROM regressions.findings WHERE resolved_at IS NULL"
+        ).fetchall()
+    assert ("session/all/nbmf_lossless/ratio_total",) in open_findings
+
+    recovered = run_ci(env)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM regressions.findings WHERE resolved_at IS NULL").fetchone()[0] == 0
