@@ -35,11 +35,14 @@ def table_metadata(
 ) -> dict:
     """Row count, column schema and a markdown preview (``preview_sql`` or the first rows)."""
     row_count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    schema = column_schema(con, table)
+    # fetch the preview before running anything else on this connection: a new query replaces the result
     cursor = con.execute(preview_sql or f"SELECT * FROM {table} LIMIT {preview_rows}")
     columns = [d[0] for d in cursor.description]
+    preview = markdown_table(columns, cursor.fetchall())
     return {
         "dagster/row_count": dg.MetadataValue.int(row_count),
-        "dagster/column_schema": column_schema(con, table),
+        "dagster/column_schema": schema,
         "dagster/table_name": dg.MetadataValue.text(table),
-        "preview": dg.MetadataValue.md(markdown_table(columns, cursor.fetchall())),
+        "preview": dg.MetadataValue.md(preview),
     }

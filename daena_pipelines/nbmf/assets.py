@@ -51,12 +51,7 @@ def nbmf_results(context: dg.AssetExecutionContext, config: NbmfBenchmarkConfig,
         "GROUP BY ALL ORDER BY record_class, size_bucket, codec"
     )
     with duckdb.get_connection() as con:
-        metadata = table_metadata(con, "nbmf.results")
-        # built here, not via preview_sql: table_metadata runs DESCRIBE on the same connection
-        # before fetching the preview rows, which empties them (reported to the lead)
-        cursor = con.execute(preview)
-        columns = [d[0] for d in cursor.description]
-        metadata["preview"] = dg.MetadataValue.md(markdown_table(columns, cursor.fetchall()))
+        metadata = table_metadata(con, "nbmf.results", preview)
     target_rows = [(t["target"], t["reached"], t["goal"], t["met"]) for t in run["targets"]]
     return dg.MaterializeResult(
         metadata={
