@@ -18,16 +18,17 @@ def dagster_instance():
     return dg.DagsterInstance.get()
 
 
-def materialize_default(instance) -> bool:
-    """Run the default job (every unpartitioned asset and its checks). True when it succeeded."""
+def materialize(instance) -> bool:
+    """The whole default asset graph with its checks. True when every run succeeded."""
     from daena_pipelines.definitions import defs
+    from daena_pipelines.runner import check_evaluations, materialize_everything
 
-    result = defs.resolve_job_def("daena_default_job").execute_in_process(instance=instance, raise_on_error=False)
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    for evaluation in failed_checks:
-        print(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-              f"{evaluation.severity.value}: {evaluation.description}")
-    return result.success
+    results = materialize_everything(defs, instance)
+    for evaluation in check_evaluations(results):
+        if not evaluation.passed:
+            print(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
+                  f"{evaluation.severity.value}: {evaluation.description}")
+    return all(result.success for result in results)
 
 
 def print_summary() -> None:
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("materialize", help="materialise the whole default asset graph into the warehouse")
     args = parser.parse_args(argv)
     if args.command == "materialize":
-        ok = materialize_default(dagster_instance())
+        ok = materialize(dagster_instance())
         print_summary()
         return 0 if ok else 1
     return 2

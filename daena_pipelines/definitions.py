@@ -9,19 +9,27 @@ from daena_pipelines.nbmf import definitions as nbmf
 from daena_pipelines.regressions import definitions as regressions
 from daena_pipelines.telemetry import definitions as telemetry
 
-# The main job: everything that is not partitioned (partitioned evaluations run per day).
+DOMAINS = (telemetry.defs, device.defs, commands.defs, evals.defs, nbmf.defs, regressions.defs)
+
+# `daena materialize` runs these two around the daily evaluations (see runner.py): partitioned
+# assets cannot share a run with unpartitioned ones.
+_partitioned = dg.AssetSelection.assets(
+    *[a for domain in DOMAINS for a in domain.assets or [] if getattr(a, "partitions_def", None)]
+)
 daena_default_job = dg.define_asset_job(
     "daena_default_job",
-    selection=dg.AssetSelection.all(),
-    description="Materialise the whole default asset graph into the warehouse, checks included.",
+    selection=dg.AssetSelection.all() - _partitioned.downstream(),
+    description="Materialise everything that does not depend on the daily evaluations, checks included.",
+)
+daena_downstream_job = dg.define_asset_job(
+    "daena_downstream_job",
+    selection=_partitioned.downstream() - _partitioned - dg.AssetSelection.groups("evals"),
+    description="Materialise what depends on the daily evaluations (e.g. the NBMF benchmark), checks included.",
 )
 
 defs = dg.Definitions.merge(
-    telemetry.defs,
-    device.defs,
-    commands.defs,
-    evals.defs,
-    nbmf.defs,
-    regressions.defs,
-    dg.Definitions(jobs=[daena_default_job], resources={"duckdb": warehouse.warehouse_resource()}),
+    *DOMAINS,
+    dg.Definitions(
+        jobs=[daena_default_job, daena_downstream_job], resources={"duckdb": warehouse.warehouse_resource()}
+    ),
 )

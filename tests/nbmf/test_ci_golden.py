@@ -32,7 +32,7 @@ def prepare_warehouse(path: Path, landing: Path, alogs: list[Path]) -> None:
 
 def run_ci(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "daena_pipelines.regressions.ci", "--repetitions", "2", "--asset", "nbmf/results"],
+        [sys.executable, "-m", "daena_pipelines.regressions.ci", "--repetitions", "2"],
         env={**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,
         text=True,

@@ -1,0 +1,52 @@
+"""Materialise the whole asset graph in dependency order, without a server.
+
+Partitioned assets (the daily evaluations) cannot share a run with unpartitioned ones, so the
+graph runs in three steps: `daena_default_job` (everything not downstream of a partitioned
+asset), `eval_job` once per day that has roast sessions, then `daena_downstream_job` (what
+depends on the evaluations, e.g. the NBMF benchmark). Asset checks run with their assets.
+"""
+from __future__ import annotations
+
+import dagster as dg
+
+from daena_pipelines import config
+from daena_pipelines.db import connect
+
+DEFAULT_JOB = "daena_default_job"
+PARTITIONED_JOB = "eval_job"
+DOWNSTREAM_JOB = "daena_downstream_job"
+
+
+def session_days(partitions_def: dg.PartitionsDefinition) -> list[str]:
+    """Partition keys (UTC days) on which the warehouse has roast sessions."""
+    path = config.warehouse_path()
+    if not path.exists():
+        return []
+    with connect(path, read_only=True) as con:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'telemetry' AND table_name = 'sessions'").fetchone()[0]:
+            return []
+        days = {
+            d for (d,) in con.execute(
+                "SELECT DISTINCT strftime(roasted_at AT TIME ZONE 'UTC', '%Y-%m-%d') FROM telemetry.sessions WHERE roasted_at IS NOT NULL"
+            ).fetchall()
+        }
+    return [key for key in partitions_def.get_partition_keys() if key in days]
+
+
+def materialize_everything(
+    defs: dg.Definitions, instance: dg.DagsterInstance, downstream_run_config: dict | None = None
+) -> list[dg.ExecuteInProcessResult]:
+    results = [defs.resolve_job_def(DEFAULT_JOB).execute_in_process(instance=instance, raise_on_error=False)]
+    partitioned = defs.resolve_job_def(PARTITIONED_JOB)
+    for day in session_days(partitioned.partitions_def):
+        results.append(partitioned.execute_in_process(instance=instance, partition_key=day, raise_on_error=False))
+    results.append(
+        defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(
+            instance=instance, run_config=downstream_run_config, raise_on_error=False
+        )
+    )
+    return results
+
+
+def check_evaluations(results: list[dg.ExecuteInProcessResult]) -> list[dg.AssetCheckEvaluation]:
+    return [evaluation for result in results for evaluation in result.get_asset_check_evaluations()]
