@@ -329,15 +329,21 @@ class Sidecar:
 
     # ----- main loop -------------------------------------------------------------------------
     def run(self) -> SidecarResult:
+        self.start()
+        while self.step():
+            self.clock.sleep(self.next_tick - self.clock.now())
+        return self.finish()
+
+    def start(self) -> None:
+        """Open the R1 (an ``R1Error`` here fails loudly: not found, permission...) and begin recording."""
         cfg, clock = self.cfg, self.clock
-        driver = self.open_driver()  # R1Error here (not found, permission...) fails the run loudly
-        info = driver.read_info()
+        self.driver: BulletR1 | None = self.open_driver()
+        info = self.driver.read_info()
         recordings = Path(cfg.recordings_dir) if cfg.recordings_dir else project_config.data_dir() / "device" / "recordings"
         self.t0, self.wall0 = clock.now(), clock.wall()
         name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SUFFIX}"
-        self.recorder = SessionRecorder(recordings / name, self._header(driver, info))
-        self.progress(f"recording {self.recorder.path} from {driver.model_name} serial {info.serial} ({self.source})")
-
+        self.recorder = SessionRecorder(recordings / name, self._header(self.driver, info))
+        self.progress(f"recording {self.recorder.path} from {self.driver.model_name} serial {info.serial} ({self.source})")
         self.faults: list[str] = []
         self.events: dict[str, int] = {}
         self.command_statuses: dict[str, int] = {}
@@ -347,147 +353,159 @@ class Sidecar:
         self.active: Execution | None = None
         self.abort: Abort | None = None
         self.abort_proposal: Execution | None = None
-        self.locked_out = False
+        self.locked_out = False  # after an abort nothing else is executed this session
         self.last_change_at = -math.inf
         self.next_queue_poll = self.t0
-        polls = lost = idle_messages = 0
-        jitter: list[float] = []
-        next_tick = next_record = self.t0
-        next_progress = self.t0 + 60
-        last_valid_at = self.t0
-        stalled = False
-        end_reason = "duration"
+        self.polls = self.lost = self.idle_messages = 0
+        self.jitter: list[float] = []
+        self.next_tick = self.next_record = self.t0
+        self.next_progress = self.t0 + 60
+        self.last_valid_at = self.t0
+        self.stalled = False
+        self.end_reason = "duration"
+        self.last_reading: p.StatusReading | None = None
 
-        while True:
-            now = clock.now()
-            jitter.append(max(0.0, now - next_tick))
-            t = now - self.t0
-            polls += 1
-            reading, why, idle = None, None, False
-            try:
-                reading = driver.poll()
-            except p.InvalidStatus as error:
-                why = f"invalid status: {error}"
-                idle = error.idle_message and self.previous_state in (None, p.State.OFF)
-            except ReadTimeout as error:
-                why = str(error)
-                if not stalled:
-                    self._fault("stall", why)
-                stalled = True
-            except DeviceDisconnected as error:
-                why = "disconnected"
-                self._fault("disconnect", str(error))
-                if self.active is not None:
-                    self.active.fail(clock.now(), "device disconnected during execution")
-                    self._report(self.active)
-                    self.active = None
-                driver.close()
-                driver = self._reconnect()
-                if driver is None:
-                    end_reason = "disconnected"
-                    self._fault("gave_up", f"no device after {cfg.reconnect_timeout_s:g} s of retries; session closed")
-                    lost += 1
-                    break
-            if reading is None:
-                idle_messages += idle
-                lost += not idle
-            else:
-                stalled = False
-                last_valid_at = now
-            due = t >= next_record - self.t0 - 1e-9
-            recorded = False
-            if reading is not None:
-                state_changed = self.previous_state is not None and reading.state != self.previous_state
-                found = self._events_for(reading, t)
-                if state_changed or found or due:
-                    recorded = True
-                    index = self.recorder.sample(t, _sample_values(reading))
-                    for event_name, how in found:
-                        self.events[event_name] = index
-                        self.recorder.event(event_name, index, t, how)
-                        if event_name == "CHARGE":
-                            self.charge_t = t
-                        elif event_name == "DROP":
-                            self.drop_t = t
-                self.previous_state = reading.state
-            elif due and not idle:  # an idle message is not a lost sample: record the next poll instead
+    def _poll(self) -> tuple[p.StatusReading | None, str | None, bool]:
+        """One poll: (reading, why it failed, whether the failure was the R1's idle message)."""
+        try:
+            return self.driver.poll(), None, False
+        except p.InvalidStatus as error:
+            return None, f"invalid status: {error}", error.idle_message and self.previous_state in (None, p.State.OFF)
+        except ReadTimeout as error:
+            if not self.stalled:
+                self._fault("stall", str(error))
+            self.stalled = True
+            return None, str(error), False
+        except DeviceDisconnected as error:
+            self._fault("disconnect", str(error))
+            if self.active is not None:
+                self.active.fail(self.clock.now(), "device disconnected during execution")
+                self._report(self.active)
+                self.active = None
+            self.driver.close()
+            self.driver = self._reconnect()
+            return None, "disconnected", False
+
+    def _record(self, reading: p.StatusReading | None, why: str | None, idle: bool, t: float) -> None:
+        """Record every ``record_interval_s``, and at once on a state change or event."""
+        due = t >= self.next_record - self.t0 - 1e-9
+        recorded = False
+        if reading is not None:
+            state_changed = self.previous_state is not None and reading.state != self.previous_state
+            found = self._events_for(reading, t)
+            if state_changed or found or due:
                 recorded = True
-                self.recorder.sample(t, None, why)
-            while recorded and next_record - self.t0 <= t + 1e-9:
-                next_record += cfg.record_interval_s
+                index = self.recorder.sample(t, _sample_values(reading))
+                for event_name, how in found:
+                    self.events[event_name] = index
+                    self.recorder.event(event_name, index, t, how)
+                    if event_name == "CHARGE":
+                        self.charge_t = t
+                    elif event_name == "DROP":
+                        self.drop_t = t
+            self.previous_state = reading.state
+        elif due and not idle:  # an idle message is not a lost sample: record the next poll instead
+            recorded = True
+            self.recorder.sample(t, None, why)
+        while recorded and self.next_record - self.t0 <= t + 1e-9:
+            self.next_record += self.cfg.record_interval_s
 
-            if reading is not None:
-                bt, et = self._bt_et(reading)
-                trip = trip_reason(bt, et, cfg.limits)
-                if trip:
-                    self.request_abort(f"safety trip: {trip}")
-                command = self._command_to_send(reading, now)
-                if command is not None:
-                    try:
-                        driver.send(command)
-                    except DeviceDisconnected:
-                        pass  # the next poll sees the disconnect and handles it
-            elif (now - last_valid_at > cfg.limits.lost_control_s and self.previous_state in HEATING_STATES
-                  and self._abort_request is None):
-                self.request_abort(f"lost control: no valid status for {now - last_valid_at:.1f} s")
+    def step(self) -> bool:
+        """One poll cycle; False when the session should end (then call ``finish``)."""
+        cfg, clock = self.cfg, self.clock
+        now = clock.now()
+        self.jitter.append(max(0.0, now - self.next_tick))
+        t = now - self.t0
+        self.polls += 1
+        reading, why, idle = self._poll()
+        if self.driver is None:
+            self.lost += 1
+            self.end_reason = "disconnected"
+            self._fault("gave_up", f"no device after {cfg.reconnect_timeout_s:g} s of retries; session closed")
+            return False
+        if reading is None:
+            self.idle_messages += idle
+            self.lost += not idle
+        else:
+            self.stalled = False
+            self.last_valid_at = now
+            self.last_reading = reading
+        self._record(reading, why, idle, t)
 
-            if now >= next_progress:
-                next_progress += 60
-                state = p.State(self.previous_state).name.lower() if self.previous_state in p.State._value2member_map_ else "unknown"
-                self.progress(f"t={t:.0f} s state={state} samples={self.recorder.samples} lost={lost}")
-            if "COOL" in self.events and cfg.stop_on == "cool_end":
-                end_reason = "cool_end"
-                break
-            if self._stop_request:
-                end_reason = self._stop_request
-                break
-            if t >= cfg.max_duration_s:
-                end_reason = "duration"
-                break
-            next_tick += cfg.poll_interval_s
-            after = clock.now()
-            if after > next_tick + cfg.poll_interval_s:  # overran whole cycles: those polls are lost
-                skipped = int((after - next_tick) / cfg.poll_interval_s)
-                lost += skipped
-                next_tick += skipped * cfg.poll_interval_s
-            clock.sleep(next_tick - clock.now())
+        if reading is not None:
+            bt, et = self._bt_et(reading)
+            trip = trip_reason(bt, et, cfg.limits)
+            if trip:
+                self.request_abort(f"safety trip: {trip}")
+            command = self._command_to_send(reading, now)
+            if command is not None:
+                try:
+                    self.driver.send(command)
+                except DeviceDisconnected:
+                    pass  # the next poll sees the disconnect and handles it
+        elif (now - self.last_valid_at > cfg.limits.lost_control_s and self.previous_state in HEATING_STATES
+              and self._abort_request is None):
+            self.request_abort(f"lost control: no valid status for {now - self.last_valid_at:.1f} s")
 
-        if driver is not None:
-            driver.close()
+        if now >= self.next_progress:
+            self.next_progress += 60
+            state = self.last_reading.state_name if self.last_reading else "unknown"
+            self.progress(f"t={t:.0f} s state={state} samples={self.recorder.samples} lost={self.lost}")
+        if "COOL" in self.events and cfg.stop_on == "cool_end":
+            self.end_reason = "cool_end"
+            return False
+        if self._stop_request:
+            self.end_reason = self._stop_request
+            return False
+        if t >= cfg.max_duration_s:
+            self.end_reason = "duration"
+            return False
+        self.next_tick += cfg.poll_interval_s
+        after = clock.now()
+        if after > self.next_tick + cfg.poll_interval_s:  # overran whole cycles: those polls are lost
+            skipped = int((after - self.next_tick) / cfg.poll_interval_s)
+            self.lost += skipped
+            self.next_tick += skipped * cfg.poll_interval_s
+        return True
+
+    def finish(self) -> SidecarResult:
+        """Close the recording (footer), write pending executions, move the file to the landing folder."""
+        clock = self.clock
+        if self.driver is not None:
+            self.driver.close()
         if self.active is not None:
-            self.active.fail(clock.now(), f"session ended ({end_reason}) during execution")
+            self.active.fail(clock.now(), f"session ended ({self.end_reason}) during execution")
             self._report(self.active)
         duration = clock.now() - self.t0
+        abort_latency = None if self.abort is None else self.abort.latency_s
         self.recorder.close({
-            "end_reason": end_reason,
+            "end_reason": self.end_reason,
             "ended_at": clock.wall(),
             "duration_s": round(duration, 2),
-            "polls": polls,
-            "lost_polls": lost,
-            "idle_messages": idle_messages,
+            "polls": self.polls,
+            "lost_polls": self.lost,
+            "idle_messages": self.idle_messages,
             "commands": self.command_statuses,
-            "abort_latency_s": None if self.abort is None else self.abort.latency_s,
+            "abort_latency_s": abort_latency,
         })
         session = parse_sidecar(self.recorder.path.read_bytes(), str(self.recorder.path))
         if self.store:
             self.store.set_session_id(self.recording_id, session.session_id)
             if not self.store.flush():
-                self._fault_after_close("command executions could not be written to the warehouse (locked)")
-        landing = Path(cfg.landing_dir) if cfg.landing_dir else project_config.landing_dir()
+                message = "command executions not written to the warehouse (locked); they are in the recording"
+                self.faults.append(f"warehouse: {message}")
+                self.progress(message)
+        landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else project_config.landing_dir()
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))
-        self.progress(f"session {session.session_id} landed at {final_path} ({end_reason})")
+        self.progress(f"session {session.session_id} landed at {final_path} ({self.end_reason})")
         return SidecarResult(
-            path=final_path, session_id=session.session_id, source=self.source, end_reason=end_reason,
+            path=final_path, session_id=session.session_id, source=self.source, end_reason=self.end_reason,
             duration_s=duration, samples=self.recorder.samples, invalid_samples=self.recorder.invalid_samples,
-            polls=polls, lost_polls=lost, commands_executed=sum(self.command_statuses.values()),
+            polls=self.polls, lost_polls=self.lost, commands_executed=sum(self.command_statuses.values()),
             command_statuses=dict(self.command_statuses), faults=self.faults,
-            abort_latency_s=None if self.abort is None else self.abort.latency_s, jitter_s=np.array(jitter),
+            abort_latency_s=abort_latency, jitter_s=np.array(self.jitter),
         )
-
-    def _fault_after_close(self, message: str) -> None:
-        self.faults.append(f"warehouse: {message}")
-        self.progress(message)
 
 
 def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = None):
