@@ -16,7 +16,7 @@ from daena_pipelines.device import protocol as p
 READ_TIMEOUT_MS = 300
 WRITE_TIMEOUT_MS = 300
 DRAIN_TIMEOUT_MS = 5
-MAX_DRAIN_READS = 8
+MAX_DRAIN_READS = 256  # a long stall can leave many late replies; all must go
 
 
 class R1Error(RuntimeError):

@@ -180,6 +180,7 @@ class Sidecar:
                 return driver
             except R1Error:
                 self.clock.sleep(1.0)
+                self._record(None, "disconnected", False, self.clock.now() - self.t0)  # keep the time base
         return None
 
     def _header(self, driver: BulletR1, info: p.DeviceInfo) -> dict:
@@ -342,7 +343,7 @@ class Sidecar:
         recordings = Path(cfg.recordings_dir) if cfg.recordings_dir else project_config.data_dir() / "device" / "recordings"
         self.t0, self.wall0 = clock.now(), clock.wall()
         name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SUFFIX}"
-        self.recorder = SessionRecorder(recordings / name, self._header(self.driver, info))
+        self.recorder = SessionRecorder(recordings / name, self._header(self.driver, info), fsync=clock.time_scale != 0)
         self.progress(f"recording {self.recorder.path} from {self.driver.model_name} serial {info.serial} ({self.source})")
         self.faults: list[str] = []
         self.events: dict[str, int] = {}

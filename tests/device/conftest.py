@@ -28,6 +28,7 @@ def sim_config(tmp_path):
             simulate=True, time_scale=0, seed=7, start_at="2026-11-17T09:00:00+00:00",
             recordings_dir=str(tmp_path / "recordings"), landing_dir=str(tmp_path / "landing"),
             virtual=VirtualR1Config(operator=OperatorPlan()),
+            queue_poll_interval_s=10.0,  # each look at the queue opens DuckDB (~15 ms); fewer keeps tests fast
         )
         values.update(overrides)
         return SidecarConfig(**values)
