@@ -14,6 +14,7 @@ COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE
 LEVEL_UNITS = (None, "r1_level", "level")
 HEATER_UP_STATES = (p.State.ROASTING,)  # preheat/charge heat is the R1's own controller's job
 # PRS-driven commands: the state they start from and the state that confirms them
+TP_GRACE_S = 90.0  # after CHARGE the probe still reads the preheated drum until the turning point
 PRS_TRANSITIONS = {
     "PREHEAT": (p.State.OFF, p.State.PREHEATING),
     "CHARGE": (p.State.CHARGE, p.State.ROASTING),
@@ -26,7 +27,7 @@ class SafetyLimits:
     heater_range: tuple[int, int] = p.HEATER_RANGE
     fan_range: tuple[int, int] = p.FAN_RANGE
     drum_range: tuple[int, int] = p.DRUM_RANGE
-    max_bt_c: float = 235.0  # beans are past any roast level; trip
+    max_bt_c: float = 235.0  # beans are past any roast level; trip (checked from TP_GRACE_S after CHARGE)
     max_et_c: float = 320.0  # drum/air too hot; trip
     heater_increase_margin_c: float = 10.0  # no heater increase this close to the BT ceiling
     min_step_interval_s: float = 0.5  # between two heater/fan/drum changes (abort excepted)
@@ -87,8 +88,10 @@ def refusal(command: Command, reading: p.StatusReading | None, bt_c: float | Non
     return None
 
 
-def trip_reason(bt_c: float, et_c: float, limits: SafetyLimits) -> str | None:
-    if bt_c > limits.max_bt_c:
+def trip_reason(bt_c: float, et_c: float, limits: SafetyLimits, beans_in_drum: bool) -> str | None:
+    """A reason to abort now. The BT ceiling is about beans: in an empty, preheated drum the bean
+    probe reads hot air, so it only counts while beans are in (from the turning point to DROP)."""
+    if beans_in_drum and bt_c > limits.max_bt_c:
         return f"BT {bt_c:.1f} °C above the {limits.max_bt_c:g} °C ceiling"
     if et_c > limits.max_et_c:
         return f"ET {et_c:.1f} °C above the {limits.max_et_c:g} °C ceiling"

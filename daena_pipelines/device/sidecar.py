@@ -25,7 +25,7 @@ from daena_pipelines.device.clock import RealClock, make_clock
 from daena_pipelines.device.command_store import WarehouseCommandStore
 from daena_pipelines.device.driver import BulletR1, DeviceDisconnected, R1Error, ReadTimeout
 from daena_pipelines.device.recording import SUFFIX, SessionRecorder, parse_sidecar
-from daena_pipelines.device.safety import Abort, Execution, SafetyLimits, refusal, trip_reason
+from daena_pipelines.device.safety import TP_GRACE_S, Abort, Execution, SafetyLimits, refusal, trip_reason
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ class SidecarConfig:
     poll_interval_s: float = 0.1
     record_interval_s: float = 1.0
     bt_channel: str = "a"  # which wire channel is bean temperature; the other is ET
-    dry_end_bt_c: float = 150.0
-    fcs_bt_c: float = 196.0
+    dry_end_bt_c: float | None = 150.0  # DRY_END when BT reaches it (None: only operator marks)
+    fcs_bt_c: float | None = None  # FCs when BT reaches it; None (default): only the operator marks FCs
     queue_poll_interval_s: float = 2.0
     reconnect_timeout_s: float = 30.0
     recordings_dir: str | None = None  # in-progress files; default <data>/device/recordings
@@ -150,6 +150,7 @@ class Sidecar:
         self.recording_id = recording_id or uuid.uuid4().hex
         self._abort_request: tuple[str, float] | None = None
         self._stop_request: str | None = None
+        self._marks: list[str] = []
 
     # ----- requests from outside the loop (signals, tests) ----------------------------------
     def request_abort(self, reason: str) -> None:
@@ -212,9 +213,15 @@ class Sidecar:
         return header
 
     # ----- events ----------------------------------------------------------------------------
+    def mark(self, name: str) -> None:
+        """An operator's event mark (e.g. first crack heard); recorded with the next sample."""
+        if name not in self.events:
+            self._marks.append(name)
+
     def _events_for(self, reading: p.StatusReading, t: float) -> list[tuple[str, str]]:
         """Events this reading marks, each with how it was detected."""
-        found = []
+        found = [(name, "operator") for name in self._marks]
+        self._marks.clear()
         previous = self.previous_state
         if previous is not None and reading.state != previous:
             if reading.state == p.State.ROASTING:
@@ -224,9 +231,10 @@ class Sidecar:
             elif previous == p.State.COOLING and reading.state in (p.State.SHUTDOWN, p.State.OFF):
                 found.append(("COOL", "state:cooling_end"))
         if self.charge_t is not None and self.drop_t is None and t - self.charge_t > 60:
+            # fallbacks when nobody marks them: BT crossing a configured temperature
             bt, _ = self._bt_et(reading)
             for name, threshold in (("DRY_END", self.cfg.dry_end_bt_c), ("FCs", self.cfg.fcs_bt_c)):
-                if name not in self.events and bt >= threshold:
+                if threshold is not None and name not in self.events and bt >= threshold:
                     found.append((name, f"bt>={threshold:g}"))
         return found
 
@@ -435,7 +443,8 @@ class Sidecar:
 
         if reading is not None:
             bt, et = self._bt_et(reading)
-            trip = trip_reason(bt, et, cfg.limits)
+            beans_in = self.charge_t is not None and self.drop_t is None and t - self.charge_t > TP_GRACE_S
+            trip = trip_reason(bt, et, cfg.limits, beans_in)
             if trip:
                 self.request_abort(f"safety trip: {trip}")
             command = self._command_to_send(reading, now)
@@ -532,6 +541,7 @@ def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = N
     # a stepped simulation is reproducible, so its id is too (same seed and start: same session_id)
     recording_id = uuid.uuid5(uuid.NAMESPACE_URL, f"daena-sim:{cfg.machine_id}:{cfg.seed}:{cfg.start_at}").hex if cfg.time_scale == 0 else None
     sidecar = Sidecar(cfg, clock, lambda: BulletR1.open(backend=backend), "simulator", store, simulator, progress, recording_id)
+    device.on_mark = sidecar.mark  # the simulated operator marks first crack when the model's crack starts
     return sidecar, device
 
 

@@ -3,7 +3,7 @@
 USB work lives here, never in the code server. The settings arrive as the Pipes extra
 ``sidecar`` (a ``SidecarConfig`` as a dict); logs and progress stream back through Pipes and the
 recorded session is reported as the asset's materialization. SIGINT/SIGTERM (run terminated) end the
-recording cleanly; SIGUSR1 is an operator abort (heater 0, cooling).
+recording cleanly; SIGUSR1 is an operator abort (heater 0, cooling); SIGUSR2 marks first crack.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def main() -> None:
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stop_signal, lambda *_: sidecar.request_stop("terminated"))
         signal.signal(signal.SIGUSR1, lambda *_: sidecar.request_abort("operator signal (SIGUSR1)"))
+        signal.signal(signal.SIGUSR2, lambda *_: sidecar.mark("FCs"))  # operator heard first crack
         try:
             result = sidecar.run()
         except R1Error as error:

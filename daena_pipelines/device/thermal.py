@@ -29,7 +29,7 @@ class ThermalParams:
     initial_moisture: float = 0.105  # water mass fraction of green beans
     evaporation_per_s: float = 0.0007  # fraction of remaining water lost per second at full rate
     evaporation_onset_c: float = 95.0
-    first_crack_c: float = 190.0  # bean temperature where the first-crack endotherm begins
+    first_crack_c: float = 188.0  # bean temperature where the first-crack endotherm begins
     first_crack_energy_j_per_kg: float = 8000.0
     first_crack_rate_per_s: float = 0.02
     probe_tau_s: float = 20.0  # bean thermocouple response time

@@ -56,6 +56,7 @@ class OperatorPlan:
     fan_at_bt: tuple[tuple[float, int], ...] = ((170.0, 3), (198.0, 4))
     drop_bt_c: float = 210.0
     cool_s: float = 240.0
+    marks_first_crack: bool = True  # presses the sidecar's FCs mark when the cracks start
 
 
 @dataclass
@@ -90,6 +91,8 @@ class VirtualBulletR1:
         self._replies: deque[bytes] = deque()
         self._status_snapshot: bytes | None = None
         self.wire_log: list[tuple[float, bytes]] = []  # (device time, bytes written), for tests
+        self.on_mark = None  # callable(event name): the operator's event button in the sidecar, if any
+        self._first_crack_marked = False
 
     # ----- world -----------------------------------------------------------------------------
     @property
@@ -151,6 +154,10 @@ class VirtualBulletR1:
                 for bt_c, level in plan.fan_at_bt:
                     if bt >= bt_c and self.fan < level:
                         self.fan = level
+            if (plan.marks_first_crack and not self._first_crack_marked and self.on_mark
+                    and self.model.s.bean_c >= self.model.p.first_crack_c):
+                self._first_crack_marked = True  # the first cracks are audible
+                self.on_mark("FCs")
             if roast_s > 120 and bt >= plan.drop_bt_c:
                 self.press_prs()
         elif self.state is p.State.COOLING and self.time_s - self.state_since_s >= plan.cool_s:

@@ -33,6 +33,8 @@ def test_full_roast_lands_complete(roast):
     assert session.machine == "Aillio Bullet R1 (virtual)" and session.beans == "Kenya Nyeri"
     assert session.settings["complete"] and session.settings["channel_mapping"] == {"bt": "a", "et": "b"}
     assert list(session.events) == ["CHARGE", "DRY_END", "FCs", "DROP", "COOL"]
+    assert session.settings["event_detection"] == {
+        "CHARGE": "state:roasting", "DRY_END": "bt>=150", "FCs": "operator", "DROP": "state:cooling", "COOL": "state:cooling_end"}
     assert session.control_unit == "r1_level" and set(session.controls) == {"heater", "fan", "drum"}
     assert set(session.extra) >= {"exhaust_c", "ir_c", "pcb_c"}
     assert np.all(np.diff(session.time_s) > 0) and 0.95 < np.median(np.diff(session.time_s)) < 1.05
@@ -75,6 +77,18 @@ def test_same_seed_same_session(roast, tmp_path):
     again = parse_sidecar(run_sidecar(cfg).path.read_bytes(), "again")
     n = len(again.time_s) - 1  # the shorter run ends early, so compare its complete samples
     np.testing.assert_array_equal(again.bt_c[:n], session.bt_c[:n])
+
+
+def test_first_crack_threshold_when_nobody_marks_it(tmp_path):
+    cfg = SidecarConfig(
+        simulate=True, time_scale=0, seed=7, recordings_dir=str(tmp_path / "rec"), landing_dir=str(tmp_path / "landing"),
+        virtual=VirtualR1Config(operator=OperatorPlan(marks_first_crack=False)), fcs_bt_c=190.0,
+        stop_on="duration", max_duration_s=900,
+    )
+    session = parse_sidecar(run_sidecar(cfg).path.read_bytes(), "x")
+    assert session.settings["event_detection"]["FCs"] == "bt>=190"
+    fcs = session.events["FCs"]
+    assert session.bt_c[fcs] >= 190.0 > session.bt_c[fcs - 1]
 
 
 def test_crash_leaves_a_readable_prefix(roast):
