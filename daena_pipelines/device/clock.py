@@ -36,9 +36,14 @@ class ScaledClock:
         self.time_scale = time_scale
         self._start_wall = start or datetime.now(UTC)
         self._start = time.monotonic()
+        self._offset = 0.0
 
     def now(self) -> float:
-        return (time.monotonic() - self._start) * self.time_scale
+        return self._offset + (time.monotonic() - self._start) * self.time_scale
+
+    def set_scale(self, time_scale: float) -> None:
+        """Change speed from now on (e.g. fast-forward a preheat, then measure in real time)."""
+        self._offset, self._start, self.time_scale = self.now(), time.monotonic(), time_scale
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
