@@ -8,6 +8,8 @@ recording file).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 
@@ -63,13 +65,20 @@ class WarehouseCommandStore:
         self.path = warehouse_path
         self._unwritten: dict[str, dict] = {}  # execution_id -> newest row not yet in the warehouse
         self._session_ids: dict[str, str] = {}  # recording_id -> session_id waiting to be written
+        self._tables_ready = False  # created through the first connection that gets the file
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with connect(self.path) as con:
-            ensure_tables(con)
+            if not self._tables_ready:
+                ensure_tables(con)
+                self._tables_ready = True
+            yield con
 
     def approved(self, machine_id: str, recording_id: str, exclude: set[str]) -> list[Command] | None:
         """APPROVED proposals for this machine, oldest approval first; None when the warehouse is busy."""
         try:
-            with connect(self.path) as con:
+            with self._connection() as con:
                 rows = con.execute(
                     """
                     SELECT q.proposal_id, q.machine_id, q.command_type, q.target_value, q.target_unit, q.session_id
@@ -100,7 +109,7 @@ class WarehouseCommandStore:
         if not self._unwritten and not self._session_ids:
             return True
         try:
-            with connect(self.path) as con, transaction(con):
+            with self._connection() as con, transaction(con):
                 for row in self._unwritten.values():
                     con.execute(
                         f"INSERT OR REPLACE INTO device.command_executions ({', '.join(EXECUTION_COLUMNS)}) "

@@ -121,6 +121,10 @@ class Execution:
     def _finish(self, status: str, now: float, observed: float | None, error: str | None = None) -> None:
         self.status, self.finished, self.observed_value, self.error = status, now, observed, error
 
+    def complete(self, now: float, observed: float | None) -> None:
+        if self.status == "EXECUTING":
+            self._finish("COMPLETED", now, observed)
+
     def abort(self, now: float, reason: str) -> None:
         if self.status == "EXECUTING":
             self._finish("ABORTED", now, None, reason)

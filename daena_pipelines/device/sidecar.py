@@ -331,7 +331,7 @@ class Sidecar:
         if self.abort_proposal is not None:
             execution = self.abort_proposal
             if abort.confirmed_at is not None:
-                execution._finish("COMPLETED", now, 0.0)
+                execution.complete(now, 0.0)
             else:
                 execution.fail(now, abort.failed)
             self._report(execution)

@@ -176,3 +176,28 @@ def test_invalid_packets_become_nan_samples(started):
 def test_unknown_state_means_no_command():
     command = Command("x", "r1", "SET_FAN", 3, "r1_level")
     assert "unknown" in refusal(command, None, None, SafetyLimits())
+
+
+def test_locked_warehouse_keeps_executions_until_it_is_free(tmp_path):
+    import subprocess
+    import sys
+
+    from daena_pipelines.device.command_store import WarehouseCommandStore
+
+    path = str(tmp_path / "w.duckdb")
+    store = WarehouseCommandStore(path)
+    assert store.approved("r1", "rec", set()) == []  # creates the tables
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({path!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        row = {"execution_id": "e1", "proposal_id": "p1", "machine_id": "r1", "command_type": "SET_FAN",
+               "target_value": 4.0, "status": "COMPLETED", "source": "simulator"}
+        store.record(row)  # the other process holds the file: kept, not lost, not raised
+        assert store.approved("r1", "rec", set()) is None
+        assert not store.flush()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store.flush()
+    assert executions(path) == {"p1": ("COMPLETED", None, None, None, "simulator")}
