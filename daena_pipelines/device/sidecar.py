@@ -292,6 +292,7 @@ class Sidecar:
                 self._report(execution)
                 continue
             self.active = execution
+            self.controlling = True
             self._report(execution)
             return
 
@@ -363,6 +364,7 @@ class Sidecar:
         self.abort: Abort | None = None
         self.abort_proposal: Execution | None = None
         self.locked_out = False  # after an abort nothing else is executed this session
+        self.controlling = False  # set by the first executed command: from then on lost control aborts
         self.last_change_at = -math.inf
         self.next_queue_poll = self.t0
         self.polls = self.lost = self.idle_messages = 0
@@ -453,8 +455,9 @@ class Sidecar:
                     self.driver.send(command)
                 except DeviceDisconnected:
                     pass  # the next poll sees the disconnect and handles it
-        elif (now - self.last_valid_at > cfg.limits.lost_control_s and self.previous_state in HEATING_STATES
-              and self._abort_request is None):
+        elif (self.controlling and now - self.last_valid_at > cfg.limits.lost_control_s
+              and self.previous_state in HEATING_STATES and self._abort_request is None):
+            # only once the sidecar has driven the roaster; before that the operator at the panel is in control
             self.request_abort(f"lost control: no valid status for {now - self.last_valid_at:.1f} s")
 
         if now >= self.next_progress:
