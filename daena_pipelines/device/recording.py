@@ -1,0 +1,185 @@
+"""The sidecar recording file (``*.sidecar.jsonl``): writer and parser.
+
+JSON Lines, one object per line, each with a ``type``:
+
+- ``header`` (first line): format/version, recording_id, source ('real'|'simulator'), machine,
+  device identity (vendor/product id, serial, firmware, roast count), ``channel_mapping``
+  (which wire channel is BT and which ET), started_at (ISO 8601, UTC), poll/record intervals,
+  session metadata (beans, title, notes, batch_weight_g) and, when simulated, the simulator's seed,
+  time scale and injected faults.
+- ``sample``: ``t`` (s since recording start), ``st`` (R1 state byte), ``a``/``b`` (temperature
+  channels A and B, °C), ``ror`` (the R1's own RoR of channel A, °C/min), ``ex`` (exhaust °C),
+  ``ir``/``pcb`` (°C), ``h``/``f``/``d`` (heater/fan/drum levels). An invalid sample has
+  ``"ok": false`` and a ``why`` instead of readings.
+- ``event``: ``name`` (CHARGE, DRY_END, FCs, DROP, COOL), ``i`` (sample index), ``t``, ``by`` (how it
+  was detected).
+- ``command`` (one per finished command execution), ``fault`` (disconnects, stalls, trips).
+- ``footer`` (last line, only when the session closed cleanly): end reason and counters.
+
+Every line is flushed (and fsynced, except in stepped simulations) as written, so a crash leaves
+a readable prefix; the parser accepts a file without footer and a torn last line.
+"""
+from __future__ import annotations
+
+import math
+import os
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
+
+FORMAT = "daena-sidecar"
+VERSION = 1
+SUFFIX = ".sidecar.jsonl"
+CHANNELS = ("a", "b")
+# sample key -> RoastSession.extra channel name
+EXTRA_CHANNELS = {"ex": "exhaust_c", "ir": "ir_c", "pcb": "pcb_c", "ror": "device_ror_a_c_per_min"}
+CONTROL_KEYS = {"h": "heater", "f": "fan", "d": "drum"}
+
+
+class SessionRecorder:
+    """Appends one recording; every line is durable once ``write`` returns."""
+
+    def __init__(self, path: Path, header: dict, fsync: bool = True):
+        self.path = Path(path)
+        self.fsync = fsync  # off only for stepped simulations, which have no wall-clock crash to survive
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "xb")  # never overwrite an earlier recording
+        self.samples = 0
+        self.invalid_samples = 0
+        self._write({"type": "header", "format": FORMAT, "version": VERSION, **header})
+
+    def _write(self, record: dict) -> None:
+        self._file.write(orjson.dumps(record) + b"\n")
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+
+    def sample(self, t: float, values: dict | None, why: str | None = None) -> int:
+        """Record a reading (``values`` in the sample keys above) or an invalid sample; returns its index."""
+        if values is None:
+            self._write({"type": "sample", "t": round(t, 2), "ok": False, "why": why})
+            self.invalid_samples += 1
+        else:
+            self._write({"type": "sample", "t": round(t, 2), **values})
+        self.samples += 1
+        return self.samples - 1
+
+    def event(self, name: str, index: int, t: float, by: str) -> None:
+        self._write({"type": "event", "name": name, "i": index, "t": round(t, 2), "by": by})
+
+    def command(self, execution: dict) -> None:
+        self._write({"type": "command", **execution})
+
+    def fault(self, t: float, kind: str, message: str) -> None:
+        self._write({"type": "fault", "t": round(t, 2), "kind": kind, "message": message})
+
+    def close(self, footer: dict) -> None:
+        self._write({"type": "footer", "samples": self.samples, "invalid_samples": self.invalid_samples, **footer})
+        self._file.close()
+
+
+def _lines(data: bytes, source_path: str) -> tuple[list[dict], bool]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidSession("encoding", f"{source_path}: not UTF-8 ({error})") from error
+    raw_lines = text.split("\n")
+    records, torn_tail = [], False
+    for number, line in enumerate(raw_lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            if number == len(raw_lines):  # last line without newline: written when the process died
+                torn_tail = True
+                break
+            raise InvalidSession("bad_json", f"{source_path}: line {number}: invalid JSON ({error})") from error
+        if not isinstance(record, dict) or "type" not in record:
+            raise InvalidSession("bad_record", f"{source_path}: line {number}: not an object with a 'type'")
+        records.append(record)
+    return records, torn_tail
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def parse_sidecar(data: bytes, source_path: str) -> RoastSession:
+    """Turn a recording into a ``RoastSession`` (°C, NaN for invalid samples); raise ``InvalidSession``."""
+    records, torn_tail = _lines(data, source_path)
+    if not records or records[0].get("type") != "header":
+        raise InvalidSession("missing_header", f"{source_path}: first line is not a sidecar header")
+    header = records[0]
+    if header.get("format") != FORMAT:
+        raise InvalidSession("not_sidecar", f"{source_path}: header format is {header.get('format')!r}, not {FORMAT!r}")
+    if header.get("version") != VERSION:
+        raise InvalidSession("unsupported_version", f"{source_path}: sidecar format version {header.get('version')!r}")
+    source = header.get("source")
+    if source not in ("real", "simulator"):
+        raise InvalidSession("bad_header", f"{source_path}: header source {source!r} is not 'real' or 'simulator'")
+    mapping = header.get("channel_mapping") or {}
+    if sorted(mapping.values()) != sorted(CHANNELS) or set(mapping) != {"bt", "et"}:
+        raise InvalidSession("bad_header", f"{source_path}: channel_mapping {mapping!r} must map bt and et to a and b")
+    try:
+        started_at = datetime.fromisoformat(header["started_at"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidSession("bad_header", f"{source_path}: header started_at missing or not ISO 8601") from error
+
+    samples = [r for r in records if r["type"] == "sample"]
+    if not samples:
+        raise InvalidSession("no_samples", f"{source_path}: recording has no samples")
+    time_s = np.array([_number(s.get("t")) for s in samples])
+    if np.isnan(time_s).any() or (np.diff(time_s) <= 0).any():
+        bad = int(np.argmax(np.isnan(time_s) | np.r_[False, np.diff(time_s) <= 0]))
+        raise InvalidSession("time_not_increasing", f"{source_path}: sample {bad} has t={samples[bad].get('t')!r}, not after the previous sample")
+
+    def series(key: str) -> np.ndarray:
+        return np.array([_number(s.get(key)) if s.get("ok", True) else math.nan for s in samples])
+
+    events: dict[str, int] = {}
+    for record in records:
+        if record["type"] != "event":
+            continue
+        name, index = record.get("name"), record.get("i")
+        if name not in EVENTS or not isinstance(index, int) or not 0 <= index < len(samples):
+            raise InvalidSession("bad_event", f"{source_path}: event {name!r} at sample {index!r} is not a known event within the samples")
+        events.setdefault(name, index)
+
+    footer = next((r for r in records if r["type"] == "footer"), None)
+    device = {k: header.get(k) for k in ("vendor_id", "product_id", "serial", "firmware", "roast_count")}
+    return RoastSession(
+        source_format="sidecar",
+        source=source,
+        time_s=time_s,
+        bt_c=series(mapping["bt"]),
+        et_c=series(mapping["et"]),
+        events=events,
+        original_unit="C",
+        roasted_at=started_at,
+        machine=header.get("machine"),
+        beans=header.get("beans"),
+        title=header.get("title"),
+        notes=header.get("notes"),
+        batch_weight_g=header.get("batch_weight_g"),
+        sample_interval_s=header.get("record_interval_s"),
+        roast_uuid=header.get("recording_id"),
+        controls={name: series(key) for key, name in CONTROL_KEYS.items()},
+        control_unit="r1_level",
+        extra={name: series(key) for key, name in EXTRA_CHANNELS.items()},
+        settings={
+            "channel_mapping": mapping,
+            "device": device,
+            "complete": footer is not None,
+            "torn_last_line": torn_tail,
+            "end_reason": footer.get("end_reason") if footer else "no footer (recording interrupted)",
+            "lost_polls": footer.get("lost_polls") if footer else None,
+            "event_detection": {r["name"]: r.get("by") for r in records if r["type"] == "event"},
+            "simulator": header.get("simulator"),
+            "faults": [r for r in records if r["type"] == "fault"],
+        },
+    )

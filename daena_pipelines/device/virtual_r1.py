@@ -1,0 +1,407 @@
+"""A virtual Aillio Bullet R1 behind a pyusb backend: the test double at the USB boundary.
+
+``VirtualBulletR1`` is the roaster (state machine, panel, thermal model, optional simulated
+operator standing at the panel, injected faults). ``VirtualR1Backend`` is a
+``usb.backend.IBackend`` presenting it with the R1's descriptors, so ``usb.core.find(backend=...)``
+returns a normal ``usb.core.Device`` and the driver runs unchanged. It answers the protocol byte for
+byte as in the spec. Everything recorded from it is labelled ``source = 'simulator'``.
+
+Behaviour the spec does not pin down is an assumption of this model, listed in docs/device.md:
+PRS while preheating skips to CHARGE; entering COOLING switches the heater off and the fan to 12;
+COOLING ends after 10 min without PRS; SHUTDOWN returns to OFF after 10 s.
+"""
+from __future__ import annotations
+
+import errno
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+
+import usb.backend
+import usb.core
+
+from daena_pipelines.device import protocol as p
+from daena_pipelines.device.thermal import ThermalModel, ThermalParams
+
+TICK_S = 0.1  # physics step; also the device's own status refresh period
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Faults to inject, at device times in seconds."""
+
+    disconnect_at_s: float | None = None
+    reconnect_after_s: float | None = None  # None: stays unplugged
+    stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
+    invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
+    heater_ignores_steps: bool = False
+    permission_denied: bool = False  # opening fails like a missing udev rule
+    kernel_driver_busy: bool = False  # another driver holds the interface and cannot be detached
+
+    def describe(self) -> list[str]:
+        return [name for name, value in self.__dict__.items() if value not in (None, False)]
+
+
+@dataclass(frozen=True)
+class OperatorPlan:
+    """What a person at the roaster does with the panel (not over USB) during one roast."""
+
+    start_preheat_at_s: float = 2.0
+    preheat_target_c: int = 240
+    charge_after_ready_s: float = 45.0
+    charge_heater: int = 9
+    charge_fan: int = 2
+    drum: int = 6
+    heater_at_bt: tuple[tuple[float, int], ...] = ((178.0, 8), (196.0, 7))
+    fan_at_bt: tuple[tuple[float, int], ...] = ((170.0, 3), (198.0, 4))
+    drop_bt_c: float = 210.0
+    cool_s: float = 240.0
+    marks_first_crack: bool = True  # presses the sidecar's FCs mark when the cracks start
+
+
+@dataclass
+class VirtualR1Config:
+    product_id: int = 0x5741
+    serial: int = 4242
+    firmware: int = 219
+    roast_count: int = 318
+    batch_g: float = 250.0
+    seed: int = 0
+    ibts: bool = False  # channel A is the infrared bean sensor (rev3) instead of the bean probe
+    thermal: ThermalParams = field(default_factory=ThermalParams)
+    operator: OperatorPlan | None = None
+    faults: Faults = field(default_factory=Faults)
+
+
+class VirtualBulletR1:
+    def __init__(self, config: VirtualR1Config, clock):
+        self.config = config
+        self.clock = clock
+        self.model = ThermalModel(config.thermal, seed=config.seed)
+        self.state = p.State.OFF
+        self.heater, self.fan, self.drum = 0, 1, 5
+        self.preheat_target_c = config.operator.preheat_target_c if config.operator else 240
+        self.hopper_g = config.batch_g
+        self.time_s = 0.0
+        self.state_since_s = 0.0
+        self.charge_at_s: float | None = None
+        self.ready_at_s: float | None = None
+        self.roasted_weight_g: float | None = None
+        self._probe_history: deque[float] = deque(maxlen=int(30 / TICK_S) + 1)
+        self._replies: deque[bytes] = deque()
+        self._status_snapshot: bytes | None = None
+        self.wire_log: list[tuple[float, bytes]] = []  # (device time, bytes written), for tests
+        self.on_mark = None  # callable(event name): the operator's event button in the sidecar, if any
+        self._first_crack_marked = False
+
+    # ----- world -----------------------------------------------------------------------------
+    @property
+    def plugged(self) -> bool:
+        f = self.config.faults
+        if f.disconnect_at_s is None or self.clock.now() < f.disconnect_at_s:
+            return True
+        return f.reconnect_after_s is not None and self.clock.now() >= f.disconnect_at_s + f.reconnect_after_s
+
+    @property
+    def generation(self) -> int:
+        """Bumps when the device is plugged back in: handles opened before are dead."""
+        f = self.config.faults
+        replugged = f.disconnect_at_s is not None and f.reconnect_after_s is not None
+        return int(replugged and self.clock.now() >= f.disconnect_at_s + f.reconnect_after_s)
+
+    def advance(self) -> None:
+        """Run physics and the operator up to the clock's present, one tick at a time."""
+        target = self.clock.now()
+        while self.time_s + TICK_S <= target + 1e-9:
+            self.time_s += TICK_S
+            self._tick()
+
+    def _set_state(self, state: p.State) -> None:
+        self.state = state
+        self.state_since_s = self.time_s
+
+    def _tick(self) -> None:
+        if self.state in (p.State.PREHEATING, p.State.CHARGE):
+            # the R1's own preheat controller: proportional on the drum temperature
+            error = self.preheat_target_c - self.model.s.drum_probe_c
+            self.heater = max(0, min(9, round(error / 3 + 5)))
+            if self.state is p.State.PREHEATING and error <= 2.0 and self.time_s - self.state_since_s > 30:
+                self._set_state(p.State.CHARGE)
+                self.ready_at_s = self.time_s
+        elif self.state is p.State.COOLING and self.time_s - self.state_since_s >= 600:
+            self._set_state(p.State.SHUTDOWN)
+        elif self.state is p.State.SHUTDOWN and self.time_s - self.state_since_s >= 10:
+            self._set_state(p.State.OFF)
+        if self.config.operator:
+            self._operate(self.config.operator)
+        self.model.step(TICK_S, self.heater, self.fan if self.state is not p.State.OFF else 0, self.drum)
+        self._probe_history.append(self.model.s.probe_c)
+
+    def _operate(self, plan: OperatorPlan) -> None:
+        bt = self.model.s.probe_c
+        if self.state is p.State.OFF and self.charge_at_s is None and self.time_s >= plan.start_preheat_at_s:
+            self.drum, self.fan = plan.drum, 1
+            self.press_prs()
+        elif self.state is p.State.CHARGE and self.time_s - (self.ready_at_s or self.time_s) >= plan.charge_after_ready_s:
+            self.press_prs()
+            self.heater, self.fan = plan.charge_heater, plan.charge_fan
+        elif self.state is p.State.ROASTING:
+            roast_s = self.time_s - self.charge_at_s
+            if roast_s > 60:  # after the turning point
+                for bt_c, level in plan.heater_at_bt:
+                    if bt >= bt_c and self.heater > level:
+                        self.heater = level
+                for bt_c, level in plan.fan_at_bt:
+                    if bt >= bt_c and self.fan < level:
+                        self.fan = level
+            if (plan.marks_first_crack and not self._first_crack_marked and self.on_mark
+                    and self.model.s.bean_c >= self.model.p.first_crack_c):
+                self._first_crack_marked = True  # the first cracks are audible
+                self.on_mark("FCs")
+            if roast_s > 120 and bt >= plan.drop_bt_c:
+                self.press_prs()
+        elif self.state is p.State.COOLING and self.time_s - self.state_since_s >= plan.cool_s:
+            self.press_prs()
+
+    def press_prs(self) -> None:
+        """The PRS button (on the panel or over USB) advances the state machine."""
+        if self.state is p.State.OFF:
+            self._set_state(p.State.PREHEATING)
+        elif self.state is p.State.PREHEATING:
+            self._set_state(p.State.CHARGE)
+            self.ready_at_s = self.time_s
+        elif self.state is p.State.CHARGE:
+            self._set_state(p.State.ROASTING)
+            self.charge_at_s = self.time_s
+            if self.hopper_g > 0:
+                self.model.charge(self.hopper_g)
+                self.hopper_g = 0.0
+        elif self.state is p.State.ROASTING:
+            self._set_state(p.State.COOLING)
+            self.roasted_weight_g = self.model.drop() if self.model.beans_loaded else None
+            self.heater, self.fan = 0, p.FAN_RANGE[1]
+        elif self.state is p.State.COOLING:
+            self._set_state(p.State.SHUTDOWN)
+            self.heater, self.fan = 0, p.FAN_RANGE[0]
+
+    # ----- protocol --------------------------------------------------------------------------
+    def handle_write(self, data: bytes) -> None:
+        self.advance()
+        self.wire_log.append((self.clock.now(), data))
+        if data == p.INFO_REQUEST:
+            self._replies.append(self._info_reply())
+        elif data == p.ROAST_COUNT_REQUEST:
+            reply = bytearray(p.ROAST_COUNT_REPLY_LEN)
+            struct.pack_into(">I", reply, 27, self.config.roast_count)
+            self._replies.append(bytes(reply))
+        elif data == p.STATUS_REQUEST_1:
+            self._status_snapshot = self._status_bytes()
+            self._replies.append(self._status_snapshot[: p.STATUS_HALF_LEN])
+        elif data == p.STATUS_REQUEST_2:
+            snapshot = self._status_snapshot or self._status_bytes()
+            self._status_snapshot = None
+            self._replies.append(snapshot[p.STATUS_HALF_LEN :])
+        elif data in (p.HEATER_UP, p.HEATER_DOWN):
+            if self.state is p.State.ROASTING and not self.config.faults.heater_ignores_steps:
+                step = 1 if data == p.HEATER_UP else -1
+                self.heater = max(p.HEATER_RANGE[0], min(p.HEATER_RANGE[1], self.heater + step))
+        elif data in (p.FAN_UP, p.FAN_DOWN):
+            if self.state is not p.State.OFF:
+                step = 1 if data == p.FAN_UP else -1
+                self.fan = max(p.FAN_RANGE[0], min(p.FAN_RANGE[1], self.fan + step))
+        elif len(data) == 4 and data[:2] == p.DRUM_PREFIX and p.DRUM_RANGE[0] <= data[2] <= p.DRUM_RANGE[1]:
+            self.drum = data[2]
+        elif data == p.PRS:
+            self.press_prs()
+        # anything else: a real R1 ignores unknown bytes, so do we
+
+    def next_reply(self) -> bytes | None:
+        return self._replies.popleft() if self._replies else None
+
+    def _info_reply(self) -> bytes:
+        reply = bytearray(p.INFO_REPLY_LEN)
+        struct.pack_into("<h", reply, 0, self.config.serial)
+        struct.pack_into("<h", reply, 24, self.config.firmware)
+        return bytes(reply)
+
+    def _in_window(self, window: tuple[float, float] | None) -> bool:
+        return window is not None and window[0] <= self.clock.now() < window[1]
+
+    def _status_bytes(self) -> bytes:
+        m, s = self.model, self.model.s
+        probe, drum_probe = m.noisy(s.probe_c), m.noisy(s.drum_probe_c)
+        ir = m.noisy(s.bean_c if m.beans_loaded else s.drum_c * 0.8)
+        channel_a, channel_b = (ir, probe) if self.config.ibts else (probe, drum_probe)
+        history = self._probe_history
+        ror = (history[-1] - history[0]) * 60.0 / (TICK_S * (len(history) - 1)) if len(history) > 1 else 0.0
+        if self.state in (p.State.ROASTING, p.State.COOLING) and self.charge_at_s is not None:
+            timer = self.time_s - self.charge_at_s
+        else:
+            timer = self.time_s - self.state_since_s
+        reading = p.StatusReading(
+            channel_a_c=channel_a,
+            ror_a_c_per_min=ror,
+            channel_b_c=channel_b,
+            exhaust_c=m.noisy(s.exhaust_c),
+            timer_s=int(timer),
+            fan=self.fan,
+            heater=self.heater,
+            drum=self.drum,
+            state=int(self.state),
+            ir_c=ir,
+            pcb_c=m.noisy(30.0 + 0.04 * (s.drum_c - m.p.ambient_c)),
+            fan_rpm=0 if self.state is p.State.OFF else 900 + 260 * self.fan,
+            voltage=230,
+            coil_fan=400 + 150 * self.heater,
+            coil_fan2=380 + 150 * self.heater,
+            preheat_target_c=self.preheat_target_c,
+        )
+        buf = bytearray(p.encode_status(reading))
+        if self.state is p.State.OFF and int(self.time_s) % 15 == 0:
+            buf[p.VALID_MARKER_OFFSET] = 0  # the interleaved idle message
+        if self._in_window(self.config.faults.invalid_packets):
+            buf[:8] = b"\xff" * 8  # corrupt packet: the marker is fine, channel A is NaN
+        return bytes(buf)
+
+
+# ----- pyusb backend ---------------------------------------------------------------------------
+@dataclass
+class _Descriptor:
+    """pyusb reads descriptor fields as attributes; anything unlisted is None."""
+
+    fields: dict
+
+    def __getattr__(self, name):
+        return self.fields.get(name)
+
+
+@dataclass
+class _Handle:
+    generation: int
+
+
+def _usb_error(code: int, text: str) -> usb.core.USBError:
+    return usb.core.USBError(text, error_code=-code, errno=code)
+
+
+class VirtualR1Backend(usb.backend.IBackend):
+    """A libusb stand-in that enumerates one virtual R1 (while it is plugged in)."""
+
+    def __init__(self, device: VirtualBulletR1):
+        super().__init__()
+        self.device = device
+        self.configuration = 0
+        self.claimed: set[int] = set()
+        self.kernel_driver_attached = True
+        self._generation = device.generation
+
+    def enumerate_devices(self):
+        self._refresh()
+        return [self.device] if self.device.plugged else []
+
+    def get_parent(self, dev):
+        return None
+
+    def get_device_descriptor(self, dev):
+        return _Descriptor(dict(
+            bLength=18, bDescriptorType=1, bcdUSB=0x0200, bDeviceClass=0, bDeviceSubClass=0,
+            bDeviceProtocol=0, bMaxPacketSize0=64, idVendor=p.VENDOR_ID, idProduct=dev.config.product_id,
+            bcdDevice=0x0200, iManufacturer=0, iProduct=0, iSerialNumber=0, bNumConfigurations=1,
+            address=7 + dev.generation, bus=1, port_number=2, port_numbers=(2,), speed=2,
+        ))
+
+    def get_configuration_descriptor(self, dev, config):
+        if config != 0:
+            raise IndexError("only one configuration")
+        return _Descriptor(dict(
+            bLength=9, bDescriptorType=2, wTotalLength=55, bNumInterfaces=2, bConfigurationValue=p.CONFIGURATION,
+            iConfiguration=0, bmAttributes=0xC0, bMaxPower=50, extra_descriptors=[],
+        ))
+
+    def get_interface_descriptor(self, dev, intf, alt, config):
+        if config != 0 or alt != 0 or intf not in (0, 1):
+            raise IndexError("no such interface")
+        # interface 0 is a control-only stub; interface 1 carries the protocol's bulk endpoints
+        return _Descriptor(dict(
+            bLength=9, bDescriptorType=4, bInterfaceNumber=intf, bAlternateSetting=0,
+            bNumEndpoints=2 if intf == p.INTERFACE else 0, bInterfaceClass=0xFF, bInterfaceSubClass=0,
+            bInterfaceProtocol=0, iInterface=0, extra_descriptors=[],
+        ))
+
+    def get_endpoint_descriptor(self, dev, ep, intf, alt, config):
+        if intf != p.INTERFACE or ep not in (0, 1):
+            raise IndexError("no such endpoint")
+        return _Descriptor(dict(
+            bLength=7, bDescriptorType=5, bEndpointAddress=(p.EP_IN, p.EP_OUT)[ep], bmAttributes=0x02,
+            wMaxPacketSize=64, bInterval=0, bRefresh=0, bSynchAddress=0, extra_descriptors=[],
+        ))
+
+    def _refresh(self) -> None:
+        self.device.advance()
+        if self.device.generation != self._generation:  # re-plugged: a fresh USB device
+            self._generation = self.device.generation
+            self.configuration, self.kernel_driver_attached = 0, True
+            self.claimed.clear()
+
+    def _check(self, handle: _Handle | None = None) -> None:
+        self._refresh()
+        if not self.device.plugged or (handle is not None and handle.generation != self.device.generation):
+            raise _usb_error(errno.ENODEV, "No such device (it may have been disconnected)")
+
+    def open_device(self, dev):
+        self._check()
+        if dev.config.faults.permission_denied:
+            raise _usb_error(errno.EACCES, "Access denied (insufficient permissions)")
+        return _Handle(dev.generation)
+
+    def close_device(self, dev_handle):
+        self.claimed.clear()
+
+    def set_configuration(self, dev_handle, config_value):
+        self._check(dev_handle)
+        self.configuration = config_value
+
+    def get_configuration(self, dev_handle):
+        self._check(dev_handle)
+        return self.configuration
+
+    def is_kernel_driver_active(self, dev_handle, intf):
+        return self.kernel_driver_attached
+
+    def detach_kernel_driver(self, dev_handle, intf):
+        if self.device.config.faults.kernel_driver_busy:
+            raise _usb_error(errno.EBUSY, "Resource busy")
+        self.kernel_driver_attached = False
+
+    def claim_interface(self, dev_handle, intf):
+        self._check(dev_handle)
+        if self.kernel_driver_attached:
+            raise _usb_error(errno.EBUSY, "Resource busy")
+        self.claimed.add(intf)
+
+    def release_interface(self, dev_handle, intf):
+        self.claimed.discard(intf)
+
+    def bulk_write(self, dev_handle, ep, intf, data, timeout):
+        self._check(dev_handle)
+        if ep != p.EP_OUT or intf not in self.claimed:
+            raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        self.device.handle_write(bytes(data))
+        return len(data)
+
+    def bulk_read(self, dev_handle, ep, intf, buff, timeout):
+        self._check(dev_handle)
+        if ep != p.EP_IN or intf not in self.claimed:
+            raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        reply = None if self.device._in_window(self.device.config.faults.stall_reads) else self.device.next_reply()
+        if reply is None:
+            self.device.clock.sleep(timeout / 1000.0)
+            raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
+        n = min(len(reply), len(buff))
+        buff[:n] = type(buff)(buff.typecode, reply[:n])
+        return n
+
+
+def plug_in_virtual_r1(config: VirtualR1Config, clock) -> tuple[VirtualBulletR1, VirtualR1Backend]:
+    device = VirtualBulletR1(config, clock)
+    return device, VirtualR1Backend(device)

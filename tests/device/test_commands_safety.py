@@ -1,0 +1,206 @@
+"""Approved-command execution, local limits, abort and faults: the sidecar against the virtual R1."""
+import duckdb
+import numpy as np
+import pytest
+
+from daena_pipelines.device import protocol as p
+from daena_pipelines.device.recording import parse_sidecar
+from daena_pipelines.device.safety import Command, SafetyLimits, refusal
+from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
+
+from .conftest import run_until
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    return str(tmp_path / "w.duckdb")
+
+
+def queue(warehouse, *rows):
+    with duckdb.connect(warehouse) as con:
+        for proposal_id, machine_id, command_type, target, status in rows:
+            con.execute(
+                "INSERT INTO device.command_queue (proposal_id, machine_id, command_type, target_value, target_unit, status, approved_at, source)"
+                " VALUES (?, ?, ?, ?, 'r1_level', ?, now(), 'test')",
+                [proposal_id, machine_id, command_type, target, status],
+            )
+
+
+def executions(warehouse) -> dict[str, tuple]:
+    with duckdb.connect(warehouse) as con:
+        rows = con.execute("SELECT proposal_id, status, observed_value, error, session_id, source FROM device.command_executions").fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def roasting_for(seconds):
+    return lambda s: s.charge_t is not None and s.clock.now() - s.t0 - s.charge_t >= seconds
+
+
+def writes(device, since=0.0):
+    return [(t, data) for t, data in device.wire_log if t >= since and len(data) == 4]
+
+
+def test_only_approved_commands_for_this_machine_run_and_are_confirmed(started, warehouse):
+    sidecar, device = started(warehouse=warehouse)
+    assert run_until(sidecar, roasting_for(90))
+    since = sidecar.clock.now()
+    queue(warehouse,
+          ("approved-power", "r1", "SET_POWER", 6, "APPROVED"),
+          ("pending-fan", "r1", "SET_FAN", 5, "PENDING"),
+          ("rejected-power", "r1", "SET_POWER", 2, "REJECTED"),
+          ("other-machine", "r1-b", "SET_DRUM", 3, "APPROVED"))
+    assert run_until(sidecar, roasting_for(110))
+    sent = writes(device, since)
+    assert [data for _, data in sent] == [p.HEATER_DOWN] * 3  # 9 -> 6, nothing else
+    gaps = np.diff([t for t, _ in sent])
+    assert gaps.min() >= SafetyLimits().min_step_interval_s - 1e-9  # minimum interval between steps
+    assert device.heater == 6
+    result = sidecar.finish()
+    rows = executions(warehouse)
+    assert set(rows) == {"approved-power"}
+    status, observed, error, session_id, source = rows["approved-power"]
+    assert (status, observed, error, source) == ("COMPLETED", 6.0, None, "simulator")
+    assert session_id == result.session_id  # filled in when the recording closed
+    with duckdb.connect(warehouse) as con:
+        statuses = dict(con.execute("SELECT proposal_id, status FROM device.command_queue").fetchall())
+    assert statuses == {"approved-power": "COMPLETED", "pending-fan": "PENDING", "rejected-power": "REJECTED", "other-machine": "APPROVED"}
+    lines = [line for line in result.path.read_bytes().splitlines() if b'"type":"command"' in line]
+    assert len(lines) == 1 and b"approved-power" in lines[0]
+
+
+def test_out_of_range_and_state_guard_are_refused(started, warehouse):
+    sidecar, device = started(warehouse=warehouse)
+    assert run_until(sidecar, roasting_for(60))
+    queue(warehouse, ("too-hot", "r1", "SET_POWER", 12, "APPROVED"), ("fan-zero", "r1", "SET_FAN", 0, "APPROVED"))
+    since = sidecar.clock.now()
+    assert run_until(sidecar, lambda s: s.drop_t is not None and s.clock.now() - s.t0 - s.drop_t > 5)
+    queue(warehouse, ("heat-while-cooling", "r1", "SET_POWER", 5, "APPROVED"))
+    assert run_until(sidecar, lambda s: "heat-while-cooling" in s.seen_proposals)
+    sidecar.finish()
+    rows = executions(warehouse)
+    assert rows["too-hot"][0] == "FAILED" and "outside the allowed range 0..9" in rows["too-hot"][2]
+    assert rows["fan-zero"][0] == "FAILED" and "outside the allowed range 1..12" in rows["fan-zero"][2]
+    assert rows["heat-while-cooling"][0] == "FAILED" and "heater increase refused while cooling" in rows["heat-while-cooling"][2]
+    assert not any(data in (p.HEATER_UP, p.FAN_DOWN) for _, data in writes(device, since))
+
+
+@pytest.mark.parametrize("limits, expected", [
+    (SafetyLimits(max_bt_c=160.0), "BT"),
+    (SafetyLimits(max_et_c=255.0), "ET"),
+])
+def test_ceiling_trips_abort_to_heater_zero_and_cooling(started, limits, expected):
+    sidecar, device = started(limits=limits)
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    assert sidecar.abort.reason.startswith(f"safety trip: {expected}")
+    assert sidecar.abort.latency_s < 2.0
+    assert device.heater == 0 and device.state == p.State.COOLING
+    assert any(f.startswith("abort: safety trip") for f in sidecar.faults)
+
+
+def test_abort_latency_from_full_heat(started, warehouse):
+    sidecar, device = started(warehouse=warehouse)
+    assert run_until(sidecar, roasting_for(100))
+    assert device.heater == 9
+    queue(warehouse, ("stop-now", "r1", "ABORT", None, "APPROVED"))
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    latency = sidecar.abort.latency_s
+    assert latency is not None and latency < 2.0
+    assert device.heater == 0 and device.state == p.State.COOLING
+    queue(warehouse, ("after-abort", "r1", "SET_FAN", 8, "APPROVED"))
+    run_until(sidecar, lambda s: s.clock.now() - s.t0 > s.drop_t + 10)
+    result = sidecar.finish()
+    assert result.abort_latency_s == latency
+    rows = executions(warehouse)
+    assert rows["stop-now"][0] == "COMPLETED" and "after-abort" not in rows  # nothing runs after an abort
+    assert parse_sidecar(result.path.read_bytes(), "x").events["DROP"]  # the abort's PRS is the DROP
+
+
+def test_heater_that_ignores_steps_fails_after_bounded_retries(started, warehouse):
+    virtual = VirtualR1Config(operator=OperatorPlan(), faults=Faults(heater_ignores_steps=True))
+    sidecar, device = started(warehouse=warehouse, virtual=virtual)
+    assert run_until(sidecar, roasting_for(90))
+    since = sidecar.clock.now()
+    queue(warehouse, ("power-5", "r1", "SET_POWER", 5, "APPROVED"))
+    assert run_until(sidecar, lambda s: s.command_statuses)
+    sidecar.finish()
+    status, observed, error, *_ = executions(warehouse)["power-5"]
+    retries = SafetyLimits().max_step_retries
+    assert status == "FAILED" and observed == 9.0 and f"{retries + 1} steps sent" in error
+    assert [data for _, data in writes(device, since)] == [p.HEATER_DOWN] * (retries + 1)
+
+
+def test_disconnect_and_reconnect_keeps_one_session(started):
+    virtual = VirtualR1Config(operator=OperatorPlan(), faults=Faults(disconnect_at_s=500.0, reconnect_after_s=4.0))
+    sidecar, _ = started(virtual=virtual)
+    run_until(sidecar, lambda s: False)
+    result = sidecar.finish()
+    assert result.end_reason == "cool_end"
+    kinds = [f.split(":")[0] for f in result.faults]
+    assert kinds == ["disconnect", "reconnected"]  # recording only: a blip does not abort the roast
+    assert 35 <= result.lost_polls <= 60  # ~4 s of 10 Hz polls plus the retry interval
+    session = parse_sidecar(result.path.read_bytes(), "x")
+    assert session.settings["complete"] and "DROP" in session.events
+    assert 3 <= np.isnan(session.bt_c).sum() <= 6  # the gap shows as NaN samples, not as made-up data
+
+
+def test_permanent_disconnect_closes_the_session_cleanly(started):
+    virtual = VirtualR1Config(operator=OperatorPlan(), faults=Faults(disconnect_at_s=500.0))
+    sidecar, _ = started(virtual=virtual, reconnect_timeout_s=5.0)
+    run_until(sidecar, lambda s: False)
+    result = sidecar.finish()
+    assert result.end_reason == "disconnected" and result.path.exists()
+    session = parse_sidecar(result.path.read_bytes(), "x")
+    assert session.settings["complete"] and session.settings["end_reason"] == "disconnected"
+    assert "CHARGE" in session.events and "DROP" not in session.events
+
+
+def test_stalled_reads_after_a_command_trip_lost_control_abort(started, warehouse):
+    virtual = VirtualR1Config(operator=OperatorPlan(), faults=Faults(stall_reads=(520.0, 525.0)))
+    sidecar, device = started(virtual=virtual, warehouse=warehouse)
+    assert run_until(sidecar, roasting_for(60))
+    queue(warehouse, ("fan-3", "r1", "SET_FAN", 3, "APPROVED"))  # the sidecar now drives the roaster
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    assert executions(warehouse)["fan-3"][0] == "COMPLETED"
+    assert sidecar.abort.reason.startswith("lost control")
+    assert device.heater == 0 and device.state == p.State.COOLING
+    assert any(f.startswith("stall") for f in sidecar.faults)
+
+
+def test_invalid_packets_become_nan_samples(started):
+    virtual = VirtualR1Config(operator=OperatorPlan(), faults=Faults(invalid_packets=(300.05, 302.05)))
+    sidecar, _ = started(virtual=virtual, stop_on="duration", max_duration_s=310)
+    run_until(sidecar, lambda s: False)
+    result = sidecar.finish()
+    assert result.lost_polls == 20 and result.invalid_samples == 2
+    session = parse_sidecar(result.path.read_bytes(), "x")
+    assert np.isnan(session.bt_c).sum() == result.invalid_samples
+
+
+def test_unknown_state_means_no_command():
+    command = Command("x", "r1", "SET_FAN", 3, "r1_level")
+    assert "unknown" in refusal(command, None, None, SafetyLimits())
+
+
+def test_locked_warehouse_keeps_executions_until_it_is_free(tmp_path):
+    import subprocess
+    import sys
+
+    from daena_pipelines.device.command_store import WarehouseCommandStore
+
+    path = str(tmp_path / "w.duckdb")
+    store = WarehouseCommandStore(path)
+    assert store.approved("r1", "rec", set()) == []  # creates the tables
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({path!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        row = {"execution_id": "e1", "proposal_id": "p1", "machine_id": "r1", "command_type": "SET_FAN",
+               "target_value": 4.0, "status": "COMPLETED", "source": "simulator"}
+        store.record(row)  # the other process holds the file: kept, not lost, not raised
+        assert store.approved("r1", "rec", set()) is None
+        assert not store.flush()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store.flush()
+    assert executions(path) == {"p1": ("COMPLETED", None, None, None, "simulator")}

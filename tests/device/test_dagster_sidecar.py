@@ -1,0 +1,63 @@
+"""The sidecar job end to end through Dagster: Pipes subprocess, virtual R1, file in the landing folder."""
+import duckdb
+import dagster as dg
+import pytest
+
+from daena_pipelines.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.definitions import defs
+from daena_pipelines.device.recording import parse_sidecar
+from daena_pipelines.warehouse import WarehouseResource
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAENA_DATA_DIR", str(tmp_path / "data"))
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("DAENA_LANDING_DIR", str(landing))
+    return tmp_path, landing
+
+
+def materialize(tmp_path, instance=None, **run_config):
+    return dg.materialize(
+        [device_command_tables, sidecar_recording],
+        instance=instance,
+        resources={"duckdb": WarehouseResource(database=str(tmp_path / "w.duckdb")),
+                   "device_pipes_client": dg.PipesSubprocessClient()},
+        run_config=dg.RunConfig({"device__sidecar_recording": SidecarRunConfig(**run_config)}),
+        raise_on_error=False,
+    )
+
+
+def test_definitions_load():
+    assert defs.resolve_job_def("sidecar_job") is not None
+
+
+def test_simulated_roast_through_pipes_lands_a_sidecar_file(env):
+    tmp_path, landing = env
+    result = materialize(tmp_path, simulate=True, time_scale=0, seed=3, start_at="2026-11-18T08:00:00+00:00",
+                         beans="Ethiopia Guji", batch_weight_g=250)
+    assert result.success
+    events = result.get_asset_materialization_events()
+    recording = next(e for e in events if e.asset_key == dg.AssetKey(["device", "sidecar_recording"]))
+    metadata = recording.materialization.metadata
+    assert metadata["end_reason"].value == "cool_end" and metadata["lost_samples"].value == 0
+    assert metadata["source"].value == "simulator" and metadata["samples"].value > 900
+    assert metadata["commands_executed"].value == 0 and metadata["faults"].value == []
+    files = list(landing.glob("*.sidecar.jsonl"))
+    assert len(files) == 1 and str(files[0]) == metadata["path"].value
+    session = parse_sidecar(files[0].read_bytes(), str(files[0]))
+    assert session.session_id == metadata["session_id"].value and session.beans == "Ethiopia Guji"
+    assert {"CHARGE", "DROP", "COOL"} <= set(session.events)
+    assert not list((tmp_path / "data" / "device" / "recordings").glob("*"))  # nothing left half-way
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM device.command_executions").fetchone() == (0,)
+
+
+def test_without_simulate_and_no_device_fails_with_the_clear_message(env):
+    tmp_path, _ = env
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(tmp_path, instance=instance, simulate=False)  # no R1 here (and maybe no libusb)
+    assert not result.success
+    errors = [record.user_message for record in instance.all_logs(result.run_id) if record.level >= 40]
+    expected = ("No Aillio Bullet R1 found on USB (searched vendor:product 0483:5741, 0483:a27e)", "No libusb backend found for pyusb")
+    assert any(message.startswith(expected) for message in errors), errors

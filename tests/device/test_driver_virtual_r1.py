@@ -1,0 +1,125 @@
+"""The driver against the virtual R1 through pyusb: descriptors, byte-for-byte replies, user errors."""
+import pytest
+import usb.core
+
+from daena_pipelines.device import driver as drv
+from daena_pipelines.device import protocol as p
+from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config, plug_in_virtual_r1
+
+
+def test_pyusb_sees_r1_descriptors(virtual_r1):
+    _, backend = virtual_r1
+    device = usb.core.find(idVendor=0x0483, idProduct=0x5741, backend=backend)
+    assert device is not None
+    configuration = device[0]
+    assert configuration.bConfigurationValue == 1
+    interface = configuration[(1, 0)]
+    assert interface.bInterfaceNumber == 1
+    assert sorted(ep.bEndpointAddress for ep in interface) == [0x03, 0x81]
+    assert all(usb.util.endpoint_type(ep.bmAttributes) == usb.util.ENDPOINT_TYPE_BULK for ep in interface)
+
+
+def test_raw_protocol_byte_for_byte(virtual_r1, clock):
+    """Talk to the virtual R1 with plain pyusb calls, no driver: the replies are the spec's."""
+    _, backend = virtual_r1
+    device = usb.core.find(idVendor=0x0483, backend=backend)
+    device.detach_kernel_driver(1)
+    device.set_configuration(1)
+    usb.util.claim_interface(device, 1)
+    device.write(0x03, b"\x30\x02")
+    info = device.read(0x81, 32)
+    assert len(info) == 32 and int.from_bytes(bytes(info[0:2]), "little") == 4242
+    device.write(0x03, b"\x89\x01")
+    count = device.read(0x81, 36)
+    assert int.from_bytes(bytes(count[27:31]), "big") == 318
+    clock.sleep(1.5)  # leave the second in which an idle R1 sends its other message
+    device.write(0x03, b"\x30\x01")
+    first = device.read(0x81, 64)
+    device.write(0x03, b"\x30\x03")
+    second = device.read(0x81, 64)
+    status = bytes(first) + bytes(second)
+    assert len(status) == 128 and status[41] == 10 and status[29] == p.State.OFF
+    device.write(0x03, b"\x30\x01\x00\x00")  # 4-byte PRS, not a status request
+    with pytest.raises(usb.core.USBTimeoutError):
+        device.read(0x81, 64, 50)  # PRS has no reply
+    device.write(0x03, b"\x30\x01")
+    assert device.read(0x81, 64)[29] == p.State.PREHEATING
+
+
+def test_driver_reads_info_and_steps_levels(virtual_r1, clock):
+    device, backend = virtual_r1
+    r1 = drv.BulletR1.open(backend=backend)
+    assert r1.read_info() == p.DeviceInfo(serial=4242, firmware=219, roast_count=318)
+    assert backend.kernel_driver_attached is False and 1 in backend.claimed
+    clock.sleep(1.5)
+    assert r1.poll().state == p.State.OFF
+    r1.send(p.PRS)
+    r1.send(p.PRS)  # preheating -> charge
+    r1.send(p.PRS)  # charge -> roasting (beans in)
+    r1.send(p.drum_command(8))
+    start = r1.poll().heater
+    r1.send(p.HEATER_UP if start < 9 else p.HEATER_DOWN)
+    reading = r1.poll()
+    assert reading.state == p.State.ROASTING and reading.drum == 8
+    assert reading.heater == start + (1 if start < 9 else -1)
+    assert [data for _, data in device.wire_log if len(data) == 4][:3] == [p.PRS] * 3
+
+
+def test_stale_reply_after_timeout_is_drained(clock):
+    device, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(stall_reads=(1.0, 1.2))), clock)
+    r1 = drv.BulletR1.open(backend=backend)
+    clock.sleep(1.0)
+    with pytest.raises(drv.ReadTimeout):
+        r1.poll()  # reply stays queued in the device, like a late USB packet
+    clock.sleep(0.5)
+    reading = r1.poll()  # must be the new status, not the leftover half
+    assert reading.state == p.State.OFF
+    assert reading.preheat_target_c == 240  # second half really is part 2 of one status
+
+
+def test_device_not_found_names_the_ids(clock):
+    _, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(disconnect_at_s=0.0)), clock)
+    with pytest.raises(drv.DeviceNotFound, match="0483:5741, 0483:a27e"):
+        drv.BulletR1.open(backend=backend)
+
+
+def test_other_product_id_is_not_an_r1(clock):
+    _, backend = plug_in_virtual_r1(VirtualR1Config(product_id=0xA4CD), clock)  # the R2
+    with pytest.raises(drv.DeviceNotFound):
+        drv.BulletR1.open(backend=backend)
+
+
+def test_ibts_product_id_is_found(clock):
+    _, backend = plug_in_virtual_r1(VirtualR1Config(product_id=0xA27E, ibts=True), clock)
+    assert drv.BulletR1.open(backend=backend).model_name == "Aillio Bullet R1 IBTS (rev3)"
+
+
+def test_permission_denied_points_to_udev_rule(clock):
+    _, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(permission_denied=True)), clock)
+    with pytest.raises(drv.PermissionDenied, match="udev rule"):
+        drv.BulletR1.open(backend=backend)
+
+
+def test_kernel_driver_busy(clock):
+    _, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(kernel_driver_busy=True)), clock)
+    with pytest.raises(drv.KernelDriverBusy, match="busy"):
+        drv.BulletR1.open(backend=backend)
+
+
+def test_no_libusb_backend_says_how_to_install(monkeypatch):
+    import usb.backend.libusb0
+    import usb.backend.libusb1
+    import usb.backend.openusb
+
+    for module in (usb.backend.libusb0, usb.backend.libusb1, usb.backend.openusb):
+        monkeypatch.setattr(module, "get_backend", lambda *a, **k: None)
+    with pytest.raises(drv.NoUsbBackend, match="libusb-1.0"):
+        drv.BulletR1.open()
+
+
+def test_disconnect_mid_poll(clock):
+    _, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(disconnect_at_s=2.0)), clock)
+    r1 = drv.BulletR1.open(backend=backend)
+    clock.sleep(2.5)
+    with pytest.raises(drv.DeviceDisconnected, match="disconnected"):
+        r1.poll()

@@ -1,0 +1,148 @@
+"""A full simulated roast recorded by the sidecar, its realism, and the recording file format."""
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from daena_pipelines.device.recording import parse_sidecar
+from daena_pipelines.device.sidecar import SidecarConfig, run_sidecar
+from daena_pipelines.device.virtual_r1 import OperatorPlan, VirtualR1Config
+from daena_pipelines.telemetry.model import InvalidSession
+
+
+@pytest.fixture(scope="module")
+def roast(tmp_path_factory):
+    """preheat -> charge -> roast -> drop -> cool on the virtual R1 (stepped clock, seed 7)."""
+    folder = tmp_path_factory.mktemp("roast")
+    cfg = SidecarConfig(
+        simulate=True, time_scale=0, seed=7, start_at="2026-11-17T09:00:00+00:00", beans="Kenya Nyeri",
+        batch_weight_g=250, recordings_dir=str(folder / "rec"), landing_dir=str(folder / "landing"),
+        virtual=VirtualR1Config(operator=OperatorPlan()),
+    )
+    result = run_sidecar(cfg)
+    data = result.path.read_bytes()
+    return result, data, parse_sidecar(data, str(result.path))
+
+
+def test_full_roast_lands_complete(roast):
+    result, _, session = roast
+    assert result.end_reason == "cool_end" and result.path.parent.name == "landing"
+    assert result.lost_polls == 0 and result.invalid_samples == 0
+    assert session.source == "simulator" and session.source_format == "sidecar"
+    assert session.machine == "Aillio Bullet R1 (virtual)" and session.beans == "Kenya Nyeri"
+    assert session.settings["complete"] and session.settings["channel_mapping"] == {"bt": "a", "et": "b"}
+    assert list(session.events) == ["CHARGE", "DRY_END", "FCs", "DROP", "COOL"]
+    assert session.settings["event_detection"] == {
+        "CHARGE": "state:roasting", "DRY_END": "bt>=150", "FCs": "operator", "DROP": "state:cooling", "COOL": "state:cooling_end"}
+    assert session.control_unit == "r1_level" and set(session.controls) == {"heater", "fan", "drum"}
+    assert set(session.extra) >= {"exhaust_c", "ir_c", "pcb_c"}
+    assert np.all(np.diff(session.time_s) > 0) and 0.95 < np.median(np.diff(session.time_s)) < 1.05
+
+
+def test_roast_curve_is_plausible(roast):
+    _, _, s = roast
+    charge, fcs, drop = s.events["CHARGE"], s.events["FCs"], s.events["DROP"]
+    t = s.time_s - s.time_s[charge]
+    tp = charge + int(np.argmin(s.bt_c[charge : charge + 240]))
+    assert 30 < t[tp] < 120 and 60 < s.bt_c[tp] < 110, (t[tp], s.bt_c[tp])  # turning point
+    assert 7 * 60 <= t[fcs] <= 10 * 60 and 180 <= s.bt_c[fcs] <= 200, (t[fcs], s.bt_c[fcs])
+    assert 205 <= s.bt_c[drop] <= 215, s.bt_c[drop]
+
+    def ror(a, b):  # mean RoR in °C/min between two times after CHARGE
+        i, j = charge + int(np.searchsorted(t[charge:], a)), charge + int(np.searchsorted(t[charge:], b))
+        return (s.bt_c[j] - s.bt_c[i]) / (t[j] - t[i]) * 60
+
+    early, middle, late = ror(120, 240), ror(300, 420), ror(t[drop] - 120, t[drop])
+    assert early > middle > late > 0, (early, middle, late)
+
+
+def test_header_and_footer_lines(roast):
+    _, data, _ = roast
+    lines = [orjson.loads(line) for line in data.splitlines()]
+    header, footer = lines[0], lines[-1]
+    assert header["type"] == "header" and header["source"] == "simulator" and header["serial"] == 4242
+    assert header["product_id"] == "0x5741" and header["firmware"] == 219
+    assert header["simulator"]["seed"] == 7 and header["simulator"]["time_scale"] == 0
+    assert footer["type"] == "footer" and footer["end_reason"] == "cool_end" and footer["lost_polls"] == 0
+
+
+def test_same_seed_same_session(roast, tmp_path):
+    result, _, session = roast
+    cfg = SidecarConfig(
+        simulate=True, time_scale=0, seed=7, start_at="2026-11-17T09:00:00+00:00", beans="Kenya Nyeri",
+        batch_weight_g=250, recordings_dir=str(tmp_path / "rec"), landing_dir=str(tmp_path / "landing"),
+        virtual=VirtualR1Config(operator=OperatorPlan()), max_duration_s=400, stop_on="duration",
+    )
+    again = parse_sidecar(run_sidecar(cfg).path.read_bytes(), "again")
+    n = len(again.time_s) - 1  # the shorter run ends early, so compare its complete samples
+    np.testing.assert_array_equal(again.bt_c[:n], session.bt_c[:n])
+
+
+def test_first_crack_threshold_when_nobody_marks_it(tmp_path):
+    cfg = SidecarConfig(
+        simulate=True, time_scale=0, seed=7, recordings_dir=str(tmp_path / "rec"), landing_dir=str(tmp_path / "landing"),
+        virtual=VirtualR1Config(operator=OperatorPlan(marks_first_crack=False)), fcs_bt_c=190.0,
+        stop_on="duration", max_duration_s=900,
+    )
+    session = parse_sidecar(run_sidecar(cfg).path.read_bytes(), "x")
+    assert session.settings["event_detection"]["FCs"] == "bt>=190"
+    fcs = session.events["FCs"]
+    assert session.bt_c[fcs] >= 190.0 > session.bt_c[fcs - 1]
+
+
+def test_crash_leaves_a_readable_prefix(roast):
+    _, data, session = roast
+    cut = data[: len(data) // 2]
+    cut = cut[: cut.rfind(b"\n") + 40]  # dies in the middle of a line
+    partial = parse_sidecar(cut, "crashed.sidecar.jsonl")
+    assert not partial.settings["complete"] and partial.settings["torn_last_line"]
+    assert 0 < len(partial.time_s) < len(session.time_s)
+    np.testing.assert_array_equal(partial.bt_c, session.bt_c[: len(partial.time_s)])
+
+
+def test_channel_mapping_is_applied(roast):
+    _, data, session = roast
+    lines = data.split(b"\n")
+    header = orjson.loads(lines[0])
+    header["channel_mapping"] = {"bt": "b", "et": "a"}
+    swapped = parse_sidecar(b"\n".join([orjson.dumps(header), *lines[1:]]), "swapped")
+    np.testing.assert_array_equal(swapped.bt_c, session.et_c)
+
+
+def _file(*records) -> bytes:
+    return b"\n".join(orjson.dumps(r) for r in records) + b"\n"
+
+
+HEADER = {"type": "header", "format": "daena-sidecar", "version": 1, "source": "real",
+          "channel_mapping": {"bt": "a", "et": "b"}, "started_at": "2026-11-18T10:00:00+00:00"}
+
+
+def test_invalid_sample_becomes_nan():
+    s = parse_sidecar(_file(HEADER, {"type": "sample", "t": 0, "a": 20.0, "b": 30.0, "h": 0},
+                            {"type": "sample", "t": 1, "ok": False, "why": "read timeout"}), "x")
+    assert s.bt_c[0] == 20.0 and math.isnan(s.bt_c[1]) and math.isnan(s.controls["heater"][1])
+    assert not s.settings["complete"]
+
+
+@pytest.mark.parametrize("records, kind", [
+    ([{"type": "sample", "t": 0}], "missing_header"),
+    ([{**HEADER, "format": "other"}], "not_sidecar"),
+    ([{**HEADER, "version": 9}], "unsupported_version"),
+    ([{**HEADER, "source": "made-up"}], "bad_header"),
+    ([{**HEADER, "channel_mapping": {"bt": "a", "et": "a"}}], "bad_header"),
+    ([HEADER], "no_samples"),
+    ([HEADER, {"type": "sample", "t": 1, "a": 1, "b": 1}, {"type": "sample", "t": 1, "a": 1, "b": 1}], "time_not_increasing"),
+    ([HEADER, {"type": "sample", "t": 0, "a": 1, "b": 1}, {"type": "event", "name": "CHARGE", "i": 5}], "bad_event"),
+])
+def test_bad_files_raise_invalid_session(records, kind):
+    with pytest.raises(InvalidSession) as info:
+        parse_sidecar(_file(*records), "bad.sidecar.jsonl")
+    assert info.value.kind == kind and "bad.sidecar.jsonl" in str(info.value)
+
+
+def test_broken_line_in_the_middle_names_the_line():
+    data = _file(HEADER) + b"{not json\n" + _file({"type": "sample", "t": 0, "a": 1, "b": 1})
+    with pytest.raises(InvalidSession, match="line 2") as info:
+        parse_sidecar(data, "mid.sidecar.jsonl")
+    assert info.value.kind == "bad_json"
