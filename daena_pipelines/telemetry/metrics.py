@@ -21,7 +21,8 @@ class RorSettings:
     crash_window_before_fcs_s: float = 60.0  # `crash`: an episode from FCs - 60 s ...
     crash_window_after_fcs_s: float = 90.0  # ... to FCs + 90 s
     flick_window_s: float = 120.0  # `flick`: looked for in the last 120 s before DROP (after FCs)
-    flick_rise_c_per_min: float = 1.5  # RoR climbing this far above its running minimum there
+    flick_tail_s: float = 15.0  # ... its last 15 s ...
+    flick_rise_c_per_min: float = 1.5  # ... average this far above the window's earlier minimum
     spike_c_per_min: float = 5.0  # a spike: RoR this far above the median of the surrounding minute
 
 
@@ -194,13 +195,15 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
 
 
 def flick(time_s: np.ndarray, ror: np.ndarray, events: dict[str, int], settings: RorSettings) -> bool:
-    """RoR climbing again before DROP: within the last `flick_window` seconds (not before FCs),
-    RoR rises `flick_rise` above the lowest value it had reached earlier in that window."""
+    """RoR climbing again at the end: the mean RoR of the last `flick_tail` seconds before DROP
+    stands `flick_rise` above the lowest RoR reached earlier in the window that opens
+    `flick_window` seconds before DROP (and not before FCs)."""
     drop = events["DROP"]
-    start_t = max(time_s[events["FCs"]], time_s[drop] - settings.flick_window_s)
+    drop_t = time_s[drop]
+    start_t = max(time_s[events["FCs"]], drop_t - settings.flick_window_s)
     lo = int(np.searchsorted(time_s, start_t))
-    r = ror[lo : drop + 1]
-    r = r[~np.isnan(r)]
-    if r.size < 2:
+    tail = int(np.searchsorted(time_s, drop_t - settings.flick_tail_s))
+    before, end = ror[lo:tail], ror[tail : drop + 1]
+    if not (np.isfinite(before).any() and np.isfinite(end).any()):
         return False
-    return bool(np.max(r - np.minimum.accumulate(r)) >= settings.flick_rise_c_per_min)
+    return bool(np.nanmean(end) - np.nanmin(before) >= settings.flick_rise_c_per_min)
