@@ -1,5 +1,6 @@
 """The evals asset graph on a temp warehouse: three daily partitions, idempotency, the judge cache, no key."""
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -17,6 +18,12 @@ from .messages_server import GOOD_JUDGEMENT, MessagesServer
 DAYS = ("2026-11-17", "2026-11-18", "2026-11-19")
 ALL_ASSETS = [assets.golden_cases, assets.eval_runs, assets.pass_at_k, assets.judge_scores]
 CHECKS = [assets.golden_cases_valid, assets.eval_runs_complete, assets.judge_scores_valid]
+
+
+@pytest.fixture(autouse=True)
+def fixture_cases(monkeypatch):
+    """Golden cases frozen for these tests, so retuning the bundled cases does not move them."""
+    monkeypatch.setattr(config, "GOLDEN_DIR", Path(__file__).parent / "golden")
 
 
 @pytest.fixture
