@@ -1,6 +1,8 @@
 """`daena`: run the pipelines without starting a server.
 
-    daena materialize   materialise the whole default asset graph (and its checks) into the warehouse
+    daena materialize          materialise the whole default asset graph (and its checks) into the warehouse
+    daena ci [--repetitions N] the same, then the golden-value gate: exit 1 when a blocking check fails
+    daena promote-golden [...] show (and with --write, save) new golden values from the latest run
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import sys
 
 from daena_pipelines import config
+
 
 def dagster_instance():
     import dagster as dg
@@ -27,7 +30,7 @@ def materialize(instance) -> bool:
     for evaluation in check_evaluations(results):
         if not evaluation.passed:
             print(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-                  f"{evaluation.severity.value}: {evaluation.description}")
+                  f"{evaluation.severity.value}: {evaluation.description or '(details in its metadata)'}")
     return all(result.success for result in results)
 
 
@@ -42,19 +45,29 @@ def print_summary() -> None:
             print(f"  {table:40s} {con.execute(f'SELECT count(*) FROM {table}').fetchone()[0]:>10,d} rows")
     print(f"quarantined inputs: {config.quarantine_dir()}")
     print(f"artifacts: {config.results_dir()}")
-    print("open the UI on the same data: dagster dev -w workspace.yaml  (DAGSTER_HOME=dagster_home)")
+    print("open the UI on the same data: DAGSTER_HOME=dagster_home dagster dev -w workspace.yaml")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="daena", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("materialize", help="materialise the whole default asset graph into the warehouse")
-    args = parser.parse_args(argv)
-    if args.command == "materialize":
-        ok = materialize(dagster_instance())
-        print_summary()
-        return 0 if ok else 1
-    return 2
+    sub.add_parser("ci", help="materialise, then fail on a blocking golden check", add_help=False)
+    sub.add_parser("promote-golden", help="show or write new golden values", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "ci":
+        from daena_pipelines.regressions import ci
+
+        return ci.main(rest)
+    if args.command == "promote-golden":
+        from daena_pipelines.regressions import promote
+
+        return promote.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    ok = materialize(dagster_instance())
+    print_summary()
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

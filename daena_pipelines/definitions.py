@@ -4,6 +4,7 @@ import dagster as dg
 from daena_pipelines import warehouse
 from daena_pipelines.commands import definitions as commands
 from daena_pipelines.device import definitions as device
+from daena_pipelines.device.assets import sidecar_recording
 from daena_pipelines.evals import definitions as evals
 from daena_pipelines.nbmf import definitions as nbmf
 from daena_pipelines.regressions import definitions as regressions
@@ -16,9 +17,11 @@ DOMAINS = (telemetry.defs, device.defs, commands.defs, evals.defs, nbmf.defs, re
 _partitioned = dg.AssetSelection.assets(
     *[a for domain in DOMAINS for a in domain.assets or [] if getattr(a, "partitions_def", None)]
 )
+# Recording a roast drives a roaster for a whole roast: it runs on demand (sidecar_job), not here.
+_on_demand = dg.AssetSelection.assets(sidecar_recording)
 daena_default_job = dg.define_asset_job(
     "daena_default_job",
-    selection=dg.AssetSelection.all() - _partitioned.downstream(),
+    selection=dg.AssetSelection.all() - _partitioned.downstream() - _on_demand,
     description="Materialise everything that does not depend on the daily evaluations, checks included.",
 )
 daena_downstream_job = dg.define_asset_job(

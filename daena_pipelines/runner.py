@@ -2,8 +2,9 @@
 
 Partitioned assets (the daily evaluations) cannot share a run with unpartitioned ones, so the
 graph runs in three steps: `daena_default_job` (everything not downstream of a partitioned
-asset), `eval_job` once per day that has roast sessions, then `daena_downstream_job` (what
-depends on the evaluations, e.g. the NBMF benchmark). Asset checks run with their assets.
+asset), one `eval_job` run over the range of days that have roast sessions, then
+`daena_downstream_job` (what depends on the evaluations, e.g. the NBMF benchmark). Asset checks
+run with their assets.
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def materialize_everything(
 ) -> list[dg.ExecuteInProcessResult]:
     results = [defs.resolve_job_def(DEFAULT_JOB).execute_in_process(instance=instance, raise_on_error=False)]
     partitioned = defs.resolve_job_def(PARTITIONED_JOB)
-    for day in session_days(partitioned.partitions_def):
-        results.append(partitioned.execute_in_process(instance=instance, partition_key=day, raise_on_error=False))
+    days = session_days(partitioned.partitions_def)
+    if days:  # one run over the range (the assets' single-run backfill policy), so checks see every day
+        tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+        results.append(partitioned.execute_in_process(instance=instance, tags=tags, raise_on_error=False))
     results.append(
         defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(
             instance=instance, run_config=downstream_run_config, raise_on_error=False

@@ -3,6 +3,7 @@ import dagster as dg
 
 from daena_pipelines.evals import assets
 from daena_pipelines.evals.resources import AnthropicJudgeResource
+from daena_pipelines.regressions.checks import golden_asset_check
 
 eval_job = dg.define_asset_job(
     "eval_job",
@@ -18,7 +19,17 @@ eval_nightly_schedule = dg.build_schedule_from_partitioned_job(
 
 defs = dg.Definitions(
     assets=[assets.golden_cases, assets.eval_runs, assets.pass_at_k, assets.judge_scores],
-    asset_checks=[assets.golden_cases_valid, assets.eval_runs_complete, assets.judge_scores_valid],
+    asset_checks=[
+        assets.golden_cases_valid,
+        assets.eval_runs_complete,
+        assets.judge_scores_valid,
+        # The outcome of every bundled sample session against its golden case. It warns rather
+        # than blocks: a production warehouse need not hold the bundled sessions. CI, which runs
+        # on the bundled data, treats a failure as red (regressions/ci.py).
+        golden_asset_check(
+            asset=["evals", "eval_runs"], suite_file="evals/outcomes.golden.json", name="eval_outcomes_golden", blocking=False
+        ),
+    ],
     jobs=[eval_job],
     schedules=[eval_nightly_schedule],
     resources={"anthropic_judge": AnthropicJudgeResource()},
