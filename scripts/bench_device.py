@@ -91,8 +91,10 @@ def abort_run(folder: str, fast_scale: float) -> dict:
     heater_before = device.heater
     requested_real = time.monotonic()
     sidecar.request_abort("benchmark")
-    while not (sidecar.abort is not None and sidecar.abort.done):
+    while True:
         sidecar.step()
+        if sidecar.abort is not None and sidecar.abort.done:
+            break
         clock.sleep(sidecar.next_tick - clock.now())
     real_latency = time.monotonic() - requested_real
     confirmed = device.heater == 0 and device.state == p.State.COOLING
