@@ -204,3 +204,13 @@ def test_locked_warehouse_keeps_executions_until_it_is_free(tmp_path):
         holder.wait()
     assert store.flush()
     assert executions(path) == {"p1": ("COMPLETED", None, None, None, "simulator")}
+
+
+def test_abort_while_preheating_walks_to_cooling(started):
+    sidecar, device = started()
+    assert run_until(sidecar, lambda s: s.clock.now() > 60)
+    assert device.state == p.State.PREHEATING and device.heater > 0
+    sidecar.request_abort("operator")
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    assert sidecar.abort.latency_s < 2.0
+    assert device.heater == 0 and device.state == p.State.COOLING
