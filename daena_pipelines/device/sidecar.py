@@ -25,7 +25,9 @@ from daena_pipelines.device.clock import RealClock, make_clock
 from daena_pipelines.device.command_store import WarehouseCommandStore
 from daena_pipelines.device.driver import BulletR1, DeviceDisconnected, R1Error, ReadTimeout
 from daena_pipelines.device.recording import SUFFIX, SessionRecorder, parse_sidecar
-from daena_pipelines.device.safety import TP_GRACE_S, Abort, Execution, SafetyLimits, refusal, trip_reason
+from daena_pipelines.device.safety import (
+    LEVEL_COMMANDS, TP_GRACE_S, Abort, Execution, SafetyLimits, refusal, trip_reason,
+)
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
 
 log = logging.getLogger(__name__)
@@ -312,6 +314,13 @@ class Sidecar:
                 self._finish_abort(now)
             return command
         if self.active is not None:
+            if self.active.command.command_type in LEVEL_COMMANDS:  # limits hold for every step, not just the first
+                reason = refusal(self.active.command, reading, self._bt_et(reading)[0], self.cfg.limits)
+                if reason:
+                    self.active.fail(now, f"stopped by local limits: {reason}")
+                    self._report(self.active)
+                    self.active = None
+                    return None
             command = self.active.advance(reading, now)
             self.last_change_at = self.active.last_change_at
             if self.active.status != "EXECUTING":

@@ -214,3 +214,19 @@ def test_abort_while_preheating_walks_to_cooling(started):
     assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
     assert sidecar.abort.latency_s < 2.0
     assert device.heater == 0 and device.state == p.State.COOLING
+
+
+def test_limits_are_rechecked_on_every_step(started, warehouse):
+    sidecar, device = started(warehouse=warehouse)
+    assert run_until(sidecar, roasting_for(90))
+    queue(warehouse, ("down-3", "r1", "SET_POWER", 3, "APPROVED"))
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED") == 1)
+    queue(warehouse, ("up-9", "r1", "SET_POWER", 9, "APPROVED"))
+    assert run_until(sidecar, lambda s: device.heater == 5)  # two steps up taken
+    device.press_prs()  # the operator drops the beans at the panel mid-command
+    dropped_at = sidecar.clock.now()
+    assert run_until(sidecar, lambda s: s.active is None)
+    sidecar.finish()
+    status, _, error, *_ = executions(warehouse)["up-9"]
+    assert status == "FAILED" and "heater increase refused while cooling" in error
+    assert not [data for _, data in writes(device, dropped_at) if data == p.HEATER_UP]
