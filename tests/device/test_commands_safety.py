@@ -111,7 +111,9 @@ def test_abort_latency_from_full_heat(started, warehouse):
     result = sidecar.finish()
     assert result.abort_latency_s == latency
     rows = executions(warehouse)
-    assert rows["stop-now"][0] == "COMPLETED" and "after-abort" not in rows  # nothing runs after an abort
+    assert rows["stop-now"][0] == "COMPLETED"
+    status, _, error, *_ = rows["after-abort"]  # nothing runs after an abort, and it is not left pending
+    assert status == "FAILED" and error == "not executed: this session was aborted (operator proposal stop-now)"
     assert parse_sidecar(result.path.read_bytes(), "x").events["DROP"]  # the abort's PRS is the DROP
 
 
