@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from daena_pipelines.device import protocol as p
 
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
+LEVEL_COMMANDS = ("SET_POWER", "SET_FAN", "SET_DRUM")
 LEVEL_UNITS = (None, "r1_level", "level")
 HEATER_UP_STATES = (p.State.ROASTING,)  # preheat/charge heat is the R1's own controller's job
 # PRS-driven commands: the state they start from and the state that confirms them
@@ -74,7 +75,7 @@ def refusal(command: Command, reading: p.StatusReading | None, bt_c: float | Non
     target = command.target_value
     if target is None or target != int(target):
         return f"target {target!r} is not a whole R1 level"
-    ranges = {"SET_POWER": limits.heater_range, "SET_FAN": limits.fan_range, "SET_DRUM": limits.drum_range}
+    ranges = dict(zip(LEVEL_COMMANDS, (limits.heater_range, limits.fan_range, limits.drum_range)))
     low, high = ranges[kind]
     if not low <= target <= high:
         return f"{kind} target {target:g} outside the allowed range {low}..{high}"

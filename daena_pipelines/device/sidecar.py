@@ -25,7 +25,9 @@ from daena_pipelines.device.clock import RealClock, make_clock
 from daena_pipelines.device.command_store import WarehouseCommandStore
 from daena_pipelines.device.driver import BulletR1, DeviceDisconnected, R1Error, ReadTimeout
 from daena_pipelines.device.recording import SUFFIX, SessionRecorder, parse_sidecar
-from daena_pipelines.device.safety import TP_GRACE_S, Abort, Execution, SafetyLimits, refusal, trip_reason
+from daena_pipelines.device.safety import (
+    LEVEL_COMMANDS, TP_GRACE_S, Abort, Execution, SafetyLimits, refusal, trip_reason,
+)
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
 
 log = logging.getLogger(__name__)
@@ -273,17 +275,24 @@ class Sidecar:
                           f"{execution.command.target_value} -> {execution.status} {execution.error or ''}".rstrip())
 
     def _next_command(self, reading: p.StatusReading, now: float) -> None:
-        if self.store is None or now < self.next_queue_poll or self.locked_out:
+        if self.store is None or now < self.next_queue_poll:
             return
         self.next_queue_poll = now + self.cfg.queue_poll_interval_s
         commands = self.store.approved(self.cfg.machine_id, self.recording_id, self.seen_proposals)
         for command in commands or []:
             self.seen_proposals.add(command.proposal_id)
+            if self.locked_out:
+                # approved for a roast that an abort ended: never to be run later by surprise
+                execution = Execution(command, now, self.cfg.limits, now)
+                execution.fail(now, f"not executed: this session was aborted ({self._abort_request[0]})")
+                self._report(execution)
+                continue
             if command.command_type == "ABORT":
                 self.request_abort(f"operator proposal {command.proposal_id}")
                 self.abort_proposal = Execution(command, now, self.cfg.limits, now)
                 self._report(self.abort_proposal)
-                return
+                self.locked_out = True  # the rest of this batch is refused above
+                continue
             execution = Execution(command, now, self.cfg.limits, self.last_change_at)
             bt, _ = self._bt_et(reading)
             reason = refusal(command, reading, bt, self.cfg.limits)
@@ -312,6 +321,13 @@ class Sidecar:
                 self._finish_abort(now)
             return command
         if self.active is not None:
+            if self.active.command.command_type in LEVEL_COMMANDS:  # limits hold for every step, not just the first
+                reason = refusal(self.active.command, reading, self._bt_et(reading)[0], self.cfg.limits)
+                if reason:
+                    self.active.fail(now, f"stopped by local limits: {reason}")
+                    self._report(self.active)
+                    self.active = None
+                    return None
             command = self.active.advance(reading, now)
             self.last_change_at = self.active.last_change_at
             if self.active.status != "EXECUTING":

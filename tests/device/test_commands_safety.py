@@ -111,7 +111,9 @@ def test_abort_latency_from_full_heat(started, warehouse):
     result = sidecar.finish()
     assert result.abort_latency_s == latency
     rows = executions(warehouse)
-    assert rows["stop-now"][0] == "COMPLETED" and "after-abort" not in rows  # nothing runs after an abort
+    assert rows["stop-now"][0] == "COMPLETED"
+    status, _, error, *_ = rows["after-abort"]  # nothing runs after an abort, and it is not left pending
+    assert status == "FAILED" and error == "not executed: this session was aborted (operator proposal stop-now)"
     assert parse_sidecar(result.path.read_bytes(), "x").events["DROP"]  # the abort's PRS is the DROP
 
 
@@ -204,3 +206,54 @@ def test_locked_warehouse_keeps_executions_until_it_is_free(tmp_path):
         holder.wait()
     assert store.flush()
     assert executions(path) == {"p1": ("COMPLETED", None, None, None, "simulator")}
+
+
+def test_abort_while_preheating_walks_to_cooling(started):
+    sidecar, device = started()
+    assert run_until(sidecar, lambda s: s.clock.now() > 60)
+    assert device.state == p.State.PREHEATING and device.heater > 0
+    sidecar.request_abort("operator")
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    assert sidecar.abort.latency_s < 2.0
+    assert device.heater == 0 and device.state == p.State.COOLING
+
+
+def test_limits_are_rechecked_on_every_step(started, warehouse):
+    sidecar, device = started(warehouse=warehouse)
+    assert run_until(sidecar, roasting_for(90))
+    queue(warehouse, ("down-3", "r1", "SET_POWER", 3, "APPROVED"))
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED") == 1)
+    queue(warehouse, ("up-9", "r1", "SET_POWER", 9, "APPROVED"))
+    assert run_until(sidecar, lambda s: device.heater == 5)  # two steps up taken
+    device.press_prs()  # the operator drops the beans at the panel mid-command
+    dropped_at = sidecar.clock.now()
+    assert run_until(sidecar, lambda s: s.active is None)
+    sidecar.finish()
+    status, _, error, *_ = executions(warehouse)["up-9"]
+    assert status == "FAILED" and "heater increase refused while cooling" in error
+    assert not [data for _, data in writes(device, dropped_at) if data == p.HEATER_UP]
+
+
+def _reading(state=p.State.ROASTING, heater=5, fan=3, drum=6) -> p.StatusReading:
+    return p.StatusReading(
+        channel_a_c=180.0, ror_a_c_per_min=10.0, channel_b_c=250.0, exhaust_c=150.0, timer_s=300, fan=fan,
+        heater=heater, drum=drum, state=int(state), ir_c=175.0, pcb_c=40.0, fan_rpm=1600, voltage=230,
+        coil_fan=1000, coil_fan2=1000, preheat_target_c=240,
+    )
+
+
+@pytest.mark.parametrize("command, reading, bt, expected", [
+    (Command("a", "r1", "SET_POWER", 6), _reading(), 226.0, "within 10 °C of the 235 °C ceiling"),
+    (Command("b", "r1", "SET_POWER", 4), _reading(), 226.0, None),  # decreasing near the ceiling is fine
+    (Command("c", "r1", "SET_POWER", 6), _reading(p.State.PREHEATING), 150.0, "heater increase refused while preheating"),
+    (Command("d", "r1", "SET_POWER", 6.5), _reading(), 150.0, "not a whole R1 level"),
+    (Command("e", "r1", "SET_POWER", 50, "pct"), _reading(), 150.0, "not an R1 level"),
+    (Command("f", "r1", "SET_FAN", 4), _reading(p.State.OFF), 25.0, "roaster is off"),
+    (Command("g", "r1", "SET_DRUM", 10), _reading(), 150.0, "outside the allowed range 1..9"),
+    (Command("h", "r1", "DROP"), _reading(p.State.COOLING), 150.0, "DROP needs state roasting"),
+    (Command("i", "r1", "REBOOT"), _reading(), 150.0, "unknown command type"),
+    (Command("j", "r1", "CHARGE"), _reading(p.State.CHARGE), 150.0, None),
+])
+def test_refusals(command, reading, bt, expected):
+    reason = refusal(command, reading, bt, SafetyLimits())
+    assert (reason is None) if expected is None else (expected in reason), reason

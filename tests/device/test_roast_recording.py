@@ -146,3 +146,17 @@ def test_broken_line_in_the_middle_names_the_line():
     with pytest.raises(InvalidSession, match="line 2") as info:
         parse_sidecar(data, "mid.sidecar.jsonl")
     assert info.value.kind == "bad_json"
+
+
+def test_recorder_with_background_fsync_is_readable_while_open_and_closes(tmp_path):
+    from daena_pipelines.device.recording import SessionRecorder
+
+    recorder = SessionRecorder(tmp_path / "r.sidecar.jsonl", {k: v for k, v in HEADER.items() if k != "type"}, fsync=True)
+    recorder.sample(0.0, {"a": 21.0, "b": 22.0})
+    recorder.sample(1.0, None, "read timeout")
+    open_copy = parse_sidecar(recorder.path.read_bytes(), "open")  # what a crash right now would leave
+    assert len(open_copy.time_s) == 2 and not open_copy.settings["complete"]
+    recorder.close({"end_reason": "duration"})
+    assert not recorder._syncer.is_alive()
+    closed = parse_sidecar(recorder.path.read_bytes(), "closed")
+    assert closed.settings["complete"] and math.isnan(closed.bt_c[1])
