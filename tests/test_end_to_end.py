@@ -1,0 +1,68 @@
+"""A whole roast through Dagster: the sidecar records it from the virtual Bullet R1 with an
+approved and a pending proposal in its queue, the landing sensor notices the file, the
+telemetry ingest loads it, and the command outcome lands in commands.* beside it."""
+import dagster as dg
+import duckdb
+
+from daena_pipelines.commands.definitions import defs as commands_defs
+from daena_pipelines.definitions import defs
+from daena_pipelines.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.telemetry.assets import telemetry_ingest
+from daena_pipelines.telemetry.checks import telemetry_checks
+from daena_pipelines.warehouse import WarehouseResource
+
+
+def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAENA_DATA_DIR", str(tmp_path / "data"))
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("DAENA_LANDING_DIR", str(landing))
+    warehouse = str(tmp_path / "w.duckdb")
+    resources = {"duckdb": WarehouseResource(database=warehouse), "device_pipes_client": dg.PipesSubprocessClient()}
+
+    assert dg.materialize([device_command_tables], resources=resources).success
+    with duckdb.connect(warehouse) as con:
+        con.execute(
+            "INSERT INTO device.command_queue (proposal_id, machine_id, command_type, target_value, target_unit, status, approved_at, source)"
+            " VALUES ('p-fan', 'r1', 'SET_FAN', 4, 'level', 'APPROVED', now(), 'test'),"
+            "        ('p-pending', 'r1', 'SET_POWER', 9, 'level', 'PENDING_APPROVAL', NULL, 'test')"
+        )
+    recorded = dg.materialize(
+        [device_command_tables, sidecar_recording],
+        selection=[sidecar_recording.key],
+        resources=resources,
+        run_config=dg.RunConfig({"device__sidecar_recording": SidecarRunConfig(
+            simulate=True, time_scale=0, seed=11, start_at="2026-11-18T08:00:00+00:00", beans="Kenya Nyeri", batch_weight_g=250
+        )}),
+    )
+    assert recorded.success
+
+    tick = defs.get_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context())
+    (request,) = tick.run_requests
+    ingested = dg.materialize(
+        [telemetry_ingest, *telemetry_checks], resources=resources,
+        run_config=request.run_config,
+    )
+    assert ingested.success
+    assert all(e.passed for e in ingested.get_asset_check_evaluations() if e.severity == dg.AssetCheckSeverity.ERROR)
+
+    with duckdb.connect(warehouse) as con:
+        session = con.execute(
+            "SELECT s.source, s.source_format, s.beans, m.tp_s, m.fcs_s, m.drop_s, m.drop_bt_c"
+            " FROM telemetry.sessions s JOIN telemetry.roast_metrics m USING (session_id)"
+        ).fetchall()
+        executions = dict(con.execute("SELECT proposal_id, status FROM device.command_executions").fetchall())
+        errors = con.execute("SELECT proposal_id, error, observed_value FROM device.command_executions").fetchall()
+    ((source, source_format, beans, tp_s, fcs_s, drop_s, drop_bt_c),) = session
+    assert (source, source_format, beans) == ("simulator", "sidecar", "Kenya Nyeri")
+    assert 0 < tp_s < fcs_s < drop_s and 200 < drop_bt_c < 220
+    # approved before the roaster was switched on: the state guard refuses it; the pending one is never sent
+    assert executions == {"p-fan": "FAILED"} and "roaster is off" in errors[0][1], errors
+
+    commands = dg.materialize(
+        list(commands_defs.assets), resources=resources,
+        run_config={"ops": {"command_proposals": {"config": {"sqlite_paths": [], "jsonl_paths": []}}}},
+        raise_on_error=False,
+    )
+    with duckdb.connect(warehouse) as con:
+        rows = con.execute("SELECT proposal_id, status, source FROM commands.proposals").fetchall()
+    assert ("p-fan", "FAILED") in [(p, st) for p, st, _ in rows], (rows, commands.success)
