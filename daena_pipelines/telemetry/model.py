@@ -57,6 +57,6 @@ class RoastSession:
         """
         digest = hashlib.sha256()
         digest.update((self.roast_uuid or "").encode())
-        for series in (self.time_s, self.bt_c, self.et_c):
-            digest.update(np.round(np.nan_to_num(series, nan=-1.0), 2).astype("<f8").tobytes())
+        series = np.concatenate((self.time_s, self.bt_c, self.et_c))  # one pass: same bytes as three
+        digest.update(np.round(np.nan_to_num(series, nan=-1.0), 2).astype("<f8").tobytes())
         return digest.hexdigest()[:20]

@@ -44,11 +44,15 @@ def _quotes_swapped(text: str) -> str | None:
     parts = text.split("'")
     if len(parts) % 2 == 0:
         return None
+    converted = _json_keywords(text)
     inside = "".join(parts[1::2])
     if "True" in inside or "False" in inside or "None" in inside:
-        parts[0::2] = [_json_keywords(p) for p in parts[0::2]]
-        return '"'.join(parts)
-    return _json_keywords(text).replace("'", '"')  # no keyword inside any string: one pass suffices
+        # The rewrite touched some strings too: put their original text back. It adds and
+        # removes no quote, so the rewritten text splits into the same parts.
+        converted_parts = converted.split("'")
+        converted_parts[1::2] = parts[1::2]
+        return '"'.join(converted_parts)
+    return converted.replace("'", '"')
 
 
 def _json_keywords(text: str) -> str:
