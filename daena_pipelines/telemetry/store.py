@@ -9,26 +9,8 @@ import numpy as np
 import pyarrow as pa
 
 from daena_pipelines.db import transaction
+from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, SessionRows
 
-ARTISAN_COLUMNS = {
-    # our column -> Artisan `computed` key
-    "artisan_charge_bt_c": "CHARGE_BT",
-    "artisan_tp_s": "TP_time",
-    "artisan_tp_bt_c": "TP_BT",
-    "artisan_dry_end_s": "DRY_time",
-    "artisan_fcs_s": "FCs_time",
-    "artisan_fcs_bt_c": "FCs_BT",
-    "artisan_fce_s": "FCe_time",
-    "artisan_drop_s": "DROP_time",
-    "artisan_drop_bt_c": "DROP_BT",
-    "artisan_total_s": "totaltime",
-    "artisan_drying_s": "dryphasetime",
-    "artisan_maillard_s": "midphasetime",
-    "artisan_development_s": "finishphasetime",
-    "artisan_auc_c_min": "AUC",
-    "artisan_ror_at_fcs_c_per_min": "fcs_ror",
-    "artisan_weight_loss_pct": "weight_loss",
-}
 
 METRIC_COLUMNS = {
     "charge_bt_c": "DOUBLE", "tp_s": "DOUBLE", "tp_bt_c": "DOUBLE", "dry_end_s": "DOUBLE", "fcs_s": "DOUBLE",
@@ -81,17 +63,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 POINTS_SCHEMA = pa.schema(
     [("session_id", pa.string()), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
 )
-
-
-@dataclass
-class SessionRows:
-    """Everything one session contributes to the warehouse, ready to insert (plain numpy, so
-    it crosses process boundaries cheaply)."""
-
-    session: dict  # telemetry.sessions row
-    points: dict[str, np.ndarray]  # POINT_COLUMNS arrays of equal length
-    extra: dict[str, np.ndarray]  # other channels on the same time base
-    metrics: dict  # telemetry.roast_metrics row
 
 
 @dataclass
