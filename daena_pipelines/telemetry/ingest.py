@@ -169,7 +169,8 @@ def _prepared_stream(jobs: list[tuple], workers: int, *args) -> Iterator[Prepare
         return (item for chunk in chunks for item in _prepare_chunk(chunk, *args))
     # spawn, not fork: the caller (a Dagster run worker) has threads that fork would copy mid-flight
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    return _drain(pool, chunks, args, in_flight=2 * workers)
+    # enough parsed ahead that the workers stay busy while the main process writes a batch
+    return _drain(pool, chunks, args, in_flight=16 * workers)
 
 
 def _drain(pool: ProcessPoolExecutor, chunks: list[list[tuple]], args: tuple, in_flight: int) -> Iterator[Prepared | None]:

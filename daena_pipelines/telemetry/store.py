@@ -61,7 +61,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 POINTS_SCHEMA = pa.schema(
-    [("session_id", pa.string()), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
+    # session_id dictionary-encoded: one string per session instead of one per sample
+    [("session_id", pa.dictionary(pa.int32(), pa.string())), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
 )
 
 
@@ -78,8 +79,8 @@ class FileOutcome:
 def points_table(batch: list[SessionRows]) -> pa.Table:
     """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL)."""
     lengths = np.array([len(rows.points["t_s"]) for rows in batch])
-    session_index = np.repeat(np.arange(len(batch)), lengths)
-    columns = [pa.array([rows.session["session_id"] for rows in batch], type=pa.string()).take(session_index)]
+    session_index = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
+    columns = [pa.DictionaryArray.from_arrays(session_index, [rows.session["session_id"] for rows in batch])]
     columns += [pa.array(np.concatenate([rows.points[name] for rows in batch]), type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
     # extra: each sample of session i is a map of that session's k_i channels
     channel_counts = np.array([len(rows.extra) for rows in batch])
