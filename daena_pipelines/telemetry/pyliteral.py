@@ -36,23 +36,30 @@ def _to_json_token(match) -> str:
 
 
 def _quotes_swapped(text: str) -> str | None:
-    """JSON text for the common case, without a per-token callback: when the text has no double
-    quote, no escaped single quote and no `\\/` (which JSON would read differently), splitting on
-    single quotes alternates exactly between outside and inside of strings."""
-    if '"' in text or "\\'" in text or "\\/" in text:
+    """JSON text for the common case, without a per-token callback: when no string is
+    double-quoted and the text has no escaped quote and no `\\/` (which JSON would read
+    differently), splitting on single quotes alternates exactly between outside and inside of
+    strings."""
+    if "\\'" in text or "\\/" in text or ('"' in text and '\\"' in text):
         return None
     parts = text.split("'")
     if len(parts) % 2 == 0:
         return None
-    converted = _json_keywords(text)
-    inside = "".join(parts[1::2])
-    if "True" in inside or "False" in inside or "None" in inside:
-        # The rewrite touched some strings too: put their original text back. It adds and
-        # removes no quote, so the rewritten text splits into the same parts.
-        converted_parts = converted.split("'")
-        converted_parts[1::2] = parts[1::2]
-        return '"'.join(converted_parts)
-    return converted.replace("'", '"')
+    strings = parts[1::2]
+    inside = "".join(strings)
+    if '"' in text:
+        # The split is exact up to the first double-quoted string, whose opening quote then
+        # lies outside: if none does, every double quote is a character inside a string.
+        if '"' in "".join(parts[0::2]):
+            return None
+        strings = [s.replace('"', '\\"') for s in strings]
+    elif not any(keyword in inside for keyword in _KEYWORDS):
+        return _json_keywords(text).replace("'", '"')  # no string changes: one pass suffices
+    # Strings need escaping or hold keywords the rewrite must not touch: put them back in.
+    # The rewrite adds and removes no quote, so its text splits into the same parts.
+    converted_parts = _json_keywords(text).split("'")
+    converted_parts[1::2] = strings
+    return '"'.join(converted_parts)
 
 
 def _json_keywords(text: str) -> str:
