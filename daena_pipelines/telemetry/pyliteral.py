@@ -21,6 +21,7 @@ _TOKEN = re.compile(
     r"'[^'\\]*(?:\\.[^'\\]*)*'" r'|"[^"\\]*(?:\\.[^"\\]*)*"' r"|True|False|None"
 )
 _KEYWORDS = {"True": "true", "False": "false", "None": "null"}
+_ESCAPED_QUOTE_OR_SLASH = re.compile(r"""\\['"/]""")  # one regex scan: several times faster than `in` thrice
 
 
 def _to_json_token(match) -> str:
@@ -40,7 +41,7 @@ def _quotes_swapped(text: str) -> str | None:
     double-quoted and the text has no escaped quote and no `\\/` (which JSON would read
     differently), splitting on single quotes alternates exactly between outside and inside of
     strings."""
-    if "\\'" in text or "\\/" in text or ('"' in text and '\\"' in text):
+    if _ESCAPED_QUOTE_OR_SLASH.search(text):
         return None
     parts = text.split("'")
     if len(parts) % 2 == 0:
