@@ -6,12 +6,14 @@
 Replicas are the real files with a new roast UUID and one BT sample nudged, so each is a
 distinct session (different content hash and session id), not a duplicate to be skipped.
 Prints files/s, MB/s and peak RSS of the ingest (main process and parser workers) beside the
-baseline rate measured in this same run, and the ratio between them.
+baseline rate measured in this same run, the ratio between them, and the machine's load average
+before and after (other work on a shared machine skews both rates).
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
 import resource
 import shutil
@@ -74,6 +76,7 @@ def main() -> int:
 
     sources = sorted(p for p in args.source.iterdir() if ingest.parser_for(p))
     work = Path(tempfile.mkdtemp(prefix="daena-bench-"))
+    load_before = os.getloadavg()
     try:
         files = make_replicas(sources, work / "landing", args.sessions) if args.sessions else sources
         total_mb = sum(p.stat().st_size for p in files) / 1e6
@@ -95,6 +98,7 @@ def main() -> int:
         print(f"  sessions/s: {len(report.loaded) / elapsed:.1f}")
         print(f"ratio ingest / baseline:   {files_s / base_files_s:8.1f}x  (target >= 10x)")
         print(f"peak RSS: main {rss_main:.0f} MB, largest worker {rss_child:.0f} MB (target < 1500 MB)")
+        print("load average 1/5/15 min: before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(*load_before, *os.getloadavg()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -152,8 +152,9 @@ def _slider_channels(profile: dict, n: int) -> dict[str, np.ndarray]:
     for idx, etype, value in sorted(zip(indices, types, values), key=lambda e: e[0]):
         if not (isinstance(idx, int) and isinstance(etype, int) and 0 <= etype < 4 and 0 <= idx < n):
             continue  # type 4 = plain annotation without a value
-        series = channels.setdefault(etypes[etype], np.full(n, np.nan))
-        series[idx:] = round(float(value) * 10) - 10  # Artisan's internal scale -> shown 0..100
+        if etypes[etype] not in channels:
+            channels[etypes[etype]] = np.full(n, np.nan)
+        channels[etypes[etype]][idx:] = round(float(value) * 10) - 10  # Artisan's internal scale -> shown 0..100
     return channels
 
 
@@ -197,7 +198,7 @@ def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
         if unit == "F" and key in _COMPUTED_TEMPS:
-            value = float(f_to_c(value))
+            value = (value - 32.0) * (5.0 / 9.0)  # f_to_c on a scalar, without numpy's overhead
         elif unit == "F" and key in _COMPUTED_DELTAS:
             value = value * 5.0 / 9.0
         result[key] = float(value)

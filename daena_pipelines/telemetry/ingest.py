@@ -13,21 +13,22 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 
-from daena_pipelines.telemetry import store
 from daena_pipelines.telemetry.alog import parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
-from daena_pipelines.telemetry.model import InvalidSession, RoastSession
+from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, InvalidSession, RoastSession, SessionRows
+
+if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser workers: they start faster
+    import duckdb
 
 
 def _parse_sidecar(data: bytes, source_path: str) -> RoastSession:
@@ -41,6 +42,7 @@ PARSERS: dict[str, Callable[[bytes, str], RoastSession]] = {
     ".sidecar.jsonl": _parse_sidecar,
 }
 PARALLEL_FROM = 64  # files; below this, process start-up costs more than it saves
+CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
 def parser_for(path: Path) -> Callable[[bytes, str], RoastSession] | None:
@@ -56,13 +58,13 @@ def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
     return roasts, others
 
 
-def session_rows(session: RoastSession, source_path: str, content_sha256: str, ingested_at: datetime) -> store.SessionRows:
+def session_rows(session: RoastSession, source_path: str, content_sha256: str, ingested_at: datetime) -> SessionRows:
     ev = session.events
     charge = ev["CHARGE"]
     ror = rate_of_rise(session.time_s, session.bt_c, charge, ev.get("DROP", len(session.time_s) - 1) + 1, DEFAULT_ROR.half_window_s)
     metrics = roast_metrics(session, ror)
     computed = session.artisan_computed or {}
-    for column, key in store.ARTISAN_COLUMNS.items():
+    for column, key in ARTISAN_COLUMNS.items():
         metrics[column] = computed.get(key)
     total, development = computed.get("totaltime"), computed.get("finishphasetime")
     metrics["artisan_dtr_pct"] = 100.0 * development / total if total and development is not None else None
@@ -97,36 +99,44 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "settings": json.dumps(session.settings, sort_keys=True),
         "ingested_at": ingested_at,
     }
-    return store.SessionRows(session=row, points=points, extra=session.extra, metrics=metrics)
+    return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics)
 
 
 @dataclass
 class Prepared:
     path: str
-    sha256: str
+    sha256: str | None  # None: the file could not be read
     size: int
-    rows: store.SessionRows | None = None
+    rows: SessionRows | None = None
     error_kind: str | None = None
     error: str | None = None
+    quarantined_path: str | None = None
 
 
-def prepare(path: str, sha256: str, size: int, ingested_at: datetime) -> Prepared:
-    """Parse one file and compute everything it contributes. Runs in worker processes."""
-    parse = parser_for(Path(path))
+def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, quarantine_dir: Path) -> Prepared | None:
+    """Read and hash one file and, unless its content is among `known_sha256s` (None then),
+    parse it and compute everything it contributes, or quarantine it. Runs in worker
+    processes, so the file is read once and the main process only writes the warehouse."""
     try:
         data = Path(path).read_bytes()
-        session = parse(data, path)
+    except OSError as exc:
+        return Prepared(path, None, 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
+    sha256, size = hashlib.sha256(data).hexdigest(), len(data)
+    if sha256 in known_sha256s:
+        return None
+    try:
+        session = parser_for(Path(path))(data, path)
         return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
     except InvalidSession as exc:
-        return Prepared(path, sha256, size, error_kind=exc.kind, error=str(exc))
-    except OSError as exc:
-        return Prepared(path, sha256, size, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
+        kind, message = exc.kind, str(exc)
     except Exception as exc:  # a parser bug must not sink the batch: record it against the file
-        return Prepared(path, sha256, size, error_kind="internal_error", error=f"{type(exc).__name__}: {exc}")
+        kind, message = "internal_error", f"{type(exc).__name__}: {exc}"
+    quarantined = _quarantine(path, data, sha256, kind, message, quarantine_dir)
+    return Prepared(path, sha256, size, error_kind=kind, error=message, quarantined_path=quarantined)
 
 
-def _prepare_args(args: tuple) -> Prepared:
-    return prepare(*args)
+def _prepare_chunk(chunk: list[tuple], ingested_at: datetime, quarantine_dir: Path) -> list[Prepared | None]:
+    return [prepare(path, known, ingested_at, quarantine_dir) for path, known in chunk]
 
 
 @dataclass
@@ -140,40 +150,39 @@ class IngestReport:
     bytes_read: int = 0
 
 
-def _sha256(path: Path) -> tuple[str, int]:
-    data = path.read_bytes()
-    return hashlib.sha256(data).hexdigest(), len(data)
-
-
-def _quarantine(path: str, sha256: str, kind: str, message: str, quarantine_dir: Path) -> str | None:
+def _quarantine(path: str, data: bytes, sha256: str, kind: str, message: str, quarantine_dir: Path) -> str | None:
+    """A copy of the rejected bytes and a note why, beside each other; None if they cannot be written."""
     target = quarantine_dir / f"{sha256[:12]}-{Path(path).name}"
     try:
         quarantine_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        target.write_bytes(data)
         target.with_name(target.name + ".reason.txt").write_text(f"{path}\n{kind}: {message}\n", encoding="utf-8")
     except OSError:
-        return None  # the file vanished or is unreadable: the error row still records why
+        return None  # the error row still records why
     return str(target)
 
 
-def _prepared_stream(jobs: list[tuple], workers: int) -> Iterable[Prepared]:
+def _prepared_stream(jobs: list[tuple], workers: int, *args) -> Iterator[Prepared | None]:
+    """`prepare` of every job (path, known sha256s), in order; `args` are its remaining arguments."""
+    chunks = [jobs[i : i + CHUNK_FILES] for i in range(0, len(jobs), CHUNK_FILES)]
     if workers <= 1 or len(jobs) < PARALLEL_FROM:
-        return map(_prepare_args, jobs)
+        return (item for chunk in chunks for item in _prepare_chunk(chunk, *args))
     # spawn, not fork: the caller (a Dagster run worker) has threads that fork would copy mid-flight
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    return _drain(pool, jobs, in_flight=64 * workers)
+    # enough parsed ahead that the workers stay busy while the main process writes a batch
+    return _drain(pool, chunks, args, in_flight=16 * workers)
 
 
-def _drain(pool: ProcessPoolExecutor, jobs: list[tuple], in_flight: int) -> Iterable[Prepared]:
-    """Results in input order, with at most `in_flight` files parsed ahead (bounded memory)."""
+def _drain(pool: ProcessPoolExecutor, chunks: list[list[tuple]], args: tuple, in_flight: int) -> Iterator[Prepared | None]:
+    """Results in input order, with at most `in_flight` chunks parsed ahead (bounded memory)."""
     with pool:
         pending: deque = deque()
-        for job in jobs:
-            pending.append(pool.submit(_prepare_args, job))
+        for chunk in chunks:
+            pending.append(pool.submit(_prepare_chunk, chunk, *args))
             if len(pending) >= in_flight:
-                yield pending.popleft().result()
+                yield from pending.popleft().result()
         while pending:
-            yield pending.popleft().result()
+            yield from pending.popleft().result()
 
 
 def ingest(
@@ -184,47 +193,46 @@ def ingest(
     batch_size: int = 500,
 ) -> IngestReport:
     """Ingest the given files (those not already seen with the same content)."""
+    from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
+
     store.ensure_schema(con)
     report = IngestReport()
-    known_files = set(con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall())
+    known_sha256s: dict[str, set[str]] = {}  # path -> contents already ingested from it
+    for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
+        known_sha256s.setdefault(path, set()).add(sha)
     sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
     session_by_path = {path: sid for sid, (path, _sha) in sessions.items()}
     now = datetime.now(timezone.utc)
 
     jobs = []
-    unreadable: list[dict] = []
     for path in paths:
         if parser_for(path) is None:
             report.ignored.append(str(path))
-            continue
-        try:
-            sha, size = _sha256(path)
-        except OSError as exc:
-            message = f"cannot read file: {exc.strerror or exc}"
-            unreadable.append({"source_path": str(path), "content_sha256": None, "error_kind": "unreadable", "message": message, "quarantined_path": None})
-            report.rejected.append((str(path), "unreadable", message))
-            continue
-        if (str(path), sha) in known_files:
-            report.unchanged += 1
-            continue
-        report.bytes_read += size
-        jobs.append((str(path), sha, size, now))
+        else:
+            jobs.append((str(path), known_sha256s.get(str(path), ())))
 
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    batch: list[store.SessionRows] = []
+    batch: list[SessionRows] = []
     outcomes: list[store.FileOutcome] = []
-    errors: list[dict] = unreadable
+    errors: list[dict] = []
     replaced: list[str] = []
 
     def flush() -> None:
         store.write_batch(con, batch, outcomes, errors, replaced, now)
         batch.clear(), outcomes.clear(), errors.clear(), replaced.clear()
 
-    for item in _prepared_stream(jobs, workers):
+    for item in _prepared_stream(jobs, workers, now, quarantine_dir):
+        if item is None:
+            report.unchanged += 1
+            continue
+        if item.sha256 is None:  # unreadable: no content to quarantine or to record as seen
+            errors.append({"source_path": item.path, "content_sha256": None, "error_kind": item.error_kind, "message": item.error, "quarantined_path": None})
+            report.rejected.append((item.path, item.error_kind, item.error))
+            continue
+        report.bytes_read += item.size
         outcome = store.FileOutcome(item.path, item.sha256, item.size, status="loaded")
         if item.rows is None:
-            quarantined = _quarantine(item.path, item.sha256, item.error_kind, item.error, quarantine_dir)
-            errors.append({"source_path": item.path, "content_sha256": item.sha256, "error_kind": item.error_kind, "message": item.error, "quarantined_path": quarantined})
+            errors.append({"source_path": item.path, "content_sha256": item.sha256, "error_kind": item.error_kind, "message": item.error, "quarantined_path": item.quarantined_path})
             outcome.status, outcome.detail = "rejected", f"{item.error_kind}: {item.error}"
             report.rejected.append((item.path, item.error_kind, item.error))
         else:

@@ -113,8 +113,10 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
     step = float(np.median(np.diff(time_s[lo:hi])))
     half = max(1, int(round(30.0 / step))) if step > 0 else 1
     padded = np.concatenate((np.full(half, np.nan), r, np.full(half, np.nan)))
-    ordered = np.sort(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)  # NaN sort last
-    finite = np.isfinite(ordered).sum(axis=1)
+    width = 2 * half + 1
+    ordered = np.sort(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)  # NaN sort last
+    finite_so_far = np.concatenate(([0], np.cumsum(np.isfinite(padded))))
+    finite = finite_so_far[width:] - finite_so_far[:-width]  # finite values per window
     rows = np.arange(len(r))
     lower, upper = np.maximum(finite - 1, 0) // 2, finite // 2
     medians = np.where(finite > 0, (ordered[rows, lower] + ordered[rows, upper]) / 2, np.nan)

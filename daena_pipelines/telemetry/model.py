@@ -14,6 +14,26 @@ import numpy as np
 # Event names, in roast order, as used in columns and in ``RoastSession.events``.
 EVENTS = ("CHARGE", "DRY_END", "FCs", "FCe", "SCs", "SCe", "DROP", "COOL")
 
+ARTISAN_COLUMNS = {
+    # our column -> Artisan `computed` key
+    "artisan_charge_bt_c": "CHARGE_BT",
+    "artisan_tp_s": "TP_time",
+    "artisan_tp_bt_c": "TP_BT",
+    "artisan_dry_end_s": "DRY_time",
+    "artisan_fcs_s": "FCs_time",
+    "artisan_fcs_bt_c": "FCs_BT",
+    "artisan_fce_s": "FCe_time",
+    "artisan_drop_s": "DROP_time",
+    "artisan_drop_bt_c": "DROP_BT",
+    "artisan_total_s": "totaltime",
+    "artisan_drying_s": "dryphasetime",
+    "artisan_maillard_s": "midphasetime",
+    "artisan_development_s": "finishphasetime",
+    "artisan_auc_c_min": "AUC",
+    "artisan_ror_at_fcs_c_per_min": "fcs_ror",
+    "artisan_weight_loss_pct": "weight_loss",
+}
+
 
 class InvalidSession(ValueError):
     """A file that cannot become a session. ``kind`` is a short machine-readable error kind."""
@@ -57,6 +77,17 @@ class RoastSession:
         """
         digest = hashlib.sha256()
         digest.update((self.roast_uuid or "").encode())
-        for series in (self.time_s, self.bt_c, self.et_c):
-            digest.update(np.round(np.nan_to_num(series, nan=-1.0), 2).astype("<f8").tobytes())
+        series = np.concatenate((self.time_s, self.bt_c, self.et_c))  # one pass: same bytes as three
+        digest.update(np.round(np.nan_to_num(series, nan=-1.0), 2).astype("<f8").tobytes())
         return digest.hexdigest()[:20]
+
+
+@dataclass
+class SessionRows:
+    """Everything one session contributes to the warehouse, ready to insert (plain numpy, so
+    it crosses process boundaries cheaply)."""
+
+    session: dict  # telemetry.sessions row
+    points: dict[str, np.ndarray]  # store.POINT_COLUMNS arrays of equal length
+    extra: dict[str, np.ndarray]  # other channels on the same time base
+    metrics: dict  # telemetry.roast_metrics row

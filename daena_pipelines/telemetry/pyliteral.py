@@ -21,6 +21,7 @@ _TOKEN = re.compile(
     r"'[^'\\]*(?:\\.[^'\\]*)*'" r'|"[^"\\]*(?:\\.[^"\\]*)*"' r"|True|False|None"
 )
 _KEYWORDS = {"True": "true", "False": "false", "None": "null"}
+_ESCAPED_QUOTE_OR_SLASH = re.compile(r"""\\['"/]""")  # one regex scan: several times faster than `in` thrice
 
 
 def _to_json_token(match) -> str:
@@ -36,19 +37,30 @@ def _to_json_token(match) -> str:
 
 
 def _quotes_swapped(text: str) -> str | None:
-    """JSON text for the common case, without a per-token callback: when the text has no double
-    quote, no escaped single quote and no `\\/` (which JSON would read differently), splitting on
-    single quotes alternates exactly between outside and inside of strings."""
-    if '"' in text or "\\'" in text or "\\/" in text:
+    """JSON text for the common case, without a per-token callback: when no string is
+    double-quoted and the text has no escaped quote and no `\\/` (which JSON would read
+    differently), splitting on single quotes alternates exactly between outside and inside of
+    strings."""
+    if _ESCAPED_QUOTE_OR_SLASH.search(text):
         return None
     parts = text.split("'")
     if len(parts) % 2 == 0:
         return None
-    inside = "".join(parts[1::2])
-    if "True" in inside or "False" in inside or "None" in inside:
-        parts[0::2] = [_json_keywords(p) for p in parts[0::2]]
-        return '"'.join(parts)
-    return _json_keywords(text).replace("'", '"')  # no keyword inside any string: one pass suffices
+    strings = parts[1::2]
+    inside = "".join(strings)
+    if '"' in text:
+        # The split is exact up to the first double-quoted string, whose opening quote then
+        # lies outside: if none does, every double quote is a character inside a string.
+        if '"' in "".join(parts[0::2]):
+            return None
+        strings = [s.replace('"', '\\"') for s in strings]
+    elif not any(keyword in inside for keyword in _KEYWORDS):
+        return _json_keywords(text).replace("'", '"')  # no string changes: one pass suffices
+    # Strings need escaping or hold keywords the rewrite must not touch: put them back in.
+    # The rewrite adds and removes no quote, so its text splits into the same parts.
+    converted_parts = _json_keywords(text).split("'")
+    converted_parts[1::2] = strings
+    return '"'.join(converted_parts)
 
 
 def _json_keywords(text: str) -> str:

@@ -9,26 +9,8 @@ import numpy as np
 import pyarrow as pa
 
 from daena_pipelines.db import transaction
+from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, SessionRows
 
-ARTISAN_COLUMNS = {
-    # our column -> Artisan `computed` key
-    "artisan_charge_bt_c": "CHARGE_BT",
-    "artisan_tp_s": "TP_time",
-    "artisan_tp_bt_c": "TP_BT",
-    "artisan_dry_end_s": "DRY_time",
-    "artisan_fcs_s": "FCs_time",
-    "artisan_fcs_bt_c": "FCs_BT",
-    "artisan_fce_s": "FCe_time",
-    "artisan_drop_s": "DROP_time",
-    "artisan_drop_bt_c": "DROP_BT",
-    "artisan_total_s": "totaltime",
-    "artisan_drying_s": "dryphasetime",
-    "artisan_maillard_s": "midphasetime",
-    "artisan_development_s": "finishphasetime",
-    "artisan_auc_c_min": "AUC",
-    "artisan_ror_at_fcs_c_per_min": "fcs_ror",
-    "artisan_weight_loss_pct": "weight_loss",
-}
 
 METRIC_COLUMNS = {
     "charge_bt_c": "DOUBLE", "tp_s": "DOUBLE", "tp_bt_c": "DOUBLE", "dry_end_s": "DOUBLE", "fcs_s": "DOUBLE",
@@ -79,19 +61,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 POINTS_SCHEMA = pa.schema(
-    [("session_id", pa.string()), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
+    # session_id dictionary-encoded: one string per session instead of one per sample
+    [("session_id", pa.dictionary(pa.int32(), pa.string())), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
 )
-
-
-@dataclass
-class SessionRows:
-    """Everything one session contributes to the warehouse, ready to insert (plain numpy, so
-    it crosses process boundaries cheaply)."""
-
-    session: dict  # telemetry.sessions row
-    points: dict[str, np.ndarray]  # POINT_COLUMNS arrays of equal length
-    extra: dict[str, np.ndarray]  # other channels on the same time base
-    metrics: dict  # telemetry.roast_metrics row
 
 
 @dataclass
@@ -107,8 +79,8 @@ class FileOutcome:
 def points_table(batch: list[SessionRows]) -> pa.Table:
     """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL)."""
     lengths = np.array([len(rows.points["t_s"]) for rows in batch])
-    session_index = np.repeat(np.arange(len(batch)), lengths)
-    columns = [pa.array([rows.session["session_id"] for rows in batch], type=pa.string()).take(session_index)]
+    session_index = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
+    columns = [pa.DictionaryArray.from_arrays(session_index, [rows.session["session_id"] for rows in batch])]
     columns += [pa.array(np.concatenate([rows.points[name] for rows in batch]), type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
     # extra: each sample of session i is a map of that session's k_i channels
     channel_counts = np.array([len(rows.extra) for rows in batch])

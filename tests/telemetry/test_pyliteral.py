@@ -10,6 +10,8 @@ SAMPLES = [
     "{'True': 'None', 'nested': {'x': [[1, 2], [3]]}, 'empty': {}, 'list': []}",
     "{'hex': '\\x41\\u00e9', 'tuple': (1, 2), 'big': 123456789012345678901234567890}",
     "{'neg': -0.5, 'exp': 1.5e-07, 'ints': [0, -1, 10]}",
+    """{'q': 'say "hi"', 'k': 'None True', 'r': False}""",  # double quotes only inside strings
+    """{'a': "x', 'b': 'y", 'c': '"'}""",  # one double-quoted string that looks like two keys
 ]
 
 
