@@ -86,3 +86,13 @@ def test_parallel_workers_give_the_same_warehouse_as_one(tmp_path):
                 " (SELECT sum(bt_c) FROM telemetry.points), (SELECT count(*) FROM telemetry.ingest_errors)"
             ).fetchone())
     assert results[0] == results[1] and len(results[0][0]) == ingest.PARALLEL_FROM + 4 and results[0][2] == 1
+
+
+def test_notes_edited_in_place_update_the_same_session(con, tmp_path):
+    path = _write(tmp_path / "a.alog", profile())
+    first = ingest.ingest(con, [path], tmp_path / "q", workers=1)
+    _write(path, profile(roastingnotes="cupped: bright, juicy"))
+    second = ingest.ingest(con, [path], tmp_path / "q", workers=1)
+    assert second.loaded == first.loaded == second.replaced  # same roast, same id, rewritten in place
+    assert con.execute("SELECT notes FROM telemetry.sessions").fetchall() == [("cupped: bright, juicy",)]
+    assert _count(con, "points") == len(profile()["timex"])
