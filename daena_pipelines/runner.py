@@ -35,18 +35,22 @@ def session_days(partitions_def: dg.PartitionsDefinition) -> list[str]:
 
 
 def materialize_everything(
-    defs: dg.Definitions, instance: dg.DagsterInstance, downstream_run_config: dict | None = None
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    run_config: dict | None = None,
+    downstream_ops: dict | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
-    results = [defs.resolve_job_def(DEFAULT_JOB).execute_in_process(instance=instance, raise_on_error=False)]
+    """`run_config` applies to every run (e.g. loggers); `downstream_ops` adds op config to the last."""
+    common = run_config or {}
+    results = [defs.resolve_job_def(DEFAULT_JOB).execute_in_process(instance=instance, run_config=common, raise_on_error=False)]
     partitioned = defs.resolve_job_def(PARTITIONED_JOB)
     days = session_days(partitioned.partitions_def)
     if days:  # one run over the range (the assets' single-run backfill policy), so checks see every day
         tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
-        results.append(partitioned.execute_in_process(instance=instance, tags=tags, raise_on_error=False))
+        results.append(partitioned.execute_in_process(instance=instance, run_config=common, tags=tags, raise_on_error=False))
+    downstream = {**common, "ops": downstream_ops} if downstream_ops else common
     results.append(
-        defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(
-            instance=instance, run_config=downstream_run_config, raise_on_error=False
-        )
+        defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(instance=instance, run_config=downstream, raise_on_error=False)
     )
     return results
 

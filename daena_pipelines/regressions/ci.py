@@ -38,10 +38,9 @@ def failed_values(evaluation: dg.AssetCheckEvaluation) -> list[dict]:
 def run_ci(repetitions: int | None = None) -> int:
     from daena_pipelines.definitions import defs  # imported here so --help stays fast
 
-    downstream_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    if repetitions:
-        downstream_config["ops"] = {"nbmf__results": {"config": {"repetitions": repetitions}}}
-    results = materialize_everything(defs, dg.DagsterInstance.ephemeral(), downstream_config)
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    benchmark_ops = {"nbmf__results": {"config": {"repetitions": repetitions}}} if repetitions else None
+    results = materialize_everything(defs, dg.DagsterInstance.ephemeral(), quiet, benchmark_ops)
     success = all(result.success for result in results)
     # which checked assets had something to materialise (after the runs: the sessions exist now)
     graph = defs.resolve_asset_graph()
