@@ -75,4 +75,8 @@ def test_ci_fails_on_a_worse_codec_setting(tmp_path, sample_alogs):
     recovered = run_ci(env)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM regressions.findings WHERE resolved_at IS NULL").fetchone()[0] == 0
+        # The golden findings the worse codec opened are resolved. (The warn-only latency check
+        # compares with the previous run, here the dictionary-less one, so it may stay open.)
+        assert con.execute(
+            "SELECT count(*) FROM regressions.findings WHERE resolved_at IS NULL AND check_name = 'nbmf_golden'"
+        ).fetchone()[0] == 0
