@@ -10,6 +10,8 @@ from datetime import datetime
 
 import duckdb
 
+from daena_pipelines.device.protocol import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
+
 ALERT_TYPES = (
     "SAFETY_VIOLATION",
     "CONSTRAINT_VIOLATION",
@@ -24,13 +26,13 @@ ALERT_TYPES = (
 
 @dataclass(frozen=True)
 class AlertThresholds:
-    # SAFETY_VIOLATION: Bullet R1 ranges (heater 0..9, fan 1..12, drum 1..9) and a preheat window in °C.
-    power_min: float = 0
-    power_max: float = 9
-    fan_min: float = 1
-    fan_max: float = 12
-    drum_min: float = 1
-    drum_max: float = 9
+    # SAFETY_VIOLATION: the Bullet R1's level ranges (as the device sidecar enforces them) and a preheat window in °C.
+    power_min: float = HEATER_RANGE[0]
+    power_max: float = HEATER_RANGE[1]
+    fan_min: float = FAN_RANGE[0]
+    fan_max: float = FAN_RANGE[1]
+    drum_min: float = DRUM_RANGE[0]
+    drum_max: float = DRUM_RANGE[1]
     preheat_min_c: float = 100
     preheat_max_c: float = 300
     # RATE_LIMIT_EXCEEDED: more than this many proposals for one machine within the window.
