@@ -6,9 +6,11 @@ from datetime import timedelta
 import dagster as dg
 
 from daena_pipelines import config
+from daena_pipelines.commands.definitions import PROPOSALS
 from daena_pipelines.evals import golden, judge, scoring, tables
 from daena_pipelines.evals.resources import AnthropicJudgeResource
 from daena_pipelines.table_metadata import table_metadata
+from daena_pipelines.telemetry.assets import POINTS, ROAST_METRICS, SESSIONS
 from daena_pipelines.warehouse import DUCKDB_POOL, WarehouseResource
 
 # Partition D holds the sessions roasted on day D (UTC). Single-run backfills: a range is one run.
@@ -16,10 +18,6 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezon
 COMMON = dict(group_name="evals", owners=["team:roasting-data"], pool=DUCKDB_POOL)
 PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
 
-SESSIONS = dg.AssetKey(["telemetry", "sessions"])
-ROAST_METRICS = dg.AssetKey(["telemetry", "roast_metrics"])
-POINTS = dg.AssetKey(["telemetry", "points"])
-PROPOSALS = dg.AssetKey(["commands", "proposals"])
 GOLDEN_CASES = dg.AssetKey(["evals", "golden_cases"])
 EVAL_RUNS = dg.AssetKey(["evals", "eval_runs"])
 
