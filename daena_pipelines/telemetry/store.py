@@ -1,7 +1,7 @@
 """telemetry.* tables: DDL and the all-or-nothing write of a batch of sessions."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 import duckdb
@@ -101,6 +101,12 @@ def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
     return pa.table({c: [row.get(c) for row in rows] for c in columns})
 
 
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, select: str = "*", verb: str = "INSERT") -> None:
+    con.register("incoming", rows)
+    con.execute(f"{verb} INTO {table} BY NAME SELECT {select} FROM incoming")
+    con.unregister("incoming")
+
+
 def write_batch(
     con: duckdb.DuckDBPyConnection,
     batch: list[SessionRows],
@@ -113,38 +119,20 @@ def write_batch(
     a crash leaves either all of a session or none of it."""
     with transaction(con):
         if replaced_session_ids:
-            stale = pa.table({"session_id": replaced_session_ids})
-            con.register("stale_sessions", stale)
+            con.register("stale_sessions", pa.table({"session_id": replaced_session_ids}))
             for table in ("points", "roast_metrics", "sessions"):
                 con.execute(f"DELETE FROM telemetry.{table} WHERE session_id IN (SELECT session_id FROM stale_sessions)")
             con.unregister("stale_sessions")
         if batch:
-            sessions = _rows_table([r.session for r in batch], [c for c in SESSION_COLUMNS])
-            con.register("new_sessions", sessions)
-            con.execute(f"INSERT INTO telemetry.sessions BY NAME SELECT * REPLACE (settings::JSON AS settings) FROM new_sessions")
-            con.register("new_points", points_table(batch))
-            con.execute("INSERT INTO telemetry.points BY NAME SELECT * FROM new_points")
-            metrics = _rows_table([{"session_id": r.session["session_id"], **r.metrics} for r in batch], ["session_id", *METRIC_COLUMNS])
-            con.register("new_metrics", metrics)
-            con.execute("INSERT INTO telemetry.roast_metrics BY NAME SELECT * FROM new_metrics")
-            for view in ("new_sessions", "new_points", "new_metrics"):
-                con.unregister(view)
+            _insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
+                    select="* REPLACE (settings::JSON AS settings)")
+            _insert(con, "telemetry.points", points_table(batch))
+            metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
+            _insert(con, "telemetry.roast_metrics", _rows_table(metrics, ["session_id", *METRIC_COLUMNS]))
         if errors:
-            con.register("new_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]))
-            con.execute("INSERT INTO telemetry.ingest_errors BY NAME SELECT * FROM new_errors")
-            con.unregister("new_errors")
+            columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
+            _insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
         if outcomes:
-            files = pa.table(
-                {
-                    "source_path": [o.source_path for o in outcomes],
-                    "content_sha256": [o.content_sha256 for o in outcomes],
-                    "size_bytes": [o.size_bytes for o in outcomes],
-                    "status": [o.status for o in outcomes],
-                    "session_id": [o.session_id for o in outcomes],
-                    "detail": [o.detail for o in outcomes],
-                    "seen_at": [seen_at] * len(outcomes),
-                }
-            )
-            con.register("new_files", files)
-            con.execute("INSERT OR REPLACE INTO telemetry.source_files BY NAME SELECT * FROM new_files")
-            con.unregister("new_files")
+            files = [{**asdict(o), "seen_at": seen_at} for o in outcomes]
+            columns = [*(f.name for f in fields(FileOutcome)), "seen_at"]
+            _insert(con, "telemetry.source_files", _rows_table(files, columns), verb="INSERT OR REPLACE")  # a file seen again
