@@ -147,7 +147,6 @@ class IngestReport:
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, message)
     unchanged: int = 0  # files already ingested with the same content
     ignored: list[str] = field(default_factory=list)  # files in no roast format
-    bytes_read: int = 0
 
 
 def _quarantine(path: str, data: bytes, sha256: str, kind: str, message: str, quarantine_dir: Path) -> str | None:
@@ -229,7 +228,6 @@ def ingest(
             errors.append({"source_path": item.path, "content_sha256": None, "error_kind": item.error_kind, "message": item.error, "quarantined_path": None})
             report.rejected.append((item.path, item.error_kind, item.error))
             continue
-        report.bytes_read += item.size
         outcome = store.FileOutcome(item.path, item.sha256, item.size, status="loaded")
         if item.rows is None:
             errors.append({"source_path": item.path, "content_sha256": item.sha256, "error_kind": item.error_kind, "message": item.error, "quarantined_path": item.quarantined_path})
