@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from daena_pipelines.telemetry.alog import parse_alog
+from daena_pipelines.telemetry import validate
+from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, InvalidSession, RoastSession, SessionRows
 
@@ -105,7 +106,7 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
 @dataclass
 class Prepared:
     path: str
-    sha256: str | None  # None: the file could not be read
+    sha256: str  # of the bytes, or a stand-in from the file's size and mtime when they were not read
     size: int
     rows: SessionRows | None = None
     error_kind: str | None = None
@@ -115,17 +116,27 @@ class Prepared:
 
 def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, quarantine_dir: Path) -> Prepared | None:
     """Read and hash one file and, unless its content is among `known_sha256s` (None then),
-    parse it and compute everything it contributes, or quarantine it. Runs in worker
-    processes, so the file is read once and the main process only writes the warehouse."""
+    parse and validate it and compute everything it contributes, or quarantine it. Runs in
+    worker processes, so the file is read once and the main process only writes the warehouse."""
     try:
+        size = os.stat(path).st_size
+        if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded by the limit
+            raise InvalidSession("too_large", f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
         data = Path(path).read_bytes()
-    except OSError as exc:
-        return Prepared(path, None, 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
+    except (OSError, InvalidSession) as exc:
+        # No content to hash: the file's size and mtime stand in for it, so the same unreadable
+        # file gives one error row, not one more per run, and a repaired one is read again.
+        marker = _stat_marker(path)
+        if marker in known_sha256s:
+            return None
+        if isinstance(exc, InvalidSession):
+            return Prepared(path, marker, size, error_kind=exc.kind, error=str(exc))
+        return Prepared(path, marker, 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
     sha256, size = hashlib.sha256(data).hexdigest(), len(data)
     if sha256 in known_sha256s:
         return None
     try:
-        session = parser_for(Path(path))(data, path)
+        session = validate.validate(parser_for(Path(path))(data, path), path)
         return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
     except InvalidSession as exc:
         kind, message = exc.kind, str(exc)
@@ -133,6 +144,15 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
         kind, message = "internal_error", f"{type(exc).__name__}: {exc}"
     quarantined = _quarantine(path, data, sha256, kind, message, quarantine_dir)
     return Prepared(path, sha256, size, error_kind=kind, error=message, quarantined_path=quarantined)
+
+
+def _stat_marker(path: str) -> str:
+    """Stands in for the SHA-256 of a file whose bytes were not read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "unread:missing"
+    return f"unread:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _prepare_chunk(chunk: list[tuple], ingested_at: datetime, quarantine_dir: Path) -> list[Prepared | None]:
@@ -150,15 +170,36 @@ class IngestReport:
 
 
 def _quarantine(path: str, data: bytes, sha256: str, kind: str, message: str, quarantine_dir: Path) -> str | None:
-    """A copy of the rejected bytes and a note why, beside each other; None if they cannot be written."""
+    """A copy of the rejected bytes and a note why, written as pending: `_publish_quarantined`
+    moves them into the quarantine folder once the error row is committed, so a crash in
+    between never leaves a quarantined copy without its error row. None if they cannot be written."""
     target = quarantine_dir / f"{sha256[:12]}-{Path(path).name}"
+    pending = _pending(target)
     try:
-        quarantine_dir.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.with_name(target.name + ".reason.txt").write_text(f"{path}\n{kind}: {message}\n", encoding="utf-8")
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        pending.write_bytes(data)
+        pending.with_name(pending.name + REASON_SUFFIX).write_text(f"{path}\n{kind}: {message}\n", encoding="utf-8", errors="backslashreplace")
     except OSError:
         return None  # the error row still records why
     return str(target)
+
+
+REASON_SUFFIX = ".reason.txt"
+
+
+def _pending(target: Path) -> Path:
+    return target.parent / ".pending" / target.name
+
+
+def _publish_quarantined(errors: list[dict]) -> None:
+    for error in errors:
+        if error["quarantined_path"]:
+            target = Path(error["quarantined_path"])
+            for suffix in ("", REASON_SUFFIX):
+                try:
+                    os.replace(_pending(target).with_name(target.name + suffix), target.with_name(target.name + suffix))
+                except OSError:
+                    pass  # published by an earlier run, or not writable: the error row stands either way
 
 
 def _prepared_stream(jobs: list[tuple], workers: int, *args) -> Iterator[Prepared | None]:
@@ -208,29 +249,29 @@ def ingest(
         if parser_for(path) is None:
             report.ignored.append(str(path))
         else:
-            jobs.append((str(path), known_sha256s.get(str(path), ())))
+            jobs.append((str(path), known_sha256s.get(_storable(str(path)), ())))
 
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     batch: list[SessionRows] = []
     outcomes: list[store.FileOutcome] = []
     errors: list[dict] = []
-    replaced: list[str] = []
+    replaced: dict[str, str] = {}  # source path -> session id its new content replaces
 
     def flush() -> None:
-        store.write_batch(con, batch, outcomes, errors, replaced, now)
+        try:
+            store.write_batch(con, batch, outcomes, errors, list(replaced.values()), now)
+        except store.VALUE_ERRORS:  # a value the warehouse refuses: find its session, write the rest
+            _write_isolated(con, batch, outcomes, errors, replaced, now, report)
+        _publish_quarantined(errors)
         batch.clear(), outcomes.clear(), errors.clear(), replaced.clear()
 
     for item in _prepared_stream(jobs, workers, now, quarantine_dir):
         if item is None:
             report.unchanged += 1
             continue
-        if item.sha256 is None:  # unreadable: no content to quarantine or to record as seen
-            errors.append({"source_path": item.path, "content_sha256": None, "error_kind": item.error_kind, "message": item.error, "quarantined_path": None})
-            report.rejected.append((item.path, item.error_kind, item.error))
-            continue
-        outcome = store.FileOutcome(item.path, item.sha256, item.size, status="loaded")
+        outcome = store.FileOutcome(_storable(item.path), item.sha256, item.size, status="loaded")
         if item.rows is None:
-            errors.append({"source_path": item.path, "content_sha256": item.sha256, "error_kind": item.error_kind, "message": item.error, "quarantined_path": item.quarantined_path})
+            errors.append(_error_row(item.path, item.sha256, item.error_kind, item.error, item.quarantined_path))
             outcome.status, outcome.detail = "rejected", f"{item.error_kind}: {item.error}"
             report.rejected.append((item.path, item.error_kind, item.error))
         else:
@@ -244,7 +285,7 @@ def ingest(
             else:
                 previous = session_by_path.get(item.path)
                 if previous is not None:  # this path's content changed: its old session goes
-                    replaced.append(previous)
+                    replaced[item.path] = previous
                     sessions.pop(previous, None)
                     outcome.status = "replaced"
                     report.replaced.append(previous)
@@ -257,3 +298,36 @@ def ingest(
             flush()
     flush()
     return report
+
+
+def _error_row(path: str, sha256: str | None, kind: str, message: str, quarantined_path: str | None) -> dict:
+    # backslash escapes for what is not valid Unicode (e.g. an undecodable file name): an error
+    # row must always be writable
+    return {"source_path": _storable(path), "content_sha256": sha256, "error_kind": kind,
+            "message": _storable(message), "quarantined_path": quarantined_path}
+
+
+def _storable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _write_isolated(con, batch, outcomes, errors, replaced, now, report: IngestReport) -> None:
+    """After the batch write failed (and rolled back): each session in its own transaction; one
+    the warehouse refuses becomes an error row, and everything else of the batch is written."""
+    from daena_pipelines.telemetry import store
+
+    by_path = {outcome.source_path: outcome for outcome in outcomes}
+    for rows in batch:
+        path = rows.session["source_path"]
+        outcome = by_path.pop(path)
+        previous = [replaced[path]] if path in replaced else []
+        try:
+            store.write_batch(con, [rows], [outcome], [], previous, now)
+        except store.VALUE_ERRORS as exc:
+            message = f"the warehouse refused this session ({type(exc).__name__}: {exc}); nothing of it was written"
+            errors.append(_error_row(path, outcome.content_sha256, "write_error", message, None))
+            outcome.status, outcome.session_id, outcome.detail = "rejected", None, f"write_error: {message}"
+            by_path[path] = outcome
+            report.loaded.remove(rows.session["session_id"])
+            report.rejected.append((path, "write_error", message))
+    store.write_batch(con, [], list(by_path.values()), errors, [], now)
