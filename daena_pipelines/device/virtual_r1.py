@@ -21,6 +21,7 @@ import usb.backend
 import usb.core
 
 from daena_pipelines.device import protocol as p
+from daena_pipelines.device.roaster import State, Status
 from daena_pipelines.device.thermal import ThermalModel, ThermalParams
 
 TICK_S = 0.1  # physics step; also the device's own status refresh period
@@ -35,6 +36,8 @@ class Faults:
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     heater_ignores_steps: bool = False
+    command_write_timeouts: tuple[float, float] | None = None  # (from, to): 4-byte command writes time out
+    usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
     permission_denied: bool = False  # opening fails like a missing udev rule
     kernel_driver_busy: bool = False  # another driver holds the interface and cannot be detached
 
@@ -67,7 +70,7 @@ class VirtualR1Config:
     roast_count: int = 318
     batch_g: float = 250.0
     seed: int = 0
-    ibts: bool = False  # channel A is the infrared bean sensor (rev3) instead of the bean probe
+    ibts: bool = False  # rev3 with the infrared bean sensor: its reading on channel B (Artisan's IBTS mode)
     thermal: ThermalParams = field(default_factory=ThermalParams)
     operator: OperatorPlan | None = None
     faults: Faults = field(default_factory=Faults)
@@ -78,7 +81,7 @@ class VirtualBulletR1:
         self.config = config
         self.clock = clock
         self.model = ThermalModel(config.thermal, seed=config.seed)
-        self.state = p.State.OFF
+        self.state = State.OFF
         self.heater, self.fan, self.drum = 0, 1, 5
         self.preheat_target_c = config.operator.preheat_target_c if config.operator else 240
         self.hopper_g = config.batch_g
@@ -116,36 +119,36 @@ class VirtualBulletR1:
             self.time_s += TICK_S
             self._tick()
 
-    def _set_state(self, state: p.State) -> None:
+    def _set_state(self, state: State) -> None:
         self.state = state
         self.state_since_s = self.time_s
 
     def _tick(self) -> None:
-        if self.state in (p.State.PREHEATING, p.State.CHARGE):
+        if self.state in (State.PREHEATING, State.CHARGE):
             # the R1's own preheat controller: proportional on the drum temperature
             error = self.preheat_target_c - self.model.s.drum_probe_c
             self.heater = max(0, min(9, round(error / 3 + 5)))
-            if self.state is p.State.PREHEATING and error <= 2.0 and self.time_s - self.state_since_s > 30:
-                self._set_state(p.State.CHARGE)
+            if self.state is State.PREHEATING and error <= 2.0 and self.time_s - self.state_since_s > 30:
+                self._set_state(State.CHARGE)
                 self.ready_at_s = self.time_s
-        elif self.state is p.State.COOLING and self.time_s - self.state_since_s >= 600:
-            self._set_state(p.State.SHUTDOWN)
-        elif self.state is p.State.SHUTDOWN and self.time_s - self.state_since_s >= 10:
-            self._set_state(p.State.OFF)
+        elif self.state is State.COOLING and self.time_s - self.state_since_s >= 600:
+            self._set_state(State.SHUTDOWN)
+        elif self.state is State.SHUTDOWN and self.time_s - self.state_since_s >= 10:
+            self._set_state(State.OFF)
         if self.config.operator:
             self._operate(self.config.operator)
-        self.model.step(TICK_S, self.heater, self.fan if self.state is not p.State.OFF else 0, self.drum)
+        self.model.step(TICK_S, self.heater, self.fan if self.state is not State.OFF else 0, self.drum)
         self._probe_history.append(self.model.s.probe_c)
 
     def _operate(self, plan: OperatorPlan) -> None:
         bt = self.model.s.probe_c
-        if self.state is p.State.OFF and self.charge_at_s is None and self.time_s >= plan.start_preheat_at_s:
+        if self.state is State.OFF and self.charge_at_s is None and self.time_s >= plan.start_preheat_at_s:
             self.drum, self.fan = plan.drum, 1
             self.press_prs()
-        elif self.state is p.State.CHARGE and self.time_s - (self.ready_at_s or self.time_s) >= plan.charge_after_ready_s:
+        elif self.state is State.CHARGE and self.time_s - (self.ready_at_s or self.time_s) >= plan.charge_after_ready_s:
             self.press_prs()
             self.heater, self.fan = plan.charge_heater, plan.charge_fan
-        elif self.state is p.State.ROASTING:
+        elif self.state is State.ROASTING:
             roast_s = self.time_s - self.charge_at_s
             if roast_s > 60:  # after the turning point
                 for bt_c, level in plan.heater_at_bt:
@@ -160,28 +163,28 @@ class VirtualBulletR1:
                 self.on_mark("FCs")
             if roast_s > 120 and bt >= plan.drop_bt_c:
                 self.press_prs()
-        elif self.state is p.State.COOLING and self.time_s - self.state_since_s >= plan.cool_s:
+        elif self.state is State.COOLING and self.time_s - self.state_since_s >= plan.cool_s:
             self.press_prs()
 
     def press_prs(self) -> None:
         """The PRS button (on the panel or over USB) advances the state machine."""
-        if self.state is p.State.OFF:
-            self._set_state(p.State.PREHEATING)
-        elif self.state is p.State.PREHEATING:
-            self._set_state(p.State.CHARGE)
+        if self.state is State.OFF:
+            self._set_state(State.PREHEATING)
+        elif self.state is State.PREHEATING:
+            self._set_state(State.CHARGE)
             self.ready_at_s = self.time_s
-        elif self.state is p.State.CHARGE:
-            self._set_state(p.State.ROASTING)
+        elif self.state is State.CHARGE:
+            self._set_state(State.ROASTING)
             self.charge_at_s = self.time_s
             if self.hopper_g > 0:
                 self.model.charge(self.hopper_g)
                 self.hopper_g = 0.0
-        elif self.state is p.State.ROASTING:
-            self._set_state(p.State.COOLING)
+        elif self.state is State.ROASTING:
+            self._set_state(State.COOLING)
             self.roasted_weight_g = self.model.drop() if self.model.beans_loaded else None
             self.heater, self.fan = 0, p.FAN_RANGE[1]
-        elif self.state is p.State.COOLING:
-            self._set_state(p.State.SHUTDOWN)
+        elif self.state is State.COOLING:
+            self._set_state(State.SHUTDOWN)
             self.heater, self.fan = 0, p.FAN_RANGE[0]
 
     # ----- protocol --------------------------------------------------------------------------
@@ -202,11 +205,11 @@ class VirtualBulletR1:
             self._status_snapshot = None
             self._replies.append(snapshot[p.STATUS_HALF_LEN :])
         elif data in (p.HEATER_UP, p.HEATER_DOWN):
-            if self.state is p.State.ROASTING and not self.config.faults.heater_ignores_steps:
+            if self.state is State.ROASTING and not self.config.faults.heater_ignores_steps:
                 step = 1 if data == p.HEATER_UP else -1
                 self.heater = max(p.HEATER_RANGE[0], min(p.HEATER_RANGE[1], self.heater + step))
         elif data in (p.FAN_UP, p.FAN_DOWN):
-            if self.state is not p.State.OFF:
+            if self.state is not State.OFF:
                 step = 1 if data == p.FAN_UP else -1
                 self.fan = max(p.FAN_RANGE[0], min(p.FAN_RANGE[1], self.fan + step))
         elif len(data) == 4 and data[:2] == p.DRUM_PREFIX and p.DRUM_RANGE[0] <= data[2] <= p.DRUM_RANGE[1]:
@@ -231,33 +234,28 @@ class VirtualBulletR1:
         m, s = self.model, self.model.s
         probe, drum_probe = m.noisy(s.probe_c), m.noisy(s.drum_probe_c)
         ir = m.noisy(s.bean_c if m.beans_loaded else s.drum_c * 0.8)
-        channel_a, channel_b = (ir, probe) if self.config.ibts else (probe, drum_probe)
+        # Artisan's IBTS mode reads BT from bytes 8-11 ("DT is being used as IBTS"): on an IBTS unit the
+        # infrared bean reading takes channel B and channel A stays the bean probe
+        channel_a, channel_b = (probe, ir) if self.config.ibts else (probe, drum_probe)
         history = self._probe_history
         ror = (history[-1] - history[0]) * 60.0 / (TICK_S * (len(history) - 1)) if len(history) > 1 else 0.0
-        if self.state in (p.State.ROASTING, p.State.COOLING) and self.charge_at_s is not None:
+        if self.state in (State.ROASTING, State.COOLING) and self.charge_at_s is not None:
             timer = self.time_s - self.charge_at_s
         else:
             timer = self.time_s - self.state_since_s
-        reading = p.StatusReading(
-            channel_a_c=channel_a,
-            ror_a_c_per_min=ror,
-            channel_b_c=channel_b,
-            exhaust_c=m.noisy(s.exhaust_c),
-            timer_s=int(timer),
-            fan=self.fan,
-            heater=self.heater,
-            drum=self.drum,
-            state=int(self.state),
-            ir_c=ir,
-            pcb_c=m.noisy(30.0 + 0.04 * (s.drum_c - m.p.ambient_c)),
-            fan_rpm=0 if self.state is p.State.OFF else 900 + 260 * self.fan,
-            voltage=230,
-            coil_fan=400 + 150 * self.heater,
-            coil_fan2=380 + 150 * self.heater,
-            preheat_target_c=self.preheat_target_c,
+        reading = Status(
+            channel_a_c=channel_a, channel_b_c=channel_b, exhaust_c=m.noisy(s.exhaust_c),
+            fan=self.fan, heater=self.heater, drum=self.drum, state=int(self.state),
+            extra={
+                "device_ror_a_c_per_min": ror, p.TIMER_FIELD: int(timer), "ir_c": ir,
+                "pcb_c": m.noisy(30.0 + 0.04 * (s.drum_c - m.p.ambient_c)),
+                "fan_rpm": 0 if self.state is State.OFF else 900 + 260 * self.fan,
+                "voltage": 230, "coil_fan": 400 + 150 * self.heater, "coil_fan2": 380 + 150 * self.heater,
+                "preheat_target_c": self.preheat_target_c,
+            },
         )
         buf = bytearray(p.encode_status(reading))
-        if self.state is p.State.OFF and int(self.time_s) % 15 == 0:
+        if self.state is State.OFF and int(self.time_s) % 15 == 0:
             buf[p.VALID_MARKER_OFFSET] = 0  # the interleaved idle message
         if self._in_window(self.config.faults.invalid_packets):
             buf[:8] = b"\xff" * 8  # corrupt packet: the marker is fine, channel A is NaN
@@ -277,6 +275,7 @@ class _Descriptor:
 
 @dataclass
 class _Handle:
+    device: "VirtualBulletR1"
     generation: int
 
 
@@ -285,19 +284,24 @@ def _usb_error(code: int, text: str) -> usb.core.USBError:
 
 
 class VirtualR1Backend(usb.backend.IBackend):
-    """A libusb stand-in that enumerates one virtual R1 (while it is plugged in)."""
+    """A libusb stand-in that enumerates the virtual R1s on its bus (those plugged in)."""
 
-    def __init__(self, device: VirtualBulletR1):
+    def __init__(self, *devices: VirtualBulletR1):
         super().__init__()
-        self.device = device
-        self.configuration = 0
-        self.claimed: set[int] = set()
-        self.kernel_driver_attached = True
-        self._generation = device.generation
+        self.devices = devices
+        self._usb = {id(d): _UsbState(d.generation) for d in devices}
+
+    @property
+    def device(self) -> VirtualBulletR1:
+        return self.devices[0]
+
+    def usb_state(self, dev: VirtualBulletR1) -> "_UsbState":
+        return self._usb[id(dev)]
 
     def enumerate_devices(self):
-        self._refresh()
-        return [self.device] if self.device.plugged else []
+        for dev in self.devices:
+            self._refresh(dev)
+        return [dev for dev in self.devices if dev.plugged]
 
     def get_parent(self, dev):
         return None
@@ -307,7 +311,8 @@ class VirtualR1Backend(usb.backend.IBackend):
             bLength=18, bDescriptorType=1, bcdUSB=0x0200, bDeviceClass=0, bDeviceSubClass=0,
             bDeviceProtocol=0, bMaxPacketSize0=64, idVendor=p.VENDOR_ID, idProduct=dev.config.product_id,
             bcdDevice=0x0200, iManufacturer=0, iProduct=0, iSerialNumber=0, bNumConfigurations=1,
-            address=7 + dev.generation, bus=1, port_number=2, port_numbers=(2,), speed=2,
+            address=7 + 10 * self.devices.index(dev) + dev.generation, bus=1, port_number=2 + self.devices.index(dev),
+            port_numbers=(2 + self.devices.index(dev),), speed=2,
         ))
 
     def get_configuration_descriptor(self, dev, config):
@@ -336,70 +341,89 @@ class VirtualR1Backend(usb.backend.IBackend):
             wMaxPacketSize=64, bInterval=0, bRefresh=0, bSynchAddress=0, extra_descriptors=[],
         ))
 
-    def _refresh(self) -> None:
-        self.device.advance()
-        if self.device.generation != self._generation:  # re-plugged: a fresh USB device
-            self._generation = self.device.generation
-            self.configuration, self.kernel_driver_attached = 0, True
-            self.claimed.clear()
+    def _refresh(self, dev: VirtualBulletR1) -> None:
+        dev.advance()
+        state = self.usb_state(dev)
+        if dev.generation != state.generation:  # re-plugged: a fresh USB device
+            self._usb[id(dev)] = _UsbState(dev.generation)
 
-    def _check(self, handle: _Handle | None = None) -> None:
-        self._refresh()
-        if not self.device.plugged or (handle is not None and handle.generation != self.device.generation):
+    def _check(self, handle: _Handle) -> "_UsbState":
+        dev = handle.device
+        self._refresh(dev)
+        if not dev.plugged or handle.generation != dev.generation:
             raise _usb_error(errno.ENODEV, "No such device (it may have been disconnected)")
+        return self.usb_state(dev)
 
     def open_device(self, dev):
-        self._check()
+        self._refresh(dev)
+        if not dev.plugged:
+            raise _usb_error(errno.ENODEV, "No such device (it may have been disconnected)")
         if dev.config.faults.permission_denied:
             raise _usb_error(errno.EACCES, "Access denied (insufficient permissions)")
-        return _Handle(dev.generation)
+        return _Handle(dev, dev.generation)
 
     def close_device(self, dev_handle):
-        self.claimed.clear()
+        self.usb_state(dev_handle.device).claimed.clear()
 
     def set_configuration(self, dev_handle, config_value):
-        self._check(dev_handle)
-        self.configuration = config_value
+        self._check(dev_handle).configuration = config_value
 
     def get_configuration(self, dev_handle):
-        self._check(dev_handle)
-        return self.configuration
+        return self._check(dev_handle).configuration
 
     def is_kernel_driver_active(self, dev_handle, intf):
-        return self.kernel_driver_attached
+        return self.usb_state(dev_handle.device).kernel_driver_attached
 
     def detach_kernel_driver(self, dev_handle, intf):
-        if self.device.config.faults.kernel_driver_busy:
+        if dev_handle.device.config.faults.kernel_driver_busy:
             raise _usb_error(errno.EBUSY, "Resource busy")
-        self.kernel_driver_attached = False
+        self.usb_state(dev_handle.device).kernel_driver_attached = False
 
     def claim_interface(self, dev_handle, intf):
-        self._check(dev_handle)
-        if self.kernel_driver_attached:
+        state = self._check(dev_handle)
+        if state.kernel_driver_attached:
             raise _usb_error(errno.EBUSY, "Resource busy")
-        self.claimed.add(intf)
+        state.claimed.add(intf)
 
     def release_interface(self, dev_handle, intf):
-        self.claimed.discard(intf)
+        self.usb_state(dev_handle.device).claimed.discard(intf)
 
     def bulk_write(self, dev_handle, ep, intf, data, timeout):
-        self._check(dev_handle)
-        if ep != p.EP_OUT or intf not in self.claimed:
+        state = self._check(dev_handle)
+        if ep != p.EP_OUT or intf not in state.claimed:
             raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x} of unclaimed/wrong interface")
-        self.device.handle_write(bytes(data))
+        dev = dev_handle.device
+        faults = dev.config.faults
+        if len(data) == 4 and dev._in_window(faults.command_write_timeouts):
+            dev.clock.sleep(timeout / 1000.0)
+            raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
+        if dev._in_window(faults.usb_errors):
+            raise _usb_error(errno.EOVERFLOW, "Overflow")  # an errno the driver has no special meaning for
+        dev.handle_write(bytes(data))
         return len(data)
 
     def bulk_read(self, dev_handle, ep, intf, buff, timeout):
-        self._check(dev_handle)
-        if ep != p.EP_IN or intf not in self.claimed:
+        state = self._check(dev_handle)
+        if ep != p.EP_IN or intf not in state.claimed:
             raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x} of unclaimed/wrong interface")
-        reply = None if self.device._in_window(self.device.config.faults.stall_reads) else self.device.next_reply()
+        dev = dev_handle.device
+        reply = None if dev._in_window(dev.config.faults.stall_reads) else dev.next_reply()
         if reply is None:
-            self.device.clock.sleep(timeout / 1000.0)
+            dev.clock.sleep(timeout / 1000.0)
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
         n = min(len(reply), len(buff))
         buff[:n] = type(buff)(buff.typecode, reply[:n])
         return n
+
+
+@dataclass
+class _UsbState:
+    """What the host has done to one device since it was plugged in."""
+
+    generation: int
+    configuration: int = 0
+    kernel_driver_attached: bool = True
+    claimed: set[int] = field(default_factory=set)
 
 
 def plug_in_virtual_r1(config: VirtualR1Config, clock) -> tuple[VirtualBulletR1, VirtualR1Backend]:
