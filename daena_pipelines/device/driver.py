@@ -22,6 +22,12 @@ READ_TIMEOUT_MS = 300
 WRITE_TIMEOUT_MS = 300
 DRAIN_TIMEOUT_MS = 5
 MAX_DRAIN_READS = 256  # a long stall can leave many late replies; all must go
+NO_BACKEND_MESSAGE = (
+    "No libusb backend found for pyusb. Install libusb 1.0: "
+    "`sudo apt install libusb-1.0-0` (Debian/Ubuntu), `brew install libusb` (macOS), "
+    "or put libusb-1.0.dll beside python.exe (Windows)."
+)
+R1Error = DeviceError  # the name the R2 driver imports
 ACTION_BYTES = {r.HEATER_UP: p.HEATER_UP, r.HEATER_DOWN: p.HEATER_DOWN, r.FAN_UP: p.FAN_UP,
                 r.FAN_DOWN: p.FAN_DOWN, r.PRS: p.PRS}
 
@@ -30,9 +36,9 @@ def _ids_text(product_ids) -> str:
     return ", ".join(f"{p.VENDOR_ID:04x}:{pid:04x}" for pid in product_ids)
 
 
-def _translate(error: usb.core.USBError, doing: str) -> DeviceError:
+def _translate(error: usb.core.USBError, doing: str, roaster: str = "Bullet R1") -> DeviceError:
     if isinstance(error, usb.core.USBTimeoutError):
-        return ReadTimeout(f"Bullet R1 did not answer while {doing} (timeout); the read stalled")
+        return ReadTimeout(f"{roaster} did not answer while {doing} (timeout); the read stalled")
     if error.errno == errno.EACCES:
         return PermissionDenied(
             f"Permission denied while {doing}. On Linux install the udev rule from docs/device.md "
@@ -45,7 +51,7 @@ def _translate(error: usb.core.USBError, doing: str) -> DeviceError:
             "Close Artisan/RoasTime or any other roaster software, then retry."
         )
     if error.errno in (errno.ENODEV, errno.ENOENT, errno.EPIPE, errno.EIO):
-        return DeviceDisconnected(f"Bullet R1 disconnected while {doing} ({error}); check the USB cable and power")
+        return DeviceDisconnected(f"{roaster} disconnected while {doing} ({error}); check the USB cable and power")
     return DeviceError(f"USB error while {doing}: {error}")
 
 
@@ -70,11 +76,7 @@ class BulletR1:
             devices = list(usb.core.find(find_all=True, idVendor=p.VENDOR_ID,
                                          custom_match=lambda d: d.idProduct in product_ids, backend=backend))
         except usb.core.NoBackendError as error:
-            raise NoUsbBackend(
-                "No libusb backend found for pyusb. Install libusb 1.0: "
-                "`sudo apt install libusb-1.0-0` (Debian/Ubuntu), `brew install libusb` (macOS), "
-                "or put libusb-1.0.dll beside python.exe (Windows)."
-            ) from error
+            raise NoUsbBackend(NO_BACKEND_MESSAGE) from error
         if not devices:
             raise DeviceNotFound(
                 f"No Aillio Bullet R1 found on USB (searched vendor:product {_ids_text(product_ids)}). "

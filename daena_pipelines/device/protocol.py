@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import struct
 
-from daena_pipelines.device.roaster import DeviceInfo, InvalidStatus, ModelLimits, State, Status
+from daena_pipelines.device.roaster import (  # noqa: F401 (State, state_name: the R1's names, used with this module)
+    DeviceInfo, InvalidStatus, ModelLimits, State, Status, state_name,
+)
 
 VENDOR_ID = 0x0483
 PRODUCT_IDS = {0x5741: "Aillio Bullet R1", 0xA27E: "Aillio Bullet R1 IBTS (rev3)"}

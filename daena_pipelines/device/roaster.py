@@ -65,10 +65,15 @@ class Status:
 
     @property
     def state_name(self) -> str:
-        try:
-            return State(self.state).name.lower()
-        except ValueError:
-            return f"unknown_0x{self.state:02x}"
+        return state_name(State, self.state)
+
+
+def state_name(states: type[IntEnum], code: int) -> str:
+    """A state code's name in lower case (``unknown_0x..`` for a code the model does not define)."""
+    try:
+        return states(code).name.lower()
+    except ValueError:
+        return f"unknown_0x{code:02x}"
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,7 @@ def test_driver_reads_info_and_steps_levels(virtual_r1, clock):
     device, backend = virtual_r1
     r1 = drv.BulletR1.open(backend=backend)
     assert r1.info == DeviceInfo(serial="4242", firmware=219, roast_count=318)
-    usb_state = backend.usb_state(device)
-    assert usb_state.kernel_driver_attached is False and 1 in usb_state.claimed
+    assert backend.kernel_driver_attached is False and 1 in backend.claimed
     clock.sleep(1.5)
     assert r1.poll().state == p.State.OFF
     r1.apply(r.PRS)
