@@ -278,3 +278,13 @@ def encode(frame) -> bytes:
         _write(buf, offset, fmt, getattr(frame, name))
     struct.pack_into("<I", buf, FRAME_LEN - 4, crc32(bytes(buf[: FRAME_LEN - 4]) + bytes(4)))
     return bytes(buf)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One R2 reading: the newest temperature frame with the latest fans and power frames (None
+    until the first one arrived)."""
+
+    temperature: TemperatureFrame
+    fans: FansFrame | None = None
+    power: PowerFrame | None = None
