@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import duckdb
 
 from daena_pipelines.device.safety import Command
-from daena_pipelines.warehouse import connect, transaction
+from daena_pipelines.db import connect, transaction
 
 log = logging.getLogger(__name__)
 

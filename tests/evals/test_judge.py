@@ -5,7 +5,7 @@ import anthropic
 import pytest
 
 from daena_pipelines.evals import judge
-from daena_pipelines.evals.resources import AnthropicJudgeResource
+from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
 
 from .messages_server import GOOD_JUDGEMENT, MessagesServer
 

@@ -13,9 +13,6 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from daena_pipelines import config
-from daena_pipelines.db import connect, transaction
-
-__all__ = ["DUCKDB_POOL", "WarehouseResource", "connect", "transaction", "warehouse_resource"]
 
 DUCKDB_POOL = "duckdb"
 

@@ -52,3 +52,8 @@ class AnthropicJudgeResource(dg.ConfigurableResource):
             api_key=api_key, base_url=self.effective_base_url(), timeout=self.timeout_s, max_retries=0
         )
         return client, ""
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"anthropic_judge": AnthropicJudgeResource()})
