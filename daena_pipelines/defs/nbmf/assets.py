@@ -1,6 +1,5 @@
 """The NBMF benchmark asset: measure every codec on the warehouse's held-out records."""
 
-
 import dagster as dg
 
 from daena_pipelines.commands import contract as commands
