@@ -19,6 +19,13 @@ DRAIN_TIMEOUT_MS = 5
 MAX_DRAIN_READS = 256  # a long stall can leave many late replies; all must go
 
 
+NO_BACKEND_MESSAGE = (
+    "No libusb backend found for pyusb. Install libusb 1.0: "
+    "`sudo apt install libusb-1.0-0` (Debian/Ubuntu), `brew install libusb` (macOS), "
+    "or put libusb-1.0.dll beside python.exe (Windows)."
+)
+
+
 class R1Error(RuntimeError):
     """A device problem with a message meant for the operator (what happened and the fix)."""
 
@@ -51,9 +58,9 @@ def _ids_text(product_ids) -> str:
     return ", ".join(f"{p.VENDOR_ID:04x}:{pid:04x}" for pid in product_ids)
 
 
-def _translate(error: usb.core.USBError, doing: str) -> R1Error:
+def _translate(error: usb.core.USBError, doing: str, roaster: str = "Bullet R1") -> R1Error:
     if isinstance(error, usb.core.USBTimeoutError):
-        return ReadTimeout(f"Bullet R1 did not answer while {doing} (timeout); the read stalled")
+        return ReadTimeout(f"{roaster} did not answer while {doing} (timeout); the read stalled")
     if error.errno == errno.EACCES:
         return PermissionDenied(
             f"Permission denied while {doing}. On Linux install the udev rule from docs/device.md "
@@ -66,7 +73,7 @@ def _translate(error: usb.core.USBError, doing: str) -> R1Error:
             "Close Artisan/RoasTime or any other roaster software, then retry."
         )
     if error.errno in (errno.ENODEV, errno.ENOENT, errno.EPIPE, errno.EIO):
-        return DeviceDisconnected(f"Bullet R1 disconnected while {doing} ({error}); check the USB cable and power")
+        return DeviceDisconnected(f"{roaster} disconnected while {doing} ({error}); check the USB cable and power")
     return R1Error(f"USB error while {doing}: {error}")
 
 
@@ -85,11 +92,7 @@ class BulletR1:
                 idVendor=p.VENDOR_ID, custom_match=lambda d: d.idProduct in product_ids, backend=backend
             )
         except usb.core.NoBackendError as error:
-            raise NoUsbBackend(
-                "No libusb backend found for pyusb. Install libusb 1.0: "
-                "`sudo apt install libusb-1.0-0` (Debian/Ubuntu), `brew install libusb` (macOS), "
-                "or put libusb-1.0.dll beside python.exe (Windows)."
-            ) from error
+            raise NoUsbBackend(NO_BACKEND_MESSAGE) from error
         if device is None:
             raise DeviceNotFound(
                 f"No Aillio Bullet R1 found on USB (searched vendor:product {_ids_text(product_ids)}). "

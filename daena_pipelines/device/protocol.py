@@ -50,6 +50,13 @@ class State(IntEnum):
     SHUTDOWN = 0x09
 
 
+def state_name(states: type[IntEnum], code: int) -> str:
+    try:
+        return states(code).name.lower()
+    except ValueError:
+        return f"unknown_0x{code:02x}"
+
+
 def drum_command(level: int) -> bytes:
     """Absolute drum speed command; the R1 accepts levels 1..9."""
     if not DRUM_RANGE[0] <= level <= DRUM_RANGE[1]:
@@ -98,10 +105,7 @@ class StatusReading:
 
     @property
     def state_name(self) -> str:
-        try:
-            return State(self.state).name.lower()
-        except ValueError:
-            return f"unknown_0x{self.state:02x}"
+        return state_name(State, self.state)
 
 
 class InvalidStatus(ValueError):
