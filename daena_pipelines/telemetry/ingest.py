@@ -16,7 +16,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -191,10 +191,11 @@ def _pending(target: Path) -> Path:
     return target.parent / ".pending" / target.name
 
 
-def _publish_quarantined(errors: list[dict]) -> None:
-    for error in errors:
-        if error["quarantined_path"]:
-            target = Path(error["quarantined_path"])
+def _publish_quarantined(items: list[Prepared]) -> None:
+    """Call after the items' error rows are committed."""
+    for item in items:
+        if item.quarantined_path:
+            target = Path(item.quarantined_path)
             for suffix in ("", REASON_SUFFIX):
                 try:
                     os.replace(_pending(target).with_name(target.name + suffix), target.with_name(target.name + suffix))
@@ -233,15 +234,12 @@ def ingest(
     batch_size: int = 500,
 ) -> IngestReport:
     """Ingest the given files (those not already seen with the same content)."""
-    from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
+    from daena_pipelines.db import retrying_transaction  # here, not at the top: see TYPE_CHECKING above
+    from daena_pipelines.telemetry import store
 
     store.ensure_schema(con)
     report = IngestReport()
-    known_sha256s: dict[str, set[str]] = {}  # path -> contents already ingested from it
-    for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
-        known_sha256s.setdefault(path, set()).add(sha)
-    sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
-    session_by_path = {path: sid for sid, (path, _sha) in sessions.items()}
+    known_sha256s = _State.load(con).known_sha256s
     now = datetime.now(timezone.utc)
 
     jobs = []
@@ -252,82 +250,121 @@ def ingest(
             jobs.append((str(path), known_sha256s.get(_storable(str(path)), ())))
 
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    batch: list[SessionRows] = []
-    outcomes: list[store.FileOutcome] = []
-    errors: list[dict] = []
-    replaced: dict[str, str] = {}  # source path -> session id its new content replaces
+    pending: list[Prepared] = []
+
+    def write(items: list[Prepared]) -> IngestReport:
+        def body(con: duckdb.DuckDBPyConnection) -> IngestReport:
+            # the state is read inside the write transaction, so a concurrent writer's commit in between
+            # makes this commit conflict (store.write_batch) and the retry sees that writer's sessions
+            part = IngestReport()
+            batch, outcomes, errors, replaced = _classify(items, _State.load(con), part)
+            store.write_batch(con, batch, outcomes, errors, replaced, now)
+            return part
+
+        return retrying_transaction(con, body)
 
     def flush() -> None:
         try:
-            store.write_batch(con, batch, outcomes, errors, list(replaced.values()), now)
+            parts = [write(pending)]
         except store.VALUE_ERRORS:  # a value the warehouse refuses: find its session, write the rest
-            _write_isolated(con, batch, outcomes, errors, replaced, now, report)
-        _publish_quarantined(errors)
-        batch.clear(), outcomes.clear(), errors.clear(), replaced.clear()
+            parts = _write_isolated(pending, write)
+        for part in parts:
+            for name in ("loaded", "replaced", "duplicates", "rejected"):
+                getattr(report, name).extend(getattr(part, name))
+            report.unchanged += part.unchanged
+        _publish_quarantined(pending)
+        pending.clear()
 
     for item in _prepared_stream(jobs, workers, now, quarantine_dir):
         if item is None:
             report.unchanged += 1
             continue
-        outcome = store.FileOutcome(_storable(item.path), item.sha256, item.size, status="loaded")
-        if item.rows is None:
-            errors.append(_error_row(item.path, item.sha256, item.error_kind, item.error, item.quarantined_path))
-            outcome.status, outcome.detail = "rejected", f"{item.error_kind}: {item.error}"
-            report.rejected.append((item.path, item.error_kind, item.error))
-        else:
-            sid = item.rows.session["session_id"]
-            outcome.session_id = sid
-            holder = sessions.get(sid)
-            if holder is not None and holder[0] != item.path:
-                same_bytes = "identical bytes" if holder[1] == item.sha256 else "the same roast measurements"
-                outcome.status, outcome.detail = "duplicate", f"{same_bytes} as {holder[0]} (session {sid})"
-                report.duplicates.append((item.path, outcome.detail))
-            else:
-                previous = session_by_path.get(item.path)
-                if previous is not None:  # this path's content changed: its old session goes
-                    replaced[item.path] = previous
-                    sessions.pop(previous, None)
-                    outcome.status = "replaced"
-                    report.replaced.append(previous)
-                batch.append(item.rows)
-                sessions[sid] = (item.path, item.sha256)
-                session_by_path[item.path] = sid
-                report.loaded.append(sid)
-        outcomes.append(outcome)
-        if len(batch) >= batch_size:
+        pending.append(item)
+        if len(pending) >= batch_size:
             flush()
     flush()
     return report
 
 
-def _error_row(path: str, sha256: str | None, kind: str, message: str, quarantined_path: str | None) -> dict:
-    # backslash escapes for what is not valid Unicode (e.g. an undecodable file name): an error
-    # row must always be writable
-    return {"source_path": _storable(path), "content_sha256": sha256, "error_kind": kind,
-            "message": _storable(message), "quarantined_path": quarantined_path}
+def _write_isolated(items: list[Prepared], write: Callable[[list[Prepared]], IngestReport]) -> list[IngestReport]:
+    """After a batch write failed on a value (and rolled back): each session in its own
+    transaction; one the warehouse refuses becomes a `write_error` row, and everything else of
+    the batch is written. Errors that are not about values (a missing table, I/O) still fail."""
+    from daena_pipelines.telemetry.store import VALUE_ERRORS
+
+    parts, rest = [], []
+    for item in items:
+        if item.rows is None:
+            rest.append(item)
+            continue
+        try:
+            parts.append(write([item]))
+        except VALUE_ERRORS as exc:
+            message = f"the warehouse refused this session ({type(exc).__name__}: {exc}); nothing of it was written"
+            rest.append(replace(item, rows=None, error_kind="write_error", error=message))
+    parts.append(write(rest))
+    return parts
+
+
+@dataclass
+class _State:
+    """What the warehouse already holds, as far as classifying new files goes."""
+
+    known_sha256s: dict[str, set[str]]  # path -> contents already ingested from it
+    sessions: dict[str, tuple[str, str]]  # session_id -> (path, sha256)
+    session_by_path: dict[str, str]
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> _State:
+        known: dict[str, set[str]] = {}
+        for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
+            known.setdefault(path, set()).add(sha)
+        sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
+        return cls(known, sessions, {path: sid for sid, (path, _sha) in sessions.items()})
+
+
+def _classify(items: list[Prepared], state: _State, report: IngestReport):
+    """(sessions to write, file outcomes, error rows, replaced session ids) of prepared files."""
+    from daena_pipelines.telemetry.store import FileOutcome
+
+    batch: list[SessionRows] = []
+    outcomes, errors, replaced = [], [], []
+    for item in items:
+        path = _storable(item.path)
+        if item.sha256 in state.known_sha256s.get(path, ()):  # a concurrent run took it first
+            report.unchanged += 1
+            continue
+        outcome = FileOutcome(path, item.sha256, item.size, status="loaded")
+        if item.rows is None:
+            # backslash escapes for what is not valid Unicode (e.g. an undecodable file name):
+            # an error row must always be writable
+            errors.append({"source_path": path, "content_sha256": item.sha256, "error_kind": item.error_kind,
+                           "message": _storable(item.error), "quarantined_path": item.quarantined_path})
+            outcome.status, outcome.detail = "rejected", _storable(f"{item.error_kind}: {item.error}")
+            report.rejected.append((item.path, item.error_kind, item.error))
+        else:
+            sid = item.rows.session["session_id"]
+            outcome.session_id = sid
+            holder = state.sessions.get(sid)
+            if holder is not None and holder[0] != item.path:
+                same_bytes = "identical bytes" if holder[1] == item.sha256 else "the same roast measurements"
+                outcome.status, outcome.detail = "duplicate", f"{same_bytes} as {holder[0]} (session {sid})"
+                report.duplicates.append((item.path, outcome.detail))
+            else:
+                previous = state.session_by_path.get(item.path)
+                if previous is not None:  # this path's content changed: its old session goes
+                    replaced.append(previous)
+                    state.sessions.pop(previous, None)
+                    outcome.status = "replaced"
+                    report.replaced.append(previous)
+                batch.append(item.rows)
+                state.sessions[sid] = (item.path, item.sha256)
+                state.session_by_path[item.path] = sid
+                report.loaded.append(sid)
+        state.known_sha256s.setdefault(path, set()).add(item.sha256)
+        outcomes.append(outcome)
+    return batch, outcomes, errors, replaced
 
 
 def _storable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _write_isolated(con, batch, outcomes, errors, replaced, now, report: IngestReport) -> None:
-    """After the batch write failed (and rolled back): each session in its own transaction; one
-    the warehouse refuses becomes an error row, and everything else of the batch is written."""
-    from daena_pipelines.telemetry import store
-
-    by_path = {outcome.source_path: outcome for outcome in outcomes}
-    for rows in batch:
-        path = rows.session["source_path"]
-        outcome = by_path.pop(path)
-        previous = [replaced[path]] if path in replaced else []
-        try:
-            store.write_batch(con, [rows], [outcome], [], previous, now)
-        except store.VALUE_ERRORS as exc:
-            message = f"the warehouse refused this session ({type(exc).__name__}: {exc}); nothing of it was written"
-            errors.append(_error_row(path, outcome.content_sha256, "write_error", message, None))
-            outcome.status, outcome.session_id, outcome.detail = "rejected", None, f"write_error: {message}"
-            by_path[path] = outcome
-            report.loaded.remove(rows.session["session_id"])
-            report.rejected.append((path, "write_error", message))
-    store.write_batch(con, [], list(by_path.values()), errors, [], now)

@@ -97,7 +97,7 @@ def run_commands(work: Path, jsonl_cases: list[faults.Case], sqlite_rows: bool, 
     import dagster as dg
 
     from daena_pipelines.definitions import defs
-    from daena_pipelines.warehouse import warehouse_resource
+    from daena_pipelines.lib.warehouse import warehouse_resource
 
     work.mkdir(parents=True, exist_ok=True)
     sqlite_paths, jsonl_paths = [str(faults.SQLITE_STORE)], [str(faults.JSONL_EXPORT)]
@@ -150,7 +150,7 @@ def run_commands(work: Path, jsonl_cases: list[faults.Case], sqlite_rows: bool, 
 
 
 def command_baseline(work: Path) -> set[str]:
-    from daena_pipelines.warehouse import warehouse_resource
+    from daena_pipelines.lib.warehouse import warehouse_resource
 
     run_commands(work, [], False, [])
     with warehouse_resource(work / "warehouse.duckdb").get_connection() as con:
