@@ -9,7 +9,7 @@ import duckdb
 
 from daena_pipelines.evals import judge, scoring
 from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
-from daena_pipelines.db import transaction
+from daena_pipelines.db import insert, table_exists, transaction
 
 # roast_metrics columns the gates and the judge prompt use (a subset of the telemetry contract).
 METRIC_COLUMNS = (
@@ -77,20 +77,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return con.execute(query, [schema, table]).fetchone()[0] > 0
-
-
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
-    if rows:
-        placeholders = ", ".join("?" for _ in columns)
-        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", [list(r) for r in rows])
 
 
 def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple[str, str]]) -> None:
@@ -114,12 +103,12 @@ def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple
     with transaction(con):
         con.execute("DELETE FROM evals.golden_cases")
         con.execute("DELETE FROM evals.golden_case_errors")
-        _insert(con, "evals.golden_cases", columns, rows)
-        _insert(con, "evals.golden_case_errors", ("file", "error", "seen_at"), [(f, e, now) for f, e in errors])
+        insert(con, "evals.golden_cases", rows, columns)
+        insert(con, "evals.golden_case_errors", [(f, e, now) for f, e in errors], ("file", "error", "seen_at"))
 
 
 def read_golden_cases(con) -> list[GoldenCase]:
-    if not table_exists(con, "evals", "golden_cases"):
+    if not table_exists(con, "evals.golden_cases"):
         raise LookupError("evals.golden_cases does not exist: materialise evals/golden_cases first")
     rows = con.execute("SELECT case_id, definition FROM evals.golden_cases ORDER BY case_id").fetchall()
     if not rows:
@@ -141,7 +130,7 @@ def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
 
 def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | None:
     """Proposals per session from commands.proposals; None when that table does not exist."""
-    if not table_exists(con, "commands", "proposals"):
+    if not table_exists(con, "commands.proposals"):
         return None
     by_session: dict[str, list[dict]] = {s: [] for s in session_ids}
     if session_ids:
@@ -159,7 +148,7 @@ def replace_partitions(con, table: str, first: date, last: date, columns: Sequen
     """Idempotent write: the days [first, last] are replaced by ``rows`` in one transaction."""
     with transaction(con):
         con.execute(f"DELETE FROM {table} WHERE partition_date BETWEEN ? AND ?", [first, last])
-        _insert(con, table, columns, rows)
+        insert(con, table, rows, columns)
 
 
 def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None) -> list[dict]:
@@ -215,7 +204,7 @@ def refresh_pass_at_k(con) -> None:
                "pass_at_1", "pass_at_k", "enough_trials", "first_day", "last_day", "computed_at")
     with transaction(con):
         con.execute("DELETE FROM evals.pass_at_k")
-        _insert(con, "evals.pass_at_k", columns, rows)
+        insert(con, "evals.pass_at_k", rows, columns)
 
 
 def read_judge_inputs(con, first: date, last: date) -> list[dict]:

@@ -26,7 +26,7 @@ CHECKS = [checks.golden_cases_valid, checks.eval_runs_complete, checks.judge_sco
 @pytest.fixture(autouse=True)
 def fixture_cases(monkeypatch):
     """Golden cases frozen for these tests, so retuning the bundled cases does not move them."""
-    monkeypatch.setattr(config, "GOLDEN_DIR", Path(__file__).parent / "golden")
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(Path(__file__).parent / "golden"))
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
     golden_dir = tmp_path / "golden"
     (golden_dir / "cases").mkdir(parents=True)
     (golden_dir / "cases" / "broken.json").write_text('{"id": "broken", "expectation": "SHOULD_SUCCEED"}')
-    monkeypatch.setattr(config, "GOLDEN_DIR", golden_dir)
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(golden_dir))
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
     result = dg.materialize(
