@@ -10,12 +10,17 @@ import duckdb
 
 @contextmanager
 def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection outside Dagster (CLI, benchmarks, tests)."""
+    """A short-lived connection outside Dagster (CLI, benchmarks, tests); a writable one first
+    brings the warehouse's schema up to date (daena_pipelines/migrations.py)."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
     try:
+        if not read_only:
+            from daena_pipelines.migrations import migrate  # it imports this module
+
+            migrate(con)
         yield con
     finally:
         con.close()

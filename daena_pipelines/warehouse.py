@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from daena_pipelines import config
 from daena_pipelines.db import connect, transaction
+from daena_pipelines.migrations import migrate
 
 __all__ = ["DUCKDB_POOL", "WarehouseResource", "connect", "transaction", "warehouse_resource"]
 
@@ -21,12 +22,14 @@ DUCKDB_POOL = "duckdb"
 
 
 class WarehouseResource(DuckDBResource):
-    """dagster-duckdb's resource, creating the warehouse's folder on first connection."""
+    """dagster-duckdb's resource, creating the warehouse's folder and bringing its schema up to
+    date (daena_pipelines/migrations.py) on connection."""
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as con:
+            migrate(con)
             yield con
 
 
