@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from daena_pipelines.db import transaction
+from daena_pipelines.db import retrying_transaction
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ LEDGER = """
 CREATE SCHEMA IF NOT EXISTS meta;
 CREATE TABLE IF NOT EXISTS meta.schema_migrations (
     domain VARCHAR NOT NULL, version INTEGER NOT NULL, description VARCHAR NOT NULL,
-    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (domain, version));
+    applied_at TIMESTAMPTZ NOT NULL);
 """
 
 
@@ -77,17 +77,26 @@ def migrate(con: duckdb.DuckDBPyConnection, domains: Sequence[str] | None = None
     due = [d for d in (domains or DOMAINS) if applied.get(d, 0) < DOMAINS[d][1]]
     if not due:
         return []
-    con.execute(LEDGER)
+    retrying_transaction(con, lambda con: con.execute(LEDGER))
     done = []
     for domain in due:
         for migration in migrations_of(domain):
-            if migration.version <= applied.get(domain, 0):
-                continue
-            with transaction(con):
-                migration.run(con)
-                con.execute(
-                    "INSERT INTO meta.schema_migrations (domain, version, description) VALUES (?, ?, ?)",
-                    [domain, migration.version, migration.description],
-                )
-            done.append((domain, migration.version, migration.description))
+            # a concurrent first connection may apply the same migration: the loser of the commit
+            # retries, sees it in the ledger and skips it
+            if retrying_transaction(con, lambda con: _apply(con, domain, migration)):
+                done.append((domain, migration.version, migration.description))
     return done
+
+
+def _apply(con: duckdb.DuckDBPyConnection, domain: str, migration: Migration) -> bool:
+    applied = con.execute(
+        "SELECT count(*) FROM meta.schema_migrations WHERE domain = ? AND version = ?", [domain, migration.version]
+    ).fetchone()[0]
+    if applied:
+        return False
+    migration.run(con)
+    con.execute(
+        "INSERT INTO meta.schema_migrations (domain, version, description, applied_at) VALUES (?, ?, ?, now())",
+        [domain, migration.version, migration.description],
+    )
+    return True

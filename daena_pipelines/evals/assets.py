@@ -1,5 +1,4 @@
 """Dagster assets and checks of the evals domain: thin wrappers over golden, scoring, judge and tables."""
-import json
 from collections import Counter
 from datetime import timedelta
 
@@ -7,7 +6,7 @@ import dagster as dg
 
 from daena_pipelines import config
 from daena_pipelines.commands.definitions import PROPOSALS
-from daena_pipelines.evals import golden, judge, scoring, tables
+from daena_pipelines.evals import golden, judge, judging, scoring, tables
 from daena_pipelines.evals.resources import AnthropicJudgeResource
 from daena_pipelines.table_metadata import table_metadata
 from daena_pipelines.telemetry.assets import POINTS, ROAST_METRICS, SESSIONS
@@ -110,8 +109,9 @@ def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
     deps=[EVAL_RUNS, SESSIONS, POINTS, PROPOSALS],
     kinds={"duckdb", "python", "anthropic"},
     description="LM-judge scores 0-100 (planClarity, physicsPlausibility, constraintRespect, safetyScore) per "
-    "evaluated session and sample, cached by (model, prompt version, input hash); rows say not_judged "
-    "with the reason when there is no key or the API is unreachable.",
+    "evaluated session and sample, cached by (model, prompt version, endpoint, source, input hash); rows say "
+    "not_judged with the reason when there is no key or the API is unreachable, not_exercised when there is "
+    "nothing to judge.",
     **COMMON,
     **PARTITIONED,
 )
@@ -120,55 +120,28 @@ def judge_scores(
 ) -> dg.MaterializeResult:
     first, last, _, _ = _days(context)
     settings = anthropic_judge.settings()
+    try:
+        client, no_client_reason = anthropic_judge.client()
+    except judge.InsecureEndpoint as exc:
+        raise dg.Failure(str(exc)) from exc
+    rows = judging.judge_days(duckdb.get_connection, settings, client, no_client_reason, first, last)
     with duckdb.get_connection() as con:
-        tables.ensure_schema(con)
-        inputs = tables.read_judge_inputs(con, first, last)
-        requests = [
-            judge.build_request(
-                r["session_id"],
-                json.loads(r["definition"]) if r["definition"] else None,
-                json.loads(r["metrics"]),
-                json.loads(r["gates"]),
-                r["commands"],
-                judge.telemetry_summary(r["summary"]),
-                r["notes"],
-            )
-            for r in inputs
-        ]
-        cache = tables.read_judge_cache(con, settings.model, [q.input_hash for q in requests])
-    # The API calls happen with no warehouse connection open.
-    matched = [q for q in requests if q.case_id is not None]
-    client, no_client_reason = anthropic_judge.client()
-    rows = judge.judge(matched, settings, client, no_client_reason, cache)
-    rows += judge.judge([q for q in requests if q.case_id is None], settings, None, "no golden case matches this session", {})
-    day_of = {r["session_id"]: r["partition_date"] for r in inputs}
-    with duckdb.get_connection() as con:
-        tables.replace_partitions(
-            con, "evals.judge_scores", first, last, tables.JUDGE_COLUMNS,
-            [[day_of[r["session_id"]] if c == "partition_date" else r[c] for c in tables.JUDGE_COLUMNS] for r in rows],
-        )
         metadata = table_metadata(
             con, "evals.judge_scores",
-            f"SELECT partition_date, session_id, case_id, sample_index, status, plan_clarity, physics_plausibility, "
-            f"constraint_respect, safety_score, reason FROM evals.judge_scores "
+            f"SELECT partition_date, session_id, case_id, sample_index, source, status, plan_clarity, "
+            f"physics_plausibility, constraint_respect, safety_score, reason FROM evals.judge_scores "
             f"WHERE partition_date BETWEEN '{first}' AND '{last}' ORDER BY ALL",
         )
-    new_calls = [r for r in rows if not r["from_cache"] and r["attempts"]]
     for r in rows:
-        if r["status"] != "judged":
+        if r["status"] not in ("judged", "not_exercised"):
             context.log.warning(f"{r['session_id']} / {r['case_id']}: {r['status']}: {r['reason']}")
     return dg.MaterializeResult(metadata={
         **metadata,
         "model": settings.model,
         "prompt_version": judge.PROMPT_VERSION,
-        "source": judge.source_for(settings.base_url),
-        "statuses": dg.MetadataValue.json(dict(Counter(r["status"] for r in rows))),
-        "cache_hits": sum(r["from_cache"] for r in rows),
-        "api_calls": len(new_calls),
-        "input_tokens": sum(r["input_tokens"] or 0 for r in new_calls),
-        "output_tokens": sum(r["output_tokens"] or 0 for r in new_calls),
-        "cache_read_input_tokens": sum(r["cache_read_input_tokens"] or 0 for r in new_calls),
-        "cost_usd_estimate": float(sum(r["cost_usd"] or 0 for r in new_calls)),
+        "endpoint": settings.endpoint,
+        "source": settings.source,
+        "by_source": dg.MetadataValue.json(judging.run_summary(rows)),
     })
 
 
