@@ -13,10 +13,8 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from daena_pipelines import config, lake
-from daena_pipelines.db import connect, transaction
+from daena_pipelines.db import connect
 from daena_pipelines.migrations import migrate
-
-__all__ = ["DUCKDB_POOL", "WarehouseResource", "connect", "transaction", "warehouse_resource"]
 
 DUCKDB_POOL = "duckdb"
 
