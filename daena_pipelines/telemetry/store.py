@@ -53,6 +53,10 @@ SESSION_COLUMNS_V1 = {
 SESSION_COLUMNS_V2 = {"charge_inferred": "BOOLEAN", "events": "JSON", "artisan_computed": "JSON"}
 SESSION_COLUMNS = {**SESSION_COLUMNS_V1, **SESSION_COLUMNS_V2}
 
+# What one session's values can make a write fail with (Arrow conversion, DuckDB casts and keys);
+# other errors (missing tables, I/O) concern every session alike and fail the run.
+VALUE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)
+
 POINT_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
 
 DDL_V1 = f"""
