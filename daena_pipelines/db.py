@@ -26,7 +26,8 @@ class WarehouseBusy(duckdb.IOException):
 @contextmanager
 def connect(path: Path | str, read_only: bool = False, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection to the warehouse: the DuckDB file at `path`, or the DuckLake
-    catalog when `path` is a ``ducklake:`` target (lake.py).
+    catalog when `path` is a ``ducklake:`` target (lake.py). A writable one first brings the
+    schema up to date (daena_pipelines/migrations.py).
 
     The one retry policy for the file's lock (docs/architecture.md): DuckDB lets one process
     write, or any number read, never both at once. While another process holds a conflicting
@@ -41,6 +42,10 @@ def connect(path: Path | str, read_only: bool = False, wait_s: float | None = No
             path.parent.mkdir(parents=True, exist_ok=True)
         con = _open_waiting(path, read_only, config.lock_wait_s() if wait_s is None else wait_s)
     try:
+        if not read_only:
+            from daena_pipelines.migrations import migrate  # it imports this module
+
+            migrate(con)
         yield con
     finally:
         con.close()

@@ -21,8 +21,9 @@ DUCKDB_POOL = "duckdb"
 
 class WarehouseResource(DuckDBResource):
     """dagster-duckdb's resource configuration, connecting through ``db.connect``: the one lock
-    retry policy (bounded, logged), the warehouse's folder created on first connection, and the
-    DuckLake catalog when `database` is a ``ducklake:`` target."""
+    retry policy (bounded, logged), the warehouse's folder created and its schema brought up to
+    date (daena_pipelines/migrations.py) on connection, and the DuckLake catalog when `database`
+    is a ``ducklake:`` target."""
 
     @contextmanager
     def get_connection(self, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -61,20 +61,13 @@ def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
 
 def session_rows(session: RoastSession, source_path: str, content_sha256: str, ingested_at: datetime) -> SessionRows:
     ev = session.events
-    charge = ev["CHARGE"]
-    ror = rate_of_rise(session.time_s, session.bt_c, charge, ev.get("DROP", len(session.time_s) - 1) + 1, DEFAULT_ROR.half_window_s)
+    ror = rate_of_rise(session.time_s, session.bt_c, ev["CHARGE"], ev.get("DROP", len(session.time_s) - 1) + 1, DEFAULT_ROR.half_window_s)
     metrics = roast_metrics(session, ror)
-    computed = session.artisan_computed or {}
-    for column, key in ARTISAN_COLUMNS.items():
-        metrics[column] = computed.get(key)
-    total, development = computed.get("totaltime"), computed.get("finishphasetime")
-    metrics["artisan_dtr_pct"] = 100.0 * development / total if total and development is not None else None
-    if not session.roasted_weight_g:
-        metrics["artisan_weight_loss_pct"] = None  # Artisan writes 100 % when the roasted weight is missing
+    metrics.update(artisan_values(session.artisan_computed, session.roasted_weight_g, ev))
     n = len(session.time_s)
     nan = np.full(n, np.nan)
     points = {
-        "t_s": session.time_s - session.time_s[charge],
+        "t_s": session.time_s - session.origin_s,
         "bt_c": session.bt_c,
         "et_c": session.et_c,
         "ror_c_per_min": ror,
@@ -99,8 +92,38 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "roast_uuid": session.roast_uuid,
         "settings": json.dumps(session.settings, sort_keys=True),
         "ingested_at": ingested_at,
+        "charge_inferred": session.charge_inferred,
+        "events": json.dumps(ev, sort_keys=True),
+        "artisan_computed": json.dumps(session.artisan_computed, sort_keys=True) if session.artisan_computed else None,
     }
-    return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics)
+    return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics, richness=session.richness())
+
+
+# Artisan values that span a phase, and the events that bound it. Artisan computes them even when
+# a bounding event is unset, reading the unset index 0 (e.g. a Maillard AUC up to sample 0 in a
+# profile without FCs), so without those events they mean nothing and are not kept.
+_NEEDS_EVENTS = {
+    "artisan_mid_phase_ror_c_per_min": ("FCs",), "artisan_mid_phase_delta_c": ("FCs",), "artisan_mid_phase_auc_c_min": ("FCs",),
+    "artisan_finish_phase_ror_c_per_min": ("FCs", "DROP"), "artisan_finish_phase_delta_c": ("FCs", "DROP"),
+    "artisan_finish_phase_auc_c_min": ("FCs", "DROP"), "artisan_total_ror_c_per_min": ("DROP",),
+}
+
+
+def artisan_values(computed: dict[str, float] | None, roasted_weight_g: float | None, events: dict[str, int]) -> dict:
+    """The artisan_* columns of roast_metrics from Artisan's `computed` block (already in °C).
+
+    Artisan writes 0 for a value it could not compute (its rounding turns NaN into 0; AUC without
+    DROP is 0), so 0 counts as not carried."""
+    computed = computed or {}
+    values = {column: computed.get(key) or None for column, key in ARTISAN_COLUMNS.items()}
+    for column, needed in _NEEDS_EVENTS.items():
+        if not all(e in events for e in needed):
+            values[column] = None
+    total, development = values["artisan_total_s"], values["artisan_development_s"]
+    values["artisan_dtr_pct"] = 100.0 * development / total if total and development is not None else None
+    if not roasted_weight_g:
+        values["artisan_weight_loss_pct"] = None  # Artisan writes 100 % when the roasted weight is missing
+    return values
 
 
 @dataclass
