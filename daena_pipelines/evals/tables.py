@@ -11,8 +11,8 @@ from daena_pipelines.evals import judge, scoring
 from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
 from daena_pipelines.db import insert, table_exists, transaction
 
-# roast_metrics columns the gates and the judge prompt use (a subset of the telemetry contract).
-METRIC_COLUMNS = (
+# telemetry.roast_metrics columns the gates and the judge prompt use (of telemetry/store.py's METRIC_COLUMNS).
+SCORED_METRICS = (
     "charge_bt_c", "tp_s", "tp_bt_c", "dry_end_s", "fcs_s", "fcs_bt_c", "fce_s", "drop_s", "drop_bt_c",
     "total_s", "development_s", "dtr_pct", "max_ror_c_per_min", "ror_at_fcs_c_per_min", "crash", "flick",
     "ror_spikes", "ror_crashes", "weight_loss_pct",
@@ -118,7 +118,7 @@ def read_golden_cases(con) -> list[GoldenCase]:
 
 def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
     """Sessions roasted in [start, end), each with its roast metrics (NULLs when it has none)."""
-    metrics = ", ".join(f"m.{c}" for c in METRIC_COLUMNS)
+    metrics = ", ".join(f"m.{c}" for c in SCORED_METRICS)
     return _rows(con.execute(
         f"""SELECT s.session_id, s.roasted_at, CAST(timezone('UTC', s.roasted_at) AS DATE) AS partition_date,
                    s.beans, s.machine, s.notes, s.source, m.session_id IS NOT NULL AS has_metrics, {metrics}
@@ -156,7 +156,7 @@ def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposa
     now = datetime.now(timezone.utc)
     out = []
     for s in sessions:
-        metrics = {c: s[c] for c in METRIC_COLUMNS} if s["has_metrics"] else None
+        metrics = {c: s[c] for c in SCORED_METRICS} if s["has_metrics"] else None
         session_proposals = None if proposals is None else proposals.get(s["session_id"], [])
         base = {
             "partition_date": s["partition_date"], "session_id": s["session_id"], "roasted_at": s["roasted_at"],

@@ -113,8 +113,7 @@ def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, 
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
     with duckdb.connect(str(db)) as con:  # a session telemetry could not compute metrics for
-        con.execute("INSERT INTO telemetry.sessions (session_id, roasted_at, machine, beans) VALUES "
-                    "('nom-1', '2026-11-18 20:00:00+00', 'Aillio Bullet R1 (virtual)', 'Brazil Cerrado')")
+        warehouse_fixture.add_session(con, "nom-1", datetime(2026, 11, 18, 20, tzinfo=timezone.utc), "Brazil Cerrado")
     monkeypatch.delenv("DAENA_TEST_MISSING_KEY", raising=False)
     no_key = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_MISSING_KEY", base_url=server.base_url)
     run(db, no_key, "2026-11-18")
