@@ -102,10 +102,9 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, rows, columns: Sequence[s
         con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", [list(r) for r in rows])
         return
     con.register("incoming", rows)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM incoming")
-    finally:
-        con.unregister("incoming")
+    # not unregistered on failure: in an aborted transaction that would raise instead of the cause
+    con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM incoming")
+    con.unregister("incoming")
 
 
 def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.DuckDBPyConnection], T], attempts: int = 40) -> T:

@@ -140,7 +140,6 @@ def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
     return pa.table({c: [row.get(c) for row in rows] for c in columns})
 
 
-
 def write_batch(
     con: duckdb.DuckDBPyConnection,
     batch: list[SessionRows],

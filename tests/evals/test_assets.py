@@ -7,7 +7,6 @@ import dagster as dg
 import duckdb
 import pytest
 
-from daena_pipelines import config
 from daena_pipelines.defs.evals import assets, checks
 from daena_pipelines.defs.evals.jobs import eval_job
 from daena_pipelines.defs.evals.partitions import daily_partitions
