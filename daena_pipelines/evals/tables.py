@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS evals.eval_runs (
     beans VARCHAR, machine VARCHAR, session_source VARCHAR, outcome VARCHAR, reason VARCHAR,
     {", ".join(f"{g}_pass BOOLEAN" for g in scoring.GATES)},
     gates JSON, metrics JSON, commands_available BOOLEAN, evaluated_at TIMESTAMPTZ);
+ALTER TABLE evals.eval_runs ADD COLUMN IF NOT EXISTS fc_crash_pass BOOLEAN;
 CREATE TABLE IF NOT EXISTS evals.pass_at_k (
     case_id VARCHAR PRIMARY KEY, expectation VARCHAR, trials_required INTEGER, pass_k INTEGER,
     n_trials INTEGER, n_success INTEGER, n_needs_review INTEGER, pass_at_1 DOUBLE, pass_at_k DOUBLE,
