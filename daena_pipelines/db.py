@@ -20,7 +20,8 @@ T = TypeVar("T")
 @contextmanager
 def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection to the warehouse: the DuckDB file at `path`, or the DuckLake
-    catalog when `path` is a ``ducklake:`` target (lake.py)."""
+    catalog when `path` is a ``ducklake:`` target (lake.py). A writable one first brings the
+    schema up to date (daena_pipelines/migrations.py)."""
     if lake.is_ducklake(path):
         con = lake.open_lake(str(path), read_only)
     else:
@@ -29,6 +30,10 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
             path.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(path), read_only=read_only)
     try:
+        if not read_only:
+            from daena_pipelines.migrations import migrate  # it imports this module
+
+            migrate(con)
         yield con
     finally:
         con.close()

@@ -14,13 +14,15 @@ from dagster_duckdb import DuckDBResource
 
 from daena_pipelines import config, lake
 from daena_pipelines.db import connect
+from daena_pipelines.migrations import migrate
 
 DUCKDB_POOL = "duckdb"
 
 
 class WarehouseResource(DuckDBResource):
-    """dagster-duckdb's resource, creating the warehouse's folder on first connection; the
-    DuckLake catalog when `database` is a ``ducklake:`` target."""
+    """dagster-duckdb's resource, creating the warehouse's folder and bringing its schema up to
+    date (daena_pipelines/migrations.py) on connection; the DuckLake catalog when `database` is
+    a ``ducklake:`` target."""
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -30,6 +32,7 @@ class WarehouseResource(DuckDBResource):
             return
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as con:
+            migrate(con)
             yield con
 
 

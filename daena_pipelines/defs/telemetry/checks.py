@@ -22,6 +22,6 @@ telemetry_checks = [
     rule_check(ROAST_METRICS, "event_order", "marked events in order CHARGE < DRY END < FCs < FCe <= DROP",
                quality.event_order_violations),
     rule_check(ROAST_METRICS, "agrees_with_artisan",
-               "our metrics agree with Artisan's computed values (total/FCs/DROP ±1 s, drop BT ±0.1 °C, TP ±2 s, AUC ±2 %, DTR ±0.5 pt)",
+               "our metrics agree with every value Artisan's computed block carries (times ±0.1 s, BT/MET/ΔT ±0.1 °C, RoR ±0.1 °C/min, AUC ±1 °C·min, DTR ±0.1 pt, weight loss ±0.5 pt)",
                quality.artisan_disagreements, severity=dg.AssetCheckSeverity.WARN),
 ]
