@@ -9,7 +9,7 @@ import duckdb
 
 from daena_pipelines.evals import judge, scoring
 from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
-from daena_pipelines.warehouse import transaction
+from daena_pipelines.db import transaction
 
 # roast_metrics columns the gates and the judge prompt use (a subset of the telemetry contract).
 METRIC_COLUMNS = (

@@ -8,17 +8,19 @@ import duckdb
 import pytest
 
 from daena_pipelines import config
-from daena_pipelines.evals import assets
-from daena_pipelines.evals.definitions import defs, eval_job, eval_nightly_schedule
-from daena_pipelines.evals.resources import AnthropicJudgeResource
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.defs.evals import assets, checks
+from daena_pipelines.defs.evals.jobs import eval_job
+from daena_pipelines.defs.evals.partitions import daily_partitions
+from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
+from daena_pipelines.defs.evals.schedules import eval_nightly_schedule
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 from . import warehouse_fixture
 from .messages_server import API_KEY, MessagesServer
 
 DAYS = ("2026-11-17", "2026-11-18", "2026-11-19")
 ALL_ASSETS = [assets.golden_cases, assets.eval_runs, assets.pass_at_k, assets.judge_scores]
-CHECKS = [assets.golden_cases_valid, assets.eval_runs_complete, assets.judge_scores_valid]
+CHECKS = [checks.golden_cases_valid, checks.eval_runs_complete, checks.judge_scores_valid]
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +135,8 @@ def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, 
 def test_eval_runs_without_golden_cases_fails_clearly(tmp_path, server, monkeypatch):
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
-    with pytest.raises(dg.Failure, match="materialise evals/golden_cases first"):
+    # the warehouse migrations create evals.golden_cases on connection, so it is there but empty
+    with pytest.raises(dg.Failure, match="evals.golden_cases is empty: .* materialise evals/golden_cases"):
         dg.materialize([assets.eval_runs], partition_key="2026-11-17",
                        resources={"duckdb": WarehouseResource(database=str(db))})
 
@@ -142,8 +145,8 @@ def test_nightly_schedule_targets_yesterday():
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc))
     (request,) = eval_nightly_schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-19"
-    assert eval_job.partitions_def == assets.daily_partitions
-    assert {a.key for a in defs.assets} == {dg.AssetKey(["evals", n]) for n in ("golden_cases", "eval_runs", "pass_at_k", "judge_scores")}
+    assert eval_job.partitions_def == daily_partitions
+    assert {a.key for a in dg.load_assets_from_modules([assets])} == {dg.AssetKey(["evals", n]) for n in ("golden_cases", "eval_runs", "pass_at_k", "judge_scores")}
 
 
 def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):

@@ -7,7 +7,7 @@ import anthropic
 import pytest
 
 from daena_pipelines.evals import judge
-from daena_pipelines.evals.resources import AnthropicJudgeResource
+from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
 
 from .messages_server import API_KEY, FORCED_TOOL_CHOICE_REJECTED, MessagesServer
 

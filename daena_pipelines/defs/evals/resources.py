@@ -58,3 +58,8 @@ class AnthropicJudgeResource(dg.ConfigurableResource):
             api_key=api_key, base_url=base_url, timeout=self.timeout_s, max_retries=self.max_retries
         )
         return client, ""
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"anthropic_judge": AnthropicJudgeResource()})

@@ -1,24 +1,21 @@
-"""Dagster assets and checks of the evals domain: thin wrappers over golden, scoring, judge and tables."""
+"""Assets of the evals domain: thin wrappers over golden, scoring, judge and tables."""
 from collections import Counter
 from datetime import timedelta
 
 import dagster as dg
 
 from daena_pipelines import config
-from daena_pipelines.commands.definitions import PROPOSALS
-from daena_pipelines.evals import golden, judge, judging, scoring, tables
-from daena_pipelines.evals.resources import AnthropicJudgeResource
-from daena_pipelines.table_metadata import table_metadata
-from daena_pipelines.telemetry.assets import POINTS, ROAST_METRICS, SESSIONS
-from daena_pipelines.warehouse import DUCKDB_POOL, WarehouseResource
+from daena_pipelines.commands import contract as commands
+from daena_pipelines.defs.evals.partitions import daily_partitions
+from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
+from daena_pipelines.evals import contract, golden, judge, judging, tables
+from daena_pipelines.lib.metadata import table_metadata
+from daena_pipelines.lib.specs import asset_defaults, key, keys
+from daena_pipelines.lib.warehouse import WarehouseResource
+from daena_pipelines.telemetry import contract as telemetry
 
-# Partition D holds the sessions roasted on day D (UTC). Single-run backfills: a range is one run.
-daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC")
-COMMON = dict(group_name="evals", owners=["team:roasting-data"], pool=DUCKDB_POOL)
+# Single-run backfills: a range of days is one run.
 PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
-
-GOLDEN_CASES = dg.AssetKey(["evals", "golden_cases"])
-EVAL_RUNS = dg.AssetKey(["evals", "eval_runs"])
 
 
 def _days(context: dg.AssetExecutionContext):
@@ -28,11 +25,10 @@ def _days(context: dg.AssetExecutionContext):
 
 
 @dg.asset(
-    key=["evals", "golden_cases"],
-    kinds={"duckdb", "python"},
+    key=key(contract.GOLDEN_CASES),
     description="Golden roast cases from golden/cases/*.json (reviewed like code); unusable files are "
     "listed in evals.golden_case_errors, never dropped silently.",
-    **COMMON,
+    **asset_defaults("evals"),
 )
 def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
     loaded, errors = golden.load_cases(config.GOLDEN_DIR / "cases")
@@ -47,12 +43,11 @@ def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -
 
 
 @dg.asset(
-    key=["evals", "eval_runs"],
-    deps=[GOLDEN_CASES, SESSIONS, ROAST_METRICS, PROPOSALS],
-    kinds={"duckdb", "python"},
+    key=key(contract.EVAL_RUNS),
+    deps=keys([contract.GOLDEN_CASES, telemetry.SESSIONS, telemetry.ROAST_METRICS, commands.PROPOSALS]),
     description="Each session roasted on the partition's day scored against every golden case it matches: "
     "per-gate pass/fail and an outcome PASS | WARN | FAIL | NEEDS_REVIEW (docs/evals.md).",
-    **COMMON,
+    **asset_defaults("evals"),
     **PARTITIONED,
 )
 def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
@@ -89,12 +84,11 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
 
 
 @dg.asset(
-    key=["evals", "pass_at_k"],
-    deps=[EVAL_RUNS],
-    kinds={"duckdb", "python"},
+    key=key(contract.PASS_AT_K),
+    deps=[key(contract.EVAL_RUNS)],
     description="pass@1 and pass@k per golden case over all its evaluated trials (unbiased estimator "
     "1 - C(n-c,k)/C(n,k)); NEEDS_REVIEW trials are counted apart, not as failures.",
-    **COMMON,
+    **asset_defaults("evals"),
 )
 def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
@@ -105,14 +99,13 @@ def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    key=["evals", "judge_scores"],
-    deps=[EVAL_RUNS, SESSIONS, POINTS, PROPOSALS],
-    kinds={"duckdb", "python", "anthropic"},
+    key=key(contract.JUDGE_SCORES),
+    deps=keys([contract.EVAL_RUNS, telemetry.SESSIONS, telemetry.POINTS, commands.PROPOSALS]),
     description="LM-judge scores 0-100 (planClarity, physicsPlausibility, constraintRespect, safetyScore) per "
     "evaluated session and sample, cached by (model, prompt version, endpoint, source, input hash); rows say "
     "not_judged with the reason when there is no key or the API is unreachable, not_exercised when there is "
     "nothing to judge.",
-    **COMMON,
+    **asset_defaults("evals", kinds={"duckdb", "python", "anthropic"}),
     **PARTITIONED,
 )
 def judge_scores(
@@ -144,59 +137,3 @@ def judge_scores(
         "by_source": dg.MetadataValue.json(judging.run_summary(rows)),
     })
 
-
-def _check(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata)
-
-
-@dg.asset_check(
-    asset=GOLDEN_CASES, blocking=True, pool=DUCKDB_POOL, description="Every golden case file parsed and validated."
-)
-def golden_cases_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as con:
-        errors = con.execute("SELECT file, error FROM evals.golden_case_errors ORDER BY file").fetchall()
-        count = con.execute("SELECT count(*) FROM evals.golden_cases").fetchone()[0]
-    why = "; ".join(e for _, e in errors) or ("no golden cases" if not count else f"{count} cases valid")
-    return _check(not errors and count > 0, why, cases=count, invalid_files=len(errors))
-
-
-@dg.asset_check(
-    asset=EVAL_RUNS,
-    blocking=True,
-    pool=DUCKDB_POOL,
-    description="On every evaluated day, each telemetry session has an eval row, and outcomes are known values.",
-)
-def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as con:
-        missing = [r[0] for r in con.execute(
-            """SELECT s.session_id FROM telemetry.sessions s
-               WHERE CAST(timezone('UTC', s.roasted_at) AS DATE) IN (SELECT DISTINCT partition_date FROM evals.eval_runs)
-               AND s.session_id NOT IN (SELECT session_id FROM evals.eval_runs) ORDER BY 1"""
-        ).fetchall()]
-        bad = con.execute(
-            "SELECT count(*) FROM evals.eval_runs WHERE outcome NOT IN (SELECT unnest(?))", [list(scoring.OUTCOMES)]
-        ).fetchone()[0]
-    why = f"sessions without an eval row: {missing}" if missing else f"{bad} rows with an unknown outcome" if bad else "complete"
-    return _check(not missing and not bad, why, missing_sessions=len(missing), unknown_outcomes=bad)
-
-
-@dg.asset_check(
-    asset=dg.AssetKey(["evals", "judge_scores"]),
-    pool=DUCKDB_POOL,
-    description="Judged rows carry four scores in 0..100; every other row has no score and says why.",
-)
-def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
-    scores = list(judge.SCORE_COLUMNS.values())
-    in_range = " AND ".join(f"{c} BETWEEN 0 AND 100" for c in scores)
-    no_score = " AND ".join(f"{c} IS NULL" for c in scores)
-    with duckdb.get_connection() as con:
-        bad_judged, bad_other = con.execute(
-            f"""SELECT count(*) FILTER (WHERE status = 'judged' AND NOT coalesce({in_range}, false)),
-                       count(*) FILTER (WHERE status <> 'judged' AND NOT ({no_score} AND reason IS NOT NULL))
-                FROM evals.judge_scores"""
-        ).fetchone()
-    return _check(
-        bad_judged == 0 and bad_other == 0,
-        f"{bad_judged} judged rows with a missing/out-of-range score, {bad_other} unscored rows without a reason",
-        bad_judged=bad_judged, bad_unscored=bad_other,
-    )
