@@ -19,9 +19,9 @@ from daena_pipelines import lake
 from daena_pipelines.db import connect
 from daena_pipelines.definitions import defs
 from daena_pipelines.telemetry import store
-from daena_pipelines.telemetry.assets import telemetry_ingest
-from daena_pipelines.telemetry.checks import telemetry_checks
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.defs.telemetry.assets import telemetry_ingest
+from daena_pipelines.defs.telemetry.checks import telemetry_checks
+from daena_pipelines.lib.warehouse import WarehouseResource
 from tests.scale import workload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +117,7 @@ def test_four_writers_a_sensor_run_and_a_reader_at_once(artisan_dir, data_env, l
     assert workload.points_per_session(lake_target) == workload.points_per_session(tmp_path / "serial.duckdb")
 
 
-KILL_AFTER_COMMITS = (2, 5)  # each run commits its schema check first, then one commit per batch
+KILL_AFTER_BATCHES = (1, 4)
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "ducklake"])
@@ -127,12 +127,12 @@ def test_kill_9_mid_ingest_leaves_no_half_session_and_the_next_run_completes(bac
     workload.ingest_folder(tmp_path / "serial.duckdb", landing, batch_size=3)
     serial, serial_points = workload.integrity(tmp_path / "serial.duckdb"), workload.points_per_session(tmp_path / "serial.duckdb")
     target = str(tmp_path / "w.duckdb") if backend == "duckdb" else request.getfixturevalue("lake_target")
-    for commits in KILL_AFTER_COMMITS:
+    for batches in KILL_AFTER_BATCHES:
         writer = subprocess.Popen(
             [sys.executable, "-c", _COUNTING_WRITER, target, str(landing)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
         )
-        for _ in range(commits):
+        for _ in range(batches):
             assert writer.stdout.readline().startswith("committed"), "the writer ended before the kill point"
         writer.send_signal(signal.SIGKILL)  # now inside the next batch: parsing or writing it
         writer.wait()
@@ -152,6 +152,8 @@ from pathlib import Path
 from daena_pipelines import db
 from tests.scale import workload
 
+with db.connect(sys.argv[1]):  # schema migrations first: they commit too, and are not batches
+    pass
 committed = db.retrying_transaction
 def counting(con, body, *args, **kwargs):
     result = committed(con, body, *args, **kwargs)
