@@ -145,6 +145,10 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, select: 
     con.unregister("incoming")
 
 
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], columns: list[str]) -> None:
+    _insert(con, table, _rows_table(rows, columns))
+
+
 def write_batch(
     con: duckdb.DuckDBPyConnection,
     batch: list[SessionRows],
@@ -173,7 +177,7 @@ def write_batch(
                 select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
         _insert(con, "telemetry.points", points_table(batch))
         metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
-        _insert(con, "telemetry.roast_metrics", _rows_table(metrics, ["session_id", *METRIC_COLUMNS]))
+        insert_rows(con, "telemetry.roast_metrics", metrics, ["session_id", *METRIC_COLUMNS])
     if errors:
         columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
         _insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
