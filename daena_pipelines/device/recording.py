@@ -7,14 +7,18 @@ JSON Lines, one object per line, each with a ``type``:
   (which wire channel is BT and which ET), started_at (ISO 8601, UTC), poll/record intervals,
   session metadata (beans, title, notes, batch_weight_g) and, when simulated, the simulator's seed,
   time scale and injected faults.
-- ``sample``: ``t`` (s since recording start), ``st`` (R1 state byte), ``a``/``b`` (temperature
-  channels A and B, °C), ``ror`` (the R1's own RoR of channel A, °C/min), ``ex`` (exhaust °C),
-  ``ir``/``pcb`` (°C), ``h``/``f``/``d`` (heater/fan/drum levels). An invalid sample has
-  ``"ok": false`` and a ``why`` instead of readings.
+- ``sample``: ``t`` (s since recording start), ``st`` (state byte), ``a``/``b`` (temperature
+  channels A and B, °C), ``ex`` (exhaust °C), ``h``/``f``/``d`` (heater/fan/drum levels), and every
+  other field the driver decoded under its own name, which carries its unit (for the R1:
+  ``device_ror_a_c_per_min``, ``ir_c``, ``pcb_c``, ``fan_rpm``, ``voltage``, ``coil_fan``, ``coil_fan2``,
+  ``preheat_target_c``, ``device_timer_s``); recordings before these names used ``ror``/``ir``/``pcb``.
+  An invalid sample has ``"ok": false`` and a ``why`` instead of readings.
 - ``event``: ``name`` (CHARGE, DRY_END, FCs, DROP, COOL), ``i`` (sample index), ``t``, ``by`` (how it
   was detected).
-- ``command`` (one per finished command execution), ``fault`` (disconnects, stalls, trips).
-- ``footer`` (last line, only when the session closed cleanly): end reason and counters.
+- ``command`` (one per finished command execution, and one per approval closed EXPIRED),
+  ``fault`` (disconnects, stalls, trips, every abort step, the exit procedure).
+- ``footer`` (last line, only when the session closed cleanly): end reason, counters and ``exit``
+  (policy, whether the sidecar commanded the roaster, the outcome, the last heater/state seen).
 
 Every line is flushed as written (and fsynced right behind, except in stepped simulations), so a
 crash leaves a readable prefix; the parser accepts a file without footer and a torn last line.
@@ -36,9 +40,10 @@ FORMAT = "daena-sidecar"
 VERSION = 1
 SUFFIX = ".sidecar.jsonl"
 CHANNELS = ("a", "b")
-# sample key -> RoastSession.extra channel name
+# short sample keys -> RoastSession.extra channel name; any other sample key is an extra channel by its own name
 EXTRA_CHANNELS = {"ex": "exhaust_c", "ir": "ir_c", "pcb": "pcb_c", "ror": "device_ror_a_c_per_min"}
 CONTROL_KEYS = {"h": "heater", "f": "fan", "d": "drum"}
+NOT_CHANNELS = {"type", "t", "st", "ok", "why", *CHANNELS, *CONTROL_KEYS}
 
 
 class SessionRecorder:
@@ -53,6 +58,7 @@ class SessionRecorder:
         self.samples = 0
         self.invalid_samples = 0
         self._dirty = threading.Event()
+        self._lock = threading.Lock()  # the watchdog may write faults while the poll loop records
         self._closing = False
         # off only for stepped simulations, which have no wall-clock crash to survive
         self._syncer = threading.Thread(target=self._sync_loop, daemon=True) if fsync else None
@@ -67,8 +73,10 @@ class SessionRecorder:
             os.fsync(self._file.fileno())
 
     def _write(self, record: dict) -> None:
-        self._file.write(orjson.dumps(record) + b"\n")
-        self._file.flush()
+        line = orjson.dumps(record) + b"\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
         self._dirty.set()
 
     def sample(self, t: float, values: dict | None, why: str | None = None) -> int:
@@ -125,6 +133,16 @@ def _lines(data: bytes, source_path: str) -> tuple[list[dict], bool]:
 
 def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def _channel_keys(samples: list[dict]) -> list[str]:
+    """Sample keys holding extra channels, in first-seen order."""
+    keys: dict[str, None] = {}
+    for sample in samples:
+        for key, value in sample.items():
+            if key not in NOT_CHANNELS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                keys.setdefault(key)
+    return list(keys)
 
 
 def parse_sidecar(data: bytes, source_path: str) -> RoastSession:
@@ -188,7 +206,7 @@ def parse_sidecar(data: bytes, source_path: str) -> RoastSession:
         roast_uuid=header.get("recording_id"),
         controls={name: series(key) for key, name in CONTROL_KEYS.items()},
         control_unit="r1_level",
-        extra={name: series(key) for key, name in EXTRA_CHANNELS.items()},
+        extra={EXTRA_CHANNELS.get(key, key): series(key) for key in _channel_keys(samples)},
         settings={
             "channel_mapping": mapping,
             "device": device,

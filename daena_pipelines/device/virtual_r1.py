@@ -21,6 +21,7 @@ import usb.backend
 import usb.core
 
 from daena_pipelines.device import protocol as p
+from daena_pipelines.device.roaster import State, Status
 from daena_pipelines.device.thermal import ThermalModel, ThermalParams
 
 TICK_S = 0.1  # physics step; also the device's own status refresh period
@@ -35,6 +36,8 @@ class Faults:
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     heater_ignores_steps: bool = False
+    command_write_timeouts: tuple[float, float] | None = None  # (from, to): 4-byte command writes time out
+    usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
     permission_denied: bool = False  # opening fails like a missing udev rule
     kernel_driver_busy: bool = False  # another driver holds the interface and cannot be detached
 
@@ -67,7 +70,7 @@ class VirtualR1Config:
     roast_count: int = 318
     batch_g: float = 250.0
     seed: int = 0
-    ibts: bool = False  # channel A is the infrared bean sensor (rev3) instead of the bean probe
+    ibts: bool = False  # rev3 with the infrared bean sensor: its reading on channel B (Artisan's IBTS mode)
     thermal: ThermalParams = field(default_factory=ThermalParams)
     operator: OperatorPlan | None = None
     faults: Faults = field(default_factory=Faults)
@@ -76,9 +79,9 @@ class VirtualR1Config:
 class VirtualBulletR1:
     # State codes by role and level ranges: the virtual R2 reuses this roaster with its own.
     OFF, PREHEATING, CHARGE, ROASTING, COOLING, SHUTDOWN = (
-        p.State.OFF, p.State.PREHEATING, p.State.CHARGE, p.State.ROASTING, p.State.COOLING, p.State.SHUTDOWN)
-    WARMING_STATES = (p.State.PREHEATING,)  # heating up before CHARGE is ready
-    AFTER_COOLING = p.State.SHUTDOWN  # where cooling ends (by PRS or by itself)
+        State.OFF, State.PREHEATING, State.CHARGE, State.ROASTING, State.COOLING, State.SHUTDOWN)
+    WARMING_STATES = (State.PREHEATING,)  # heating up before CHARGE is ready
+    AFTER_COOLING = State.SHUTDOWN  # where cooling ends (by PRS or by itself)
     HEATER_RANGE, FAN_RANGE, DRUM_RANGE = p.HEATER_RANGE, p.FAN_RANGE, p.DRUM_RANGE
 
     def __init__(self, config: VirtualR1Config, clock):
@@ -261,24 +264,19 @@ class VirtualBulletR1:
         m, s = self.model, self.model.s
         probe, drum_probe = m.noisy(s.probe_c), m.noisy(s.drum_probe_c)
         ir = m.noisy(s.bean_c if m.beans_loaded else s.drum_c * 0.8)
-        channel_a, channel_b = (ir, probe) if self.config.ibts else (probe, drum_probe)
-        reading = p.StatusReading(
-            channel_a_c=channel_a,
-            ror_a_c_per_min=ror_c_per_min(self._probe_history),
-            channel_b_c=channel_b,
-            exhaust_c=m.noisy(s.exhaust_c),
-            timer_s=int(self._timer_s()),
-            fan=self.fan,
-            heater=self.heater,
-            drum=self.drum,
-            state=int(self.state),
-            ir_c=ir,
-            pcb_c=m.noisy(30.0 + 0.04 * (s.drum_c - m.p.ambient_c)),
-            fan_rpm=0 if self.state is self.OFF else 900 + 260 * self.fan,
-            voltage=230,
-            coil_fan=400 + 150 * self.heater,
-            coil_fan2=380 + 150 * self.heater,
-            preheat_target_c=self.preheat_target_c,
+        # Artisan's IBTS mode reads BT from bytes 8-11 ("DT is being used as IBTS"): on an IBTS unit the
+        # infrared bean reading takes channel B while channel A stays the bean probe
+        channel_a, channel_b = (probe, ir) if self.config.ibts else (probe, drum_probe)
+        reading = Status(
+            channel_a_c=channel_a, channel_b_c=channel_b, exhaust_c=m.noisy(s.exhaust_c),
+            fan=self.fan, heater=self.heater, drum=self.drum, state=int(self.state),
+            extra={
+                "device_ror_a_c_per_min": ror_c_per_min(self._probe_history), p.TIMER_FIELD: int(self._timer_s()),
+                "ir_c": ir, "pcb_c": m.noisy(30.0 + 0.04 * (s.drum_c - m.p.ambient_c)),
+                "fan_rpm": 0 if self.state is self.OFF else 900 + 260 * self.fan, "voltage": 230,
+                "coil_fan": 400 + 150 * self.heater, "coil_fan2": 380 + 150 * self.heater,
+                "preheat_target_c": self.preheat_target_c,
+            },
         )
         buf = bytearray(p.encode_status(reading))
         if self.state is self.OFF and int(self.time_s) % 15 == 0:
@@ -417,6 +415,12 @@ class VirtualR1Backend(usb.backend.IBackend):
         self._check(dev_handle)
         if ep != self.EP_OUT or intf not in self.claimed:
             raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        faults = self.device.config.faults
+        if len(data) == 4 and self.device._in_window(faults.command_write_timeouts):
+            self.device.clock.sleep(timeout / 1000.0)
+            raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
+        if self.device._in_window(faults.usb_errors):
+            raise _usb_error(errno.EOVERFLOW, "Overflow")  # an errno the driver gives no special meaning
         self.device.handle_write(bytes(data))
         return len(data)
 
@@ -439,3 +443,39 @@ class VirtualR1Backend(usb.backend.IBackend):
 def plug_in_virtual_r1(config: VirtualR1Config, clock) -> tuple[VirtualBulletR1, VirtualR1Backend]:
     device = VirtualBulletR1(config, clock)
     return device, VirtualR1Backend(device)
+
+
+class VirtualBus(usb.backend.IBackend):
+    """Several virtual roasters on one USB bus, each behind its own backend (choosing one by serial)."""
+
+    def __init__(self, *backends: usb.backend.IBackend):
+        super().__init__()
+        self.backends = backends
+        self._by_handle: dict[int, usb.backend.IBackend] = {}
+
+    def _for(self, dev) -> usb.backend.IBackend:
+        return next(backend for backend in self.backends if backend.device is dev)
+
+    def enumerate_devices(self):
+        return [dev for backend in self.backends for dev in backend.enumerate_devices()]
+
+    def open_device(self, dev):
+        backend = self._for(dev)
+        handle = backend.open_device(dev)
+        self._by_handle[id(handle)] = backend
+        return handle
+
+    def __getattribute__(self, name):
+        # descriptor calls name the device, the rest a handle: hand each to the roaster's own backend
+        if name in _BY_DEVICE:
+            return lambda dev, *args: self._for(dev).__getattribute__(name)(dev, *args)
+        if name in _BY_HANDLE:
+            return lambda handle, *args: self._by_handle[id(handle)].__getattribute__(name)(handle, *args)
+        return super().__getattribute__(name)
+
+
+_BY_DEVICE = {"get_device_descriptor", "get_configuration_descriptor", "get_interface_descriptor",
+              "get_endpoint_descriptor", "get_parent"}
+_BY_HANDLE = {"close_device", "set_configuration", "get_configuration", "is_kernel_driver_active",
+              "detach_kernel_driver", "attach_kernel_driver", "claim_interface", "release_interface",
+              "bulk_write", "bulk_read", "clear_halt", "reset_device", "get_string_descriptor"}

@@ -192,15 +192,12 @@ def ingest(
     batch_size: int = 500,
 ) -> IngestReport:
     """Ingest the given files (those not already seen with the same content)."""
-    from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
+    from daena_pipelines.db import retrying_transaction  # here, not at the top: see TYPE_CHECKING above
+    from daena_pipelines.telemetry import store
 
     store.ensure_schema(con)
     report = IngestReport()
-    known_sha256s: dict[str, set[str]] = {}  # path -> contents already ingested from it
-    for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
-        known_sha256s.setdefault(path, set()).add(sha)
-    sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
-    session_by_path = {path: sid for sid, (path, _sha) in sessions.items()}
+    known_sha256s = _State.load(con).known_sha256s
     now = datetime.now(timezone.utc)
 
     jobs = []
@@ -211,24 +208,66 @@ def ingest(
             jobs.append((str(path), known_sha256s.get(str(path), ())))
 
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    batch: list[SessionRows] = []
-    outcomes: list[store.FileOutcome] = []
-    errors: list[dict] = []
-    replaced: list[str] = []
+    pending: list[Prepared] = []
+
+    def write(con: duckdb.DuckDBPyConnection) -> IngestReport:
+        # the state is read inside the write transaction, so a concurrent writer's commit in between
+        # makes this commit conflict (store.write_batch) and the retry sees that writer's sessions
+        part = IngestReport()
+        batch, outcomes, errors, replaced = _classify(pending, _State.load(con), part)
+        store.write_batch(con, batch, outcomes, errors, replaced, now)
+        return part
 
     def flush() -> None:
-        store.write_batch(con, batch, outcomes, errors, replaced, now)
-        batch.clear(), outcomes.clear(), errors.clear(), replaced.clear()
+        part = retrying_transaction(con, write)
+        for name in ("loaded", "replaced", "duplicates", "rejected"):
+            getattr(report, name).extend(getattr(part, name))
+        report.unchanged += part.unchanged
+        pending.clear()
 
     for item in _prepared_stream(jobs, workers, now, quarantine_dir):
         if item is None:
             report.unchanged += 1
             continue
+        pending.append(item)
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    return report
+
+
+@dataclass
+class _State:
+    """What the warehouse already holds, as far as classifying new files goes."""
+
+    known_sha256s: dict[str, set[str]]  # path -> contents already ingested from it
+    sessions: dict[str, tuple[str, str]]  # session_id -> (path, sha256)
+    session_by_path: dict[str, str]
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> _State:
+        known: dict[str, set[str]] = {}
+        for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
+            known.setdefault(path, set()).add(sha)
+        sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
+        return cls(known, sessions, {path: sid for sid, (path, _sha) in sessions.items()})
+
+
+def _classify(items: list[Prepared], state: _State, report: IngestReport):
+    """(sessions to write, file outcomes, error rows, replaced session ids) of prepared files."""
+    from daena_pipelines.telemetry.store import FileOutcome
+
+    batch: list[SessionRows] = []
+    outcomes, errors, replaced = [], [], []
+    for item in items:
         if item.sha256 is None:  # unreadable: no content to quarantine or to record as seen
             errors.append({"source_path": item.path, "content_sha256": None, "error_kind": item.error_kind, "message": item.error, "quarantined_path": None})
             report.rejected.append((item.path, item.error_kind, item.error))
             continue
-        outcome = store.FileOutcome(item.path, item.sha256, item.size, status="loaded")
+        if item.sha256 in state.known_sha256s.get(item.path, ()):  # a concurrent run took it first
+            report.unchanged += 1
+            continue
+        outcome = FileOutcome(item.path, item.sha256, item.size, status="loaded")
         if item.rows is None:
             errors.append({"source_path": item.path, "content_sha256": item.sha256, "error_kind": item.error_kind, "message": item.error, "quarantined_path": item.quarantined_path})
             outcome.status, outcome.detail = "rejected", f"{item.error_kind}: {item.error}"
@@ -236,24 +275,22 @@ def ingest(
         else:
             sid = item.rows.session["session_id"]
             outcome.session_id = sid
-            holder = sessions.get(sid)
+            holder = state.sessions.get(sid)
             if holder is not None and holder[0] != item.path:
                 same_bytes = "identical bytes" if holder[1] == item.sha256 else "the same roast measurements"
                 outcome.status, outcome.detail = "duplicate", f"{same_bytes} as {holder[0]} (session {sid})"
                 report.duplicates.append((item.path, outcome.detail))
             else:
-                previous = session_by_path.get(item.path)
+                previous = state.session_by_path.get(item.path)
                 if previous is not None:  # this path's content changed: its old session goes
                     replaced.append(previous)
-                    sessions.pop(previous, None)
+                    state.sessions.pop(previous, None)
                     outcome.status = "replaced"
                     report.replaced.append(previous)
                 batch.append(item.rows)
-                sessions[sid] = (item.path, item.sha256)
-                session_by_path[item.path] = sid
+                state.sessions[sid] = (item.path, item.sha256)
+                state.session_by_path[item.path] = sid
                 report.loaded.append(sid)
+        state.known_sha256s.setdefault(item.path, set()).add(item.sha256)
         outcomes.append(outcome)
-        if len(batch) >= batch_size:
-            flush()
-    flush()
-    return report
+    return batch, outcomes, errors, replaced

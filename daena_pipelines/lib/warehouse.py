@@ -12,19 +12,22 @@ from pathlib import Path
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from daena_pipelines import config
-from daena_pipelines.db import connect, transaction
-
-__all__ = ["DUCKDB_POOL", "WarehouseResource", "connect", "transaction", "warehouse_resource"]
+from daena_pipelines import config, lake
+from daena_pipelines.db import connect
 
 DUCKDB_POOL = "duckdb"
 
 
 class WarehouseResource(DuckDBResource):
-    """dagster-duckdb's resource, creating the warehouse's folder on first connection."""
+    """dagster-duckdb's resource, creating the warehouse's folder on first connection; the
+    DuckLake catalog when `database` is a ``ducklake:`` target."""
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if lake.is_ducklake(self.database):  # the DuckLake catalog (lake.py): no file lock to wait for
+            with connect(self.database) as con:
+                yield con
+            return
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as con:
             yield con
