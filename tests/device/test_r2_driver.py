@@ -11,7 +11,7 @@ from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config, plug_in_v
 def test_open_resets_claims_and_takes_endpoints_from_descriptors(clock):
     device, backend = plug_in_virtual_r2(VirtualR1Config(), clock)
     roaster = BULLET_R2.open(backend=backend)
-    assert device.resets == 1 and 1 in backend.usb_state(device).claimed
+    assert device.resets == 1 and 1 in backend.claimed and backend.kernel_driver_attached is False
     assert (roaster.ep_in, roaster.ep_out) == (0x82, 0x02)  # not the R1's 0x81/0x03
     assert roaster.info == r.DeviceInfo(serial="R2V-004242", firmware=None, roast_count=None)
     assert roaster.limits.heater_range == (0, 14)

@@ -18,7 +18,7 @@ from daena_pipelines.device.roaster import DeviceNotFound, NoUsbBackend, ReadTim
 ROASTER = "Bullet R2"
 READ_TIMEOUT_MS = 300  # the R2 sends a temperature frame several times a second (the virtual one every 0.1 s)
 WRITE_TIMEOUT_MS = 300
-DRAIN_TIMEOUT_MS = 5
+DRAIN_TIMEOUT_MS = 2  # a frame already queued arrives within a 1 ms USB frame
 MAX_FRAMES_PER_POLL = 64  # frames queued since the last poll; all are read, the newest counts
 LIMITS = r.ModelLimits(heater_range=r2.HEATER_RANGE, fan_range=r2.FAN_RANGE, drum_range=r2.DRUM_RANGE)
 
