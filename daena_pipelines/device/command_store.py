@@ -163,7 +163,7 @@ class CommandBridge:
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with connect(self.path) as con:
+        with connect(self.path, wait_s=0) as con:  # never wait: the next cycle retries, nothing is lost
             if not self._tables_ready:
                 ensure_tables(con)
                 self._tables_ready = True

@@ -5,6 +5,7 @@ import sys
 from contextlib import closing
 
 import dagster as dg
+import duckdb
 import pytest
 
 from daena_pipelines.commands import alerts
@@ -85,7 +86,7 @@ def test_rematerialising_replaces_instead_of_appending(default_run, tmp_path):
 
 def test_sidecar_executions_land_in_the_same_tables(tmp_path):
     db = tmp_path / "w.duckdb"
-    with connect(db) as con:
+    with closing(duckdb.connect(str(db))) as con:  # the device's table as an older sidecar wrote it
         con.execute("""
             CREATE SCHEMA device;
             CREATE TABLE device.command_executions (proposal_id VARCHAR, machine_id VARCHAR, session_id VARCHAR,
@@ -153,7 +154,7 @@ def test_bundled_files_are_what_the_generator_writes(tmp_path):
 
 def test_sidecar_table_without_the_contract_columns_is_reported(tmp_path):
     db = tmp_path / "w.duckdb"
-    with connect(db) as con:
+    with closing(duckdb.connect(str(db))) as con:  # not the table the device migrations create
         con.execute("CREATE SCHEMA device; CREATE TABLE device.command_executions (proposal_id VARCHAR, state VARCHAR)")
     assert materialize(db).success
     errors = query(db, "SELECT location, error_kind, message FROM commands.ingest_errors WHERE error_kind = 'bad_schema'")
