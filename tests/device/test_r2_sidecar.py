@@ -4,9 +4,11 @@ import duckdb
 import numpy as np
 import pytest
 
-from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.defs.device import assets as device_assets
+from daena_pipelines.defs.device.assets import SidecarRunConfig
 from daena_pipelines.defs.device.jobs import sidecar_job
-from daena_pipelines.defs.telemetry.assets import IngestConfig, telemetry_ingest
+from daena_pipelines.defs.telemetry import assets as telemetry_assets
+from daena_pipelines.defs.telemetry.assets import IngestConfig
 from daena_pipelines.defs.telemetry.jobs import telemetry_ingest_job
 from daena_pipelines.device.recording import parse_sidecar
 from daena_pipelines.lib.warehouse import WarehouseResource
@@ -24,7 +26,7 @@ def r2_roast(tmp_path_factory):
     folder = tmp_path_factory.mktemp("r2")
     warehouse = str(folder / "w.duckdb")
     defs = dg.Definitions(
-        assets=[device_command_tables, sidecar_recording, telemetry_ingest], jobs=[sidecar_job, telemetry_ingest_job],
+        assets=dg.load_assets_from_modules([device_assets, telemetry_assets]), jobs=[sidecar_job, telemetry_ingest_job],
         resources={"duckdb": WarehouseResource(database=warehouse), "device_pipes_client": dg.PipesSubprocessClient()},
     )
     with pytest.MonkeyPatch.context() as env:
