@@ -80,7 +80,7 @@ class RoastSession:
     roast_uuid: str | None = None
     # heater/fan/drum settings on the sample time base (NaN where unknown) in ``control_unit``
     controls: dict[str, np.ndarray] = field(default_factory=dict)
-    control_unit: str | None = None  # 'pct' (Artisan sliders, 0-100) | 'r1_level' (Bullet steps)
+    control_unit: str | None = None  # 'pct' (Artisan sliders, 0-100) | 'r1_level' / 'r2_level' (Bullet steps)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # other channels, source units
     settings: dict[str, object] = field(default_factory=dict)  # e.g. AUC base/begin, BT/ET mapping
     artisan_computed: dict[str, float] | None = None  # Artisan's own analysis, converted to °C
