@@ -164,6 +164,8 @@ def write_batch(
     between threads) refuses to commit a delete from a table another transaction deleted from since
     this one began: of two concurrent batch writes one commits, the other fails and is retried
     (db.retrying_transaction) against the state that now includes the first one's sessions."""
+    if not (batch or outcomes or errors or replaced_session_ids):
+        return  # e.g. a concurrent run ingested all of them first: nothing to commit, nothing to conflict
     con.execute("UPDATE telemetry.ingest_commits SET batches = batches + 1")
     if replaced_session_ids:
         con.register("stale_sessions", pa.table({"session_id": replaced_session_ids}))

@@ -50,6 +50,7 @@ class SidecarRunConfig(dg.Config):
     time_scale: float = 1.0  # simulation: 1 real time, 60 = a minute per second, 0 = as fast as possible
     stop_on: str = "cool_end"  # 'cool_end' or 'duration'
     max_duration_s: float = 1800.0
+    model: str = "r1"  # 'r1' (Bullet R1) or 'r2' (Bullet R2); with simulate, which virtual twin
     bt_channel: str = "a"
     execute_commands: bool = True  # read device.command_queue and execute APPROVED proposals
     landing_dir: str | None = None  # default: DAENA_LANDING_DIR (the telemetry ingest's folder)
@@ -68,7 +69,7 @@ class SidecarRunConfig(dg.Config):
 
     def sidecar_config(self, warehouse: str) -> SidecarConfig:
         return SidecarConfig(
-            machine_id=self.machine_id, machine_name=self.machine_name, simulate=self.simulate,
+            machine_id=self.machine_id, machine_name=self.machine_name, model=self.model, simulate=self.simulate,
             time_scale=self.time_scale, stop_on=self.stop_on, max_duration_s=self.max_duration_s,
             bt_channel=self.bt_channel, warehouse=warehouse if self.execute_commands else None,
             landing_dir=self.landing_dir or str(config.landing_dir()),

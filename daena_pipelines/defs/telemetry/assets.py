@@ -78,6 +78,8 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
         paths, others = ingest.discover(landing)
         if others:
             context.log.info(f"ignoring {len(others)} non-roast files in {landing}, e.g. {others[0].name}")
+        for stray in (p for p in others if p.suffix.lower() == ".json"):
+            context.log.info(f"ignoring {stray}: JSON without RoasTime's beanTemperature curve, so not a roast")
     with duckdb.get_connection() as con:
         report = ingest.ingest(con, paths, settings.quarantine_dir(), workers=config.workers)
         for path, kind, message in report.rejected:
