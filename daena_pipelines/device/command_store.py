@@ -35,12 +35,12 @@ CREATE TABLE IF NOT EXISTS device.command_queue (
     status VARCHAR NOT NULL,
     created_at TIMESTAMPTZ DEFAULT current_timestamp,
     approved_at TIMESTAMPTZ,
-    source VARCHAR
+    source VARCHAR,
+    roaster_serial VARCHAR,
+    expires_at TIMESTAMPTZ,
+    closed_at TIMESTAMPTZ,
+    closed_reason VARCHAR
 );
-ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS roaster_serial VARCHAR;
-ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ;
-ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_at TIMESTAMPTZ;
-ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_reason VARCHAR;
 CREATE TABLE IF NOT EXISTS device.command_executions (
     execution_id VARCHAR PRIMARY KEY,
     proposal_id VARCHAR NOT NULL,
@@ -78,8 +78,19 @@ QUEUE_COLUMNS = ("proposal_id", "machine_id", "command_type", "target_value", "t
                  "roaster_serial", "approved_at", "expires_at")
 
 
+# columns added by issue #8: added to a queue table created before them
+QUEUE_ADDED_COLUMNS = {"roaster_serial": "VARCHAR", "expires_at": "TIMESTAMPTZ", "closed_at": "TIMESTAMPTZ",
+                       "closed_reason": "VARCHAR"}
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
+    have = {name for (name,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'device' AND table_name = 'command_queue'"
+    ).fetchall()}
+    for name, kind in QUEUE_ADDED_COLUMNS.items():
+        if name not in have:  # only when missing: an ALTER of an existing column still conflicts with other writers
+            con.execute(f"ALTER TABLE device.command_queue ADD COLUMN {name} {kind}")
 
 
 class CommandBridge:
@@ -90,8 +101,12 @@ class CommandBridge:
     ``sync()`` runs one cycle and waits for it: only for stepped simulations, whose device time has
     no relation to the wall clock (in real or scaled time the thread runs on its own)."""
 
-    def __init__(self, warehouse_path: str, machine_id: str, recording_id: str, interval_s: float):
+    def __init__(self, warehouse_path: str, machine_id: str, recording_id: str, interval_s: float,
+                 keep_connection: bool = False):
         self.path = warehouse_path
+        # a stepped simulation (seconds of CPU) keeps one connection instead of opening one per cycle
+        self.keep_connection = keep_connection
+        self._con: duckdb.DuckDBPyConnection | None = None
         self.machine_id = machine_id
         self.recording_id = recording_id
         self.interval_s = interval_s
@@ -159,10 +174,15 @@ class CommandBridge:
                 self._cycles += 1
                 self._cycle_done.notify_all()
             if stopping:
+                if self._con is not None:
+                    self._con.close()
                 return
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._con is not None:
+            yield self._con
+            return
         with connect(self.path) as con:
             if not self._tables_ready:
                 ensure_tables(con)
@@ -171,6 +191,13 @@ class CommandBridge:
 
     def _cycle(self, read: bool) -> None:
         started = time.perf_counter()
+        if self.keep_connection and self._con is None:
+            try:
+                self._con = duckdb.connect(self.path)
+                ensure_tables(self._con)
+            except duckdb.Error as error:
+                log.warning("warehouse not open yet (%s)", error)
+                self._con = None
         while True:
             try:
                 kind, row = self._reports.get_nowait()

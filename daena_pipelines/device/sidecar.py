@@ -499,6 +499,10 @@ class Sidecar:
         begins (end reason 'error') and cycling goes on until the roaster is safe; if cycles keep
         failing, the same abort process runs without the loop (``drive_safe``)."""
         self.start()
+        return self.run_started()
+
+    def run_started(self) -> SidecarResult:
+        """``run`` after ``start`` (tests start, step to a point, inject a fault, then let it end)."""
         failures = 0
         while True:
             try:
@@ -565,7 +569,7 @@ class Sidecar:
         if cfg.warehouse:
             # device seconds -> real seconds; a stepped run drives the bridge with sync() instead
             interval = 3600.0 if self.stepped else cfg.queue_poll_interval_s / clock.time_scale
-            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval)
+            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval, keep_connection=self.stepped)
             self.bridge.session(self._session_row())
             self.bridge.start()
         self.heartbeat = time.monotonic()
