@@ -569,7 +569,7 @@ class Sidecar:
         if cfg.warehouse:
             # device seconds -> real seconds; a stepped run drives the bridge with sync() instead
             interval = 3600.0 if self.stepped else cfg.queue_poll_interval_s / clock.time_scale
-            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval, keep_connection=self.stepped)
+            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval, stepped=self.stepped)
             self.bridge.session(self._session_row())
             self.bridge.start()
         self.heartbeat = time.monotonic()

@@ -90,7 +90,11 @@ def roaster(request) -> VirtualRoaster:
 
 @pytest.fixture
 def warehouse(tmp_path):
-    return str(tmp_path / "w.duckdb")
+    """A warehouse with the device tables (created up front: two first-time creators in one process conflict)."""
+    path = str(tmp_path / "w.duckdb")
+    with duckdb.connect(path) as con:
+        ensure_tables(con)
+    return path
 
 
 def approve(warehouse, proposal_id, command_type, target=None, *, serial="4242", session=None, machine="r1",
