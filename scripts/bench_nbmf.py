@@ -21,8 +21,8 @@ from daena_pipelines.nbmf.benchmark import ALL, DEFAULT_REPETITIONS, LT4K, run_b
 from daena_pipelines.nbmf.codec import NbmfCodec  # noqa: E402
 from daena_pipelines.nbmf.corpus import load_corpus  # noqa: E402
 from daena_pipelines.nbmf.runs import write_artifacts  # noqa: E402
-from daena_pipelines.table_metadata import markdown_table  # noqa: E402
-from daena_pipelines.warehouse import connect  # noqa: E402
+from daena_pipelines.lib.metadata import markdown_table  # noqa: E402
+from daena_pipelines.db import connect  # noqa: E402
 
 
 def main() -> int:

@@ -4,13 +4,13 @@ telemetry ingest loads it, and the command outcome lands in commands.* beside it
 import dagster as dg
 import duckdb
 
-from daena_pipelines.commands.definitions import defs as commands_defs
 from daena_pipelines.definitions import defs
-from daena_pipelines.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.defs.commands import assets as commands_assets
+from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.defs.telemetry.assets import telemetry_ingest
+from daena_pipelines.defs.telemetry.checks import telemetry_checks
 from daena_pipelines.device.sidecar import stepped_recording_id
-from daena_pipelines.telemetry.assets import telemetry_ingest
-from daena_pipelines.telemetry.checks import telemetry_checks
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 
 def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeypatch):
@@ -65,7 +65,7 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
     assert executions == {"p-fan": "FAILED"} and "roaster is off" in errors[0][1], errors
 
     commands = dg.materialize(
-        list(commands_defs.assets), resources=resources,
+        dg.load_assets_from_modules([commands_assets]), resources=resources,
         run_config={"ops": {"command_proposals": {"config": {"sqlite_paths": [], "jsonl_paths": []}}}},
         raise_on_error=False,
     )

@@ -21,7 +21,7 @@ import pandas as pd
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, run_benchmark, targets
 from daena_pipelines.nbmf.codec import CODEC_VERSION, NbmfCodec
 from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus
-from daena_pipelines.warehouse import transaction
+from daena_pipelines.db import transaction
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 

@@ -8,12 +8,14 @@ Format facts are in docs/telemetry.md; the rules that matter here:
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import numpy as np
 
-from daena_pipelines.telemetry import pyliteral
+from daena_pipelines.telemetry import pyliteral, validate
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
+from daena_pipelines.values import short
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real profile; guards the parser's memory
 
@@ -40,20 +42,17 @@ def f_to_c(values):
 def parse_alog(data: bytes, source_path: str) -> RoastSession:
     if len(data) > MAX_FILE_BYTES:
         raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
+    if not data.strip():
+        raise InvalidSession("empty", f"empty file ({len(data)} bytes)")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte order mark some editors add is not content
     except UnicodeDecodeError as exc:
-        raise InvalidSession("encoding", f"not UTF-8 text: byte {exc.start} ({exc.reason})") from None
+        raise InvalidSession("encoding", f"not UTF-8 text: byte {exc.start} ({exc.reason}), near {data[max(exc.start - 12, 0):exc.start + 12]!r}") from None
     try:
         profile = pyliteral.loads(text)
-    except SyntaxError as exc:
-        raise InvalidSession("syntax", f"not a Python literal: {exc.msg} at line {exc.lineno}") from None
-    except (ValueError, TypeError) as exc:
-        raise InvalidSession("syntax", f"not a plain Python literal: {exc}") from None
-    except MemoryError:
-        raise InvalidSession("too_large", "literal too large to parse in memory") from None
-    except RecursionError:
-        raise InvalidSession("syntax", "literal nested too deeply") from None
+    except pyliteral.LiteralError as exc:
+        kind = "too_large" if "too large" in str(exc) else "syntax"
+        raise InvalidSession(kind, f"not a Python literal: {exc}") from None
     if not isinstance(profile, dict):
         raise InvalidSession("not_a_dict", f"top-level literal is a {type(profile).__name__}, expected a dict")
     return profile_to_session(profile)
@@ -68,32 +67,40 @@ def _require_list(profile: dict, key: str) -> list:
     return value
 
 
-def _numeric(values: list, key: str) -> np.ndarray:
+def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
+    # bool is an int to numpy: True would become 1.0, so types are checked before converting
+    bad = next((i for i, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    if bad is not None:
+        raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])}, expected a number")
     try:
         array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        bad = next(i for i, v in enumerate(values) if not isinstance(v, (int, float)) or isinstance(v, bool))
-        raise InvalidSession("bad_value", f"'{key}'[{bad}] is {values[bad]!r}, expected a number") from None
+    except OverflowError:
+        bad = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 2**1023)
+        raise InvalidSession("out_of_range", f"'{key}'[{bad}] is an integer of {len(str(abs(values[bad])))} digits, beyond any float") from None
     if array.ndim != 1:
         raise InvalidSession("bad_value", f"'{key}' must be a flat list of numbers")
     if not np.isfinite(array).all():
         raise InvalidSession("bad_value", f"'{key}' holds a non-finite number at index {int(np.argmin(np.isfinite(array)))}")
+    if limit is not None and (np.abs(array) > limit).any():
+        bad = int(np.argmax(np.abs(array) > limit))
+        raise InvalidSession("out_of_range", f"'{key}'[{bad}] = {array[bad]:.6g} is beyond ±{limit:g}: not a measurement")
     return array
 
 
 def _temperatures(values: list, key: str, unit: str) -> np.ndarray:
-    raw = _numeric(values, key)
+    raw = _numeric(values, key, validate.MAX_ABS_TEMPERATURE_C * (1.8 if unit == "F" else 1.0) + 32.0)
     celsius = f_to_c(raw) if unit == "F" else raw.copy()
     celsius[raw == -1] = np.nan  # Artisan's dropout marker, in either unit
     return celsius
 
 
-def _events(timeindex: list, n: int) -> dict[str, int]:
+def _events(timeindex: list, n: int) -> tuple[dict[str, int], bool]:
+    """(events, whether CHARGE is inferred). Without a CHARGE mark the first sample stands in
+    for it, as Artisan does when it analyses such a profile."""
     if len(timeindex) < 7 or not all(isinstance(i, int) and not isinstance(i, bool) for i in timeindex):
         raise InvalidSession("bad_events", f"'timeindex' must hold at least 7 integers, found {timeindex!r}")
-    charge = timeindex[0]
-    if charge == -1:
-        raise InvalidSession("no_charge", "no CHARGE event marked (timeindex[0] = -1): times from CHARGE are undefined")
+    charge_inferred = timeindex[0] == -1
+    charge = 0 if charge_inferred else timeindex[0]
     events = {"CHARGE": charge}
     events.update({name: idx for name, idx in zip(EVENTS[1:], timeindex[1:8]) if idx > 0})
     for name, idx in events.items():
@@ -101,28 +108,46 @@ def _events(timeindex: list, n: int) -> dict[str, int]:
             raise InvalidSession("bad_events", f"{name} index {idx} is outside the {n} samples")
     if "DROP" in events and events["DROP"] <= charge:
         raise InvalidSession("event_order", f"CHARGE (sample {charge}) is not before DROP (sample {events['DROP']})")
-    return events
+    return events, charge_inferred
 
 
-def _text(value) -> str | None:
-    # Artisan stores line breaks in free text as the two characters backslash + n.
-    if not isinstance(value, str) or not value.strip():
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescape_unicode(match: re.Match) -> str:
+    return chr(int(match.group(1), 16))
+
+
+def _text(value, key: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidSession("bad_value", f"'{key}' is {short(value)} ({type(value).__name__}), expected text")
+    if not value or not value.strip():
         return None
-    return value.replace("\\n", "\n").replace("\\t", "\t").strip()
+    # Artisan stores line breaks in free text as the two characters backslash + n, and some
+    # versions wrote non-ASCII letters as backslash-u escapes (e.g. \u00e9 for é).
+    text = value.replace("\\n", "\n").replace("\\t", "\t")
+    if "\\u" in text:
+        # a pair of escaped UTF-16 surrogates becomes one character
+        text = _UNICODE_ESCAPE.sub(_unescape_unicode, text).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.strip()
 
 
 def _weight_g(weight, index: int) -> float | None:
     if not isinstance(weight, list) or len(weight) < 3:
         return None
     value, unit = weight[index], str(weight[2]).lower()
-    if not isinstance(value, (int, float)) or value <= 0 or unit not in _GRAMS_PER_UNIT:
-        return None
-    return float(value) * _GRAMS_PER_UNIT[unit]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise InvalidSession("bad_value", f"'weight'[{index}] is {short(value)}, expected a number")
+    if not value or value <= 0 or unit not in _GRAMS_PER_UNIT:
+        return None  # Artisan writes 0 for a weight not entered
+    return validate.check_number(value, f"'weight'[{index}]") * _GRAMS_PER_UNIT[unit]
 
 
 def _roasted_at(profile: dict) -> datetime | None:
     epoch = profile.get("roastepoch")
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch > 0:
+        if not validate.EARLIEST <= epoch < validate.LATEST:
+            raise InvalidSession("out_of_range", f"'roastepoch' {epoch!r} is not a time between 1970 and 2100")
         return datetime.fromtimestamp(epoch, tz=timezone.utc)
     iso = profile.get("roastisodate")
     if isinstance(iso, str) and iso:
@@ -197,6 +222,8 @@ def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
     for key, value in computed.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
+        if key in _COMPUTED_TEMPS and value == -1:
+            continue  # Artisan's dropout marker (e.g. MET of a profile without an ET probe)
         if unit == "F" and key in _COMPUTED_TEMPS:
             value = (value - 32.0) * (5.0 / 9.0)  # f_to_c on a scalar, without numpy's overhead
         elif unit == "F" and key in _COMPUTED_DELTAS:
@@ -209,7 +236,7 @@ def profile_to_session(profile: dict) -> RoastSession:
     unit = profile.get("mode")
     if unit not in ("C", "F"):
         raise InvalidSession("bad_unit", f"'mode' must be 'C' or 'F', found {unit!r}")
-    timex = _numeric(_require_list(profile, "timex"), "timex")
+    timex = _numeric(_require_list(profile, "timex"), "timex", validate.MAX_RECORDING_S)
     et_raw, bt_raw = _require_list(profile, "temp1"), _require_list(profile, "temp2")
     if not len(timex) == len(et_raw) == len(bt_raw):
         raise InvalidSession(
@@ -221,7 +248,7 @@ def profile_to_session(profile: dict) -> RoastSession:
     if (steps <= 0).any():
         bad = int(np.argmax(steps <= 0)) + 1
         raise InvalidSession("time_not_increasing", f"timex[{bad}] = {timex[bad]} does not follow timex[{bad - 1}] = {timex[bad - 1]}")
-    events = _events(_require_list(profile, "timeindex"), len(timex))
+    events, charge_inferred = _events(_require_list(profile, "timeindex"), len(timex))
 
     controls: dict[str, np.ndarray] = {}
     extra = _extra_device_channels(profile, timex)
@@ -241,6 +268,10 @@ def profile_to_session(profile: dict) -> RoastSession:
             settings["auc_begin"] = profile["computed"]["AUCbegin"]
         if profile["computed"].get("AUCfromeventflag") == 1:
             settings["auc_base_from_event"] = True  # base = BT at the begin event
+    phases = profile.get("phases")
+    if isinstance(phases, list) and len(phases) >= 2 and isinstance(phases[1], (int, float)) and not isinstance(phases[1], bool):
+        # the dry-end threshold, in the profile's unit like every temperature
+        settings["dry_end_threshold_c"] = (phases[1] - 32.0) * (5.0 / 9.0) if unit == "F" else float(phases[1])
     interval = profile.get("samplinginterval")
     source = "simulator" if profile.get("daena_source") == "simulator" else "real"
     return RoastSession(
@@ -252,10 +283,10 @@ def profile_to_session(profile: dict) -> RoastSession:
         events=events,
         original_unit=unit,
         roasted_at=_roasted_at(profile),
-        machine=_text(profile.get("roastertype")),
-        beans=_text(profile.get("beans")),
-        title=_text(profile.get("title")),
-        notes=_text(profile.get("roastingnotes")),
+        machine=_text(profile.get("roastertype"), "roastertype"),
+        beans=_text(profile.get("beans"), "beans"),
+        title=_text(profile.get("title"), "title"),
+        notes=_text(profile.get("roastingnotes"), "roastingnotes"),
         batch_weight_g=_weight_g(profile.get("weight"), 0),
         roasted_weight_g=_weight_g(profile.get("weight"), 1),
         sample_interval_s=float(interval) if isinstance(interval, (int, float)) and interval > 0 else float(np.median(steps)),
@@ -265,4 +296,5 @@ def profile_to_session(profile: dict) -> RoastSession:
         extra=extra,
         settings=settings,
         artisan_computed=computed,
+        charge_inferred=charge_inferred,
     )

@@ -5,20 +5,22 @@ import sys
 from contextlib import closing
 
 import dagster as dg
+import duckdb
 import pytest
 
 from daena_pipelines.commands import alerts
-from daena_pipelines.commands import definitions as commands
 from daena_pipelines.commands.model import STATUSES
 from daena_pipelines.config import ASSETS_DIR, PROJECT_ROOT
-from daena_pipelines.warehouse import WarehouseResource, connect
+from daena_pipelines.db import connect
+from daena_pipelines.defs.commands import assets, checks
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 BLOCKING = {"proposal_keys_unique", "no_invalid_transition_accepted", "terminal_rows_have_timestamps", "outcome_counts_add_up"}
 
 
 def materialize(db, run_config=None):
     return dg.materialize(
-        [*commands.defs.assets, *commands.defs.asset_checks],
+        [*dg.load_assets_from_modules([assets]), *dg.load_asset_checks_from_modules([checks])],
         resources={"duckdb": WarehouseResource(database=str(db))},
         run_config=run_config,
     )
@@ -84,7 +86,7 @@ def test_rematerialising_replaces_instead_of_appending(default_run, tmp_path):
 
 def test_sidecar_executions_land_in_the_same_tables(tmp_path):
     db = tmp_path / "w.duckdb"
-    with connect(db) as con:
+    with closing(duckdb.connect(str(db))) as con:  # the device's table as an older sidecar wrote it
         con.execute("""
             CREATE SCHEMA device;
             CREATE TABLE device.command_executions (proposal_id VARCHAR, machine_id VARCHAR, session_id VARCHAR,
@@ -132,9 +134,9 @@ def test_lifecycle_check_catches_a_tampered_table(default_run, tmp_path):
         con.execute("UPDATE commands.audit_log SET from_status = 'APPROVED' WHERE proposal_id = ? AND to_status = 'COMPLETED'", [pid])
         con.execute("UPDATE commands.proposals SET rejected_at = NULL WHERE status = 'REJECTED'")
     resource = WarehouseResource(database=str(copy))
-    lifecycle = commands.no_invalid_transition_accepted(duckdb=resource)
+    lifecycle = checks.no_invalid_transition_accepted(duckdb=resource)
     assert not lifecycle.passed and lifecycle.metadata["offending_rows"].value == 2  # illegal move + broken chain
-    assert not commands.terminal_rows_have_timestamps(duckdb=resource).passed
+    assert not checks.terminal_rows_have_timestamps(duckdb=resource).passed
 
 
 def test_bundled_files_are_what_the_generator_writes(tmp_path):
@@ -152,7 +154,7 @@ def test_bundled_files_are_what_the_generator_writes(tmp_path):
 
 def test_sidecar_table_without_the_contract_columns_is_reported(tmp_path):
     db = tmp_path / "w.duckdb"
-    with connect(db) as con:
+    with closing(duckdb.connect(str(db))) as con:  # not the table the device migrations create
         con.execute("CREATE SCHEMA device; CREATE TABLE device.command_executions (proposal_id VARCHAR, state VARCHAR)")
     assert materialize(db).success
     errors = query(db, "SELECT location, error_kind, message FROM commands.ingest_errors WHERE error_kind = 'bad_schema'")

@@ -1,22 +1,21 @@
 """The NBMF benchmark asset: measure every codec on the warehouse's held-out records."""
 
-import json
-
 import dagster as dg
 
+from daena_pipelines.commands import contract as commands
 from daena_pipelines.config import results_dir
+from daena_pipelines.evals import contract as evals
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS
 from daena_pipelines.nbmf.runs import execute_run
-from daena_pipelines.table_metadata import markdown_table, table_metadata
-from daena_pipelines.warehouse import DUCKDB_POOL, WarehouseResource
+from daena_pipelines.lib.metadata import markdown_table, table_metadata
+from daena_pipelines.lib.specs import asset_defaults, key, keys
+from daena_pipelines.lib.warehouse import WarehouseResource
+from daena_pipelines.nbmf import contract
+from daena_pipelines.telemetry import contract as telemetry
 
+# the tables the benchmark corpus is drawn from (nbmf/corpus.py)
 CORPUS_SOURCES = [
-    ["telemetry", "sessions"],
-    ["telemetry", "points"],
-    ["commands", "proposals"],
-    ["commands", "audit_log"],
-    ["evals", "eval_runs"],
-    ["evals", "judge_scores"],
+    telemetry.SESSIONS, telemetry.POINTS, commands.PROPOSALS, commands.AUDIT_LOG, evals.EVAL_RUNS, evals.JUDGE_SCORES,
 ]
 
 
@@ -25,12 +24,9 @@ class NbmfBenchmarkConfig(dg.Config):
 
 
 @dg.asset(
-    key=["nbmf", "results"],
-    deps=[dg.AssetKey(k) for k in CORPUS_SOURCES],
-    kinds={"duckdb", "python"},
-    owners=["team:roasting-data"],
-    group_name="nbmf",
-    pool=DUCKDB_POOL,
+    key=key(contract.RESULTS),
+    deps=keys(CORPUS_SOURCES),
+    **asset_defaults("nbmf"),
     description=(
         "NBMF vs raw JSON, zlib-9, zstd-3 and zstd-19 on the warehouse's held-out records, per record class "
         "and size bucket: ratios, fidelity, latency percentiles and MB/s. Writes nbmf.runs, nbmf.results, "

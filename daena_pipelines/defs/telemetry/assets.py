@@ -8,16 +8,10 @@ import duckdb
 import numpy as np
 
 from daena_pipelines import config as settings
-from daena_pipelines.table_metadata import markdown_table, table_metadata
-from daena_pipelines.telemetry import ingest, plot, store
-from daena_pipelines.warehouse import DUCKDB_POOL, WarehouseResource
-
-GROUP = "telemetry"
-OWNERS = ["team:roasting-data"]
-SESSIONS = dg.AssetKey(["telemetry", "sessions"])
-POINTS = dg.AssetKey(["telemetry", "points"])
-ROAST_METRICS = dg.AssetKey(["telemetry", "roast_metrics"])
-INGEST_ERRORS = dg.AssetKey(["telemetry", "ingest_errors"])
+from daena_pipelines.lib.metadata import markdown_table, table_metadata
+from daena_pipelines.lib.specs import key, table_spec
+from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
+from daena_pipelines.telemetry import contract, ingest, plot
 
 
 class IngestConfig(dg.Config):
@@ -27,12 +21,6 @@ class IngestConfig(dg.Config):
     landing_dir: Optional[str] = None
     paths: Optional[list[str]] = None  # set by the landing sensor: only the new or changed files
     workers: Optional[int] = None  # parser processes; default min(2, cores)
-
-
-def _spec(key: dg.AssetKey, description: str, kinds: set[str] | None = None) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        key, description=description, group_name=GROUP, owners=OWNERS, kinds=kinds or {"duckdb", "python"}
-    )
 
 
 def latest_session_chart(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -72,10 +60,10 @@ def _report_markdown(report: ingest.IngestReport) -> str:
 
 @dg.multi_asset(
     specs=[
-        _spec(SESSIONS, "One row per roast session (Artisan .alog profiles and device sidecar recordings)."),
-        _spec(POINTS, "One row per telemetry sample: seconds from CHARGE, BT/ET °C, our RoR, heater/fan/drum, extra channels."),
-        _spec(ROAST_METRICS, "Per-session roast metrics (phases, DTR, TP, RoR, AUC, crash/flick) beside Artisan's own values."),
-        _spec(INGEST_ERRORS, "Files that could not become a session, with the reason; copies are in the quarantine folder."),
+        table_spec(contract.SESSIONS, "One row per roast session (Artisan .alog profiles and device sidecar recordings)."),
+        table_spec(contract.POINTS, "One row per telemetry sample: seconds from CHARGE, BT/ET °C, our RoR, heater/fan/drum, extra channels."),
+        table_spec(contract.ROAST_METRICS, "Per-session roast metrics (phases, DTR, TP, RoR, AUC, crash/flick) beside Artisan's own values."),
+        table_spec(contract.INGEST_ERRORS, "Files that could not become a session, with the reason; copies are in the quarantine folder."),
     ],
     pool=DUCKDB_POOL,
     can_subset=False,
@@ -107,7 +95,7 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
         }
         chart = latest_session_chart(con)
         yield dg.MaterializeResult(
-            asset_key=SESSIONS,
+            asset_key=key(contract.SESSIONS),
             metadata={
                 **table_metadata(
                     con, "telemetry.sessions",
@@ -119,14 +107,14 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
             },
         )
         yield dg.MaterializeResult(
-            asset_key=POINTS,
+            asset_key=key(contract.POINTS),
             metadata={
                 **table_metadata(con, "telemetry.points", "SELECT * EXCLUDE (extra) FROM telemetry.points WHERE t_s BETWEEN 0 AND 30 LIMIT 10"),
                 **({"latest_roast_curve": dg.MetadataValue.md(chart)} if chart else {}),
             },
         )
         yield dg.MaterializeResult(
-            asset_key=ROAST_METRICS,
+            asset_key=key(contract.ROAST_METRICS),
             metadata=table_metadata(
                 con, "telemetry.roast_metrics",
                 """SELECT m.session_id, s.beans, m.tp_s, m.fcs_s, m.drop_s, m.dtr_pct, m.drop_bt_c, m.auc_c_min, m.max_ror_c_per_min, m.crash, m.flick
@@ -134,7 +122,7 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
             ),
         )
         yield dg.MaterializeResult(
-            asset_key=INGEST_ERRORS,
+            asset_key=key(contract.INGEST_ERRORS),
             metadata={
                 **table_metadata(con, "telemetry.ingest_errors", "SELECT source_path, error_kind, message, seen_at FROM telemetry.ingest_errors ORDER BY seen_at DESC LIMIT 20"),
                 "rejected_this_run": dg.MetadataValue.int(len(report.rejected)),

@@ -10,24 +10,23 @@ import dagster as dg
 from pydantic import Field
 
 from daena_pipelines import config
-from daena_pipelines.device import command_store
+from daena_pipelines.db import transaction
+from daena_pipelines.device import command_store, contract
 from daena_pipelines.device.sidecar import SidecarConfig
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
-from daena_pipelines.table_metadata import table_metadata
-from daena_pipelines.warehouse import DUCKDB_POOL, WarehouseResource, transaction
+from daena_pipelines.lib.metadata import table_metadata
+from daena_pipelines.lib.specs import OWNERS, key, table_spec
+from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
-OWNERS = ["team:roasting-data"]
-QUEUE_KEY = dg.AssetKey(["device", "command_queue"])
-EXECUTIONS_KEY = dg.AssetKey(["device", "command_executions"])
-PIPES_CLIENT = "device_pipes_client"
+QUEUE_KEY, EXECUTIONS_KEY = key(contract.COMMAND_QUEUE), key(contract.COMMAND_EXECUTIONS)
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(QUEUE_KEY, description="Proposals the sidecar may execute: only rows in status APPROVED for its machine_id run.",
-                     kinds={"duckdb"}, owners=OWNERS, group_name="device"),
-        dg.AssetSpec(EXECUTIONS_KEY, description="What the sidecar did with each proposal: EXECUTING -> COMPLETED|FAILED|ABORTED|TIMEOUT, with the observed level.",
-                     kinds={"duckdb"}, owners=OWNERS, group_name="device"),
+        table_spec(contract.COMMAND_QUEUE, "Proposals the sidecar may execute: only rows in status APPROVED for its machine_id run.",
+                   kinds={"duckdb"}),
+        table_spec(contract.COMMAND_EXECUTIONS, "What the sidecar did with each proposal: EXECUTING -> COMPLETED|FAILED|ABORTED|TIMEOUT, with the observed level.",
+                   kinds={"duckdb"}),
     ],
     pool=DUCKDB_POOL,
 )
@@ -36,9 +35,9 @@ def device_command_tables(duckdb: WarehouseResource):
     with duckdb.get_connection() as con:
         with transaction(con):
             command_store.ensure_tables(con)
-        yield dg.MaterializeResult(asset_key=QUEUE_KEY, metadata=table_metadata(con, "device.command_queue"))
+        yield dg.MaterializeResult(asset_key=QUEUE_KEY, metadata=table_metadata(con, contract.COMMAND_QUEUE))
         yield dg.MaterializeResult(asset_key=EXECUTIONS_KEY, metadata=table_metadata(
-            con, "device.command_executions",
+            con, contract.COMMAND_EXECUTIONS,
             "SELECT proposal_id, command_type, target_value, status, observed_value, error, source "
             "FROM device.command_executions ORDER BY started_at DESC LIMIT 10"))
 
@@ -96,7 +95,7 @@ class SidecarRunConfig(dg.Config):
 
 
 @dg.asset(
-    key=["device", "sidecar_recording"],
+    key=key(contract.SIDECAR_RECORDING),
     description=(
         "One roast recorded from the Bullet R1 (or the virtual R1 with simulate=true) by the sidecar process, "
         "launched through Dagster Pipes; the *.sidecar.jsonl file lands in the landing folder for the telemetry ingest. "
@@ -125,9 +124,3 @@ def _jsonable(settings: SidecarConfig) -> dict:
     values["virtual"].pop("thermal")  # the model's defaults; not a run setting
     return values
 
-
-sidecar_job = dg.define_asset_job(
-    "sidecar_job",
-    selection=dg.AssetSelection.assets(QUEUE_KEY, EXECUTIONS_KEY, ["device", "sidecar_recording"]),
-    description="Record one roast with the sidecar (set simulate=true to use the virtual Bullet R1).",
-)

@@ -12,21 +12,27 @@ from pathlib import Path
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from daena_pipelines import config
-from daena_pipelines.db import connect, transaction
-
-__all__ = ["DUCKDB_POOL", "WarehouseResource", "connect", "transaction", "warehouse_resource"]
+from daena_pipelines import config, lake
+from daena_pipelines.db import connect
+from daena_pipelines.migrations import migrate
 
 DUCKDB_POOL = "duckdb"
 
 
 class WarehouseResource(DuckDBResource):
-    """dagster-duckdb's resource, creating the warehouse's folder on first connection."""
+    """dagster-duckdb's resource, creating the warehouse's folder and bringing its schema up to
+    date (daena_pipelines/migrations.py) on connection; the DuckLake catalog when `database` is
+    a ``ducklake:`` target."""
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if lake.is_ducklake(self.database):  # the DuckLake catalog (lake.py): no file lock to wait for
+            with connect(self.database) as con:
+                yield con
+            return
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as con:
+            migrate(con)
             yield con
 
 

@@ -6,8 +6,8 @@ import dagster as dg
 
 from daena_pipelines.regressions.findings import CheckEvaluation
 from daena_pipelines.regressions.golden import GoldenSuite, evaluate, checked_run, golden_dir, rule_text
-from daena_pipelines.table_metadata import markdown_table
-from daena_pipelines.warehouse import DUCKDB_POOL, WarehouseResource
+from daena_pipelines.lib.metadata import markdown_table
+from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
 FAILURES_KEY = "golden_failures"  # metadata key the sensor and the CI command read
 

@@ -15,9 +15,9 @@ import json
 
 import dagster as dg
 
-from daena_pipelines.regressions.checks import to_check_evaluation
+from daena_pipelines.lib.golden_checks import to_check_evaluation
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 BATCH = 200
 WATCHED_ASSETS = [["nbmf", "results"], ["evals", "eval_runs"]]
