@@ -21,11 +21,12 @@ from contextlib import contextmanager
 import duckdb
 
 from daena_pipelines.db import connect, transaction
+from daena_pipelines.migrations import Migration, migrate
 from daena_pipelines.device.safety import Command
 
 log = logging.getLogger(__name__)
 
-DDL = """
+DDL_V1 = """
 CREATE SCHEMA IF NOT EXISTS device;
 CREATE TABLE IF NOT EXISTS device.command_queue (
     proposal_id VARCHAR PRIMARY KEY,
@@ -37,11 +38,7 @@ CREATE TABLE IF NOT EXISTS device.command_queue (
     status VARCHAR NOT NULL,
     created_at TIMESTAMPTZ DEFAULT current_timestamp,
     approved_at TIMESTAMPTZ,
-    source VARCHAR,
-    roaster_serial VARCHAR,
-    expires_at TIMESTAMPTZ,
-    closed_at TIMESTAMPTZ,
-    closed_reason VARCHAR
+    source VARCHAR
 );
 CREATE TABLE IF NOT EXISTS device.command_executions (
     execution_id VARCHAR PRIMARY KEY,
@@ -59,16 +56,6 @@ CREATE TABLE IF NOT EXISTS device.command_executions (
     error VARCHAR,
     source VARCHAR NOT NULL
 );
-CREATE TABLE IF NOT EXISTS device.sidecar_sessions (
-    recording_id VARCHAR PRIMARY KEY,
-    machine_id VARCHAR NOT NULL,
-    roaster_serial VARCHAR,
-    model VARCHAR,
-    source VARCHAR NOT NULL,
-    started_at TIMESTAMPTZ NOT NULL,
-    ended_at TIMESTAMPTZ,
-    end_reason VARCHAR
-);
 """
 
 EXECUTION_COLUMNS = (
@@ -80,19 +67,29 @@ QUEUE_COLUMNS = ("proposal_id", "machine_id", "command_type", "target_value", "t
                  "roaster_serial", "approved_at", "expires_at")
 
 
-# columns added by issue #8: added to a queue table created before them
-QUEUE_ADDED_COLUMNS = {"roaster_serial": "VARCHAR", "expires_at": "TIMESTAMPTZ", "closed_at": "TIMESTAMPTZ",
-                       "closed_reason": "VARCHAR"}
+MIGRATIONS = [
+    Migration(1, "device tables as first created", DDL_V1),
+    Migration(2, "approvals name the roaster serial and an expiry; stale ones closed EXPIRED with a reason; live sidecar sessions", [
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS roaster_serial VARCHAR",
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ",
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_at TIMESTAMPTZ",
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_reason VARCHAR",
+        """CREATE TABLE IF NOT EXISTS device.sidecar_sessions (
+    recording_id VARCHAR PRIMARY KEY,
+    machine_id VARCHAR NOT NULL,
+    roaster_serial VARCHAR,
+    model VARCHAR,
+    source VARCHAR NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    ended_at TIMESTAMPTZ,
+    end_reason VARCHAR
+);""",
+    ]),
+]
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(DDL)
-    have = {name for (name,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'device' AND table_name = 'command_queue'"
-    ).fetchall()}
-    for name, kind in QUEUE_ADDED_COLUMNS.items():
-        if name not in have:  # only when missing: an ALTER of an existing column still conflicts with other writers
-            con.execute(f"ALTER TABLE device.command_queue ADD COLUMN {name} {kind}")
+    migrate(con, ["device"])
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")

@@ -189,7 +189,7 @@ def test_locked_warehouse_keeps_rows_in_memory_until_it_is_free(tmp_path):
     from daena_pipelines.device.command_store import CommandBridge
 
     path = str(tmp_path / "w.duckdb")
-    bridge = CommandBridge(path, "r1", "rec", interval_s=3600, stepped=True)
+    bridge = CommandBridge(path, "r1", "rec", interval_s=3600)  # its own process, short connections
     bridge.start()
     bridge.sync()  # creates the tables
     holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({path!r}); print('held', flush=True); time.sleep(60)"],

@@ -38,6 +38,14 @@ def take_control(sidecar, warehouse, roaster):
     assert sidecar.commanded
 
 
+def controlling(sim_config, roaster, warehouse, **overrides):
+    """A sidecar that has taken control of a roaster roasting for a minute: (sidecar, device, now)."""
+    sidecar, device = start(sim_config, roaster, warehouse, **overrides)
+    assert run_until(sidecar, roasting_for(60))
+    take_control(sidecar, warehouse, roaster)
+    return sidecar, device, sidecar.clock.now()
+
+
 def footer(result) -> dict:
     return orjson.loads(result.path.read_bytes().splitlines()[-1])
 
@@ -95,10 +103,7 @@ def test_fresh_approval_runs_and_the_exit_makes_the_commanded_roaster_safe(roast
 
 # ----- abort is a process ------------------------------------------------------------------------
 def test_abort_after_a_10_s_stall_while_controlling_completes(roaster, sim_config, warehouse):
-    sidecar, device = start(sim_config, roaster, warehouse)
-    assert run_until(sidecar, roasting_for(60))
-    take_control(sidecar, warehouse, roaster)
-    now = sidecar.clock.now()
+    sidecar, device, now = controlling(sim_config, roaster, warehouse)
     inject(device, stall_reads=(now, now + 10.0))
     approve(warehouse, "abort-now", "ABORT", serial=roaster.serial)
     assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
@@ -117,10 +122,7 @@ def test_abort_after_a_10_s_stall_while_controlling_completes(roaster, sim_confi
 
 
 def test_abort_signal_during_an_8_s_unplug_completes_after_replug(roaster, sim_config, warehouse):
-    sidecar, device = start(sim_config, roaster, warehouse)
-    assert run_until(sidecar, roasting_for(60))
-    take_control(sidecar, warehouse, roaster)
-    now = sidecar.clock.now()
+    sidecar, device, now = controlling(sim_config, roaster, warehouse)
     inject(device, disconnect_at_s=now, reconnect_after_s=8.0)
     assert run_until(sidecar, lambda s: s.driver is None)
     sidecar.request_abort("operator signal (SIGUSR1)")
@@ -173,10 +175,7 @@ def test_usb_write_timeout_while_sending_a_command(roaster, sim_config, warehous
 
 
 def test_usb_error_without_special_meaning_is_a_lost_poll_not_a_crash(roaster, sim_config, warehouse):
-    sidecar, device = start(sim_config, roaster, warehouse)
-    assert run_until(sidecar, roasting_for(60))
-    take_control(sidecar, warehouse, roaster)
-    now = sidecar.clock.now()
+    sidecar, device, now = controlling(sim_config, roaster, warehouse)
     inject(device, usb_errors=(now, now + 5.0))  # longer than lost_control_s: the abort trips
     assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
     result = sidecar.run_started()
@@ -209,10 +208,7 @@ def test_an_exception_in_every_cycle_still_ends_safe_with_a_footer(roaster, sim_
 
 # ----- disconnects -------------------------------------------------------------------------------
 def test_4_s_unplug_while_controlling_trips_the_lost_control_abort(roaster, sim_config, warehouse):
-    sidecar, device = start(sim_config, roaster, warehouse)
-    assert run_until(sidecar, roasting_for(60))
-    take_control(sidecar, warehouse, roaster)
-    now = sidecar.clock.now()
+    sidecar, device, now = controlling(sim_config, roaster, warehouse)
     inject(device, disconnect_at_s=now, reconnect_after_s=4.0)
     assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
     assert sidecar.abort.reason.startswith("lost control: no valid status for 3.")
@@ -222,10 +218,7 @@ def test_4_s_unplug_while_controlling_trips_the_lost_control_abort(roaster, sim_
 
 
 def test_permanent_unplug_counts_every_lost_poll_and_ends_within_the_window(roaster, sim_config, warehouse):
-    sidecar, device = start(sim_config, roaster, warehouse, reconnect_timeout_s=10.0)
-    assert run_until(sidecar, roasting_for(60))
-    take_control(sidecar, warehouse, roaster)
-    now = sidecar.clock.now()
+    sidecar, device, now = controlling(sim_config, roaster, warehouse, reconnect_timeout_s=10.0)
     inject(device, disconnect_at_s=now)
     result = sidecar.run_started()
     assert footer(result)["end_reason"] == "disconnected" and 99 <= result.lost_polls <= 102
@@ -296,7 +289,7 @@ def test_watchdog_makes_the_roaster_safe_when_the_poll_loop_hangs(roaster, sim_c
     sidecar, device = start(sim_config, roaster, warehouse, operator=False, time_scale=10.0, queue_poll_interval_s=0.5,
                             watchdog_timeout_s=0.5)
     approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
-    assert run_until(sidecar, lambda s: device.state == State.PREHEATING and device.heater >= 8, limit_s=60)
+    assert run_until(sidecar, lambda s: device.state == State.PREHEATING and device.heater >= 8, limit_s=600)
     stuck = sidecar.recorder.sample
 
     def hangs_once(*args):  # e.g. the recordings disk stalls for 3 s

@@ -14,9 +14,9 @@ import duckdb
 import orjson
 import pytest
 
-from daena_pipelines.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
 from daena_pipelines.device.roaster import State
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 from .conftest import approve, table_row
 
@@ -143,7 +143,7 @@ def test_sigint_right_after_an_abort_request_lets_the_abort_finish(tmp_path, mon
 
 def test_stop_during_an_unplug_ends_inside_the_termination_window(tmp_path, monkeypatch):
     # real time: the window that matters is Dagster's, in wall-clock seconds
-    child = Child("SIGINT during an unplug (real time)", tmp_path, monkeypatch, time_scale=1.0, exit_timeout_s=6.0, operator=False, disconnect_at_s=4.0)
+    child = Child("SIGINT during an unplug (real time)", tmp_path, monkeypatch, time_scale=1.0, exit_timeout_s=6.0, operator=False, disconnect_at_s=12.0)
     heating_by_command(child)
     child.wait_for(lambda lines: any(l["type"] == "fault" and l["kind"] == "disconnect" for l in lines))
     sent = child.send(signal.SIGINT)
