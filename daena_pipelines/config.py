@@ -49,3 +49,8 @@ def quarantine_dir() -> Path:
 def results_dir() -> Path:
     """Benchmark and evaluation artifacts (JSON/CSV) per run."""
     return _path_from_env("DAENA_RESULTS_DIR", data_dir() / "results")
+
+
+def lock_wait_s() -> float:
+    """How long a connection waits for another process's lock on the warehouse file (db.connect)."""
+    return float(os.environ.get("DAENA_LOCK_WAIT_S", "").strip() or 60.0)

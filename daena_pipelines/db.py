@@ -1,6 +1,7 @@
 """Dagster-free DuckDB helpers, safe to import in worker processes and scripts."""
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import time
@@ -11,24 +12,35 @@ from typing import TypeVar
 
 import duckdb
 
-from daena_pipelines import lake
+from daena_pipelines import config, lake
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class WarehouseBusy(duckdb.IOException):
+    """Another process held the warehouse file's lock for longer than the caller would wait
+    (a ``duckdb.IOException``, so handlers of DuckDB errors see it as one)."""
+
+
 @contextmanager
-def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path | str, read_only: bool = False, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection to the warehouse: the DuckDB file at `path`, or the DuckLake
     catalog when `path` is a ``ducklake:`` target (lake.py). A writable one first brings the
-    schema up to date (daena_pipelines/migrations.py)."""
+    schema up to date (daena_pipelines/migrations.py).
+
+    The one retry policy for the file's lock (docs/architecture.md): DuckDB lets one process
+    write, or any number read, never both at once. While another process holds a conflicting
+    lock, retry with growing, jittered pauses for up to `wait_s` seconds (default
+    ``config.lock_wait_s()``), logging each wait; then raise ``WarehouseBusy``. Callers that must
+    not block (the sidecar's poll loop) pass ``wait_s=0``."""
     if lake.is_ducklake(path):
         con = lake.open_lake(str(path), read_only)
     else:
         path = Path(path)
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = _open_waiting(path, read_only, config.lock_wait_s() if wait_s is None else wait_s)
     try:
         if not read_only:
             from daena_pipelines.migrations import migrate  # it imports this module
@@ -37,6 +49,27 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
         yield con
     finally:
         con.close()
+
+
+def _open_waiting(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    started = time.monotonic()
+    for attempt in itertools.count(1):
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            waited = time.monotonic() - started
+            if waited >= wait_s:
+                raise WarehouseBusy(
+                    f"the warehouse {path} stayed locked by another process for {waited:.1f} s ({attempt} attempts; "
+                    f"DAENA_LOCK_WAIT_S sets the wait): {str(exc).split('. However')[0]}"
+                ) from exc
+            pause = min(random.uniform(0.05, 0.15) * 2 ** min(attempt, 5), 2.0, wait_s - waited)
+            log.warning("warehouse %s is locked by another process; waiting %.2f s (attempt %d, %.1f of %.0f s)",
+                        path, pause, attempt, waited, wait_s)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 @contextmanager
@@ -63,5 +96,5 @@ def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.
             if "conflict" not in str(exc).lower() or attempt == attempts:
                 raise
             log.info("transaction conflict with a concurrent writer, retry %d/%d", attempt, attempts - 1)
-            time.sleep(random.uniform(0.02, 0.1) * min(attempt, 10))
+            time.sleep(random.uniform(0.01, 0.05) * min(attempt, 10))  # jittered: the losers do not collide again
     raise AssertionError("unreachable")

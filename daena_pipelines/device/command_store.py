@@ -228,7 +228,7 @@ class WarehouseIO:
                 self._tables_ready = True
             yield self._con
             return
-        with connect(self.path) as con:
+        with connect(self.path, wait_s=0) as con:  # never wait: the next cycle retries, nothing is lost
             if not self._tables_ready:
                 ensure_tables(con)
                 self._tables_ready = True

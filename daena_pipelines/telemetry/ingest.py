@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from daena_pipelines.telemetry import validate
+from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.roastime import parse_roastime
 
 if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser workers: they start faster
     import duckdb
@@ -46,8 +47,17 @@ PARALLEL_FROM = 64  # files; below this, process start-up costs more than it sav
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
-def parser_for(path: Path) -> Callable[[bytes, str], RoastSession] | None:
+def parser_for(path: Path, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
+    """The parser of a roast file, or None for files in no roast format. A `.json` file is a roast
+    only when its content is a RoasTime roast (a stray JSON file is ignored, not rejected)."""
     name = path.name.lower()
+    if name.endswith(".json"):
+        if data is None:
+            try:
+                data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
+            except OSError:
+                return None
+        return parse_roastime if roastime.looks_like_roastime(data) else None
     return next((parse for suffix, parse in PARSERS.items() if name.endswith(suffix)), None)
 
 
@@ -159,7 +169,10 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
     if sha256 in known_sha256s:
         return None
     try:
-        session = validate.validate(parser_for(Path(path))(data, path), path)
+        parse = parser_for(Path(path), data)
+        if parse is None:  # a .json that is no longer a RoasTime roast
+            raise InvalidSession("not_a_roast", "JSON without RoasTime's beanTemperature curve")
+        session = validate.validate(parse(data, path), path)
         return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
     except InvalidSession as exc:
         kind, message = exc.kind, str(exc)
