@@ -793,7 +793,10 @@ class Watchdog:
         sidecar = self.sidecar
         while not self._stop.wait(min(0.25, self.timeout_s / 4)):
             silent = time.monotonic() - sidecar.heartbeat
-            if silent <= self.timeout_s or self.fired:
+            if silent <= self.timeout_s:
+                self.fired = False  # cycling again: armed for the next silence
+                continue
+            if self.fired:
                 continue
             self.fired = True
             sidecar._fault("watchdog", f"poll loop silent for {silent:.1f} s")
