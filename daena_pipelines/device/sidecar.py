@@ -42,6 +42,8 @@ from daena_pipelines.device.roaster import (
 from daena_pipelines.device.safety import (
     LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, SafetyLimits, approval_refusal, refusal, trip_reason,
 )
+from daena_pipelines.device.r2.driver import BULLET_R2
+from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 STOP_CONDITIONS = ("cool_end", "duration")
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
 # roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
-MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1)}
+MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1), "r2": (BULLET_R2, plug_in_virtual_r2)}
 
 
 @dataclass

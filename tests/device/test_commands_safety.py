@@ -253,5 +253,5 @@ def _reading(state=p.State.ROASTING, heater=5, fan=3, drum=6) -> Status:
     (Command("l", "r1", "SET_FAN", float("inf")), _reading(), 150.0, "target inf is not a whole level"),
 ])
 def test_refusals(command, reading, bt, expected):
-    reason = refusal(command, reading, bt, SafetyLimits())
+    reason = refusal(command, reading, bt, SafetyLimits().within_model(p.LIMITS))
     assert (reason is None) if expected is None else (expected in reason), reason

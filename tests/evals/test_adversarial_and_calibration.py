@@ -6,6 +6,7 @@ import pytest
 
 from daena_pipelines import config
 from daena_pipelines.evals import calibration, judge
+from daena_pipelines.telemetry.ingest import parser_for
 
 from .messages_server import API_KEY, MessagesServer
 
@@ -63,6 +64,9 @@ def test_calibration_labels_are_complete_and_say_who_labelled_them():
     assert "not a panel" in header["labelled_by"] and header["labelled_on"]
     assert len(labels) == len({(lb.session_id, lb.case_id) for lb in labels}) >= calibration.MIN_PAIRS
     assert all(len(lb.justification) > 40 for lb in labels)
+    # Every label names a bundled session by its current id (ids are computed from the recordings).
+    bundled = {parser_for(p)(p.read_bytes(), str(p)).session_id for p in (config.ASSETS_DIR / "landing").glob("*.sidecar.jsonl")}
+    assert {lb.session_id for lb in labels} == bundled
 
 
 def test_spearman_and_kappa_match_hand_computed_values():

@@ -52,6 +52,7 @@ class SidecarRunConfig(dg.Config):
     time_scale: float = Field(default=1.0, description='Simulation speed: 1 real time, 60 = one roast minute per second, 0 = as fast as possible (deterministic).')
     stop_on: str = Field(default="cool_end", description="'cool_end': end when cooling ends; 'duration': end after max_duration_s.")
     max_duration_s: float = Field(default=1800.0, description='Longest session, device seconds.')
+    model: str = Field(default="r1", description="Roaster model: 'r1' (Bullet R1) or 'r2' (Bullet R2); with simulate, which virtual twin.")
     bt_channel: str = Field(default="a", description="Which status channel is bean temperature: 'a' = bytes 0-3 (Artisan's 'BT/DT' R1 device), 'b' = bytes 8-11 (Artisan's IBTS mode).")
     execute_commands: bool = Field(default=True, description='Read device.command_queue and execute valid approvals; false: record only.')
     approval_ttl_s: float = Field(default=300.0, description='An approval without expires_at expires this many seconds after approved_at; stale ones are closed EXPIRED.')
@@ -75,7 +76,8 @@ class SidecarRunConfig(dg.Config):
 
     def sidecar_config(self, warehouse: str) -> SidecarConfig:
         return SidecarConfig(
-            machine_id=self.machine_id, machine_name=self.machine_name, roaster_serial=self.roaster_serial,
+            machine_id=self.machine_id, machine_name=self.machine_name, model=self.model,
+            roaster_serial=self.roaster_serial,
             simulate=self.simulate, time_scale=self.time_scale, stop_on=self.stop_on,
             max_duration_s=self.max_duration_s, bt_channel=self.bt_channel,
             warehouse=warehouse if self.execute_commands else None, approval_ttl_s=self.approval_ttl_s,
