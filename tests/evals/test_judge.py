@@ -268,6 +268,8 @@ def test_batch_mode_reads_results_row_by_row(server):
     assert "canceled" in rows[5]["reason"]
     assert {r["batch_id"] for r in rows} == {"msgbatch_sim_0"} and ledger.batches["msgbatch_sim_0"]["status"] == "ended"
     assert json.loads(rows[0]["usage"])["service_tier"] == "batch" and rows[0]["stop_reason"] == "end_turn"
+    counts = client(server).messages.batches.retrieve("msgbatch_sim_0").request_counts
+    assert (counts.succeeded, counts.errored, counts.expired, counts.canceled, counts.processing) == (3, 1, 1, 1, 0)
 
 
 def test_a_rerun_resumes_the_open_batch_instead_of_paying_twice():
