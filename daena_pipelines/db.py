@@ -119,5 +119,5 @@ def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.
             if "conflict" not in str(exc).lower() or attempt == attempts:
                 raise
             log.info("transaction conflict with a concurrent writer, retry %d/%d", attempt, attempts - 1)
-            time.sleep(random.uniform(0.02, 0.1) * min(attempt, 10))
+            time.sleep(random.uniform(0.01, 0.05) * min(attempt, 10))  # jittered: the losers do not collide again
     raise AssertionError("unreachable")

@@ -36,7 +36,7 @@ class Faults:
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     heater_ignores_steps: bool = False
-    command_write_timeouts: tuple[float, float] | None = None  # (from, to): 4-byte command writes time out
+    command_write_timeouts: tuple[float, float] | None = None  # (from, to): command writes (not status requests) time out
     usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
     permission_denied: bool = False  # opening fails like a missing udev rule
     kernel_driver_busy: bool = False  # another driver holds the interface and cannot be detached
@@ -416,7 +416,7 @@ class VirtualR1Backend(usb.backend.IBackend):
         if ep != self.EP_OUT or intf not in self.claimed:
             raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x} of unclaimed/wrong interface")
         faults = self.device.config.faults
-        if len(data) == 4 and self.device._in_window(faults.command_write_timeouts):
+        if len(data) >= 4 and self.device._in_window(faults.command_write_timeouts):  # commands, not requests
             self.device.clock.sleep(timeout / 1000.0)
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
         if self.device._in_window(faults.usb_errors):

@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 
 import duckdb
 
-from daena_pipelines.evals import judge, scoring
+from daena_pipelines.evals import calibration, judge, scoring
 from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
 from daena_pipelines.db import insert, table_exists, transaction
 
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS evals.eval_runs (
     beans VARCHAR, machine VARCHAR, session_source VARCHAR, outcome VARCHAR, reason VARCHAR,
     {", ".join(f"{g}_pass BOOLEAN" for g in scoring.GATES)},
     gates JSON, metrics JSON, commands_available BOOLEAN, evaluated_at TIMESTAMPTZ);
+ALTER TABLE evals.eval_runs ADD COLUMN IF NOT EXISTS fc_crash_pass BOOLEAN;
 CREATE TABLE IF NOT EXISTS evals.pass_at_k (
     case_id VARCHAR PRIMARY KEY, expectation VARCHAR, trials_required INTEGER, pass_k INTEGER,
     n_trials INTEGER, n_success INTEGER, n_needs_review INTEGER, pass_at_1 DOUBLE, pass_at_k DOUBLE,
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS evals.judge_scores (
     cache_read_input_tokens INTEGER, cache_creation_input_tokens INTEGER, cost_usd DOUBLE, latency_ms DOUBLE,
     attempts INTEGER, message_id VARCHAR, batch_id VARCHAR, from_cache BOOLEAN, judged_at TIMESTAMPTZ);
 {"".join(f"ALTER TABLE evals.judge_scores ADD COLUMN IF NOT EXISTS {c} {t};" for c, t in JUDGE_ADDED_COLUMNS.items())}
+CREATE TABLE IF NOT EXISTS evals.judge_agreement (
+    source VARCHAR, endpoint VARCHAR, model VARCHAR, prompt_version VARCHAR, comparison VARCHAR, dimension VARCHAR,
+    n_pairs INTEGER, spearman DOUBLE, kappa DOUBLE, agreement_rate DOUBLE, status VARCHAR, labels_file VARCHAR,
+    computed_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS evals.judge_batches (
     batch_id VARCHAR PRIMARY KEY, endpoint VARCHAR, model VARCHAR, prompt_version VARCHAR, custom_ids VARCHAR[],
     status VARCHAR, note VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ);
@@ -205,6 +210,36 @@ def refresh_pass_at_k(con) -> None:
     with transaction(con):
         con.execute("DELETE FROM evals.pass_at_k")
         insert(con, "evals.pass_at_k", rows, columns)
+
+
+AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "comparison", "dimension", "n_pairs", "spearman",
+                     "kappa", "agreement_rate", "status", "labels_file", "computed_at")
+
+
+def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_file: str) -> list[dict]:
+    """evals.judge_agreement over all judged rows, one block of rows per (source, endpoint, model, prompt version):
+    sources are never pooled, so a simulator's agreement never stands for the real judge's."""
+    judged = _rows(con.execute(
+        f"SELECT session_id, case_id, source, endpoint, model, prompt_version, {', '.join(judge.SCORE_COLUMNS.values())} "
+        "FROM evals.judge_scores WHERE status = 'judged'"
+    ))
+    outcomes = {(s, c): o for s, c, o in con.execute(
+        "SELECT session_id, case_id, outcome FROM evals.eval_runs WHERE case_id IS NOT NULL "
+        "QUALIFY row_number() OVER (PARTITION BY session_id, case_id ORDER BY evaluated_at DESC) = 1"
+    ).fetchall()}
+    groups: dict[tuple, list[dict]] = {}
+    for r in judged:
+        groups.setdefault((r["source"], r["endpoint"], r["model"], r["prompt_version"]), []).append(r)
+    now = datetime.now(timezone.utc)
+    rows = [
+        {"source": g[0], "endpoint": g[1], "model": g[2], "prompt_version": g[3], **a, "labels_file": labels_file,
+         "computed_at": now}
+        for g, members in sorted(groups.items()) for a in calibration.agreement(members, labels, outcomes)
+    ]
+    with transaction(con):
+        con.execute("DELETE FROM evals.judge_agreement")
+        insert(con, "evals.judge_agreement", [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS)
+    return rows
 
 
 def read_judge_inputs(con, first: date, last: date) -> list[dict]:

@@ -140,6 +140,10 @@ def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
     return pa.table({c: [row.get(c) for row in rows] for c in columns})
 
 
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], columns: list[str]) -> None:
+    insert(con, table, _rows_table(rows, columns))
+
+
 def write_batch(
     con: duckdb.DuckDBPyConnection,
     batch: list[SessionRows],
@@ -155,6 +159,8 @@ def write_batch(
     between threads) refuses to commit a delete from a table another transaction deleted from since
     this one began: of two concurrent batch writes one commits, the other fails and is retried
     (db.retrying_transaction) against the state that now includes the first one's sessions."""
+    if not (batch or outcomes or errors or replaced_session_ids):
+        return  # e.g. a concurrent run ingested all of them first: nothing to commit, nothing to conflict
     con.execute("UPDATE telemetry.ingest_commits SET batches = batches + 1")
     if replaced_session_ids:
         con.register("stale_sessions", pa.table({"session_id": replaced_session_ids}))
@@ -166,7 +172,7 @@ def write_batch(
                select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
         insert(con, "telemetry.points", points_table(batch))
         metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
-        insert(con, "telemetry.roast_metrics", _rows_table(metrics, ["session_id", *METRIC_COLUMNS]))
+        insert_rows(con, "telemetry.roast_metrics", metrics, ["session_id", *METRIC_COLUMNS])
     if errors:
         columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
         insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
