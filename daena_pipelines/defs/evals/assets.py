@@ -148,7 +148,7 @@ def judge_scores(
     **asset_defaults("evals"),
 )
 def judge_agreement(duckdb: WarehouseResource) -> dg.MaterializeResult:
-    labels_file = config.GOLDEN_DIR / "judge" / "calibration.json"
+    labels_file = config.golden_dir() / "judge" / "calibration.json"
     try:
         header, labels = calibration.load_labels(labels_file)
     except (OSError, ValueError) as exc:
