@@ -26,7 +26,7 @@ import numpy as np
 from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
-from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
 from daena_pipelines.telemetry.roastime import parse_roastime
 
 if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser workers: they start faster
@@ -347,7 +347,7 @@ class _State:
     """What the warehouse already holds, as far as classifying new files goes."""
 
     known_sha256s: dict[str, set[str]]  # path -> contents already ingested from it
-    sessions: dict[str, tuple[str, str]]  # session_id -> (path, sha256)
+    sessions: dict[str, tuple[str, str, int, int]]  # session_id -> (path, sha256, richness, size)
     session_by_path: dict[str, str]
 
     @classmethod
@@ -355,8 +355,11 @@ class _State:
         known: dict[str, set[str]] = {}
         for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
             known.setdefault(path, set()).add(sha)
-        sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
-        return cls(known, sessions, {path: sid for sid, (path, _sha) in sessions.items()})
+        richness = " + ".join(f"({c} IS NOT NULL)::INTEGER" for c in (*RICHNESS_FIELDS, "artisan_computed"))
+        sessions = {sid: (path, sha, rich, size or 0) for sid, path, sha, rich, size in con.execute(
+            f"""SELECT s.session_id, s.source_path, s.content_sha256, {richness}, f.size_bytes FROM telemetry.sessions s
+                LEFT JOIN telemetry.source_files f USING (source_path, content_sha256)""").fetchall()}
+        return cls(known, sessions, {path: sid for sid, (path, *_rest) in sessions.items()})
 
 
 def _classify(items: list[Prepared], state: _State, report: IngestReport):
@@ -365,6 +368,7 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
 
     batch: list[SessionRows] = []
     outcomes, errors, replaced = [], [], []
+    written: dict[str, tuple[SessionRows, FileOutcome]] = {}  # session id -> what this batch writes for it
     for item in items:
         path = _storable(item.path)
         if item.sha256 in state.known_sha256s.get(path, ()):  # a concurrent run took it first
@@ -382,10 +386,31 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
             sid = item.rows.session["session_id"]
             outcome.session_id = sid
             holder = state.sessions.get(sid)
-            if holder is not None and holder[0] != item.path:
+            if holder is not None and holder[0] != item.path and item.rows.richness <= holder[2]:
                 same_bytes = "identical bytes" if holder[1] == item.sha256 else "the same roast measurements"
                 outcome.status, outcome.detail = "duplicate", f"{same_bytes} as {holder[0]} (session {sid})"
                 report.duplicates.append((item.path, outcome.detail))
+            elif holder is not None and holder[0] != item.path:
+                # the same roast, but this copy carries more (e.g. the roasted weight): it is kept
+                # and the poorer copy becomes the duplicate
+                detail = f"the same roast measurements as {item.path}, which carries more and is kept (session {sid})"
+                if sid in written:  # the poorer copy is in this very batch
+                    poorer_rows, poorer = written.pop(sid)
+                    batch.remove(poorer_rows)
+                    report.loaded.remove(sid)
+                else:
+                    replaced.append(sid)
+                    poorer = FileOutcome(holder[0], holder[1], holder[3], status="loaded")
+                    outcomes.append(poorer)
+                poorer.status, poorer.session_id, poorer.detail = "duplicate", sid, detail
+                report.duplicates.append((holder[0], detail))
+                outcome.detail = f"richer copy of {holder[0]}, which it replaces"
+                state.session_by_path.pop(holder[0], None)
+                batch.append(item.rows)
+                written[sid] = (item.rows, outcome)
+                state.sessions[sid] = (item.path, item.sha256, item.rows.richness, item.size)
+                state.session_by_path[item.path] = sid
+                report.loaded.append(sid)
             else:
                 previous = state.session_by_path.get(item.path)
                 if previous is not None:  # this path's content changed: its old session goes
@@ -394,7 +419,8 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
                     outcome.status = "replaced"
                     report.replaced.append(previous)
                 batch.append(item.rows)
-                state.sessions[sid] = (item.path, item.sha256)
+                written[sid] = (item.rows, outcome)
+                state.sessions[sid] = (item.path, item.sha256, item.rows.richness, item.size)
                 state.session_by_path[item.path] = sid
                 report.loaded.append(sid)
         state.known_sha256s.setdefault(path, set()).add(item.sha256)

@@ -48,6 +48,10 @@ ARTISAN_COLUMNS = {
 }
 
 
+# session fields that make one copy of a roast richer than another (telemetry.sessions columns too)
+RICHNESS_FIELDS = ("roasted_weight_g", "batch_weight_g", "beans", "title", "notes", "roasted_at", "machine")
+
+
 class InvalidSession(ValueError):
     """A file that cannot become a session. ``kind`` is a short machine-readable error kind."""
 
@@ -107,9 +111,9 @@ class RoastSession:
         return digest.hexdigest()[:20]
 
     def richness(self) -> int:
-        """How much a copy carries beyond the measurements: which of two copies of one roast to keep."""
-        fields = (self.roasted_weight_g, self.batch_weight_g, self.beans, self.title, self.notes, self.roasted_at, self.machine)
-        return sum(value is not None for value in fields) + (1 if self.artisan_computed else 0)
+        """How much a copy carries beyond the measurements (filled RICHNESS_FIELDS, Artisan's
+        computed block): of two copies of one roast the richer is kept."""
+        return sum(getattr(self, name) is not None for name in RICHNESS_FIELDS) + (1 if self.artisan_computed else 0)
 
 
 @dataclass

@@ -116,7 +116,7 @@ def test_the_duplicate_copies_are_recognised(real_warehouse):
     con, *_ = real_warehouse
     duplicates = dict(con.execute("SELECT source_path, detail FROM telemetry.source_files WHERE status = 'duplicate'").fetchall())
     names = {Path(p).name for p in duplicates}
-    # dupe-coffee_* and roast_25-08-17_1612 hold the same roast: whichever sorts second is the duplicate
+    # dupe-coffee_* and roast_25-08-17_1612 hold the same roast and carry as much: the one that sorts second is the duplicate
     assert "roast_25-08-17_1612.alog" in names
     assert all("same roast" in d or "identical bytes" in d for d in duplicates.values())
     sessions = con.execute("SELECT count(*), count(DISTINCT session_id) FROM telemetry.sessions").fetchone()
