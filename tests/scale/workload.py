@@ -82,9 +82,10 @@ HALF_WRITTEN = ("duplicate_sessions", "duplicate_files", "sessions_without_point
                 "orphan_points", "orphan_metrics", "sessions_without_file")
 
 
-def writer(target: str | Path, folder: Path, batch_size: int, announce: bool = False, **popen) -> subprocess.Popen:
+def writer(target: str | Path, folder: Path, batch_size: int, announce: bool = False, workers: int = 1, **popen) -> subprocess.Popen:
     """`ingest` below in a process of its own."""
-    command = [sys.executable, "-m", "tests.scale.workload", "ingest", str(target), str(folder), "--batch-size", str(batch_size)]
+    command = [sys.executable, "-m", "tests.scale.workload", "ingest", str(target), str(folder),
+               "--batch-size", str(batch_size), "--workers", str(workers)]
     return subprocess.Popen([*command, *(["--announce-batches"] if announce else [])], cwd=ROOT, text=True, **popen)
 
 
