@@ -73,7 +73,7 @@ def test_an_ingest_succeeds_beside_a_reader_polling_the_file(warehouse, tmp_path
         paths[-1].write_bytes(alog_bytes(profile(roastUUID=f"poll-{i}")))
     poll = """
     print("ready", flush=True)
-    end = time.monotonic() + 4
+    end = time.monotonic() + 3
     while time.monotonic() < end:  # open, read, close, as every reader here does
         try:
             with duckdb.connect(path, read_only=True) as con:
