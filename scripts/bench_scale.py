@@ -10,8 +10,8 @@ Starts its own PostgreSQL server (tests/scale/pg.py) and prints three tables:
    each backend, one after the other in this run: sessions/s and the writer's peak RSS (its
    parser workers' largest peak beside it), the DuckDB file as the baseline of the ratio;
 2. load: four writer processes ingesting the same `--load-copies` folder into one DuckLake
-   warehouse at once, beside the landing sensor's run (in this process) and a reader opening a
-   read-only connection every 100 ms: lock errors, commit conflicts retried, lost and duplicated
+   warehouse at once, beside the landing sensor's run (in this process) and a read-only reader
+   querying every 100 ms: lock errors, commit conflicts retried, lost and duplicated
    sessions, and the counts against a serial ingest of the same folder;
 3. kill -9: a writer killed right after its 1st, 3rd and 6th batch commit, in each backend: the
    half-written/duplicated rows found afterwards (each kill continues from the state the previous
@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -96,34 +95,24 @@ def load(pg: PostgresServer, work: Path, copies: int, writers: int, batch_size: 
     serial_s = time.perf_counter() - started
     target = new_lake(pg, work, "load")
 
-    reads, read_errors, stop = [], [], threading.Event()
-
-    def reader():
-        while not stop.is_set():
-            try:
-                with connect(target, read_only=True) as con:
-                    reads.append(con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0])
-            except Exception as exc:
-                read_errors.append(repr(exc))
-            time.sleep(0.1)
-
     os.environ["DAENA_LANDING_DIR"] = str(landing)
     request = defs.get_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context()).run_requests[0]
     started = time.perf_counter()
-    threading.Thread(target=reader, daemon=True).start()
+    reader = workload.Reader(target)
+    reader.start()
     processes = [workload.writer(target, landing, batch_size, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(writers)]
     sensor_run = dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=target)},
                                 run_config=request.run_config, raise_on_error=False)
     results = [p.communicate() for p in processes]
     elapsed = time.perf_counter() - started
-    stop.set()
+    reader.stop()
     logs = "".join(err for _out, err in results)
     lake_counts, serial_counts = workload.integrity(target), workload.integrity(serial)
     lost = len(set(workload.points_per_session(serial)) - set(workload.points_per_session(target)))
     print(f"\n2. load: {len(files)} files, {writers} writer processes + the landing sensor's run + a reader every 100 ms, batch {batch_size}")
     print(f"  writers exit codes {[p.returncode for p in processes]}, sensor run success {sensor_run.success}, wall {elapsed:.1f} s (serial ingest into a file {serial_s:.1f} s)")
-    print(f"  lock errors: {logs.count('locked') + sum('lock' in e.lower() for e in read_errors)}, reader errors: {len(read_errors)}, "
-          f"reads: {len(reads)}, read counts never went back: {reads == sorted(reads)}")
+    print(f"  lock errors: {logs.count('locked') + sum('lock' in e.lower() for e in reader.errors)}, reader errors: {len(reader.errors)}, "
+          f"reads: {len(reader.counts)} ({len(reader.counts) / elapsed:.1f}/s), read counts never went back: {reader.counts == sorted(reader.counts)}")
     print(f"  commit conflicts retried: {logs.count('transaction conflict')}")
     print(f"  sessions: DuckLake {lake_counts['sessions']}, serial {serial_counts['sessions']}; lost {lost}, "
           f"duplicated {lake_counts['duplicate_sessions']}; every count equal to the serial run: {lake_counts == serial_counts}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -74,32 +72,22 @@ def test_four_writers_a_sensor_run_and_a_reader_at_once(artisan_dir, data_env, l
     with connect(lake_target) as con:  # the catalog and tables exist before the writers start
         store.ensure_schema(con)
 
-    reads, read_errors, stop = [], [], threading.Event()
-
-    def reader():
-        while not stop.is_set():
-            try:
-                with connect(lake_target, read_only=True) as con:
-                    reads.append(con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0])
-            except Exception as exc:  # counted, and the test fails on any
-                read_errors.append(repr(exc))
-            time.sleep(0.1)
-
     sensor = defs.get_sensor_def("landing_folder_sensor")
     request = sensor.evaluate_tick(dg.build_sensor_context()).run_requests[0]
-    threading.Thread(target=reader, daemon=True).start()
+    reader = workload.Reader(lake_target)
+    reader.start()
     writers = [workload.writer(lake_target, landing, 5, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
     sensor_run = dg.materialize(  # the run the landing sensor asked for, beside the four
         [telemetry_ingest], resources={"duckdb": WarehouseResource(database=lake_target)}, run_config=request.run_config,
     )
     outputs = [w.communicate(timeout=300) for w in writers]
-    stop.set()
+    reader.stop()
     assert sensor_run.success
     for writer, (out, err) in zip(writers, outputs):
         assert writer.returncode == 0, err[-3000:]
         assert "Traceback" not in err and "locked" not in err, err[-3000:]
-    assert read_errors == [] and len(reads) >= 5
-    assert reads == sorted(reads)  # a reader only ever sees whole batches, never a count going back
+    assert reader.errors == [] and len(reader.counts) >= 20
+    assert reader.counts == sorted(reader.counts)  # whole batches only: a count never goes back
     assert workload.integrity(lake_target) == serial
     assert workload.points_per_session(lake_target) == workload.points_per_session(tmp_path / "serial.duckdb")
 

@@ -20,6 +20,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -99,6 +100,34 @@ def kill_after_batches(target: str | Path, folder: Path, batches: int, batch_siz
     process.send_signal(signal.SIGKILL)
     process.wait()
     return integrity(target)
+
+
+class Reader(threading.Thread):
+    """A read-only reader counting sessions every `interval_s` on one connection (each query its own
+    transaction, so it sees the latest committed state); every failure is kept in `errors`."""
+
+    def __init__(self, target: str | Path, interval_s: float = 0.1):
+        super().__init__(daemon=True)
+        self.target, self.interval_s = target, interval_s
+        self.counts: list[int] = []
+        self.errors: list[str] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with connect(self.target, read_only=True) as con:
+                while not self._stop_event.is_set():
+                    try:
+                        self.counts.append(con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0])
+                    except Exception as exc:  # counted; the callers require none
+                        self.errors.append(repr(exc))
+                    time.sleep(self.interval_s)
+        except Exception as exc:
+            self.errors.append(repr(exc))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
 
 
 def _announce_commits() -> None:
