@@ -77,7 +77,7 @@ def main() -> int:
         print(f"{'ingest total':44s} {total:7.2f} {1000 * total / len(files):8.3f}")
         print(f"{'baseline: read + ast.literal_eval':44s} {baseline:7.2f} {1000 * baseline / len(files):8.3f}")
         print(f"one-process ratio (baseline / ingest CPU): {baseline / total:.2f}; two workers at best double it, "
-              f"minus the main process's write ({'see above'})")
+              "less the main process's warehouse write")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
