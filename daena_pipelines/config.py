@@ -22,9 +22,18 @@ def data_dir() -> Path:
     return _path_from_env("DAENA_DATA_DIR", PROJECT_ROOT / "data")
 
 
-def warehouse_path() -> Path:
-    """The one DuckDB warehouse file."""
+def warehouse_path() -> Path | str:
+    """The warehouse: the one DuckDB file by default, or a DuckLake catalog when DAENA_WAREHOUSE
+    is a ``ducklake:`` ATTACH target (see lake.py), returned as that string."""
+    value = os.environ.get("DAENA_WAREHOUSE", "").strip()
+    if value.startswith("ducklake:"):
+        return value
     return _path_from_env("DAENA_WAREHOUSE", data_dir() / "warehouse.duckdb")
+
+
+def lake_data_path() -> str:
+    """Where a DuckLake warehouse writes its Parquet files: a folder or an object-store URL."""
+    return os.environ.get("DAENA_LAKE_DATA_PATH", "").strip() or str(data_dir() / "lake") + "/"
 
 
 def landing_dir() -> Path:

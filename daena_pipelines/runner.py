@@ -12,6 +12,7 @@ import dagster as dg
 
 from daena_pipelines import config
 from daena_pipelines.db import connect
+from daena_pipelines.lake import is_ducklake
 
 DEFAULT_JOB = "daena_default_job"
 PARTITIONED_JOB = "eval_job"
@@ -21,7 +22,7 @@ DOWNSTREAM_JOB = "daena_downstream_job"
 def session_days(partitions_def: dg.PartitionsDefinition) -> list[str]:
     """Partition keys (UTC days) on which the warehouse has roast sessions."""
     path = config.warehouse_path()
-    if not path.exists():
+    if not is_ducklake(path) and not path.exists():
         return []
     with connect(path, read_only=True) as con:
         if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'telemetry' AND table_name = 'sessions'").fetchone()[0]:

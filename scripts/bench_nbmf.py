@@ -25,8 +25,8 @@ from daena_pipelines.nbmf.benchmark import ALL, BOUND, DEFAULT_REPETITIONS, LT4K
 from daena_pipelines.nbmf.codec import NbmfCodec  # noqa: E402
 from daena_pipelines.nbmf.corpus import load_corpus, with_reference  # noqa: E402
 from daena_pipelines.nbmf.runs import write_artifacts  # noqa: E402
-from daena_pipelines.table_metadata import markdown_table  # noqa: E402
-from daena_pipelines.warehouse import connect  # noqa: E402
+from daena_pipelines.lib.metadata import markdown_table  # noqa: E402
+from daena_pipelines.db import connect  # noqa: E402
 
 RATIO_CODECS = ("raw_json", "zlib_9", "zstd_3", "zstd_19", "zstd_dict_1", "zstd_dict_3", "zstd_dict_19", "nbmf_lossless", "nbmf_semantic")
 

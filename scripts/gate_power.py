@@ -34,7 +34,7 @@ from daena_pipelines.nbmf.codec import NbmfCodec  # noqa: E402
 from daena_pipelines.nbmf.corpus import load_corpus, with_reference  # noqa: E402
 from daena_pipelines.regressions.gate import GateRule, decide  # noqa: E402
 from daena_pipelines.table_metadata import markdown_table  # noqa: E402
-from daena_pipelines.warehouse import connect  # noqa: E402
+from daena_pipelines.db import connect  # noqa: E402
 
 SCHEDULE = ("clean", "x1.1", "clean", "x1.2", "clean", "x1.5", "clean", "wait")
 WAIT_S = 0.001

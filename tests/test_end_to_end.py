@@ -4,12 +4,13 @@ telemetry ingest loads it, and the command outcome lands in commands.* beside it
 import dagster as dg
 import duckdb
 
-from daena_pipelines.commands.definitions import defs as commands_defs
 from daena_pipelines.definitions import defs
-from daena_pipelines.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
-from daena_pipelines.telemetry.assets import telemetry_ingest
-from daena_pipelines.telemetry.checks import telemetry_checks
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.defs.commands import assets as commands_assets
+from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.defs.telemetry.assets import telemetry_ingest
+from daena_pipelines.defs.telemetry.checks import telemetry_checks
+from daena_pipelines.device.sidecar import stepped_recording_id
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 
 def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeypatch):
@@ -20,19 +21,24 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
     resources = {"duckdb": WarehouseResource(database=warehouse), "device_pipes_client": dg.PipesSubprocessClient()}
 
     assert dg.materialize([device_command_tables], resources=resources).success
+    run_config = SidecarRunConfig(
+        simulate=True, time_scale=0, seed=11, start_at="2026-11-18T08:00:00+00:00", beans="Kenya Nyeri", batch_weight_g=250
+    )
+    # approved for the session the stepped simulation will record (its id is reproducible) on the virtual R1's serial
+    session = stepped_recording_id(run_config.sidecar_config(warehouse))
     with duckdb.connect(warehouse) as con:
         con.execute(
-            "INSERT INTO device.command_queue (proposal_id, machine_id, command_type, target_value, target_unit, status, approved_at, source)"
-            " VALUES ('p-fan', 'r1', 'SET_FAN', 4, 'level', 'APPROVED', now(), 'test'),"
-            "        ('p-pending', 'r1', 'SET_POWER', 9, 'level', 'PENDING_APPROVAL', NULL, 'test')"
+            "INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type, target_value,"
+            " target_unit, status, approved_at, expires_at, source)"
+            " VALUES ('p-fan', 'r1', ?, '4242', 'SET_FAN', 4, 'level', 'APPROVED', now(), now() + INTERVAL 10 MINUTE, 'test'),"
+            "        ('p-pending', 'r1', ?, '4242', 'SET_POWER', 9, 'level', 'PENDING_APPROVAL', NULL, NULL, 'test')",
+            [session, session],
         )
     recorded = dg.materialize(
         [device_command_tables, sidecar_recording],
         selection=[sidecar_recording.key],
         resources=resources,
-        run_config=dg.RunConfig({"device__sidecar_recording": SidecarRunConfig(
-            simulate=True, time_scale=0, seed=11, start_at="2026-11-18T08:00:00+00:00", beans="Kenya Nyeri", batch_weight_g=250
-        )}),
+        run_config=dg.RunConfig({"device__sidecar_recording": run_config}),
     )
     assert recorded.success
 
@@ -59,7 +65,7 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
     assert executions == {"p-fan": "FAILED"} and "roaster is off" in errors[0][1], errors
 
     commands = dg.materialize(
-        list(commands_defs.assets), resources=resources,
+        dg.load_assets_from_modules([commands_assets]), resources=resources,
         run_config={"ops": {"command_proposals": {"config": {"sqlite_paths": [], "jsonl_paths": []}}}},
         raise_on_error=False,
     )

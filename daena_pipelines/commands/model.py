@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from daena_pipelines.values import as_number, as_text, short
+
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
 PROPOSERS = ("AGENT", "HUMAN")
 OUTCOMES = ("SUCCESS", "FAILURE", "PARTIAL")
@@ -138,14 +140,19 @@ def parse_timestamp(value, name: str, required: bool = False) -> datetime | None
         return None
     if isinstance(value, datetime):
         parsed = value
-    else:
+    elif isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(parse_text(value, name).replace("Z", "+00:00"))
         except ValueError:
-            raise RowError("bad_timestamp", f"{name}={value!r} is not an ISO 8601 timestamp") from None
+            raise RowError("bad_timestamp", f"{name}={short(value)} is not an ISO 8601 timestamp") from None
+    else:
+        raise RowError("bad_timestamp", f"{name} is {short(value)} ({type(value).__name__}), expected ISO 8601 text")
     if parsed.tzinfo is None:
         raise RowError("bad_timestamp", f"{name}={value!r} has no UTC offset")
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. year 1 at +05:00 is before year 1 in UTC
+        raise RowError("bad_timestamp", f"{name}={value!r} is out of range once converted to UTC") from None
 
 
 def parse_choice(value, name: str, choices: tuple[str, ...], required: bool = True) -> str | None:
@@ -153,23 +160,16 @@ def parse_choice(value, name: str, choices: tuple[str, ...], required: bool = Tr
         if required:
             raise RowError("missing_field", f"{name} is required")
         return None
-    if value not in choices:
-        raise RowError("bad_value", f"{name}={value!r} is not one of {', '.join(choices)}")
+    if not isinstance(value, str) or value not in choices:
+        raise RowError("bad_value", f"{name}={short(value)} is not one of {', '.join(choices)}")
     return value
 
 
 def parse_number(value, name: str) -> float | None:
+    """An int or float; text, even numeric text like '220', is not a number here."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise RowError("bad_value", f"{name}={value!r} is not a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise RowError("bad_value", f"{name}={value!r} is not a number") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise RowError("bad_value", f"{name}={value!r} is not a finite number")
-    return number
+    return as_number(value, name, RowError)
 
 
 def parse_text(value, name: str, required: bool = False) -> str | None:
@@ -177,7 +177,7 @@ def parse_text(value, name: str, required: bool = False) -> str | None:
         if required:
             raise RowError("missing_field", f"{name} is required")
         return None
-    return str(value)
+    return as_text(value, name, RowError)
 
 
 def parse_constraints(value) -> str | None:
@@ -186,12 +186,17 @@ def parse_constraints(value) -> str | None:
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise RowError("bad_constraints", f"constraints is not valid JSON: {exc.msg}") from None
+            value = json.loads(parse_text(value, "constraints"))
+        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+            raise RowError("bad_constraints", f"constraints is not valid JSON: {getattr(exc, 'msg', exc)}") from None
     if not isinstance(value, dict):
         raise RowError("bad_constraints", "constraints must be a JSON object")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        raise RowError("bad_constraints", f"constraints cannot be stored as JSON: {exc}") from None
+    return text
 
 
 def proposal_from_fields(fields: dict, origin_default: str, source: str, location: str) -> Proposal:

@@ -129,52 +129,94 @@ def _input(path: Path | str, kind: str) -> tuple[Path, str]:
 # ---- SQLite store ---------------------------------------------------------------------------------
 
 
-def read_sqlite(path: Path | str) -> Batch:
-    """Read the command service's SQLite store (schema: ``SQLITE_SCHEMA``)."""
-    path, source = _input(path, "sqlite")
-    batch = Batch()
-    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
+class _NotUtf8(bytes):
+    """A TEXT value whose bytes are not UTF-8 (SQLite stores whatever bytes it is given)."""
+
+
+def _text_or_marker(raw: bytes) -> str | _NotUtf8:
     try:
-        for table, needed in (("proposals", PROPOSAL_COLUMNS), ("audit_log", AUDIT_COLUMNS)):
-            have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
-            missing = [c for c in needed if c not in have and c != "origin"]
-            if missing:
-                batch.errors.append(IngestError(source, f"{path}:{table}", None, "bad_schema",
-                                                f"table {table} lacks columns {', '.join(missing)}"))
-        if batch.errors:
-            return batch
-        history = _group_audit(
-            ((f"{path}:audit_log entry_id={row['entry_id']}", dict(row))
-             for row in con.execute("SELECT * FROM audit_log ORDER BY entry_id")),
-            source, batch,
-        )
-        rows = ((f"{path}:proposals rowid={row['rowid']}", dict(row))
-                for row in con.execute("SELECT rowid, * FROM proposals ORDER BY rowid"))
-        _add_proposals(rows, history, source, batch)
-    finally:
-        con.close()
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NotUtf8(raw)
+
+
+def read_sqlite(path: Path | str) -> Batch:
+    """Read the command service's SQLite store (schema: ``SQLITE_SCHEMA``).
+
+    A bad row is one error naming its rowid; a file SQLite cannot read through (not a database,
+    truncated, corrupt) is one error naming the file, and none of its rows load: half a
+    database would mean half-known histories."""
+    path, source = _input(path, "sqlite")
+    if path.stat().st_size == 0:
+        return Batch(errors=[IngestError(source, str(path), None, "not_a_database", "empty file (0 bytes): not a SQLite database")])
+    batch = Batch()
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        con.text_factory = _text_or_marker
+        con.row_factory = sqlite3.Row
+        try:
+            problems = []
+            for table, needed in (("proposals", PROPOSAL_COLUMNS), ("audit_log", AUDIT_COLUMNS)):
+                have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+                missing = [c for c in needed if c not in have and c != "origin"]
+                if missing:
+                    problems.append(f"table {table} lacks columns {', '.join(missing)}")
+            if problems:
+                return Batch(errors=[IngestError(source, str(path), None, "bad_schema", "; ".join(problems))])
+            history = _group_audit(
+                ((f"{path}:audit_log entry_id={row['entry_id']}", dict(row))
+                 for row in con.execute("SELECT * FROM audit_log ORDER BY entry_id")),
+                source, batch,
+            )
+            rows = ((f"{path}:proposals rowid={row['rowid']}", dict(row))
+                    for row in con.execute("SELECT rowid, * FROM proposals ORDER BY rowid"))
+            _add_proposals(rows, history, source, batch)
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        return Batch(errors=[IngestError(source, str(path), None, "unreadable_database",
+                                         f"SQLite cannot read the file ({exc}): not a database, truncated or corrupt")])
     return batch
+
+
+def _check_utf8(fields: dict) -> None:
+    for name, value in fields.items():
+        if isinstance(value, _NotUtf8):
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RowError("encoding", f"{name} is not UTF-8 text: byte {exc.start} ({exc.reason})") from None
 
 
 def _group_audit(rows, source: str, batch: Batch) -> dict[str, list[AuditEntry]]:
     history: dict[str, list[AuditEntry]] = {}
     for location, fields in rows:
         try:
+            _check_utf8(fields)
             entry = audit_from_fields(fields, source, location)
         except RowError as exc:
-            batch.errors.append(IngestError(source, location, fields.get("proposal_id"), exc.kind, str(exc)))
+            batch.errors.append(IngestError(source, location, _id_or_none(fields), exc.kind, str(exc)))
             continue
         history.setdefault(entry.proposal_id, []).append(entry)
     return history
 
 
+def _id_or_none(fields: dict) -> str | None:
+    """The row's proposal id when it is one that can be stored (for error rows)."""
+    value = fields.get("proposal_id")
+    try:
+        return parse_text(value, "proposal_id")
+    except RowError:
+        return None
+
+
 def _add_proposals(rows, history: dict[str, list[AuditEntry]], source: str, batch: Batch) -> None:
     """Validate proposal rows against their audit entries; entries left without a proposal are errors."""
     for location, fields in rows:
-        proposal_id = fields.get("proposal_id")
-        entries = history.pop(proposal_id, [])
+        proposal_id = _id_or_none(fields)
+        entries = history.pop(proposal_id, []) if proposal_id else []
         try:
+            _check_utf8(fields)
             proposal = proposal_from_fields(fields, "real", source, location)
         except RowError as exc:
             note = f" ({len(entries)} audit entries of it not loaded)" if entries else ""
@@ -200,23 +242,36 @@ def read_jsonl(path: Path | str) -> Batch:
                 continue
             location = f"{path}:{line_no}"
             try:
-                record = json.loads(raw)
-                if not isinstance(record, dict):
-                    raise RowError("bad_json", "line is not a JSON object")
-                fields, audit_rows = _flatten_export(record)
-            except json.JSONDecodeError as exc:
-                batch.errors.append(IngestError(source, location, None, "bad_json", f"invalid JSON: {exc.msg}"))
-                continue
+                _read_export_line(raw, location, source, batch)
             except RowError as exc:
                 batch.errors.append(IngestError(source, location, None, exc.kind, str(exc)))
-                continue
-            history = _group_audit(
-                ((f"{location} audit_log[{i}]", {**row, "proposal_id": fields.get("proposal_id")})
-                 for i, row in enumerate(audit_rows)),
-                source, batch,
-            )
-            _add_proposals([(location, fields)], history, source, batch)
+            except Exception as exc:  # a reader bug must not sink the file: record it against the line
+                batch.errors.append(IngestError(source, location, None, "internal_error", f"{type(exc).__name__}: {exc}"))
     return batch
+
+
+def _read_export_line(raw: bytes, location: str, source: str, batch: Batch) -> None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RowError("encoding", f"line is not UTF-8: byte {exc.start} of the line ({exc.reason})") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RowError("bad_json", f"invalid JSON: {exc.msg} at character {exc.pos}") from None
+    except RecursionError:
+        raise RowError("bad_json", "JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise RowError("bad_json", f"invalid JSON: {str(exc).split(';')[0]}") from None
+    if not isinstance(record, dict):
+        raise RowError("bad_json", "line is not a JSON object")
+    fields, audit_rows = _flatten_export(record)
+    history = _group_audit(
+        ((f"{location} audit_log[{i}]", {**row, "proposal_id": fields.get("proposal_id")})
+         for i, row in enumerate(audit_rows)),
+        source, batch,
+    )
+    _add_proposals([(location, fields)], history, source, batch)
 
 
 def _flatten_export(record: dict) -> tuple[dict, list]:

@@ -1,8 +1,8 @@
-"""pyusb driver for the Aillio Bullet R1: open/claim, info, status polling, command writes.
+"""pyusb driver for the Aillio Bullet R1 behind the ``roaster.RoasterDriver`` interface.
 
 The same code talks to a real roaster (libusb backend picked by pyusb) and to the virtual R1
-(``backend=VirtualR1Backend(...)``). Errors users actually hit become ``R1Error`` subclasses whose
-message says what to do.
+(``backend=VirtualR1Backend(...)``). Errors users actually hit become ``DeviceError`` subclasses
+whose message says what to do.
 """
 from __future__ import annotations
 
@@ -12,48 +12,33 @@ import usb.core
 import usb.util
 
 from daena_pipelines.device import protocol as p
+from daena_pipelines.device import roaster as r
+from daena_pipelines.device.roaster import (
+    DeviceDisconnected, DeviceError, DeviceNotFound, KernelDriverBusy, NoUsbBackend, PermissionDenied, ReadTimeout,
+    WrongRoaster,
+)
 
 READ_TIMEOUT_MS = 300
 WRITE_TIMEOUT_MS = 300
 DRAIN_TIMEOUT_MS = 5
 MAX_DRAIN_READS = 256  # a long stall can leave many late replies; all must go
-
-
-class R1Error(RuntimeError):
-    """A device problem with a message meant for the operator (what happened and the fix)."""
-
-
-class DeviceNotFound(R1Error):
-    pass
-
-
-class PermissionDenied(R1Error):
-    pass
-
-
-class KernelDriverBusy(R1Error):
-    pass
-
-
-class NoUsbBackend(R1Error):
-    pass
-
-
-class DeviceDisconnected(R1Error):
-    pass
-
-
-class ReadTimeout(R1Error):
-    pass
+NO_BACKEND_MESSAGE = (
+    "No libusb backend found for pyusb. Install libusb 1.0: "
+    "`sudo apt install libusb-1.0-0` (Debian/Ubuntu), `brew install libusb` (macOS), "
+    "or put libusb-1.0.dll beside python.exe (Windows)."
+)
+R1Error = DeviceError  # the name the R2 driver imports
+ACTION_BYTES = {r.HEATER_UP: p.HEATER_UP, r.HEATER_DOWN: p.HEATER_DOWN, r.FAN_UP: p.FAN_UP,
+                r.FAN_DOWN: p.FAN_DOWN, r.PRS: p.PRS}
 
 
 def _ids_text(product_ids) -> str:
     return ", ".join(f"{p.VENDOR_ID:04x}:{pid:04x}" for pid in product_ids)
 
 
-def _translate(error: usb.core.USBError, doing: str) -> R1Error:
+def _translate(error: usb.core.USBError, doing: str, roaster: str = "Bullet R1") -> DeviceError:
     if isinstance(error, usb.core.USBTimeoutError):
-        return ReadTimeout(f"Bullet R1 did not answer while {doing} (timeout); the read stalled")
+        return ReadTimeout(f"{roaster} did not answer while {doing} (timeout); the read stalled")
     if error.errno == errno.EACCES:
         return PermissionDenied(
             f"Permission denied while {doing}. On Linux install the udev rule from docs/device.md "
@@ -66,36 +51,53 @@ def _translate(error: usb.core.USBError, doing: str) -> R1Error:
             "Close Artisan/RoasTime or any other roaster software, then retry."
         )
     if error.errno in (errno.ENODEV, errno.ENOENT, errno.EPIPE, errno.EIO):
-        return DeviceDisconnected(f"Bullet R1 disconnected while {doing} ({error}); check the USB cable and power")
-    return R1Error(f"USB error while {doing}: {error}")
+        return DeviceDisconnected(f"{roaster} disconnected while {doing} ({error}); check the USB cable and power")
+    return DeviceError(f"USB error while {doing}: {error}")
 
 
 class BulletR1:
-    def __init__(self, device: usb.core.Device):
+    """One open, claimed Bullet R1 (``roaster.RoasterDriver``)."""
+
+    limits = p.LIMITS
+
+    def __init__(self, device: usb.core.Device, info: r.DeviceInfo):
         self.device = device
+        self.info = info
         self.product_id = device.idProduct
         self.model_name = p.PRODUCT_IDS.get(device.idProduct, f"unknown R1 0x{device.idProduct:04x}")
         self._late_replies_possible = False
 
     @classmethod
-    def open(cls, backend=None, product_ids=tuple(p.PRODUCT_IDS)) -> "BulletR1":
-        """Find the first R1 on the bus, detach a kernel driver, configure, claim interface 1."""
+    def open(cls, serial: str | None = None, backend=None, product_ids=tuple(p.PRODUCT_IDS)) -> "BulletR1":
+        """Open the R1 whose serial is ``serial``; with None, the only R1 on the bus.
+
+        Each candidate is claimed and asked for its serial; the ones not chosen are released."""
         try:
-            device = usb.core.find(
-                idVendor=p.VENDOR_ID, custom_match=lambda d: d.idProduct in product_ids, backend=backend
-            )
+            devices = list(usb.core.find(find_all=True, idVendor=p.VENDOR_ID,
+                                         custom_match=lambda d: d.idProduct in product_ids, backend=backend))
         except usb.core.NoBackendError as error:
-            raise NoUsbBackend(
-                "No libusb backend found for pyusb. Install libusb 1.0: "
-                "`sudo apt install libusb-1.0-0` (Debian/Ubuntu), `brew install libusb` (macOS), "
-                "or put libusb-1.0.dll beside python.exe (Windows)."
-            ) from error
-        if device is None:
+            raise NoUsbBackend(NO_BACKEND_MESSAGE) from error
+        if not devices:
             raise DeviceNotFound(
                 f"No Aillio Bullet R1 found on USB (searched vendor:product {_ids_text(product_ids)}). "
                 "Is the roaster switched on and the USB cable plugged in? `lsusb | grep 0483` should list it. "
                 "Use simulate=true to run against the virtual R1."
             )
+        if serial is None and len(devices) > 1:
+            raise WrongRoaster(f"{len(devices)} Bullet R1s are on USB; set roaster_serial to choose the one to drive")
+        seen = []
+        for device in devices:
+            roaster = cls._claim(device)
+            if serial is None or roaster.info.serial == str(serial):
+                return roaster
+            seen.append(roaster.info.serial)
+            roaster.close()
+        raise WrongRoaster(f"No Bullet R1 with serial {serial} on USB (found serial {', '.join(seen)}); "
+                           "check roaster_serial and which roaster is plugged in")
+
+    @classmethod
+    def _claim(cls, device: usb.core.Device) -> "BulletR1":
+        """Detach a kernel driver, configure, claim interface 1, read serial/firmware/roast count."""
         try:
             try:
                 if device.is_kernel_driver_active(p.INTERFACE):
@@ -111,7 +113,9 @@ class BulletR1:
             usb.util.claim_interface(device, p.INTERFACE)
         except usb.core.USBError as error:
             raise _translate(error, "opening the roaster") from error
-        return cls(device)
+        roaster = cls(device, r.DeviceInfo(serial="?", firmware=None, roast_count=None))
+        roaster.info = roaster._read_info()
+        return roaster
 
     def close(self) -> None:
         try:
@@ -150,12 +154,12 @@ class BulletR1:
         self._write(request, doing)
         return self._read(size, doing)
 
-    def read_info(self) -> p.DeviceInfo:
+    def _read_info(self) -> r.DeviceInfo:
         info = self._request(p.INFO_REQUEST, p.INFO_REPLY_LEN, "reading serial/firmware")
         roast_count = self._request(p.ROAST_COUNT_REQUEST, p.ROAST_COUNT_REPLY_LEN, "reading the roast count")
         return p.decode_info(info, roast_count)
 
-    def poll(self) -> p.StatusReading:
+    def poll(self) -> r.Status:
         """One status poll (two requests, 128 bytes). Raises InvalidStatus, ReadTimeout, DeviceDisconnected."""
         if self._late_replies_possible:
             self._drain()
@@ -163,6 +167,20 @@ class BulletR1:
         second = self._request(p.STATUS_REQUEST_2, p.STATUS_HALF_LEN, "polling status (part 2)")
         return p.decode_status(first + second)
 
-    def send(self, command: bytes) -> None:
+    def apply(self, action: r.Action) -> None:
         """Write one 4-byte command (heater/fan step, drum level, PRS). No reply is expected."""
-        self._write(command, f"sending command {command.hex(' ')}")
+        command = p.drum_command(action.level) if action.kind == "drum" else ACTION_BYTES[action]
+        self._write(command, f"sending {action.describe()} ({command.hex(' ')})")
+
+
+class BulletR1Model:
+    """``roaster.RoasterModel`` for the Bullet R1 (plain and IBTS)."""
+
+    name = "Aillio Bullet R1"
+    limits = p.LIMITS
+
+    def open(self, serial: str | None = None, backend=None) -> BulletR1:
+        return BulletR1.open(serial, backend)
+
+
+BULLET_R1 = BulletR1Model()

@@ -6,8 +6,10 @@ on plain bytes so it can be tested against hand-built packets.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from enum import IntEnum
+
+from daena_pipelines.device.roaster import (  # noqa: F401 (State, state_name: the R1's names, used with this module)
+    DeviceInfo, InvalidStatus, ModelLimits, State, Status, state_name,
+)
 
 VENDOR_ID = 0x0483
 PRODUCT_IDS = {0x5741: "Aillio Bullet R1", 0xA27E: "Aillio Bullet R1 IBTS (rev3)"}
@@ -41,27 +43,11 @@ VALID_MARKER_OFFSET = 41
 VALID_MARKER = 10
 
 
-class State(IntEnum):
-    OFF = 0x00
-    PREHEATING = 0x02
-    CHARGE = 0x04
-    ROASTING = 0x06
-    COOLING = 0x08
-    SHUTDOWN = 0x09
-
-
 def drum_command(level: int) -> bytes:
     """Absolute drum speed command; the R1 accepts levels 1..9."""
     if not DRUM_RANGE[0] <= level <= DRUM_RANGE[1]:
         raise ValueError(f"drum level {level} outside {DRUM_RANGE[0]}..{DRUM_RANGE[1]}")
     return DRUM_PREFIX + bytes([level, 0x00])
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    serial: int
-    firmware: int
-    roast_count: int | None
 
 
 def decode_info(info_reply: bytes, roast_count_reply: bytes | None) -> DeviceInfo:
@@ -72,73 +58,40 @@ def decode_info(info_reply: bytes, roast_count_reply: bytes | None) -> DeviceInf
     roast_count = None
     if roast_count_reply is not None and len(roast_count_reply) >= 31:
         roast_count = struct.unpack_from(">I", roast_count_reply, 27)[0]
-    return DeviceInfo(serial=serial, firmware=firmware, roast_count=roast_count)
+    return DeviceInfo(serial=str(serial), firmware=firmware, roast_count=roast_count)
 
 
-@dataclass(frozen=True)
-class StatusReading:
-    """One decoded 128-byte status. Temperatures °C rounded to 0.1; channel names as on the wire."""
-
-    channel_a_c: float
-    ror_a_c_per_min: float
-    channel_b_c: float
-    exhaust_c: float
-    timer_s: int
-    fan: int
-    heater: int
-    drum: int
-    state: int
-    ir_c: float
-    pcb_c: float
-    fan_rpm: int
-    voltage: int
-    coil_fan: int
-    coil_fan2: int
-    preheat_target_c: int
-
-    @property
-    def state_name(self) -> str:
-        try:
-            return State(self.state).name.lower()
-        except ValueError:
-            return f"unknown_0x{self.state:02x}"
-
-
-class InvalidStatus(ValueError):
-    """A status buffer that must not be used as a reading (short, idle message, nonsense)."""
-
-    def __init__(self, message: str, idle_message: bool = False):
-        super().__init__(message)
-        self.idle_message = idle_message  # the R1's interleaved idle message, expected while off
+# Fields beyond the sidecar's core ones: status name -> (struct format, offset). Names carry the unit.
+EXTRA_FIELDS = {
+    "device_ror_a_c_per_min": ("<f", 4),  # the R1's own rate of rise of channel A
+    "ir_c": ("<f", 32),  # the spec warns IR and PCB may be swapped; Artisan's debug text swaps them too
+    "pcb_c": ("<f", 36),
+    "fan_rpm": ("<h", 44),
+    "voltage": ("<h", 48),  # unit undocumented
+    "coil_fan": ("<i", 52),
+    "coil_fan2": ("<i", 96),  # Artisan: int32 at 32 of the second 64-byte half
+    "preheat_target_c": ("<H", 104),  # Artisan: uint16 at 40 of the second half
+}
+TIMER_FIELD = "device_timer_s"  # bytes 24/25, minutes and seconds of the roaster's own timer
+LIMITS = ModelLimits(heater_range=HEATER_RANGE, fan_range=FAN_RANGE, drum_range=DRUM_RANGE)
 
 
 def _temp(buf: bytes, offset: int) -> float:
     return round(struct.unpack_from("<f", buf, offset)[0], 1)
 
 
-def decode_status(buf: bytes) -> StatusReading:
+def decode_status(buf: bytes) -> Status:
     """Decode the two concatenated 64-byte replies; raise ``InvalidStatus`` if they are unusable."""
     if len(buf) != STATUS_LEN:
         raise InvalidStatus(f"status is {len(buf)} bytes, expected {STATUS_LEN}")
     if buf[VALID_MARKER_OFFSET] != VALID_MARKER:
         raise InvalidStatus(f"validity marker is {buf[VALID_MARKER_OFFSET]}, expected {VALID_MARKER}", idle_message=True)
-    reading = StatusReading(
-        channel_a_c=_temp(buf, 0),
-        ror_a_c_per_min=_temp(buf, 4),
-        channel_b_c=_temp(buf, 8),
-        exhaust_c=_temp(buf, 16),
-        timer_s=buf[24] * 60 + buf[25],
-        fan=buf[26],
-        heater=buf[27],
-        drum=buf[28],
-        state=buf[29],
-        ir_c=_temp(buf, 32),
-        pcb_c=_temp(buf, 36),
-        fan_rpm=struct.unpack_from("<h", buf, 44)[0],
-        voltage=struct.unpack_from("<h", buf, 48)[0],
-        coil_fan=struct.unpack_from("<i", buf, 52)[0],
-        coil_fan2=struct.unpack_from("<i", buf, 96)[0],
-        preheat_target_c=struct.unpack_from("<H", buf, 104)[0],
+    extra = {name: (_temp(buf, offset) if fmt == "<f" else struct.unpack_from(fmt, buf, offset)[0])
+             for name, (fmt, offset) in EXTRA_FIELDS.items()}
+    extra[TIMER_FIELD] = buf[24] * 60 + buf[25]
+    reading = Status(
+        channel_a_c=_temp(buf, 0), channel_b_c=_temp(buf, 8), exhaust_c=_temp(buf, 16),
+        fan=buf[26], heater=buf[27], drum=buf[28], state=buf[29], extra=extra,
     )
     # A marker of 10 with impossible values is still garbage (e.g. a half-written buffer).
     for name in ("channel_a_c", "channel_b_c"):
@@ -150,21 +103,16 @@ def decode_status(buf: bytes) -> StatusReading:
     return reading
 
 
-def encode_status(reading: StatusReading) -> bytes:
-    """The inverse of ``decode_status`` (the virtual R1 answers with it; tests build packets with it)."""
+def encode_status(reading: Status) -> bytes:
+    """The inverse of ``decode_status`` (the virtual R1 answers with it); extras missing are 0."""
     buf = bytearray(STATUS_LEN)
     struct.pack_into("<f", buf, 0, reading.channel_a_c)
-    struct.pack_into("<f", buf, 4, reading.ror_a_c_per_min)
     struct.pack_into("<f", buf, 8, reading.channel_b_c)
     struct.pack_into("<f", buf, 16, reading.exhaust_c)
-    buf[24], buf[25] = divmod(min(reading.timer_s, 255 * 60 + 59), 60)
+    buf[24], buf[25] = divmod(min(int(reading.extra.get(TIMER_FIELD, 0)), 255 * 60 + 59), 60)
     buf[26], buf[27], buf[28], buf[29] = reading.fan, reading.heater, reading.drum, reading.state
-    struct.pack_into("<f", buf, 32, reading.ir_c)
-    struct.pack_into("<f", buf, 36, reading.pcb_c)
     buf[VALID_MARKER_OFFSET] = VALID_MARKER
-    struct.pack_into("<h", buf, 44, reading.fan_rpm)
-    struct.pack_into("<h", buf, 48, reading.voltage)
-    struct.pack_into("<i", buf, 52, reading.coil_fan)
-    struct.pack_into("<i", buf, 96, reading.coil_fan2)
-    struct.pack_into("<H", buf, 104, reading.preheat_target_c)
+    for name, (fmt, offset) in EXTRA_FIELDS.items():
+        value = reading.extra.get(name, 0)
+        struct.pack_into(fmt, buf, offset, value if fmt == "<f" else int(value))
     return bytes(buf)

@@ -1,33 +1,39 @@
-"""Local safety limits and the command/abort state machines (pure: readings in, bytes out).
+"""Local safety limits, approval checks and the command/abort state machines (pure: statuses in, actions out).
 
-Whatever a proposal says, the sidecar refuses commands outside these limits, trips an abort
-when BT/ET pass their ceilings, and reaches a level only by single steps that are each confirmed
-against a later status.
+Whatever a proposal says, the sidecar refuses approvals that are stale or for another roaster,
+commands outside these limits, trips an abort when BT/ET pass their ceilings, and reaches a level
+only by single steps that are each confirmed against a later status.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from daena_pipelines.device import protocol as p
+from daena_pipelines.device import roaster as r
+from daena_pipelines.device.roaster import SAFE_STATES, State, Status
 
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
 LEVEL_COMMANDS = ("SET_POWER", "SET_FAN", "SET_DRUM")
 LEVEL_UNITS = (None, "r1_level", "level")
-HEATER_UP_STATES = (p.State.ROASTING,)  # preheat/charge heat is the R1's own controller's job
+HEATER_UP_STATES = (State.ROASTING,)  # preheat/charge heat is the R1's own controller's job
 # PRS-driven commands: the state they start from and the state that confirms them
 TP_GRACE_S = 90.0  # after CHARGE the probe still reads the preheated drum until the turning point
 PRS_TRANSITIONS = {
-    "PREHEAT": (p.State.OFF, p.State.PREHEATING),
-    "CHARGE": (p.State.CHARGE, p.State.ROASTING),
-    "DROP": (p.State.ROASTING, p.State.COOLING),
+    "PREHEAT": (State.OFF, State.PREHEATING),
+    "CHARGE": (State.CHARGE, State.ROASTING),
+    "DROP": (State.ROASTING, State.COOLING),
 }
 
 
 @dataclass(frozen=True)
 class SafetyLimits:
-    heater_range: tuple[int, int] = p.HEATER_RANGE
-    fan_range: tuple[int, int] = p.FAN_RANGE
-    drum_range: tuple[int, int] = p.DRUM_RANGE
+    """Local limits. The level ranges default to the R1's; they are narrowed to the model's own
+    when a roaster is opened (``within_model``), never widened."""
+
+    heater_range: tuple[int, int] = (0, 9)
+    fan_range: tuple[int, int] = (1, 12)
+    drum_range: tuple[int, int] = (1, 9)
     max_bt_c: float = 235.0  # beans are past any roast level; trip (checked from TP_GRACE_S after CHARGE)
     max_et_c: float = 320.0  # drum/air too hot; trip
     heater_increase_margin_c: float = 10.0  # no heater increase this close to the BT ceiling
@@ -37,7 +43,15 @@ class SafetyLimits:
     prs_confirm_s: float = 2.0
     command_timeout_s: float = 20.0
     lost_control_s: float = 3.0  # no valid status for this long while heating: abort
-    abort_timeout_s: float = 5.0
+    abort_overdue_s: float = 5.0  # reachable time after which an unconfirmed abort is reported overdue (it keeps going)
+
+    def within_model(self, model: r.ModelLimits) -> "SafetyLimits":
+        def narrow(mine, theirs):
+            return (max(mine[0], theirs[0]), min(mine[1], theirs[1]))
+
+        return SafetyLimits(**{**self.__dict__, "heater_range": narrow(self.heater_range, model.heater_range),
+                               "fan_range": narrow(self.fan_range, model.fan_range),
+                               "drum_range": narrow(self.drum_range, model.drum_range)})
 
 
 @dataclass(frozen=True)
@@ -47,17 +61,47 @@ class Command:
     command_type: str
     target_value: float | None = None
     target_unit: str | None = None
-    session_id: str | None = None
+    session_id: str | None = None  # the live session it was approved for; None: session-less
+    roaster_serial: str | None = None  # the roaster it was approved for
+    approved_at: datetime | None = None
+    expires_at: datetime | None = None  # None: approved_at + the sidecar's approval_ttl_s
 
 
-def _state(reading: p.StatusReading) -> p.State | None:
+def approval_refusal(command: Command, now: datetime, session_started: datetime, session_id: str,
+                     serial: str, ttl_s: float) -> tuple[str, str] | None:
+    """(status, reason) when an approved command must not run in this session on this roaster.
+
+    EXPIRED: the approval is stale (past its expiry, no approval time, or a session-less approval
+    given before this session started: it was meant for an earlier session). FAILED: the approval is
+    for another roaster or names none. Wall-clock times, UTC."""
+    if command.approved_at is None:
+        return "EXPIRED", "approval has no approved_at time, so its age is unknown"
+    expires = command.expires_at or command.approved_at + timedelta(seconds=ttl_s)
+    if now >= expires:
+        return "EXPIRED", (f"approval expired at {expires.isoformat(timespec='seconds')} "
+                           f"(approved {command.approved_at.isoformat(timespec='seconds')}, "
+                           f"{(now - command.approved_at).total_seconds():.0f} s ago)")
+    if command.session_id is None and command.approved_at < session_started:
+        return "EXPIRED", (f"session-less approval given at {command.approved_at.isoformat(timespec='seconds')}, "
+                           f"before this session started at {session_started.isoformat(timespec='seconds')}: "
+                           "a session-less approval holds only for the session live when it was approved")
+    if command.session_id is not None and command.session_id != session_id:
+        return "EXPIRED", f"approved for session {command.session_id}, this session is {session_id}"
+    if command.roaster_serial is None:
+        return "FAILED", f"approval names no roaster serial; this roaster is serial {serial}"
+    if str(command.roaster_serial) != str(serial):
+        return "FAILED", f"approved for roaster serial {command.roaster_serial}, this roaster is serial {serial}"
+    return None
+
+
+def _state(reading: Status) -> State | None:
     try:
-        return p.State(reading.state)
+        return State(reading.state)
     except ValueError:
         return None
 
 
-def refusal(command: Command, reading: p.StatusReading | None, bt_c: float | None, limits: SafetyLimits) -> str | None:
+def refusal(command: Command, reading: Status | None, bt_c: float | None, limits: SafetyLimits) -> str | None:
     """Why this command must not be sent now (None: it may run)."""
     kind = command.command_type
     if kind not in COMMAND_TYPES:
@@ -71,10 +115,10 @@ def refusal(command: Command, reading: p.StatusReading | None, bt_c: float | Non
         start, _ = PRS_TRANSITIONS[kind]
         return None if state is start else f"{kind} needs state {start.name.lower()}, roaster is {state.name.lower()}"
     if command.target_unit not in LEVEL_UNITS:
-        return f"target unit {command.target_unit!r} is not an R1 level"
+        return f"target unit {command.target_unit!r} is not a roaster level"
     target = command.target_value
-    if target is None or target != int(target):
-        return f"target {target!r} is not a whole R1 level"
+    if target is None or not math.isfinite(target) or target != int(target):
+        return f"target {target!r} is not a whole level"
     ranges = dict(zip(LEVEL_COMMANDS, (limits.heater_range, limits.fan_range, limits.drum_range)))
     low, high = ranges[kind]
     if not low <= target <= high:
@@ -84,7 +128,7 @@ def refusal(command: Command, reading: p.StatusReading | None, bt_c: float | Non
             return f"heater increase refused while {state.name.lower()}"
         if bt_c is not None and bt_c >= limits.max_bt_c - limits.heater_increase_margin_c:
             return f"heater increase refused: BT {bt_c:.1f} °C within {limits.heater_increase_margin_c:g} °C of the {limits.max_bt_c:g} °C ceiling"
-    if kind in ("SET_FAN", "SET_DRUM") and state is p.State.OFF:
+    if kind in ("SET_FAN", "SET_DRUM") and state is State.OFF:
         return "roaster is off"
     return None
 
@@ -102,7 +146,7 @@ def trip_reason(bt_c: float, et_c: float, limits: SafetyLimits, beans_in_drum: b
 class Execution:
     """Drives one approved command to completion, one write per poll cycle at most.
 
-    ``advance(reading, now)`` returns the bytes to send this cycle (or None) and sets ``status``
+    ``advance(reading, now)`` returns the action to apply this cycle (or None) and sets ``status``
     to COMPLETED/FAILED/TIMEOUT when finished, with ``observed_value`` and ``error``.
     """
 
@@ -134,7 +178,7 @@ class Execution:
         if self.status == "EXECUTING":
             self._finish("FAILED", now, None, reason)
 
-    def advance(self, reading: p.StatusReading, now: float) -> bytes | None:
+    def advance(self, reading: Status, now: float) -> r.Action | None:
         kind = self.command.command_type
         if kind in PRS_TRANSITIONS:
             return self._advance_prs(reading, now)
@@ -161,20 +205,20 @@ class Execution:
             return None
         self._sent_at, self._level_at_send, self.last_change_at = now, level, now
         if kind == "SET_DRUM":
-            return p.drum_command(target)
+            return r.drum(target)
         up = target > level
         if kind == "SET_POWER":
-            return p.HEATER_UP if up else p.HEATER_DOWN
-        return p.FAN_UP if up else p.FAN_DOWN
+            return r.HEATER_UP if up else r.HEATER_DOWN
+        return r.FAN_UP if up else r.FAN_DOWN
 
-    def _advance_prs(self, reading: p.StatusReading, now: float) -> bytes | None:
+    def _advance_prs(self, reading: Status, now: float) -> r.Action | None:
         start, goal = PRS_TRANSITIONS[self.command.command_type]
         if reading.state == goal:
             self._finish("COMPLETED", now, float(reading.state))
             return None
         if self._sent_at is None:
             self._sent_at = now
-            return p.PRS
+            return r.PRS
         if reading.state != start:
             self._finish("FAILED", now, float(reading.state), f"state went to 0x{reading.state:02x}, expected {goal.name.lower()}")
         elif now - self._sent_at > self.limits.prs_confirm_s:
@@ -184,16 +228,22 @@ class Execution:
 
 
 class Abort:
-    """Heater to 0 (one step per cycle, no spacing), then PRS until the R1 reports cooling/off."""
+    """A process, not a timeout: heater down and PRS until a status shows heater 0 in a safe state.
 
-    SAFE_STATES = (p.State.COOLING, p.State.SHUTDOWN, p.State.OFF)
+    ``advance`` is called with every valid status and returns the next action (or None while
+    waiting for a press to show). It never gives up by itself: the sidecar ends it only when the
+    roaster is confirmed safe or gone. Its clock (``reachable_s``) advances only between valid
+    statuses, so time spent unplugged or stalled does not count; past ``abort_overdue_s`` of it the
+    abort is reported overdue and carries on."""
 
     def __init__(self, reason: str, requested_at: float, limits: SafetyLimits):
         self.reason = reason
         self.requested_at = requested_at
         self.limits = limits
         self.confirmed_at: float | None = None
-        self.failed: str | None = None
+        self.reachable_s = 0.0
+        self.actions = 0
+        self._seen_at: float | None = None
         self._last_heater: int | None = None
         self._heater_misses = 0
         self._prs_sent_at: float | None = None
@@ -201,32 +251,49 @@ class Abort:
 
     @property
     def done(self) -> bool:
-        return self.confirmed_at is not None or self.failed is not None
+        return self.confirmed_at is not None
+
+    @property
+    def overdue(self) -> bool:
+        return self.confirmed_at is None and self.reachable_s > self.limits.abort_overdue_s
 
     @property
     def latency_s(self) -> float | None:
         return None if self.confirmed_at is None else self.confirmed_at - self.requested_at
 
-    def advance(self, reading: p.StatusReading, now: float) -> bytes | None:
+    def unreachable(self) -> None:
+        """No valid status this cycle: the abort's clock stops until one comes."""
+        self._seen_at = None
+
+    def advance(self, reading: Status, now: float) -> r.Action | None:
+        if self._seen_at is not None:
+            self.reachable_s += now - self._seen_at
+        self._seen_at = now
+        action = self._next(reading, now)
+        self.actions += action is not None
+        return action
+
+    def _next(self, reading: Status, now: float) -> r.Action | None:
         state = _state(reading)
-        if reading.heater == 0 and state in self.SAFE_STATES:
+        if reading.heater == 0 and state in SAFE_STATES:
             self.confirmed_at = now
             return None
-        if now - self.requested_at > self.limits.abort_timeout_s:
-            self.failed = f"abort not confirmed after {self.limits.abort_timeout_s:g} s (heater {reading.heater}, state 0x{reading.state:02x})"
-            return None
-        if reading.heater > 0 and self._heater_misses < self.limits.max_step_retries:
+        if reading.heater > 0:
             if self._last_heater is not None and reading.heater >= self._last_heater:
                 self._heater_misses += 1
+            else:
+                self._heater_misses = 0
             self._last_heater = reading.heater
-            return p.HEATER_DOWN
-        if state not in self.SAFE_STATES:
+            # the heater may only step while roasting (preheat is the roaster's own controller):
+            # after a few steps without effect, walk the state machine to cooling as well
+            if self._heater_misses < self.limits.max_step_retries or state in SAFE_STATES:
+                return r.HEATER_DOWN
+        if state not in SAFE_STATES:
             # one press per observed state (walks preheat -> charge -> roasting -> cooling),
             # pressed again only when the last press was not seen in time
             state_moved = self._prs_state is not None and reading.state != self._prs_state
-            missed = self._prs_sent_at is not None and now - self._prs_sent_at > self.limits.step_confirm_s
+            missed = self._prs_sent_at is not None and now - self._prs_sent_at > self.limits.prs_confirm_s
             if self._prs_sent_at is None or state_moved or missed:
-                self._prs_sent_at, self._prs_state = now, reading.state
-                return p.PRS
-            return None
-        return p.HEATER_DOWN  # in a safe state but the heater still reports a level
+                self._prs_sent_at, self._prs_state, self._heater_misses = now, reading.state, 0
+                return r.PRS
+        return None

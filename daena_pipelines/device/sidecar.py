@@ -1,56 +1,79 @@
-"""The sidecar: poll the R1 at ~10 Hz, record durably, execute approved commands within limits.
+"""The sidecar: poll a roaster at ~10 Hz, record durably, execute approved commands within limits,
+and never leave a roaster it commanded heating with nobody in control.
 
-One loop, one thread. Each cycle: poll the status, record (every ``record_interval_s`` and at
-every state change), check the ceilings, then write at most one command (abort first, then the
-running command, then the next approved proposal). Disconnects are retried for
-``reconnect_timeout_s`` and the session is then closed cleanly. Runs the same against a real R1 or
-the virtual one; only the pyusb backend and the clock differ.
+The poll loop (one thread) does, each cycle: poll the status (or, while the roaster is unplugged,
+one reconnect attempt), record (every ``record_interval_s`` and at every state change), check the
+ceilings, then write at most one action (abort first, then the running command, then the next
+approved proposal). It touches the warehouse only through the in-memory queues of a
+``CommandBridge`` (its own thread) and is watched by a ``Watchdog`` (another thread) that drives
+the roaster to safety itself if the loop stops cycling. Every way out of a session (cooling ended,
+duration, stop request or signal, giving up after a disconnect, an exception, the watchdog) goes
+through the exit procedure: when ``exit_policy`` is ``make_safe`` (the default) and the sidecar
+has commanded the roaster this session, the abort process runs until a status shows heater 0 in
+a safe state, the roaster is gone, or ``exit_timeout_s`` has passed. The safety model is written
+out in docs/device.md.
 """
 from __future__ import annotations
 
 import logging
 import math
 import shutil
+import threading
+import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from daena_pipelines import config as project_config
-from daena_pipelines.device import protocol as p
-from daena_pipelines.device.clock import RealClock, make_clock
-from daena_pipelines.device.command_store import WarehouseCommandStore
-from daena_pipelines.device.driver import BulletR1, DeviceDisconnected, R1Error, ReadTimeout
+from daena_pipelines.device import roaster as r
+from daena_pipelines.device.clock import RealClock, SteppedClock, make_clock
+from daena_pipelines.device.command_store import CommandBridge
+from daena_pipelines.device.driver import BULLET_R1
 from daena_pipelines.device.recording import SUFFIX, SessionRecorder, parse_sidecar
+from daena_pipelines.device.roaster import (
+    HEATING_STATES, SAFE_STATES, DeviceDisconnected, DeviceError, InvalidStatus, ReadTimeout, RoasterDriver, State,
+    Status,
+)
 from daena_pipelines.device.safety import (
-    LEVEL_COMMANDS, TP_GRACE_S, Abort, Execution, SafetyLimits, refusal, trip_reason,
+    LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, SafetyLimits, approval_refusal, refusal, trip_reason,
 )
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
 
 log = logging.getLogger(__name__)
 
 STOP_CONDITIONS = ("cool_end", "duration")
-HEATING_STATES = (p.State.PREHEATING, p.State.CHARGE, p.State.ROASTING)
+EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
+# roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
+MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1)}
 
 
 @dataclass
 class SidecarConfig:
-    machine_id: str = "r1"
+    machine_id: str = "r1"  # matched against device.command_queue.machine_id
     machine_name: str | None = None  # defaults to the model name (and "(virtual)" when simulated)
+    model: str = "r1"  # roaster model (a key of MODELS)
+    roaster_serial: str | None = None  # open the roaster with this serial; None: the only one on the bus
     simulate: bool = False
     time_scale: float = 1.0  # simulation only: 1 real time, >1 faster, 0 stepped (deterministic)
     stop_on: str = "cool_end"  # 'cool_end': after cooling ends; 'duration': after max_duration_s
     max_duration_s: float = 1800.0
     poll_interval_s: float = 0.1
     record_interval_s: float = 1.0
-    bt_channel: str = "a"  # which wire channel is bean temperature; the other is ET
+    bt_channel: str = "a"  # 'a': BT = bytes 0-3 (Artisan's R1 BT/DT); 'b': BT = bytes 8-11 (Artisan's IBTS mode)
     dry_end_bt_c: float | None = 150.0  # DRY_END when BT reaches it (None: only operator marks)
     fcs_bt_c: float | None = None  # FCs when BT reaches it; None (default): only the operator marks FCs
-    queue_poll_interval_s: float = 2.0
-    reconnect_timeout_s: float = 30.0
+    queue_poll_interval_s: float = 2.0  # how often the warehouse thread reads the queue (device seconds)
+    approval_ttl_s: float = 300.0  # an approval without expires_at expires this long after approved_at
+    reconnect_timeout_s: float = 30.0  # give up (and close the session) after this long unplugged
+    reconnect_interval_s: float = 1.0  # one reconnect attempt per this many seconds, loop keeps cycling
+    exit_policy: str = "make_safe"  # or 'leave_roaster_as_is' (opt-in: a commanded roaster keeps heating)
+    exit_timeout_s: float = 12.0  # the make-safe exit ends by then (Dagster waits 20 s after SIGINT)
+    watchdog_timeout_s: float = 2.0  # real seconds without a finished poll cycle before the watchdog acts
     recordings_dir: str | None = None  # in-progress files; default <data>/device/recordings
     landing_dir: str | None = None  # finished files; default config.landing_dir()
     warehouse: str | None = None  # command queue/executions; None: record only, execute nothing
@@ -69,6 +92,12 @@ class SidecarConfig:
             raise ValueError(f"stop_on must be one of {STOP_CONDITIONS}, got {self.stop_on!r}")
         if self.bt_channel not in ("a", "b"):
             raise ValueError(f"bt_channel must be 'a' or 'b', got {self.bt_channel!r}")
+        if self.exit_policy not in EXIT_POLICIES:
+            raise ValueError(f"exit_policy must be one of {EXIT_POLICIES}, got {self.exit_policy!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
+        if self.roaster_serial is not None:
+            self.roaster_serial = str(self.roaster_serial)
 
     @classmethod
     def from_dict(cls, values: dict) -> "SidecarConfig":
@@ -108,6 +137,8 @@ class SidecarResult:
     faults: list[str]
     abort_latency_s: float | None
     jitter_s: np.ndarray  # lateness of each poll against its schedule, device seconds
+    error: str | None  # traceback of an exception inside a cycle (the session still ended through the exit procedure)
+    exit: dict  # the exit procedure: required, confirmed, final heater/state as the last status showed them
 
     def metadata(self) -> dict:
         jitter = self.jitter_s
@@ -125,45 +156,57 @@ class SidecarResult:
             "command_statuses": self.command_statuses,
             "faults": self.faults,
             "abort_latency_s": self.abort_latency_s,
+            "exit": self.exit,
+            "error": self.error,
             "poll_jitter_p50_ms": round(float(np.percentile(jitter, 50)) * 1000, 2) if len(jitter) else None,
             "poll_jitter_p99_ms": round(float(np.percentile(jitter, 99)) * 1000, 2) if len(jitter) else None,
         }
 
 
-def _sample_values(reading: p.StatusReading) -> dict:
-    return {
-        "st": reading.state, "a": reading.channel_a_c, "b": reading.channel_b_c, "ror": reading.ror_a_c_per_min,
-        "ex": reading.exhaust_c, "ir": reading.ir_c, "pcb": reading.pcb_c,
-        "h": reading.heater, "f": reading.fan, "d": reading.drum,
-    }
+
+def _sample_values(reading: Status) -> dict:
+    """Every decoded field: the core channels under short keys, the rest under their own names."""
+    return {"st": reading.state, "a": reading.channel_a_c, "b": reading.channel_b_c, "ex": reading.exhaust_c,
+            "h": reading.heater, "f": reading.fan, "d": reading.drum, **reading.extra}
+
+
+def _is_safe(reading: Status | None) -> bool:
+    return reading is not None and reading.heater == 0 and reading.state in SAFE_STATES
 
 
 class Sidecar:
-    def __init__(self, cfg: SidecarConfig, clock, open_driver: Callable[[], BulletR1], source: str,
-                 store: WarehouseCommandStore | None = None, simulator: dict | None = None,
-                 progress: Callable[[str], None] | None = None, recording_id: str | None = None):
+    def __init__(self, cfg: SidecarConfig, clock, open_driver: Callable[[str | None], RoasterDriver], source: str,
+                 simulator: dict | None = None, progress: Callable[[str], None] | None = None,
+                 recording_id: str | None = None):
         self.cfg = cfg
         self.clock = clock
-        self.open_driver = open_driver
+        self.open_driver = open_driver  # serial (None: the only roaster) -> an open driver
         self.source = source
-        self.store = store
         self.simulator = simulator
         self.progress = progress or log.info
         self.recording_id = recording_id or uuid.uuid4().hex
         self._abort_request: tuple[str, float] | None = None
         self._stop_request: str | None = None
         self._marks: list[str] = []
+        self.usb_lock = threading.RLock()  # the poll loop and the watchdog share the driver
+        self.heartbeat = time.monotonic()
 
-    # ----- requests from outside the loop (signals, tests) ----------------------------------
+    # ----- requests from outside the loop (signal handlers, tests) ----------------------------
     def request_abort(self, reason: str) -> None:
         if self._abort_request is None:
             self._abort_request = (reason, self.clock.now())
 
     def request_stop(self, reason: str) -> None:
-        self._stop_request = reason
+        if self._stop_request is None:
+            self._stop_request = reason
+
+    def mark(self, name: str) -> None:
+        """An operator's event mark (e.g. first crack heard); recorded with the next sample."""
+        if name not in self.events:
+            self._marks.append(name)
 
     # ----- helpers -----------------------------------------------------------------------------
-    def _bt_et(self, reading: p.StatusReading) -> tuple[float, float]:
+    def _bt_et(self, reading: Status) -> tuple[float, float]:
         a, b = reading.channel_a_c, reading.channel_b_c
         return (a, b) if self.cfg.bt_channel == "a" else (b, a)
 
@@ -172,29 +215,18 @@ class Sidecar:
         self.recorder.fault(self.clock.now() - self.t0, kind, message)
         self.progress(f"fault {kind}: {message}")
 
-    def _reconnect(self) -> BulletR1 | None:
-        deadline = self.clock.now() + self.cfg.reconnect_timeout_s
-        attempts = 0
-        while self.clock.now() < deadline:
-            attempts += 1
-            try:
-                driver = self.open_driver()
-                self._fault("reconnected", f"device back after {attempts} attempt(s)")
-                return driver
-            except R1Error:
-                self.clock.sleep(1.0)
-                self._record(None, "disconnected", False, self.clock.now() - self.t0)  # keep the time base
-        return None
+    def _must_make_safe(self) -> bool:
+        return self.cfg.exit_policy == "make_safe" and self.commanded
 
-    def _header(self, driver: BulletR1, info: p.DeviceInfo) -> dict:
-        cfg = self.cfg
+    def _header(self) -> dict:
+        cfg, driver, info = self.cfg, self.driver, self.info
         machine = cfg.machine_name or driver.model_name + (" (virtual)" if self.source == "simulator" else "")
         header = {
             "recording_id": self.recording_id,
             "source": self.source,
             "machine": machine,
             "machine_id": cfg.machine_id,
-            "vendor_id": f"0x{p.VENDOR_ID:04x}",
+            "model": cfg.model,
             "product_id": f"0x{driver.product_id:04x}",
             "serial": info.serial,
             "firmware": info.firmware,
@@ -204,7 +236,9 @@ class Sidecar:
             "poll_interval_s": cfg.poll_interval_s,
             "record_interval_s": cfg.record_interval_s,
             "event_thresholds_c": {"DRY_END": cfg.dry_end_bt_c, "FCs": cfg.fcs_bt_c},
-            "limits": asdict(cfg.limits),
+            "limits": asdict(self.limits),
+            "exit_policy": cfg.exit_policy,
+            "approval_ttl_s": cfg.approval_ttl_s,
             "beans": cfg.beans,
             "title": cfg.title,
             "notes": cfg.notes,
@@ -215,22 +249,18 @@ class Sidecar:
         return header
 
     # ----- events ----------------------------------------------------------------------------
-    def mark(self, name: str) -> None:
-        """An operator's event mark (e.g. first crack heard); recorded with the next sample."""
-        if name not in self.events:
-            self._marks.append(name)
 
-    def _events_for(self, reading: p.StatusReading, t: float) -> list[tuple[str, str]]:
+    def _events_for(self, reading: Status, t: float) -> list[tuple[str, str]]:
         """Events this reading marks, each with how it was detected."""
         found = [(name, "operator") for name in self._marks]
         self._marks.clear()
         previous = self.previous_state
         if previous is not None and reading.state != previous:
-            if reading.state == p.State.ROASTING:
+            if reading.state == State.ROASTING:
                 found.append(("CHARGE", "state:roasting"))
-            elif previous == p.State.ROASTING and reading.state == p.State.COOLING:
+            elif previous == State.ROASTING and reading.state == State.COOLING:
                 found.append(("DROP", "state:cooling"))
-            elif previous == p.State.COOLING and reading.state in (p.State.SHUTDOWN, p.State.OFF):
+            elif previous == State.COOLING and reading.state in (State.SHUTDOWN, State.OFF):
                 found.append(("COOL", "state:cooling_end"))
         if self.charge_t is not None and self.drop_t is None and t - self.charge_t > 60:
             # fallbacks when nobody marks them: BT crossing a configured temperature
@@ -241,179 +271,203 @@ class Sidecar:
         return found
 
     # ----- commands --------------------------------------------------------------------------
-    def _execution_row(self, execution: Execution, execution_id: str) -> dict:
+    def _wall(self, device_t: float | None) -> datetime | None:
+        return None if device_t is None else self.wall0 + timedelta(seconds=device_t - self.t0)
+
+    def _execution_row(self, execution: Execution) -> dict:
         command = execution.command
-        started_wall = self.wall0 + timedelta(seconds=execution.started - self.t0)
-        finished_wall = None if execution.finished is None else self.wall0 + timedelta(seconds=execution.finished - self.t0)
         return {
-            "execution_id": execution_id,
+            "execution_id": f"{self.recording_id[:12]}-{command.proposal_id}",
             "proposal_id": command.proposal_id,
             "machine_id": command.machine_id,
             "session_id": None,
             "recording_id": self.recording_id,
             "command_type": command.command_type,
-            "target_value": command.target_value,
+            "target_value": command.target_value if command.target_value is None or math.isfinite(command.target_value) else None,
             "status": execution.status,
-            "started_at": started_wall,
-            "completed_at": finished_wall,
+            "started_at": self._wall(execution.started),
+            "completed_at": self._wall(execution.finished),
             "session_t_s": None if self.charge_t is None else round(execution.started - self.t0 - self.charge_t, 2),
             "observed_value": execution.observed_value,
             "error": execution.error,
             "source": self.source,
         }
 
+    def _count(self, status: str) -> None:
+        self.command_statuses[status] = self.command_statuses.get(status, 0) + 1
+
     def _report(self, execution: Execution) -> None:
-        """Persist an execution's current status (EXECUTING at start, the outcome at the end)."""
-        execution_id = f"{self.recording_id[:12]}-{execution.command.proposal_id}"
-        row = self._execution_row(execution, execution_id)
-        if self.store:
-            self.store.record(row)
+        """Hand an execution's current status to the warehouse thread (EXECUTING at start, the outcome at the end)."""
+        row = self._execution_row(execution)
+        if self.bridge:
+            self.bridge.execution(row)
         if execution.status != "EXECUTING":
             self.recorder.command(row)
-            self.command_statuses[execution.status] = self.command_statuses.get(execution.status, 0) + 1
-            self.progress(f"command {execution.command.proposal_id} {execution.command.command_type} "
-                          f"{execution.command.target_value} -> {execution.status} {execution.error or ''}".rstrip())
+            self._count(execution.status)
+            command = execution.command
+            self.progress(f"command {command.proposal_id} {command.command_type} {command.target_value} -> "
+                          f"{execution.status} {execution.error or ''}".rstrip())
 
-    def _next_command(self, reading: p.StatusReading, now: float) -> None:
-        if self.store is None or now < self.next_queue_poll:
+    def _expire(self, command: Command, reason: str) -> None:
+        closed_at = datetime.now(UTC)
+        if self.bridge:
+            self.bridge.expired(command.proposal_id, closed_at, reason)
+        self.recorder.command({"proposal_id": command.proposal_id, "machine_id": command.machine_id,
+                               "command_type": command.command_type, "target_value": command.target_value,
+                               "status": "EXPIRED", "closed_at": closed_at, "error": reason, "source": self.source})
+        self._count("EXPIRED")
+        self.progress(f"command {command.proposal_id} {command.command_type} -> EXPIRED {reason}")
+
+    def _refuse(self, command: Command, now: float, reason: str) -> None:
+        execution = Execution(command, now, self.limits, now)
+        execution.fail(now, reason)
+        self._report(execution)
+
+    def _next_command(self, reading: Status, now: float) -> None:
+        if self.bridge is None:
             return
-        self.next_queue_poll = now + self.cfg.queue_poll_interval_s
-        commands = self.store.approved(self.cfg.machine_id, self.recording_id, self.seen_proposals)
-        for command in commands or []:
-            self.seen_proposals.add(command.proposal_id)
-            if self.locked_out:
-                # approved for a roast that an abort ended: never to be run later by surprise
-                execution = Execution(command, now, self.cfg.limits, now)
-                execution.fail(now, f"not executed: this session was aborted ({self._abort_request[0]})")
-                self._report(execution)
-                continue
-            if command.command_type == "ABORT":
+        if now >= self.next_queue_poll:
+            self.next_queue_poll = now + self.cfg.queue_poll_interval_s
+            if self.stepped:
+                self.bridge.sync()  # stepped time has no wall clock: wait for one warehouse cycle
+        self.waiting.extend(self.bridge.take())
+        while self.waiting and self.active is None:
+            command = self.waiting.pop(0)
+            verdict = approval_refusal(command, datetime.now(UTC), self.started_real, self.recording_id,
+                                       self.info.serial, self.cfg.approval_ttl_s)
+            if verdict is not None and verdict[0] == "EXPIRED":
+                self._expire(command, verdict[1])
+            elif verdict is not None:
+                self._refuse(command, now, f"refused: {verdict[1]}")
+            elif self.locked_out:
+                # approved for a roast that an abort or the session's end closed: never to run later by surprise
+                why = f"this session was aborted ({self.abort.reason})" if self.abort else f"the session is ending ({self.end_reason})"
+                self._refuse(command, now, f"not executed: {why}")
+            elif command.command_type == "ABORT":
                 self.request_abort(f"operator proposal {command.proposal_id}")
-                self.abort_proposal = Execution(command, now, self.cfg.limits, now)
+                self.abort_proposal = Execution(command, now, self.limits, now)
                 self._report(self.abort_proposal)
                 self.locked_out = True  # the rest of this batch is refused above
-                continue
-            execution = Execution(command, now, self.cfg.limits, self.last_change_at)
-            bt, _ = self._bt_et(reading)
-            reason = refusal(command, reading, bt, self.cfg.limits)
-            if reason:
-                execution.fail(now, f"refused by local limits: {reason}")
-                self._report(execution)
-                continue
-            self.active = execution
-            self.controlling = True
-            self._report(execution)
-            return
-
-    def _command_to_send(self, reading: p.StatusReading, now: float) -> bytes | None:
-        if self._abort_request is not None and self.abort is None:
-            reason, requested_at = self._abort_request
-            self.abort = Abort(reason, requested_at, self.cfg.limits)
-            self.locked_out = True
-            self._fault("abort", reason)
-            if self.active is not None:
-                self.active.abort(now, f"aborted: {reason}")
+            elif reason := refusal(command, reading, self._bt_et(reading)[0], self.limits):
+                self._refuse(command, now, f"refused by local limits: {reason}")
+            else:
+                self.active = Execution(command, now, self.limits, self.last_change_at)
                 self._report(self.active)
-                self.active = None
+
+    def _start_abort(self, now: float) -> None:
+        reason, requested_at = self._abort_request
+        self._abort_request = None
         if self.abort is not None and not self.abort.done:
-            command = self.abort.advance(reading, now)
+            return  # one abort process at a time; it already goes where this one would
+        self.abort = Abort(reason, requested_at, self.limits)
+        self.abort_overdue_reported = False
+        self.locked_out = True
+        self._fault("abort", reason)
+        if self.active is not None:
+            self.active.abort(now, f"aborted: {reason}")
+            self._report(self.active)
+            self.active = None
+
+    def _action(self, reading: Status, now: float) -> r.Action | None:
+        """The one action for this cycle: abort first, then the running command, then the next approved one."""
+        if self._abort_request is not None:
+            self._start_abort(now)
+        if self.abort is not None and not self.abort.done:
+            action = self.abort.advance(reading, now)
             if self.abort.done:
                 self._finish_abort(now)
-            return command
-        if self.active is not None:
-            if self.active.command.command_type in LEVEL_COMMANDS:  # limits hold for every step, not just the first
-                reason = refusal(self.active.command, reading, self._bt_et(reading)[0], self.cfg.limits)
-                if reason:
-                    self.active.fail(now, f"stopped by local limits: {reason}")
-                    self._report(self.active)
-                    self.active = None
-                    return None
-            command = self.active.advance(reading, now)
-            self.last_change_at = self.active.last_change_at
-            if self.active.status != "EXECUTING":
+            elif self.abort.overdue and not self.abort_overdue_reported:
+                self.abort_overdue_reported = True
+                self._fault("abort_overdue", f"not confirmed after {self.abort.reachable_s:.1f} s with the roaster reachable "
+                                             f"(heater {reading.heater}, {reading.state_name}); still sending")
+            return action
+        if self.active is None:
+            self._next_command(reading, now)
+        if self.active is None:
+            return None
+        if self.active.command.command_type in LEVEL_COMMANDS:  # limits hold for every step, not just the first
+            reason = refusal(self.active.command, reading, self._bt_et(reading)[0], self.limits)
+            if reason:
+                self.active.fail(now, f"stopped by local limits: {reason}")
                 self._report(self.active)
                 self.active = None
-            return command
-        self._next_command(reading, now)
-        if self.active is not None:
-            return self._command_to_send(reading, now)
-        return None
+                return None
+        action = self.active.advance(reading, now)
+        self.last_change_at = self.active.last_change_at
+        if self.active.status != "EXECUTING":
+            self._report(self.active)
+            self.active = None
+        return action
 
     def _finish_abort(self, now: float) -> None:
         abort = self.abort
-        if abort.confirmed_at is not None:
-            self.progress(f"abort confirmed in {abort.latency_s:.2f} s ({abort.reason})")
-        else:
-            self._fault("abort_failed", abort.failed)
+        self.progress(f"abort confirmed in {abort.latency_s:.2f} s, {abort.reachable_s:.2f} s of it reachable, "
+                      f"{abort.actions} action(s) ({abort.reason})")
         if self.abort_proposal is not None:
-            execution = self.abort_proposal
-            if abort.confirmed_at is not None:
-                execution.complete(now, 0.0)
-            else:
-                execution.fail(now, abort.failed)
-            self._report(execution)
+            self.abort_proposal.complete(now, 0.0)
+            self._report(self.abort_proposal)
+            self.abort_proposal = None
 
-    # ----- main loop -------------------------------------------------------------------------
-    def run(self) -> SidecarResult:
-        self.start()
-        while self.step():
-            self.clock.sleep(self.next_tick - self.clock.now())
-        return self.finish()
-
-    def start(self) -> None:
-        """Open the R1 (an ``R1Error`` here fails loudly: not found, permission...) and begin recording."""
-        cfg, clock = self.cfg, self.clock
-        self.driver: BulletR1 | None = self.open_driver()
-        info = self.driver.read_info()
-        recordings = Path(cfg.recordings_dir) if cfg.recordings_dir else project_config.data_dir() / "device" / "recordings"
-        self.t0, self.wall0 = clock.now(), clock.wall()
-        name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SUFFIX}"
-        self.recorder = SessionRecorder(recordings / name, self._header(self.driver, info), fsync=clock.time_scale != 0)
-        self.progress(f"recording {self.recorder.path} from {self.driver.model_name} serial {info.serial} ({self.source})")
-        self.faults: list[str] = []
-        self.events: dict[str, int] = {}
-        self.command_statuses: dict[str, int] = {}
-        self.seen_proposals: set[str] = set()
-        self.previous_state: int | None = None
-        self.charge_t = self.drop_t = None
-        self.active: Execution | None = None
-        self.abort: Abort | None = None
-        self.abort_proposal: Execution | None = None
-        self.locked_out = False  # after an abort nothing else is executed this session
-        self.controlling = False  # set by the first executed command: from then on lost control aborts
-        self.last_change_at = -math.inf
-        self.next_queue_poll = self.t0
-        self.polls = self.lost = self.idle_messages = 0
-        self.jitter: list[float] = []
-        self.next_tick = self.next_record = self.t0
-        self.next_progress = self.t0 + 60
-        self.last_valid_at = self.t0
-        self.stalled = False
-        self.end_reason = "duration"
-        self.last_reading: p.StatusReading | None = None
-
-    def _poll(self) -> tuple[p.StatusReading | None, str | None, bool]:
-        """One poll: (reading, why it failed, whether the failure was the R1's idle message)."""
+    def _apply(self, action: r.Action, reading: Status, now: float) -> None:
+        self.commanded = True  # from now on every exit makes this roaster safe (exit_policy make_safe)
+        if self.abort is not None and not self.abort.done:
+            self._fault("abort_step", f"{action.describe()} (status: heater {reading.heater}, {reading.state_name})")
         try:
-            return self.driver.poll(), None, False
-        except p.InvalidStatus as error:
-            return None, f"invalid status: {error}", error.idle_message and self.previous_state in (None, p.State.OFF)
-        except ReadTimeout as error:
-            if not self.stalled:
-                self._fault("stall", str(error))
-            self.stalled = True
-            return None, str(error), False
+            with self.usb_lock:
+                self.driver.apply(action)
         except DeviceDisconnected as error:
-            self._fault("disconnect", str(error))
-            if self.active is not None:
-                self.active.fail(self.clock.now(), "device disconnected during execution")
-                self._report(self.active)
-                self.active = None
-            self.driver.close()
-            self.driver = self._reconnect()
-            return None, "disconnected", False
+            self._lose_device(now, str(error))
+        except DeviceError as error:  # write timeout, an errno without meaning: the status shows it did not take
+            self._fault("send_failed", f"{action.describe()}: {error}")
 
-    def _record(self, reading: p.StatusReading | None, why: str | None, idle: bool, t: float) -> None:
+    # ----- the device ------------------------------------------------------------------------
+    def _poll(self, now: float) -> tuple[Status | None, str | None, bool]:
+        """One poll, or one reconnect attempt while unplugged: (status, why there is none, idle message)."""
+        if self.driver is None:
+            if now >= self.next_reconnect:
+                self._try_reconnect(now)
+            return None, "disconnected", False
+        try:
+            with self.usb_lock:
+                reading = self.driver.poll()
+            self.usb_trouble = None
+            return reading, None, False
+        except InvalidStatus as error:
+            return None, f"invalid status: {error}", error.idle_message and self.previous_state in (None, State.OFF)
+        except DeviceDisconnected as error:
+            self._lose_device(now, str(error))
+            return None, "disconnected", False
+        except DeviceError as error:  # a stall (read timeout) or an errno without special meaning
+            kind = "stall" if isinstance(error, ReadTimeout) else "usb_error"
+            if self.usb_trouble != kind:
+                self._fault(kind, str(error))
+            self.usb_trouble = kind
+            return None, str(error), False
+
+    def _lose_device(self, now: float, message: str) -> None:
+        self._fault("disconnect", message)
+        if self.active is not None:
+            self.active.fail(now, "device disconnected during execution")
+            self._report(self.active)
+            self.active = None
+        with self.usb_lock:
+            self.driver.close()
+            self.driver = None
+        self.disconnected_at = self.next_reconnect = now
+
+    def _try_reconnect(self, now: float) -> None:
+        """One attempt, for the same roaster (serial) only; the loop keeps cycling in between."""
+        self.next_reconnect = now + self.cfg.reconnect_interval_s
+        try:
+            driver = self.open_driver(self.info.serial)
+        except DeviceError:
+            return
+        with self.usb_lock:
+            self.driver = driver
+        self._fault("reconnected", f"roaster serial {self.info.serial} back after {now - self.disconnected_at:.1f} s")
+        self.disconnected_at = None
+
+    def _record(self, reading: Status | None, why: str | None, idle: bool, t: float) -> None:
         """Record every ``record_interval_s``, and at once on a state change or event."""
         due = t >= self.next_record - self.t0 - 1e-9
         recorded = False
@@ -437,24 +491,107 @@ class Sidecar:
         while recorded and self.next_record - self.t0 <= t + 1e-9:
             self.next_record += self.cfg.record_interval_s
 
+    # ----- main loop -------------------------------------------------------------------------
+    def run(self) -> SidecarResult:
+        """Start, cycle until the session ends, run the exit procedure, land the file.
+
+        An exception inside a cycle does not end the process: it is recorded, the exit procedure
+        begins (end reason 'error') and cycling goes on until the roaster is safe; if cycles keep
+        failing, the same abort process runs without the loop (``drive_safe``)."""
+        self.start()
+        failures = 0
+        while True:
+            try:
+                if not self.step():
+                    break
+            except KeyboardInterrupt:  # in-process Ctrl-C (the Pipes child turns SIGINT into request_stop)
+                self.request_stop("terminated")
+            except Exception as error:
+                failures += 1
+                self.error = self.error or "".join(traceback.format_exception(error)).strip()
+                self._fault("error", f"{type(error).__name__}: {error}")
+                self.next_tick = self.clock.now() + self.cfg.poll_interval_s
+                if not self.exiting:
+                    self._begin_exit("error", self.clock.now())
+                if failures >= 3:
+                    if self._must_make_safe() and not _is_safe(self.last_reading):
+                        self.drive_safe("poll loop failing", self.exit_deadline)
+                    break
+            self.clock.sleep(self.next_tick - self.clock.now())
+        return self.finish()
+
+    def start(self) -> None:
+        """Open the roaster (a ``DeviceError`` here fails loudly: not found, permission...) and begin recording."""
+        cfg, clock = self.cfg, self.clock
+        self.driver: RoasterDriver | None = self.open_driver(cfg.roaster_serial)
+        self.info = self.driver.info
+        self.limits = cfg.limits.within_model(self.driver.limits)
+        recordings = Path(cfg.recordings_dir) if cfg.recordings_dir else project_config.data_dir() / "device" / "recordings"
+        self.t0, self.wall0 = clock.now(), clock.wall()
+        self.started_real = datetime.now(UTC)  # approvals are judged on the real clock
+        self.stepped = isinstance(clock, SteppedClock)
+        name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SUFFIX}"
+        self.recorder = SessionRecorder(recordings / name, self._header(), fsync=not self.stepped)
+        self.progress(f"recording {self.recorder.path} from {self.driver.model_name} serial {self.info.serial} ({self.source})")
+        self.faults: list[str] = []
+        self.events: dict[str, int] = {}
+        self.command_statuses: dict[str, int] = {}
+        self.waiting: list[Command] = []
+        self.previous_state: int | None = None
+        self.charge_t = self.drop_t = None
+        self.active: Execution | None = None
+        self.abort: Abort | None = None
+        self.abort_proposal: Execution | None = None
+        self.abort_overdue_reported = False
+        self.locked_out = False  # after an abort (or once the session ends) nothing else is executed
+        self.commanded = False  # set by the first action sent: from then on every exit makes the roaster safe
+        self.last_change_at = -math.inf
+        self.next_queue_poll = self.t0
+        self.polls = self.lost = self.idle_messages = 0
+        self.jitter: list[float] = []
+        self.next_tick = self.next_record = self.t0
+        self.next_progress = self.t0 + 60
+        self.last_valid_at = self.t0
+        self.usb_trouble: str | None = None
+        self.disconnected_at: float | None = None
+        self.next_reconnect = self.t0
+        self.exiting = False
+        self.exit_deadline: float | None = None
+        self.exit_outcome = "not needed"
+        self.end_reason = "duration"
+        self.error: str | None = None
+        self.last_reading: Status | None = None
+        self.bridge = None
+        if cfg.warehouse:
+            # device seconds -> real seconds; a stepped run drives the bridge with sync() instead
+            interval = 3600.0 if self.stepped else cfg.queue_poll_interval_s / clock.time_scale
+            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval)
+            self.bridge.session(self._session_row())
+            self.bridge.start()
+        self.heartbeat = time.monotonic()
+        self.watchdog = None if self.stepped else Watchdog(self, cfg.watchdog_timeout_s)
+
+    def _session_row(self, ended: bool = False) -> dict:
+        return {"recording_id": self.recording_id, "machine_id": self.cfg.machine_id, "roaster_serial": self.info.serial,
+                "model": self.driver.model_name if self.driver else self.cfg.model, "source": self.source,
+                "started_at": self.started_real, "ended_at": datetime.now(UTC) if ended else None,
+                "end_reason": self.end_reason if ended else None}
+
     def step(self) -> bool:
-        """One poll cycle; False when the session should end (then call ``finish``)."""
+        """One poll cycle; False when the session is over (then call ``finish``)."""
         cfg, clock = self.cfg, self.clock
         now = clock.now()
+        self.heartbeat = time.monotonic()
         self.jitter.append(max(0.0, now - self.next_tick))
         t = now - self.t0
         self.polls += 1
-        reading, why, idle = self._poll()
-        if self.driver is None:
-            self.lost += 1
-            self.end_reason = "disconnected"
-            self._fault("gave_up", f"no device after {cfg.reconnect_timeout_s:g} s of retries; session closed")
-            return False
+        reading, why, idle = self._poll(now)
         if reading is None:
             self.idle_messages += idle
             self.lost += not idle
+            if self.abort is not None:
+                self.abort.unreachable()
         else:
-            self.stalled = False
             self.last_valid_at = now
             self.last_reading = reading
         self._record(reading, why, idle, t)
@@ -462,32 +599,26 @@ class Sidecar:
         if reading is not None:
             bt, et = self._bt_et(reading)
             beans_in = self.charge_t is not None and self.drop_t is None and t - self.charge_t > TP_GRACE_S
-            trip = trip_reason(bt, et, cfg.limits, beans_in)
+            trip = trip_reason(bt, et, self.limits, beans_in)
             if trip:
                 self.request_abort(f"safety trip: {trip}")
-            command = self._command_to_send(reading, now)
-            if command is not None:
-                try:
-                    self.driver.send(command)
-                except DeviceDisconnected:
-                    pass  # the next poll sees the disconnect and handles it
-        elif (self.controlling and now - self.last_valid_at > cfg.limits.lost_control_s
-              and self.previous_state in HEATING_STATES and self._abort_request is None):
-            # only once the sidecar has driven the roaster; before that the operator at the panel is in control
+            action = self._action(reading, now)
+            if action is not None:
+                self._apply(action, reading, now)
+        elif (self.commanded and now - self.last_valid_at > self.limits.lost_control_s
+              and self.previous_state in HEATING_STATES and (self.abort is None or self.abort.done)
+              and self._abort_request is None):
+            # once the sidecar has driven the roaster it answers for it; before that the operator at the panel does
             self.request_abort(f"lost control: no valid status for {now - self.last_valid_at:.1f} s")
 
         if now >= self.next_progress:
             self.next_progress += 60
             state = self.last_reading.state_name if self.last_reading else "unknown"
             self.progress(f"t={t:.0f} s state={state} samples={self.recorder.samples} lost={self.lost}")
-        if "COOL" in self.events and cfg.stop_on == "cool_end":
-            self.end_reason = "cool_end"
-            return False
-        if self._stop_request:
-            self.end_reason = self._stop_request
-            return False
-        if t >= cfg.max_duration_s:
-            self.end_reason = "duration"
+        reason = self._end_condition(now, t)
+        if reason and not self.exiting:
+            self._begin_exit(reason, now)
+        if self.exiting and self._exit_done(now, reading):
             return False
         self.next_tick += cfg.poll_interval_s
         after = clock.now()
@@ -497,16 +628,110 @@ class Sidecar:
             self.next_tick += skipped * cfg.poll_interval_s
         return True
 
+    def _end_condition(self, now: float, t: float) -> str | None:
+        if self.watchdog is not None and self.watchdog.took_over:
+            return "watchdog"
+        if self._stop_request:
+            return self._stop_request
+        if self.disconnected_at is not None and now - self.disconnected_at >= self.cfg.reconnect_timeout_s:
+            if not self.exiting:
+                self._fault("gave_up", f"no roaster after {self.cfg.reconnect_timeout_s:g} s of retries; session closed")
+            return "disconnected"
+        if "COOL" in self.events and self.cfg.stop_on == "cool_end":
+            return "cool_end"
+        if t >= self.cfg.max_duration_s:
+            return "duration"
+        return None
+
+    def _begin_exit(self, reason: str, now: float) -> None:
+        """The one way out: stop executing, and make a roaster this session commanded safe first."""
+        self.exiting, self.end_reason, self.locked_out = True, reason, True
+        self.exit_deadline = now + self.cfg.exit_timeout_s
+        if self.active is not None:
+            self.active.abort(now, f"session ending ({reason}) during execution")
+            self._report(self.active)
+            self.active = None
+        if not self.commanded:
+            self.exit_outcome = "untouched: the sidecar never commanded this roaster"
+        elif self.cfg.exit_policy != "make_safe":
+            self.exit_outcome = "left as is (exit_policy leave_roaster_as_is)"
+            self._fault("exit", f"session ending ({reason}); exit_policy leave_roaster_as_is: the roaster keeps its last settings")
+        elif _is_safe(self.last_reading) and self.driver is not None:
+            self.exit_outcome = "already safe"
+        else:
+            self._fault("exit", f"session ending ({reason}); the sidecar commanded this roaster: driving it to heater 0 and cooling")
+            self.request_abort(f"session ending ({reason})")
+
+    def _exit_done(self, now: float, reading: Status | None) -> bool:
+        if not self._must_make_safe() or self.exit_outcome == "already safe":
+            return True
+        if self.abort is not None and self.abort.done and self._abort_request is None and _is_safe(reading):
+            self.exit_outcome = "made safe: heater 0 and cooling confirmed by status"
+            return True
+        if self.end_reason == "disconnected":
+            self.exit_outcome = "roaster gone: nothing can be sent"
+            return True
+        if now >= self.exit_deadline:
+            state = "roaster not reachable" if reading is None else f"heater {reading.heater}, {reading.state_name}"
+            self.exit_outcome = f"NOT confirmed safe within {self.cfg.exit_timeout_s:g} s ({state})"
+            self._fault("exit_unsafe", self.exit_outcome)
+            return True
+        return False
+
+    def drive_safe(self, who: str, deadline: float) -> bool:
+        """The abort process without the poll loop (watchdog, a loop that keeps failing): poll, step the
+        heater down / press PRS, re-check, until a status shows heater 0 in a safe state or ``deadline``."""
+        abort = Abort(who, self.clock.now(), self.limits)
+        self._fault("drive_safe", f"{who}: driving the roaster to heater 0 and cooling outside the poll loop")
+        while self.clock.now() < deadline:
+            now = self.clock.now()
+            reading = None
+            if not self.usb_lock.acquire(timeout=1.0):
+                self._fault("drive_safe", "the USB handle is held by the stuck poll loop; cannot reach the roaster")
+                return False
+            try:
+                if self.driver is None and now >= self.next_reconnect:
+                    self.next_reconnect = now + self.cfg.reconnect_interval_s
+                    self.driver = self.open_driver(self.info.serial)
+                if self.driver is not None:
+                    reading = self.driver.poll()
+                    self.last_reading = reading
+                    action = abort.advance(reading, now)
+                    if abort.done:
+                        self._fault("drive_safe", f"{who}: heater 0 and {reading.state_name} confirmed by status")
+                        return True
+                    if action is not None:
+                        self.commanded = True
+                        self._fault("abort_step", f"{action.describe()} (status: heater {reading.heater}, {reading.state_name})")
+                        self.driver.apply(action)
+            except (DeviceError, InvalidStatus):
+                abort.unreachable()
+            finally:
+                self.usb_lock.release()
+            self.clock.sleep(self.cfg.poll_interval_s)
+        return False
+
     def finish(self) -> SidecarResult:
-        """Close the recording (footer), write pending executions, move the file to the landing folder."""
+        """Close the recording (footer), hand the last rows to the warehouse thread, land the file."""
         clock = self.clock
-        if self.driver is not None:
-            self.driver.close()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        with self.usb_lock:
+            if self.driver is not None:
+                self.driver.close()
         if self.active is not None:
             self.active.fail(clock.now(), f"session ended ({self.end_reason}) during execution")
             self._report(self.active)
+        if self.abort_proposal is not None:
+            self.abort_proposal.fail(clock.now(), f"abort not confirmed before the session ended ({self.end_reason})")
+            self._report(self.abort_proposal)
         duration = clock.now() - self.t0
         abort_latency = None if self.abort is None else self.abort.latency_s
+        last = self.last_reading
+        exit_summary = {
+            "policy": self.cfg.exit_policy, "commanded": self.commanded, "outcome": self.exit_outcome,
+            "heater": None if last is None else last.heater, "state": None if last is None else last.state_name,
+        }
         self.recorder.close({
             "end_reason": self.end_reason,
             "ended_at": clock.wall(),
@@ -516,39 +741,75 @@ class Sidecar:
             "idle_messages": self.idle_messages,
             "commands": self.command_statuses,
             "abort_latency_s": abort_latency,
+            "exit": exit_summary,
+            "error": self.error,
         })
         session = parse_sidecar(self.recorder.path.read_bytes(), str(self.recorder.path))
-        if self.store:
-            self.store.set_session_id(self.recording_id, session.session_id)
-            if not self.store.flush():
-                message = "command executions not written to the warehouse (locked); they are in the recording"
+        if self.bridge:
+            self.bridge.set_session_id(session.session_id)
+            self.bridge.session(self._session_row(ended=True))
+            if not self.bridge.stop(timeout_s=3.0):
+                message = "command executions not all written to the warehouse (locked); they are in the recording"
                 self.faults.append(f"warehouse: {message}")
                 self.progress(message)
         landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else project_config.landing_dir()
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))
-        self.progress(f"session {session.session_id} landed at {final_path} ({self.end_reason})")
+        self.progress(f"session {session.session_id} landed at {final_path} ({self.end_reason}; exit: {self.exit_outcome})")
         return SidecarResult(
             path=final_path, session_id=session.session_id, source=self.source, end_reason=self.end_reason,
             duration_s=duration, samples=self.recorder.samples, invalid_samples=self.recorder.invalid_samples,
             polls=self.polls, lost_polls=self.lost, commands_executed=sum(self.command_statuses.values()),
             command_statuses=dict(self.command_statuses), faults=self.faults,
-            abort_latency_s=abort_latency, jitter_s=np.array(self.jitter),
+            abort_latency_s=abort_latency, jitter_s=np.array(self.jitter), exit=exit_summary, error=self.error,
         )
 
 
+class Watchdog:
+    """A thread independent of the poll loop. When no poll cycle has finished for ``timeout_s`` real
+    seconds and the sidecar has commanded the roaster, it drives the roaster safe itself
+    (``Sidecar.drive_safe``) and the session ends with reason 'watchdog'. Off for stepped
+    simulations, whose time does not pass while the loop is stuck."""
+
+    def __init__(self, sidecar: Sidecar, timeout_s: float):
+        self.sidecar = sidecar
+        self.timeout_s = timeout_s
+        self.fired = False
+        self.took_over = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sidecar-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        sidecar = self.sidecar
+        while not self._stop.wait(min(0.25, self.timeout_s / 4)):
+            silent = time.monotonic() - sidecar.heartbeat
+            if silent <= self.timeout_s or self.fired:
+                continue
+            self.fired = True
+            sidecar._fault("watchdog", f"poll loop silent for {silent:.1f} s")
+            if sidecar._must_make_safe():
+                self.took_over = True
+                sidecar.drive_safe("watchdog", sidecar.clock.now() + sidecar.cfg.exit_timeout_s)
+
+
 def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = None):
-    """The sidecar wired to a real R1 (pyusb's libusb backend) or, with ``simulate``, the virtual R1.
+    """The sidecar wired to a real roaster (pyusb's libusb backend) or, with ``simulate``, its virtual twin.
 
     Returns ``(sidecar, virtual_device_or_None)``.
     """
-    store = WarehouseCommandStore(cfg.warehouse) if cfg.warehouse else None
+    model, plug_in_virtual = MODELS[cfg.model]
     if not cfg.simulate:
-        return Sidecar(cfg, RealClock(), BulletR1.open, "real", store, progress=progress), None
+        return Sidecar(cfg, RealClock(), lambda serial: model.open(serial), "real", progress=progress), None
     start = datetime.fromisoformat(cfg.start_at) if cfg.start_at else None
     clock = make_clock(cfg.time_scale, start)
     virtual = VirtualR1Config(**{**cfg.virtual.__dict__, "seed": cfg.seed})
-    device, backend = plug_in_virtual_r1(virtual, clock)
+    device, backend = plug_in_virtual(virtual, clock)
     simulator = {
         "seed": cfg.seed,
         "time_scale": cfg.time_scale,
@@ -556,15 +817,21 @@ def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = N
         "operator_plan": asdict(virtual.operator) if virtual.operator else None,
         "thermal_model": asdict(virtual.thermal),
         "batch_g_in_hopper": virtual.batch_g,
+        "ibts": virtual.ibts,
     }
     # a stepped simulation is reproducible, so its id is too (same seed and start: same session_id)
-    recording_id = uuid.uuid5(uuid.NAMESPACE_URL, f"daena-sim:{cfg.machine_id}:{cfg.seed}:{cfg.start_at}").hex if cfg.time_scale == 0 else None
-    sidecar = Sidecar(cfg, clock, lambda: BulletR1.open(backend=backend), "simulator", store, simulator, progress, recording_id)
+    recording_id = stepped_recording_id(cfg) if cfg.time_scale == 0 else None
+    sidecar = Sidecar(cfg, clock, lambda serial: model.open(serial, backend=backend), "simulator", simulator, progress,
+                      recording_id)
     device.on_mark = sidecar.mark  # the simulated operator marks first crack when the model's crack starts
     return sidecar, device
+
+
+def stepped_recording_id(cfg: SidecarConfig) -> str:
+    """The recording id of a stepped simulation (what an approval for that session names)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"daena-sim:{cfg.machine_id}:{cfg.seed}:{cfg.start_at}").hex
 
 
 def run_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = None) -> SidecarResult:
     sidecar, _ = build_sidecar(cfg, progress)
     return sidecar.run()
-

@@ -11,7 +11,7 @@ import signal
 
 from dagster_pipes import open_dagster_pipes
 
-from daena_pipelines.device.driver import R1Error
+from daena_pipelines.device.roaster import DeviceError
 from daena_pipelines.device.sidecar import SidecarConfig, build_sidecar
 
 
@@ -26,7 +26,7 @@ def main() -> None:
         signal.signal(signal.SIGUSR2, lambda *_: sidecar.mark("FCs"))  # operator heard first crack
         try:
             result = sidecar.run()
-        except R1Error as error:
+        except DeviceError as error:
             pipes.log.error(str(error))  # the operator's message, first thing in the run's logs
             raise
         for fault in result.faults:

@@ -20,7 +20,8 @@ WATER_LATENT = 2.26e6  # J/kg
 @dataclass(frozen=True)
 class ThermalParams:
     ambient_c: float = 22.0
-    heater_max_w: float = 700.0  # power delivered to the drum at heater level 9
+    heater_max_w: float = 700.0  # power delivered to the drum at the top heater level
+    heater_levels: int = 9  # the top heater level (R1 9, R2 14)
     drum_capacity_j_per_k: float = 800.0  # drum + air + nearby steel
     room_loss_w_per_k: float = 1.5
     fan_loss_w_per_k_per_level: float = 0.18  # airflow carries heat out of the drum
@@ -78,7 +79,7 @@ class ThermalModel:
 
     def step(self, dt: float, heater: int, fan: int, drum: int) -> None:
         p, s = self.p, self.s
-        q_heater = p.heater_max_w * heater / 9.0
+        q_heater = p.heater_max_w * heater / p.heater_levels
         q_loss = (p.room_loss_w_per_k + p.fan_loss_w_per_k_per_level * fan) * (s.drum_c - p.ambient_c)
         q_beans = 0.0
         if self.beans_loaded:

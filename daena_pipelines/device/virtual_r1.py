@@ -21,6 +21,7 @@ import usb.backend
 import usb.core
 
 from daena_pipelines.device import protocol as p
+from daena_pipelines.device.roaster import State, Status
 from daena_pipelines.device.thermal import ThermalModel, ThermalParams
 
 TICK_S = 0.1  # physics step; also the device's own status refresh period
@@ -35,6 +36,8 @@ class Faults:
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     heater_ignores_steps: bool = False
+    command_write_timeouts: tuple[float, float] | None = None  # (from, to): 4-byte command writes time out
+    usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
     permission_denied: bool = False  # opening fails like a missing udev rule
     kernel_driver_busy: bool = False  # another driver holds the interface and cannot be detached
 
@@ -67,18 +70,25 @@ class VirtualR1Config:
     roast_count: int = 318
     batch_g: float = 250.0
     seed: int = 0
-    ibts: bool = False  # channel A is the infrared bean sensor (rev3) instead of the bean probe
+    ibts: bool = False  # rev3 with the infrared bean sensor: its reading on channel B (Artisan's IBTS mode)
     thermal: ThermalParams = field(default_factory=ThermalParams)
     operator: OperatorPlan | None = None
     faults: Faults = field(default_factory=Faults)
 
 
 class VirtualBulletR1:
+    # State codes by role and level ranges: the virtual R2 reuses this roaster with its own.
+    OFF, PREHEATING, CHARGE, ROASTING, COOLING, SHUTDOWN = (
+        State.OFF, State.PREHEATING, State.CHARGE, State.ROASTING, State.COOLING, State.SHUTDOWN)
+    WARMING_STATES = (State.PREHEATING,)  # heating up before CHARGE is ready
+    AFTER_COOLING = State.SHUTDOWN  # where cooling ends (by PRS or by itself)
+    HEATER_RANGE, FAN_RANGE, DRUM_RANGE = p.HEATER_RANGE, p.FAN_RANGE, p.DRUM_RANGE
+
     def __init__(self, config: VirtualR1Config, clock):
         self.config = config
         self.clock = clock
         self.model = ThermalModel(config.thermal, seed=config.seed)
-        self.state = p.State.OFF
+        self.state = self.OFF
         self.heater, self.fan, self.drum = 0, 1, 5
         self.preheat_target_c = config.operator.preheat_target_c if config.operator else 240
         self.hopper_g = config.batch_g
@@ -116,36 +126,44 @@ class VirtualBulletR1:
             self.time_s += TICK_S
             self._tick()
 
-    def _set_state(self, state: p.State) -> None:
+    def _set_state(self, state: int) -> None:
         self.state = state
         self.state_since_s = self.time_s
 
     def _tick(self) -> None:
-        if self.state in (p.State.PREHEATING, p.State.CHARGE):
-            # the R1's own preheat controller: proportional on the drum temperature
+        if self.state in (*self.WARMING_STATES, self.CHARGE):
+            # the roaster's own preheat controller: proportional on the drum temperature
             error = self.preheat_target_c - self.model.s.drum_probe_c
-            self.heater = max(0, min(9, round(error / 3 + 5)))
-            if self.state is p.State.PREHEATING and error <= 2.0 and self.time_s - self.state_since_s > 30:
-                self._set_state(p.State.CHARGE)
-                self.ready_at_s = self.time_s
-        elif self.state is p.State.COOLING and self.time_s - self.state_since_s >= 600:
-            self._set_state(p.State.SHUTDOWN)
-        elif self.state is p.State.SHUTDOWN and self.time_s - self.state_since_s >= 10:
-            self._set_state(p.State.OFF)
+            top = self.HEATER_RANGE[1]
+            self.heater = max(0, min(top, round((error / 3 + 5) * top / 9)))  # same power for the same error
+            self._warm_up(error)
+        elif self.state is self.COOLING and self.time_s - self.state_since_s >= 600:
+            self._set_state(self.AFTER_COOLING)
+        elif self.state is self.SHUTDOWN and self.time_s - self.state_since_s >= 10:
+            self._set_state(self.OFF)
         if self.config.operator:
             self._operate(self.config.operator)
-        self.model.step(TICK_S, self.heater, self.fan if self.state is not p.State.OFF else 0, self.drum)
+        self.model.step(TICK_S, self.heater, self.fan if self.state is not self.OFF else 0, self.drum)
         self._probe_history.append(self.model.s.probe_c)
+
+    def _warm_up(self, error_c: float) -> None:
+        """Preheating turns into CHARGE 30 s or more after start once the drum is within 2 °C."""
+        if self.state is self.PREHEATING and error_c <= 2.0 and self.time_s - self.state_since_s > 30:
+            self._ready()
+
+    def _ready(self) -> None:
+        self._set_state(self.CHARGE)
+        self.ready_at_s = self.time_s
 
     def _operate(self, plan: OperatorPlan) -> None:
         bt = self.model.s.probe_c
-        if self.state is p.State.OFF and self.charge_at_s is None and self.time_s >= plan.start_preheat_at_s:
+        if self.state is self.OFF and self.charge_at_s is None and self.time_s >= plan.start_preheat_at_s:
             self.drum, self.fan = plan.drum, 1
             self.press_prs()
-        elif self.state is p.State.CHARGE and self.time_s - (self.ready_at_s or self.time_s) >= plan.charge_after_ready_s:
+        elif self.state is self.CHARGE and self.time_s - (self.ready_at_s or self.time_s) >= plan.charge_after_ready_s:
             self.press_prs()
             self.heater, self.fan = plan.charge_heater, plan.charge_fan
-        elif self.state is p.State.ROASTING:
+        elif self.state is self.ROASTING:
             roast_s = self.time_s - self.charge_at_s
             if roast_s > 60:  # after the turning point
                 for bt_c, level in plan.heater_at_bt:
@@ -160,29 +178,28 @@ class VirtualBulletR1:
                 self.on_mark("FCs")
             if roast_s > 120 and bt >= plan.drop_bt_c:
                 self.press_prs()
-        elif self.state is p.State.COOLING and self.time_s - self.state_since_s >= plan.cool_s:
+        elif self.state is self.COOLING and self.time_s - self.state_since_s >= plan.cool_s:
             self.press_prs()
 
     def press_prs(self) -> None:
         """The PRS button (on the panel or over USB) advances the state machine."""
-        if self.state is p.State.OFF:
-            self._set_state(p.State.PREHEATING)
-        elif self.state is p.State.PREHEATING:
-            self._set_state(p.State.CHARGE)
-            self.ready_at_s = self.time_s
-        elif self.state is p.State.CHARGE:
-            self._set_state(p.State.ROASTING)
+        if self.state is self.OFF:
+            self._set_state(self.PREHEATING)
+        elif self.state in self.WARMING_STATES:
+            self._ready()
+        elif self.state is self.CHARGE:
+            self._set_state(self.ROASTING)
             self.charge_at_s = self.time_s
             if self.hopper_g > 0:
                 self.model.charge(self.hopper_g)
                 self.hopper_g = 0.0
-        elif self.state is p.State.ROASTING:
-            self._set_state(p.State.COOLING)
+        elif self.state is self.ROASTING:
+            self._set_state(self.COOLING)
             self.roasted_weight_g = self.model.drop() if self.model.beans_loaded else None
-            self.heater, self.fan = 0, p.FAN_RANGE[1]
-        elif self.state is p.State.COOLING:
-            self._set_state(p.State.SHUTDOWN)
-            self.heater, self.fan = 0, p.FAN_RANGE[0]
+            self.heater, self.fan = 0, self.FAN_RANGE[1]
+        elif self.state is self.COOLING:
+            self._set_state(self.AFTER_COOLING)
+            self.heater, self.fan = 0, self.FAN_RANGE[0]
 
     # ----- protocol --------------------------------------------------------------------------
     def handle_write(self, data: bytes) -> None:
@@ -202,21 +219,31 @@ class VirtualBulletR1:
             self._status_snapshot = None
             self._replies.append(snapshot[p.STATUS_HALF_LEN :])
         elif data in (p.HEATER_UP, p.HEATER_DOWN):
-            if self.state is p.State.ROASTING and not self.config.faults.heater_ignores_steps:
-                step = 1 if data == p.HEATER_UP else -1
-                self.heater = max(p.HEATER_RANGE[0], min(p.HEATER_RANGE[1], self.heater + step))
+            self._step("heater", 1 if data == p.HEATER_UP else -1)
         elif data in (p.FAN_UP, p.FAN_DOWN):
-            if self.state is not p.State.OFF:
-                step = 1 if data == p.FAN_UP else -1
-                self.fan = max(p.FAN_RANGE[0], min(p.FAN_RANGE[1], self.fan + step))
+            self._step("fan", 1 if data == p.FAN_UP else -1)
         elif len(data) == 4 and data[:2] == p.DRUM_PREFIX and p.DRUM_RANGE[0] <= data[2] <= p.DRUM_RANGE[1]:
             self.drum = data[2]
         elif data == p.PRS:
             self.press_prs()
         # anything else: a real R1 ignores unknown bytes, so do we
 
+    def _step(self, level: str, step: int) -> None:
+        """A ±1 step as the roaster applies it: the heater only while roasting, fan and drum unless off."""
+        if level == "heater" and (self.state is not self.ROASTING or self.config.faults.heater_ignores_steps):
+            return
+        if self.state is self.OFF:
+            return
+        low, high = {"heater": self.HEATER_RANGE, "fan": self.FAN_RANGE, "drum": self.DRUM_RANGE}[level]
+        setattr(self, level, max(low, min(high, getattr(self, level) + step)))
+
     def next_reply(self) -> bytes | None:
         return self._replies.popleft() if self._replies else None
+
+    def await_reply(self, timeout_s: float) -> bytes | None:
+        """Nothing is queued: the R1 answers only requests, so the read times out."""
+        self.clock.sleep(timeout_s)
+        return None
 
     def _info_reply(self) -> bytes:
         reply = bytearray(p.INFO_REPLY_LEN)
@@ -227,41 +254,41 @@ class VirtualBulletR1:
     def _in_window(self, window: tuple[float, float] | None) -> bool:
         return window is not None and window[0] <= self.clock.now() < window[1]
 
+    def _timer_s(self) -> float:
+        """The panel timer: time since CHARGE while roasting/cooling, else time in the current state."""
+        if self.state in (self.ROASTING, self.COOLING) and self.charge_at_s is not None:
+            return self.time_s - self.charge_at_s
+        return self.time_s - self.state_since_s
+
     def _status_bytes(self) -> bytes:
         m, s = self.model, self.model.s
         probe, drum_probe = m.noisy(s.probe_c), m.noisy(s.drum_probe_c)
         ir = m.noisy(s.bean_c if m.beans_loaded else s.drum_c * 0.8)
-        channel_a, channel_b = (ir, probe) if self.config.ibts else (probe, drum_probe)
-        history = self._probe_history
-        ror = (history[-1] - history[0]) * 60.0 / (TICK_S * (len(history) - 1)) if len(history) > 1 else 0.0
-        if self.state in (p.State.ROASTING, p.State.COOLING) and self.charge_at_s is not None:
-            timer = self.time_s - self.charge_at_s
-        else:
-            timer = self.time_s - self.state_since_s
-        reading = p.StatusReading(
-            channel_a_c=channel_a,
-            ror_a_c_per_min=ror,
-            channel_b_c=channel_b,
-            exhaust_c=m.noisy(s.exhaust_c),
-            timer_s=int(timer),
-            fan=self.fan,
-            heater=self.heater,
-            drum=self.drum,
-            state=int(self.state),
-            ir_c=ir,
-            pcb_c=m.noisy(30.0 + 0.04 * (s.drum_c - m.p.ambient_c)),
-            fan_rpm=0 if self.state is p.State.OFF else 900 + 260 * self.fan,
-            voltage=230,
-            coil_fan=400 + 150 * self.heater,
-            coil_fan2=380 + 150 * self.heater,
-            preheat_target_c=self.preheat_target_c,
+        # Artisan's IBTS mode reads BT from bytes 8-11 ("DT is being used as IBTS"): on an IBTS unit the
+        # infrared bean reading takes channel B while channel A stays the bean probe
+        channel_a, channel_b = (probe, ir) if self.config.ibts else (probe, drum_probe)
+        reading = Status(
+            channel_a_c=channel_a, channel_b_c=channel_b, exhaust_c=m.noisy(s.exhaust_c),
+            fan=self.fan, heater=self.heater, drum=self.drum, state=int(self.state),
+            extra={
+                "device_ror_a_c_per_min": ror_c_per_min(self._probe_history), p.TIMER_FIELD: int(self._timer_s()),
+                "ir_c": ir, "pcb_c": m.noisy(30.0 + 0.04 * (s.drum_c - m.p.ambient_c)),
+                "fan_rpm": 0 if self.state is self.OFF else 900 + 260 * self.fan, "voltage": 230,
+                "coil_fan": 400 + 150 * self.heater, "coil_fan2": 380 + 150 * self.heater,
+                "preheat_target_c": self.preheat_target_c,
+            },
         )
         buf = bytearray(p.encode_status(reading))
-        if self.state is p.State.OFF and int(self.time_s) % 15 == 0:
+        if self.state is self.OFF and int(self.time_s) % 15 == 0:
             buf[p.VALID_MARKER_OFFSET] = 0  # the interleaved idle message
         if self._in_window(self.config.faults.invalid_packets):
             buf[:8] = b"\xff" * 8  # corrupt packet: the marker is fine, channel A is NaN
         return bytes(buf)
+
+
+def ror_c_per_min(history: deque[float]) -> float:
+    """The roaster's own rate of rise over the history window (one value per tick), °C/min."""
+    return (history[-1] - history[0]) * 60.0 / (TICK_S * (len(history) - 1)) if len(history) > 1 else 0.0
 
 
 # ----- pyusb backend ---------------------------------------------------------------------------
@@ -286,6 +313,8 @@ def _usb_error(code: int, text: str) -> usb.core.USBError:
 
 class VirtualR1Backend(usb.backend.IBackend):
     """A libusb stand-in that enumerates one virtual R1 (while it is plugged in)."""
+
+    EP_IN, EP_OUT = p.EP_IN, p.EP_OUT
 
     def __init__(self, device: VirtualBulletR1):
         super().__init__()
@@ -332,7 +361,7 @@ class VirtualR1Backend(usb.backend.IBackend):
         if intf != p.INTERFACE or ep not in (0, 1):
             raise IndexError("no such endpoint")
         return _Descriptor(dict(
-            bLength=7, bDescriptorType=5, bEndpointAddress=(p.EP_IN, p.EP_OUT)[ep], bmAttributes=0x02,
+            bLength=7, bDescriptorType=5, bEndpointAddress=(self.EP_IN, self.EP_OUT)[ep], bmAttributes=0x02,
             wMaxPacketSize=64, bInterval=0, bRefresh=0, bSynchAddress=0, extra_descriptors=[],
         ))
 
@@ -384,18 +413,27 @@ class VirtualR1Backend(usb.backend.IBackend):
 
     def bulk_write(self, dev_handle, ep, intf, data, timeout):
         self._check(dev_handle)
-        if ep != p.EP_OUT or intf not in self.claimed:
+        if ep != self.EP_OUT or intf not in self.claimed:
             raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        faults = self.device.config.faults
+        if len(data) == 4 and self.device._in_window(faults.command_write_timeouts):
+            self.device.clock.sleep(timeout / 1000.0)
+            raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
+        if self.device._in_window(faults.usb_errors):
+            raise _usb_error(errno.EOVERFLOW, "Overflow")  # an errno the driver gives no special meaning
         self.device.handle_write(bytes(data))
         return len(data)
 
     def bulk_read(self, dev_handle, ep, intf, buff, timeout):
         self._check(dev_handle)
-        if ep != p.EP_IN or intf not in self.claimed:
+        if ep != self.EP_IN or intf not in self.claimed:
             raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x} of unclaimed/wrong interface")
-        reply = None if self.device._in_window(self.device.config.faults.stall_reads) else self.device.next_reply()
-        if reply is None:
+        if self.device._in_window(self.device.config.faults.stall_reads):
             self.device.clock.sleep(timeout / 1000.0)
+            reply = None
+        else:
+            reply = self.device.next_reply() or self.device.await_reply(timeout / 1000.0)
+        if reply is None:
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
         n = min(len(reply), len(buff))
         buff[:n] = type(buff)(buff.typecode, reply[:n])
@@ -405,3 +443,39 @@ class VirtualR1Backend(usb.backend.IBackend):
 def plug_in_virtual_r1(config: VirtualR1Config, clock) -> tuple[VirtualBulletR1, VirtualR1Backend]:
     device = VirtualBulletR1(config, clock)
     return device, VirtualR1Backend(device)
+
+
+class VirtualBus(usb.backend.IBackend):
+    """Several virtual roasters on one USB bus, each behind its own backend (choosing one by serial)."""
+
+    def __init__(self, *backends: usb.backend.IBackend):
+        super().__init__()
+        self.backends = backends
+        self._by_handle: dict[int, usb.backend.IBackend] = {}
+
+    def _for(self, dev) -> usb.backend.IBackend:
+        return next(backend for backend in self.backends if backend.device is dev)
+
+    def enumerate_devices(self):
+        return [dev for backend in self.backends for dev in backend.enumerate_devices()]
+
+    def open_device(self, dev):
+        backend = self._for(dev)
+        handle = backend.open_device(dev)
+        self._by_handle[id(handle)] = backend
+        return handle
+
+    def __getattribute__(self, name):
+        # descriptor calls name the device, the rest a handle: hand each to the roaster's own backend
+        if name in _BY_DEVICE:
+            return lambda dev, *args: self._for(dev).__getattribute__(name)(dev, *args)
+        if name in _BY_HANDLE:
+            return lambda handle, *args: self._by_handle[id(handle)].__getattribute__(name)(handle, *args)
+        return super().__getattribute__(name)
+
+
+_BY_DEVICE = {"get_device_descriptor", "get_configuration_descriptor", "get_interface_descriptor",
+              "get_endpoint_descriptor", "get_parent"}
+_BY_HANDLE = {"close_device", "set_configuration", "get_configuration", "is_kernel_driver_active",
+              "detach_kernel_driver", "attach_kernel_driver", "claim_interface", "release_interface",
+              "bulk_write", "bulk_read", "clear_halt", "reset_device", "get_string_descriptor"}

@@ -9,7 +9,7 @@ import duckdb
 
 from daena_pipelines.evals import judge, scoring
 from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
-from daena_pipelines.warehouse import transaction
+from daena_pipelines.db import transaction
 
 # roast_metrics columns the gates and the judge prompt use (a subset of the telemetry contract).
 METRIC_COLUMNS = (
@@ -19,6 +19,15 @@ METRIC_COLUMNS = (
 )
 SUMMARY_STEP_S = 20  # telemetry summary for the judge: the first point of every 20 s window
 
+JUDGE_ADDED_COLUMNS = {
+    "endpoint": "VARCHAR", "effort": "VARCHAR", "max_tokens": "INTEGER", "stop_reason": "VARCHAR",
+    "usage": "JSON", "request_id": "VARCHAR",
+}
+REDUCERS = ", ".join(
+    f"avg({c}) AS {c}_mean, median({c}) AS {c}_median, mode({c}) AS {c}_mode, stddev_samp({c}) AS {c}_stddev, "
+    f"min({c}) AS {c}_min, max({c}) AS {c}_max"
+    for c in judge.SCORE_COLUMNS.values()
+)
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS evals;
 CREATE TABLE IF NOT EXISTS evals.golden_cases (
@@ -45,18 +54,22 @@ CREATE TABLE IF NOT EXISTS evals.judge_scores (
     warnings VARCHAR[], violations VARCHAR[], reasoning VARCHAR, input_tokens INTEGER, output_tokens INTEGER,
     cache_read_input_tokens INTEGER, cache_creation_input_tokens INTEGER, cost_usd DOUBLE, latency_ms DOUBLE,
     attempts INTEGER, message_id VARCHAR, batch_id VARCHAR, from_cache BOOLEAN, judged_at TIMESTAMPTZ);
+{"".join(f"ALTER TABLE evals.judge_scores ADD COLUMN IF NOT EXISTS {c} {t};" for c, t in JUDGE_ADDED_COLUMNS.items())}
+CREATE TABLE IF NOT EXISTS evals.judge_batches (
+    batch_id VARCHAR PRIMARY KEY, endpoint VARCHAR, model VARCHAR, prompt_version VARCHAR, custom_ids VARCHAR[],
+    status VARCHAR, note VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ);
+-- Samples of one session x case reduced per source, endpoint and model: mean, median, mode and spread.
 CREATE OR REPLACE VIEW evals.judge_score_spread AS
-SELECT partition_date, session_id, case_id, model, prompt_version, count(*) AS n_samples,
-    {", ".join(f"avg({c}) AS {c}_mean, stddev_samp({c}) AS {c}_stddev, min({c}) AS {c}_min, max({c}) AS {c}_max"
-               for c in judge.SCORE_COLUMNS.values())}
+SELECT partition_date, session_id, case_id, source, endpoint, model, prompt_version, count(*) AS n_samples,
+    {REDUCERS}
 FROM evals.judge_scores WHERE status = 'judged'
 GROUP BY ALL;
 """
 JUDGE_COLUMNS = (
     "partition_date", "session_id", "case_id", "sample_index", "model", "prompt_version", "input_hash", "status",
-    "reason", "source", *judge.SCORE_COLUMNS.values(), "warnings", "violations", "reasoning", "input_tokens",
-    "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "cost_usd", "latency_ms", "attempts",
-    "message_id", "batch_id", "from_cache", "judged_at",
+    "reason", "source", "endpoint", "effort", "max_tokens", *judge.SCORE_COLUMNS.values(), "warnings", "violations",
+    "reasoning", "stop_reason", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+    "usage", "cost_usd", "latency_ms", "attempts", "request_id", "message_id", "batch_id", "from_cache", "judged_at",
 )
 
 
@@ -206,9 +219,11 @@ def refresh_pass_at_k(con) -> None:
 
 
 def read_judge_inputs(con, first: date, last: date) -> list[dict]:
-    """eval_runs rows of the days with the session's notes, the case definition and executed commands."""
+    """eval_runs rows of the days with the session's title and notes, the case definition, the session's
+    commands and a telemetry summary from CHARGE to DROP (points after DROP are cooling, not roasting)."""
     rows = _rows(con.execute(
-        """SELECT r.partition_date, r.session_id, r.case_id, r.metrics, r.gates, s.notes, g.definition
+        """SELECT r.partition_date, r.session_id, r.case_id, r.expectation, r.outcome, r.metrics, r.gates,
+                  s.title, s.notes, g.definition
            FROM evals.eval_runs r JOIN telemetry.sessions s USING (session_id)
            LEFT JOIN evals.golden_cases g USING (case_id)
            WHERE r.partition_date BETWEEN ? AND ? ORDER BY r.partition_date, r.session_id, r.case_id""",
@@ -219,10 +234,11 @@ def read_judge_inputs(con, first: date, last: date) -> list[dict]:
     summaries: dict[str, list[tuple]] = {i: [] for i in ids}
     if ids:
         for session_id, t_s, bt, ror in con.execute(
-            f"""SELECT session_id, t_s, bt_c, ror_c_per_min FROM telemetry.points
-                WHERE session_id IN (SELECT unnest(?)) AND t_s >= 0
-                QUALIFY row_number() OVER (PARTITION BY session_id, floor(t_s / {SUMMARY_STEP_S}) ORDER BY t_s) = 1
-                ORDER BY session_id, t_s""",
+            f"""SELECT p.session_id, p.t_s, p.bt_c, p.ror_c_per_min FROM telemetry.points p
+                LEFT JOIN telemetry.roast_metrics m USING (session_id)
+                WHERE p.session_id IN (SELECT unnest(?)) AND p.t_s >= 0 AND (m.drop_s IS NULL OR p.t_s <= m.drop_s)
+                QUALIFY row_number() OVER (PARTITION BY p.session_id, floor(p.t_s / {SUMMARY_STEP_S}) ORDER BY p.t_s) = 1
+                ORDER BY p.session_id, p.t_s""",
             [ids],
         ).fetchall():
             summaries[session_id].append((t_s, bt, ror))
@@ -235,14 +251,42 @@ def read_judge_inputs(con, first: date, last: date) -> list[dict]:
     return rows
 
 
-def read_judge_cache(con, model: str, hashes: Sequence[str]) -> dict[tuple[str, int], dict]:
-    """Earlier judged rows of this model and prompt version, keyed by (input_hash, sample_index)."""
+def read_judge_cache(con, settings: judge.JudgeSettings, hashes: Sequence[str]) -> dict[tuple[str, int], dict]:
+    """Earlier judged rows with the same model, prompt version, endpoint and source, keyed by (input_hash, sample)."""
     if not hashes:
         return {}
     rows = _rows(con.execute(
         f"""SELECT {", ".join(c for c in JUDGE_COLUMNS if c != "partition_date")} FROM evals.judge_scores
-            WHERE status = 'judged' AND model = ? AND prompt_version = ? AND input_hash IN (SELECT unnest(?))
+            WHERE status = 'judged' AND model = ? AND prompt_version = ? AND endpoint = ? AND source = ?
+              AND input_hash IN (SELECT unnest(?))
             QUALIFY row_number() OVER (PARTITION BY input_hash, sample_index ORDER BY judged_at) = 1""",
-        [model, judge.PROMPT_VERSION, list(hashes)],
+        [settings.model, judge.PROMPT_VERSION, settings.endpoint, settings.source, list(hashes)],
     ))
     return {(r["input_hash"], r["sample_index"]): r for r in rows}
+
+
+class WarehouseBatchLedger:
+    """judge.BatchLedger over evals.judge_batches; each call opens its own short connection, so no
+    warehouse connection is held while the judge waits for a batch."""
+
+    def __init__(self, connect):
+        self.connect = connect
+
+    def open_batches(self, endpoint: str, model: str) -> list[tuple[str, list[str]]]:
+        with self.connect() as con:
+            return [(b, list(ids)) for b, ids in con.execute(
+                """SELECT batch_id, custom_ids FROM evals.judge_batches
+                   WHERE endpoint = ? AND model = ? AND prompt_version = ? AND status IN ('in_progress', 'canceling')
+                   ORDER BY created_at""",
+                [endpoint, model, judge.PROMPT_VERSION],
+            ).fetchall()]
+
+    def record(self, batch_id: str, endpoint: str, model: str, custom_ids: Sequence[str], status: str, note: str) -> None:
+        now = datetime.now(timezone.utc)
+        with self.connect() as con:
+            con.execute(
+                """INSERT INTO evals.judge_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (batch_id) DO UPDATE SET status = excluded.status, note = excluded.note,
+                       updated_at = excluded.updated_at""",
+                [batch_id, endpoint, model, judge.PROMPT_VERSION, list(custom_ids), status, note, now, now],
+            )

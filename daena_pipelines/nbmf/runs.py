@@ -23,9 +23,9 @@ import pandas as pd
 
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, run_benchmark, targets
 from daena_pipelines.nbmf.codec import CODEC_VERSION, NbmfCodec
+from daena_pipelines.db import transaction
 from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus, with_reference
 from daena_pipelines.regressions import history
-from daena_pipelines.warehouse import transaction
 
 HISTORY_SUITE = "nbmf"
 

@@ -17,7 +17,7 @@ from daena_pipelines.nbmf.classes import RECORD_CLASSES
 from daena_pipelines.nbmf.codec import lossless_body
 from daena_pipelines.nbmf.corpus import load_corpus, with_reference
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
-from daena_pipelines.warehouse import connect
+from daena_pipelines.db import connect
 
 MIN_TRAINING_RECORDS = 8  # COVER needs a handful of samples to find anything worth keeping
 

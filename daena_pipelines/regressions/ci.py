@@ -15,12 +15,12 @@ import sys
 import dagster as dg
 
 from daena_pipelines import config
-from daena_pipelines.regressions.checks import FAILURES_KEY, to_check_evaluation
+from daena_pipelines.lib.golden_checks import FAILURES_KEY, to_check_evaluation
 from daena_pipelines.regressions.findings import record_evaluations
 from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.runner import check_evaluations, materialize_everything, session_days
-from daena_pipelines.table_metadata import markdown_table
-from daena_pipelines.warehouse import connect
+from daena_pipelines.lib.metadata import markdown_table
+from daena_pipelines.db import connect
 
 # Assets whose golden checks CI enforces; ones not defined (yet) in the code location are left out.
 CI_ASSETS = [["nbmf", "results"], ["evals", "eval_runs"]]

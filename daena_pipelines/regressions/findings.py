@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from daena_pipelines.warehouse import transaction
+from daena_pipelines.db import transaction
 
 DDL = (
     "CREATE SCHEMA IF NOT EXISTS regressions",

@@ -22,7 +22,7 @@ import pandas as pd
 from daena_pipelines import config
 from daena_pipelines.regressions.gate import REGRESSION, GateRule, Verdict, decide
 from daena_pipelines.regressions.golden import Outcome
-from daena_pipelines.warehouse import transaction
+from daena_pipelines.db import transaction
 
 HISTORY, VERDICTS = "regressions.bench_history", "regressions.bench_verdicts"
 DDL = (

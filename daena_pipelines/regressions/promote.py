@@ -19,7 +19,7 @@ from daena_pipelines.regressions.golden import (
     proposed_entries,
     table_exists,
 )
-from daena_pipelines.warehouse import connect
+from daena_pipelines.db import connect
 
 
 def suite_files(paths: list[str]) -> list[Path]:

@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from daena_pipelines.telemetry import pyliteral
+from daena_pipelines.telemetry import pyliteral, validate
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
+from daena_pipelines.values import short
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real profile; guards the parser's memory
 
@@ -40,20 +41,17 @@ def f_to_c(values):
 def parse_alog(data: bytes, source_path: str) -> RoastSession:
     if len(data) > MAX_FILE_BYTES:
         raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
+    if not data.strip():
+        raise InvalidSession("empty", f"empty file ({len(data)} bytes)")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte order mark some editors add is not content
     except UnicodeDecodeError as exc:
-        raise InvalidSession("encoding", f"not UTF-8 text: byte {exc.start} ({exc.reason})") from None
+        raise InvalidSession("encoding", f"not UTF-8 text: byte {exc.start} ({exc.reason}), near {data[max(exc.start - 12, 0):exc.start + 12]!r}") from None
     try:
         profile = pyliteral.loads(text)
-    except SyntaxError as exc:
-        raise InvalidSession("syntax", f"not a Python literal: {exc.msg} at line {exc.lineno}") from None
-    except (ValueError, TypeError) as exc:
-        raise InvalidSession("syntax", f"not a plain Python literal: {exc}") from None
-    except MemoryError:
-        raise InvalidSession("too_large", "literal too large to parse in memory") from None
-    except RecursionError:
-        raise InvalidSession("syntax", "literal nested too deeply") from None
+    except pyliteral.LiteralError as exc:
+        kind = "too_large" if "too large" in str(exc) else "syntax"
+        raise InvalidSession(kind, f"not a Python literal: {exc}") from None
     if not isinstance(profile, dict):
         raise InvalidSession("not_a_dict", f"top-level literal is a {type(profile).__name__}, expected a dict")
     return profile_to_session(profile)
@@ -68,21 +66,28 @@ def _require_list(profile: dict, key: str) -> list:
     return value
 
 
-def _numeric(values: list, key: str) -> np.ndarray:
+def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
+    # bool is an int to numpy: True would become 1.0, so types are checked before converting
+    bad = next((i for i, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    if bad is not None:
+        raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])}, expected a number")
     try:
         array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        bad = next(i for i, v in enumerate(values) if not isinstance(v, (int, float)) or isinstance(v, bool))
-        raise InvalidSession("bad_value", f"'{key}'[{bad}] is {values[bad]!r}, expected a number") from None
+    except OverflowError:
+        bad = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 2**1023)
+        raise InvalidSession("out_of_range", f"'{key}'[{bad}] is an integer of {len(str(abs(values[bad])))} digits, beyond any float") from None
     if array.ndim != 1:
         raise InvalidSession("bad_value", f"'{key}' must be a flat list of numbers")
     if not np.isfinite(array).all():
         raise InvalidSession("bad_value", f"'{key}' holds a non-finite number at index {int(np.argmin(np.isfinite(array)))}")
+    if limit is not None and (np.abs(array) > limit).any():
+        bad = int(np.argmax(np.abs(array) > limit))
+        raise InvalidSession("out_of_range", f"'{key}'[{bad}] = {array[bad]:.6g} is beyond ±{limit:g}: not a measurement")
     return array
 
 
 def _temperatures(values: list, key: str, unit: str) -> np.ndarray:
-    raw = _numeric(values, key)
+    raw = _numeric(values, key, validate.MAX_ABS_TEMPERATURE_C * (1.8 if unit == "F" else 1.0) + 32.0)
     celsius = f_to_c(raw) if unit == "F" else raw.copy()
     celsius[raw == -1] = np.nan  # Artisan's dropout marker, in either unit
     return celsius
@@ -104,10 +109,12 @@ def _events(timeindex: list, n: int) -> dict[str, int]:
     return events
 
 
-def _text(value) -> str | None:
-    # Artisan stores line breaks in free text as the two characters backslash + n.
-    if not isinstance(value, str) or not value.strip():
+def _text(value, key: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidSession("bad_value", f"'{key}' is {short(value)} ({type(value).__name__}), expected text")
+    if not value or not value.strip():
         return None
+    # Artisan stores line breaks in free text as the two characters backslash + n.
     return value.replace("\\n", "\n").replace("\\t", "\t").strip()
 
 
@@ -115,14 +122,18 @@ def _weight_g(weight, index: int) -> float | None:
     if not isinstance(weight, list) or len(weight) < 3:
         return None
     value, unit = weight[index], str(weight[2]).lower()
-    if not isinstance(value, (int, float)) or value <= 0 or unit not in _GRAMS_PER_UNIT:
-        return None
-    return float(value) * _GRAMS_PER_UNIT[unit]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise InvalidSession("bad_value", f"'weight'[{index}] is {short(value)}, expected a number")
+    if not value or value <= 0 or unit not in _GRAMS_PER_UNIT:
+        return None  # Artisan writes 0 for a weight not entered
+    return validate.check_number(value, f"'weight'[{index}]") * _GRAMS_PER_UNIT[unit]
 
 
 def _roasted_at(profile: dict) -> datetime | None:
     epoch = profile.get("roastepoch")
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch > 0:
+        if not validate.EARLIEST <= epoch < validate.LATEST:
+            raise InvalidSession("out_of_range", f"'roastepoch' {epoch!r} is not a time between 1970 and 2100")
         return datetime.fromtimestamp(epoch, tz=timezone.utc)
     iso = profile.get("roastisodate")
     if isinstance(iso, str) and iso:
@@ -209,7 +220,7 @@ def profile_to_session(profile: dict) -> RoastSession:
     unit = profile.get("mode")
     if unit not in ("C", "F"):
         raise InvalidSession("bad_unit", f"'mode' must be 'C' or 'F', found {unit!r}")
-    timex = _numeric(_require_list(profile, "timex"), "timex")
+    timex = _numeric(_require_list(profile, "timex"), "timex", validate.MAX_RECORDING_S)
     et_raw, bt_raw = _require_list(profile, "temp1"), _require_list(profile, "temp2")
     if not len(timex) == len(et_raw) == len(bt_raw):
         raise InvalidSession(
@@ -252,10 +263,10 @@ def profile_to_session(profile: dict) -> RoastSession:
         events=events,
         original_unit=unit,
         roasted_at=_roasted_at(profile),
-        machine=_text(profile.get("roastertype")),
-        beans=_text(profile.get("beans")),
-        title=_text(profile.get("title")),
-        notes=_text(profile.get("roastingnotes")),
+        machine=_text(profile.get("roastertype"), "roastertype"),
+        beans=_text(profile.get("beans"), "beans"),
+        title=_text(profile.get("title"), "title"),
+        notes=_text(profile.get("roastingnotes"), "roastingnotes"),
         batch_weight_g=_weight_g(profile.get("weight"), 0),
         roasted_weight_g=_weight_g(profile.get("weight"), 1),
         sample_interval_s=float(interval) if isinstance(interval, (int, float)) and interval > 0 else float(np.median(steps)),

@@ -16,14 +16,15 @@ import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from daena_pipelines.telemetry.alog import parse_alog
+from daena_pipelines.telemetry import validate
+from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, InvalidSession, RoastSession, SessionRows
 
@@ -105,7 +106,7 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
 @dataclass
 class Prepared:
     path: str
-    sha256: str | None  # None: the file could not be read
+    sha256: str  # of the bytes, or a stand-in from the file's size and mtime when they were not read
     size: int
     rows: SessionRows | None = None
     error_kind: str | None = None
@@ -115,17 +116,27 @@ class Prepared:
 
 def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, quarantine_dir: Path) -> Prepared | None:
     """Read and hash one file and, unless its content is among `known_sha256s` (None then),
-    parse it and compute everything it contributes, or quarantine it. Runs in worker
-    processes, so the file is read once and the main process only writes the warehouse."""
+    parse and validate it and compute everything it contributes, or quarantine it. Runs in
+    worker processes, so the file is read once and the main process only writes the warehouse."""
     try:
+        size = os.stat(path).st_size
+        if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded by the limit
+            raise InvalidSession("too_large", f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
         data = Path(path).read_bytes()
-    except OSError as exc:
-        return Prepared(path, None, 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
+    except (OSError, InvalidSession) as exc:
+        # No content to hash: the file's size and mtime stand in for it, so the same unreadable
+        # file gives one error row, not one more per run, and a repaired one is read again.
+        marker = _stat_marker(path)
+        if marker in known_sha256s:
+            return None
+        if isinstance(exc, InvalidSession):
+            return Prepared(path, marker, size, error_kind=exc.kind, error=str(exc))
+        return Prepared(path, marker, 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
     sha256, size = hashlib.sha256(data).hexdigest(), len(data)
     if sha256 in known_sha256s:
         return None
     try:
-        session = parser_for(Path(path))(data, path)
+        session = validate.validate(parser_for(Path(path))(data, path), path)
         return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
     except InvalidSession as exc:
         kind, message = exc.kind, str(exc)
@@ -133,6 +144,15 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
         kind, message = "internal_error", f"{type(exc).__name__}: {exc}"
     quarantined = _quarantine(path, data, sha256, kind, message, quarantine_dir)
     return Prepared(path, sha256, size, error_kind=kind, error=message, quarantined_path=quarantined)
+
+
+def _stat_marker(path: str) -> str:
+    """Stands in for the SHA-256 of a file whose bytes were not read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "unread:missing"
+    return f"unread:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _prepare_chunk(chunk: list[tuple], ingested_at: datetime, quarantine_dir: Path) -> list[Prepared | None]:
@@ -150,15 +170,37 @@ class IngestReport:
 
 
 def _quarantine(path: str, data: bytes, sha256: str, kind: str, message: str, quarantine_dir: Path) -> str | None:
-    """A copy of the rejected bytes and a note why, beside each other; None if they cannot be written."""
+    """A copy of the rejected bytes and a note why, written as pending: `_publish_quarantined`
+    moves them into the quarantine folder once the error row is committed, so a crash in
+    between never leaves a quarantined copy without its error row. None if they cannot be written."""
     target = quarantine_dir / f"{sha256[:12]}-{Path(path).name}"
+    pending = _pending(target)
     try:
-        quarantine_dir.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.with_name(target.name + ".reason.txt").write_text(f"{path}\n{kind}: {message}\n", encoding="utf-8")
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        pending.write_bytes(data)
+        pending.with_name(pending.name + REASON_SUFFIX).write_text(f"{path}\n{kind}: {message}\n", encoding="utf-8", errors="backslashreplace")
     except OSError:
         return None  # the error row still records why
     return str(target)
+
+
+REASON_SUFFIX = ".reason.txt"
+
+
+def _pending(target: Path) -> Path:
+    return target.parent / ".pending" / target.name
+
+
+def _publish_quarantined(items: list[Prepared]) -> None:
+    """Call after the items' error rows are committed."""
+    for item in items:
+        if item.quarantined_path:
+            target = Path(item.quarantined_path)
+            for suffix in ("", REASON_SUFFIX):
+                try:
+                    os.replace(_pending(target).with_name(target.name + suffix), target.with_name(target.name + suffix))
+                except OSError:
+                    pass  # published by an earlier run, or not writable: the error row stands either way
 
 
 def _prepared_stream(jobs: list[tuple], workers: int, *args) -> Iterator[Prepared | None]:
@@ -192,15 +234,12 @@ def ingest(
     batch_size: int = 500,
 ) -> IngestReport:
     """Ingest the given files (those not already seen with the same content)."""
-    from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
+    from daena_pipelines.db import retrying_transaction  # here, not at the top: see TYPE_CHECKING above
+    from daena_pipelines.telemetry import store
 
     store.ensure_schema(con)
     report = IngestReport()
-    known_sha256s: dict[str, set[str]] = {}  # path -> contents already ingested from it
-    for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
-        known_sha256s.setdefault(path, set()).add(sha)
-    sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
-    session_by_path = {path: sid for sid, (path, _sha) in sessions.items()}
+    known_sha256s = _State.load(con).known_sha256s
     now = datetime.now(timezone.utc)
 
     jobs = []
@@ -208,52 +247,124 @@ def ingest(
         if parser_for(path) is None:
             report.ignored.append(str(path))
         else:
-            jobs.append((str(path), known_sha256s.get(str(path), ())))
+            jobs.append((str(path), known_sha256s.get(_storable(str(path)), ())))
 
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    batch: list[SessionRows] = []
-    outcomes: list[store.FileOutcome] = []
-    errors: list[dict] = []
-    replaced: list[str] = []
+    pending: list[Prepared] = []
+
+    def write(items: list[Prepared]) -> IngestReport:
+        def body(con: duckdb.DuckDBPyConnection) -> IngestReport:
+            # the state is read inside the write transaction, so a concurrent writer's commit in between
+            # makes this commit conflict (store.write_batch) and the retry sees that writer's sessions
+            part = IngestReport()
+            batch, outcomes, errors, replaced = _classify(items, _State.load(con), part)
+            store.write_batch(con, batch, outcomes, errors, replaced, now)
+            return part
+
+        return retrying_transaction(con, body)
 
     def flush() -> None:
-        store.write_batch(con, batch, outcomes, errors, replaced, now)
-        batch.clear(), outcomes.clear(), errors.clear(), replaced.clear()
+        try:
+            parts = [write(pending)]
+        except store.VALUE_ERRORS:  # a value the warehouse refuses: find its session, write the rest
+            parts = _write_isolated(pending, write)
+        for part in parts:
+            for name in ("loaded", "replaced", "duplicates", "rejected"):
+                getattr(report, name).extend(getattr(part, name))
+            report.unchanged += part.unchanged
+        _publish_quarantined(pending)
+        pending.clear()
 
     for item in _prepared_stream(jobs, workers, now, quarantine_dir):
         if item is None:
             report.unchanged += 1
             continue
-        if item.sha256 is None:  # unreadable: no content to quarantine or to record as seen
-            errors.append({"source_path": item.path, "content_sha256": None, "error_kind": item.error_kind, "message": item.error, "quarantined_path": None})
-            report.rejected.append((item.path, item.error_kind, item.error))
-            continue
-        outcome = store.FileOutcome(item.path, item.sha256, item.size, status="loaded")
+        pending.append(item)
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    return report
+
+
+def _write_isolated(items: list[Prepared], write: Callable[[list[Prepared]], IngestReport]) -> list[IngestReport]:
+    """After a batch write failed on a value (and rolled back): each session in its own
+    transaction; one the warehouse refuses becomes a `write_error` row, and everything else of
+    the batch is written. Errors that are not about values (a missing table, I/O) still fail."""
+    from daena_pipelines.telemetry.store import VALUE_ERRORS
+
+    parts, rest = [], []
+    for item in items:
         if item.rows is None:
-            errors.append({"source_path": item.path, "content_sha256": item.sha256, "error_kind": item.error_kind, "message": item.error, "quarantined_path": item.quarantined_path})
-            outcome.status, outcome.detail = "rejected", f"{item.error_kind}: {item.error}"
+            rest.append(item)
+            continue
+        try:
+            parts.append(write([item]))
+        except VALUE_ERRORS as exc:
+            message = f"the warehouse refused this session ({type(exc).__name__}: {exc}); nothing of it was written"
+            rest.append(replace(item, rows=None, error_kind="write_error", error=message))
+    parts.append(write(rest))
+    return parts
+
+
+@dataclass
+class _State:
+    """What the warehouse already holds, as far as classifying new files goes."""
+
+    known_sha256s: dict[str, set[str]]  # path -> contents already ingested from it
+    sessions: dict[str, tuple[str, str]]  # session_id -> (path, sha256)
+    session_by_path: dict[str, str]
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> _State:
+        known: dict[str, set[str]] = {}
+        for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
+            known.setdefault(path, set()).add(sha)
+        sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
+        return cls(known, sessions, {path: sid for sid, (path, _sha) in sessions.items()})
+
+
+def _classify(items: list[Prepared], state: _State, report: IngestReport):
+    """(sessions to write, file outcomes, error rows, replaced session ids) of prepared files."""
+    from daena_pipelines.telemetry.store import FileOutcome
+
+    batch: list[SessionRows] = []
+    outcomes, errors, replaced = [], [], []
+    for item in items:
+        path = _storable(item.path)
+        if item.sha256 in state.known_sha256s.get(path, ()):  # a concurrent run took it first
+            report.unchanged += 1
+            continue
+        outcome = FileOutcome(path, item.sha256, item.size, status="loaded")
+        if item.rows is None:
+            # backslash escapes for what is not valid Unicode (e.g. an undecodable file name):
+            # an error row must always be writable
+            errors.append({"source_path": path, "content_sha256": item.sha256, "error_kind": item.error_kind,
+                           "message": _storable(item.error), "quarantined_path": item.quarantined_path})
+            outcome.status, outcome.detail = "rejected", _storable(f"{item.error_kind}: {item.error}")
             report.rejected.append((item.path, item.error_kind, item.error))
         else:
             sid = item.rows.session["session_id"]
             outcome.session_id = sid
-            holder = sessions.get(sid)
+            holder = state.sessions.get(sid)
             if holder is not None and holder[0] != item.path:
                 same_bytes = "identical bytes" if holder[1] == item.sha256 else "the same roast measurements"
                 outcome.status, outcome.detail = "duplicate", f"{same_bytes} as {holder[0]} (session {sid})"
                 report.duplicates.append((item.path, outcome.detail))
             else:
-                previous = session_by_path.get(item.path)
+                previous = state.session_by_path.get(item.path)
                 if previous is not None:  # this path's content changed: its old session goes
                     replaced.append(previous)
-                    sessions.pop(previous, None)
+                    state.sessions.pop(previous, None)
                     outcome.status = "replaced"
                     report.replaced.append(previous)
                 batch.append(item.rows)
-                sessions[sid] = (item.path, item.sha256)
-                session_by_path[item.path] = sid
+                state.sessions[sid] = (item.path, item.sha256)
+                state.session_by_path[item.path] = sid
                 report.loaded.append(sid)
+        state.known_sha256s.setdefault(path, set()).add(item.sha256)
         outcomes.append(outcome)
-        if len(batch) >= batch_size:
-            flush()
-    flush()
-    return report
+    return batch, outcomes, errors, replaced
+
+
+def _storable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

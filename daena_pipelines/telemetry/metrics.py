@@ -27,6 +27,7 @@ class RorSettings:
 
 
 DEFAULT_ROR = RorSettings()
+SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
 AUC_BEGIN_EVENTS = {"CHARGE": "CHARGE", "DE": "DRY_END", "FCs": "FCs"}  # Artisan's AUCbegin names
@@ -111,15 +112,22 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
         return 0
     r = ror[lo:hi]
     step = float(np.median(np.diff(time_s[lo:hi])))
-    half = max(1, int(round(30.0 / step))) if step > 0 else 1
+    # A window wider than the series holds the whole series either way: bounding it by the number
+    # of samples keeps the work proportional to the samples, not to the time span / step.
+    half = min(max(1, int(round(30.0 / step))) if step > 0 else 1, len(r))
     padded = np.concatenate((np.full(half, np.nan), r, np.full(half, np.nan)))
     width = 2 * half + 1
-    ordered = np.sort(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)  # NaN sort last
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
     finite_so_far = np.concatenate(([0], np.cumsum(np.isfinite(padded))))
     finite = finite_so_far[width:] - finite_so_far[:-width]  # finite values per window
-    rows = np.arange(len(r))
     lower, upper = np.maximum(finite - 1, 0) // 2, finite // 2
-    medians = np.where(finite > 0, (ordered[rows, lower] + ordered[rows, upper]) / 2, np.nan)
+    medians = np.full(len(r), np.nan)
+    block = max(1, SPIKE_SORT_VALUES // width)  # windows sorted at a time: bounded memory
+    for start in range(0, len(r), block):
+        ordered = np.sort(windows[start : start + block], axis=1)  # NaN sort last
+        rows = np.arange(len(ordered))
+        part = slice(start, start + len(ordered))
+        medians[part] = np.where(finite[part] > 0, (ordered[rows, lower[part]] + ordered[rows, upper[part]]) / 2, np.nan)
     above = np.nan_to_num(r - medians, nan=0.0) >= settings.spike_c_per_min
     return len(_episodes(above))
 

@@ -5,7 +5,10 @@ quoting and in True/False/None. We rewrite those tokens and hand the result to a
 which is an order of magnitude faster. Anything the rewrite cannot express as JSON (tuples,
 sets, `\\x` escapes that JSON lacks, Python-only number forms) falls back to
 `ast.literal_eval`, so the accepted language and the values are exactly those of Python
-literals; nothing is ever evaluated.
+literals; nothing is ever evaluated. That exact parser takes about 100 bytes of memory per byte
+of text, so it only reads texts up to ``MAX_EXACT_PARSE_CHARS`` (real profiles are < 100 kB).
+
+Errors are ``LiteralError``s whose message names the byte offset and the offending token.
 """
 from __future__ import annotations
 
@@ -22,6 +25,14 @@ _TOKEN = re.compile(
 )
 _KEYWORDS = {"True": "true", "False": "false", "None": "null"}
 _ESCAPED_QUOTE_OR_SLASH = re.compile(r"""\\['"/]""")  # one regex scan: several times faster than `in` thrice
+MAX_EXACT_PARSE_CHARS = 2_000_000
+# What a non-literal node is, for messages (anything else is named by its class).
+_NODE_NAMES = {ast.Call: "function call", ast.Attribute: "attribute access", ast.Lambda: "lambda",
+               ast.Subscript: "subscript", ast.BinOp: "arithmetic", ast.Compare: "comparison"}
+
+
+class LiteralError(ValueError):
+    """Text that is not a plain Python literal (or too large to read); the message says where."""
 
 
 def _to_json_token(match) -> str:
@@ -68,8 +79,7 @@ def _json_keywords(text: str) -> str:
 
 
 def loads(text: str) -> object:
-    """Parse Python-literal text. Raises SyntaxError/ValueError/MemoryError/RecursionError
-    (from `ast.literal_eval`) for text that is not a valid literal."""
+    """Parse Python-literal text; raise ``LiteralError`` for text that is not a plain literal."""
     try:
         fast = _quotes_swapped(text)
         if fast is not None:
@@ -79,5 +89,62 @@ def loads(text: str) -> object:
                 pass  # e.g. a Python-only escape inside a string: try the token rewrite
         return orjson.loads(_TOKEN.sub(_to_json_token, text))
     except (orjson.JSONDecodeError, SyntaxError, ValueError, RecursionError):
-        # Not expressible as JSON after the rewrite: let Python's own literal parser decide.
+        pass  # not expressible as JSON after the rewrite: Python's own literal parser decides
+    if not text.strip():
+        raise LiteralError("empty text: no literal at all")
+    if len(text) > MAX_EXACT_PARSE_CHARS:
+        raise LiteralError(
+            f"{len(text.encode())} bytes that are not JSON-like (tuples, sets, Python-only escapes or numbers) "
+            f"are too large for the exact parser (limit {MAX_EXACT_PARSE_CHARS} characters)"
+        )
+    try:
         return ast.literal_eval(text)
+    except SyntaxError as exc:
+        raise LiteralError(_syntax_message(text, exc)) from None
+    except ValueError as exc:  # a well-formed expression that is not a literal, e.g. a call
+        raise LiteralError(_not_literal_message(text) or str(exc)) from None
+    except RecursionError:
+        raise LiteralError("literal nested too deeply") from None
+    except MemoryError:
+        raise LiteralError("literal too large to parse in memory") from None
+
+
+def _byte_offset(text: str, lineno: int, char_in_line: int) -> int:
+    """Byte offset in the UTF-8 text of character `char_in_line` (0-based) of line `lineno` (1-based)."""
+    lines = text.splitlines(keepends=True)
+    before = "".join(lines[: max(lineno - 1, 0)])
+    line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    return len(before.encode()) + len(line[:char_in_line].encode())
+
+
+def _token_at(data: bytes, offset: int) -> str:
+    token = data[offset : offset + 24].decode("utf-8", "replace")
+    return repr(token) + ("..." if offset + 24 < len(data) else "")
+
+
+def _syntax_message(text: str, exc: SyntaxError) -> str:
+    data = text.encode()
+    if "Exceeds the limit" in exc.msg:  # an integer with more digits than Python converts
+        digits = exc.msg.split("value has ")[-1].split(" digits")[0]
+        return f"an integer literal of {digits} digits: too large to be a number"
+    offset = _byte_offset(text, exc.lineno or 1, max((exc.offset or 1) - 1, 0))
+    if "was never closed" in exc.msg or "unexpected EOF" in exc.msg:
+        return f"text ends early (after {len(data)} bytes): {exc.msg} (opened at byte {offset})"
+    return f"{exc.msg} at byte {offset}, near {_token_at(data, offset)}"
+
+
+def _not_literal_message(text: str) -> str | None:
+    """Where the first non-literal expression is (ast column offsets are UTF-8 byte offsets)."""
+    tree = ast.parse(text, mode="eval")
+    allowed = (ast.Expression, ast.Constant, ast.Dict, ast.List, ast.Tuple, ast.Set, ast.Load,
+               ast.UnaryOp, ast.USub, ast.UAdd)
+    for node in ast.walk(tree):
+        if isinstance(node, allowed):
+            continue
+        kind = _NODE_NAMES.get(type(node)) or ("name" if isinstance(node, ast.Name) else type(node).__name__)
+        lines = text.splitlines(keepends=True)
+        offset = len("".join(lines[: node.lineno - 1]).encode()) + node.col_offset
+        segment = ast.get_source_segment(text, node) or ""
+        shown = segment if len(segment) <= 40 else segment[:37] + "..."
+        return f"not a plain literal: {kind} {shown!r} at byte {offset}"
+    return None

@@ -83,6 +83,17 @@ def event_order_violations(con: duckdb.DuckDBPyConnection) -> list[dict]:
     )
 
 
+def flagged_sessions(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Sessions loaded with quality flags (see telemetry/validate.py): suspicious, not impossible."""
+    return _rows(
+        con,
+        """
+        SELECT session_id, source_path, settings->'quality_flags' AS quality_flags FROM telemetry.sessions
+        WHERE json_array_length(settings->'quality_flags') > 0 ORDER BY source_path LIMIT 50
+        """,
+    )
+
+
 def artisan_disagreements(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """One row per (session, metric) where ours and Artisan's differ beyond tolerance."""
     parts = [

@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from daena_pipelines.db import transaction
+from daena_pipelines.db import retrying_transaction
 from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, SessionRows
 
 
@@ -32,6 +32,10 @@ SESSION_COLUMNS = {
     "ingested_at": "TIMESTAMPTZ NOT NULL",
 }
 
+# What one session's values can make a write fail with (Arrow conversion, DuckDB casts and keys);
+# other errors (missing tables, I/O) concern every session alike and fail the run.
+VALUE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)
+
 POINT_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
 
 DDL = f"""
@@ -49,6 +53,9 @@ CREATE TABLE IF NOT EXISTS telemetry.source_files (
     source_path VARCHAR NOT NULL, content_sha256 VARCHAR NOT NULL, size_bytes BIGINT NOT NULL,
     status VARCHAR NOT NULL, session_id VARCHAR, detail VARCHAR, seen_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (source_path, content_sha256));
+-- one row, bumped by every batch write: two concurrent batch writes then conflict on it (write_batch)
+CREATE TABLE IF NOT EXISTS telemetry.ingest_commits (batches BIGINT NOT NULL);
+INSERT INTO telemetry.ingest_commits SELECT 0 WHERE NOT EXISTS (FROM telemetry.ingest_commits);
 COMMENT ON COLUMN telemetry.points.t_s IS 'seconds from CHARGE (negative before CHARGE)';
 COMMENT ON COLUMN telemetry.points.ror_c_per_min IS 'BT rate of rise, °C/min: 60 x least-squares slope over t ± 15 s, CHARGE..DROP only';
 COMMENT ON COLUMN telemetry.points.extra IS 'other channels of the source, in the source''s units';
@@ -57,7 +64,8 @@ COMMENT ON COLUMN telemetry.source_files.status IS 'loaded | replaced | duplicat
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(DDL)
+    # a concurrent first run may create the same schema: the loser retries and finds it there
+    retrying_transaction(con, lambda con: con.execute(DDL))
 
 
 POINTS_SCHEMA = pa.schema(
@@ -101,9 +109,9 @@ def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
     return pa.table({c: [row.get(c) for row in rows] for c in columns})
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, select: str = "*", verb: str = "INSERT") -> None:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, select: str = "*") -> None:
     con.register("incoming", rows)
-    con.execute(f"{verb} INTO {table} BY NAME SELECT {select} FROM incoming")
+    con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM incoming")
     con.unregister("incoming")
 
 
@@ -115,24 +123,34 @@ def write_batch(
     replaced_session_ids: list[str],
     seen_at: datetime,
 ) -> None:
-    """Write sessions, their points and metrics, file outcomes and errors in ONE transaction:
-    a crash leaves either all of a session or none of it."""
-    with transaction(con):
-        if replaced_session_ids:
-            con.register("stale_sessions", pa.table({"session_id": replaced_session_ids}))
-            for table in ("points", "roast_metrics", "sessions"):
-                con.execute(f"DELETE FROM telemetry.{table} WHERE session_id IN (SELECT session_id FROM stale_sessions)")
-            con.unregister("stale_sessions")
-        if batch:
-            _insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
-                    select="* REPLACE (settings::JSON AS settings)")
-            _insert(con, "telemetry.points", points_table(batch))
-            metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
-            _insert(con, "telemetry.roast_metrics", _rows_table(metrics, ["session_id", *METRIC_COLUMNS]))
-        if errors:
-            columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
-            _insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
-        if outcomes:
-            files = [{**asdict(o), "seen_at": seen_at} for o in outcomes]
-            columns = [*(f.name for f in fields(FileOutcome)), "seen_at"]
-            _insert(con, "telemetry.source_files", _rows_table(files, columns), verb="INSERT OR REPLACE")  # a file seen again
+    """Write sessions, their points and metrics, file outcomes and errors, inside the caller's
+    transaction (one per batch): a crash leaves either all of a session or none of it.
+
+    Every batch bumps `telemetry.ingest_commits`. An update is a delete, and DuckLake (like DuckDB
+    between threads) refuses to commit a delete from a table another transaction deleted from since
+    this one began: of two concurrent batch writes one commits, the other fails and is retried
+    (db.retrying_transaction) against the state that now includes the first one's sessions."""
+    con.execute("UPDATE telemetry.ingest_commits SET batches = batches + 1")
+    if replaced_session_ids:
+        con.register("stale_sessions", pa.table({"session_id": replaced_session_ids}))
+        for table in ("points", "roast_metrics", "sessions"):
+            con.execute(f"DELETE FROM telemetry.{table} WHERE session_id IN (SELECT session_id FROM stale_sessions)")
+        con.unregister("stale_sessions")
+    if batch:
+        _insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
+                select="* REPLACE (settings::JSON AS settings)")
+        _insert(con, "telemetry.points", points_table(batch))
+        metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
+        _insert(con, "telemetry.roast_metrics", _rows_table(metrics, ["session_id", *METRIC_COLUMNS]))
+    if errors:
+        columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
+        _insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
+    if outcomes:
+        files = [{**asdict(o), "seen_at": seen_at} for o in outcomes]
+        columns = [*(f.name for f in fields(FileOutcome)), "seen_at"]
+        con.register("seen_files", _rows_table(files, columns))
+        # a file seen again replaces its row (by key, not INSERT OR REPLACE: DuckLake has no keys)
+        con.execute("DELETE FROM telemetry.source_files f USING seen_files s "
+                    "WHERE f.source_path = s.source_path AND f.content_sha256 = s.content_sha256")
+        con.unregister("seen_files")
+        _insert(con, "telemetry.source_files", _rows_table(files, columns))

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from daena_pipelines.commands import metrics, store, tables
 from daena_pipelines.commands.model import STATUS_TIMESTAMP, AuditEntry, Proposal
-from daena_pipelines.warehouse import connect, transaction
+from daena_pipelines.db import connect, transaction
 
 T0 = datetime(2026, 11, 17, 10, 0, tzinfo=timezone.utc)
 FULL = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING", "COMPLETED")

@@ -7,7 +7,7 @@ import pytest
 from proposal_builders import FULL, T0, build, load
 
 from daena_pipelines.commands import alerts
-from daena_pipelines.warehouse import connect, transaction
+from daena_pipelines.db import connect, transaction
 
 TO_EXECUTING = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
 

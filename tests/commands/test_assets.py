@@ -8,17 +8,18 @@ import dagster as dg
 import pytest
 
 from daena_pipelines.commands import alerts
-from daena_pipelines.commands import definitions as commands
 from daena_pipelines.commands.model import STATUSES
 from daena_pipelines.config import ASSETS_DIR, PROJECT_ROOT
-from daena_pipelines.warehouse import WarehouseResource, connect
+from daena_pipelines.db import connect
+from daena_pipelines.defs.commands import assets, checks
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 BLOCKING = {"proposal_keys_unique", "no_invalid_transition_accepted", "terminal_rows_have_timestamps", "outcome_counts_add_up"}
 
 
 def materialize(db, run_config=None):
     return dg.materialize(
-        [*commands.defs.assets, *commands.defs.asset_checks],
+        [*dg.load_assets_from_modules([assets]), *dg.load_asset_checks_from_modules([checks])],
         resources={"duckdb": WarehouseResource(database=str(db))},
         run_config=run_config,
     )
@@ -132,9 +133,9 @@ def test_lifecycle_check_catches_a_tampered_table(default_run, tmp_path):
         con.execute("UPDATE commands.audit_log SET from_status = 'APPROVED' WHERE proposal_id = ? AND to_status = 'COMPLETED'", [pid])
         con.execute("UPDATE commands.proposals SET rejected_at = NULL WHERE status = 'REJECTED'")
     resource = WarehouseResource(database=str(copy))
-    lifecycle = commands.no_invalid_transition_accepted(duckdb=resource)
+    lifecycle = checks.no_invalid_transition_accepted(duckdb=resource)
     assert not lifecycle.passed and lifecycle.metadata["offending_rows"].value == 2  # illegal move + broken chain
-    assert not commands.terminal_rows_have_timestamps(duckdb=resource).passed
+    assert not checks.terminal_rows_have_timestamps(duckdb=resource).passed
 
 
 def test_bundled_files_are_what_the_generator_writes(tmp_path):

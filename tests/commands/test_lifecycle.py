@@ -136,6 +136,11 @@ def test_row_fields_are_validated_with_clear_messages():
         ({"target_value": "high"}, "bad_value", "target_value='high' is not a number"),
         ({"constraints": "[1, 2]"}, "bad_constraints", "must be a JSON object"),
         ({"origin": "made-up"}, "bad_value", "origin='made-up'"),
+        ({"target_value": "220"}, "bad_value", "target_value='220' is not a number (str given)"),  # numeric text too
+        ({"target_value": 10**400}, "bad_value", "target_value is an integer of 401 digits, beyond any float"),
+        ({"created_at": "0001-01-01T00:00:00+05:00"}, "bad_timestamp", "out of range once converted to UTC"),
+        ({"proposal_id": {"id": 1}}, "bad_value", "proposal_id is {'id': 1} (dict), expected text"),
+        ({"reasoning": "bad \ud800"}, "bad_text", "reasoning holds a lone surrogate U+D800 at character 4"),
     ]:
         with pytest.raises(RowError) as raised:
             proposal_from_fields({**good, **change}, "real", "s", "loc")

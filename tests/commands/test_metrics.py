@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from proposal_builders import FULL, T0, build, load
 
-from daena_pipelines.warehouse import connect
+from daena_pipelines.db import connect
 
 TO_EXECUTING = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
 

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from daena_pipelines.device import protocol as p
+from daena_pipelines.device.command_store import ensure_tables
+from daena_pipelines.device.roaster import Status
 from daena_pipelines.device.recording import parse_sidecar
 from daena_pipelines.device.safety import Command, SafetyLimits, refusal
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
@@ -16,13 +18,15 @@ def warehouse(tmp_path):
     return str(tmp_path / "w.duckdb")
 
 
-def queue(warehouse, *rows):
+def queue(warehouse, *rows, serial="4242"):
+    """Approvals given now (after the session started), for the virtual R1's serial, session-less."""
     with duckdb.connect(warehouse) as con:
+        ensure_tables(con)
         for proposal_id, machine_id, command_type, target, status in rows:
             con.execute(
-                "INSERT INTO device.command_queue (proposal_id, machine_id, command_type, target_value, target_unit, status, approved_at, source)"
-                " VALUES (?, ?, ?, ?, 'r1_level', ?, now(), 'test')",
-                [proposal_id, machine_id, command_type, target, status],
+                "INSERT INTO device.command_queue (proposal_id, machine_id, command_type, target_value, target_unit, status,"
+                " approved_at, roaster_serial, source) VALUES (?, ?, ?, ?, 'r1_level', ?, now(), ?, 'test')",
+                [proposal_id, machine_id, command_type, target, status, serial],
             )
 
 
@@ -75,7 +79,7 @@ def test_out_of_range_and_state_guard_are_refused(started, warehouse):
     since = sidecar.clock.now()
     assert run_until(sidecar, lambda s: s.drop_t is not None and s.clock.now() - s.t0 - s.drop_t > 5)
     queue(warehouse, ("heat-while-cooling", "r1", "SET_POWER", 5, "APPROVED"))
-    assert run_until(sidecar, lambda s: "heat-while-cooling" in s.seen_proposals)
+    assert run_until(sidecar, lambda s: sum(s.command_statuses.values()) == 3)
     sidecar.finish()
     rows = executions(warehouse)
     assert rows["too-hot"][0] == "FAILED" and "outside the allowed range 0..9" in rows["too-hot"][2]
@@ -183,28 +187,29 @@ def test_unknown_state_means_no_command():
     assert "unknown" in refusal(command, None, None, SafetyLimits())
 
 
-def test_locked_warehouse_keeps_executions_until_it_is_free(tmp_path):
+def test_locked_warehouse_keeps_rows_in_memory_until_it_is_free(tmp_path):
     import subprocess
     import sys
 
-    from daena_pipelines.device.command_store import WarehouseCommandStore
+    from daena_pipelines.device.command_store import CommandBridge
 
     path = str(tmp_path / "w.duckdb")
-    store = WarehouseCommandStore(path)
-    assert store.approved("r1", "rec", set()) == []  # creates the tables
+    bridge = CommandBridge(path, "r1", "rec", interval_s=3600)
+    bridge.start()
+    bridge.sync()  # creates the tables
     holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({path!r}); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         row = {"execution_id": "e1", "proposal_id": "p1", "machine_id": "r1", "command_type": "SET_FAN",
                "target_value": 4.0, "status": "COMPLETED", "source": "simulator"}
-        store.record(row)  # the other process holds the file: kept, not lost, not raised
-        assert store.approved("r1", "rec", set()) is None
-        assert not store.flush()
+        bridge.execution(row)  # the poll loop's side: returns at once whatever the warehouse does
+        bridge.sync()
+        assert bridge.unwritten == 1  # the other process holds the file: kept, not lost, not raised
     finally:
         holder.kill()
         holder.wait()
-    assert store.flush()
+    assert bridge.stop(timeout_s=30)
     assert executions(path) == {"p1": ("COMPLETED", None, None, None, "simulator")}
 
 
@@ -234,25 +239,23 @@ def test_limits_are_rechecked_on_every_step(started, warehouse):
     assert not [data for _, data in writes(device, dropped_at) if data == p.HEATER_UP]
 
 
-def _reading(state=p.State.ROASTING, heater=5, fan=3, drum=6) -> p.StatusReading:
-    return p.StatusReading(
-        channel_a_c=180.0, ror_a_c_per_min=10.0, channel_b_c=250.0, exhaust_c=150.0, timer_s=300, fan=fan,
-        heater=heater, drum=drum, state=int(state), ir_c=175.0, pcb_c=40.0, fan_rpm=1600, voltage=230,
-        coil_fan=1000, coil_fan2=1000, preheat_target_c=240,
-    )
+def _reading(state=p.State.ROASTING, heater=5, fan=3, drum=6) -> Status:
+    return Status(channel_a_c=180.0, channel_b_c=250.0, exhaust_c=150.0, fan=fan, heater=heater, drum=drum, state=int(state))
 
 
 @pytest.mark.parametrize("command, reading, bt, expected", [
     (Command("a", "r1", "SET_POWER", 6), _reading(), 226.0, "within 10 °C of the 235 °C ceiling"),
     (Command("b", "r1", "SET_POWER", 4), _reading(), 226.0, None),  # decreasing near the ceiling is fine
     (Command("c", "r1", "SET_POWER", 6), _reading(p.State.PREHEATING), 150.0, "heater increase refused while preheating"),
-    (Command("d", "r1", "SET_POWER", 6.5), _reading(), 150.0, "not a whole R1 level"),
-    (Command("e", "r1", "SET_POWER", 50, "pct"), _reading(), 150.0, "not an R1 level"),
+    (Command("d", "r1", "SET_POWER", 6.5), _reading(), 150.0, "not a whole level"),
+    (Command("e", "r1", "SET_POWER", 50, "pct"), _reading(), 150.0, "is not a roaster level"),
     (Command("f", "r1", "SET_FAN", 4), _reading(p.State.OFF), 25.0, "roaster is off"),
     (Command("g", "r1", "SET_DRUM", 10), _reading(), 150.0, "outside the allowed range 1..9"),
     (Command("h", "r1", "DROP"), _reading(p.State.COOLING), 150.0, "DROP needs state roasting"),
     (Command("i", "r1", "REBOOT"), _reading(), 150.0, "unknown command type"),
     (Command("j", "r1", "CHARGE"), _reading(p.State.CHARGE), 150.0, None),
+    (Command("k", "r1", "SET_POWER", float("nan")), _reading(), 150.0, "target nan is not a whole level"),
+    (Command("l", "r1", "SET_FAN", float("inf")), _reading(), 150.0, "target inf is not a whole level"),
 ])
 def test_refusals(command, reading, bt, expected):
     reason = refusal(command, reading, bt, SafetyLimits())

@@ -3,10 +3,10 @@ import duckdb
 import dagster as dg
 import pytest
 
-from daena_pipelines.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
 from daena_pipelines.definitions import defs
 from daena_pipelines.device.recording import parse_sidecar
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ import usb.core
 
 from daena_pipelines.device import driver as drv
 from daena_pipelines.device import protocol as p
+from daena_pipelines.device import roaster as r
+from daena_pipelines.device.roaster import DeviceInfo
 from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config, plug_in_virtual_r1
 
 
@@ -49,16 +51,16 @@ def test_raw_protocol_byte_for_byte(virtual_r1, clock):
 def test_driver_reads_info_and_steps_levels(virtual_r1, clock):
     device, backend = virtual_r1
     r1 = drv.BulletR1.open(backend=backend)
-    assert r1.read_info() == p.DeviceInfo(serial=4242, firmware=219, roast_count=318)
+    assert r1.info == DeviceInfo(serial="4242", firmware=219, roast_count=318)
     assert backend.kernel_driver_attached is False and 1 in backend.claimed
     clock.sleep(1.5)
     assert r1.poll().state == p.State.OFF
-    r1.send(p.PRS)
-    r1.send(p.PRS)  # preheating -> charge
-    r1.send(p.PRS)  # charge -> roasting (beans in)
-    r1.send(p.drum_command(8))
+    r1.apply(r.PRS)
+    r1.apply(r.PRS)  # preheating -> charge
+    r1.apply(r.PRS)  # charge -> roasting (beans in)
+    r1.apply(r.drum(8))
     start = r1.poll().heater
-    r1.send(p.HEATER_UP if start < 9 else p.HEATER_DOWN)
+    r1.apply(r.HEATER_UP if start < 9 else r.HEATER_DOWN)
     reading = r1.poll()
     assert reading.state == p.State.ROASTING and reading.drum == 8
     assert reading.heater == start + (1 if start < 9 else -1)
@@ -69,23 +71,23 @@ def test_stale_reply_after_timeout_is_drained(clock):
     device, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(stall_reads=(1.0, 1.2))), clock)
     r1 = drv.BulletR1.open(backend=backend)
     clock.sleep(1.0)
-    with pytest.raises(drv.ReadTimeout):
+    with pytest.raises(r.ReadTimeout):
         r1.poll()  # reply stays queued in the device, like a late USB packet
     clock.sleep(0.5)
     reading = r1.poll()  # must be the new status, not the leftover half
     assert reading.state == p.State.OFF
-    assert reading.preheat_target_c == 240  # second half really is part 2 of one status
+    assert reading.extra["preheat_target_c"] == 240  # second half really is part 2 of one status
 
 
 def test_device_not_found_names_the_ids(clock):
     _, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(disconnect_at_s=0.0)), clock)
-    with pytest.raises(drv.DeviceNotFound, match="0483:5741, 0483:a27e"):
+    with pytest.raises(r.DeviceNotFound, match="0483:5741, 0483:a27e"):
         drv.BulletR1.open(backend=backend)
 
 
 def test_other_product_id_is_not_an_r1(clock):
     _, backend = plug_in_virtual_r1(VirtualR1Config(product_id=0xA4CD), clock)  # the R2
-    with pytest.raises(drv.DeviceNotFound):
+    with pytest.raises(r.DeviceNotFound):
         drv.BulletR1.open(backend=backend)
 
 
@@ -96,13 +98,13 @@ def test_ibts_product_id_is_found(clock):
 
 def test_permission_denied_points_to_udev_rule(clock):
     _, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(permission_denied=True)), clock)
-    with pytest.raises(drv.PermissionDenied, match="udev rule"):
+    with pytest.raises(r.PermissionDenied, match="udev rule"):
         drv.BulletR1.open(backend=backend)
 
 
 def test_kernel_driver_busy(clock):
     _, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(kernel_driver_busy=True)), clock)
-    with pytest.raises(drv.KernelDriverBusy, match="busy"):
+    with pytest.raises(r.KernelDriverBusy, match="busy"):
         drv.BulletR1.open(backend=backend)
 
 
@@ -113,7 +115,7 @@ def test_no_libusb_backend_says_how_to_install(monkeypatch):
 
     for module in (usb.backend.libusb0, usb.backend.libusb1, usb.backend.openusb):
         monkeypatch.setattr(module, "get_backend", lambda *a, **k: None)
-    with pytest.raises(drv.NoUsbBackend, match="libusb-1.0"):
+    with pytest.raises(r.NoUsbBackend, match="libusb-1.0"):
         drv.BulletR1.open()
 
 
@@ -121,5 +123,5 @@ def test_disconnect_mid_poll(clock):
     _, backend = plug_in_virtual_r1(VirtualR1Config(faults=Faults(disconnect_at_s=2.0)), clock)
     r1 = drv.BulletR1.open(backend=backend)
     clock.sleep(2.5)
-    with pytest.raises(drv.DeviceDisconnected, match="disconnected"):
+    with pytest.raises(r.DeviceDisconnected, match="disconnected"):
         r1.poll()

@@ -61,7 +61,7 @@ def test_header_and_footer_lines(roast):
     _, data, _ = roast
     lines = [orjson.loads(line) for line in data.splitlines()]
     header, footer = lines[0], lines[-1]
-    assert header["type"] == "header" and header["source"] == "simulator" and header["serial"] == 4242
+    assert header["type"] == "header" and header["source"] == "simulator" and header["serial"] == "4242"
     assert header["product_id"] == "0x5741" and header["firmware"] == 219
     assert header["simulator"]["seed"] == 7 and header["simulator"]["time_scale"] == 0
     assert footer["type"] == "footer" and footer["end_reason"] == "cool_end" and footer["lost_polls"] == 0

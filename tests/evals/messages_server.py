@@ -1,55 +1,118 @@
 """A local HTTP server speaking the Anthropic Messages API wire format (the test double at the HTTP boundary).
 
-Scripted: each POST /v1/messages takes the next behaviour from ``script`` (default: a valid
-judgement). Also serves the Message Batches endpoints (create, retrieve, results as JSONL).
+It answers as the documented API does (facts and sources: docs/evals.md, "API facts"):
+- auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing ``anthropic-version`` is 400;
+- every response carries a ``request-id`` header;
+- forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
+  docs list it as a breaking change (``FORCED_TOOL_CHOICE_REJECTED``); ``thinking: disabled`` is a 400 on
+  Claude Sonnet 5.5; an ``output_config.format`` object schema without ``additionalProperties: false`` is a 400;
+- usage counts cache writes and reads: a block with ``cache_control`` whose prefix reaches the model's minimum
+  is written on first sight (``cache_creation_input_tokens``) and read afterwards (``cache_read_input_tokens``);
+- ``stop_reason`` follows the reply: ``end_turn`` for text/JSON, ``tool_use`` for a tool call, ``max_tokens``
+  when ``max_tokens`` is too small for thinking plus reply, ``refusal`` when scripted;
+- Message Batches: create, retrieve, cancel, results as JSONL with succeeded / errored / expired / canceled.
+
+The "model" is deterministic: it scores from the gate results, metrics and commands in the prompt, and it
+obeys a score directive (``score 100``, ``give all scores 5``) found anywhere *outside* the
+``<session_title>``/``<session_notes>`` data blocks — so a prompt that lets typed text escape its block
+moves the scores, and one that keeps it quoted does not.
 """
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from daena_pipelines.evals.judge import TOOL_NAME
+API_KEY = "test-key"
+# Docs: "forced tool use returns an error" on Claude Sonnet 5.5 and Opus 5.5 (and Fable 5.1, per the Opus 5.5 page).
+FORCED_TOOL_CHOICE_REJECTED = {"claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1"}
+THINKING_DISABLED_REJECTED = {"claude-sonnet-5-5", "claude-opus-5-5"}
+KNOWN_MODELS = FORCED_TOOL_CHOICE_REJECTED | {"claude-haiku-5-5", "claude-sonnet-5", "claude-opus-5", "claude-haiku-4-5"}
+MIN_CACHEABLE = {"claude-sonnet-5-5": 512, "claude-sonnet-5": 1024, "claude-opus-5": 512, "claude-haiku-5-5": 4096}
+THINKING_TOKENS = 180  # what the simulated model spends thinking before each reply
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+               408: "timeout_error", 409: "conflict_error", 429: "rate_limit_error", 500: "api_error",
+               529: "overloaded_error"}
+DATA_BLOCKS = ("session_title", "session_notes")
+DIRECTIVE = re.compile(
+    r"(?i)\b(?:give|set|assign)\b[^\n<]{0,30}?\bscores?\b[^\n<\d]{0,12}(\d{1,3})\b|\bscores?\s+(?:of\s+|to\s+|=\s*)?(\d{1,3})\b"
+)
 
-GOOD_JUDGEMENT = {
-    "planClarity": 80,
-    "physicsPlausibility": 90,
-    "constraintRespect": 70,
-    "safetyScore": 95,
-    "warnings": ["drop BT near the upper tolerance"],
-    "violations": [],
-    "reasoning": "Curve is smooth; development on target.",
-}
-ERROR_TYPES = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error", 400: "invalid_request_error"}
+
+def tokens(text: str) -> int:
+    return max(1, len(text) // 4)
 
 
-def message(model: str, tool_input, request_chars: int, tool_name: str = TOOL_NAME) -> dict:
+def instruction_text(user: str) -> str:
+    """What the simulated model treats as instructions: the prompt minus each data block, where a block
+    runs from its opening tag to the *first* closing tag after it (as a naive reader would see it)."""
+    out = user
+    for tag in DATA_BLOCKS:
+        out = re.sub(rf"<{tag}>.*?</{tag}>", "", out, count=1, flags=re.S)
+    return out
+
+
+def section(user: str, tag: str):
+    match = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", user, flags=re.S)
+    if not match:
+        return None
+    try:
+        return json.loads(match.group(1))
+    except json.JSONDecodeError:
+        return None
+
+
+def clamp(value: float) -> int:
+    return int(max(0, min(100, round(value))))
+
+
+def simulated_judgement(user: str) -> dict:
+    """Scores derived from the structured blocks of the prompt; a directive outside the data blocks wins."""
+    gates = section(user, "gate_results") or []
+    metrics = section(user, "computed_metrics") or {}
+    commands = section(user, "command_proposals")
+    status = {g.get("name"): g.get("status") for g in gates if isinstance(g, dict)}
+    decided = [s for s in status.values() if s not in (None, "not_applicable")]
+    constraint = 100 - 30 * decided.count("fail") - 12 * decided.count("warn") - 15 * decided.count("unknown")
+    crashes, spikes = metrics.get("ror_crashes") or 0, metrics.get("ror_spikes") or 0
+    physics = 95 - 15 * crashes - 8 * spikes - (10 if metrics.get("crash") else 0)
+    executed = [c for c in commands or [] if c.get("status") in ("COMPLETED", "FAILED", "ABORTED", "TIMEOUT")]
+    plan = 35 if not commands else 55 + 40 * sum(c["status"] == "COMPLETED" for c in executed) / max(len(executed), 1)
+    safety = {"fail": 10, "unknown": 50, "pass": 95}.get(status.get("unsafe_rejected"), 90)
+    unsafe_power = [c for c in executed if c.get("command_type") == "SET_POWER" and (c.get("target_value") or 0) > 9]
+    if unsafe_power:
+        safety = min(safety, 15)
+    scores = {"planClarity": clamp(plan), "physicsPlausibility": clamp(physics),
+              "constraintRespect": clamp(constraint), "safetyScore": clamp(safety)}
+    directive = DIRECTIVE.search(instruction_text(user))
+    if directive:
+        forced = clamp(int(directive.group(1) or directive.group(2)))
+        scores = dict.fromkeys(scores, forced)
+    flagged = [f"{n}: {s}" for n, s in status.items() if s in ("fail", "warn", "unknown")]
     return {
-        "id": f"msg_sim_{time.monotonic_ns()}",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": [{"type": "tool_use", "id": "toolu_sim_1", "name": tool_name, "input": tool_input}],
-        "stop_reason": "tool_use",
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": request_chars // 4,
-            "output_tokens": 120,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
+        **scores,
+        "warnings": [f for f in flagged if not f.endswith("fail")],
+        "violations": [f for f in flagged if f.endswith("fail")],
+        "reasoning": f"Scored from {len(decided)} decided gates, {len(executed)} executed commands and the RoR counts.",
     }
 
 
 class MessagesServer:
-    """Behaviours: ("ok", tool_input) | ("status", code[, retry_after]) | ("sleep", seconds) | ("wrong_tool",)."""
+    """Scripted extras on top of the documented behaviour; each POST /v1/messages takes the next entry:
+    ("status", code[, headers]) | ("sleep", seconds) | ("reply", json_text) | ("refusal",) | None (normal)."""
 
-    def __init__(self):
-        self.script: list[tuple] = []
+    def __init__(self, batch_polls_to_end: int | None = 1):
+        self.script: list[tuple | None] = []
+        self.batch_results: dict[str, tuple] = {}  # custom_id -> ("errored", type, msg) | ("expired",) | ("canceled",)
+        self.batch_polls_to_end = batch_polls_to_end  # None: batches never end on their own
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.responses: list[tuple[int, dict]] = []  # (status, headers) of every response sent
         self.batches: dict[str, dict] = {}
+        self.cached_prefixes: set[str] = set()
+        self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,11 +120,13 @@ class MessagesServer:
                 pass
 
             def _send(self, code: int, body: bytes, content_type: str = "application/json", headers=None):
+                headers = {"request-id": f"req_sim_{time.monotonic_ns()}", **(headers or {})}
+                server.responses.append((code, headers))
                 try:
                     self.send_response(code)
                     self.send_header("content-type", content_type)
                     self.send_header("content-length", str(len(body)))
-                    for k, v in (headers or {}).items():
+                    for k, v in headers.items():
                         self.send_header(k, v)
                     self.end_headers()
                     self.wfile.write(body)
@@ -71,71 +136,199 @@ class MessagesServer:
             def _json(self, code: int, obj: dict, headers=None):
                 self._send(code, json.dumps(obj).encode(), headers=headers)
 
+            def _error(self, code: int, message: str, headers=None):
+                self._json(code, {"type": "error", "error": {"type": ERROR_TYPES.get(code, "api_error"), "message": message}},
+                           headers)
+
+            def _authorised(self) -> bool:
+                if API_KEY not in (self.headers.get("x-api-key"), self.headers.get("authorization", "").removeprefix("Bearer ")):
+                    self._error(401, "invalid x-api-key / bearer token")
+                    return False
+                if not self.headers.get("anthropic-version"):
+                    self._error(400, "anthropic-version: header is required")
+                    return False
+                return True
+
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-                body = json.loads(raw)
                 server.headers.append(dict(self.headers))
-                if self.path == "/v1/messages":
-                    server.requests.append(body)
-                    behaviour = server.script.pop(0) if server.script else ("ok", GOOD_JUDGEMENT)
-                    self._respond(behaviour, body, len(raw))
-                elif self.path == "/v1/messages/batches":
-                    batch_id = f"msgbatch_sim_{len(server.batches)}"
-                    server.batches[batch_id] = {"requests": body["requests"], "polls": 0}
-                    server.requests.extend(r["params"] for r in body["requests"])
+                if not self._authorised():
+                    return
+                body = json.loads(raw or b"{}")
+                path = self.path.split("?")[0]
+                if path == "/v1/messages":
+                    with server.lock:
+                        server.requests.append(body)
+                        behaviour = server.script.pop(0) if server.script else None
+                    self._messages(body, behaviour)
+                elif path == "/v1/messages/batches":
+                    self._create_batch(body)
+                elif re.fullmatch(r"/v1/messages/batches/[^/]+/cancel", path):
+                    batch_id = path.split("/")[4]
+                    if batch_id not in server.batches:
+                        return self._error(404, f"batch {batch_id} not found")
+                    state = server.batches[batch_id]
+                    if not state["ended"]:
+                        state["canceling"] = True
                     self._json(200, server.batch_object(batch_id, self.server.server_address))
                 else:
-                    self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+                    self._error(404, self.path)
+
+            def _messages(self, body: dict, behaviour):
+                if behaviour and behaviour[0] == "status":
+                    return self._error(behaviour[1], "simulated", headers=behaviour[2] if len(behaviour) > 2 else None)
+                if behaviour and behaviour[0] == "sleep":
+                    time.sleep(behaviour[1])
+                code, payload = server.reply(body, behaviour)
+                if code != 200:
+                    return self._error(code, payload)
+                self._json(200, payload)
+
+            def _create_batch(self, body: dict):
+                requests = body.get("requests") or []
+                ids = [r.get("custom_id", "") for r in requests]
+                bad = [c for c in ids if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", c)]
+                if bad or len(set(ids)) != len(ids):
+                    return self._error(400, f"custom_id must be unique and match ^[a-zA-Z0-9_-]{{1,64}}$: {bad or ids}")
+                with server.lock:
+                    batch_id = f"msgbatch_sim_{len(server.batches)}"
+                    server.batches[batch_id] = {"requests": requests, "polls": 0, "ended": False, "canceling": False}
+                    server.requests.extend(r["params"] for r in requests)
+                self._json(200, server.batch_object(batch_id, self.server.server_address))
 
             def do_GET(self):
-                parts = self.path.strip("/").split("/")
+                server.headers.append(dict(self.headers))
+                if not self._authorised():
+                    return
+                parts = self.path.split("?")[0].strip("/").split("/")
                 if len(parts) >= 4 and parts[:3] == ["v1", "messages", "batches"] and parts[3] in server.batches:
                     batch_id = parts[3]
                     if parts[4:] == ["results"]:
-                        lines = [
-                            json.dumps({"custom_id": r["custom_id"], "result": {"type": "succeeded", "message": message(
-                                r["params"]["model"], GOOD_JUDGEMENT, len(json.dumps(r["params"])))}})
-                            for r in server.batches[batch_id]["requests"]
-                        ]
-                        self._send(200, "\n".join(lines).encode(), "application/binary")
-                        return
-                    server.batches[batch_id]["polls"] += 1
-                    self._json(200, server.batch_object(batch_id, self.server.server_address))
-                    return
-                self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
-
-            def _respond(self, behaviour, body, request_chars):
-                kind = behaviour[0]
-                if kind == "sleep":
-                    time.sleep(behaviour[1])
-                    return self._json(200, message(body["model"], GOOD_JUDGEMENT, request_chars))
-                if kind == "status":
-                    code = behaviour[1]
-                    error = {"type": "error", "error": {"type": ERROR_TYPES.get(code, "api_error"), "message": "simulated"}}
-                    return self._json(code, error, headers={"retry-after": behaviour[2] if len(behaviour) > 2 else "0"})
-                if kind == "wrong_tool":
-                    return self._json(200, message(body["model"], GOOD_JUDGEMENT, request_chars, tool_name="other"))
-                return self._json(200, message(body["model"], behaviour[1], request_chars))
+                        if not server.batches[batch_id]["ended"]:
+                            return self._error(400, f"batch {batch_id} has not ended")
+                        lines = [json.dumps({"custom_id": r["custom_id"], "result": server.batch_result(batch_id, r)})
+                                 for r in server.batches[batch_id]["requests"]]
+                        return self._send(200, "\n".join(lines).encode(), "application/binary")
+                    server.poll(batch_id)
+                    return self._json(200, server.batch_object(batch_id, self.server.server_address))
+                self._error(404, self.path)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
+    # ---- the "model" --------------------------------------------------------------------------
+
+    def reply(self, body: dict, behaviour=None, service_tier: str = "standard") -> tuple[int, dict | str]:
+        """(200, message) or (400/404, error message) for one Messages request body."""
+        model = body.get("model")
+        if model not in KNOWN_MODELS:
+            return 404, f"model: {model}"
+        if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+            return 400, "max_tokens: field required"
+        choice = (body.get("tool_choice") or {}).get("type")
+        if choice in ("tool", "any") and model in FORCED_TOOL_CHOICE_REJECTED:
+            return 400, f"tool_choice: forced tool use is not supported on {model}; use tool_choice auto or structured outputs"
+        if (body.get("thinking") or {}).get("type") == "disabled" and model in THINKING_DISABLED_REJECTED:
+            return 400, f"thinking: type 'disabled' is not supported on {model}; use 'between_tools'"
+        schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
+        if schema is not None and not _closed_objects(schema):
+            return 400, "output_config.format.schema: additionalProperties must be false for every object"
+        system = body.get("system") or ""
+        system_text = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+        blocks = [b for m in body.get("messages", []) for b in (m["content"] if isinstance(m["content"], list)
+                  else [{"type": "text", "text": m["content"]}])]
+        user = "".join(b.get("text", "") for b in blocks)
+        input_tokens, written, read = self._cache_usage(model, system_text, blocks)
+        judgement = simulated_judgement(user)
+        if behaviour and behaviour[0] == "reply":
+            text = behaviour[1]
+        else:
+            text = json.dumps(judgement)
+        tool = next((t for t in body.get("tools") or [] if choice in ("tool", "any", "auto", None)), None)
+        if behaviour and behaviour[0] == "refusal":
+            content, stop = [], "refusal"
+        elif body["max_tokens"] < THINKING_TOKENS + tokens(text):
+            content, stop = [{"type": "thinking", "thinking": "", "signature": "sig_sim"}], "max_tokens"
+        elif tool is not None and schema is None:
+            content = [{"type": "thinking", "thinking": "", "signature": "sig_sim"},
+                       {"type": "tool_use", "id": "toolu_sim_1", "name": tool["name"], "input": judgement}]
+            stop = "tool_use"
+        else:
+            content = [{"type": "thinking", "thinking": "", "signature": "sig_sim"}, {"type": "text", "text": text}]
+            stop = "end_turn"
+        output = min(body["max_tokens"], THINKING_TOKENS + tokens(text))
+        return 200, {
+            "id": f"msg_sim_{time.monotonic_ns()}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": input_tokens,
+                "output_tokens": output,
+                "cache_creation_input_tokens": written,
+                "cache_read_input_tokens": read,
+                "cache_creation": {"ephemeral_5m_input_tokens": written, "ephemeral_1h_input_tokens": 0},
+                "output_tokens_details": {"thinking_tokens": min(output, THINKING_TOKENS)},
+                "service_tier": service_tier,
+            },
+        }
+
+    def _cache_usage(self, model: str, system_text: str, blocks: list[dict]) -> tuple[int, int, int]:
+        """(uncached input, cache write, cache read) tokens: the prefix up to the last cache_control block."""
+        total = tokens(system_text + "".join(b.get("text", "") for b in blocks))
+        marked = [i for i, b in enumerate(blocks) if b.get("cache_control")]
+        if not marked:
+            return total, 0, 0
+        prefix = system_text + "".join(b.get("text", "") for b in blocks[: marked[-1] + 1])
+        if tokens(prefix) < MIN_CACHEABLE.get(model, 10**9):
+            return total, 0, 0  # below the minimum: processed normally, nothing written
+        with self.lock:
+            hit = prefix in self.cached_prefixes
+            self.cached_prefixes.add(prefix)
+        return total - tokens(prefix), 0 if hit else tokens(prefix), tokens(prefix) if hit else 0
+
+    # ---- batches ------------------------------------------------------------------------------
+
+    def poll(self, batch_id: str) -> None:
+        state = self.batches[batch_id]
+        state["polls"] += 1
+        if state["canceling"] or (self.batch_polls_to_end is not None and state["polls"] >= self.batch_polls_to_end):
+            state["ended"] = True
+
+    def batch_result(self, batch_id: str, request: dict) -> dict:
+        state = self.batches[batch_id]
+        scripted = self.batch_results.get(request["custom_id"])
+        if state["canceling"] and self.batch_polls_to_end is None:
+            scripted = ("canceled",)
+        if scripted and scripted[0] == "errored":
+            return {"type": "errored", "error": {"type": "error", "error": {"type": scripted[1], "message": scripted[2]}}}
+        if scripted:
+            return {"type": scripted[0]}
+        code, payload = self.reply(request["params"], service_tier="batch")
+        if code != 200:
+            return {"type": "errored", "error": {"type": "error", "error": {"type": ERROR_TYPES[code], "message": payload}}}
+        return {"type": "succeeded", "message": payload}
+
     def batch_object(self, batch_id: str, address) -> dict:
         state = self.batches[batch_id]
-        ended = state["polls"] >= 1  # in progress when created, ended from the first poll on
         n = len(state["requests"])
+        ended = state["ended"]
+        status = "ended" if ended else "canceling" if state["canceling"] else "in_progress"
         return {
             "id": batch_id,
             "type": "message_batch",
-            "processing_status": "ended" if ended else "in_progress",
+            "processing_status": status,
             "request_counts": {"processing": 0 if ended else n, "succeeded": n if ended else 0,
                                "errored": 0, "canceled": 0, "expired": 0},
             "created_at": "2026-11-21T00:00:00Z",
             "expires_at": "2026-11-22T00:00:00Z",
             "ended_at": "2026-11-21T00:01:00Z" if ended else None,
             "archived_at": None,
-            "cancel_initiated_at": None,
+            "cancel_initiated_at": "2026-11-21T00:00:30Z" if state["canceling"] else None,
             "results_url": f"http://{address[0]}:{address[1]}/v1/messages/batches/{batch_id}/results" if ended else None,
         }
 
@@ -147,3 +340,13 @@ class MessagesServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+
+def _closed_objects(schema) -> bool:
+    """Every object schema in ``schema`` says additionalProperties: false."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+            return False
+        return all(_closed_objects(v) for v in schema.values())
+    if isinstance(schema, list):
+        return all(_closed_objects(v) for v in schema)
+    return True

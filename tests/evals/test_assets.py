@@ -1,4 +1,5 @@
 """The evals asset graph on a temp warehouse: three daily partitions, idempotency, the judge cache, no key."""
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -7,17 +8,19 @@ import duckdb
 import pytest
 
 from daena_pipelines import config
-from daena_pipelines.evals import assets
-from daena_pipelines.evals.definitions import defs, eval_job, eval_nightly_schedule
-from daena_pipelines.evals.resources import AnthropicJudgeResource
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.defs.evals import assets, checks
+from daena_pipelines.defs.evals.jobs import eval_job
+from daena_pipelines.defs.evals.partitions import daily_partitions
+from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
+from daena_pipelines.defs.evals.schedules import eval_nightly_schedule
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 from . import warehouse_fixture
-from .messages_server import GOOD_JUDGEMENT, MessagesServer
+from .messages_server import API_KEY, MessagesServer
 
 DAYS = ("2026-11-17", "2026-11-18", "2026-11-19")
 ALL_ASSETS = [assets.golden_cases, assets.eval_runs, assets.pass_at_k, assets.judge_scores]
-CHECKS = [assets.golden_cases_valid, assets.eval_runs_complete, assets.judge_scores_valid]
+CHECKS = [checks.golden_cases_valid, checks.eval_runs_complete, checks.judge_scores_valid]
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +57,8 @@ def query(db, sql):
 
 
 def simulator_judge(server, monkeypatch, **kw):
-    monkeypatch.setenv("DAENA_TEST_ANTHROPIC_KEY", "sim-key")
-    return AnthropicJudgeResource(api_key_env_var="DAENA_TEST_ANTHROPIC_KEY", base_url=server.base_url, backoff_s=0.01, **kw)
+    monkeypatch.setenv("DAENA_TEST_ANTHROPIC_KEY", API_KEY)
+    return AnthropicJudgeResource(api_key_env_var="DAENA_TEST_ANTHROPIC_KEY", base_url=server.base_url, **kw)
 
 
 def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, monkeypatch):
@@ -80,10 +83,12 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     (gate,) = query(db, "SELECT command_deviation_pass FROM evals.eval_runs WHERE session_id='brz-1'")
     assert gate == (None,)  # no executed proposals for that session: not applicable
 
-    judged = query(db, "SELECT session_id, status, source, plan_clarity, input_tokens FROM evals.judge_scores ORDER BY ALL")
+    judged = query(db, "SELECT session_id, status, source, plan_clarity, input_tokens, cost_usd FROM evals.judge_scores "
+                       "ORDER BY ALL")
     assert len(judged) == 7
-    assert {(s, st) for s, st, *_ in judged if st != "judged"} == {("xyz-1", "not_judged")}
-    assert all(src == "simulator" and pc == 80 and tok > 0 for _, st, src, pc, tok in judged if st == "judged")
+    assert {(s, st) for s, st, *_ in judged if st != "judged"} == {("xyz-1", "not_exercised")}
+    assert all(src == "simulator" and pc is not None and tok > 0 and cost is None
+               for _, st, src, pc, tok, cost in judged if st == "judged")
     calls = len(server.requests)
     assert calls == 6
 
@@ -100,7 +105,8 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     assert query(db, "SELECT count(*) FROM evals.judge_scores") == [(7,)]
     assert len(server.requests) == calls
     meta = result.asset_materializations_for_node("evals__judge_scores")[0].metadata
-    assert meta["cache_hits"].value == 3 and meta["api_calls"].value == 0
+    simulator = meta["by_source"].value["simulator"]
+    assert simulator["cache_hits"] == 3 and simulator["api_replies"] == 0 and simulator["cost_usd_estimate"] is None
 
 
 def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, monkeypatch):
@@ -112,9 +118,11 @@ def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, 
     monkeypatch.delenv("DAENA_TEST_MISSING_KEY", raising=False)
     no_key = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_MISSING_KEY", base_url=server.base_url)
     run(db, no_key, "2026-11-18")
-    rows = query(db, "SELECT status, reason, plan_clarity, source FROM evals.judge_scores")
+    rows = query(db, "SELECT case_id, status, reason, plan_clarity FROM evals.judge_scores ORDER BY ALL")
     assert len(rows) == 4 and server.requests == []
-    assert all(s == "not_judged" and "DAENA_TEST_MISSING_KEY" in r and pc is None for s, r, pc, _ in rows)
+    # Without commands.proposals the reject case exercised no gate: not sent, whatever the key.
+    assert [(c, s) for c, s, _, _ in rows if s != "not_judged"] == [("kenya-nyeri-unsafe-heater", "not_exercised")]
+    assert all("DAENA_TEST_MISSING_KEY" in r and pc is None for _, s, r, pc in rows if s == "not_judged")
     # Without commands.proposals the command gate is not applicable, the reject case needs review.
     (no_metrics,) = query(db, "SELECT outcome, fc_timing_pass, reason FROM evals.eval_runs WHERE session_id = 'nom-1'")
     assert no_metrics[:2] == ("NEEDS_REVIEW", None) and "fc_timing unknown" in no_metrics[2]
@@ -136,8 +144,8 @@ def test_nightly_schedule_targets_yesterday():
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc))
     (request,) = eval_nightly_schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-19"
-    assert eval_job.partitions_def == assets.daily_partitions
-    assert {a.key for a in defs.assets} == {dg.AssetKey(["evals", n]) for n in ("golden_cases", "eval_runs", "pass_at_k", "judge_scores")}
+    assert eval_job.partitions_def == daily_partitions
+    assert {a.key for a in dg.load_assets_from_modules([assets])} == {dg.AssetKey(["evals", n]) for n in ("golden_cases", "eval_runs", "pass_at_k", "judge_scores")}
 
 
 def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
@@ -154,19 +162,24 @@ def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
     )
     assert result.success
     assert query(db, "SELECT count(DISTINCT partition_date), count(*) FROM evals.eval_runs") == [(3, 7)]
-    rows = query(db, "SELECT status, batch_id FROM evals.judge_scores WHERE case_id IS NOT NULL")
-    assert len(rows) == 6 and {r for r in rows} == {("judged", "msgbatch_sim_0")}  # one batch for the whole range
+    rows = query(db, "SELECT status, batch_id FROM evals.judge_scores WHERE case_id IS NOT NULL ORDER BY ALL")
+    # One batch for the whole range; the reject case with no proposals table exercised nothing and is not sent.
+    assert rows == [("judged", "msgbatch_sim_0")] * 5 + [("not_exercised", None)]
+    assert query(db, "SELECT batch_id, status FROM evals.judge_batches") == [("msgbatch_sim_0", "ended")]
 
 
 def test_samples_report_their_spread(tmp_path, server, monkeypatch):
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=True)
     # 2026-11-18 has three (session, case) rows; each gets samples scored 70, 80, 90 on planClarity.
-    server.script = [("ok", {**GOOD_JUDGEMENT, "planClarity": v}) for v in (70, 80, 90)] * 3
+    good = {"physicsPlausibility": 90, "constraintRespect": 70, "safetyScore": 95, "warnings": [], "violations": [],
+            "reasoning": "ok"}
+    server.script = [("reply", json.dumps({**good, "planClarity": v})) for v in (70, 90, 90)] * 3
     run(db, simulator_judge(server, monkeypatch, samples=3), "2026-11-18")
-    spread = query(db, "SELECT session_id, case_id, n_samples, plan_clarity_mean, plan_clarity_stddev, plan_clarity_min, "
-                       "plan_clarity_max, safety_score_stddev FROM evals.judge_score_spread ORDER BY ALL")
-    assert [row[2:] for row in spread] == [(3, 80.0, 10.0, 70, 90, 0.0)] * 3
+    spread = query(db, "SELECT source, n_samples, plan_clarity_mean, plan_clarity_median, plan_clarity_mode, "
+                       "round(plan_clarity_stddev, 3), plan_clarity_min, plan_clarity_max, safety_score_stddev "
+                       "FROM evals.judge_score_spread ORDER BY ALL")
+    assert spread == [("simulator", 3, 250 / 3, 90.0, 90, 11.547, 70, 90, 0.0)] * 3
     assert len(server.requests) == 9
 
 
@@ -175,14 +188,50 @@ def test_unreachable_api_is_not_judged_and_the_run_succeeds(tmp_path, monkeypatc
     warehouse_fixture.build(db, with_proposals=False)
     with MessagesServer() as gone:
         dead_url = gone.base_url  # closed on exit: nothing listens there any more
-    monkeypatch.setenv("DAENA_TEST_ANTHROPIC_KEY", "sim-key")
+    monkeypatch.setenv("DAENA_TEST_ANTHROPIC_KEY", API_KEY)
     judge_resource = AnthropicJudgeResource(
-        api_key_env_var="DAENA_TEST_ANTHROPIC_KEY", base_url=dead_url, max_attempts=2, backoff_s=0.0, timeout_s=2.0
+        api_key_env_var="DAENA_TEST_ANTHROPIC_KEY", base_url=dead_url, max_retries=0, timeout_s=2.0
     )
     run(db, judge_resource, "2026-11-17")
-    rows = query(db, "SELECT status, reason, attempts, source FROM evals.judge_scores")
+    rows = query(db, "SELECT status, reason, source FROM evals.judge_scores")
     assert len(rows) == 2
-    assert all(s == "not_judged" and "gave up after 2 attempts" in r and a == 2 and src == "simulator" for s, r, a, src in rows)
+    assert all(s == "not_judged" and "APIConnectionError" in r and src == "simulator" for s, r, src in rows)
+
+
+def test_a_cached_simulator_judgement_is_not_served_to_a_run_against_another_endpoint(tmp_path, server, monkeypatch):
+    """Issue #12: after a simulator run, a run against the official API (no base URL, no network here) and a
+    run against another local server each get nothing from the simulator's cache."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    run(db, simulator_judge(server, monkeypatch), "2026-11-18")
+    assert query(db, "SELECT DISTINCT source, status FROM evals.judge_scores") == [("simulator", "judged")]
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    official = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_NO_SUCH_KEY")
+    run(db, official, "2026-11-18", selection=[assets.judge_scores])
+    rows = query(db, "SELECT source, endpoint, status, from_cache, plan_clarity FROM evals.judge_scores")
+    assert rows == [("anthropic", "https://api.anthropic.com", "not_judged", False, None)] * 3
+    with MessagesServer() as other:
+        run(db, simulator_judge(other, monkeypatch), "2026-11-18", selection=[assets.judge_scores])
+        assert len(other.requests) == 3
+    assert query(db, "SELECT DISTINCT from_cache FROM evals.judge_scores") == [(False,)]
+
+
+def test_a_plain_http_endpoint_off_this_machine_is_refused_before_the_key_is_sent(tmp_path, server, monkeypatch, caplog):
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    monkeypatch.setenv("DAENA_TEST_ANTHROPIC_KEY", "sk-ant-never-logged")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://judge.example.com:8080")
+    resources = {"duckdb": WarehouseResource(database=str(db)),
+                 "anthropic_judge": AnthropicJudgeResource(api_key_env_var="DAENA_TEST_ANTHROPIC_KEY")}
+    assert dg.materialize([assets.golden_cases, assets.eval_runs], partition_key="2026-11-17", resources=resources,
+                          selection=[assets.golden_cases.key, assets.eval_runs.key]).success
+    result = dg.materialize([assets.judge_scores], partition_key="2026-11-17", resources=resources, raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "refusing to send the API key to http://judge.example.com:8080" in message
+    assert "sk-ant-never-logged" not in message + caplog.text
+    assert query(db, "SELECT count(*) FROM evals.judge_scores") == [(0,)]
 
 
 def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):

@@ -4,11 +4,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from daena_pipelines.nbmf.assets import nbmf_results
+from daena_pipelines.defs.nbmf.assets import nbmf_results
 from daena_pipelines.nbmf.benchmark import CODECS, run_benchmark, targets, value
 from daena_pipelines.nbmf.codec import CodecSettings, NbmfCodec
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 
 def test_benchmark_measures_every_codec_on_held_out_records_only(corpus):

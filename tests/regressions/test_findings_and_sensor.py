@@ -4,10 +4,10 @@ import json
 import dagster as dg
 import duckdb
 
-from daena_pipelines.regressions.checks import golden_asset_check
+from daena_pipelines.lib.golden_checks import golden_asset_check
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
-from daena_pipelines.regressions.sensor import regressions_sensor
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.defs.regressions.sensors import regressions_sensor
+from daena_pipelines.lib.warehouse import WarehouseResource
 
 T0 = dt.datetime(2025, 11, 21, 20, 0, tzinfo=dt.timezone.utc)
 

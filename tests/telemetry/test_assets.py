@@ -5,10 +5,10 @@ import dagster as dg
 import duckdb
 
 from daena_pipelines.definitions import defs
-from daena_pipelines.telemetry import sensors
-from daena_pipelines.telemetry.assets import telemetry_ingest
-from daena_pipelines.telemetry.checks import telemetry_checks
-from daena_pipelines.warehouse import WarehouseResource
+from daena_pipelines.defs.telemetry import sensors
+from daena_pipelines.defs.telemetry.assets import telemetry_ingest
+from daena_pipelines.defs.telemetry.checks import telemetry_checks
+from daena_pipelines.lib.warehouse import WarehouseResource
 from tests.telemetry.profiles import alog_bytes, profile
 
 

@@ -1,0 +1,163 @@
+"""Assets of the commands domain: proposals ingest, outcome metrics, alerts.
+
+Thin layer: reading and validation live in ``store``/``model``, SQL in ``tables``/``metrics``/``alerts``.
+"""
+
+import typing
+from dataclasses import fields
+from datetime import datetime, timezone
+
+import dagster as dg
+import pydantic
+
+from daena_pipelines.commands import alerts, contract, metrics, store, tables
+from daena_pipelines.commands.model import EXECUTED_TERMINAL, parse_timestamp
+from daena_pipelines.config import ASSETS_DIR
+from daena_pipelines.db import transaction
+from daena_pipelines.device import contract as device
+from daena_pipelines.lib.metadata import table_metadata
+from daena_pipelines.lib.specs import asset_defaults, key, table_spec
+from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
+
+DEFAULT_DIR = ASSETS_DIR / "commands"
+
+
+class CommandSourcesConfig(dg.Config):
+    """Where the command service's store is; defaults to the bundled generated log."""
+
+    sqlite_paths: list[str] = pydantic.Field(
+        default_factory=lambda: [str(DEFAULT_DIR / "command_store.sqlite")],
+        description="SQLite stores of the command service (schema in docs/commands.md)",
+    )
+    jsonl_paths: list[str] = pydantic.Field(
+        default_factory=lambda: [str(DEFAULT_DIR / "proposals_2026-11-17.jsonl")],
+        description="JSONL exports, one proposal with its audit_log per line",
+    )
+    read_sidecar_executions: bool = pydantic.Field(
+        default=True, description="also fold in device.command_executions when that table exists"
+    )
+
+
+# Alert thresholds as run config: one field per AlertThresholds field with the same default,
+# so the defaults are written once (alerts.py) and documented in docs/commands.md.
+AlertsConfig = pydantic.create_model(
+    "AlertsConfig",
+    __base__=dg.Config,
+    as_of=(
+        typing.Optional[str],
+        pydantic.Field(default=None, description="ISO time pending proposals are aged against; default: the log's latest timestamp"),
+    ),
+    **{f.name: (typing.get_type_hints(alerts.AlertThresholds)[f.name], f.default) for f in fields(alerts.AlertThresholds)},
+)
+
+
+@dg.multi_asset(
+    specs=[
+        table_spec(contract.PROPOSALS, "Command proposals with a valid lifecycle, from the command service's store "
+              "(SQLite, JSONL exports) and the device sidecar's executions.", deps=[device.COMMAND_EXECUTIONS]),
+        table_spec(contract.AUDIT_LOG, "Status changes of every accepted proposal, in order (seq from 0).", deps=[device.COMMAND_EXECUTIONS]),
+        table_spec(contract.INVALID_TRANSITIONS, "Lifecycle problems found in the input; those proposals are not in commands.proposals.",
+              deps=[device.COMMAND_EXECUTIONS]),
+        table_spec(contract.INGEST_ERRORS, "Input rows that could not be read: file and line/row, kind and problem.",
+              deps=[device.COMMAND_EXECUTIONS]),
+    ],
+    pool=DUCKDB_POOL,
+)
+def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesConfig, duckdb: WarehouseResource):
+    """Read every source, validate rows and lifecycles, replace the four ingest tables in one transaction."""
+    batches = [store.read_sqlite(p) for p in config.sqlite_paths] + [store.read_jsonl(p) for p in config.jsonl_paths]
+    combined = store.combine(batches)
+    with duckdb.get_connection() as con:
+        executions, sidecar_errors = tables.read_executions(con) if config.read_sidecar_executions else ([], [])
+        combined.errors.extend(sidecar_errors)
+        store.apply_executions(combined, executions)
+        accepted = store.accept(combined)
+        with transaction(con):
+            tables.write_ingest(con, accepted, datetime.now(timezone.utc))
+        context.log.info(
+            f"{len(accepted.proposals)} proposals accepted, {len(accepted.invalid_transitions)} lifecycle problems, "
+            f"{len(accepted.errors)} unreadable rows, {len(executions)} sidecar executions"
+        )
+        inputs = {
+            "sqlite_paths": dg.MetadataValue.json(config.sqlite_paths),
+            "jsonl_paths": dg.MetadataValue.json(config.jsonl_paths),
+            "sidecar_executions_read": dg.MetadataValue.int(len(executions)),
+        }
+        yield dg.MaterializeResult(
+            asset_key=key(contract.PROPOSALS),
+            metadata={
+                **table_metadata(con, "commands.proposals"),
+                **inputs,
+                "by_status": dg.MetadataValue.json(
+                    dict(con.execute("SELECT status, count(*) FROM commands.proposals GROUP BY 1 ORDER BY 1").fetchall())
+                ),
+                "by_origin": dg.MetadataValue.json(
+                    dict(con.execute("SELECT origin, count(*) FROM commands.proposals GROUP BY 1 ORDER BY 1").fetchall())
+                ),
+            },
+        )
+        yield dg.MaterializeResult(asset_key=key(contract.AUDIT_LOG), metadata=table_metadata(con, "commands.audit_log"))
+        yield dg.MaterializeResult(
+            asset_key=key(contract.INVALID_TRANSITIONS),
+            metadata={
+                **table_metadata(con, "commands.invalid_transitions"),
+                "rejected_proposals": dg.MetadataValue.int(len({p.proposal_id for p in accepted.invalid_transitions})),
+            },
+        )
+        yield dg.MaterializeResult(asset_key=key(contract.INGEST_ERRORS), metadata={**table_metadata(con, "commands.ingest_errors"), **inputs})
+
+
+@dg.asset(
+    key=key(contract.OUTCOME_METRICS),
+    deps=[key(contract.PROPOSALS)],
+    **asset_defaults("commands"),
+    description="Per UTC day x machine x command type: counts per status, success rate = COMPLETED / "
+    "(COMPLETED+FAILED+ABORTED+TIMEOUT), rejection rate = REJECTED / decided, approval latency and "
+    "execution duration p50/p95/p99/max, execution timeouts. Formulas in docs/commands.md.",
+)
+def outcome_metrics(duckdb: WarehouseResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        with transaction(con):
+            metrics.build_outcome_metrics(con)
+        overall = con.execute(
+            f"SELECT count(*) FILTER (WHERE status = 'COMPLETED') / nullif(count(*) FILTER (WHERE status IN {metrics.sql_list(EXECUTED_TERMINAL)}), 0) "
+            "FROM commands.proposals"
+        ).fetchone()[0]
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(
+                    con, "commands.outcome_metrics",
+                    preview_sql="SELECT day, machine_id, command_type, n_proposals, n_terminal_executed, success_rate, "
+                    "rejection_rate, approval_latency_p95_s, execution_duration_p95_s FROM commands.outcome_metrics LIMIT 12",
+                ),
+                "overall_success_rate": dg.MetadataValue.float(float(overall) if overall is not None else float("nan")),
+            }
+        )
+
+
+@dg.asset(
+    key=key(contract.ALERTS),
+    deps=[key(contract.PROPOSALS), key(contract.OUTCOME_METRICS)],
+    **asset_defaults("commands"),
+    description="Alerts derived from proposals and outcome metrics: " + ", ".join(alerts.ALERT_TYPES)
+    + ". Thresholds are run config (defaults in docs/commands.md).",
+)
+def command_alerts(config: AlertsConfig, duckdb: WarehouseResource) -> dg.MaterializeResult:
+    values = config.model_dump()
+    as_of = parse_timestamp(values.pop("as_of"), "as_of")
+    thresholds = alerts.AlertThresholds(**values)
+    with duckdb.get_connection() as con:
+        with transaction(con):
+            alerts.build_alerts(con, thresholds, as_of)
+        counts = dict(con.execute("SELECT alert_type, count(*) FROM commands.alerts GROUP BY 1").fetchall())
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(
+                    con, "commands.alerts",
+                    preview_sql="SELECT alert_type, severity, day, machine_id, command_type, proposal_id, message "
+                    "FROM commands.alerts ORDER BY severity = 'CRITICAL' DESC, day, alert_type LIMIT 15",
+                ),
+                "by_type": dg.MetadataValue.json({t: counts.get(t, 0) for t in alerts.ALERT_TYPES}),
+                "thresholds": dg.MetadataValue.json(values),
+            }
+        )

@@ -1,0 +1,139 @@
+"""Assets of the evals domain: thin wrappers over golden, scoring, judge and tables."""
+from collections import Counter
+from datetime import timedelta
+
+import dagster as dg
+
+from daena_pipelines import config
+from daena_pipelines.commands import contract as commands
+from daena_pipelines.defs.evals.partitions import daily_partitions
+from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
+from daena_pipelines.evals import contract, golden, judge, judging, tables
+from daena_pipelines.lib.metadata import table_metadata
+from daena_pipelines.lib.specs import asset_defaults, key, keys
+from daena_pipelines.lib.warehouse import WarehouseResource
+from daena_pipelines.telemetry import contract as telemetry
+
+# Single-run backfills: a range of days is one run.
+PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+
+
+def _days(context: dg.AssetExecutionContext):
+    """First and last day of the run's partition range, and the UTC window they cover."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date(), window.start, window.end
+
+
+@dg.asset(
+    key=key(contract.GOLDEN_CASES),
+    description="Golden roast cases from golden/cases/*.json (reviewed like code); unusable files are "
+    "listed in evals.golden_case_errors, never dropped silently.",
+    **asset_defaults("evals"),
+)
+def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
+    loaded, errors = golden.load_cases(config.GOLDEN_DIR / "cases")
+    for file, error in errors:
+        context.log.error(error)
+    with duckdb.get_connection() as con:
+        tables.ensure_schema(con)
+        tables.write_golden_cases(con, loaded, errors)
+        metadata = table_metadata(con, "evals.golden_cases", "SELECT case_id, expectation, bean, target_fcs_s, "
+                                  "target_drop_s, target_dtr_pct, trials_required, pass_k FROM evals.golden_cases")
+    return dg.MaterializeResult(metadata={**metadata, "invalid_files": dg.MetadataValue.json(dict(errors))})
+
+
+@dg.asset(
+    key=key(contract.EVAL_RUNS),
+    deps=keys([contract.GOLDEN_CASES, telemetry.SESSIONS, telemetry.ROAST_METRICS, commands.PROPOSALS]),
+    description="Each session roasted on the partition's day scored against every golden case it matches: "
+    "per-gate pass/fail and an outcome PASS | WARN | FAIL | NEEDS_REVIEW (docs/evals.md).",
+    **asset_defaults("evals"),
+    **PARTITIONED,
+)
+def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
+    first, last, start, end = _days(context)
+    with duckdb.get_connection() as con:
+        try:
+            cases = tables.read_golden_cases(con)
+        except LookupError as exc:
+            raise dg.Failure(str(exc)) from exc
+        tables.ensure_schema(con)
+        sessions = tables.read_sessions(con, start, end)
+        proposals = tables.read_proposals(con, [s["session_id"] for s in sessions])
+        rows = tables.eval_run_rows(sessions, cases, proposals)
+        tables.replace_partitions(
+            con, "evals.eval_runs", first, last, tables.EVAL_RUN_COLUMNS,
+            [[r[c] for c in tables.EVAL_RUN_COLUMNS] for r in rows],
+        )
+        metadata = table_metadata(
+            con, "evals.eval_runs",
+            f"SELECT partition_date, session_id, case_id, outcome, reason FROM evals.eval_runs "
+            f"WHERE partition_date BETWEEN '{first}' AND '{last}' ORDER BY ALL",
+        )
+    outcomes = Counter(r["outcome"] for r in rows)
+    if proposals is None:
+        context.log.warning("commands.proposals is absent: the command-deviation gate is not applicable")
+    return dg.MaterializeResult(metadata={
+        **metadata,
+        "days": dg.MetadataValue.text(f"{first}..{last}"),
+        "sessions": len(sessions),
+        "rows_written": len(rows),
+        "outcomes": dg.MetadataValue.json(dict(outcomes)),
+        "commands_available": proposals is not None,
+    })
+
+
+@dg.asset(
+    key=key(contract.PASS_AT_K),
+    deps=[key(contract.EVAL_RUNS)],
+    description="pass@1 and pass@k per golden case over all its evaluated trials (unbiased estimator "
+    "1 - C(n-c,k)/C(n,k)); NEEDS_REVIEW trials are counted apart, not as failures.",
+    **asset_defaults("evals"),
+)
+def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        tables.ensure_schema(con)
+        tables.refresh_pass_at_k(con)
+        metadata = table_metadata(con, "evals.pass_at_k")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=key(contract.JUDGE_SCORES),
+    deps=keys([contract.EVAL_RUNS, telemetry.SESSIONS, telemetry.POINTS, commands.PROPOSALS]),
+    description="LM-judge scores 0-100 (planClarity, physicsPlausibility, constraintRespect, safetyScore) per "
+    "evaluated session and sample, cached by (model, prompt version, endpoint, source, input hash); rows say "
+    "not_judged with the reason when there is no key or the API is unreachable, not_exercised when there is "
+    "nothing to judge.",
+    **asset_defaults("evals", kinds={"duckdb", "python", "anthropic"}),
+    **PARTITIONED,
+)
+def judge_scores(
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource, anthropic_judge: AnthropicJudgeResource
+) -> dg.MaterializeResult:
+    first, last, _, _ = _days(context)
+    settings = anthropic_judge.settings()
+    try:
+        client, no_client_reason = anthropic_judge.client()
+    except judge.InsecureEndpoint as exc:
+        raise dg.Failure(str(exc)) from exc
+    rows = judging.judge_days(duckdb.get_connection, settings, client, no_client_reason, first, last)
+    with duckdb.get_connection() as con:
+        metadata = table_metadata(
+            con, "evals.judge_scores",
+            f"SELECT partition_date, session_id, case_id, sample_index, source, status, plan_clarity, "
+            f"physics_plausibility, constraint_respect, safety_score, reason FROM evals.judge_scores "
+            f"WHERE partition_date BETWEEN '{first}' AND '{last}' ORDER BY ALL",
+        )
+    for r in rows:
+        if r["status"] not in ("judged", "not_exercised"):
+            context.log.warning(f"{r['session_id']} / {r['case_id']}: {r['status']}: {r['reason']}")
+    return dg.MaterializeResult(metadata={
+        **metadata,
+        "model": settings.model,
+        "prompt_version": judge.PROMPT_VERSION,
+        "endpoint": settings.endpoint,
+        "source": settings.source,
+        "by_source": dg.MetadataValue.json(judging.run_summary(rows)),
+    })
+

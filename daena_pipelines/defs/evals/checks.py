@@ -1,0 +1,75 @@
+"""Asset checks of the evals domain; the golden outcome check is built from its golden file."""
+
+import dagster as dg
+
+from daena_pipelines.evals import contract, judge, scoring
+from daena_pipelines.lib.golden_checks import golden_asset_check
+from daena_pipelines.lib.specs import key
+from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
+
+GOLDEN_CASES, EVAL_RUNS, JUDGE_SCORES = key(contract.GOLDEN_CASES), key(contract.EVAL_RUNS), key(contract.JUDGE_SCORES)
+
+
+def _check(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata)
+
+
+@dg.asset_check(
+    asset=GOLDEN_CASES, blocking=True, pool=DUCKDB_POOL, description="Every golden case file parsed and validated."
+)
+def golden_cases_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        errors = con.execute("SELECT file, error FROM evals.golden_case_errors ORDER BY file").fetchall()
+        count = con.execute("SELECT count(*) FROM evals.golden_cases").fetchone()[0]
+    why = "; ".join(e for _, e in errors) or ("no golden cases" if not count else f"{count} cases valid")
+    return _check(not errors and count > 0, why, cases=count, invalid_files=len(errors))
+
+
+@dg.asset_check(
+    asset=EVAL_RUNS,
+    blocking=True,
+    pool=DUCKDB_POOL,
+    description="On every evaluated day, each telemetry session has an eval row, and outcomes are known values.",
+)
+def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        missing = [r[0] for r in con.execute(
+            """SELECT s.session_id FROM telemetry.sessions s
+               WHERE CAST(timezone('UTC', s.roasted_at) AS DATE) IN (SELECT DISTINCT partition_date FROM evals.eval_runs)
+               AND s.session_id NOT IN (SELECT session_id FROM evals.eval_runs) ORDER BY 1"""
+        ).fetchall()]
+        bad = con.execute(
+            "SELECT count(*) FROM evals.eval_runs WHERE outcome NOT IN (SELECT unnest(?))", [list(scoring.OUTCOMES)]
+        ).fetchone()[0]
+    why = f"sessions without an eval row: {missing}" if missing else f"{bad} rows with an unknown outcome" if bad else "complete"
+    return _check(not missing and not bad, why, missing_sessions=len(missing), unknown_outcomes=bad)
+
+
+@dg.asset_check(
+    asset=JUDGE_SCORES,
+    pool=DUCKDB_POOL,
+    description="Judged rows carry four scores in 0..100; every other row has no score and says why.",
+)
+def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+    scores = list(judge.SCORE_COLUMNS.values())
+    in_range = " AND ".join(f"{c} BETWEEN 0 AND 100" for c in scores)
+    no_score = " AND ".join(f"{c} IS NULL" for c in scores)
+    with duckdb.get_connection() as con:
+        bad_judged, bad_other = con.execute(
+            f"""SELECT count(*) FILTER (WHERE status = 'judged' AND NOT coalesce({in_range}, false)),
+                       count(*) FILTER (WHERE status <> 'judged' AND NOT ({no_score} AND reason IS NOT NULL))
+                FROM evals.judge_scores"""
+        ).fetchone()
+    return _check(
+        bad_judged == 0 and bad_other == 0,
+        f"{bad_judged} judged rows with a missing/out-of-range score, {bad_other} unscored rows without a reason",
+        bad_judged=bad_judged, bad_unscored=bad_other,
+    )
+
+
+# The outcome of every bundled sample session against its golden case. It warns rather than
+# blocks: a production warehouse need not hold the bundled sessions. CI, which runs on the
+# bundled data, treats a failure as red (regressions/ci.py).
+eval_outcomes_golden = golden_asset_check(
+    asset=["evals", "eval_runs"], suite_file="evals/outcomes.golden.json", name="eval_outcomes_golden", blocking=False
+)

@@ -1,0 +1,9 @@
+"""Resources every domain uses: the DuckDB warehouse (DAENA_WAREHOUSE)."""
+import dagster as dg
+
+from daena_pipelines.lib.warehouse import warehouse_resource
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"duckdb": warehouse_resource()})

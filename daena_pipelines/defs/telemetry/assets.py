@@ -1,0 +1,131 @@
+"""Dagster assets for roast telemetry: one ingest step materialises the four telemetry tables."""
+
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+import duckdb
+import numpy as np
+
+from daena_pipelines import config as settings
+from daena_pipelines.lib.metadata import markdown_table, table_metadata
+from daena_pipelines.lib.specs import key, table_spec
+from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
+from daena_pipelines.telemetry import contract, ingest, plot
+
+
+class IngestConfig(dg.Config):
+    """Which files to ingest. By default the whole landing folder (DAENA_LANDING_DIR); files
+    already ingested with the same content are skipped either way."""
+
+    landing_dir: Optional[str] = None
+    paths: Optional[list[str]] = None  # set by the landing sensor: only the new or changed files
+    workers: Optional[int] = None  # parser processes; default min(2, cores)
+
+
+def latest_session_chart(con: duckdb.DuckDBPyConnection) -> str | None:
+    latest = con.execute(
+        """SELECT s.session_id, coalesce(s.title, s.beans, s.source_path), s.source, m.tp_s, m.dry_end_s, m.fcs_s, m.drop_s
+           FROM telemetry.sessions s JOIN telemetry.roast_metrics m USING (session_id)
+           ORDER BY s.roasted_at DESC NULLS LAST, s.ingested_at DESC LIMIT 1"""
+    ).fetchone()
+    if latest is None:
+        return None
+    session_id, title, source, *event_times = latest
+    curve = con.execute(
+        "SELECT t_s, bt_c, et_c, ror_c_per_min FROM telemetry.points WHERE session_id = ? ORDER BY t_s", [session_id]
+    ).fetchnumpy()
+    curve = {name: np.ma.filled(values.astype(float), np.nan) for name, values in curve.items()}  # NULL -> NaN
+    events = {"CHARGE": 0.0} | {
+        name: t for name, t in zip(("TP", "DRY END", "FCs", "DROP"), event_times) if t is not None
+    }
+    svg = plot.roast_curve_svg(
+        curve["t_s"], curve["bt_c"], curve["et_c"], curve["ror_c_per_min"], events, f"{title} ({source}, session {session_id})",
+    )
+    return plot.svg_markdown(svg, f"roast curve of session {session_id}")
+
+
+def _report_markdown(report: ingest.IngestReport) -> str:
+    lines = [
+        f"**{len(report.loaded)}** sessions loaded ({len(report.replaced)} replacing a changed file), "
+        f"**{len(report.duplicates)}** duplicates recognised, **{len(report.rejected)}** files rejected, "
+        f"{report.unchanged} unchanged files skipped, {len(report.ignored)} non-roast files ignored."
+    ]
+    if report.rejected:
+        lines += ["", "Rejected files:", "", markdown_table(["file", "error", "reason"], [(Path(p).name, k, m) for p, k, m in report.rejected])]
+    if report.duplicates:
+        lines += ["", "Duplicates:", "", markdown_table(["file", "same as"], [(Path(p).name, why) for p, why in report.duplicates])]
+    return "\n".join(lines)
+
+
+@dg.multi_asset(
+    specs=[
+        table_spec(contract.SESSIONS, "One row per roast session (Artisan .alog profiles and device sidecar recordings)."),
+        table_spec(contract.POINTS, "One row per telemetry sample: seconds from CHARGE, BT/ET °C, our RoR, heater/fan/drum, extra channels."),
+        table_spec(contract.ROAST_METRICS, "Per-session roast metrics (phases, DTR, TP, RoR, AUC, crash/flick) beside Artisan's own values."),
+        table_spec(contract.INGEST_ERRORS, "Files that could not become a session, with the reason; copies are in the quarantine folder."),
+    ],
+    pool=DUCKDB_POOL,
+    can_subset=False,
+)
+def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, duckdb: WarehouseResource):
+    """Ingest new or changed roast files from the landing folder, one transaction per batch."""
+    landing = Path(config.landing_dir) if config.landing_dir else settings.landing_dir()
+    if config.paths is not None:
+        paths = [Path(p) for p in config.paths]
+    else:
+        paths, others = ingest.discover(landing)
+        if others:
+            context.log.info(f"ignoring {len(others)} non-roast files in {landing}, e.g. {others[0].name}")
+    with duckdb.get_connection() as con:
+        report = ingest.ingest(con, paths, settings.quarantine_dir(), workers=config.workers)
+        for path, kind, message in report.rejected:
+            context.log.warning(f"rejected {path}: {kind}: {message}")
+        for path, why in report.duplicates:
+            context.log.info(f"duplicate {path}: {why}")
+        context.log.info(
+            f"{len(report.loaded)} loaded, {len(report.duplicates)} duplicates, {len(report.rejected)} rejected, {report.unchanged} unchanged"
+        )
+        run_summary = {
+            "sessions_loaded": dg.MetadataValue.int(len(report.loaded)),
+            "files_rejected": dg.MetadataValue.int(len(report.rejected)),
+            "duplicates": dg.MetadataValue.int(len(report.duplicates)),
+            "files_unchanged": dg.MetadataValue.int(report.unchanged),
+            "landing_dir": dg.MetadataValue.path(str(landing)),
+        }
+        chart = latest_session_chart(con)
+        yield dg.MaterializeResult(
+            asset_key=key(contract.SESSIONS),
+            metadata={
+                **table_metadata(
+                    con, "telemetry.sessions",
+                    "SELECT session_id, source_format, source, roasted_at, beans, title, original_unit FROM telemetry.sessions ORDER BY roasted_at DESC NULLS LAST LIMIT 10",
+                ),
+                **run_summary,
+                "ingest_report": dg.MetadataValue.md(_report_markdown(report)),
+                "warehouse": dg.MetadataValue.path(duckdb.database),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=key(contract.POINTS),
+            metadata={
+                **table_metadata(con, "telemetry.points", "SELECT * EXCLUDE (extra) FROM telemetry.points WHERE t_s BETWEEN 0 AND 30 LIMIT 10"),
+                **({"latest_roast_curve": dg.MetadataValue.md(chart)} if chart else {}),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=key(contract.ROAST_METRICS),
+            metadata=table_metadata(
+                con, "telemetry.roast_metrics",
+                """SELECT m.session_id, s.beans, m.tp_s, m.fcs_s, m.drop_s, m.dtr_pct, m.drop_bt_c, m.auc_c_min, m.max_ror_c_per_min, m.crash, m.flick
+                   FROM telemetry.roast_metrics m JOIN telemetry.sessions s USING (session_id) ORDER BY s.roasted_at DESC NULLS LAST LIMIT 10""",
+            ),
+        )
+        yield dg.MaterializeResult(
+            asset_key=key(contract.INGEST_ERRORS),
+            metadata={
+                **table_metadata(con, "telemetry.ingest_errors", "SELECT source_path, error_kind, message, seen_at FROM telemetry.ingest_errors ORDER BY seen_at DESC LIMIT 20"),
+                "rejected_this_run": dg.MetadataValue.int(len(report.rejected)),
+                "quarantine_dir": dg.MetadataValue.path(str(settings.quarantine_dir())),
+            },
+        )

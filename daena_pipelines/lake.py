@@ -1,0 +1,98 @@
+"""The warehouse as a DuckLake catalog: metadata in PostgreSQL, data as Parquet under a path.
+
+Selected by one setting: ``DAENA_WAREHOUSE=ducklake:postgres:dbname=... host=...`` (the DuckLake
+ATTACH target; libpq reads the password from ``PGPASSWORD``). Every connection attaches the
+catalog as the default database, so the asset code's ``telemetry.sessions`` etc. resolve to it.
+Several processes may write at once: DuckLake commits each transaction as a snapshot and aborts the
+later of two conflicting ones (docs/deploy.md).
+
+The ducklake and postgres extensions are loaded from their Python packages (the ``scale`` extra),
+never downloaded at run time: extension auto-install is switched off.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import duckdb
+
+from daena_pipelines import config
+
+PREFIX = "ducklake:"
+ALIAS = "warehouse"
+# (python package, extension name); the postgres extension first: the catalog is read through it
+EXTENSIONS = (("duckdb_extension_postgres_scanner", "postgres_scanner"), ("duckdb_extension_ducklake", "ducklake"))
+
+
+def is_ducklake(target: Path | str) -> bool:
+    return str(target).startswith(PREFIX)
+
+
+def extension_file(package: str, name: str) -> Path:
+    """The extension binary a package ships for the running DuckDB version (``extensions/v<version>/``)."""
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise RuntimeError(f"{package} is missing: install the DuckLake backend with pip install -e '.[scale]'") from exc
+    path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not path.is_file():
+        raise RuntimeError(f"{package} has no {name} extension for DuckDB {duckdb.__version__} ({path})")
+    return path
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def open_lake(target: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the DuckLake catalog attached as its default database."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    # queries go through KeylessConnection.execute: look for DataFrames named in SQL in its callers' frames too
+    con.execute("SET python_scan_all_frames = true")
+    try:
+        for package, name in EXTENSIONS:
+            con.execute(f"LOAD {_quote(str(extension_file(package, name)))}")
+        # DATA_PATH matters only when the catalog is created; an existing catalog keeps its own
+        options = ["READ_ONLY"] if read_only else [f"DATA_PATH {_quote(config.lake_data_path())}"]
+        con.execute(f"ATTACH {_quote(target)} AS {ALIAS} ({', '.join(options)})")
+        con.execute(f"USE {ALIAS}")
+    except BaseException:
+        con.close()
+        raise
+    return KeylessConnection(con)
+
+
+# DuckLake supports NOT NULL but no PRIMARY KEY/UNIQUE constraint (its docs, "Constraints"): a key
+# column is declared NOT NULL and a table-level key dropped. The writers keep keys unique themselves
+# (they replace rows by key inside one transaction); the embedded DuckDB file still enforces them.
+_TABLE_KEY = re.compile(r",\s*(PRIMARY KEY|UNIQUE)\s*\([^)]*\)")
+_COLUMN_KEY = re.compile(r"(\s+NOT NULL)?\s+(PRIMARY KEY|UNIQUE)\b")  # keywords: upper case here
+
+
+def keyless_ddl(sql: str) -> str:
+    if "CREATE" not in sql:
+        return sql
+    return _COLUMN_KEY.sub(" NOT NULL", _TABLE_KEY.sub("", sql))
+
+
+class KeylessConnection:
+    """A DuckLake connection: DDL passes through `keyless_ddl`; everything else is the DuckDB connection's."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+
+    def execute(self, query: str, parameters=None):
+        return self._con.execute(keyless_ddl(query), parameters)
+
+    def sql(self, query: str, *args, **kwargs):
+        return self._con.sql(keyless_ddl(query), *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._con.close()

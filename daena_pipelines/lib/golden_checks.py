@@ -1,0 +1,69 @@
+"""Asset checks that compare a table with a golden file, and their link to regressions.findings."""
+
+import datetime as dt
+
+import dagster as dg
+
+from daena_pipelines.regressions.findings import CheckEvaluation
+from daena_pipelines.regressions.golden import GoldenSuite, evaluate, checked_run, golden_dir, rule_text
+from daena_pipelines.lib.metadata import markdown_table
+from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
+
+FAILURES_KEY = "golden_failures"  # metadata key the sensor and the CI command read
+
+
+def golden_asset_check(*, asset: list[str], suite_file: str, name: str, blocking: bool) -> dg.AssetChecksDefinition:
+    """A check of ``asset`` against ``golden/<suite_file>`` (read when the check runs)."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(asset),
+        name=name,
+        blocking=blocking,
+        pool=DUCKDB_POOL,
+        description=f"Compares the latest values with golden/{suite_file}, each by its own rule"
+        + (" (blocking: a failure stops downstream assets and fails the run)." if blocking else "."),
+    )
+    def _check(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+        path = golden_dir() / suite_file
+        suite = GoldenSuite.load(path)
+        with duckdb.get_connection() as con:
+            outcomes = evaluate(con, suite)
+            run = checked_run(con, suite)
+        failed = [o for o in outcomes if not o.passed]
+        columns = ["metric", "golden", "actual", "change", "rule", "note"]
+        table = [(o.metric, o.golden, o.actual, o.change, rule_text(o.rule), o.note) for o in failed or outcomes[:15]]
+        summary = (
+            f"{len(failed)} of {len(outcomes)} golden values failed: " + "; ".join(o.describe() for o in failed[:5])
+            if failed
+            else f"all {len(outcomes)} golden values hold"
+        )
+        return dg.AssetCheckResult(
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            description=summary,
+            metadata={
+                "golden_file": dg.MetadataValue.path(str(path)),
+                "checked_run": dg.MetadataValue.text(str(run)),
+                "checked": len(outcomes),
+                "failed": len(failed),
+                ("failures" if failed else "sample"): dg.MetadataValue.md(markdown_table(columns, table)),
+                FAILURES_KEY: dg.MetadataValue.json([o.as_dict() for o in failed]),
+            },
+        )
+
+    return _check
+
+
+def to_check_evaluation(evaluation: dg.AssetCheckEvaluation, at: dt.datetime, run_id: str | None) -> CheckEvaluation | None:
+    """The findings view of a golden check's evaluation; None for checks that are not golden checks."""
+    failures = evaluation.metadata.get(FAILURES_KEY)
+    if failures is None:
+        return None
+    return CheckEvaluation(
+        asset_key=evaluation.asset_key.to_user_string(),
+        check_name=evaluation.check_name,
+        passed=evaluation.passed,
+        at=at,
+        run_id=run_id,
+        failures=list(failures.value),
+    )

@@ -1,0 +1,3 @@
+"""What the regressions domain publishes to other domains: its warehouse table."""
+
+FINDINGS = "regressions.findings"

@@ -1,0 +1,143 @@
+"""Every value a session contributes, checked before the batch write.
+
+A parser turns bytes into a ``RoastSession``; this module decides whether that session may go
+to the warehouse. Each problem class gets one of two answers (docs/telemetry.md, "Bad input"):
+
+- reject (``InvalidSession``, one error row naming the file): values no roast can have or the
+  warehouse cannot store — text that is not valid Unicode (lone surrogates), a non-number where
+  a number belongs, no BT reading at all, events in an impossible order, temperatures beyond any
+  probe, times beyond a day, samples denser than any roast logger records;
+- load with a flag (``settings.quality_flags``, reported by the ``quality_flags`` check): values
+  that are possible but suspicious — a BT curve whose peak does not fit the file's unit marker.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
+from daena_pipelines.values import as_number, as_text
+
+# Far outside any roaster probe (type-K thermocouples end near 1370 °C) but short of overflow:
+# readings beyond this are corruption, not glitches (glitches inside it are loaded; the
+# temperatures_plausible check reports them).
+MAX_ABS_TEMPERATURE_C = 2000.0
+MAX_RECORDING_S = 24 * 3600.0
+# Artisan samples at 0.5 s or slower by default and the R1 sidecar records at 1 s; anything much
+# denser is corruption and would make the per-sample windows (RoR, spikes) arbitrarily wide.
+MIN_MEDIAN_STEP_S = 0.05
+# A roast's BT between CHARGE and DROP peaks near 180-240 °C. A peak outside this range in °C is
+# what a Fahrenheit curve marked 'C' (or a Celsius one marked 'F') looks like after conversion.
+ROAST_PEAK_BT_RANGE_C = (120.0, 300.0)
+EARLIEST, LATEST = datetime(1970, 1, 2).timestamp(), datetime(2100, 1, 1).timestamp()
+_AFTER_DROP_ALLOWED = {"DROP", "COOL"}
+
+
+def check_text(value, name: str, required: bool = False) -> str | None:
+    """``value`` if it is text the warehouse can store (or None), else ``InvalidSession``."""
+    if value is None:
+        if required:
+            raise InvalidSession("bad_value", f"{name} is missing")
+        return None
+    return as_text(value, name, InvalidSession)
+
+
+def check_number(value, name: str) -> float | None:
+    """A finite int/float (not bool, not a numeric string) or None."""
+    return None if value is None else as_number(value, name, InvalidSession)
+
+
+def _check_nested_text(value, name: str) -> None:
+    """Every string (keys too) inside the JSON-like `value`."""
+    if isinstance(value, str):
+        check_text(value, name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(str(key), f"{name} key")
+            _check_nested_text(item, f"{name}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_nested_text(item, f"{name}[{i}]")
+
+
+def _check_series(values: np.ndarray, name: str, n: int, limit: float) -> None:
+    if values.shape != (n,):
+        raise InvalidSession("length_mismatch", f"{name} has shape {values.shape}, expected {n} samples")
+    finite = np.isfinite(values)
+    if np.isinf(values).any() or (np.abs(np.where(finite, values, 0.0)) > limit).any():
+        bad = int(np.argmax(np.isinf(values) | (np.abs(np.where(finite, values, 0.0)) > limit)))
+        raise InvalidSession("out_of_range", f"{name}[{bad}] = {values[bad]:.6g} is beyond ±{limit:g}")
+
+
+def _check_events(events: dict[str, int], n: int) -> None:
+    for name, index in events.items():
+        if name not in EVENTS or isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+            raise InvalidSession("bad_events", f"event {name!r} at sample {index!r} is not a known event within the {n} samples")
+    if "CHARGE" not in events:
+        raise InvalidSession("no_charge", "no CHARGE event marked: times from CHARGE are undefined")
+    charge, drop = events["CHARGE"], events.get("DROP")
+    for name, index in events.items():
+        if name != "CHARGE" and index <= charge:
+            raise InvalidSession("event_order", f"{name} (sample {index}) is not after CHARGE (sample {charge}): {name} before CHARGE")
+        if drop is not None and name not in _AFTER_DROP_ALLOWED and index > drop:
+            raise InvalidSession("event_order", f"{name} (sample {index}) comes after DROP (sample {drop})")
+    if drop is not None and events.get("COOL", drop) < drop:
+        raise InvalidSession("event_order", f"COOL (sample {events['COOL']}) comes before DROP (sample {drop})")
+
+
+def _unit_flags(session: RoastSession) -> list[str]:
+    charge = session.events["CHARGE"]
+    stop = session.events.get("DROP", len(session.bt_c) - 1) + 1
+    window = session.bt_c[charge:stop]
+    if not np.isfinite(window).any():
+        return []
+    peak = float(np.nanmax(window))
+    low, high = ROAST_PEAK_BT_RANGE_C
+    if low <= peak <= high:
+        return []
+    return [f"unit: BT peaks at {peak:.1f} °C between CHARGE and DROP, outside {low:g}-{high:g} °C; "
+            f"the file's unit marker '{session.original_unit}' may not match its data"]
+
+
+def validate(session: RoastSession, source_path: str) -> RoastSession:
+    """The session, with ``settings['quality_flags']`` set when it loads with flags; raise
+    ``InvalidSession`` (with the reason) when it must not load."""
+    check_text(source_path, "the file's path")
+    for name in ("source_format", "source", "original_unit"):
+        check_text(getattr(session, name), name, required=True)
+    for name in ("machine", "beans", "title", "notes", "roast_uuid", "control_unit"):
+        check_text(getattr(session, name), name)
+    for name in ("batch_weight_g", "roasted_weight_g", "sample_interval_s"):
+        check_number(getattr(session, name), name)
+    if session.roasted_at is not None:
+        if not isinstance(session.roasted_at, datetime) or session.roasted_at.tzinfo is None:
+            raise InvalidSession("bad_value", f"roasted_at is {session.roasted_at!r}, expected a time with a UTC offset")
+        if not EARLIEST <= session.roasted_at.timestamp() < LATEST:
+            raise InvalidSession("out_of_range", f"roasted_at {session.roasted_at.isoformat()} is not between 1970 and 2100")
+
+    time_s = session.time_s
+    n = len(time_s)
+    if n < 2:
+        raise InvalidSession("empty_profile", f"only {n} samples recorded")
+    _check_series(time_s, "time", n, MAX_RECORDING_S)
+    if np.isnan(time_s).any() or (np.diff(time_s) <= 0).any():
+        raise InvalidSession("time_not_increasing", "sample times are missing or do not strictly increase")
+    step = float(np.median(np.diff(time_s)))
+    if step < MIN_MEDIAN_STEP_S:
+        raise InvalidSession("too_dense", f"median sampling step {step:.3g} s is below {MIN_MEDIAN_STEP_S} s: no roast logger samples that fast")
+    _check_series(session.bt_c, "BT", n, MAX_ABS_TEMPERATURE_C)
+    _check_series(session.et_c, "ET", n, MAX_ABS_TEMPERATURE_C)
+    if np.isnan(session.bt_c).all():
+        raise InvalidSession("no_bt", "no BT reading: every BT sample is missing or a dropout (-1)")
+    for group, channels in (("control", session.controls), ("channel", session.extra)):
+        for name, values in channels.items():
+            check_text(name, f"{group} name {name!r}")
+            _check_series(np.asarray(values, dtype=float), f"{group} {name!r}", n, np.finfo(float).max)
+    _check_nested_text(session.settings, "settings")
+    _check_events(session.events, n)
+
+    flags = [*session.settings.get("quality_flags", []), *_unit_flags(session)]
+    if flags:
+        session.settings["quality_flags"] = flags
+    return session
