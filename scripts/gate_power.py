@@ -33,7 +33,7 @@ from daena_pipelines.nbmf.benchmark import GATED_CODECS, REFERENCE, Codec, codec
 from daena_pipelines.nbmf.codec import NbmfCodec  # noqa: E402
 from daena_pipelines.nbmf.corpus import load_corpus, with_reference  # noqa: E402
 from daena_pipelines.regressions.gate import GateRule, decide  # noqa: E402
-from daena_pipelines.table_metadata import markdown_table  # noqa: E402
+from daena_pipelines.lib.metadata import markdown_table  # noqa: E402
 from daena_pipelines.db import connect  # noqa: E402
 
 SCHEDULE = ("clean", "x1.1", "clean", "x1.2", "clean", "x1.5", "clean", "wait")
@@ -109,7 +109,7 @@ def main() -> int:
     schedule = ["clean"] * args.warmup + list(SCHEDULE) * args.trials
     for i, kind in enumerate(schedule):
         samples: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for cls, codec, op, clock, _rep, ratio in timing_run(test, variants[kind], args.repetitions):
+        for cls, codec, op, clock, _sample, ratio in timing_run(test, variants[kind], args.repetitions):
             samples[f"{cls}/{codec}/{op}", clock].append(ratio)
         for (key, clock), new in samples.items():
             verdict = decide(new, history[key, clock], rule)

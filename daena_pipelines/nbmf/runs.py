@@ -114,7 +114,7 @@ def execute_run(
                 con.execute("INSERT INTO nbmf.latency_samples SELECT run_id, record_class, size_bucket, codec, op, ns FROM samples")
         history.import_artifact(con)
         history.record_samples(
-            con, run_id, HISTORY_SUITE, [(f"{c}/{k}/{op}", clock, rep, ratio) for c, k, op, clock, rep, ratio in outcome.ratios], finished
+            con, run_id, HISTORY_SUITE, [(f"{c}/{k}/{op}", clock, i, ratio) for c, k, op, clock, i, ratio in outcome.ratios], finished
         )
         history.export_artifact(con)
     return run

@@ -1,7 +1,7 @@
 """The timing gate: is this run's codec slower than its own history? (docs/regressions.md)
 
 Input per key (e.g. ``command/nbmf_lossless/encode`` on the ``cpu`` or ``wall`` clock): the new
-run's samples (one per repetition: the codec's time divided by the reference codec's, measured
+run's samples (one per record: the codec's fastest time divided by the reference codec's, measured
 interleaved in the same run) and the samples of earlier accepted runs, oldest first.
 
 Two tests, either one flags a regression:
@@ -40,6 +40,8 @@ REGRESSION, OK, NO_HISTORY = "regression", "ok", "no_history"
 
 @dataclass(frozen=True)
 class GateRule:
+    """Thresholds of the decision rule (module docstring); their measured power: docs/regressions.md."""
+
     window: int = 10
     min_runs: int = 3
     alpha: float = 0.01

@@ -1,8 +1,8 @@
 """The history of benchmark timing samples the gate decides over: two warehouse tables and an
 artifact (a folder of Parquet files) that CI carries from one run to the next.
 
-- ``regressions.bench_history``: one row per (run, suite, key, clock, repetition): the timing
-  as a ratio to the reference codec measured interleaved in the same run.
+- ``regressions.bench_history``: one row per (run, suite, key, clock, sample): a timing as a
+  ratio to the reference codec measured interleaved in the same run.
 - ``regressions.bench_verdicts``: the gate's verdict per (run, suite, key, clock); a run is in
   a key's baseline unless its verdict there is ``regression`` (``accept`` turns that into
   ``accepted``: a slowdown someone decided to keep).
@@ -29,7 +29,7 @@ DDL = (
     "CREATE SCHEMA IF NOT EXISTS regressions",
     f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
         run_id VARCHAR, recorded_at TIMESTAMPTZ, suite VARCHAR, key VARCHAR, clock VARCHAR,
-        repetition INTEGER, ratio DOUBLE)""",
+        sample INTEGER, ratio DOUBLE)""",
     f"""CREATE TABLE IF NOT EXISTS {VERDICTS} (
         run_id VARCHAR, suite VARCHAR, key VARCHAR, clock VARCHAR, verdict VARCHAR, test VARCHAR,
         median DOUBLE, baseline_median DOUBLE, growth DOUBLE, p_value DOUBLE, step DOUBLE,
@@ -49,10 +49,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def record_samples(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, rows: list[tuple], at: dt.datetime) -> int:
-    """rows: (key, clock, repetition, ratio)."""
+    """rows: (key, clock, sample, ratio)."""
     ensure_tables(con)
-    frame = pd.DataFrame(rows, columns=["key", "clock", "repetition", "ratio"]).assign(run_id=run_id, recorded_at=at, suite=suite)
-    con.execute(f"INSERT INTO {HISTORY} SELECT run_id, recorded_at, suite, key, clock, repetition, ratio FROM frame")
+    frame = pd.DataFrame(rows, columns=["key", "clock", "sample", "ratio"]).assign(run_id=run_id, recorded_at=at, suite=suite)
+    con.execute(f"INSERT INTO {HISTORY} SELECT run_id, recorded_at, suite, key, clock, sample, ratio FROM frame")
     return len(frame)
 
 
@@ -64,7 +64,7 @@ def samples(con: duckdb.DuckDBPyConnection, suite: str) -> dict[tuple[str, str],
     """{(key, clock): {run_id: [ratios]}} in run order."""
     out: dict[tuple[str, str], dict[str, list[float]]] = {}
     for run_id, key, clock, ratio in con.execute(
-        f"SELECT run_id, key, clock, ratio FROM {HISTORY} WHERE suite = ? ORDER BY run_id, key, clock, repetition", [suite]
+        f"SELECT run_id, key, clock, ratio FROM {HISTORY} WHERE suite = ? ORDER BY run_id, key, clock, sample", [suite]
     ).fetchall():
         out.setdefault((key, clock), {}).setdefault(run_id, []).append(ratio)
     return out
@@ -144,10 +144,11 @@ def gate_latest(con: duckdb.DuckDBPyConnection, suite: str, rule: GateRule = Gat
     and one outcome per (key, clock) (failed = regression), for the check and the findings."""
     ensure_tables(con)
     runs = runs_of(con, suite)
-    if not runs:
-        return None, []
-    run_id = runs[-1]
-    decided = gate_run(con, suite, run_id, rule)
+    run_id = runs[-1] if runs else None
+    decided = gate_run(con, suite, run_id, rule) if runs else {}
+    if not decided:  # nothing timed is a failure, never a pass with nothing checked
+        return run_id, [Outcome("timing_samples", {}, "timing samples of the latest run", None, "missing", {"kind": "exact"},
+                                False, f"no {suite} timing samples in {HISTORY}")]
     record_verdicts(con, run_id, suite, {k: v.as_dict() for k, v in decided.items()}, dt.datetime.now(dt.timezone.utc))
     export_artifact(con)
     rule_dict = {"kind": "timing_gate", **rule.describe()}

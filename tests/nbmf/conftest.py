@@ -1,3 +1,5 @@
+import shutil
+
 import duckdb
 import pytest
 
@@ -30,3 +32,18 @@ def corpus(tmp_path_factory, sample_alogs):
         load_alogs(con, sample_alogs)
         records, skipped = load_corpus(con)
     return records, skipped
+
+
+@pytest.fixture(scope="session")
+def reference_dir(tmp_path_factory, sample_alogs):
+    """A few real profiles as the benchmark's reference corpus: the whole shared folder would
+    make every asset test measure ~100 extra records (the CI command and the script use all)."""
+    folder = tmp_path_factory.mktemp("reference")
+    for path in sample_alogs[:4]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def small_reference_corpus(monkeypatch, reference_dir):
+    monkeypatch.setenv("DAENA_NBMF_REFERENCE_DIR", str(reference_dir))

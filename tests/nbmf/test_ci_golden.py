@@ -80,3 +80,17 @@ def test_ci_fails_on_a_worse_codec_setting(tmp_path, sample_alogs):
         assert con.execute(
             "SELECT count(*) FROM regressions.findings WHERE resolved_at IS NULL AND check_name = 'nbmf_golden'"
         ).fetchone()[0] == 0
+
+    # a truncated golden file and an unreadable history artifact (the benchmark asset fails, so
+    # its checks never evaluate): each a blocking failure, named on stdout, recorded as a finding
+    outcomes_file = golden / "evals" / "outcomes.golden.json"
+    outcomes_file.write_text(outcomes_file.read_text()[:100])
+    (tmp_path / "results" / "bench-history" / "bench_history.parquet").write_bytes(b"not parquet")
+    broken = run_ci(env)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert f"FAIL golden_file:outcomes.golden.json: golden 'a readable golden file'" in broken.stdout
+    assert str(outcomes_file) in broken.stdout
+    assert "nbmf_timing_gate (nbmf/results) CRASHED" in broken.stdout and "step nbmf__results failed" in broken.stdout
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        open_findings = {m for (m,) in con.execute("SELECT metric FROM regressions.findings WHERE resolved_at IS NULL").fetchall()}
+    assert {"golden_file:outcomes.golden.json", "nbmf_golden:evaluation", "nbmf_timing_gate:evaluation"} <= open_findings
