@@ -70,7 +70,7 @@ def affected(kind: str, key: str, clock: str) -> bool:
     if kind.startswith("x"):
         return True
     cls, _codec, op = key.split("/")
-    return clock == "wall" and op == "decode" and cls in ("telemetry", "all")
+    return clock == "wall" and op == "decode" and cls == "telemetry"
 
 
 def corpus(warehouse: Path) -> list:

@@ -33,8 +33,9 @@ def golden_asset_check(*, asset: list[str], suite_file: str, name: str, blocking
     return _check
 
 
-def outcomes_result(outcomes: list[Outcome], blocking: bool, metadata: dict) -> dg.AssetCheckResult:
-    """A check result from outcomes, with the failed ones under ``FAILURES_KEY`` for the findings."""
+def outcomes_result(outcomes: list[Outcome], blocking: bool, metadata: dict, check_name: str | None = None) -> dg.AssetCheckResult:
+    """A check result from outcomes, with the failed ones under ``FAILURES_KEY`` for the findings
+    (``check_name`` when one function evaluates several checks)."""
     failed = [o for o in outcomes if not o.passed]
     columns = ["metric", "golden", "actual", "change", "rule", "note"]
     table = [(o.metric, o.golden, o.actual, o.change, rule_text(o.rule), o.note) for o in failed or outcomes[:15]]
@@ -44,6 +45,7 @@ def outcomes_result(outcomes: list[Outcome], blocking: bool, metadata: dict) -> 
         else f"all {len(outcomes)} values hold"
     )
     return dg.AssetCheckResult(
+        check_name=check_name,
         passed=not failed,
         severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
         description=summary,

@@ -30,7 +30,10 @@ class WarehouseResource(DuckDBResource):
             return
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as con:
-            yield con
+            try:
+                yield con
+            finally:  # dagster-duckdb closes only after a block that succeeded: a failed asset kept the file open
+                con.close()
 
 
 def warehouse_resource(path: Path | str | None = None) -> WarehouseResource:

@@ -39,8 +39,8 @@ CODECS = (*BASELINES, BOUND, "nbmf_lossless", "nbmf_semantic")
 REFERENCE = "zstd_dict_3"  # the codec every timing is divided by, measured interleaved in the same run
 GATED_CODECS = ("nbmf_lossless", "nbmf_semantic")
 CLOCKS = ("cpu", "wall")
-# a key's per-repetition median needs this many records to be steady enough to gate (measured:
-# 4 eval results gave 42 % false alarms); smaller classes are still in the "all" key
+# a key needs this many records for its median to be steady enough to gate (measured: 4 eval
+# results gave 42 % false alarms); smaller classes are not gated
 MIN_GATED_RECORDS = 10
 DEFAULT_REPETITIONS = 7
 LT4K = "lt4k"  # tiny + small: where general-purpose codecs struggle
@@ -296,10 +296,9 @@ def timing_ratios(measured: list[Measured], codecs: tuple[str, ...] = GATED_CODE
     fastest too."""
     reference = {id(m.record): m for m in measured if m.codec == REFERENCE}
     groups: dict[tuple[str, str], list[Measured]] = defaultdict(list)
-    for m in measured:
+    for m in measured:  # per class only: a mixture's median jumps between its classes from run to run
         if m.codec in codecs and id(m.record) in reference:
-            for cls in (m.record.record_class, ALL):
-                groups[cls, m.codec].append(m)
+            groups[m.record.record_class, m.codec].append(m)
     rows = []
     for (cls, codec), items in sorted(groups.items()):
         if len(items) < MIN_GATED_RECORDS:

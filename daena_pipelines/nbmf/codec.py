@@ -126,6 +126,8 @@ def _varint(n: int) -> bytes:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    if pos < len(data) and data[pos] < 0x80:  # one byte: most header fields
+        return data[pos], pos + 1
     value = shift = 0
     while True:
         if pos >= len(data) or shift > 35:  # 5 bytes hold every length below MAX_LENGTH
@@ -138,40 +140,35 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+_CLASS_NAMES = {code: rc.name for code, rc in CLASS_BY_CODE.items()}
+
+
 def read_meta(envelope: bytes) -> Meta:
     """The header, checked for shape and bounds (not yet for authenticity: ``decode`` does that)."""
     if type(envelope) is not bytes:
         if not isinstance(envelope, (bytes, bytearray, memoryview)):
             raise EnvelopeError(f"an NBMF envelope is bytes, not {type(envelope).__name__}")
         envelope = bytes(envelope)
-    if len(envelope) < 4 or envelope[:1] != MAGIC:
+    if len(envelope) < 4 or envelope[0] != MAGIC[0]:
         raise EnvelopeError("not an NBMF envelope (bad magic or shorter than a header)")
     version, class_code, flags = envelope[1] >> 4, envelope[1] & 15, envelope[2]
     if version != CODEC_VERSION:
         raise EnvelopeError(f"NBMF codec version {version} is not supported (this codec reads {CODEC_VERSION})")
-    if class_code not in CLASS_BY_CODE or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 6:
+    if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 6:
         raise EnvelopeError(f"NBMF header has unknown class code {class_code} or flags {flags:#x}")
+    if flags & FLAG_COLUMNAR and flags & FLAG_SEMANTIC:
+        raise EnvelopeError("NBMF header marks a semantic envelope columnar")
     dict_version, pos = _read_varint(envelope, 3)
     length, pos = _read_varint(envelope, pos)
     body_length, pos = _read_varint(envelope, pos) if flags & FLAG_BODY_LENGTH else (length, pos)
-    if flags & FLAG_COLUMNAR and flags & FLAG_SEMANTIC:
-        raise EnvelopeError("NBMF header marks a semantic envelope columnar")
     if length > MAX_LENGTH or body_length > MAX_LENGTH or dict_version >= 1000:
         raise EnvelopeError(f"NBMF header lengths {length}/{body_length} or dictionary version {dict_version} out of bounds")
     tag = envelope[pos : pos + TAG_BYTES]
     if len(tag) != TAG_BYTES:
         raise EnvelopeError("truncated NBMF tag")
     return Meta(
-        codec_version=version,
-        fidelity=SEMANTIC if flags & FLAG_SEMANTIC else LOSSLESS,
-        json_type=JSON_TYPES[flags >> 1 & 7],
-        record_class=CLASS_BY_CODE[class_code].name,
-        dict_id=class_code * 1000 + dict_version if dict_version else 0,
-        original_length=length,
-        body_length=body_length,
-        columnar=bool(flags & FLAG_COLUMNAR),
-        tag=tag,
-        header_length=pos,
+        version, SEMANTIC if flags & FLAG_SEMANTIC else LOSSLESS, JSON_TYPES[flags >> 1 & 7], _CLASS_NAMES[class_code],
+        class_code * 1000 + dict_version if dict_version else 0, length, body_length, bool(flags & FLAG_COLUMNAR), tag, pos,
     )
 
 

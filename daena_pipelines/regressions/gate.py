@@ -7,9 +7,9 @@ interleaved in the same run) and the samples of earlier accepted runs, oldest fi
 Two tests, either one flags a regression:
 - **window**: the new samples against the pooled samples of the last ``window`` accepted runs,
   one-sided Mann-Whitney U (new larger) with p < ``alpha``, AND median growth above the key's
-  threshold: ``min_ratio``, or wider where this key's runs scatter more (a prediction bound,
-  as Bencher's t-test thresholds: exp(``z`` x robust spread of the runs' log medians x
-  sqrt(1 + 1/n)), once ``spread_runs`` runs exist). Samples within a run are not independent
+  threshold: ``min_ratio``, or wider where this key's runs scatter more (a one-sided Student's
+  t prediction bound, as Bencher's t-test thresholds: exp(t(1 - 1 %, n - 1) x standard
+  deviation of the runs' log medians x sqrt(1 + 1/n)), once ``spread_runs`` runs exist). Samples within a run are not independent
   of that run's machine load, so the U test alone would flag harmless run-to-run scatter; the
   threshold is what keeps false alarms per key near 1 %.
 - **step**: the per-run medians of up to ``history`` accepted runs plus the new run, split at
@@ -46,7 +46,7 @@ class GateRule:
     min_runs: int = 3
     alpha: float = 0.01
     min_ratio: float = 1.10
-    z: float = 2.33  # one-sided 1 % of a normal
+    z: float = 2.326  # one-sided 1 % of a normal, turned into Student's t by t_quantile
     spread_runs: int = 5
     history: int = 30
     step_min_runs: int = 2
@@ -100,14 +100,21 @@ def noise_scale(medians: np.ndarray) -> float:
     return max(1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / np.sqrt(2), 1e-3 * float(np.median(medians)))
 
 
+def t_quantile(z: float, df: int) -> float:
+    """Student's t quantile from the normal one (Cornish-Fisher expansion: within 1 % of the exact
+    value for df >= 8, 4 % low at df = 4)."""
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
 def threshold(run_medians: np.ndarray, rule: GateRule) -> float:
-    """The growth a new run's median must exceed: ``min_ratio``, or the key's own prediction
-    bound when its runs scatter more than that allows."""
-    if len(run_medians) < rule.spread_runs:
+    """The growth a new run's median must exceed: ``min_ratio``, or the key's own one-sided
+    prediction bound (Student's t, as Bencher uses below 30 results) when its runs scatter
+    more than that allows."""
+    n = len(run_medians)
+    if n < rule.spread_runs:
         return rule.min_ratio
-    logs = np.log(run_medians)
-    spread = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
-    return max(rule.min_ratio, float(np.exp(rule.z * spread * np.sqrt(1 + 1 / len(logs)))))
+    spread = float(np.std(np.log(run_medians), ddof=1))
+    return max(rule.min_ratio, float(np.exp(t_quantile(rule.z, n - 1) * spread * np.sqrt(1 + 1 / n))))
 
 
 def decide(new, accepted_runs: list, rule: GateRule = GateRule()) -> Verdict:
