@@ -44,7 +44,7 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "evals": ("daena_pipelines.evals.tables", 1),
     "nbmf": ("daena_pipelines.nbmf.runs", 1),
     "regressions": ("daena_pipelines.regressions.findings", 1),
-    "device": ("daena_pipelines.device.command_store", 1),
+    "device": ("daena_pipelines.device.command_store", 2),
 }
 
 LEDGER = """

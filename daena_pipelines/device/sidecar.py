@@ -501,6 +501,10 @@ class Sidecar:
         begins (end reason 'error') and cycling goes on until the roaster is safe; if cycles keep
         failing, the same abort process runs without the loop (``drive_safe``)."""
         self.start()
+        return self.run_started()
+
+    def run_started(self) -> SidecarResult:
+        """``run`` after ``start`` (tests start, step to a point, inject a fault, then let it end)."""
         failures = 0
         while True:
             try:
@@ -567,7 +571,7 @@ class Sidecar:
         if cfg.warehouse:
             # device seconds -> real seconds; a stepped run drives the bridge with sync() instead
             interval = 3600.0 if self.stepped else cfg.queue_poll_interval_s / clock.time_scale
-            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval)
+            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval, stepped=self.stepped)
             self.bridge.session(self._session_row())
             self.bridge.start()
         self.heartbeat = time.monotonic()
@@ -791,7 +795,10 @@ class Watchdog:
         sidecar = self.sidecar
         while not self._stop.wait(min(0.25, self.timeout_s / 4)):
             silent = time.monotonic() - sidecar.heartbeat
-            if silent <= self.timeout_s or self.fired:
+            if silent <= self.timeout_s:
+                self.fired = False  # cycling again: armed for the next silence
+                continue
+            if self.fired:
                 continue
             self.fired = True
             sidecar._fault("watchdog", f"poll loop silent for {silent:.1f} s")

@@ -135,6 +135,11 @@ def points_table(batch: list[SessionRows]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
 
 
+def preload() -> None:
+    """Pay pyarrow's one-time cost of a first array (it imports pandas) ahead of the first write."""
+    pa.array([0.0])
+
+
 def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
     return pa.table({c: [row.get(c) for row in rows] for c in columns})
 

@@ -14,7 +14,7 @@ from daena_pipelines.device.recording import parse_sidecar
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 from .conftest import run_until
-from .test_commands_safety import executions, queue, roasting_for, warehouse  # noqa: F401 (fixture)
+from .test_commands_safety import executions, queue, roasting_for  # the warehouse fixture is in conftest
 
 R2_SERIAL = "R2V-004242"  # the virtual R2's USB serial string
 

@@ -160,3 +160,31 @@ def test_recorder_with_background_fsync_is_readable_while_open_and_closes(tmp_pa
     assert not recorder._syncer.is_alive()
     closed = parse_sidecar(recorder.path.read_bytes(), "closed")
     assert closed.settings["complete"] and math.isnan(closed.bt_c[1])
+
+
+def test_every_decoded_field_is_an_extra_channel(roast):
+    _, _, session = roast
+    assert set(session.extra) == {
+        "exhaust_c", "device_ror_a_c_per_min", "ir_c", "pcb_c", "fan_rpm", "voltage", "coil_fan", "coil_fan2",
+        "preheat_target_c", "device_timer_s"}
+    charge = session.events["CHARGE"]
+    assert session.extra["preheat_target_c"][charge] == 240 and session.extra["voltage"][charge] == 230
+    assert session.extra["fan_rpm"][charge] == 900 + 260 * session.controls["fan"][charge]
+    assert session.extra["device_timer_s"][charge + 60] == pytest.approx(session.time_s[charge + 60] - session.time_s[charge], abs=1)
+
+
+def test_ibts_unit_read_as_artisan_does(tmp_path):
+    """IBTS (rev3) with bt_channel 'b': BT from bytes 8-11, Artisan's IBTS mode. The infrared reading
+    sees the cold beans at once and climbs without a turning point; channel A (the probe, now ET)
+    dips to its turning point."""
+    cfg = SidecarConfig(
+        simulate=True, time_scale=0, seed=7, recordings_dir=str(tmp_path / "rec"), landing_dir=str(tmp_path / "landing"),
+        virtual=VirtualR1Config(product_id=0xA27E, ibts=True, operator=OperatorPlan()), bt_channel="b",
+        stop_on="duration", max_duration_s=600,
+    )
+    session = parse_sidecar(run_sidecar(cfg).path.read_bytes(), "ibts")
+    assert session.settings["channel_mapping"] == {"bt": "b", "et": "a"}
+    charge = session.events["CHARGE"]
+    bt, probe = session.bt_c[charge:], session.et_c[charge:]
+    assert bt[2] < 40 and np.all(np.diff(bt[5:120]) > -1.0)  # from the beans' own temperature, rising
+    assert probe[0] > 150 and 60 < probe[:120].min() < 110  # the probe's turning point

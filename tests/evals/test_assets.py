@@ -91,6 +91,11 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
                for _, st, src, pc, tok, cost in judged if st == "judged")
     calls = len(server.requests)
     assert calls == 6
+    for sent in server.requests:  # the telemetry summary runs from CHARGE to DROP, not into the cooling tray
+        user = sent["messages"][0]["content"][0]["text"]
+        summary = user.split("<telemetry_summary>\n")[1].split("\n</telemetry_summary>")[0].splitlines()[1:]
+        times = [float(line.split(",")[0]) for line in summary]
+        assert times[0] == 0.0 and max(times) <= 660.0 and ",55.5," not in "\n".join(summary)
 
     p = {r[0]: r[1:] for r in query(
         db, "SELECT case_id, n_trials, n_success, n_needs_review, pass_at_1, pass_at_k, enough_trials FROM evals.pass_at_k"

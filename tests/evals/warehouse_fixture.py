@@ -61,7 +61,8 @@ def build(path, with_proposals: bool) -> None:
         )
         con.executemany(
             "INSERT INTO telemetry.points (session_id, t_s, bt_c, ror_c_per_min) VALUES (?, ?, ?, ?)",
-            [[session_id, float(t), 90 + t * 0.2, 12.0] for t in range(-30, int(drop) + 1, 2)],
+            # 60 s of cooling after DROP, which the judge must not be shown.
+            [[session_id, float(t), 90 + t * 0.2 if t <= drop else 55.5, 12.0] for t in range(-30, int(drop) + 61, 2)],
         )
     if with_proposals:
         con.execute("CREATE SCHEMA commands")
