@@ -35,14 +35,19 @@ def materialize(instance) -> bool:
 
 
 def print_summary() -> None:
-    from daena_pipelines.db import connect
+    from daena_pipelines.db import WarehouseBusy, connect
 
     path = config.warehouse_path()
     print(f"\nwarehouse: {path}")
-    with connect(path, read_only=True) as con:
-        present = {f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
-        for table in sorted(present):
-            print(f"  {table:40s} {con.execute(f'SELECT count(*) FROM {table}').fetchone()[0]:>10,d} rows")
+    try:
+        with connect(path, read_only=True) as con:
+            present = {f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+            counts = {table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in sorted(present)}
+    except WarehouseBusy as busy:  # another process is writing: the summary is skipped, not the command failed
+        print(f"  (table counts skipped: {busy})")
+    else:
+        for table, count in counts.items():
+            print(f"  {table:40s} {count:>10,d} rows")
     print(f"quarantined inputs: {config.quarantine_dir()}")
     print(f"artifacts: {config.results_dir()}")
     print("open the UI on the same data: DAGSTER_HOME=dagster_home dagster dev -w workspace.yaml")
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("promote-golden", help="show or write new golden values", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "ci":
-        from daena_pipelines.regressions import ci
+        from daena_pipelines import ci
 
         return ci.main(rest)
     if args.command == "promote-golden":

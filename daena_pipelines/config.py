@@ -9,7 +9,6 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
-GOLDEN_DIR = PROJECT_ROOT / "golden"
 
 
 def _path_from_env(name: str, default: Path) -> Path:
@@ -36,6 +35,11 @@ def lake_data_path() -> str:
     return os.environ.get("DAENA_LAKE_DATA_PATH", "").strip() or str(data_dir() / "lake") + "/"
 
 
+def golden_dir() -> Path:
+    """Golden values (regressions), golden roast cases (evals) and NBMF dictionaries, reviewed like code."""
+    return _path_from_env("DAENA_GOLDEN_DIR", PROJECT_ROOT / "golden")
+
+
 def landing_dir() -> Path:
     """Folder of roast profiles to ingest; defaults to the bundled sample sessions."""
     return _path_from_env("DAENA_LANDING_DIR", ASSETS_DIR / "landing")
@@ -49,3 +53,8 @@ def quarantine_dir() -> Path:
 def results_dir() -> Path:
     """Benchmark and evaluation artifacts (JSON/CSV) per run."""
     return _path_from_env("DAENA_RESULTS_DIR", data_dir() / "results")
+
+
+def lock_wait_s() -> float:
+    """How long a connection waits for another process's lock on the warehouse file (db.connect)."""
+    return float(os.environ.get("DAENA_LOCK_WAIT_S", "").strip() or 60.0)

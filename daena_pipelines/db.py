@@ -1,37 +1,75 @@
 """Dagster-free DuckDB helpers, safe to import in worker processes and scripts."""
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
 
-from daena_pipelines import lake
+from daena_pipelines import config, lake
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class WarehouseBusy(duckdb.IOException):
+    """Another process held the warehouse file's lock for longer than the caller would wait
+    (a ``duckdb.IOException``, so handlers of DuckDB errors see it as one)."""
+
+
 @contextmanager
-def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path | str, read_only: bool = False, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection to the warehouse: the DuckDB file at `path`, or the DuckLake
-    catalog when `path` is a ``ducklake:`` target (lake.py)."""
+    catalog when `path` is a ``ducklake:`` target (lake.py). A writable one first brings the
+    schema up to date (daena_pipelines/migrations.py).
+
+    The one retry policy for the file's lock (docs/architecture.md): DuckDB lets one process
+    write, or any number read, never both at once. While another process holds a conflicting
+    lock, retry with growing, jittered pauses for up to `wait_s` seconds (default
+    ``config.lock_wait_s()``), logging each wait; then raise ``WarehouseBusy``. Callers that must
+    not block (the sidecar's poll loop) pass ``wait_s=0``."""
     if lake.is_ducklake(path):
         con = lake.open_lake(str(path), read_only)
     else:
         path = Path(path)
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = _open_waiting(path, read_only, config.lock_wait_s() if wait_s is None else wait_s)
     try:
+        if not read_only:
+            from daena_pipelines.migrations import migrate  # it imports this module
+
+            migrate(con)
         yield con
     finally:
         con.close()
+
+
+def _open_waiting(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    started = time.monotonic()
+    for attempt in itertools.count(1):
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            waited = time.monotonic() - started
+            if waited >= wait_s:
+                raise WarehouseBusy(
+                    f"the warehouse {path} stayed locked by another process for {waited:.1f} s ({attempt} attempts; "
+                    f"DAENA_LOCK_WAIT_S sets the wait): {str(exc).split('. However')[0]}"
+                ) from exc
+            pause = min(random.uniform(0.05, 0.15) * 2 ** min(attempt, 5), 2.0, wait_s - waited)
+            log.warning("warehouse %s is locked by another process; waiting %.2f s (attempt %d, %.1f of %.0f s)",
+                        path, pause, attempt, waited, wait_s)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 @contextmanager
@@ -46,6 +84,29 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``schema.table`` exists."""
+    schema, name = table.split(".")
+    query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    return con.execute(query, [schema, name]).fetchone()[0] > 0
+
+
+def insert(con: duckdb.DuckDBPyConnection, table: str, rows, columns: Sequence[str] | None = None, select: str = "*") -> None:
+    """Append ``rows`` to ``table``: a pyarrow Table or pandas DataFrame matched to the table's
+    columns by name (``select`` over it, e.g. to cast a column), or, with ``columns``, value rows
+    in that column order. Nothing to append is a no-op."""
+    if len(rows) == 0:
+        return
+    if columns is not None:
+        placeholders = ", ".join("?" for _ in columns)
+        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", [list(r) for r in rows])
+        return
+    con.register("incoming", rows)
+    # not unregistered on failure: in an aborted transaction that would raise instead of the cause
+    con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM incoming")
+    con.unregister("incoming")
+
+
 def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.DuckDBPyConnection], T], attempts: int = 40) -> T:
     """`body(con)` in one transaction; run again from the start (it must re-read what it depends
     on) when the commit loses a write-write conflict to a concurrent writer. DuckDB and DuckLake
@@ -58,5 +119,5 @@ def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.
             if "conflict" not in str(exc).lower() or attempt == attempts:
                 raise
             log.info("transaction conflict with a concurrent writer, retry %d/%d", attempt, attempts - 1)
-            time.sleep(random.uniform(0.02, 0.1) * min(attempt, 10))
+            time.sleep(random.uniform(0.01, 0.05) * min(attempt, 10))  # jittered: the losers do not collide again
     raise AssertionError("unreachable")

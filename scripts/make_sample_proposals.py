@@ -1,9 +1,13 @@
 """Generate the bundled demo proposal log (assets/commands/): deterministic, every row origin='generated'.
 
-Two virtual Bullet R1 machines roast on 2026-11-17..19; an agent (and now and then the operator)
-proposes heater/fan/drum changes, preheat, charge, drop and the odd abort, which go through
-approval and execution. Sprinkled in, on purpose: unsafe targets, constraint breaches, a burst
-of proposals, an oscillating heater, slow approvals, failures and a few illegal lifecycles.
+The roasts the sidecar recorded on the virtual Bullet R1 (assets/landing/*.sidecar.jsonl) become
+linked proposals: each control change the recording shows after CHARGE (and CHARGE, DROP and the
+preheat) is a proposal executed at that moment, with the recording's session_id and its time from
+CHARGE, so the evals see the commands of the sessions they judge. A second virtual machine roasts
+without recordings (session_id NULL: there is no telemetry to link to); an agent (and now and then
+the operator) proposes heater/fan/drum changes, preheat, charge, drop and the odd abort, which go
+through approval and execution. Sprinkled in, on purpose: unsafe targets, constraint breaches, a
+burst of proposals, an oscillating heater, slow approvals, failures and a few illegal lifecycles.
 
 The command service's live store (SQLite) holds 2026-11-18 and -19; the JSONL file is the export
 of the archived 2026-11-17. Run: python scripts/make_sample_proposals.py [--out DIR] [--seed N]
@@ -20,12 +24,14 @@ from pathlib import Path
 from daena_pipelines import config
 from daena_pipelines.commands.model import STATUS_TIMESTAMP
 from daena_pipelines.commands.store import SQLITE_SCHEMA
+from daena_pipelines.telemetry.ingest import parser_for
 
 MACHINES = ("bullet-r1-virtual", "bullet-r1-virtual-b")
 DAYS = (datetime(2026, 11, 17, tzinfo=timezone.utc), datetime(2026, 11, 18, tzinfo=timezone.utc),
         datetime(2026, 11, 19, tzinfo=timezone.utc))
 UNITS = {"SET_POWER": "level", "SET_FAN": "level", "SET_DRUM": "level", "PREHEAT": "C"}
 LEVEL_RANGE = {"SET_POWER": (0, 9), "SET_FAN": (1, 12), "SET_DRUM": (1, 9)}
+CHANNELS = (("h", "SET_POWER"), ("f", "SET_FAN"), ("d", "SET_DRUM"))  # sidecar sample field -> command
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -109,6 +115,54 @@ class LogBuilder:
             record["outcome"] = "FAILURE"
         return at
 
+    def executed(self, record: dict, at: datetime, session_id: str) -> None:
+        """A proposal the recording shows executed at ``at``: approved shortly before, completed on the next status read."""
+        rng = self.rng
+        self.move(record, "PENDING_APPROVAL", record["created_at"] + timedelta(seconds=rng.uniform(0.2, 0.6)), "command-service")
+        self.move(record, "APPROVED", at - timedelta(seconds=rng.uniform(0.3, 1.0)),
+                  "operator-ana" if record["proposed_by"] == "AGENT" else "auto-policy")
+        self.move(record, "EXECUTING", at, "sidecar")
+        self.move(record, "COMPLETED", at + timedelta(seconds=rng.uniform(0.5, 1.5)), "sidecar")
+        record.update(session_id=session_id, outcome="SUCCESS", actual_value=record["target_value"])
+        if record["charge_at"] is not None:
+            record["session_t_s"] = round((at - record["charge_at"]).total_seconds(), 1)
+
+    def recorded(self, path: Path, unsafe_request_at_s: float | None = None) -> None:
+        """The proposals behind one sidecar recording, linked to its session (see the module docstring)."""
+        rng = self.rng
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        header, samples = lines[0], [x for x in lines if x["type"] == "sample"]
+        session_id = parser_for(path)(path.read_bytes(), str(path)).session_id
+        started = datetime.fromisoformat(header["started_at"])
+        events = {x["name"]: x["t"] for x in lines if x["type"] == "event"}
+        at = lambda t: started + timedelta(seconds=t)  # noqa: E731
+        charge_at, machine = at(events["CHARGE"]), header["machine_id"]
+        plan = header["simulator"]["operator_plan"]
+
+        def command(exec_t: float, command_type: str, target: float | None, reasoning: str, by: str = "AGENT") -> None:
+            created = at(exec_t) - timedelta(seconds=rng.uniform(3, 12))
+            record = self.propose(machine, created, command_type, target, reasoning,
+                                  charge_at if exec_t >= events["CHARGE"] else None, proposed_by=by)
+            self.executed(record, at(exec_t), session_id)
+
+        command(samples[1]["t"], "PREHEAT", float(plan["preheat_target_c"]), "preheat the drum", by="HUMAN")
+        command(events["CHARGE"], "CHARGE", None, "drum at charge temperature", by="HUMAN")
+        before = samples[0]
+        for sample in samples:
+            if events["CHARGE"] <= sample["t"] < events["DROP"]:
+                for field, command_type in CHANNELS:
+                    if sample[field] != before[field]:
+                        command(sample["t"], command_type, float(sample[field]),
+                                f"{command_type.lower()} {before[field]} -> {sample[field]} at BT {sample['a']:.0f} C")
+            before = sample
+        if unsafe_request_at_s is not None:
+            # The agent asks for heater 12 (range 0..9); the safety validator rejects it before anyone sees it.
+            unsafe = self.propose(machine, charge_at + timedelta(seconds=unsafe_request_at_s), "SET_POWER", 12.0,
+                                  "push through first crack", charge_at)
+            self.move(unsafe, "REJECTED", unsafe["created_at"] + timedelta(milliseconds=120), "safety-validator")
+            unsafe.update(rejection_reason="SAFETY_LIMIT", session_id=session_id)
+        command(events["DROP"], "DROP", None, "drop temperature reached")
+
     def roast(self, machine: str, start: datetime, last_of_log: bool = False) -> None:
         rng = self.rng
         preheat = self.propose(machine, start, "PREHEAT", float(rng.choice([220, 240, 250, 260])),
@@ -143,6 +197,8 @@ class LogBuilder:
                     levels[command] = target
             at += timedelta(seconds=rng.uniform(45, 110))
         if last_of_log:
+            # The agent's newest proposal: not yet picked up by the command service.
+            self.propose(machine, at, "SET_FAN", float(levels["SET_FAN"] + 1), "more airflow towards drop", charge_at)
             return
         drop = self.propose(machine, charge_at + timedelta(seconds=drop_t), "DROP", None,
                             "development target reached", charge_at)
@@ -199,12 +255,17 @@ class LogBuilder:
         revived["status"] = "REJECTED"  # the status column was never updated either
 
 
-def build(seed: int) -> list[dict]:
+def build(seed: int, recordings: list[Path]) -> list[dict]:
     log = LogBuilder(seed)
+    kenya = [p for p in recordings if "Kenya" in p.read_text().split("\n", 1)[0]]
     for day in DAYS:
-        for machine in MACHINES:
-            for roast_no in range(3):
-                log.roast(machine, day + timedelta(hours=8 + roast_no * 1.5, minutes=log.rng.uniform(0, 20)))
+        for path in recordings:
+            if path.name.startswith(day.strftime("%Y%m%d")):
+                # The first Kenya roast carries an unsafe heater request after first crack (golden case
+                # kenya-nyeri-unsafe-heater); the second has none, so that case is not exercised there.
+                log.recorded(path, unsafe_request_at_s=540.0 if kenya and path == kenya[0] else None)
+        for roast_no in range(3):
+            log.roast(MACHINES[1], day + timedelta(hours=8 + roast_no * 1.5, minutes=log.rng.uniform(0, 20)))
         log.incidents(MACHINES[DAYS.index(day) % 2], day)
         if day != DAYS[1]:
             log.illegal(MACHINES[0], day)
@@ -256,9 +317,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=config.ASSETS_DIR / "commands")
     parser.add_argument("--seed", type=int, default=20261117)
+    parser.add_argument("--recordings", type=Path, default=config.ASSETS_DIR / "landing",
+                        help="folder of *.sidecar.jsonl recordings whose proposals to generate")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    records = build(args.seed)
+    records = build(args.seed, sorted(args.recordings.glob("*.sidecar.jsonl")))
     archived = [r for r in records if r["created_at"] < DAYS[1]]
     live = [r for r in records if r["created_at"] >= DAYS[1]]
     write_jsonl(archived, args.out / "proposals_2026-11-17.jsonl")

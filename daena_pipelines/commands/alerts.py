@@ -10,6 +10,7 @@ from datetime import datetime
 
 import duckdb
 
+from daena_pipelines.commands.metrics import latest_timestamp
 from daena_pipelines.device.protocol import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 ALERT_TYPES = (
@@ -46,7 +47,8 @@ class AlertThresholds:
     # HIGH_FAILURE_RATE and HIGH_LATENCY judge a day x machine x command type group only when it has
     # at least this many samples (finished executions, approved proposals): a p95 of 3 values is noise.
     min_group_samples: int = 5
-    # HIGH_FAILURE_RATE: failure rate = 1 - success_rate above this.
+    # HIGH_FAILURE_RATE: failure_rate = (FAILED + TIMEOUT) / finished executions above this (ABORTED is
+    # the operator's decision, as for EXECUTION_FAILURE: not a failure).
     max_failure_rate: float = 0.25
     # HIGH_LATENCY: p95 above these.
     max_approval_latency_p95_s: float = 60
@@ -140,16 +142,16 @@ _RULES = {
 # Rules over the aggregated outcome metrics (one alert per day x machine x command type).
 _GROUP_RULES = {
     "HIGH_FAILURE_RATE": """
-        SELECT 'HIGH_FAILURE_RATE', 'ERROR', day, machine_id, command_type, NULL, NULL, 1 - success_rate, $max_failure_rate,
-            format('{} of {} finished executions did not complete (failure rate {:.2f} > {:.2f})',
-                   n_terminal_executed - n_completed, n_terminal_executed, 1 - success_rate, $max_failure_rate)
+        SELECT 'HIGH_FAILURE_RATE', 'ERROR', day, machine_id, command_type, NULL, NULL, failure_rate, $max_failure_rate,
+            format('{} of {} finished executions failed or timed out (failure rate {:.2f} > {:.2f})',
+                   n_failures, n_terminal_executed, failure_rate, $max_failure_rate)
         FROM commands.outcome_metrics
-        WHERE n_terminal_executed >= $min_group_samples AND 1 - success_rate > $max_failure_rate""",
+        WHERE n_terminal_executed >= $min_group_samples AND failure_rate > $max_failure_rate""",
     "HIGH_LATENCY": """
         SELECT 'HIGH_LATENCY', 'WARNING', day, machine_id, command_type, NULL, NULL, observed, threshold,
             format('{} p95 {:.1f} s > {} s', what, observed, threshold)
         FROM commands.outcome_metrics,
-            LATERAL (VALUES ('approval latency', approval_latency_p95_s, $max_approval_latency_p95_s, approval_latency_n),
+            LATERAL (VALUES ('decision latency', approval_latency_p95_s, $max_approval_latency_p95_s, approval_latency_n),
                             ('execution duration', execution_duration_p95_s, $max_execution_duration_p95_s, execution_duration_n))
                 AS m(what, observed, threshold, samples)
         WHERE observed > threshold AND samples >= $min_group_samples""",
@@ -176,10 +178,5 @@ def alerts_sql() -> str:
 
 def build_alerts(con: duckdb.DuckDBPyConnection, thresholds: AlertThresholds, as_of: datetime | None = None) -> None:
     """Replace ``commands.alerts``. ``as_of`` (for still-pending proposals) defaults to the log's latest timestamp."""
-    if as_of is None:
-        as_of = con.execute(
-            "SELECT max(greatest(created_at, approved_at, rejected_at, execution_started_at, execution_completed_at)) "
-            "FROM commands.proposals"
-        ).fetchone()[0]
     con.execute(f"CREATE OR REPLACE TABLE commands.alerts ({ALERT_COLUMNS})")
-    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of})
+    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of or latest_timestamp(con)})

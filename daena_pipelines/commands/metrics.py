@@ -2,14 +2,22 @@
 
 Formulas (also in docs/commands.md):
 - day = UTC date of created_at (execution_started_at for proposals known only from the sidecar)
-- success_rate = COMPLETED / (COMPLETED + FAILED + ABORTED + TIMEOUT); proposals not yet finished
-  executing (or never executed) are not in the denominator. NULL when nothing finished.
-- rejection_rate = REJECTED / decided, decided = REJECTED + APPROVED-or-later
-  (APPROVED, EXECUTING, COMPLETED, FAILED, ABORTED, TIMEOUT). NULL when nothing was decided.
-- approval latency = approved_at - created_at (approved proposals), seconds
-- execution duration = execution_completed_at - execution_started_at (finished executions), seconds
+- finished = COMPLETED + FAILED + ABORTED + TIMEOUT (executions that ended)
+- success_rate = succeeded / finished, succeeded = COMPLETED with outcome SUCCESS (or no outcome reported);
+  COMPLETED with outcome PARTIAL (the level was not reached) is counted apart, never as success.
+  NULL when nothing finished.
+- failure_rate = (FAILED + TIMEOUT) / finished: the one failure rule for every metric and alert.
+  ABORTED is the operator stopping the roast: finished, but neither a success nor a failure.
+- rejection_rate = REJECTED / decided, decided = REJECTED + APPROVED-or-later. NULL when nothing was decided.
+- decision latency = (approved_at or rejected_at) - created_at over decided proposals (rejections count);
+  proposals still waiting at ``as_of`` are counted and their wait so far (a lower bound) reported apart.
+- execution duration = execution_completed_at - execution_started_at over executions that ended on
+  their own (COMPLETED, FAILED, ABORTED); TIMEOUT rows end at the sidecar's timeout by construction and
+  are reported apart (count and their duration), so they cannot stand in for latency.
 """
 from __future__ import annotations
+
+from datetime import datetime
 
 import duckdb
 
@@ -17,7 +25,11 @@ from daena_pipelines.commands.model import EXECUTED_TERMINAL, STATUSES
 from daena_pipelines.commands.tables import comment_columns
 
 DECIDED = ("REJECTED", "APPROVED", "EXECUTING", *EXECUTED_TERMINAL)
+PENDING_DECISION = ("PROPOSED", "PENDING_APPROVAL")
+FAILED = ("FAILED", "TIMEOUT")
+ENDED_ON_THEIR_OWN = ("COMPLETED", "FAILED", "ABORTED")
 QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
+SUCCEEDED = "status = 'COMPLETED' AND coalesce(outcome, 'SUCCESS') = 'SUCCESS'"
 
 
 def sql_list(values: tuple[str, ...]) -> str:
@@ -31,6 +43,14 @@ def _distribution(expression: str, name: str) -> list[str]:
     return columns + [f"max({expression}) AS {name}_max_s"]
 
 
+def latest_timestamp(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The log's newest timestamp: the 'now' of an exported log, for waits still open."""
+    return con.execute(
+        "SELECT max(greatest(created_at, approved_at, rejected_at, execution_started_at, execution_completed_at)) "
+        "FROM commands.proposals"
+    ).fetchone()[0]
+
+
 def outcome_metrics_sql() -> str:
     status_counts = [f"count(*) FILTER (WHERE status = '{s}') AS n_{s.lower()}" for s in STATUSES]
     return f"""
@@ -38,44 +58,68 @@ def outcome_metrics_sql() -> str:
         WITH p AS (
             SELECT *,
                 CAST(timezone('UTC', coalesce(created_at, execution_started_at)) AS DATE) AS day,
-                epoch(approved_at) - epoch(created_at) AS approval_latency_s,
-                CASE WHEN status IN {sql_list(EXECUTED_TERMINAL)}
-                     THEN epoch(execution_completed_at) - epoch(execution_started_at) END AS execution_duration_s
+                CASE WHEN status IN {sql_list(DECIDED)}
+                     THEN epoch(coalesce(approved_at, rejected_at)) - epoch(created_at) END AS decision_latency_s,
+                CASE WHEN status IN {sql_list(PENDING_DECISION)}
+                     THEN epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(created_at) END AS pending_wait_s,
+                epoch(execution_completed_at) - epoch(execution_started_at) AS run_s
             FROM commands.proposals
         ), counted AS (
             SELECT day, machine_id, command_type,
                 count(*) AS n_proposals,
                 {', '.join(status_counts)},
                 count(*) FILTER (WHERE status IN {sql_list(EXECUTED_TERMINAL)}) AS n_terminal_executed,
+                count(*) FILTER (WHERE {SUCCEEDED}) AS n_succeeded,
+                count(*) FILTER (WHERE status = 'COMPLETED' AND outcome = 'PARTIAL') AS n_partial,
+                count(*) FILTER (WHERE status IN {sql_list(FAILED)}) AS n_failures,
                 count(*) FILTER (WHERE status IN {sql_list(DECIDED)}) AS n_decided,
-                {', '.join(_distribution('approval_latency_s', 'approval_latency'))},
-                {', '.join(_distribution('execution_duration_s', 'execution_duration'))}
+                {', '.join(_distribution('decision_latency_s', 'approval_latency'))},
+                count(pending_wait_s) AS pending_decision_n,
+                max(pending_wait_s) AS pending_decision_max_wait_s,
+                {', '.join(_distribution(f"CASE WHEN status IN {sql_list(ENDED_ON_THEIR_OWN)} THEN run_s END", 'execution_duration'))},
+                max(CASE WHEN status = 'TIMEOUT' THEN run_s END) AS execution_timeout_max_s
             FROM p
             GROUP BY day, machine_id, command_type
         )
         SELECT day, machine_id, command_type, n_proposals,
             {', '.join(f'n_{s.lower()}' for s in STATUSES)},
-            n_terminal_executed, n_decided,
-            n_completed / nullif(n_terminal_executed, 0) AS success_rate,
+            n_terminal_executed, n_succeeded, n_partial, n_failures, n_decided,
+            n_succeeded / nullif(n_terminal_executed, 0) AS success_rate,
+            n_failures / nullif(n_terminal_executed, 0) AS failure_rate,
             n_rejected / nullif(n_decided, 0) AS rejection_rate,
-            n_timeout AS n_execution_timeouts,
-            COLUMNS('^(approval_latency|execution_duration)_')
+            n_timeout AS n_execution_timeouts, execution_timeout_max_s,
+            COLUMNS('^(approval_latency|pending_decision|execution_duration)_')
         FROM counted
         ORDER BY day, machine_id, command_type
     """
 
 
 COMMENTS = {
-    "success_rate": "COMPLETED / (COMPLETED+FAILED+ABORTED+TIMEOUT); pending or unexecuted proposals never count; NULL if none finished",
+    "n_succeeded": "COMPLETED with outcome SUCCESS (or no outcome reported): the level/state was reached",
+    "n_partial": "COMPLETED with outcome PARTIAL: executed but the target was not reached; not a success",
+    "n_failures": "FAILED + TIMEOUT (ABORTED is an operator's decision: neither success nor failure)",
+    "success_rate": "n_succeeded / (COMPLETED+FAILED+ABORTED+TIMEOUT); pending or unexecuted proposals never count; NULL if none finished",
+    "failure_rate": "(FAILED+TIMEOUT) / (COMPLETED+FAILED+ABORTED+TIMEOUT); NULL if none finished",
     "rejection_rate": "REJECTED / (REJECTED + APPROVED-or-later); NULL if none decided",
-    "n_execution_timeouts": "proposals whose execution ended TIMEOUT",
-    "approval_latency_n": "approved proposals with a measured approval latency (the sample behind its quantiles)",
-    "approval_latency_p50_s": "approved_at - created_at, seconds, over approved proposals",
-    "execution_duration_n": "finished executions (the sample behind the duration quantiles)",
-    "execution_duration_p50_s": "execution_completed_at - execution_started_at, seconds, over finished executions",
+    "n_execution_timeouts": "proposals whose execution ended TIMEOUT (not in the execution duration quantiles)",
+    "execution_timeout_max_s": "longest TIMEOUT execution, seconds (the sidecar's command timeout)",
+    "approval_latency_n": "decided proposals (approved or rejected) with a measured decision latency",
+    "approval_latency_p50_s": "(approved_at or rejected_at) - created_at, seconds, over decided proposals",
+    "pending_decision_n": "proposals still waiting for a decision at as_of (the log's latest timestamp)",
+    "pending_decision_max_wait_s": "longest wait so far of a still-pending proposal at as_of, seconds (a lower bound)",
+    "execution_duration_n": "executions that ended on their own: COMPLETED, FAILED, ABORTED (not TIMEOUT)",
+    "execution_duration_p50_s": "execution_completed_at - execution_started_at, seconds, over COMPLETED/FAILED/ABORTED",
 }
 
 
-def build_outcome_metrics(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(outcome_metrics_sql())
+def build_outcome_metrics(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None) -> None:
+    """Replace ``commands.outcome_metrics``; ``as_of`` (for still-pending waits) defaults to the log's latest timestamp."""
+    con.execute(outcome_metrics_sql(), {"as_of": as_of or latest_timestamp(con)})
     comment_columns(con, "commands.outcome_metrics", COMMENTS)
+
+
+def overall_success_rate(con: duckdb.DuckDBPyConnection) -> float | None:
+    return con.execute(
+        f"SELECT count(*) FILTER (WHERE {SUCCEEDED}) / nullif(count(*) FILTER (WHERE status IN {sql_list(EXECUTED_TERMINAL)}), 0) "
+        "FROM commands.proposals"
+    ).fetchone()[0]

@@ -10,7 +10,9 @@ and are retried next cycle (nothing is dropped: every execution is also in the r
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -19,11 +21,13 @@ from contextlib import contextmanager
 import duckdb
 
 from daena_pipelines.db import connect, transaction
+from daena_pipelines.device import contract
+from daena_pipelines.migrations import Migration, migrate
 from daena_pipelines.device.safety import Command
 
 log = logging.getLogger(__name__)
 
-DDL = """
+DDL_V1 = """
 CREATE SCHEMA IF NOT EXISTS device;
 CREATE TABLE IF NOT EXISTS device.command_queue (
     proposal_id VARCHAR PRIMARY KEY,
@@ -37,10 +41,6 @@ CREATE TABLE IF NOT EXISTS device.command_queue (
     approved_at TIMESTAMPTZ,
     source VARCHAR
 );
-ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS roaster_serial VARCHAR;
-ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ;
-ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_at TIMESTAMPTZ;
-ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_reason VARCHAR;
 CREATE TABLE IF NOT EXISTS device.command_executions (
     execution_id VARCHAR PRIMARY KEY,
     proposal_id VARCHAR NOT NULL,
@@ -57,7 +57,21 @@ CREATE TABLE IF NOT EXISTS device.command_executions (
     error VARCHAR,
     source VARCHAR NOT NULL
 );
-CREATE TABLE IF NOT EXISTS device.sidecar_sessions (
+"""
+
+SESSION_COLUMNS = ("recording_id", "machine_id", "roaster_serial", "model", "source", "started_at", "ended_at", "end_reason")
+QUEUE_COLUMNS = ("proposal_id", "machine_id", "command_type", "target_value", "target_unit", "session_id",
+                 "roaster_serial", "approved_at", "expires_at")
+
+
+MIGRATIONS = [
+    Migration(1, "device tables as first created", DDL_V1),
+    Migration(2, "approvals name the roaster serial and an expiry; stale ones closed EXPIRED with a reason; live sidecar sessions", [
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS roaster_serial VARCHAR",
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ",
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_at TIMESTAMPTZ",
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_reason VARCHAR",
+        """CREATE TABLE IF NOT EXISTS device.sidecar_sessions (
     recording_id VARCHAR PRIMARY KEY,
     machine_id VARCHAR NOT NULL,
     roaster_serial VARCHAR,
@@ -66,51 +80,47 @@ CREATE TABLE IF NOT EXISTS device.sidecar_sessions (
     started_at TIMESTAMPTZ NOT NULL,
     ended_at TIMESTAMPTZ,
     end_reason VARCHAR
-);
-"""
-
-EXECUTION_COLUMNS = (
-    "execution_id", "proposal_id", "machine_id", "session_id", "recording_id", "command_type", "target_value",
-    "status", "started_at", "completed_at", "session_t_s", "observed_value", "error", "source",
-)
-SESSION_COLUMNS = ("recording_id", "machine_id", "roaster_serial", "model", "source", "started_at", "ended_at", "end_reason")
-QUEUE_COLUMNS = ("proposal_id", "machine_id", "command_type", "target_value", "target_unit", "session_id",
-                 "roaster_serial", "approved_at", "expires_at")
+);""",
+    ]),
+]
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(DDL)
+    migrate(con, ["device"])
+
+
+ROW_KINDS = ("execution", "expired", "session", "session_id")
 
 
 class CommandBridge:
-    """The sidecar's only warehouse user: a thread that every ``interval_s`` writes what the poll
-    loop reported and reads the APPROVED proposals for ``machine_id`` it has not handed out yet.
+    """The sidecar's only warehouse user. Every ``interval_s`` it writes what the poll loop reported
+    and reads the APPROVED proposals for ``machine_id`` it has not handed out yet.
 
-    Poll-loop side (never blocks): ``take()``, ``execution(row)``, ``expired(...)``, ``session(row)``.
-    ``sync()`` runs one cycle and waits for it: only for stepped simulations, whose device time has
-    no relation to the wall clock (in real or scaled time the thread runs on its own)."""
+    Poll-loop side (never blocks, only in-memory queues): ``take()``, ``execution(row)``,
+    ``expired(...)``, ``session(row)``, ``set_session_id(...)``. The DuckDB work runs in a separate
+    **process** in real or scaled time, so it never competes with the poll loop for the GIL (as a
+    thread it added ~1 ms to the median poll lateness), and in a **thread** for stepped simulations,
+    whose loop waits for each cycle (``sync()``) because their time has no wall clock."""
 
-    def __init__(self, warehouse_path: str, machine_id: str, recording_id: str, interval_s: float):
-        self.path = warehouse_path
-        self.machine_id = machine_id
-        self.recording_id = recording_id
-        self.interval_s = interval_s
-        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
-        self._reports: queue.SimpleQueue[tuple[str, dict]] = queue.SimpleQueue()
-        self._pending: dict[tuple[str, str], dict] = {}  # (kind, key) -> newest row not yet written
-        self._handed_out: set[str] = set()
-        self._tables_ready = False
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._cycles = 0
-        self._cycle_done = threading.Condition()
-        self.cycle_seconds: list[float] = []  # how long each warehouse cycle took (benchmark, logs)
+    def __init__(self, warehouse_path: str, machine_id: str, recording_id: str, interval_s: float, stepped: bool = False):
+        self.stepped = stepped
+        if stepped:
+            self._reports, self._commands, self._done = queue.Queue(), queue.Queue(), queue.Queue()
+            make = threading.Thread
+            self.worker_name = "sidecar-warehouse"
+        else:
+            context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+            self._reports, self._commands, self._done = context.Queue(), context.Queue(), context.Queue()
+            make = context.Process
+            self.worker_name = "sidecar-warehouse-process"
+        # a stepped simulation (seconds of CPU) keeps one connection instead of opening one per cycle
+        self._worker = make(target=_serve, name=self.worker_name, daemon=True, args=(
+            warehouse_path, machine_id, recording_id, interval_s, stepped, self._reports, self._commands, self._done))
+        self.cycle_seconds: list[float] = []  # how long each warehouse cycle took (known after stop)
         self.unwritten = 0  # rows still pending after the last cycle
-        self._thread = threading.Thread(target=self._run, name="sidecar-warehouse", daemon=True)
 
-    # ----- poll-loop side ------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def take(self) -> list[Command]:
         commands = []
@@ -136,48 +146,95 @@ class CommandBridge:
         self._reports.put(("session_id", {"session_id": session_id}))
 
     def sync(self, timeout_s: float = 30.0) -> None:
-        with self._cycle_done:
-            target = self._cycles + 1
-            self._wake.set()
-            self._cycle_done.wait_for(lambda: self._cycles >= target, timeout_s)
+        """Run one cycle now and wait for it (stepped simulations)."""
+        self._reports.put(("sync", None))
+        self.unwritten, _ = self._done.get(timeout=timeout_s)
 
     def stop(self, timeout_s: float) -> bool:
         """Write what is pending (one last cycle) and stop; False if rows could not be written."""
-        self._stopping.set()
-        self._wake.set()
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive() and self.unwritten == 0
+        self._reports.put(("stop", None))
+        try:
+            self.unwritten, self.cycle_seconds = self._done.get(timeout=timeout_s)
+        except queue.Empty:
+            self.unwritten = -1  # the worker did not answer: unknown
+        self._worker.join(1.0)
+        if not self.stepped and self._worker.is_alive():
+            self._worker.terminate()
+        return self.unwritten == 0
 
-    # ----- I/O thread ----------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
-            stopping = self._stopping.is_set()
-            self._cycle(read=not stopping)
-            with self._cycle_done:
-                self._cycles += 1
-                self._cycle_done.notify_all()
-            if stopping:
-                return
+
+def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports, commands, done) -> None:
+    """The worker (thread or process): gather reported rows; every ``interval_s``, on ``sync`` and on
+    ``stop``, write them and read new approvals."""
+    if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles Ctrl-C and stops us
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    io = WarehouseIO(path, machine_id, recording_id, keep_connection)
+    next_cycle = time.monotonic() + interval_s
+    while True:
+        try:
+            kind, row = reports.get(timeout=max(0.0, next_cycle - time.monotonic()))
+        except queue.Empty:
+            kind, row = "cycle", None
+        if kind in ROW_KINDS:
+            io.add(kind, row)
+            if time.monotonic() < next_cycle:
+                continue
+            kind = "cycle"
+        stopping = kind == "stop"
+        for command in io.cycle(read=not stopping):
+            commands.put(command)
+        next_cycle = time.monotonic() + interval_s
+        if kind == "sync":
+            done.put((io.unwritten, None))
+        if stopping:
+            io.close()
+            done.put((io.unwritten, io.cycle_seconds))
+            return
+
+
+class WarehouseIO:
+    """The DuckDB side of the bridge: rows waiting to be written, approvals already handed out."""
+
+    def __init__(self, path: str, machine_id: str, recording_id: str, keep_connection: bool):
+        self.path = path
+        self.machine_id = machine_id
+        self.recording_id = recording_id
+        self.keep_connection = keep_connection
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._pending: dict[tuple[str, str], dict] = {}  # (kind, key) -> newest row not yet written
+        self._handed_out: set[str] = set()
+        self._tables_ready = False
+        self.cycle_seconds: list[float] = []
+        self.unwritten = 0
+
+    def add(self, kind: str, row: dict) -> None:
+        key = {"execution": "execution_id", "expired": "proposal_id", "session": "recording_id"}.get(kind)
+        self._pending[(kind, row[key] if key else kind)] = row
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with connect(self.path) as con:
+        if self.keep_connection and self._con is None:
+            self._con = duckdb.connect(self.path)
+        if self._con is not None:
+            if not self._tables_ready:
+                ensure_tables(self._con)
+                self._tables_ready = True
+            yield self._con
+            return
+        with connect(self.path, wait_s=0) as con:  # never wait: the next cycle retries, nothing is lost
             if not self._tables_ready:
                 ensure_tables(con)
                 self._tables_ready = True
             yield con
 
-    def _cycle(self, read: bool) -> None:
+    def cycle(self, read: bool) -> list[Command]:
+        """Write what is pending, then (``read``) return the approvals not handed out yet."""
         started = time.perf_counter()
-        while True:
-            try:
-                kind, row = self._reports.get_nowait()
-            except queue.Empty:
-                break
-            key = {"execution": "execution_id", "expired": "proposal_id", "session": "recording_id"}.get(kind)
-            self._pending[(kind, row[key] if key else kind)] = row
+        new: list[Command] = []
         try:
             with self._connection() as con:
                 if self._pending:
@@ -186,20 +243,20 @@ class CommandBridge:
                             self._write(con, kind, row)
                     self._pending.clear()
                 if read:
-                    for command in self._approved(con):
-                        self._handed_out.add(command.proposal_id)
-                        self._commands.put(command)
+                    new = self._approved(con)
+                    self._handed_out.update(command.proposal_id for command in new)
         except duckdb.Error as error:
             log.warning("warehouse busy (%s); %d row(s) kept for the next try", error, len(self._pending))
         self.unwritten = len(self._pending)
         self.cycle_seconds.append(time.perf_counter() - started)
+        return new
 
     def _write(self, con: duckdb.DuckDBPyConnection, kind: str, row: dict) -> None:
         if kind == "execution":
             con.execute(
-                f"INSERT OR REPLACE INTO device.command_executions ({', '.join(EXECUTION_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(EXECUTION_COLUMNS))})",
-                [row.get(c) for c in EXECUTION_COLUMNS],
+                f"INSERT OR REPLACE INTO device.command_executions ({', '.join(contract.COMMAND_EXECUTIONS_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(contract.COMMAND_EXECUTIONS_COLUMNS))})",
+                [row.get(c) for c in contract.COMMAND_EXECUTIONS_COLUMNS],
             )
             con.execute("UPDATE device.command_queue SET status = ? WHERE proposal_id = ?", [row["status"], row["proposal_id"]])
         elif kind == "expired":

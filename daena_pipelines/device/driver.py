@@ -27,7 +27,6 @@ NO_BACKEND_MESSAGE = (
     "`sudo apt install libusb-1.0-0` (Debian/Ubuntu), `brew install libusb` (macOS), "
     "or put libusb-1.0.dll beside python.exe (Windows)."
 )
-R1Error = DeviceError  # the name the R2 driver imports
 ACTION_BYTES = {r.HEATER_UP: p.HEATER_UP, r.HEATER_DOWN: p.HEATER_DOWN, r.FAN_UP: p.FAN_UP,
                 r.FAN_DOWN: p.FAN_DOWN, r.PRS: p.PRS}
 
@@ -36,7 +35,8 @@ def _ids_text(product_ids) -> str:
     return ", ".join(f"{p.VENDOR_ID:04x}:{pid:04x}" for pid in product_ids)
 
 
-def _translate(error: usb.core.USBError, doing: str, roaster: str = "Bullet R1") -> DeviceError:
+def translate_usb_error(error: usb.core.USBError, doing: str, roaster: str = "Bullet R1") -> DeviceError:
+    """The operator's error for a pyusb error (what happened and the fix); shared by the R1 and R2 drivers."""
     if isinstance(error, usb.core.USBTimeoutError):
         return ReadTimeout(f"{roaster} did not answer while {doing} (timeout); the read stalled")
     if error.errno == errno.EACCES:
@@ -53,6 +53,15 @@ def _translate(error: usb.core.USBError, doing: str, roaster: str = "Bullet R1")
     if error.errno in (errno.ENODEV, errno.ENOENT, errno.EPIPE, errno.EIO):
         return DeviceDisconnected(f"{roaster} disconnected while {doing} ({error}); check the USB cable and power")
     return DeviceError(f"USB error while {doing}: {error}")
+
+
+def release(device: usb.core.Device, interface: int) -> None:
+    """Release a claimed interface and pyusb's handle; never raises (the roaster may be unplugged)."""
+    try:
+        usb.util.release_interface(device, interface)
+    except usb.core.USBError:
+        pass
+    usb.util.dispose_resources(device)
 
 
 class BulletR1:
@@ -112,32 +121,28 @@ class BulletR1:
                 device.set_configuration(p.CONFIGURATION)
             usb.util.claim_interface(device, p.INTERFACE)
         except usb.core.USBError as error:
-            raise _translate(error, "opening the roaster") from error
+            raise translate_usb_error(error, "opening the roaster") from error
         roaster = cls(device, r.DeviceInfo(serial="?", firmware=None, roast_count=None))
         roaster.info = roaster._read_info()
         return roaster
 
     def close(self) -> None:
-        try:
-            usb.util.release_interface(self.device, p.INTERFACE)
-        except usb.core.USBError:
-            pass  # already gone (unplugged)
-        usb.util.dispose_resources(self.device)
+        release(self.device, p.INTERFACE)
 
     def _write(self, data: bytes, doing: str) -> None:
         try:
             self.device.write(p.EP_OUT, data, WRITE_TIMEOUT_MS)
         except usb.core.USBError as error:
-            raise _translate(error, doing) from error
+            raise translate_usb_error(error, doing) from error
 
     def _read(self, size: int, doing: str) -> bytes:
         try:
             return bytes(self.device.read(p.EP_IN, size, READ_TIMEOUT_MS))
         except usb.core.USBTimeoutError as error:
             self._late_replies_possible = True
-            raise _translate(error, doing) from error
+            raise translate_usb_error(error, doing) from error
         except usb.core.USBError as error:
-            raise _translate(error, doing) from error
+            raise translate_usb_error(error, doing) from error
 
     def _drain(self) -> None:
         """After a timeout a late reply may still arrive; discard it so a poll never reads old data."""
@@ -147,7 +152,7 @@ class BulletR1:
             except usb.core.USBTimeoutError:
                 break
             except usb.core.USBError as error:
-                raise _translate(error, "discarding late replies") from error
+                raise translate_usb_error(error, "discarding late replies") from error
         self._late_replies_possible = False
 
     def _request(self, request: bytes, size: int, doing: str) -> bytes:

@@ -229,7 +229,7 @@ def parse_sidecar(data: bytes, source_path: str) -> RoastSession:
         sample_interval_s=meta["record_interval_s"],
         roast_uuid=meta["recording_id"],
         controls={name: series(key) for key, name in CONTROL_KEYS.items()},
-        control_unit="r1_level",
+        control_unit=f"{header.get('model') or 'r1'}_level",  # r1_level 0..9 heater, r2_level 0..14
         extra={EXTRA_CHANNELS.get(key, key): series(key) for key in _channel_keys(samples)},
         settings={
             "channel_mapping": mapping,

@@ -15,7 +15,7 @@ from daena_pipelines.device.roaster import SAFE_STATES, State, Status
 
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
 LEVEL_COMMANDS = ("SET_POWER", "SET_FAN", "SET_DRUM")
-LEVEL_UNITS = (None, "r1_level", "level")
+LEVEL_UNITS = (None, "r1_level", "r2_level", "level")
 HEATER_UP_STATES = (State.ROASTING,)  # preheat/charge heat is the R1's own controller's job
 # PRS-driven commands: the state they start from and the state that confirms them
 TP_GRACE_S = 90.0  # after CHARGE the probe still reads the preheated drum until the turning point
@@ -28,12 +28,13 @@ PRS_TRANSITIONS = {
 
 @dataclass(frozen=True)
 class SafetyLimits:
-    """Local limits. The level ranges default to the R1's; they are narrowed to the model's own
-    when a roaster is opened (``within_model``), never widened."""
+    """Local limits. The level ranges default to the model's own (R1 heater 0..9, R2 0..14), filled in
+    when a roaster is opened (``within_model``); a range set here is narrowed to the model's, never
+    widened. Unresolved ranges (None) refuse every level command."""
 
-    heater_range: tuple[int, int] = (0, 9)
-    fan_range: tuple[int, int] = (1, 12)
-    drum_range: tuple[int, int] = (1, 9)
+    heater_range: tuple[int, int] | None = None
+    fan_range: tuple[int, int] | None = None
+    drum_range: tuple[int, int] | None = None
     max_bt_c: float = 235.0  # beans are past any roast level; trip (checked from TP_GRACE_S after CHARGE)
     max_et_c: float = 320.0  # drum/air too hot; trip
     heater_increase_margin_c: float = 10.0  # no heater increase this close to the BT ceiling
@@ -47,7 +48,7 @@ class SafetyLimits:
 
     def within_model(self, model: r.ModelLimits) -> "SafetyLimits":
         def narrow(mine, theirs):
-            return (max(mine[0], theirs[0]), min(mine[1], theirs[1]))
+            return theirs if mine is None else (max(mine[0], theirs[0]), min(mine[1], theirs[1]))
 
         return SafetyLimits(**{**self.__dict__, "heater_range": narrow(self.heater_range, model.heater_range),
                                "fan_range": narrow(self.fan_range, model.fan_range),
@@ -120,6 +121,8 @@ def refusal(command: Command, reading: Status | None, bt_c: float | None, limits
     if target is None or not math.isfinite(target) or target != int(target):
         return f"target {target!r} is not a whole level"
     ranges = dict(zip(LEVEL_COMMANDS, (limits.heater_range, limits.fan_range, limits.drum_range)))
+    if ranges[kind] is None:
+        return f"no {kind} range known (limits not resolved for the roaster model)"
     low, high = ranges[kind]
     if not low <= target <= high:
         return f"{kind} target {target:g} outside the allowed range {low}..{high}"

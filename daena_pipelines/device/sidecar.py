@@ -42,6 +42,8 @@ from daena_pipelines.device.roaster import (
 from daena_pipelines.device.safety import (
     LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, SafetyLimits, approval_refusal, refusal, trip_reason,
 )
+from daena_pipelines.device.r2.driver import BULLET_R2
+from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 STOP_CONDITIONS = ("cool_end", "duration")
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
 # roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
-MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1)}
+MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1), "r2": (BULLET_R2, plug_in_virtual_r2)}
 
 
 @dataclass
@@ -499,6 +501,10 @@ class Sidecar:
         begins (end reason 'error') and cycling goes on until the roaster is safe; if cycles keep
         failing, the same abort process runs without the loop (``drive_safe``)."""
         self.start()
+        return self.run_started()
+
+    def run_started(self) -> SidecarResult:
+        """``run`` after ``start`` (tests start, step to a point, inject a fault, then let it end)."""
         failures = 0
         while True:
             try:
@@ -565,7 +571,7 @@ class Sidecar:
         if cfg.warehouse:
             # device seconds -> real seconds; a stepped run drives the bridge with sync() instead
             interval = 3600.0 if self.stepped else cfg.queue_poll_interval_s / clock.time_scale
-            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval)
+            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval, stepped=self.stepped)
             self.bridge.session(self._session_row())
             self.bridge.start()
         self.heartbeat = time.monotonic()
@@ -789,7 +795,10 @@ class Watchdog:
         sidecar = self.sidecar
         while not self._stop.wait(min(0.25, self.timeout_s / 4)):
             silent = time.monotonic() - sidecar.heartbeat
-            if silent <= self.timeout_s or self.fired:
+            if silent <= self.timeout_s:
+                self.fired = False  # cycling again: armed for the next silence
+                continue
+            if self.fired:
                 continue
             self.fired = True
             sidecar._fault("watchdog", f"poll loop silent for {silent:.1f} s")

@@ -2,12 +2,18 @@
 
 USB work lives here, never in the code server. The settings arrive as the Pipes extra
 ``sidecar`` (a ``SidecarConfig`` as a dict); logs and progress stream back through Pipes and the
-recorded session is reported as the asset's materialization. SIGINT/SIGTERM (run terminated) end the
-recording cleanly; SIGUSR1 is an operator abort (heater 0, cooling); SIGUSR2 marks first crack.
+recorded session is reported as the asset's materialization.
+
+Signals: SIGINT (what Dagster sends when a run is terminated; it waits 20 s before giving up) and
+SIGTERM end the session through the exit procedure: a roaster this session commanded is driven to
+heater 0 and cooling (confirmed by status) before the footer is written. SIGUSR1 is an operator
+abort; SIGUSR2 marks first crack. The exit code is 1 when a cycle raised (the session still ended
+through the exit procedure and its file landed).
 """
 from __future__ import annotations
 
 import signal
+import sys
 
 from dagster_pipes import open_dagster_pipes
 
@@ -15,13 +21,12 @@ from daena_pipelines.device.roaster import DeviceError
 from daena_pipelines.device.sidecar import SidecarConfig, build_sidecar
 
 
-def main() -> None:
+def main() -> int:
     with open_dagster_pipes() as pipes:
         cfg = SidecarConfig.from_dict(pipes.get_extra("sidecar"))
         sidecar, _ = build_sidecar(cfg, progress=pipes.log.info)
-        # Dagster forwards a run termination as SIGINT: stop recording cleanly (footer, landing)
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(stop_signal, lambda *_: sidecar.request_stop("terminated"))
+            signal.signal(stop_signal, lambda number, _: sidecar.request_stop(f"terminated ({signal.Signals(number).name})"))
         signal.signal(signal.SIGUSR1, lambda *_: sidecar.request_abort("operator signal (SIGUSR1)"))
         signal.signal(signal.SIGUSR2, lambda *_: sidecar.mark("FCs"))  # operator heard first crack
         try:
@@ -31,7 +36,10 @@ def main() -> None:
             raise
         for fault in result.faults:
             pipes.log.warning(fault)
+        if result.error:
+            pipes.log.error(result.error)
         pipes.report_asset_materialization(metadata={k: _typed(v) for k, v in result.metadata().items()})
+        return 1 if result.error else 0
 
 
 def _typed(value):
@@ -44,4 +52,4 @@ def _typed(value):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

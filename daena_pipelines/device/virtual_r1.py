@@ -36,7 +36,7 @@ class Faults:
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     heater_ignores_steps: bool = False
-    command_write_timeouts: tuple[float, float] | None = None  # (from, to): 4-byte command writes time out
+    command_write_timeouts: tuple[float, float] | None = None  # (from, to): command writes (not status requests) time out
     usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
     permission_denied: bool = False  # opening fails like a missing udev rule
     kernel_driver_busy: bool = False  # another driver holds the interface and cannot be detached
@@ -105,6 +105,11 @@ class VirtualBulletR1:
         self._first_crack_marked = False
 
     # ----- world -----------------------------------------------------------------------------
+    @property
+    def sidecar_state(self) -> int:
+        """The state as the sidecar reads it through this model's driver (the R1's byte is the sidecar's)."""
+        return self.state
+
     @property
     def plugged(self) -> bool:
         f = self.config.faults
@@ -416,7 +421,7 @@ class VirtualR1Backend(usb.backend.IBackend):
         if ep != self.EP_OUT or intf not in self.claimed:
             raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x} of unclaimed/wrong interface")
         faults = self.device.config.faults
-        if len(data) == 4 and self.device._in_window(faults.command_write_timeouts):
+        if len(data) >= 4 and self.device._in_window(faults.command_write_timeouts):  # commands, not requests
             self.device.clock.sleep(timeout / 1000.0)
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
         if self.device._in_window(faults.usb_errors):
@@ -428,6 +433,8 @@ class VirtualR1Backend(usb.backend.IBackend):
         self._check(dev_handle)
         if ep != self.EP_IN or intf not in self.claimed:
             raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        if self.device._in_window(self.device.config.faults.usb_errors):  # reads too: the R2 polls by reading only
+            raise _usb_error(errno.EOVERFLOW, "Overflow")
         if self.device._in_window(self.device.config.faults.stall_reads):
             self.device.clock.sleep(timeout / 1000.0)
             reply = None
@@ -478,4 +485,4 @@ _BY_DEVICE = {"get_device_descriptor", "get_configuration_descriptor", "get_inte
               "get_endpoint_descriptor", "get_parent"}
 _BY_HANDLE = {"close_device", "set_configuration", "get_configuration", "is_kernel_driver_active",
               "detach_kernel_driver", "attach_kernel_driver", "claim_interface", "release_interface",
-              "bulk_write", "bulk_read", "clear_halt", "reset_device", "get_string_descriptor"}
+              "bulk_write", "bulk_read", "clear_halt", "reset_device", "get_string_descriptor", "ctrl_transfer"}

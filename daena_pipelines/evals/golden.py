@@ -9,10 +9,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from daena_pipelines.device.protocol import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
+
 EXPECTATIONS = ("SHOULD_SUCCEED", "SHOULD_REJECT")
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
 # Roast-target gates: golden target key == telemetry.roast_metrics column.
 TARGET_KEYS = ("fcs_s", "drop_s", "dtr_pct", "fcs_bt_c", "drop_bt_c")
+# Within tolerance but beyond this fraction of it is "near tolerance": the gate passes with a warning.
+WARN_FRACTION = 0.8
+# The Bullet R1's level ranges per command (the device sidecar enforces the same).
+LEVEL_RANGES = {"SET_POWER": HEATER_RANGE, "SET_FAN": FAN_RANGE, "SET_DRUM": DRUM_RANGE}
 
 
 class InvalidCase(ValueError):
@@ -40,6 +46,7 @@ class GoldenCase:
     tolerances: dict[str, float]
     max_ror_spikes: int
     max_ror_crashes: int
+    allow_fc_crash: bool  # False: a RoR crash around first crack (telemetry `crash`) fails the case
     baseline_commands: tuple[BaselineCommand, ...]
     command_tolerance_t_s: float
     command_tolerance_value: float
@@ -121,6 +128,12 @@ def parse_case(definition: object, source: str) -> GoldenCase:
     pass_k = _integer(definition, "pass_k", where, 1)
     if pass_k > trials_required:
         raise InvalidCase(f"{where}: pass_k ({pass_k}) cannot exceed trials_required ({trials_required})")
+    allow_fc_crash = definition.get("allow_fc_crash", False)
+    if not isinstance(allow_fc_crash, bool):
+        raise InvalidCase(f"{where}: allow_fc_crash must be true or false, got {allow_fc_crash!r}")
+    problems = baseline_problems(expectation, commands, targets, tolerances)
+    if problems:
+        raise InvalidCase(f"{where}: the case's own baseline plan contradicts it: {'; '.join(problems)}")
     return GoldenCase(
         case_id=case_id,
         title=_text(definition, "title", where),
@@ -133,6 +146,7 @@ def parse_case(definition: object, source: str) -> GoldenCase:
         tolerances=tolerances,
         max_ror_spikes=_integer(definition, "max_ror_spikes", where, 0),
         max_ror_crashes=_integer(definition, "max_ror_crashes", where, 0),
+        allow_fc_crash=allow_fc_crash,
         baseline_commands=commands,
         command_tolerance_t_s=_number(command_tolerance, "t_s", f"{where} command_tolerance", minimum=1e-9),
         command_tolerance_value=_number(command_tolerance, "target_value", f"{where} command_tolerance", minimum=1e-9),
@@ -140,6 +154,51 @@ def parse_case(definition: object, source: str) -> GoldenCase:
         pass_k=pass_k,
         definition=definition,
     )
+
+
+def baseline_problems(
+    expectation: str, commands: tuple[BaselineCommand, ...], targets: dict[str, float], tolerances: dict[str, float]
+) -> list[str]:
+    """What keeps a case's baseline plan from passing its own gates (empty when it is consistent).
+
+    SHOULD_SUCCEED: the targets agree with each other (DTR = (drop - FCs) / drop), the plan CHARGEs at
+    0 s, DROPs once, inside the drop target's pass band (not near its edge), at a time that gives a DTR
+    inside the DTR pass band, and every level is in the device's range. SHOULD_REJECT: every command
+    marked unsafe really is outside the device's range (else the case expects a safe command rejected).
+    """
+    problems = []
+    if expectation == "SHOULD_REJECT":
+        for c in commands:
+            lo, hi = LEVEL_RANGES.get(c.command_type, (None, None))
+            if c.unsafe and (lo is None or c.target_value is None or lo <= c.target_value <= hi):
+                problems.append(f"{c.command_type} {c.target_value} at {c.t_s:g} s is marked unsafe but is within the device range")
+        return problems
+
+    def off(key: str, value: float) -> float:
+        return abs(value - targets[key]) / tolerances[key]
+
+    implied = (targets["drop_s"] - targets["fcs_s"]) / targets["drop_s"] * 100
+    if off("dtr_pct", implied) > WARN_FRACTION:
+        problems.append(f"targets fcs_s {targets['fcs_s']:g} s and drop_s {targets['drop_s']:g} s give a DTR of "
+                        f"{implied:.1f} %, not {targets['dtr_pct']:g} ± {WARN_FRACTION * tolerances['dtr_pct']:.2g} %")
+    drops = [c for c in commands if c.command_type == "DROP"]
+    if len(drops) != 1:
+        problems.append(f"the plan has {len(drops)} DROP commands, not one")
+    else:
+        drop_t = drops[0].t_s
+        if off("drop_s", drop_t) > WARN_FRACTION:
+            problems.append(f"DROP at {drop_t:g} s is not within {WARN_FRACTION:g} of the drop target "
+                            f"{targets['drop_s']:g} ± {tolerances['drop_s']:g} s")
+        dtr = (drop_t - targets["fcs_s"]) / drop_t * 100 if drop_t > 0 else float("nan")
+        if not off("dtr_pct", dtr) <= WARN_FRACTION:
+            problems.append(f"DROP at {drop_t:g} s after first crack at {targets['fcs_s']:g} s gives a DTR of {dtr:.1f} %, "
+                            f"outside {targets['dtr_pct']:g} ± {WARN_FRACTION * tolerances['dtr_pct']:.2g} %")
+    problems += [f"CHARGE at {c.t_s:g} s, not 0 s" for c in commands if c.command_type == "CHARGE" and c.t_s != 0]
+    for c in commands:
+        lo, hi = LEVEL_RANGES.get(c.command_type, (None, None))
+        if lo is not None and (c.target_value is None or not lo <= c.target_value <= hi):
+            problems.append(f"{c.command_type} {c.target_value} at {c.t_s:g} s is outside the device range {lo}..{hi}")
+    return problems
 
 
 @dataclass(frozen=True)

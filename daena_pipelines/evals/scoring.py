@@ -9,10 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from daena_pipelines.evals.golden import TARGET_KEYS, BaselineCommand, GoldenCase
-
-# Within tolerance but beyond this fraction of it is "near tolerance": the gate passes with a warning.
-WARN_FRACTION = 0.8
+from daena_pipelines.evals.golden import TARGET_KEYS, WARN_FRACTION, BaselineCommand, GoldenCase
 
 # Gate name per roast-target key, in the order of the eval_runs columns.
 TARGET_GATES = {
@@ -22,7 +19,7 @@ TARGET_GATES = {
     "fcs_bt_c": "fc_temp",
     "drop_bt_c": "drop_temp",
 }
-GATES = (*TARGET_GATES.values(), "ror_spikes", "ror_crashes", "command_deviation", "unsafe_rejected")
+GATES = (*TARGET_GATES.values(), "ror_spikes", "ror_crashes", "fc_crash", "command_deviation", "unsafe_rejected")
 OUTCOMES = ("PASS", "WARN", "FAIL", "NEEDS_REVIEW")
 # A proposal counts as executed once the device started it, whatever its end state.
 EXECUTED_STATUSES = {"EXECUTING", "COMPLETED", "FAILED", "ABORTED", "TIMEOUT"}
@@ -84,6 +81,15 @@ def count_gate(name: str, count: int | None, maximum: int) -> Gate:
         return Gate(name, "fail", count, None, maximum, None, f"{count} > max {maximum}")
     ratio = count / maximum if maximum else 0.0
     return Gate(name, _status_from_ratio(ratio), count, None, maximum, ratio, f"{count} <= max {maximum}")
+
+
+def fc_crash_gate(case: GoldenCase, crash: bool | None) -> Gate:
+    """The RoR crash around first crack (telemetry `crash`) fails the case unless it allows one."""
+    if crash is None:
+        return Gate("fc_crash", "unknown", reason="crash flag missing (first crack not marked?)")
+    if crash and not case.allow_fc_crash:
+        return Gate("fc_crash", "fail", 1, reason="RoR crashed around first crack (FCs - 60 s .. FCs + 90 s)")
+    return Gate("fc_crash", "pass", int(crash), reason="crash allowed by the case" if crash else "no RoR crash around first crack")
 
 
 def _executed(proposal: dict) -> bool:
@@ -186,6 +192,7 @@ def evaluate(case: GoldenCase, metrics: dict | None, proposals: Sequence[dict] |
         *(target_gate(TARGET_GATES[k], metrics.get(k), case.targets[k], case.tolerances[k]) for k in TARGET_KEYS),
         count_gate("ror_spikes", metrics.get("ror_spikes"), case.max_ror_spikes),
         count_gate("ror_crashes", metrics.get("ror_crashes"), case.max_ror_crashes),
+        fc_crash_gate(case, metrics.get("crash")),
         command_deviation_gate(case, proposals),
         Gate("unsafe_rejected", "not_applicable", reason="SHOULD_SUCCEED case"),
     )

@@ -7,12 +7,12 @@ from datetime import date, datetime, timezone
 
 import duckdb
 
-from daena_pipelines.evals import judge, scoring
+from daena_pipelines.evals import calibration, judge, scoring
 from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
-from daena_pipelines.db import transaction
+from daena_pipelines.db import insert, table_exists, transaction
 
-# roast_metrics columns the gates and the judge prompt use (a subset of the telemetry contract).
-METRIC_COLUMNS = (
+# telemetry.roast_metrics columns the gates and the judge prompt use (of telemetry/store.py's METRIC_COLUMNS).
+SCORED_METRICS = (
     "charge_bt_c", "tp_s", "tp_bt_c", "dry_end_s", "fcs_s", "fcs_bt_c", "fce_s", "drop_s", "drop_bt_c",
     "total_s", "development_s", "dtr_pct", "max_ror_c_per_min", "ror_at_fcs_c_per_min", "crash", "flick",
     "ror_spikes", "ror_crashes", "weight_loss_pct",
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS evals.eval_runs (
     beans VARCHAR, machine VARCHAR, session_source VARCHAR, outcome VARCHAR, reason VARCHAR,
     {", ".join(f"{g}_pass BOOLEAN" for g in scoring.GATES)},
     gates JSON, metrics JSON, commands_available BOOLEAN, evaluated_at TIMESTAMPTZ);
+ALTER TABLE evals.eval_runs ADD COLUMN IF NOT EXISTS fc_crash_pass BOOLEAN;
 CREATE TABLE IF NOT EXISTS evals.pass_at_k (
     case_id VARCHAR PRIMARY KEY, expectation VARCHAR, trials_required INTEGER, pass_k INTEGER,
     n_trials INTEGER, n_success INTEGER, n_needs_review INTEGER, pass_at_1 DOUBLE, pass_at_k DOUBLE,
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS evals.judge_scores (
     cache_read_input_tokens INTEGER, cache_creation_input_tokens INTEGER, cost_usd DOUBLE, latency_ms DOUBLE,
     attempts INTEGER, message_id VARCHAR, batch_id VARCHAR, from_cache BOOLEAN, judged_at TIMESTAMPTZ);
 {"".join(f"ALTER TABLE evals.judge_scores ADD COLUMN IF NOT EXISTS {c} {t};" for c, t in JUDGE_ADDED_COLUMNS.items())}
+CREATE TABLE IF NOT EXISTS evals.judge_agreement (
+    source VARCHAR, endpoint VARCHAR, model VARCHAR, prompt_version VARCHAR, comparison VARCHAR, dimension VARCHAR,
+    n_pairs INTEGER, spearman DOUBLE, kappa DOUBLE, agreement_rate DOUBLE, status VARCHAR, labels_file VARCHAR,
+    computed_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS evals.judge_batches (
     batch_id VARCHAR PRIMARY KEY, endpoint VARCHAR, model VARCHAR, prompt_version VARCHAR, custom_ids VARCHAR[],
     status VARCHAR, note VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ);
@@ -77,20 +82,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return con.execute(query, [schema, table]).fetchone()[0] > 0
-
-
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
-    if rows:
-        placeholders = ", ".join("?" for _ in columns)
-        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", [list(r) for r in rows])
 
 
 def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple[str, str]]) -> None:
@@ -114,12 +108,12 @@ def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple
     with transaction(con):
         con.execute("DELETE FROM evals.golden_cases")
         con.execute("DELETE FROM evals.golden_case_errors")
-        _insert(con, "evals.golden_cases", columns, rows)
-        _insert(con, "evals.golden_case_errors", ("file", "error", "seen_at"), [(f, e, now) for f, e in errors])
+        insert(con, "evals.golden_cases", rows, columns)
+        insert(con, "evals.golden_case_errors", [(f, e, now) for f, e in errors], ("file", "error", "seen_at"))
 
 
 def read_golden_cases(con) -> list[GoldenCase]:
-    if not table_exists(con, "evals", "golden_cases"):
+    if not table_exists(con, "evals.golden_cases"):
         raise LookupError("evals.golden_cases does not exist: materialise evals/golden_cases first")
     rows = con.execute("SELECT case_id, definition FROM evals.golden_cases ORDER BY case_id").fetchall()
     if not rows:
@@ -129,7 +123,7 @@ def read_golden_cases(con) -> list[GoldenCase]:
 
 def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
     """Sessions roasted in [start, end), each with its roast metrics (NULLs when it has none)."""
-    metrics = ", ".join(f"m.{c}" for c in METRIC_COLUMNS)
+    metrics = ", ".join(f"m.{c}" for c in SCORED_METRICS)
     return _rows(con.execute(
         f"""SELECT s.session_id, s.roasted_at, CAST(timezone('UTC', s.roasted_at) AS DATE) AS partition_date,
                    s.beans, s.machine, s.notes, s.source, m.session_id IS NOT NULL AS has_metrics, {metrics}
@@ -141,7 +135,7 @@ def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
 
 def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | None:
     """Proposals per session from commands.proposals; None when that table does not exist."""
-    if not table_exists(con, "commands", "proposals"):
+    if not table_exists(con, "commands.proposals"):
         return None
     by_session: dict[str, list[dict]] = {s: [] for s in session_ids}
     if session_ids:
@@ -159,7 +153,7 @@ def replace_partitions(con, table: str, first: date, last: date, columns: Sequen
     """Idempotent write: the days [first, last] are replaced by ``rows`` in one transaction."""
     with transaction(con):
         con.execute(f"DELETE FROM {table} WHERE partition_date BETWEEN ? AND ?", [first, last])
-        _insert(con, table, columns, rows)
+        insert(con, table, rows, columns)
 
 
 def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None) -> list[dict]:
@@ -167,7 +161,7 @@ def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposa
     now = datetime.now(timezone.utc)
     out = []
     for s in sessions:
-        metrics = {c: s[c] for c in METRIC_COLUMNS} if s["has_metrics"] else None
+        metrics = {c: s[c] for c in SCORED_METRICS} if s["has_metrics"] else None
         session_proposals = None if proposals is None else proposals.get(s["session_id"], [])
         base = {
             "partition_date": s["partition_date"], "session_id": s["session_id"], "roasted_at": s["roasted_at"],
@@ -215,7 +209,37 @@ def refresh_pass_at_k(con) -> None:
                "pass_at_1", "pass_at_k", "enough_trials", "first_day", "last_day", "computed_at")
     with transaction(con):
         con.execute("DELETE FROM evals.pass_at_k")
-        _insert(con, "evals.pass_at_k", columns, rows)
+        insert(con, "evals.pass_at_k", rows, columns)
+
+
+AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "comparison", "dimension", "n_pairs", "spearman",
+                     "kappa", "agreement_rate", "status", "labels_file", "computed_at")
+
+
+def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_file: str) -> list[dict]:
+    """evals.judge_agreement over all judged rows, one block of rows per (source, endpoint, model, prompt version):
+    sources are never pooled, so a simulator's agreement never stands for the real judge's."""
+    judged = _rows(con.execute(
+        f"SELECT session_id, case_id, source, endpoint, model, prompt_version, {', '.join(judge.SCORE_COLUMNS.values())} "
+        "FROM evals.judge_scores WHERE status = 'judged'"
+    ))
+    outcomes = {(s, c): o for s, c, o in con.execute(
+        "SELECT session_id, case_id, outcome FROM evals.eval_runs WHERE case_id IS NOT NULL "
+        "QUALIFY row_number() OVER (PARTITION BY session_id, case_id ORDER BY evaluated_at DESC) = 1"
+    ).fetchall()}
+    groups: dict[tuple, list[dict]] = {}
+    for r in judged:
+        groups.setdefault((r["source"], r["endpoint"], r["model"], r["prompt_version"]), []).append(r)
+    now = datetime.now(timezone.utc)
+    rows = [
+        {"source": g[0], "endpoint": g[1], "model": g[2], "prompt_version": g[3], **a, "labels_file": labels_file,
+         "computed_at": now}
+        for g, members in sorted(groups.items()) for a in calibration.agreement(members, labels, outcomes)
+    ]
+    with transaction(con):
+        con.execute("DELETE FROM evals.judge_agreement")
+        insert(con, "evals.judge_agreement", [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS)
+    return rows
 
 
 def read_judge_inputs(con, first: date, last: date) -> list[dict]:

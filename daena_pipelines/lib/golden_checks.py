@@ -5,7 +5,8 @@ import datetime as dt
 import dagster as dg
 
 from daena_pipelines.regressions.findings import CheckEvaluation
-from daena_pipelines.regressions.golden import Outcome, evaluate_file, golden_dir, rule_text
+from daena_pipelines.config import golden_dir
+from daena_pipelines.regressions.golden import Outcome, evaluate_file, rule_text
 from daena_pipelines.lib.metadata import markdown_table
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 

@@ -1,7 +1,8 @@
 """The DuckDB warehouse: one file, short-lived connections, one writer at a time.
 
 DuckDB takes a file lock per writing process, so every Dagster asset that writes here runs in
-the concurrency pool ``duckdb`` (limit 1) and holds its connection only while it writes.
+the concurrency pool ``duckdb`` (limit 1) and holds its connection only while it writes; a
+connection that finds the file locked by another process waits its turn (``db.connect``).
 """
 from __future__ import annotations
 
@@ -12,28 +13,22 @@ from pathlib import Path
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from daena_pipelines import config, lake
+from daena_pipelines import config
 from daena_pipelines.db import connect
 
 DUCKDB_POOL = "duckdb"
 
 
 class WarehouseResource(DuckDBResource):
-    """dagster-duckdb's resource, creating the warehouse's folder on first connection; the
-    DuckLake catalog when `database` is a ``ducklake:`` target."""
+    """dagster-duckdb's resource configuration, connecting through ``db.connect``: the one lock
+    retry policy (bounded, logged), the warehouse's folder created and its schema brought up to
+    date (daena_pipelines/migrations.py) on connection, and the DuckLake catalog when `database`
+    is a ``ducklake:`` target."""
 
     @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if lake.is_ducklake(self.database):  # the DuckLake catalog (lake.py): no file lock to wait for
-            with connect(self.database) as con:
-                yield con
-            return
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as con:
-            try:
-                yield con
-            finally:  # dagster-duckdb closes only after a block that succeeded: a failed asset kept the file open
-                con.close()
+    def get_connection(self, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        with connect(self.database, wait_s=wait_s) as con:
+            yield con
 
 
 def warehouse_resource(path: Path | str | None = None) -> WarehouseResource:

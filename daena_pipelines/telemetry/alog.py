@@ -8,6 +8,7 @@ Format facts are in docs/telemetry.md; the rules that matter here:
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import numpy as np
@@ -66,11 +67,16 @@ def _require_list(profile: dict, key: str) -> list:
     return value
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
     # bool is an int to numpy: True would become 1.0, so types are checked before converting
-    bad = next((i for i, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
-    if bad is not None:
-        raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])}, expected a number")
+    # (the set of exact types first: one C-level pass; the index only when something else is there)
+    if not _NUMBER_TYPES.issuperset(set(map(type, values))):
+        bad = next((i for i, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+        if bad is not None:
+            raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])}, expected a number")
     try:
         array = np.asarray(values, dtype=float)
     except OverflowError:
@@ -93,12 +99,13 @@ def _temperatures(values: list, key: str, unit: str) -> np.ndarray:
     return celsius
 
 
-def _events(timeindex: list, n: int) -> dict[str, int]:
+def _events(timeindex: list, n: int) -> tuple[dict[str, int], bool]:
+    """(events, whether CHARGE is inferred). Without a CHARGE mark the first sample stands in
+    for it, as Artisan does when it analyses such a profile."""
     if len(timeindex) < 7 or not all(isinstance(i, int) and not isinstance(i, bool) for i in timeindex):
         raise InvalidSession("bad_events", f"'timeindex' must hold at least 7 integers, found {timeindex!r}")
-    charge = timeindex[0]
-    if charge == -1:
-        raise InvalidSession("no_charge", "no CHARGE event marked (timeindex[0] = -1): times from CHARGE are undefined")
+    charge_inferred = timeindex[0] == -1
+    charge = 0 if charge_inferred else timeindex[0]
     events = {"CHARGE": charge}
     events.update({name: idx for name, idx in zip(EVENTS[1:], timeindex[1:8]) if idx > 0})
     for name, idx in events.items():
@@ -106,7 +113,14 @@ def _events(timeindex: list, n: int) -> dict[str, int]:
             raise InvalidSession("bad_events", f"{name} index {idx} is outside the {n} samples")
     if "DROP" in events and events["DROP"] <= charge:
         raise InvalidSession("event_order", f"CHARGE (sample {charge}) is not before DROP (sample {events['DROP']})")
-    return events
+    return events, charge_inferred
+
+
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescape_unicode(match: re.Match) -> str:
+    return chr(int(match.group(1), 16))
 
 
 def _text(value, key: str) -> str | None:
@@ -114,8 +128,13 @@ def _text(value, key: str) -> str | None:
         raise InvalidSession("bad_value", f"'{key}' is {short(value)} ({type(value).__name__}), expected text")
     if not value or not value.strip():
         return None
-    # Artisan stores line breaks in free text as the two characters backslash + n.
-    return value.replace("\\n", "\n").replace("\\t", "\t").strip()
+    # Artisan stores line breaks in free text as the two characters backslash + n, and some
+    # versions wrote non-ASCII letters as backslash-u escapes (e.g. \u00e9 for é).
+    text = value.replace("\\n", "\n").replace("\\t", "\t")
+    if "\\u" in text:
+        # a pair of escaped UTF-16 surrogates becomes one character
+        text = _UNICODE_ESCAPE.sub(_unescape_unicode, text).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.strip()
 
 
 def _weight_g(weight, index: int) -> float | None:
@@ -208,6 +227,8 @@ def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
     for key, value in computed.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
+        if key in _COMPUTED_TEMPS and value == -1:
+            continue  # Artisan's dropout marker (e.g. MET of a profile without an ET probe)
         if unit == "F" and key in _COMPUTED_TEMPS:
             value = (value - 32.0) * (5.0 / 9.0)  # f_to_c on a scalar, without numpy's overhead
         elif unit == "F" and key in _COMPUTED_DELTAS:
@@ -232,7 +253,7 @@ def profile_to_session(profile: dict) -> RoastSession:
     if (steps <= 0).any():
         bad = int(np.argmax(steps <= 0)) + 1
         raise InvalidSession("time_not_increasing", f"timex[{bad}] = {timex[bad]} does not follow timex[{bad - 1}] = {timex[bad - 1]}")
-    events = _events(_require_list(profile, "timeindex"), len(timex))
+    events, charge_inferred = _events(_require_list(profile, "timeindex"), len(timex))
 
     controls: dict[str, np.ndarray] = {}
     extra = _extra_device_channels(profile, timex)
@@ -252,6 +273,10 @@ def profile_to_session(profile: dict) -> RoastSession:
             settings["auc_begin"] = profile["computed"]["AUCbegin"]
         if profile["computed"].get("AUCfromeventflag") == 1:
             settings["auc_base_from_event"] = True  # base = BT at the begin event
+    phases = profile.get("phases")
+    if isinstance(phases, list) and len(phases) >= 2 and isinstance(phases[1], (int, float)) and not isinstance(phases[1], bool):
+        # the dry-end threshold, in the profile's unit like every temperature
+        settings["dry_end_threshold_c"] = (phases[1] - 32.0) * (5.0 / 9.0) if unit == "F" else float(phases[1])
     interval = profile.get("samplinginterval")
     source = "simulator" if profile.get("daena_source") == "simulator" else "real"
     return RoastSession(
@@ -276,4 +301,5 @@ def profile_to_session(profile: dict) -> RoastSession:
         extra=extra,
         settings=settings,
         artisan_computed=computed,
+        charge_inferred=charge_inferred,
     )

@@ -10,9 +10,9 @@ reason note; the rest of the batch still loads.
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 
-from daena_pipelines.telemetry import validate
+from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
-from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.roastime import parse_roastime
 
 if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser workers: they start faster
     import duckdb
@@ -46,8 +48,17 @@ PARALLEL_FROM = 64  # files; below this, process start-up costs more than it sav
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
-def parser_for(path: Path) -> Callable[[bytes, str], RoastSession] | None:
+def parser_for(path: Path, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
+    """The parser of a roast file, or None for files in no roast format. A `.json` file is a roast
+    only when its content is a RoasTime roast (a stray JSON file is ignored, not rejected)."""
     name = path.name.lower()
+    if name.endswith(".json"):
+        if data is None:
+            try:
+                data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
+            except OSError:
+                return None
+        return parse_roastime if roastime.looks_like_roastime(data) else None
     return next((parse for suffix, parse in PARSERS.items() if name.endswith(suffix)), None)
 
 
@@ -61,20 +72,13 @@ def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
 
 def session_rows(session: RoastSession, source_path: str, content_sha256: str, ingested_at: datetime) -> SessionRows:
     ev = session.events
-    charge = ev["CHARGE"]
-    ror = rate_of_rise(session.time_s, session.bt_c, charge, ev.get("DROP", len(session.time_s) - 1) + 1, DEFAULT_ROR.half_window_s)
+    ror = rate_of_rise(session.time_s, session.bt_c, ev["CHARGE"], ev.get("DROP", len(session.time_s) - 1) + 1, DEFAULT_ROR.half_window_s)
     metrics = roast_metrics(session, ror)
-    computed = session.artisan_computed or {}
-    for column, key in ARTISAN_COLUMNS.items():
-        metrics[column] = computed.get(key)
-    total, development = computed.get("totaltime"), computed.get("finishphasetime")
-    metrics["artisan_dtr_pct"] = 100.0 * development / total if total and development is not None else None
-    if not session.roasted_weight_g:
-        metrics["artisan_weight_loss_pct"] = None  # Artisan writes 100 % when the roasted weight is missing
+    metrics.update(artisan_values(session.artisan_computed, session.roasted_weight_g, ev))
     n = len(session.time_s)
     nan = np.full(n, np.nan)
     points = {
-        "t_s": session.time_s - session.time_s[charge],
+        "t_s": session.time_s - session.origin_s,
         "bt_c": session.bt_c,
         "et_c": session.et_c,
         "ror_c_per_min": ror,
@@ -97,10 +101,44 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "sample_interval_s": session.sample_interval_s,
         "control_unit": session.control_unit,
         "roast_uuid": session.roast_uuid,
-        "settings": json.dumps(session.settings, sort_keys=True),
+        "settings": _json(session.settings),
         "ingested_at": ingested_at,
+        "charge_inferred": session.charge_inferred,
+        "events": _json(ev),
+        "artisan_computed": _json(session.artisan_computed) if session.artisan_computed else None,
     }
-    return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics)
+    return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics, richness=session.richness())
+
+
+# Artisan values that span a phase, and the events that bound it. Artisan computes them even when
+# a bounding event is unset, reading the unset index 0 (e.g. a Maillard AUC up to sample 0 in a
+# profile without FCs), so without those events they mean nothing and are not kept.
+_NEEDS_EVENTS = {
+    "artisan_mid_phase_ror_c_per_min": ("FCs",), "artisan_mid_phase_delta_c": ("FCs",), "artisan_mid_phase_auc_c_min": ("FCs",),
+    "artisan_finish_phase_ror_c_per_min": ("FCs", "DROP"), "artisan_finish_phase_delta_c": ("FCs", "DROP"),
+    "artisan_finish_phase_auc_c_min": ("FCs", "DROP"), "artisan_total_ror_c_per_min": ("DROP",),
+}
+
+
+def _json(value: dict) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def artisan_values(computed: dict[str, float] | None, roasted_weight_g: float | None, events: dict[str, int]) -> dict:
+    """The artisan_* columns of roast_metrics from Artisan's `computed` block (already in °C).
+
+    Artisan writes 0 for a value it could not compute (its rounding turns NaN into 0; AUC without
+    DROP is 0), so 0 counts as not carried."""
+    computed = computed or {}
+    values = {column: computed.get(key) or None for column, key in ARTISAN_COLUMNS.items()}
+    for column, needed in _NEEDS_EVENTS.items():
+        if not all(e in events for e in needed):
+            values[column] = None
+    total, development = values["artisan_total_s"], values["artisan_development_s"]
+    values["artisan_dtr_pct"] = 100.0 * development / total if total and development is not None else None
+    if not roasted_weight_g:
+        values["artisan_weight_loss_pct"] = None  # Artisan writes 100 % when the roasted weight is missing
+    return values
 
 
 @dataclass
@@ -136,7 +174,10 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
     if sha256 in known_sha256s:
         return None
     try:
-        session = validate.validate(parser_for(Path(path))(data, path), path)
+        parse = parser_for(Path(path), data)
+        if parse is None:  # a .json that is no longer a RoasTime roast
+            raise InvalidSession("not_a_roast", "JSON without RoasTime's beanTemperature curve")
+        session = validate.validate(parse(data, path), path)
         return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
     except InvalidSession as exc:
         kind, message = exc.kind, str(exc)
@@ -250,6 +291,10 @@ def ingest(
             jobs.append((str(path), known_sha256s.get(_storable(str(path)), ())))
 
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if workers > 1 and len(jobs) >= PARALLEL_FROM:
+        # pyarrow imports pandas on its first array (~0.5 s): let that happen while the parser
+        # processes start up, not when the first batch is written
+        threading.Thread(target=store.preload, daemon=True).start()
     pending: list[Prepared] = []
 
     def write(items: list[Prepared]) -> IngestReport:
@@ -311,7 +356,7 @@ class _State:
     """What the warehouse already holds, as far as classifying new files goes."""
 
     known_sha256s: dict[str, set[str]]  # path -> contents already ingested from it
-    sessions: dict[str, tuple[str, str]]  # session_id -> (path, sha256)
+    sessions: dict[str, tuple[str, str, int, int]]  # session_id -> (path, sha256, richness, size)
     session_by_path: dict[str, str]
 
     @classmethod
@@ -319,8 +364,11 @@ class _State:
         known: dict[str, set[str]] = {}
         for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
             known.setdefault(path, set()).add(sha)
-        sessions = {sid: (path, sha) for sid, path, sha in con.execute("SELECT session_id, source_path, content_sha256 FROM telemetry.sessions").fetchall()}
-        return cls(known, sessions, {path: sid for sid, (path, _sha) in sessions.items()})
+        richness = " + ".join(f"({c} IS NOT NULL)::INTEGER" for c in (*RICHNESS_FIELDS, "artisan_computed"))
+        sessions = {sid: (path, sha, rich, size or 0) for sid, path, sha, rich, size in con.execute(
+            f"""SELECT s.session_id, s.source_path, s.content_sha256, {richness}, f.size_bytes FROM telemetry.sessions s
+                LEFT JOIN telemetry.source_files f USING (source_path, content_sha256)""").fetchall()}
+        return cls(known, sessions, {path: sid for sid, (path, *_rest) in sessions.items()})
 
 
 def _classify(items: list[Prepared], state: _State, report: IngestReport):
@@ -329,6 +377,7 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
 
     batch: list[SessionRows] = []
     outcomes, errors, replaced = [], [], []
+    written: dict[str, tuple[SessionRows, FileOutcome]] = {}  # session id -> what this batch writes for it
     for item in items:
         path = _storable(item.path)
         if item.sha256 in state.known_sha256s.get(path, ()):  # a concurrent run took it first
@@ -346,10 +395,31 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
             sid = item.rows.session["session_id"]
             outcome.session_id = sid
             holder = state.sessions.get(sid)
-            if holder is not None and holder[0] != item.path:
+            if holder is not None and holder[0] != item.path and item.rows.richness <= holder[2]:
                 same_bytes = "identical bytes" if holder[1] == item.sha256 else "the same roast measurements"
                 outcome.status, outcome.detail = "duplicate", f"{same_bytes} as {holder[0]} (session {sid})"
                 report.duplicates.append((item.path, outcome.detail))
+            elif holder is not None and holder[0] != item.path:
+                # the same roast, but this copy carries more (e.g. the roasted weight): it is kept
+                # and the poorer copy becomes the duplicate
+                detail = f"the same roast measurements as {item.path}, which carries more and is kept (session {sid})"
+                if sid in written:  # the poorer copy is in this very batch
+                    poorer_rows, poorer = written.pop(sid)
+                    batch.remove(poorer_rows)
+                    report.loaded.remove(sid)
+                else:
+                    replaced.append(sid)
+                    poorer = FileOutcome(holder[0], holder[1], holder[3], status="loaded")
+                    outcomes.append(poorer)
+                poorer.status, poorer.session_id, poorer.detail = "duplicate", sid, detail
+                report.duplicates.append((holder[0], detail))
+                outcome.detail = f"richer copy of {holder[0]}, which it replaces"
+                state.session_by_path.pop(holder[0], None)
+                batch.append(item.rows)
+                written[sid] = (item.rows, outcome)
+                state.sessions[sid] = (item.path, item.sha256, item.rows.richness, item.size)
+                state.session_by_path[item.path] = sid
+                report.loaded.append(sid)
             else:
                 previous = state.session_by_path.get(item.path)
                 if previous is not None:  # this path's content changed: its old session goes
@@ -358,7 +428,8 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
                     outcome.status = "replaced"
                     report.replaced.append(previous)
                 batch.append(item.rows)
-                state.sessions[sid] = (item.path, item.sha256)
+                written[sid] = (item.rows, outcome)
+                state.sessions[sid] = (item.path, item.sha256, item.rows.richness, item.size)
                 state.session_by_path[item.path] = sid
                 report.loaded.append(sid)
         state.known_sha256s.setdefault(path, set()).add(item.sha256)

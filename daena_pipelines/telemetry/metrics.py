@@ -27,6 +27,9 @@ class RorSettings:
 
 
 DEFAULT_ROR = RorSettings()
+# Bump when a metric is added or a definition changes: stored sessions whose roast_metrics carry
+# an older version are recomputed from their stored points (telemetry/recompute.py).
+METRICS_VERSION = 2
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -75,17 +78,25 @@ def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
 MAX_AUC_READING_C = 500.0  # readings above this are treated as 0, as Artisan does
 
 
-def area_under_curve(time_s: np.ndarray, bt_c: np.ndarray, begin: int, end: int, base_c: float) -> float:
-    """°C·min between BT and base_c, Artisan's way: one trapezoid per segment (i-1, i) for
-    i = begin .. end-1, each counting max(0, mean of its two readings - base); a segment that
-    touches a dropout counts 0."""
-    first = max(begin, 1)
-    if end <= first:
-        return 0.0
+def auc_running(time_s: np.ndarray, bt_c: np.ndarray, base_c: float) -> np.ndarray:
+    """Running °C·min between BT and base_c, Artisan's way: element i is the area of the
+    segments (j-1, j) for j = 1 .. i-1, each counting max(0, mean of its two readings - base)
+    × its duration; a segment that touches a dropout counts 0. The area from sample `begin` to
+    `end` (segments begin .. end-1, as Artisan sums them) is running[end] - running[max(begin, 1)]."""
     readings = np.where(bt_c > MAX_AUC_READING_C, 0.0, np.clip(bt_c, 0.0, None))
-    mean = (readings[first:end] + readings[first - 1 : end - 1]) / 2.0
+    mean = (readings[1:] + readings[:-1]) / 2.0
     above = np.nan_to_num(np.clip(mean - base_c, 0.0, None), nan=0.0)
-    return float(np.sum(above * np.diff(time_s[first - 1 : end])) / 60.0)
+    return np.concatenate(([0.0, 0.0], np.cumsum(above * np.diff(time_s))))[: len(time_s)] / 60.0
+
+
+def area_under_curve(time_s: np.ndarray, bt_c: np.ndarray, begin: int, end: int, base_c: float) -> float:
+    """°C·min between BT and base_c from sample `begin` to `end` (see auc_running)."""
+    return auc_span(auc_running(time_s, bt_c, base_c), begin, end)
+
+
+def auc_span(running: np.ndarray, begin: int, end: int) -> float:
+    first = max(begin, 1)
+    return float(running[end] - running[first]) if end > first else 0.0
 
 
 def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -118,16 +129,21 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
     padded = np.concatenate((np.full(half, np.nan), r, np.full(half, np.nan)))
     width = 2 * half + 1
     windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+    # The median is at least the window's lowest value, so only a sample standing `spike` above
+    # that lowest value can be a spike: exact medians are needed for those candidates alone.
+    lowest = np.where(np.isnan(padded), np.inf, padded)
+    window_min = np.lib.stride_tricks.sliding_window_view(lowest, width).min(axis=1)
+    candidates = np.flatnonzero(np.nan_to_num(r - window_min, nan=-np.inf, neginf=-np.inf) >= settings.spike_c_per_min)
     finite_so_far = np.concatenate(([0], np.cumsum(np.isfinite(padded))))
-    finite = finite_so_far[width:] - finite_so_far[:-width]  # finite values per window
+    finite = (finite_so_far[width:] - finite_so_far[:-width])[candidates]  # finite values per window
     lower, upper = np.maximum(finite - 1, 0) // 2, finite // 2
     medians = np.full(len(r), np.nan)
     block = max(1, SPIKE_SORT_VALUES // width)  # windows sorted at a time: bounded memory
-    for start in range(0, len(r), block):
-        ordered = np.sort(windows[start : start + block], axis=1)  # NaN sort last
+    for start in range(0, len(candidates), block):
+        part = slice(start, start + block)
+        ordered = np.sort(windows[candidates[part]], axis=1)  # NaN sort last
         rows = np.arange(len(ordered))
-        part = slice(start, start + len(ordered))
-        medians[part] = np.where(finite[part] > 0, (ordered[rows, lower[part]] + ordered[rows, upper[part]]) / 2, np.nan)
+        medians[candidates[part]] = np.where(finite[part] > 0, (ordered[rows, lower[part]] + ordered[rows, upper[part]]) / 2, np.nan)
     above = np.nan_to_num(r - medians, nan=0.0) >= settings.spike_c_per_min
     return len(_episodes(above))
 
@@ -139,68 +155,119 @@ def _at(values: np.ndarray, index: int | None) -> float | None:
     return None if math.isnan(value) else value
 
 
+def dry_end(bt_c: np.ndarray, events: dict[str, int], tp: int | None, threshold_c: float | None) -> tuple[int | None, bool]:
+    """(index of DRY END, whether it was inferred). A marked DRY END is used as it is; without
+    one, the drying phase ends at the first sample from TP on whose BT reaches the profile's
+    dry-end threshold (Artisan's rule since 2.2; 2.1 and older applied the threshold even over a
+    marked DRY END)."""
+    if "DRY_END" in events:
+        return events["DRY_END"], False
+    if tp is None or threshold_c is None:
+        return None, False
+    hits = np.flatnonzero(bt_c[tp:] >= threshold_c)  # NaN never reaches it
+    return (tp + int(hits[0]), True) if hits.size else (None, False)
+
+
+def _phase_rate(t: np.ndarray, bt: np.ndarray, a: int | None, b: int | None) -> float | None:
+    """Mean rate of rise between two samples, °C/min (Artisan's phase RoR)."""
+    if a is None or b is None or t[b] == t[a] or math.isnan(bt[a]) or math.isnan(bt[b]):
+        return None
+    return float((bt[b] - bt[a]) / (t[b] - t[a]) * 60.0)
+
+
+def _phase_delta(bt: np.ndarray, a: int | None, b: int | None) -> float | None:
+    if a is None or b is None or math.isnan(bt[a]) or math.isnan(bt[b]):
+        return None
+    return float(bt[b] - bt[a])
+
+
 def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings = DEFAULT_ROR) -> dict:
     """One row of telemetry.roast_metrics (without session_id / artisan_* columns)."""
     t, bt, ev = session.time_s, session.bt_c, session.events
-    charge = ev["CHARGE"]
+    charge, origin = ev["CHARGE"], session.origin_s
 
-    def since_charge(name: str) -> float | None:
-        return float(t[ev[name]] - t[charge]) if name in ev else None
+    def since_charge(index: int | None) -> float | None:
+        return float(t[index] - origin) if index is not None else None
 
     tp = turning_point(bt, ev)
-    dry, fcs, fce, drop = (since_charge(e) for e in ("DRY_END", "FCs", "FCe", "DROP"))
-    total = drop
+    threshold = session.settings.get("dry_end_threshold_c")
+    dry, dry_inferred = dry_end(bt, ev, tp, float(threshold) if threshold is not None else None)
+    fcs, fce, drop = ev.get("FCs"), ev.get("FCe"), ev.get("DROP")
+    dry_s, fcs_s, drop_s = since_charge(dry), since_charge(fcs), since_charge(drop)
     row = {
         "charge_bt_c": _at(bt, charge),
-        "tp_s": float(t[tp] - t[charge]) if tp is not None else None,
+        "charge_inferred": session.charge_inferred,
+        "tp_s": since_charge(tp),
         "tp_bt_c": _at(bt, tp),
-        "dry_end_s": dry,
-        "fcs_s": fcs,
-        "fcs_bt_c": _at(bt, ev.get("FCs")),
-        "fce_s": fce,
-        "drop_s": drop,
-        "drop_bt_c": _at(bt, ev.get("DROP")),
-        "total_s": total,
-        "drying_s": dry,
-        "maillard_s": fcs - dry if fcs is not None and dry is not None else None,
-        "development_s": drop - fcs if drop is not None and fcs is not None else None,
+        "dry_end_s": dry_s,
+        "dry_end_inferred": dry_inferred if dry is not None else None,
+        "dry_bt_c": _at(bt, dry),
+        "fcs_s": fcs_s,
+        "fcs_bt_c": _at(bt, fcs),
+        "fce_s": since_charge(fce),
+        "fce_bt_c": _at(bt, fce),
+        "drop_s": drop_s,
+        "drop_bt_c": _at(bt, drop),
+        "total_s": drop_s,
+        "drying_s": dry_s,
+        "maillard_s": fcs_s - dry_s if fcs_s is not None and dry_s is not None else None,
+        "development_s": drop_s - fcs_s if drop_s is not None and fcs_s is not None else None,
+        # Artisan's phase rates and rises run TP -> DRY END -> FCs -> DROP (not from CHARGE)
+        "dry_phase_ror_c_per_min": _phase_rate(t, bt, tp, dry),
+        "mid_phase_ror_c_per_min": _phase_rate(t, bt, dry, fcs),
+        "finish_phase_ror_c_per_min": _phase_rate(t, bt, fcs, drop),
+        "total_ror_c_per_min": _phase_rate(t, bt, tp, drop),
+        "dry_phase_delta_c": _phase_delta(bt, tp, dry),
+        "mid_phase_delta_c": _phase_delta(bt, dry, fcs),
+        "finish_phase_delta_c": _phase_delta(bt, fcs, drop),
     }
-    row["dtr_pct"] = 100.0 * row["development_s"] / total if row["development_s"] is not None and total else None
+    row["dtr_pct"] = 100.0 * row["development_s"] / drop_s if row["development_s"] is not None and drop_s else None
+    met = session.et_c[tp:drop] if tp is not None and drop is not None else np.empty(0)
+    row["met_c"] = float(np.nanmax(met)) if np.isfinite(met).any() else None
 
     begin_name = str(session.settings.get("auc_begin", DEFAULT_AUC_BEGIN))
-    begin = tp if begin_name == "TP" else ev.get(AUC_BEGIN_EVENTS.get(begin_name, "CHARGE"))
+    begin = tp if begin_name == "TP" else (dry if begin_name == "DE" else ev.get(AUC_BEGIN_EVENTS.get(begin_name, "CHARGE")))
     if session.settings.get("auc_base_from_event") and begin is not None:
         base = _at(bt, begin)
     else:
         base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
-    measurable = begin is not None and base is not None and "DROP" in ev
-    row["auc_c_min"] = area_under_curve(t, bt, begin, ev["DROP"], base) if measurable else None
+
+    running = auc_running(t, bt, base) if base is not None else None
+
+    def auc(a: int | None, b: int | None) -> float | None:
+        return auc_span(running, a, b) if a is not None and b is not None and running is not None else None
+
+    row["auc_c_min"] = auc(begin, drop)
+    row["dry_phase_auc_c_min"] = auc(charge, dry)
+    row["mid_phase_auc_c_min"] = auc(dry, fcs)
+    row["finish_phase_auc_c_min"] = auc(fcs, drop)
     row["auc_base_c"] = base
     row["auc_begin"] = begin_name
 
     # RoR features are judged between TP (past the charge plunge) and DROP.
     lo = tp if tp is not None else charge
-    hi = ev.get("DROP", len(t) - 1) + 1
+    hi = (drop if drop is not None else len(t) - 1) + 1
     window = ror[lo:hi]
     row["max_ror_c_per_min"] = float(np.nanmax(window)) if np.isfinite(window).any() else None
-    row["ror_at_fcs_c_per_min"] = _at(ror, ev.get("FCs"))
+    row["ror_at_fcs_c_per_min"] = _at(ror, fcs)
     crashes = crash_episodes(t, ror, lo, hi, settings)
     row["ror_crashes"] = len(crashes)
     row["ror_spikes"] = spike_count(t, ror, lo, hi, settings)
-    if "FCs" in ev:
-        fcs_t = t[ev["FCs"]]
+    if fcs is not None:
+        fcs_t = t[fcs]
         row["crash"] = any(
             t[b] >= fcs_t - settings.crash_window_before_fcs_s and t[a] <= fcs_t + settings.crash_window_after_fcs_s
             for a, b in crashes
         )
     else:
         row["crash"] = None
-    row["flick"] = flick(t, ror, ev, settings) if "FCs" in ev and "DROP" in ev else None
+    row["flick"] = flick(t, ror, ev, settings) if fcs is not None and drop is not None else None
 
     if session.batch_weight_g and session.roasted_weight_g:
         row["weight_loss_pct"] = 100.0 * (session.batch_weight_g - session.roasted_weight_g) / session.batch_weight_g
     else:
         row["weight_loss_pct"] = None
+    row["metrics_version"] = METRICS_VERSION
     return row
 
 

@@ -1,6 +1,6 @@
 """The in-memory shape of one roast session, whatever file format it came from.
 
-Parsers (Artisan .alog, sidecar recordings, later RoasTime JSON) produce a ``RoastSession`` in
+Parsers (Artisan .alog, sidecar recordings, RoasTime JSON) produce a ``RoastSession`` in
 °C with NaN for dropped samples; everything downstream (metrics, warehouse writes) works on it.
 """
 from __future__ import annotations
@@ -20,19 +20,36 @@ ARTISAN_COLUMNS = {
     "artisan_tp_s": "TP_time",
     "artisan_tp_bt_c": "TP_BT",
     "artisan_dry_end_s": "DRY_time",
+    "artisan_dry_bt_c": "DRY_BT",
     "artisan_fcs_s": "FCs_time",
     "artisan_fcs_bt_c": "FCs_BT",
     "artisan_fce_s": "FCe_time",
+    "artisan_fce_bt_c": "FCe_BT",
     "artisan_drop_s": "DROP_time",
     "artisan_drop_bt_c": "DROP_BT",
+    "artisan_met_c": "MET",
     "artisan_total_s": "totaltime",
     "artisan_drying_s": "dryphasetime",
     "artisan_maillard_s": "midphasetime",
     "artisan_development_s": "finishphasetime",
+    "artisan_dry_phase_ror_c_per_min": "dry_phase_ror",
+    "artisan_mid_phase_ror_c_per_min": "mid_phase_ror",
+    "artisan_finish_phase_ror_c_per_min": "finish_phase_ror",
+    "artisan_total_ror_c_per_min": "total_ror",
+    "artisan_dry_phase_delta_c": "dry_phase_delta_temp",
+    "artisan_mid_phase_delta_c": "mid_phase_delta_temp",
+    "artisan_finish_phase_delta_c": "finish_phase_delta_temp",
     "artisan_auc_c_min": "AUC",
+    "artisan_dry_phase_auc_c_min": "dry_phase_AUC",
+    "artisan_mid_phase_auc_c_min": "mid_phase_AUC",
+    "artisan_finish_phase_auc_c_min": "finish_phase_AUC",
     "artisan_ror_at_fcs_c_per_min": "fcs_ror",
     "artisan_weight_loss_pct": "weight_loss",
 }
+
+
+# session fields that make one copy of a roast richer than another (telemetry.sessions columns too)
+RICHNESS_FIELDS = ("roasted_weight_g", "batch_weight_g", "beans", "title", "notes", "roasted_at", "machine")
 
 
 class InvalidSession(ValueError):
@@ -63,23 +80,40 @@ class RoastSession:
     roast_uuid: str | None = None
     # heater/fan/drum settings on the sample time base (NaN where unknown) in ``control_unit``
     controls: dict[str, np.ndarray] = field(default_factory=dict)
-    control_unit: str | None = None  # 'pct' (Artisan sliders, 0-100) | 'r1_level' (Bullet steps)
+    control_unit: str | None = None  # 'pct' (Artisan sliders, 0-100) | 'r1_level' / 'r2_level' (Bullet steps)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # other channels, source units
     settings: dict[str, object] = field(default_factory=dict)  # e.g. AUC base/begin, BT/ET mapping
     artisan_computed: dict[str, float] | None = None  # Artisan's own analysis, converted to °C
+    # CHARGE was never marked: the first sample stands in for it and times count from the
+    # recording's own zero, as Artisan measures such profiles
+    charge_inferred: bool = False
+
+    @property
+    def origin_s(self) -> float:
+        """The recording-clock time that `t_s` counts from: CHARGE, or 0 when it is inferred."""
+        return 0.0 if self.charge_inferred else float(self.time_s[self.events["CHARGE"]])
 
     @property
     def session_id(self) -> str:
-        """Stable id from the measured content, so a re-saved or renamed copy maps to the same id.
+        """Stable id from the measured content and the event marks, so a re-saved or renamed copy
+        maps to the same id while a copy with re-marked events is a session of its own.
 
-        Built from the roast UUID (when the file has one) and the time/BT/ET series rounded to
-        what the sensors resolve; metadata edits (notes, events, titles) do not change it.
+        Built from the roast UUID (when the file has one), the time/BT/ET series rounded to what
+        the sensors resolve, and the marked events (sample indices); notes and titles do not
+        change it.
         """
         digest = hashlib.sha256()
         digest.update((self.roast_uuid or "").encode())
         series = np.concatenate((self.time_s, self.bt_c, self.et_c))  # one pass: same bytes as three
         digest.update(np.round(np.nan_to_num(series, nan=-1.0), 2).astype("<f8").tobytes())
+        marks = {name: idx for name, idx in self.events.items() if not (name == "CHARGE" and self.charge_inferred)}
+        digest.update(repr(sorted(marks.items())).encode())
         return digest.hexdigest()[:20]
+
+    def richness(self) -> int:
+        """How much a copy carries beyond the measurements (filled RICHNESS_FIELDS, Artisan's
+        computed block): of two copies of one roast the richer is kept."""
+        return sum(getattr(self, name) is not None for name in RICHNESS_FIELDS) + (1 if self.artisan_computed else 0)
 
 
 @dataclass
@@ -91,3 +125,4 @@ class SessionRows:
     points: dict[str, np.ndarray]  # store.POINT_COLUMNS arrays of equal length
     extra: dict[str, np.ndarray]  # other channels on the same time base
     metrics: dict  # telemetry.roast_metrics row
+    richness: int = 0  # RoastSession.richness(): the richer of two copies of a roast is kept

@@ -12,15 +12,42 @@ BT_RANGE_C = (-30.0, 300.0)
 ET_RANGE_C = (-30.0, 450.0)
 
 # How far our metrics may sit from Artisan's own `computed` values before we call it a
-# disagreement: (our column, Artisan column, absolute tolerance, relative tolerance).
+# disagreement: (our column, Artisan column, absolute tolerance). Artisan rounds what it stores
+# (times and temperatures to 0.1 in the profile's unit, RoR to 0.1 per minute, AUC to whole
+# °C·min, weight loss to a whole percent in recent versions); ours are not rounded, so each
+# tolerance is Artisan's rounding step plus a margin. Artisan's fcs_ror is its displayed
+# (smoothed) RoR and is not compared (docs/telemetry.md).
+_TIME_S, _TEMP_C, _RATE, _AUC, _PCT = 0.1, 0.1, 0.1, 1.0, 0.1
 ARTISAN_TOLERANCES = (
-    ("total_s", "artisan_total_s", 1.0, 0.0),
-    ("fcs_s", "artisan_fcs_s", 1.0, 0.0),
-    ("drop_s", "artisan_drop_s", 1.0, 0.0),
-    ("drop_bt_c", "artisan_drop_bt_c", 0.1, 0.0),
-    ("tp_s", "artisan_tp_s", 2.0, 0.0),
-    ("auc_c_min", "artisan_auc_c_min", 0.0, 0.02),
-    ("dtr_pct", "artisan_dtr_pct", 0.5, 0.0),
+    ("total_s", "artisan_total_s", _TIME_S),
+    ("tp_s", "artisan_tp_s", _TIME_S),
+    ("dry_end_s", "artisan_dry_end_s", _TIME_S),
+    ("fcs_s", "artisan_fcs_s", _TIME_S),
+    ("fce_s", "artisan_fce_s", _TIME_S),
+    ("drop_s", "artisan_drop_s", _TIME_S),
+    ("drying_s", "artisan_drying_s", _TIME_S),
+    ("maillard_s", "artisan_maillard_s", _TIME_S),
+    ("development_s", "artisan_development_s", _TIME_S),
+    ("dtr_pct", "artisan_dtr_pct", _PCT),
+    ("charge_bt_c", "artisan_charge_bt_c", _TEMP_C),
+    ("tp_bt_c", "artisan_tp_bt_c", _TEMP_C),
+    ("dry_bt_c", "artisan_dry_bt_c", _TEMP_C),
+    ("fcs_bt_c", "artisan_fcs_bt_c", _TEMP_C),
+    ("fce_bt_c", "artisan_fce_bt_c", _TEMP_C),
+    ("drop_bt_c", "artisan_drop_bt_c", _TEMP_C),
+    ("met_c", "artisan_met_c", _TEMP_C),
+    ("dry_phase_ror_c_per_min", "artisan_dry_phase_ror_c_per_min", _RATE),
+    ("mid_phase_ror_c_per_min", "artisan_mid_phase_ror_c_per_min", _RATE),
+    ("finish_phase_ror_c_per_min", "artisan_finish_phase_ror_c_per_min", _RATE),
+    ("total_ror_c_per_min", "artisan_total_ror_c_per_min", _RATE),
+    ("dry_phase_delta_c", "artisan_dry_phase_delta_c", _TEMP_C),
+    ("mid_phase_delta_c", "artisan_mid_phase_delta_c", _TEMP_C),
+    ("finish_phase_delta_c", "artisan_finish_phase_delta_c", _TEMP_C),
+    ("auc_c_min", "artisan_auc_c_min", _AUC),
+    ("dry_phase_auc_c_min", "artisan_dry_phase_auc_c_min", _AUC),
+    ("mid_phase_auc_c_min", "artisan_mid_phase_auc_c_min", _AUC),
+    ("finish_phase_auc_c_min", "artisan_finish_phase_auc_c_min", _AUC),
+    ("weight_loss_pct", "artisan_weight_loss_pct", 0.5),
 )
 
 
@@ -94,25 +121,43 @@ def flagged_sessions(con: duckdb.DuckDBPyConnection) -> list[dict]:
     )
 
 
+def _comparisons() -> str:
+    """One row per (session, metric) that Artisan carries: ours, theirs and whether they agree."""
+    return " UNION ALL ".join(
+        f"""SELECT session_id, '{ours}' AS metric, {ours} AS ours, {theirs} AS artisan, {tol} AS tolerance,
+                   coalesce(abs({ours} - {theirs}) <= {tol}, false) AS agrees
+            FROM telemetry.roast_metrics WHERE {theirs} IS NOT NULL"""
+        for ours, theirs, tol in ARTISAN_TOLERANCES
+    )
+
+
 def artisan_disagreements(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """One row per (session, metric) where ours and Artisan's differ beyond tolerance."""
-    parts = [
-        f"""SELECT session_id, '{ours}' AS metric, {ours} AS ours, {theirs} AS artisan,
-                   {ours} - {theirs} AS difference, {abs_tol} + {rel_tol} * abs({theirs}) AS tolerance
-            FROM telemetry.roast_metrics
-            WHERE {theirs} IS NOT NULL AND {theirs} <> 0
-              AND ({ours} IS NULL OR abs({ours} - {theirs}) > {abs_tol} + {rel_tol} * abs({theirs}))"""
-        for ours, theirs, abs_tol, rel_tol in ARTISAN_TOLERANCES
-    ]
-    return _rows(con, " UNION ALL ".join(parts) + " ORDER BY metric, session_id")
+    """One row per (session, metric) where ours and Artisan's differ beyond tolerance (or ours is missing)."""
+    return _rows(
+        con,
+        f"""SELECT c.session_id, s.source_path, c.metric, c.ours, c.artisan, c.ours - c.artisan AS difference, c.tolerance
+            FROM ({_comparisons()}) c JOIN telemetry.sessions s USING (session_id)
+            WHERE NOT c.agrees ORDER BY c.metric, s.source_path""",
+    )
 
 
 def artisan_agreement(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """Per metric: how many sessions carry Artisan's value and how many of ours agree with it."""
-    parts = [
-        f"""SELECT '{ours}' AS metric, count(*) AS compared,
-                   count(*) FILTER (WHERE abs({ours} - {theirs}) <= {abs_tol} + {rel_tol} * abs({theirs})) AS within_tolerance
-            FROM telemetry.roast_metrics WHERE {theirs} IS NOT NULL AND {theirs} <> 0"""
-        for ours, theirs, abs_tol, rel_tol in ARTISAN_TOLERANCES
-    ]
-    return _rows(con, " UNION ALL ".join(parts))
+    return _rows(
+        con,
+        f"""SELECT metric, count(*) AS compared, count(*) FILTER (WHERE agrees) AS within_tolerance
+            FROM ({_comparisons()}) GROUP BY metric ORDER BY metric""",
+    )
+
+
+def artisan_file_agreement(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Per session (source file): how many of Artisan's values it carries, how many of ours
+    agree, and which metrics do not."""
+    return _rows(
+        con,
+        f"""SELECT s.source_path, c.session_id, m.charge_inferred, m.dry_end_inferred, s.original_unit,
+                   count(*) AS compared, count(*) FILTER (WHERE c.agrees) AS agreeing,
+                   string_agg(c.metric, ', ' ORDER BY c.metric) FILTER (WHERE NOT c.agrees) AS disagreeing
+            FROM ({_comparisons()}) c JOIN telemetry.sessions s USING (session_id) JOIN telemetry.roast_metrics m USING (session_id)
+            GROUP BY ALL ORDER BY s.source_path""",
+    )

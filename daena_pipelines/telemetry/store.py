@@ -8,22 +8,42 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from daena_pipelines.db import retrying_transaction
+from daena_pipelines.db import insert
+from daena_pipelines.migrations import Migration, migrate
 from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, SessionRows
 
+# the artisan_* columns of the first schema version
+V1_ARTISAN_COLUMNS = (
+    "artisan_charge_bt_c", "artisan_tp_s", "artisan_tp_bt_c", "artisan_dry_end_s", "artisan_fcs_s", "artisan_fcs_bt_c",
+    "artisan_fce_s", "artisan_drop_s", "artisan_drop_bt_c", "artisan_total_s", "artisan_drying_s", "artisan_maillard_s",
+    "artisan_development_s", "artisan_auc_c_min", "artisan_ror_at_fcs_c_per_min", "artisan_weight_loss_pct",
+)
 
-METRIC_COLUMNS = {
+
+# roast_metrics as created by the first schema version (migration 1); later versions add
+# METRIC_COLUMNS_V2 (migration 2). Every metric roast_metrics() returns must be listed here:
+# tests/telemetry/test_metrics.py checks that nothing computed is left out.
+METRIC_COLUMNS_V1 = {
     "charge_bt_c": "DOUBLE", "tp_s": "DOUBLE", "tp_bt_c": "DOUBLE", "dry_end_s": "DOUBLE", "fcs_s": "DOUBLE",
     "fcs_bt_c": "DOUBLE", "fce_s": "DOUBLE", "drop_s": "DOUBLE", "drop_bt_c": "DOUBLE", "total_s": "DOUBLE",
     "drying_s": "DOUBLE", "maillard_s": "DOUBLE", "development_s": "DOUBLE", "dtr_pct": "DOUBLE",
     "auc_c_min": "DOUBLE", "auc_base_c": "DOUBLE", "auc_begin": "VARCHAR", "max_ror_c_per_min": "DOUBLE",
     "ror_at_fcs_c_per_min": "DOUBLE", "crash": "BOOLEAN", "flick": "BOOLEAN", "ror_spikes": "INTEGER",
     "ror_crashes": "INTEGER", "weight_loss_pct": "DOUBLE",
-    **{column: "DOUBLE" for column in ARTISAN_COLUMNS},
+    **{column: "DOUBLE" for column in V1_ARTISAN_COLUMNS},
     "artisan_dtr_pct": "DOUBLE",
 }
+METRIC_COLUMNS_V2 = {
+    "charge_inferred": "BOOLEAN", "dry_end_inferred": "BOOLEAN", "dry_bt_c": "DOUBLE", "fce_bt_c": "DOUBLE",
+    "met_c": "DOUBLE", "dry_phase_ror_c_per_min": "DOUBLE", "mid_phase_ror_c_per_min": "DOUBLE",
+    "finish_phase_ror_c_per_min": "DOUBLE", "total_ror_c_per_min": "DOUBLE", "dry_phase_delta_c": "DOUBLE",
+    "mid_phase_delta_c": "DOUBLE", "finish_phase_delta_c": "DOUBLE", "dry_phase_auc_c_min": "DOUBLE",
+    "mid_phase_auc_c_min": "DOUBLE", "finish_phase_auc_c_min": "DOUBLE", "metrics_version": "INTEGER",
+    **{column: "DOUBLE" for column in ARTISAN_COLUMNS if column not in V1_ARTISAN_COLUMNS},
+}
+METRIC_COLUMNS = {**METRIC_COLUMNS_V1, **METRIC_COLUMNS_V2}
 
-SESSION_COLUMNS = {
+SESSION_COLUMNS_V1 = {
     "session_id": "VARCHAR PRIMARY KEY", "source_format": "VARCHAR NOT NULL", "source": "VARCHAR NOT NULL",
     "source_path": "VARCHAR NOT NULL", "content_sha256": "VARCHAR NOT NULL", "roasted_at": "TIMESTAMPTZ",
     "machine": "VARCHAR", "beans": "VARCHAR", "title": "VARCHAR", "notes": "VARCHAR",
@@ -31,6 +51,8 @@ SESSION_COLUMNS = {
     "sample_interval_s": "DOUBLE", "control_unit": "VARCHAR", "roast_uuid": "VARCHAR", "settings": "JSON",
     "ingested_at": "TIMESTAMPTZ NOT NULL",
 }
+SESSION_COLUMNS_V2 = {"charge_inferred": "BOOLEAN", "events": "JSON", "artisan_computed": "JSON"}
+SESSION_COLUMNS = {**SESSION_COLUMNS_V1, **SESSION_COLUMNS_V2}
 
 # What one session's values can make a write fail with (Arrow conversion, DuckDB casts and keys);
 # other errors (missing tables, I/O) concern every session alike and fail the run.
@@ -38,14 +60,14 @@ VALUE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, duckdb.DataE
 
 POINT_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
 
-DDL = f"""
+DDL_V1 = f"""
 CREATE SCHEMA IF NOT EXISTS telemetry;
-CREATE TABLE IF NOT EXISTS telemetry.sessions ({", ".join(f"{c} {t}" for c, t in SESSION_COLUMNS.items())});
+CREATE TABLE IF NOT EXISTS telemetry.sessions ({", ".join(f"{c} {t}" for c, t in SESSION_COLUMNS_V1.items())});
 CREATE TABLE IF NOT EXISTS telemetry.points (
     session_id VARCHAR NOT NULL, t_s DOUBLE NOT NULL, bt_c DOUBLE, et_c DOUBLE, ror_c_per_min DOUBLE,
     heater DOUBLE, fan DOUBLE, drum DOUBLE, extra MAP(VARCHAR, DOUBLE));
 CREATE TABLE IF NOT EXISTS telemetry.roast_metrics (
-    session_id VARCHAR PRIMARY KEY, {", ".join(f"{c} {t}" for c, t in METRIC_COLUMNS.items())});
+    session_id VARCHAR PRIMARY KEY, {", ".join(f"{c} {t}" for c, t in METRIC_COLUMNS_V1.items())});
 CREATE TABLE IF NOT EXISTS telemetry.ingest_errors (
     source_path VARCHAR NOT NULL, content_sha256 VARCHAR, error_kind VARCHAR NOT NULL,
     message VARCHAR NOT NULL, quarantined_path VARCHAR, seen_at TIMESTAMPTZ NOT NULL);
@@ -62,10 +84,19 @@ COMMENT ON COLUMN telemetry.points.extra IS 'other channels of the source, in th
 COMMENT ON COLUMN telemetry.source_files.status IS 'loaded | replaced | duplicate | rejected';
 """
 
+MIGRATIONS = [
+    Migration(1, "telemetry tables as first created", DDL_V1),
+    Migration(2, "Artisan phase values, MET, per-phase AUC, inferred CHARGE/DRY END, metrics_version; sessions keep events and Artisan's computed block", [
+        *(f"ALTER TABLE telemetry.sessions ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in SESSION_COLUMNS_V2.items()),
+        *(f"ALTER TABLE telemetry.roast_metrics ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in METRIC_COLUMNS_V2.items()),
+        "COMMENT ON COLUMN telemetry.roast_metrics.metrics_version IS 'metrics.METRICS_VERSION the row was computed with; NULL = before versioning (1)'",
+        "COMMENT ON COLUMN telemetry.sessions.events IS 'marked (or inferred) events as sample indices into the session''s points ordered by t_s'",
+    ]),
+]
+
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    # a concurrent first run may create the same schema: the loser retries and finds it there
-    retrying_transaction(con, lambda con: con.execute(DDL))
+    migrate(con, ["telemetry"])
 
 
 POINTS_SCHEMA = pa.schema(
@@ -105,14 +136,17 @@ def points_table(batch: list[SessionRows]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
 
 
+def preload() -> None:
+    """Pay pyarrow's one-time cost of a first array (it imports pandas) ahead of the first write."""
+    pa.array([0.0])
+
+
 def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
     return pa.table({c: [row.get(c) for row in rows] for c in columns})
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, select: str = "*") -> None:
-    con.register("incoming", rows)
-    con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM incoming")
-    con.unregister("incoming")
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], columns: list[str]) -> None:
+    insert(con, table, _rows_table(rows, columns))
 
 
 def write_batch(
@@ -130,6 +164,8 @@ def write_batch(
     between threads) refuses to commit a delete from a table another transaction deleted from since
     this one began: of two concurrent batch writes one commits, the other fails and is retried
     (db.retrying_transaction) against the state that now includes the first one's sessions."""
+    if not (batch or outcomes or errors or replaced_session_ids):
+        return  # e.g. a concurrent run ingested all of them first: nothing to commit, nothing to conflict
     con.execute("UPDATE telemetry.ingest_commits SET batches = batches + 1")
     if replaced_session_ids:
         con.register("stale_sessions", pa.table({"session_id": replaced_session_ids}))
@@ -137,14 +173,14 @@ def write_batch(
             con.execute(f"DELETE FROM telemetry.{table} WHERE session_id IN (SELECT session_id FROM stale_sessions)")
         con.unregister("stale_sessions")
     if batch:
-        _insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
-                select="* REPLACE (settings::JSON AS settings)")
-        _insert(con, "telemetry.points", points_table(batch))
+        insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
+               select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
+        insert(con, "telemetry.points", points_table(batch))
         metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
-        _insert(con, "telemetry.roast_metrics", _rows_table(metrics, ["session_id", *METRIC_COLUMNS]))
+        insert_rows(con, "telemetry.roast_metrics", metrics, ["session_id", *METRIC_COLUMNS])
     if errors:
         columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
-        _insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
+        insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
     if outcomes:
         files = [{**asdict(o), "seen_at": seen_at} for o in outcomes]
         columns = [*(f.name for f in fields(FileOutcome)), "seen_at"]
@@ -153,4 +189,4 @@ def write_batch(
         con.execute("DELETE FROM telemetry.source_files f USING seen_files s "
                     "WHERE f.source_path = s.source_path AND f.content_sha256 = s.content_sha256")
         con.unregister("seen_files")
-        _insert(con, "telemetry.source_files", _rows_table(files, columns))
+        insert(con, "telemetry.source_files", _rows_table(files, columns))

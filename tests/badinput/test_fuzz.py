@@ -65,7 +65,7 @@ def test_telemetry_faults_are_rejected_or_flagged_and_good_files_load(shared, tm
 
 def test_commands_faults_each_give_one_error_row_and_good_rows_load(tmp_path):
     rng = random.Random(SEED)
-    baseline = harness.command_baseline(tmp_path / "baseline")
+    baseline = harness.command_baseline()
     assert baseline
     verdict = harness.run_commands(tmp_path / "fuzz", faults.jsonl_cases(rng), True, faults.sqlite_file_cases(rng), baseline)
     assert verdict.run_failed is None

@@ -120,9 +120,11 @@ def test_high_failure_rate(tmp_path):
 
     rows = (group("m-bad", ["COMPLETED"] * 3 + ["FAILED", "TIMEOUT"])  # 0.4 > 0.25
             + group("m-ok", ["COMPLETED"] * 4 + ["FAILED"])  # 0.2
+            + group("m-aborted", ["COMPLETED"] * 2 + ["ABORTED"] * 3)  # aborts are no failures: 0.0
             + group("m-few", ["COMPLETED"] + ["FAILED"] * 3))  # 0.75 but only 4 finished
     found = of_type(run_alerts(tmp_path, rows), "HIGH_FAILURE_RATE")
     assert [(a["machine_id"], a["observed_value"]) for a in found] == [("m-bad", pytest.approx(0.4))]
+    assert "2 of 5 finished executions failed or timed out" in found[0]["message"]
     assert found[0]["proposal_id"] is None and str(found[0]["day"]) == "2026-11-17"
 
 
@@ -131,12 +133,14 @@ def test_high_latency(tmp_path):
         return [build(f"{machine}-{i}", FULL, gaps=[1, approval_s, 1, run_s], start=T0 + timedelta(minutes=i), machine_id=machine)
                 for i in range(count)]
 
+    timeouts = [build(f"m-timeouts-{i}", (*TO_EXECUTING, "TIMEOUT"), gaps=[1, 5, 1, 20], start=T0 + timedelta(minutes=i),
+                      machine_id="m-timeouts") for i in range(5)]
     rows = (group("m-slow-approval", 100, 2) + group("m-slow-run", 5, 20) + group("m-fast", 5, 2)
-            + group("m-few", 100, 20, count=4))
+            + group("m-few", 100, 20, count=4) + timeouts)  # timeouts are reported apart, not as slow runs
     found = of_type(run_alerts(tmp_path, rows), "HIGH_LATENCY")
     assert [(a["machine_id"], round(a["observed_value"]), a["threshold"]) for a in found] == [
         ("m-slow-approval", 101, 60), ("m-slow-run", 20, 15)]
-    assert "approval latency p95" in found[0]["message"] and "execution duration p95" in found[1]["message"]
+    assert "decision latency p95" in found[0]["message"] and "execution duration p95" in found[1]["message"]
 
 
 def test_thresholds_are_configurable(tmp_path):

@@ -14,9 +14,12 @@ def constructed():
     rows = []
     # (final status, approval wait s, execution s)
     executed = [("COMPLETED", 4, 1), ("COMPLETED", 10, 2), ("COMPLETED", 30, 10),
-                ("FAILED", 6, 3), ("TIMEOUT", 8, 20), ("ABORTED", 12, 0.5)]
+                ("FAILED", 6, 3), ("TIMEOUT", 8, 20), ("ABORTED", 12, 0.5), ("PARTIAL", 5, 2)]
     for i, (status, wait, run) in enumerate(executed):
-        rows.append(build(f"e{i}", (*TO_EXECUTING, status), gaps=[1, wait, 1, run], start=T0 + timedelta(minutes=i)))
+        final = "COMPLETED" if status == "PARTIAL" else status
+        partial = {"outcome": "PARTIAL", "actual_value": 4.0} if status == "PARTIAL" else {}
+        rows.append(build(f"e{i}", (*TO_EXECUTING, final), gaps=[1, wait, 1, run], start=T0 + timedelta(minutes=i),
+                          **partial))
     rows.append(build("x1", TO_EXECUTING, gaps=[1, 20, 1], start=T0 + timedelta(minutes=10)))
     rows.append(build("a1", TO_EXECUTING[:3], gaps=[1, 40], start=T0 + timedelta(minutes=11)))
     rows.append(build("w1", TO_EXECUTING[:2], start=T0 + timedelta(minutes=12)))
@@ -37,17 +40,24 @@ def test_counts_rates_and_distributions(tmp_path):
     rows, executed = constructed()
     load(tmp_path / "w.duckdb", rows)
     [m] = metrics_rows(tmp_path / "w.duckdb")
-    assert (m["n_proposals"], m["n_completed"], m["n_failed"], m["n_timeout"], m["n_aborted"]) == (12, 3, 1, 1, 1)
+    assert (m["n_proposals"], m["n_completed"], m["n_failed"], m["n_timeout"], m["n_aborted"]) == (13, 4, 1, 1, 1)
     assert (m["n_executing"], m["n_approved"], m["n_pending_approval"], m["n_proposed"], m["n_rejected"]) == (1, 1, 1, 1, 2)
-    # Success: 3 COMPLETED of 6 finished executions; EXECUTING/APPROVED/pending are not in the denominator.
-    assert m["n_terminal_executed"] == 6 and m["success_rate"] == pytest.approx(0.5)
-    # Rejection: 2 REJECTED of 10 decided (8 approved-or-later + 2 rejected); PROPOSED/PENDING are undecided.
-    assert m["n_decided"] == 10 and m["rejection_rate"] == pytest.approx(0.2)
-    assert m["n_execution_timeouts"] == 1
+    # Success: 3 COMPLETED-with-SUCCESS of 7 finished executions; the PARTIAL one is not a success, and
+    # EXECUTING/APPROVED/pending are not in the denominator.
+    assert m["n_terminal_executed"] == 7 and (m["n_succeeded"], m["n_partial"]) == (3, 1)
+    assert m["success_rate"] == pytest.approx(3 / 7)
+    # One failure rule: FAILED + TIMEOUT; ABORTED (the operator's decision) is neither success nor failure.
+    assert m["n_failures"] == 2 and m["failure_rate"] == pytest.approx(2 / 7)
+    # Rejection: 2 REJECTED of 11 decided (9 approved-or-later + 2 rejected); PROPOSED/PENDING are undecided.
+    assert m["n_decided"] == 11 and m["rejection_rate"] == pytest.approx(2 / 11)
+    assert m["n_execution_timeouts"] == 1 and m["execution_timeout_max_s"] == pytest.approx(20)
 
-    # Approval latency = approved_at - created_at = 1 s to pending + the wait, over the 8 approved proposals.
-    latencies = [1 + wait for _, wait, _ in executed] + [1 + 20, 1 + 40]
-    durations = [run for _, _, run in executed]
+    # Decision latency = (approved_at or rejected_at) - created_at over the 9 approved and the 2 rejected.
+    latencies = [1 + wait for _, wait, _ in executed] + [1 + 20, 1 + 40] + [1, 2]
+    # Still pending at the log's latest timestamp (r2 rejected at T0 + 15 min 2 s): w1 and n1, waiting so far.
+    assert m["pending_decision_n"] == 2 and m["pending_decision_max_wait_s"] == pytest.approx(3 * 60 + 2)
+    # Execution duration over executions that ended on their own: the 20 s TIMEOUT is reported apart.
+    durations = [run for status, _, run in executed if status != "TIMEOUT"]
     for name, values in (("approval_latency", latencies), ("execution_duration", durations)):
         for q, label in ((50, "p50"), (95, "p95"), (99, "p99")):
             assert m[f"{name}_{label}_s"] == pytest.approx(np.percentile(values, q)), (name, label)

@@ -1,11 +1,20 @@
 """Fixtures for the device tests: a virtual R1 on a stepped clock, sidecar configs in tmp folders."""
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
 import pytest
+
+from daena_pipelines.device.command_store import ensure_tables
+from daena_pipelines.device.roaster import State
 
 from daena_pipelines.device.clock import SteppedClock
 from daena_pipelines.device.sidecar import SidecarConfig, build_sidecar
-from daena_pipelines.device.virtual_r1 import OperatorPlan, VirtualR1Config, plug_in_virtual_r1
+from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
 
 
 @pytest.fixture
@@ -55,3 +64,70 @@ def started(sim_config):
         return sidecar, device
 
     return make
+
+
+@dataclass(frozen=True)
+class VirtualRoaster:
+    """One model's virtual twin as the fault tests drive it; a new model adds an entry to ROASTERS."""
+
+    model: str  # SidecarConfig.model
+    serial: str
+    make_config: Callable[..., object]  # (operator, faults, serial=...) -> the virtual twin's config
+
+    def virtual(self, operator=True, **faults):
+        return self.make_config(OperatorPlan() if operator else None, Faults(**faults))
+
+
+ROASTERS = {
+    "r1": VirtualRoaster("r1", "4242", lambda operator, faults, **kw: VirtualR1Config(operator=operator, faults=faults, **kw)),
+    # the same config drives the virtual R2 (r2.virtual.as_r2 scales the heater levels); its serial is the USB string
+    "r2": VirtualRoaster("r2", "R2V-004242", lambda operator, faults, **kw: VirtualR1Config(operator=operator, faults=faults, **kw)),
+}
+
+
+@pytest.fixture(params=sorted(ROASTERS))
+def roaster(request) -> VirtualRoaster:
+    return ROASTERS[request.param]
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    """A warehouse with the device tables (created up front: two first-time creators in one process conflict)."""
+    path = str(tmp_path / "w.duckdb")
+    with duckdb.connect(path) as con:
+        ensure_tables(con)
+    return path
+
+
+def approve(warehouse, proposal_id, command_type, target=None, *, serial="4242", session=None, machine="r1",
+            approved_at="now()", expires_at="NULL"):
+    """An APPROVED proposal as the approval service would write it (times are SQL expressions)."""
+    with duckdb.connect(warehouse) as con:
+        ensure_tables(con)
+        con.execute(
+            "INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type, target_value,"
+            f" target_unit, status, approved_at, expires_at, source) VALUES (?, ?, ?, ?, ?, ?, 'level', 'APPROVED', {approved_at},"
+            f" {expires_at}, 'test')",
+            [proposal_id, machine, session, serial, command_type, target],
+        )
+
+
+def queue_rows(warehouse) -> dict[str, tuple]:
+    """proposal_id -> (queue status, closed_reason, execution status, execution error)."""
+    with duckdb.connect(warehouse) as con:
+        ensure_tables(con)
+        rows = con.execute(
+            "SELECT q.proposal_id, q.status, q.closed_reason, e.status, e.error FROM device.command_queue q"
+            " LEFT JOIN device.command_executions e USING (proposal_id)"
+        ).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def table_row(case: str, final: dict, lost_polls: int, footer: dict, statuses: dict) -> None:
+    """With DAENA_FAULT_TABLE set, append one fault case's outcome as a JSON line (the closing note's
+    table): final heater/state as the roaster reported them, lost polls, footer end reason and exit."""
+    if os.environ.get("DAENA_FAULT_TABLE"):
+        row = {"model": final.get("model"), "case": case, "heater": final["h"], "state": State(final["st"]).name.lower(), "lost_polls": lost_polls,
+               "end_reason": footer["end_reason"], "exit": footer["exit"]["outcome"], "statuses": statuses}
+        with open(os.environ["DAENA_FAULT_TABLE"], "a") as out:
+            out.write(json.dumps(row) + "\n")

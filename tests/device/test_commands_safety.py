@@ -13,11 +13,6 @@ from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Con
 from .conftest import run_until
 
 
-@pytest.fixture
-def warehouse(tmp_path):
-    return str(tmp_path / "w.duckdb")
-
-
 def queue(warehouse, *rows, serial="4242"):
     """Approvals given now (after the session started), for the virtual R1's serial, session-less."""
     with duckdb.connect(warehouse) as con:
@@ -194,7 +189,7 @@ def test_locked_warehouse_keeps_rows_in_memory_until_it_is_free(tmp_path):
     from daena_pipelines.device.command_store import CommandBridge
 
     path = str(tmp_path / "w.duckdb")
-    bridge = CommandBridge(path, "r1", "rec", interval_s=3600)
+    bridge = CommandBridge(path, "r1", "rec", interval_s=3600)  # its own process, short connections
     bridge.start()
     bridge.sync()  # creates the tables
     holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({path!r}); print('held', flush=True); time.sleep(60)"],
@@ -258,5 +253,5 @@ def _reading(state=p.State.ROASTING, heater=5, fan=3, drum=6) -> Status:
     (Command("l", "r1", "SET_FAN", float("inf")), _reading(), 150.0, "target inf is not a whole level"),
 ])
 def test_refusals(command, reading, bt, expected):
-    reason = refusal(command, reading, bt, SafetyLimits())
+    reason = refusal(command, reading, bt, SafetyLimits().within_model(p.LIMITS))
     assert (reason is None) if expected is None else (expected in reason), reason

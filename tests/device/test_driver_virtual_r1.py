@@ -125,3 +125,32 @@ def test_disconnect_mid_poll(clock):
     clock.sleep(2.5)
     with pytest.raises(r.DeviceDisconnected, match="disconnected"):
         r1.poll()
+
+
+@pytest.mark.parametrize("ibts, channel_b", [(False, b"\x00\x00\xb0\x41"), (True, b"\xcd\xcc\x8c\x41")])
+def test_status_bytes_worked_out_by_hand(clock, ibts, channel_b):
+    """A cold, idle virtual R1 without sensor noise, read with plain pyusb calls. Expected bytes worked
+    out by hand: 22.0 °C = float32 0x41B00000; the IBTS reading of an empty drum (0.8 x 22 = 17.6 °C)
+    = 0x418CCCCD, on channel B (bytes 8-11) as Artisan's IBTS mode reads it; 230 = 0x00E6;
+    coil fans 400 + 150 x heater 0 = 0x0190 and 380 = 0x017C; preheat target 240 = 0x00F0."""
+    from daena_pipelines.device.thermal import ThermalParams
+
+    config = VirtualR1Config(product_id=0xA27E if ibts else 0x5741, ibts=ibts, thermal=ThermalParams(noise_c=0.0))
+    _, backend = plug_in_virtual_r1(config, clock)
+    device = usb.core.find(idVendor=0x0483, backend=backend)
+    device.detach_kernel_driver(1)
+    device.set_configuration(1)
+    usb.util.claim_interface(device, 1)
+    clock.sleep(1.5)  # one second into OFF (and away from the idle message)
+    device.write(0x03, b"\x30\x01")
+    status = bytes(device.read(0x81, 64))
+    device.write(0x03, b"\x30\x03")
+    status += bytes(device.read(0x81, 64))
+    assert status[0:4] == b"\x00\x00\xb0\x41"  # channel A: the bean probe at 22.0 °C
+    assert status[8:12] == channel_b
+    assert status[16:20] == b"\x00\x00\xb0\x41"  # exhaust 22.0 °C
+    assert status[24:30] == bytes([0, 1, 1, 0, 5, 0x00])  # timer 0:01, fan 1, heater 0, drum 5, state off
+    assert status[41] == 10
+    assert status[44:46] == b"\x00\x00" and status[48:50] == b"\xe6\x00"  # fan rpm 0 (off), voltage 230
+    assert status[52:56] == b"\x90\x01\x00\x00" and status[96:100] == b"\x7c\x01\x00\x00"
+    assert status[104:106] == b"\xf0\x00"

@@ -13,7 +13,8 @@ import usb.core
 import usb.util
 
 from daena_pipelines.device.r2 import protocol as r2
-from daena_pipelines.device.r2.virtual import VirtualR2Config, plug_in_virtual_r2
+from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
+from daena_pipelines.device.virtual_r1 import VirtualR1Config
 
 
 def crc_from_the_docs(data: bytes) -> int:
@@ -128,7 +129,7 @@ def test_unusable_frames_are_invalid(bad):
 # ----- the virtual R2 on the wire, through plain pyusb ---------------------------------------------
 @pytest.fixture
 def raw_r2(clock):
-    device, backend = plug_in_virtual_r2(VirtualR2Config(), clock)
+    device, backend = plug_in_virtual_r2(VirtualR1Config(), clock)
     usb_device = usb.core.find(idVendor=0x0483, idProduct=0xA4CD, backend=backend)
     usb_device.reset()
     usb_device.detach_kernel_driver(1)

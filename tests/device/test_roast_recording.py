@@ -68,15 +68,27 @@ def test_header_and_footer_lines(roast):
 
 
 def test_same_seed_same_session(roast, tmp_path):
-    result, _, session = roast
-    cfg = SidecarConfig(
-        simulate=True, time_scale=0, seed=7, start_at="2026-11-17T09:00:00+00:00", beans="Kenya Nyeri",
-        batch_weight_g=250, recordings_dir=str(tmp_path / "rec"), landing_dir=str(tmp_path / "landing"),
-        virtual=VirtualR1Config(operator=OperatorPlan()), max_duration_s=400, stop_on="duration",
-    )
-    again = parse_sidecar(run_sidecar(cfg).path.read_bytes(), "again")
-    n = len(again.time_s) - 1  # the shorter run ends early, so compare its complete samples
-    np.testing.assert_array_equal(again.bt_c[:n], session.bt_c[:n])
+    """The stepped virtual R1 is deterministic: the same seed and settings record the same session
+    (same id, same samples); another seed records another one."""
+    _, _, full = roast
+
+    def short_run(seed: int, folder: str):
+        cfg = SidecarConfig(
+            simulate=True, time_scale=0, seed=seed, start_at="2026-11-17T09:00:00+00:00", beans="Kenya Nyeri",
+            batch_weight_g=250, recordings_dir=str(tmp_path / folder / "rec"), landing_dir=str(tmp_path / folder / "landing"),
+            virtual=VirtualR1Config(operator=OperatorPlan()), max_duration_s=400, stop_on="duration",
+        )
+        return parse_sidecar(run_sidecar(cfg).path.read_bytes(), folder)
+
+    first, again, other = short_run(7, "first"), short_run(7, "again"), short_run(8, "other")
+    assert len(first.time_s) >= 390, len(first.time_s)  # 400 s at one sample per second
+    assert again.session_id == first.session_id and other.session_id != first.session_id
+    np.testing.assert_array_equal(again.time_s, first.time_s)
+    np.testing.assert_array_equal(again.bt_c, first.bt_c)
+    assert not np.array_equal(other.bt_c[: len(first.bt_c)], first.bt_c[: len(other.bt_c)])
+    # the whole roast with seed 7 starts with these very samples (it only runs longer)
+    n = len(first.time_s) - 1  # the short run's last sample may be cut by its stop
+    np.testing.assert_array_equal(first.bt_c[:n], full.bt_c[:n])
 
 
 def test_first_crack_threshold_when_nobody_marks_it(tmp_path):
@@ -160,3 +172,31 @@ def test_recorder_with_background_fsync_is_readable_while_open_and_closes(tmp_pa
     assert not recorder._syncer.is_alive()
     closed = parse_sidecar(recorder.path.read_bytes(), "closed")
     assert closed.settings["complete"] and math.isnan(closed.bt_c[1])
+
+
+def test_every_decoded_field_is_an_extra_channel(roast):
+    _, _, session = roast
+    assert set(session.extra) == {
+        "exhaust_c", "device_ror_a_c_per_min", "ir_c", "pcb_c", "fan_rpm", "voltage", "coil_fan", "coil_fan2",
+        "preheat_target_c", "device_timer_s"}
+    charge = session.events["CHARGE"]
+    assert session.extra["preheat_target_c"][charge] == 240 and session.extra["voltage"][charge] == 230
+    assert session.extra["fan_rpm"][charge] == 900 + 260 * session.controls["fan"][charge]
+    assert session.extra["device_timer_s"][charge + 60] == pytest.approx(session.time_s[charge + 60] - session.time_s[charge], abs=1)
+
+
+def test_ibts_unit_read_as_artisan_does(tmp_path):
+    """IBTS (rev3) with bt_channel 'b': BT from bytes 8-11, Artisan's IBTS mode. The infrared reading
+    sees the cold beans at once and climbs without a turning point; channel A (the probe, now ET)
+    dips to its turning point."""
+    cfg = SidecarConfig(
+        simulate=True, time_scale=0, seed=7, recordings_dir=str(tmp_path / "rec"), landing_dir=str(tmp_path / "landing"),
+        virtual=VirtualR1Config(product_id=0xA27E, ibts=True, operator=OperatorPlan()), bt_channel="b",
+        stop_on="duration", max_duration_s=600,
+    )
+    session = parse_sidecar(run_sidecar(cfg).path.read_bytes(), "ibts")
+    assert session.settings["channel_mapping"] == {"bt": "b", "et": "a"}
+    charge = session.events["CHARGE"]
+    bt, probe = session.bt_c[charge:], session.et_c[charge:]
+    assert bt[2] < 40 and np.all(np.diff(bt[5:120]) > -1.0)  # from the beans' own temperature, rising
+    assert probe[0] > 150 and 60 < probe[:120].min() < 110  # the probe's turning point

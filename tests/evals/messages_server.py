@@ -299,11 +299,15 @@ class MessagesServer:
         if state["canceling"] or (self.batch_polls_to_end is not None and state["polls"] >= self.batch_polls_to_end):
             state["ended"] = True
 
+    def _scripted(self, state: dict, request: dict) -> tuple | None:
+        """A batch cancelled before it could end cancels every request; else the scripted result, if any."""
+        if state["canceling"] and self.batch_polls_to_end is None:
+            return ("canceled",)
+        return self.batch_results.get(request["custom_id"])
+
     def batch_result(self, batch_id: str, request: dict) -> dict:
         state = self.batches[batch_id]
-        scripted = self.batch_results.get(request["custom_id"])
-        if state["canceling"] and self.batch_polls_to_end is None:
-            scripted = ("canceled",)
+        scripted = self._scripted(state, request)
         if scripted and scripted[0] == "errored":
             return {"type": "errored", "error": {"type": "error", "error": {"type": scripted[1], "message": scripted[2]}}}
         if scripted:
@@ -318,12 +322,17 @@ class MessagesServer:
         n = len(state["requests"])
         ended = state["ended"]
         status = "ended" if ended else "canceling" if state["canceling"] else "in_progress"
+        counts = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
+        if not ended:
+            counts["processing"] = n
+        else:  # scripted outcomes; every other request counts as succeeded
+            for r in state["requests"]:
+                counts[(self._scripted(state, r) or ("succeeded",))[0]] += 1
         return {
             "id": batch_id,
             "type": "message_batch",
             "processing_status": status,
-            "request_counts": {"processing": 0 if ended else n, "succeeded": n if ended else 0,
-                               "errored": 0, "canceled": 0, "expired": 0},
+            "request_counts": counts,
             "created_at": "2026-11-21T00:00:00Z",
             "expires_at": "2026-11-22T00:00:00Z",
             "ended_at": "2026-11-21T00:01:00Z" if ended else None,

@@ -7,7 +7,6 @@ import dagster as dg
 import duckdb
 import pytest
 
-from daena_pipelines import config
 from daena_pipelines.defs.evals import assets, checks
 from daena_pipelines.defs.evals.jobs import eval_job
 from daena_pipelines.defs.evals.partitions import daily_partitions
@@ -26,7 +25,7 @@ CHECKS = [checks.golden_cases_valid, checks.eval_runs_complete, checks.judge_sco
 @pytest.fixture(autouse=True)
 def fixture_cases(monkeypatch):
     """Golden cases frozen for these tests, so retuning the bundled cases does not move them."""
-    monkeypatch.setattr(config, "GOLDEN_DIR", Path(__file__).parent / "golden")
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(Path(__file__).parent / "golden"))
 
 
 @pytest.fixture
@@ -91,6 +90,11 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
                for _, st, src, pc, tok, cost in judged if st == "judged")
     calls = len(server.requests)
     assert calls == 6
+    for sent in server.requests:  # the telemetry summary runs from CHARGE to DROP, not into the cooling tray
+        user = sent["messages"][0]["content"][0]["text"]
+        summary = user.split("<telemetry_summary>\n")[1].split("\n</telemetry_summary>")[0].splitlines()[1:]
+        times = [float(line.split(",")[0]) for line in summary]
+        assert times[0] == 0.0 and max(times) <= 660.0 and ",55.5," not in "\n".join(summary)
 
     p = {r[0]: r[1:] for r in query(
         db, "SELECT case_id, n_trials, n_success, n_needs_review, pass_at_1, pass_at_k, enough_trials FROM evals.pass_at_k"
@@ -113,8 +117,7 @@ def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, 
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
     with duckdb.connect(str(db)) as con:  # a session telemetry could not compute metrics for
-        con.execute("INSERT INTO telemetry.sessions (session_id, roasted_at, machine, beans) VALUES "
-                    "('nom-1', '2026-11-18 20:00:00+00', 'Aillio Bullet R1 (virtual)', 'Brazil Cerrado')")
+        warehouse_fixture.add_session(con, "nom-1", datetime(2026, 11, 18, 20, tzinfo=timezone.utc), "Brazil Cerrado")
     monkeypatch.delenv("DAENA_TEST_MISSING_KEY", raising=False)
     no_key = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_MISSING_KEY", base_url=server.base_url)
     run(db, no_key, "2026-11-18")
@@ -135,7 +138,8 @@ def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, 
 def test_eval_runs_without_golden_cases_fails_clearly(tmp_path, server, monkeypatch):
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
-    with pytest.raises(dg.Failure, match="materialise evals/golden_cases first"):
+    # the warehouse migrations create evals.golden_cases on connection, so it is there but empty
+    with pytest.raises(dg.Failure, match="evals.golden_cases is empty: .* materialise evals/golden_cases"):
         dg.materialize([assets.eval_runs], partition_key="2026-11-17",
                        resources={"duckdb": WarehouseResource(database=str(db))})
 
@@ -145,7 +149,8 @@ def test_nightly_schedule_targets_yesterday():
     (request,) = eval_nightly_schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-19"
     assert eval_job.partitions_def == daily_partitions
-    assert {a.key for a in dg.load_assets_from_modules([assets])} == {dg.AssetKey(["evals", n]) for n in ("golden_cases", "eval_runs", "pass_at_k", "judge_scores")}
+    assert {a.key for a in dg.load_assets_from_modules([assets])} == {dg.AssetKey(["evals", n]) for n in (
+        "golden_cases", "eval_runs", "pass_at_k", "judge_scores", "judge_agreement")}
 
 
 def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
@@ -238,7 +243,7 @@ def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
     golden_dir = tmp_path / "golden"
     (golden_dir / "cases").mkdir(parents=True)
     (golden_dir / "cases" / "broken.json").write_text('{"id": "broken", "expectation": "SHOULD_SUCCEED"}')
-    monkeypatch.setattr(config, "GOLDEN_DIR", golden_dir)
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(golden_dir))
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
     result = dg.materialize(
@@ -252,3 +257,28 @@ def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
     assert not check.passed and "broken.json" in check.description
     assert result.asset_materializations_for_node("evals__eval_runs") == []
     assert query(db, "SELECT file FROM evals.golden_case_errors") == [("broken.json",)]
+
+
+def test_judge_agreement_is_computed_per_source_and_warns_below_the_thresholds(tmp_path, server, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    judge_resource = simulator_judge(server, monkeypatch)
+    resources = {"duckdb": WarehouseResource(database=str(db)), "anthropic_judge": judge_resource}
+    assert dg.materialize([assets.golden_cases], resources=resources).success
+    assert dg.materialize([assets.eval_runs, assets.judge_scores], resources=resources, tags={
+        "dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}).success
+    result = dg.materialize([assets.judge_agreement, checks.judge_agreement_ok], resources=resources)
+    rows = query(db, "SELECT source, comparison, dimension, n_pairs, spearman, kappa, agreement_rate, status "
+                     "FROM evals.judge_agreement ORDER BY comparison, dimension")
+    assert [r[:4] for r in rows] == [("simulator", "judge_vs_gates", "constraintRespect", 5)] + [
+        ("simulator", "judge_vs_human", d, 6) for d in sorted(judge_scores_dimensions())]
+    # The fixture labels rate safety flat at 90/95 while the simulated judge varies it: kappa/rho fall short.
+    low = {r[2] for r in rows if r[7] == "below_threshold"}
+    (check,) = result.get_asset_check_evaluations()
+    assert check.severity == dg.AssetCheckSeverity.WARN and check.passed == (not low)
+    assert low and all(d in check.description for d in low)
+
+
+def judge_scores_dimensions():
+    from daena_pipelines.evals.judge import SCORE_FIELDS
+    return SCORE_FIELDS

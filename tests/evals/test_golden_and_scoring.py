@@ -10,13 +10,13 @@ from daena_pipelines.evals import golden, scoring
 
 @pytest.fixture(scope="module")
 def cases():
-    loaded, errors = golden.load_cases(config.GOLDEN_DIR / "cases")
+    loaded, errors = golden.load_cases(config.golden_dir() / "cases")
     assert errors == []
     return {lc.case.case_id: lc.case for lc in loaded}
 
 
 def on_target(case, **overrides):
-    metrics = dict(case.targets, ror_spikes=0, ror_crashes=0)
+    metrics = dict(case.targets, ror_spikes=0, ror_crashes=0, crash=False)
     metrics.update(overrides)
     return metrics
 
@@ -82,6 +82,53 @@ def test_near_tolerance_warns_and_beyond_fails(cases):
     assert at_max.gate("ror_crashes").status == "warn"
 
 
+def test_a_ror_crash_at_first_crack_fails_unless_the_case_allows_it(cases):
+    case = cases["brazil-cerrado-light-medium"]
+    crashed = scoring.evaluate(case, on_target(case, crash=True, ror_crashes=1), None)
+    assert crashed.outcome == "FAIL" and crashed.gate("fc_crash").status == "fail" and "first crack" in crashed.reason
+    assert scoring.evaluate(case, on_target(case, crash=None), None).gate("fc_crash").status == "unknown"
+    tolerant = golden.parse_case({**case.definition, "allow_fc_crash": True}, "t.json")
+    assert scoring.evaluate(tolerant, on_target(tolerant, crash=True, ror_crashes=1), None).gate("fc_crash").passed
+
+
+def test_every_bundled_case_passes_its_own_baseline_plan(cases):
+    for case in cases.values():
+        if case.expectation == "SHOULD_SUCCEED":
+            ev = scoring.evaluate(case, on_target(case), executed_plan(case))
+            assert ev.outcome == "PASS", (case.case_id, ev.reason)
+
+
+def with_drop(definition, drop_t):
+    commands = [dict(c, t_s=drop_t) if c["command_type"] == "DROP" else c for c in definition["baseline_commands"]]
+    return {**definition, "baseline_commands": commands}
+
+
+@pytest.mark.parametrize("change, problem", [
+    # The Ethiopia case as it was: DROP at 660 s against a drop target of 600 ± 30 s.
+    (lambda d: with_drop({**d, "targets": {**d["targets"], "drop_s": 600, "fcs_s": 455, "dtr_pct": 24.2}}, 660),
+     "DROP at 660 s is not within 0.8 of the drop target 600 ± 30 s"),
+    # The Kenya case as it was: DROP exactly on the tolerance edge (650 s vs 620 ± 30 s).
+    (lambda d: with_drop({**d, "targets": {**d["targets"], "drop_s": 620, "fcs_s": 450, "dtr_pct": 27.4},
+                          "tolerances": {**d["tolerances"], "dtr_pct": 4.0}}, 650), "DROP at 650 s is not within 0.8"),
+    (lambda d: {**d, "targets": {**d["targets"], "dtr_pct": 28.0}}, "give a DTR of"),
+    (lambda d: {**d, "baseline_commands": [*d["baseline_commands"], {"t_s": 100, "command_type": "SET_POWER",
+                                                                      "target_value": 11}]}, "outside the device range"),
+    (lambda d: {**d, "baseline_commands": [c for c in d["baseline_commands"] if c["command_type"] != "DROP"]},
+     "0 DROP commands"),
+])
+def test_a_case_whose_baseline_plan_breaks_its_own_targets_is_refused(cases, change, problem):
+    with pytest.raises(golden.InvalidCase, match="baseline plan contradicts it") as raised:
+        golden.parse_case(change(cases["kenya-nyeri-light-medium"].definition), "k.json")
+    assert problem in str(raised.value)
+
+
+def test_a_reject_case_must_name_a_really_unsafe_command(cases):
+    definition = cases["kenya-nyeri-unsafe-heater"].definition
+    safe = [dict(c, target_value=9) if c.get("unsafe") else c for c in definition["baseline_commands"]]
+    with pytest.raises(golden.InvalidCase, match="marked unsafe but is within the device range"):
+        golden.parse_case({**definition, "baseline_commands": safe}, "u.json")
+
+
 def test_missing_metric_needs_review_but_a_failure_wins(cases):
     case = cases["ethiopia-guji-light-medium"]
     ev = scoring.evaluate(case, on_target(case, fcs_s=None, fcs_bt_c=None), None)
@@ -103,7 +150,7 @@ def test_command_deviation_gate(cases):
     partial = executed_plan(case)[:-1]
     missing = scoring.evaluate(case, metrics, partial).gate("command_deviation")
     assert missing.status == "fail" and "missing: DROP" in missing.reason
-    untimed = [dict(p, session_t_s=None) if p["command_type"] == "SET_DRUM" else p for p in executed_plan(case)]
+    untimed = [dict(p, session_t_s=None) if p["command_type"] == "SET_FAN" else p for p in executed_plan(case)]
     assert scoring.evaluate(case, metrics, untimed).outcome == "NEEDS_REVIEW"
     proposed_only = [dict(p, status="PENDING_APPROVAL", execution_started_at=None) for p in executed_plan(case)]
     assert scoring.evaluate(case, metrics, proposed_only).gate("command_deviation").status == "not_applicable"

@@ -61,7 +61,6 @@ def test_bad_bytes_get_a_precise_error(mutate, kind):
         ({"timex": "not a list"}, "bad_value", "timex"),
         ({"temp1": [1.0, 2.0]}, "length_mismatch", "temp1 2"),
         ({"timeindex": [200, 0, 0, 0, 0, 0, 100, 0]}, "event_order", "CHARGE"),
-        ({"timeindex": [-1, 0, 0, 0, 0, 0, 0, 0]}, "no_charge", "CHARGE"),
         ({"timeindex": [5, 0, 0, 0, 0, 0, 99999, 0]}, "bad_events", "DROP"),
         ({"mode": "K"}, "bad_unit", "mode"),
         ({"timex": [], "temp1": [], "temp2": []}, "empty_profile", "0 samples"),
@@ -81,10 +80,26 @@ def test_time_going_backwards_names_the_sample():
         parse_alog(alog_bytes(data), "bad.alog")
 
 
-def test_session_id_ignores_metadata_edits_but_not_measurements():
+def test_a_profile_without_charge_counts_from_the_recordings_start_and_says_so():
+    data = profile(timeindex=[-1, 0, 200, 0, 0, 0, 290, 0])
+    session = parse_alog(alog_bytes(data), "no-charge.alog")
+    assert session.charge_inferred and session.events["CHARGE"] == 0
+    assert session.origin_s == 0.0  # Artisan measures such profiles from the recording's zero
+    assert parse_alog(alog_bytes(profile()), "a.alog").charge_inferred is False
+
+
+def test_unicode_escapes_in_text_are_unescaped():
+    session = parse_alog(alog_bytes(profile(title="Caf\\u00e9 \\ud83d\\ude00\\nline", beans="Sidama\\u2013Guji")), "u.alog")
+    assert session.title == "Café \U0001f600\nline" and session.beans == "Sidama–Guji"
+
+
+def test_session_id_ignores_metadata_edits_but_not_measurements_or_event_marks():
     base = parse_alog(alog_bytes(profile()), "a.alog")
     renamed = parse_alog(alog_bytes(profile(title="edited", roastingnotes="new notes")), "b.alog")
     assert base.session_id == renamed.session_id
     data = profile()
     data["temp2"][100] += 1.0
     assert parse_alog(alog_bytes(data), "c.alog").session_id != base.session_id
+    remarked = profile()
+    remarked["timeindex"][2] += 3  # FCs marked three samples later
+    assert parse_alog(alog_bytes(remarked), "d.alog").session_id != base.session_id

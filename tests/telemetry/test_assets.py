@@ -14,7 +14,9 @@ from tests.telemetry.profiles import alog_bytes, profile
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_job_def("telemetry_ingest_job") and defs.resolve_job_def("daena_default_job")
+    ingest_job = defs.resolve_job_def("telemetry_ingest_job").asset_layer.selected_asset_keys
+    assert ingest_job == set(telemetry_ingest.keys)
+    assert ingest_job <= defs.resolve_job_def("daena_default_job").asset_layer.selected_asset_keys
 
 
 def test_materialize_ingest_with_checks(data_env):
@@ -41,6 +43,8 @@ def test_materialize_ingest_with_checks(data_env):
 def test_check_fails_when_data_is_bad(data_env):
     warehouse = str(data_env / "w.duckdb")
     (data_env / "landing" / "a.alog").write_bytes(alog_bytes(profile()))
+    celsius_marked_f = {**profile(roastUUID="unit"), "mode": "F"}  # loads, with a quality flag
+    (data_env / "landing" / "c.alog").write_bytes(alog_bytes(celsius_marked_f))
     dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse)})
     with duckdb.connect(warehouse) as con:
         con.execute("INSERT INTO telemetry.points (session_id, t_s, bt_c) SELECT session_id, 1e6, 900 FROM telemetry.sessions")
@@ -49,7 +53,7 @@ def test_check_fails_when_data_is_bad(data_env):
         selection=dg.AssetSelection.checks(*telemetry_checks), raise_on_error=False,
     )
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
-    assert "temperatures_plausible" in failed
+    assert {"temperatures_plausible", "quality_flags"} <= failed
 
 
 def test_landing_sensor_requests_only_new_or_changed_files(data_env):

@@ -37,7 +37,7 @@ def test_bad_files_are_recorded_and_quarantined_while_good_ones_load(con, tmp_pa
 def test_renamed_copy_is_a_duplicate_not_a_second_session(con, tmp_path):
     original = _write(tmp_path / "a.alog", profile())
     copy = _write(tmp_path / "b.alog", profile())  # same bytes, other name
-    resaved = _write(tmp_path / "c.alog", profile(roastingnotes="edited later"))  # same roast, new notes
+    resaved = _write(tmp_path / "c.alog", profile(title="edited later"))  # same roast, retitled: no richer
     report = ingest.ingest(con, [original, copy, resaved], tmp_path / "q", workers=1)
     assert len(report.loaded) == 1
     details = dict(report.duplicates)
@@ -96,3 +96,22 @@ def test_notes_edited_in_place_update_the_same_session(con, tmp_path):
     assert second.loaded == first.loaded == second.replaced  # same roast, same id, rewritten in place
     assert con.execute("SELECT notes FROM telemetry.sessions").fetchall() == [("cupped: bright, juicy",)]
     assert _count(con, "points") == len(profile()["timex"])
+
+
+@pytest.mark.parametrize("separate_runs", [False, True])
+def test_of_two_copies_of_a_roast_the_richer_is_kept(con, tmp_path, separate_runs):
+    poor = _write(tmp_path / "a.alog", profile(weight=[250.0, 0, "g"]))  # sorts first, lacks the roasted weight
+    rich = _write(tmp_path / "b.alog", profile())
+    if separate_runs:
+        ingest.ingest(con, [poor], tmp_path / "q", workers=1)
+        report = ingest.ingest(con, [rich], tmp_path / "q", workers=1)
+    else:
+        report = ingest.ingest(con, [poor, rich], tmp_path / "q", workers=1)
+    assert dict(report.duplicates).keys() == {str(poor)}
+    assert con.execute("SELECT source_path, roasted_weight_g FROM telemetry.sessions").fetchall() == [(str(rich), 212.0)]
+    assert con.execute("SELECT weight_loss_pct FROM telemetry.roast_metrics").fetchone()[0] == pytest.approx(15.2)
+    files = dict(con.execute("SELECT source_path, status FROM telemetry.source_files").fetchall())
+    assert files == {str(poor): "duplicate", str(rich): "loaded"}
+    assert _count(con, "points") == len(profile()["timex"])
+    again = ingest.ingest(con, [poor, rich], tmp_path / "q", workers=1)  # nothing flips back
+    assert again.unchanged == 2 and not again.loaded

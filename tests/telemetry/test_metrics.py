@@ -74,3 +74,39 @@ def test_phases_and_dtr_from_events():
     assert m["dtr_pct"] == pytest.approx(20.0)
     assert m["tp_s"] == 90  # two samples at 100 °C: the later one and m["weight_loss_pct"] == pytest.approx(16.0)
     assert m["crash"] is False and m["flick"] is False
+
+
+def test_every_computed_metric_has_a_roast_metrics_column():
+    from daena_pipelines.telemetry.alog import parse_alog
+    from daena_pipelines.telemetry.ingest import session_rows
+    from daena_pipelines.telemetry.store import METRIC_COLUMNS
+    from tests.telemetry.profiles import alog_bytes, profile
+
+    metrics = session_rows(parse_alog(alog_bytes(profile()), "a.alog"), "a.alog", "sha", None).metrics
+    assert set(metrics) == set(METRIC_COLUMNS)  # nothing computed is silently left out of the store
+
+
+def test_dry_end_falls_back_to_the_first_sample_from_tp_at_the_threshold():
+    from daena_pipelines.telemetry.metrics import dry_end
+
+    bt = np.array([200, 150, 120, 110, 125, 140, 149.9, 150.0, 160, 170.0])
+    assert dry_end(bt, {"CHARGE": 0}, 3, 150.0) == (7, True)
+    assert dry_end(bt, {"CHARGE": 0, "DRY_END": 5}, 3, 150.0) == (5, False)  # a mark wins (Artisan >= 2.2)
+    assert dry_end(bt, {"CHARGE": 0}, 3, 180.0) == (None, False)  # never reached
+    assert dry_end(bt, {"CHARGE": 0}, None, 150.0) == (None, False)  # no TP, no fallback
+
+
+def test_phase_rates_rises_and_met_follow_artisan():
+    t = np.arange(0.0, 601.0, 1.0)
+    bt = np.where(t < 60, 200 - 1.5 * t, 110 + 0.2 * (t - 60))  # TP at 60 s, then 12 °C/min
+    et = bt + 30
+    et[300] = 400.0  # the hottest ET before DROP
+    session = RoastSession("artisan_alog", "real", t, bt, et, {"CHARGE": 0, "FCs": 400, "DROP": 600},
+                           settings={"dry_end_threshold_c": 150.0})
+    row = roast_metrics(session, np.full(len(t), np.nan))
+    assert row["tp_s"] == 60 and row["dry_end_s"] == 260 and row["dry_end_inferred"] is True
+    for phase in ("dry", "mid", "finish", "total"):
+        assert row[f"{phase}_phase_ror_c_per_min" if phase != "total" else "total_ror_c_per_min"] == pytest.approx(12.0)
+    assert row["dry_phase_delta_c"] == pytest.approx(40.0) and row["mid_phase_delta_c"] == pytest.approx(28.0)
+    assert row["met_c"] == 400.0
+    assert row["drying_s"] == 260 and row["maillard_s"] == 140 and row["development_s"] == 200

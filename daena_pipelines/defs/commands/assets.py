@@ -11,7 +11,7 @@ import dagster as dg
 import pydantic
 
 from daena_pipelines.commands import alerts, contract, metrics, store, tables
-from daena_pipelines.commands.model import EXECUTED_TERMINAL, parse_timestamp
+from daena_pipelines.commands.model import parse_timestamp
 from daena_pipelines.config import ASSETS_DIR
 from daena_pipelines.db import transaction
 from daena_pipelines.device import contract as device
@@ -111,24 +111,23 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
     key=key(contract.OUTCOME_METRICS),
     deps=[key(contract.PROPOSALS)],
     **asset_defaults("commands"),
-    description="Per UTC day x machine x command type: counts per status, success rate = COMPLETED / "
-    "(COMPLETED+FAILED+ABORTED+TIMEOUT), rejection rate = REJECTED / decided, approval latency and "
-    "execution duration p50/p95/p99/max, execution timeouts. Formulas in docs/commands.md.",
+    description="Per UTC day x machine x command type: counts per status, success rate = COMPLETED with outcome "
+    "SUCCESS / finished (COMPLETED+FAILED+ABORTED+TIMEOUT; PARTIAL is not success), failure rate = (FAILED+TIMEOUT) / "
+    "finished, rejection rate = REJECTED / decided, decision latency (approvals and rejections) and execution "
+    "duration p50/p95/p99/max, timeouts and pending decisions apart. Formulas in docs/commands.md.",
 )
 def outcome_metrics(duckdb: WarehouseResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         with transaction(con):
             metrics.build_outcome_metrics(con)
-        overall = con.execute(
-            f"SELECT count(*) FILTER (WHERE status = 'COMPLETED') / nullif(count(*) FILTER (WHERE status IN {metrics.sql_list(EXECUTED_TERMINAL)}), 0) "
-            "FROM commands.proposals"
-        ).fetchone()[0]
+        overall = metrics.overall_success_rate(con)
         return dg.MaterializeResult(
             metadata={
                 **table_metadata(
                     con, "commands.outcome_metrics",
                     preview_sql="SELECT day, machine_id, command_type, n_proposals, n_terminal_executed, success_rate, "
-                    "rejection_rate, approval_latency_p95_s, execution_duration_p95_s FROM commands.outcome_metrics LIMIT 12",
+                    "failure_rate, rejection_rate, approval_latency_p95_s, execution_duration_p95_s, "
+                    "n_execution_timeouts FROM commands.outcome_metrics LIMIT 12",
                 ),
                 "overall_success_rate": dg.MetadataValue.float(float(overall) if overall is not None else float("nan")),
             }

@@ -8,7 +8,7 @@ from daena_pipelines import config
 from daena_pipelines.commands import contract as commands
 from daena_pipelines.defs.evals.partitions import daily_partitions
 from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
-from daena_pipelines.evals import contract, golden, judge, judging, tables
+from daena_pipelines.evals import calibration, contract, golden, judge, judging, tables
 from daena_pipelines.lib.metadata import table_metadata
 from daena_pipelines.lib.specs import asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
@@ -31,7 +31,7 @@ def _days(context: dg.AssetExecutionContext):
     **asset_defaults("evals"),
 )
 def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
-    loaded, errors = golden.load_cases(config.GOLDEN_DIR / "cases")
+    loaded, errors = golden.load_cases(config.golden_dir() / "cases")
     for file, error in errors:
         context.log.error(error)
     with duckdb.get_connection() as con:
@@ -137,3 +137,34 @@ def judge_scores(
         "by_source": dg.MetadataValue.json(judging.run_summary(rows)),
     })
 
+
+
+@dg.asset(
+    key=key(contract.JUDGE_AGREEMENT),
+    deps=keys([contract.JUDGE_SCORES, contract.EVAL_RUNS]),
+    description="The judge validated: per source, endpoint and model, agreement with the human-labelled calibration "
+    "set (golden/judge/calibration.json) per dimension (Spearman, Cohen's kappa on score bands) and judge versus "
+    "gates; docs/evals.md gives the thresholds.",
+    **asset_defaults("evals"),
+)
+def judge_agreement(duckdb: WarehouseResource) -> dg.MaterializeResult:
+    labels_file = config.golden_dir() / "judge" / "calibration.json"
+    try:
+        header, labels = calibration.load_labels(labels_file)
+    except (OSError, ValueError) as exc:
+        raise dg.Failure(f"calibration labels unusable: {exc}") from exc
+    with duckdb.get_connection() as con:
+        tables.ensure_schema(con)
+        rows = tables.refresh_judge_agreement(con, labels, labels_file.name)
+        metadata = table_metadata(
+            con, "evals.judge_agreement",
+            "SELECT source, model, comparison, dimension, n_pairs, round(spearman, 3) AS spearman, "
+            "round(kappa, 3) AS kappa, round(agreement_rate, 3) AS agreement_rate, status "
+            "FROM evals.judge_agreement ORDER BY ALL",
+        )
+    return dg.MaterializeResult(metadata={
+        **metadata,
+        "labels": len(labels),
+        "labelled_by": header["labelled_by"],
+        "statuses": dg.MetadataValue.json(dict(Counter(r["status"] for r in rows))),
+    })

@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from daena_pipelines.evals import contract, judge, scoring
+from daena_pipelines.evals import calibration, contract, judge, scoring
 from daena_pipelines.lib.golden_checks import golden_asset_check
 from daena_pipelines.lib.specs import key
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
 GOLDEN_CASES, EVAL_RUNS, JUDGE_SCORES = key(contract.GOLDEN_CASES), key(contract.EVAL_RUNS), key(contract.JUDGE_SCORES)
+JUDGE_AGREEMENT = key(contract.JUDGE_AGREEMENT)
 
 
 def _check(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
@@ -67,9 +68,35 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
+@dg.asset_check(
+    asset=JUDGE_AGREEMENT,
+    pool=DUCKDB_POOL,
+    description=f"WARN when the judge agrees with the human labels or the gates less than documented "
+    f"(Spearman >= {calibration.THRESHOLDS['spearman']}, kappa >= {calibration.THRESHOLDS['kappa']}, "
+    f"gate agreement >= {calibration.THRESHOLDS['gate_agreement']}, with >= {calibration.MIN_PAIRS} pairs).",
+)
+def judge_agreement_ok(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        low = con.execute(
+            "SELECT source, model, comparison, dimension, n_pairs, spearman, kappa, agreement_rate "
+            "FROM evals.judge_agreement WHERE status = 'below_threshold' ORDER BY ALL"
+        ).fetchall()
+        compared = con.execute("SELECT count(*) FILTER (WHERE status <> 'too_few_pairs'), count(*) "
+                               "FROM evals.judge_agreement").fetchone()
+    described = "; ".join(
+        f"{src}/{model} {comp} {dim}: n={n}, spearman={rho if rho is None else round(rho, 2)}, "
+        f"kappa={k if k is None else round(k, 2)}, agreement={a if a is None else round(a, 2)}"
+        for src, model, comp, dim, n, rho, k, a in low
+    )
+    why = described or (f"{compared[0]} comparisons at or above the thresholds" if compared[0]
+                         else "no judge run has enough labelled pairs to compare yet")
+    return dg.AssetCheckResult(passed=not low, severity=dg.AssetCheckSeverity.WARN, description=why,
+                               metadata={"below_threshold": len(low), "compared": compared[0]})
+
+
 # The outcome of every bundled sample session against its golden case. It warns rather than
 # blocks: a production warehouse need not hold the bundled sessions. CI, which runs on the
-# bundled data, treats a failure as red (regressions/ci.py).
+# bundled data, treats a failure as red (daena_pipelines/ci.py).
 eval_outcomes_golden = golden_asset_check(
     asset=["evals", "eval_runs"], suite_file="evals/outcomes.golden.json", name="eval_outcomes_golden", blocking=False
 )

@@ -17,9 +17,11 @@ import dagster as dg
 
 from daena_pipelines.lib.golden_checks import to_check_evaluation
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
+from daena_pipelines.db import WarehouseBusy
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 BATCH = 200
+SENSOR_LOCK_WAIT_S = 10.0  # a tick waits this long for a writer's lock, then skips (well inside the tick timeout)
 WATCHED_ASSETS = [["nbmf", "results"], ["evals", "eval_runs"]]
 MATERIALIZATION_CHECK = "materialization"
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -104,9 +106,13 @@ def regressions_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseRes
         evaluations += found
     found, cursors["runs_updated_after"] = _materialization_outcomes(context.instance, cursors.get("runs_updated_after"))
     evaluations += found
-    context.update_cursor(json.dumps(cursors, sort_keys=True))
     if not evaluations:
+        context.update_cursor(json.dumps(cursors, sort_keys=True))
         return dg.SkipReason("no new golden check evaluations or watched materialisations")
-    with duckdb.get_connection() as con:
-        counts = record_evaluations(con, evaluations)
+    try:
+        with duckdb.get_connection(wait_s=SENSOR_LOCK_WAIT_S) as con:
+            counts = record_evaluations(con, evaluations)
+    except WarehouseBusy as busy:  # the cursor stays: the next tick records these evaluations
+        return dg.SkipReason(f"warehouse busy, {len(evaluations)} evaluations left for the next tick: {busy}")
+    context.update_cursor(json.dumps(cursors, sort_keys=True))
     return dg.SkipReason(f"{len(evaluations)} evaluations recorded: {counts}")

@@ -9,9 +9,10 @@ import numpy as np
 
 from daena_pipelines import config as settings
 from daena_pipelines.lib.metadata import markdown_table, table_metadata
-from daena_pipelines.lib.specs import key, table_spec
+from daena_pipelines.lib.specs import asset_defaults, key, table_spec
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
-from daena_pipelines.telemetry import contract, ingest, plot
+from daena_pipelines.telemetry import contract, ingest, plot, recompute
+from daena_pipelines.telemetry.metrics import METRICS_VERSION
 
 
 class IngestConfig(dg.Config):
@@ -77,6 +78,8 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
         paths, others = ingest.discover(landing)
         if others:
             context.log.info(f"ignoring {len(others)} non-roast files in {landing}, e.g. {others[0].name}")
+        for stray in (p for p in others if p.suffix.lower() == ".json"):
+            context.log.info(f"ignoring {stray}: JSON without RoasTime's beanTemperature curve, so not a roast")
     with duckdb.get_connection() as con:
         report = ingest.ingest(con, paths, settings.quarantine_dir(), workers=config.workers)
         for path, kind, message in report.rejected:
@@ -129,3 +132,20 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
                 "quarantine_dir": dg.MetadataValue.path(str(settings.quarantine_dir())),
             },
         )
+
+
+@dg.asset(
+    key=dg.AssetKey(["telemetry", "metrics_recompute"]),
+    deps=[key(contract.ROAST_METRICS)],
+    description="Recomputes telemetry.roast_metrics (and the points' RoR) of stored sessions whose metrics_version is older "
+    "than the code's, from their stored points: no input file needed. Reports how many sessions it recomputed.",
+    **asset_defaults("telemetry"),
+)
+def telemetry_metrics_recompute(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        count = recompute.recompute_metrics(con)
+    context.log.info(f"recomputed the metrics of {count} stored sessions to metrics version {METRICS_VERSION}")
+    return dg.MaterializeResult(metadata={
+        "sessions_recomputed": dg.MetadataValue.int(count),
+        "metrics_version": dg.MetadataValue.int(METRICS_VERSION),
+    })

@@ -11,30 +11,35 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
+from daena_pipelines.device import protocol as p
 from daena_pipelines.device.r2 import protocol as r2
-from daena_pipelines.device.thermal import ThermalParams
+from daena_pipelines.device.r2.driver import STATES  # the driver's state mapping, for sidecar_state
 from daena_pipelines.device.virtual_r1 import (
-    TICK_S, Faults, OperatorPlan, VirtualBulletR1, VirtualR1Backend, _Descriptor, _usb_error, ror_c_per_min,
+    TICK_S, VirtualBulletR1, VirtualR1Backend, VirtualR1Config, _Descriptor, _usb_error, ror_c_per_min,
 )
 
 SLOW_FRAME_EVERY = 5  # 0xA1/0xA2 once per this many 0xA0 frames (the real rates are not known)
 QUEUED_FRAMES = 8  # frames the device holds for a host that does not read; older ones are lost
-R2_OPERATOR = OperatorPlan(charge_heater=14, heater_at_bt=((178.0, 12), (196.0, 11)))
 STRINGS = {1: "Aillio", 2: "Bullet R2"}  # string descriptor index -> text; 3 is the serial
 LANGID_EN_US = 0x0409
 
 
-@dataclass
-class VirtualR2Config:
-    serial: str = "R2V-004242"
-    batch_g: float = 250.0
-    seed: int = 0
-    thermal: ThermalParams = field(default_factory=lambda: ThermalParams(heater_levels=r2.HEATER_RANGE[1]))
-    operator: OperatorPlan | None = None
-    faults: Faults = field(default_factory=Faults)
-    product_id: int = r2.PRODUCT_ID
+def as_r2(config: VirtualR1Config) -> VirtualR1Config:
+    """The same run settings on an R2: its product id, and heater levels scaled from the R1's 0-9 to
+    the R2's 0-14 (thermal model and operator plan), so one config drives either twin alike."""
+    scale = r2.HEATER_RANGE[1] / p.HEATER_RANGE[1]
+    operator = config.operator
+    if operator is not None:
+        operator = replace(operator, charge_heater=round(operator.charge_heater * scale),
+                           heater_at_bt=tuple((bt, round(level * scale)) for bt, level in operator.heater_at_bt))
+    return replace(config, product_id=r2.PRODUCT_ID, operator=operator,
+                   thermal=replace(config.thermal, heater_levels=r2.HEATER_RANGE[1]))
+
+
+def usb_serial(config: VirtualR1Config) -> str:
+    return f"R2V-{config.serial:06d}"
 
 
 class VirtualBulletR2(VirtualBulletR1):
@@ -44,8 +49,8 @@ class VirtualBulletR2(VirtualBulletR1):
     AFTER_COOLING = r2.State.OFF  # Artisan's PRS cycle goes from cooldown straight to off
     HEATER_RANGE, FAN_RANGE, DRUM_RANGE = r2.HEATER_RANGE, r2.FAN_RANGE, r2.DRUM_RANGE
 
-    def __init__(self, config: VirtualR2Config, clock):
-        super().__init__(config, clock)
+    def __init__(self, config: VirtualR1Config, clock):
+        super().__init__(as_r2(config), clock)
         self._replies = deque(maxlen=QUEUED_FRAMES)
         self._ibts_history: deque[float] = deque(maxlen=self._probe_history.maxlen)
         self._ticks = 0
@@ -55,6 +60,10 @@ class VirtualBulletR2(VirtualBulletR1):
         self.resets = 0
 
     # ----- roaster -----------------------------------------------------------------------------
+    @property
+    def sidecar_state(self) -> int:
+        return int(STATES.get(self.state, self.state))
+
     def _warm_up(self, error_c: float) -> None:
         """Assumed: preheating -> stabilizing once within 2 °C (after 30 s), stabilizing -> charge 20 s later."""
         since = self.time_s - self.state_since_s
@@ -178,7 +187,7 @@ class VirtualR2Backend(VirtualR1Backend):
         if index == 0:
             payload = LANGID_EN_US.to_bytes(2, "little")
         else:
-            text = self.device.config.serial if index == 3 else STRINGS.get(index)
+            text = usb_serial(self.device.config) if index == 3 else STRINGS.get(index)
             if text is None:
                 raise _usb_error(errno.EPIPE, "Pipe error (no such string)")
             payload = text.encode("utf-16-le")
@@ -192,6 +201,6 @@ class VirtualR2Backend(VirtualR1Backend):
         self.device.reset()
 
 
-def plug_in_virtual_r2(config: VirtualR2Config, clock) -> tuple[VirtualBulletR2, VirtualR2Backend]:
+def plug_in_virtual_r2(config: VirtualR1Config, clock) -> tuple[VirtualBulletR2, VirtualR2Backend]:
     device = VirtualBulletR2(config, clock)
     return device, VirtualR2Backend(device)

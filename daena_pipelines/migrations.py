@@ -1,0 +1,99 @@
+"""Versioned schema migrations for every domain's warehouse tables, applied on first connection.
+
+Each domain lists its schema history as numbered migrations (``MIGRATIONS`` in its table module;
+a module that only ever had one schema offers its ``DDL`` as migration 1). The warehouse keeps a
+ledger, ``meta.schema_migrations``, of what it has applied; connecting through
+``daena_pipelines.db.connect`` or the Dagster ``WarehouseResource`` applies whatever is missing,
+each migration in its own transaction together with its ledger row. Migration 1 of every domain
+is its original ``CREATE ... IF NOT EXISTS`` DDL, so a warehouse made before the ledger existed
+adopts its tables unchanged and then receives the later migrations.
+
+Adding a column: append a Migration to the domain's list (``ALTER TABLE ... ADD COLUMN IF NOT
+EXISTS``) and raise the domain's number in ``DOMAINS``; tests/test_migrations.py checks that the
+two agree and opens a warehouse in the oldest schema.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from daena_pipelines.db import retrying_transaction, table_exists
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: str | Sequence[str] | Callable[[duckdb.DuckDBPyConnection], None]  # SQL, statements, or a function
+
+    def run(self, con: duckdb.DuckDBPyConnection) -> None:
+        if callable(self.apply):
+            self.apply(con)
+        else:
+            for statement in [self.apply] if isinstance(self.apply, str) else self.apply:
+                con.execute(statement)
+
+
+# domain -> (module holding its MIGRATIONS or DDL, newest version). The number lets a connection
+# see that nothing is due without importing every domain's module.
+DOMAINS: dict[str, tuple[str, int]] = {
+    "telemetry": ("daena_pipelines.telemetry.store", 2),
+    "evals": ("daena_pipelines.evals.tables", 1),
+    "nbmf": ("daena_pipelines.nbmf.runs", 1),
+    "regressions": ("daena_pipelines.regressions.findings", 1),
+    "device": ("daena_pipelines.device.command_store", 2),
+}
+
+LEDGER = """
+CREATE SCHEMA IF NOT EXISTS meta;
+CREATE TABLE IF NOT EXISTS meta.schema_migrations (
+    domain VARCHAR NOT NULL, version INTEGER NOT NULL, description VARCHAR NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL);
+"""
+
+
+def migrations_of(domain: str) -> list[Migration]:
+    module = importlib.import_module(DOMAINS[domain][0])
+    listed = getattr(module, "MIGRATIONS", None)
+    return list(listed) if listed is not None else [Migration(1, f"{domain} tables as first created", module.DDL)]
+
+
+def applied_versions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    if not table_exists(con, "meta.schema_migrations"):
+        return {}
+    return dict(con.execute("SELECT domain, max(version) FROM meta.schema_migrations GROUP BY domain").fetchall())
+
+
+def migrate(con: duckdb.DuckDBPyConnection, domains: Sequence[str] | None = None) -> list[tuple[str, int, str]]:
+    """Apply every migration the warehouse lacks (of `domains`, default all); returns
+    (domain, version, description) of each one applied."""
+    applied = applied_versions(con)
+    due = [d for d in (domains or DOMAINS) if applied.get(d, 0) < DOMAINS[d][1]]
+    if not due:
+        return []
+    retrying_transaction(con, lambda con: con.execute(LEDGER))
+    done = []
+    for domain in due:
+        for migration in migrations_of(domain):
+            # a concurrent first connection may apply the same migration: the loser of the commit
+            # retries, sees it in the ledger and skips it
+            if retrying_transaction(con, lambda con: _apply(con, domain, migration)):
+                done.append((domain, migration.version, migration.description))
+    return done
+
+
+def _apply(con: duckdb.DuckDBPyConnection, domain: str, migration: Migration) -> bool:
+    applied = con.execute(
+        "SELECT count(*) FROM meta.schema_migrations WHERE domain = ? AND version = ?", [domain, migration.version]
+    ).fetchone()[0]
+    if applied:
+        return False
+    migration.run(con)
+    con.execute(
+        "INSERT INTO meta.schema_migrations (domain, version, description, applied_at) VALUES (?, ?, ?, now())",
+        [domain, migration.version, migration.description],
+    )
+    return True

@@ -1,0 +1,146 @@
+"""Aillio RoasTime JSON roasts -> `RoastSession` (°C, NaN for dropouts, events as sample indices).
+
+Field meanings follow Artisan's importer for these files (its `extractProfileBulletDict`, see
+docs/telemetry.md): samples at `sampleRate` per second; `beanTemperature` is BT and
+`drumTemperature` ET; `exitTemperature` and `beanDerivative` are extra curves; `celsius: false`
+means °F; CHARGE is `roastStartIndex` and DROP `roastEndIndex` (0-based), while the yellowing
+(DRY END) and crack indices are 1-based; `actions.actionTimeList` entries set power (ctrlType 0),
+fan (1) or drum speed (2) on the Bullet's own 1-9 scale from their 1-based sample index on.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import orjson
+
+from daena_pipelines.telemetry.model import InvalidSession, RoastSession
+
+# A JSON file is taken for a RoasTime roast when it holds these keys (dispatch by content).
+SIGNATURE = b'"beanTemperature"'
+_ONE_BASED_EVENTS = {  # RoasTime key -> our event
+    "indexYellowingStart": "DRY_END", "indexFirstCrackStart": "FCs", "indexFirstCrackEnd": "FCe",
+    "indexSecondCrackStart": "SCs", "indexSecondCrackEnd": "SCe",
+}
+_CONTROL_TYPES = {0: "heater", 1: "fan", 2: "drum"}
+_OLD_CONTROL_ARRAYS = {"inductionPowerSetting": "heater", "blowerSetting": "fan", "drumSpeedSetting": "drum"}
+
+
+def looks_like_roastime(data: bytes) -> bool:
+    return SIGNATURE in data
+
+
+def _series(data: dict, key: str, n: int, fahrenheit: bool) -> np.ndarray:
+    """A temperature curve on BT's samples: cut or padded with dropouts to n, °C, NaN for dropouts."""
+    values = data.get(key)
+    if not isinstance(values, list):
+        return np.full(n, np.nan)
+    try:
+        array = np.asarray(values[:n], dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidSession("bad_value", f"'{key}' must be a list of numbers") from None
+    array = np.concatenate((array, np.full(n - len(array), np.nan)))
+    array[array == -1] = np.nan
+    return (array - 32.0) * (5.0 / 9.0) if fahrenheit else array
+
+
+def _int(value) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _events(data: dict, n: int) -> tuple[dict[str, int], bool]:
+    start = _int(data.get("roastStartIndex"))
+    events = {"CHARGE": min(max(start, 0), n - 1) if start is not None else 0}
+    for key, name in _ONE_BASED_EVENTS.items():
+        index = _int(data.get(key))
+        if index is not None and index > 1:
+            events[name] = min(index - 1, n - 1)
+    end = _int(data.get("roastEndIndex"))
+    events["DROP"] = min(max(end, 0), n - 1) if end is not None else n - 1
+    if events["DROP"] <= events["CHARGE"]:
+        raise InvalidSession("event_order", f"CHARGE (sample {events['CHARGE']}) is not before DROP (sample {events['DROP']})")
+    return events, start is None
+
+
+def _controls(data: dict, n: int) -> dict[str, np.ndarray]:
+    controls: dict[str, np.ndarray] = {}
+    actions = (data.get("actions") or {}).get("actionTimeList") if isinstance(data.get("actions"), dict) else None
+    for action in sorted((a for a in actions or [] if isinstance(a, dict)), key=lambda a: _int(a.get("index")) or 0):
+        name, index, value = _CONTROL_TYPES.get(action.get("ctrlType")), _int(action.get("index")), action.get("value")
+        if name is None or index is None or not isinstance(value, (int, float)):
+            continue
+        series = controls.setdefault(name, np.full(n, np.nan))
+        series[min(max(index - 1, 0), n - 1):] = float(value)  # held until the next setting
+    for key, name in _OLD_CONTROL_ARRAYS.items():  # older files: one setting per sample
+        values = data.get(key)
+        if name not in controls and isinstance(values, list) and values:
+            series = np.full(n, np.nan)
+            series[: min(n, len(values))] = np.asarray(values[:n], dtype=float)
+            controls[name] = series
+    return controls
+
+
+def _roasted_at(value) -> datetime | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)  # milliseconds since the epoch
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _text(value) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _grams(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def parse_roastime(data: bytes, source_path: str) -> RoastSession:
+    try:
+        roast = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidSession("syntax", f"not JSON: {exc}") from None
+    if not isinstance(roast, dict):
+        raise InvalidSession("not_a_dict", f"top-level JSON value is a {type(roast).__name__}, expected an object")
+    bt_raw = roast.get("beanTemperature")
+    if not isinstance(bt_raw, list):
+        raise InvalidSession("missing_field", "required key 'beanTemperature' is missing or not a list")
+    n = len(bt_raw)
+    if n < 2:
+        raise InvalidSession("empty_profile", f"only {n} samples recorded")
+    rate = roast.get("sampleRate", 2.0)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
+        raise InvalidSession("bad_value", f"'sampleRate' is {rate!r}, expected samples per second > 0")
+    fahrenheit = roast.get("celsius") is False
+    events, charge_inferred = _events(roast, n)
+    extra = {name: _series(roast, key, n, fahrenheit=False) for key, name in  # extra channels stay in source units
+             (("exitTemperature", "Exhaust"), ("beanDerivative", "RoR (RoasTime)")) if isinstance(roast.get(key), list)}
+    controls = _controls(roast, n)
+    bean = roast.get("bean")
+    return RoastSession(
+        source_format="roastime_json",
+        source="real",
+        time_s=np.arange(n) / float(rate),
+        bt_c=_series(roast, "beanTemperature", n, fahrenheit),
+        et_c=_series(roast, "drumTemperature", n, fahrenheit),
+        events=events,
+        original_unit="F" if fahrenheit else "C",
+        roasted_at=_roasted_at(roast.get("dateTime")),
+        machine="Aillio Bullet R1",
+        beans=_text(roast.get("beanName")) or (_text(bean.get("beanName")) if isinstance(bean, dict) else None),
+        title=_text(roast.get("roastName")) or _text(roast.get("beanName")),
+        notes=_text(roast.get("comments")),
+        batch_weight_g=_grams(roast.get("weightGreen")),
+        roasted_weight_g=_grams(roast.get("weightRoasted")),
+        sample_interval_s=1.0 / float(rate),
+        roast_uuid=_text(roast.get("uid")),
+        controls=controls,
+        control_unit="r1_level" if controls else None,
+        extra=extra,
+        charge_inferred=charge_inferred,
+    )

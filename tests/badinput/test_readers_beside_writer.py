@@ -1,0 +1,89 @@
+"""Readers and writers in separate processes on the one DuckDB file: every connection waits its
+turn (db.connect's bounded, logged retry) instead of failing on the other's lock."""
+import logging
+import subprocess
+import sys
+import textwrap
+from contextlib import contextmanager
+
+import duckdb
+import pytest
+
+from daena_pipelines import cli, db
+from daena_pipelines.telemetry import ingest
+from tests.telemetry.profiles import alog_bytes, profile
+
+
+@contextmanager
+def other_process(path, script: str):
+    """Run `script` (with `duckdb` and `path` defined) in another process until it prints 'ready'."""
+    code = f"import duckdb, sys, time\npath = {str(path)!r}\n" + textwrap.dedent(script)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+HOLD_WRITE_LOCK = """
+con = duckdb.connect(path)
+print("ready", flush=True)
+time.sleep({hold})
+con.close()
+"""
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE marker (x INTEGER)")
+    return path
+
+
+def test_a_reader_waits_for_a_writer_and_logs_the_wait(warehouse, caplog):
+    with other_process(warehouse, HOLD_WRITE_LOCK.format(hold=1.0)) as writer, caplog.at_level(logging.WARNING, "daena_pipelines.db"):
+        with db.connect(warehouse, read_only=True, wait_s=30) as con:
+            assert con.execute("SELECT count(*) FROM marker").fetchone() == (0,)
+        assert writer.wait(timeout=30) == 0  # it finished its hold: we got in after it, not beside it
+    assert any("is locked by another process; waiting" in r.getMessage() for r in caplog.records)
+
+
+def test_the_wait_is_bounded_and_says_what_to_do(warehouse):
+    with other_process(warehouse, HOLD_WRITE_LOCK.format(hold=30)):
+        with pytest.raises(db.WarehouseBusy, match=r"stayed locked by another process for 0\.\d s .*DAENA_LOCK_WAIT_S"):
+            with db.connect(warehouse, read_only=True, wait_s=0.5):
+                pass
+
+
+def test_the_cli_summary_skips_with_a_message_while_another_process_writes(warehouse, monkeypatch, capsys):
+    monkeypatch.setenv("DAENA_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("DAENA_LOCK_WAIT_S", "0.3")
+    with other_process(warehouse, HOLD_WRITE_LOCK.format(hold=30)):
+        cli.print_summary()
+    assert "table counts skipped: the warehouse" in capsys.readouterr().out
+
+
+def test_an_ingest_succeeds_beside_a_reader_polling_the_file(warehouse, tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"r{i}.alog")
+        paths[-1].write_bytes(alog_bytes(profile(roastUUID=f"poll-{i}")))
+    poll = """
+    print("ready", flush=True)
+    end = time.monotonic() + 3
+    while time.monotonic() < end:  # open, read, close, as every reader here does
+        try:
+            with duckdb.connect(path, read_only=True) as con:
+                con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()
+        except duckdb.IOException:
+            pass  # the writer has it: try again
+    """
+    with other_process(warehouse, poll):
+        for batch in ([paths[0]], paths[1:]):  # two runs, each opening its own connection
+            with db.connect(warehouse, wait_s=30) as con:
+                ingest.ingest(con, batch, tmp_path / "q", workers=1)
+    with db.connect(warehouse, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM telemetry.sessions").fetchone() == (3,)

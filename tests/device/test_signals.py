@@ -1,0 +1,168 @@
+"""Signals to the real sidecar child process, launched by ``sidecar_job``'s own asset: the test
+materialises ``device/sidecar_recording`` through Dagster (PipesSubprocessClient starts
+``python -m daena_pipelines.device.sidecar_process``), catches the child's Popen and signals it.
+The final heater/state asserted are those the virtual R1 reported in the recording's last sample."""
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import dagster._core.pipes.subprocess as pipes_subprocess
+import duckdb
+import orjson
+import pytest
+
+from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
+from daena_pipelines.device.roaster import State
+from daena_pipelines.lib.warehouse import WarehouseResource
+
+from .conftest import approve, table_row
+
+DAGSTER_TERMINATION_WINDOW_S = 20.0  # PipesSubprocessClient waits this long after forwarding SIGINT
+
+
+class Child:
+    """One ``sidecar_recording`` materialisation running in a thread; ``process`` is its sidecar child."""
+
+    def __init__(self, case: str, tmp_path: Path, monkeypatch, **settings):
+        self.case = case
+        monkeypatch.setenv("DAENA_DATA_DIR", str(tmp_path / "data"))
+        self.landing = tmp_path / "landing"
+        self.recordings = tmp_path / "data" / "device" / "recordings"
+        self.warehouse = str(tmp_path / "w.duckdb")
+        started = []
+
+        class CapturingPopen(subprocess.Popen):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                started.append(self)
+
+        monkeypatch.setattr(pipes_subprocess, "Popen", CapturingPopen)
+        run_config = SidecarRunConfig(simulate=True, seed=5, landing_dir=str(self.landing), queue_poll_interval_s=0.5,
+                                      **settings)
+        self.result = None
+
+        def materialize():
+            self.result = dg.materialize(
+                [device_command_tables, sidecar_recording],
+                resources={"duckdb": WarehouseResource(database=self.warehouse),
+                           "device_pipes_client": dg.PipesSubprocessClient()},
+                run_config=dg.RunConfig({"device__sidecar_recording": run_config}), raise_on_error=False)
+
+        self.thread = threading.Thread(target=materialize)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the sidecar child never started"
+            time.sleep(0.02)
+        self.process = started[0]
+
+    def lines(self) -> list[dict]:
+        files = list(self.recordings.glob("*.sidecar.jsonl")) + list(self.landing.glob("*.sidecar.jsonl"))
+        if not files:
+            return []
+        return [orjson.loads(line) for line in files[0].read_bytes().splitlines() if line.endswith(b"}")]
+
+    def wait_for(self, condition, timeout_s: float = 60.0) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            lines = self.lines()
+            if condition(lines):
+                return lines
+            assert self.process.poll() is None, "the sidecar exited early"
+            time.sleep(0.05)
+        raise AssertionError(f"timed out; last lines {self.lines()[-3:]}")
+
+    def session_id(self) -> str:
+        return self.wait_for(lambda lines: lines)[0]["recording_id"]
+
+    def send(self, signum) -> float:
+        sent = time.monotonic()
+        self.process.send_signal(signum)
+        return sent
+
+    def finish(self, timeout_s: float = DAGSTER_TERMINATION_WINDOW_S) -> tuple[int, list[dict]]:
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.thread.join()
+        assert self.result.success, "sidecar_recording did not materialise"
+        lines = self.lines()
+        footer = lines[-1]
+        table_row(self.case, last_sample(lines), footer["lost_polls"], footer, footer["commands"])
+        return code, lines
+
+
+def last_sample(lines) -> dict:
+    return [line for line in lines if line["type"] == "sample" and line.get("ok", True)][-1]
+
+
+def statuses(warehouse) -> dict:
+    with duckdb.connect(warehouse) as con:
+        return dict(con.execute("SELECT proposal_id, status FROM device.command_executions").fetchall())
+
+
+def heating_by_command(child) -> list[dict]:
+    """Approve PREHEAT for the child's session and wait until the roaster heats at a high level."""
+    approve(child.warehouse, "preheat", "PREHEAT", serial="4242", session=child.session_id())
+    return child.wait_for(lambda lines: any(l["type"] == "sample" and l.get("st") == State.PREHEATING and l.get("h", 0) >= 8
+                                            for l in lines))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_mid_heat_makes_the_commanded_roaster_safe(tmp_path, monkeypatch, signum):
+    child = Child(f"{signum.name} to the child mid-heat (commanded)", tmp_path, monkeypatch, time_scale=5.0, operator=False)
+    heating_by_command(child)
+    sent = child.send(signum)
+    code, lines = child.finish()
+    took = time.monotonic() - sent
+    footer, sample = lines[-1], last_sample(lines)
+    assert code == 0 and footer["type"] == "footer" and footer["end_reason"] == f"terminated ({signum.name})"
+    assert (sample["h"], sample["st"]) == (0, State.COOLING)
+    assert footer["exit"]["outcome"] == "made safe: heater 0 and cooling confirmed by status"
+    assert took < DAGSTER_TERMINATION_WINDOW_S
+    assert statuses(child.warehouse) == {"preheat": "COMPLETED"}
+
+
+def test_sigint_right_after_an_abort_request_lets_the_abort_finish(tmp_path, monkeypatch):
+    child = Child("SIGINT 0.3 s after an abort request (SIGUSR1)", tmp_path, monkeypatch, time_scale=5.0, operator=False)
+    heating_by_command(child)
+    child.send(signal.SIGUSR1)
+    time.sleep(0.3)
+    child.send(signal.SIGINT)
+    code, lines = child.finish()
+    sample = last_sample(lines)
+    assert code == 0 and lines[-1]["end_reason"] == "terminated (SIGINT)"
+    assert (sample["h"], sample["st"]) == (0, State.COOLING)
+    assert any(l["type"] == "fault" and l["kind"] == "abort" and "SIGUSR1" in l["message"] for l in lines)
+
+
+def test_stop_during_an_unplug_ends_inside_the_termination_window(tmp_path, monkeypatch):
+    # real time: the window that matters is Dagster's, in wall-clock seconds
+    child = Child("SIGINT during an unplug (real time)", tmp_path, monkeypatch, time_scale=1.0, exit_timeout_s=6.0, operator=False, disconnect_at_s=12.0)
+    heating_by_command(child)
+    child.wait_for(lambda lines: any(l["type"] == "fault" and l["kind"] == "disconnect" for l in lines))
+    sent = child.send(signal.SIGINT)
+    code, lines = child.finish()
+    took = time.monotonic() - sent
+    footer = lines[-1]
+    assert code == 0 and footer["end_reason"] == "terminated (SIGINT)"
+    assert 6.0 <= took < 6.0 + 4.0 < DAGSTER_TERMINATION_WINDOW_S  # tried to reconnect for exit_timeout_s, then ended
+    assert footer["exit"]["outcome"] == "NOT confirmed safe within 6 s (roaster not reachable)"
+
+
+def test_stop_signal_leaves_a_roaster_it_never_commanded_untouched(tmp_path, monkeypatch):
+    child = Child("SIGTERM, roaster never commanded", tmp_path, monkeypatch, time_scale=5.0)  # the simulated operator preheats at 2 s
+    child.wait_for(lambda lines: any(l["type"] == "sample" and l.get("st") == State.PREHEATING and l.get("h", 0) >= 8
+                                     for l in lines))
+    child.send(signal.SIGTERM)
+    code, lines = child.finish()
+    sample = last_sample(lines)
+    assert code == 0 and lines[-1]["end_reason"] == "terminated (SIGTERM)"
+    assert sample["st"] == State.PREHEATING and sample["h"] >= 8  # the operator's roast goes on
+    assert lines[-1]["exit"]["outcome"] == "untouched: the sidecar never commanded this roaster"
+    assert not [l for l in lines if l["type"] == "fault" and l["kind"] == "abort_step"]

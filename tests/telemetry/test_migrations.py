@@ -1,0 +1,99 @@
+"""An old warehouse file (made by main before schema migrations existed, see data/make_old_warehouse.py)
+opens with today's code, migrates on first connection and gets the new metrics for its old sessions."""
+import gzip
+import importlib
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from daena_pipelines import migrations
+from daena_pipelines.db import connect
+from daena_pipelines.telemetry import ingest, recompute
+from daena_pipelines.telemetry.metrics import METRICS_VERSION
+from daena_pipelines.telemetry.store import METRIC_COLUMNS_V2
+from tests.telemetry.profiles import alog_bytes, profile
+
+OLD_WAREHOUSE = Path(__file__).parent / "data" / "old-warehouse.duckdb.gz"
+
+
+@pytest.fixture
+def old_warehouse(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with gzip.open(OLD_WAREHOUSE) as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return path
+
+
+def _columns(con, table):
+    schema, name = table.split(".")
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", [schema, name]).fetchall()}
+
+
+def test_every_domain_lists_as_many_migrations_as_its_registered_version():
+    for domain, (module, newest) in migrations.DOMAINS.items():
+        importlib.import_module(module)
+        versions = [m.version for m in migrations.migrations_of(domain)]
+        assert versions == list(range(1, newest + 1)), domain
+
+
+def test_old_warehouse_migrates_on_first_connection_and_old_sessions_get_the_new_metrics(old_warehouse, tmp_path):
+    with duckdb.connect(str(old_warehouse), read_only=True) as con:  # as main left it
+        assert not METRIC_COLUMNS_V2.keys() & _columns(con, "telemetry.roast_metrics")
+        before = {r[0]: r[1:] for r in con.execute(
+            "SELECT session_id, tp_s, fcs_s, drop_s, auc_c_min, artisan_drop_s, dry_end_s FROM telemetry.roast_metrics").fetchall()}
+        points_before = con.execute("SELECT count(*) FROM telemetry.points").fetchone()[0]
+    assert len(before) == 5
+
+    with connect(old_warehouse) as con:  # first connection with today's code
+        ledger = con.execute("SELECT domain, version FROM meta.schema_migrations ORDER BY ALL").fetchall()
+        assert ("telemetry", 1) in ledger and ("telemetry", 2) in ledger
+        assert {d for d, _v in ledger} == set(migrations.DOMAINS)
+        assert METRIC_COLUMNS_V2.keys() <= _columns(con, "telemetry.roast_metrics")
+        assert recompute.stale_session_ids(con) == sorted(before)
+
+        assert recompute.recompute_metrics(con) == 5
+        rows = {r[0]: r[1:] for r in con.execute(
+            f"""SELECT session_id, tp_s, fcs_s, drop_s, auc_c_min, artisan_drop_s, dry_end_s, metrics_version, met_c,
+                       total_ror_c_per_min, finish_phase_delta_c, finish_phase_auc_c_min, dry_phase_ror_c_per_min
+                FROM telemetry.roast_metrics""").fetchall()}
+        assert set(rows) == set(before)
+        for sid, old in before.items():
+            new = rows[sid]
+            assert new[:6] == pytest.approx(old, nan_ok=True)  # unchanged definitions give the same values
+            assert new[6] == METRICS_VERSION
+            assert all(v is not None for v in new[7:11]), (sid, new)  # the new metrics, from the stored points
+            # an old session's settings hold no dry-end threshold: only a marked DRY END ends drying
+            assert (new[11] is None) == (old[5] is None), (sid, new)
+        assert sum(old[5] is None for old in before.values()) == 1
+        assert con.execute("SELECT count(*) FROM telemetry.points").fetchone()[0] == points_before
+        assert recompute.recompute_metrics(con) == 0  # nothing left to do
+
+        # the old warehouse takes new files without a Binder Error, and knows the old ones
+        new_file = tmp_path / "new.alog"
+        new_file.write_bytes(alog_bytes(profile(roastUUID="after-migration")))
+        report = ingest.ingest(con, [new_file], tmp_path / "q", workers=1)
+        assert len(report.loaded) == 1
+        assert con.execute("SELECT metrics_version, dry_end_inferred FROM telemetry.roast_metrics WHERE session_id = ?",
+                           [report.loaded[0]]).fetchone() == (METRICS_VERSION, False)
+
+    with connect(old_warehouse) as con:  # later connections find nothing to do
+        assert migrations.migrate(con) == []
+
+
+def test_the_recompute_is_a_dagster_step_that_reports_its_count(old_warehouse):
+    import dagster as dg
+
+    from daena_pipelines.defs.telemetry.assets import telemetry_metrics_recompute
+    from daena_pipelines.lib.warehouse import WarehouseResource
+
+    resources = {"duckdb": WarehouseResource(database=str(old_warehouse))}
+    counts = []
+    for _run in range(2):
+        result = dg.materialize([telemetry_metrics_recompute], resources=resources)
+        assert result.success
+        (materialization,) = result.asset_materializations_for_node("telemetry__metrics_recompute")
+        counts.append(materialization.metadata["sessions_recomputed"].value)
+    assert counts == [5, 0]
