@@ -8,11 +8,12 @@ ARTISAN_DIR = SHARED / "data" / "artisan-scottjames"
 
 
 def require_artisan_dir() -> Path:
-    """The shared real profiles; under CI (CI=true) their absence fails the test, elsewhere it skips."""
+    """The real Artisan profiles of ../shared. CI always has them, so under CI=true their absence
+    fails the test; elsewhere the test is skipped with the reason."""
     if not ARTISAN_DIR.is_dir():
-        message = f"real Artisan profiles not found at {ARTISAN_DIR} (../shared is absent)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
+        message = f"real Artisan profiles not found at {ARTISAN_DIR}: clone the shared material beside the project"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{message} (CI=true: ../shared must be present)")
         pytest.skip(message)
     return ARTISAN_DIR
 

@@ -335,3 +335,10 @@ def test_source_and_endpoint_labels():
     assert judge.source_for("https://API.anthropic.com/") == "anthropic"
     assert judge.source_for("http://127.0.0.1:8080") == "simulator"
     assert judge.normalise_endpoint("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
+
+
+def test_the_resource_defaults_are_the_judge_settings_defaults():
+    """The Dagster resource exposes every judge setting with the dataclass's default, none restated."""
+    resource = AnthropicJudgeResource()
+    assert resource.settings() == judge.JudgeSettings(base_url=resource.effective_base_url())
+    assert resource.model_copy(update={"samples": 3, "effort": "high"}).settings().samples == 3
