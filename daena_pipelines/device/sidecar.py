@@ -214,8 +214,11 @@ class Sidecar:
 
     def _fault(self, kind: str, message: str) -> None:
         self.faults.append(f"{kind}: {message}")
-        self.recorder.fault(self.clock.now() - self.t0, kind, message)
         self.progress(f"fault {kind}: {message}")
+        try:
+            self.recorder.fault(self.clock.now() - self.t0, kind, message)
+        except (OSError, ValueError) as error:  # a broken recording must not stop the abort that logs through here
+            self.progress(f"fault {kind} not recorded: {error}")
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
