@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("promote-golden", help="show or write new golden values", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "ci":
-        from daena_pipelines.regressions import ci
+        from daena_pipelines import ci
 
         return ci.main(rest)
     if args.command == "promote-golden":

@@ -9,7 +9,6 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
-GOLDEN_DIR = PROJECT_ROOT / "golden"
 
 
 def _path_from_env(name: str, default: Path) -> Path:
@@ -34,6 +33,11 @@ def warehouse_path() -> Path | str:
 def lake_data_path() -> str:
     """Where a DuckLake warehouse writes its Parquet files: a folder or an object-store URL."""
     return os.environ.get("DAENA_LAKE_DATA_PATH", "").strip() or str(data_dir() / "lake") + "/"
+
+
+def golden_dir() -> Path:
+    """Golden values (regressions), golden roast cases (evals) and NBMF dictionaries, reviewed like code."""
+    return _path_from_env("DAENA_GOLDEN_DIR", PROJECT_ROOT / "golden")
 
 
 def landing_dir() -> Path:

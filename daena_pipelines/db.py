@@ -5,7 +5,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -82,6 +82,29 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``schema.table`` exists."""
+    schema, name = table.split(".")
+    query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    return con.execute(query, [schema, name]).fetchone()[0] > 0
+
+
+def insert(con: duckdb.DuckDBPyConnection, table: str, rows, columns: Sequence[str] | None = None, select: str = "*") -> None:
+    """Append ``rows`` to ``table``: a pyarrow Table or pandas DataFrame matched to the table's
+    columns by name (``select`` over it, e.g. to cast a column), or, with ``columns``, value rows
+    in that column order. Nothing to append is a no-op."""
+    if len(rows) == 0:
+        return
+    if columns is not None:
+        placeholders = ", ".join("?" for _ in columns)
+        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", [list(r) for r in rows])
+        return
+    con.register("incoming", rows)
+    # not unregistered on failure: in an aborted transaction that would raise instead of the cause
+    con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM incoming")
+    con.unregister("incoming")
 
 
 def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.DuckDBPyConnection], T], attempts: int = 40) -> T:

@@ -23,6 +23,7 @@ PREFIX = "ducklake:"
 ALIAS = "warehouse"
 # (python package, extension name); the postgres extension first: the catalog is read through it
 EXTENSIONS = (("duckdb_extension_postgres_scanner", "postgres_scanner"), ("duckdb_extension_ducklake", "ducklake"))
+OBJECT_STORE = ("duckdb_extension_httpfs", "httpfs")  # s3:// (and https://) data paths
 
 
 def is_ducklake(target: Path | str) -> bool:
@@ -51,7 +52,8 @@ def open_lake(target: str, read_only: bool = False) -> duckdb.DuckDBPyConnection
     # queries go through KeylessConnection.execute: look for DataFrames named in SQL in its callers' frames too
     con.execute("SET python_scan_all_frames = true")
     try:
-        for package, name in EXTENSIONS:
+        remote = "://" in config.lake_data_path()
+        for package, name in EXTENSIONS + ((OBJECT_STORE,) if remote else ()):
             con.execute(f"LOAD {_quote(str(extension_file(package, name)))}")
         # DATA_PATH matters only when the catalog is created; an existing catalog keeps its own
         options = ["READ_ONLY"] if read_only else [f"DATA_PATH {_quote(config.lake_data_path())}"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from daena_pipelines.db import retrying_transaction
+from daena_pipelines.db import retrying_transaction, table_exists
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,7 @@ def migrations_of(domain: str) -> list[Migration]:
 
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'meta' AND table_name = 'schema_migrations'"
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, "meta.schema_migrations"):
         return {}
     return dict(con.execute("SELECT domain, max(version) FROM meta.schema_migrations GROUP BY domain").fetchall())
 

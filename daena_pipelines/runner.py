@@ -8,6 +8,9 @@ run with their assets.
 """
 from __future__ import annotations
 
+import os
+import socket
+
 import dagster as dg
 
 from daena_pipelines import config
@@ -17,6 +20,43 @@ from daena_pipelines.lake import is_ducklake
 DEFAULT_JOB = "daena_default_job"
 PARTITIONED_JOB = "eval_job"
 DOWNSTREAM_JOB = "daena_downstream_job"
+PID_TAG, HOST_TAG = "daena/pid", "daena/host"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that executes a run in process, so a later start can tell that it died."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Free the pool slots of runs whose process is gone, before new runs wait on them.
+
+    An in-process run killed with kill -9 stays STARTED with its step's slot claimed, and the next
+    run would wait on "blocked by limit for pool duckdb" forever: no daemon watches in-process runs
+    (a deployment's daemon does, deploy/dagster.yaml). A run that this host executed in a process
+    that no longer exists is marked failed; the slots of every ended run are freed."""
+    released = []
+    for run_id in instance.event_log_storage.get_concurrency_run_ids():
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+            if host != socket.gethostname() or pid is None or _alive(int(pid)):
+                continue  # running, or not ours to judge
+            instance.report_engine_event(f"the process {pid} executing this run is gone (killed?): run failed, pool slots freed", run)
+            instance.report_run_failed(run)
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        released.append(run_id)
+    return released
 
 
 def session_days(partitions_def: dg.PartitionsDefinition) -> list[str]:
@@ -43,15 +83,17 @@ def materialize_everything(
 ) -> list[dg.ExecuteInProcessResult]:
     """`run_config` applies to every run (e.g. loggers); `downstream_ops` adds op config to the last."""
     common = run_config or {}
-    results = [defs.resolve_job_def(DEFAULT_JOB).execute_in_process(instance=instance, run_config=common, raise_on_error=False)]
+    release_dead_runs(instance)
+    tags = process_tags()
+    results = [defs.resolve_job_def(DEFAULT_JOB).execute_in_process(instance=instance, run_config=common, tags=tags, raise_on_error=False)]
     partitioned = defs.resolve_job_def(PARTITIONED_JOB)
     days = session_days(partitioned.partitions_def)
     if days:  # one run over the range (the assets' single-run backfill policy), so checks see every day
-        tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
-        results.append(partitioned.execute_in_process(instance=instance, run_config=common, tags=tags, raise_on_error=False))
+        days_range = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+        results.append(partitioned.execute_in_process(instance=instance, run_config=common, tags=tags | days_range, raise_on_error=False))
     downstream = {**common, "ops": downstream_ops} if downstream_ops else common
     results.append(
-        defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(instance=instance, run_config=downstream, raise_on_error=False)
+        defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(instance=instance, run_config=downstream, tags=tags, raise_on_error=False)
     )
     return results
 

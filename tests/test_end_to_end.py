@@ -6,6 +6,7 @@ import duckdb
 
 from daena_pipelines.definitions import defs
 from daena_pipelines.defs.commands import assets as commands_assets
+from daena_pipelines.defs.commands import checks as commands_checks
 from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
 from daena_pipelines.defs.telemetry.assets import telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
@@ -65,10 +66,14 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
     assert executions == {"p-fan": "FAILED"} and "roaster is off" in errors[0][1], errors
 
     commands = dg.materialize(
-        dg.load_assets_from_modules([commands_assets]), resources=resources,
+        [*dg.load_assets_from_modules([commands_assets]), *dg.load_asset_checks_from_modules([commands_checks])],
+        resources=resources,
         run_config={"ops": {"command_proposals": {"config": {"sqlite_paths": [], "jsonl_paths": []}}}},
-        raise_on_error=False,
     )
+    assert commands.success
+    assert all(e.passed for e in commands.get_asset_check_evaluations() if e.blocking)
     with duckdb.connect(warehouse) as con:
         rows = con.execute("SELECT proposal_id, status, source FROM commands.proposals").fetchall()
-    assert ("p-fan", "FAILED") in [(p, st) for p, st, _ in rows], (rows, commands.success)
+        alerts = con.execute("SELECT alert_type, proposal_id FROM commands.alerts").fetchall()
+    assert ("p-fan", "FAILED", "sidecar") in rows, rows
+    assert ("EXECUTION_FAILURE", "p-fan") in alerts, alerts

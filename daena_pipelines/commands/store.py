@@ -27,6 +27,7 @@ from daena_pipelines.commands.model import (
     parse_timestamp,
     proposal_from_fields,
 )
+from daena_pipelines.device import contract as device
 
 SIDECAR_SOURCE = "sidecar"
 
@@ -74,9 +75,10 @@ PROPOSAL_COLUMNS = (
     "actual_value", "error", "session_t_s", "origin",
 )
 AUDIT_COLUMNS = ("entry_id", "proposal_id", "changed_at", "from_status", "to_status", "actor", "note")
-EXECUTION_COLUMNS = (
-    "proposal_id", "machine_id", "session_id", "command_type", "target_value", "status",
-    "started_at", "completed_at", "observed_value", "error", "source",
+# The columns of device.command_executions (device/contract.py) a proposal's lifecycle needs;
+# the sidecar's own ids are not, and session_t_s is read when present (older warehouses lack it).
+EXECUTION_COLUMNS = tuple(
+    c for c in device.COMMAND_EXECUTIONS_COLUMNS if c not in ("execution_id", "recording_id", "session_t_s")
 )
 
 

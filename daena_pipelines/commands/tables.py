@@ -9,6 +9,7 @@ import pandas as pd
 
 from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
 from daena_pipelines.commands.store import EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
+from daena_pipelines.db import insert
 
 DDL = {
     "commands.proposals": """
@@ -59,25 +60,16 @@ def comment_columns(con: duckdb.DuckDBPyConnection, table: str, comments: dict[s
         con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    if frame.empty:
-        return
-    con.register("incoming", frame)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-    finally:
-        con.unregister("incoming")
-
 
 def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
     """Replace the four ingest tables with this ingest (call inside one transaction)."""
     create_tables(con)
     # A proposal's or audit entry's location only serves error messages; it is not a column.
-    _insert(con, "commands.proposals", _frame(accepted.proposals, Proposal).drop(columns="location"))
+    insert(con, "commands.proposals", _frame(accepted.proposals, Proposal).drop(columns="location"))
 
     audit = _frame(accepted.audit, AuditEntry).drop(columns="location")
     audit["seq"] = audit.groupby("proposal_id").cumcount() if not audit.empty else []
-    _insert(con, "commands.audit_log", audit)
+    insert(con, "commands.audit_log", audit)
 
     for table, rows, row_type in (
         ("commands.invalid_transitions", accepted.invalid_transitions, InvalidTransition),
@@ -85,7 +77,7 @@ def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: da
     ):
         frame = _frame(rows, row_type)
         frame["seen_at"] = pd.Timestamp(seen_at)
-        _insert(con, table, frame)
+        insert(con, table, frame)
 
 
 def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]]:

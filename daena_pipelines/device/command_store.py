@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import duckdb
 
 from daena_pipelines.db import connect, transaction
+from daena_pipelines.device import contract
 from daena_pipelines.migrations import Migration, migrate
 from daena_pipelines.device.safety import Command
 
@@ -58,10 +59,6 @@ CREATE TABLE IF NOT EXISTS device.command_executions (
 );
 """
 
-EXECUTION_COLUMNS = (
-    "execution_id", "proposal_id", "machine_id", "session_id", "recording_id", "command_type", "target_value",
-    "status", "started_at", "completed_at", "session_t_s", "observed_value", "error", "source",
-)
 SESSION_COLUMNS = ("recording_id", "machine_id", "roaster_serial", "model", "source", "started_at", "ended_at", "end_reason")
 QUEUE_COLUMNS = ("proposal_id", "machine_id", "command_type", "target_value", "target_unit", "session_id",
                  "roaster_serial", "approved_at", "expires_at")
@@ -257,9 +254,9 @@ class WarehouseIO:
     def _write(self, con: duckdb.DuckDBPyConnection, kind: str, row: dict) -> None:
         if kind == "execution":
             con.execute(
-                f"INSERT OR REPLACE INTO device.command_executions ({', '.join(EXECUTION_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(EXECUTION_COLUMNS))})",
-                [row.get(c) for c in EXECUTION_COLUMNS],
+                f"INSERT OR REPLACE INTO device.command_executions ({', '.join(contract.COMMAND_EXECUTIONS_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(contract.COMMAND_EXECUTIONS_COLUMNS))})",
+                [row.get(c) for c in contract.COMMAND_EXECUTIONS_COLUMNS],
             )
             con.execute("UPDATE device.command_queue SET status = ? WHERE proposal_id = ?", [row["status"], row["proposal_id"]])
         elif kind == "expired":

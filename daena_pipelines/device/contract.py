@@ -6,3 +6,9 @@ A table's asset key is its name split at the dot (``device/command_queue``).
 COMMAND_QUEUE = "device.command_queue"
 COMMAND_EXECUTIONS = "device.command_executions"
 SIDECAR_RECORDING = "device.sidecar_recording"  # an asset (a recording file), not a table
+
+# What the sidecar did with each proposal; commands folds these rows into its lifecycles.
+COMMAND_EXECUTIONS_COLUMNS = (
+    "execution_id", "proposal_id", "machine_id", "session_id", "recording_id", "command_type", "target_value",
+    "status", "started_at", "completed_at", "session_t_s", "observed_value", "error", "source",
+)

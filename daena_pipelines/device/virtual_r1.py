@@ -106,6 +106,11 @@ class VirtualBulletR1:
 
     # ----- world -----------------------------------------------------------------------------
     @property
+    def sidecar_state(self) -> int:
+        """The state as the sidecar reads it through this model's driver (the R1's byte is the sidecar's)."""
+        return self.state
+
+    @property
     def plugged(self) -> bool:
         f = self.config.faults
         if f.disconnect_at_s is None or self.clock.now() < f.disconnect_at_s:
@@ -428,6 +433,8 @@ class VirtualR1Backend(usb.backend.IBackend):
         self._check(dev_handle)
         if ep != self.EP_IN or intf not in self.claimed:
             raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        if self.device._in_window(self.device.config.faults.usb_errors):  # reads too: the R2 polls by reading only
+            raise _usb_error(errno.EOVERFLOW, "Overflow")
         if self.device._in_window(self.device.config.faults.stall_reads):
             self.device.clock.sleep(timeout / 1000.0)
             reply = None
@@ -478,4 +485,4 @@ _BY_DEVICE = {"get_device_descriptor", "get_configuration_descriptor", "get_inte
               "get_endpoint_descriptor", "get_parent"}
 _BY_HANDLE = {"close_device", "set_configuration", "get_configuration", "is_kernel_driver_active",
               "detach_kernel_driver", "attach_kernel_driver", "claim_interface", "release_interface",
-              "bulk_write", "bulk_read", "clear_halt", "reset_device", "get_string_descriptor"}
+              "bulk_write", "bulk_read", "clear_halt", "reset_device", "get_string_descriptor", "ctrl_transfer"}

@@ -32,6 +32,10 @@ PRICES_CSV = Path(__file__).with_name("model_prices.csv")
 # Prompt-cache minimum per model (tokens), only where the docs corpus states it; a model not listed is
 # never given cache_control (a write that is never read costs 1.25x input for nothing).
 MIN_CACHEABLE_TOKENS = {"claude-sonnet-5-5": 512, "claude-sonnet-5": 1024, "claude-opus-5": 512}
+# Models whose docs list adaptive thinking with the effort parameter; older ones (e.g. Haiku 4.5,
+# "extended" thinking, no effort) are sent neither, and think only if asked with a budget.
+ADAPTIVE_THINKING_MODELS = ("claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-5-5", "claude-sonnet-5", "claude-opus-5",
+                            "claude-fable-5-1")
 # Without a tokenizer, a prefix counts as len(text) // CHARS_PER_TOKEN tokens; JSON and English run
 # about 3-4 characters a token, so this under-counts and errs towards not caching.
 CHARS_PER_TOKEN = 4
@@ -212,14 +216,17 @@ def message_params(request: JudgeRequest, settings: JudgeSettings) -> dict:
     user_block = {"type": "text", "text": request.user}
     if uses_prompt_cache(request, settings):
         user_block["cache_control"] = {"type": "ephemeral"}  # 5-minute cache: samples 2..n read it
-    return {
+    params = {
         "model": settings.model,
         "max_tokens": settings.max_tokens,
         "system": request.system,
         "messages": [{"role": "user", "content": [user_block]}],
-        "thinking": {"type": "adaptive"},
-        "output_config": {"effort": settings.effort, "format": {"type": "json_schema", "schema": JUDGEMENT_SCHEMA}},
+        "output_config": {"format": {"type": "json_schema", "schema": JUDGEMENT_SCHEMA}},
     }
+    if settings.model in ADAPTIVE_THINKING_MODELS:
+        params["thinking"] = {"type": "adaptive"}
+        params["output_config"]["effort"] = settings.effort
+    return params
 
 
 def parse_judgement(content: Sequence, stop_reason: str | None) -> dict:

@@ -9,10 +9,10 @@ import duckdb
 
 from daena_pipelines.evals import calibration, judge, scoring
 from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
-from daena_pipelines.db import transaction
+from daena_pipelines.db import insert, table_exists, transaction
 
-# roast_metrics columns the gates and the judge prompt use (a subset of the telemetry contract).
-METRIC_COLUMNS = (
+# telemetry.roast_metrics columns the gates and the judge prompt use (of telemetry/store.py's METRIC_COLUMNS).
+SCORED_METRICS = (
     "charge_bt_c", "tp_s", "tp_bt_c", "dry_end_s", "fcs_s", "fcs_bt_c", "fce_s", "drop_s", "drop_bt_c",
     "total_s", "development_s", "dtr_pct", "max_ror_c_per_min", "ror_at_fcs_c_per_min", "crash", "flick",
     "ror_spikes", "ror_crashes", "weight_loss_pct",
@@ -82,20 +82,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return con.execute(query, [schema, table]).fetchone()[0] > 0
-
-
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
-    if rows:
-        placeholders = ", ".join("?" for _ in columns)
-        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", [list(r) for r in rows])
 
 
 def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple[str, str]]) -> None:
@@ -119,12 +108,12 @@ def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple
     with transaction(con):
         con.execute("DELETE FROM evals.golden_cases")
         con.execute("DELETE FROM evals.golden_case_errors")
-        _insert(con, "evals.golden_cases", columns, rows)
-        _insert(con, "evals.golden_case_errors", ("file", "error", "seen_at"), [(f, e, now) for f, e in errors])
+        insert(con, "evals.golden_cases", rows, columns)
+        insert(con, "evals.golden_case_errors", [(f, e, now) for f, e in errors], ("file", "error", "seen_at"))
 
 
 def read_golden_cases(con) -> list[GoldenCase]:
-    if not table_exists(con, "evals", "golden_cases"):
+    if not table_exists(con, "evals.golden_cases"):
         raise LookupError("evals.golden_cases does not exist: materialise evals/golden_cases first")
     rows = con.execute("SELECT case_id, definition FROM evals.golden_cases ORDER BY case_id").fetchall()
     if not rows:
@@ -134,7 +123,7 @@ def read_golden_cases(con) -> list[GoldenCase]:
 
 def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
     """Sessions roasted in [start, end), each with its roast metrics (NULLs when it has none)."""
-    metrics = ", ".join(f"m.{c}" for c in METRIC_COLUMNS)
+    metrics = ", ".join(f"m.{c}" for c in SCORED_METRICS)
     return _rows(con.execute(
         f"""SELECT s.session_id, s.roasted_at, CAST(timezone('UTC', s.roasted_at) AS DATE) AS partition_date,
                    s.beans, s.machine, s.notes, s.source, m.session_id IS NOT NULL AS has_metrics, {metrics}
@@ -146,7 +135,7 @@ def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
 
 def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | None:
     """Proposals per session from commands.proposals; None when that table does not exist."""
-    if not table_exists(con, "commands", "proposals"):
+    if not table_exists(con, "commands.proposals"):
         return None
     by_session: dict[str, list[dict]] = {s: [] for s in session_ids}
     if session_ids:
@@ -164,7 +153,7 @@ def replace_partitions(con, table: str, first: date, last: date, columns: Sequen
     """Idempotent write: the days [first, last] are replaced by ``rows`` in one transaction."""
     with transaction(con):
         con.execute(f"DELETE FROM {table} WHERE partition_date BETWEEN ? AND ?", [first, last])
-        _insert(con, table, columns, rows)
+        insert(con, table, rows, columns)
 
 
 def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None) -> list[dict]:
@@ -172,7 +161,7 @@ def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposa
     now = datetime.now(timezone.utc)
     out = []
     for s in sessions:
-        metrics = {c: s[c] for c in METRIC_COLUMNS} if s["has_metrics"] else None
+        metrics = {c: s[c] for c in SCORED_METRICS} if s["has_metrics"] else None
         session_proposals = None if proposals is None else proposals.get(s["session_id"], [])
         base = {
             "partition_date": s["partition_date"], "session_id": s["session_id"], "roasted_at": s["roasted_at"],
@@ -220,7 +209,7 @@ def refresh_pass_at_k(con) -> None:
                "pass_at_1", "pass_at_k", "enough_trials", "first_day", "last_day", "computed_at")
     with transaction(con):
         con.execute("DELETE FROM evals.pass_at_k")
-        _insert(con, "evals.pass_at_k", columns, rows)
+        insert(con, "evals.pass_at_k", rows, columns)
 
 
 AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "comparison", "dimension", "n_pairs", "spearman",
@@ -249,7 +238,7 @@ def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_fil
     ]
     with transaction(con):
         con.execute("DELETE FROM evals.judge_agreement")
-        _insert(con, "evals.judge_agreement", AGREEMENT_COLUMNS, [[r[c] for c in AGREEMENT_COLUMNS] for r in rows])
+        insert(con, "evals.judge_agreement", [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS)
     return rows
 
 

@@ -5,7 +5,8 @@ import datetime as dt
 import dagster as dg
 
 from daena_pipelines.regressions.findings import CheckEvaluation
-from daena_pipelines.regressions.golden import GoldenSuite, evaluate, checked_run, golden_dir, rule_text
+from daena_pipelines.config import golden_dir
+from daena_pipelines.regressions.golden import GoldenSuite, checked_run, evaluate, rule_text
 from daena_pipelines.lib.metadata import markdown_table
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 

@@ -26,7 +26,7 @@ MAX_DICT_BYTES = 16 * 1024
 
 def default_store_dir() -> Path:
     value = os.environ.get("DAENA_NBMF_DICT_DIR", "").strip()
-    return Path(value).resolve() if value else config.GOLDEN_DIR / "nbmf" / "dicts"
+    return Path(value).resolve() if value else config.golden_dir() / "nbmf" / "dicts"
 
 
 def split_of(record_key: str) -> str:

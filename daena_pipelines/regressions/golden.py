@@ -20,20 +20,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
-from daena_pipelines import config
+from daena_pipelines.db import table_exists
 from daena_pipelines.regressions.stats import mann_whitney_greater
-
-
-def golden_dir() -> Path:
-    value = os.environ.get("DAENA_GOLDEN_DIR", "").strip()
-    return Path(value).resolve() if value else config.GOLDEN_DIR
 
 
 @dataclass
@@ -95,15 +89,6 @@ def metric_name(key: dict) -> str:
 
 def _key_tuple(suite: GoldenSuite, key: dict) -> tuple:
     return tuple(str(key.get(c)) for c in suite.key_columns)
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
-        ).fetchone()[0]
-    )
 
 
 def scope_sql(suite: GoldenSuite) -> str:

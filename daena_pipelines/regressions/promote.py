@@ -15,11 +15,10 @@ from daena_pipelines.regressions.golden import (
     GoldenSuite,
     checked_run,
     diff_entries,
-    golden_dir,
     proposed_entries,
-    table_exists,
 )
-from daena_pipelines.db import connect
+from daena_pipelines.config import golden_dir
+from daena_pipelines.db import connect, table_exists
 
 
 def suite_files(paths: list[str]) -> list[Path]:

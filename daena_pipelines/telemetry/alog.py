@@ -67,11 +67,16 @@ def _require_list(profile: dict, key: str) -> list:
     return value
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
     # bool is an int to numpy: True would become 1.0, so types are checked before converting
-    bad = next((i for i, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
-    if bad is not None:
-        raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])}, expected a number")
+    # (the set of exact types first: one C-level pass; the index only when something else is there)
+    if not _NUMBER_TYPES.issuperset(set(map(type, values))):
+        bad = next((i for i, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+        if bad is not None:
+            raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])}, expected a number")
     try:
         array = np.asarray(values, dtype=float)
     except OverflowError:

@@ -10,9 +10,9 @@ reason note; the rest of the batch still loads.
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 
 from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
@@ -100,11 +101,11 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "sample_interval_s": session.sample_interval_s,
         "control_unit": session.control_unit,
         "roast_uuid": session.roast_uuid,
-        "settings": json.dumps(session.settings, sort_keys=True),
+        "settings": _json(session.settings),
         "ingested_at": ingested_at,
         "charge_inferred": session.charge_inferred,
-        "events": json.dumps(ev, sort_keys=True),
-        "artisan_computed": json.dumps(session.artisan_computed, sort_keys=True) if session.artisan_computed else None,
+        "events": _json(ev),
+        "artisan_computed": _json(session.artisan_computed) if session.artisan_computed else None,
     }
     return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics, richness=session.richness())
 
@@ -117,6 +118,10 @@ _NEEDS_EVENTS = {
     "artisan_finish_phase_ror_c_per_min": ("FCs", "DROP"), "artisan_finish_phase_delta_c": ("FCs", "DROP"),
     "artisan_finish_phase_auc_c_min": ("FCs", "DROP"), "artisan_total_ror_c_per_min": ("DROP",),
 }
+
+
+def _json(value: dict) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def artisan_values(computed: dict[str, float] | None, roasted_weight_g: float | None, events: dict[str, int]) -> dict:
@@ -286,6 +291,10 @@ def ingest(
             jobs.append((str(path), known_sha256s.get(_storable(str(path)), ())))
 
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if workers > 1 and len(jobs) >= PARALLEL_FROM:
+        # pyarrow imports pandas on its first array (~0.5 s): let that happen while the parser
+        # processes start up, not when the first batch is written
+        threading.Thread(target=store.preload, daemon=True).start()
     pending: list[Prepared] = []
 
     def write(items: list[Prepared]) -> IngestReport:

@@ -78,17 +78,25 @@ def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
 MAX_AUC_READING_C = 500.0  # readings above this are treated as 0, as Artisan does
 
 
-def area_under_curve(time_s: np.ndarray, bt_c: np.ndarray, begin: int, end: int, base_c: float) -> float:
-    """°C·min between BT and base_c, Artisan's way: one trapezoid per segment (i-1, i) for
-    i = begin .. end-1, each counting max(0, mean of its two readings - base); a segment that
-    touches a dropout counts 0."""
-    first = max(begin, 1)
-    if end <= first:
-        return 0.0
+def auc_running(time_s: np.ndarray, bt_c: np.ndarray, base_c: float) -> np.ndarray:
+    """Running °C·min between BT and base_c, Artisan's way: element i is the area of the
+    segments (j-1, j) for j = 1 .. i-1, each counting max(0, mean of its two readings - base)
+    × its duration; a segment that touches a dropout counts 0. The area from sample `begin` to
+    `end` (segments begin .. end-1, as Artisan sums them) is running[end] - running[max(begin, 1)]."""
     readings = np.where(bt_c > MAX_AUC_READING_C, 0.0, np.clip(bt_c, 0.0, None))
-    mean = (readings[first:end] + readings[first - 1 : end - 1]) / 2.0
+    mean = (readings[1:] + readings[:-1]) / 2.0
     above = np.nan_to_num(np.clip(mean - base_c, 0.0, None), nan=0.0)
-    return float(np.sum(above * np.diff(time_s[first - 1 : end])) / 60.0)
+    return np.concatenate(([0.0, 0.0], np.cumsum(above * np.diff(time_s))))[: len(time_s)] / 60.0
+
+
+def area_under_curve(time_s: np.ndarray, bt_c: np.ndarray, begin: int, end: int, base_c: float) -> float:
+    """°C·min between BT and base_c from sample `begin` to `end` (see auc_running)."""
+    return auc_span(auc_running(time_s, bt_c, base_c), begin, end)
+
+
+def auc_span(running: np.ndarray, begin: int, end: int) -> float:
+    first = max(begin, 1)
+    return float(running[end] - running[first]) if end > first else 0.0
 
 
 def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -121,16 +129,21 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
     padded = np.concatenate((np.full(half, np.nan), r, np.full(half, np.nan)))
     width = 2 * half + 1
     windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+    # The median is at least the window's lowest value, so only a sample standing `spike` above
+    # that lowest value can be a spike: exact medians are needed for those candidates alone.
+    lowest = np.where(np.isnan(padded), np.inf, padded)
+    window_min = np.lib.stride_tricks.sliding_window_view(lowest, width).min(axis=1)
+    candidates = np.flatnonzero(np.nan_to_num(r - window_min, nan=-np.inf, neginf=-np.inf) >= settings.spike_c_per_min)
     finite_so_far = np.concatenate(([0], np.cumsum(np.isfinite(padded))))
-    finite = finite_so_far[width:] - finite_so_far[:-width]  # finite values per window
+    finite = (finite_so_far[width:] - finite_so_far[:-width])[candidates]  # finite values per window
     lower, upper = np.maximum(finite - 1, 0) // 2, finite // 2
     medians = np.full(len(r), np.nan)
     block = max(1, SPIKE_SORT_VALUES // width)  # windows sorted at a time: bounded memory
-    for start in range(0, len(r), block):
-        ordered = np.sort(windows[start : start + block], axis=1)  # NaN sort last
+    for start in range(0, len(candidates), block):
+        part = slice(start, start + block)
+        ordered = np.sort(windows[candidates[part]], axis=1)  # NaN sort last
         rows = np.arange(len(ordered))
-        part = slice(start, start + len(ordered))
-        medians[part] = np.where(finite[part] > 0, (ordered[rows, lower[part]] + ordered[rows, upper[part]]) / 2, np.nan)
+        medians[candidates[part]] = np.where(finite[part] > 0, (ordered[rows, lower[part]] + ordered[rows, upper[part]]) / 2, np.nan)
     above = np.nan_to_num(r - medians, nan=0.0) >= settings.spike_c_per_min
     return len(_episodes(above))
 
@@ -219,8 +232,10 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
     else:
         base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
 
+    running = auc_running(t, bt, base) if base is not None else None
+
     def auc(a: int | None, b: int | None) -> float | None:
-        return area_under_curve(t, bt, a, b, base) if a is not None and b is not None and base is not None else None
+        return auc_span(running, a, b) if a is not None and b is not None and running is not None else None
 
     row["auc_c_min"] = auc(begin, drop)
     row["dry_phase_auc_c_min"] = auc(charge, dry)

@@ -8,6 +8,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from daena_pipelines.db import insert
 from daena_pipelines.migrations import Migration, migrate
 from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, SessionRows
 
@@ -135,18 +136,17 @@ def points_table(batch: list[SessionRows]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
 
 
+def preload() -> None:
+    """Pay pyarrow's one-time cost of a first array (it imports pandas) ahead of the first write."""
+    pa.array([0.0])
+
+
 def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
     return pa.table({c: [row.get(c) for row in rows] for c in columns})
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, select: str = "*") -> None:
-    con.register("incoming", rows)
-    con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM incoming")
-    con.unregister("incoming")
-
-
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], columns: list[str]) -> None:
-    _insert(con, table, _rows_table(rows, columns))
+    insert(con, table, _rows_table(rows, columns))
 
 
 def write_batch(
@@ -173,14 +173,14 @@ def write_batch(
             con.execute(f"DELETE FROM telemetry.{table} WHERE session_id IN (SELECT session_id FROM stale_sessions)")
         con.unregister("stale_sessions")
     if batch:
-        _insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
-                select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
-        _insert(con, "telemetry.points", points_table(batch))
+        insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
+               select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
+        insert(con, "telemetry.points", points_table(batch))
         metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
         insert_rows(con, "telemetry.roast_metrics", metrics, ["session_id", *METRIC_COLUMNS])
     if errors:
         columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
-        _insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
+        insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
     if outcomes:
         files = [{**asdict(o), "seen_at": seen_at} for o in outcomes]
         columns = [*(f.name for f in fields(FileOutcome)), "seen_at"]
@@ -189,4 +189,4 @@ def write_batch(
         con.execute("DELETE FROM telemetry.source_files f USING seen_files s "
                     "WHERE f.source_path = s.source_path AND f.content_sha256 = s.content_sha256")
         con.unregister("seen_files")
-        _insert(con, "telemetry.source_files", _rows_table(files, columns))
+        insert(con, "telemetry.source_files", _rows_table(files, columns))

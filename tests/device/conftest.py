@@ -80,6 +80,8 @@ class VirtualRoaster:
 
 ROASTERS = {
     "r1": VirtualRoaster("r1", "4242", lambda operator, faults, **kw: VirtualR1Config(operator=operator, faults=faults, **kw)),
+    # the same config drives the virtual R2 (r2.virtual.as_r2 scales the heater levels); its serial is the USB string
+    "r2": VirtualRoaster("r2", "R2V-004242", lambda operator, faults, **kw: VirtualR1Config(operator=operator, faults=faults, **kw)),
 }
 
 
@@ -125,7 +127,7 @@ def table_row(case: str, final: dict, lost_polls: int, footer: dict, statuses: d
     """With DAENA_FAULT_TABLE set, append one fault case's outcome as a JSON line (the closing note's
     table): final heater/state as the roaster reported them, lost polls, footer end reason and exit."""
     if os.environ.get("DAENA_FAULT_TABLE"):
-        row = {"case": case, "heater": final["h"], "state": State(final["st"]).name.lower(), "lost_polls": lost_polls,
+        row = {"model": final.get("model"), "case": case, "heater": final["h"], "state": State(final["st"]).name.lower(), "lost_polls": lost_polls,
                "end_reason": footer["end_reason"], "exit": footer["exit"]["outcome"], "statuses": statuses}
         with open(os.environ["DAENA_FAULT_TABLE"], "a") as out:
             out.write(json.dumps(row) + "\n")

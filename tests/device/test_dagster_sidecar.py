@@ -28,8 +28,11 @@ def materialize(tmp_path, instance=None, **run_config):
     )
 
 
-def test_definitions_load():
-    assert defs.resolve_job_def("sidecar_job") is not None
+def test_only_sidecar_job_drives_the_roaster():
+    """Recording runs on demand (sidecar_job); `daena materialize`'s job never starts a roast."""
+    in_job = defs.resolve_job_def("sidecar_job").asset_layer.selected_asset_keys
+    in_default = defs.resolve_job_def("daena_default_job").asset_layer.selected_asset_keys
+    assert sidecar_recording.key in in_job and sidecar_recording.key not in in_default
 
 
 def test_simulated_roast_through_pipes_lands_a_sidecar_file(env):

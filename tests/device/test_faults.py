@@ -55,11 +55,13 @@ def writes(device, since=0.0):
 
 
 def safe(device) -> bool:
-    return device.heater == 0 and State(device.state) in SAFE_STATES
+    return device.heater == 0 and State(device.sidecar_state) in SAFE_STATES
 
 
 def record(case, device, result, statuses):
-    table_row(case, {"h": device.heater, "st": device.state}, result.lost_polls, footer(result), statuses)
+    model = orjson.loads(result.path.read_bytes().splitlines()[0])["model"]  # the header's roaster model
+    table_row(case, {"h": device.heater, "st": device.sidecar_state, "model": model}, result.lost_polls, footer(result),
+              statuses)
 
 
 # ----- stale approvals ---------------------------------------------------------------------------
@@ -82,7 +84,7 @@ def test_stale_approvals_are_closed_expired_and_never_run(roaster, sim_config, w
     assert "before this session started" in rows["sessionless-before-start"][1]
     assert "approved for roaster serial 31337" in rows["other-roaster"][3]
     assert rows["preheat-30-days-old"][2] is None  # never executed: no execution row
-    assert writes(device) == [] and device.heater == 0 and device.state == State.OFF  # untouched
+    assert writes(device) == [] and device.heater == 0 and device.sidecar_state == State.OFF  # untouched
     assert result.command_statuses == {"EXPIRED": 3, "FAILED": 2}
     assert footer(result)["end_reason"] == "operator stop" and result.exit["outcome"].startswith("untouched")
     record("stale approvals (30-day-old, session-less before start, past expiry, other serial)", device, result,
@@ -93,10 +95,10 @@ def test_fresh_approval_runs_and_the_exit_makes_the_commanded_roaster_safe(roast
     sidecar, device = start(sim_config, roaster, warehouse, operator=False)
     approve(warehouse, "preheat-now", "PREHEAT", serial=roaster.serial)  # session-less, approved during the session
     assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=120)
-    assert device.state == State.PREHEATING and device.heater > 0
+    assert device.sidecar_state == State.PREHEATING and device.heater > 0
     sidecar.request_stop("operator stop")
     result = sidecar.run_started()
-    assert safe(device) and device.state == State.COOLING
+    assert safe(device) and device.sidecar_state == State.COOLING
     assert result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status"
     assert queue_rows(warehouse)["preheat-now"][0] == "COMPLETED"
 
@@ -169,7 +171,7 @@ def test_usb_write_timeout_while_sending_a_command(roaster, sim_config, warehous
     result = sidecar.run_started()
     rows = queue_rows(warehouse)
     assert rows["power-5"][2] in ("COMPLETED", "FAILED")  # retried after the timeouts, or failed with a reason
-    assert safe(device) and device.state == State.COOLING  # commanded: the exit made it safe
+    assert safe(device) and device.sidecar_state == State.COOLING  # commanded: the exit made it safe
     assert footer(result)["end_reason"] == "operator stop" and footer(result)["exit"]["outcome"].startswith("made safe")
     record("USB write timeout while sending a command", device, result, result.command_statuses)
 
@@ -197,7 +199,7 @@ def test_an_exception_in_every_cycle_still_ends_safe_with_a_footer(roaster, sim_
 
     sidecar._record = broken  # every cycle now raises before it can send anything
     result = sidecar.run_started()
-    assert safe(device) and device.state == State.COOLING
+    assert safe(device) and device.sidecar_state == State.COOLING
     assert footer(result)["end_reason"] == "error" and "No space left on device" in result.error
     assert any(f.startswith("drive_safe: poll loop failing: heater 0") for f in result.faults)
     rows = queue_rows(warehouse)
@@ -225,7 +227,7 @@ def test_permanent_unplug_counts_every_lost_poll_and_ends_within_the_window(roas
     assert sidecar.clock.now() - now < 10.0 + 0.5
     assert result.exit["outcome"] == "roaster gone: nothing can be sent"
     # the roaster itself keeps its last settings: with USB gone nothing can reach it
-    assert device.state == State.ROASTING
+    assert device.sidecar_state == State.ROASTING
     record("permanent unplug while controlling", device, result, result.command_statuses)
 
 
@@ -255,7 +257,7 @@ def test_roaster_chosen_by_serial_and_proposals_for_another_refused(roaster, sim
     from daena_pipelines.device.virtual_r1 import VirtualBus, plug_in_virtual_r1
 
     if roaster.model != "r1":
-        pytest.skip("the two-roaster bus is built from virtual R1s")
+        pytest.skip("the two-roaster bus is built from virtual R1s (two R2s: test_r2_driver)")
     clock = sim_config().virtual and __import__("daena_pipelines.device.clock", fromlist=["SteppedClock"]).SteppedClock()
     first, first_backend = plug_in_virtual_r1(VirtualR1Config(serial=4242), clock)
     second, second_backend = plug_in_virtual_r1(VirtualR1Config(serial=5151), clock)
@@ -289,7 +291,7 @@ def test_watchdog_makes_the_roaster_safe_when_the_poll_loop_hangs(roaster, sim_c
     sidecar, device = start(sim_config, roaster, warehouse, operator=False, time_scale=10.0, queue_poll_interval_s=0.5,
                             watchdog_timeout_s=0.5)
     approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
-    assert run_until(sidecar, lambda s: device.state == State.PREHEATING and device.heater >= 8, limit_s=600)
+    assert run_until(sidecar, lambda s: device.sidecar_state == State.PREHEATING and device.heater >= 8, limit_s=600)
     stuck = sidecar.recorder.sample
 
     def hangs_once(*args):  # e.g. the recordings disk stalls for 3 s
@@ -299,7 +301,7 @@ def test_watchdog_makes_the_roaster_safe_when_the_poll_loop_hangs(roaster, sim_c
 
     sidecar.recorder.sample = hangs_once
     result = sidecar.run_started()
-    assert safe(device) and device.state == State.COOLING
+    assert safe(device) and device.sidecar_state == State.COOLING
     assert footer(result)["end_reason"] == "watchdog"
     assert any(f.startswith("watchdog: poll loop silent") for f in result.faults)
     assert any(f.startswith("drive_safe: watchdog: heater 0 and cooling confirmed") for f in result.faults)

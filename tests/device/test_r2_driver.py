@@ -3,9 +3,9 @@ import pytest
 
 from daena_pipelines.device import roaster as r
 from daena_pipelines.device.r2 import protocol as r2
-from daena_pipelines.device.r2.driver import BULLET_R2
+from daena_pipelines.device.r2.driver import BULLET_R2, MAX_REPEATS
 from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
-from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config, plug_in_virtual_r1
+from daena_pipelines.device.virtual_r1 import Faults, VirtualBus, VirtualR1Config, plug_in_virtual_r1
 
 
 def test_open_resets_claims_and_takes_endpoints_from_descriptors(clock):
@@ -96,3 +96,28 @@ def test_permission_denied_points_to_udev_rule(clock):
     _, backend = plug_in_virtual_r2(VirtualR1Config(faults=Faults(permission_denied=True)), clock)
     with pytest.raises(r.PermissionDenied, match="udev"):
         BULLET_R2.open(backend=backend)
+
+
+def test_two_r2s_on_the_bus_one_chosen_by_serial_and_only_it_reset(clock):
+    first, first_backend = plug_in_virtual_r2(VirtualR1Config(serial=4242), clock)
+    second, second_backend = plug_in_virtual_r2(VirtualR1Config(serial=5151), clock)
+    bus = VirtualBus(first_backend, second_backend)
+    with pytest.raises(r.WrongRoaster, match="2 Bullet R2s are on USB; set roaster_serial"):
+        BULLET_R2.open(None, backend=bus)
+    with pytest.raises(r.WrongRoaster, match="found serial R2V-004242, R2V-005151"):
+        BULLET_R2.open("R2V-009999", backend=bus)
+    chosen = BULLET_R2.open("R2V-005151", backend=bus)
+    assert chosen.info.serial == "R2V-005151" and (first.resets, second.resets) == (0, 1)
+    assert not first_backend.claimed and second_backend.claimed
+
+
+def test_a_poll_between_two_frames_reuses_the_last_reading_a_bounded_number_of_times(clock):
+    _, backend = plug_in_virtual_r2(VirtualR1Config(), clock)
+    roaster = BULLET_R2.open(backend=backend)
+    clock.sleep(0.25)
+    first = roaster.read()
+    t = clock.now()
+    assert [roaster.read() for _ in range(MAX_REPEATS)] == [first] * MAX_REPEATS  # no frame since: no waiting
+    assert clock.now() - t < 0.01
+    roaster.read()  # the next poll waits for the roaster's next frame
+    assert clock.now() - t >= 0.04

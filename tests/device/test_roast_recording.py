@@ -68,15 +68,27 @@ def test_header_and_footer_lines(roast):
 
 
 def test_same_seed_same_session(roast, tmp_path):
-    result, _, session = roast
-    cfg = SidecarConfig(
-        simulate=True, time_scale=0, seed=7, start_at="2026-11-17T09:00:00+00:00", beans="Kenya Nyeri",
-        batch_weight_g=250, recordings_dir=str(tmp_path / "rec"), landing_dir=str(tmp_path / "landing"),
-        virtual=VirtualR1Config(operator=OperatorPlan()), max_duration_s=400, stop_on="duration",
-    )
-    again = parse_sidecar(run_sidecar(cfg).path.read_bytes(), "again")
-    n = len(again.time_s) - 1  # the shorter run ends early, so compare its complete samples
-    np.testing.assert_array_equal(again.bt_c[:n], session.bt_c[:n])
+    """The stepped virtual R1 is deterministic: the same seed and settings record the same session
+    (same id, same samples); another seed records another one."""
+    _, _, full = roast
+
+    def short_run(seed: int, folder: str):
+        cfg = SidecarConfig(
+            simulate=True, time_scale=0, seed=seed, start_at="2026-11-17T09:00:00+00:00", beans="Kenya Nyeri",
+            batch_weight_g=250, recordings_dir=str(tmp_path / folder / "rec"), landing_dir=str(tmp_path / folder / "landing"),
+            virtual=VirtualR1Config(operator=OperatorPlan()), max_duration_s=400, stop_on="duration",
+        )
+        return parse_sidecar(run_sidecar(cfg).path.read_bytes(), folder)
+
+    first, again, other = short_run(7, "first"), short_run(7, "again"), short_run(8, "other")
+    assert len(first.time_s) >= 390, len(first.time_s)  # 400 s at one sample per second
+    assert again.session_id == first.session_id and other.session_id != first.session_id
+    np.testing.assert_array_equal(again.time_s, first.time_s)
+    np.testing.assert_array_equal(again.bt_c, first.bt_c)
+    assert not np.array_equal(other.bt_c[: len(first.bt_c)], first.bt_c[: len(other.bt_c)])
+    # the whole roast with seed 7 starts with these very samples (it only runs longer)
+    n = len(first.time_s) - 1  # the short run's last sample may be cut by its stop
+    np.testing.assert_array_equal(first.bt_c[:n], full.bt_c[:n])
 
 
 def test_first_crack_threshold_when_nobody_marks_it(tmp_path):

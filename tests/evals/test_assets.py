@@ -7,7 +7,6 @@ import dagster as dg
 import duckdb
 import pytest
 
-from daena_pipelines import config
 from daena_pipelines.defs.evals import assets, checks
 from daena_pipelines.defs.evals.jobs import eval_job
 from daena_pipelines.defs.evals.partitions import daily_partitions
@@ -26,7 +25,7 @@ CHECKS = [checks.golden_cases_valid, checks.eval_runs_complete, checks.judge_sco
 @pytest.fixture(autouse=True)
 def fixture_cases(monkeypatch):
     """Golden cases frozen for these tests, so retuning the bundled cases does not move them."""
-    monkeypatch.setattr(config, "GOLDEN_DIR", Path(__file__).parent / "golden")
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(Path(__file__).parent / "golden"))
 
 
 @pytest.fixture
@@ -118,8 +117,7 @@ def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, 
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
     with duckdb.connect(str(db)) as con:  # a session telemetry could not compute metrics for
-        con.execute("INSERT INTO telemetry.sessions (session_id, roasted_at, machine, beans) VALUES "
-                    "('nom-1', '2026-11-18 20:00:00+00', 'Aillio Bullet R1 (virtual)', 'Brazil Cerrado')")
+        warehouse_fixture.add_session(con, "nom-1", datetime(2026, 11, 18, 20, tzinfo=timezone.utc), "Brazil Cerrado")
     monkeypatch.delenv("DAENA_TEST_MISSING_KEY", raising=False)
     no_key = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_MISSING_KEY", base_url=server.base_url)
     run(db, no_key, "2026-11-18")
@@ -245,7 +243,7 @@ def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
     golden_dir = tmp_path / "golden"
     (golden_dir / "cases").mkdir(parents=True)
     (golden_dir / "cases" / "broken.json").write_text('{"id": "broken", "expectation": "SHOULD_SUCCEED"}')
-    monkeypatch.setattr(config, "GOLDEN_DIR", golden_dir)
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(golden_dir))
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
     result = dg.materialize(

@@ -91,6 +91,13 @@ def test_forced_tool_use_is_a_400_on_the_documented_models_and_the_judge_still_j
     assert row["status"] == "judged" and row["model"] == model and row["plan_clarity"] is not None
 
 
+def test_thinking_and_effort_only_where_the_docs_list_adaptive_thinking(server):
+    older = judge.message_params(request(), settings(server, model="claude-haiku-4-5"))
+    assert "thinking" not in older and "effort" not in older["output_config"]
+    current = judge.message_params(request(), settings(server, model="claude-haiku-5-5", effort="low"))
+    assert current["thinking"] == {"type": "adaptive"} and current["output_config"]["effort"] == "low"
+
+
 def test_forced_tool_use_still_works_on_a_model_that_allows_it(server):
     message = client(server).messages.create(
         model="claude-sonnet-5", max_tokens=1024, messages=[{"role": "user", "content": "hi"}],
@@ -328,3 +335,10 @@ def test_source_and_endpoint_labels():
     assert judge.source_for("https://API.anthropic.com/") == "anthropic"
     assert judge.source_for("http://127.0.0.1:8080") == "simulator"
     assert judge.normalise_endpoint("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
+
+
+def test_the_resource_defaults_are_the_judge_settings_defaults():
+    """The Dagster resource exposes every judge setting with the dataclass's default, none restated."""
+    resource = AnthropicJudgeResource()
+    assert resource.settings() == judge.JudgeSettings(base_url=resource.effective_base_url())
+    assert resource.model_copy(update={"samples": 3, "effort": "high"}).settings().samples == 3

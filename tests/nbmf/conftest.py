@@ -1,15 +1,26 @@
+"""Real Artisan profiles from ../shared, loaded into a warehouse by the real telemetry ingest."""
+from pathlib import Path
+
 import duckdb
 import pytest
 
-from .alog_warehouse import alog_files, load_alogs
+from daena_pipelines.telemetry import ingest
+from tests.conftest import require_artisan_dir
 
 # A spread of real profiles: short and long roasts, with and without notes, C-mode files.
 SAMPLE_COUNT = 10
 
 
+def load_alogs(con: duckdb.DuckDBPyConnection, paths: list[Path], quarantine_dir: Path) -> list[str]:
+    """Ingest the profiles as the telemetry asset does; returns the loaded session ids."""
+    report = ingest.ingest(con, paths, quarantine_dir, workers=1)
+    assert report.loaded, f"no profile ingested: {report.rejected}"
+    return report.loaded
+
+
 @pytest.fixture(scope="session")
 def sample_alogs():
-    files = alog_files()
+    files = sorted(require_artisan_dir().glob("*.alog"))
     return files[:: max(1, len(files) // SAMPLE_COUNT)][:SAMPLE_COUNT]
 
 
@@ -17,7 +28,7 @@ def sample_alogs():
 def alog_warehouse(tmp_path, sample_alogs):
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:
-        load_alogs(con, sample_alogs)
+        load_alogs(con, sample_alogs, tmp_path / "quarantine")
     return path
 
 
@@ -25,8 +36,8 @@ def alog_warehouse(tmp_path, sample_alogs):
 def corpus(tmp_path_factory, sample_alogs):
     from daena_pipelines.nbmf.corpus import load_corpus
 
-    path = tmp_path_factory.mktemp("corpus") / "w.duckdb"
-    with duckdb.connect(str(path)) as con:
-        load_alogs(con, sample_alogs)
+    tmp = tmp_path_factory.mktemp("corpus")
+    with duckdb.connect(str(tmp / "w.duckdb")) as con:
+        load_alogs(con, sample_alogs, tmp / "quarantine")
         records, skipped = load_corpus(con)
     return records, skipped

@@ -6,33 +6,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 
 from daena_pipelines.config import PROJECT_ROOT
-from daena_pipelines.definitions import defs
 from daena_pipelines.regressions.promote import promote
 
-from .alog_warehouse import load_alogs
 
-
-def prepare_warehouse(path: Path, landing: Path, alogs: list[Path]) -> None:
-    """Give CI its corpus the way a clean clone would: through the telemetry ingest when the
-    code location has it, else through the test loader."""
-    graph = defs.resolve_asset_graph()
-    sessions = dg.AssetKey(["telemetry", "sessions"])
-    if graph.has(sessions) and graph.get(sessions).is_materializable:
-        landing.mkdir()
-        for f in alogs:
-            shutil.copy(f, landing / f.name)
-    else:
-        with duckdb.connect(str(path)) as con:
-            load_alogs(con, alogs)
+def prepare_warehouse(landing: Path, alogs: list[Path]) -> None:
+    """Give CI its corpus the way a clean clone would: files in the landing folder, which CI's
+    telemetry ingest loads."""
+    landing.mkdir()
+    for f in alogs:
+        shutil.copy(f, landing / f.name)
 
 
 def run_ci(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "daena_pipelines.regressions.ci", "--repetitions", "2"],
+        [sys.executable, "-m", "daena_pipelines.ci", "--repetitions", "2"],
         env={**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,
         text=True,
@@ -44,7 +34,7 @@ def run_ci(env: dict) -> subprocess.CompletedProcess:
 def test_ci_fails_on_a_worse_codec_setting(tmp_path, sample_alogs):
     warehouse, golden = tmp_path / "w.duckdb", tmp_path / "golden"
     shutil.copytree(PROJECT_ROOT / "golden", golden)
-    prepare_warehouse(warehouse, tmp_path / "landing", sample_alogs)
+    prepare_warehouse(tmp_path / "landing", sample_alogs)
     env = {
         "DAENA_WAREHOUSE": str(warehouse),
         "DAENA_GOLDEN_DIR": str(golden),

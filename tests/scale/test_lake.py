@@ -3,13 +3,8 @@ against the embedded DuckDB file: the same asset code, the same rows, several wr
 and kill -9 in the middle of an ingest."""
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -23,9 +18,6 @@ from daena_pipelines.defs.telemetry.assets import telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
 from daena_pipelines.lib.warehouse import WarehouseResource
 from tests.scale import workload
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_keyless_ddl_keeps_columns_and_not_null_and_drops_keys():
     ddl = """CREATE TABLE t (id VARCHAR PRIMARY KEY, n INTEGER NOT NULL PRIMARY KEY, note VARCHAR);
@@ -72,13 +64,6 @@ def test_the_same_asset_writes_the_same_rows_on_both_backends(artisan_dir, data_
     assert workload.points_per_session(data_env / "w.duckdb") == workload.points_per_session(lake_target)
 
 
-def _writer(target: str, landing: Path, batch_size: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.scale.workload", "ingest", target, str(landing), "--batch-size", str(batch_size)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
-    )
-
-
 def test_four_writers_a_sensor_run_and_a_reader_at_once(artisan_dir, data_env, lake_target):
     tmp_path, landing = data_env, data_env / "landing"  # the landing folder the sensor watches
     workload.make_copies(artisan_dir, landing, copies=2, originals=8)
@@ -87,32 +72,22 @@ def test_four_writers_a_sensor_run_and_a_reader_at_once(artisan_dir, data_env, l
     with connect(lake_target) as con:  # the catalog and tables exist before the writers start
         store.ensure_schema(con)
 
-    reads, read_errors, stop = [], [], threading.Event()
-
-    def reader():
-        while not stop.is_set():
-            try:
-                with connect(lake_target, read_only=True) as con:
-                    reads.append(con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0])
-            except Exception as exc:  # counted, and the test fails on any
-                read_errors.append(repr(exc))
-            time.sleep(0.1)
-
     sensor = defs.get_sensor_def("landing_folder_sensor")
     request = sensor.evaluate_tick(dg.build_sensor_context()).run_requests[0]
-    threading.Thread(target=reader, daemon=True).start()
-    writers = [_writer(lake_target, landing, batch_size=5) for _ in range(4)]
+    reader = workload.Reader(lake_target)
+    reader.start()
+    writers = [workload.writer(lake_target, landing, 5, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
     sensor_run = dg.materialize(  # the run the landing sensor asked for, beside the four
         [telemetry_ingest], resources={"duckdb": WarehouseResource(database=lake_target)}, run_config=request.run_config,
     )
     outputs = [w.communicate(timeout=300) for w in writers]
-    stop.set()
+    reader.stop()
     assert sensor_run.success
     for writer, (out, err) in zip(writers, outputs):
         assert writer.returncode == 0, err[-3000:]
-        assert "Traceback" not in err, err[-3000:]
-    assert read_errors == [] and len(reads) >= 5
-    assert reads == sorted(reads)  # a reader only ever sees whole batches, never a count going back
+        assert "Traceback" not in err and "locked" not in err, err[-3000:]
+    assert reader.errors == [] and len(reader.counts) >= 20
+    assert reader.counts == sorted(reader.counts)  # whole batches only: a count never goes back
     assert workload.integrity(lake_target) == serial
     assert workload.points_per_session(lake_target) == workload.points_per_session(tmp_path / "serial.duckdb")
 
@@ -128,37 +103,10 @@ def test_kill_9_mid_ingest_leaves_no_half_session_and_the_next_run_completes(bac
     serial, serial_points = workload.integrity(tmp_path / "serial.duckdb"), workload.points_per_session(tmp_path / "serial.duckdb")
     target = str(tmp_path / "w.duckdb") if backend == "duckdb" else request.getfixturevalue("lake_target")
     for batches in KILL_AFTER_BATCHES:
-        writer = subprocess.Popen(
-            [sys.executable, "-c", _COUNTING_WRITER, target, str(landing)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
-        )
-        for _ in range(batches):
-            assert writer.stdout.readline().startswith("committed"), "the writer ended before the kill point"
-        writer.send_signal(signal.SIGKILL)  # now inside the next batch: parsing or writing it
-        writer.wait()
-        after_kill = workload.integrity(target)
+        after_kill = workload.kill_after_batches(target, landing, batches, batch_size=3)
         assert 0 < after_kill["sessions"] < serial["sessions"]
-        half = {k: v for k, v in after_kill.items() if k.startswith(("duplicate", "sessions_without", "orphan"))}
-        assert set(half.values()) == {0}, half
+        assert {k: after_kill[k] for k in workload.HALF_WRITTEN} == dict.fromkeys(workload.HALF_WRITTEN, 0)
         assert all(serial_points[s] == n for s, n in workload.points_per_session(target).items())
     workload.ingest_folder(target, landing, batch_size=3)
     assert workload.integrity(target) == serial
 
-
-# A writer that says when each batch has committed, so the test can kill it at a known point.
-_COUNTING_WRITER = """
-import sys
-from pathlib import Path
-from daena_pipelines import db
-from tests.scale import workload
-
-with db.connect(sys.argv[1]):  # schema migrations first: they commit too, and are not batches
-    pass
-committed = db.retrying_transaction
-def counting(con, body, *args, **kwargs):
-    result = committed(con, body, *args, **kwargs)
-    print("committed", flush=True)
-    return result
-db.retrying_transaction = counting
-workload.ingest_folder(sys.argv[1], Path(sys.argv[2]), batch_size=3)
-"""

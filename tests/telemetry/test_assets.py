@@ -14,7 +14,9 @@ from tests.telemetry.profiles import alog_bytes, profile
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_job_def("telemetry_ingest_job") and defs.resolve_job_def("daena_default_job")
+    ingest_job = defs.resolve_job_def("telemetry_ingest_job").asset_layer.selected_asset_keys
+    assert ingest_job == set(telemetry_ingest.keys)
+    assert ingest_job <= defs.resolve_job_def("daena_default_job").asset_layer.selected_asset_keys
 
 
 def test_materialize_ingest_with_checks(data_env):

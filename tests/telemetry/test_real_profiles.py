@@ -10,13 +10,12 @@ from daena_pipelines.telemetry import ingest, quality
 
 @pytest.fixture(scope="module")
 def real_warehouse(tmp_path_factory):
-    from tests.conftest import ARTISAN_DIR
+    from tests.conftest import require_artisan_dir
 
-    if not ARTISAN_DIR.is_dir():
-        pytest.skip(f"real Artisan profiles not found at {ARTISAN_DIR} (../shared is absent)")
+    artisan_dir = require_artisan_dir()
     tmp = tmp_path_factory.mktemp("real")
     con = duckdb.connect(str(tmp / "w.duckdb"))
-    roasts, others = ingest.discover(ARTISAN_DIR)
+    roasts, others = ingest.discover(artisan_dir)
     report = ingest.ingest(con, roasts, tmp / "quarantine", workers=1)
     yield con, report, roasts, tmp
     con.close()

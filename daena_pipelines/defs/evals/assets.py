@@ -31,7 +31,7 @@ def _days(context: dg.AssetExecutionContext):
     **asset_defaults("evals"),
 )
 def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
-    loaded, errors = golden.load_cases(config.GOLDEN_DIR / "cases")
+    loaded, errors = golden.load_cases(config.golden_dir() / "cases")
     for file, error in errors:
         context.log.error(error)
     with duckdb.get_connection() as con:
@@ -148,7 +148,7 @@ def judge_scores(
     **asset_defaults("evals"),
 )
 def judge_agreement(duckdb: WarehouseResource) -> dg.MaterializeResult:
-    labels_file = config.GOLDEN_DIR / "judge" / "calibration.json"
+    labels_file = config.golden_dir() / "judge" / "calibration.json"
     try:
         header, labels = calibration.load_labels(labels_file)
     except (OSError, ValueError) as exc:

@@ -96,7 +96,7 @@ def judge_agreement_ok(duckdb: WarehouseResource) -> dg.AssetCheckResult:
 
 # The outcome of every bundled sample session against its golden case. It warns rather than
 # blocks: a production warehouse need not hold the bundled sessions. CI, which runs on the
-# bundled data, treats a failure as red (regressions/ci.py).
+# bundled data, treats a failure as red (daena_pipelines/ci.py).
 eval_outcomes_golden = golden_asset_check(
     asset=["evals", "eval_runs"], suite_file="evals/outcomes.golden.json", name="eval_outcomes_golden", blocking=False
 )

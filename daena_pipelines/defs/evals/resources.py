@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 
 import anthropic
 import dagster as dg
 from pydantic import Field
 
-from daena_pipelines.evals.judge import DEFAULT_MODEL, JudgeSettings, check_endpoint
+from daena_pipelines.evals.judge import JudgeSettings, check_endpoint
+
+DEFAULTS = JudgeSettings()  # the judge's defaults, written once (evals/judge.py)
 
 
 class AnthropicJudgeResource(dg.ConfigurableResource):
@@ -16,36 +19,27 @@ class AnthropicJudgeResource(dg.ConfigurableResource):
 
     api_key_env_var: str = Field(default="ANTHROPIC_API_KEY", description="Name of the env var holding the key.")
     base_url: str | None = Field(
-        default=None,
+        default=DEFAULTS.base_url,
         description="None = the official API; any other URL is labelled 'simulator'. Must be https:// "
         "or http:// to a loopback address.",
     )
-    model: str = DEFAULT_MODEL
-    max_tokens: int = Field(default=16_000, description="Thinking and reply together (adaptive thinking).")
-    effort: str = Field(default="medium", description="output_config.effort: low | medium | high | xhigh | max.")
-    samples: int = Field(default=1, ge=1, description="Judgements per session; >1 reports mean/median/mode and spread.")
-    timeout_s: float = Field(default=120.0, description="Per-request HTTP timeout.")
-    max_retries: int = Field(default=4, ge=0, description="The SDK's own retry policy, this many retries.")
-    batch_mode: bool = Field(default=False, description="Send a run's requests as a Message Batch.")
-    batch_poll_s: float = 30.0
-    batch_max_wait_s: float = Field(default=3600.0, description="Then the batch is cancelled, rows not_judged.")
+    model: str = Field(default=DEFAULTS.model, description="Claude model id the judge calls.")
+    max_tokens: int = Field(default=DEFAULTS.max_tokens, description="Thinking and reply together (adaptive thinking).")
+    effort: str = Field(default=DEFAULTS.effort, description="output_config.effort: low | medium | high | xhigh | max.")
+    samples: int = Field(default=DEFAULTS.samples, ge=1, description="Judgements per session; >1 reports mean/median/mode and spread.")
+    timeout_s: float = Field(default=120.0, description="Per-request HTTP timeout, seconds.")
+    max_retries: int = Field(default=DEFAULTS.max_retries, ge=0, description="The SDK's own retry policy, this many retries.")
+    batch_mode: bool = Field(default=DEFAULTS.batch_mode, description="Send a run's requests as a Message Batch.")
+    batch_poll_s: float = Field(default=DEFAULTS.batch_poll_s, description="Seconds between polls of a Message Batch.")
+    batch_max_wait_s: float = Field(default=DEFAULTS.batch_max_wait_s, description="Then the batch is cancelled, rows not_judged.")
 
     def effective_base_url(self) -> str | None:
         """The SDK falls back to ANTHROPIC_BASE_URL by itself; resolve it here so the source label is right."""
         return self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
 
     def settings(self) -> JudgeSettings:
-        return JudgeSettings(
-            model=self.model,
-            base_url=self.effective_base_url(),
-            max_tokens=self.max_tokens,
-            effort=self.effort,
-            samples=self.samples,
-            max_retries=self.max_retries,
-            batch_mode=self.batch_mode,
-            batch_poll_s=self.batch_poll_s,
-            batch_max_wait_s=self.batch_max_wait_s,
-        )
+        values = {f.name: getattr(self, f.name) for f in fields(JudgeSettings) if f.name != "base_url"}
+        return JudgeSettings(base_url=self.effective_base_url(), **values)
 
     def client(self) -> tuple[anthropic.Anthropic | None, str]:
         """(client, "") or (None, why not). Raises judge.InsecureEndpoint before the key leaves the process."""

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from daena_pipelines.device import protocol as p
 from daena_pipelines.device.r2 import protocol as r2
+from daena_pipelines.device.r2.driver import STATES  # the driver's state mapping, for sidecar_state
 from daena_pipelines.device.virtual_r1 import (
     TICK_S, VirtualBulletR1, VirtualR1Backend, VirtualR1Config, _Descriptor, _usb_error, ror_c_per_min,
 )
@@ -59,6 +60,10 @@ class VirtualBulletR2(VirtualBulletR1):
         self.resets = 0
 
     # ----- roaster -----------------------------------------------------------------------------
+    @property
+    def sidecar_state(self) -> int:
+        return int(STATES.get(self.state, self.state))
+
     def _warm_up(self, error_c: float) -> None:
         """Assumed: preheating -> stabilizing once within 2 °C (after 30 s), stabilizing -> charge 20 s later."""
         since = self.time_s - self.state_since_s

@@ -1,7 +1,7 @@
 """The CI command: materialise the whole default asset graph (as `daena materialize` does) with
 its checks into the configured warehouse, print a summary, exit 1 when a blocking check fails.
 
-    python -m daena_pipelines.regressions.ci [--repetitions N]
+    python -m daena_pipelines.ci [--repetitions N]
 
 Warehouse: DAENA_WAREHOUSE (default data/warehouse.duckdb); golden files: golden/ (or
 DAENA_GOLDEN_DIR). Findings of the golden checks are written to regressions.findings.
