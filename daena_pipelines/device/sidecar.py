@@ -524,7 +524,9 @@ class Sidecar:
                     self._begin_exit("error", self.clock.now())
                 if failures >= 3:
                     if self._must_make_safe() and not _is_safe(self.last_reading):
-                        self.drive_safe("poll loop failing", self.exit_deadline)
+                        made_safe = self.drive_safe("poll loop failing", self.exit_deadline)
+                        self.exit_outcome = ("made safe outside the poll loop: heater 0 and cooling confirmed by status"
+                                             if made_safe else "NOT confirmed safe: the poll loop kept failing")
                     break
             self.clock.sleep(self.next_tick - self.clock.now())
         return self.finish()
