@@ -214,8 +214,11 @@ class Sidecar:
 
     def _fault(self, kind: str, message: str) -> None:
         self.faults.append(f"{kind}: {message}")
-        self.recorder.fault(self.clock.now() - self.t0, kind, message)
         self.progress(f"fault {kind}: {message}")
+        try:
+            self.recorder.fault(self.clock.now() - self.t0, kind, message)
+        except (OSError, ValueError) as error:  # a broken recording must not stop the abort that logs through here
+            self.progress(f"fault {kind} not recorded: {error}")
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
@@ -521,7 +524,9 @@ class Sidecar:
                     self._begin_exit("error", self.clock.now())
                 if failures >= 3:
                     if self._must_make_safe() and not _is_safe(self.last_reading):
-                        self.drive_safe("poll loop failing", self.exit_deadline)
+                        made_safe = self.drive_safe("poll loop failing", self.exit_deadline)
+                        self.exit_outcome = ("made safe outside the poll loop: heater 0 and cooling confirmed by status"
+                                             if made_safe else "NOT confirmed safe: the poll loop kept failing")
                     break
             self.clock.sleep(self.next_tick - self.clock.now())
         return self.finish()

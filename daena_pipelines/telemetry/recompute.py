@@ -85,9 +85,9 @@ def _recompute(con: duckdb.DuckDBPyConnection, ids: list[str]) -> None:
     old = {r["session_id"]: r for r in _fetch(con, "SELECT * FROM telemetry.roast_metrics WHERE list_contains(?, session_id)", ids)}
     points = con.execute(
         "SELECT session_id, t_s, bt_c, et_c FROM telemetry.points WHERE list_contains(?, session_id) ORDER BY session_id, t_s", [ids]
-    ).to_arrow_table()
-    sid = points.column("session_id").to_numpy(zero_copy_only=False)
-    columns = {name: points.column(name).to_numpy(zero_copy_only=False).astype(float) for name in ("t_s", "bt_c", "et_c")}  # NULL -> NaN
+    ).fetchnumpy()
+    sid = np.asarray(points["session_id"], dtype=object)
+    columns = {name: np.ma.filled(np.ma.asarray(points[name]).astype(float), np.nan) for name in ("t_s", "bt_c", "et_c")}  # NULL -> NaN
     bounds = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1], True])
     rows, ror_parts = [], []
     for a, b in zip(bounds[:-1], bounds[1:]):

@@ -87,3 +87,30 @@ def test_an_ingest_succeeds_beside_a_reader_polling_the_file(warehouse, tmp_path
                 ingest.ingest(con, batch, tmp_path / "q", workers=1)
     with db.connect(warehouse, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM telemetry.sessions").fetchone() == (3,)
+
+
+def test_the_regressions_sensor_skips_its_tick_while_another_process_writes(warehouse, monkeypatch):
+    import dagster as dg
+
+    from daena_pipelines.defs.regressions import sensors
+    from daena_pipelines.lib.warehouse import WarehouseResource
+
+    @dg.asset(key=["evals", "eval_runs"])  # a watched asset: its run is one evaluation for the sensor
+    def eval_runs():
+        return None
+
+    resource = WarehouseResource(database=str(warehouse))
+    definitions = dg.Definitions(assets=[eval_runs], resources={"duckdb": resource})
+    instance = dg.DagsterInstance.ephemeral()
+    dg.materialize([eval_runs], instance=instance)
+    monkeypatch.setattr(sensors, "SENSOR_LOCK_WAIT_S", 0.3)
+
+    def tick():
+        context = dg.build_sensor_context(instance=instance, resources={"duckdb": resource}, definitions=definitions)
+        return sensors.regressions_sensor(context).skip_message, context.cursor
+
+    with other_process(warehouse, HOLD_WRITE_LOCK.format(hold=30)):
+        message, cursor = tick()
+    assert message.startswith("warehouse busy, 1 evaluations left for the next tick") and cursor is None
+    message, cursor = tick()  # the lock is gone: the same evaluation is recorded now
+    assert message.startswith("1 evaluations recorded") and cursor is not None
