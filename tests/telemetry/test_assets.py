@@ -6,7 +6,7 @@ import duckdb
 
 from daena_pipelines.definitions import defs
 from daena_pipelines.defs.telemetry import sensors
-from daena_pipelines.defs.telemetry.assets import telemetry_ingest
+from daena_pipelines.defs.telemetry.assets import roast_curve, telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
 from daena_pipelines.lib.warehouse import WarehouseResource
 from tests.telemetry.profiles import alog_bytes, profile
@@ -33,9 +33,12 @@ def test_materialize_ingest_with_checks(data_env):
     sessions = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "sessions")
     assert sessions.metadata["dagster/row_count"].value == 2
     assert sessions.metadata["files_rejected"].value == 1
-    assert "dagster/column_schema" in sessions.metadata
+    columns = {c.name: c.description for c in sessions.metadata["dagster/column_schema"].schema.columns}
+    assert all(columns.values()) and columns["batch_weight_g"] == "batch weight [grams]", columns
     points = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "points")
-    assert points.metadata["latest_roast_curve"].value.startswith("![roast curve")
+    curve = dg.materialize([roast_curve], resources={"duckdb": WarehouseResource(database=warehouse)})
+    chart = curve.asset_materializations_for_node("telemetry__roast_curve")[0].metadata
+    assert chart["roast_curve"].value.startswith("![roast curve") and chart["svg_file"].value.endswith(".svg")
     with duckdb.connect(warehouse) as con:
         assert con.execute("SELECT list(original_unit ORDER BY original_unit) FROM telemetry.sessions").fetchone()[0] == ["C", "F"]
 
