@@ -77,7 +77,7 @@ class SidecarConfig:
     exit_timeout_s: float = 12.0  # the make-safe exit ends by then (Dagster waits 20 s after SIGINT)
     watchdog_timeout_s: float = 2.0  # real seconds without a finished poll cycle before the watchdog acts
     recordings_dir: str | None = None  # in-progress files; default <data>/device/recordings
-    landing_dir: str | None = None  # finished files; default config.landing_dir()
+    landing_dir: str | None = None  # finished files; default config.sidecar_landing_dir()
     warehouse: str | None = None  # command queue/executions; None: record only, execute nothing
     beans: str | None = None
     title: str | None = None
@@ -214,8 +214,11 @@ class Sidecar:
 
     def _fault(self, kind: str, message: str) -> None:
         self.faults.append(f"{kind}: {message}")
-        self.recorder.fault(self.clock.now() - self.t0, kind, message)
         self.progress(f"fault {kind}: {message}")
+        try:
+            self.recorder.fault(self.clock.now() - self.t0, kind, message)
+        except (OSError, ValueError) as error:  # a broken recording must not stop the abort that logs through here
+            self.progress(f"fault {kind} not recorded: {error}")
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
@@ -521,7 +524,9 @@ class Sidecar:
                     self._begin_exit("error", self.clock.now())
                 if failures >= 3:
                     if self._must_make_safe() and not _is_safe(self.last_reading):
-                        self.drive_safe("poll loop failing", self.exit_deadline)
+                        made_safe = self.drive_safe("poll loop failing", self.exit_deadline)
+                        self.exit_outcome = ("made safe outside the poll loop: heater 0 and cooling confirmed by status"
+                                             if made_safe else "NOT confirmed safe: the poll loop kept failing")
                     break
             self.clock.sleep(self.next_tick - self.clock.now())
         return self.finish()
@@ -758,7 +763,7 @@ class Sidecar:
                 message = "command executions not all written to the warehouse (locked); they are in the recording"
                 self.faults.append(f"warehouse: {message}")
                 self.progress(message)
-        landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else project_config.landing_dir()
+        landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else project_config.sidecar_landing_dir()
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))
         self.progress(f"session {session.session_id} landed at {final_path} ({self.end_reason}; exit: {self.exit_outcome})")

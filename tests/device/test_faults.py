@@ -202,6 +202,7 @@ def test_an_exception_in_every_cycle_still_ends_safe_with_a_footer(roaster, sim_
     assert safe(device) and device.sidecar_state == State.COOLING
     assert footer(result)["end_reason"] == "error" and "No space left on device" in result.error
     assert any(f.startswith("drive_safe: poll loop failing: heater 0") for f in result.faults)
+    assert result.exit["outcome"] == "made safe outside the poll loop: heater 0 and cooling confirmed by status"
     rows = queue_rows(warehouse)
     assert rows["power-3"][2] == "ABORTED"  # not left EXECUTING
     record("exception in every poll cycle (e.g. disk full) mid-command", device, result,

@@ -3,7 +3,7 @@ import pytest
 
 from daena_pipelines.device import roaster as r
 from daena_pipelines.device.r2 import protocol as r2
-from daena_pipelines.device.r2.driver import BULLET_R2
+from daena_pipelines.device.r2.driver import BULLET_R2, MAX_REPEATS
 from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
 from daena_pipelines.device.virtual_r1 import Faults, VirtualBus, VirtualR1Config, plug_in_virtual_r1
 
@@ -109,3 +109,15 @@ def test_two_r2s_on_the_bus_one_chosen_by_serial_and_only_it_reset(clock):
     chosen = BULLET_R2.open("R2V-005151", backend=bus)
     assert chosen.info.serial == "R2V-005151" and (first.resets, second.resets) == (0, 1)
     assert not first_backend.claimed and second_backend.claimed
+
+
+def test_a_poll_between_two_frames_reuses_the_last_reading_a_bounded_number_of_times(clock):
+    _, backend = plug_in_virtual_r2(VirtualR1Config(), clock)
+    roaster = BULLET_R2.open(backend=backend)
+    clock.sleep(0.25)
+    first = roaster.read()
+    t = clock.now()
+    assert [roaster.read() for _ in range(MAX_REPEATS)] == [first] * MAX_REPEATS  # no frame since: no waiting
+    assert clock.now() - t < 0.01
+    roaster.read()  # the next poll waits for the roaster's next frame
+    assert clock.now() - t >= 0.04

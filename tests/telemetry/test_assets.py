@@ -15,7 +15,7 @@ from tests.telemetry.profiles import alog_bytes, profile
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     ingest_job = defs.resolve_job_def("telemetry_ingest_job").asset_layer.selected_asset_keys
-    assert ingest_job == set(telemetry_ingest.keys)
+    assert set(telemetry_ingest.keys) <= ingest_job
     assert ingest_job <= defs.resolve_job_def("daena_default_job").asset_layer.selected_asset_keys
 
 
@@ -69,3 +69,17 @@ def test_landing_sensor_requests_only_new_or_changed_files(data_env):
     second = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
     assert second.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "b.alog")]
     assert sensors.changed_files({"x": "1:1"}, {"x": "1:2"}) == ["x"]
+
+
+def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, monkeypatch):
+    """After `daena materialize` the sensor's first tick (no cursor yet) finds nothing to do."""
+    landing = data_env / "landing"
+    (landing / "a.alog").write_bytes(alog_bytes(profile()))
+    warehouse = str(data_env / "data" / "warehouse.duckdb")
+    assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse)}).success
+    sensor = defs.get_sensor_def("landing_folder_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context())
+    assert first.run_requests == [] and "no new or changed roast files among 1" in first.skip_message
+    (landing / "a.alog").write_bytes(alog_bytes(profile(roastUUID="edited")))
+    edited = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    assert edited.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]

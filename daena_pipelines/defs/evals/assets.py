@@ -1,4 +1,5 @@
 """Assets of the evals domain: thin wrappers over golden, scoring, judge and tables."""
+import warnings
 from collections import Counter
 from datetime import timedelta
 
@@ -13,6 +14,9 @@ from daena_pipelines.lib.metadata import table_metadata
 from daena_pipelines.lib.specs import asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.telemetry import contract as telemetry
+
+# backfill_policy is beta in Dagster 1.13: its warning would print at every definitions load.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 # Single-run backfills: a range of days is one run.
 PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())

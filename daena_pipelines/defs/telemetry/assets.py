@@ -16,7 +16,8 @@ from daena_pipelines.telemetry.metrics import METRICS_VERSION
 
 
 class IngestConfig(dg.Config):
-    """Which files to ingest. By default the whole landing folder (DAENA_LANDING_DIR); files
+    """Which files to ingest. By default the landing folders (DAENA_LANDING_DIR and the sidecar's
+    recordings in <data>/landing); files
     already ingested with the same content are skipped either way."""
 
     landing_dir: Optional[str] = None
@@ -71,13 +72,16 @@ def _report_markdown(report: ingest.IngestReport) -> str:
 )
 def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, duckdb: WarehouseResource):
     """Ingest new or changed roast files from the landing folder, one transaction per batch."""
-    landing = Path(config.landing_dir) if config.landing_dir else settings.landing_dir()
+    folders = [Path(config.landing_dir)] if config.landing_dir else settings.landing_dirs()
     if config.paths is not None:
         paths = [Path(p) for p in config.paths]
     else:
-        paths, others = ingest.discover(landing)
-        if others:
-            context.log.info(f"ignoring {len(others)} non-roast files in {landing}, e.g. {others[0].name}")
+        paths = []
+        for folder in folders:
+            roasts, others = ingest.discover(folder)
+            paths += roasts
+            if others:
+                context.log.info(f"ignoring {len(others)} non-roast files in {folder}, e.g. {others[0].name}")
         for stray in (p for p in others if p.suffix.lower() == ".json"):
             context.log.info(f"ignoring {stray}: JSON without RoasTime's beanTemperature curve, so not a roast")
     with duckdb.get_connection() as con:
@@ -94,7 +98,7 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
             "files_rejected": dg.MetadataValue.int(len(report.rejected)),
             "duplicates": dg.MetadataValue.int(len(report.duplicates)),
             "files_unchanged": dg.MetadataValue.int(report.unchanged),
-            "landing_dir": dg.MetadataValue.path(str(landing)),
+            "landing_dirs": dg.MetadataValue.text(", ".join(map(str, folders))),
         }
         chart = latest_session_chart(con)
         yield dg.MaterializeResult(

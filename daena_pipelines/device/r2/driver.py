@@ -20,6 +20,7 @@ READ_TIMEOUT_MS = 300  # the R2 sends a temperature frame several times a second
 WRITE_TIMEOUT_MS = 300
 DRAIN_TIMEOUT_MS = 2  # a frame already queued arrives within a 1 ms USB frame
 MAX_FRAMES_PER_POLL = 64  # frames queued since the last poll; all are read, the newest counts
+MAX_REPEATS = 2  # polls in a row that may reuse the last reading when no new frame has come (<= ~0.3 s old)
 LIMITS = r.ModelLimits(heater_range=r2.HEATER_RANGE, fan_range=r2.FAN_RANGE, drum_range=r2.DRUM_RANGE)
 
 # The R2's state byte -> the sidecar's state. Stabilizing is still the roaster heating up on its own
@@ -86,6 +87,8 @@ class BulletR2:
         self._fans: r2.FansFrame | None = None
         self._power: r2.PowerFrame | None = None
         self._drum: int | None = None  # last drum level seen: the R2 moves the drum by steps
+        self._last: r2.Reading | None = None
+        self._repeats = 0
         self.invalid_frames = 0
 
     @classmethod
@@ -147,14 +150,19 @@ class BulletR2:
 
     def read(self) -> r2.Reading:
         """Read every queued frame; the newest temperature frame with the latest fans/power frames.
-        Raises ReadTimeout when no temperature frame comes within READ_TIMEOUT_MS, InvalidFrame when the
-        newest one is unusable, DeviceDisconnected."""
+
+        The R2 sends at its own pace, so a poll can fall between two frames: then the last reading
+        stands, up to MAX_REPEATS polls in a row (instead of blocking the loop until the next frame);
+        after that a poll waits READ_TIMEOUT_MS for a temperature frame and raises ReadTimeout
+        without one. Raises InvalidFrame when the newest one is unusable, DeviceDisconnected."""
+        may_repeat = self._last is not None and self._repeats < MAX_REPEATS
         newest: bytes | None = None
         for _ in range(MAX_FRAMES_PER_POLL):
+            waiting = newest is None and not may_repeat
             try:
-                frame = self._read_frame(READ_TIMEOUT_MS if newest is None else DRAIN_TIMEOUT_MS)
+                frame = self._read_frame(READ_TIMEOUT_MS if waiting else DRAIN_TIMEOUT_MS)
             except ReadTimeout:
-                if newest is None:
+                if waiting:
                     raise
                 break
             if frame[:1] == bytes([r2.FrameType.TEMPERATURE]):
@@ -170,8 +178,13 @@ class BulletR2:
             else:
                 self._power = decoded
         if newest is None:
-            raise ReadTimeout(f"Bullet R2 sent no temperature frame in {MAX_FRAMES_PER_POLL} frames")
+            if not may_repeat:
+                raise ReadTimeout(f"Bullet R2 sent no temperature frame in {MAX_FRAMES_PER_POLL} frames")
+            self._repeats += 1
+            return r2.Reading(self._last.temperature, self._fans, self._power)
+        self._last = None  # an unusable newest frame must not be papered over by an older one
         reading = r2.Reading(r2.decode(newest), self._fans, self._power)
+        self._last, self._repeats = reading, 0
         self._drum = reading.temperature.drum
         return reading
 
