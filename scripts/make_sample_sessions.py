@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daena_pipelines import config  # noqa: E402
-from daena_pipelines.device.recording import SUFFIX, parse_sidecar  # noqa: E402
+from daena_pipelines.telemetry.sidecar import SUFFIX, parse_sidecar  # noqa: E402
 from daena_pipelines.device.sidecar import SidecarConfig, run_sidecar  # noqa: E402
 from daena_pipelines.device.thermal import ThermalParams  # noqa: E402
 from daena_pipelines.device.virtual_r1 import OperatorPlan, VirtualR1Config  # noqa: E402

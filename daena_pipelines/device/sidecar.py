@@ -34,7 +34,7 @@ from daena_pipelines.device import roaster as r
 from daena_pipelines.device.clock import RealClock, SteppedClock, make_clock
 from daena_pipelines.device.command_store import CommandBridge
 from daena_pipelines.device.driver import BULLET_R1
-from daena_pipelines.device.recording import SUFFIX, SessionRecorder, parse_sidecar
+from daena_pipelines.device.recording import SessionRecorder
 from daena_pipelines.device.roaster import (
     HEATING_STATES, SAFE_STATES, DeviceDisconnected, DeviceError, InvalidStatus, ReadTimeout, RoasterDriver, State,
     Status,
@@ -45,6 +45,7 @@ from daena_pipelines.device.safety import (
 from daena_pipelines.device.r2.driver import BULLET_R2
 from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
+from daena_pipelines.telemetry.sidecar import SUFFIX, parse_sidecar
 
 log = logging.getLogger(__name__)
 

@@ -29,20 +29,15 @@ from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
 from daena_pipelines.telemetry.roastime import parse_roastime
+from daena_pipelines.telemetry.sidecar import parse_sidecar
 
 if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser workers: they start faster
     import duckdb
 
 
-def _parse_sidecar(data: bytes, source_path: str) -> RoastSession:
-    from daena_pipelines.device.recording import parse_sidecar  # imported only when such a file shows up
-
-    return parse_sidecar(data, source_path)
-
-
 PARSERS: dict[str, Callable[[bytes, str], RoastSession]] = {
     ".alog": parse_alog,
-    ".sidecar.jsonl": _parse_sidecar,
+    ".sidecar.jsonl": parse_sidecar,
 }
 PARALLEL_FROM = 64  # files; below this, process start-up costs more than it saves
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk

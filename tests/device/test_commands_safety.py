@@ -6,7 +6,7 @@ import pytest
 from daena_pipelines.device import protocol as p
 from daena_pipelines.device.command_store import ensure_tables
 from daena_pipelines.device.roaster import Status
-from daena_pipelines.device.recording import parse_sidecar
+from daena_pipelines.telemetry.sidecar import parse_sidecar
 from daena_pipelines.device.safety import Command, SafetyLimits, refusal
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
 

@@ -5,7 +5,7 @@ import pytest
 
 from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
 from daena_pipelines.definitions import defs
-from daena_pipelines.device.recording import parse_sidecar
+from daena_pipelines.telemetry.sidecar import parse_sidecar
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 

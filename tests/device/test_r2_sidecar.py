@@ -10,7 +10,7 @@ from daena_pipelines.defs.device.jobs import sidecar_job
 from daena_pipelines.defs.telemetry import assets as telemetry_assets
 from daena_pipelines.defs.telemetry.assets import IngestConfig
 from daena_pipelines.defs.telemetry.jobs import telemetry_ingest_job
-from daena_pipelines.device.recording import parse_sidecar
+from daena_pipelines.telemetry.sidecar import parse_sidecar
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 from .conftest import run_until

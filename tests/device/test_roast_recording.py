@@ -5,7 +5,7 @@ import numpy as np
 import orjson
 import pytest
 
-from daena_pipelines.device.recording import parse_sidecar
+from daena_pipelines.telemetry.sidecar import parse_sidecar
 from daena_pipelines.device.sidecar import SidecarConfig, run_sidecar
 from daena_pipelines.device.virtual_r1 import OperatorPlan, VirtualR1Config
 from daena_pipelines.telemetry.model import InvalidSession
