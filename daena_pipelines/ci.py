@@ -16,7 +16,7 @@ import dagster as dg
 
 from daena_pipelines import config
 from daena_pipelines.lib.golden_checks import FAILURES_KEY, to_check_evaluation
-from daena_pipelines.regressions.findings import record_evaluations
+from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
 from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.runner import check_evaluations, materialize_everything, session_days
 from daena_pipelines.lib.metadata import markdown_table
@@ -33,6 +33,22 @@ MAX_LISTED = 40  # failed values printed per check
 def failed_values(evaluation: dg.AssetCheckEvaluation) -> list[dict]:
     failures = evaluation.metadata.get(FAILURES_KEY)
     return list(failures.value) if failures is not None else []
+
+
+def step_errors(results: list[dg.ExecuteInProcessResult]) -> list[tuple[str, str]]:
+    """(step, first line of the error) of every failed step of the runs."""
+    out = []
+    for result in results:
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                out.append((event.step_key, f"{error.cls_name}: {error.message.strip().splitlines()[0] if error.message.strip() else ''}"))
+    return out
+
+
+def crash_failure(check: dg.AssetCheckKey, errors: list[tuple[str, str]]) -> dict:
+    note = "; ".join(f"{step}: {message}" for step, message in errors) or "no evaluation and no failed step: skipped"
+    return Outcome(f"{check.name}:evaluation", {}, "an evaluation", None, "crashed or skipped", {"kind": "exact"}, False, note).as_dict()
 
 
 def run_ci(repetitions: int | None = None) -> int:
@@ -59,6 +75,14 @@ def run_ci(repetitions: int | None = None) -> int:
         e for result in results for ev in result.get_asset_check_evaluations()
         if (e := to_check_evaluation(ev, now, result.run_id)) is not None
     ]
+    # a check of a target asset that produced no evaluation crashed (or its asset failed): a
+    # blocking failure, recorded like a failed value and printed with the step's error
+    errors = step_errors(results)
+    evaluated = {(ev.asset_key, ev.check_name) for ev in evaluations}
+    crashed = [ck for ck in graph.asset_check_keys if ck.asset_key in targets and (ck.asset_key, ck.name) not in evaluated]
+    golden += [
+        CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)]) for ck in crashed
+    ]
     if golden:
         with connect(config.warehouse_path()) as con:
             counts = record_evaluations(con, golden)
@@ -68,7 +92,7 @@ def run_ci(repetitions: int | None = None) -> int:
          "blocking" if ev.blocking else "gating in CI" if ev.check_name in CI_GATING_CHECKS else "warn",
          "passed" if ev.passed else "FAILED", len(failed_values(ev)))
         for ev in evaluations
-    ]
+    ] + [(ck.asset_key.to_user_string(), ck.name, "blocking in CI", "CRASHED", 1) for ck in crashed]
     print(markdown_table(["asset", "check", "kind", "result", "failed values"], rows))
     for ev in (ev for ev in evaluations if not ev.passed):
         print(f"\n{ev.check_name} ({ev.asset_key.to_user_string()}) failed:")
@@ -79,12 +103,13 @@ def run_ci(repetitions: int | None = None) -> int:
             print(f"  ... and {len(listed) - MAX_LISTED} more (all in regressions.findings)")
         if not listed and ev.description:
             print(f"  {ev.description}")
+    for ck in crashed:
+        print(f"\n{ck.name} ({ck.asset_key.to_user_string()}) CRASHED (no evaluation; blocking):")
+        print("  " + Outcome(**crash_failure(ck, errors)).describe())
     blocking_failed = [ev for ev in evaluations if (ev.blocking or ev.check_name in CI_GATING_CHECKS) and not ev.passed]
-    checked = {ev.asset_key for ev in evaluations}
-    unchecked = [k.to_user_string() for k in targets if k not in checked]
-    if unchecked:
-        print(f"\nno check evaluation for {unchecked} (asset failed or was skipped)")
-    if blocking_failed or unchecked or not success:
+    if blocking_failed or crashed or not success:
+        for step, message in errors:
+            print(f"\nstep {step} failed: {message}")
         print(f"\nCI golden checks: FAILED (runs succeeded={success}, blocking failures={len(blocking_failed)})")
         return 1
     print("\nCI golden checks: passed")

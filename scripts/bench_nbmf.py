@@ -1,28 +1,49 @@
-"""NBMF benchmark from the command line, without Dagster: prints ratios and speeds of NBMF next
-to raw JSON, zlib-9, zstd-3 and zstd-19 measured in the same run, and the issue's targets.
+"""NBMF benchmark from the command line, without Dagster: NBMF next to raw JSON, zlib-9, zstd-3,
+zstd-19 and zstd with the same trained dictionaries (levels 1, 3, 19) measured in the same run,
+NBMF's speed as a fraction of the orjson + zstd + SHA-256 bound, and the targets.
 
     python scripts/bench_nbmf.py [--warehouse PATH] [--repetitions N] [--out DIR]
 
-Reads the warehouse read-only (corpus = its records, held-out split) and writes the JSON/CSV
-artifacts under DIR (default: results dir /nbmf-script/<time>). Codec settings come from the
+Corpus: the warehouse's held-out records (read-only) plus the shared real profiles through the
+real telemetry ingest (corpus.reference_corpus). On a fresh clone without a warehouse it
+measures the real profiles alone and says how to get the rest (`daena materialize`). Artifacts
+(JSON/CSV) go to DIR (default: results dir /nbmf-script/<time>). Codec settings come from the
 environment like everywhere else: DAENA_NBMF_ZSTD_LEVEL, DAENA_NBMF_NO_DICT.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daena_pipelines import config  # noqa: E402
-from daena_pipelines.nbmf.benchmark import ALL, DEFAULT_REPETITIONS, LT4K, run_benchmark, targets, value  # noqa: E402
+from daena_pipelines.nbmf.benchmark import ALL, BOUND, DEFAULT_REPETITIONS, LT4K, run_benchmark, targets, value  # noqa: E402
 from daena_pipelines.nbmf.codec import NbmfCodec  # noqa: E402
-from daena_pipelines.nbmf.corpus import load_corpus  # noqa: E402
+from daena_pipelines.nbmf.corpus import load_corpus, with_reference  # noqa: E402
 from daena_pipelines.nbmf.runs import write_artifacts  # noqa: E402
 from daena_pipelines.lib.metadata import markdown_table  # noqa: E402
 from daena_pipelines.db import connect  # noqa: E402
+
+RATIO_CODECS = ("raw_json", "zlib_9", "zstd_3", "zstd_19", "zstd_dict_1", "zstd_dict_3", "zstd_dict_19", "nbmf_lossless", "nbmf_semantic")
+
+
+def corpus(warehouse: Path) -> tuple[list, dict]:
+    records, skipped = [], {}
+    if warehouse.exists():
+        with connect(warehouse, read_only=True) as con:
+            records, skipped = load_corpus(con)
+    else:
+        print(f"no warehouse at {warehouse}: measuring the shared real profiles only "
+              "(run `daena materialize` first to add commands, evals and the bundled sessions)")
+    records, skipped = with_reference(records, skipped)
+    if not records:
+        raise SystemExit(f"nothing to measure: {skipped.get('reference', 'no records')}; "
+                         "run `daena materialize` (or pass --warehouse) and keep ../shared beside the project")
+    return records, skipped
 
 
 def main() -> int:
@@ -31,36 +52,42 @@ def main() -> int:
     parser.add_argument("--repetitions", type=int, default=DEFAULT_REPETITIONS)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    with connect(args.warehouse, read_only=True) as con:
-        records, skipped = load_corpus(con)
+    print(f"load average before: {os.getloadavg()}")
+    records, skipped = corpus(Path(args.warehouse))
     for name, reason in sorted(skipped.items()):
         print(f"skipped {name}: {reason}")
     codec = NbmfCodec()
     outcome = run_benchmark(records, codec, args.repetitions)
     rows = outcome.rows
-    table = []
-    for cls in sorted({r["record_class"] for r in rows}):
-        for bucket in (LT4K, ALL):
-            z19 = value(rows, cls, bucket, "zstd_19", "ratio_total")
-            z3 = {op: value(rows, cls, bucket, "zstd_3", f"{op}_mb_s") for op in ("encode", "decode")}
-            for name in ("zstd_3", "zstd_19", "nbmf_lossless", "nbmf_semantic"):
-                ratio = value(rows, cls, bucket, name, "ratio_total")
-                if ratio is None:
-                    continue
-                enc, dec = (value(rows, cls, bucket, name, f"{op}_mb_s") for op in ("encode", "decode"))
-                table.append((cls, bucket, name, int(value(rows, cls, bucket, name, "records")), ratio, ratio / z19,
-                              enc, enc / z3["encode"], dec, dec / z3["decode"],
-                              value(rows, cls, bucket, name, "max_abs_error_c")))
-    print(markdown_table(["class", "bucket", "codec", "records", "ratio", "× zstd-19", "enc MB/s", "× zstd-3",
-                          "dec MB/s", "× zstd-3", "max err °C"], table))
+    groups = [(ALL, ALL, "all records"), (ALL, LT4K, "records < 4 KB"), ("telemetry", ALL, "telemetry")]
+    groups += [(c, ALL, c) for c in sorted({r["record_class"] for r in rows} - {ALL, "telemetry"})]
+    header = ["codec"] + [f"{label} ({int(value(rows, c, b, 'raw_json', 'records') or 0)})" for c, b, label in groups]
+    table = [
+        [name] + [f"{r:.2f}" if (r := value(rows, c, b, name, "ratio_total")) else "-" for c, b, _ in groups]
+        for name in RATIO_CODECS
+    ]
+    print("\ncompression ratio (sum of canonical JSON bytes / sum of encoded bytes; records held out):")
+    print(markdown_table(header, table))
+    speed = []
+    for name in ("zstd_3", "zstd_dict_3", "zstd_dict_19", BOUND, "nbmf_lossless"):
+        cells = [name]
+        for op in ("encode", "decode"):
+            mb = value(rows, ALL, ALL, name, f"{op}_mb_s")
+            cells += [f"{mb:.0f}", f"{mb / value(rows, ALL, ALL, BOUND, f'{op}_mb_s'):.2f}"]
+        speed.append(cells)
+    print("\nspeed, all records, thread CPU time (bound = orjson + zstd with NBMF's dictionary and level + SHA-256):")
+    print(markdown_table(["codec", "encode MB/s", "encode / bound", "decode MB/s", "decode / bound"], speed))
     print()
     print(markdown_table(["target", "reached", "goal", "met"],
                          [(t["target"], t["reached"], t["goal"], t["met"]) for t in targets(rows)]))
-    print(f"\nsettings {codec.settings.describe()}, {outcome.test_records} held-out records, "
+    reference = sum(r.origin == "reference" for r in records)
+    print(f"\nsettings {codec.settings.describe()}, {outcome.test_records} held-out records "
+          f"(corpus {len(records)}, {reference} from the shared real profiles), "
           f"{outcome.excluded_training_overlap} excluded as dictionary training data, {args.repetitions} repetitions")
     out = Path(args.out) if args.out else config.results_dir() / "nbmf-script" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     json_path, csv_path = write_artifacts(out, {"run_id": out.name, "settings": codec.settings.describe(), "targets": targets(rows)}, rows)
     print(f"artifacts: {json_path} {csv_path}")
+    print(f"load average after: {os.getloadavg()}")
     return 0
 
 

@@ -6,7 +6,7 @@ import dagster as dg
 
 from daena_pipelines.regressions.findings import CheckEvaluation
 from daena_pipelines.config import golden_dir
-from daena_pipelines.regressions.golden import GoldenSuite, checked_run, evaluate, rule_text
+from daena_pipelines.regressions.golden import Outcome, evaluate_file, rule_text
 from daena_pipelines.lib.metadata import markdown_table
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
@@ -26,33 +26,38 @@ def golden_asset_check(*, asset: list[str], suite_file: str, name: str, blocking
     )
     def _check(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         path = golden_dir() / suite_file
-        suite = GoldenSuite.load(path)
         with duckdb.get_connection() as con:
-            outcomes = evaluate(con, suite)
-            run = checked_run(con, suite)
-        failed = [o for o in outcomes if not o.passed]
-        columns = ["metric", "golden", "actual", "change", "rule", "note"]
-        table = [(o.metric, o.golden, o.actual, o.change, rule_text(o.rule), o.note) for o in failed or outcomes[:15]]
-        summary = (
-            f"{len(failed)} of {len(outcomes)} golden values failed: " + "; ".join(o.describe() for o in failed[:5])
-            if failed
-            else f"all {len(outcomes)} golden values hold"
-        )
-        return dg.AssetCheckResult(
-            passed=not failed,
-            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
-            description=summary,
-            metadata={
-                "golden_file": dg.MetadataValue.path(str(path)),
-                "checked_run": dg.MetadataValue.text(str(run)),
-                "checked": len(outcomes),
-                "failed": len(failed),
-                ("failures" if failed else "sample"): dg.MetadataValue.md(markdown_table(columns, table)),
-                FAILURES_KEY: dg.MetadataValue.json([o.as_dict() for o in failed]),
-            },
-        )
+            outcomes, run = evaluate_file(con, path)  # an unreadable file is a named failure, not a crash
+        metadata = {"golden_file": dg.MetadataValue.path(str(path)), "checked_run": dg.MetadataValue.text(str(run))}
+        return outcomes_result(outcomes, blocking, metadata)
 
     return _check
+
+
+def outcomes_result(outcomes: list[Outcome], blocking: bool, metadata: dict, check_name: str | None = None) -> dg.AssetCheckResult:
+    """A check result from outcomes, with the failed ones under ``FAILURES_KEY`` for the findings
+    (``check_name`` when one function evaluates several checks)."""
+    failed = [o for o in outcomes if not o.passed]
+    columns = ["metric", "golden", "actual", "change", "rule", "note"]
+    table = [(o.metric, o.golden, o.actual, o.change, rule_text(o.rule), o.note) for o in failed or outcomes[:15]]
+    summary = (
+        f"{len(failed)} of {len(outcomes)} values failed: " + "; ".join(o.describe() for o in failed[:5])
+        if failed
+        else f"all {len(outcomes)} values hold"
+    )
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        description=summary,
+        metadata={
+            **metadata,
+            "checked": len(outcomes),
+            "failed": len(failed),
+            ("failures" if failed else "sample"): dg.MetadataValue.md(markdown_table(columns, table)),
+            FAILURES_KEY: dg.MetadataValue.json([o.as_dict() for o in failed]),
+        },
+    )
 
 
 def to_check_evaluation(evaluation: dg.AssetCheckEvaluation, at: dt.datetime, run_id: str | None) -> CheckEvaluation | None:

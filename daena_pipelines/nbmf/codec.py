@@ -1,32 +1,33 @@
-"""NBMF: a memory record (JSON-compatible value + record class) in a signed binary envelope.
+"""NBMF: a memory record (JSON-compatible value + record class) in an authenticated binary envelope.
 
-Envelope v1, byte by byte::
+Envelope v2, byte by byte::
 
-    b"NB"                magic
-    u8                   codec version (1)
+    b"N"                 magic
+    u8                   codec version (high 4 bits, 2) | record class code (low 4 bits)
     u8                   flags: bit 0 fidelity (0 lossless, 1 semantic), bits 1-3 JSON type,
-                         bit 4 set when the payload body length differs from the original length
-    u8                   record class code (classes.RECORD_CLASSES)
-    varint               dictionary id (0 = no dictionary)
+                         bit 4 body length follows, bit 5 columnar body; bits 6-7 zero
+    varint               dictionary version (0 = no dictionary; id = class code * 1000 + version)
     varint               original length: bytes of the original record's canonical JSON
-    [varint]             payload body length (only with flag bit 4; series-coded bodies)
-    32 bytes             SHA-256 of the canonical form decoding returns
-    rest                 payload: magic-less zstd frame (no checksum, no content size)
+    [varint]             body length (flag bit 4: the stored body differs in length from the original)
+    16 bytes             tag: SHA-256 (first 16 bytes) over header || varint(envelope length) || body
+    rest                 payload: magic-less zstd frame of the body (no checksum, no content size)
 
-The signature covers the content, not the header: a damaged payload, signature, body length
-or dictionary id fails decoding; the record class is cross-checked against the dictionary id;
-the original length of a semantic envelope is informational.
+The tag covers every header byte, the envelope's total length (so trailing or missing bytes
+fail) and the body the payload decompresses to, so a flipped fidelity bit, class, dictionary,
+length or JSON type, a spliced payload or appended bytes all raise ``SignatureMismatch``
+(or another ``NbmfError``); decoding never returns unverified data and never raises anything
+but ``NbmfError``.
 
-The canonical form is compact UTF-8 JSON with sorted keys (orjson, NaN -> null). Lossless: it
-is the original's canonical JSON. Semantic: it is the canonical JSON of the original after the
-class's declared rule (classes.py), which is exactly what decoding returns, so every decode is
-verified against the signature and a corrupt envelope raises ``SignatureMismatch``.
+Bodies: lossless = the record's canonical JSON (compact UTF-8, sorted keys, orjson), or with
+flag bit 5 the same record with its top-level arrays of like objects stored column by column
+(``_columnar``); semantic text = canonical JSON of the normalised record; semantic series =
+the series body (grid integers). For a semantic series the tag covers the canonical JSON of
+the semantic form (what decoding returns), built on both sides.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,22 +36,25 @@ import zstandard
 
 from daena_pipelines.nbmf.classes import CLASS_BY_CODE, SERIES_STEPS, normalize_text, record_class
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
+from daena_pipelines.nbmf.errors import EnvelopeError, NbmfError, SignatureMismatch, UnknownDictionary
 
-MAGIC = b"NB"
-CODEC_VERSION = 1
+__all__ = ["EnvelopeError", "NbmfError", "SignatureMismatch", "UnknownDictionary"]
+
+MAGIC = b"N"
+CODEC_VERSION = 2
 LOSSLESS, SEMANTIC = "lossless", "semantic"
 JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
-SIGNATURE_BYTES = 32
+# first byte of canonical JSON per type: a decoded body must be of the type the header names
+_FIRST_BYTES = {
+    "object": b"{", "array": b"[", "string": b'"', "number": b"-0123456789", "boolean": b"tf", "null": b"n",
+}
+TAG_BYTES = 16
+MAX_LENGTH = 1 << 30  # no record body beyond 1 GiB
+DIRECT_DECOMPRESS_BYTES = 1 << 20  # claimed bodies up to this size are decompressed in one call
+FLAG_SEMANTIC, FLAG_BODY_LENGTH, FLAG_COLUMNAR = 1, 16, 32
 SERIES_CHANNELS = tuple(SERIES_STEPS)  # bit i of the channel mask = SERIES_CHANNELS[i]
 MAX_GRID_VALUE = 2**52  # grid integers beyond this would not survive int64 deltas and float division
-
-
-class EnvelopeError(ValueError):
-    """Not a decodable NBMF envelope (bad magic, version, class or truncated header/payload)."""
-
-
-class SignatureMismatch(EnvelopeError):
-    """The decoded content does not hash to the envelope's SHA-256: corrupt or tampered."""
+COLUMNS_KEY = "\u0000columnar"  # lists the top-level keys a columnar body transposed
 
 
 def canonical_json(value) -> bytes:
@@ -78,8 +82,8 @@ SMALL_BODY_BYTES = 4096
 class CodecSettings:
     """zstd levels and whether trained dictionaries are used.
 
-    Small bodies get a high level (per-call cost dominates their time anyway, and ratio is
-    where small records lose); large bodies a fast one. ``DAENA_NBMF_ZSTD_LEVEL`` sets both,
+    Small bodies get the highest level (they are where ratio is lost, and their time is mostly
+    per-call cost anyway); large ones a fast level. ``DAENA_NBMF_ZSTD_LEVEL`` sets both,
     ``DAENA_NBMF_NO_DICT=1`` turns dictionaries off (both exist to show what they are worth).
     """
 
@@ -98,7 +102,7 @@ class CodecSettings:
         return {"level_small": self.level_small, "level_large": self.level_large, "use_dictionaries": self.use_dictionaries}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Meta:
     codec_version: int
     fidelity: str
@@ -107,8 +111,9 @@ class Meta:
     dict_id: int
     original_length: int
     body_length: int
-    signature: bytes
-    header_length: int
+    columnar: bool
+    tag: bytes
+    header_length: int  # bytes before the tag
 
 
 def _varint(n: int) -> bytes:
@@ -121,9 +126,11 @@ def _varint(n: int) -> bytes:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    if pos < len(data) and data[pos] < 0x80:  # one byte: most header fields
+        return data[pos], pos + 1
     value = shift = 0
     while True:
-        if pos >= len(data) or shift > 63:
+        if pos >= len(data) or shift > 35:  # 5 bytes hold every length below MAX_LENGTH
             raise EnvelopeError("truncated or malformed varint in NBMF header")
         byte = data[pos]
         value |= (byte & 0x7F) << shift
@@ -133,35 +140,77 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+_CLASS_NAMES = {code: rc.name for code, rc in CLASS_BY_CODE.items()}
+
+
 def read_meta(envelope: bytes) -> Meta:
-    if envelope[:2] != MAGIC:
-        raise EnvelopeError("not an NBMF envelope (bad magic)")
-    if len(envelope) < 5:
-        raise EnvelopeError("truncated NBMF header")
-    version, flags, class_code = envelope[2], envelope[3], envelope[4]
+    """The header, checked for shape and bounds (not yet for authenticity: ``decode`` does that)."""
+    if type(envelope) is not bytes:
+        if not isinstance(envelope, (bytes, bytearray, memoryview)):
+            raise EnvelopeError(f"an NBMF envelope is bytes, not {type(envelope).__name__}")
+        envelope = bytes(envelope)
+    if len(envelope) < 4 or envelope[0] != MAGIC[0]:
+        raise EnvelopeError("not an NBMF envelope (bad magic or shorter than a header)")
+    version, class_code, flags = envelope[1] >> 4, envelope[1] & 15, envelope[2]
     if version != CODEC_VERSION:
         raise EnvelopeError(f"NBMF codec version {version} is not supported (this codec reads {CODEC_VERSION})")
-    if class_code not in CLASS_BY_CODE or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 5:
+    if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 6:
         raise EnvelopeError(f"NBMF header has unknown class code {class_code} or flags {flags:#x}")
-    dict_id, pos = _read_varint(envelope, 5)
-    if dict_id and dict_id // 1000 != class_code:  # dictionary ids embed their class (dictionaries.py)
-        raise EnvelopeError(f"NBMF header names dictionary {dict_id} for class code {class_code}: corrupt header")
+    if flags & FLAG_COLUMNAR and flags & FLAG_SEMANTIC:
+        raise EnvelopeError("NBMF header marks a semantic envelope columnar")
+    dict_version, pos = _read_varint(envelope, 3)
     length, pos = _read_varint(envelope, pos)
-    body_length, pos = _read_varint(envelope, pos) if flags & 16 else (length, pos)
-    signature = envelope[pos : pos + SIGNATURE_BYTES]
-    if len(signature) != SIGNATURE_BYTES:
-        raise EnvelopeError("truncated NBMF signature")
+    body_length, pos = _read_varint(envelope, pos) if flags & FLAG_BODY_LENGTH else (length, pos)
+    if length > MAX_LENGTH or body_length > MAX_LENGTH or dict_version >= 1000:
+        raise EnvelopeError(f"NBMF header lengths {length}/{body_length} or dictionary version {dict_version} out of bounds")
+    tag = envelope[pos : pos + TAG_BYTES]
+    if len(tag) != TAG_BYTES:
+        raise EnvelopeError("truncated NBMF tag")
     return Meta(
-        codec_version=version,
-        fidelity=SEMANTIC if flags & 1 else LOSSLESS,
-        json_type=JSON_TYPES[flags >> 1 & 7],
-        record_class=CLASS_BY_CODE[class_code].name,
-        dict_id=dict_id,
-        original_length=length,
-        body_length=body_length,
-        signature=signature,
-        header_length=pos + SIGNATURE_BYTES,
+        version, SEMANTIC if flags & FLAG_SEMANTIC else LOSSLESS, JSON_TYPES[flags >> 1 & 7], _CLASS_NAMES[class_code],
+        class_code * 1000 + dict_version if dict_version else 0, length, body_length, bool(flags & FLAG_COLUMNAR), tag, pos,
     )
+
+
+def _tag(header: bytes, envelope_length: int, body: bytes) -> bytes:
+    h = hashlib.sha256(header)
+    h.update(_varint(envelope_length))
+    h.update(body)
+    return h.digest()[:TAG_BYTES]
+
+
+# --- columnar bodies ------------------------------------------------------------------------
+
+
+def _columnar(record) -> dict | None:
+    """The record with each top-level array of >= 2 objects sharing one key set stored as
+    {key: [values...]}; None when nothing would change (or the record uses the marker key)."""
+    if not isinstance(record, dict) or COLUMNS_KEY in record:
+        return None
+    transposed = {}
+    for key, value in record.items():
+        if isinstance(value, list) and len(value) > 1 and isinstance(value[0], dict) and value[0]:
+            keys = value[0].keys()
+            if all(isinstance(item, dict) and item.keys() == keys for item in value):
+                transposed[key] = {k: [item[k] for item in value] for k in keys}
+    if not transposed:
+        return None
+    return {**record, **transposed, COLUMNS_KEY: sorted(transposed)}
+
+
+def lossless_body(record) -> bytes:
+    """The bytes a lossless envelope compresses (what NBMF's dictionaries are trained on)."""
+    original = canonical_json(record)
+    columnar = _columnar(record) if len(original) < SMALL_BODY_BYTES else None
+    return original if columnar is None else canonical_json(columnar)
+
+
+def _rows(value: dict, columns: list) -> dict:
+    for key in columns:
+        table = value[key]
+        names = list(table)
+        value[key] = [dict(zip(names, row)) for row in zip(*table.values())]
+    return value
 
 
 # --- semantic rules -----------------------------------------------------------------------
@@ -300,26 +349,38 @@ class NbmfCodec:
     def __init__(self, store: DictionaryStore | None = None, settings: CodecSettings | None = None):
         self.store = store or DictionaryStore()
         self.settings = settings or CodecSettings.from_env()
-        self._compressors: dict[tuple[int, int], zstandard.ZstdCompressor] = {}
+        self._compressors: dict[tuple[int, int, int], zstandard.ZstdCompressor] = {}
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
 
     def _dict(self, dict_id: int):
         return self.store.get(dict_id) if dict_id else None
 
-    def _compressor(self, dict_id: int, body_length: int) -> zstandard.ZstdCompressor:
-        level = self.settings.level_small if body_length < SMALL_BODY_BYTES else self.settings.level_large
-        if (dict_id, level) not in self._compressors:
+    def level(self, body_length: int) -> int:
+        return self.settings.level_small if body_length < SMALL_BODY_BYTES else self.settings.level_large
+
+    def compress(self, dict_id: int, body: bytes) -> bytes:
+        return self.compressor(dict_id, self.level(len(body)), len(body)).compress(body)
+
+    def compressor(self, dict_id: int, level: int, size: int) -> zstandard.ZstdCompressor:
+        """Magic-less zstd frames without checksum, content size or dictionary id (the envelope
+        has them); parameters sized for the body (next power of two), as plain zstd does: tables
+        sized for large inputs cost more to reset than a small body costs to compress."""
+        size_log = max(14, (size - 1).bit_length())  # >= 16 KiB: the window must also reach into the dictionary
+        if (dict_id, level, size_log) not in self._compressors:
             params = zstandard.ZstdCompressionParameters.from_level(
                 level,
+                source_size=1 << size_log,
                 format=zstandard.FORMAT_ZSTD1_MAGICLESS,
                 write_content_size=0,
                 write_dict_id=0,
                 write_checksum=0,
             )
-            self._compressors[dict_id, level] = zstandard.ZstdCompressor(
-                dict_data=self._dict(dict_id), compression_params=params
-            )
-        return self._compressors[dict_id, level]
+            dictionary = None
+            if dict_id:  # a private copy digested once for these parameters, else zstd reloads it per call
+                dictionary = zstandard.ZstdCompressionDict(self.store.get(dict_id).as_bytes(), dict_type=zstandard.DICT_TYPE_FULLDICT)
+                dictionary.precompute_compress(compression_params=params)
+            self._compressors[dict_id, level, size_log] = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params)
+        return self._compressors[dict_id, level, size_log]
 
     def _decompressor(self, dict_id: int) -> zstandard.ZstdDecompressor:
         if dict_id not in self._decompressors:
@@ -327,6 +388,27 @@ class NbmfCodec:
                 dict_data=self._dict(dict_id), format=zstandard.FORMAT_ZSTD1_MAGICLESS
             )
         return self._decompressors[dict_id]
+
+    def _decompress(self, dict_id: int, payload: bytes, body_length: int) -> bytes:
+        """At most ``body_length`` + 1 bytes: a large claimed length is read in chunks, so a
+        corrupt length never becomes one huge allocation (zstd sizes its output buffer by it)."""
+        # NBMF writes frames without content size, checksum or dictionary id (frame header
+        # descriptor bits 7-5, 3-0 zero); a frame claiming a content size would make zstd size its
+        # output by that claim instead of by the authenticated header
+        if not payload or payload[0] & 0xEF:
+            raise EnvelopeError("NBMF payload frame header is not the one NBMF writes")
+        decompressor = self._decompressor(dict_id)
+        if body_length <= DIRECT_DECOMPRESS_BYTES:
+            return decompressor.decompress(payload, max_output_size=body_length)
+        chunks, total = [], 0
+        with decompressor.stream_reader(payload) as reader:
+            while total <= body_length and (chunk := reader.read(DIRECT_DECOMPRESS_BYTES)):
+                chunks.append(chunk)
+                total += len(chunk)
+        return b"".join(chunks)
+
+    def dict_id(self, class_name: str) -> int:
+        return self.store.current_id(class_name) if self.settings.use_dictionaries else 0
 
     def semantic_form(self, record, class_name: str):
         """What a semantic round trip of ``record`` returns (the declared rule applied)."""
@@ -340,45 +422,64 @@ class NbmfCodec:
     def encode(self, record, class_name: str, fidelity: str = LOSSLESS) -> bytes:
         rc = record_class(class_name)
         original = canonical_json(record)
+        flags = JSON_TYPES.index(json_type(record)) << 1
         if fidelity == LOSSLESS:
-            body = canonical = original
+            columnar = _columnar(record) if len(original) < SMALL_BODY_BYTES else None
+            body = signed = original if columnar is None else canonical_json(columnar)
+            flags |= FLAG_COLUMNAR if columnar is not None else 0
         elif fidelity == SEMANTIC and rc.semantic == "text":
-            body = canonical = canonical_json(normalize_strings(record))
+            body = signed = canonical_json(normalize_strings(record))
+            flags |= FLAG_SEMANTIC
         elif fidelity == SEMANTIC and rc.semantic == "series":
             body, semantic = _encode_series(record)
-            canonical = canonical_json(semantic)
+            signed = canonical_json(semantic)
+            flags |= FLAG_SEMANTIC
         else:
             raise ValueError(f"record class {class_name!r} does not allow fidelity {fidelity!r}")
-        dict_id = self.store.current_id(class_name) if self.settings.use_dictionaries else 0
-        flags = (fidelity == SEMANTIC) | JSON_TYPES.index(json_type(record)) << 1
+        if len(original) > MAX_LENGTH or len(body) > MAX_LENGTH:
+            raise ValueError(f"record of {len(original)} bytes is beyond NBMF's {MAX_LENGTH}-byte bound")
+        dict_id = self.dict_id(class_name)
         lengths = _varint(len(original))
         if len(body) != len(original):
-            flags |= 16
+            flags |= FLAG_BODY_LENGTH
             lengths += _varint(len(body))
-        header = b"%b%c%c%c%b%b" % (MAGIC, CODEC_VERSION, flags, rc.code, _varint(dict_id), lengths)
-        return header + hashlib.sha256(canonical).digest() + self._compressor(dict_id, len(body)).compress(body)
+        header = b"%b%c%c%b%b" % (MAGIC, CODEC_VERSION << 4 | rc.code, flags, _varint(dict_id % 1000), lengths)
+        payload = self.compress(dict_id, body)
+        return header + _tag(header, len(header) + TAG_BYTES + len(payload), signed) + payload
 
     def decode(self, envelope: bytes):
+        """The record; raises an ``NbmfError`` (and nothing else) unless every byte checks out."""
         meta = read_meta(envelope)
+        start = meta.header_length + TAG_BYTES
         try:
-            body = self._decompressor(meta.dict_id).decompress(
-                envelope[meta.header_length :], max_output_size=meta.body_length
-            )
+            body = self._decompress(meta.dict_id, envelope[start:], meta.body_length)
         except zstandard.ZstdError as exc:
             raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
         if len(body) != meta.body_length:
             raise SignatureMismatch("NBMF payload length differs from the envelope's; envelope is corrupt")
-        if meta.fidelity == SEMANTIC and record_class(meta.record_class).semantic == "series":
+        series = meta.fidelity == SEMANTIC and record_class(meta.record_class).semantic == "series"
+        record = None
+        if series:
             try:
                 record = _decode_series(body)
-            except (ValueError, IndexError, orjson.JSONDecodeError) as exc:
-                raise SignatureMismatch(f"NBMF series payload is malformed ({exc})") from exc
-            canonical = canonical_json(record)
+                signed = canonical_json(record)
+            except Exception as exc:  # noqa: BLE001 - any malformation of an unverified body is corruption
+                raise SignatureMismatch(f"NBMF series payload is malformed ({type(exc).__name__}: {exc})") from exc
         else:
-            canonical = body
-            record = None
-        if hashlib.sha256(canonical).digest() != meta.signature:
+            signed = body
+        if _tag(envelope[: meta.header_length], len(envelope), signed) != meta.tag:
             raise SignatureMismatch(
-                f"NBMF signature mismatch for a {meta.fidelity} {meta.record_class} record: content is corrupt"
+                f"NBMF tag mismatch for a {meta.fidelity} {meta.record_class} envelope: header or content is corrupt"
             )
-        return orjson.loads(canonical) if record is None else record
+        # the tag already vouches for the header; these catch an encoder that wrote a wrong one
+        if not signed or signed[:1] not in _FIRST_BYTES[meta.json_type]:
+            raise EnvelopeError(f"NBMF header says {meta.json_type} but the body is not")
+        if meta.fidelity == LOSSLESS and not meta.columnar and len(signed) != meta.original_length:
+            raise EnvelopeError("NBMF original length disagrees with the lossless body")
+        if record is not None:
+            return record
+        try:
+            value = orjson.loads(signed)
+            return _rows(value, value.pop(COLUMNS_KEY)) if meta.columnar else value
+        except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
+            raise EnvelopeError(f"NBMF body is not the JSON its header describes ({type(exc).__name__}: {exc})") from exc

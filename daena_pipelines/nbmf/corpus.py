@@ -9,6 +9,12 @@ the reason returned to the caller):
 - command: a ``commands.proposals`` row with its ``commands.audit_log`` rows;
 - eval_result: an ``evals.eval_runs`` row;
 - judge_reasoning: an ``evals.judge_scores`` row that has reasoning.
+
+Besides the warehouse, ``reference_corpus`` loads the shared real Artisan profiles
+(``../shared/data/artisan-scottjames``, or ``DAENA_NBMF_REFERENCE_DIR``) through the real
+telemetry ingest into a scratch in-memory DuckDB, so real sessions, notes and telemetry (whose
+readings are not on NBMF's grid) are measured even when the warehouse holds only bundled or
+simulated data. Its records carry ``origin = 'reference'``.
 """
 from __future__ import annotations
 
@@ -16,11 +22,15 @@ import datetime as dt
 import decimal
 import hashlib
 import math
+import os
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
+from daena_pipelines import config
 from daena_pipelines.nbmf.codec import canonical_json
 from daena_pipelines.nbmf.dictionaries import split_of
 
@@ -42,9 +52,10 @@ class CorpusRecord:
     sha256: str
     size_bucket: str
     split: str
+    origin: str = "warehouse"
 
     @classmethod
-    def of(cls, record_class: str, key: str, record) -> "CorpusRecord":
+    def of(cls, record_class: str, key: str, record, origin: str = "warehouse") -> "CorpusRecord":
         canonical = canonical_json(record)
         return cls(
             key=key,
@@ -54,6 +65,7 @@ class CorpusRecord:
             sha256=hashlib.sha256(canonical).hexdigest(),
             size_bucket=size_bucket(len(canonical)),
             split=split_of(f"{record_class}:{key}"),
+            origin=origin,
         )
 
 
@@ -172,3 +184,40 @@ def corpus_fingerprint(records: list[CorpusRecord]) -> str:
     for pair in sorted((r.record_class, r.sha256) for r in records):
         digest.update(f"{pair[0]}:{pair[1]}\n".encode())
     return digest.hexdigest()
+
+
+REFERENCE_CLASSES = ("session", "telemetry", "roast_note")
+
+
+def reference_dir() -> Path:
+    value = os.environ.get("DAENA_NBMF_REFERENCE_DIR", "").strip()
+    return Path(value).resolve() if value else config.PROJECT_ROOT.parent / "shared" / "data" / "artisan-scottjames"
+
+
+def reference_corpus(folder: Path | None = None) -> tuple[list[CorpusRecord], str | None]:
+    """Records of the shared real profiles, ingested by the real telemetry ingest, and None; or
+    no records and the reason. Under ``CI=true`` an absent folder is an error, not a skip."""
+    from daena_pipelines.telemetry.ingest import discover, ingest  # the warehouse side of telemetry
+
+    folder = folder or reference_dir()
+    if not folder.is_dir():
+        if os.environ.get("CI", "").strip().lower() == "true":
+            raise FileNotFoundError(f"real reference profiles not found at {folder} (CI needs ../shared)")
+        return [], f"real reference profiles not found at {folder}"
+    with tempfile.TemporaryDirectory() as quarantine, duckdb.connect(":memory:") as con:
+        ingest(con, discover(folder)[0], Path(quarantine), workers=1)
+        records, _ = load_corpus(con)
+    return [
+        CorpusRecord.of(r.record_class, r.key, r.record, origin="reference") for r in records if r.record_class in REFERENCE_CLASSES
+    ], None
+
+
+def with_reference(records: list[CorpusRecord], skipped: dict[str, str]) -> tuple[list[CorpusRecord], dict[str, str]]:
+    """The warehouse records plus the reference records not already among them."""
+    reference, reason = reference_corpus()
+    if reason:
+        return records, {**skipped, "reference": reason}
+    seen = {(r.record_class, r.key) for r in records}  # a session the warehouse also ingested stays once
+    extra = [r for r in reference if (r.record_class, r.key) not in seen]
+    present = {r.record_class for r in extra}
+    return records + extra, {k: v for k, v in skipped.items() if k not in present}

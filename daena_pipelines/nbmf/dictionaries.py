@@ -5,6 +5,11 @@ Layout (``golden/nbmf/dicts/`` unless ``DAENA_NBMF_DICT_DIR`` says otherwise):
 what it was trained on) and the current id per class; ``<class>.v<N>.zdict`` holds the bytes.
 Versions are never rewritten: old envelopes name their dictionary id, so decoding an old
 record only needs the store. Dictionary id = class code * 1000 + version.
+
+``current`` names the dictionary NBMF encodes a class with (trained on NBMF's lossless bodies);
+``baseline`` the one the zstd+dict baselines use (trained on the same training records as
+canonical JSON, same trainer and size). Where the two forms are the same bytes (every class
+without columnar bodies) it is one and the same dictionary.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import zstandard
 
 from daena_pipelines import config
 from daena_pipelines.nbmf.classes import record_class
+from daena_pipelines.nbmf.errors import UnknownDictionary
 
 # Fixed COVER parameters and one thread make training deterministic for the same samples.
 COVER_K, COVER_D = 1024, 8
@@ -34,10 +40,6 @@ def split_of(record_key: str) -> str:
     return "train" if hashlib.sha256(f"nbmf-split-v1:{record_key}".encode()).digest()[0] < 128 else "test"
 
 
-class UnknownDictionary(LookupError):
-    pass
-
-
 @dataclass(frozen=True)
 class DictionaryEntry:
     dict_id: int
@@ -47,6 +49,7 @@ class DictionaryEntry:
     sha256: str
     size_bytes: int
     trained_on: dict
+    form: str = "canonical-json"  # what the samples were: "canonical-json" or "nbmf-body"
 
 
 class DictionaryStore:
@@ -54,6 +57,7 @@ class DictionaryStore:
         self.root = Path(root) if root else default_store_dir()
         self._entries: dict[int, DictionaryEntry] | None = None
         self._current: dict[str, int] = {}
+        self._baseline: dict[str, int] = {}
         self._loaded: dict[int, zstandard.ZstdCompressionDict] = {}
 
     @property
@@ -69,6 +73,7 @@ class DictionaryStore:
                     entry = DictionaryEntry(**raw)
                     self._entries[entry.dict_id] = entry
                 self._current = {name: int(i) for name, i in manifest["current"].items()}
+                self._baseline = {name: int(i) for name, i in manifest.get("baseline", {}).items()}
         return self._entries
 
     def entries(self) -> list[DictionaryEntry]:
@@ -78,6 +83,11 @@ class DictionaryStore:
         """The dictionary new envelopes of this class use; 0 = none trained yet."""
         self._manifest()
         return self._current.get(class_name, 0)
+
+    def baseline_id(self, class_name: str) -> int:
+        """The dictionary the zstd+dict baselines use for this class (canonical-JSON samples)."""
+        self._manifest()
+        return self._baseline.get(class_name, self._current.get(class_name, 0))
 
     def get(self, dict_id: int) -> zstandard.ZstdCompressionDict:
         if dict_id not in self._loaded:
@@ -96,37 +106,48 @@ class DictionaryStore:
             h for e in self._manifest().values() if e.record_class == class_name for h in e.trained_on["record_sha256"]
         }
 
-    def publish(self, class_name: str, samples: list[bytes]) -> DictionaryEntry:
-        """Train the next version for ``class_name`` from canonical training records and write it."""
+    def publish(self, class_name: str, samples: list[bytes], bodies: list[bytes] | None = None) -> list[DictionaryEntry]:
+        """Train the next version(s) for ``class_name`` from its training records and write them:
+        one from NBMF's bodies (``bodies``, default the canonical samples) for NBMF, and, when
+        the bodies differ from the canonical JSON, one from the canonical JSON for the baselines."""
+        bodies = samples if bodies is None else bodies
+        forms = [("both", bodies)] if bodies == samples else [("nbmf-body", bodies), ("canonical-json", samples)]
+        published = [self._publish_one(class_name, form, data, samples) for form, data in forms]
+        self._current[class_name] = published[0].dict_id
+        self._baseline[class_name] = published[-1].dict_id
+        manifest = {
+            "format": 1,
+            "current": dict(sorted(self._current.items())),
+            "baseline": dict(sorted(self._baseline.items())),
+            "dictionaries": [e.__dict__ for e in self.entries()],
+        }
+        self.manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+        return published
+
+    def _publish_one(self, class_name: str, form: str, data: list[bytes], records: list[bytes]) -> DictionaryEntry:
         rc = record_class(class_name)
         entries = self._manifest()
         version = 1 + max((e.version for e in entries.values() if e.record_class == class_name), default=0)
         dict_id = rc.code * 1000 + version
-        data = train(samples, dict_id)
+        trained = train(data, dict_id)
         entry = DictionaryEntry(
             dict_id=dict_id,
             record_class=class_name,
             version=version,
             file=f"{class_name}.v{version}.zdict",
-            sha256=hashlib.sha256(data).hexdigest(),
-            size_bytes=len(data),
+            sha256=hashlib.sha256(trained).hexdigest(),
+            size_bytes=len(trained),
             trained_on={
-                "records": len(samples),
-                "bytes": sum(map(len, samples)),
+                "records": len(data),
+                "bytes": sum(map(len, data)),
                 "split": "train (split_of(record_key) == 'train')",
-                "record_sha256": sorted(hashlib.sha256(s).hexdigest() for s in samples),
+                "record_sha256": sorted(hashlib.sha256(s).hexdigest() for s in records),
             },
+            form=form,
         )
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / entry.file).write_bytes(data)
+        (self.root / entry.file).write_bytes(trained)
         entries[dict_id] = entry
-        self._current[class_name] = dict_id
-        manifest = {
-            "format": 1,
-            "current": dict(sorted(self._current.items())),
-            "dictionaries": [e.__dict__ for e in self.entries()],
-        }
-        self.manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
         return entry
 
 

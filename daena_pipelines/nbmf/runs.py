@@ -1,7 +1,10 @@
-"""One benchmark run end to end: corpus from the warehouse, measure, write rows and artifacts.
+"""One benchmark run end to end: corpus from the warehouse (plus the shared real profiles),
+measure, write rows and artifacts, and add the run's timing ratios to the gate's history.
 
 Connections are short: one read of the corpus, then (after measuring, with no connection
-open) one transaction that writes the run, its results and its latency samples.
+open) one transaction that writes the run, its results and its latency samples; then the
+history: the carried artifact's runs are imported first (a fresh CI warehouse starts from
+them), this run's ratios appended, and the artifact written back.
 """
 from __future__ import annotations
 
@@ -20,8 +23,11 @@ import pandas as pd
 
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, run_benchmark, targets
 from daena_pipelines.nbmf.codec import CODEC_VERSION, NbmfCodec
-from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus
 from daena_pipelines.db import transaction
+from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus, with_reference
+from daena_pipelines.regressions import history
+
+HISTORY_SUITE = "nbmf"
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
@@ -30,9 +36,10 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS nbmf.runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
         codec_version INTEGER, settings JSON, dictionaries JSON, corpus_sha256 VARCHAR,
-        corpus_records INTEGER, test_records INTEGER, excluded_training_overlap INTEGER,
+        corpus_records INTEGER, reference_records INTEGER, test_records INTEGER, excluded_training_overlap INTEGER,
         skipped_classes JSON, repetitions INTEGER, machine JSON, targets JSON,
         artifact_json VARCHAR, artifact_csv VARCHAR)""",
+    "ALTER TABLE nbmf.runs ADD COLUMN IF NOT EXISTS reference_records INTEGER",  # warehouses from before it
     """CREATE TABLE IF NOT EXISTS nbmf.results (
         run_id VARCHAR, record_class VARCHAR, size_bucket VARCHAR, codec VARCHAR, metric VARCHAR,
         value DOUBLE, unit VARCHAR, PRIMARY KEY (run_id, record_class, size_bucket, codec, metric))""",
@@ -65,6 +72,7 @@ def execute_run(
     started = dt.datetime.now(dt.timezone.utc)
     with connect() as con:
         records, skipped = load_corpus(con)
+    records, skipped = with_reference(records, skipped)
     outcome = run_benchmark(records, codec, repetitions)
     finished = dt.datetime.now(dt.timezone.utc)
     run_id = new_run_id(started)
@@ -75,9 +83,10 @@ def execute_run(
         "finished_at": finished,
         "codec_version": CODEC_VERSION,
         "settings": codec.settings.describe(),
-        "dictionaries": {c: codec.store.current_id(c) if codec.settings.use_dictionaries else 0 for c in present},
+        "dictionaries": {c: codec.dict_id(c) for c in present},
         "corpus_sha256": corpus_fingerprint(records),
         "corpus_records": len(records),
+        "reference_records": sum(r.origin == "reference" for r in records),
         "test_records": outcome.test_records,
         "excluded_training_overlap": outcome.excluded_training_overlap,
         "skipped_classes": skipped,
@@ -94,7 +103,7 @@ def execute_run(
             con.execute(statement)
         with transaction(con):
             con.execute(
-                f"INSERT INTO nbmf.runs VALUES ({', '.join('?' * len(run))})",
+                f"INSERT INTO nbmf.runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
                 [json.dumps(v, default=str) if isinstance(v, (dict, list)) else v for v in run.values()],
             )
             if len(results):
@@ -103,4 +112,9 @@ def execute_run(
                 )
             if len(samples):
                 con.execute("INSERT INTO nbmf.latency_samples SELECT run_id, record_class, size_bucket, codec, op, ns FROM samples")
+        history.import_artifact(con)
+        history.record_samples(
+            con, run_id, HISTORY_SUITE, [(f"{c}/{k}/{op}", clock, i, ratio) for c, k, op, clock, i, ratio in outcome.ratios], finished
+        )
+        history.export_artifact(con)
     return run

@@ -2,6 +2,9 @@
 
     python -m daena_pipelines.nbmf.train_dicts [--warehouse PATH] [--store DIR] [CLASS ...]
 
+Training records: the warehouse's plus the shared real profiles (corpus.reference_corpus), the
+training split only.
+
 A deliberate step, like promoting golden values: commit the new files in the store after
 review. Existing versions stay, so envelopes that name them still decode.
 """
@@ -11,7 +14,8 @@ import argparse
 
 from daena_pipelines import config
 from daena_pipelines.nbmf.classes import RECORD_CLASSES
-from daena_pipelines.nbmf.corpus import load_corpus
+from daena_pipelines.nbmf.codec import lossless_body
+from daena_pipelines.nbmf.corpus import load_corpus, with_reference
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
 from daena_pipelines.db import connect
 
@@ -25,16 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("classes", nargs="*", choices=[[], *RECORD_CLASSES], default=[])
     args = parser.parse_args(argv)
     with connect(args.warehouse, read_only=True) as con:
-        records, skipped = load_corpus(con)
+        records, skipped = with_reference(*load_corpus(con))
     store = DictionaryStore(args.store)
     for name in args.classes or sorted(RECORD_CLASSES):
-        samples = [r.canonical for r in records if r.record_class == name and r.split == "train"]
+        training = [r for r in records if r.record_class == name and r.split == "train"]
+        samples = [r.canonical for r in training]
         if len(samples) < MIN_TRAINING_RECORDS:
             reason = skipped.get(name, f"{len(samples)} training records (need {MIN_TRAINING_RECORDS})")
             print(f"{name}: not trained: {reason}")
             continue
-        entry = store.publish(name, samples)
-        print(f"{name}: published dictionary {entry.dict_id} ({entry.size_bytes} bytes) from {len(samples)} records")
+        for entry in store.publish(name, samples, [lossless_body(r.record) for r in training]):
+            print(f"{name}: published dictionary {entry.dict_id} ({entry.form}, {entry.size_bytes} bytes) from {len(samples)} records")
     return 0
 
 

@@ -8,6 +8,7 @@ Rules (``kind``):
 - ``exact``: actual == expected.
 - ``abs`` / ``rel``: |actual - expected| <= tolerance (relative to |expected| for ``rel``).
 - ``at_most`` / ``at_least``: a declared bound (e.g. max error <= 0.05 °C); promotion keeps it.
+- ``at_most_factor``: actual <= expected x ``factor`` (one-sided: lower is never a failure).
 - ``ratio_to_baseline``: actual / value of the same key with ``baseline`` substituted (e.g.
   codec zstd_19) in the same run; worse than expected by more than ``tolerance`` (relative) in
   ``direction`` fails. Makes timings and ratios machine-independent.
@@ -76,6 +77,10 @@ def rule_text(rule: dict) -> str:
     kind = rule["kind"]
     if kind in ("abs", "rel"):
         return f"{kind} tolerance {rule['tolerance']}"
+    if kind == "at_most_factor":
+        return f"at most x{rule['factor']} the golden value"
+    if kind == "timing_gate":
+        return f"timing gate: U test p < {rule['alpha']} and growth over the key's threshold (>= x{rule['min_ratio']}) vs the last {rule['window']} accepted runs, or a step"
     if kind == "ratio_to_baseline":
         return f"ratio to {rule['baseline']} in the same run, {rule['direction']}, tolerance {rule['tolerance']:.0%}"
     if kind == "mann_whitney_u":
@@ -173,11 +178,30 @@ def passes(golden, actual, rule: dict) -> bool:
         return actual <= golden
     if kind == "at_least":
         return actual >= golden
+    if kind == "at_most_factor":
+        return actual <= golden * rule["factor"]
     if kind == "ratio_to_baseline":
         if rule["direction"] == "higher_is_better":
             return actual >= golden * (1 - rule["tolerance"])
         return actual <= golden * (1 + rule["tolerance"])
     raise ValueError(f"unknown golden rule kind {kind!r}")
+
+
+def unreadable(path: Path, exc: BaseException) -> Outcome:
+    """The failing outcome for a golden file that cannot be read or checked (truncated JSON,
+    missing fields, a rule that raises): named, so findings and the CI output say which file."""
+    return Outcome(f"golden_file:{path.name}", {"golden_file": str(path)}, "a readable golden file", None,
+                   "unreadable", {"kind": "exact"}, False, f"{path}: {type(exc).__name__}: {exc}")
+
+
+def evaluate_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[Outcome], object]:
+    """(outcomes, checked run) of one golden file; a file that cannot be loaded or evaluated is
+    one failing outcome naming it, never an exception that would leave no finding behind."""
+    try:
+        suite = GoldenSuite.load(path)
+        return evaluate(con, suite), checked_run(con, suite)
+    except Exception as exc:  # noqa: BLE001 - any failure here is a failed check, recorded as such
+        return [unreadable(path, exc)], None
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, suite: GoldenSuite) -> list[Outcome]:
@@ -202,7 +226,21 @@ def evaluate(con: duckdb.DuckDBPyConnection, suite: GoldenSuite) -> list[Outcome
             else "missing"
         )
         outcomes.append(Outcome(metric_name(key), key, golden, actual, change, rule, passes(golden, actual, rule), note))
-    return outcomes
+    return outcomes + unguarded(suite, values)
+
+
+def unguarded(suite: GoldenSuite, values: dict[tuple, object]) -> list[Outcome]:
+    """A failing outcome for every key of the checked run that a rule template covers but no
+    entry holds: a deleted golden entry must not turn into a value nobody checks."""
+    guarded = {_key_tuple(suite, e["key"]) for e in suite.entries}
+    out = []
+    for key_values in sorted(values.keys() - guarded):
+        key = dict(zip(suite.key_columns, key_values))
+        template = next((t for t in suite.rules if _matches(t, key)), None)
+        if template is not None:
+            out.append(Outcome(metric_name(key), key, None, values[key_values], "no golden value", template["rule"], False,
+                               "measured in this run but missing from the golden file (deleted or never promoted): promote and review"))
+    return out
 
 
 # --- promotion --------------------------------------------------------------------------------

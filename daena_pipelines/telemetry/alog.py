@@ -93,7 +93,7 @@ def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
 
 
 def _temperatures(values: list, key: str, unit: str) -> np.ndarray:
-    raw = _numeric(values, key, validate.MAX_ABS_TEMPERATURE_C * (1.8 if unit == "F" else 1.0) + 32.0)
+    raw = _numeric(values, key)
     celsius = f_to_c(raw) if unit == "F" else raw.copy()
     celsius[raw == -1] = np.nan  # Artisan's dropout marker, in either unit
     return celsius

@@ -146,5 +146,5 @@ def _not_literal_message(text: str) -> str | None:
         offset = len("".join(lines[: node.lineno - 1]).encode()) + node.col_offset
         segment = ast.get_source_segment(text, node) or ""
         shown = segment if len(segment) <= 40 else segment[:37] + "..."
-        return f"not a plain literal: {kind} {shown!r} at byte {offset}"
+        return f"{kind} {shown!r} at byte {offset}"
     return None

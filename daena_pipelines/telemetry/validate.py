@@ -1,14 +1,16 @@
 """Every value a session contributes, checked before the batch write.
 
 A parser turns bytes into a ``RoastSession``; this module decides whether that session may go
-to the warehouse. Each problem class gets one of two answers (docs/telemetry.md, "Bad input"):
+to the warehouse. Each problem class gets one of two answers (docs/telemetry.md, "Ingest
+behaviour"):
 
 - reject (``InvalidSession``, one error row naming the file): values no roast can have or the
   warehouse cannot store — text that is not valid Unicode (lone surrogates), a non-number where
-  a number belongs, no BT reading at all, events in an impossible order, temperatures beyond any
-  probe, times beyond a day, samples denser than any roast logger records;
+  a number belongs, no BT reading at all, events in an impossible order, times beyond a day,
+  samples denser than any roast logger records;
 - load with a flag (``settings.quality_flags``, reported by the ``quality_flags`` check): values
-  that are possible but suspicious — a BT curve whose peak does not fit the file's unit marker.
+  that are possible, or a part of an otherwise good roast — temperature readings beyond any probe
+  (kept as dropouts), a BT curve whose peak does not fit a roast in the file's unit.
 """
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ import numpy as np
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 from daena_pipelines.values import as_number, as_text
 
-# Far outside any roaster probe (type-K thermocouples end near 1370 °C) but short of overflow:
-# readings beyond this are corruption, not glitches (glitches inside it are loaded; the
-# temperatures_plausible check reports them).
+# Beyond any roaster probe (type-K thermocouples end near 1370 °C): such a reading is a sensor
+# error code or corruption (a real profile in ../shared has ET = 2046 in one sample), so it
+# becomes a dropout and the session a flag, rather than the whole roast a rejection.
 MAX_ABS_TEMPERATURE_C = 2000.0
 MAX_RECORDING_S = 24 * 3600.0
 # Artisan samples at 0.5 s or slower by default and the R1 sidecar records at 1 s; anything much
@@ -70,6 +72,17 @@ def _check_series(values: np.ndarray, name: str, n: int, limit: float) -> None:
         raise InvalidSession("out_of_range", f"{name}[{bad}] = {values[bad]:.6g} is beyond ±{limit:g}")
 
 
+def _drop_impossible(values: np.ndarray, name: str, flags: list[str]) -> np.ndarray:
+    """`values` with readings beyond any probe as dropouts (NaN); a flag in `flags` says how many."""
+    beyond = np.abs(np.nan_to_num(values, nan=0.0)) > MAX_ABS_TEMPERATURE_C
+    if not beyond.any():
+        return values
+    first = int(np.argmax(beyond))
+    flags.append(f"{name}: {int(beyond.sum())} reading(s) beyond ±{MAX_ABS_TEMPERATURE_C:g} °C treated as dropouts "
+                 f"(first: sample {first} = {values[first]:.6g} °C)")
+    return np.where(beyond, np.nan, values)
+
+
 def _check_events(events: dict[str, int], n: int) -> None:
     for name, index in events.items():
         if name not in EVENTS or isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
@@ -96,8 +109,8 @@ def _unit_flags(session: RoastSession) -> list[str]:
     low, high = ROAST_PEAK_BT_RANGE_C
     if low <= peak <= high:
         return []
-    return [f"unit: BT peaks at {peak:.1f} °C between CHARGE and DROP, outside {low:g}-{high:g} °C; "
-            f"the file's unit marker '{session.original_unit}' may not match its data"]
+    return [f"unit: BT peaks at {peak:.1f} °C between CHARGE and DROP, outside {low:g}-{high:g} °C: not a "
+            f"full roast, or the file's unit marker '{session.original_unit}' does not match its data"]
 
 
 def validate(session: RoastSession, source_path: str) -> RoastSession:
@@ -126,8 +139,10 @@ def validate(session: RoastSession, source_path: str) -> RoastSession:
     step = float(np.median(np.diff(time_s)))
     if step < MIN_MEDIAN_STEP_S:
         raise InvalidSession("too_dense", f"median sampling step {step:.3g} s is below {MIN_MEDIAN_STEP_S} s: no roast logger samples that fast")
-    _check_series(session.bt_c, "BT", n, MAX_ABS_TEMPERATURE_C)
-    _check_series(session.et_c, "ET", n, MAX_ABS_TEMPERATURE_C)
+    flags = list(session.settings.get("quality_flags", []))
+    _check_series(session.bt_c, "BT", n, np.finfo(float).max)
+    _check_series(session.et_c, "ET", n, np.finfo(float).max)
+    session.bt_c, session.et_c = _drop_impossible(session.bt_c, "BT", flags), _drop_impossible(session.et_c, "ET", flags)
     if np.isnan(session.bt_c).all():
         raise InvalidSession("no_bt", "no BT reading: every BT sample is missing or a dropout (-1)")
     for group, channels in (("control", session.controls), ("channel", session.extra)):
@@ -137,7 +152,7 @@ def validate(session: RoastSession, source_path: str) -> RoastSession:
     _check_nested_text(session.settings, "settings")
     _check_events(session.events, n)
 
-    flags = [*session.settings.get("quality_flags", []), *_unit_flags(session)]
+    flags += _unit_flags(session)
     if flags:
         session.settings["quality_flags"] = flags
     return session

@@ -1,4 +1,5 @@
 """Real Artisan profiles from ../shared, loaded into a warehouse by the real telemetry ingest."""
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -41,3 +42,18 @@ def corpus(tmp_path_factory, sample_alogs):
         load_alogs(con, sample_alogs, tmp / "quarantine")
         records, skipped = load_corpus(con)
     return records, skipped
+
+
+@pytest.fixture(scope="session")
+def reference_dir(tmp_path_factory, sample_alogs):
+    """A few real profiles as the benchmark's reference corpus: the whole shared folder would
+    make every asset test measure ~100 extra records (the CI command and the script use all)."""
+    folder = tmp_path_factory.mktemp("reference")
+    for path in sample_alogs[:4]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def small_reference_corpus(monkeypatch, reference_dir):
+    monkeypatch.setenv("DAENA_NBMF_REFERENCE_DIR", str(reference_dir))

@@ -70,3 +70,19 @@ def test_ci_fails_on_a_worse_codec_setting(tmp_path, sample_alogs):
         assert con.execute(
             "SELECT count(*) FROM regressions.findings WHERE resolved_at IS NULL AND check_name = 'nbmf_golden'"
         ).fetchone()[0] == 0
+
+    # a truncated golden file, and a timing gate that crashes (its verdicts table lost a column):
+    # each a blocking failure, named on stdout and recorded as a finding
+    golden_file = golden / "nbmf" / "benchmark.golden.json"
+    golden_file.write_text(golden_file.read_text()[:1000])
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("ALTER TABLE regressions.bench_verdicts DROP COLUMN note")
+    broken = run_ci(env)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "FAIL golden_file:benchmark.golden.json: golden 'a readable golden file'" in broken.stdout
+    assert str(golden_file) in broken.stdout
+    assert "nbmf_timing_gate (nbmf/results) CRASHED" in broken.stdout
+    assert "step nbmf_timing_gates failed" in broken.stdout
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        open_findings = {m for (m,) in con.execute("SELECT metric FROM regressions.findings WHERE resolved_at IS NULL").fetchall()}
+    assert {"golden_file:benchmark.golden.json", "nbmf_timing_gate:evaluation"} <= open_findings

@@ -7,6 +7,7 @@ from daena_pipelines.nbmf.codec import (
     CODEC_VERSION,
     EnvelopeError,
     NbmfCodec,
+    NbmfError,
     CodecSettings,
     SignatureMismatch,
     canonical_json,
@@ -30,7 +31,10 @@ def test_lossless_round_trip_is_byte_exact_on_real_records(corpus):
         assert (meta.codec_version, meta.fidelity, meta.record_class) == (CODEC_VERSION, "lossless", r.record_class)
         assert meta.json_type == "object"
         assert meta.original_length == len(r.canonical)
-        assert meta.signature == hashlib.sha256(r.canonical).digest()
+        # the tag: SHA-256 over the header, the envelope's length and the body, first 16 bytes
+        expected_tag = hashlib.sha256(envelope[: meta.header_length] + bytes([len(envelope) & 0x7F | 0x80, len(envelope) >> 7])
+                                      + r.canonical).digest()[:16] if 128 <= len(envelope) < 16384 else meta.tag
+        assert meta.tag == expected_tag
         assert meta.dict_id == codec.store.current_id(r.record_class) != 0
 
 
@@ -65,22 +69,42 @@ def test_lossless_only_classes_refuse_semantic():
         NbmfCodec().encode({"proposal_id": "p1"}, "command", "semantic")
 
 
-@pytest.mark.parametrize("position", ["payload", "signature", "length", "dict_id", "class"])
+@pytest.mark.parametrize("position", ["payload", "tag", "length", "dict_version", "class", "fidelity", "json_type"])
 def test_corrupt_envelope_fails_loudly(corpus, position):
     codec = NbmfCodec(settings=CodecSettings())
-    for r in by_class(corpus, "session")[:3] + by_class(corpus, "telemetry")[:2]:
-        # a semantic envelope's original length is informational (the signature covers the
-        # semantic form, whose length is the separate body length), so only lossless is flipped there
-        semantic_too = r.record_class == "telemetry" and position != "length"
+    for r in by_class(corpus, "session")[:3] + by_class(corpus, "telemetry")[:2] + by_class(corpus, "roast_note")[:2]:
+        semantic_too = r.record_class != "session"
         for fidelity in ("lossless", "semantic") if semantic_too else ("lossless",):
             envelope = bytearray(codec.encode(r.record, r.record_class, fidelity))
             meta = read_meta(bytes(envelope))
-            assert meta.dict_id >= 128  # two varint bytes (5, 6); the original length starts at 7
-            index = {"payload": len(envelope) - 3, "signature": meta.header_length - 5, "length": 7, "dict_id": 5,
-                     "class": 4}[position]
-            envelope[index] ^= 0x01
-            with pytest.raises((EnvelopeError, UnknownDictionary)):
+            # header: N, version|class, flags, dictionary version (1 byte), original length...
+            index, bit = {"payload": (len(envelope) - 3, 0), "tag": (meta.header_length + 5, 0), "length": (4, 0),
+                          "dict_version": (3, 1), "class": (1, 0), "fidelity": (2, 0), "json_type": (2, 1)}[position]
+            envelope[index] ^= 1 << bit
+            with pytest.raises(NbmfError):
                 codec.decode(bytes(envelope))
+
+
+def test_a_semantic_note_cannot_pass_for_a_lossless_one(corpus):
+    """v1 left the fidelity bit outside the hash: flipped, a normalised note decoded as 'lossless'."""
+    codec = NbmfCodec(settings=CodecSettings())
+    r = next(r for r in by_class(corpus, "roast_note") if normalize_text(r.record["notes"]) != r.record["notes"])
+    envelope = bytearray(codec.encode(r.record, "roast_note", "semantic"))
+    envelope[2] ^= 1
+    with pytest.raises(SignatureMismatch):
+        codec.decode(bytes(envelope))
+    with pytest.raises(SignatureMismatch):
+        codec.decode(codec.encode(r.record, "roast_note", "semantic") + b"\x00")  # trailing byte
+
+
+def test_columnar_bodies_round_trip_exactly():
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    record = {"proposal_id": "p1", "audit_log": [{"seq": 0, "to": "A", "note": None}, {"seq": 1, "to": "B", "note": "x"}],
+              "tags": [{"a": 1}, {"b": 2}], "empty": [], "one": [{"a": 1}]}
+    envelope = codec.encode(record, "command")
+    assert read_meta(envelope).columnar
+    assert canonical_json(codec.decode(envelope)) == canonical_json(record)
+    assert not read_meta(codec.encode({"\u0000columnar": 1, "l": [{"a": 1}, {"a": 2}]}, "command")).columnar
 
 
 def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
@@ -88,11 +112,11 @@ def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
     r = by_class(corpus, "roast_note")[0]
     other = codec.encode({"session_id": r.record["session_id"], "notes": "tampered"}, "roast_note")
     original = codec.encode(r.record, "roast_note")
-    spliced = original[: read_meta(original).header_length] + other[read_meta(other).header_length :]
+    spliced = original[: read_meta(original).header_length + 16] + other[read_meta(other).header_length + 16 :]
     with pytest.raises(EnvelopeError):
         codec.decode(spliced)
     with pytest.raises(EnvelopeError, match="bad magic"):
-        codec.decode(b"XX" + original[2:])
+        codec.decode(b"X" + original[1:])
 
 
 def test_decoding_needs_only_the_envelope_and_the_store(corpus):
@@ -108,10 +132,10 @@ def test_dictionaries_train_deterministically_and_versions_stay_decodable(tmp_pa
     samples = [r.canonical for r in by_class(corpus, "session")]
     assert train(samples, 1001) == train(samples, 1001)
     store = DictionaryStore(tmp_path)
-    v1 = store.publish("session", samples)
+    [v1] = store.publish("session", samples)
     codec = NbmfCodec(store, CodecSettings())
     old = codec.encode(by_class(corpus, "session")[0].record, "session")
-    v2 = store.publish("session", samples[::-1] + samples)
+    [v2] = store.publish("session", samples[::-1] + samples)
     assert (v1.dict_id, v2.dict_id) == (1001, 1002)
     assert (tmp_path / "session.v1.zdict").exists() and (tmp_path / "session.v2.zdict").exists()
     reopened = DictionaryStore(tmp_path)

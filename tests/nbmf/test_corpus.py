@@ -1,6 +1,7 @@
 """Corpus classes built from the commands and evals contract tables (constructed here: those
 domains are built concurrently) and how absent or empty tables are reported."""
 import duckdb
+import pytest
 
 from daena_pipelines.nbmf.codec import NbmfCodec, canonical_json
 from daena_pipelines.nbmf.corpus import load_corpus, size_bucket
@@ -58,3 +59,31 @@ def test_empty_tables_are_reported_not_silently_dropped(tmp_path):
     assert records == []
     assert skipped["eval_result"] == "its tables hold no records"
     assert skipped["judge_reasoning"] == "table evals.judge_scores does not exist in the warehouse"
+
+
+def test_reference_corpus_is_the_real_profiles_through_the_real_ingest(reference_dir):
+    from daena_pipelines.nbmf.codec import CodecSettings
+    from daena_pipelines.nbmf.corpus import reference_corpus
+
+    records, reason = reference_corpus(reference_dir)
+    assert reason is None
+    assert {r.record_class for r in records} >= {"session", "telemetry"} and {r.origin for r in records} == {"reference"}
+    sessions = [r.record for r in records if r.record_class == "session"]
+    assert {s["source"] for s in sessions} == {"real"} and {s["source_format"] for s in sessions} == {"artisan_alog"}
+    # real readings are off NBMF's grid: the semantic bound is exercised, not trivially met
+    codec = NbmfCodec(settings=CodecSettings())
+    telemetry = next(r.record for r in records if r.record_class == "telemetry")
+    decoded = codec.decode(codec.encode(telemetry, "telemetry", "semantic"))
+    errors = [abs(a - b) for a, b in zip(telemetry["points"]["bt_c"], decoded["points"]["bt_c"]) if a is not None]
+    assert 0 < max(errors) <= 0.025 + 1e-9
+
+
+def test_reference_corpus_absent_is_a_skip_locally_and_an_error_under_ci(tmp_path, monkeypatch):
+    from daena_pipelines.nbmf.corpus import reference_corpus
+
+    monkeypatch.delenv("CI", raising=False)
+    records, reason = reference_corpus(tmp_path / "nope")
+    assert records == [] and "not found" in reason
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(FileNotFoundError, match="CI needs ../shared"):
+        reference_corpus(tmp_path / "nope")

@@ -67,8 +67,12 @@ def test_eval_outcomes_pass_then_a_changed_outcome_fails_with_everything_named(t
 def test_missing_rows_missing_tables_and_empty_golden_fail(tmp_path, eval_warehouse):
     suite = GoldenSuite(**{**EVAL_SUITE, "entries": [{"key": {"case_id": "gone"}, "expected": "pass", "rule": {"kind": "exact"}}]})
     with duckdb.connect(str(eval_warehouse)) as con:
-        (outcome,) = evaluate(con, suite)
+        outcome, *unguarded = evaluate(con, suite)
         assert not outcome.passed and outcome.change == "missing"
+        # and the run's keys the golden file does not hold fail too, each named
+        assert [(o.metric, o.change, o.passed) for o in unguarded] == [
+            ("baked", "no golden value", False), ("scorched", "no golden value", False), ("underdeveloped", "no golden value", False)
+        ]
         assert not evaluate(con, GoldenSuite(**EVAL_SUITE))[0].passed  # no entries: promote first
         assert not evaluate(con, GoldenSuite(**{**EVAL_SUITE, "table": "evals.nope"}))[0].passed
 
@@ -144,3 +148,23 @@ def test_mann_whitney_between_runs(results_warehouse):
     assert not slow.passed
     assert slow.actual["median_ratio"] == pytest.approx(1.6 / 1.1, rel=0.02)
     assert "run r3 vs r2" in slow.note
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no_entries_field", "entry_without_key"])
+def test_an_unreadable_golden_file_is_one_named_failure(tmp_path, eval_warehouse, damage):
+    from daena_pipelines.regressions.golden import evaluate_file
+
+    path = write_suite(tmp_path, EVAL_SUITE)
+    promote(eval_warehouse, [str(path)], write=True)
+    text = path.read_text()
+    suite = json.loads(text)
+    if damage == "truncated":
+        path.write_text(text[: len(text) // 2])
+    elif damage == "no_entries_field":
+        path.write_text(json.dumps({k: v for k, v in suite.items() if k != "table"}))
+    else:
+        path.write_text(json.dumps({**suite, "entries": [{"expected": "pass", "rule": {"kind": "exact"}}]}))
+    with duckdb.connect(str(eval_warehouse)) as con:
+        (outcome,), run = evaluate_file(con, path)
+    assert not outcome.passed and outcome.change == "unreadable"
+    assert outcome.metric == "golden_file:evals.golden.json" and str(path) in outcome.note

@@ -1,0 +1,164 @@
+"""The history of benchmark timing samples the gate decides over: two warehouse tables and an
+artifact (a folder of Parquet files) that CI carries from one run to the next.
+
+- ``regressions.bench_history``: one row per (run, suite, key, clock, sample): a timing as a
+  ratio to the reference codec measured interleaved in the same run.
+- ``regressions.bench_verdicts``: the gate's verdict per (run, suite, key, clock); a run is in
+  a key's baseline unless its verdict there is ``regression`` (``accept`` turns that into
+  ``accepted``: a slowdown someone decided to keep).
+
+``import_artifact`` adds the artifact's runs the warehouse does not have (a fresh CI clone
+starts from the carried history); ``export_artifact`` writes the tables back.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from daena_pipelines import config
+from daena_pipelines.regressions.gate import REGRESSION, GateRule, Verdict, decide
+from daena_pipelines.regressions.golden import Outcome
+from daena_pipelines.db import transaction
+
+HISTORY, VERDICTS = "regressions.bench_history", "regressions.bench_verdicts"
+DDL = (
+    "CREATE SCHEMA IF NOT EXISTS regressions",
+    f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
+        run_id VARCHAR, recorded_at TIMESTAMPTZ, suite VARCHAR, key VARCHAR, clock VARCHAR,
+        sample INTEGER, ratio DOUBLE)""",
+    f"""CREATE TABLE IF NOT EXISTS {VERDICTS} (
+        run_id VARCHAR, suite VARCHAR, key VARCHAR, clock VARCHAR, verdict VARCHAR, test VARCHAR,
+        median DOUBLE, baseline_median DOUBLE, growth DOUBLE, p_value DOUBLE, step DOUBLE,
+        baseline_runs INTEGER, note VARCHAR, decided_at TIMESTAMPTZ)""",
+)
+VERDICT_COLUMNS = ("verdict", "test", "median", "baseline_median", "growth", "p_value", "step", "baseline_runs", "note")
+
+
+def artifact_dir() -> Path:
+    value = os.environ.get("DAENA_BENCH_HISTORY_DIR", "").strip()
+    return Path(value).resolve() if value else config.results_dir() / "bench-history"
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in DDL:
+        con.execute(statement)
+
+
+def record_samples(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, rows: list[tuple], at: dt.datetime) -> int:
+    """rows: (key, clock, sample, ratio)."""
+    ensure_tables(con)
+    frame = pd.DataFrame(rows, columns=["key", "clock", "sample", "ratio"]).assign(run_id=run_id, recorded_at=at, suite=suite)
+    con.execute(f"INSERT INTO {HISTORY} SELECT run_id, recorded_at, suite, key, clock, sample, ratio FROM frame")
+    return len(frame)
+
+
+def runs_of(con: duckdb.DuckDBPyConnection, suite: str) -> list[str]:
+    return [r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {HISTORY} WHERE suite = ? ORDER BY run_id", [suite]).fetchall()]
+
+
+def samples(con: duckdb.DuckDBPyConnection, suite: str) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """{(key, clock): {run_id: [ratios]}} in run order."""
+    out: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for run_id, key, clock, ratio in con.execute(
+        f"SELECT run_id, key, clock, ratio FROM {HISTORY} WHERE suite = ? ORDER BY run_id, key, clock, sample", [suite]
+    ).fetchall():
+        out.setdefault((key, clock), {}).setdefault(run_id, []).append(ratio)
+    return out
+
+
+def verdicts(con: duckdb.DuckDBPyConnection, suite: str) -> dict[tuple[str, str, str], str]:
+    """{(run_id, key, clock): verdict}."""
+    return {
+        (r, k, c): v
+        for r, k, c, v in con.execute(f"SELECT run_id, key, clock, verdict FROM {VERDICTS} WHERE suite = ?", [suite]).fetchall()
+    }
+
+
+def record_verdicts(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, decided: dict[tuple[str, str], dict], at: dt.datetime) -> None:
+    """decided: {(key, clock): Verdict.as_dict()}; replaces this run's earlier verdicts."""
+    ensure_tables(con)
+    rows = [(run_id, suite, key, clock, *(v[c] for c in VERDICT_COLUMNS), at) for (key, clock), v in decided.items()]
+    with transaction(con):
+        con.execute(f"DELETE FROM {VERDICTS} WHERE run_id = ? AND suite = ?", [run_id, suite])
+        if rows:
+            con.executemany(f"INSERT INTO {VERDICTS} VALUES ({', '.join('?' * 14)})", rows)
+
+
+def accept(con: duckdb.DuckDBPyConnection, run_id: str, suite: str) -> int:
+    """Keep a run's flagged slowdowns: they join the baseline from now on."""
+    ensure_tables(con)
+    n = con.execute(f"SELECT count(*) FROM {VERDICTS} WHERE run_id = ? AND suite = ? AND verdict = 'regression'", [run_id, suite]).fetchone()[0]
+    con.execute(f"UPDATE {VERDICTS} SET verdict = 'accepted' WHERE run_id = ? AND suite = ? AND verdict = 'regression'", [run_id, suite])
+    return n
+
+
+def import_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) -> int:
+    """Rows of the artifact's runs that the warehouse lacks; returns how many runs were added.
+    An unreadable artifact raises: a gate that silently lost its history would pass anything."""
+    folder = folder or artifact_dir()
+    ensure_tables(con)
+    history, decided = folder / "bench_history.parquet", folder / "bench_verdicts.parquet"
+    if not history.exists():
+        return 0
+    known = {r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {HISTORY}").fetchall()}
+    incoming = con.execute("SELECT DISTINCT run_id FROM read_parquet(?)", [str(history)]).fetchall()
+    new = sorted({r[0] for r in incoming} - known)
+    if not new:
+        return 0
+    with transaction(con):
+        con.execute(f"INSERT INTO {HISTORY} SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(history), new])
+        if decided.exists():
+            con.execute(f"INSERT INTO {VERDICTS} SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(decided), new])
+    return len(new)
+
+
+def export_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) -> Path:
+    folder = folder or artifact_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    ensure_tables(con)
+    for table, name in ((HISTORY, "bench_history"), (VERDICTS, "bench_verdicts")):
+        tmp = folder / f".{name}.parquet.tmp"
+        con.execute(f"COPY (SELECT * FROM {table} ORDER BY ALL) TO '{tmp}' (FORMAT parquet)")
+        tmp.replace(folder / f"{name}.parquet")  # a crash mid-write never leaves half a history
+    return folder
+
+
+def gate_run(con: duckdb.DuckDBPyConnection, suite: str, run_id: str, rule: GateRule = GateRule()) -> dict[tuple[str, str], Verdict]:
+    """The gate's verdict for every (key, clock) of ``run_id`` against the earlier accepted runs."""
+    decided = verdicts(con, suite)
+    out = {}
+    for (key, clock), per_run in samples(con, suite).items():
+        if run_id not in per_run:
+            continue
+        earlier = [r for r in per_run if r < run_id and decided.get((r, key, clock)) != REGRESSION]
+        out[key, clock] = decide(per_run[run_id], [per_run[r] for r in earlier], rule)
+    return out
+
+
+def gate_latest(con: duckdb.DuckDBPyConnection, suite: str, rule: GateRule = GateRule()) -> tuple[str | None, list[Outcome]]:
+    """Judge the suite's latest run, store its verdicts, write the artifact back; returns the run
+    and one outcome per (key, clock) (failed = regression), for the check and the findings."""
+    ensure_tables(con)
+    runs = runs_of(con, suite)
+    run_id = runs[-1] if runs else None
+    decided = gate_run(con, suite, run_id, rule) if runs else {}
+    if not decided:  # nothing timed is a failure, never a pass with nothing checked
+        return run_id, [Outcome("timing_samples", {}, "timing samples of the latest run", None, "missing", {"kind": "exact"},
+                                False, f"no {suite} timing samples in {HISTORY}")]
+    record_verdicts(con, run_id, suite, {k: v.as_dict() for k, v in decided.items()}, dt.datetime.now(dt.timezone.utc))
+    export_artifact(con)
+    rule_dict = {"kind": "timing_gate", **rule.describe()}
+    return run_id, [
+        Outcome(
+            f"{key}/{clock}", {"key": key, "clock": clock},
+            None if v.baseline_median is None else f"<= x{v.threshold or rule.min_ratio:.3g} of {v.baseline_median:.4g}",
+            round(v.median, 6),
+            "no history yet" if v.growth is None else f"x{v.growth:.3f}" + (f", step x{v.step:.3f}" if v.step else ""),
+            rule_dict, not v.regression, v.note or v.verdict,
+        )
+        for (key, clock), v in sorted(decided.items())
+    ]

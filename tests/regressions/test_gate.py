@@ -1,0 +1,70 @@
+"""The timing gate's decision rule and its history, on constructed samples (its power on real
+timings is measured by scripts/gate_power.py, not here)."""
+import datetime as dt
+
+import duckdb
+import numpy as np
+
+from daena_pipelines.regressions import history
+from daena_pipelines.regressions.gate import NO_HISTORY, OK, REGRESSION, GateRule, decide, step_fit
+
+RNG = np.random.default_rng(7)
+
+
+def run(level: float, noise: float = 0.03, n: int = 7) -> np.ndarray:
+    return level * (1 + noise * RNG.standard_normal(n))
+
+
+def test_too_little_history_passes_saying_so():
+    verdict = decide(run(3.0), [run(1.0), run(1.0)])
+    assert verdict.verdict == NO_HISTORY and "2 accepted runs" in verdict.note
+
+
+def test_window_flags_a_slowdown_and_not_noise_or_a_recovery():
+    past = [run(1.0) for _ in range(10)]
+    assert decide(run(1.3), past).verdict == REGRESSION
+    assert decide(run(1.05), past).verdict == OK  # below the 10 % effect floor
+    assert decide(run(0.8), past).verdict == OK  # faster is never a regression (one-sided)
+
+
+def test_a_flagged_run_leaves_the_baseline_so_the_recovery_run_passes(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAENA_BENCH_HISTORY_DIR", str(tmp_path / "artifact"))
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+        levels = [1.0] * 5 + [1.5, 1.0]
+        for i, level in enumerate(levels):
+            history.record_samples(con, f"r{i:02d}", "s", [("k", "cpu", rep, v) for rep, v in enumerate(run(level))], at)
+            run_id, (outcome,) = history.gate_latest(con, "s")
+            assert run_id == f"r{i:02d}" and outcome.metric == "k/cpu"
+            assert outcome.passed is (level == 1.0)
+        assert (tmp_path / "artifact" / "bench_verdicts.parquet").exists()
+        verdicts = history.verdicts(con, "s")
+        assert verdicts["r05", "k", "cpu"] == REGRESSION
+        assert verdicts["r06", "k", "cpu"] == OK  # recovery: compared with r00-r04, not with the slow r05
+        assert history.accept(con, "r05", "s") == 1
+        assert history.verdicts(con, "s")["r05", "k", "cpu"] == "accepted"
+
+
+def test_step_detection_catches_a_creep_the_window_absorbed():
+    rule = GateRule(window=3)
+    past = [run(1.0, 0.01) for _ in range(12)] + [run(1.06, 0.01), run(1.12, 0.01), run(1.17, 0.01)]
+    verdict = decide(run(1.2, 0.01), past, rule)
+    assert verdict.growth < rule.min_ratio  # the 3-run window moved with the creep...
+    assert (verdict.verdict, verdict.test) == (REGRESSION, "step")  # ...the step over the history did not
+    k, gain = step_fit(np.array([1.0] * 6 + [1.5] * 3))
+    assert k == 6 and gain > 1
+
+
+def test_history_artifact_carries_runs_into_a_fresh_warehouse(tmp_path):
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    folder = tmp_path / "artifact"
+    with duckdb.connect(str(tmp_path / "a.duckdb")) as con:
+        for i in range(3):
+            history.record_samples(con, f"r{i}", "s", [("k", "wall", 0, 1.0 + i)], at)
+        history.record_verdicts(con, "r2", "s", {("k", "wall"): decide([3.0], [[1.0], [2.0]]).as_dict()}, at)
+        history.export_artifact(con, folder)
+    with duckdb.connect(str(tmp_path / "fresh.duckdb")) as con:
+        assert history.import_artifact(con, folder) == 3
+        assert history.import_artifact(con, folder) == 0  # idempotent
+        assert history.runs_of(con, "s") == ["r0", "r1", "r2"]
+        assert set(history.verdicts(con, "s")) == {("r2", "k", "wall")}
