@@ -5,7 +5,8 @@
 Runs `daena materialize` (the project's own warehouse and Dagster home, as the README says),
 starts `dg dev` in the project folder, and has headless Chromium (Debian: `apt-get install
 chromium`) load four pages: the asset catalog, a warning check's detail, the roast curve and
-sidecar_job's Launchpad. The PNGs land in the output folder; `dg dev` is stopped at the end.
+sidecar_job's Launchpad; then the latest roast curve's SVG itself (the UI keeps a chart this size
+behind "Show Markdown"). The PNGs land in the output folder; `dg dev` is stopped at the end.
 Not part of the test suite: it needs Chromium and takes a few minutes.
 """
 from __future__ import annotations
@@ -80,6 +81,10 @@ def main() -> int:
             path = out / f"{name}.png"
             screenshot(browser, base + page, path, args.wait_ms)
             print(f"{name}: {path}")
+        curves = sorted((PROJECT / "data" / "results" / "roast_curves").glob("*.svg"), key=lambda p: p.stat().st_mtime)
+        if curves:
+            screenshot(browser, curves[-1].as_uri(), out / "roast_curve_chart.png", 2_000)
+            print(f"roast_curve_chart: {out / 'roast_curve_chart.png'}")
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:

@@ -71,14 +71,15 @@ FIELD_DOCS = {
     "beans": "Beans roasted (session's beans; golden cases match on it).",
     "title": "Session title.",
     "notes": "Roast notes (the LM judge reads them).",
-    "batch_weight_g": "Green weight charged, grams (the virtual roaster's batch too).",
+    "batch_weight_g": "Green weight charged, grams (the virtual roaster's batch too); 0: not weighed.",
     "seed": "Simulation: random seed of the virtual roaster (same seed, same roast).",
     "start_at": "Simulation: ISO time the virtual clock starts at; empty: now.",
 }
 # Set by the job, not run config: the files go to the data folder, the warehouse is the resource's.
 SET_BY_JOB = ("recordings_dir", "warehouse", "limits", "virtual")
-# The Launchpad scaffold is the safe one: the virtual roaster, no proposal executed.
-SAFE_DEFAULTS = {"simulate": True}
+# The Launchpad scaffold is the safe one (the virtual roaster, no proposal executed) and shows the
+# session's details to fill in; empty text and 0 g mean "not given".
+SAFE_DEFAULTS = {"simulate": True, "beans": "", "title": "", "notes": "", "batch_weight_g": 0.0}
 
 
 class _SidecarRunSettings(dg.Config):
@@ -97,6 +98,7 @@ class _SidecarRunSettings(dg.Config):
         values = self.model_dump()
         own = {name: values.pop(name) for name in _SidecarRunSettings.model_fields}
         values["landing_dir"] = values["landing_dir"] or str(config.sidecar_landing_dir())
+        values |= {name: values[name] or None for name in ("beans", "title", "notes", "batch_weight_g")}
         return SidecarConfig(
             **values,
             warehouse=warehouse if own["execute_commands"] else None,
