@@ -16,9 +16,20 @@ from daena_pipelines import config
 def dagster_instance():
     import dagster as dg
 
-    # Runs are recorded in the project's Dagster home, so `dagster dev` shows them afterwards.
-    os.environ.setdefault("DAGSTER_HOME", str(config.PROJECT_ROOT / "dagster_home"))
+    # Runs are recorded in the project's Dagster home, so the UI shows them afterwards.
+    home = config.dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
+    remember_dagster_home(home)
     return dg.DagsterInstance.get()
+
+
+def remember_dagster_home(home) -> None:
+    """`dg dev` and `dagster dev`, started in the project folder, read DAGSTER_HOME from its .env
+    file (not in git: the path is this clone's); without it they use a temporary instance."""
+    env_file = config.PROJECT_ROOT / ".env"
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    if not any(line.startswith("DAGSTER_HOME=") for line in lines):
+        env_file.write_text("\n".join([*lines, f"DAGSTER_HOME={home}"]) + "\n")
 
 
 def materialize(instance) -> bool:
@@ -50,7 +61,8 @@ def print_summary() -> None:
             print(f"  {table:40s} {count:>10,d} rows")
     print(f"quarantined inputs: {config.quarantine_dir()}")
     print(f"artifacts: {config.results_dir()}")
-    print("open the UI on the same data: DAGSTER_HOME=dagster_home dagster dev -w workspace.yaml")
+    print(f"open the UI on the same runs and warehouse: cd {config.PROJECT_ROOT} && .venv/bin/dg dev")
+    print(f"  (or: DAGSTER_HOME={config.dagster_home()} .venv/bin/dagster dev -w workspace.yaml)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,11 @@ def _path_from_env(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def dagster_home() -> Path:
+    """The project's Dagster instance (runs, event log, sensor cursors): DAGSTER_HOME, absolute."""
+    return _path_from_env("DAGSTER_HOME", PROJECT_ROOT / "dagster_home")
+
+
 def data_dir() -> Path:
     """Folder for everything the pipelines write (warehouse, quarantine, artifacts)."""
     return _path_from_env("DAENA_DATA_DIR", PROJECT_ROOT / "data")
@@ -43,6 +48,17 @@ def golden_dir() -> Path:
 def landing_dir() -> Path:
     """Folder of roast profiles to ingest; defaults to the bundled sample sessions."""
     return _path_from_env("DAENA_LANDING_DIR", ASSETS_DIR / "landing")
+
+
+def sidecar_landing_dir() -> Path:
+    """Where the device sidecar puts finished recordings (in the data folder, never in the clone)."""
+    return data_dir() / "landing"
+
+
+def landing_dirs() -> list[Path]:
+    """Every folder the telemetry ingest and the landing sensor read: DAENA_LANDING_DIR and the
+    sidecar's recordings."""
+    return list(dict.fromkeys([landing_dir(), sidecar_landing_dir()]))
 
 
 def quarantine_dir() -> Path:

@@ -21,11 +21,16 @@ DEFAULT_JOB = "daena_default_job"
 PARTITIONED_JOB = "eval_job"
 DOWNSTREAM_JOB = "daena_downstream_job"
 PID_TAG, HOST_TAG = "daena/pid", "daena/host"
+# The UI lists a job's runs by this tag (repository@code location, as `dg dev` and `dagster dev
+# -w workspace.yaml` name them); in-process runs lack it unless given, and then show under no job.
+REPOSITORY_TAG = ".dagster/repository"
+REPOSITORY_LABEL = "__repository__@daena_pipelines"
 
 
 def process_tags() -> dict[str, str]:
-    """Tags naming the process that executes a run in process, so a later start can tell that it died."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    """Tags naming the process that executes a run in process, so a later start can tell that it
+    died, and the code location the UI shows the run under."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), REPOSITORY_TAG: REPOSITORY_LABEL}
 
 
 def _alive(pid: int) -> bool:

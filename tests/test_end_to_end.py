@@ -23,7 +23,8 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
 
     assert dg.materialize([device_command_tables], resources=resources).success
     run_config = SidecarRunConfig(
-        simulate=True, time_scale=0, seed=11, start_at="2026-11-18T08:00:00+00:00", beans="Kenya Nyeri", batch_weight_g=250
+        simulate=True, time_scale=0, seed=11, start_at="2026-11-18T08:00:00+00:00", beans="Kenya Nyeri", batch_weight_g=250,
+        execute_commands=True,
     )
     # approved for the session the stepped simulation will record (its id is reproducible) on the virtual R1's serial
     session = stepped_recording_id(run_config.sidecar_config(warehouse))

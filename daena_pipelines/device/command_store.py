@@ -252,9 +252,11 @@ class WarehouseIO:
         return new
 
     def _write(self, con: duckdb.DuckDBPyConnection, kind: str, row: dict) -> None:
+        # rows are replaced by key with DELETE + INSERT, not INSERT OR REPLACE: a DuckLake warehouse has no keys
         if kind == "execution":
+            con.execute("DELETE FROM device.command_executions WHERE execution_id = ?", [row["execution_id"]])
             con.execute(
-                f"INSERT OR REPLACE INTO device.command_executions ({', '.join(contract.COMMAND_EXECUTIONS_COLUMNS)}) "
+                f"INSERT INTO device.command_executions ({', '.join(contract.COMMAND_EXECUTIONS_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(contract.COMMAND_EXECUTIONS_COLUMNS))})",
                 [row.get(c) for c in contract.COMMAND_EXECUTIONS_COLUMNS],
             )
@@ -266,8 +268,9 @@ class WarehouseIO:
                 [row["closed_at"], row["reason"], row["proposal_id"]],
             )
         elif kind == "session":
+            con.execute("DELETE FROM device.sidecar_sessions WHERE recording_id = ?", [row["recording_id"]])
             con.execute(
-                f"INSERT OR REPLACE INTO device.sidecar_sessions ({', '.join(SESSION_COLUMNS)}) "
+                f"INSERT INTO device.sidecar_sessions ({', '.join(SESSION_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(SESSION_COLUMNS))})",
                 [row.get(c) for c in SESSION_COLUMNS],
             )

@@ -77,7 +77,7 @@ class SidecarConfig:
     exit_timeout_s: float = 12.0  # the make-safe exit ends by then (Dagster waits 20 s after SIGINT)
     watchdog_timeout_s: float = 2.0  # real seconds without a finished poll cycle before the watchdog acts
     recordings_dir: str | None = None  # in-progress files; default <data>/device/recordings
-    landing_dir: str | None = None  # finished files; default config.landing_dir()
+    landing_dir: str | None = None  # finished files; default config.sidecar_landing_dir()
     warehouse: str | None = None  # command queue/executions; None: record only, execute nothing
     beans: str | None = None
     title: str | None = None
@@ -763,7 +763,7 @@ class Sidecar:
                 message = "command executions not all written to the warehouse (locked); they are in the recording"
                 self.faults.append(f"warehouse: {message}")
                 self.progress(message)
-        landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else project_config.landing_dir()
+        landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else project_config.sidecar_landing_dir()
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))
         self.progress(f"session {session.session_id} landed at {final_path} ({self.end_reason}; exit: {self.exit_outcome})")

@@ -308,9 +308,12 @@ class WarehouseBatchLedger:
     def record(self, batch_id: str, endpoint: str, model: str, custom_ids: Sequence[str], status: str, note: str) -> None:
         now = datetime.now(timezone.utc)
         with self.connect() as con:
-            con.execute(
-                """INSERT INTO evals.judge_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (batch_id) DO UPDATE SET status = excluded.status, note = excluded.note,
-                       updated_at = excluded.updated_at""",
-                [batch_id, endpoint, model, judge.PROMPT_VERSION, list(custom_ids), status, note, now, now],
-            )
+            # update, else insert (not ON CONFLICT: a DuckLake warehouse has no keys)
+            updated = con.execute(
+                "UPDATE evals.judge_batches SET status = ?, note = ?, updated_at = ? WHERE batch_id = ?", [status, note, now, batch_id]
+            ).fetchone()[0]
+            if not updated:
+                con.execute(
+                    "INSERT INTO evals.judge_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [batch_id, endpoint, model, judge.PROMPT_VERSION, list(custom_ids), status, note, now, now],
+                )

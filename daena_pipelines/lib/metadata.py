@@ -5,12 +5,36 @@ import duckdb
 import dagster as dg
 
 
+# Units by the project's column-name suffixes (docs/architecture.md): longest suffix first.
+UNIT_SUFFIXES = (
+    ("_c_per_min", "°C/min"), ("_c_min", "°C·min"), ("_pct", "percent"), ("_c", "°C"), ("_ms", "milliseconds"),
+    ("_s", "seconds; roast events from CHARGE"), ("_g", "grams"), ("_usd", "US dollars"), ("_at", "timestamp"),
+    ("_id", "identifier"), ("_sha256", "SHA-256, hex"),
+)
+
+
+def describe_column(name: str, comment: str | None) -> str:
+    """The column's COMMENT in the warehouse when it has one, else its name read out with its unit."""
+    if comment:
+        return comment
+    suffix, unit = next(((sfx, u) for sfx, u in UNIT_SUFFIXES if name.endswith(sfx)), ("", None))
+    stem = name.removesuffix(suffix) if suffix not in ("_id", "_at", "_sha256") else name
+    words = stem.removeprefix("artisan_").replace("_", " ")
+    text = f"Artisan's own computed value: {words}" if name.startswith("artisan_") else words
+    return f"{text} [{unit}]" if unit else text
+
+
 def column_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
     rows = con.execute(f"DESCRIBE {table}").fetchall()
+    schema, name = table.split(".")
+    comments = dict(con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, name]
+    ).fetchall())
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(name=name, type=str(col_type), constraints=dg.TableColumnConstraints(nullable=nullable == "YES"))
-            for name, col_type, nullable, *_ in rows
+            dg.TableColumn(name=column, type=str(col_type), description=describe_column(column, comments.get(column)),
+                           constraints=dg.TableColumnConstraints(nullable=nullable == "YES"))
+            for column, col_type, nullable, *_ in rows
         ]
     )
 

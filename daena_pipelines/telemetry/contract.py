@@ -7,3 +7,4 @@ SESSIONS = "telemetry.sessions"
 POINTS = "telemetry.points"
 ROAST_METRICS = "telemetry.roast_metrics"
 INGEST_ERRORS = "telemetry.ingest_errors"
+LANDING_FOLDER = "telemetry.landing_folder"  # an asset (the input folders), not a table

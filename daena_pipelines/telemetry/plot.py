@@ -58,10 +58,13 @@ def roast_curve_svg(
     parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 6}" text-anchor="middle">minutes from CHARGE</text>')
     parts.append(f'<text x="12" y="{TOP + plot_h / 2}" transform="rotate(-90 12 {TOP + plot_h / 2})" text-anchor="middle">°C</text>')
     parts.append(f'<text x="{WIDTH - 10}" y="{TOP + plot_h / 2}" transform="rotate(90 {WIDTH - 10} {TOP + plot_h / 2})" text-anchor="middle" fill="#2a9d8f">RoR °C/min</text>')
-    for name, t in events.items():
+    label_ends: list[float] = []  # right end of the last label on each row: close events go one row lower
+    for name, t in sorted(events.items(), key=lambda item: item[1]):
         x = float(sx(t))
+        row = next((i for i, end in enumerate(label_ends) if x + 3 > end), len(label_ends))
+        label_ends[row:row + 1] = [x + 3 + 7 * len(name)]
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#999" stroke-dasharray="3,3"/>')
-        parts.append(f'<text x="{x + 3:.1f}" y="{TOP + 12}" fill="#555">{_escape(name)}</text>')
+        parts.append(f'<text x="{x + 3:.1f}" y="{TOP + 12 + 13 * row}" fill="#555">{_escape(name)}</text>')
     parts.append(_polyline(sx(t_s), sy(et_c), "#457b9d"))
     parts.append(_polyline(sx(t_s), sy(bt_c), "#d62828", 2.0))
     parts.append(_polyline(sx(t_s), sr(ror), "#2a9d8f", 1.2))

@@ -1,4 +1,4 @@
-"""The sidecar job end to end through Dagster: Pipes subprocess, virtual R1, file in the landing folder."""
+"""The sidecar job end to end through Dagster: Pipes subprocess, virtual R1, file in the data folder's landing."""
 import duckdb
 import dagster as dg
 import pytest
@@ -12,9 +12,8 @@ from daena_pipelines.lib.warehouse import WarehouseResource
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("DAENA_DATA_DIR", str(tmp_path / "data"))
-    landing = tmp_path / "landing"
-    monkeypatch.setenv("DAENA_LANDING_DIR", str(landing))
-    return tmp_path, landing
+    monkeypatch.setenv("DAENA_LANDING_DIR", str(tmp_path / "samples"))  # the user's files: recordings never go there
+    return tmp_path, tmp_path / "data" / "landing"
 
 
 def materialize(tmp_path, instance=None, **run_config):
@@ -26,6 +25,16 @@ def materialize(tmp_path, instance=None, **run_config):
         run_config=dg.RunConfig({"device__sidecar_recording": SidecarRunConfig(**run_config)}),
         raise_on_error=False,
     )
+
+
+def test_launchpad_scaffold_is_safe_and_every_field_described():
+    """The Launchpad's scaffold records from the virtual roaster and executes nothing; each field says what it does."""
+    scaffold = SidecarRunConfig()
+    assert scaffold.simulate and not scaffold.execute_commands
+    assert scaffold.sidecar_config("w.duckdb").warehouse is None
+    assert {"beans", "title", "batch_weight_g", "notes"} <= set(SidecarRunConfig.model_fields)
+    undescribed = [name for name, field in SidecarRunConfig.model_fields.items() if not field.description]
+    assert undescribed == [], f"describe these in defs/device/assets.py FIELD_DOCS: {undescribed}"
 
 
 def test_only_sidecar_job_drives_the_roaster():

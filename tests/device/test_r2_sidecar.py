@@ -38,7 +38,7 @@ def r2_roast(tmp_path_factory):
                 beans="Kenya Nyeri", execute_commands=False)}))  # the queue is tested below; here it costs ~1 min
         assert recorded.success
         ingested = defs.resolve_job_def("telemetry_ingest_job").execute_in_process(
-            run_config=dg.RunConfig({"telemetry_ingest": IngestConfig(landing_dir=str(folder / "landing"))}))
+            run_config=dg.RunConfig({"telemetry_ingest": IngestConfig(landing_dir=str(folder / "data" / "landing"))}))
         assert ingested.success
     metadata = next(e for e in recorded.get_asset_materialization_events()
                     if e.asset_key == dg.AssetKey(["device", "sidecar_recording"])).materialization.metadata

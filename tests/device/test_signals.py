@@ -41,7 +41,7 @@ class Child:
 
         monkeypatch.setattr(pipes_subprocess, "Popen", CapturingPopen)
         run_config = SidecarRunConfig(simulate=True, seed=5, landing_dir=str(self.landing), queue_poll_interval_s=0.5,
-                                      **settings)
+                                      **{"execute_commands": True, **settings})
         self.result = None
 
         def materialize():

@@ -31,23 +31,23 @@ def server_bin_dir() -> Path:
     return Path(found[-1]).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """`start()` a cluster, `create_database(name)`, `stop()`; `dsn(db)` is a libpq key=value string."""
 
     user = "postgres"
     host = "127.0.0.1"
 
+    @staticmethod
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
     def __init__(self) -> None:
         self.bin = server_bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="daena-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = self.free_port()
         self.os_user = None
         if os.geteuid() == 0:
             self.os_user = os.environ.get("DAENA_PG_OS_USER", "postgres")

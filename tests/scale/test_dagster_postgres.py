@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,17 +14,19 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from tests.scale.pg import PostgresServer
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def _wait(what: str, predicate, timeout_s: float, daemon: subprocess.Popen):
+def _wait(what: str, predicate, timeout_s: float, process: subprocess.Popen):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        assert daemon.poll() is None, "the daemon exited"
+        assert process.poll() is None, f"{process.args[0]} exited while waiting for {what}"
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
@@ -39,11 +42,25 @@ def _instance_home(tmp_path: Path) -> Path:
     settings["concurrency"]["pools"]["default_limit"] = 1
     settings["run_retries"]["enabled"] = False  # the killed run stays failed: the test checks the slot
     (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
-    (tmp_path / "workspace.yaml").write_text(
-        "load_from:\n  - python_module:\n      module_name: tests.scale.killable_location\n"
-        f"      working_directory: {ROOT}\n"
-    )
     return home
+
+
+def _code_server(tmp_path: Path, env: dict) -> subprocess.Popen:
+    """The code location's gRPC server, started here (as in deploy/compose.yaml) so that the daemon
+    and the CLI connect to it instead of each starting one of their own."""
+    port = PostgresServer.free_port()
+    (tmp_path / "workspace.yaml").write_text(
+        f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {port}\n      location_name: killable\n"
+    )
+    server = subprocess.Popen([str(BIN / "dagster"), "api", "grpc", "-m", "tests.scale.killable_location", "-h", "127.0.0.1", "-p", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def listening():
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    _wait("the code server", listening, 120, server)
+    return server
 
 
 def _launch(job: str, tmp_path: Path, env: dict) -> None:
@@ -62,6 +79,7 @@ def test_a_killed_run_frees_its_pool_slot_and_the_next_run_proceeds(postgres, tm
     os.environ.update({k: env[k] for k in env if k.startswith("DAGSTER_PG_")})  # the test's own instance reads them
     instance = dg.DagsterInstance.from_config(str(home))
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    server = _code_server(tmp_path, env)
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -85,6 +103,7 @@ def test_a_killed_run_frees_its_pool_slot_and_the_next_run_proceeds(postgres, tm
             (r for r in instance.get_runs(dg.RunsFilter(job_name="next_job")) if r.is_finished), None), 180, daemon)
         assert next_run.status == dg.DagsterRunStatus.SUCCESS
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)  # the daemon and the code server it started
-        daemon.wait(timeout=30)
+        for process in (daemon, server):  # each in a process group of its own, with its children
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
         instance.dispose()

@@ -6,7 +6,7 @@ import duckdb
 
 from daena_pipelines.definitions import defs
 from daena_pipelines.defs.telemetry import sensors
-from daena_pipelines.defs.telemetry.assets import telemetry_ingest
+from daena_pipelines.defs.telemetry.assets import roast_curve, telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
 from daena_pipelines.lib.warehouse import WarehouseResource
 from tests.telemetry.profiles import alog_bytes, profile
@@ -15,7 +15,7 @@ from tests.telemetry.profiles import alog_bytes, profile
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     ingest_job = defs.resolve_job_def("telemetry_ingest_job").asset_layer.selected_asset_keys
-    assert ingest_job == set(telemetry_ingest.keys)
+    assert set(telemetry_ingest.keys) <= ingest_job
     assert ingest_job <= defs.resolve_job_def("daena_default_job").asset_layer.selected_asset_keys
 
 
@@ -33,9 +33,12 @@ def test_materialize_ingest_with_checks(data_env):
     sessions = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "sessions")
     assert sessions.metadata["dagster/row_count"].value == 2
     assert sessions.metadata["files_rejected"].value == 1
-    assert "dagster/column_schema" in sessions.metadata
+    columns = {c.name: c.description for c in sessions.metadata["dagster/column_schema"].schema.columns}
+    assert all(columns.values()) and columns["batch_weight_g"] == "batch weight [grams]", columns
     points = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "points")
-    assert points.metadata["latest_roast_curve"].value.startswith("![roast curve")
+    curve = dg.materialize([roast_curve], resources={"duckdb": WarehouseResource(database=warehouse)})
+    chart = curve.asset_materializations_for_node("telemetry__roast_curve")[0].metadata
+    assert chart["roast_curve"].value.startswith("![roast curve") and chart["svg_file"].value.endswith(".svg")
     with duckdb.connect(warehouse) as con:
         assert con.execute("SELECT list(original_unit ORDER BY original_unit) FROM telemetry.sessions").fetchone()[0] == ["C", "F"]
 
@@ -69,3 +72,17 @@ def test_landing_sensor_requests_only_new_or_changed_files(data_env):
     second = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
     assert second.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "b.alog")]
     assert sensors.changed_files({"x": "1:1"}, {"x": "1:2"}) == ["x"]
+
+
+def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, monkeypatch):
+    """After `daena materialize` the sensor's first tick (no cursor yet) finds nothing to do."""
+    landing = data_env / "landing"
+    (landing / "a.alog").write_bytes(alog_bytes(profile()))
+    warehouse = str(data_env / "data" / "warehouse.duckdb")
+    assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse)}).success
+    sensor = defs.get_sensor_def("landing_folder_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context())
+    assert first.run_requests == [] and "no new or changed roast files among 1" in first.skip_message
+    (landing / "a.alog").write_bytes(alog_bytes(profile(roastUUID="edited")))
+    edited = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    assert edited.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]

@@ -110,7 +110,7 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
 @dg.asset(
     key=key(contract.OUTCOME_METRICS),
     deps=[key(contract.PROPOSALS)],
-    **asset_defaults("commands"),
+    **asset_defaults("commands", table=contract.OUTCOME_METRICS),
     description="Per UTC day x machine x command type: counts per status, success rate = COMPLETED with outcome "
     "SUCCESS / finished (COMPLETED+FAILED+ABORTED+TIMEOUT; PARTIAL is not success), failure rate = (FAILED+TIMEOUT) / "
     "finished, rejection rate = REJECTED / decided, decision latency (approvals and rejections) and execution "
@@ -137,7 +137,7 @@ def outcome_metrics(duckdb: WarehouseResource) -> dg.MaterializeResult:
 @dg.asset(
     key=key(contract.ALERTS),
     deps=[key(contract.PROPOSALS), key(contract.OUTCOME_METRICS)],
-    **asset_defaults("commands"),
+    **asset_defaults("commands", table=contract.ALERTS),
     description="Alerts derived from proposals and outcome metrics: " + ", ".join(alerts.ALERT_TYPES)
     + ". Thresholds are run config (defaults in docs/commands.md).",
 )

@@ -4,22 +4,20 @@ import dagster as dg
 
 from daena_pipelines.commands import alerts, contract, metrics, store
 from daena_pipelines.commands.model import EXECUTED_TERMINAL, TRANSITIONS
+from daena_pipelines.lib.checks import rows_result
 from daena_pipelines.lib.specs import key
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
 PROPOSALS, AUDIT_LOG = key(contract.PROPOSALS), key(contract.AUDIT_LOG)
 INVALID_TRANSITIONS, INGEST_ERRORS = key(contract.INVALID_TRANSITIONS), key(contract.INGEST_ERRORS)
 OUTCOME_METRICS, ALERTS = key(contract.OUTCOME_METRICS), key(contract.ALERTS)
+DOCS = "docs/commands.md#dagster"
 
 
-
-def _check_result(passed: bool, description: str, rows: list[tuple], severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=severity,
-        metadata={"why": dg.MetadataValue.text(description), "offending_rows": len(rows),
-                  "examples": dg.MetadataValue.json([[str(v) for v in row] for row in rows[:10]])},
-    )
+def _check_result(what: str, why: str, labels: tuple[str, ...], rows: list[tuple],
+                  severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    """``rows`` are the offending rows, their fields named by ``labels``; ``why`` says what depends on it."""
+    return rows_result([dict(zip(labels, row)) for row in rows], f"none: {why}", f"{what} ({why})", severity, DOCS)
 
 
 @dg.asset_check(asset=PROPOSALS, blocking=True, pool=DUCKDB_POOL,
@@ -33,7 +31,8 @@ def proposal_keys_unique(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             SELECT 'audit_log', proposal_id || '#' || seq, count(*) FROM commands.audit_log GROUP BY proposal_id, seq
             HAVING proposal_id IS NULL OR seq IS NULL OR count(*) > 1
         """).fetchall()
-    return _check_result(not rows, "metrics and alerts join on these keys; a duplicate would count a proposal twice", rows)
+    return _check_result("duplicate or missing key", "metrics and alerts join on these keys; a duplicate would count a proposal twice",
+                         ("table", "key", "copies"), rows)
 
 
 def transitions_values() -> str:
@@ -63,7 +62,8 @@ def no_invalid_transition_accepted(duckdb: WarehouseResource) -> dg.AssetCheckRe
             FROM commands.proposals p LEFT JOIN chain c ON c.proposal_id = p.proposal_id AND c.from_end = 1
             WHERE c.to_status IS DISTINCT FROM p.status
         """).fetchall()
-    return _check_result(not rows, "metrics assume every proposal followed the documented lifecycle", rows)
+    return _check_result("lifecycle break", "metrics assume every proposal followed the documented lifecycle",
+                         ("proposal_id", "problem"), rows)
 
 
 @dg.asset_check(asset=PROPOSALS, blocking=True, pool=DUCKDB_POOL,
@@ -78,7 +78,8 @@ def terminal_rows_have_timestamps(duckdb: WarehouseResource) -> dg.AssetCheckRes
                         OR execution_completed_at < execution_started_at))
                OR (created_at IS NULL AND source <> '{store.SIDECAR_SOURCE}')
         """).fetchall()
-    return _check_result(not rows, "latency and duration metrics are computed from these timestamps", rows)
+    return _check_result("missing or disordered timestamp", "latency and duration metrics are computed from these timestamps",
+                         ("proposal_id", "status"), rows)
 
 
 @dg.asset_check(asset=INVALID_TRANSITIONS, pool=DUCKDB_POOL,
@@ -86,14 +87,16 @@ def terminal_rows_have_timestamps(duckdb: WarehouseResource) -> dg.AssetCheckRes
 def input_lifecycles_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         rows = con.execute("SELECT proposal_id, location, problem FROM commands.invalid_transitions").fetchall()
-    return _check_result(not rows, "a proposal with an illegal lifecycle is flagged, not loaded", rows, dg.AssetCheckSeverity.WARN)
+    return _check_result("proposal left out for an illegal lifecycle", "flagged, not loaded",
+                         ("proposal_id", "location", "problem"), rows, dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(asset=INGEST_ERRORS, pool=DUCKDB_POOL, description="every input row could be read (warning)")
 def input_rows_readable(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         rows = con.execute("SELECT location, error_kind, message FROM commands.ingest_errors").fetchall()
-    return _check_result(not rows, "unreadable rows are reported here instead of being dropped", rows, dg.AssetCheckSeverity.WARN)
+    return _check_result("unreadable input row", "reported here instead of being dropped",
+                         ("location", "error_kind", "message"), rows, dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(asset=OUTCOME_METRICS, blocking=True, pool=DUCKDB_POOL,
@@ -108,7 +111,8 @@ def outcome_counts_add_up(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             SELECT NULL, 'total', (SELECT count(*) FROM commands.proposals)
             WHERE (SELECT coalesce(sum(n_proposals), 0) FROM commands.outcome_metrics) <> (SELECT count(*) FROM commands.proposals)
         """).fetchall()
-    return _check_result(not rows, "every proposal is counted exactly once, in one status", rows)
+    return _check_result("count that does not add up", "every proposal is counted exactly once, in one status",
+                         ("day", "machine_id", "command_type"), rows)
 
 
 @dg.asset_check(asset=ALERTS, pool=DUCKDB_POOL, description="alert ids unique and alert types known")
@@ -120,4 +124,4 @@ def alerts_well_formed(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             UNION ALL
             SELECT alert_id, 'duplicate id' FROM commands.alerts GROUP BY alert_id HAVING count(*) > 1
         """).fetchall()
-    return _check_result(not rows, "downstream notification deduplicates on alert_id", rows)
+    return _check_result("malformed alert", "downstream notification deduplicates on alert_id", ("alert_id", "problem"), rows)

@@ -4,9 +4,12 @@ No ``from __future__ import annotations`` here: Dagster reads the config/resourc
 """
 
 import sys
-from dataclasses import asdict
+import typing
+from dataclasses import asdict, fields
 
 import dagster as dg
+import pydantic
+from pydantic import Field
 from pydantic import Field
 
 from daena_pipelines import config
@@ -42,58 +45,84 @@ def device_command_tables(duckdb: WarehouseResource):
             "FROM device.command_executions ORDER BY started_at DESC LIMIT 10"))
 
 
-class SidecarRunConfig(dg.Config):
-    """Run config of ``sidecar_job``; without ``simulate`` a real roaster must be on USB. Defaults are the safe ones."""
+# Launchpad text of each SidecarConfig field; the dataclass gives names, types and defaults.
+FIELD_DOCS = {
+    "machine_id": "Matched against device.command_queue.machine_id: only this machine's APPROVED proposals run.",
+    "machine_name": "Shown as the session's machine; default: the model name, '(virtual)' when simulated.",
+    "model": "Roaster model: 'r1' (Bullet R1) or 'r2' (Bullet R2).",
+    "roaster_serial": "Open the roaster with this USB serial; empty: the only one on the bus.",
+    "simulate": "true: the virtual roaster (no USB, source 'simulator'); false: a real Bullet on USB.",
+    "time_scale": "Simulation speed: 1 real time, 60 a minute per second, 0 stepped as fast as possible (deterministic).",
+    "stop_on": "'cool_end': stop when cooling ends; 'duration': stop after max_duration_s.",
+    "max_duration_s": "Longest recording, seconds (device time).",
+    "poll_interval_s": "Seconds between status polls of the roaster.",
+    "record_interval_s": "Seconds between recorded samples.",
+    "bt_channel": "'a': BT from the R1's bean probe (Artisan's default); 'b': the IBTS infrared reading.",
+    "dry_end_bt_c": "Mark DRY END when BT reaches this, °C; empty: only the operator marks it.",
+    "fcs_bt_c": "Mark first crack when BT reaches this, °C; empty (default): only the operator marks it.",
+    "queue_poll_interval_s": "Seconds between reads of device.command_queue.",
+    "approval_ttl_s": "An approval without expires_at expires this many seconds after approval.",
+    "reconnect_timeout_s": "Give up, and close the session, after this many seconds unplugged.",
+    "reconnect_interval_s": "Seconds between reconnect attempts while unplugged.",
+    "exit_policy": "'make_safe' (default): heater off, fan up when the sidecar stops; 'leave_roaster_as_is' opts out.",
+    "exit_timeout_s": "The make-safe exit ends within this many seconds.",
+    "watchdog_timeout_s": "Real seconds without a finished poll cycle before the watchdog makes the roaster safe.",
+    "landing_dir": "Folder for the finished recording; default <data>/landing, which the landing sensor watches.",
+    "beans": "Beans roasted (session's beans; golden cases match on it).",
+    "title": "Session title.",
+    "notes": "Roast notes (the LM judge reads them).",
+    "batch_weight_g": "Green weight charged, grams (the virtual roaster's batch too); 0: not weighed.",
+    "seed": "Simulation: random seed of the virtual roaster (same seed, same roast).",
+    "start_at": "Simulation: ISO time the virtual clock starts at; empty: now.",
+}
+# Set by the job, not run config: the files go to the data folder, the warehouse is the resource's.
+SET_BY_JOB = ("recordings_dir", "warehouse", "limits", "virtual")
+# The Launchpad scaffold is the safe one (the virtual roaster, no proposal executed) and shows the
+# session's details to fill in; empty text and 0 g mean "not given".
+SAFE_DEFAULTS = {"simulate": True, "beans": "", "title": "", "notes": "", "batch_weight_g": 0.0}
 
-    machine_id: str = Field(default="r1", description="Machine id matched against device.command_queue.machine_id: only this machine's approvals run.")
-    machine_name: str | None = Field(default=None, description="Name written into the recording; default: the roaster's model name (plus '(virtual)' when simulated).")
-    roaster_serial: str | None = Field(default=None, description='Drive only the roaster with this serial; unset: the only roaster on the bus (several is an error). Approvals must name the same serial.')
-    simulate: bool = Field(default=False, description='Run against the virtual Bullet R1 instead of a real roaster on USB.')
-    time_scale: float = Field(default=1.0, description='Simulation speed: 1 real time, 60 = one roast minute per second, 0 = as fast as possible (deterministic).')
-    stop_on: str = Field(default="cool_end", description="'cool_end': end when cooling ends; 'duration': end after max_duration_s.")
-    max_duration_s: float = Field(default=1800.0, description='Longest session, device seconds.')
-    model: str = Field(default="r1", description="Roaster model: 'r1' (Bullet R1) or 'r2' (Bullet R2); with simulate, which virtual twin.")
-    bt_channel: str = Field(default="a", description="Which status channel is bean temperature: 'a' = bytes 0-3 (Artisan's 'BT/DT' R1 device), 'b' = bytes 8-11 (Artisan's IBTS mode).")
-    execute_commands: bool = Field(default=True, description='Read device.command_queue and execute valid approvals; false: record only.')
-    approval_ttl_s: float = Field(default=300.0, description='An approval without expires_at expires this many seconds after approved_at; stale ones are closed EXPIRED.')
-    exit_policy: str = Field(default="make_safe", description="'make_safe' (default): every exit drives a roaster this session commanded to heater 0 and cooling first. 'leave_roaster_as_is' (opt-in, less safe): exit without touching it, so it keeps heating at its last settings.")
-    exit_timeout_s: float = Field(default=12.0, description="Longest the make-safe exit may take (incl. reconnect attempts); fits Dagster's 20 s termination window.")
-    reconnect_timeout_s: float = Field(default=30.0, description='Give up and close the session after the roaster has been unplugged this long.')
-    queue_poll_interval_s: float = Field(default=2.0, description='How often the warehouse thread reads the approval queue, device seconds.')
-    landing_dir: str | None = Field(default=None, description="Where the finished recording lands; default DAENA_LANDING_DIR (the telemetry ingest's folder).")
-    beans: str | None = Field(default=None, description='Beans, written into the recording.')
-    title: str | None = Field(default=None, description='Roast title, written into the recording.')
-    notes: str | None = Field(default=None, description='Free notes, written into the recording.')
-    batch_weight_g: float | None = Field(default=None, description="Green batch weight in grams (the virtual R1's hopper when simulated).")
-    seed: int = Field(default=0, description="Simulation only: random seed of the virtual roaster's sensors.")
-    start_at: str | None = Field(default=None, description='Simulation only: ISO time the simulated clock starts at.')
-    operator: bool = Field(default=True, description='Simulation only: a simulated person at the panel runs a whole roast.')
-    drop_bt_c: float = Field(default=210.0, description='Simulation only: the simulated operator drops at this BT.')
-    ibts: bool = Field(default=False, description='Simulation only: an IBTS unit (rev3), whose infrared bean reading is on channel B.')
-    disconnect_at_s: float | None = Field(default=None, description='Simulation only: unplug the virtual roaster at this device second.')
-    reconnect_after_s: float | None = Field(default=None, description='Simulation only: plug it back in after this many seconds (unset: stays unplugged).')
-    heater_ignores_steps: bool = Field(default=False, description='Simulation only: heater steps have no effect (a faulty roaster).')
+
+class _SidecarRunSettings(dg.Config):
+    """Run settings that are not SidecarConfig fields."""
+
+    execute_commands: bool = Field(
+        default=False, description="Read device.command_queue and execute APPROVED proposals on the roaster."
+    )
+    operator: bool = Field(default=True, description="Simulation: someone at the virtual roaster's panel runs a whole roast.")
+    drop_bt_c: float = Field(default=OperatorPlan.drop_bt_c, description="Simulation: the operator drops at this BT, °C.")
+    disconnect_at_s: float | None = Field(default=None, description="Simulation fault: unplug USB at this device second.")
+    reconnect_after_s: float | None = Field(default=None, description="Simulation fault: plug back in after this many seconds.")
+    heater_ignores_steps: bool = Field(default=False, description="Simulation fault: the heater ignores level steps.")
 
     def sidecar_config(self, warehouse: str) -> SidecarConfig:
+        values = self.model_dump()
+        own = {name: values.pop(name) for name in _SidecarRunSettings.model_fields}
+        values["landing_dir"] = values["landing_dir"] or str(config.sidecar_landing_dir())
+        values |= {name: values[name] or None for name in ("beans", "title", "notes", "batch_weight_g")}
         return SidecarConfig(
-            machine_id=self.machine_id, machine_name=self.machine_name, model=self.model,
-            roaster_serial=self.roaster_serial,
-            simulate=self.simulate, time_scale=self.time_scale, stop_on=self.stop_on,
-            max_duration_s=self.max_duration_s, bt_channel=self.bt_channel,
-            warehouse=warehouse if self.execute_commands else None, approval_ttl_s=self.approval_ttl_s,
-            exit_policy=self.exit_policy, exit_timeout_s=self.exit_timeout_s,
-            reconnect_timeout_s=self.reconnect_timeout_s, queue_poll_interval_s=self.queue_poll_interval_s,
-            landing_dir=self.landing_dir or str(config.landing_dir()),
+            **values,
+            warehouse=warehouse if own["execute_commands"] else None,
             recordings_dir=str(config.data_dir() / "device" / "recordings"),
-            beans=self.beans, title=self.title, notes=self.notes, batch_weight_g=self.batch_weight_g,
-            seed=self.seed, start_at=self.start_at,
             virtual=VirtualR1Config(
-                batch_g=self.batch_weight_g or 250.0, ibts=self.ibts,
-                operator=OperatorPlan(drop_bt_c=self.drop_bt_c) if self.operator else None,
-                faults=Faults(disconnect_at_s=self.disconnect_at_s, reconnect_after_s=self.reconnect_after_s,
-                              heater_ignores_steps=self.heater_ignores_steps),
+                batch_g=values.get("batch_weight_g") or VirtualR1Config.batch_g,
+                operator=OperatorPlan(drop_bt_c=own["drop_bt_c"]) if own["operator"] else None,
+                faults=Faults(disconnect_at_s=own["disconnect_at_s"], reconnect_after_s=own["reconnect_after_s"],
+                              heater_ignores_steps=own["heater_ignores_steps"]),
             ),
         )
+
+
+_HINTS = typing.get_type_hints(SidecarConfig)
+SidecarRunConfig = pydantic.create_model(
+    "SidecarRunConfig",
+    __base__=_SidecarRunSettings,
+    __doc__="Run config of ``sidecar_job``: every SidecarConfig field (device/sidecar.py) the job does not set itself.",
+    **{
+        f.name: (_HINTS[f.name], Field(default=SAFE_DEFAULTS.get(f.name, f.default), description=FIELD_DOCS.get(f.name)))
+        for f in fields(SidecarConfig)
+        if f.name not in SET_BY_JOB
+    },
+)
 
 
 @dg.asset(

@@ -1,4 +1,5 @@
 """Assets of the evals domain: thin wrappers over golden, scoring, judge and tables."""
+import warnings
 from collections import Counter
 from datetime import timedelta
 
@@ -12,7 +13,11 @@ from daena_pipelines.evals import calibration, contract, golden, judge, judging,
 from daena_pipelines.lib.metadata import table_metadata
 from daena_pipelines.lib.specs import asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
+from daena_pipelines.regressions import contract as regressions
 from daena_pipelines.telemetry import contract as telemetry
+
+# backfill_policy is beta in Dagster 1.13: its warning would print at every definitions load.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 # Single-run backfills: a range of days is one run.
 PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
@@ -26,9 +31,10 @@ def _days(context: dg.AssetExecutionContext):
 
 @dg.asset(
     key=key(contract.GOLDEN_CASES),
+    deps=[key(regressions.GOLDEN)],
     description="Golden roast cases from golden/cases/*.json (reviewed like code); unusable files are "
     "listed in evals.golden_case_errors, never dropped silently.",
-    **asset_defaults("evals"),
+    **asset_defaults("evals", table=contract.GOLDEN_CASES),
 )
 def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
     loaded, errors = golden.load_cases(config.golden_dir() / "cases")
@@ -47,7 +53,7 @@ def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -
     deps=keys([contract.GOLDEN_CASES, telemetry.SESSIONS, telemetry.ROAST_METRICS, commands.PROPOSALS]),
     description="Each session roasted on the partition's day scored against every golden case it matches: "
     "per-gate pass/fail and an outcome PASS | WARN | FAIL | NEEDS_REVIEW (docs/evals.md).",
-    **asset_defaults("evals"),
+    **asset_defaults("evals", table=contract.EVAL_RUNS),
     **PARTITIONED,
 )
 def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
@@ -88,7 +94,7 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
     deps=[key(contract.EVAL_RUNS)],
     description="pass@1 and pass@k per golden case over all its evaluated trials (unbiased estimator "
     "1 - C(n-c,k)/C(n,k)); NEEDS_REVIEW trials are counted apart, not as failures.",
-    **asset_defaults("evals"),
+    **asset_defaults("evals", table=contract.PASS_AT_K),
 )
 def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
@@ -105,7 +111,7 @@ def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
     "evaluated session and sample, cached by (model, prompt version, endpoint, source, input hash); rows say "
     "not_judged with the reason when there is no key or the API is unreachable, not_exercised when there is "
     "nothing to judge.",
-    **asset_defaults("evals", kinds={"duckdb", "python", "anthropic"}),
+    **asset_defaults("evals", table=contract.JUDGE_SCORES, kinds={"duckdb", "python", "anthropic"}),
     **PARTITIONED,
 )
 def judge_scores(
@@ -145,7 +151,7 @@ def judge_scores(
     description="The judge validated: per source, endpoint and model, agreement with the human-labelled calibration "
     "set (golden/judge/calibration.json) per dimension (Spearman, Cohen's kappa on score bands) and judge versus "
     "gates; docs/evals.md gives the thresholds.",
-    **asset_defaults("evals"),
+    **asset_defaults("evals", table=contract.JUDGE_AGREEMENT),
 )
 def judge_agreement(duckdb: WarehouseResource) -> dg.MaterializeResult:
     labels_file = config.golden_dir() / "judge" / "calibration.json"

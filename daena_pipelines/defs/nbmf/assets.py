@@ -26,7 +26,7 @@ class NbmfBenchmarkConfig(dg.Config):
 @dg.asset(
     key=key(contract.RESULTS),
     deps=keys(CORPUS_SOURCES),
-    **asset_defaults("nbmf"),
+    **asset_defaults("nbmf", table=contract.RESULTS),
     description=(
         "NBMF vs raw JSON, zlib-9, zstd-3 and zstd-19 on the warehouse's held-out records, per record class "
         "and size bucket: ratios, fidelity, latency percentiles and MB/s. Writes nbmf.runs, nbmf.results, "

@@ -9,14 +9,25 @@ import numpy as np
 
 from daena_pipelines import config as settings
 from daena_pipelines.lib.metadata import markdown_table, table_metadata
-from daena_pipelines.lib.specs import asset_defaults, key, table_spec
+from daena_pipelines.device import contract as device
+from daena_pipelines.lib.specs import OWNERS, asset_defaults, key, keys, table_spec
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 from daena_pipelines.telemetry import contract, ingest, plot, recompute
 from daena_pipelines.telemetry.metrics import METRICS_VERSION
 
 
+# Not materialised here: the files the ingest reads, an asset so the lineage starts where the data does.
+landing_folder = dg.AssetSpec(
+    key(contract.LANDING_FOLDER),
+    description="Roast files waiting for the ingest: DAENA_LANDING_DIR (your Artisan or RoasTime folder; the bundled "
+    "samples by default) and <data>/landing (the sidecar's recordings). landing_folder_sensor watches both.",
+    group_name="telemetry", owners=OWNERS, kinds={"folder"},
+    metadata={"folders": dg.MetadataValue.text(", ".join(map(str, settings.landing_dirs())))},
+)
+
 class IngestConfig(dg.Config):
-    """Which files to ingest. By default the whole landing folder (DAENA_LANDING_DIR); files
+    """Which files to ingest. By default the landing folders (DAENA_LANDING_DIR and the sidecar's
+    recordings in <data>/landing); files
     already ingested with the same content are skipped either way."""
 
     landing_dir: Optional[str] = None
@@ -24,15 +35,19 @@ class IngestConfig(dg.Config):
     workers: Optional[int] = None  # parser processes; default min(2, cores)
 
 
-def latest_session_chart(con: duckdb.DuckDBPyConnection) -> str | None:
+LATEST_SESSION = """SELECT session_id FROM telemetry.sessions ORDER BY roasted_at DESC NULLS LAST, ingested_at DESC LIMIT 1"""
+
+
+def latest_session_chart(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """(session id, SVG) of the latest roast's curve; None before the first session."""
     latest = con.execute(
-        """SELECT s.session_id, coalesce(s.title, s.beans, s.source_path), s.source, m.tp_s, m.dry_end_s, m.fcs_s, m.drop_s
+        f"""SELECT s.session_id, s.title, s.beans, s.source_path, s.source, m.tp_s, m.dry_end_s, m.fcs_s, m.drop_s
            FROM telemetry.sessions s JOIN telemetry.roast_metrics m USING (session_id)
-           ORDER BY s.roasted_at DESC NULLS LAST, s.ingested_at DESC LIMIT 1"""
+           WHERE s.session_id = ({LATEST_SESSION})"""
     ).fetchone()
     if latest is None:
         return None
-    session_id, title, source, *event_times = latest
+    session_id, title, beans, source_path, source, *event_times = latest
     curve = con.execute(
         "SELECT t_s, bt_c, et_c, ror_c_per_min FROM telemetry.points WHERE session_id = ? ORDER BY t_s", [session_id]
     ).fetchnumpy()
@@ -40,10 +55,11 @@ def latest_session_chart(con: duckdb.DuckDBPyConnection) -> str | None:
     events = {"CHARGE": 0.0} | {
         name: t for name, t in zip(("TP", "DRY END", "FCs", "DROP"), event_times) if t is not None
     }
+    name = " — ".join(dict.fromkeys(x for x in (beans, title) if x)) or Path(source_path).name
     svg = plot.roast_curve_svg(
-        curve["t_s"], curve["bt_c"], curve["et_c"], curve["ror_c_per_min"], events, f"{title} ({source}, session {session_id})",
+        curve["t_s"], curve["bt_c"], curve["et_c"], curve["ror_c_per_min"], events, f"{name} ({source}, session {session_id})",
     )
-    return plot.svg_markdown(svg, f"roast curve of session {session_id}")
+    return session_id, svg
 
 
 def _report_markdown(report: ingest.IngestReport) -> str:
@@ -61,7 +77,8 @@ def _report_markdown(report: ingest.IngestReport) -> str:
 
 @dg.multi_asset(
     specs=[
-        table_spec(contract.SESSIONS, "One row per roast session (Artisan .alog profiles and device sidecar recordings)."),
+        table_spec(contract.SESSIONS, "One row per roast session (Artisan .alog profiles and device sidecar recordings).",
+                   deps=[contract.LANDING_FOLDER, device.SIDECAR_RECORDING]),
         table_spec(contract.POINTS, "One row per telemetry sample: seconds from CHARGE, BT/ET °C, our RoR, heater/fan/drum, extra channels."),
         table_spec(contract.ROAST_METRICS, "Per-session roast metrics (phases, DTR, TP, RoR, AUC, crash/flick) beside Artisan's own values."),
         table_spec(contract.INGEST_ERRORS, "Files that could not become a session, with the reason; copies are in the quarantine folder."),
@@ -71,13 +88,16 @@ def _report_markdown(report: ingest.IngestReport) -> str:
 )
 def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, duckdb: WarehouseResource):
     """Ingest new or changed roast files from the landing folder, one transaction per batch."""
-    landing = Path(config.landing_dir) if config.landing_dir else settings.landing_dir()
+    folders = [Path(config.landing_dir)] if config.landing_dir else settings.landing_dirs()
     if config.paths is not None:
         paths = [Path(p) for p in config.paths]
     else:
-        paths, others = ingest.discover(landing)
-        if others:
-            context.log.info(f"ignoring {len(others)} non-roast files in {landing}, e.g. {others[0].name}")
+        paths = []
+        for folder in folders:
+            roasts, others = ingest.discover(folder)
+            paths += roasts
+            if others:
+                context.log.info(f"ignoring {len(others)} non-roast files in {folder}, e.g. {others[0].name}")
         for stray in (p for p in others if p.suffix.lower() == ".json"):
             context.log.info(f"ignoring {stray}: JSON without RoasTime's beanTemperature curve, so not a roast")
     with duckdb.get_connection() as con:
@@ -94,9 +114,8 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
             "files_rejected": dg.MetadataValue.int(len(report.rejected)),
             "duplicates": dg.MetadataValue.int(len(report.duplicates)),
             "files_unchanged": dg.MetadataValue.int(report.unchanged),
-            "landing_dir": dg.MetadataValue.path(str(landing)),
+            "landing_dirs": dg.MetadataValue.text(", ".join(map(str, folders))),
         }
-        chart = latest_session_chart(con)
         yield dg.MaterializeResult(
             asset_key=key(contract.SESSIONS),
             metadata={
@@ -112,8 +131,12 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
         yield dg.MaterializeResult(
             asset_key=key(contract.POINTS),
             metadata={
-                **table_metadata(con, "telemetry.points", "SELECT * EXCLUDE (extra) FROM telemetry.points WHERE t_s BETWEEN 0 AND 30 LIMIT 10"),
-                **({"latest_roast_curve": dg.MetadataValue.md(chart)} if chart else {}),
+                **table_metadata(
+                    con, "telemetry.points",
+                    f"SELECT * EXCLUDE (extra) FROM telemetry.points WHERE session_id = ({LATEST_SESSION}) "
+                    "AND t_s BETWEEN 0 AND 30 ORDER BY t_s LIMIT 10",
+                ),
+                "preview_session": dg.MetadataValue.text("the latest roast (by roasted_at)"),
             },
         )
         yield dg.MaterializeResult(
@@ -148,4 +171,28 @@ def telemetry_metrics_recompute(context: dg.AssetExecutionContext, duckdb: Wareh
     return dg.MaterializeResult(metadata={
         "sessions_recomputed": dg.MetadataValue.int(count),
         "metrics_version": dg.MetadataValue.int(METRICS_VERSION),
+    })
+
+
+@dg.asset(
+    key=["telemetry", "roast_curve"],
+    deps=keys([contract.SESSIONS, contract.POINTS, contract.ROAST_METRICS]),
+    description="The latest roast's curve: BT and ET (°C, left axis), RoR (°C/min, right axis) against minutes "
+    "from CHARGE, with its events. Written as an SVG file beside the other artifacts; the chart is this asset's "
+    "`roast_curve` metadata.",
+    **asset_defaults("telemetry", kinds={"duckdb", "python", "svg"}),
+)
+def roast_curve(duckdb: WarehouseResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        latest = latest_session_chart(con)
+    if latest is None:
+        return dg.MaterializeResult(metadata={"session_id": dg.MetadataValue.text("(no session yet)")})
+    session_id, svg = latest
+    path = settings.results_dir() / "roast_curves" / f"{session_id}.svg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(svg)
+    return dg.MaterializeResult(metadata={
+        "roast_curve": dg.MetadataValue.md(plot.svg_markdown(svg, f"roast curve of session {session_id}")),
+        "session_id": dg.MetadataValue.text(session_id),
+        "svg_file": dg.MetadataValue.path(str(path)),
     })

@@ -2,22 +2,38 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
 
 from daena_pipelines import config
+from daena_pipelines.db import WarehouseBusy, connect, table_exists
 from daena_pipelines.defs.telemetry import jobs
+from daena_pipelines.lake import is_ducklake
 from daena_pipelines.telemetry import ingest
 
 
 def fingerprints() -> dict[str, str]:
-    """path -> "size:mtime_ns" for every roast file in the landing folder (stat only, no reads)."""
-    roasts, _others = ingest.discover(config.landing_dir())
+    """path -> "size:mtime_ns" for every roast file in the landing folders (stat only, no reads)."""
     result = {}
-    for path in roasts:
-        stat = path.stat()
-        result[str(path)] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    for folder in config.landing_dirs():
+        for path in ingest.discover(folder)[0]:
+            stat = path.stat()
+            result[str(path)] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return result
+
+
+def not_yet_ingested(paths: list[str]) -> list[str]:
+    """The files whose content the warehouse has not seen at that path (as the ingest decides), so
+    a first tick after `daena materialize` requests nothing. Raises WarehouseBusy while a run writes."""
+    path = config.warehouse_path()
+    if not is_ducklake(path) and not path.exists():
+        return paths
+    with connect(path, read_only=True) as con:
+        if not table_exists(con, "telemetry.source_files"):
+            return paths
+        seen = set(con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall())
+    return [p for p in paths if (p, hashlib.sha256(Path(p).read_bytes()).hexdigest()) not in seen]
 
 
 def changed_files(previous: dict[str, str], current: dict[str, str]) -> list[str]:
@@ -33,10 +49,14 @@ def changed_files(previous: dict[str, str], current: dict[str, str]) -> list[str
 def landing_folder_sensor(context: dg.SensorEvaluationContext):
     previous = json.loads(context.cursor) if context.cursor else {}
     current = fingerprints()
-    changed = changed_files(previous, current)
+    try:
+        changed = not_yet_ingested(changed_files(previous, current))
+    except WarehouseBusy:
+        return dg.SkipReason("the warehouse is being written; looking again on the next tick")
     context.update_cursor(json.dumps(current))
     if not changed:
-        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {config.landing_dir()}")
+        folders = ", ".join(map(str, config.landing_dirs()))
+        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {folders}")
     run_key = hashlib.sha256(json.dumps([(p, current[p]) for p in changed]).encode()).hexdigest()[:16]
     return dg.RunRequest(
         run_key=run_key,

@@ -1,0 +1,98 @@
+"""Screenshots of the Dagster UI as a newcomer sees it, from a real headless browser.
+
+    .venv/bin/python scripts/ui_screenshots.py [--skip-materialize] [--out data/screenshots]
+
+Runs `daena materialize` (the project's own warehouse and Dagster home, as the README says),
+starts `dg dev` in the project folder, and has headless Chromium (Debian: `apt-get install
+chromium`) load four pages: the asset catalog, a warning check's detail, the roast curve and
+sidecar_job's Launchpad; then the latest roast curve's SVG itself (the UI keeps a chart this size
+behind "Show Markdown"). The PNGs land in the output folder; `dg dev` is stopped at the end.
+Not part of the test suite: it needs Chromium and takes a few minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LOCATION = "daena_pipelines"
+PAGES = {
+    "catalog": "/assets",
+    "warning_check": "/assets/telemetry/roast_metrics?view=checks&checkDetail=agrees_with_artisan",
+    "roast_curve": "/assets/telemetry/roast_curve",
+    "sidecar_launchpad": f"/locations/{LOCATION}/jobs/sidecar_job/playground",
+}
+
+
+def wait_for(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(2)
+    raise SystemExit(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def screenshot(browser: str, url: str, path: Path, wait_ms: int) -> None:
+    subprocess.run(
+        [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1600,1000",
+         f"--virtual-time-budget={wait_ms}", f"--screenshot={path}", url],
+        check=True, capture_output=True, timeout=180,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(PROJECT / "data" / "screenshots"))
+    parser.add_argument("--port", type=int, default=3033)
+    parser.add_argument("--skip-materialize", action="store_true", help="use the warehouse and runs as they are")
+    parser.add_argument("--wait-ms", type=int, default=25_000, help="page render time granted to the browser")
+    args = parser.parse_args()
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        raise SystemExit("no Chromium found: apt-get install chromium")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.skip_materialize:
+        subprocess.run([str(BIN / "daena"), "materialize"], cwd=PROJECT, check=False)
+    env = {**os.environ, "VIRTUAL_ENV": str(BIN.parent), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DAGSTER_HOME", None)  # as a newcomer starts it: dg dev reads the project's .env
+    server = subprocess.Popen(
+        [str(BIN / "dg"), "dev", "--port", str(args.port)], cwd=PROJECT, env=env,
+        stdout=open(out / "dg_dev.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{args.port}"
+        wait_for(f"{base}/server_info", 240)
+        time.sleep(10)  # the code location loads after the webserver answers
+        for name, page in PAGES.items():
+            path = out / f"{name}.png"
+            screenshot(browser, base + page, path, args.wait_ms)
+            print(f"{name}: {path}")
+        curves = sorted((PROJECT / "data" / "results" / "roast_curves").glob("*.svg"), key=lambda p: p.stat().st_mtime)
+        if curves:
+            screenshot(browser, curves[-1].as_uri(), out / "roast_curve_chart.png", 2_000)
+            print(f"roast_curve_chart: {out / 'roast_curve_chart.png'}")
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
