@@ -253,15 +253,14 @@ def test_the_poll_loop_never_opens_the_warehouse(roaster, sim_config, warehouse,
 
 
 # ----- the right roaster -------------------------------------------------------------------------
-def test_roaster_chosen_by_serial_and_proposals_for_another_refused(roaster, sim_config, warehouse):
+def test_roaster_chosen_by_serial_among_several(roaster, clock):
     from daena_pipelines.device.driver import BulletR1
     from daena_pipelines.device.virtual_r1 import VirtualBus, plug_in_virtual_r1
 
     if roaster.model != "r1":
         pytest.skip("the two-roaster bus is built from virtual R1s (two R2s: test_r2_driver)")
-    clock = sim_config().virtual and __import__("daena_pipelines.device.clock", fromlist=["SteppedClock"]).SteppedClock()
-    first, first_backend = plug_in_virtual_r1(VirtualR1Config(serial=4242), clock)
-    second, second_backend = plug_in_virtual_r1(VirtualR1Config(serial=5151), clock)
+    _, first_backend = plug_in_virtual_r1(VirtualR1Config(serial=4242), clock)
+    _, second_backend = plug_in_virtual_r1(VirtualR1Config(serial=5151), clock)
     bus = VirtualBus(first_backend, second_backend)
     with pytest.raises(WrongRoaster, match="2 Bullet R1s are on USB; set roaster_serial"):
         BulletR1.open(None, backend=bus)
