@@ -42,12 +42,7 @@ def f_to_c(values):
 def parse_alog(data: bytes, source_path: str) -> RoastSession:
     if len(data) > MAX_FILE_BYTES:
         raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
-    if not data.strip():
-        raise InvalidSession("empty", f"empty file ({len(data)} bytes)")
-    try:
-        text = data.decode("utf-8-sig")  # a byte order mark some editors add is not content
-    except UnicodeDecodeError as exc:
-        raise InvalidSession("encoding", f"not UTF-8 text: byte {exc.start} ({exc.reason}), near {data[max(exc.start - 12, 0):exc.start + 12]!r}") from None
+    text = validate.decode_text(data)
     try:
         profile = pyliteral.loads(text)
     except pyliteral.LiteralError as exc:

@@ -46,12 +46,7 @@ NOT_CHANNELS = {"type", "t", "st", "ok", "why", *CHANNELS, *CONTROL_KEYS}
 
 
 def _lines(data: bytes, source_path: str) -> tuple[list[dict], bool]:
-    if not data.strip():
-        raise InvalidSession("empty", f"{source_path}: empty file ({len(data)} bytes)")
-    try:
-        text = data.decode("utf-8-sig")  # a byte order mark some editors add is not content
-    except UnicodeDecodeError as error:
-        raise InvalidSession("encoding", f"{source_path}: not UTF-8: byte {error.start} ({error.reason})") from None
+    text = validate.decode_text(data, f"{source_path}: ")
     raw_lines = text.split("\n")
     records, torn_tail = [], False
     for number, line in enumerate(raw_lines, start=1):

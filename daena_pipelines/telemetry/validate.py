@@ -36,6 +36,18 @@ EARLIEST, LATEST = datetime(1970, 1, 2).timestamp(), datetime(2100, 1, 1).timest
 _AFTER_DROP_ALLOWED = {"DROP", "COOL"}
 
 
+def decode_text(data: bytes, where: str = "") -> str:
+    """A roast file's bytes as text (UTF-8, a leading byte order mark dropped); InvalidSession when
+    empty or not UTF-8. ``where`` prefixes the messages (e.g. the file)."""
+    if not data.strip():
+        raise InvalidSession("empty", f"{where}empty file ({len(data)} bytes)")
+    try:
+        return data.decode("utf-8-sig")  # a byte order mark some editors add is not content
+    except UnicodeDecodeError as exc:
+        near = data[max(exc.start - 12, 0):exc.start + 12]
+        raise InvalidSession("encoding", f"{where}not UTF-8 text: byte {exc.start} ({exc.reason}), near {near!r}") from None
+
+
 def check_text(value, name: str, required: bool = False) -> str | None:
     """``value`` if it is text the warehouse can store (or None), else ``InvalidSession``."""
     if value is None:
