@@ -5,6 +5,7 @@ import duckdb
 import pytest
 
 from daena_pipelines.defs.nbmf.assets import nbmf_results
+from daena_pipelines.defs.nbmf.checks import nbmf_targets_met
 from daena_pipelines.nbmf.benchmark import CODECS, run_benchmark, targets, value
 from daena_pipelines.nbmf.codec import CodecSettings, NbmfCodec
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
@@ -65,6 +66,13 @@ def test_asset_writes_tables_and_artifacts(alog_warehouse, tmp_path, monkeypatch
         skipped = json.loads(con.execute("SELECT skipped_classes FROM nbmf.runs").fetchone()[0])
         assert set(skipped) == {"command", "eval_result", "judge_reasoning"}
         assert con.execute("SELECT count(*) FROM nbmf.latency_samples").fetchone()[0] > 0
+        targets = json.loads(con.execute("SELECT targets FROM nbmf.runs").fetchone()[0])
+    # the targets check tells the unmet ones apart, as a warning: never green over an unmet goal
+    check = nbmf_targets_met(duckdb=WarehouseResource(database=str(alog_warehouse)))
+    unmet = [t for t in targets if not t["met"]]
+    assert check.passed == (not unmet) and check.metadata["unmet"].value == len(unmet)
+    if unmet:
+        assert check.severity == dg.AssetCheckSeverity.WARN and check.description.startswith(f"{len(unmet)} × target unmet")
 
 
 @pytest.mark.parametrize("env", [{}, {"DAENA_NBMF_NO_DICT": "1"}])

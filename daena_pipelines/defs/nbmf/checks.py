@@ -1,7 +1,10 @@
 """Asset checks of the nbmf domain: the benchmark against its golden file, and the timing gate."""
 
+import json
+
 import dagster as dg
 
+from daena_pipelines.lib.checks import rows_result
 from daena_pipelines.lib.golden_checks import golden_asset_check, outcomes_result
 from daena_pipelines.lib.specs import key
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
@@ -38,3 +41,20 @@ def nbmf_timing_gates(duckdb: WarehouseResource):
     for name, clock, blocking in (("nbmf_timing_gate", "cpu", True), ("nbmf_wait_gate", "wall", False)):
         mine = [o for o in outcomes if o.key.get("clock", clock) == clock]  # a missing-samples outcome goes to both
         yield outcomes_result(mine, blocking, metadata, check_name=name)
+
+
+@dg.asset_check(
+    asset=key(contract.RESULTS), pool=DUCKDB_POOL,
+    description="The latest run meets every NBMF target (docs/nbmf.md). Warns: a target unmet is a goal not reached, "
+    "not a regression; the golden check and the gates guard against getting worse.",
+)
+def nbmf_targets_met(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        latest = con.execute("SELECT run_id, targets FROM nbmf.runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    if latest is None:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="no benchmark run in nbmf.runs")
+    run_id, targets = latest[0], json.loads(latest[1] or "[]")
+    unmet = [{"target": t["target"], "reached": t["reached"], "goal": t["goal"]} for t in targets if not t["met"]]
+    counts = {"checked_run": dg.MetadataValue.text(run_id), "targets": len(targets), "unmet": len(unmet)}
+    return rows_result(unmet, f"all {len(targets)} targets met", f"target unmet (of {len(targets)})",
+                       dg.AssetCheckSeverity.WARN, "docs/nbmf.md#benchmark-method", counts)
