@@ -128,8 +128,13 @@ def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dic
 
     if need("session", "telemetry.sessions"):
         cols = _columns(con, "telemetry.sessions")
-        exclude = " EXCLUDE (notes)" if "notes" in cols else ""
+        # Where the clone lives and when it ran must not move golden ratios: the record keeps the
+        # file's name, not its absolute path, and leaves out the ingest time.
+        excluded = [c for c in ("notes", "ingested_at") if c in cols]
+        exclude = f" EXCLUDE ({', '.join(excluded)})" if excluded else ""
         for row in _rows(con, f"SELECT *{exclude} FROM telemetry.sessions ORDER BY session_id"):
+            if row.get("source_path"):
+                row["source_path"] = Path(row["source_path"]).name
             records.append(CorpusRecord.of("session", row["session_id"], row))
         if "notes" in cols:
             for row in _rows(
