@@ -35,6 +35,24 @@ def _ids_text(product_ids) -> str:
     return ", ".join(f"{p.VENDOR_ID:04x}:{pid:04x}" for pid in product_ids)
 
 
+def find_roasters(roaster: str, product_ids, serial: str | None, backend, hint: str) -> list:
+    """Every connected ``roaster`` (e.g. "Bullet R1") with one of ``product_ids``; an operator's error
+    when there is none, or several and no serial chooses one. Shared by the R1 and R2 drivers."""
+    try:
+        devices = list(usb.core.find(find_all=True, idVendor=p.VENDOR_ID,
+                                     custom_match=lambda d: d.idProduct in product_ids, backend=backend))
+    except usb.core.NoBackendError as error:
+        raise NoUsbBackend(NO_BACKEND_MESSAGE) from error
+    if not devices:
+        raise DeviceNotFound(
+            f"No Aillio {roaster} found on USB (searched vendor:product {_ids_text(product_ids)}). "
+            f"Is the roaster switched on and the USB cable plugged in? `lsusb | grep 0483` should list it. {hint}"
+        )
+    if serial is None and len(devices) > 1:
+        raise WrongRoaster(f"{len(devices)} {roaster}s are on USB; set roaster_serial to choose the one to drive")
+    return devices
+
+
 def translate_usb_error(error: usb.core.USBError, doing: str, roaster: str = "Bullet R1") -> DeviceError:
     """The operator's error for a pyusb error (what happened and the fix); shared by the R1 and R2 drivers."""
     if isinstance(error, usb.core.USBTimeoutError):
@@ -81,19 +99,8 @@ class BulletR1:
         """Open the R1 whose serial is ``serial``; with None, the only R1 on the bus.
 
         Each candidate is claimed and asked for its serial; the ones not chosen are released."""
-        try:
-            devices = list(usb.core.find(find_all=True, idVendor=p.VENDOR_ID,
-                                         custom_match=lambda d: d.idProduct in product_ids, backend=backend))
-        except usb.core.NoBackendError as error:
-            raise NoUsbBackend(NO_BACKEND_MESSAGE) from error
-        if not devices:
-            raise DeviceNotFound(
-                f"No Aillio Bullet R1 found on USB (searched vendor:product {_ids_text(product_ids)}). "
-                "Is the roaster switched on and the USB cable plugged in? `lsusb | grep 0483` should list it. "
-                "Use simulate=true to run against the virtual R1."
-            )
-        if serial is None and len(devices) > 1:
-            raise WrongRoaster(f"{len(devices)} Bullet R1s are on USB; set roaster_serial to choose the one to drive")
+        devices = find_roasters("Bullet R1", product_ids, serial, backend,
+                                "Use simulate=true to run against the virtual R1.")
         seen = []
         for device in devices:
             roaster = cls._claim(device)

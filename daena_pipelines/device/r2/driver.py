@@ -11,9 +11,9 @@ import usb.core
 import usb.util
 
 from daena_pipelines.device import roaster as r
-from daena_pipelines.device.driver import NO_BACKEND_MESSAGE, release, translate_usb_error
+from daena_pipelines.device.driver import find_roasters, release, translate_usb_error
 from daena_pipelines.device.r2 import protocol as r2
-from daena_pipelines.device.roaster import DeviceNotFound, NoUsbBackend, ReadTimeout, State, WrongRoaster
+from daena_pipelines.device.roaster import ReadTimeout, State, WrongRoaster
 
 ROASTER = "Bullet R2"
 READ_TIMEOUT_MS = 300  # the R2 sends a temperature frame several times a second (the virtual one every 0.1 s)
@@ -95,18 +95,8 @@ class BulletR2:
     def open(cls, serial: str | None = None, backend=None) -> "BulletR2":
         """Open the R2 whose USB serial is ``serial``; with None, the only R2 on the bus. Only the chosen
         one is reset and claimed."""
-        try:
-            devices = list(usb.core.find(find_all=True, idVendor=r2.VENDOR_ID, idProduct=r2.PRODUCT_ID, backend=backend))
-        except usb.core.NoBackendError as error:
-            raise NoUsbBackend(NO_BACKEND_MESSAGE) from error
-        if not devices:
-            raise DeviceNotFound(
-                f"No Aillio Bullet R2 found on USB (searched vendor:product {r2.VENDOR_ID:04x}:{r2.PRODUCT_ID:04x}). "
-                "Is the roaster switched on and the USB cable plugged in? `lsusb | grep 0483` should list it. "
-                "Use simulate=true with model r2 to run against the virtual R2."
-            )
-        if serial is None and len(devices) > 1:
-            raise WrongRoaster(f"{len(devices)} Bullet R2s are on USB; set roaster_serial to choose the one to drive")
+        devices = find_roasters("Bullet R2", (r2.PRODUCT_ID,), serial, backend,
+                                "Use simulate=true with model r2 to run against the virtual R2.")
         serials = [_serial(device) for device in devices]
         if serial is not None and str(serial) not in serials:
             raise WrongRoaster(f"No Bullet R2 with serial {serial} on USB (found serial {', '.join(map(str, serials))}); "
