@@ -2,7 +2,8 @@
 
 Partitioned assets (the daily evaluations) cannot share a run with unpartitioned ones, so the
 graph runs in three steps: `daena_default_job` (everything not downstream of a partitioned
-asset), one `eval_job` run over the range of days that have roast sessions, then
+asset), one `eval_job` run over every day from the first partition to yesterday (when the
+warehouse has roast sessions; days without roasts get empty partitions), then
 `daena_downstream_job` (what depends on the evaluations, e.g. the NBMF benchmark). Asset checks
 run with their assets.
 """
@@ -108,8 +109,10 @@ def materialize_everything(
     tags = process_tags()
     results = [execute(defs.resolve_job_def(DEFAULT_JOB), instance, run_config=common, tags=tags, raise_on_error=False)]
     partitioned = defs.resolve_job_def(PARTITIONED_JOB)
-    days = session_days(partitioned.partitions_def)
-    if days:  # one run over the range (the assets' single-run backfill policy), so checks see every day
+    # One run over every day so far (the assets' single-run backfill policy), so checks see every
+    # day, and days without roasts show as evaluated with nothing rather than as missing work.
+    days = partitioned.partitions_def.get_partition_keys() if session_days(partitioned.partitions_def) else []
+    if days:
         days_range = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
         results.append(execute(partitioned, instance, run_config=common, tags=tags | days_range, raise_on_error=False))
     downstream = {**common, "ops": downstream_ops} if downstream_ops else common

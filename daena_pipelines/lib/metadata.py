@@ -67,6 +67,14 @@ def preview_table(columns: list[str], rows: list[tuple], types: list[str] | None
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
+def query_table(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dg.MetadataValue:
+    """A query's result as a preview table, with the query's column names and DuckDB types."""
+    cursor = con.execute(sql, params or [])
+    # fetch before running anything else on this connection: a new query replaces the result
+    columns, types = [d[0] for d in cursor.description], [str(d[1]) for d in cursor.description]
+    return preview_table(columns, cursor.fetchall(), types)
+
+
 def markdown_table(columns: list[str], rows: list[tuple]) -> str:
     """A small GitHub-style markdown table (for terminals); floats rounded for reading."""
 
@@ -88,10 +96,7 @@ def table_metadata(
     """Row count, column schema and a preview table (``preview_sql`` or the first rows)."""
     row_count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     schema = column_schema(con, table)
-    # fetch the preview before running anything else on this connection: a new query replaces the result
-    cursor = con.execute(preview_sql or f"SELECT * FROM {table} LIMIT {preview_rows}")
-    columns, types = [d[0] for d in cursor.description], [str(d[1]) for d in cursor.description]
-    preview = preview_table(columns, cursor.fetchall(), types)
+    preview = query_table(con, preview_sql or f"SELECT * FROM {table} LIMIT {preview_rows}")
     return {
         "dagster/row_count": dg.MetadataValue.int(row_count),
         "dagster/column_schema": schema,
