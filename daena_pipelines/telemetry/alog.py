@@ -263,6 +263,10 @@ def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool)
         # no DRY END for Artisan to bound the phases: it fills the unset bound with DROP (dry
         # phase, i.e. the CHARGE-DROP area) and with the AUC begin (Maillard phase)
         dropped = ("dry_phase_AUC", "mid_phase_AUC")
+    if profile["timeindex"][0] < 0:
+        # without CHARGE, Artisan up to 2.8 (fixed by 2.10.6) measured total and drying time
+        # from the last sample (the unset index -1), so they came out negative
+        dropped += tuple(k for k in ("totaltime", "dryphasetime") if computed.get(k, 0) < 0)
     result = {k: v for k, v in computed.items() if k not in dropped}
     if isinstance(profile["computed"].get("totaltime"), int) and "DROP_time" in computed and profile["timeindex"][0] >= 0:
         # Artisan 2.1.2 and older cut the total time to whole seconds; DROP_time is the same span

@@ -158,3 +158,14 @@ def test_total_time_cut_to_whole_seconds_gives_way_to_drop_time():
     assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["totaltime"] == 734.0
     data = profile(computed={"totaltime": 733.999, "DROP_time": 734.0}, version="2.8.0")
     assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["totaltime"] == 733.999
+
+
+def test_negative_times_of_a_profile_without_charge_are_not_kept():
+    """Synthetic: Artisan up to 2.8 took a missing CHARGE (index -1) as the last sample, so the
+    total and drying times of such a profile with FCs and DROP came out negative."""
+    data = profile(computed={"totaltime": -40.0, "dryphasetime": -300.0, "midphasetime": 240.0,
+                             "finishphasetime": 110.0, "DROP_time": 610.0}, version="2.8.4")
+    data["timeindex"][0] = -1
+    kept = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert "totaltime" not in kept and "dryphasetime" not in kept
+    assert kept["midphasetime"] == 240.0 and kept["finishphasetime"] == 110.0 and kept["DROP_time"] == 610.0
