@@ -97,8 +97,9 @@ def stop(processes: list[subprocess.Popen]) -> None:
     processes.clear()
 
 
-def run_one(i, kind, schedule, args, test, variants, rule, history, counts, started) -> None:
-    """Time one run of ``kind``, judge every key, count the verdicts, extend the clean history."""
+def run_one(i, kind, schedule, args, test, variants, rule, history, counts, started, loaded) -> None:
+    """Time one run of ``kind``, judge every key, count the verdicts, extend the clean history.
+    Clean runs while the busy processes run are also counted as "clean, busy"."""
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     for cls, codec, op, clock, _sample, ratio in timing_run(test, variants[kind], args.repetitions):
         samples[f"{cls}/{codec}/{op}", clock].append(ratio)
@@ -108,7 +109,8 @@ def run_one(i, kind, schedule, args, test, variants, rule, history, counts, star
             print(f"  {i:3d} {kind:5s} {clock:4s} {verdict.verdict:10s} median {verdict.median:.3f} "
                   f"baseline {verdict.baseline_median or 0:.3f} x{verdict.growth or 0:.3f} p={verdict.p_value or 0:.2g} {verdict.test} {verdict.note}")
         recovery = kind == "clean" and i > args.warmup and schedule[i - 1] != "clean"
-        for label in (kind, "recovery") if recovery else (kind,):
+        labels = [kind] + ["recovery"] * recovery + ["clean, busy"] * (kind == "clean" and loaded)
+        for label in labels:
             if i >= args.warmup and (kind == "clean" or affected(kind, key, clock)):
                 counts[label, key, clock][0] += verdict.regression
                 counts[label, key, clock][1] += 1
@@ -155,10 +157,10 @@ def main() -> int:
             if busy and i == args.warmup + 2 * third:
                 stop(busy)
                 print(f"  run {i}: busy processes stopped, load average {os.getloadavg()}", flush=True)
-            run_one(i, kind, schedule, args, test, variants, rule, history, counts, started)
+            run_one(i, kind, schedule, args, test, variants, rule, history, counts, started, bool(busy))
     finally:
         stop(busy)
-    kinds = ("x1.1", "x1.2", "x1.5", "wait", "clean", "recovery")
+    kinds = ("x1.1", "x1.2", "x1.5", "wait", "clean", "recovery", "clean, busy")
     rows = []
     for key, clock in sorted({(k, c) for (_kind, k, c) in counts}):
         cells = []

@@ -312,7 +312,8 @@ def timing_ratios(measured: list[Measured], codecs: tuple[str, ...] = GATED_CODE
     reference time, both measured on that record back to back in the same repetition. Paired,
     so a change of machine load between repetitions or records falls on both sides of each
     ratio; the median, so a call preempted in one repetition does not move the sample, while a
-    wait in the codec is in every repetition."""
+    wait in the codec is in every repetition. (The lower quartile on the wall clock was tried
+    against preemption of long calls: it detected less and flagged more, docs/regressions.md.)"""
     reference = {id(m.record): m for m in measured if m.codec == REFERENCE}
     groups: dict[tuple[str, str], list[Measured]] = defaultdict(list)
     for m in measured:  # per class only: a mixture's median jumps between its classes from run to run

@@ -123,6 +123,8 @@ class Meta:
 
 
 def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -132,8 +134,11 @@ def _varint(n: int) -> bytes:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    if pos < len(data) and data[pos] < 0x80:  # one byte: most header fields
-        return data[pos], pos + 1
+    if pos + 1 < len(data):  # one or two bytes: every header field of a record < 16 KiB
+        if data[pos] < 0x80:
+            return data[pos], pos + 1
+        if data[pos + 1] < 0x80:
+            return data[pos] & 0x7F | data[pos + 1] << 7, pos + 2
     value = shift = 0
     while True:
         if pos >= len(data) or shift > 35:  # 5 bytes hold every length below MAX_LENGTH
@@ -150,6 +155,29 @@ _CLASS_NAMES = {code: rc.name for code, rc in CLASS_BY_CODE.items()}
 _SERIES_CLASSES = {code for code, rc in CLASS_BY_CODE.items() if rc.semantic == "series"}
 
 
+def _head_problem(first: int, flags: int) -> str | None:
+    """What is wrong with an envelope's first two bytes (version|class, flags), or None."""
+    class_code = first & 15
+    if first >> 4 != CODEC_VERSION:
+        return f"not an NBMF v{CODEC_VERSION} envelope (version field {first >> 4})"
+    if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 7:
+        return f"NBMF header has unknown class code {class_code} or flags {flags:#x}"
+    if flags & FLAG_MARKED and flags & (FLAG_SERIES | FLAG_SEMANTIC | 14):  # marker keys: lossless, an object
+        return "NBMF header marks a body that cannot have marker keys"
+    if bool(flags & FLAG_SERIES) != bool(flags & FLAG_SEMANTIC and class_code in _SERIES_CLASSES):
+        return "NBMF header: a series body is exactly what a semantic record of a series class has"
+    return None
+
+
+# every valid (version|class, flags) pair, so decoding checks the first two bytes with one lookup
+_VALID_HEADS = frozenset(
+    bytes((first, flags))
+    for first in range(CODEC_VERSION << 4, (CODEC_VERSION + 1) << 4)
+    for flags in range(256)
+    if _head_problem(first, flags) is None
+)
+
+
 def _header(envelope: bytes) -> tuple[int, int, int, int, int, int]:
     """(class code, flags, dictionary id, original length, most bytes the body may have, header
     length), checked for shape and bounds, not yet for authenticity (``decode`` does that)."""
@@ -157,16 +185,9 @@ def _header(envelope: bytes) -> tuple[int, int, int, int, int, int]:
         raise EnvelopeError(f"an NBMF envelope is bytes, not {type(envelope).__name__}")
     if len(envelope) < 4:
         raise EnvelopeError("not an NBMF envelope (shorter than a header)")
-    first, flags = envelope[0], envelope[1]
-    if first >> 4 != CODEC_VERSION:
-        raise EnvelopeError(f"not an NBMF v{CODEC_VERSION} envelope (version field {first >> 4})")
-    class_code = first & 15
-    if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 7:
-        raise EnvelopeError(f"NBMF header has unknown class code {class_code} or flags {flags:#x}")
-    if flags & FLAG_MARKED and flags & (FLAG_SERIES | FLAG_SEMANTIC | 14):  # marker keys: lossless, an object
-        raise EnvelopeError("NBMF header marks a body that cannot have marker keys")
-    if bool(flags & FLAG_SERIES) != bool(flags & FLAG_SEMANTIC and class_code in _SERIES_CLASSES):
-        raise EnvelopeError("NBMF header: a series body is exactly what a semantic record of a series class has")
+    if envelope[:2] not in _VALID_HEADS:
+        raise EnvelopeError(_head_problem(envelope[0], envelope[1]))
+    flags = envelope[1]
     dict_version, pos = _read_varint(envelope, 2)
     length, pos = _read_varint(envelope, pos)
     body_length, pos = _read_varint(envelope, pos) if flags & FLAG_BODY_LENGTH else (length, pos)
@@ -174,6 +195,7 @@ def _header(envelope: bytes) -> tuple[int, int, int, int, int, int]:
         raise EnvelopeError(f"NBMF header lengths {length}/{body_length} or dictionary version {dict_version} out of bounds")
     if len(envelope) < pos + TAG_BYTES:
         raise EnvelopeError("truncated NBMF tag")
+    class_code = envelope[0] & 15
     return class_code, flags, class_code * 1000 + dict_version if dict_version else 0, length, body_length, pos
 
 
@@ -189,8 +211,7 @@ def read_meta(envelope) -> Meta:
 
 
 def _tag(header: bytes, envelope_length: int, body: bytes) -> bytes:
-    h = hashlib.sha256(header)
-    h.update(_varint(envelope_length) if envelope_length >= 128 else bytes((envelope_length,)))
+    h = hashlib.sha256(header + _varint(envelope_length))
     h.update(body)
     return h.digest()[:TAG_BYTES]
 

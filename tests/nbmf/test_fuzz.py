@@ -26,6 +26,7 @@ def envelopes(corpus):
     records = [(r.record, r.record_class) for r in corpus[0]][:: max(1, len(corpus[0]) // 12)]
     records += [
         ({"proposal_id": "p1", "audit_log": [{"seq": i, "to": s} for i, s in enumerate("ABC")]}, "command"),  # columnar
+        ({"events": '{"CHARGE":16,"DROP":420,"FCs":309}', "settings": '{"auc_base_c":100.0,"auc_begin":"TP"}'}, "session"),  # JSON strings
         ([1, 2.5, None, "x"], "eval_result"),
         ("a judge's reasoning", "judge_reasoning"),
         (3.25, "eval_result"),
