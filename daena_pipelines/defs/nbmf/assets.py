@@ -7,7 +7,7 @@ from daena_pipelines.config import results_dir
 from daena_pipelines.evals import contract as evals
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS
 from daena_pipelines.nbmf.runs import execute_run
-from daena_pipelines.lib.metadata import markdown_table, table_metadata
+from daena_pipelines.lib.metadata import preview_table, table_metadata
 from daena_pipelines.lib.specs import asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.nbmf import contract
@@ -57,7 +57,7 @@ def nbmf_results(context: dg.AssetExecutionContext, config: NbmfBenchmarkConfig,
             "test_records": run["test_records"],
             "skipped_classes": dg.MetadataValue.json(run["skipped_classes"]),
             "settings": dg.MetadataValue.json(run["settings"]),
-            "targets": dg.MetadataValue.md(markdown_table(["target", "reached", "goal", "met"], target_rows)),
+            "targets": preview_table(["target", "reached", "goal", "met"], target_rows, ["string", "float", "string", "bool"]),
             "artifact_json": dg.MetadataValue.path(run["artifact_json"]),
             "artifact_csv": dg.MetadataValue.path(run["artifact_csv"]),
         }
