@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from daena_pipelines.telemetry import pyliteral, validate
+from daena_pipelines.telemetry.metrics import median
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 from daena_pipelines.values import short
 
@@ -333,7 +334,7 @@ def profile_to_session(profile: dict) -> RoastSession:
         notes=_text(profile.get("roastingnotes"), "roastingnotes"),
         batch_weight_g=_weight_g(profile.get("weight"), 0),
         roasted_weight_g=_weight_g(profile.get("weight"), 1),
-        sample_interval_s=float(interval) if isinstance(interval, (int, float)) and interval > 0 else float(np.median(steps)),
+        sample_interval_s=float(interval) if isinstance(interval, (int, float)) and interval > 0 else median(steps),
         roast_uuid=profile.get("roastUUID") if isinstance(profile.get("roastUUID"), str) else None,
         controls=controls,
         control_unit="pct" if controls else None,
