@@ -221,7 +221,7 @@ def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
         return None
     result: dict[str, float] = {}
     for key, value in computed.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if type(value) not in _NUMBER_TYPES:  # a parsed literal's numbers are exactly int or float (a bool is not)
             continue
         if key in _COMPUTED_TEMPS and value == -1:
             continue  # Artisan's dropout marker (e.g. MET of a profile without an ET probe)

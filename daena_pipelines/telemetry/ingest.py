@@ -97,11 +97,11 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "sample_interval_s": session.sample_interval_s,
         "control_unit": session.control_unit,
         "roast_uuid": session.roast_uuid,
-        "settings": _json(session.settings),
+        "settings": json_text(session.settings),
         "ingested_at": ingested_at,
         "charge_inferred": session.charge_inferred,
-        "events": _json(ev),
-        "artisan_computed": _json(session.artisan_computed) if session.artisan_computed else None,
+        "events": json_text(ev),
+        "artisan_computed": json_text(session.artisan_computed) if session.artisan_computed else None,
     }
     return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics, richness=session.richness())
 
@@ -116,7 +116,8 @@ _NEEDS_EVENTS = {
 }
 
 
-def _json(value: dict) -> str:
+def json_text(value: dict) -> str:
+    """A JSON column's text (keys sorted, numpy values as numbers)."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
 
 

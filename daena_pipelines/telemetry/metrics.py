@@ -86,7 +86,8 @@ def auc_running(time_s: np.ndarray, bt_c: np.ndarray, base_c: float) -> np.ndarr
     `end` (segments begin .. end-1, as Artisan sums them) is running[end] - running[max(begin, 1)]."""
     readings = np.where(bt_c > MAX_AUC_READING_C, 0.0, np.clip(bt_c, 0.0, None))
     mean = (readings[1:] + readings[:-1]) / 2.0
-    above = np.nan_to_num(np.clip(mean - base_c, 0.0, None), nan=0.0)
+    # max(0, ·) with NaN as 0 and a finite bound, in two ufuncs (np.nan_to_num is far slower)
+    above = np.fmax(np.minimum(mean - base_c, np.finfo(float).max), 0.0)
     return np.concatenate(([0.0, 0.0], np.cumsum(above * np.diff(time_s))))[: len(time_s)] / 60.0
 
 

@@ -79,9 +79,9 @@ def _check_nested_text(value, name: str) -> None:
 def _check_series(values: np.ndarray, name: str, n: int, limit: float) -> None:
     if values.shape != (n,):
         raise InvalidSession("length_mismatch", f"{name} has shape {values.shape}, expected {n} samples")
-    finite = np.isfinite(values)
-    if np.isinf(values).any() or (np.abs(np.where(finite, values, 0.0)) > limit).any():
-        bad = int(np.argmax(np.isinf(values) | (np.abs(np.where(finite, values, 0.0)) > limit)))
+    beyond = np.abs(values) > limit  # infinite values too; NaN compares False
+    if beyond.any():
+        bad = int(np.argmax(beyond))
         raise InvalidSession("out_of_range", f"{name}[{bad}] = {values[bad]:.6g} is beyond ±{limit:g}")
 
 
