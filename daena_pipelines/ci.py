@@ -14,7 +14,7 @@ import sys
 
 import dagster as dg
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.lib.golden_checks import FAILURES_KEY, to_check_evaluation
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
 from daena_pipelines.regressions.golden import Outcome
@@ -84,7 +84,7 @@ def run_ci(repetitions: int | None = None) -> int:
         CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)]) for ck in crashed
     ]
     if golden:
-        with connect(config.warehouse_path()) as con:
+        with connect(Settings.from_env().warehouse) as con:
             counts = record_evaluations(con, golden)
         print(f"regressions.findings: {counts}")
     rows = [

@@ -10,7 +10,7 @@ from daena_pipelines.evals import golden, scoring
 
 @pytest.fixture(scope="module")
 def cases():
-    loaded, errors = golden.load_cases(config.golden_dir() / "cases")
+    loaded, errors = golden.load_cases(config.Settings.from_env().golden_dir / "cases")
     assert errors == []
     return {lc.case.case_id: lc.case for lc in loaded}
 

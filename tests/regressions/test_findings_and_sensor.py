@@ -7,6 +7,7 @@ import duckdb
 from daena_pipelines.lib.golden_checks import golden_asset_check
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
 from daena_pipelines.defs.regressions.sensors import regressions_sensor
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 T0 = dt.datetime(2025, 11, 21, 20, 0, tzinfo=dt.timezone.utc)
@@ -51,6 +52,7 @@ def test_sensor_turns_golden_check_evaluations_into_findings(tmp_path, monkeypat
     }))
     monkeypatch.setenv("DAENA_GOLDEN_DIR", str(golden))
     warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    resources = {"duckdb": warehouse, "daena_settings": DaenaSettings()}
 
     class Outcome(dg.Config):
         outcome: str
@@ -64,12 +66,12 @@ def test_sensor_turns_golden_check_evaluations_into_findings(tmp_path, monkeypat
             con.execute("CREATE OR REPLACE TABLE evals.eval_runs AS SELECT 'scorched' AS case_id, ? AS outcome", [config.outcome])
 
     check = golden_asset_check(asset=["evals", "eval_runs"], suite_file="evals/outcomes.golden.json", name="eval_golden", blocking=True)
-    definitions = dg.Definitions(assets=[eval_runs], asset_checks=[check], resources={"duckdb": warehouse})
+    definitions = dg.Definitions(assets=[eval_runs], asset_checks=[check], resources=resources)
     instance = dg.DagsterInstance.ephemeral()
     cursor = None
     states, messages = [], []
     for outcome in ("fail", "pass", "crash", "fail"):  # golden, regressed, crashed, recovered
-        dg.materialize([eval_runs, check], instance=instance, resources={"duckdb": warehouse}, raise_on_error=False,
+        dg.materialize([eval_runs, check], instance=instance, resources=resources, raise_on_error=False,
                        run_config={"ops": {"evals__eval_runs": {"config": {"outcome": outcome}}}})
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"duckdb": warehouse},
                                           definitions=definitions)
