@@ -184,3 +184,10 @@ def test_pass_at_k_matches_enumeration():
                 assert scoring.pass_at_k(n, c, k) == pytest.approx(expected)
     with pytest.raises(ValueError):
         scoring.pass_at_k(2, 3, 1)
+
+
+def test_scored_metrics_are_columns_the_telemetry_contract_publishes():
+    from daena_pipelines.evals.tables import SCORED_METRICS
+    from daena_pipelines.telemetry.contract import METRIC_COLUMNS
+
+    assert set(SCORED_METRICS) <= set(METRIC_COLUMNS)
