@@ -2,7 +2,8 @@
 
 Partitioned assets (the daily evaluations) cannot share a run with unpartitioned ones, so the
 graph runs in three steps: `daena_default_job` (everything not downstream of a partitioned
-asset), one `eval_job` run over the range of days that have roast sessions, then
+asset), one `eval_job` run over every day from the first partition to yesterday (when the
+warehouse has roast sessions; days without roasts get empty partitions), then
 `daena_downstream_job` (what depends on the evaluations, e.g. the NBMF benchmark). Asset checks
 run with their assets.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import partial
 
 import dagster as dg
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 
 from daena_pipelines.config import Settings
 from daena_pipelines.db import connect
@@ -24,13 +27,27 @@ PID_TAG, HOST_TAG = "daena/pid", "daena/host"
 # The UI lists a job's runs by this tag (repository@code location, as `dg dev` and `dagster dev
 # -w workspace.yaml` name them); in-process runs lack it unless given, and then show under no job.
 REPOSITORY_TAG = ".dagster/repository"
-REPOSITORY_LABEL = "__repository__@daena_pipelines"
+LOCATION, REPOSITORY = "daena_pipelines", "__repository__"
+REPOSITORY_LABEL = f"{REPOSITORY}@{LOCATION}"
 
 
 def process_tags() -> dict[str, str]:
     """Tags naming the process that executes a run in process, so a later start can tell that it
     died, and the code location the UI shows the run under."""
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), REPOSITORY_TAG: REPOSITORY_LABEL}
+
+
+def execute(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
+    """``job.execute_in_process`` recording the run as one of the code location's job runs: the
+    Overview timeline shows only runs with a repository origin (the UI's useRunsForTimeline drops
+    the others), and ``execute_in_process`` sets none. Dagster offers no public way to pass it,
+    so the instance's run factory gets it for the duration of the run."""
+    origin = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(LOCATION), REPOSITORY).get_job_origin(job.name)
+    instance.create_run_for_job = partial(type(instance).create_run_for_job, instance, remote_job_origin=origin)
+    try:
+        return job.execute_in_process(instance=instance, **kwargs)
+    finally:
+        del instance.create_run_for_job
 
 
 def _alive(pid: int) -> bool:
@@ -90,16 +107,16 @@ def materialize_everything(
     common = run_config or {}
     release_dead_runs(instance)
     tags = process_tags()
-    results = [defs.resolve_job_def(DEFAULT_JOB).execute_in_process(instance=instance, run_config=common, tags=tags, raise_on_error=False)]
+    results = [execute(defs.resolve_job_def(DEFAULT_JOB), instance, run_config=common, tags=tags, raise_on_error=False)]
     partitioned = defs.resolve_job_def(PARTITIONED_JOB)
-    days = session_days(partitioned.partitions_def)
-    if days:  # one run over the range (the assets' single-run backfill policy), so checks see every day
+    # One run over every day so far (the assets' single-run backfill policy), so checks see every
+    # day, and days without roasts show as evaluated with nothing rather than as missing work.
+    days = partitioned.partitions_def.get_partition_keys() if session_days(partitioned.partitions_def) else []
+    if days:
         days_range = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
-        results.append(partitioned.execute_in_process(instance=instance, run_config=common, tags=tags | days_range, raise_on_error=False))
+        results.append(execute(partitioned, instance, run_config=common, tags=tags | days_range, raise_on_error=False))
     downstream = {**common, "ops": downstream_ops} if downstream_ops else common
-    results.append(
-        defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(instance=instance, run_config=downstream, tags=tags, raise_on_error=False)
-    )
+    results.append(execute(defs.resolve_job_def(DOWNSTREAM_JOB), instance, run_config=downstream, tags=tags, raise_on_error=False))
     return results
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 import duckdb
 
 from daena_pipelines.config import PROJECT_ROOT
-from daena_pipelines.lib.metadata import markdown_table
+from daena_pipelines.lib.metadata import preview_table
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 
@@ -28,7 +28,7 @@ def rows_result(
         return dg.AssetCheckResult(passed=True, severity=severity, description=passed_text, metadata=meta)
     more = f" (+{len(rows) - 1} more in 'rows')" if len(rows) > 1 else ""
     description = f"{len(rows)} × {failed_text}; first: {labelled(rows[0])}{more}. What to do: {docs}"
-    meta["rows"] = dg.MetadataValue.md(markdown_table(list(rows[0]), [tuple(r.values()) for r in rows[:50]]))
+    meta["rows"] = preview_table(list(rows[0]), [tuple(r.values()) for r in rows[:50]])
     return dg.AssetCheckResult(passed=False, severity=severity, description=description, metadata=meta)
 
 

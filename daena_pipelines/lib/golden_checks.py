@@ -6,7 +6,7 @@ import dagster as dg
 
 from daena_pipelines.regressions.findings import CheckEvaluation
 from daena_pipelines.regressions.golden import Outcome, evaluate_file, rule_text
-from daena_pipelines.lib.metadata import markdown_table
+from daena_pipelines.lib.metadata import preview_table
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
@@ -54,7 +54,7 @@ def outcomes_result(outcomes: list[Outcome], blocking: bool, metadata: dict, che
             **metadata,
             "checked": len(outcomes),
             "failed": len(failed),
-            ("failures" if failed else "sample"): dg.MetadataValue.md(markdown_table(columns, table)),
+            ("failures" if failed else "sample"): preview_table(columns, table),
             FAILURES_KEY: dg.MetadataValue.json([o.as_dict() for o in failed]),
         },
     )

@@ -1,5 +1,10 @@
-"""Standard Dagster metadata for a warehouse table: row count, column schema, markdown preview."""
+"""Standard Dagster metadata for a warehouse table: row count, column schema, a preview table."""
 from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
 
 import duckdb
 import dagster as dg
@@ -39,8 +44,39 @@ def column_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
     )
 
 
+def _cell(value) -> str | int | float | bool | None:
+    """A value the UI's table shows as it is: floats rounded for reading (NaN as empty), times as
+    ISO text, anything else (lists, JSON) as text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        return None if math.isnan(value) else float(f"{value:.4g}") if abs(value) < 1e4 else round(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, dt.datetime) else value.isoformat()
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def preview_table(columns: list[str], rows: list[tuple], types: list[str] | None = None) -> dg.MetadataValue:
+    """Rows as a Dagster table (shown as a table on the asset and check pages, not as markdown)."""
+    schema = dg.TableSchema(columns=[
+        dg.TableColumn(name=name, type=col_type) for name, col_type in zip(columns, types or ["string"] * len(columns))
+    ])
+    records = [dg.TableRecord({name: _cell(v) for name, v in zip(columns, row)}) for row in rows]
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def query_table(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dg.MetadataValue:
+    """A query's result as a preview table, with the query's column names and DuckDB types."""
+    cursor = con.execute(sql, params or [])
+    # fetch before running anything else on this connection: a new query replaces the result
+    columns, types = [d[0] for d in cursor.description], [str(d[1]) for d in cursor.description]
+    return preview_table(columns, cursor.fetchall(), types)
+
+
 def markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    """A small GitHub-style markdown table; floats rounded for reading."""
+    """A small GitHub-style markdown table (for terminals); floats rounded for reading."""
 
     def cell(value) -> str:
         if value is None:
@@ -57,16 +93,13 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
 def table_metadata(
     con: duckdb.DuckDBPyConnection, table: str, preview_sql: str | None = None, preview_rows: int = 10
 ) -> dict:
-    """Row count, column schema and a markdown preview (``preview_sql`` or the first rows)."""
+    """Row count, column schema and a preview table (``preview_sql`` or the first rows)."""
     row_count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     schema = column_schema(con, table)
-    # fetch the preview before running anything else on this connection: a new query replaces the result
-    cursor = con.execute(preview_sql or f"SELECT * FROM {table} LIMIT {preview_rows}")
-    columns = [d[0] for d in cursor.description]
-    preview = markdown_table(columns, cursor.fetchall())
+    preview = query_table(con, preview_sql or f"SELECT * FROM {table} LIMIT {preview_rows}")
     return {
         "dagster/row_count": dg.MetadataValue.int(row_count),
         "dagster/column_schema": schema,
         "dagster/table_name": dg.MetadataValue.text(table),
-        "preview": dg.MetadataValue.md(preview),
+        "preview": preview,
     }

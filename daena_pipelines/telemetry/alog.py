@@ -232,6 +232,48 @@ def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
     return result
 
 
+# Artisan values that depend on where DRY END is. Before 2.4.4 Artisan computed all of them from
+# the dry-end threshold even when DRY END was marked (unless a setting not saved in the file made
+# marks move the threshold); before 2.4.5 the phase times, and the Maillard RoR divided by them,
+# still did. Ours honour the mark as modern Artisan does, so such values describe another DRY END
+# and are not kept.
+_DRY_END_VALUES = (
+    "DRY_time", "DRY_BT", "DRY_ET", "dry_phase_ror", "mid_phase_ror", "dry_phase_delta_temp", "mid_phase_delta_temp",
+    "dry_phase_AUC", "mid_phase_AUC",
+)
+_PHASE_TIMES = ("dryphasetime", "midphasetime", "mid_phase_ror")
+
+
+def _version(text) -> tuple[int, ...]:
+    """'2.4.4' -> (2, 4, 4); a missing or unreadable version counts as oldest."""
+    parts = re.findall(r"\d+", text) if isinstance(text, str) else []
+    return tuple(int(p) for p in parts[:3]) or (0,)
+
+
+def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool) -> dict[str, float]:
+    """Artisan's values without those computed under another rule than the one our metrics follow
+    (docs/telemetry.md, "Agreement with Artisan")."""
+    version = _version(profile.get("version"))
+    dropped: tuple[str, ...] = ()
+    if dry_end_marked and version < (2, 4, 4):
+        dropped = _DRY_END_VALUES + _PHASE_TIMES
+    elif dry_end_marked and version < (2, 4, 5):
+        dropped = _PHASE_TIMES
+    elif "DRY_time" not in computed:
+        # no DRY END for Artisan to bound the phases: it fills the unset bound with DROP (dry
+        # phase, i.e. the CHARGE-DROP area) and with the AUC begin (Maillard phase)
+        dropped = ("dry_phase_AUC", "mid_phase_AUC")
+    if profile["timeindex"][0] < 0:
+        # without CHARGE, Artisan up to 2.8 (fixed by 2.10.6) measured total and drying time
+        # from the last sample (the unset index -1), so they came out negative
+        dropped += tuple(k for k in ("totaltime", "dryphasetime") if computed.get(k, 0) < 0)
+    result = {k: v for k, v in computed.items() if k not in dropped}
+    if isinstance(profile["computed"].get("totaltime"), int) and "DROP_time" in computed and profile["timeindex"][0] >= 0:
+        # Artisan 2.1.2 and older cut the total time to whole seconds; DROP_time is the same span
+        result["totaltime"] = computed["DROP_time"]
+    return result
+
+
 def profile_to_session(profile: dict) -> RoastSession:
     unit = profile.get("mode")
     if unit not in ("C", "F"):
@@ -260,6 +302,8 @@ def profile_to_session(profile: dict) -> RoastSession:
             extra[f"slider:{name}"] = series
 
     computed = _computed_celsius(profile.get("computed"), unit)
+    if computed:
+        computed = _comparable(computed, profile, "DRY_END" in events)
     settings: dict[str, object] = {}
     if computed:
         if "AUCbase" in computed:

@@ -29,7 +29,7 @@ class RorSettings:
 DEFAULT_ROR = RorSettings()
 # Bump when a metric is added or a definition changes: stored sessions whose roast_metrics carry
 # an older version are recomputed from their stored points (telemetry/recompute.py).
-METRICS_VERSION = 2
+METRICS_VERSION = 3  # 3: an unmarked DRY END is the sample closest to the threshold (Artisan's rule)
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -156,16 +156,21 @@ def _at(values: np.ndarray, index: int | None) -> float | None:
 
 
 def dry_end(bt_c: np.ndarray, events: dict[str, int], tp: int | None, threshold_c: float | None) -> tuple[int | None, bool]:
-    """(index of DRY END, whether it was inferred). A marked DRY END is used as it is; without
-    one, the drying phase ends at the first sample from TP on whose BT reaches the profile's
-    dry-end threshold (Artisan's rule since 2.2; 2.1 and older applied the threshold even over a
-    marked DRY END)."""
+    """(index of DRY END, whether it was inferred). A marked DRY END is used as it is (Artisan
+    since 2.4.4); without one, Artisan's rule: the sample whose BT is closest to the profile's
+    dry-end threshold, searched from TP up to (not including) FCs, else DROP, else the end; on a
+    tie the latest sample wins (docs/telemetry.md)."""
     if "DRY_END" in events:
         return events["DRY_END"], False
     if tp is None or threshold_c is None:
         return None, False
-    hits = np.flatnonzero(bt_c[tp:] >= threshold_c)  # NaN never reaches it
-    return (tp + int(hits[0]), True) if hits.size else (None, False)
+    end = min((events[e] for e in ("FCs", "DROP") if e in events), default=len(bt_c))
+    start = tp if events["CHARGE"] < tp < end else events["CHARGE"]
+    distance = np.abs(bt_c[start:end] - threshold_c)
+    if not np.isfinite(distance).any():
+        return None, False
+    closest = np.flatnonzero(distance == np.nanmin(distance))[-1]
+    return start + int(closest), True
 
 
 def _phase_rate(t: np.ndarray, bt: np.ndarray, a: int | None, b: int | None) -> float | None:

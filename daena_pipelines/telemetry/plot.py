@@ -76,6 +76,51 @@ def roast_curve_svg(
     return "".join(parts)
 
 
+# The UI shows markdown metadata inline only below 1000 characters (longer: behind "Show
+# Markdown"), so the asset page's own chart is this small SVG: integer coordinates, relative steps.
+THUMB_W, THUMB_H, THUMB_POINTS, INLINE_MD_LIMIT = 200, 80, 36, 1000
+
+
+def _thumb_path(x: np.ndarray, y: np.ndarray) -> str:
+    """An SVG path through the finite points: absolute start, then relative integer steps."""
+    keep = np.isfinite(y)
+    xi, yi = np.rint(x[keep]).astype(int), np.rint(y[keep]).astype(int)
+    if len(xi) < 2:
+        return ""
+    steps = " ".join(f"{dx} {dy}" for dx, dy in zip(np.diff(xi), np.diff(yi)))
+    return f"M{xi[0]} {yi[0]}l{steps}".replace(" -", "-")
+
+
+def roast_curve_thumbnail(t_s: np.ndarray, bt_c: np.ndarray, et_c: np.ndarray, events: dict[str, float]) -> str:
+    """BT (red) and ET (blue) against time with a grey tick per event: a chart small enough for
+    the UI to draw in place (``svg_markdown`` of it stays under ``INLINE_MD_LIMIT``)."""
+    t_min, t_max = float(np.nanmin(t_s)), float(np.nanmax(t_s))
+    temps = np.concatenate([bt_c[np.isfinite(bt_c)], et_c[np.isfinite(et_c)]])
+    c_lo, c_hi = min(float(temps.min(initial=0.0)), 0.0), max(float(temps.max(initial=250.0)), 50.0)
+    grid = np.linspace(t_min, t_max, THUMB_POINTS)
+    span = max(t_max - t_min, 1.0)
+
+    def sx(t):
+        return (np.asarray(t, dtype=float) - t_min) / span * THUMB_W
+
+    def sy(c):
+        return THUMB_H - (np.asarray(c, dtype=float) - c_lo) / (c_hi - c_lo) * THUMB_H
+
+    def sampled(c):  # the curve at THUMB_POINTS times; gaps stay gaps
+        finite = np.isfinite(c)
+        return np.where(np.interp(grid, t_s, finite.astype(float)) > 0.5, np.interp(grid, t_s[finite], c[finite]), np.nan) \
+            if finite.sum() > 1 else np.full(len(grid), np.nan)
+
+    ticks = "".join(f"M{round(float(sx(t)))} 0v{THUMB_H}" for t in events.values())
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {THUMB_W} {THUMB_H}" width="{2 * THUMB_W}">'
+        f'<rect width="{THUMB_W}" height="{THUMB_H}" fill="#fff"/><g fill="none">'
+        f'<path d="{ticks}" stroke="#aaa" stroke-dasharray="2"/>'
+        f'<path d="{_thumb_path(sx(grid), sy(sampled(et_c)))}" stroke="#457b9d"/>'
+        f'<path d="{_thumb_path(sx(grid), sy(sampled(bt_c)))}" stroke="#d62828" stroke-width="1.5"/></g></svg>'
+    )
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

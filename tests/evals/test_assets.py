@@ -113,7 +113,7 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     assert query(db, "SELECT count(*) FROM evals.judge_scores") == [(7,)]
     assert len(server.requests) == calls
     meta = result.asset_materializations_for_node("evals__judge_scores")[0].metadata
-    simulator = meta["by_source"].value["simulator"]
+    simulator = meta["run_by_source"].value["simulator"]
     assert simulator["cache_hits"] == 3 and simulator["api_replies"] == 0 and simulator["cost_usd_estimate"] is None
 
 
@@ -155,6 +155,11 @@ def test_nightly_schedule_targets_yesterday():
     (request,) = eval_nightly_schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-19"
     assert eval_job.partitions_def == daily_partitions
+    # the freshness promise: a run between the schedule's tick and two hours later
+    for asset in (assets.eval_runs, assets.judge_scores):
+        policy = asset.specs_by_key[asset.key].freshness_policy
+        assert (policy.deadline_cron, policy.lower_bound_delta.total_seconds()) == ("30 4 * * *", 7200)
+    assert eval_nightly_schedule.cron_schedule == "30 2 * * *"
     assert {a.key for a in dg.load_assets_from_modules([assets])} == {dg.AssetKey(["evals", n]) for n in (
         "golden_cases", "eval_runs", "pass_at_k", "judge_scores", "judge_agreement")}
 
@@ -177,6 +182,26 @@ def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
     # One batch for the whole range; the reject case with no proposals table exercised nothing and is not sent.
     assert rows == [("judged", "msgbatch_sim_0")] * 5 + [("not_exercised", None)]
     assert query(db, "SELECT batch_id, status FROM evals.judge_batches") == [("msgbatch_sim_0", "ended")]
+    # each day's materialisation carries that day's counts and rows, not the range's
+    events = {e.partition: e.metadata for e in result.asset_materializations_for_node("evals__eval_runs")}
+    assert sorted(events) == list(DAYS)
+    for day, metadata in events.items():
+        (rows, sessions), = query(db, f"SELECT count(*), count(DISTINCT session_id) FROM evals.eval_runs WHERE partition_date = '{day}'")
+        assert (metadata["dagster/row_count"].value, metadata["sessions"].value) == (rows, sessions)
+        assert {str(r.data["partition_date"]) for r in metadata["preview"].value.records} == {day}
+        assert sum(metadata["rows_by_outcome"].value.values()) == rows
+    assert query(db, "SELECT count(*) FROM evals.eval_runs") == [(sum(m["dagster/row_count"].value for m in events.values()),)]
+
+
+def test_a_day_without_roasts_is_done_with_nothing(tmp_path, server, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    result = run(db, simulator_judge(server, monkeypatch), "2026-11-05")  # before any fixture roast
+    for node in ("evals__eval_runs", "evals__judge_scores"):
+        (event,) = result.asset_materializations_for_node(node)
+        assert event.partition == "2026-11-05" and event.metadata["dagster/row_count"].value == 0
+        assert event.metadata["note"].value.startswith("no roasts on this day")
+    assert query(db, "SELECT count(*) FROM evals.eval_runs") == [(0,)] and server.requests == []
 
 
 def test_samples_report_their_spread(tmp_path, server, monkeypatch):

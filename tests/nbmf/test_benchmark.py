@@ -60,7 +60,10 @@ def test_asset_writes_tables_and_artifacts(alog_warehouse, tmp_path, monkeypatch
     artifact = json.loads(open(metadata["artifact_json"].value).read())
     assert artifact["run"]["run_id"] == run_id
     assert open(metadata["artifact_csv"].value).readline().startswith("run_id,record_class,size_bucket,codec,metric")
-    assert "| telemetry | all | nbmf_semantic |" in metadata["preview"].value
+    preview = metadata["preview"].value  # a table with the query's columns and their DuckDB types
+    assert {(c.name, c.type) for c in preview.schema.columns} >= {("codec", "VARCHAR"), ("ratio_total", "DOUBLE")}
+    assert ("telemetry", "all", "nbmf_semantic") in [
+        (r.data["record_class"], r.data["size_bucket"], r.data["codec"]) for r in preview.records]
     with duckdb.connect(str(alog_warehouse), read_only=True) as con:
         n_results = con.execute("SELECT count(*) FROM nbmf.results WHERE run_id = ?", [run_id]).fetchone()[0]
         assert n_results == len(artifact["results"]) == metadata["dagster/row_count"].value

@@ -103,3 +103,69 @@ def test_session_id_ignores_metadata_edits_but_not_measurements_or_event_marks()
     remarked = profile()
     remarked["timeindex"][2] += 3  # FCs marked three samples later
     assert parse_alog(alog_bytes(remarked), "d.alog").session_id != base.session_id
+
+
+# A computed block with every DRY-END-dependent value (numbers are placeholders, not Artisan's).
+_DRY_BLOCK = {"DRY_time": 240.0, "DRY_BT": 150.0, "dryphasetime": 240.0, "midphasetime": 240.0, "dry_phase_ror": 9.0,
+              "mid_phase_ror": 5.0, "dry_phase_delta_temp": 40.0, "mid_phase_delta_temp": 45.0, "dry_phase_AUC": 100,
+              "mid_phase_AUC": 200, "FCs_time": 480.0, "DROP_time": 590.0, "totaltime": 590.0, "AUC": 300}
+
+
+@pytest.mark.parametrize(
+    "version, dry_end_marked, dropped",
+    [
+        # before 2.4.4 every DRY value came from the threshold even over a mark: none kept
+        ("2.1.2", True, {"DRY_time", "DRY_BT", "dryphasetime", "midphasetime", "dry_phase_ror", "mid_phase_ror",
+                         "dry_phase_delta_temp", "mid_phase_delta_temp", "dry_phase_AUC", "mid_phase_AUC"}),
+        (None, True, {"DRY_time", "DRY_BT", "dryphasetime", "midphasetime", "dry_phase_ror", "mid_phase_ror",
+                      "dry_phase_delta_temp", "mid_phase_delta_temp", "dry_phase_AUC", "mid_phase_AUC"}),
+        # 2.4.4: DRY time/BT from the mark, the phase times (and the Maillard RoR) still from the threshold
+        ("2.4.4", True, {"dryphasetime", "midphasetime", "mid_phase_ror"}),
+        ("2.4.6", True, set()),
+        ("4.2.0", True, set()),
+        # unmarked, old: Artisan's DRY END is the threshold's, as ours: all kept
+        ("2.1.2", False, set()),
+    ],
+)
+def test_artisan_values_computed_under_an_older_dry_end_rule_are_not_kept(version, dry_end_marked, dropped):
+    """Synthetic profiles: which of Artisan's DRY-END-dependent values are kept, by the Artisan
+    version that wrote the file (rules read in Artisan's history, docs/telemetry.md)."""
+    data = profile(computed=dict(_DRY_BLOCK))
+    if version:
+        data["version"] = version
+    if not dry_end_marked:
+        data["timeindex"][1] = 0
+    kept = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert set(_DRY_BLOCK) - set(kept) == dropped
+
+
+def test_phase_aucs_bounded_by_an_unset_dry_end_are_not_kept():
+    """Synthetic profile as Artisan >= 2.4.4 writes it without a DRY END mark: no DRY_time, and
+    phase AUCs over CHARGE-DROP and AUC begin-FCs, which are no phase values."""
+    block = {k: v for k, v in _DRY_BLOCK.items() if k not in ("DRY_time", "DRY_BT", "dry_phase_ror", "mid_phase_ror",
+                                                             "dry_phase_delta_temp", "mid_phase_delta_temp")}
+    data = profile(computed=block, version="4.2.0")
+    data["timeindex"][1] = 0
+    kept = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert "dry_phase_AUC" not in kept and "mid_phase_AUC" not in kept
+    assert kept["dryphasetime"] == 240.0 and kept["AUC"] == 300  # the threshold-based phase times stay
+
+
+def test_total_time_cut_to_whole_seconds_gives_way_to_drop_time():
+    """Synthetic: Artisan 2.1.2 and older wrote totaltime as whole seconds (an int), the same span
+    as DROP_time, which keeps 0.1 s."""
+    data = profile(computed={"totaltime": 733, "DROP_time": 734.0}, version="2.1.2")
+    assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["totaltime"] == 734.0
+    data = profile(computed={"totaltime": 733.999, "DROP_time": 734.0}, version="2.8.0")
+    assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["totaltime"] == 733.999
+
+
+def test_negative_times_of_a_profile_without_charge_are_not_kept():
+    """Synthetic: Artisan up to 2.8 took a missing CHARGE (index -1) as the last sample, so the
+    total and drying times of such a profile with FCs and DROP came out negative."""
+    data = profile(computed={"totaltime": -40.0, "dryphasetime": -300.0, "midphasetime": 240.0,
+                             "finishphasetime": 110.0, "DROP_time": 610.0}, version="2.8.4")
+    data["timeindex"][0] = -1
+    kept = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert "totaltime" not in kept and "dryphasetime" not in kept
+    assert kept["midphasetime"] == 240.0 and kept["finishphasetime"] == 110.0 and kept["DROP_time"] == 610.0

@@ -39,7 +39,15 @@ def test_materialize_ingest_with_checks(data_env):
     points = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "points")
     curve = dg.materialize([roast_curve], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()})
     chart = curve.asset_materializations_for_node("telemetry__roast_curve")[0].metadata
-    assert chart["roast_curve"].value.startswith("![roast curve") and chart["svg_file"].value.endswith(".svg")
+    # the chart the asset page draws in place: markdown under the UI's 1000-character inline limit
+    assert chart["roast_curve"].value.startswith("![BT red, ET blue") and len(chart["roast_curve"].value) < 1000
+    assert chart["full_chart"].value.startswith("![roast curve") and chart["svg_file"].value.endswith(".svg")
+    events = {r.data["event"]: r.data for r in chart["events"].value.records}
+    with duckdb.connect(warehouse) as con:
+        latest, tp_s = con.execute("SELECT session_id, tp_s FROM telemetry.sessions JOIN telemetry.roast_metrics "
+                                   "USING (session_id) ORDER BY roasted_at DESC LIMIT 1").fetchone()
+    assert chart["session_id"].value == latest and events["CHARGE"]["t_s"] == 0 and events["TP"]["t_s"] == round(tp_s, 1)
+    assert {r.data["session_id"] for r in points.metadata["preview"].value.records} == {latest}  # the latest roast
     with duckdb.connect(warehouse) as con:
         assert con.execute("SELECT list(original_unit ORDER BY original_unit) FROM telemetry.sessions").fetchone()[0] == ["C", "F"]
 

@@ -86,14 +86,23 @@ def test_every_computed_metric_has_a_roast_metrics_column():
     assert set(metrics) == set(METRIC_COLUMNS)  # nothing computed is silently left out of the store
 
 
-def test_dry_end_falls_back_to_the_first_sample_from_tp_at_the_threshold():
+def test_dry_end_falls_back_to_the_sample_closest_to_the_threshold_as_artisan_does():
+    """Synthetic curves (hand-made, not recorded). Artisan's unmarked DRY END is the sample whose BT
+    is closest to the threshold between TP and FCs (latest on a tie), not the first sample past it:
+    on held-out real profiles (Artisan 2.1-4.2) the first-past rule was one sample late whenever
+    the sample before the crossing was the closer one."""
     from daena_pipelines.telemetry.metrics import dry_end
 
-    bt = np.array([200, 150, 120, 110, 125, 140, 149.9, 150.0, 160, 170.0])
-    assert dry_end(bt, {"CHARGE": 0}, 3, 150.0) == (7, True)
-    assert dry_end(bt, {"CHARGE": 0, "DRY_END": 5}, 3, 150.0) == (5, False)  # a mark wins (Artisan >= 2.2)
-    assert dry_end(bt, {"CHARGE": 0}, 3, 180.0) == (None, False)  # never reached
+    bt = np.array([200, 150, 120, 110, 125, 140, 149.8, 150.4, 160, 170.0])
+    assert dry_end(bt, {"CHARGE": 0}, 3, 150.0) == (6, True)  # 149.8 is nearer than 150.4
+    assert dry_end(bt, {"CHARGE": 0}, 3, 150.2) == (7, True)
+    assert dry_end(bt, {"CHARGE": 0, "DRY_END": 5}, 3, 150.0) == (5, False)  # a mark wins (Artisan >= 2.4.4)
+    assert dry_end(bt, {"CHARGE": 0, "FCs": 7}, 3, 155.0) == (6, True)  # FCs bounds the search
+    assert dry_end(bt, {"CHARGE": 0}, 3, 180.0) == (9, True)  # never reached: the closest sample still ends it
+    tie = np.array([200, 120, 110, 140, 150, 140, 160.0])
+    assert dry_end(tie, {"CHARGE": 0}, 2, 140.0) == (5, True)  # the latest of two equally close samples
     assert dry_end(bt, {"CHARGE": 0}, None, 150.0) == (None, False)  # no TP, no fallback
+    assert dry_end(np.full(5, np.nan), {"CHARGE": 0}, 2, 150.0) == (None, False)  # only dropouts
 
 
 def test_phase_rates_rises_and_met_follow_artisan():

@@ -3,9 +3,11 @@ import ast
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from daena_pipelines.telemetry import ingest, quality
+from daena_pipelines.telemetry.metrics import dry_end
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +37,28 @@ def _shift_to_recording_zero(profile: dict) -> dict:
     return dict(profile, timeindex=[-1, *profile["timeindex"][1:]], computed=computed)
 
 
+def _without_dry_end(profile: dict) -> dict:
+    """The same roast with its DRY END mark removed, and the `computed` block Artisan >= 2.4.4
+    writes for it (read in its computedProfileInformation): no DRY time/BT and no dry or Maillard
+    phase RoR or rise; the phase AUCs it still writes are bounded by the unset mark (the dry
+    phase runs CHARGE to DROP, i.e. `total_ts_BT`; the Maillard phase from the AUC begin to FCs).
+    Phase times come from the threshold rule, which lands on the marked sample in these copies."""
+    index, computed = profile["timeindex"], dict(profile["computed"])
+    for key in ("DRY_time", "DRY_BT", "DRY_ET", "dry_phase_ror", "mid_phase_ror", "dry_phase_delta_temp", "mid_phase_delta_temp"):
+        computed.pop(key, None)
+    computed["dry_phase_AUC"] = computed.get("total_ts_BT", 0)
+    computed["mid_phase_AUC"] = computed.get("AUC", 0) - computed.get("finish_phase_AUC", 0)
+    return dict(profile, timeindex=[index[0], 0, *index[2:]], computed=computed)
+
+
 @pytest.fixture(scope="module")
 def altered_warehouse(real_warehouse):
     """Altered copies of shared profiles (in a temp folder), ingested beside the originals:
     - without CHARGE: profiles whose beans before CHARGE never read below the turning point
       (so the turning point is the same sample with or without the mark);
-    - without DRY END: profiles whose marked DRY END is the first sample from TP on that
-      reaches the dry-end threshold in their `phases` list, so Artisan's rule for an unmarked
-      DRY END lands on the same sample and its own computed block stays the expectation;
+    - without DRY END: profiles whose marked DRY END is the sample Artisan's rule for an
+      unmarked DRY END picks (closest to the threshold in their `phases` list), with the
+      computed block Artisan writes for such a profile (`_without_dry_end`);
     - in °F: the whole profile and its computed block converted (AUC stays °C·min)."""
     con, _report, roasts, tmp = real_warehouse
     folder = tmp / "altered"
@@ -59,10 +75,9 @@ def altered_warehouse(real_warehouse):
         if min(bt[: index[0]]) > computed["TP_BT"] and copies["no_charge"] < 8:
             (folder / f"nocharge-{path.name}").write_text(repr(_shift_to_recording_zero(profile)), encoding="utf-8")
             copies["no_charge"] += 1
-        threshold = profile["phases"][1]
-        if index[1] and next(i for i in range(tp, len(bt)) if bt[i] >= threshold) == index[1]:
-            stripped = dict(profile, timeindex=[index[0], 0, *index[2:]])
-            (folder / f"nodryend-{path.name}").write_text(repr(stripped), encoding="utf-8")
+        marked = {"CHARGE": index[0], **{name: index[i] for name, i in (("FCs", 2), ("DROP", 6)) if index[i] > 0}}
+        if index[1] and dry_end(np.array(bt, dtype=float), marked, tp, profile["phases"][1])[0] == index[1]:
+            (folder / f"nodryend-{path.name}").write_text(repr(_without_dry_end(profile)), encoding="utf-8")
             copies["no_dry_end"] += 1
         if copies["fahrenheit"] < 8:
             (folder / f"fahrenheit-{path.name}").write_text(repr(_to_fahrenheit(profile)), encoding="utf-8")
@@ -91,6 +106,10 @@ def test_every_file_agrees_with_artisan_on_every_value_it_carries(real_warehouse
     assert sum(1 for f in agreeing if f["charge_inferred"]) >= 4 + copies["no_charge"]
     assert sum(1 for f in agreeing if f["dry_end_inferred"]) >= copies["no_dry_end"]
     assert sum(1 for f in agreeing if f["original_unit"] == "F") >= copies["fahrenheit"]
+    # Artisan's phase AUCs of a profile without DRY END span other phases: not kept, not compared
+    assert altered.execute("""SELECT count(*), count(artisan_dry_phase_auc_c_min), count(artisan_mid_phase_auc_c_min),
+                                     count(artisan_drying_s) FROM telemetry.roast_metrics WHERE dry_end_inferred""").fetchone() == (
+        copies["no_dry_end"], 0, 0, copies["no_dry_end"])
     per_metric = {r["metric"]: r for r in quality.artisan_agreement(altered)}
     assert len(per_metric) == len(quality.ARTISAN_TOLERANCES)  # every listed value is compared somewhere
 

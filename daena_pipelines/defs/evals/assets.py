@@ -9,7 +9,7 @@ from daena_pipelines.commands import contract as commands
 from daena_pipelines.defs.evals.partitions import daily_partitions
 from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
 from daena_pipelines.evals import calibration, contract, golden, judge, judging, tables
-from daena_pipelines.lib.metadata import table_metadata
+from daena_pipelines.lib.metadata import column_schema, query_table, table_metadata
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.specs import asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
@@ -19,14 +19,45 @@ from daena_pipelines.telemetry import contract as telemetry
 # backfill_policy is beta in Dagster 1.13: its warning would print at every definitions load.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
+# The freshness promise of the daily evals: eval_nightly_schedule evaluates yesterday at 02:30 UTC,
+# so a run between 02:30 and 04:30 UTC each day keeps them fresh; later, the UI shows them overdue
+# (also when the schedule is off and nobody ran them since).
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="30 4 * * *", lower_bound_delta=timedelta(hours=2))
 # Single-run backfills: a range of days is one run.
-PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+                   freshness_policy=NIGHTLY_FRESHNESS)
 
 
 def _days(context: dg.AssetExecutionContext):
     """First and last day of the run's partition range, and the UTC window they cover."""
     window = context.partition_time_window
     return window.start.date(), (window.end - timedelta(days=1)).date(), window.start, window.end
+
+
+NO_ROASTS = "no roasts on this day: nothing to evaluate (done, with nothing)"
+
+
+def _per_day_metadata(context: dg.AssetExecutionContext, con, table: str, preview_columns: str, tally: str) -> None:
+    """Each partition of the run gets its own counts (rows, sessions, rows by the ``tally`` column) and
+    preview, or a note when the day had no roasts: one run over a range must not show the
+    range's totals on every day."""
+    for day in context.partition_keys:
+        rows, sessions = con.execute(
+            f"SELECT count(*), count(DISTINCT session_id) FROM {table} WHERE partition_date = ?", [day]).fetchone()
+        metadata = {"dagster/row_count": dg.MetadataValue.int(rows), "sessions": dg.MetadataValue.int(sessions)}
+        if rows:
+            metadata[f"rows_by_{tally}"] = dg.MetadataValue.json(dict(con.execute(
+                f"SELECT {tally}, count(*) FROM {table} WHERE partition_date = ? GROUP BY ALL ORDER BY ALL", [day]).fetchall()))
+            metadata["preview"] = query_table(
+                con, f"SELECT {preview_columns} FROM {table} WHERE partition_date = ? ORDER BY ALL LIMIT 20", [day])
+        else:
+            metadata["note"] = dg.MetadataValue.text(NO_ROASTS)
+        context.add_asset_metadata(metadata, partition_key=day)
+
+
+def _table_definition(con, table: str) -> dict:
+    """What every partition of a run shares: the table and its columns."""
+    return {"dagster/column_schema": column_schema(con, table), "dagster/table_name": dg.MetadataValue.text(table)}
 
 
 @dg.asset(
@@ -73,20 +104,13 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
             con, "evals.eval_runs", first, last, tables.EVAL_RUN_COLUMNS,
             [[r[c] for c in tables.EVAL_RUN_COLUMNS] for r in rows],
         )
-        metadata = table_metadata(
-            con, "evals.eval_runs",
-            f"SELECT partition_date, session_id, case_id, outcome, reason FROM evals.eval_runs "
-            f"WHERE partition_date BETWEEN '{first}' AND '{last}' ORDER BY ALL",
-        )
-    outcomes = Counter(r["outcome"] for r in rows)
+        _per_day_metadata(context, con, "evals.eval_runs", "partition_date, session_id, case_id, outcome, reason", "outcome")
+        metadata = _table_definition(con, "evals.eval_runs")
     if proposals is None:
         context.log.warning("commands.proposals is absent: the command-deviation gate is not applicable")
     return dg.MaterializeResult(metadata={
         **metadata,
-        "days": dg.MetadataValue.text(f"{first}..{last}"),
-        "sessions": len(sessions),
-        "rows_written": len(rows),
-        "outcomes": dg.MetadataValue.json(dict(outcomes)),
+        "run_days": dg.MetadataValue.text(f"{first}..{last} (this run; each day's counts are its own)"),
         "commands_available": proposals is not None,
     })
 
@@ -127,12 +151,9 @@ def judge_scores(
         raise dg.Failure(str(exc)) from exc
     rows = judging.judge_days(duckdb.get_connection, settings, client, no_client_reason, first, last)
     with duckdb.get_connection() as con:
-        metadata = table_metadata(
-            con, "evals.judge_scores",
-            f"SELECT partition_date, session_id, case_id, sample_index, source, status, plan_clarity, "
-            f"physics_plausibility, constraint_respect, safety_score, reason FROM evals.judge_scores "
-            f"WHERE partition_date BETWEEN '{first}' AND '{last}' ORDER BY ALL",
-        )
+        _per_day_metadata(context, con, "evals.judge_scores", "partition_date, session_id, case_id, sample_index, source, "
+                          "status, plan_clarity, physics_plausibility, constraint_respect, safety_score, reason", "status")
+        metadata = _table_definition(con, "evals.judge_scores")
     for r in rows:
         if r["status"] not in ("judged", "not_exercised"):
             context.log.warning(f"{r['session_id']} / {r['case_id']}: {r['status']}: {r['reason']}")
@@ -142,7 +163,7 @@ def judge_scores(
         "prompt_version": judge.PROMPT_VERSION,
         "endpoint": settings.endpoint,
         "source": settings.source,
-        "by_source": dg.MetadataValue.json(judging.run_summary(rows)),
+        "run_by_source": dg.MetadataValue.json(judging.run_summary(rows)),  # API use of this run, all its days
     })
 
 

@@ -6,7 +6,7 @@ from daena_pipelines.commands import contract as commands
 from daena_pipelines.evals import contract as evals
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS
 from daena_pipelines.nbmf.runs import execute_run
-from daena_pipelines.lib.metadata import markdown_table, table_metadata
+from daena_pipelines.lib.metadata import preview_table, table_metadata
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.specs import asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
@@ -59,7 +59,7 @@ def nbmf_results(
             "test_records": run["test_records"],
             "skipped_classes": dg.MetadataValue.json(run["skipped_classes"]),
             "settings": dg.MetadataValue.json(run["settings"]),
-            "targets": dg.MetadataValue.md(markdown_table(["target", "reached", "goal", "met"], target_rows)),
+            "targets": preview_table(["target", "reached", "goal", "met"], target_rows, ["string", "float", "string", "bool"]),
             "artifact_json": dg.MetadataValue.path(run["artifact_json"]),
             "artifact_csv": dg.MetadataValue.path(run["artifact_csv"]),
         }

@@ -8,6 +8,7 @@ import duckdb
 import numpy as np
 
 from daena_pipelines.config import Settings
+from daena_pipelines.lib.metadata import preview_table, table_metadata
 from daena_pipelines.device import contract as device
 from daena_pipelines.lib.metadata import markdown_table, table_metadata
 from daena_pipelines.lib.settings import DaenaSettings
@@ -39,8 +40,9 @@ class IngestConfig(dg.Config):
 LATEST_SESSION = """SELECT session_id FROM telemetry.sessions ORDER BY roasted_at DESC NULLS LAST, ingested_at DESC LIMIT 1"""
 
 
-def latest_session_chart(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
-    """(session id, SVG) of the latest roast's curve; None before the first session."""
+def latest_session_curve(con: duckdb.DuckDBPyConnection) -> tuple[str, str, dict, dict] | None:
+    """(session id, chart title, curve columns as float arrays, events in s from CHARGE) of the
+    latest roast; None before the first session."""
     latest = con.execute(
         f"""SELECT s.session_id, s.title, s.beans, s.source_path, s.source, m.tp_s, m.dry_end_s, m.fcs_s, m.drop_s
            FROM telemetry.sessions s JOIN telemetry.roast_metrics m USING (session_id)
@@ -57,23 +59,32 @@ def latest_session_chart(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | No
         name: t for name, t in zip(("TP", "DRY END", "FCs", "DROP"), event_times) if t is not None
     }
     name = " — ".join(dict.fromkeys(x for x in (beans, title) if x)) or Path(source_path).name
-    svg = plot.roast_curve_svg(
-        curve["t_s"], curve["bt_c"], curve["et_c"], curve["ror_c_per_min"], events, f"{name} ({source}, session {session_id})",
-    )
-    return session_id, svg
+    return session_id, f"{name} ({source}, session {session_id})", curve, events
 
 
-def _report_markdown(report: ingest.IngestReport) -> str:
-    lines = [
-        f"**{len(report.loaded)}** sessions loaded ({len(report.replaced)} replacing a changed file), "
-        f"**{len(report.duplicates)}** duplicates recognised, **{len(report.rejected)}** files rejected, "
-        f"{report.unchanged} unchanged files skipped, {len(report.ignored)} non-roast files ignored."
+def _events_table(curve: dict, events: dict) -> dg.MetadataValue:
+    """Each event: seconds and m:ss from CHARGE, BT there (°C, interpolated between samples)."""
+    finite = np.isfinite(curve["bt_c"])
+    rows = [
+        (name, round(t, 1), f"{int(t // 60)}:{int(t % 60):02d}",
+         round(float(np.interp(t, curve["t_s"][finite], curve["bt_c"][finite])), 1) if finite.any() else None)
+        for name, t in events.items()
     ]
+    return preview_table(["event", "t_s", "m:ss", "bt_c"], rows, ["string", "float (s from CHARGE)", "string", "float (°C)"])
+
+
+def _report_metadata(report: ingest.IngestReport) -> dict:
+    """The run's ingest in one line, and its rejected and duplicate files as tables (when any)."""
+    metadata = {"ingest_report": dg.MetadataValue.text(
+        f"{len(report.loaded)} sessions loaded ({len(report.replaced)} replacing a changed file), "
+        f"{len(report.duplicates)} duplicates recognised, {len(report.rejected)} files rejected, "
+        f"{report.unchanged} unchanged files skipped, {len(report.ignored)} non-roast files ignored."
+    )}
     if report.rejected:
-        lines += ["", "Rejected files:", "", markdown_table(["file", "error", "reason"], [(Path(p).name, k, m) for p, k, m in report.rejected])]
+        metadata["rejected_files"] = preview_table(["file", "error", "reason"], [(Path(p).name, k, m) for p, k, m in report.rejected])
     if report.duplicates:
-        lines += ["", "Duplicates:", "", markdown_table(["file", "same as"], [(Path(p).name, why) for p, why in report.duplicates])]
-    return "\n".join(lines)
+        metadata["duplicate_files"] = preview_table(["file", "same as"], [(Path(p).name, why) for p, why in report.duplicates])
+    return metadata
 
 
 @dg.multi_asset(
@@ -128,7 +139,7 @@ def telemetry_ingest(
                     "SELECT session_id, source_format, source, roasted_at, beans, title, original_unit FROM telemetry.sessions ORDER BY roasted_at DESC NULLS LAST LIMIT 10",
                 ),
                 **run_summary,
-                "ingest_report": dg.MetadataValue.md(_report_markdown(report)),
+                **_report_metadata(report),
                 "warehouse": dg.MetadataValue.path(duckdb.target()),
             },
         )
@@ -181,22 +192,28 @@ def telemetry_metrics_recompute(context: dg.AssetExecutionContext, duckdb: Wareh
 @dg.asset(
     key=["telemetry", "roast_curve"],
     deps=keys([contract.SESSIONS, contract.POINTS, contract.ROAST_METRICS]),
-    description="The latest roast's curve: BT and ET (°C, left axis), RoR (°C/min, right axis) against minutes "
-    "from CHARGE, with its events. Written as an SVG file beside the other artifacts; the chart is this asset's "
-    "`roast_curve` metadata.",
+    description="The latest roast's curve: BT and ET (°C) against time, with its events (CHARGE, TP, DRY END, FCs, "
+    "DROP) as a table. The asset page draws it in place (`roast_curve`); `full_chart` adds RoR (°C/min, right axis) "
+    "and the axes, also written as an SVG file beside the other artifacts (`svg_file`).",
     **asset_defaults("telemetry", kinds={"duckdb", "python", "svg"}),
 )
 def roast_curve(duckdb: WarehouseResource, daena_settings: DaenaSettings) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        latest = latest_session_chart(con)
+        latest = latest_session_curve(con)
     if latest is None:
         return dg.MaterializeResult(metadata={"session_id": dg.MetadataValue.text("(no session yet)")})
-    session_id, svg = latest
+    session_id, title, curve, events = latest
+    svg = plot.roast_curve_svg(curve["t_s"], curve["bt_c"], curve["et_c"], curve["ror_c_per_min"], events, title)
     path = daena_settings.get().results_dir / "roast_curves" / f"{session_id}.svg"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(svg)
+    thumbnail = plot.roast_curve_thumbnail(curve["t_s"], curve["bt_c"], curve["et_c"], events)
     return dg.MaterializeResult(metadata={
-        "roast_curve": dg.MetadataValue.md(plot.svg_markdown(svg, f"roast curve of session {session_id}")),
+        # drawn in place on the asset page (short markdown); the full chart is one click away
+        "roast_curve": dg.MetadataValue.md(plot.svg_markdown(thumbnail, "BT red, ET blue; events dashed")),
+        "events": _events_table(curve, events),
+        "session": dg.MetadataValue.text(title),
         "session_id": dg.MetadataValue.text(session_id),
+        "full_chart": dg.MetadataValue.md(plot.svg_markdown(svg, f"roast curve of session {session_id}")),
         "svg_file": dg.MetadataValue.path(str(path)),
     })
