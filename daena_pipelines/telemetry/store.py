@@ -1,7 +1,7 @@
 """telemetry.* tables: DDL and the all-or-nothing write of a batch of sessions."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import duckdb
@@ -81,6 +81,9 @@ POINTS_SCHEMA = pa.schema(
     # session_id dictionary-encoded: one string per session instead of one per sample
     [("session_id", pa.dictionary(pa.int32(), pa.string())), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
 )
+# Reading an Arrow map costs DuckDB about as much per sample as all the other columns together,
+# even when it is empty: sessions without extra channels get their empty maps from SQL instead.
+_EMPTY_EXTRA = "MAP {}::MAP(VARCHAR, DOUBLE) AS extra"
 
 
 @dataclass
@@ -93,12 +96,15 @@ class FileOutcome:
     detail: str | None = None
 
 
-def points_table(batch: list[SessionRows]) -> pa.Table:
-    """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL)."""
+def points_table(batch: list[SessionRows], with_extra: bool = True) -> pa.Table:
+    """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL);
+    without the `extra` column unless `with_extra`."""
     lengths = np.array([len(rows.points["t_s"]) for rows in batch])
     session_index = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
     columns = [pa.DictionaryArray.from_arrays(session_index, [rows.session["session_id"] for rows in batch])]
     columns += [pa.array(np.concatenate([rows.points[name] for rows in batch]), type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
+    if not with_extra:
+        return pa.Table.from_arrays(columns, schema=pa.schema(list(POINTS_SCHEMA)[:-1]))
     # extra: each sample of session i is a map of that session's k_i channels
     channel_counts = np.array([len(rows.extra) for rows in batch])
     offsets = np.concatenate(([0], np.cumsum(np.repeat(channel_counts, lengths)))).astype(np.int32)
@@ -112,6 +118,16 @@ def points_table(batch: list[SessionRows]) -> pa.Table:
     keys = pa.array(names, type=pa.string()).take(key_index.astype(np.int64))
     columns.append(pa.MapArray.from_arrays(pa.array(offsets), keys, items))
     return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
+
+
+def insert_points(con: duckdb.DuckDBPyConnection, batch: list[SessionRows]) -> None:
+    """telemetry.points rows of a batch: sessions with extra channels through an Arrow map, the
+    others with an empty map made by DuckDB (each session's samples stay together and in order)."""
+    plain = [rows for rows in batch if not rows.extra]
+    if plain:
+        insert(con, "telemetry.points", points_table(plain, with_extra=False), select=f"*, {_EMPTY_EXTRA}")
+    if len(plain) < len(batch):
+        insert(con, "telemetry.points", points_table([rows for rows in batch if rows.extra]))
 
 
 def preload() -> None:
@@ -153,14 +169,14 @@ def write_batch(
     if batch:
         insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
                select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
-        insert(con, "telemetry.points", points_table(batch))
+        insert_points(con, batch)
         metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
         insert_rows(con, "telemetry.roast_metrics", metrics, ["session_id", *METRIC_COLUMNS])
     if errors:
         columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
         insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
     if outcomes:
-        files = [{**asdict(o), "seen_at": seen_at} for o in outcomes]
+        files = [{**vars(o), "seen_at": seen_at} for o in outcomes]  # (asdict's deep copy is slow and not needed)
         columns = [*(f.name for f in fields(FileOutcome)), "seen_at"]
         con.register("seen_files", _rows_table(files, columns))
         # a file seen again replaces its row (by key, not INSERT OR REPLACE: DuckLake has no keys)
