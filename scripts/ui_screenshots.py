@@ -4,9 +4,10 @@
 
 Runs `daena materialize` (the project's own warehouse and Dagster home, as the README says),
 starts `dg dev` in the project folder, and has headless Chromium (Debian: `apt-get install
-chromium`) load four pages: the asset catalog, a warning check's detail, the roast curve and
-sidecar_job's Launchpad; then the latest roast curve's SVG itself (the UI keeps a chart this size
-behind "Show Markdown"). The PNGs land in the output folder; `dg dev` is stopped at the end.
+chromium`) load four pages: the asset catalog, a warning check's detail, the roast curve (its
+asset page draws the curve in place) and sidecar_job's Launchpad; then the latest roast's full
+chart, the SVG file (the UI shows a chart that size behind "Show Markdown" only). The PNGs land
+in the output folder (`docs/screenshots/` holds the committed ones); `dg dev` is stopped at the end.
 Not part of the test suite: it needs Chromium and takes a few minutes.
 """
 from __future__ import annotations
