@@ -14,7 +14,7 @@ import sys
 
 import dagster as dg
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.lib.golden_checks import FAILURES_KEY
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
 from daena_pipelines.regressions.golden import Outcome
@@ -78,7 +78,7 @@ def run_ci(repetitions: int | None = None) -> int:
     evaluated = {(ev.asset_key, ev.check_name) for ev in evaluations}
     crashed = [ck for ck in graph.asset_check_keys if ck.asset_key in targets and (ck.asset_key, ck.name) not in evaluated]
     if crashed:
-        with connect(config.warehouse_path()) as con:
+        with connect(Settings.from_env().warehouse) as con:
             counts = record_evaluations(con, [
                 CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)])
                 for ck in crashed

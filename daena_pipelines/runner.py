@@ -17,7 +17,7 @@ from functools import partial
 import dagster as dg
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.db import connect
 from daena_pipelines.lake import is_ducklake
 
@@ -85,7 +85,7 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def session_days(partitions_def: dg.PartitionsDefinition) -> list[str]:
     """Partition keys (UTC days) on which the warehouse has roast sessions."""
-    path = config.warehouse_path()
+    path = Settings.from_env().warehouse
     if not is_ducklake(path) and not path.exists():
         return []
     with connect(path, read_only=True) as con:

@@ -74,12 +74,11 @@ def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
         if bad is not None:
             raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])}, expected a number")
     try:
-        array = np.asarray(values, dtype=float)
+        # (flat: every item is a number; fromiter converts a list of numbers ~2x faster than asarray)
+        array = np.fromiter(values, dtype=float, count=len(values))
     except OverflowError:
         bad = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 2**1023)
         raise InvalidSession("out_of_range", f"'{key}'[{bad}] is an integer of {len(str(abs(values[bad])))} digits, beyond any float") from None
-    if array.ndim != 1:
-        raise InvalidSession("bad_value", f"'{key}' must be a flat list of numbers")
     if not np.isfinite(array).all():
         raise InvalidSession("bad_value", f"'{key}' holds a non-finite number at index {int(np.argmin(np.isfinite(array)))}")
     if limit is not None and (np.abs(array) > limit).any():

@@ -28,34 +28,50 @@ import orjson
 from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
-from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS
+from daena_pipelines.telemetry.model import RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
 from daena_pipelines.telemetry.roastime import parse_roastime
-from daena_pipelines.telemetry.sidecar import parse_sidecar
+from daena_pipelines.telemetry.sidecar import SUFFIX as SIDECAR_SUFFIX, parse_sidecar
 
 if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser workers: they start faster
     import duckdb
 
 
-PARSERS: dict[str, Callable[[bytes, str], RoastSession]] = {
-    ".alog": parse_alog,
-    ".sidecar.jsonl": parse_sidecar,
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """A roast-file format: its parser and, for a suffix other files share too (``.json``), a test of
+    the content, so that a stray file with that suffix is ignored rather than rejected."""
+
+    parse: Callable[[bytes, str], RoastSession]
+    looks_like: Callable[[bytes], bool] | None = None
+
+
+# File-name suffix (lower case) -> format. The ingest, ``discover`` and the landing sensor read
+# exactly these files; a new format is its parser module and one line here.
+INPUT_FORMATS = {
+    ".alog": InputFormat(parse_alog),
+    SIDECAR_SUFFIX: InputFormat(parse_sidecar),
+    ".json": InputFormat(parse_roastime, roastime.looks_like_roastime),
 }
 PARALLEL_FROM = 64  # files; below this, process start-up costs more than it saves
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
 def parser_for(path: Path, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
-    """The parser of a roast file, or None for files in no roast format. A `.json` file is a roast
-    only when its content is a RoasTime roast (a stray JSON file is ignored, not rejected)."""
+    """The parser of a roast file, or None for files in no roast format (by suffix, and by content
+    where the format has a ``looks_like`` test: a stray JSON file is ignored, not rejected)."""
     name = path.name.lower()
-    if name.endswith(".json"):
-        if data is None:
-            try:
-                data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
-            except OSError:
-                return None
-        return parse_roastime if roastime.looks_like_roastime(data) else None
-    return next((parse for suffix, parse in PARSERS.items() if name.endswith(suffix)), None)
+    found = next((f for suffix, f in INPUT_FORMATS.items() if name.endswith(suffix)), None)
+    if found is None or found.looks_like is None:
+        return found and found.parse
+    if data is None:
+        try:
+            data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
+        except OSError:
+            return None
+    return found.parse if found.looks_like(data) else None
 
 
 def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -172,8 +188,8 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
         return None
     try:
         parse = parser_for(Path(path), data)
-        if parse is None:  # a .json that is no longer a RoasTime roast
-            raise InvalidSession("not_a_roast", "JSON without RoasTime's beanTemperature curve")
+        if parse is None:  # e.g. a .json that is no longer a RoasTime roast
+            raise InvalidSession("not_a_roast", f"content not in the roast format its suffix ({Path(path).suffix}) names")
         session = validate.validate(parse(data, path), path)
         return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
     except InvalidSession as exc:

@@ -77,6 +77,7 @@ def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
 
 
 MAX_AUC_READING_C = 500.0  # readings above this are treated as 0, as Artisan does
+FLOAT_MAX = float(np.finfo(float).max)
 
 
 def auc_running(time_s: np.ndarray, bt_c: np.ndarray, base_c: float) -> np.ndarray:
@@ -87,7 +88,7 @@ def auc_running(time_s: np.ndarray, bt_c: np.ndarray, base_c: float) -> np.ndarr
     readings = np.where(bt_c > MAX_AUC_READING_C, 0.0, np.clip(bt_c, 0.0, None))
     mean = (readings[1:] + readings[:-1]) / 2.0
     # max(0, ·) with NaN as 0 and a finite bound, in two ufuncs (np.nan_to_num is far slower)
-    above = np.fmax(np.minimum(mean - base_c, np.finfo(float).max), 0.0)
+    above = np.fmax(np.minimum(mean - base_c, FLOAT_MAX), 0.0)
     return np.concatenate(([0.0, 0.0], np.cumsum(above * np.diff(time_s))))[: len(time_s)] / 60.0
 
 

@@ -24,11 +24,12 @@ from daena_pipelines.db import retrying_transaction
 from daena_pipelines.telemetry.alog import parse_alog
 from daena_pipelines.telemetry.ingest import artisan_values, json_text
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, METRICS_VERSION, rate_of_rise, roast_metrics
+from daena_pipelines.telemetry.contract import METRIC_COLUMNS, V1_ARTISAN_COLUMNS
 from daena_pipelines.telemetry.model import InvalidSession, RoastSession
+from daena_pipelines.telemetry.store import insert_rows
 
 log = logging.getLogger(__name__)
 THRESHOLD = "dry_end_threshold_c"
-from daena_pipelines.telemetry.store import METRIC_COLUMNS, V1_ARTISAN_COLUMNS, insert_rows
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed
 _EVENT_TIMES = {"DRY_END": "dry_end_s", "FCs": "fcs_s", "FCe": "fce_s", "DROP": "drop_s"}

@@ -10,38 +10,9 @@ import pyarrow as pa
 
 from daena_pipelines.db import insert
 from daena_pipelines.migrations import Migration, migrate
-from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, SessionRows
+from daena_pipelines.telemetry.contract import METRIC_COLUMNS, METRIC_COLUMNS_BY_VERSION
+from daena_pipelines.telemetry.model import SessionRows
 
-# the artisan_* columns of the first schema version
-V1_ARTISAN_COLUMNS = (
-    "artisan_charge_bt_c", "artisan_tp_s", "artisan_tp_bt_c", "artisan_dry_end_s", "artisan_fcs_s", "artisan_fcs_bt_c",
-    "artisan_fce_s", "artisan_drop_s", "artisan_drop_bt_c", "artisan_total_s", "artisan_drying_s", "artisan_maillard_s",
-    "artisan_development_s", "artisan_auc_c_min", "artisan_ror_at_fcs_c_per_min", "artisan_weight_loss_pct",
-)
-
-
-# roast_metrics as created by the first schema version (migration 1); later versions add
-# METRIC_COLUMNS_V2 (migration 2). Every metric roast_metrics() returns must be listed here:
-# tests/telemetry/test_metrics.py checks that nothing computed is left out.
-METRIC_COLUMNS_V1 = {
-    "charge_bt_c": "DOUBLE", "tp_s": "DOUBLE", "tp_bt_c": "DOUBLE", "dry_end_s": "DOUBLE", "fcs_s": "DOUBLE",
-    "fcs_bt_c": "DOUBLE", "fce_s": "DOUBLE", "drop_s": "DOUBLE", "drop_bt_c": "DOUBLE", "total_s": "DOUBLE",
-    "drying_s": "DOUBLE", "maillard_s": "DOUBLE", "development_s": "DOUBLE", "dtr_pct": "DOUBLE",
-    "auc_c_min": "DOUBLE", "auc_base_c": "DOUBLE", "auc_begin": "VARCHAR", "max_ror_c_per_min": "DOUBLE",
-    "ror_at_fcs_c_per_min": "DOUBLE", "crash": "BOOLEAN", "flick": "BOOLEAN", "ror_spikes": "INTEGER",
-    "ror_crashes": "INTEGER", "weight_loss_pct": "DOUBLE",
-    **{column: "DOUBLE" for column in V1_ARTISAN_COLUMNS},
-    "artisan_dtr_pct": "DOUBLE",
-}
-METRIC_COLUMNS_V2 = {
-    "charge_inferred": "BOOLEAN", "dry_end_inferred": "BOOLEAN", "dry_bt_c": "DOUBLE", "fce_bt_c": "DOUBLE",
-    "met_c": "DOUBLE", "dry_phase_ror_c_per_min": "DOUBLE", "mid_phase_ror_c_per_min": "DOUBLE",
-    "finish_phase_ror_c_per_min": "DOUBLE", "total_ror_c_per_min": "DOUBLE", "dry_phase_delta_c": "DOUBLE",
-    "mid_phase_delta_c": "DOUBLE", "finish_phase_delta_c": "DOUBLE", "dry_phase_auc_c_min": "DOUBLE",
-    "mid_phase_auc_c_min": "DOUBLE", "finish_phase_auc_c_min": "DOUBLE", "metrics_version": "INTEGER",
-    **{column: "DOUBLE" for column in ARTISAN_COLUMNS if column not in V1_ARTISAN_COLUMNS},
-}
-METRIC_COLUMNS = {**METRIC_COLUMNS_V1, **METRIC_COLUMNS_V2}
 
 SESSION_COLUMNS_V1 = {
     "session_id": "VARCHAR PRIMARY KEY", "source_format": "VARCHAR NOT NULL", "source": "VARCHAR NOT NULL",
@@ -67,7 +38,7 @@ CREATE TABLE IF NOT EXISTS telemetry.points (
     session_id VARCHAR NOT NULL, t_s DOUBLE NOT NULL, bt_c DOUBLE, et_c DOUBLE, ror_c_per_min DOUBLE,
     heater DOUBLE, fan DOUBLE, drum DOUBLE, extra MAP(VARCHAR, DOUBLE));
 CREATE TABLE IF NOT EXISTS telemetry.roast_metrics (
-    session_id VARCHAR PRIMARY KEY, {", ".join(f"{c} {t}" for c, t in METRIC_COLUMNS_V1.items())});
+    session_id VARCHAR PRIMARY KEY, {", ".join(f"{c} {t}" for c, t in METRIC_COLUMNS_BY_VERSION[1].items())});
 CREATE TABLE IF NOT EXISTS telemetry.ingest_errors (
     source_path VARCHAR NOT NULL, content_sha256 VARCHAR, error_kind VARCHAR NOT NULL,
     message VARCHAR NOT NULL, quarantined_path VARCHAR, seen_at TIMESTAMPTZ NOT NULL);
@@ -84,14 +55,21 @@ COMMENT ON COLUMN telemetry.points.extra IS 'other channels of the source, in th
 COMMENT ON COLUMN telemetry.source_files.status IS 'loaded | replaced | duplicate | rejected';
 """
 
+def _add_metric_columns(columns: dict[str, str]) -> list[str]:
+    return [f"ALTER TABLE telemetry.roast_metrics ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in columns.items()]
+
+
 MIGRATIONS = [
     Migration(1, "telemetry tables as first created", DDL_V1),
     Migration(2, "Artisan phase values, MET, per-phase AUC, inferred CHARGE/DRY END, metrics_version; sessions keep events and Artisan's computed block", [
         *(f"ALTER TABLE telemetry.sessions ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in SESSION_COLUMNS_V2.items()),
-        *(f"ALTER TABLE telemetry.roast_metrics ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in METRIC_COLUMNS_V2.items()),
+        *_add_metric_columns(METRIC_COLUMNS_BY_VERSION[2]),
         "COMMENT ON COLUMN telemetry.roast_metrics.metrics_version IS 'metrics.METRICS_VERSION the row was computed with; NULL = before versioning (1)'",
         "COMMENT ON COLUMN telemetry.sessions.events IS 'marked (or inferred) events as sample indices into the session''s points ordered by t_s'",
     ]),
+    # each later version of the contract's metric columns: a migration that adds them
+    *(Migration(version, f"roast_metrics: {', '.join(columns)}", _add_metric_columns(columns))
+      for version, columns in METRIC_COLUMNS_BY_VERSION.items() if version > 2),
 ]
 
 

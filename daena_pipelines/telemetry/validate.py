@@ -18,7 +18,7 @@ from datetime import datetime
 
 import numpy as np
 
-from daena_pipelines.telemetry.metrics import median
+from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 from daena_pipelines.values import as_number, as_text
 
@@ -153,15 +153,15 @@ def validate(session: RoastSession, source_path: str) -> RoastSession:
     if step < MIN_MEDIAN_STEP_S:
         raise InvalidSession("too_dense", f"median sampling step {step:.3g} s is below {MIN_MEDIAN_STEP_S} s: no roast logger samples that fast")
     flags = list(session.settings.get("quality_flags", []))
-    _check_series(session.bt_c, "BT", n, np.finfo(float).max)
-    _check_series(session.et_c, "ET", n, np.finfo(float).max)
+    _check_series(session.bt_c, "BT", n, FLOAT_MAX)
+    _check_series(session.et_c, "ET", n, FLOAT_MAX)
     session.bt_c, session.et_c = _drop_impossible(session.bt_c, "BT", flags), _drop_impossible(session.et_c, "ET", flags)
     if np.isnan(session.bt_c).all():
         raise InvalidSession("no_bt", "no BT reading: every BT sample is missing or a dropout (-1)")
     for group, channels in (("control", session.controls), ("channel", session.extra)):
         for name, values in channels.items():
             check_text(name, f"{group} name {name!r}")
-            _check_series(np.asarray(values, dtype=float), f"{group} {name!r}", n, np.finfo(float).max)
+            _check_series(np.asarray(values, dtype=float), f"{group} {name!r}", n, FLOAT_MAX)
     _check_nested_text(session.settings, "settings")
     _check_events(session.events, n)
 

@@ -9,6 +9,7 @@ from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluat
 from daena_pipelines.defs.regressions.assets import findings as findings_asset
 from daena_pipelines.defs.regressions.jobs import findings_job
 from daena_pipelines.defs.regressions.sensors import regressions_sensor
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 T0 = dt.datetime(2025, 11, 21, 20, 0, tzinfo=dt.timezone.utc)
@@ -53,6 +54,7 @@ def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations
     }))
     monkeypatch.setenv("DAENA_GOLDEN_DIR", str(golden))
     warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    resources = {"duckdb": warehouse, "daena_settings": DaenaSettings()}
 
     class Outcome(dg.Config):
         outcome: str
@@ -67,7 +69,7 @@ def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations
 
     check = golden_asset_check(asset=["evals", "eval_runs"], suite_file="evals/outcomes.golden.json", name="eval_golden", blocking=True)
     definitions = dg.Definitions(assets=[eval_runs, findings_asset], asset_checks=[check], jobs=[findings_job],
-                                 resources={"duckdb": warehouse})
+                                 resources=resources)
     instance = dg.DagsterInstance.ephemeral()
 
     def tick():
@@ -77,7 +79,7 @@ def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations
     assert regressions_sensor.job_name == "findings_job"  # the sensor's target
     states, counts, run_keys = [], [], set()
     for outcome in ("fail", "pass", "crash", "fail"):  # golden, regressed, crashed, recovered
-        dg.materialize([eval_runs, check], instance=instance, resources={"duckdb": warehouse}, raise_on_error=False,
+        dg.materialize([eval_runs, check], instance=instance, resources=resources, raise_on_error=False,
                        run_config={"ops": {"evals__eval_runs": {"config": {"outcome": outcome}}}})
         (request,) = tick().run_requests  # new results: the findings asset is requested, nothing recorded yet
         assert request.run_key not in run_keys

@@ -1,7 +1,7 @@
 import duckdb
 import pytest
 
-from daena_pipelines.telemetry import ingest, store
+from daena_pipelines.telemetry import contract, ingest
 from tests.telemetry.profiles import alog_bytes, profile
 
 
@@ -62,7 +62,7 @@ def test_a_failed_write_leaves_no_half_session(con, tmp_path, monkeypatch):
 
     # The metrics insert (after sessions and points, in the same transaction) now names a
     # column the table lacks, so it fails half-way through the session's write.
-    monkeypatch.setitem(store.METRIC_COLUMNS, "no_such_column", "DOUBLE")
+    monkeypatch.setitem(contract.METRIC_COLUMNS, "no_such_column", "DOUBLE")
     with pytest.raises(duckdb.BinderException):
         ingest.ingest(con, [path], tmp_path / "q", workers=1)
     assert _count(con, "sessions") == 0 and _count(con, "points") == 0 and _count(con, "source_files") == 0

@@ -13,7 +13,7 @@ from daena_pipelines import migrations
 from daena_pipelines.db import connect
 from daena_pipelines.telemetry import ingest, recompute
 from daena_pipelines.telemetry.metrics import METRICS_VERSION
-from daena_pipelines.telemetry.store import METRIC_COLUMNS_V2
+from daena_pipelines.telemetry.contract import METRIC_COLUMNS_BY_VERSION
 from tests.telemetry.profiles import alog_bytes, profile
 
 OLD_WAREHOUSE = Path(__file__).parent / "data" / "old-warehouse.duckdb.gz"
@@ -42,7 +42,7 @@ def test_every_domain_lists_as_many_migrations_as_its_registered_version():
 
 def test_old_warehouse_migrates_on_first_connection_and_old_sessions_get_the_new_metrics(old_warehouse, tmp_path):
     with duckdb.connect(str(old_warehouse), read_only=True) as con:  # as main left it
-        assert not METRIC_COLUMNS_V2.keys() & _columns(con, "telemetry.roast_metrics")
+        assert not METRIC_COLUMNS_BY_VERSION[2].keys() & _columns(con, "telemetry.roast_metrics")
         before = {r[0]: r[1:] for r in con.execute(
             "SELECT session_id, tp_s, fcs_s, drop_s, auc_c_min, artisan_drop_s, dry_end_s FROM telemetry.roast_metrics").fetchall()}
         points_before = con.execute("SELECT count(*) FROM telemetry.points").fetchone()[0]
@@ -52,7 +52,7 @@ def test_old_warehouse_migrates_on_first_connection_and_old_sessions_get_the_new
         ledger = con.execute("SELECT domain, version FROM meta.schema_migrations ORDER BY ALL").fetchall()
         assert ("telemetry", 1) in ledger and ("telemetry", 2) in ledger
         assert {d for d, _v in ledger} == set(migrations.DOMAINS)
-        assert METRIC_COLUMNS_V2.keys() <= _columns(con, "telemetry.roast_metrics")
+        assert METRIC_COLUMNS_BY_VERSION[2].keys() <= _columns(con, "telemetry.roast_metrics")
         assert recompute.stale_session_ids(con) == sorted(before)
 
         assert recompute.recompute_metrics(con) == 5

@@ -4,7 +4,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.lib.findings_feed import WATCHED_ASSETS, unread
 from daena_pipelines.lib.metadata import table_metadata
 from daena_pipelines.lib.specs import OWNERS, asset_defaults, key
@@ -17,7 +17,7 @@ golden_files = dg.AssetSpec(
     description="golden/ (DAENA_GOLDEN_DIR): golden values the golden checks compare with, golden roast cases the "
     "evals score against, NBMF dictionaries. Changed by review and `daena promote-golden --write`, not by a run.",
     group_name="regressions", owners=OWNERS, kinds={"folder", "json"},
-    metadata={"folder": dg.MetadataValue.path(str(config.golden_dir()))},
+    metadata={"folder": dg.MetadataValue.path(str(Settings.from_env().golden_dir))},
 )
 
 OPEN_FINDINGS = """SELECT finding_key, metric, details->>'golden' AS golden, details->>'actual' AS actual,
