@@ -45,7 +45,7 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", max(telemetry.METRIC_COLUMNS_BY_VERSION)),
     "evals": ("daena_pipelines.evals.tables", 1),
     "nbmf": ("daena_pipelines.nbmf.runs", 1),
-    "regressions": ("daena_pipelines.regressions.findings", 2),
+    "regressions": ("daena_pipelines.regressions.findings", 3),
     "device": ("daena_pipelines.device.command_store", 2),
 }
 

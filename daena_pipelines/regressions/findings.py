@@ -31,6 +31,23 @@ MIGRATIONS = (
     Migration(1, "regressions.findings", DDL),
     Migration(2, "how far the findings have read the event log, per stream", f"""CREATE TABLE IF NOT EXISTS {WATERMARKS} (
         stream VARCHAR PRIMARY KEY, position BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"""),
+    Migration(3, "column descriptions of the findings tables", [
+        f"COMMENT ON COLUMN {table}.{column} IS '{text}'" for table, column, text in (
+            ("regressions.findings", "finding_key", "asset/check:metric, e.g. nbmf/results/nbmf_golden:ratio_total; one finding per failing value"),
+            ("regressions.findings", "asset_key", "the checked asset, e.g. nbmf/results"),
+            ("regressions.findings", "check_name", "the golden check, or materialization for a planned but not materialised asset"),
+            ("regressions.findings", "metric", "the golden value that failed (its key in the golden file)"),
+            ("regressions.findings", "first_seen", "first failing evaluation [timestamp, UTC]"),
+            ("regressions.findings", "last_seen", "latest failing evaluation [timestamp, UTC]"),
+            ("regressions.findings", "resolved_at", "the later evaluation that passed it; NULL while open [timestamp, UTC]"),
+            ("regressions.findings", "occurrences", "failing evaluations seen (a reopened finding counts on)"),
+            ("regressions.findings", "last_run_id", "Dagster run of the latest evaluation [identifier]"),
+            ("regressions.findings", "details", "golden, actual, change, rule and note of the latest failure (JSON)"),
+            (WATERMARKS, "stream", "check:asset:check or runs, then @ and the run storage id of the Dagster instance"),
+            (WATERMARKS, "position", "event log storage id read up to, in that instance"),
+            (WATERMARKS, "updated_at", "when the position last moved [timestamp, UTC]"),
+        )
+    ]),
 )
 
 

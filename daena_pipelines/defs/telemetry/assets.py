@@ -58,8 +58,9 @@ def latest_session_curve(con: duckdb.DuckDBPyConnection) -> tuple[str, str, dict
     events = {"CHARGE": 0.0} | {
         name: t for name, t in zip(("TP", "DRY END", "FCs", "DROP"), event_times) if t is not None
     }
-    name = " — ".join(dict.fromkeys(x for x in (beans, title) if x)) or Path(source_path).name
-    return session_id, f"{name} ({source}, session {session_id})", curve, events
+    # the beans once: a title often names them already ("Kenya Nyeri #6")
+    name = title if title and beans and beans in title else " — ".join(x for x in (beans, title) if x)
+    return session_id, f"{name or Path(source_path).name} · {source} · session {session_id}", curve, events
 
 
 def _events_table(curve: dict, events: dict) -> dg.MetadataValue:
