@@ -14,8 +14,8 @@ import sys
 
 import dagster as dg
 
-from daena_pipelines import config
-from daena_pipelines.lib.golden_checks import FAILURES_KEY, to_check_evaluation
+from daena_pipelines.config import Settings
+from daena_pipelines.lib.golden_checks import FAILURES_KEY
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
 from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.runner import check_evaluations, materialize_everything, session_days
@@ -71,22 +71,19 @@ def run_ci(repetitions: int | None = None) -> int:
         targets.append(key)
     evaluations = check_evaluations(results)
     now = dt.datetime.now(dt.timezone.utc)
-    golden = [
-        e for result in results for ev in result.get_asset_check_evaluations()
-        if (e := to_check_evaluation(ev, now, result.run_id)) is not None
-    ]
-    # a check of a target asset that produced no evaluation crashed (or its asset failed): a
+    # the golden checks' results are in regressions.findings already: findings_job, the last run, read them.
+    # A check of a target asset that produced no evaluation crashed (or its asset failed): a
     # blocking failure, recorded like a failed value and printed with the step's error
     errors = step_errors(results)
     evaluated = {(ev.asset_key, ev.check_name) for ev in evaluations}
     crashed = [ck for ck in graph.asset_check_keys if ck.asset_key in targets and (ck.asset_key, ck.name) not in evaluated]
-    golden += [
-        CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)]) for ck in crashed
-    ]
-    if golden:
-        with connect(config.warehouse_path()) as con:
-            counts = record_evaluations(con, golden)
-        print(f"regressions.findings: {counts}")
+    if crashed:
+        with connect(Settings.from_env().warehouse) as con:
+            counts = record_evaluations(con, [
+                CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)])
+                for ck in crashed
+            ])
+        print(f"regressions.findings, crashed checks: {counts}")
     rows = [
         (ev.asset_key.to_user_string(), ev.check_name,
          "blocking" if ev.blocking else "gating in CI" if ev.check_name in CI_GATING_CHECKS else "warn",

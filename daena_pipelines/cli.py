@@ -10,14 +10,14 @@ import argparse
 import os
 import sys
 
-from daena_pipelines import config
+from daena_pipelines.config import PROJECT_ROOT, Settings
 
 
 def dagster_instance():
     import dagster as dg
 
     # Runs are recorded in the project's Dagster home, so the UI shows them afterwards.
-    home = config.dagster_home()
+    home = Settings.from_env().dagster_home
     os.environ["DAGSTER_HOME"] = str(home)
     remember_dagster_home(home)
     return dg.DagsterInstance.get()
@@ -26,7 +26,7 @@ def dagster_instance():
 def remember_dagster_home(home) -> None:
     """`dg dev` and `dagster dev`, started in the project folder, read DAGSTER_HOME from its .env
     file (not in git: the path is this clone's); without it they use a temporary instance."""
-    env_file = config.PROJECT_ROOT / ".env"
+    env_file = PROJECT_ROOT / ".env"
     lines = env_file.read_text().splitlines() if env_file.exists() else []
     if not any(line.startswith("DAGSTER_HOME=") for line in lines):
         env_file.write_text("\n".join([*lines, f"DAGSTER_HOME={home}"]) + "\n")
@@ -48,7 +48,8 @@ def materialize(instance) -> bool:
 def print_summary() -> None:
     from daena_pipelines.db import WarehouseBusy, connect
 
-    path = config.warehouse_path()
+    settings = Settings.from_env()
+    path = settings.warehouse
     print(f"\nwarehouse: {path}")
     try:
         with connect(path, read_only=True) as con:
@@ -59,10 +60,10 @@ def print_summary() -> None:
     else:
         for table, count in counts.items():
             print(f"  {table:40s} {count:>10,d} rows")
-    print(f"quarantined inputs: {config.quarantine_dir()}")
-    print(f"artifacts: {config.results_dir()}")
-    print(f"open the UI on the same runs and warehouse: cd {config.PROJECT_ROOT} && .venv/bin/dg dev")
-    print(f"  (or: DAGSTER_HOME={config.dagster_home()} .venv/bin/dagster dev -w workspace.yaml)")
+    print(f"quarantined inputs: {settings.quarantine_dir}")
+    print(f"artifacts: {settings.results_dir}")
+    print(f"open the UI on the same runs and warehouse: cd {PROJECT_ROOT} && .venv/bin/dg dev")
+    print(f"  (or: DAGSTER_HOME={settings.dagster_home} .venv/bin/dagster dev -w workspace.yaml)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,76 +1,104 @@
-"""Paths and settings, read from environment variables with defaults that work out of the box.
+"""The project's settings: one frozen object read from environment variables when it is used.
 
-Everything here is cheap (no I/O) so it is safe to call at definition-load time.
+``Settings.from_env()`` reads every ``DAENA_*`` variable the README and docs/ document (no I/O
+beyond making paths absolute), so it is cheap and safe at definition-load time; nothing reads
+the environment at import. Logic modules take the values they need as arguments, or call
+``Settings.from_env()`` at the moment they need one; assets get them through the Dagster resource
+``daena_settings`` (lib/settings.py), which resolves to this same object when a run uses it.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 
-
-def _path_from_env(name: str, default: Path) -> Path:
-    value = os.environ.get(name, "").strip()
-    return Path(value).expanduser().resolve() if value else default
-
-
-def dagster_home() -> Path:
-    """The project's Dagster instance (runs, event log, sensor cursors): DAGSTER_HOME, absolute."""
-    return _path_from_env("DAGSTER_HOME", PROJECT_ROOT / "dagster_home")
-
-
-def data_dir() -> Path:
-    """Folder for everything the pipelines write (warehouse, quarantine, artifacts)."""
-    return _path_from_env("DAENA_DATA_DIR", PROJECT_ROOT / "data")
-
-
-def warehouse_path() -> Path | str:
-    """The warehouse: the one DuckDB file by default, or a DuckLake catalog when DAENA_WAREHOUSE
-    is a ``ducklake:`` ATTACH target (see lake.py), returned as that string."""
-    value = os.environ.get("DAENA_WAREHOUSE", "").strip()
-    if value.startswith("ducklake:"):
-        return value
-    return _path_from_env("DAENA_WAREHOUSE", data_dir() / "warehouse.duckdb")
+# field -> the environment variable that sets it (README "Settings", docs/*.md)
+ENV_VARS = {
+    "dagster_home": "DAGSTER_HOME",
+    "data_dir": "DAENA_DATA_DIR",
+    "warehouse": "DAENA_WAREHOUSE",
+    "lake_data_path": "DAENA_LAKE_DATA_PATH",
+    "landing_dir": "DAENA_LANDING_DIR",
+    "quarantine_dir": "DAENA_QUARANTINE_DIR",
+    "results_dir": "DAENA_RESULTS_DIR",
+    "golden_dir": "DAENA_GOLDEN_DIR",
+    "lock_wait_s": "DAENA_LOCK_WAIT_S",
+    "bench_history_dir": "DAENA_BENCH_HISTORY_DIR",
+    "nbmf_dict_dir": "DAENA_NBMF_DICT_DIR",
+    "nbmf_reference_dir": "DAENA_NBMF_REFERENCE_DIR",
+    "nbmf_zstd_level": "DAENA_NBMF_ZSTD_LEVEL",
+    "nbmf_no_dict": "DAENA_NBMF_NO_DICT",
+}
 
 
-def lake_data_path() -> str:
-    """Where a DuckLake warehouse writes its Parquet files: a folder or an object-store URL."""
-    return os.environ.get("DAENA_LAKE_DATA_PATH", "").strip() or str(data_dir() / "lake") + "/"
+@dataclass(frozen=True)
+class Settings:
+    dagster_home: Path  # the Dagster instance (runs, event log, sensor cursors)
+    data_dir: Path  # parent of everything the pipelines write
+    warehouse: Path | str  # the DuckDB file, or a ``ducklake:`` ATTACH target kept as that string (lake.py)
+    lake_data_path: str  # where a DuckLake warehouse writes its Parquet files: a folder or an object-store URL
+    landing_dir: Path  # roast profiles to ingest; the bundled samples by default
+    quarantine_dir: Path  # copies of rejected input files, each beside a note with the reason
+    results_dir: Path  # benchmark and evaluation artifacts (JSON, CSV, SVG) per run
+    golden_dir: Path  # golden values, golden roast cases, judge labels, NBMF dictionaries: reviewed like code
+    lock_wait_s: float  # how long a connection waits for another process's lock on the warehouse file
+    bench_history_dir: Path  # the benchmark-ratio history the regression gate compares with
+    nbmf_dict_dir: Path  # the NBMF codec's trained dictionaries
+    nbmf_reference_dir: Path  # the shared real Artisan profiles of the NBMF reference corpus
+    nbmf_zstd_level: int | None  # both zstd levels of the NBMF codec; None: its own defaults
+    nbmf_no_dict: bool  # the NBMF codec without its dictionaries (to show what they are worth)
 
+    @classmethod
+    def from_env(cls, **given: object) -> Settings:
+        """The settings now: a value in ``given`` (not None) first, then its environment variable,
+        then the default. Folders that default to a place inside another (the warehouse in the data
+        folder) follow that folder however it was set."""
 
-def golden_dir() -> Path:
-    """Golden values (regressions), golden roast cases (evals) and NBMF dictionaries, reviewed like code."""
-    return _path_from_env("DAENA_GOLDEN_DIR", PROJECT_ROOT / "golden")
+        def raw(field: str) -> str:
+            value = given.get(field)
+            return str(value).strip() if value is not None else os.environ.get(ENV_VARS[field], "").strip()
 
+        def path(field: str, default: Path) -> Path:
+            value = raw(field)
+            return Path(value).expanduser().resolve() if value else default
 
-def landing_dir() -> Path:
-    """Folder of roast profiles to ingest; defaults to the bundled sample sessions."""
-    return _path_from_env("DAENA_LANDING_DIR", ASSETS_DIR / "landing")
+        data_dir = path("data_dir", PROJECT_ROOT / "data")
+        results_dir = path("results_dir", data_dir / "results")
+        golden_dir = path("golden_dir", PROJECT_ROOT / "golden")
+        warehouse = raw("warehouse")
+        level = raw("nbmf_zstd_level")
+        return cls(
+            dagster_home=path("dagster_home", PROJECT_ROOT / "dagster_home"),
+            data_dir=data_dir,
+            warehouse=warehouse if warehouse.startswith("ducklake:") else path("warehouse", data_dir / "warehouse.duckdb"),
+            lake_data_path=raw("lake_data_path") or f"{data_dir / 'lake'}/",
+            landing_dir=path("landing_dir", ASSETS_DIR / "landing"),
+            quarantine_dir=path("quarantine_dir", data_dir / "quarantine"),
+            results_dir=results_dir,
+            golden_dir=golden_dir,
+            lock_wait_s=float(raw("lock_wait_s") or 60.0),
+            bench_history_dir=path("bench_history_dir", results_dir / "bench-history"),
+            nbmf_dict_dir=path("nbmf_dict_dir", golden_dir / "nbmf" / "dicts"),
+            nbmf_reference_dir=path("nbmf_reference_dir", PROJECT_ROOT.parent / "shared" / "data" / "artisan-scottjames"),
+            nbmf_zstd_level=int(level) if level else None,
+            nbmf_no_dict=raw("nbmf_no_dict").lower() in ("1", "true", "yes"),
+        )
 
+    @property
+    def sidecar_landing_dir(self) -> Path:
+        """Where the device sidecar puts finished recordings (in the data folder, never in the clone)."""
+        return self.data_dir / "landing"
 
-def sidecar_landing_dir() -> Path:
-    """Where the device sidecar puts finished recordings (in the data folder, never in the clone)."""
-    return data_dir() / "landing"
+    @property
+    def recordings_dir(self) -> Path:
+        """The sidecar's recordings in progress."""
+        return self.data_dir / "device" / "recordings"
 
-
-def landing_dirs() -> list[Path]:
-    """Every folder the telemetry ingest and the landing sensor read: DAENA_LANDING_DIR and the
-    sidecar's recordings."""
-    return list(dict.fromkeys([landing_dir(), sidecar_landing_dir()]))
-
-
-def quarantine_dir() -> Path:
-    """Where copies of rejected input files are kept, each beside a note with the reason."""
-    return _path_from_env("DAENA_QUARANTINE_DIR", data_dir() / "quarantine")
-
-
-def results_dir() -> Path:
-    """Benchmark and evaluation artifacts (JSON/CSV) per run."""
-    return _path_from_env("DAENA_RESULTS_DIR", data_dir() / "results")
-
-
-def lock_wait_s() -> float:
-    """How long a connection waits for another process's lock on the warehouse file (db.connect)."""
-    return float(os.environ.get("DAENA_LOCK_WAIT_S", "").strip() or 60.0)
+    @property
+    def landing_dirs(self) -> list[Path]:
+        """Every folder the telemetry ingest and the landing sensor read: DAENA_LANDING_DIR and the
+        sidecar's recordings."""
+        return list(dict.fromkeys([self.landing_dir, self.sidecar_landing_dir]))

@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import duckdb
 
-from daena_pipelines import config, lake
+from daena_pipelines import lake
+from daena_pipelines.config import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +33,7 @@ def connect(path: Path | str, read_only: bool = False, wait_s: float | None = No
     The one retry policy for the file's lock (docs/architecture.md): DuckDB lets one process
     write, or any number read, never both at once. While another process holds a conflicting
     lock, retry with growing, jittered pauses for up to `wait_s` seconds (default
-    ``config.lock_wait_s()``), logging each wait; then raise ``WarehouseBusy``. Callers that must
+    ``Settings.lock_wait_s``, DAENA_LOCK_WAIT_S), logging each wait; then raise ``WarehouseBusy``. Callers that must
     not block (the sidecar's poll loop) pass ``wait_s=0``."""
     if lake.is_ducklake(path):
         con = lake.open_lake(str(path), read_only)
@@ -40,7 +41,7 @@ def connect(path: Path | str, read_only: bool = False, wait_s: float | None = No
         path = Path(path)
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = _open_waiting(path, read_only, config.lock_wait_s() if wait_s is None else wait_s)
+        con = _open_waiting(path, read_only, Settings.from_env().lock_wait_s if wait_s is None else wait_s)
     try:
         if not read_only:
             from daena_pipelines.migrations import migrate  # it imports this module

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 
 PREFIX = "ducklake:"
 ALIAS = "warehouse"
@@ -52,11 +52,12 @@ def open_lake(target: str, read_only: bool = False) -> duckdb.DuckDBPyConnection
     # queries go through KeylessConnection.execute: look for DataFrames named in SQL in its callers' frames too
     con.execute("SET python_scan_all_frames = true")
     try:
-        remote = "://" in config.lake_data_path()
+        data_path = Settings.from_env().lake_data_path
+        remote = "://" in data_path
         for package, name in EXTENSIONS + ((OBJECT_STORE,) if remote else ()):
             con.execute(f"LOAD {_quote(str(extension_file(package, name)))}")
         # DATA_PATH matters only when the catalog is created; an existing catalog keeps its own
-        options = ["READ_ONLY"] if read_only else [f"DATA_PATH {_quote(config.lake_data_path())}"]
+        options = ["READ_ONLY"] if read_only else [f"DATA_PATH {_quote(data_path)}"]
         con.execute(f"ATTACH {_quote(target)} AS {ALIAS} ({', '.join(options)})")
         con.execute(f"USE {ALIAS}")
     except BaseException:

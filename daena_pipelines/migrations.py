@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import duckdb
 
 from daena_pipelines.db import retrying_transaction, table_exists
+from daena_pipelines.telemetry import contract as telemetry
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,13 @@ class Migration:
 
 
 # domain -> (module holding its MIGRATIONS or DDL, newest version). The number lets a connection
-# see that nothing is due without importing every domain's module.
+# see that nothing is due without importing every domain's module; telemetry's newest version is
+# that of its newest roast-metric columns (store.MIGRATIONS derives their migrations).
 DOMAINS: dict[str, tuple[str, int]] = {
-    "telemetry": ("daena_pipelines.telemetry.store", 2),
+    "telemetry": ("daena_pipelines.telemetry.store", max(telemetry.METRIC_COLUMNS_BY_VERSION)),
     "evals": ("daena_pipelines.evals.tables", 1),
     "nbmf": ("daena_pipelines.nbmf.runs", 1),
-    "regressions": ("daena_pipelines.regressions.findings", 1),
+    "regressions": ("daena_pipelines.regressions.findings", 3),
     "device": ("daena_pipelines.device.command_store", 2),
 }
 

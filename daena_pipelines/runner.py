@@ -1,11 +1,12 @@
 """Materialise the whole asset graph in dependency order, without a server.
 
 Partitioned assets (the daily evaluations) cannot share a run with unpartitioned ones, so the
-graph runs in three steps: `daena_default_job` (everything not downstream of a partitioned
+graph runs in four steps: `daena_default_job` (everything not downstream of a partitioned
 asset), one `eval_job` run over every day from the first partition to yesterday (when the
 warehouse has roast sessions; days without roasts get empty partitions), then
-`daena_downstream_job` (what depends on the evaluations, e.g. the NBMF benchmark). Asset checks
-run with their assets.
+`daena_downstream_job` (what depends on the evaluations, e.g. the NBMF benchmark), and last
+`findings_job` (regressions.findings from the check results of those runs). Asset checks run
+with their assets.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from functools import partial
 import dagster as dg
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.db import connect
 from daena_pipelines.lake import is_ducklake
 
 DEFAULT_JOB = "daena_default_job"
 PARTITIONED_JOB = "eval_job"
 DOWNSTREAM_JOB = "daena_downstream_job"
+FINDINGS_JOB = "findings_job"
 PID_TAG, HOST_TAG = "daena/pid", "daena/host"
 # The UI lists a job's runs by this tag (repository@code location, as `dg dev` and `dagster dev
 # -w workspace.yaml` name them); in-process runs lack it unless given, and then show under no job.
@@ -83,7 +85,7 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def session_days(partitions_def: dg.PartitionsDefinition) -> list[str]:
     """Partition keys (UTC days) on which the warehouse has roast sessions."""
-    path = config.warehouse_path()
+    path = Settings.from_env().warehouse
     if not is_ducklake(path) and not path.exists():
         return []
     with connect(path, read_only=True) as con:
@@ -117,6 +119,8 @@ def materialize_everything(
         results.append(execute(partitioned, instance, run_config=common, tags=tags | days_range, raise_on_error=False))
     downstream = {**common, "ops": downstream_ops} if downstream_ops else common
     results.append(execute(defs.resolve_job_def(DOWNSTREAM_JOB), instance, run_config=downstream, tags=tags, raise_on_error=False))
+    # last: regressions.findings reads the check results of the runs above, all finished now
+    results.append(execute(defs.resolve_job_def(FINDINGS_JOB), instance, run_config=common, tags=tags, raise_on_error=False))
     return results
 
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+import re
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def short(value) -> str:
@@ -12,9 +15,10 @@ def short(value) -> str:
 
 def surrogate_problem(text: str, name: str) -> str | None:
     """Why `text` cannot be stored (a lone surrogate: Python allows it, UTF-8 cannot encode it), or None."""
-    index = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
-    if index is None:
+    found = None if text.isascii() else _SURROGATE.search(text)
+    if found is None:
         return None
+    index = found.start()
     return f"{name} holds a lone surrogate U+{ord(text[index]):04X} at character {index}: not valid Unicode text"
 
 

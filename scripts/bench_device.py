@@ -173,7 +173,7 @@ def main() -> None:
         "ok": (s["lost_polls"] == 0 and s["jitter_real"]["p99_ms"] <= base["p99_ms"] + JITTER_MARGIN_MS
                and worst_abort < ABORT_TARGET_S and all(a["confirmed"] for a in aborts)),
     }
-    out = config.results_dir() / f"bench_device-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out = config.Settings.from_env().results_dir / f"bench_device-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "

@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
@@ -73,6 +71,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     args = parser.parse_args()
+    import duckdb  # here, not at the top: the parser processes import this script, and need no DuckDB
 
     sources = sorted(p for p in args.source.iterdir() if ingest.parser_for(p))
     work = Path(tempfile.mkdtemp(prefix="daena-bench-"))

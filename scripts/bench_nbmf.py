@@ -48,7 +48,7 @@ def corpus(warehouse: Path) -> tuple[list, dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--warehouse", default=str(config.warehouse_path()))
+    parser.add_argument("--warehouse", default=str(config.Settings.from_env().warehouse))
     parser.add_argument("--repetitions", type=int, default=DEFAULT_REPETITIONS)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -84,7 +84,7 @@ def main() -> int:
     print(f"\nsettings {codec.settings.describe()}, {outcome.test_records} held-out records "
           f"(corpus {len(records)}, {reference} from the shared real profiles), "
           f"{outcome.excluded_training_overlap} excluded as dictionary training data, {args.repetitions} repetitions")
-    out = Path(args.out) if args.out else config.results_dir() / "nbmf-script" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) if args.out else config.Settings.from_env().results_dir / "nbmf-script" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     json_path, csv_path = write_artifacts(out, {"run_id": out.name, "settings": codec.settings.describe(), "targets": targets(rows)}, rows)
     print(f"artifacts: {json_path} {csv_path}")
     print(f"load average after: {os.getloadavg()}")

@@ -85,6 +85,7 @@ def load(pg: PostgresServer, work: Path, copies: int, writers: int, batch_size: 
 
     from daena_pipelines.definitions import defs
     from daena_pipelines.defs.telemetry.assets import telemetry_ingest
+    from daena_pipelines.lib.settings import DaenaSettings
     from daena_pipelines.lib.warehouse import WarehouseResource
 
     landing = work / "load"
@@ -96,12 +97,12 @@ def load(pg: PostgresServer, work: Path, copies: int, writers: int, batch_size: 
     target = new_lake(pg, work, "load")
 
     os.environ["DAENA_LANDING_DIR"] = str(landing)
-    request = defs.get_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context()).run_requests[0]
+    request = defs.get_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context(resources=defs.resources)).run_requests[0]
     started = time.perf_counter()
     reader = workload.Reader(target)
     reader.start()
     processes = [workload.writer(target, landing, batch_size, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(writers)]
-    sensor_run = dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=target)},
+    sensor_run = dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=target), "daena_settings": DaenaSettings()},
                                 run_config=request.run_config, raise_on_error=False)
     results = [p.communicate() for p in processes]
     elapsed = time.perf_counter() - started

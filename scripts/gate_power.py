@@ -125,7 +125,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--repetitions", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=5, help="clean runs before the first trial")
-    parser.add_argument("--warehouse", default=str(config.warehouse_path()))
+    parser.add_argument("--warehouse", default=str(config.Settings.from_env().warehouse))
     parser.add_argument("--trace", default=None, help="print every verdict of this key (e.g. all/nbmf_lossless/encode)")
     parser.add_argument("--load-change", type=int, default=0, metavar="BUSY",
                         help="busy-looping processes to run during the second third of the trials")

@@ -11,6 +11,8 @@ from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_
 from daena_pipelines.defs.telemetry.assets import telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
 from daena_pipelines.device.sidecar import stepped_recording_id
+from daena_pipelines.config import Settings
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 
@@ -19,7 +21,7 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
     landing = tmp_path / "landing"
     monkeypatch.setenv("DAENA_LANDING_DIR", str(landing))
     warehouse = str(tmp_path / "w.duckdb")
-    resources = {"duckdb": WarehouseResource(database=warehouse), "device_pipes_client": dg.PipesSubprocessClient()}
+    resources = {"duckdb": WarehouseResource(database=warehouse), "device_pipes_client": dg.PipesSubprocessClient(), "daena_settings": DaenaSettings()}
 
     assert dg.materialize([device_command_tables], resources=resources).success
     run_config = SidecarRunConfig(
@@ -27,7 +29,7 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
         execute_commands=True,
     )
     # approved for the session the stepped simulation will record (its id is reproducible) on the virtual R1's serial
-    session = stepped_recording_id(run_config.sidecar_config(warehouse))
+    session = stepped_recording_id(run_config.sidecar_config(warehouse, Settings.from_env()))
     with duckdb.connect(warehouse) as con:
         con.execute(
             "INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type, target_value,"
@@ -44,7 +46,7 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
     )
     assert recorded.success
 
-    tick = defs.get_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context())
+    tick = defs.get_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context(resources=resources))
     (request,) = tick.run_requests
     ingested = dg.materialize(
         [telemetry_ingest, *telemetry_checks], resources=resources,

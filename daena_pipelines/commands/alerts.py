@@ -13,18 +13,6 @@ import duckdb
 from daena_pipelines.commands.metrics import latest_timestamp
 from daena_pipelines.device.protocol import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
-ALERT_TYPES = (
-    "SAFETY_VIOLATION",
-    "CONSTRAINT_VIOLATION",
-    "RATE_LIMIT_EXCEEDED",
-    "EXECUTION_FAILURE",
-    "APPROVAL_TIMEOUT",
-    "UNUSUAL_PATTERN",
-    "HIGH_FAILURE_RATE",
-    "HIGH_LATENCY",
-)
-
-
 @dataclass(frozen=True)
 class AlertThresholds:
     # SAFETY_VIOLATION: the Bullet R1's level ranges (as the device sidecar enforces them) and a preheat window in °C.
@@ -60,6 +48,12 @@ ALERT_COLUMNS = """
     day DATE, machine_id VARCHAR NOT NULL, command_type VARCHAR, proposal_id VARCHAR,
     alert_at TIMESTAMPTZ, observed_value DOUBLE, threshold DOUBLE, message VARCHAR NOT NULL"""
 
+# An alert type is one rule below, named by its key: a query over ``p`` (the proposals) returning
+# (severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)
+# in _RULES, or over the outcome metrics returning (severity, day, ...) in _GROUP_RULES; its
+# thresholds are $fields of AlertThresholds. ALERT_TYPES, the asset's description and metadata and
+# the alerts_well_formed check follow from the keys.
+
 # Shared by the per-proposal rules: the time a proposal entered the log (sidecar-only ones lack created_at).
 _BASE = """
     WITH p AS (SELECT *, coalesce(created_at, execution_started_at) AS event_at FROM commands.proposals)
@@ -74,7 +68,7 @@ _RULES = {
             SELECT p.*, lo, hi, CASE WHEN target_value NOT BETWEEN lo AND hi THEN target_value ELSE actual_value END AS bad
             FROM p JOIN limits USING (command_type)
             WHERE target_value NOT BETWEEN lo AND hi OR actual_value NOT BETWEEN lo AND hi)
-        SELECT 'SAFETY_VIOLATION', CASE WHEN status IN ('PROPOSED', 'PENDING_APPROVAL', 'REJECTED') THEN 'WARNING' ELSE 'CRITICAL' END,
+        SELECT CASE WHEN status IN ('PROPOSED', 'PENDING_APPROVAL', 'REJECTED') THEN 'WARNING' ELSE 'CRITICAL' END,
             machine_id, command_type, proposal_id, event_at, bad, CASE WHEN bad < lo THEN lo ELSE hi END,
             format('{} {} outside the safe range [{}, {}] (status {})', command_type, bad, lo, hi, status)
         FROM v""",
@@ -94,7 +88,7 @@ _RULES = {
                 WHEN abs(actual_value - target_value) > cdev THEN {'what': 'deviation', 'value': abs(actual_value - target_value), 'bound': cdev}
             END AS breach
             FROM c)
-        SELECT 'CONSTRAINT_VIOLATION', 'ERROR', machine_id, command_type, proposal_id, event_at,
+        SELECT 'ERROR', machine_id, command_type, proposal_id, event_at,
             breach.value, breach.bound,
             format('{} value {} breaks the proposal''s own constraint {} ({})', breach.what, breach.value, breach.bound, constraints)
         FROM v WHERE breach IS NOT NULL""",
@@ -104,12 +98,12 @@ _RULES = {
                 RANGE BETWEEN to_seconds($rate_window_s) PRECEDING AND CURRENT ROW) AS n_in_window
             FROM p WHERE event_at IS NOT NULL)
         , e AS (SELECT *, lag(n_in_window) OVER (PARTITION BY machine_id ORDER BY event_at, proposal_id) AS before FROM w)
-        SELECT 'RATE_LIMIT_EXCEEDED', 'WARNING', machine_id, NULL, proposal_id, event_at,
+        SELECT 'WARNING', machine_id, NULL, proposal_id, event_at,
             n_in_window, $max_proposals_per_window,
             format('{} proposals for {} within {} s (limit {})', n_in_window, machine_id, $rate_window_s, $max_proposals_per_window)
         FROM e WHERE n_in_window > $max_proposals_per_window AND coalesce(before, 0) <= $max_proposals_per_window""",
     "EXECUTION_FAILURE": """
-        SELECT 'EXECUTION_FAILURE', 'ERROR', machine_id, command_type, proposal_id, execution_completed_at,
+        SELECT 'ERROR', machine_id, command_type, proposal_id, execution_completed_at,
             epoch(execution_completed_at) - epoch(execution_started_at), NULL,
             format('{} {} ended {}: {}', command_type, coalesce(CAST(target_value AS VARCHAR), ''), status, coalesce(error, 'no error given'))
         FROM p WHERE status IN ('FAILED', 'TIMEOUT')""",
@@ -119,7 +113,7 @@ _RULES = {
                 WHEN status IN ('PROPOSED', 'PENDING_APPROVAL') THEN epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(created_at)
                 ELSE epoch(coalesce(approved_at, rejected_at)) - epoch(created_at) END AS waited_s
             FROM p WHERE created_at IS NOT NULL)
-        SELECT 'APPROVAL_TIMEOUT', 'WARNING', machine_id, command_type, proposal_id, created_at, waited_s, $approval_timeout_s,
+        SELECT 'WARNING', machine_id, command_type, proposal_id, created_at, waited_s, $approval_timeout_s,
             format('{} waited {:.0f} s for a decision (limit {} s, status {})', proposal_id, waited_s, $approval_timeout_s, status)
         FROM w WHERE waited_s > $approval_timeout_s""",
     "UNUSUAL_PATTERN": """
@@ -134,7 +128,7 @@ _RULES = {
                 RANGE BETWEEN to_seconds($oscillation_window_s) PRECEDING AND CURRENT ROW) AS reversals
             FROM moves)
         , e AS (SELECT *, lag(reversals) OVER (PARTITION BY machine_id, command_type ORDER BY event_at, proposal_id) AS before FROM w)
-        SELECT 'UNUSUAL_PATTERN', 'WARNING', machine_id, command_type, proposal_id, event_at, reversals, $oscillation_min_reversals,
+        SELECT 'WARNING', machine_id, command_type, proposal_id, event_at, reversals, $oscillation_min_reversals,
             format('{} on {} changed direction {} times within {} s (oscillating control)', command_type, machine_id, reversals, $oscillation_window_s)
         FROM e WHERE reversals >= $oscillation_min_reversals AND coalesce(before, 0) < $oscillation_min_reversals""",
 }
@@ -142,13 +136,13 @@ _RULES = {
 # Rules over the aggregated outcome metrics (one alert per day x machine x command type).
 _GROUP_RULES = {
     "HIGH_FAILURE_RATE": """
-        SELECT 'HIGH_FAILURE_RATE', 'ERROR', day, machine_id, command_type, NULL, NULL, failure_rate, $max_failure_rate,
+        SELECT 'ERROR', day, machine_id, command_type, NULL, NULL, failure_rate, $max_failure_rate,
             format('{} of {} finished executions failed or timed out (failure rate {:.2f} > {:.2f})',
                    n_failures, n_terminal_executed, failure_rate, $max_failure_rate)
         FROM commands.outcome_metrics
         WHERE n_terminal_executed >= $min_group_samples AND failure_rate > $max_failure_rate""",
     "HIGH_LATENCY": """
-        SELECT 'HIGH_LATENCY', 'WARNING', day, machine_id, command_type, NULL, NULL, observed, threshold,
+        SELECT 'WARNING', day, machine_id, command_type, NULL, NULL, observed, threshold,
             format('{} p95 {:.1f} s > {} s', what, observed, threshold)
         FROM commands.outcome_metrics,
             LATERAL (VALUES ('decision latency', approval_latency_p95_s, $max_approval_latency_p95_s, approval_latency_n),
@@ -157,16 +151,17 @@ _GROUP_RULES = {
         WHERE observed > threshold AND samples >= $min_group_samples""",
 }
 
+ALERT_TYPES = (*_RULES, *_GROUP_RULES)
+
 
 def alerts_sql() -> str:
-    per_proposal = [f"({_BASE} {sql})" for sql in _RULES.values()]
     per_proposal_union = " UNION ALL ".join(
-        f"SELECT alert_type, severity, CAST(timezone('UTC', alert_at) AS DATE) AS day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message FROM ({q}) AS r(alert_type, severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
-        for q in per_proposal
+        f"SELECT '{alert_type}' AS alert_type, severity, CAST(timezone('UTC', alert_at) AS DATE) AS day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message FROM (({_BASE} {sql})) AS r(severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
+        for alert_type, sql in _RULES.items()
     )
     group_union = " UNION ALL ".join(
-        f"SELECT * FROM ({sql}) AS g(alert_type, severity, day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
-        for sql in _GROUP_RULES.values()
+        f"SELECT '{alert_type}' AS alert_type, * FROM ({sql}) AS g(severity, day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
+        for alert_type, sql in _GROUP_RULES.items()
     )
     return f"""
         INSERT INTO commands.alerts

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from daena_pipelines import config as project_config
+from daena_pipelines.config import Settings
 from daena_pipelines.device import roaster as r
 from daena_pipelines.device.clock import RealClock, SteppedClock, make_clock
 from daena_pipelines.device.command_store import CommandBridge
@@ -78,7 +78,7 @@ class SidecarConfig:
     exit_timeout_s: float = 12.0  # the make-safe exit ends by then (Dagster waits 20 s after SIGINT)
     watchdog_timeout_s: float = 2.0  # real seconds without a finished poll cycle before the watchdog acts
     recordings_dir: str | None = None  # in-progress files; default <data>/device/recordings
-    landing_dir: str | None = None  # finished files; default config.sidecar_landing_dir()
+    landing_dir: str | None = None  # finished files; default Settings.sidecar_landing_dir
     warehouse: str | None = None  # command queue/executions; None: record only, execute nothing
     beans: str | None = None
     title: str | None = None
@@ -538,7 +538,7 @@ class Sidecar:
         self.driver: RoasterDriver | None = self.open_driver(cfg.roaster_serial)
         self.info = self.driver.info
         self.limits = cfg.limits.within_model(self.driver.limits)
-        recordings = Path(cfg.recordings_dir) if cfg.recordings_dir else project_config.data_dir() / "device" / "recordings"
+        recordings = Path(cfg.recordings_dir) if cfg.recordings_dir else Settings.from_env().recordings_dir
         self.t0, self.wall0 = clock.now(), clock.wall()
         self.started_real = datetime.now(UTC)  # approvals are judged on the real clock
         self.stepped = isinstance(clock, SteppedClock)
@@ -764,7 +764,7 @@ class Sidecar:
                 message = "command executions not all written to the warehouse (locked); they are in the recording"
                 self.faults.append(f"warehouse: {message}")
                 self.progress(message)
-        landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else project_config.sidecar_landing_dir()
+        landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else Settings.from_env().sidecar_landing_dir
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))
         self.progress(f"session {session.session_id} landed at {final_path} ({self.end_reason}; exit: {self.exit_outcome})")

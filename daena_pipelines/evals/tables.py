@@ -11,7 +11,7 @@ from daena_pipelines.evals import calibration, judge, scoring
 from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
 from daena_pipelines.db import insert, table_exists, transaction
 
-# telemetry.roast_metrics columns the gates and the judge prompt use (of telemetry/store.py's METRIC_COLUMNS).
+# telemetry.roast_metrics columns the gates and the judge prompt use (a subset of telemetry.contract.METRIC_COLUMNS).
 SCORED_METRICS = (
     "charge_bt_c", "tp_s", "tp_bt_c", "dry_end_s", "fcs_s", "fcs_bt_c", "fce_s", "drop_s", "drop_bt_c",
     "total_s", "development_s", "dtr_pct", "max_ror_c_per_min", "ror_at_fcs_c_per_min", "crash", "flick",

@@ -5,9 +5,9 @@ import datetime as dt
 import dagster as dg
 
 from daena_pipelines.regressions.findings import CheckEvaluation
-from daena_pipelines.config import golden_dir
 from daena_pipelines.regressions.golden import Outcome, evaluate_file, rule_text
 from daena_pipelines.lib.metadata import preview_table
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
 FAILURES_KEY = "golden_failures"  # metadata key the sensor and the CI command read
@@ -24,8 +24,8 @@ def golden_asset_check(*, asset: list[str], suite_file: str, name: str, blocking
         description=f"Compares the latest values with golden/{suite_file}, each by its own rule"
         + (" (blocking: a failure stops downstream assets and fails the run)." if blocking else "."),
     )
-    def _check(duckdb: WarehouseResource) -> dg.AssetCheckResult:
-        path = golden_dir() / suite_file
+    def _check(duckdb: WarehouseResource, daena_settings: DaenaSettings) -> dg.AssetCheckResult:
+        path = daena_settings.get().golden_dir / suite_file
         with duckdb.get_connection() as con:
             outcomes, run = evaluate_file(con, path)  # an unreadable file is a named failure, not a crash
         metadata = {"golden_file": dg.MetadataValue.path(str(path)), "checked_run": dg.MetadataValue.text(str(run))}

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.lib.warehouse import DUCKDB_POOL
 
 OWNERS = ["team:roasting-data"]
@@ -24,7 +24,7 @@ def keys(tables: Iterable[str]) -> list[dg.AssetKey]:
 
 def table_metadata(table: str) -> dict:
     """Definition metadata of the asset that writes ``table``: where it is, before anything runs."""
-    return {"dagster/table_name": table, "warehouse": dg.MetadataValue.path(str(config.warehouse_path()))}
+    return {"dagster/table_name": table, "warehouse": dg.MetadataValue.path(str(Settings.from_env().warehouse))}
 
 
 def table_spec(table: str, description: str, deps: Iterable[str] = (), kinds: Iterable[str] = KINDS) -> dg.AssetSpec:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import duckdb
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.db import connect
 
 DUCKDB_POOL = "duckdb"
@@ -25,11 +26,21 @@ class WarehouseResource(DuckDBResource):
     date (daena_pipelines/migrations.py) on connection, and the DuckLake catalog when `database`
     is a ``ducklake:`` target."""
 
+    database: str = Field(
+        default="", description="The DuckDB file or a ducklake: target. Empty: DAENA_WAREHOUSE, else "
+        "<data>/warehouse.duckdb, read when a run connects.",
+    )
+
+    def target(self) -> str:
+        """The warehouse this resource connects to, resolved now."""
+        return self.database or str(Settings.from_env().warehouse)
+
     @contextmanager
     def get_connection(self, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        with connect(self.database, wait_s=wait_s) as con:
+        with connect(self.target(), wait_s=wait_s) as con:
             yield con
 
 
 def warehouse_resource(path: Path | str | None = None) -> WarehouseResource:
-    return WarehouseResource(database=str(path or config.warehouse_path()))
+    """The warehouse at ``path``; without one, the settings' warehouse when a run connects."""
+    return WarehouseResource(database=str(path or ""))

@@ -33,13 +33,13 @@ Bodies:
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 import zstandard
 
+from daena_pipelines.config import Settings
 from daena_pipelines.nbmf.classes import CLASS_BY_CODE, SERIES_STEPS, normalize_text, record_class
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
 from daena_pipelines.nbmf.errors import EnvelopeError, NbmfError, SignatureMismatch, UnknownDictionary
@@ -97,11 +97,12 @@ class CodecSettings:
     use_dictionaries: bool = True
 
     @classmethod
-    def from_env(cls) -> "CodecSettings":
-        level = os.environ.get("DAENA_NBMF_ZSTD_LEVEL", "").strip()
-        no_dict = os.environ.get("DAENA_NBMF_NO_DICT", "").strip().lower() in ("1", "true", "yes")
-        levels = {"level_small": int(level), "level_large": int(level)} if level else {}
-        return cls(**levels, use_dictionaries=not no_dict)
+    def from_env(cls, settings: Settings | None = None) -> "CodecSettings":
+        """From the project's settings (read now when not given)."""
+        settings = settings or Settings.from_env()
+        level = settings.nbmf_zstd_level
+        levels = {"level_small": level, "level_large": level} if level is not None else {}
+        return cls(**levels, use_dictionaries=not settings.nbmf_no_dict)
 
     def describe(self) -> dict:
         return {"level_small": self.level_small, "level_large": self.level_large, "use_dictionaries": self.use_dictionaries}

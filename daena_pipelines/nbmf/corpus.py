@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.nbmf.codec import canonical_json
 from daena_pipelines.nbmf.dictionaries import split_of
 
@@ -196,17 +196,12 @@ def corpus_fingerprint(records: list[CorpusRecord]) -> str:
 REFERENCE_CLASSES = ("session", "telemetry", "roast_note")
 
 
-def reference_dir() -> Path:
-    value = os.environ.get("DAENA_NBMF_REFERENCE_DIR", "").strip()
-    return Path(value).resolve() if value else config.PROJECT_ROOT.parent / "shared" / "data" / "artisan-scottjames"
-
-
 def reference_corpus(folder: Path | None = None) -> tuple[list[CorpusRecord], str | None]:
     """Records of the shared real profiles, ingested by the real telemetry ingest, and None; or
     no records and the reason. Under ``CI=true`` an absent folder is an error, not a skip."""
     from daena_pipelines.telemetry.ingest import discover, ingest  # the warehouse side of telemetry
 
-    folder = folder or reference_dir()
+    folder = folder or Settings.from_env().nbmf_reference_dir
     if not folder.is_dir():
         if os.environ.get("CI", "").strip().lower() == "true":
             raise FileNotFoundError(f"real reference profiles not found at {folder} (CI needs ../shared)")
@@ -219,9 +214,11 @@ def reference_corpus(folder: Path | None = None) -> tuple[list[CorpusRecord], st
     ], None
 
 
-def with_reference(records: list[CorpusRecord], skipped: dict[str, str]) -> tuple[list[CorpusRecord], dict[str, str]]:
-    """The warehouse records plus the reference records not already among them."""
-    reference, reason = reference_corpus()
+def with_reference(
+    records: list[CorpusRecord], skipped: dict[str, str], folder: Path | None = None
+) -> tuple[list[CorpusRecord], dict[str, str]]:
+    """The warehouse records plus the reference records (of ``folder``, default the settings') not already among them."""
+    reference, reason = reference_corpus(folder)
     if reason:
         return records, {**skipped, "reference": reason}
     seen = {(r.record_class, r.key) for r in records}  # a session the warehouse also ingested stays once

@@ -15,24 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.nbmf.classes import record_class
 from daena_pipelines.nbmf.errors import UnknownDictionary
 
 # Fixed COVER parameters and one thread make training deterministic for the same samples.
 COVER_K, COVER_D = 1024, 8
 MAX_DICT_BYTES = 16 * 1024
-
-
-def default_store_dir() -> Path:
-    value = os.environ.get("DAENA_NBMF_DICT_DIR", "").strip()
-    return Path(value).resolve() if value else config.golden_dir() / "nbmf" / "dicts"
 
 
 def split_of(record_key: str) -> str:
@@ -54,7 +48,7 @@ class DictionaryEntry:
 
 class DictionaryStore:
     def __init__(self, root: Path | str | None = None):
-        self.root = Path(root) if root else default_store_dir()
+        self.root = Path(root) if root else Settings.from_env().nbmf_dict_dir
         self._entries: dict[int, DictionaryEntry] | None = None
         self._current: dict[str, int] = {}
         self._baseline: dict[str, int] = {}

@@ -21,9 +21,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, run_benchmark, targets
-from daena_pipelines.nbmf.codec import CODEC_VERSION, NbmfCodec
+from daena_pipelines.config import Settings
 from daena_pipelines.db import transaction
+from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, run_benchmark, targets
+from daena_pipelines.nbmf.codec import CODEC_VERSION, CodecSettings, NbmfCodec
+from daena_pipelines.nbmf.dictionaries import DictionaryStore
 from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus, with_reference
 from daena_pipelines.regressions import history
 
@@ -65,14 +67,14 @@ def write_artifacts(folder: Path, run: dict, rows: list[dict]) -> tuple[Path, Pa
 
 
 def execute_run(
-    connect: Connect, results_root: Path, codec: NbmfCodec | None = None, repetitions: int = DEFAULT_REPETITIONS
+    connect: Connect, settings: Settings, codec: NbmfCodec | None = None, repetitions: int = DEFAULT_REPETITIONS
 ) -> dict:
     """Measure every codec on the warehouse's held-out records; returns the run's row as a dict."""
-    codec = codec or NbmfCodec()
+    codec = codec or NbmfCodec(DictionaryStore(settings.nbmf_dict_dir), CodecSettings.from_env(settings))
     started = dt.datetime.now(dt.timezone.utc)
     with connect() as con:
         records, skipped = load_corpus(con)
-    records, skipped = with_reference(records, skipped)
+    records, skipped = with_reference(records, skipped, settings.nbmf_reference_dir)
     outcome = run_benchmark(records, codec, repetitions)
     finished = dt.datetime.now(dt.timezone.utc)
     run_id = new_run_id(started)
@@ -94,7 +96,7 @@ def execute_run(
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "targets": targets(outcome.rows),
     }
-    json_path, csv_path = write_artifacts(results_root / "nbmf" / run_id, run, outcome.rows)
+    json_path, csv_path = write_artifacts(settings.results_dir / "nbmf" / run_id, run, outcome.rows)
     run |= {"artifact_json": str(json_path), "artifact_csv": str(csv_path)}
     results = pd.DataFrame(outcome.rows).assign(run_id=run_id)
     samples = pd.DataFrame(outcome.samples, columns=["record_class", "size_bucket", "codec", "op", "ns"]).assign(run_id=run_id)
@@ -112,9 +114,9 @@ def execute_run(
                 )
             if len(samples):
                 con.execute("INSERT INTO nbmf.latency_samples SELECT run_id, record_class, size_bucket, codec, op, ns FROM samples")
-        history.import_artifact(con)
+        history.import_artifact(con, settings.bench_history_dir)
         history.record_samples(
             con, run_id, HISTORY_SUITE, [(f"{c}/{k}/{op}", clock, i, ratio) for c, k, op, clock, i, ratio in outcome.ratios], finished
         )
-        history.export_artifact(con)
+        history.export_artifact(con, settings.bench_history_dir)
     return run

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.nbmf.classes import RECORD_CLASSES
 from daena_pipelines.nbmf.codec import lossless_body
 from daena_pipelines.nbmf.corpus import load_corpus, with_reference
@@ -24,8 +24,8 @@ MIN_TRAINING_RECORDS = 8  # COVER needs a handful of samples to find anything wo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--warehouse", default=str(config.warehouse_path()))
-    parser.add_argument("--store", default=None, help="dictionary store folder (default golden/nbmf/dicts)")
+    parser.add_argument("--warehouse", default=str(Settings.from_env().warehouse))
+    parser.add_argument("--store", default=None, help="dictionary store folder (default DAENA_NBMF_DICT_DIR, else golden/nbmf/dicts)")
     parser.add_argument("classes", nargs="*", choices=[[], *RECORD_CLASSES], default=[])
     args = parser.parse_args(argv)
     with connect(args.warehouse, read_only=True) as con:

@@ -3,6 +3,10 @@
 A finding's key is ``asset/check:metric``. Each evaluation of a golden check updates the
 table: failures open a finding (or refresh last_seen / reopen a resolved one); findings of that
 check that are no longer failing get ``resolved_at``.
+
+How far the findings have read the Dagster event log is kept beside them, in
+``regressions.findings_watermarks`` (one row per stream: a check's execution history, an asset's
+planned materialisations), updated in the same transaction as the findings it led to.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from daena_pipelines.db import transaction
+from daena_pipelines.migrations import Migration, migrate
 
 DDL = (
     "CREATE SCHEMA IF NOT EXISTS regressions",
@@ -20,6 +25,29 @@ DDL = (
         finding_key VARCHAR PRIMARY KEY, asset_key VARCHAR, check_name VARCHAR, metric VARCHAR,
         first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, resolved_at TIMESTAMPTZ,
         occurrences INTEGER, last_run_id VARCHAR, details JSON)""",
+)
+WATERMARKS = "regressions.findings_watermarks"
+MIGRATIONS = (
+    Migration(1, "regressions.findings", DDL),
+    Migration(2, "how far the findings have read the event log, per stream", f"""CREATE TABLE IF NOT EXISTS {WATERMARKS} (
+        stream VARCHAR PRIMARY KEY, position BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"""),
+    Migration(3, "column descriptions of the findings tables", [
+        f"COMMENT ON COLUMN {table}.{column} IS '{text}'" for table, column, text in (
+            ("regressions.findings", "finding_key", "asset/check:metric, e.g. nbmf/results/nbmf_golden:ratio_total; one finding per failing value"),
+            ("regressions.findings", "asset_key", "the checked asset, e.g. nbmf/results"),
+            ("regressions.findings", "check_name", "the golden check, or materialization for a planned but not materialised asset"),
+            ("regressions.findings", "metric", "the golden value that failed (its key in the golden file)"),
+            ("regressions.findings", "first_seen", "first failing evaluation [timestamp, UTC]"),
+            ("regressions.findings", "last_seen", "latest failing evaluation [timestamp, UTC]"),
+            ("regressions.findings", "resolved_at", "the later evaluation that passed it; NULL while open [timestamp, UTC]"),
+            ("regressions.findings", "occurrences", "failing evaluations seen (a reopened finding counts on)"),
+            ("regressions.findings", "last_run_id", "Dagster run of the latest evaluation [identifier]"),
+            ("regressions.findings", "details", "golden, actual, change, rule and note of the latest failure (JSON)"),
+            (WATERMARKS, "stream", "check:asset:check or runs, then @ and the run storage id of the Dagster instance"),
+            (WATERMARKS, "position", "event log storage id read up to, in that instance"),
+            (WATERMARKS, "updated_at", "when the position last moved [timestamp, UTC]"),
+        )
+    ]),
 )
 
 
@@ -33,12 +61,38 @@ class CheckEvaluation:
     failures: list[dict] = field(default_factory=list)  # golden.Outcome.as_dict() of failed values
 
 
-def record_evaluations(con: duckdb.DuckDBPyConnection, evaluations: list[CheckEvaluation]) -> dict[str, int]:
-    """Apply evaluations in time order; returns how many findings were opened/updated/resolved."""
-    for statement in DDL:
-        con.execute(statement)
+def read_watermarks(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Stream -> position up to which the event log has been read into the findings."""
+    migrate(con, ["regressions"])
+    return dict(con.execute(f"SELECT stream, position FROM {WATERMARKS}").fetchall())
+
+
+def _advance(con: duckdb.DuckDBPyConnection, watermarks: dict[str, int]) -> None:
+    """Positions only move forward: a slower writer never makes the next reader read twice."""
+    for stream, position in watermarks.items():
+        con.execute(
+            f"""INSERT INTO {WATERMARKS} VALUES (?, ?, ?) ON CONFLICT (stream) DO UPDATE
+                SET position = greatest(position, excluded.position), updated_at = excluded.updated_at""",
+            [stream, position, dt.datetime.now(dt.timezone.utc)],
+        )
+
+
+def skip_to(con: duckdb.DuckDBPyConnection, watermarks: dict[str, int]) -> None:
+    """Move the positions past records that yield no evaluation (other checks, other runs)."""
+    migrate(con, ["regressions"])
+    with transaction(con):
+        _advance(con, watermarks)
+
+
+def record_evaluations(
+    con: duckdb.DuckDBPyConnection, evaluations: list[CheckEvaluation], watermarks: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Apply evaluations in time order and move the ``watermarks`` they were read up to, in one
+    transaction; returns how many findings were opened/updated/resolved."""
+    migrate(con, ["regressions"])
     counts = {"opened": 0, "updated": 0, "resolved": 0}
     with transaction(con):
+        _advance(con, watermarks or {})
         for ev in sorted(evaluations, key=lambda e: e.at):
             prefix = f"{ev.asset_key}/{ev.check_name}:"
             failing = {} if ev.passed else {prefix + f["metric"]: f for f in ev.failures or [{"metric": "check"}]}

@@ -13,13 +13,12 @@ starts from the carried history); ``export_artifact`` writes the tables back.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.regressions.gate import REGRESSION, GateRule, Verdict, decide
 from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.db import transaction
@@ -36,11 +35,6 @@ DDL = (
         baseline_runs INTEGER, note VARCHAR, decided_at TIMESTAMPTZ)""",
 )
 VERDICT_COLUMNS = ("verdict", "test", "median", "baseline_median", "growth", "p_value", "step", "baseline_runs", "note")
-
-
-def artifact_dir() -> Path:
-    value = os.environ.get("DAENA_BENCH_HISTORY_DIR", "").strip()
-    return Path(value).resolve() if value else config.results_dir() / "bench-history"
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -99,7 +93,7 @@ def accept(con: duckdb.DuckDBPyConnection, run_id: str, suite: str) -> int:
 def import_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) -> int:
     """Rows of the artifact's runs that the warehouse lacks; returns how many runs were added.
     An unreadable artifact raises: a gate that silently lost its history would pass anything."""
-    folder = folder or artifact_dir()
+    folder = folder or Settings.from_env().bench_history_dir
     ensure_tables(con)
     history, decided = folder / "bench_history.parquet", folder / "bench_verdicts.parquet"
     if not history.exists():
@@ -117,7 +111,7 @@ def import_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) 
 
 
 def export_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) -> Path:
-    folder = folder or artifact_dir()
+    folder = folder or Settings.from_env().bench_history_dir
     folder.mkdir(parents=True, exist_ok=True)
     ensure_tables(con)
     for table, name in ((HISTORY, "bench_history"), (VERDICTS, "bench_verdicts")):
@@ -139,7 +133,9 @@ def gate_run(con: duckdb.DuckDBPyConnection, suite: str, run_id: str, rule: Gate
     return out
 
 
-def gate_latest(con: duckdb.DuckDBPyConnection, suite: str, rule: GateRule = GateRule()) -> tuple[str | None, list[Outcome]]:
+def gate_latest(
+    con: duckdb.DuckDBPyConnection, suite: str, rule: GateRule = GateRule(), folder: Path | None = None
+) -> tuple[str | None, list[Outcome]]:
     """Judge the suite's latest run, store its verdicts, write the artifact back; returns the run
     and one outcome per (key, clock) (failed = regression), for the check and the findings."""
     ensure_tables(con)
@@ -150,7 +146,7 @@ def gate_latest(con: duckdb.DuckDBPyConnection, suite: str, rule: GateRule = Gat
         return run_id, [Outcome("timing_samples", {}, "timing samples of the latest run", None, "missing", {"kind": "exact"},
                                 False, f"no {suite} timing samples in {HISTORY}")]
     record_verdicts(con, run_id, suite, {k: v.as_dict() for k, v in decided.items()}, dt.datetime.now(dt.timezone.utc))
-    export_artifact(con)
+    export_artifact(con, folder)
     rule_dict = {"kind": "timing_gate", **rule.describe()}
     return run_id, [
         Outcome(

@@ -10,19 +10,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daena_pipelines import config
 from daena_pipelines.regressions.golden import (
     GoldenSuite,
     checked_run,
     diff_entries,
     proposed_entries,
 )
-from daena_pipelines.config import golden_dir
+from daena_pipelines.config import Settings
 from daena_pipelines.db import connect, table_exists
 
 
 def suite_files(paths: list[str]) -> list[Path]:
-    return [Path(p) for p in paths] if paths else sorted(golden_dir().rglob("*.golden.json"))
+    return [Path(p) for p in paths] if paths else sorted(Settings.from_env().golden_dir.rglob("*.golden.json"))
 
 
 def promote(warehouse: Path | str, paths: list[str], write: bool) -> dict[Path, list[str]]:
@@ -47,7 +46,7 @@ def promote(warehouse: Path | str, paths: list[str], write: bool) -> dict[Path, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="*", help="golden files (default: every *.golden.json under golden/)")
-    parser.add_argument("--warehouse", default=str(config.warehouse_path()))
+    parser.add_argument("--warehouse", default=str(Settings.from_env().warehouse))
     parser.add_argument("--write", action="store_true", help="write the new golden values (default: only show the diff)")
     args = parser.parse_args(argv)
     for path, lines in promote(args.warehouse, args.files, args.write).items():

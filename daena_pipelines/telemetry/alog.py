@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from daena_pipelines.telemetry import pyliteral, validate
+from daena_pipelines.telemetry.metrics import median
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 from daena_pipelines.values import short
 
@@ -73,12 +74,11 @@ def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
         if bad is not None:
             raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])}, expected a number")
     try:
-        array = np.asarray(values, dtype=float)
+        # (flat: every item is a number; fromiter converts a list of numbers ~2x faster than asarray)
+        array = np.fromiter(values, dtype=float, count=len(values))
     except OverflowError:
         bad = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 2**1023)
         raise InvalidSession("out_of_range", f"'{key}'[{bad}] is an integer of {len(str(abs(values[bad])))} digits, beyond any float") from None
-    if array.ndim != 1:
-        raise InvalidSession("bad_value", f"'{key}' must be a flat list of numbers")
     if not np.isfinite(array).all():
         raise InvalidSession("bad_value", f"'{key}' holds a non-finite number at index {int(np.argmin(np.isfinite(array)))}")
     if limit is not None and (np.abs(array) > limit).any():
@@ -220,7 +220,7 @@ def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
         return None
     result: dict[str, float] = {}
     for key, value in computed.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if type(value) not in _NUMBER_TYPES:  # a parsed literal's numbers are exactly int or float (a bool is not)
             continue
         if key in _COMPUTED_TEMPS and value == -1:
             continue  # Artisan's dropout marker (e.g. MET of a profile without an ET probe)
@@ -333,7 +333,7 @@ def profile_to_session(profile: dict) -> RoastSession:
         notes=_text(profile.get("roastingnotes"), "roastingnotes"),
         batch_weight_g=_weight_g(profile.get("weight"), 0),
         roasted_weight_g=_weight_g(profile.get("weight"), 1),
-        sample_interval_s=float(interval) if isinstance(interval, (int, float)) and interval > 0 else float(np.median(steps)),
+        sample_interval_s=float(interval) if isinstance(interval, (int, float)) and interval > 0 else median(steps),
         roast_uuid=profile.get("roastUUID") if isinstance(profile.get("roastUUID"), str) else None,
         controls=controls,
         control_unit="pct" if controls else None,

@@ -15,6 +15,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -27,34 +28,50 @@ import orjson
 from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
-from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS
+from daena_pipelines.telemetry.model import RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
 from daena_pipelines.telemetry.roastime import parse_roastime
-from daena_pipelines.telemetry.sidecar import parse_sidecar
+from daena_pipelines.telemetry.sidecar import SUFFIX as SIDECAR_SUFFIX, parse_sidecar
 
 if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser workers: they start faster
     import duckdb
 
 
-PARSERS: dict[str, Callable[[bytes, str], RoastSession]] = {
-    ".alog": parse_alog,
-    ".sidecar.jsonl": parse_sidecar,
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """A roast-file format: its parser and, for a suffix other files share too (``.json``), a test of
+    the content, so that a stray file with that suffix is ignored rather than rejected."""
+
+    parse: Callable[[bytes, str], RoastSession]
+    looks_like: Callable[[bytes], bool] | None = None
+
+
+# File-name suffix (lower case) -> format. The ingest, ``discover`` and the landing sensor read
+# exactly these files; a new format is its parser module and one line here.
+INPUT_FORMATS = {
+    ".alog": InputFormat(parse_alog),
+    SIDECAR_SUFFIX: InputFormat(parse_sidecar),
+    ".json": InputFormat(parse_roastime, roastime.looks_like_roastime),
 }
 PARALLEL_FROM = 64  # files; below this, process start-up costs more than it saves
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
 def parser_for(path: Path, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
-    """The parser of a roast file, or None for files in no roast format. A `.json` file is a roast
-    only when its content is a RoasTime roast (a stray JSON file is ignored, not rejected)."""
+    """The parser of a roast file, or None for files in no roast format (by suffix, and by content
+    where the format has a ``looks_like`` test: a stray JSON file is ignored, not rejected)."""
     name = path.name.lower()
-    if name.endswith(".json"):
-        if data is None:
-            try:
-                data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
-            except OSError:
-                return None
-        return parse_roastime if roastime.looks_like_roastime(data) else None
-    return next((parse for suffix, parse in PARSERS.items() if name.endswith(suffix)), None)
+    found = next((f for suffix, f in INPUT_FORMATS.items() if name.endswith(suffix)), None)
+    if found is None or found.looks_like is None:
+        return found and found.parse
+    if data is None:
+        try:
+            data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
+        except OSError:
+            return None
+    return found.parse if found.looks_like(data) else None
 
 
 def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -96,11 +113,11 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "sample_interval_s": session.sample_interval_s,
         "control_unit": session.control_unit,
         "roast_uuid": session.roast_uuid,
-        "settings": _json(session.settings),
+        "settings": json_text(session.settings),
         "ingested_at": ingested_at,
         "charge_inferred": session.charge_inferred,
-        "events": _json(ev),
-        "artisan_computed": _json(session.artisan_computed) if session.artisan_computed else None,
+        "events": json_text(ev),
+        "artisan_computed": json_text(session.artisan_computed) if session.artisan_computed else None,
     }
     return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics, richness=session.richness())
 
@@ -115,7 +132,8 @@ _NEEDS_EVENTS = {
 }
 
 
-def _json(value: dict) -> str:
+def json_text(value: dict) -> str:
+    """A JSON column's text (keys sorted, numpy values as numbers)."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
@@ -170,8 +188,8 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
         return None
     try:
         parse = parser_for(Path(path), data)
-        if parse is None:  # a .json that is no longer a RoasTime roast
-            raise InvalidSession("not_a_roast", "JSON without RoasTime's beanTemperature curve")
+        if parse is None:  # e.g. a .json that is no longer a RoasTime roast
+            raise InvalidSession("not_a_roast", f"content not in the roast format its suffix ({Path(path).suffix}) names")
         session = validate.validate(parse(data, path), path)
         return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
     except InvalidSession as exc:
@@ -239,27 +257,39 @@ def _publish_quarantined(items: list[Prepared]) -> None:
                     pass  # published by an earlier run, or not writable: the error row stands either way
 
 
-def _prepared_stream(jobs: list[tuple], workers: int, *args) -> Iterator[Prepared | None]:
-    """`prepare` of every job (path, known sha256s), in order; `args` are its remaining arguments."""
-    chunks = [jobs[i : i + CHUNK_FILES] for i in range(0, len(jobs), CHUNK_FILES)]
-    if workers <= 1 or len(jobs) < PARALLEL_FROM:
-        return (item for chunk in chunks for item in _prepare_chunk(chunk, *args))
+def _parser_pool(workers: int) -> ProcessPoolExecutor:
+    """Parser processes, started at once, so they import while the main process prepares the
+    warehouse (a pool starts its processes on demand, one per task submitted)."""
     # spawn, not fork: the caller (a Dagster run worker) has threads that fork would copy mid-flight
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(workers):
+        pool.submit(_started)
+    return pool
+
+
+def _started() -> None:
+    """A parser process's first task: unpickling it imports this module there."""
+
+
+def _prepared_stream(jobs: list[tuple], pool: ProcessPoolExecutor | None, workers: int, *args) -> Iterator[Prepared | None]:
+    """`prepare` of every job (path, known sha256s), in order, in `pool` (None: here); `args`
+    are its remaining arguments."""
+    chunks = [jobs[i : i + CHUNK_FILES] for i in range(0, len(jobs), CHUNK_FILES)]
+    if pool is None:
+        return (item for chunk in chunks for item in _prepare_chunk(chunk, *args))
     # enough parsed ahead that the workers stay busy while the main process writes a batch
     return _drain(pool, chunks, args, in_flight=16 * workers)
 
 
 def _drain(pool: ProcessPoolExecutor, chunks: list[list[tuple]], args: tuple, in_flight: int) -> Iterator[Prepared | None]:
     """Results in input order, with at most `in_flight` chunks parsed ahead (bounded memory)."""
-    with pool:
-        pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_prepare_chunk, chunk, *args))
-            if len(pending) >= in_flight:
-                yield from pending.popleft().result()
-        while pending:
+    pending: deque = deque()
+    for chunk in chunks:
+        pending.append(pool.submit(_prepare_chunk, chunk, *args))
+        if len(pending) >= in_flight:
             yield from pending.popleft().result()
+    while pending:
+        yield from pending.popleft().result()
 
 
 def ingest(
@@ -270,26 +300,33 @@ def ingest(
     batch_size: int = 500,
 ) -> IngestReport:
     """Ingest the given files (those not already seen with the same content)."""
+    from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
+
+    report = IngestReport()
+    roast_paths = []
+    for path in paths:
+        (report.ignored if parser_for(path) is None else roast_paths).append(str(path))
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    parallel = workers > 1 and len(roast_paths) >= PARALLEL_FROM
+    with _parser_pool(workers) if parallel else nullcontext() as pool:
+        if parallel:
+            # pyarrow imports pandas on its first array (~0.5 s): let that happen while the parser
+            # processes start up, not when the first batch is written
+            threading.Thread(target=store.preload, daemon=True).start()
+        store.ensure_schema(con)
+        known_sha256s = _State.load(con).known_sha256s
+        jobs = [(path, known_sha256s.get(_storable(path), ())) for path in roast_paths]
+        _ingest_jobs(con, jobs, pool, workers, batch_size, report, quarantine_dir)
+    return report
+
+
+def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: ProcessPoolExecutor | None, workers: int,
+                 batch_size: int, report: IngestReport, quarantine_dir: Path) -> None:
+    """Prepare the jobs (in `pool`, or here when None) and write them in batches, adding to `report`."""
     from daena_pipelines.db import retrying_transaction  # here, not at the top: see TYPE_CHECKING above
     from daena_pipelines.telemetry import store
 
-    store.ensure_schema(con)
-    report = IngestReport()
-    known_sha256s = _State.load(con).known_sha256s
     now = datetime.now(timezone.utc)
-
-    jobs = []
-    for path in paths:
-        if parser_for(path) is None:
-            report.ignored.append(str(path))
-        else:
-            jobs.append((str(path), known_sha256s.get(_storable(str(path)), ())))
-
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if workers > 1 and len(jobs) >= PARALLEL_FROM:
-        # pyarrow imports pandas on its first array (~0.5 s): let that happen while the parser
-        # processes start up, not when the first batch is written
-        threading.Thread(target=store.preload, daemon=True).start()
     pending: list[Prepared] = []
 
     def write(items: list[Prepared]) -> IngestReport:
@@ -315,15 +352,32 @@ def ingest(
         _publish_quarantined(pending)
         pending.clear()
 
-    for item in _prepared_stream(jobs, workers, now, quarantine_dir):
-        if item is None:
-            report.unchanged += 1
-            continue
-        pending.append(item)
-        if len(pending) >= batch_size:
-            flush()
-    flush()
-    return report
+    # While the parser processes keep the cores busy, DuckDB's own threads would only contend with
+    # them: on 2 cores one DuckDB thread wrote a batch in half the time two did (docs/telemetry.md).
+    with _duckdb_threads(con, 1 if pool else None):
+        for item in _prepared_stream(jobs, pool, workers, now, quarantine_dir):
+            if item is None:
+                report.unchanged += 1
+                continue
+            pending.append(item)
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+
+
+@contextmanager
+def _duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int | None) -> Iterator[None]:
+    """DuckDB limited to `threads` worker threads for the block (None: unchanged); the setting
+    is restored after, whatever happens."""
+    if threads is None:
+        yield
+        return
+    before = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute(f"SET threads = {int(threads)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(before)}")
 
 
 def _write_isolated(items: list[Prepared], write: Callable[[list[Prepared]], IngestReport]) -> list[IngestReport]:

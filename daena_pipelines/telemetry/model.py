@@ -14,39 +14,6 @@ import numpy as np
 # Event names, in roast order, as used in columns and in ``RoastSession.events``.
 EVENTS = ("CHARGE", "DRY_END", "FCs", "FCe", "SCs", "SCe", "DROP", "COOL")
 
-ARTISAN_COLUMNS = {
-    # our column -> Artisan `computed` key
-    "artisan_charge_bt_c": "CHARGE_BT",
-    "artisan_tp_s": "TP_time",
-    "artisan_tp_bt_c": "TP_BT",
-    "artisan_dry_end_s": "DRY_time",
-    "artisan_dry_bt_c": "DRY_BT",
-    "artisan_fcs_s": "FCs_time",
-    "artisan_fcs_bt_c": "FCs_BT",
-    "artisan_fce_s": "FCe_time",
-    "artisan_fce_bt_c": "FCe_BT",
-    "artisan_drop_s": "DROP_time",
-    "artisan_drop_bt_c": "DROP_BT",
-    "artisan_met_c": "MET",
-    "artisan_total_s": "totaltime",
-    "artisan_drying_s": "dryphasetime",
-    "artisan_maillard_s": "midphasetime",
-    "artisan_development_s": "finishphasetime",
-    "artisan_dry_phase_ror_c_per_min": "dry_phase_ror",
-    "artisan_mid_phase_ror_c_per_min": "mid_phase_ror",
-    "artisan_finish_phase_ror_c_per_min": "finish_phase_ror",
-    "artisan_total_ror_c_per_min": "total_ror",
-    "artisan_dry_phase_delta_c": "dry_phase_delta_temp",
-    "artisan_mid_phase_delta_c": "mid_phase_delta_temp",
-    "artisan_finish_phase_delta_c": "finish_phase_delta_temp",
-    "artisan_auc_c_min": "AUC",
-    "artisan_dry_phase_auc_c_min": "dry_phase_AUC",
-    "artisan_mid_phase_auc_c_min": "mid_phase_AUC",
-    "artisan_finish_phase_auc_c_min": "finish_phase_AUC",
-    "artisan_ror_at_fcs_c_per_min": "fcs_ror",
-    "artisan_weight_loss_pct": "weight_loss",
-}
-
 
 # session fields that make one copy of a roast richer than another (telemetry.sessions columns too)
 RICHNESS_FIELDS = ("roasted_weight_g", "batch_weight_g", "beans", "title", "notes", "roasted_at", "machine")
@@ -105,7 +72,8 @@ class RoastSession:
         digest = hashlib.sha256()
         digest.update((self.roast_uuid or "").encode())
         series = np.concatenate((self.time_s, self.bt_c, self.et_c))  # one pass: same bytes as three
-        digest.update(np.round(np.nan_to_num(series, nan=-1.0), 2).astype("<f8").tobytes())
+        np.copyto(series, -1.0, where=np.isnan(series))  # (validation leaves no infinite value)
+        digest.update(np.round(series, 2).astype("<f8").tobytes())
         marks = {name: idx for name, idx in self.events.items() if not (name == "CHARGE" and self.charge_inferred)}
         digest.update(repr(sorted(marks.items())).encode())
         return digest.hexdigest()[:20]

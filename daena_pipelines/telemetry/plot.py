@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 WIDTH, HEIGHT = 760, 360
-LEFT, RIGHT, TOP, BOTTOM = 50, 50, 20, 40  # margins: °C axis left, RoR axis right
+LEFT, RIGHT, TOP, BOTTOM = 50, 50, 34, 40  # margins: °C axis left, RoR axis right, title and legend above
 
 
 def _polyline(x: np.ndarray, y: np.ndarray, color: str, width: float = 1.6) -> str:
@@ -69,9 +69,9 @@ def roast_curve_svg(
     parts.append(_polyline(sx(t_s), sy(bt_c), "#d62828", 2.0))
     parts.append(_polyline(sx(t_s), sr(ror), "#2a9d8f", 1.2))
     legend = (("BT", "#d62828"), ("ET", "#457b9d"), ("RoR", "#2a9d8f"))
-    for i, (label, color) in enumerate(legend):
+    for i, (label, color) in enumerate(legend):  # a row of its own under the title: a long title never runs into it
         x = WIDTH - RIGHT - 150 + i * 50
-        parts.append(f'<rect x="{x}" y="6" width="12" height="3" fill="{color}"/><text x="{x + 16}" y="11">{label}</text>')
+        parts.append(f'<rect x="{x}" y="22" width="12" height="3" fill="{color}"/><text x="{x + 16}" y="27">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

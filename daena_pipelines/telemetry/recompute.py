@@ -3,24 +3,33 @@ changes (no input file needed).
 
 A session is rebuilt from telemetry.points (t_s, BT, ET in order) and its telemetry.sessions row
 (settings, weights, events). Sessions stored before the events column existed take their marked
-events from their old roast_metrics row (CHARGE is the sample at t_s = 0); their settings hold no
-dry-end threshold, so only a marked DRY END ends their drying phase. Artisan's values come from
-the stored `computed` block; rows stored before that column existed keep the artisan_* values
-they had and leave the newer ones NULL.
+events from their old roast_metrics row (CHARGE is the sample at t_s = 0). Their settings hold no
+dry-end threshold: it is read back from the source file when that is still at its stored path
+with the stored SHA-256 (and then kept in the session's settings); otherwise only a marked DRY END
+ends their drying phase. Artisan's values come from the stored `computed` block; rows stored
+before that column existed keep the artisan_* values they had and leave the newer ones NULL.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
 from daena_pipelines.db import retrying_transaction
-from daena_pipelines.telemetry.ingest import artisan_values
+from daena_pipelines.telemetry.alog import parse_alog
+from daena_pipelines.telemetry.ingest import artisan_values, json_text
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, METRICS_VERSION, rate_of_rise, roast_metrics
-from daena_pipelines.telemetry.model import RoastSession
-from daena_pipelines.telemetry.store import METRIC_COLUMNS, V1_ARTISAN_COLUMNS, insert_rows
+from daena_pipelines.telemetry.contract import METRIC_COLUMNS, V1_ARTISAN_COLUMNS
+from daena_pipelines.telemetry.model import InvalidSession, RoastSession
+from daena_pipelines.telemetry.store import insert_rows
+
+log = logging.getLogger(__name__)
+THRESHOLD = "dry_end_threshold_c"
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed
 _EVENT_TIMES = {"DRY_END": "dry_end_s", "FCs": "fcs_s", "FCe": "fce_s", "DROP": "drop_s"}
@@ -43,10 +52,32 @@ def _events_from_old_metrics(t_s: np.ndarray, old: dict) -> dict[str, int]:
     return events
 
 
+def threshold_from_source(session: dict) -> float | None:
+    """The dry-end threshold (°C) of an Artisan session, read from its source file if the file is
+    still at the stored path with the stored content (SHA-256); None otherwise or if it has none."""
+    if session["source_format"] != "artisan_alog":
+        return None
+    try:
+        data = Path(session["source_path"]).read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != session["content_sha256"]:
+        return None  # another content now: its threshold need not be the stored session's
+    try:
+        return parse_alog(data, session["source_path"]).settings.get(THRESHOLD)
+    except InvalidSession:
+        return None
+
+
 def stored_session(session: dict, points: dict[str, np.ndarray], old_metrics: dict) -> RoastSession:
     t_s = points["t_s"]
     events = json.loads(session["events"]) if session.get("events") else _events_from_old_metrics(t_s, old_metrics)
     computed = session.get("artisan_computed")
+    settings = json.loads(session["settings"]) if session.get("settings") else {}
+    if THRESHOLD not in settings:  # stored before the threshold was kept
+        threshold = threshold_from_source(session)
+        if threshold is not None:
+            settings[THRESHOLD] = threshold
     return RoastSession(
         source_format=session["source_format"],
         source=session["source"],
@@ -58,7 +89,7 @@ def stored_session(session: dict, points: dict[str, np.ndarray], old_metrics: di
         batch_weight_g=session["batch_weight_g"],
         roasted_weight_g=session["roasted_weight_g"],
         roast_uuid=session["roast_uuid"],
-        settings=json.loads(session["settings"]) if session.get("settings") else {},
+        settings=settings,
         artisan_computed=json.loads(computed) if computed else None,
         charge_inferred=bool(session.get("charge_inferred")),
     )
@@ -89,10 +120,13 @@ def _recompute(con: duckdb.DuckDBPyConnection, ids: list[str]) -> None:
     sid = np.asarray(points["session_id"], dtype=object)
     columns = {name: np.ma.filled(np.ma.asarray(points[name]).astype(float), np.nan) for name in ("t_s", "bt_c", "et_c")}  # NULL -> NaN
     bounds = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1], True])
-    rows, ror_parts = [], []
+    rows, ror_parts, read_back = [], [], []
     for a, b in zip(bounds[:-1], bounds[1:]):
         session_id = sid[a]
         session = stored_session(sessions[session_id], {n: c[a:b] for n, c in columns.items()}, old[session_id])
+        stored_settings = sessions[session_id].get("settings")
+        if THRESHOLD in session.settings and THRESHOLD not in (json.loads(stored_settings) if stored_settings else {}):
+            read_back.append((session_id, json_text(session.settings)))
         ev = session.events
         ror = rate_of_rise(session.time_s, session.bt_c, ev["CHARGE"], ev.get("DROP", b - a - 1) + 1, DEFAULT_ROR.half_window_s)
         metrics = roast_metrics(session, ror)
@@ -104,6 +138,11 @@ def _recompute(con: duckdb.DuckDBPyConnection, ids: list[str]) -> None:
         ror_parts.append(pa.table({"session_id": sid[a:b], "t_s": session.time_s, "ror": ror}))
     con.execute("DELETE FROM telemetry.roast_metrics WHERE list_contains(?, session_id)", [ids])
     insert_rows(con, "telemetry.roast_metrics", rows, ["session_id", *METRIC_COLUMNS])
+    if read_back:  # kept, so the next recompute needs the file no more
+        log.info("dry-end threshold read back from the source files of %d stored sessions", len(read_back))
+        con.register("read_back", pa.table({"session_id": [s for s, _ in read_back], "settings": [j for _, j in read_back]}))
+        con.execute("UPDATE telemetry.sessions s SET settings = r.settings::JSON FROM read_back r WHERE s.session_id = r.session_id")
+        con.unregister("read_back")
     if ror_parts:
         con.register("recomputed_ror", pa.concat_tables(ror_parts))
         con.execute(

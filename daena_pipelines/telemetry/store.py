@@ -1,7 +1,7 @@
 """telemetry.* tables: DDL and the all-or-nothing write of a batch of sessions."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import duckdb
@@ -10,38 +10,9 @@ import pyarrow as pa
 
 from daena_pipelines.db import insert
 from daena_pipelines.migrations import Migration, migrate
-from daena_pipelines.telemetry.model import ARTISAN_COLUMNS, SessionRows
+from daena_pipelines.telemetry.contract import METRIC_COLUMNS, METRIC_COLUMNS_BY_VERSION
+from daena_pipelines.telemetry.model import SessionRows
 
-# the artisan_* columns of the first schema version
-V1_ARTISAN_COLUMNS = (
-    "artisan_charge_bt_c", "artisan_tp_s", "artisan_tp_bt_c", "artisan_dry_end_s", "artisan_fcs_s", "artisan_fcs_bt_c",
-    "artisan_fce_s", "artisan_drop_s", "artisan_drop_bt_c", "artisan_total_s", "artisan_drying_s", "artisan_maillard_s",
-    "artisan_development_s", "artisan_auc_c_min", "artisan_ror_at_fcs_c_per_min", "artisan_weight_loss_pct",
-)
-
-
-# roast_metrics as created by the first schema version (migration 1); later versions add
-# METRIC_COLUMNS_V2 (migration 2). Every metric roast_metrics() returns must be listed here:
-# tests/telemetry/test_metrics.py checks that nothing computed is left out.
-METRIC_COLUMNS_V1 = {
-    "charge_bt_c": "DOUBLE", "tp_s": "DOUBLE", "tp_bt_c": "DOUBLE", "dry_end_s": "DOUBLE", "fcs_s": "DOUBLE",
-    "fcs_bt_c": "DOUBLE", "fce_s": "DOUBLE", "drop_s": "DOUBLE", "drop_bt_c": "DOUBLE", "total_s": "DOUBLE",
-    "drying_s": "DOUBLE", "maillard_s": "DOUBLE", "development_s": "DOUBLE", "dtr_pct": "DOUBLE",
-    "auc_c_min": "DOUBLE", "auc_base_c": "DOUBLE", "auc_begin": "VARCHAR", "max_ror_c_per_min": "DOUBLE",
-    "ror_at_fcs_c_per_min": "DOUBLE", "crash": "BOOLEAN", "flick": "BOOLEAN", "ror_spikes": "INTEGER",
-    "ror_crashes": "INTEGER", "weight_loss_pct": "DOUBLE",
-    **{column: "DOUBLE" for column in V1_ARTISAN_COLUMNS},
-    "artisan_dtr_pct": "DOUBLE",
-}
-METRIC_COLUMNS_V2 = {
-    "charge_inferred": "BOOLEAN", "dry_end_inferred": "BOOLEAN", "dry_bt_c": "DOUBLE", "fce_bt_c": "DOUBLE",
-    "met_c": "DOUBLE", "dry_phase_ror_c_per_min": "DOUBLE", "mid_phase_ror_c_per_min": "DOUBLE",
-    "finish_phase_ror_c_per_min": "DOUBLE", "total_ror_c_per_min": "DOUBLE", "dry_phase_delta_c": "DOUBLE",
-    "mid_phase_delta_c": "DOUBLE", "finish_phase_delta_c": "DOUBLE", "dry_phase_auc_c_min": "DOUBLE",
-    "mid_phase_auc_c_min": "DOUBLE", "finish_phase_auc_c_min": "DOUBLE", "metrics_version": "INTEGER",
-    **{column: "DOUBLE" for column in ARTISAN_COLUMNS if column not in V1_ARTISAN_COLUMNS},
-}
-METRIC_COLUMNS = {**METRIC_COLUMNS_V1, **METRIC_COLUMNS_V2}
 
 SESSION_COLUMNS_V1 = {
     "session_id": "VARCHAR PRIMARY KEY", "source_format": "VARCHAR NOT NULL", "source": "VARCHAR NOT NULL",
@@ -67,7 +38,7 @@ CREATE TABLE IF NOT EXISTS telemetry.points (
     session_id VARCHAR NOT NULL, t_s DOUBLE NOT NULL, bt_c DOUBLE, et_c DOUBLE, ror_c_per_min DOUBLE,
     heater DOUBLE, fan DOUBLE, drum DOUBLE, extra MAP(VARCHAR, DOUBLE));
 CREATE TABLE IF NOT EXISTS telemetry.roast_metrics (
-    session_id VARCHAR PRIMARY KEY, {", ".join(f"{c} {t}" for c, t in METRIC_COLUMNS_V1.items())});
+    session_id VARCHAR PRIMARY KEY, {", ".join(f"{c} {t}" for c, t in METRIC_COLUMNS_BY_VERSION[1].items())});
 CREATE TABLE IF NOT EXISTS telemetry.ingest_errors (
     source_path VARCHAR NOT NULL, content_sha256 VARCHAR, error_kind VARCHAR NOT NULL,
     message VARCHAR NOT NULL, quarantined_path VARCHAR, seen_at TIMESTAMPTZ NOT NULL);
@@ -84,14 +55,21 @@ COMMENT ON COLUMN telemetry.points.extra IS 'other channels of the source, in th
 COMMENT ON COLUMN telemetry.source_files.status IS 'loaded | replaced | duplicate | rejected';
 """
 
+def _add_metric_columns(columns: dict[str, str]) -> list[str]:
+    return [f"ALTER TABLE telemetry.roast_metrics ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in columns.items()]
+
+
 MIGRATIONS = [
     Migration(1, "telemetry tables as first created", DDL_V1),
     Migration(2, "Artisan phase values, MET, per-phase AUC, inferred CHARGE/DRY END, metrics_version; sessions keep events and Artisan's computed block", [
         *(f"ALTER TABLE telemetry.sessions ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in SESSION_COLUMNS_V2.items()),
-        *(f"ALTER TABLE telemetry.roast_metrics ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in METRIC_COLUMNS_V2.items()),
+        *_add_metric_columns(METRIC_COLUMNS_BY_VERSION[2]),
         "COMMENT ON COLUMN telemetry.roast_metrics.metrics_version IS 'metrics.METRICS_VERSION the row was computed with; NULL = before versioning (1)'",
         "COMMENT ON COLUMN telemetry.sessions.events IS 'marked (or inferred) events as sample indices into the session''s points ordered by t_s'",
     ]),
+    # each later version of the contract's metric columns: a migration that adds them
+    *(Migration(version, f"roast_metrics: {', '.join(columns)}", _add_metric_columns(columns))
+      for version, columns in METRIC_COLUMNS_BY_VERSION.items() if version > 2),
 ]
 
 
@@ -103,6 +81,9 @@ POINTS_SCHEMA = pa.schema(
     # session_id dictionary-encoded: one string per session instead of one per sample
     [("session_id", pa.dictionary(pa.int32(), pa.string())), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
 )
+# Reading an Arrow map costs DuckDB about as much per sample as all the other columns together,
+# even when it is empty: sessions without extra channels get their empty maps from SQL instead.
+_EMPTY_EXTRA = "MAP {}::MAP(VARCHAR, DOUBLE) AS extra"
 
 
 @dataclass
@@ -115,12 +96,15 @@ class FileOutcome:
     detail: str | None = None
 
 
-def points_table(batch: list[SessionRows]) -> pa.Table:
-    """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL)."""
+def points_table(batch: list[SessionRows], with_extra: bool = True) -> pa.Table:
+    """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL);
+    without the `extra` column unless `with_extra`."""
     lengths = np.array([len(rows.points["t_s"]) for rows in batch])
     session_index = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
     columns = [pa.DictionaryArray.from_arrays(session_index, [rows.session["session_id"] for rows in batch])]
     columns += [pa.array(np.concatenate([rows.points[name] for rows in batch]), type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
+    if not with_extra:
+        return pa.Table.from_arrays(columns, schema=pa.schema(list(POINTS_SCHEMA)[:-1]))
     # extra: each sample of session i is a map of that session's k_i channels
     channel_counts = np.array([len(rows.extra) for rows in batch])
     offsets = np.concatenate(([0], np.cumsum(np.repeat(channel_counts, lengths)))).astype(np.int32)
@@ -134,6 +118,16 @@ def points_table(batch: list[SessionRows]) -> pa.Table:
     keys = pa.array(names, type=pa.string()).take(key_index.astype(np.int64))
     columns.append(pa.MapArray.from_arrays(pa.array(offsets), keys, items))
     return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
+
+
+def insert_points(con: duckdb.DuckDBPyConnection, batch: list[SessionRows]) -> None:
+    """telemetry.points rows of a batch: sessions with extra channels through an Arrow map, the
+    others with an empty map made by DuckDB (each session's samples stay together and in order)."""
+    plain = [rows for rows in batch if not rows.extra]
+    if plain:
+        insert(con, "telemetry.points", points_table(plain, with_extra=False), select=f"*, {_EMPTY_EXTRA}")
+    if len(plain) < len(batch):
+        insert(con, "telemetry.points", points_table([rows for rows in batch if rows.extra]))
 
 
 def preload() -> None:
@@ -175,14 +169,14 @@ def write_batch(
     if batch:
         insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
                select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
-        insert(con, "telemetry.points", points_table(batch))
+        insert_points(con, batch)
         metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
         insert_rows(con, "telemetry.roast_metrics", metrics, ["session_id", *METRIC_COLUMNS])
     if errors:
         columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
         insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
     if outcomes:
-        files = [{**asdict(o), "seen_at": seen_at} for o in outcomes]
+        files = [{**vars(o), "seen_at": seen_at} for o in outcomes]  # (asdict's deep copy is slow and not needed)
         columns = [*(f.name for f in fields(FileOutcome)), "seen_at"]
         con.register("seen_files", _rows_table(files, columns))
         # a file seen again replaces its row (by key, not INSERT OR REPLACE: DuckLake has no keys)

@@ -18,6 +18,7 @@ from datetime import datetime
 
 import numpy as np
 
+from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 from daena_pipelines.values import as_number, as_text
 
@@ -78,15 +79,15 @@ def _check_nested_text(value, name: str) -> None:
 def _check_series(values: np.ndarray, name: str, n: int, limit: float) -> None:
     if values.shape != (n,):
         raise InvalidSession("length_mismatch", f"{name} has shape {values.shape}, expected {n} samples")
-    finite = np.isfinite(values)
-    if np.isinf(values).any() or (np.abs(np.where(finite, values, 0.0)) > limit).any():
-        bad = int(np.argmax(np.isinf(values) | (np.abs(np.where(finite, values, 0.0)) > limit)))
+    beyond = np.abs(values) > limit  # infinite values too; NaN compares False
+    if beyond.any():
+        bad = int(np.argmax(beyond))
         raise InvalidSession("out_of_range", f"{name}[{bad}] = {values[bad]:.6g} is beyond ±{limit:g}")
 
 
 def _drop_impossible(values: np.ndarray, name: str, flags: list[str]) -> np.ndarray:
     """`values` with readings beyond any probe as dropouts (NaN); a flag in `flags` says how many."""
-    beyond = np.abs(np.nan_to_num(values, nan=0.0)) > MAX_ABS_TEMPERATURE_C
+    beyond = np.abs(values) > MAX_ABS_TEMPERATURE_C  # NaN compares False
     if not beyond.any():
         return values
     first = int(np.argmax(beyond))
@@ -148,19 +149,19 @@ def validate(session: RoastSession, source_path: str) -> RoastSession:
     _check_series(time_s, "time", n, MAX_RECORDING_S)
     if np.isnan(time_s).any() or (np.diff(time_s) <= 0).any():
         raise InvalidSession("time_not_increasing", "sample times are missing or do not strictly increase")
-    step = float(np.median(np.diff(time_s)))
+    step = median(np.diff(time_s))
     if step < MIN_MEDIAN_STEP_S:
         raise InvalidSession("too_dense", f"median sampling step {step:.3g} s is below {MIN_MEDIAN_STEP_S} s: no roast logger samples that fast")
     flags = list(session.settings.get("quality_flags", []))
-    _check_series(session.bt_c, "BT", n, np.finfo(float).max)
-    _check_series(session.et_c, "ET", n, np.finfo(float).max)
+    _check_series(session.bt_c, "BT", n, FLOAT_MAX)
+    _check_series(session.et_c, "ET", n, FLOAT_MAX)
     session.bt_c, session.et_c = _drop_impossible(session.bt_c, "BT", flags), _drop_impossible(session.et_c, "ET", flags)
     if np.isnan(session.bt_c).all():
         raise InvalidSession("no_bt", "no BT reading: every BT sample is missing or a dropout (-1)")
     for group, channels in (("control", session.controls), ("channel", session.extra)):
         for name, values in channels.items():
             check_text(name, f"{group} name {name!r}")
-            _check_series(np.asarray(values, dtype=float), f"{group} {name!r}", n, np.finfo(float).max)
+            _check_series(np.asarray(values, dtype=float), f"{group} {name!r}", n, FLOAT_MAX)
     _check_nested_text(session.settings, "settings")
     _check_events(session.events, n)
 

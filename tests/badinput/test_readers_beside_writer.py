@@ -93,6 +93,7 @@ def test_the_regressions_sensor_skips_its_tick_while_another_process_writes(ware
     import dagster as dg
 
     from daena_pipelines.defs.regressions import sensors
+    from daena_pipelines.defs.regressions.jobs import findings_job
     from daena_pipelines.lib.warehouse import WarehouseResource
 
     @dg.asset(key=["evals", "eval_runs"])  # a watched asset: its run is one evaluation for the sensor
@@ -100,17 +101,17 @@ def test_the_regressions_sensor_skips_its_tick_while_another_process_writes(ware
         return None
 
     resource = WarehouseResource(database=str(warehouse))
-    definitions = dg.Definitions(assets=[eval_runs], resources={"duckdb": resource})
+    definitions = dg.Definitions(assets=[eval_runs], jobs=[findings_job], resources={"duckdb": resource})
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize([eval_runs], instance=instance)
     monkeypatch.setattr(sensors, "SENSOR_LOCK_WAIT_S", 0.3)
 
     def tick():
-        context = dg.build_sensor_context(instance=instance, resources={"duckdb": resource}, definitions=definitions)
-        return sensors.regressions_sensor(context).skip_message, context.cursor
+        return sensors.regressions_sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, resources={"duckdb": resource}, definitions=definitions))
 
     with other_process(warehouse, HOLD_WRITE_LOCK.format(hold=30)):
-        message, cursor = tick()
-    assert message.startswith("warehouse busy, 1 evaluations left for the next tick") and cursor is None
-    message, cursor = tick()  # the lock is gone: the same evaluation is recorded now
-    assert message.startswith("1 evaluations recorded") and cursor is not None
+        busy = tick()
+    assert busy.skip_message.startswith("warehouse busy, the next tick looks again") and not busy.run_requests
+    (request,) = tick().run_requests  # the lock is gone: the unread run is seen now
+    assert request.tags["daena/findings_unread"] == "1"

@@ -6,6 +6,8 @@ import pytest
 from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
 from daena_pipelines.definitions import defs
 from daena_pipelines.telemetry.sidecar import parse_sidecar
+from daena_pipelines.config import Settings
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 
@@ -20,7 +22,7 @@ def materialize(tmp_path, instance=None, **run_config):
     return dg.materialize(
         [device_command_tables, sidecar_recording],
         instance=instance,
-        resources={"duckdb": WarehouseResource(database=str(tmp_path / "w.duckdb")),
+        resources={"duckdb": WarehouseResource(database=str(tmp_path / "w.duckdb")), "daena_settings": DaenaSettings(),
                    "device_pipes_client": dg.PipesSubprocessClient()},
         run_config=dg.RunConfig({"device__sidecar_recording": SidecarRunConfig(**run_config)}),
         raise_on_error=False,
@@ -31,7 +33,7 @@ def test_launchpad_scaffold_is_safe_and_every_field_described():
     """The Launchpad's scaffold records from the virtual roaster and executes nothing; each field says what it does."""
     scaffold = SidecarRunConfig()
     assert scaffold.simulate and not scaffold.execute_commands
-    assert scaffold.sidecar_config("w.duckdb").warehouse is None
+    assert scaffold.sidecar_config("w.duckdb", Settings.from_env()).warehouse is None
     assert {"beans", "title", "batch_weight_g", "notes"} <= set(SidecarRunConfig.model_fields)
     undescribed = [name for name, field in SidecarRunConfig.model_fields.items() if not field.description]
     assert undescribed == [], f"describe these in defs/device/assets.py FIELD_DOCS: {undescribed}"

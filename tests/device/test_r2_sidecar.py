@@ -11,6 +11,7 @@ from daena_pipelines.defs.telemetry import assets as telemetry_assets
 from daena_pipelines.defs.telemetry.assets import IngestConfig
 from daena_pipelines.defs.telemetry.jobs import telemetry_ingest_job
 from daena_pipelines.telemetry.sidecar import parse_sidecar
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 from .conftest import run_until
@@ -27,7 +28,7 @@ def r2_roast(tmp_path_factory):
     warehouse = str(folder / "w.duckdb")
     defs = dg.Definitions(
         assets=dg.load_assets_from_modules([device_assets, telemetry_assets]), jobs=[sidecar_job, telemetry_ingest_job],
-        resources={"duckdb": WarehouseResource(database=warehouse), "device_pipes_client": dg.PipesSubprocessClient()},
+        resources={"duckdb": WarehouseResource(database=warehouse), "device_pipes_client": dg.PipesSubprocessClient(), "daena_settings": DaenaSettings()},
     )
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DAENA_DATA_DIR", str(folder / "data"))

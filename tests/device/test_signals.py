@@ -16,6 +16,7 @@ import pytest
 
 from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
 from daena_pipelines.device.roaster import State
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 from .conftest import approve, table_row
@@ -47,7 +48,7 @@ class Child:
         def materialize():
             self.result = dg.materialize(
                 [device_command_tables, sidecar_recording],
-                resources={"duckdb": WarehouseResource(database=self.warehouse),
+                resources={"duckdb": WarehouseResource(database=self.warehouse), "daena_settings": DaenaSettings(),
                            "device_pipes_client": dg.PipesSubprocessClient()},
                 run_config=dg.RunConfig({"device__sidecar_recording": run_config}), raise_on_error=False)
 

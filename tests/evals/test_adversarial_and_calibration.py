@@ -10,7 +10,7 @@ from daena_pipelines.telemetry.ingest import parser_for
 
 from .messages_server import API_KEY, MessagesServer
 
-ADVERSARIAL = json.loads((config.golden_dir() / "judge" / "adversarial.json").read_text())
+ADVERSARIAL = json.loads((config.Settings.from_env().golden_dir / "judge" / "adversarial.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_the_benign_adversarial_base_scores_near_its_human_labels(server):
 
 
 def test_calibration_labels_are_complete_and_say_who_labelled_them():
-    header, labels = calibration.load_labels(config.golden_dir() / "judge" / "calibration.json")
+    header, labels = calibration.load_labels(config.Settings.from_env().golden_dir / "judge" / "calibration.json")
     assert "not a panel" in header["labelled_by"] and header["labelled_on"]
     assert len(labels) == len({(lb.session_id, lb.case_id) for lb in labels}) >= calibration.MIN_PAIRS
     assert all(len(lb.justification) > 40 for lb in labels)

@@ -12,6 +12,7 @@ from daena_pipelines.defs.evals.jobs import eval_job
 from daena_pipelines.defs.evals.partitions import daily_partitions
 from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
 from daena_pipelines.defs.evals.schedules import eval_nightly_schedule
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 from . import warehouse_fixture
@@ -39,7 +40,7 @@ def run(db, judge_resource, day, selection=ALL_ASSETS, warnings=frozenset()):
     result = dg.materialize(
         [*selection, *CHECKS],
         partition_key=day,
-        resources={"duckdb": WarehouseResource(database=str(db)), "anthropic_judge": judge_resource},
+        resources={"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings(), "anthropic_judge": judge_resource},
         selection=[a.key for a in selection],
     )
     assert result.success
@@ -146,7 +147,7 @@ def test_eval_runs_without_golden_cases_fails_clearly(tmp_path, server, monkeypa
     # the warehouse migrations create evals.golden_cases on connection, so it is there but empty
     with pytest.raises(dg.Failure, match="evals.golden_cases is empty: .* materialise evals/golden_cases"):
         dg.materialize([assets.eval_runs], partition_key="2026-11-17",
-                       resources={"duckdb": WarehouseResource(database=str(db))})
+                       resources={"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings()})
 
 
 def test_nightly_schedule_targets_yesterday():
@@ -168,7 +169,7 @@ def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
     judge_resource = simulator_judge(server, monkeypatch, batch_mode=True, batch_poll_s=0.0)
-    resources = {"duckdb": WarehouseResource(database=str(db)), "anthropic_judge": judge_resource}
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings(), "anthropic_judge": judge_resource}
     assert dg.materialize([assets.golden_cases], resources=resources).success
     result = dg.materialize(
         [assets.eval_runs, assets.judge_scores],
@@ -256,7 +257,7 @@ def test_a_plain_http_endpoint_off_this_machine_is_refused_before_the_key_is_sen
     warehouse_fixture.build(db, with_proposals=False)
     monkeypatch.setenv("DAENA_TEST_ANTHROPIC_KEY", "sk-ant-never-logged")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://judge.example.com:8080")
-    resources = {"duckdb": WarehouseResource(database=str(db)),
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings(),
                  "anthropic_judge": AnthropicJudgeResource(api_key_env_var="DAENA_TEST_ANTHROPIC_KEY")}
     assert dg.materialize([assets.golden_cases, assets.eval_runs], partition_key="2026-11-17", resources=resources,
                           selection=[assets.golden_cases.key, assets.eval_runs.key]).success
@@ -279,7 +280,7 @@ def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
     result = dg.materialize(
         [assets.golden_cases, assets.eval_runs, *CHECKS],
         partition_key="2026-11-17",
-        resources={"duckdb": WarehouseResource(database=str(db))},
+        resources={"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings()},
         selection=[assets.golden_cases.key, assets.eval_runs.key],
         raise_on_error=False,
     )
@@ -293,7 +294,7 @@ def test_judge_agreement_is_computed_per_source_and_warns_below_the_thresholds(t
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=True)
     judge_resource = simulator_judge(server, monkeypatch)
-    resources = {"duckdb": WarehouseResource(database=str(db)), "anthropic_judge": judge_resource}
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings(), "anthropic_judge": judge_resource}
     assert dg.materialize([assets.golden_cases], resources=resources).success
     assert dg.materialize([assets.eval_runs, assets.judge_scores], resources=resources, tags={
         "dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}).success

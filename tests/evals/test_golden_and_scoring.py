@@ -10,7 +10,7 @@ from daena_pipelines.evals import golden, scoring
 
 @pytest.fixture(scope="module")
 def cases():
-    loaded, errors = golden.load_cases(config.golden_dir() / "cases")
+    loaded, errors = golden.load_cases(config.Settings.from_env().golden_dir / "cases")
     assert errors == []
     return {lc.case.case_id: lc.case for lc in loaded}
 
@@ -184,3 +184,10 @@ def test_pass_at_k_matches_enumeration():
                 assert scoring.pass_at_k(n, c, k) == pytest.approx(expected)
     with pytest.raises(ValueError):
         scoring.pass_at_k(2, 3, 1)
+
+
+def test_scored_metrics_are_columns_the_telemetry_contract_publishes():
+    from daena_pipelines.evals.tables import SCORED_METRICS
+    from daena_pipelines.telemetry.contract import METRIC_COLUMNS
+
+    assert set(SCORED_METRICS) <= set(METRIC_COLUMNS)

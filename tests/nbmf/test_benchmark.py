@@ -9,6 +9,7 @@ from daena_pipelines.defs.nbmf.checks import nbmf_targets_met
 from daena_pipelines.nbmf.benchmark import CODECS, run_benchmark, targets, value
 from daena_pipelines.nbmf.codec import CodecSettings, NbmfCodec
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 
@@ -51,7 +52,7 @@ def test_asset_writes_tables_and_artifacts(alog_warehouse, tmp_path, monkeypatch
     monkeypatch.setenv("DAENA_RESULTS_DIR", str(tmp_path / "results"))
     result = dg.materialize(
         [nbmf_results],
-        resources={"duckdb": WarehouseResource(database=str(alog_warehouse))},
+        resources={"duckdb": WarehouseResource(database=str(alog_warehouse)), "daena_settings": DaenaSettings()},
         run_config={"ops": {"nbmf__results": {"config": {"repetitions": 2}}}},
     )
     metadata = result.asset_materializations_for_node("nbmf__results")[0].metadata

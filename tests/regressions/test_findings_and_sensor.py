@@ -6,7 +6,10 @@ import duckdb
 
 from daena_pipelines.lib.golden_checks import golden_asset_check
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
+from daena_pipelines.defs.regressions.assets import findings as findings_asset
+from daena_pipelines.defs.regressions.jobs import findings_job
 from daena_pipelines.defs.regressions.sensors import regressions_sensor
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
 T0 = dt.datetime(2025, 11, 21, 20, 0, tzinfo=dt.timezone.utc)
@@ -41,7 +44,7 @@ def test_findings_open_refresh_resolve_and_reopen(tmp_path):
     assert details["golden"] == 2.0 and details["actual"] == 1.5
 
 
-def test_sensor_turns_golden_check_evaluations_into_findings(tmp_path, monkeypatch):
+def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations_into_findings(tmp_path, monkeypatch):
     golden = tmp_path / "golden"
     (golden / "evals").mkdir(parents=True)
     (golden / "evals" / "outcomes.golden.json").write_text(json.dumps({
@@ -51,6 +54,7 @@ def test_sensor_turns_golden_check_evaluations_into_findings(tmp_path, monkeypat
     }))
     monkeypatch.setenv("DAENA_GOLDEN_DIR", str(golden))
     warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    resources = {"duckdb": warehouse, "daena_settings": DaenaSettings()}
 
     class Outcome(dg.Config):
         outcome: str
@@ -64,21 +68,32 @@ def test_sensor_turns_golden_check_evaluations_into_findings(tmp_path, monkeypat
             con.execute("CREATE OR REPLACE TABLE evals.eval_runs AS SELECT 'scorched' AS case_id, ? AS outcome", [config.outcome])
 
     check = golden_asset_check(asset=["evals", "eval_runs"], suite_file="evals/outcomes.golden.json", name="eval_golden", blocking=True)
-    definitions = dg.Definitions(assets=[eval_runs], asset_checks=[check], resources={"duckdb": warehouse})
+    definitions = dg.Definitions(assets=[eval_runs, findings_asset], asset_checks=[check], jobs=[findings_job],
+                                 resources=resources)
     instance = dg.DagsterInstance.ephemeral()
-    cursor = None
-    states, messages = [], []
+
+    def tick():
+        return regressions_sensor.evaluate_tick(dg.build_sensor_context(
+            instance=instance, definitions=definitions, resources={"duckdb": warehouse}))
+
+    assert regressions_sensor.job_name == "findings_job"  # the sensor's target
+    states, counts, run_keys = [], [], set()
     for outcome in ("fail", "pass", "crash", "fail"):  # golden, regressed, crashed, recovered
-        dg.materialize([eval_runs, check], instance=instance, resources={"duckdb": warehouse}, raise_on_error=False,
+        dg.materialize([eval_runs, check], instance=instance, resources=resources, raise_on_error=False,
                        run_config={"ops": {"evals__eval_runs": {"config": {"outcome": outcome}}}})
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"duckdb": warehouse},
-                                          definitions=definitions)
-        messages.append(regressions_sensor(context).skip_message)
-        cursor = context.cursor
+        (request,) = tick().run_requests  # new results: the findings asset is requested, nothing recorded yet
+        assert request.run_key not in run_keys
+        run_keys.add(request.run_key)
+        assert tick().run_requests[0].run_key == request.run_key  # the same pending run, not a second one
+        result = definitions.resolve_job_def("findings_job").execute_in_process(instance=instance, run_config={
+            "ops": {"regressions__findings": {"config": {"checks": ["evals/eval_runs:eval_golden"]}}}})
+        counts.append({k: result.asset_materializations_for_node("regressions__findings")[0].metadata[k].value
+                       for k in ("evaluations_read", "opened", "resolved", "open_findings")})
         with warehouse.get_connection() as con:
             states.append(sorted(con.execute(
                 "SELECT finding_key, resolved_at IS NULL, details FROM regressions.findings").fetchall()))
-    assert messages[0] == "2 evaluations recorded: {'opened': 0, 'updated': 0, 'resolved': 0}"
+    # the first run: the golden check and the planned materialisation both passed
+    assert counts[0] == {"evaluations_read": 2, "opened": 0, "resolved": 0, "open_findings": 0}
     assert states[0] == []
     (key, is_open, details), = states[1]
     assert key == "evals/eval_runs/eval_golden:scorched" and is_open
@@ -87,6 +102,17 @@ def test_sensor_turns_golden_check_evaluations_into_findings(tmp_path, monkeypat
         ("evals/eval_runs/eval_golden:scorched", True), ("evals/eval_runs/materialization:materialization", True)]
     assert [(k, o) for k, o, _ in states[3]] == [
         ("evals/eval_runs/eval_golden:scorched", False), ("evals/eval_runs/materialization:materialization", False)]
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"duckdb": warehouse},
-                                      definitions=definitions)
-    assert regressions_sensor(context).skip_message == "no new golden check evaluations or watched materialisations"
+    assert counts[3]["resolved"] == 2 and counts[3]["open_findings"] == 0
+    # up to date: no request, and no cursor, the read positions are in the warehouse
+    idle = regressions_sensor.evaluate_tick(context := dg.build_sensor_context(
+        instance=instance, definitions=definitions, resources={"duckdb": warehouse}))
+    assert not idle.run_requests and idle.skip_message.startswith("regressions.findings is up to date")
+    assert context.cursor is None
+    with warehouse.get_connection() as con:
+        streams = dict(con.execute("SELECT stream, position FROM regressions.findings_watermarks").fetchall())
+    instance_id = instance.run_storage.get_run_storage_id()  # positions belong to this instance's event log
+    assert set(streams) == {f"check:evals/eval_runs:eval_golden@{instance_id}", f"runs@{instance_id}"}
+    # the idle tick read past the findings runs (they planned no watched asset) once, for good
+    last_end = max(r.storage_id for t in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE)
+                   for r in instance.fetch_run_status_changes(t, limit=100).records)
+    assert streams[f"runs@{instance_id}"] == last_end

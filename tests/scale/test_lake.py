@@ -16,6 +16,7 @@ from daena_pipelines.definitions import defs
 from daena_pipelines.telemetry import store
 from daena_pipelines.defs.telemetry.assets import telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 from tests.scale import workload
 
@@ -45,7 +46,7 @@ def test_extensions_come_from_the_packages_and_nothing_can_download(lake_target)
 def _ingest_asset(warehouse: str, landing: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [telemetry_ingest, *telemetry_checks],
-        resources={"duckdb": WarehouseResource(database=warehouse)},
+        resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()},
         run_config={"ops": {"telemetry_ingest": {"config": {"landing_dir": str(landing), "workers": 1}}}},
     )
 
@@ -73,12 +74,12 @@ def test_four_writers_a_sensor_run_and_a_reader_at_once(artisan_dir, data_env, l
         store.ensure_schema(con)
 
     sensor = defs.get_sensor_def("landing_folder_sensor")
-    request = sensor.evaluate_tick(dg.build_sensor_context()).run_requests[0]
+    request = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources)).run_requests[0]
     reader = workload.Reader(lake_target)
     reader.start()
     writers = [workload.writer(lake_target, landing, 5, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
     sensor_run = dg.materialize(  # the run the landing sensor asked for, beside the four
-        [telemetry_ingest], resources={"duckdb": WarehouseResource(database=lake_target)}, run_config=request.run_config,
+        [telemetry_ingest], resources={"duckdb": WarehouseResource(database=lake_target), "daena_settings": DaenaSettings()}, run_config=request.run_config,
     )
     outputs = [w.communicate(timeout=300) for w in writers]
     reader.stop()

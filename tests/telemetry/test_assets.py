@@ -8,6 +8,7 @@ from daena_pipelines.definitions import defs
 from daena_pipelines.defs.telemetry import sensors
 from daena_pipelines.defs.telemetry.assets import roast_curve, telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 from tests.telemetry.profiles import alog_bytes, profile
 
@@ -26,7 +27,7 @@ def test_materialize_ingest_with_checks(data_env):
     (landing / "broken.alog").write_bytes(b"{'mode': ")
     (landing / "README.txt").write_text("not a roast")
     warehouse = str(data_env / "w.duckdb")
-    result = dg.materialize([telemetry_ingest, *telemetry_checks], resources={"duckdb": WarehouseResource(database=warehouse)})
+    result = dg.materialize([telemetry_ingest, *telemetry_checks], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()})
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks and all(checks.values()), checks
@@ -36,7 +37,7 @@ def test_materialize_ingest_with_checks(data_env):
     columns = {c.name: c.description for c in sessions.metadata["dagster/column_schema"].schema.columns}
     assert all(columns.values()) and columns["batch_weight_g"] == "batch weight [grams]", columns
     points = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "points")
-    curve = dg.materialize([roast_curve], resources={"duckdb": WarehouseResource(database=warehouse)})
+    curve = dg.materialize([roast_curve], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()})
     chart = curve.asset_materializations_for_node("telemetry__roast_curve")[0].metadata
     # the chart the asset page draws in place: markdown under the UI's 1000-character inline limit
     assert chart["roast_curve"].value.startswith("![BT red, ET blue") and len(chart["roast_curve"].value) < 1000
@@ -56,11 +57,11 @@ def test_check_fails_when_data_is_bad(data_env):
     (data_env / "landing" / "a.alog").write_bytes(alog_bytes(profile()))
     celsius_marked_f = {**profile(roastUUID="unit"), "mode": "F"}  # loads, with a quality flag
     (data_env / "landing" / "c.alog").write_bytes(alog_bytes(celsius_marked_f))
-    dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse)})
+    dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()})
     with duckdb.connect(warehouse) as con:
         con.execute("INSERT INTO telemetry.points (session_id, t_s, bt_c) SELECT session_id, 1e6, 900 FROM telemetry.sessions")
     result = dg.materialize(
-        [telemetry_ingest, *telemetry_checks], resources={"duckdb": WarehouseResource(database=warehouse)},
+        [telemetry_ingest, *telemetry_checks], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()},
         selection=dg.AssetSelection.checks(*telemetry_checks), raise_on_error=False,
     )
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
@@ -71,13 +72,13 @@ def test_landing_sensor_requests_only_new_or_changed_files(data_env):
     landing = data_env / "landing"
     (landing / "a.alog").write_bytes(alog_bytes(profile()))
     sensor = defs.get_sensor_def("landing_folder_sensor")
-    first = sensor.evaluate_tick(dg.build_sensor_context())
+    first = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
     assert len(first.run_requests) == 1
     assert first.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]
-    idle = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    idle = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
     assert idle.run_requests == [] and idle.skip_message
     shutil.copy(landing / "a.alog", landing / "b.alog")
-    second = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    second = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
     assert second.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "b.alog")]
     assert sensors.changed_files({"x": "1:1"}, {"x": "1:2"}) == ["x"]
 
@@ -87,10 +88,10 @@ def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, mon
     landing = data_env / "landing"
     (landing / "a.alog").write_bytes(alog_bytes(profile()))
     warehouse = str(data_env / "data" / "warehouse.duckdb")
-    assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse)}).success
+    assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()}).success
     sensor = defs.get_sensor_def("landing_folder_sensor")
-    first = sensor.evaluate_tick(dg.build_sensor_context())
+    first = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
     assert first.run_requests == [] and "no new or changed roast files among 1" in first.skip_message
     (landing / "a.alog").write_bytes(alog_bytes(profile(roastUUID="edited")))
-    edited = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    edited = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
     assert edited.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]

@@ -1,7 +1,7 @@
 import duckdb
 import pytest
 
-from daena_pipelines.telemetry import ingest, store
+from daena_pipelines.telemetry import contract, ingest
 from tests.telemetry.profiles import alog_bytes, profile
 
 
@@ -62,7 +62,7 @@ def test_a_failed_write_leaves_no_half_session(con, tmp_path, monkeypatch):
 
     # The metrics insert (after sessions and points, in the same transaction) now names a
     # column the table lacks, so it fails half-way through the session's write.
-    monkeypatch.setitem(store.METRIC_COLUMNS, "no_such_column", "DOUBLE")
+    monkeypatch.setitem(contract.METRIC_COLUMNS, "no_such_column", "DOUBLE")
     with pytest.raises(duckdb.BinderException):
         ingest.ingest(con, [path], tmp_path / "q", workers=1)
     assert _count(con, "sessions") == 0 and _count(con, "points") == 0 and _count(con, "source_files") == 0
@@ -80,12 +80,42 @@ def test_parallel_workers_give_the_same_warehouse_as_one(tmp_path):
     results = []
     for workers in (1, 2):
         with duckdb.connect(str(tmp_path / f"w{workers}.duckdb")) as con:
+            con.execute("SET threads = 3")
             ingest.ingest(con, paths, tmp_path / "q", workers=workers)
+            # the ingest limits DuckDB's threads while parser processes run, then restores them
+            assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 3
             results.append(con.execute(
                 "SELECT (SELECT list(session_id ORDER BY session_id) FROM telemetry.sessions),"
                 " (SELECT sum(bt_c) FROM telemetry.points), (SELECT count(*) FROM telemetry.ingest_errors)"
             ).fetchone())
     assert results[0] == results[1] and len(results[0][0]) == ingest.PARALLEL_FROM + 4 and results[0][2] == 1
+
+
+def test_points_of_sessions_with_and_without_extra_channels(con, tmp_path):
+    # store.insert_points writes the two kinds in separate inserts: each session's samples must
+    # stay together and in order, with its channels or an empty map (not NULL)
+    timex = profile()["timex"]
+    exhaust = [150.0 + i / 10 for i in range(len(timex))]
+    with_extra = profile(roastUUID="x", extratimex=[timex], extraname1=["Exhaust"], extraname2=["Inlet"],
+                         extratemp1=[exhaust], extratemp2=[[-1] * len(timex)])
+    paths = [_write(tmp_path / "a.alog", profile()), _write(tmp_path / "b.alog", with_extra),
+             _write(tmp_path / "c.alog", profile(roastUUID="y"))]
+    ingest.ingest(con, paths, tmp_path / "q", workers=1)
+    rows = con.execute("""SELECT s.source_path, p.t_s, cardinality(p.extra), p.extra['Exhaust']
+                          FROM telemetry.points p JOIN telemetry.sessions s USING (session_id)""").fetchall()
+    by_file = {}
+    for path, t_s, channels, value in rows:
+        by_file.setdefault(path, []).append((t_s, channels, value))
+    assert [len(v) for v in by_file.values()] == [len(timex)] * 3
+    for path, points in by_file.items():
+        assert [t for t, _c, _v in points] == sorted(t for t, _c, _v in points)
+        if path.endswith("b.alog"):
+            assert [(c, v) for _t, c, v in points] == [(1, e) for e in exhaust]
+        else:
+            assert {(c, v) for _t, c, v in points} == {(0, None)}
+    # in the order written, each session's samples are one run
+    written = [sid for (sid,) in con.execute("SELECT session_id FROM telemetry.points").fetchall()]
+    assert len([i for i in range(len(written)) if i == 0 or written[i] != written[i - 1]]) == 3
 
 
 def test_notes_edited_in_place_update_the_same_session(con, tmp_path):

@@ -79,7 +79,7 @@ def test_phases_and_dtr_from_events():
 def test_every_computed_metric_has_a_roast_metrics_column():
     from daena_pipelines.telemetry.alog import parse_alog
     from daena_pipelines.telemetry.ingest import session_rows
-    from daena_pipelines.telemetry.store import METRIC_COLUMNS
+    from daena_pipelines.telemetry.contract import METRIC_COLUMNS
     from tests.telemetry.profiles import alog_bytes, profile
 
     metrics = session_rows(parse_alog(alog_bytes(profile()), "a.alog"), "a.alog", "sha", None).metrics

@@ -1,6 +1,7 @@
 """An old warehouse file (made by main before schema migrations existed, see data/make_old_warehouse.py)
 opens with today's code, migrates on first connection and gets the new metrics for its old sessions."""
 import gzip
+import json
 import importlib
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from daena_pipelines import migrations
 from daena_pipelines.db import connect
 from daena_pipelines.telemetry import ingest, recompute
 from daena_pipelines.telemetry.metrics import METRICS_VERSION
-from daena_pipelines.telemetry.store import METRIC_COLUMNS_V2
+from daena_pipelines.telemetry.contract import METRIC_COLUMNS_BY_VERSION
 from tests.telemetry.profiles import alog_bytes, profile
 
 OLD_WAREHOUSE = Path(__file__).parent / "data" / "old-warehouse.duckdb.gz"
@@ -41,7 +42,7 @@ def test_every_domain_lists_as_many_migrations_as_its_registered_version():
 
 def test_old_warehouse_migrates_on_first_connection_and_old_sessions_get_the_new_metrics(old_warehouse, tmp_path):
     with duckdb.connect(str(old_warehouse), read_only=True) as con:  # as main left it
-        assert not METRIC_COLUMNS_V2.keys() & _columns(con, "telemetry.roast_metrics")
+        assert not METRIC_COLUMNS_BY_VERSION[2].keys() & _columns(con, "telemetry.roast_metrics")
         before = {r[0]: r[1:] for r in con.execute(
             "SELECT session_id, tp_s, fcs_s, drop_s, auc_c_min, artisan_drop_s, dry_end_s FROM telemetry.roast_metrics").fetchall()}
         points_before = con.execute("SELECT count(*) FROM telemetry.points").fetchone()[0]
@@ -51,7 +52,7 @@ def test_old_warehouse_migrates_on_first_connection_and_old_sessions_get_the_new
         ledger = con.execute("SELECT domain, version FROM meta.schema_migrations ORDER BY ALL").fetchall()
         assert ("telemetry", 1) in ledger and ("telemetry", 2) in ledger
         assert {d for d, _v in ledger} == set(migrations.DOMAINS)
-        assert METRIC_COLUMNS_V2.keys() <= _columns(con, "telemetry.roast_metrics")
+        assert METRIC_COLUMNS_BY_VERSION[2].keys() <= _columns(con, "telemetry.roast_metrics")
         assert recompute.stale_session_ids(con) == sorted(before)
 
         assert recompute.recompute_metrics(con) == 5
@@ -97,3 +98,31 @@ def test_the_recompute_is_a_dagster_step_that_reports_its_count(old_warehouse):
         (materialization,) = result.asset_materializations_for_node("telemetry__metrics_recompute")
         counts.append(materialization.metadata["sessions_recomputed"].value)
     assert counts == [5, 0]
+
+
+def test_recompute_reads_a_missing_dry_end_threshold_back_from_the_unchanged_source_file(tmp_path):
+    base = profile()
+    no_dry_end = {"timeindex": [base["timeindex"][0], 0, *base["timeindex"][2:]], "phases": [100, 150, 190, 220]}
+    paths = {name: tmp_path / f"{name}.alog" for name in ("kept", "changed", "gone")}
+    for name, path in paths.items():
+        path.write_bytes(alog_bytes(profile(roastUUID=name, **no_dry_end)))
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest.ingest(con, list(paths.values()), tmp_path / "q", workers=1)
+        query = """SELECT s.source_path, m.dry_end_s, m.dry_end_inferred, s.settings->>'dry_end_threshold_c'
+                   FROM telemetry.roast_metrics m JOIN telemetry.sessions s USING (session_id)"""
+        fresh = {Path(r[0]).stem: r[1:] for r in con.execute(query).fetchall()}
+        assert fresh["kept"][0] is not None and fresh["kept"][1:] == (True, "150.0")
+        # as a warehouse of schema version 1 stored them: no threshold kept, metrics of an older version
+        for sid, settings in con.execute("SELECT session_id, settings FROM telemetry.sessions").fetchall():
+            old = {k: v for k, v in json.loads(settings).items() if k != "dry_end_threshold_c"}
+            con.execute("UPDATE telemetry.sessions SET settings = ?::JSON WHERE session_id = ?", [json.dumps(old), sid])
+        con.execute("UPDATE telemetry.roast_metrics SET metrics_version = NULL, dry_end_s = NULL, dry_end_inferred = NULL")
+        paths["changed"].write_bytes(alog_bytes(profile(roastUUID="changed", **{**no_dry_end, "phases": [100, 120, 190, 220]})))
+        paths["gone"].unlink()
+
+        assert recompute.recompute_metrics(con) == 3
+        after = {Path(r[0]).stem: r[1:] for r in con.execute(query).fetchall()}
+        assert after["kept"] == fresh["kept"]  # read back from the file, and kept in the settings
+        # another content at the path, or no file: no threshold, so no inferred DRY END
+        assert after["changed"] == after["gone"] == (None, None, None)
+        assert recompute.recompute_metrics(con) == 0

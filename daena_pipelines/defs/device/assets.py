@@ -10,14 +10,14 @@ from dataclasses import asdict, fields
 import dagster as dg
 import pydantic
 from pydantic import Field
-from pydantic import Field
 
-from daena_pipelines import config
+from daena_pipelines.config import Settings
 from daena_pipelines.db import transaction
 from daena_pipelines.device import command_store, contract
 from daena_pipelines.device.sidecar import SidecarConfig
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
 from daena_pipelines.lib.metadata import table_metadata
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.specs import OWNERS, key, table_spec
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
@@ -94,15 +94,15 @@ class _SidecarRunSettings(dg.Config):
     reconnect_after_s: float | None = Field(default=None, description="Simulation fault: plug back in after this many seconds.")
     heater_ignores_steps: bool = Field(default=False, description="Simulation fault: the heater ignores level steps.")
 
-    def sidecar_config(self, warehouse: str) -> SidecarConfig:
+    def sidecar_config(self, warehouse: str, settings: Settings) -> SidecarConfig:
         values = self.model_dump()
         own = {name: values.pop(name) for name in _SidecarRunSettings.model_fields}
-        values["landing_dir"] = values["landing_dir"] or str(config.sidecar_landing_dir())
+        values["landing_dir"] = values["landing_dir"] or str(settings.sidecar_landing_dir)
         values |= {name: values[name] or None for name in ("beans", "title", "notes", "batch_weight_g")}
         return SidecarConfig(
             **values,
             warehouse=warehouse if own["execute_commands"] else None,
-            recordings_dir=str(config.data_dir() / "device" / "recordings"),
+            recordings_dir=str(settings.recordings_dir),
             virtual=VirtualR1Config(
                 batch_g=values.get("batch_weight_g") or VirtualR1Config.batch_g,
                 operator=OperatorPlan(drop_bt_c=own["drop_bt_c"]) if own["operator"] else None,
@@ -139,9 +139,9 @@ SidecarRunConfig = pydantic.create_model(
 )
 def sidecar_recording(
     context: dg.AssetExecutionContext, config: SidecarRunConfig, duckdb: WarehouseResource,
-    device_pipes_client: dg.PipesSubprocessClient,
+    device_pipes_client: dg.PipesSubprocessClient, daena_settings: DaenaSettings,
 ) -> dg.MaterializeResult:
-    settings = config.sidecar_config(duckdb.database)
+    settings = config.sidecar_config(duckdb.target(), daena_settings.get())
     return device_pipes_client.run(
         command=[sys.executable, "-m", "daena_pipelines.device.sidecar_process"],
         context=context,

@@ -5,12 +5,12 @@ from datetime import timedelta
 
 import dagster as dg
 
-from daena_pipelines import config
 from daena_pipelines.commands import contract as commands
 from daena_pipelines.defs.evals.partitions import daily_partitions
 from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
 from daena_pipelines.evals import calibration, contract, golden, judge, judging, tables
 from daena_pipelines.lib.metadata import column_schema, query_table, table_metadata
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.specs import asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.regressions import contract as regressions
@@ -67,8 +67,10 @@ def _table_definition(con, table: str) -> dict:
     "listed in evals.golden_case_errors, never dropped silently.",
     **asset_defaults("evals", table=contract.GOLDEN_CASES),
 )
-def golden_cases(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
-    loaded, errors = golden.load_cases(config.golden_dir() / "cases")
+def golden_cases(
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource, daena_settings: DaenaSettings
+) -> dg.MaterializeResult:
+    loaded, errors = golden.load_cases(daena_settings.get().golden_dir / "cases")
     for file, error in errors:
         context.log.error(error)
     with duckdb.get_connection() as con:
@@ -174,8 +176,8 @@ def judge_scores(
     "gates; docs/evals.md gives the thresholds.",
     **asset_defaults("evals", table=contract.JUDGE_AGREEMENT),
 )
-def judge_agreement(duckdb: WarehouseResource) -> dg.MaterializeResult:
-    labels_file = config.golden_dir() / "judge" / "calibration.json"
+def judge_agreement(duckdb: WarehouseResource, daena_settings: DaenaSettings) -> dg.MaterializeResult:
+    labels_file = daena_settings.get().golden_dir / "judge" / "calibration.json"
     try:
         header, labels = calibration.load_labels(labels_file)
     except (OSError, ValueError) as exc:

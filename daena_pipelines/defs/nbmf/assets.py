@@ -3,11 +3,11 @@
 import dagster as dg
 
 from daena_pipelines.commands import contract as commands
-from daena_pipelines.config import results_dir
 from daena_pipelines.evals import contract as evals
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS
 from daena_pipelines.nbmf.runs import execute_run
 from daena_pipelines.lib.metadata import preview_table, table_metadata
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.specs import asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.nbmf import contract
@@ -33,8 +33,10 @@ class NbmfBenchmarkConfig(dg.Config):
         "nbmf.latency_samples and a JSON + CSV artifact per run."
     ),
 )
-def nbmf_results(context: dg.AssetExecutionContext, config: NbmfBenchmarkConfig, duckdb: WarehouseResource):
-    run = execute_run(duckdb.get_connection, results_dir(), repetitions=config.repetitions)
+def nbmf_results(
+    context: dg.AssetExecutionContext, config: NbmfBenchmarkConfig, duckdb: WarehouseResource, daena_settings: DaenaSettings
+):
+    run = execute_run(duckdb.get_connection, daena_settings.get(), repetitions=config.repetitions)
     for record_class, reason in run["skipped_classes"].items():
         context.log.info(f"record class {record_class} skipped: {reason}")
     preview = (

@@ -6,6 +6,7 @@ import dagster as dg
 
 from daena_pipelines.lib.checks import rows_result
 from daena_pipelines.lib.golden_checks import golden_asset_check, outcomes_result
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.specs import key
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 from daena_pipelines.nbmf import contract
@@ -34,10 +35,11 @@ GATE_DOC = "ratios to zstd-3 with a dictionary, measured interleaved) against th
     ],
     pool=DUCKDB_POOL,
 )
-def nbmf_timing_gates(duckdb: WarehouseResource):
+def nbmf_timing_gates(duckdb: WarehouseResource, daena_settings: DaenaSettings):
+    folder = daena_settings.get().bench_history_dir
     with duckdb.get_connection() as con:
-        run_id, outcomes = history.gate_latest(con, HISTORY_SUITE)
-    metadata = {"checked_run": dg.MetadataValue.text(str(run_id)), "history_artifact": dg.MetadataValue.path(str(history.artifact_dir()))}
+        run_id, outcomes = history.gate_latest(con, HISTORY_SUITE, folder=folder)
+    metadata = {"checked_run": dg.MetadataValue.text(str(run_id)), "history_artifact": dg.MetadataValue.path(str(folder))}
     for name, clock, blocking in (("nbmf_timing_gate", "cpu", True), ("nbmf_wait_gate", "wall", False)):
         mine = [o for o in outcomes if o.key.get("clock", clock) == clock]  # a missing-samples outcome goes to both
         yield outcomes_result(mine, blocking, metadata, check_name=name)

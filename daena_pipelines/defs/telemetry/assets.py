@@ -7,9 +7,11 @@ import dagster as dg
 import duckdb
 import numpy as np
 
-from daena_pipelines import config as settings
+from daena_pipelines.config import Settings
 from daena_pipelines.lib.metadata import preview_table, table_metadata
 from daena_pipelines.device import contract as device
+from daena_pipelines.lib.metadata import markdown_table, table_metadata
+from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.specs import OWNERS, asset_defaults, key, keys, table_spec
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 from daena_pipelines.telemetry import contract, ingest, plot, recompute
@@ -22,7 +24,7 @@ landing_folder = dg.AssetSpec(
     description="Roast files waiting for the ingest: DAENA_LANDING_DIR (your Artisan or RoasTime folder; the bundled "
     "samples by default) and <data>/landing (the sidecar's recordings). landing_folder_sensor watches both.",
     group_name="telemetry", owners=OWNERS, kinds={"folder"},
-    metadata={"folders": dg.MetadataValue.text(", ".join(map(str, settings.landing_dirs())))},
+    metadata={"folders": dg.MetadataValue.text(", ".join(map(str, Settings.from_env().landing_dirs)))},
 )
 
 class IngestConfig(dg.Config):
@@ -56,8 +58,9 @@ def latest_session_curve(con: duckdb.DuckDBPyConnection) -> tuple[str, str, dict
     events = {"CHARGE": 0.0} | {
         name: t for name, t in zip(("TP", "DRY END", "FCs", "DROP"), event_times) if t is not None
     }
-    name = " — ".join(dict.fromkeys(x for x in (beans, title) if x)) or Path(source_path).name
-    return session_id, f"{name} ({source}, session {session_id})", curve, events
+    # the beans once: a title often names them already ("Kenya Nyeri #6")
+    name = title if title and beans and beans in title else " — ".join(x for x in (beans, title) if x)
+    return session_id, f"{name or Path(source_path).name} · {source} · session {session_id}", curve, events
 
 
 def _events_table(curve: dict, events: dict) -> dg.MetadataValue:
@@ -96,9 +99,12 @@ def _report_metadata(report: ingest.IngestReport) -> dict:
     pool=DUCKDB_POOL,
     can_subset=False,
 )
-def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, duckdb: WarehouseResource):
+def telemetry_ingest(
+    context: dg.AssetExecutionContext, config: IngestConfig, duckdb: WarehouseResource, daena_settings: DaenaSettings
+):
     """Ingest new or changed roast files from the landing folder, one transaction per batch."""
-    folders = [Path(config.landing_dir)] if config.landing_dir else settings.landing_dirs()
+    settings = daena_settings.get()
+    folders = [Path(config.landing_dir)] if config.landing_dir else settings.landing_dirs
     if config.paths is not None:
         paths = [Path(p) for p in config.paths]
     else:
@@ -111,7 +117,7 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
         for stray in (p for p in others if p.suffix.lower() == ".json"):
             context.log.info(f"ignoring {stray}: JSON without RoasTime's beanTemperature curve, so not a roast")
     with duckdb.get_connection() as con:
-        report = ingest.ingest(con, paths, settings.quarantine_dir(), workers=config.workers)
+        report = ingest.ingest(con, paths, settings.quarantine_dir, workers=config.workers)
         for path, kind, message in report.rejected:
             context.log.warning(f"rejected {path}: {kind}: {message}")
         for path, why in report.duplicates:
@@ -135,7 +141,7 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
                 ),
                 **run_summary,
                 **_report_metadata(report),
-                "warehouse": dg.MetadataValue.path(duckdb.database),
+                "warehouse": dg.MetadataValue.path(duckdb.target()),
             },
         )
         yield dg.MaterializeResult(
@@ -162,7 +168,7 @@ def telemetry_ingest(context: dg.AssetExecutionContext, config: IngestConfig, du
             metadata={
                 **table_metadata(con, "telemetry.ingest_errors", "SELECT source_path, error_kind, message, seen_at FROM telemetry.ingest_errors ORDER BY seen_at DESC LIMIT 20"),
                 "rejected_this_run": dg.MetadataValue.int(len(report.rejected)),
-                "quarantine_dir": dg.MetadataValue.path(str(settings.quarantine_dir())),
+                "quarantine_dir": dg.MetadataValue.path(str(settings.quarantine_dir)),
             },
         )
 
@@ -192,14 +198,14 @@ def telemetry_metrics_recompute(context: dg.AssetExecutionContext, duckdb: Wareh
     "and the axes, also written as an SVG file beside the other artifacts (`svg_file`).",
     **asset_defaults("telemetry", kinds={"duckdb", "python", "svg"}),
 )
-def roast_curve(duckdb: WarehouseResource) -> dg.MaterializeResult:
+def roast_curve(duckdb: WarehouseResource, daena_settings: DaenaSettings) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         latest = latest_session_curve(con)
     if latest is None:
         return dg.MaterializeResult(metadata={"session_id": dg.MetadataValue.text("(no session yet)")})
     session_id, title, curve, events = latest
     svg = plot.roast_curve_svg(curve["t_s"], curve["bt_c"], curve["et_c"], curve["ror_c_per_min"], events, title)
-    path = settings.results_dir() / "roast_curves" / f"{session_id}.svg"
+    path = daena_settings.get().results_dir / "roast_curves" / f"{session_id}.svg"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(svg)
     thumbnail = plot.roast_curve_thumbnail(curve["t_s"], curve["bt_c"], curve["et_c"], events)

@@ -6,30 +6,30 @@ from pathlib import Path
 
 import dagster as dg
 
-from daena_pipelines import config
 from daena_pipelines.db import WarehouseBusy, connect, table_exists
 from daena_pipelines.defs.telemetry import jobs
 from daena_pipelines.lake import is_ducklake
+from daena_pipelines.lib.settings import DaenaSettings
+from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.telemetry import ingest
 
 
-def fingerprints() -> dict[str, str]:
+def fingerprints(folders: list[Path]) -> dict[str, str]:
     """path -> "size:mtime_ns" for every roast file in the landing folders (stat only, no reads)."""
     result = {}
-    for folder in config.landing_dirs():
+    for folder in folders:
         for path in ingest.discover(folder)[0]:
             stat = path.stat()
             result[str(path)] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return result
 
 
-def not_yet_ingested(paths: list[str]) -> list[str]:
+def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
     """The files whose content the warehouse has not seen at that path (as the ingest decides), so
     a first tick after `daena materialize` requests nothing. Raises WarehouseBusy while a run writes."""
-    path = config.warehouse_path()
-    if not is_ducklake(path) and not path.exists():
+    if not is_ducklake(warehouse) and not Path(warehouse).exists():
         return paths
-    with connect(path, read_only=True) as con:
+    with connect(warehouse, read_only=True) as con:
         if not table_exists(con, "telemetry.source_files"):
             return paths
         seen = set(con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall())
@@ -46,17 +46,17 @@ def changed_files(previous: dict[str, str], current: dict[str, str]) -> list[str
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Runs the telemetry ingest for roast files that are new or changed in DAENA_LANDING_DIR.",
 )
-def landing_folder_sensor(context: dg.SensorEvaluationContext):
+def landing_folder_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseResource, daena_settings: DaenaSettings):
     previous = json.loads(context.cursor) if context.cursor else {}
-    current = fingerprints()
+    folders = daena_settings.get().landing_dirs
+    current = fingerprints(folders)
     try:
-        changed = not_yet_ingested(changed_files(previous, current))
+        changed = not_yet_ingested(changed_files(previous, current), duckdb.target())
     except WarehouseBusy:
         return dg.SkipReason("the warehouse is being written; looking again on the next tick")
     context.update_cursor(json.dumps(current))
     if not changed:
-        folders = ", ".join(map(str, config.landing_dirs()))
-        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {folders}")
+        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}")
     run_key = hashlib.sha256(json.dumps([(p, current[p]) for p in changed]).encode()).hexdigest()[:16]
     return dg.RunRequest(
         run_key=run_key,

@@ -1,0 +1,65 @@
+"""The settings object: every documented DAENA_* variable is one of its fields, only config.py reads
+the environment, values are read when used, and the Dagster resource resolves to the same object."""
+import re
+from pathlib import Path
+
+from daena_pipelines.config import ENV_VARS, PROJECT_ROOT, Settings
+from daena_pipelines.lib.settings import DaenaSettings
+from daena_pipelines.nbmf.codec import CodecSettings
+from daena_pipelines.nbmf.dictionaries import DictionaryStore
+
+# Documented variables that are not settings of the code location: test switches and compose's own.
+NOT_SETTINGS = {
+    "DAENA_UPDATE_SNAPSHOT": "tests/test_definitions_snapshot.py rewrites its snapshot",
+    "DAENA_FAULT_TABLE": "tests/device/test_faults.py writes its table",
+    "DAENA_TAG": "deploy/compose.yaml: the image tag",
+    "DAENA_LANDING_HOST_DIR": "deploy/compose.yaml: the host folder mounted as DAENA_LANDING_DIR",
+}
+DOCUMENTS = [PROJECT_ROOT / "README.md", *(PROJECT_ROOT / "docs").glob("*.md"), *(PROJECT_ROOT / "deploy").iterdir()]
+
+
+def documented() -> set[str]:
+    return {name for path in DOCUMENTS if path.is_file() for name in re.findall(r"DAENA_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
+
+
+def test_every_documented_variable_is_a_setting_and_every_setting_documented():
+    names = documented()
+    assert {"DAENA_WAREHOUSE", "DAENA_GOLDEN_DIR"} <= names  # the scan reads the documents
+    assert names - set(NOT_SETTINGS) == set(ENV_VARS.values()) - {"DAGSTER_HOME"}
+
+
+def test_only_config_reads_daena_variables():
+    readers = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in (PROJECT_ROOT / "daena_pipelines").rglob("*.py")
+        if path.name != "config.py" and re.search(r"(environ|getenv)\W[^\n]*DAENA_", path.read_text())
+    ]
+    assert readers == []
+
+
+def test_read_when_used_and_nested_defaults_follow_their_folder(tmp_path, monkeypatch):
+    for name in ENV_VARS.values():
+        monkeypatch.delenv(name, raising=False)
+    assert Settings.from_env().warehouse == PROJECT_ROOT / "data" / "warehouse.duckdb"
+    monkeypatch.setenv("DAENA_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(tmp_path / "g"))
+    monkeypatch.setenv("DAENA_NBMF_ZSTD_LEVEL", "5")
+    now = Settings.from_env()
+    assert (now.warehouse, now.quarantine_dir, now.bench_history_dir, now.sidecar_landing_dir) == (
+        tmp_path / "d" / "warehouse.duckdb", tmp_path / "d" / "quarantine", tmp_path / "d" / "results" / "bench-history",
+        tmp_path / "d" / "landing",
+    )
+    assert DictionaryStore().root == tmp_path / "g" / "nbmf" / "dicts"  # golden/ moves the NBMF dictionaries too
+    assert (CodecSettings.from_env().level_small, CodecSettings.from_env().level_large) == (5, 5)
+    monkeypatch.setenv("DAENA_WAREHOUSE", "ducklake:postgres:dbname=x")
+    assert Settings.from_env().warehouse == "ducklake:postgres:dbname=x"
+
+
+def test_the_resource_resolves_to_the_settings_with_its_own_values_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAENA_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(tmp_path / "golden"))
+    assert DaenaSettings().get() == Settings.from_env()
+    given = DaenaSettings(data_dir=str(tmp_path / "given")).get()
+    assert (given.quarantine_dir, given.results_dir, given.golden_dir) == (
+        tmp_path / "given" / "quarantine", tmp_path / "given" / "results", tmp_path / "golden"
+    )
