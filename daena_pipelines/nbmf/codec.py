@@ -220,15 +220,13 @@ def _tag(header: bytes, envelope_length: int, body: bytes) -> bytes:
 # --- lossless JSON bodies with marker keys --------------------------------------------------
 
 
-def _embedded_json(value):
+def _embedded_json(text: str):
     """The JSON value a string holds, if the string is exactly its canonical JSON; else None."""
-    if not isinstance(value, str) or value[:1] not in ("{", "["):
-        return None
     try:
-        parsed = orjson.loads(value)
+        parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-    return parsed if canonical_json(parsed) == value.encode() else None
+    return parsed if canonical_json(parsed) == text.encode() else None
 
 
 def _marked(record) -> dict | None:
@@ -239,14 +237,15 @@ def _marked(record) -> dict | None:
         return None
     changed, columns, embedded = {}, [], []
     for key, value in record.items():
-        if isinstance(value, list) and len(value) > 1 and isinstance(value[0], dict) and value[0]:
+        if type(value) is str:  # most values: only an object or array opener makes it worth parsing
+            if value[:1] in ("{", "[") and (parsed := _embedded_json(value)) is not None:
+                changed[key] = parsed
+                embedded.append(key)
+        elif type(value) is list and len(value) > 1 and isinstance(value[0], dict) and value[0]:
             keys = value[0].keys()
             if all(isinstance(item, dict) and item.keys() == keys for item in value):
                 changed[key] = {k: [item[k] for item in value] for k in keys}
                 columns.append(key)
-        elif (parsed := _embedded_json(value)) is not None:
-            changed[key] = parsed
-            embedded.append(key)
     if not changed:
         return None
     markers = {COLUMNS_KEY: sorted(columns)} if columns else {}
