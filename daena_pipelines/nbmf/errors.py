@@ -6,7 +6,7 @@ class NbmfError(ValueError):
 
 
 class EnvelopeError(NbmfError):
-    """Not a decodable NBMF envelope (bad magic, version, class, flags, lengths; truncated or trailing bytes)."""
+    """Not a decodable NBMF envelope (version, class, flags, lengths; truncated or trailing bytes)."""
 
 
 class SignatureMismatch(EnvelopeError):
