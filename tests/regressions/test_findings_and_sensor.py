@@ -85,6 +85,10 @@ def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations
         assert request.run_key not in run_keys
         run_keys.add(request.run_key)
         assert tick().run_requests[0].run_key == request.run_key  # the same pending run, not a second one
+        if outcome == "crash":  # while a findings run waits in the queue, it is the one to read what arrives
+            waiting = instance.create_run_for_job(definitions.resolve_job_def("findings_job"))  # not started yet
+            assert tick().skip_message.endswith(f"findings run {waiting.run_id} is queued and will read them")
+            instance.delete_run(waiting.run_id)
         result = definitions.resolve_job_def("findings_job").execute_in_process(instance=instance, run_config={
             "ops": {"regressions__findings": {"config": {"checks": ["evals/eval_runs:eval_golden"]}}}})
         counts.append({k: result.asset_materializations_for_node("regressions__findings")[0].metadata[k].value
