@@ -3,11 +3,18 @@ count how often the gate flags them (detection) and how often it flags a clean r
 per key (record class / codec / op, on the CPU and the wall clock).
 
     python scripts/gate_power.py [--trials N] [--repetitions R] [--warmup W] [--warehouse PATH]
+                                 [--load-change BUSY]
 
 Corpus: the held-out records of the warehouse (when it exists) plus the shared real profiles
 through the real ingest, as the benchmark uses them. Each run times the reference codec
-(zstd-3) and NBMF interleaved record by record (benchmark.timing_run) and the gate
-(regressions.gate.decide) judges it against the history of earlier runs, exactly as in CI.
+(benchmark.REFERENCE: the orjson + zstd + SHA-256 bound) and NBMF interleaved record by record,
+the two back to back per record and repetition (benchmark.timing_run), and the gate
+(regressions.gate.decide) judges the paired ratios against the history of earlier runs,
+exactly as in CI.
+
+``--load-change BUSY`` starts BUSY busy-looping processes for the second third of the trials
+and stops them after it: the machine's load rises and falls during the history, as it did when
+the command encode key raised false alarms on half of its clean runs.
 
 Per trial: clean, x1.1, clean, x1.2, clean, x1.5, clean, wait. A slowdown xF busy-spins after
 every NBMF encode/decode for (F-1) times the call's own CPU time; "wait" sleeps 1 ms after every
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -82,6 +90,36 @@ def corpus(warehouse: Path) -> list:
     return records
 
 
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+        process.wait()
+    processes.clear()
+
+
+def run_one(i, kind, schedule, args, test, variants, rule, history, counts, started, loaded) -> None:
+    """Time one run of ``kind``, judge every key, count the verdicts, extend the clean history.
+    Clean runs while the busy processes run are also counted as "clean, busy"."""
+    samples: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for cls, codec, op, clock, _sample, ratio in timing_run(test, variants[kind], args.repetitions):
+        samples[f"{cls}/{codec}/{op}", clock].append(ratio)
+    for (key, clock), new in samples.items():
+        verdict = decide(new, history[key, clock], rule)
+        if key == args.trace:
+            print(f"  {i:3d} {kind:5s} {clock:4s} {verdict.verdict:10s} median {verdict.median:.3f} "
+                  f"baseline {verdict.baseline_median or 0:.3f} x{verdict.growth or 0:.3f} p={verdict.p_value or 0:.2g} {verdict.test} {verdict.note}")
+        recovery = kind == "clean" and i > args.warmup and schedule[i - 1] != "clean"
+        labels = [kind] + ["recovery"] * recovery + ["clean, busy"] * (kind == "clean" and loaded)
+        for label in labels:
+            if i >= args.warmup and (kind == "clean" or affected(kind, key, clock)):
+                counts[label, key, clock][0] += verdict.regression
+                counts[label, key, clock][1] += 1
+        if kind == "clean" and not verdict.regression:  # an injected slowdown is reverted after its run
+            history[key, clock].append(new)
+    if i and i % 40 == 0:
+        print(f"  {i}/{len(schedule)} runs, {time.monotonic() - started:.0f} s", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=30)
@@ -89,6 +127,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="clean runs before the first trial")
     parser.add_argument("--warehouse", default=str(config.Settings.from_env().warehouse))
     parser.add_argument("--trace", default=None, help="print every verdict of this key (e.g. all/nbmf_lossless/encode)")
+    parser.add_argument("--load-change", type=int, default=0, metavar="BUSY",
+                        help="busy-looping processes to run during the second third of the trials")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     nbmf = NbmfCodec()
@@ -107,25 +147,20 @@ def main() -> int:
     counts: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])  # (kind, key, clock) -> [flagged, runs]
     started = time.monotonic()
     schedule = ["clean"] * args.warmup + list(SCHEDULE) * args.trials
-    for i, kind in enumerate(schedule):
-        samples: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for cls, codec, op, clock, _sample, ratio in timing_run(test, variants[kind], args.repetitions):
-            samples[f"{cls}/{codec}/{op}", clock].append(ratio)
-        for (key, clock), new in samples.items():
-            verdict = decide(new, history[key, clock], rule)
-            if key == args.trace:
-                print(f"  {i:3d} {kind:5s} {clock:4s} {verdict.verdict:10s} median {verdict.median:.3f} "
-                      f"baseline {verdict.baseline_median or 0:.3f} x{verdict.growth or 0:.3f} p={verdict.p_value or 0:.2g} {verdict.test} {verdict.note}")
-            recovery = kind == "clean" and i > args.warmup and schedule[i - 1] != "clean"
-            for label in (kind, "recovery") if recovery else (kind,):
-                if i >= args.warmup and (kind == "clean" or affected(kind, key, clock)):
-                    counts[label, key, clock][0] += verdict.regression
-                    counts[label, key, clock][1] += 1
-            if kind == "clean" and not verdict.regression:  # an injected slowdown is reverted after its run
-                history[key, clock].append(new)
-        if i and i % 40 == 0:
-            print(f"  {i}/{len(schedule)} runs, {time.monotonic() - started:.0f} s", flush=True)
-    kinds = ("x1.1", "x1.2", "x1.5", "wait", "clean", "recovery")
+    third = len(SCHEDULE) * args.trials // 3
+    busy: list[subprocess.Popen] = []
+    try:
+        for i, kind in enumerate(schedule):
+            if args.load_change and i == args.warmup + third:
+                busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load_change)]
+                print(f"  run {i}: {len(busy)} busy processes started, load average {os.getloadavg()}", flush=True)
+            if busy and i == args.warmup + 2 * third:
+                stop(busy)
+                print(f"  run {i}: busy processes stopped, load average {os.getloadavg()}", flush=True)
+            run_one(i, kind, schedule, args, test, variants, rule, history, counts, started, bool(busy))
+    finally:
+        stop(busy)
+    kinds = ("x1.1", "x1.2", "x1.5", "wait", "clean", "recovery", "clean, busy")
     rows = []
     for key, clock in sorted({(k, c) for (_kind, k, c) in counts}):
         cells = []

@@ -7,12 +7,14 @@ per call, in thread CPU time and in wall time (a wait shows only in the latter),
 ``repetitions`` times, codecs interleaved record by record (the order rotates each repetition).
 
 Besides the codecs, ``bound`` is what any codec returning Python objects must at least do:
-encode = orjson.dumps + zstd (NBMF's dictionary and level for that record) + SHA-256, decode =
-zstd + SHA-256 + orjson.loads. NBMF's speed is reported as a fraction of it.
+encode = orjson.dumps + zstd (NBMF's dictionary, NBMF's default level for that record size) +
+SHA-256, decode = zstd + SHA-256 + orjson.loads. NBMF's speed is reported as a fraction of it,
+and it is the reference the regression gate divides NBMF's times by (``REFERENCE``).
 
 ``timing_ratios`` turns the samples into what the regression gate compares: per key (class,
-codec, op, clock) one sample per record, the codec's fastest time on it divided by the
-reference codec's (``REFERENCE``) fastest time on the same record.
+codec, op, clock) one sample per record, the median over the repetitions of the codec's time
+divided by the reference's time on the same record in the same repetition (the two calls run
+back to back, so a load change falls on both).
 """
 from __future__ import annotations
 
@@ -30,13 +32,18 @@ import orjson
 import zstandard
 
 from daena_pipelines.nbmf.classes import CLASS_BY_CODE, SERIES_STEPS, TEMPERATURE_CHANNELS, record_class
-from daena_pipelines.nbmf.codec import LOSSLESS, SEMANTIC, NbmfCodec, canonical_json
+from daena_pipelines.nbmf.codec import LOSSLESS, SEMANTIC, CodecSettings, NbmfCodec, canonical_json
 from daena_pipelines.nbmf.corpus import CorpusRecord
 
 BASELINES = ("raw_json", "zlib_9", "zstd_3", "zstd_19", "zstd_dict_1", "zstd_dict_3", "zstd_dict_19")
 BOUND = "bound"  # orjson + zstd + SHA-256: not a format, the floor of NBMF's time
 CODECS = (*BASELINES, BOUND, "nbmf_lossless", "nbmf_semantic")
-REFERENCE = "zstd_dict_3"  # the codec every timing is divided by, measured interleaved in the same run
+REFERENCE = BOUND  # the codec every gated timing is divided by, measured interleaved in the same run
+# The bound's zstd settings, fixed here rather than taken from NBMF's (environment-dependent)
+# settings: a slower NBMF level or a lost dictionary must move NBMF's time, not the reference's.
+# They are NBMF's defaults, so the reference does the same kind of work on the same working set
+# (dictionary tables, level): measured, that keeps a load change from moving the ratio.
+BOUND_SETTINGS = CodecSettings(level_small=9, level_large=1, use_dictionaries=True)
 GATED_CODECS = ("nbmf_lossless", "nbmf_semantic")
 CLOCKS = ("cpu", "wall")
 # a key needs this many records for its median to be steady enough to gate (measured: 4 eval
@@ -81,11 +88,12 @@ class _PerClassDict:
 
 
 class _Bound:
-    """The floor: canonical JSON + NBMF's zstd (same dictionary and level) + SHA-256, and back.
-    Framed as class code, SHA-256, body length, zstd frame (the least a decoder must be told)."""
+    """The floor: canonical JSON + NBMF's zstd (NBMF's dictionary, ``BOUND_SETTINGS`` levels) +
+    SHA-256, and back. Framed as class code, SHA-256, body length, zstd frame (the least a
+    decoder must be told). Its own zstd objects: nothing NBMF's codec does touches them."""
 
     def __init__(self, nbmf: NbmfCodec):
-        self.nbmf = nbmf
+        self.nbmf = NbmfCodec(nbmf.store, BOUND_SETTINGS)
 
     def encode(self, record, class_name: str) -> bytes:
         canonical = canonical_json(record)
@@ -244,7 +252,7 @@ def ratio_rows(ratios: list[tuple]) -> list[dict]:
 
 
 def time_interleaved(measured: list[Measured], available: dict[str, Codec], repetitions: int) -> None:
-    """Time every codec on every record, record by record, the codecs' order rotating each
+    """Time every codec on every record, record by record, in the order ``_order`` gives each
     repetition, so load from other processes falls on all codecs alike."""
     by_record: dict[int, list[Measured]] = defaultdict(list)
     for m in measured:
@@ -260,11 +268,22 @@ def time_interleaved(measured: list[Measured], available: dict[str, Codec], repe
             gc.enable()
 
 
+def _order(items: list[Measured], rep: int) -> list[Measured]:
+    """One record's codecs for repetition ``rep``: the others rotated; the reference and the
+    gated codecs back to back at the end, the reference first in even repetitions and last in odd
+    ones (the gate's paired ratios compare calls a few microseconds apart, each side as often
+    first as second)."""
+    paired = {REFERENCE, *GATED_CODECS}
+    others = [m for m in items if m.codec not in paired]
+    block = sorted((m for m in items if m.codec in paired), key=lambda m: (m.codec != REFERENCE) == (rep % 2 == 0))
+    shift = rep % len(others) if others else 0
+    return others[shift:] + others[:shift] + block
+
+
 def _timed_repetitions(by_record, available, repetitions, cpu, wall) -> None:
     for rep in range(repetitions):
         for items in by_record.values():
-            shift = rep % len(items)
-            for m in items[shift:] + items[:shift]:
+            for m in _order(items, rep):
                 codec, record, cls = available[m.codec], m.record.record, m.record.record_class
                 w0, c0 = wall(), cpu()
                 envelope = codec.encode(record, cls)
@@ -289,11 +308,12 @@ def timing_run(records: list[CorpusRecord], available: dict[str, Codec], repetit
 
 def timing_ratios(measured: list[Measured], codecs: tuple[str, ...] = GATED_CODECS) -> list[tuple]:
     """(record_class, codec, op, clock, sample, ratio) for keys of >= MIN_GATED_RECORDS records:
-    one sample per record, its fastest time over the repetitions divided by the reference
-    codec's fastest time on the same record. The fastest, as timeit advises: on a loaded
-    machine most slow calls were preempted (wall) or evicted (CPU), and a repetition that
-    escaped is the codec's own cost; a wait in the codec is in every repetition, so in the
-    fastest too."""
+    one sample per record, the median over the repetitions of the paired ratio codec time /
+    reference time, both measured on that record back to back in the same repetition. Paired,
+    so a change of machine load between repetitions or records falls on both sides of each
+    ratio; the median, so a call preempted in one repetition does not move the sample, while a
+    wait in the codec is in every repetition. (The lower quartile on the wall clock was tried
+    against preemption of long calls: it detected less and flagged more, docs/regressions.md.)"""
     reference = {id(m.record): m for m in measured if m.codec == REFERENCE}
     groups: dict[tuple[str, str], list[Measured]] = defaultdict(list)
     for m in measured:  # per class only: a mixture's median jumps between its classes from run to run
@@ -306,8 +326,8 @@ def timing_ratios(measured: list[Measured], codecs: tuple[str, ...] = GATED_CODE
         for op in ("encode", "decode"):
             for clock, suffix in (("cpu", "_ns"), ("wall", "_wall_ns")):
                 for i, m in enumerate(items):
-                    base = min(getattr(reference[id(m.record)], op + suffix))
-                    rows.append((cls, codec, op, clock, i, min(getattr(m, op + suffix)) / max(base, 1)))
+                    base = np.maximum(getattr(reference[id(m.record)], op + suffix), 1)
+                    rows.append((cls, codec, op, clock, i, float(np.median(np.asarray(getattr(m, op + suffix)) / base))))
     return rows
 
 

@@ -1,28 +1,34 @@
 """NBMF: a memory record (JSON-compatible value + record class) in an authenticated binary envelope.
 
-Envelope v2, byte by byte::
+Envelope v3, byte by byte::
 
-    b"N"                 magic
-    u8                   codec version (high 4 bits, 2) | record class code (low 4 bits)
+    u8                   codec version (high 4 bits, 3) | record class code (low 4 bits)
     u8                   flags: bit 0 fidelity (0 lossless, 1 semantic), bits 1-3 JSON type,
-                         bit 4 body length follows, bit 5 columnar body; bits 6-7 zero
+                         bit 4 body length follows, bit 5 JSON body with marker keys,
+                         bit 6 series body; bit 7 zero
     varint               dictionary version (0 = no dictionary; id = class code * 1000 + version)
     varint               original length: bytes of the original record's canonical JSON
-    [varint]             body length (flag bit 4: the stored body differs in length from the original)
-    16 bytes             tag: SHA-256 (first 16 bytes) over header || varint(envelope length) || body
+    [varint]             body length (flag bit 4: only when the body is longer than the original)
+    8 bytes              tag: SHA-256 (first 8 bytes) over header || varint(envelope length) || body
     rest                 payload: magic-less zstd frame of the body (no checksum, no content size)
 
 The tag covers every header byte, the envelope's total length (so trailing or missing bytes
 fail) and the body the payload decompresses to, so a flipped fidelity bit, class, dictionary,
 length or JSON type, a spliced payload or appended bytes all raise ``SignatureMismatch``
 (or another ``NbmfError``); decoding never returns unverified data and never raises anything
-but ``NbmfError``.
+but ``NbmfError``. The body is a deterministic function of the record (and of the fidelity), so
+a tag over the body vouches for what decoding returns. Tag length and miss probability: docs/nbmf.md.
 
-Bodies: lossless = the record's canonical JSON (compact UTF-8, sorted keys, orjson), or with
-flag bit 5 the same record with its top-level arrays of like objects stored column by column
-(``_columnar``); semantic text = canonical JSON of the normalised record; semantic series =
-the series body (grid integers). For a semantic series the tag covers the canonical JSON of
-the semantic form (what decoding returns), built on both sides.
+Bodies:
+- lossless JSON: the record's canonical JSON (compact UTF-8, sorted keys, orjson);
+- lossless JSON with marker keys (flag bit 5; records < 4 KiB): top-level arrays of like
+  objects stored column by column, and top-level strings that are themselves canonical JSON
+  stored as that JSON, listed under ``COLUMNS_KEY`` / ``EMBEDDED_KEY``; used only when no
+  longer than the original;
+- semantic series (flag bit 6; classes with the ``series`` rule): the record without its
+  channel lists as canonical JSON, then each channel rounded to its declared grid, as
+  delta-coded integers in byte planes;
+- semantic text: canonical JSON of the normalised record.
 """
 from __future__ import annotations
 
@@ -40,21 +46,19 @@ from daena_pipelines.nbmf.errors import EnvelopeError, NbmfError, SignatureMisma
 
 __all__ = ["EnvelopeError", "NbmfError", "SignatureMismatch", "UnknownDictionary"]
 
-MAGIC = b"N"
-CODEC_VERSION = 2
+CODEC_VERSION = 3
 LOSSLESS, SEMANTIC = "lossless", "semantic"
 JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
-# first byte of canonical JSON per type: a decoded body must be of the type the header names
-_FIRST_BYTES = {
-    "object": b"{", "array": b"[", "string": b'"', "number": b"-0123456789", "boolean": b"tf", "null": b"n",
-}
-TAG_BYTES = 16
+# first byte of canonical JSON per type: a decoded JSON body must be of the type the header names
+_FIRST_BYTES = (b"{", b"[", b'"', b"-0123456789", b"tf", b"n")  # in JSON_TYPES order
+TAG_BYTES = 8  # 64 bits: why this is enough for an integrity check, docs/nbmf.md
 MAX_LENGTH = 1 << 30  # no record body beyond 1 GiB
 DIRECT_DECOMPRESS_BYTES = 1 << 20  # claimed bodies up to this size are decompressed in one call
-FLAG_SEMANTIC, FLAG_BODY_LENGTH, FLAG_COLUMNAR = 1, 16, 32
+FLAG_SEMANTIC, FLAG_BODY_LENGTH, FLAG_MARKED, FLAG_SERIES = 1, 16, 32, 64
 SERIES_CHANNELS = tuple(SERIES_STEPS)  # bit i of the channel mask = SERIES_CHANNELS[i]
 MAX_GRID_VALUE = 2**52  # grid integers beyond this would not survive int64 deltas and float division
-COLUMNS_KEY = "\u0000columnar"  # lists the top-level keys a columnar body transposed
+COLUMNS_KEY = "\u0000columnar"  # lists the top-level keys a marked body transposed
+EMBEDDED_KEY = "\u0000json"  # lists the top-level keys whose canonical-JSON strings a marked body stores as JSON
 
 
 def canonical_json(value) -> bytes:
@@ -82,12 +86,13 @@ SMALL_BODY_BYTES = 4096
 class CodecSettings:
     """zstd levels and whether trained dictionaries are used.
 
-    Small bodies get the highest level (they are where ratio is lost, and their time is mostly
-    per-call cost anyway); large ones a fast level. ``DAENA_NBMF_ZSTD_LEVEL`` sets both,
-    ``DAENA_NBMF_NO_DICT=1`` turns dictionaries off (both exist to show what they are worth).
+    Small bodies get level 9: with NBMF's dictionaries and body-sized parameters it is as small
+    as level 6 and twice as fast on them (measured, docs/nbmf.md); large ones a fast level.
+    ``DAENA_NBMF_ZSTD_LEVEL`` sets both, ``DAENA_NBMF_NO_DICT=1`` turns dictionaries off (both
+    exist to show what they are worth).
     """
 
-    level_small: int = 6
+    level_small: int = 9
     level_large: int = 1
     use_dictionaries: bool = True
 
@@ -111,13 +116,16 @@ class Meta:
     record_class: str
     dict_id: int
     original_length: int
-    body_length: int
-    columnar: bool
+    body_length: int  # the most the payload may decompress to: the body length, or the original's
+    marked: bool
+    series: bool
     tag: bytes
     header_length: int  # bytes before the tag
 
 
 def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -127,8 +135,11 @@ def _varint(n: int) -> bytes:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    if pos < len(data) and data[pos] < 0x80:  # one byte: most header fields
-        return data[pos], pos + 1
+    if pos + 1 < len(data):  # one or two bytes: every header field of a record < 16 KiB
+        if data[pos] < 0x80:
+            return data[pos], pos + 1
+        if data[pos + 1] < 0x80:
+            return data[pos] & 0x7F | data[pos + 1] << 7, pos + 2
     value = shift = 0
     while True:
         if pos >= len(data) or shift > 35:  # 5 bytes hold every length below MAX_LENGTH
@@ -142,79 +153,119 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 _CLASS_NAMES = {code: rc.name for code, rc in CLASS_BY_CODE.items()}
+_SERIES_CLASSES = {code for code, rc in CLASS_BY_CODE.items() if rc.semantic == "series"}
 
 
-def read_meta(envelope: bytes) -> Meta:
-    """The header, checked for shape and bounds (not yet for authenticity: ``decode`` does that)."""
+def _head_problem(first: int, flags: int) -> str | None:
+    """What is wrong with an envelope's first two bytes (version|class, flags), or None."""
+    class_code = first & 15
+    if first >> 4 != CODEC_VERSION:
+        return f"not an NBMF v{CODEC_VERSION} envelope (version field {first >> 4})"
+    if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 7:
+        return f"NBMF header has unknown class code {class_code} or flags {flags:#x}"
+    if flags & FLAG_MARKED and flags & (FLAG_SERIES | FLAG_SEMANTIC | 14):  # marker keys: lossless, an object
+        return "NBMF header marks a body that cannot have marker keys"
+    if bool(flags & FLAG_SERIES) != bool(flags & FLAG_SEMANTIC and class_code in _SERIES_CLASSES):
+        return "NBMF header: a series body is exactly what a semantic record of a series class has"
+    return None
+
+
+# every valid (version|class, flags) pair, so decoding checks the first two bytes with one lookup
+_VALID_HEADS = frozenset(
+    bytes((first, flags))
+    for first in range(CODEC_VERSION << 4, (CODEC_VERSION + 1) << 4)
+    for flags in range(256)
+    if _head_problem(first, flags) is None
+)
+
+
+def _header(envelope: bytes) -> tuple[int, int, int, int, int, int]:
+    """(class code, flags, dictionary id, original length, most bytes the body may have, header
+    length), checked for shape and bounds, not yet for authenticity (``decode`` does that)."""
     if type(envelope) is not bytes:
-        if not isinstance(envelope, (bytes, bytearray, memoryview)):
-            raise EnvelopeError(f"an NBMF envelope is bytes, not {type(envelope).__name__}")
-        envelope = bytes(envelope)
-    if len(envelope) < 4 or envelope[0] != MAGIC[0]:
-        raise EnvelopeError("not an NBMF envelope (bad magic or shorter than a header)")
-    version, class_code, flags = envelope[1] >> 4, envelope[1] & 15, envelope[2]
-    if version != CODEC_VERSION:
-        raise EnvelopeError(f"NBMF codec version {version} is not supported (this codec reads {CODEC_VERSION})")
-    if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 6:
-        raise EnvelopeError(f"NBMF header has unknown class code {class_code} or flags {flags:#x}")
-    if flags & FLAG_COLUMNAR and flags & FLAG_SEMANTIC:
-        raise EnvelopeError("NBMF header marks a semantic envelope columnar")
-    dict_version, pos = _read_varint(envelope, 3)
+        raise EnvelopeError(f"an NBMF envelope is bytes, not {type(envelope).__name__}")
+    if len(envelope) < 4:
+        raise EnvelopeError("not an NBMF envelope (shorter than a header)")
+    if envelope[:2] not in _VALID_HEADS:
+        raise EnvelopeError(_head_problem(envelope[0], envelope[1]))
+    flags = envelope[1]
+    dict_version, pos = _read_varint(envelope, 2)
     length, pos = _read_varint(envelope, pos)
     body_length, pos = _read_varint(envelope, pos) if flags & FLAG_BODY_LENGTH else (length, pos)
     if length > MAX_LENGTH or body_length > MAX_LENGTH or dict_version >= 1000:
         raise EnvelopeError(f"NBMF header lengths {length}/{body_length} or dictionary version {dict_version} out of bounds")
-    tag = envelope[pos : pos + TAG_BYTES]
-    if len(tag) != TAG_BYTES:
+    if len(envelope) < pos + TAG_BYTES:
         raise EnvelopeError("truncated NBMF tag")
+    class_code = envelope[0] & 15
+    return class_code, flags, class_code * 1000 + dict_version if dict_version else 0, length, body_length, pos
+
+
+def read_meta(envelope) -> Meta:
+    """The header, checked for shape and bounds (not yet for authenticity: ``decode`` does that)."""
+    if isinstance(envelope, (bytearray, memoryview)):
+        envelope = bytes(envelope)
+    class_code, flags, dict_id, length, body_length, pos = _header(envelope)
     return Meta(
-        version, SEMANTIC if flags & FLAG_SEMANTIC else LOSSLESS, JSON_TYPES[flags >> 1 & 7], _CLASS_NAMES[class_code],
-        class_code * 1000 + dict_version if dict_version else 0, length, body_length, bool(flags & FLAG_COLUMNAR), tag, pos,
+        envelope[0] >> 4, SEMANTIC if flags & FLAG_SEMANTIC else LOSSLESS, JSON_TYPES[flags >> 1 & 7], _CLASS_NAMES[class_code],
+        dict_id, length, body_length, bool(flags & FLAG_MARKED), bool(flags & FLAG_SERIES), envelope[pos : pos + TAG_BYTES], pos,
     )
 
 
 def _tag(header: bytes, envelope_length: int, body: bytes) -> bytes:
-    h = hashlib.sha256(header)
-    h.update(_varint(envelope_length))
+    h = hashlib.sha256(header + _varint(envelope_length))
     h.update(body)
     return h.digest()[:TAG_BYTES]
 
 
-# --- columnar bodies ------------------------------------------------------------------------
+# --- lossless JSON bodies with marker keys --------------------------------------------------
 
 
-def _columnar(record) -> dict | None:
-    """The record with each top-level array of >= 2 objects sharing one key set stored as
-    {key: [values...]}; None when nothing would change (or the record uses the marker key)."""
-    if not isinstance(record, dict) or COLUMNS_KEY in record:
+def _embedded_json(value):
+    """The JSON value a string holds, if the string is exactly its canonical JSON; else None."""
+    if not isinstance(value, str) or value[:1] not in ("{", "["):
         return None
-    transposed = {}
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if canonical_json(parsed) == value.encode() else None
+
+
+def _marked(record) -> dict | None:
+    """The record with each top-level array of >= 2 objects sharing one key set stored as
+    {key: [values...]} and each top-level canonical-JSON string stored as its JSON, the keys
+    listed under the marker keys; None when nothing would change (or a marker key is in use)."""
+    if not isinstance(record, dict) or COLUMNS_KEY in record or EMBEDDED_KEY in record:
+        return None
+    changed, columns, embedded = {}, [], []
     for key, value in record.items():
         if isinstance(value, list) and len(value) > 1 and isinstance(value[0], dict) and value[0]:
             keys = value[0].keys()
             if all(isinstance(item, dict) and item.keys() == keys for item in value):
-                transposed[key] = {k: [item[k] for item in value] for k in keys}
-    if not transposed:
+                changed[key] = {k: [item[k] for item in value] for k in keys}
+                columns.append(key)
+        elif (parsed := _embedded_json(value)) is not None:
+            changed[key] = parsed
+            embedded.append(key)
+    if not changed:
         return None
-    return {**record, **transposed, COLUMNS_KEY: sorted(transposed)}
+    markers = {COLUMNS_KEY: sorted(columns)} if columns else {}
+    if embedded:
+        markers[EMBEDDED_KEY] = sorted(embedded)
+    return {**record, **changed, **markers}
 
 
-def lossless_body(record) -> bytes:
-    """The bytes a lossless envelope compresses (what NBMF's dictionaries are trained on)."""
-    original = canonical_json(record)
-    columnar = _columnar(record) if len(original) < SMALL_BODY_BYTES else None
-    return original if columnar is None else canonical_json(columnar)
-
-
-def _rows(value: dict, columns: list) -> dict:
-    for key in columns:
+def _unmarked(value: dict) -> dict:
+    for key in value.pop(COLUMNS_KEY, ()):
         table = value[key]
         names = list(table)
         value[key] = [dict(zip(names, row)) for row in zip(*table.values())]
+    for key in value.pop(EMBEDDED_KEY, ()):
+        value[key] = canonical_json(value[key]).decode()
     return value
 
 
-# --- semantic rules -----------------------------------------------------------------------
+# --- series bodies --------------------------------------------------------------------------
 
 
 def normalize_strings(value):
@@ -237,14 +288,6 @@ def _is_numeric_series(values) -> bool:
 
 def _scale(channel: str) -> int:
     return round(1 / SERIES_STEPS[channel][0])
-
-
-def _grid_values(q: np.ndarray, missing: np.ndarray, scale: int) -> list:
-    values = (q / scale).tolist()
-    if missing.any():
-        for i in np.flatnonzero(missing):
-            values[i] = None
-    return values
 
 
 def _pack_ints(q: np.ndarray) -> bytes:
@@ -284,15 +327,15 @@ def _series_arrays(points) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _encode_series(record: dict) -> tuple[bytes, dict]:
-    """Semantic body for a record with a ``points`` object of channel lists, and its semantic form."""
+def _encode_series(record) -> bytes:
+    """Semantic body of a record with a ``points`` object of channel lists (any other record:
+    its JSON with an empty channel mask)."""
     points = record.get("points") if isinstance(record, dict) else None
     arrays = _series_arrays(points)
     channels = list(arrays)
-    semantic_points = dict(points) if channels else points
-    rest = dict(record)
+    rest = record
     if channels:
-        rest["points"] = {k: v for k, v in points.items() if k not in channels}
+        rest = {**record, "points": {k: v for k, v in points.items() if k not in channels}}
     rest_json = canonical_json(rest)
     mask = sum(1 << SERIES_CHANNELS.index(c) for c in channels)
     n = len(points[channels[0]]) if channels else 0
@@ -304,21 +347,15 @@ def _encode_series(record: dict) -> tuple[bytes, dict]:
     for channel in channels:
         raw = arrays[channel]
         missing = ~np.isfinite(raw)
-        scale = _scale(channel)
-        filled = raw.copy()
+        filled = raw
         if missing.any():  # carry the previous value through gaps so deltas stay small
             idx = np.where(missing, 0, np.arange(n))
             np.maximum.accumulate(idx, out=idx)
             filled = raw[idx]
             filled[~np.isfinite(filled)] = 0.0
-        q = np.rint(filled * scale).astype(np.int64)
         body.append(b"\x01" + np.packbits(missing).tobytes() if missing.any() else b"\x00")
-        body.append(_pack_ints(q))
-        semantic_points[channel] = _grid_values(q, missing, scale)
-    semantic = dict(record)
-    if channels:
-        semantic["points"] = semantic_points
-    return b"".join(body), semantic
+        body.append(_pack_ints(np.rint(filled * _scale(channel)).astype(np.int64)))
+    return b"".join(body)
 
 
 def _decode_series(body: bytes) -> dict:
@@ -332,18 +369,33 @@ def _decode_series(body: bytes) -> dict:
         return record
     n, pos = _read_varint(body, pos)
     for channel in channels:
-        if body[pos]:
-            missing = np.unpackbits(np.frombuffer(body, np.uint8, (n + 7) // 8, pos + 1), count=n).astype(bool)
-            pos += 1 + (n + 7) // 8
-        else:
-            missing = np.zeros(n, dtype=bool)
-            pos += 1
+        has_missing = body[pos]
+        pos += 1
+        if has_missing:
+            missing = np.unpackbits(np.frombuffer(body, np.uint8, (n + 7) // 8, pos), count=n)
+            pos += (n + 7) // 8
         q, pos = _unpack_ints(body, pos, n)
-        record["points"][channel] = _grid_values(q, missing, _scale(channel))
+        values = (q / _scale(channel)).tolist()
+        if has_missing:
+            for i in np.flatnonzero(missing).tolist():
+                values[i] = None
+        record["points"][channel] = values
     return record
 
 
 # --- the codec ------------------------------------------------------------------------------
+
+
+def lossless_body(record) -> tuple[bytes, bool, bytes]:
+    """(the bytes a lossless envelope compresses, whether they carry marker keys, the original's
+    canonical JSON). The body is what NBMF's dictionaries are trained on."""
+    original = canonical_json(record)
+    marked = _marked(record) if len(original) < SMALL_BODY_BYTES else None
+    if marked is not None:
+        body = canonical_json(marked)
+        if len(body) <= len(original):
+            return body, True, original
+    return original, False, original
 
 
 class NbmfCodec:
@@ -417,70 +469,57 @@ class NbmfCodec:
         if rule == "text":
             return normalize_strings(record)
         if rule == "series":
-            return _encode_series(record)[1]
+            return _decode_series(_encode_series(record))
         raise ValueError(f"record class {class_name!r} is lossless-only; semantic encoding is not allowed")
 
     def encode(self, record, class_name: str, fidelity: str = LOSSLESS) -> bytes:
         rc = record_class(class_name)
-        original = canonical_json(record)
         flags = JSON_TYPES.index(json_type(record)) << 1
         if fidelity == LOSSLESS:
-            columnar = _columnar(record) if len(original) < SMALL_BODY_BYTES else None
-            body = signed = original if columnar is None else canonical_json(columnar)
-            flags |= FLAG_COLUMNAR if columnar is not None else 0
+            body, marked, original = lossless_body(record)
+            flags |= FLAG_MARKED if marked else 0
         elif fidelity == SEMANTIC and rc.semantic == "text":
-            body = signed = canonical_json(normalize_strings(record))
+            original = canonical_json(record)
+            body = canonical_json(normalize_strings(record))
             flags |= FLAG_SEMANTIC
         elif fidelity == SEMANTIC and rc.semantic == "series":
-            body, semantic = _encode_series(record)
-            signed = canonical_json(semantic)
-            flags |= FLAG_SEMANTIC
+            original = canonical_json(record)
+            body = _encode_series(record)
+            flags |= FLAG_SEMANTIC | FLAG_SERIES
         else:
             raise ValueError(f"record class {class_name!r} does not allow fidelity {fidelity!r}")
         if len(original) > MAX_LENGTH or len(body) > MAX_LENGTH:
             raise ValueError(f"record of {len(original)} bytes is beyond NBMF's {MAX_LENGTH}-byte bound")
         dict_id = self.dict_id(class_name)
         lengths = _varint(len(original))
-        if len(body) != len(original):
+        if len(body) > len(original):
             flags |= FLAG_BODY_LENGTH
             lengths += _varint(len(body))
-        header = b"%b%c%c%b%b" % (MAGIC, CODEC_VERSION << 4 | rc.code, flags, _varint(dict_id % 1000), lengths)
+        header = b"%c%c%b%b" % (CODEC_VERSION << 4 | rc.code, flags, _varint(dict_id % 1000), lengths)
         payload = self.compress(dict_id, body)
-        return header + _tag(header, len(header) + TAG_BYTES + len(payload), signed) + payload
+        return header + _tag(header, len(header) + TAG_BYTES + len(payload), body) + payload
 
     def decode(self, envelope: bytes):
         """The record; raises an ``NbmfError`` (and nothing else) unless every byte checks out."""
-        meta = read_meta(envelope)
-        start = meta.header_length + TAG_BYTES
+        if isinstance(envelope, (bytearray, memoryview)):
+            envelope = bytes(envelope)
+        class_code, flags, dict_id, length, body_length, pos = _header(envelope)
         try:
-            body = self._decompress(meta.dict_id, envelope[start:], meta.body_length)
+            body = self._decompress(dict_id, envelope[pos + TAG_BYTES :], body_length)
         except zstandard.ZstdError as exc:
             raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
-        if len(body) != meta.body_length:
-            raise SignatureMismatch("NBMF payload length differs from the envelope's; envelope is corrupt")
-        series = meta.fidelity == SEMANTIC and record_class(meta.record_class).semantic == "series"
-        record = None
-        if series:
+        if _tag(envelope[:pos], len(envelope), body) != envelope[pos : pos + TAG_BYTES]:
+            raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
+        # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
+        if flags & FLAG_SERIES:
             try:
-                record = _decode_series(body)
-                signed = canonical_json(record)
-            except Exception as exc:  # noqa: BLE001 - any malformation of an unverified body is corruption
-                raise SignatureMismatch(f"NBMF series payload is malformed ({type(exc).__name__}: {exc})") from exc
-        else:
-            signed = body
-        if _tag(envelope[: meta.header_length], len(envelope), signed) != meta.tag:
-            raise SignatureMismatch(
-                f"NBMF tag mismatch for a {meta.fidelity} {meta.record_class} envelope: header or content is corrupt"
-            )
-        # the tag already vouches for the header; these catch an encoder that wrote a wrong one
-        if not signed or signed[:1] not in _FIRST_BYTES[meta.json_type]:
-            raise EnvelopeError(f"NBMF header says {meta.json_type} but the body is not")
-        if meta.fidelity == LOSSLESS and not meta.columnar and len(signed) != meta.original_length:
-            raise EnvelopeError("NBMF original length disagrees with the lossless body")
-        if record is not None:
-            return record
+                return _decode_series(body)
+            except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
+                raise EnvelopeError(f"NBMF series body is malformed ({type(exc).__name__}: {exc})") from exc
+        if body[:1] not in _FIRST_BYTES[flags >> 1 & 7] or not flags & (FLAG_SEMANTIC | FLAG_MARKED) and len(body) != length:
+            raise EnvelopeError("NBMF body does not have the JSON type or the original length its header names")
         try:
-            value = orjson.loads(signed)
-            return _rows(value, value.pop(COLUMNS_KEY)) if meta.columnar else value
+            value = orjson.loads(body)
+            return _unmarked(value) if flags & FLAG_MARKED else value
         except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
             raise EnvelopeError(f"NBMF body is not the JSON its header describes ({type(exc).__name__}: {exc})") from exc

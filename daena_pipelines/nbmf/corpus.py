@@ -165,16 +165,18 @@ def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dic
             entries = audit.get(row["proposal_id"], [])
             records.append(CorpusRecord.of("command", str(row["proposal_id"]), {**row, "audit_log": entries}))
 
-    for record_class, table, where in (
-        ("eval_result", "evals.eval_runs", ""),
-        ("judge_reasoning", "evals.judge_scores", " WHERE trim(coalesce(reasoning, '')) <> ''"),
+    # as with sessions' ingested_at: when the evaluation ran must not move golden ratios
+    for record_class, table, where, run_clock in (
+        ("eval_result", "evals.eval_runs", "", "evaluated_at"),
+        ("judge_reasoning", "evals.judge_scores", " WHERE trim(coalesce(reasoning, '')) <> ''", "judged_at"),
     ):
         if need(record_class, table):
             cols = _columns(con, table)
             if where and "reasoning" not in cols:
                 skipped[record_class] = f"{table} has no reasoning column"
                 continue
-            for row in _rows(con, f"SELECT * FROM {table}{where}"):
+            exclude = f" EXCLUDE ({run_clock})" if run_clock in cols else ""
+            for row in _rows(con, f"SELECT *{exclude} FROM {table}{where}"):
                 records.append(CorpusRecord.of(record_class, _identity(row, cols), row))
 
     for record_class in {"session", "telemetry", "roast_note", "command", "eval_result", "judge_reasoning"} - set(skipped):

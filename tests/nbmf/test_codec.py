@@ -1,5 +1,7 @@
 import hashlib
 
+import orjson
+
 import pytest
 
 from daena_pipelines.nbmf.classes import SERIES_STEPS, normalize_text
@@ -8,9 +10,11 @@ from daena_pipelines.nbmf.codec import (
     EnvelopeError,
     NbmfCodec,
     NbmfError,
+    TAG_BYTES,
     CodecSettings,
     SignatureMismatch,
     canonical_json,
+    lossless_body,
     read_meta,
 )
 from daena_pipelines.nbmf.dictionaries import DictionaryStore, UnknownDictionary, train
@@ -31,10 +35,12 @@ def test_lossless_round_trip_is_byte_exact_on_real_records(corpus):
         assert (meta.codec_version, meta.fidelity, meta.record_class) == (CODEC_VERSION, "lossless", r.record_class)
         assert meta.json_type == "object"
         assert meta.original_length == len(r.canonical)
-        # the tag: SHA-256 over the header, the envelope's length and the body, first 16 bytes
-        expected_tag = hashlib.sha256(envelope[: meta.header_length] + bytes([len(envelope) & 0x7F | 0x80, len(envelope) >> 7])
-                                      + r.canonical).digest()[:16] if 128 <= len(envelope) < 16384 else meta.tag
-        assert meta.tag == expected_tag
+        # the tag: SHA-256 over the header, the envelope's length (a varint) and the body, first 8 bytes
+        body = lossless_body(r.record)[0]
+        n = len(envelope)
+        length = bytes([n]) if n < 128 else bytes([n & 0x7F | 0x80, n >> 7]) if n < 16384 else bytes([n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14])
+        assert meta.tag == hashlib.sha256(envelope[: meta.header_length] + length + body).digest()[:8]
+        assert meta.marked == (body != r.canonical)
         assert meta.dict_id == codec.store.current_id(r.record_class) != 0
 
 
@@ -77,9 +83,9 @@ def test_corrupt_envelope_fails_loudly(corpus, position):
         for fidelity in ("lossless", "semantic") if semantic_too else ("lossless",):
             envelope = bytearray(codec.encode(r.record, r.record_class, fidelity))
             meta = read_meta(bytes(envelope))
-            # header: N, version|class, flags, dictionary version (1 byte), original length...
-            index, bit = {"payload": (len(envelope) - 3, 0), "tag": (meta.header_length + 5, 0), "length": (4, 0),
-                          "dict_version": (3, 1), "class": (1, 0), "fidelity": (2, 0), "json_type": (2, 1)}[position]
+            # header: version|class, flags, dictionary version (1 byte), original length...
+            index, bit = {"payload": (len(envelope) - 3, 0), "tag": (meta.header_length + 5, 0), "length": (3, 0),
+                          "dict_version": (2, 1), "class": (0, 0), "fidelity": (1, 0), "json_type": (1, 1)}[position]
             envelope[index] ^= 1 << bit
             with pytest.raises(NbmfError):
                 codec.decode(bytes(envelope))
@@ -90,21 +96,27 @@ def test_a_semantic_note_cannot_pass_for_a_lossless_one(corpus):
     codec = NbmfCodec(settings=CodecSettings())
     r = next(r for r in by_class(corpus, "roast_note") if normalize_text(r.record["notes"]) != r.record["notes"])
     envelope = bytearray(codec.encode(r.record, "roast_note", "semantic"))
-    envelope[2] ^= 1
+    envelope[1] ^= 1
     with pytest.raises(SignatureMismatch):
         codec.decode(bytes(envelope))
     with pytest.raises(SignatureMismatch):
         codec.decode(codec.encode(r.record, "roast_note", "semantic") + b"\x00")  # trailing byte
 
 
-def test_columnar_bodies_round_trip_exactly():
+def test_marked_bodies_round_trip_exactly():
     codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
-    record = {"proposal_id": "p1", "audit_log": [{"seq": 0, "to": "A", "note": None}, {"seq": 1, "to": "B", "note": "x"}],
-              "tags": [{"a": 1}, {"b": 2}], "empty": [], "one": [{"a": 1}]}
+    rows = [{"seq": i, "to": "ABCDEFGH"[i], "note": None, "source": "jsonl:proposals_2026-11-17.jsonl"} for i in range(8)]
+    record = {"proposal_id": "p1", "audit_log": rows, "tags": [{"a": 1}, {"b": 2}], "empty": [], "one": [{"a": 1}],
+              "settings": canonical_json({"b": [1, 2.5, None], "a": {"x": "\"q\""}}).decode(),
+              "not_canonical": '{"b": 1, "a": 2}', "not_json": "{nope"}
     envelope = codec.encode(record, "command")
-    assert read_meta(envelope).columnar
+    assert read_meta(envelope).marked
     assert canonical_json(codec.decode(envelope)) == canonical_json(record)
-    assert not read_meta(codec.encode({"\u0000columnar": 1, "l": [{"a": 1}, {"a": 2}]}, "command")).columnar
+    body = orjson.loads(lossless_body(record)[0])
+    assert body["\u0000columnar"] == ["audit_log"] and body["\u0000json"] == ["settings"]
+    assert body["settings"] == {"b": [1, 2.5, None], "a": {"x": '"q"'}} and body["not_canonical"] == record["not_canonical"]
+    assert not read_meta(codec.encode({"\u0000columnar": 1, "l": rows}, "command")).marked
+    assert not read_meta(codec.encode({"\u0000json": 1, "l": rows}, "command")).marked
 
 
 def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
@@ -112,11 +124,11 @@ def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
     r = by_class(corpus, "roast_note")[0]
     other = codec.encode({"session_id": r.record["session_id"], "notes": "tampered"}, "roast_note")
     original = codec.encode(r.record, "roast_note")
-    spliced = original[: read_meta(original).header_length + 16] + other[read_meta(other).header_length + 16 :]
+    spliced = original[: read_meta(original).header_length + TAG_BYTES] + other[read_meta(other).header_length + TAG_BYTES :]
     with pytest.raises(EnvelopeError):
         codec.decode(spliced)
-    with pytest.raises(EnvelopeError, match="bad magic"):
-        codec.decode(b"X" + original[1:])
+    with pytest.raises(EnvelopeError, match="not an NBMF v3 envelope"):
+        codec.decode(bytes([0x23]) + original[1:])  # a version 2 envelope
 
 
 def test_decoding_needs_only_the_envelope_and_the_store(corpus):

@@ -25,9 +25,10 @@ def test_commands_with_audit_logs_eval_results_and_judge_reasoning(tmp_path):
             " ('p1', 'EXECUTING', TIMESTAMPTZ '2025-11-21 10:00:09+00'), ('p1', 'APPROVED', TIMESTAMPTZ '2025-11-21 10:00:05+00')"
         )
         con.execute(
-            "CREATE TABLE evals.eval_runs (session_id VARCHAR, case_id VARCHAR, outcome VARCHAR, partition_date DATE)"
+            "CREATE TABLE evals.eval_runs (session_id VARCHAR, case_id VARCHAR, outcome VARCHAR, partition_date DATE,"
+            " evaluated_at TIMESTAMPTZ)"
         )
-        con.execute("INSERT INTO evals.eval_runs VALUES ('s1', 'scorched', 'pass', DATE '2025-11-21')")
+        con.execute("INSERT INTO evals.eval_runs VALUES ('s1', 'scorched', 'pass', DATE '2025-11-21', now())")
         con.execute("CREATE TABLE evals.judge_scores (session_id VARCHAR, case_id VARCHAR, reasoning VARCHAR)")
         con.execute(
             "INSERT INTO evals.judge_scores VALUES ('s1', 'scorched', 'Not judged:  no API key\r\n'), ('s2', 'baked', NULL)"
@@ -42,6 +43,7 @@ def test_commands_with_audit_logs_eval_results_and_judge_reasoning(tmp_path):
     assert p1.record["created_at"] == "2025-11-21T10:00:00+00:00"
     assert next(r for r in by_class["command"] if r.key == "p2").record["audit_log"] == []
     assert [r.key for r in by_class["eval_result"]] == ["s1|scorched|2025-11-21"]
+    assert "evaluated_at" not in by_class["eval_result"][0].record  # when CI ran must not move golden ratios
     assert len(by_class["judge_reasoning"]) == 1  # the row without reasoning is not a record
     codec = NbmfCodec()
     for r in records:

@@ -9,6 +9,7 @@ from daena_pipelines.nbmf.codec import (
     JSON_TYPES,
     LOSSLESS,
     SEMANTIC,
+    TAG_BYTES,
     CodecSettings,
     NbmfCodec,
     NbmfError,
@@ -25,6 +26,7 @@ def envelopes(corpus):
     records = [(r.record, r.record_class) for r in corpus[0]][:: max(1, len(corpus[0]) // 12)]
     records += [
         ({"proposal_id": "p1", "audit_log": [{"seq": i, "to": s} for i, s in enumerate("ABC")]}, "command"),  # columnar
+        ({"events": '{"CHARGE":16,"DROP":420,"FCs":309}', "settings": '{"auc_base_c":100.0,"auc_begin":"TP"}'}, "session"),  # JSON strings
         ([1, 2.5, None, "x"], "eval_result"),
         ("a judge's reasoning", "judge_reasoning"),
         (3.25, "eval_result"),
@@ -60,15 +62,15 @@ def mutate(rng: random.Random, envelope: bytes, others: list[bytes]) -> bytes:
             data[rng.randrange(len(data))] = rng.randrange(256)
     elif kind == 5:  # another envelope's payload behind this header and tag
         other = rng.choice(others)
-        data = data[: read_meta(envelope).header_length + 16] + other[read_meta(other).header_length + 16 :]
+        data = data[: read_meta(envelope).header_length + TAG_BYTES] + other[read_meta(other).header_length + TAG_BYTES :]
     else:  # rewrite a header field to another valid value: fidelity, JSON type, class
         field = rng.randrange(3)
         if field == 0:
-            data[2] ^= FLAG_SEMANTIC
+            data[1] ^= FLAG_SEMANTIC
         elif field == 1:
-            data[2] = (data[2] & ~0b1110) | (rng.randrange(len(JSON_TYPES)) << 1)
+            data[1] = (data[1] & ~0b1110) | (rng.randrange(len(JSON_TYPES)) << 1)
         else:
-            data[1] = (data[1] & 0xF0) | rng.randint(1, 6)
+            data[0] = (data[0] & 0xF0) | rng.randint(1, 6)
     return bytes(data)
 
 
@@ -113,7 +115,7 @@ def test_absurd_lengths_are_refused_before_any_allocation(length):
         n >>= 7
         if not n:
             break
-    # header up to the dictionary version (byte 3, no dictionary = one 0 byte), then the huge length
-    forged = envelope[:4] + bytes(varint) + envelope[meta.header_length :]
+    # header up to the dictionary version (byte 2, no dictionary = one 0 byte), then the huge length
+    forged = envelope[:3] + bytes(varint) + envelope[meta.header_length :]
     with pytest.raises(NbmfError, match="out of bounds"):
         codec.decode(forged)

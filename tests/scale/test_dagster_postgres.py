@@ -53,7 +53,7 @@ def _code_server(tmp_path: Path, env: dict) -> subprocess.Popen:
         f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {port}\n      location_name: killable\n"
     )
     server = subprocess.Popen([str(BIN / "dagster"), "api", "grpc", "-m", "tests.scale.killable_location", "-h", "127.0.0.1", "-p", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def listening():
         with socket.socket() as probe:
@@ -65,7 +65,7 @@ def _code_server(tmp_path: Path, env: dict) -> subprocess.Popen:
 
 def _launch(job: str, tmp_path: Path, env: dict) -> None:
     subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", str(tmp_path / "workspace.yaml"), "-j", job],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+                   cwd=tmp_path, env=env, check=True, capture_output=True)
 
 
 def test_a_killed_run_frees_its_pool_slot_and_the_next_run_proceeds(postgres, tmp_path):
@@ -75,13 +75,16 @@ def test_a_killed_run_frees_its_pool_slot_and_the_next_run_proceeds(postgres, tm
         "DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": postgres.host, "DAGSTER_PG_PORT": str(postgres.port),
         "DAGSTER_PG_DB": "dagster", "DAGSTER_PG_USER": postgres.user, "DAGSTER_PG_PASSWORD": "unused-trust-auth",
         "DAENA_TEST_PID_FILE": str(tmp_path / "pids"),
+        # the dagster CLIs run outside the clone, whose .env (written by `daena materialize`) would
+        # replace DAGSTER_HOME with the project's instance; the killable location is imported from it
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     os.environ.update({k: env[k] for k in env if k.startswith("DAGSTER_PG_")})  # the test's own instance reads them
     instance = dg.DagsterInstance.from_config(str(home))
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     server = _code_server(tmp_path, env)
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _launch("hold_job", tmp_path, env)
         pids = _wait("the step to start", lambda: (tmp_path / "pids").exists() and (tmp_path / "pids").read_text(), 180, daemon)
