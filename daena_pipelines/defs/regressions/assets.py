@@ -20,8 +20,9 @@ golden_files = dg.AssetSpec(
     metadata={"folder": dg.MetadataValue.path(str(Settings.from_env().golden_dir))},
 )
 
-OPEN_FINDINGS = """SELECT finding_key, metric, details->>'golden' AS golden, details->>'actual' AS actual,
-    details->>'change' AS change, first_seen, last_seen, occurrences, last_run_id
+# short columns first: a wide first column would push the values out of the UI's table
+OPEN_FINDINGS = """SELECT asset_key, check_name, details->>'golden' AS golden, details->>'actual' AS actual,
+    details->>'change' AS change, occurrences, last_seen, metric, first_seen
     FROM regressions.findings WHERE resolved_at IS NULL ORDER BY last_seen DESC LIMIT 20"""
 
 
