@@ -16,14 +16,14 @@ import dagster as dg
 
 from daena_pipelines.config import Settings
 from daena_pipelines.lib.golden_checks import FAILURES_KEY
+from daena_pipelines.regressions import contract as regressions
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
 from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.runner import check_evaluations, materialize_everything, session_days
 from daena_pipelines.lib.metadata import markdown_table
+from daena_pipelines.lib.specs import keys
 from daena_pipelines.db import connect
 
-# Assets whose golden checks CI enforces; ones not defined (yet) in the code location are left out.
-CI_ASSETS = [["nbmf", "results"], ["evals", "eval_runs"]]
 # Golden checks that only warn in the asset graph (they speak of the bundled data, which a
 # production warehouse need not hold) but that CI, running on the bundled data, gates on.
 CI_GATING_CHECKS = {"eval_outcomes_golden"}
@@ -61,7 +61,7 @@ def run_ci(repetitions: int | None = None) -> int:
     # which checked assets had something to materialise (after the runs: the sessions exist now)
     graph = defs.resolve_asset_graph()
     targets = []
-    for key in map(dg.AssetKey, CI_ASSETS):
+    for key in keys(regressions.GUARDED):  # those whose golden checks CI enforces
         if not graph.has(key):
             continue
         partitions_def = graph.get(key).partitions_def

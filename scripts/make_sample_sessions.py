@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daena_pipelines import config  # noqa: E402
-from daena_pipelines.telemetry.sidecar import SUFFIX, parse_sidecar  # noqa: E402
+from daena_pipelines.telemetry.contract import SIDECAR_SUFFIX  # noqa: E402
+from daena_pipelines.telemetry.sidecar import parse_sidecar  # noqa: E402
 from daena_pipelines.device.sidecar import SidecarConfig, run_sidecar  # noqa: E402
 from daena_pipelines.device.thermal import ThermalParams  # noqa: E402
 from daena_pipelines.device.virtual_r1 import OperatorPlan, VirtualR1Config  # noqa: E402
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=config.ASSETS_DIR / "landing")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for old in args.out.glob(f"*-r1-virtual-*{SUFFIX}"):
+    for old in args.out.glob(f"*-r1-virtual-*{SIDECAR_SUFFIX}"):
         old.unlink()  # earlier output of this script; regenerated below
     with tempfile.TemporaryDirectory() as recordings:
         for number, (beans, start_at, seed, moisture, drop_bt_c, preheat_c) in enumerate(ROASTS, start=1):

@@ -23,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from daena_pipelines.config import Settings
 from daena_pipelines.telemetry.plot import HEIGHT as CHART_HEIGHT, WIDTH as CHART_WIDTH
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def screenshot(browser: str, url: str, path: Path, wait_ms: int, size: str) -> N
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(PROJECT / "data" / "screenshots"))
+    parser.add_argument("--out", default=str(Settings.from_env().data_dir / "screenshots"))
     parser.add_argument("--port", type=int, default=3033)
     parser.add_argument("--skip-materialize", action="store_true", help="use the warehouse and runs as they are")
     parser.add_argument("--wait-ms", type=int, default=25_000, help="page render time granted to the browser")
@@ -77,8 +78,8 @@ def main() -> int:
         subprocess.run([str(BIN / "daena"), "materialize"], cwd=PROJECT, check=False)
     env = {**os.environ, "VIRTUAL_ENV": str(BIN.parent), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("DAGSTER_HOME", None)  # as a newcomer starts it: dg dev reads the project's .env
-    log = PROJECT / "data" / "ui_screenshots_dg_dev.log"  # beside the warehouse, out of the screenshots folder
-    log.parent.mkdir(exist_ok=True)
+    log = Settings.from_env().data_dir / "ui_screenshots_dg_dev.log"  # beside the warehouse, out of the screenshots folder
+    log.parent.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(
         [str(BIN / "dg"), "dev", "--port", str(args.port)], cwd=PROJECT, env=env,
         stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -91,7 +92,7 @@ def main() -> int:
             path = out / f"{name}.png"
             screenshot(browser, base + page, path, args.wait_ms, size)
             print(f"{name}: {path}")
-        curves = sorted((PROJECT / "data" / "results" / "roast_curves").glob("*.svg"), key=lambda p: p.stat().st_mtime)
+        curves = sorted((Settings.from_env().results_dir / "roast_curves").glob("*.svg"), key=lambda p: p.stat().st_mtime)
         if curves:
             chart_size = f"{CHART_WIDTH},{CHART_HEIGHT}"  # the SVG's own size: no empty page around it
             screenshot(browser, curves[-1].as_uri(), out / "roast_curve_chart.png", 2_000, chart_size)

@@ -11,7 +11,7 @@ from datetime import datetime
 import duckdb
 
 from daena_pipelines.commands.metrics import latest_timestamp
-from daena_pipelines.device.protocol import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
+from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 @dataclass(frozen=True)
 class AlertThresholds:

@@ -7,6 +7,12 @@ COMMAND_QUEUE = "device.command_queue"
 COMMAND_EXECUTIONS = "device.command_executions"
 SIDECAR_RECORDING = "device.sidecar_recording"  # an asset (a recording file), not a table
 
+# The Bullet R1's level ranges (protocol.py, docs/device.md), as the sidecar enforces them: what
+# commands' alerts and evals' golden cases check proposed levels against.
+HEATER_RANGE = (0, 9)
+FAN_RANGE = (1, 12)
+DRUM_RANGE = (1, 9)
+
 # What the sidecar did with each proposal; commands folds these rows into its lifecycles.
 COMMAND_EXECUTIONS_COLUMNS = (
     "execution_id", "proposal_id", "machine_id", "session_id", "recording_id", "command_type", "target_value",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 
+from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE  # the R1's level ranges
 from daena_pipelines.device.roaster import (  # noqa: F401 (State, state_name: the R1's names, used with this module)
     DeviceInfo, InvalidStatus, ModelLimits, State, Status, state_name,
 )
@@ -34,10 +35,6 @@ FAN_UP = bytes([0x31, 0x01, 0xAA, 0xAA])
 FAN_DOWN = bytes([0x31, 0x02, 0xAA, 0xAA])
 PRS = bytes([0x30, 0x01, 0x00, 0x00])
 DRUM_PREFIX = bytes([0x32, 0x01])
-
-HEATER_RANGE = (0, 9)
-FAN_RANGE = (1, 12)
-DRUM_RANGE = (1, 9)
 
 VALID_MARKER_OFFSET = 41
 VALID_MARKER = 10

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from daena_pipelines.telemetry.sidecar import FORMAT, VERSION
+from daena_pipelines.telemetry.contract import SIDECAR_FORMAT, SIDECAR_VERSION
 
 
 class SessionRecorder:
@@ -29,7 +29,7 @@ class SessionRecorder:
         self._syncer = threading.Thread(target=self._sync_loop, daemon=True) if fsync else None
         if self._syncer:
             self._syncer.start()
-        self._write({"type": "header", "format": FORMAT, "version": VERSION, **header})
+        self._write({"type": "header", "format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, **header})
 
     def _sync_loop(self) -> None:
         while not self._closing:

@@ -45,7 +45,8 @@ from daena_pipelines.device.safety import (
 from daena_pipelines.device.r2.driver import BULLET_R2
 from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
-from daena_pipelines.telemetry.sidecar import SUFFIX, parse_sidecar
+from daena_pipelines.telemetry.contract import SIDECAR_SUFFIX
+from daena_pipelines.telemetry.sidecar import parse_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -542,7 +543,7 @@ class Sidecar:
         self.t0, self.wall0 = clock.now(), clock.wall()
         self.started_real = datetime.now(UTC)  # approvals are judged on the real clock
         self.stepped = isinstance(clock, SteppedClock)
-        name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SUFFIX}"
+        name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SIDECAR_SUFFIX}"
         self.recorder = SessionRecorder(recordings / name, self._header(), fsync=not self.stepped)
         self.progress(f"recording {self.recorder.path} from {self.driver.model_name} serial {self.info.serial} ({self.source})")
         self.faults: list[str] = []

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from daena_pipelines.device.protocol import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
+from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 EXPECTATIONS = ("SHOULD_SUCCEED", "SHOULD_REJECT")
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")

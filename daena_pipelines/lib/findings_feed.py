@@ -20,11 +20,12 @@ from collections.abc import Iterable
 import dagster as dg
 
 from daena_pipelines.lib.golden_checks import to_check_evaluation
+from daena_pipelines.lib.specs import keys
+from daena_pipelines.regressions import contract as regressions
 from daena_pipelines.regressions.findings import CheckEvaluation
 
 BATCH = 200  # records read per stream at a time
 RUN_ENDS = (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED)
-WATCHED_ASSETS = [["nbmf", "results"], ["evals", "eval_runs"]]
 MATERIALIZATION_CHECK = "materialization"
 
 
@@ -90,7 +91,7 @@ def unread(
     instance's run storage id: `daena ci` on an ephemeral instance reads its own log from the start."""
     instance_id = instance.run_storage.get_run_storage_id()
     streams = [(f"check:{k.to_user_string()}@{instance_id}", _check_evaluations, k) for k in sorted(check_keys, key=str)]
-    streams.append((f"runs@{instance_id}", _materialization_outcomes, {dg.AssetKey(p) for p in WATCHED_ASSETS}))
+    streams.append((f"runs@{instance_id}", _materialization_outcomes, set(keys(regressions.GUARDED))))
     evaluations, moved = [], {}
     for stream, read, subject in streams:
         found, position = read(instance, subject, watermarks.get(stream))

@@ -9,6 +9,11 @@ ROAST_METRICS = "telemetry.roast_metrics"
 INGEST_ERRORS = "telemetry.ingest_errors"
 LANDING_FOLDER = "telemetry.landing_folder"  # an asset (the input folders), not a table
 
+# The sidecar recording format (docs/device.md): the device writes it, telemetry reads it.
+SIDECAR_FORMAT = "daena-sidecar"  # the header's "format"
+SIDECAR_VERSION = 1  # the header's "version"
+SIDECAR_SUFFIX = ".sidecar.jsonl"
+
 # The artisan_* columns of roast_metrics: Artisan's own values, our column -> its `computed` key.
 ARTISAN_COLUMNS = {
     "artisan_charge_bt_c": "CHARGE_BT",

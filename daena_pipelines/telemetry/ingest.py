@@ -28,10 +28,10 @@ import orjson
 from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
-from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS
+from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS, SIDECAR_SUFFIX
 from daena_pipelines.telemetry.model import RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
 from daena_pipelines.telemetry.roastime import parse_roastime
-from daena_pipelines.telemetry.sidecar import SUFFIX as SIDECAR_SUFFIX, parse_sidecar
+from daena_pipelines.telemetry.sidecar import parse_sidecar
 
 if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser workers: they start faster
     import duckdb

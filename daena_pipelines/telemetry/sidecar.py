@@ -32,11 +32,9 @@ import numpy as np
 import orjson
 
 from daena_pipelines.telemetry import validate
+from daena_pipelines.telemetry.contract import SIDECAR_FORMAT, SIDECAR_VERSION
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 
-FORMAT = "daena-sidecar"
-VERSION = 1
-SUFFIX = ".sidecar.jsonl"
 CHANNELS = ("a", "b")
 # short sample keys -> RoastSession.extra channel name; any other sample key is an extra channel by its own name
 EXTRA_CHANNELS = {"ex": "exhaust_c", "ir": "ir_c", "pcb": "pcb_c", "ror": "device_ror_a_c_per_min"}
@@ -100,9 +98,9 @@ def parse_sidecar(data: bytes, source_path: str) -> RoastSession:
     if not records or records[0].get("type") != "header":
         raise InvalidSession("missing_header", f"{source_path}: first line is not a sidecar header")
     header = records[0]
-    if header.get("format") != FORMAT:
-        raise InvalidSession("not_sidecar", f"{source_path}: header format is {header.get('format')!r}, not {FORMAT!r}")
-    if header.get("version") != VERSION:
+    if header.get("format") != SIDECAR_FORMAT:
+        raise InvalidSession("not_sidecar", f"{source_path}: header format is {header.get('format')!r}, not {SIDECAR_FORMAT!r}")
+    if header.get("version") != SIDECAR_VERSION:
         raise InvalidSession("unsupported_version", f"{source_path}: sidecar format version {header.get('version')!r}")
     source = header.get("source")
     if source not in ("real", "simulator"):

@@ -77,7 +77,7 @@ def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations
             instance=instance, definitions=definitions, resources={"duckdb": warehouse}))
 
     assert regressions_sensor.job_name == "findings_job"  # the sensor's target
-    states, counts, run_keys = [], [], set()
+    states, counts, previews, run_keys = [], [], [], set()
     for outcome in ("fail", "pass", "crash", "fail"):  # golden, regressed, crashed, recovered
         dg.materialize([eval_runs, check], instance=instance, resources=resources, raise_on_error=False,
                        run_config={"ops": {"evals__eval_runs": {"config": {"outcome": outcome}}}})
@@ -85,10 +85,15 @@ def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations
         assert request.run_key not in run_keys
         run_keys.add(request.run_key)
         assert tick().run_requests[0].run_key == request.run_key  # the same pending run, not a second one
+        if outcome == "crash":  # while a findings run waits in the queue, it is the one to read what arrives
+            waiting = instance.create_run_for_job(definitions.resolve_job_def("findings_job"))  # not started yet
+            assert tick().skip_message.endswith(f"findings run {waiting.run_id} is queued and will read them")
+            instance.delete_run(waiting.run_id)
         result = definitions.resolve_job_def("findings_job").execute_in_process(instance=instance, run_config={
             "ops": {"regressions__findings": {"config": {"checks": ["evals/eval_runs:eval_golden"]}}}})
-        counts.append({k: result.asset_materializations_for_node("regressions__findings")[0].metadata[k].value
-                       for k in ("evaluations_read", "opened", "resolved", "open_findings")})
+        metadata = result.asset_materializations_for_node("regressions__findings")[0].metadata
+        counts.append({k: metadata[k].value for k in ("evaluations_read", "opened", "resolved", "open_findings")})
+        previews.append([(r.data["check_name"], r.data["golden"], r.data["actual"]) for r in metadata["preview"].value.records])
         with warehouse.get_connection() as con:
             states.append(sorted(con.execute(
                 "SELECT finding_key, resolved_at IS NULL, details FROM regressions.findings").fetchall()))
@@ -103,6 +108,9 @@ def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations
     assert [(k, o) for k, o, _ in states[3]] == [
         ("evals/eval_runs/eval_golden:scorched", False), ("evals/eval_runs/materialization:materialization", False)]
     assert counts[3]["resolved"] == 2 and counts[3]["open_findings"] == 0
+    assert previews[1] == [("eval_golden", "fail", "pass")]  # the open findings, as a table
+    assert sorted(previews[2]) == [("eval_golden", "fail", "pass"), ("materialization", "materialized", "not materialized")]
+    assert previews[3] == []
     # up to date: no request, and no cursor, the read positions are in the warehouse
     idle = regressions_sensor.evaluate_tick(context := dg.build_sensor_context(
         instance=instance, definitions=definitions, resources={"duckdb": warehouse}))

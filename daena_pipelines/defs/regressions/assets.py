@@ -5,9 +5,9 @@ import dagster as dg
 from pydantic import Field
 
 from daena_pipelines.config import Settings
-from daena_pipelines.lib.findings_feed import WATCHED_ASSETS, unread
+from daena_pipelines.lib.findings_feed import unread
 from daena_pipelines.lib.metadata import table_metadata
-from daena_pipelines.lib.specs import OWNERS, asset_defaults, key
+from daena_pipelines.lib.specs import OWNERS, asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.regressions import contract
 from daena_pipelines.regressions.findings import read_watermarks, record_evaluations
@@ -20,8 +20,9 @@ golden_files = dg.AssetSpec(
     metadata={"folder": dg.MetadataValue.path(str(Settings.from_env().golden_dir))},
 )
 
-OPEN_FINDINGS = """SELECT finding_key, metric, details->>'golden' AS golden, details->>'actual' AS actual,
-    details->>'change' AS change, first_seen, last_seen, occurrences, last_run_id
+# short columns first: a wide first column would push the values out of the UI's table
+OPEN_FINDINGS = """SELECT asset_key, check_name, details->>'golden' AS golden, details->>'actual' AS actual,
+    details->>'change' AS change, occurrences, last_seen, metric, first_seen
     FROM regressions.findings WHERE resolved_at IS NULL ORDER BY last_seen DESC LIMIT 20"""
 
 
@@ -42,7 +43,7 @@ def _check_keys(config: FindingsConfig) -> list[dg.AssetCheckKey]:
 
 @dg.asset(
     key=key(contract.FINDINGS),
-    deps=[key(contract.GOLDEN), *map(dg.AssetKey, WATCHED_ASSETS)],
+    deps=keys([contract.GOLDEN, *contract.GUARDED]),
     description="One row per failing golden value (and per benchmark/eval materialisation that did not happen), open "
     "until a later evaluation passes it. Reads the check results and runs recorded since its last materialisation "
     "(how far it read is kept in regressions.findings_watermarks); regressions_sensor requests it when there are "

@@ -14,6 +14,7 @@ from daena_pipelines.lib.findings_feed import unread
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.regressions.findings import read_watermarks, skip_to
 
+NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 SENSOR_LOCK_WAIT_S = 10.0  # a tick waits this long for a writer's lock, then skips (well inside the tick timeout)
 
 
@@ -37,6 +38,9 @@ def regressions_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseRes
             return dg.SkipReason("regressions.findings is up to date: no new golden check results or watched materialisations")
     except WarehouseBusy as busy:
         return dg.SkipReason(f"warehouse busy, the next tick looks again: {busy}")
+    waiting = context.instance.get_runs(dg.RunsFilter(job_name=findings_job.name, statuses=NOT_STARTED), limit=1)
+    if waiting:  # it reads everything there is when it starts, these included
+        return dg.SkipReason(f"{len(evaluations)} unread evaluations; findings run {waiting[0].run_id} is queued and will read them")
     up_to = json.dumps(moved, sort_keys=True)
     return dg.RunRequest(
         run_key=hashlib.sha256(up_to.encode()).hexdigest()[:16],

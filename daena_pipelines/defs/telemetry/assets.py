@@ -114,8 +114,8 @@ def telemetry_ingest(
             paths += roasts
             if others:
                 context.log.info(f"ignoring {len(others)} non-roast files in {folder}, e.g. {others[0].name}")
-        for stray in (p for p in others if p.suffix.lower() == ".json"):
-            context.log.info(f"ignoring {stray}: JSON without RoasTime's beanTemperature curve, so not a roast")
+            for stray in (p for p in others if p.name.lower().endswith(tuple(ingest.INPUT_FORMATS))):
+                context.log.info(f"ignoring {stray}: its content is not the roast format its suffix names")
     with duckdb.get_connection() as con:
         report = ingest.ingest(con, paths, settings.quarantine_dir, workers=config.workers)
         for path, kind, message in report.rejected:
