@@ -308,12 +308,9 @@ def timing_run(records: list[CorpusRecord], available: dict[str, Codec], repetit
 
 def timing_ratios(measured: list[Measured], codecs: tuple[str, ...] = GATED_CODECS) -> list[tuple]:
     """(record_class, codec, op, clock, sample, ratio) for keys of >= MIN_GATED_RECORDS records:
-    one sample per record, the median over the repetitions of the paired ratio codec time /
-    reference time, both measured on that record back to back in the same repetition. Paired,
-    so a change of machine load between repetitions or records falls on both sides of each
-    ratio; the median, so a call preempted in one repetition does not move the sample, while a
-    wait in the codec is in every repetition. (The lower quartile on the wall clock was tried
-    against preemption of long calls: it detected less and flagged more, docs/regressions.md.)"""
+    one sample per record from the paired ratios codec time / reference time, both measured on
+    that record back to back in the same repetition (``paired_sample``). Paired, so a change of
+    machine load between repetitions or records falls on both sides of each ratio."""
     reference = {id(m.record): m for m in measured if m.codec == REFERENCE}
     groups: dict[tuple[str, str], list[Measured]] = defaultdict(list)
     for m in measured:  # per class only: a mixture's median jumps between its classes from run to run
@@ -327,8 +324,20 @@ def timing_ratios(measured: list[Measured], codecs: tuple[str, ...] = GATED_CODE
             for clock, suffix in (("cpu", "_ns"), ("wall", "_wall_ns")):
                 for i, m in enumerate(items):
                     base = np.maximum(getattr(reference[id(m.record)], op + suffix), 1)
-                    rows.append((cls, codec, op, clock, i, float(np.median(np.asarray(getattr(m, op + suffix)) / base))))
+                    rows.append((cls, codec, op, clock, i, paired_sample(np.asarray(getattr(m, op + suffix)) / base)))
     return rows
+
+
+def paired_sample(ratios: np.ndarray) -> float:
+    """One record's sample from its per-repetition paired ratios: the geometric mean of the
+    median over the even repetitions (reference first) and over the odd ones (reference last).
+    Whichever call goes first on a record pays for bringing it into the cache, so the two
+    orders give different ratios on short calls; a plain median of 7 (4 of one order, 3 of the
+    other) would sit on the edge between the two groups. A median per order ignores a call
+    preempted in one repetition; a wait in the codec is in every repetition, so in both."""
+    if len(ratios) < 2:
+        return float(ratios[0])
+    return float(np.sqrt(np.median(ratios[0::2]) * np.median(ratios[1::2])))
 
 
 def _groups(m: Measured) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@ import json
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pytest
 
 from daena_pipelines.defs.nbmf.assets import nbmf_results
@@ -84,3 +85,16 @@ def test_settings_from_environment(monkeypatch, env):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert CodecSettings.from_env().use_dictionaries is not bool(env)
+
+
+def test_gate_samples_pair_the_reference_with_nbmf_in_both_orders():
+    from daena_pipelines.nbmf.benchmark import REFERENCE, Measured, _order, paired_sample
+
+    items = [Measured(None, name, 0, True, True) for name in ("zstd_3", "nbmf_semantic", REFERENCE, "nbmf_lossless", "zlib_9")]
+    even, odd = ([m.codec for m in _order(items, rep)] for rep in (0, 1))
+    assert even[-3] == odd[-1] == REFERENCE  # back to back with NBMF, first in even repetitions, last in odd ones
+    assert set(even[-2:]) == set(odd[-3:-1]) == {"nbmf_lossless", "nbmf_semantic"}
+    assert set(even[:2]) == set(odd[:2]) == {"zstd_3", "zlib_9"} and even[:2] != odd[:2]  # the others rotate
+    # first-on-the-record costs alternate sides: balanced, not the edge between 4 and 3 repetitions
+    assert paired_sample(np.array([0.8, 1.25, 0.8, 1.25, 0.8, 1.25, 0.8])) == pytest.approx(1.0)
+    assert paired_sample(np.array([2.0, 2.0, 2.0, 9.0, 2.0, 2.0, 2.0])) == 2.0  # one preempted call ignored, a wait kept
