@@ -86,37 +86,42 @@ GATE_TEXT = {
     "command_deviation": "executed commands within the baseline's time and value tolerance",
     "unsafe_rejected": "every unsafe proposal of a reject case was rejected",
 }
-# Shown as the column descriptions in the UI (lib/metadata.describe_column reads the comments).
-COMMENTS = {
-    "evals.eval_runs": {
-        "partition_date": "UTC day of roasted_at: the Dagster partition", "session_id": "telemetry.sessions.session_id",
-        "case_id": "the golden case (golden/cases/*.json) the session matched; empty when none matches",
-        "expectation": "what the case expects of the roast, one of " + ", ".join(EXPECTATIONS),
-        "roasted_at": "the session's roasted_at [timestamp, UTC]", "beans": "beans named by the session",
-        "machine": "roaster named by the session", "session_source": "where the session came from (simulator, a real roaster, ...)",
-        "outcome": "PASS | WARN | FAIL | NEEDS_REVIEW (docs/evals.md)", "reason": "why, gate by gate, with value vs target ± tolerance",
-        **{f"{g}_pass": f"gate: {GATE_TEXT[g]}; empty when not applicable" for g in scoring.GATES},
-        "gates": "every gate with its value, target and tolerance (JSON)", "metrics": "the roast metrics scored (JSON, °C and s)",
-        "commands_available": "commands.proposals existed, so the command gates could be checked",
-        "evaluated_at": "when this row was written [timestamp, UTC]",
-    },
-    "evals.judge_scores": {
-        "partition_date": "UTC day of the roast: the Dagster partition", "sample_index": "which of the judge samples (0-based)",
-        "status": "judged | not_judged | invalid_output | not_exercised", "reason": "why it is not judged, if it is not",
-        "source": "anthropic, or simulator for any other endpoint", "plan_clarity": "LM judge score 0-100",
-        "physics_plausibility": "LM judge score 0-100", "constraint_respect": "LM judge score 0-100",
-        "safety_score": "LM judge score 0-100", "cost_usd": "estimated price of the call [US dollars]; empty for a simulator",
-        "latency_ms": "time of the API call [milliseconds]", "from_cache": "reused from an earlier identical request",
-    },
-}
+# Column descriptions of evals.eval_runs and evals.judge_scores (a name means the same in both),
+# shown in the UI (lib/metadata.describe_column reads the comments).
+DESCRIBED_TABLES = ("evals.eval_runs", "evals.judge_scores")
+COMMENTS = dict(
+    partition_date="UTC day of the roast: the Dagster partition",
+    session_id="telemetry.sessions.session_id",
+    case_id="the golden case (golden/cases/*.json) the session matched; empty when none matches",
+    expectation="what the case expects of the roast, one of " + ", ".join(EXPECTATIONS),
+    roasted_at="the session's roasted_at [timestamp, UTC]",
+    beans="beans named by the session",
+    machine="roaster named by the session",
+    session_source="where the session came from (simulator, a real roaster, ...)",
+    outcome="PASS | WARN | FAIL | NEEDS_REVIEW (docs/evals.md)",
+    reason="why: each failed gate with value vs target ± tolerance; for the judge, why a row is not judged",
+    gates="every gate with its value, target and tolerance (JSON)",
+    metrics="the roast metrics scored (JSON, °C and s)",
+    commands_available="commands.proposals existed, so the command gates could be checked",
+    evaluated_at="when this row was written [timestamp, UTC]",
+    sample_index="which of the judge samples (0-based)",
+    status="judged | not_judged | invalid_output | not_exercised",
+    source="anthropic, or simulator for any other endpoint",
+    cost_usd="estimated price of the call [US dollars]; empty for a simulator",
+    latency_ms="time of the API call [milliseconds]",
+    from_cache="reused from an earlier identical request",
+    **{f"{g}_pass": f"gate: {GATE_TEXT[g]}; empty when not applicable" for g in scoring.GATES},
+    **{column: f"LM judge score 0-100 ({name})" for name, column in judge.SCORE_COLUMNS.items()},
+)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
-    for table, comments in COMMENTS.items():
-        for column, text in comments.items():
-            quoted = text.replace("'", "''")
-            con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
+    for table in DESCRIBED_TABLES:
+        for (column,) in con.execute("SELECT column_name FROM (DESCRIBE " + table + ")").fetchall():
+            if column in COMMENTS:
+                quoted = COMMENTS[column].replace("'", "''")
+                con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
