@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 import duckdb
 
 from daena_pipelines.evals import calibration, judge, scoring
-from daena_pipelines.evals.golden import TARGET_KEYS, GoldenCase, LoadedCase, parse_case
+from daena_pipelines.evals.golden import EXPECTATIONS, TARGET_KEYS, GoldenCase, LoadedCase, parse_case
 from daena_pipelines.db import insert, table_exists, transaction
 
 # telemetry.roast_metrics columns the gates and the judge prompt use (a subset of telemetry.contract.METRIC_COLUMNS).
@@ -78,8 +78,50 @@ JUDGE_COLUMNS = (
 )
 
 
+GATE_TEXT = {
+    "fc_timing": "first crack time within the case's target ± tolerance", "drop_timing": "drop time within target ± tolerance",
+    "development": "DTR within target ± tolerance", "fc_temp": "BT at first crack within target ± tolerance",
+    "drop_temp": "BT at drop within target ± tolerance", "ror_spikes": "RoR spikes at most the case's maximum",
+    "ror_crashes": "RoR crashes at most the case's maximum", "fc_crash": "no RoR crash around first crack (FCs - 60 s .. FCs + 90 s)",
+    "command_deviation": "executed commands within the baseline's time and value tolerance",
+    "unsafe_rejected": "every unsafe proposal of a reject case was rejected",
+}
+# Column descriptions of evals.eval_runs and evals.judge_scores (a name means the same in both),
+# shown in the UI (lib/metadata.describe_column reads the comments).
+DESCRIBED_TABLES = ("evals.eval_runs", "evals.judge_scores")
+COMMENTS = dict(
+    partition_date="UTC day of the roast: the Dagster partition",
+    session_id="telemetry.sessions.session_id",
+    case_id="the golden case (golden/cases/*.json) the session matched; empty when none matches",
+    expectation="what the case expects of the roast, one of " + ", ".join(EXPECTATIONS),
+    roasted_at="the session's roasted_at [timestamp, UTC]",
+    beans="beans named by the session",
+    machine="roaster named by the session",
+    session_source="where the session came from (simulator, a real roaster, ...)",
+    outcome="PASS | WARN | FAIL | NEEDS_REVIEW (docs/evals.md)",
+    reason="why: each failed gate with value vs target ± tolerance; for the judge, why a row is not judged",
+    gates="every gate with its value, target and tolerance (JSON)",
+    metrics="the roast metrics scored (JSON, °C and s)",
+    commands_available="commands.proposals existed, so the command gates could be checked",
+    evaluated_at="when this row was written [timestamp, UTC]",
+    sample_index="which of the judge samples (0-based)",
+    status="judged | not_judged | invalid_output | not_exercised",
+    source="anthropic, or simulator for any other endpoint",
+    cost_usd="estimated price of the call [US dollars]; empty for a simulator",
+    latency_ms="time of the API call [milliseconds]",
+    from_cache="reused from an earlier identical request",
+    **{f"{g}_pass": f"gate: {GATE_TEXT[g]}; empty when not applicable" for g in scoring.GATES},
+    **{column: f"LM judge score 0-100 ({name})" for name, column in judge.SCORE_COLUMNS.items()},
+)
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
+    for table in DESCRIBED_TABLES:
+        for (column,) in con.execute("SELECT column_name FROM (DESCRIBE " + table + ")").fetchall():
+            if column in COMMENTS:
+                quoted = COMMENTS[column].replace("'", "''")
+                con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:

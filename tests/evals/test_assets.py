@@ -191,6 +191,10 @@ def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
         assert {str(r.data["partition_date"]) for r in metadata["preview"].value.records} == {day}
         assert sum(metadata["rows_by_outcome"].value.values()) == rows
     assert query(db, "SELECT count(*) FROM evals.eval_runs") == [(sum(m["dagster/row_count"].value for m in events.values()),)]
+    # the columns explain themselves in the UI: the gates, the outcome values
+    columns = {c.name: c.description for c in events[DAYS[0]]["dagster/column_schema"].value.columns}
+    assert columns["outcome"].startswith("PASS | WARN | FAIL | NEEDS_REVIEW")
+    assert columns["fc_crash_pass"].startswith("gate: no RoR crash around first crack")
 
 
 def test_a_day_without_roasts_is_done_with_nothing(tmp_path, server, monkeypatch):
