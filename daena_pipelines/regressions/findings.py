@@ -68,13 +68,15 @@ def read_watermarks(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def _advance(con: duckdb.DuckDBPyConnection, watermarks: dict[str, int]) -> None:
-    """Positions only move forward: a slower writer never makes the next reader read twice."""
+    """Positions only move forward: a slower writer never makes the next reader read twice.
+    (Update, else insert; not ON CONFLICT: a DuckLake warehouse has no keys.)"""
+    now = dt.datetime.now(dt.timezone.utc)
     for stream, position in watermarks.items():
-        con.execute(
-            f"""INSERT INTO {WATERMARKS} VALUES (?, ?, ?) ON CONFLICT (stream) DO UPDATE
-                SET position = greatest(position, excluded.position), updated_at = excluded.updated_at""",
-            [stream, position, dt.datetime.now(dt.timezone.utc)],
-        )
+        current = con.execute(f"SELECT position FROM {WATERMARKS} WHERE stream = ?", [stream]).fetchone()
+        if current is None:
+            con.execute(f"INSERT INTO {WATERMARKS} VALUES (?, ?, ?)", [stream, position, now])
+        elif position > current[0]:
+            con.execute(f"UPDATE {WATERMARKS} SET position = ?, updated_at = ? WHERE stream = ?", [position, now, stream])
 
 
 def skip_to(con: duckdb.DuckDBPyConnection, watermarks: dict[str, int]) -> None:

@@ -5,7 +5,7 @@ import dagster as dg
 import duckdb
 
 from daena_pipelines.lib.golden_checks import golden_asset_check
-from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
+from daena_pipelines.regressions.findings import CheckEvaluation, read_watermarks, record_evaluations, skip_to
 from daena_pipelines.defs.regressions.assets import findings as findings_asset
 from daena_pipelines.defs.regressions.jobs import findings_job
 from daena_pipelines.defs.regressions.sensors import regressions_sensor
@@ -124,3 +124,11 @@ def test_sensor_requests_the_findings_asset_which_turns_golden_check_evaluations
     last_end = max(r.storage_id for t in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE)
                    for r in instance.fetch_run_status_changes(t, limit=100).records)
     assert streams[f"runs@{instance_id}"] == last_end
+
+
+def test_watermarks_only_move_forward(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        record_evaluations(con, [], {"runs@x": 10})
+        skip_to(con, {"runs@x": 7, "check:a:b@x": 3})  # a slower writer's older position is ignored
+        record_evaluations(con, [], {"check:a:b@x": 5})
+        assert read_watermarks(con) == {"runs@x": 10, "check:a:b@x": 5}

@@ -95,3 +95,18 @@ def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, mon
     (landing / "a.alog").write_bytes(alog_bytes(profile(roastUUID="edited")))
     edited = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
     assert edited.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]
+
+
+def test_the_in_place_chart_fits_the_ui_inline_limit_even_for_noisy_curves():
+    """The UI draws markdown metadata in place only below 1000 characters."""
+    import numpy as np
+
+    from daena_pipelines.telemetry import plot
+
+    rng = np.random.default_rng(7)
+    t = np.arange(-120.0, 1200.0)
+    noisy = rng.uniform(0, 300, len(t))
+    events = {name: float(rng.uniform(0, 1200)) for name in ("CHARGE", "TP", "DRY END", "FCs", "DROP")}
+    svg = plot.roast_curve_thumbnail(t, noisy, rng.uniform(0, 300, len(t)), events)
+    assert len(plot.svg_markdown(svg, "BT red, ET blue; events dashed")) < plot.INLINE_MD_LIMIT
+    assert svg.count("<path") == 3 and svg.count("M") == 2 + len(events)  # ET, BT, one tick per event
