@@ -92,6 +92,13 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return con.execute(query, [schema, name]).fetchone()[0] > 0
 
 
+def comment_columns(con: duckdb.DuckDBPyConnection, table: str, comments: dict[str, str]) -> None:
+    """Describe ``table``'s columns in the warehouse (lib/metadata.py shows them in the catalog)."""
+    for column, comment in comments.items():
+        quoted = comment.replace("'", "''")
+        con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
+
+
 def insert(con: duckdb.DuckDBPyConnection, table: str, rows, columns: Sequence[str] | None = None, select: str = "*") -> None:
     """Append ``rows`` to ``table``: a pyarrow Table or pandas DataFrame matched to the table's
     columns by name (``select`` over it, e.g. to cast a column), or, with ``columns``, value rows

@@ -22,7 +22,7 @@ from datetime import datetime
 import duckdb
 
 from daena_pipelines.commands.model import EXECUTED_TERMINAL, STATUSES
-from daena_pipelines.commands.tables import comment_columns
+from daena_pipelines.db import comment_columns
 
 DECIDED = ("REJECTED", "APPROVED", "EXECUTING", *EXECUTED_TERMINAL)
 PENDING_DECISION = ("PROPOSED", "PENDING_APPROVAL")

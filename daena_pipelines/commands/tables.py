@@ -9,7 +9,7 @@ import pandas as pd
 
 from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
 from daena_pipelines.commands.store import EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
-from daena_pipelines.db import insert
+from daena_pipelines.db import comment_columns, insert
 
 DDL = {
     "commands.proposals": """
@@ -53,11 +53,6 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
         comment_columns(con, table, COMMENTS.get(table, {}))
 
-
-def comment_columns(con: duckdb.DuckDBPyConnection, table: str, comments: dict[str, str]) -> None:
-    for column, comment in comments.items():
-        quoted = comment.replace("'", "''")
-        con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
 
 
 

@@ -9,7 +9,7 @@ import duckdb
 
 from daena_pipelines.evals import calibration, judge, scoring
 from daena_pipelines.evals.golden import EXPECTATIONS, TARGET_KEYS, GoldenCase, LoadedCase, parse_case
-from daena_pipelines.db import insert, table_exists, transaction
+from daena_pipelines.db import comment_columns, insert, table_exists, transaction
 
 # telemetry.roast_metrics columns the gates and the judge prompt use (a subset of telemetry.contract.METRIC_COLUMNS).
 SCORED_METRICS = (
@@ -118,10 +118,8 @@ COMMENTS = dict(
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
     for table in DESCRIBED_TABLES:
-        for (column,) in con.execute("SELECT column_name FROM (DESCRIBE " + table + ")").fetchall():
-            if column in COMMENTS:
-                quoted = COMMENTS[column].replace("'", "''")
-                con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{quoted}'")
+        columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE " + table + ")").fetchall()]
+        comment_columns(con, table, {c: COMMENTS[c] for c in columns if c in COMMENTS})
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
