@@ -246,20 +246,20 @@ def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
 # --- lossless JSON bodies with marker keys --------------------------------------------------
 
 
+_ONLY_DICT = {dict}
+
+
 def _hoisted(rows: list) -> tuple[dict, list] | None:
     """(the fields every row of a list of like objects has with one and the same string or null
     value, the rows without them), or None when there are none or ``rows`` is no such list.
     Only strings and null: 1, 1.0 and True, or 0.0 and -0.0, are equal in Python but not in
     JSON. Column by column in C-level loops (zip, count): a Python loop per value would cost
     more than the smaller body saves in compression."""
-    if len(rows) < 2 or type(rows[0]) is not dict:
-        return None
-    names = tuple(rows[0])
-    if not all(type(row) is dict and tuple(row) == names for row in rows):  # same keys, same order
+    if len(rows) < 2 or set(map(type, rows)) != _ONLY_DICT or len(set(map(tuple, rows))) != 1:  # same keys, same order
         return None
     constants = {
         name: column[0]
-        for name, column in zip(names, zip(*[row.values() for row in rows]))
+        for name, column in zip(rows[0], zip(*map(dict.values, rows)))
         if (type(column[0]) is str or column[0] is None) and column.count(column[0]) == len(column)
     }
     if not constants:
@@ -447,6 +447,17 @@ def lossless_body(record) -> tuple[bytes, bool, bytes]:
     return (original, False, original) if marked is None else (marked, True, original)
 
 
+def _body_rule(flags: int) -> tuple:
+    """(first bytes the body may start with, whether its length is the original's, its decoder), by flags."""
+    if flags & FLAG_SERIES:
+        return (bytes(range(256)), False, _decode_series)  # a series body starts with a varint
+    first = tuple(bytes((b,)) for b in _FIRST_BYTES[flags >> 1 & 7])
+    return (first, not flags & (FLAG_SEMANTIC | FLAG_MARKED), _unmarked if flags & FLAG_MARKED else orjson.loads)
+
+
+_BODY_RULES = {flags: _body_rule(flags) for flags in range(256) if flags >> 1 & 7 < len(JSON_TYPES)}
+
+
 # NBMF writes frames without content size, checksum or dictionary id: frame header descriptor
 # bits 7-5 and 3-0 zero (bit 4 is the single-segment flag)
 _NBMF_FRAME_STARTS = (b"\x00", b"\x10")
@@ -568,14 +579,10 @@ class NbmfCodec:
         if _tag(body, envelope[:pos], len(envelope)) != envelope[pos : pos + TAG_BYTES]:
             raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
         # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
-        if flags & FLAG_SERIES:
-            try:
-                return _decode_series(body)
-            except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
-                raise EnvelopeError(f"NBMF series body is malformed ({type(exc).__name__}: {exc})") from exc
-        if body[:1] not in _FIRST_BYTES[flags >> 1 & 7] or not flags & (FLAG_SEMANTIC | FLAG_MARKED) and len(body) != length:
+        first_bytes, exact_length, body_decoder = _BODY_RULES[flags]
+        if body[:1] not in first_bytes or exact_length and len(body) != length:
             raise EnvelopeError("NBMF body does not have the JSON type or the original length its header names")
         try:
-            return _unmarked(body) if flags & FLAG_MARKED else orjson.loads(body)
+            return body_decoder(body)
         except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
-            raise EnvelopeError(f"NBMF body is not the JSON its header describes ({type(exc).__name__}: {exc})") from exc
+            raise EnvelopeError(f"NBMF body is not what its header describes ({type(exc).__name__}: {exc})") from exc
