@@ -9,7 +9,7 @@ record only needs the store. Dictionary id = class code * 1000 + version.
 ``current`` names the dictionary NBMF encodes a class with (trained on NBMF's lossless bodies);
 ``baseline`` the one the zstd+dict baselines use (trained on the same training records as
 canonical JSON, same trainer and size). Where the two forms are the same bytes (every class
-without columnar bodies) it is one and the same dictionary.
+without marked bodies) it is one and the same dictionary.
 """
 from __future__ import annotations
 
