@@ -47,6 +47,7 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "nbmf": ("daena_pipelines.nbmf.runs", 1),
     "regressions": ("daena_pipelines.regressions.findings", 3),
     "device": ("daena_pipelines.device.command_store", 3),
+    "commands": ("daena_pipelines.commands.tables", 1),
 }
 
 LEDGER = """
