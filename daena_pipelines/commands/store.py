@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -318,13 +319,7 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
     so executing a proposal that was never approved shows up as an invalid transition. An execution
     of an unknown proposal becomes a proposal of its own whose history starts at APPROVED.
     """
-    for index, fields in enumerate(rows):
-        location = f"device.command_executions row {index} proposal_id={fields.get('proposal_id')}"
-        try:
-            execution = _execution_from_fields(fields)
-        except RowError as exc:
-            batch.errors.append(IngestError(SIDECAR_SOURCE, location, fields.get("proposal_id"), exc.kind, str(exc)))
-            continue
+    for location, execution in _parsed(batch, rows, "device.command_executions", _execution_from_fields):
         entries = [AuditEntry(execution["proposal_id"], execution["started_at"], "APPROVED", "EXECUTING",
                               SIDECAR_SOURCE, None, SIDECAR_SOURCE, location)]
         if execution["status"] != "EXECUTING":
@@ -362,6 +357,16 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
             session_t_s=known.session_t_s if execution["session_t_s"] is None else execution["session_t_s"],
             source=f"{known.source} + {SIDECAR_SOURCE}",
         )
+
+
+def _parsed(batch: Batch, rows: list[dict], table: str, parse) -> Iterator[tuple[str, dict]]:
+    """(location, parse(row)) of each sidecar row that parses; the others become ingest errors."""
+    for index, fields in enumerate(rows):
+        location = f"{table} row {index} proposal_id={fields.get('proposal_id')}"
+        try:
+            yield location, parse(fields)
+        except RowError as exc:
+            batch.errors.append(IngestError(SIDECAR_SOURCE, location, fields.get("proposal_id"), exc.kind, str(exc)))
 
 
 def _execution_from_fields(fields: dict) -> dict:
@@ -408,13 +413,7 @@ def apply_expiries(batch: Batch, rows: list[dict]) -> None:
     the reason; one the store never approved thereby gets an invalid transition, as for executions;
     one the store saw executing or ended otherwise is a ``conflicting_expiry`` error (store kept).
     An expiry of an unknown proposal becomes a proposal of its own whose history starts at APPROVED."""
-    for index, fields in enumerate(rows):
-        location = f"device.command_queue row {index} proposal_id={fields.get('proposal_id')}"
-        try:
-            expiry = _expiry_from_fields(fields)
-        except RowError as exc:
-            batch.errors.append(IngestError(SIDECAR_SOURCE, location, fields.get("proposal_id"), exc.kind, str(exc)))
-            continue
+    for location, expiry in _parsed(batch, rows, "device.command_queue", _expiry_from_fields):
         entries = [AuditEntry(expiry["proposal_id"], expiry["closed_at"], "APPROVED", "EXPIRED", SIDECAR_SOURCE,
                               expiry["closed_reason"], SIDECAR_SOURCE, location)]
         known = batch.proposals.get(expiry["proposal_id"])
