@@ -92,8 +92,8 @@ class _Bound:
     SHA-256, and back. Framed as class code, SHA-256, body length, zstd frame (the least a
     decoder must be told). Its own zstd objects: nothing NBMF's codec does touches them."""
 
-    def __init__(self, nbmf: NbmfCodec):
-        self.nbmf = NbmfCodec(nbmf.store, BOUND_SETTINGS)
+    def __init__(self, nbmf: NbmfCodec, settings: CodecSettings = BOUND_SETTINGS):
+        self.nbmf = NbmfCodec(nbmf.store, settings)
 
     def encode(self, record, class_name: str) -> bytes:
         canonical = canonical_json(record)
@@ -112,11 +112,11 @@ class _Bound:
         return orjson.loads(raw)
 
 
-def codecs(nbmf: NbmfCodec) -> dict[str, Codec]:
+def codecs(nbmf: NbmfCodec, bound_settings: CodecSettings = BOUND_SETTINGS) -> dict[str, Codec]:
     zstd3, zstd19 = zstandard.ZstdCompressor(level=3), zstandard.ZstdCompressor(level=19)
     unzstd = zstandard.ZstdDecompressor()
     with_dict = {level: _PerClassDict(nbmf, level) for level in (1, 3, 19)}
-    bound = _Bound(nbmf)
+    bound = _Bound(nbmf, bound_settings)
 
     def plain(name, compress, decompress) -> Codec:
         return Codec(
@@ -210,9 +210,13 @@ def held_out(records: list[CorpusRecord], nbmf: NbmfCodec) -> tuple[list[CorpusR
     return test, overlap
 
 
-def run_benchmark(records: list[CorpusRecord], nbmf: NbmfCodec, repetitions: int = DEFAULT_REPETITIONS) -> BenchmarkOutcome:
+def run_benchmark(
+    records: list[CorpusRecord], nbmf: NbmfCodec, repetitions: int = DEFAULT_REPETITIONS, bound_settings: CodecSettings = BOUND_SETTINGS
+) -> BenchmarkOutcome:
+    """``bound_settings``: the bound's zstd levels (fixed by default, see ``BOUND_SETTINGS``; a
+    level sweep passes NBMF's, so the bound does the same work at every point)."""
     test, overlap = held_out(records, nbmf)
-    available = codecs(nbmf)
+    available = codecs(nbmf, bound_settings)
     measured: list[Measured] = []
     for name, codec in available.items():
         for r in test:
