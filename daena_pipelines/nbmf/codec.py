@@ -22,7 +22,8 @@ a tag over the body vouches for what decoding returns. Tag length and miss proba
 Bodies:
 - lossless JSON: the record's canonical JSON (compact UTF-8, sorted keys, orjson);
 - lossless JSON with marker keys (flag bit 5; records < 4 KiB): in top-level arrays of like
-  objects the fields every row shares stored once (under ``CONSTANTS_KEY``), and top-level
+  objects the fields every row shares stored once (under ``CONSTANTS_KEY``, or named under
+  ``SAME_KEY`` when the top level has the same field and value), and top-level
   strings that hold a quote taken out of the JSON and appended as raw UTF-8 segments, each
   after a 0xFF byte (listed under ``SEGMENTS_KEY``); used only when no longer than the original;
 - semantic series (flag bit 6; classes with the ``series`` rule): the record without its
@@ -59,7 +60,9 @@ FLAG_SEMANTIC, FLAG_BODY_LENGTH, FLAG_MARKED, FLAG_SERIES = 1, 16, 32, 64
 SERIES_CHANNELS = tuple(SERIES_STEPS)  # bit i of the channel mask = SERIES_CHANNELS[i]
 MAX_GRID_VALUE = 2**52  # grid integers beyond this would not survive int64 deltas and float division
 CONSTANTS_KEY = "\u0000const"  # per top-level array, the fields a marked body stores once for all its rows
+SAME_KEY = "\u0000same"  # per top-level array, the fields all its rows share with the record's top level
 SEGMENTS_KEY = "\u0000raw"  # lists the top-level keys whose strings follow a marked body's JSON as raw UTF-8
+_MARKER_KEYS = frozenset((CONSTANTS_KEY, SAME_KEY, SEGMENTS_KEY))
 
 
 def canonical_json(value) -> bytes:
@@ -276,23 +279,32 @@ def _hoisted(rows: list) -> tuple[dict, list] | None:
 def _marked(record, original_length: int) -> bytes | None:
     """The marked body of a record: in each top-level array of >= 2 objects with the same keys,
     the fields with one value in every row taken out of the rows and stored once under
-    ``CONSTANTS_KEY``; each top-level string holding a ``"`` taken out of the JSON and appended
+    ``CONSTANTS_KEY``, or only named under ``SAME_KEY`` when the record's top level has the
+    field with that value; each top-level string holding a ``"`` taken out of the JSON and appended
     as its raw UTF-8 after a 0xFF byte (UTF-8 never holds one), in the order of the sorted keys
     listed under ``SEGMENTS_KEY``. None when nothing would change, a marker key is in use, or the
     body would be longer than the original."""
-    if type(record) is not dict or CONSTANTS_KEY in record or SEGMENTS_KEY in record:
+    if type(record) is not dict or not _MARKER_KEYS.isdisjoint(record):
         return None
-    main, hoisted, segments = dict(record), {}, []
+    main, hoisted, same, segments = dict(record), {}, {}, []
     for key, value in record.items():
         if type(value) is str:
             if '"' in value:  # escaped inside a JSON string: every quote would cost a backslash
                 segments.append(key)
         elif type(value) is list and (split := _hoisted(value)):
-            hoisted[key], main[key] = split
-    if not hoisted and not segments:
+            constants, main[key] = split
+            # a field the record has at its top level too (an audit row's proposal_id): named, not repeated
+            if names := [name for name, v in constants.items() if name in record and type(record[name]) is type(v) and record[name] == v]:
+                same[key] = names
+                constants = {name: v for name, v in constants.items() if name not in names}
+            if constants:
+                hoisted[key] = constants
+    if not hoisted and not same and not segments:
         return None
     if hoisted:
         main[CONSTANTS_KEY] = hoisted
+    if same:
+        main[SAME_KEY] = same
     if segments:
         segments.sort()
         for key in segments:
@@ -311,10 +323,12 @@ def _unmarked(body: bytes) -> dict:
             raise ValueError(f"{len(segments)} raw segments for {len(keys)} keys")
         for key, segment in zip(keys, segments):
             value[key] = segment.decode()
-    if hoisted := value.pop(CONSTANTS_KEY, None):
-        for key, constants in hoisted.items():
-            for row in value[key]:  # rows as orjson built them: cheaper than building them here
-                row.update(constants)
+    hoisted = value.pop(CONSTANTS_KEY, None) or {}
+    for key, names in value.pop(SAME_KEY, {}).items():
+        hoisted[key] = {**hoisted.get(key, {}), **{name: value[name] for name in names}}
+    for key, constants in hoisted.items():
+        for row in value[key]:  # rows as orjson built them: cheaper than building them here
+            row.update(constants)
     return value
 
 

@@ -104,7 +104,7 @@ def test_a_semantic_note_cannot_pass_for_a_lossless_one(corpus):
 def test_marked_bodies_round_trip_exactly():
     codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
     rows = [{"seq": i, "to": "ABCDEFGH"[i], "note": None, "ok": True, "n": 1, "x": 0.0 if i else -0.0, "l": [1],
-             "source": "jsonl:proposals_2026-11-17.jsonl"} for i in range(8)]
+             "source": "jsonl:proposals_2026-11-17.jsonl", "proposal_id": "p1"} for i in range(8)]
     record = {"proposal_id": "p1", "audit_log": rows, "tags": [{"a": 1}, {"b": 2}], "empty": [], "one": [{"a": 1}],
               "mixed": [{"a": 1, "b": [0]}, {"a": 1.0, "b": [0]}, {"a": True, "b": [0]}], "all_same": [{"a": "x"}, {"a": "x"}],
               "settings": canonical_json({"b": [1, 2.5, None], "a": {"x": "\"q\""}}).decode(),
@@ -116,12 +116,14 @@ def test_marked_bodies_round_trip_exactly():
     body = orjson.loads(main)
     # only string and null fields with one value in every row are stored once (-0.0 == 0.0 and 1 == 1.0 == True in Python)
     assert body["\u0000const"] == {"audit_log": {"note": None, "source": "jsonl:proposals_2026-11-17.jsonl"}, "all_same": {"a": "x"}}
+    assert body["\u0000same"] == {"audit_log": ["proposal_id"]}  # the top level has it: named, not repeated
     assert body["audit_log"] == [{"seq": i, "to": "ABCDEFGH"[i], "ok": True, "n": 1, "x": 0.0 if i else -0.0, "l": [1]} for i in range(8)]
     assert body["mixed"] == record["mixed"] and body["tags"] == record["tags"] and body["all_same"] == [{}, {}]
     assert body["\u0000raw"] == ["quoted", "settings"] and "settings" not in body and body["not_json"] == "{nope"
     assert segments == [record["quoted"].encode(), record["settings"].encode()]  # raw, in the order of the sorted keys
     assert not read_meta(codec.encode({"\u0000const": 1, "l": rows}, "command")).marked
     assert not read_meta(codec.encode({"\u0000raw": 1, "s": '"x"'}, "command")).marked
+    assert not read_meta(codec.encode({"\u0000same": 1, "l": rows}, "command")).marked
 
 
 def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
