@@ -46,7 +46,8 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "evals": ("daena_pipelines.evals.tables", 1),
     "nbmf": ("daena_pipelines.nbmf.runs", 1),
     "regressions": ("daena_pipelines.regressions.findings", 3),
-    "device": ("daena_pipelines.device.command_store", 2),
+    "device": ("daena_pipelines.device.command_store", 3),
+    "commands": ("daena_pipelines.commands.tables", 1),
 }
 
 LEDGER = """

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import dagster as dg
-from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 
 from daena_pipelines.config import Settings
 from daena_pipelines.db import connect
@@ -42,12 +43,27 @@ def process_tags() -> dict[str, str]:
 def execute(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
     """``job.execute_in_process`` recording the run as one of the code location's job runs: the
     Overview timeline shows only runs with a repository origin (the UI's useRunsForTimeline drops
-    the others), and ``execute_in_process`` sets none. Dagster offers no public way to pass it,
-    so the instance's run factory gets it for the duration of the run."""
-    origin = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(LOCATION), REPOSITORY).get_job_origin(job.name)
+    the others), and ``execute_in_process`` sets none."""
+    with _runs_created_with_repository_origin(instance, job.name):
+        return job.execute_in_process(instance=instance, **kwargs)
+
+
+@contextmanager
+def _runs_created_with_repository_origin(instance: dg.DagsterInstance, job_name: str) -> Iterator[None]:
+    """The one use of Dagster internals in the project: runs the instance creates meanwhile carry
+    this code location's origin for ``job_name``.
+
+    Checked against dagster 1.13.27: no public API sets a run's origin. ``execute_in_process``,
+    ``execute_job`` and ``materialize`` take none; ``DagsterInstance.create_run_for_job`` (not public,
+    called by ``execute_in_process``) takes ``remote_job_origin``, and the origin classes exist only
+    in ``dagster._core.remote_origin``. So the instance's run factory gets the origin for the
+    duration of the run; tests/test_runner.py fails if a Dagster upgrade breaks this."""
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
+
+    origin = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(LOCATION), REPOSITORY).get_job_origin(job_name)
     instance.create_run_for_job = partial(type(instance).create_run_for_job, instance, remote_job_origin=origin)
     try:
-        return job.execute_in_process(instance=instance, **kwargs)
+        yield
     finally:
         del instance.create_run_for_job
 

@@ -2,17 +2,20 @@
 zstd-19 and zstd with the same trained dictionaries (levels 1, 3, 19) measured in the same run,
 NBMF's speed as a fraction of the orjson + zstd + SHA-256 bound, and the targets.
 
-    python scripts/bench_nbmf.py [--warehouse PATH] [--repetitions N] [--out DIR]
+    python scripts/bench_nbmf.py [--warehouse PATH] [--repetitions N] [--out DIR] [--levels SMALL,LARGE]
 
 Corpus: the warehouse's held-out records (read-only) plus the shared real profiles through the
 real telemetry ingest (corpus.reference_corpus). On a fresh clone without a warehouse it
 measures the real profiles alone and says how to get the rest (`daena materialize`). Artifacts
 (JSON/CSV) go to DIR (default: results dir /nbmf-script/<time>). Codec settings come from the
-environment like everywhere else: DAENA_NBMF_ZSTD_LEVEL, DAENA_NBMF_NO_DICT.
+environment like everywhere else: DAENA_NBMF_ZSTD_LEVEL, DAENA_NBMF_NO_DICT. ``--levels`` sets
+NBMF's zstd levels below / from 4 KiB *and the bound's* (the bound stays the same work as NBMF at
+every level: a point of the level/ratio/speed trade-off, docs/nbmf.md).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -21,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daena_pipelines import config  # noqa: E402
-from daena_pipelines.nbmf.benchmark import ALL, BOUND, DEFAULT_REPETITIONS, LT4K, run_benchmark, targets, value  # noqa: E402
-from daena_pipelines.nbmf.codec import NbmfCodec  # noqa: E402
+from daena_pipelines.nbmf.benchmark import ALL, BOUND, BOUND_SETTINGS, DEFAULT_REPETITIONS, LT4K, run_benchmark, targets, value  # noqa: E402
+from daena_pipelines.nbmf.codec import CodecSettings, NbmfCodec  # noqa: E402
 from daena_pipelines.nbmf.corpus import load_corpus, with_reference  # noqa: E402
 from daena_pipelines.nbmf.runs import write_artifacts  # noqa: E402
 from daena_pipelines.lib.metadata import markdown_table  # noqa: E402
@@ -51,13 +54,18 @@ def main() -> int:
     parser.add_argument("--warehouse", default=str(config.Settings.from_env().warehouse))
     parser.add_argument("--repetitions", type=int, default=DEFAULT_REPETITIONS)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--levels", default=None, help="SMALL,LARGE: zstd levels below / from 4 KiB, for NBMF and the bound")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     records, skipped = corpus(Path(args.warehouse))
     for name, reason in sorted(skipped.items()):
         print(f"skipped {name}: {reason}")
-    codec = NbmfCodec()
-    outcome = run_benchmark(records, codec, args.repetitions)
+    settings, bound_settings = CodecSettings.from_env(), BOUND_SETTINGS
+    if args.levels:
+        small, large = (int(x) for x in args.levels.split(","))
+        settings = bound_settings = dataclasses.replace(settings, level_small=small, level_large=large)
+    codec = NbmfCodec(settings=settings)
+    outcome = run_benchmark(records, codec, args.repetitions, bound_settings)
     rows = outcome.rows
     groups = [(ALL, ALL, "all records"), (ALL, LT4K, "records < 4 KB"), ("telemetry", ALL, "telemetry")]
     groups += [(c, ALL, c) for c in sorted({r["record_class"] for r in rows} - {ALL, "telemetry"})]

@@ -97,7 +97,7 @@ def load(pg: PostgresServer, work: Path, copies: int, writers: int, batch_size: 
     target = new_lake(pg, work, "load")
 
     os.environ["DAENA_LANDING_DIR"] = str(landing)
-    request = defs.get_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context(resources=defs.resources)).run_requests[0]
+    request = defs.resolve_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context(resources=defs.resources)).run_requests[0]
     started = time.perf_counter()
     reader = workload.Reader(target)
     reader.start()

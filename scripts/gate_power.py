@@ -3,7 +3,7 @@ count how often the gate flags them (detection) and how often it flags a clean r
 per key (record class / codec / op, on the CPU and the wall clock).
 
     python scripts/gate_power.py [--trials N] [--repetitions R] [--warmup W] [--warehouse PATH]
-                                 [--load-change BUSY]
+                                 [--load-change BUSY] [--classes CLASS ...]
 
 Corpus: the held-out records of the warehouse (when it exists) plus the shared real profiles
 through the real ingest, as the benchmark uses them. Each run times the reference codec
@@ -15,6 +15,10 @@ exactly as in CI.
 ``--load-change BUSY`` starts BUSY busy-looping processes for the second third of the trials
 and stops them after it: the machine's load rises and falls during the history, as it did when
 the command encode key raised false alarms on half of its clean runs.
+
+``--classes`` measures only those record classes' keys (each key is judged on its own records
+only, so a long power run can be split into locked pieces per class without changing what any
+key sees — except the machine's load at the time of each piece).
 
 Per trial: clean, x1.1, clean, x1.2, clean, x1.5, clean, wait. A slowdown xF busy-spins after
 every NBMF encode/decode for (F-1) times the call's own CPU time; "wait" sleeps 1 ms after every
@@ -129,10 +133,13 @@ def main() -> int:
     parser.add_argument("--trace", default=None, help="print every verdict of this key (e.g. all/nbmf_lossless/encode)")
     parser.add_argument("--load-change", type=int, default=0, metavar="BUSY",
                         help="busy-looping processes to run during the second third of the trials")
+    parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
+                        help="only these record classes (e.g. roast_note telemetry); default all")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     nbmf = NbmfCodec()
     test, _ = held_out(corpus(Path(args.warehouse)), nbmf)
+    test = [r for r in test if args.classes is None or r.record_class in args.classes]
     all_codecs = codecs(nbmf)
     clean = {name: all_codecs[name] for name in (REFERENCE, *GATED_CODECS)}
     variants = {

@@ -7,7 +7,8 @@ CHARGE, so the evals see the commands of the sessions they judge. A second virtu
 without recordings (session_id NULL: there is no telemetry to link to); an agent (and now and then
 the operator) proposes heater/fan/drum changes, preheat, charge, drop and the odd abort, which go
 through approval and execution. Sprinkled in, on purpose: unsafe targets, constraint breaches, a
-burst of proposals, an oscillating heater, slow approvals, failures and a few illegal lifecycles.
+burst of proposals, an oscillating heater, slow approvals, failures, an approval the sidecar closed
+EXPIRED unexecuted and a few illegal lifecycles.
 
 The command service's live store (SQLite) holds 2026-11-18 and -19; the JSONL file is the export
 of the archived 2026-11-17. Run: python scripts/make_sample_proposals.py [--out DIR] [--seed N]
@@ -59,7 +60,7 @@ class LogBuilder:
             "actor": "roast-agent-v2" if proposed_by == "AGENT" else "operator-ana",
             "reasoning": reasoning, "status": "PROPOSED", "created_at": at, "approved_at": None,
             "rejected_at": None, "execution_started_at": None, "execution_completed_at": None,
-            "rejection_reason": None, "outcome": None, "actual_value": None, "error": None,
+            "rejection_reason": None, "expired_at": None, "expiry_reason": None, "outcome": None, "actual_value": None, "error": None,
             "session_t_s": None, "origin": "generated", "charge_at": charge_at,
             "audit_log": [{"changed_at": at, "from_status": None, "to_status": "PROPOSED",
                            "actor": "roast-agent-v2" if proposed_by == "AGENT" else "operator-ana", "note": None}],
@@ -239,6 +240,21 @@ class LogBuilder:
         self.run(self.propose(machine, day + timedelta(hours=16), "PREHEAT", 240.0, "next batch", None,
                               proposed_by="HUMAN"), ending="TIMEOUT")
 
+    def expired(self, machine: str, day: datetime) -> None:
+        """An approval nobody ran: the sidecar found it past its 300 s expiry and closed it EXPIRED
+        (its reason in the sidecar's words, docs/device.md). No random draw, so the rest of the log
+        stays as it was before this incident existed."""
+        record = self.propose(machine, day + timedelta(hours=16, minutes=30), "SET_FAN", 6.0, "more airflow for the next batch",
+                              None, proposed_by="HUMAN")
+        self.move(record, "PENDING_APPROVAL", record["created_at"] + timedelta(seconds=0.5), "command-service")
+        approved = record["created_at"] + timedelta(seconds=8)
+        self.move(record, "APPROVED", approved, "auto-policy")
+        expires, closed = approved + timedelta(seconds=300), approved + timedelta(seconds=302)
+        reason = (f"approval expired at {expires.isoformat(timespec='seconds')} "
+                  f"(approved {approved.isoformat(timespec='seconds')}, 302 s ago)")
+        self.move(record, "EXPIRED", closed, "sidecar", reason)
+        record["expiry_reason"] = reason
+
     def illegal(self, machine: str, day: datetime) -> None:
         """Lifecycles the command service should never have written; ingest must flag them."""
         at = day + timedelta(hours=17)
@@ -271,6 +287,7 @@ def build(seed: int, recordings: list[Path]) -> list[dict]:
             log.illegal(MACHINES[0], day)
     # The log ends during an evening roast on the last day.
     log.roast(MACHINES[0], DAYS[-1] + timedelta(hours=18), last_of_log=True)
+    log.expired(MACHINES[0], DAYS[-1])
     return log.records
 
 

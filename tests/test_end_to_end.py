@@ -46,7 +46,7 @@ def test_roast_recorded_ingested_and_its_command_accounted_for(tmp_path, monkeyp
     )
     assert recorded.success
 
-    tick = defs.get_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context(resources=resources))
+    tick = defs.resolve_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context(resources=resources))
     (request,) = tick.run_requests
     ingested = dg.materialize(
         [telemetry_ingest, *telemetry_checks], resources=resources,

@@ -1,4 +1,6 @@
 """Runs made by `daena materialize` belong to the code location's jobs, as the UI reads them."""
+from pathlib import Path
+
 import dagster as dg
 
 from daena_pipelines import runner
@@ -23,3 +25,10 @@ def test_an_in_process_run_carries_the_code_location_origin_and_tag():
     assert run.tags[runner.REPOSITORY_TAG] == "__repository__@daena_pipelines"  # the Jobs page filters by it
     assert run.tags["dagster/code_location"] == "daena_pipelines"
     assert plain.dagster_run.remote_job_origin is None
+
+
+def test_dagster_internals_are_used_in_one_place_only():
+    """Private Dagster modules may change in any release: the one use is runner's origin helper."""
+    package = Path(runner.__file__).parent
+    users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "dagster._" in p.read_text())
+    assert users == ["runner.py"]

@@ -54,9 +54,10 @@ ALERT_COLUMNS = """
 # thresholds are $fields of AlertThresholds. ALERT_TYPES, the asset's description and metadata and
 # the alerts_well_formed check follow from the keys.
 
-# Shared by the per-proposal rules: the time a proposal entered the log (sidecar-only ones lack created_at).
+# Shared by the per-proposal rules: the time a proposal entered the log (sidecar-only ones lack
+# created_at: they enter when the sidecar executed or expired them).
 _BASE = """
-    WITH p AS (SELECT *, coalesce(created_at, execution_started_at) AS event_at FROM commands.proposals)
+    WITH p AS (SELECT *, coalesce(created_at, execution_started_at, expired_at) AS event_at FROM commands.proposals)
 """
 
 _RULES = {
@@ -107,6 +108,12 @@ _RULES = {
             epoch(execution_completed_at) - epoch(execution_started_at), NULL,
             format('{} {} ended {}: {}', command_type, coalesce(CAST(target_value AS VARCHAR), ''), status, coalesce(error, 'no error given'))
         FROM p WHERE status IN ('FAILED', 'TIMEOUT')""",
+    "APPROVAL_EXPIRED": """
+        SELECT 'WARNING', machine_id, command_type, proposal_id, expired_at,
+            epoch(expired_at) - epoch(approved_at), NULL,
+            format('approved {} {} never ran: the sidecar closed it EXPIRED ({})', command_type,
+                   coalesce(CAST(target_value AS VARCHAR), ''), coalesce(expiry_reason, 'no reason given'))
+        FROM p WHERE status = 'EXPIRED'""",
     "APPROVAL_TIMEOUT": """
         , w AS (
             SELECT *, CASE

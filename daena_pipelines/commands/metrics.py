@@ -1,14 +1,18 @@
 """``commands.outcome_metrics``: outcomes per day x machine x command type, in DuckDB SQL.
 
 Formulas (also in docs/commands.md):
-- day = UTC date of created_at (execution_started_at for proposals known only from the sidecar)
+- day = UTC date of created_at (for proposals known only from the sidecar: execution_started_at, or
+  expired_at for an approval it closed EXPIRED)
 - finished = COMPLETED + FAILED + ABORTED + TIMEOUT (executions that ended)
 - success_rate = succeeded / finished, succeeded = COMPLETED with outcome SUCCESS (or no outcome reported);
   COMPLETED with outcome PARTIAL (the level was not reached) is counted apart, never as success.
   NULL when nothing finished.
 - failure_rate = (FAILED + TIMEOUT) / finished: the one failure rule for every metric and alert.
   ABORTED is the operator stopping the roast: finished, but neither a success nor a failure.
-- rejection_rate = REJECTED / decided, decided = REJECTED + APPROVED-or-later. NULL when nothing was decided.
+- rejection_rate = REJECTED / decided, decided = REJECTED + APPROVED-or-later (EXPIRED included: it was
+  approved). NULL when nothing was decided.
+- n_expired = approvals the sidecar closed EXPIRED unexecuted: decided, never finished executions, so in
+  neither success_rate nor failure_rate.
 - decision latency = (approved_at or rejected_at) - created_at over decided proposals (rejections count);
   proposals still waiting at ``as_of`` are counted and their wait so far (a lower bound) reported apart.
 - execution duration = execution_completed_at - execution_started_at over executions that ended on
@@ -24,7 +28,7 @@ import duckdb
 from daena_pipelines.commands.model import EXECUTED_TERMINAL, STATUSES
 from daena_pipelines.db import comment_columns
 
-DECIDED = ("REJECTED", "APPROVED", "EXECUTING", *EXECUTED_TERMINAL)
+DECIDED = ("REJECTED", "APPROVED", "EXPIRED", "EXECUTING", *EXECUTED_TERMINAL)
 PENDING_DECISION = ("PROPOSED", "PENDING_APPROVAL")
 FAILED = ("FAILED", "TIMEOUT")
 ENDED_ON_THEIR_OWN = ("COMPLETED", "FAILED", "ABORTED")
@@ -46,7 +50,7 @@ def _distribution(expression: str, name: str) -> list[str]:
 def latest_timestamp(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The log's newest timestamp: the 'now' of an exported log, for waits still open."""
     return con.execute(
-        "SELECT max(greatest(created_at, approved_at, rejected_at, execution_started_at, execution_completed_at)) "
+        "SELECT max(greatest(created_at, approved_at, rejected_at, expired_at, execution_started_at, execution_completed_at)) "
         "FROM commands.proposals"
     ).fetchone()[0]
 
@@ -57,7 +61,7 @@ def outcome_metrics_sql() -> str:
         CREATE OR REPLACE TABLE commands.outcome_metrics AS
         WITH p AS (
             SELECT *,
-                CAST(timezone('UTC', coalesce(created_at, execution_started_at)) AS DATE) AS day,
+                CAST(timezone('UTC', coalesce(created_at, execution_started_at, expired_at)) AS DATE) AS day,
                 CASE WHEN status IN {sql_list(DECIDED)}
                      THEN epoch(coalesce(approved_at, rejected_at)) - epoch(created_at) END AS decision_latency_s,
                 CASE WHEN status IN {sql_list(PENDING_DECISION)}
@@ -101,6 +105,7 @@ COMMENTS = {
     "success_rate": "n_succeeded / (COMPLETED+FAILED+ABORTED+TIMEOUT); pending or unexecuted proposals never count; NULL if none finished",
     "failure_rate": "(FAILED+TIMEOUT) / (COMPLETED+FAILED+ABORTED+TIMEOUT); NULL if none finished",
     "rejection_rate": "REJECTED / (REJECTED + APPROVED-or-later); NULL if none decided",
+    "n_expired": "approved, then closed EXPIRED unexecuted by the device sidecar (stale approval); decided, never executed",
     "n_execution_timeouts": "proposals whose execution ended TIMEOUT (not in the execution duration quantiles)",
     "execution_timeout_max_s": "longest TIMEOUT execution, seconds (the sidecar's command timeout)",
     "approval_latency_n": "decided proposals (approved or rejected) with a measured decision latency",

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from daena_pipelines.commands import contract
 from daena_pipelines.values import as_number, as_text, short
 
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
@@ -16,27 +17,19 @@ PROPOSERS = ("AGENT", "HUMAN")
 OUTCOMES = ("SUCCESS", "FAILURE", "PARTIAL")
 ORIGINS = ("real", "simulator", "generated")
 
-STATUSES = (
-    "PROPOSED",
-    "PENDING_APPROVAL",
-    "APPROVED",
-    "REJECTED",
-    "EXECUTING",
-    "COMPLETED",
-    "FAILED",
-    "ABORTED",
-    "TIMEOUT",
-)
+STATUSES = contract.PROPOSAL_STATUSES
 EXECUTED_TERMINAL = ("COMPLETED", "FAILED", "ABORTED", "TIMEOUT")
-TERMINAL = ("REJECTED", *EXECUTED_TERMINAL)
+TERMINAL = ("REJECTED", "EXPIRED", *EXECUTED_TERMINAL)
 
 # The only legal moves. A proposal is created PROPOSED (audit entry from_status NULL); the safety
-# validator may reject it before a human sees it; only an APPROVED command may start executing.
+# validator may reject it before a human sees it; only an APPROVED command may start executing, and
+# an approval the device sidecar finds stale (past its expiry, or meant for an earlier session) ends
+# EXPIRED without running.
 TRANSITIONS: dict[str | None, tuple[str, ...]] = {
     None: ("PROPOSED",),
     "PROPOSED": ("PENDING_APPROVAL", "REJECTED"),
     "PENDING_APPROVAL": ("APPROVED", "REJECTED"),
-    "APPROVED": ("EXECUTING",),
+    "APPROVED": ("EXECUTING", "EXPIRED"),
     "EXECUTING": EXECUTED_TERMINAL,
     **{status: () for status in TERMINAL},
 }
@@ -46,10 +39,13 @@ STATUS_TIMESTAMP = {
     "PROPOSED": "created_at",
     "APPROVED": "approved_at",
     "REJECTED": "rejected_at",
+    "EXPIRED": "expired_at",
     "EXECUTING": "execution_started_at",
     **{status: "execution_completed_at" for status in EXECUTED_TERMINAL},
 }
 TIMESTAMP_ORDER = ("created_at", "approved_at", "execution_started_at", "execution_completed_at")
+# The ends beside that chain: (earlier, later) — a rejection after creation, an expiry after approval.
+SIDE_ENDS = (("created_at", "rejected_at"), ("approved_at", "expired_at"))
 
 
 @dataclass
@@ -70,9 +66,11 @@ class Proposal:
     created_at: datetime | None
     approved_at: datetime | None
     rejected_at: datetime | None
+    expired_at: datetime | None
     execution_started_at: datetime | None
     execution_completed_at: datetime | None
     rejection_reason: str | None
+    expiry_reason: str | None  # why the sidecar closed the approval EXPIRED
     outcome: str | None
     actual_value: float | None
     error: str | None
@@ -216,9 +214,11 @@ def proposal_from_fields(fields: dict, origin_default: str, source: str, locatio
         created_at=parse_timestamp(fields.get("created_at"), "created_at", required=True),
         approved_at=parse_timestamp(fields.get("approved_at"), "approved_at"),
         rejected_at=parse_timestamp(fields.get("rejected_at"), "rejected_at"),
+        expired_at=parse_timestamp(fields.get("expired_at"), "expired_at"),
         execution_started_at=parse_timestamp(fields.get("execution_started_at"), "execution_started_at"),
         execution_completed_at=parse_timestamp(fields.get("execution_completed_at"), "execution_completed_at"),
         rejection_reason=parse_text(fields.get("rejection_reason"), "rejection_reason"),
+        expiry_reason=parse_text(fields.get("expiry_reason"), "expiry_reason"),
         outcome=parse_choice(fields.get("outcome"), "outcome", OUTCOMES, required=False),
         actual_value=parse_number(fields.get("actual_value"), "actual_value"),
         error=parse_text(fields.get("error"), "error"),
@@ -297,8 +297,10 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
     for (earlier, a), (later, b) in zip(stamps, stamps[1:]):
         if b < a:
             flag(f"{later} ({b.isoformat()}) is before {earlier} ({a.isoformat()})")
-    if proposal.rejected_at and proposal.created_at and proposal.rejected_at < proposal.created_at:
-        flag("rejected_at is before created_at")
+    for earlier, later in SIDE_ENDS:
+        a, b = getattr(proposal, earlier), getattr(proposal, later)
+        if a is not None and b is not None and b < a:
+            flag(f"{later} ({b.isoformat()}) is before {earlier} ({a.isoformat()})")
 
     if proposal.outcome is not None and proposal.status not in EXECUTED_TERMINAL:
         flag(f"outcome {proposal.outcome} given although status {proposal.status} is not a finished execution")

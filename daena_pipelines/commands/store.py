@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -56,7 +57,9 @@ CREATE TABLE proposals (
     actual_value           REAL,
     error                  TEXT,
     session_t_s            REAL,
-    origin                 TEXT
+    origin                 TEXT,
+    expired_at             TEXT,
+    expiry_reason          TEXT
 );
 CREATE TABLE audit_log (
     entry_id    INTEGER PRIMARY KEY,
@@ -72,8 +75,10 @@ PROPOSAL_COLUMNS = (
     "proposal_id", "machine_id", "session_id", "command_type", "target_value", "target_unit",
     "constraints", "proposed_by", "actor", "reasoning", "status", "created_at", "approved_at",
     "rejected_at", "execution_started_at", "execution_completed_at", "rejection_reason", "outcome",
-    "actual_value", "error", "session_t_s", "origin",
+    "actual_value", "error", "session_t_s", "origin", "expired_at", "expiry_reason",
 )
+# Columns a store may lack (older stores): read as NULL; origin then defaults to real.
+OPTIONAL_PROPOSAL_COLUMNS = ("origin", "expired_at", "expiry_reason")
 AUDIT_COLUMNS = ("entry_id", "proposal_id", "changed_at", "from_status", "to_status", "actor", "note")
 # The columns of device.command_executions (device/contract.py) a proposal's lifecycle needs;
 # the sidecar's own ids are not, and session_t_s is read when present (older warehouses lack it).
@@ -160,7 +165,7 @@ def read_sqlite(path: Path | str) -> Batch:
             problems = []
             for table, needed in (("proposals", PROPOSAL_COLUMNS), ("audit_log", AUDIT_COLUMNS)):
                 have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
-                missing = [c for c in needed if c not in have and c != "origin"]
+                missing = [c for c in needed if c not in have and c not in OPTIONAL_PROPOSAL_COLUMNS]
                 if missing:
                     problems.append(f"table {table} lacks columns {', '.join(missing)}")
             if problems:
@@ -314,13 +319,7 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
     so executing a proposal that was never approved shows up as an invalid transition. An execution
     of an unknown proposal becomes a proposal of its own whose history starts at APPROVED.
     """
-    for index, fields in enumerate(rows):
-        location = f"device.command_executions row {index} proposal_id={fields.get('proposal_id')}"
-        try:
-            execution = _execution_from_fields(fields)
-        except RowError as exc:
-            batch.errors.append(IngestError(SIDECAR_SOURCE, location, fields.get("proposal_id"), exc.kind, str(exc)))
-            continue
+    for location, execution in _parsed(batch, rows, "device.command_executions", _execution_from_fields):
         entries = [AuditEntry(execution["proposal_id"], execution["started_at"], "APPROVED", "EXECUTING",
                               SIDECAR_SOURCE, None, SIDECAR_SOURCE, location)]
         if execution["status"] != "EXECUTING":
@@ -360,6 +359,16 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
         )
 
 
+def _parsed(batch: Batch, rows: list[dict], table: str, parse) -> Iterator[tuple[str, dict]]:
+    """(location, parse(row)) of each sidecar row that parses; the others become ingest errors."""
+    for index, fields in enumerate(rows):
+        location = f"{table} row {index} proposal_id={fields.get('proposal_id')}"
+        try:
+            yield location, parse(fields)
+        except RowError as exc:
+            batch.errors.append(IngestError(SIDECAR_SOURCE, location, fields.get("proposal_id"), exc.kind, str(exc)))
+
+
 def _execution_from_fields(fields: dict) -> dict:
     status = parse_choice(fields.get("status"), "status", ("EXECUTING", *EXECUTED_TERMINAL))
     completed_at = parse_timestamp(fields.get("completed_at"), "completed_at", required=status != "EXECUTING")
@@ -389,11 +398,70 @@ def _proposal_from_execution(execution: dict, location: str) -> Proposal:
         proposal_id=execution["proposal_id"], machine_id=execution["machine_id"], session_id=execution["session_id"],
         command_type=execution["command_type"], target_value=execution["target_value"], target_unit=None,
         constraints=None, proposed_by=None, actor=None, reasoning=None, status=execution["status"],
-        created_at=None, approved_at=None, rejected_at=None,
+        created_at=None, approved_at=None, rejected_at=None, expired_at=None,
         execution_started_at=execution["started_at"], execution_completed_at=execution["completed_at"],
-        rejection_reason=None, outcome=_sidecar_outcome(execution["status"]), actual_value=execution["observed_value"],
+        rejection_reason=None, expiry_reason=None, outcome=_sidecar_outcome(execution["status"]), actual_value=execution["observed_value"],
         error=execution["error"], session_t_s=execution["session_t_s"], origin=execution["origin"], source=SIDECAR_SOURCE,
         location=location,
+    )
+
+
+def apply_expiries(batch: Batch, rows: list[dict]) -> None:
+    """Fold the approvals the sidecar closed EXPIRED (``device.command_queue`` rows) into the batch.
+
+    An expiry of a known APPROVED proposal extends its history APPROVED -> EXPIRED at closed_at, with
+    the reason; one the store never approved thereby gets an invalid transition, as for executions;
+    one the store saw executing or ended otherwise is a ``conflicting_expiry`` error (store kept).
+    An expiry of an unknown proposal becomes a proposal of its own whose history starts at APPROVED."""
+    for location, expiry in _parsed(batch, rows, "device.command_queue", _expiry_from_fields):
+        entries = [AuditEntry(expiry["proposal_id"], expiry["closed_at"], "APPROVED", "EXPIRED", SIDECAR_SOURCE,
+                              expiry["closed_reason"], SIDECAR_SOURCE, location)]
+        known = batch.proposals.get(expiry["proposal_id"])
+        if known is None:
+            batch.add(_proposal_from_expiry(expiry, location), entries, starts_at="APPROVED")
+            continue
+        if known.status == "EXPIRED" and known.expired_at == expiry["closed_at"]:
+            continue  # the store already has this expiry
+        conflict = None
+        if (known.machine_id, known.command_type) != (expiry["machine_id"], expiry["command_type"]):
+            conflict = (f"the sidecar closed {expiry['command_type']} on {expiry['machine_id']} but the proposal "
+                        f"(at {known.location}) is {known.command_type} on {known.machine_id}")
+        elif known.status in ("EXECUTING", "EXPIRED", *EXECUTED_TERMINAL):
+            conflict = (f"the store says {known.status} (at {known.location}) but the sidecar closed it EXPIRED "
+                        f"at {expiry['closed_at'].isoformat()}; the store's record is kept")
+        if conflict:
+            batch.errors.append(IngestError(SIDECAR_SOURCE, location, known.proposal_id, "conflicting_expiry", conflict))
+            continue
+        batch.audit[known.proposal_id] = [*batch.audit[known.proposal_id], *entries]
+        batch.proposals[known.proposal_id] = replace(
+            known, status="EXPIRED", expired_at=expiry["closed_at"], expiry_reason=expiry["closed_reason"],
+            source=f"{known.source} + {SIDECAR_SOURCE}",
+        )
+
+
+def _expiry_from_fields(fields: dict) -> dict:
+    return {
+        "proposal_id": parse_text(fields.get("proposal_id"), "proposal_id", required=True),
+        "machine_id": parse_text(fields.get("machine_id"), "machine_id", required=True),
+        "command_type": parse_choice(fields.get("command_type"), "command_type", COMMAND_TYPES),
+        "target_value": parse_number(fields.get("target_value"), "target_value"),
+        "target_unit": parse_text(fields.get("target_unit"), "target_unit"),
+        "closed_at": parse_timestamp(fields.get("closed_at"), "closed_at", required=True),
+        "closed_reason": parse_text(fields.get("closed_reason"), "closed_reason", required=True),
+        "origin": parse_choice(fields.get("closed_source"), "closed_source", ("real", "simulator")),
+    }
+
+
+def _proposal_from_expiry(expiry: dict, location: str) -> Proposal:
+    # the queue row's session_id is a sidecar recording id, not a telemetry session: not carried over
+    return Proposal(
+        proposal_id=expiry["proposal_id"], machine_id=expiry["machine_id"], session_id=None,
+        command_type=expiry["command_type"], target_value=expiry["target_value"], target_unit=expiry["target_unit"],
+        constraints=None, proposed_by=None, actor=None, reasoning=None, status="EXPIRED",
+        created_at=None, approved_at=None, rejected_at=None, expired_at=expiry["closed_at"],
+        execution_started_at=None, execution_completed_at=None, rejection_reason=None,
+        expiry_reason=expiry["closed_reason"], outcome=None, actual_value=None, error=None, session_t_s=None,
+        origin=expiry["origin"], source=SIDECAR_SOURCE, location=location,
     )
 
 

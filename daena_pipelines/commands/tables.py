@@ -7,18 +7,21 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from daena_pipelines.commands.contract import PROPOSAL_STATUSES
 from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
 from daena_pipelines.commands.store import EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
-from daena_pipelines.db import comment_columns, insert
+from daena_pipelines.db import comment_columns, insert, table_exists
+from daena_pipelines.device import contract as device
+from daena_pipelines.migrations import Migration
 
 DDL = {
     "commands.proposals": """
         proposal_id VARCHAR PRIMARY KEY, machine_id VARCHAR NOT NULL, session_id VARCHAR,
         command_type VARCHAR NOT NULL, target_value DOUBLE, target_unit VARCHAR, constraints JSON,
         proposed_by VARCHAR, actor VARCHAR, reasoning VARCHAR, status VARCHAR NOT NULL,
-        created_at TIMESTAMPTZ, approved_at TIMESTAMPTZ, rejected_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ, approved_at TIMESTAMPTZ, rejected_at TIMESTAMPTZ, expired_at TIMESTAMPTZ,
         execution_started_at TIMESTAMPTZ, execution_completed_at TIMESTAMPTZ, rejection_reason VARCHAR,
-        outcome VARCHAR, actual_value DOUBLE, error VARCHAR, session_t_s DOUBLE,
+        expiry_reason VARCHAR, outcome VARCHAR, actual_value DOUBLE, error VARCHAR, session_t_s DOUBLE,
         origin VARCHAR NOT NULL, source VARCHAR NOT NULL""",
     "commands.audit_log": """
         proposal_id VARCHAR NOT NULL, seq INTEGER NOT NULL, changed_at TIMESTAMPTZ NOT NULL,
@@ -34,12 +37,33 @@ DDL = {
 }
 COMMENTS = {
     "commands.proposals": {
+        "status": " | ".join(PROPOSAL_STATUSES) + " (lifecycle in docs/commands.md)",
+        "expired_at": "when the device sidecar closed the approval EXPIRED unexecuted (status EXPIRED only)",
+        "expiry_reason": "why it expired, as the sidecar gave it (past its expiry, approved before this session, ...)",
         "session_t_s": "seconds from CHARGE when executed; NULL if unknown",
         "origin": "real | simulator | generated (demo data made by scripts/make_sample_proposals.py)",
         "source": "where the row was read from: sqlite:<file>, jsonl:<file>, sidecar, or '<store> + sidecar'",
     },
     "commands.audit_log": {"seq": "position in the proposal's history, from 0"},
 }
+
+
+def _add_expired(con: duckdb.DuckDBPyConnection) -> None:
+    # Tables written before EXPIRED existed hold no expired proposal: NULL and 0 are their true values.
+    if table_exists(con, "commands.proposals"):
+        con.execute("ALTER TABLE commands.proposals ADD COLUMN IF NOT EXISTS expired_at TIMESTAMPTZ")
+        con.execute("ALTER TABLE commands.proposals ADD COLUMN IF NOT EXISTS expiry_reason VARCHAR")
+    if table_exists(con, "commands.outcome_metrics"):
+        con.execute("ALTER TABLE commands.outcome_metrics ADD COLUMN IF NOT EXISTS n_expired BIGINT")
+        con.execute("UPDATE commands.outcome_metrics SET n_expired = 0 WHERE n_expired IS NULL")
+
+
+# Every ingest replaces the commands tables with the current DDL, so the only migration adapts
+# tables an older version left, for the outcome metrics, alerts and checks that read them before
+# the next ingest.
+MIGRATIONS = [
+    Migration(1, "status EXPIRED: commands.proposals.expired_at and expiry_reason, commands.outcome_metrics.n_expired", _add_expired),
+]
 
 
 def _frame(rows: list, row_type) -> pd.DataFrame:
@@ -80,15 +104,27 @@ def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[In
 
     The contract columns are required; ``session_t_s`` is read when the table has it.
     """
+    return _read_device_table(con, "command_executions", EXECUTION_COLUMNS, ("session_t_s",),
+                              "", "ORDER BY started_at, proposal_id", "execution")
+
+
+def read_expiries(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]]:
+    """The approvals the sidecar closed EXPIRED (``device.command_queue`` rows; none without the table)."""
+    return _read_device_table(con, "command_queue", device.EXPIRED_APPROVAL_COLUMNS, (),
+                              f"WHERE status = '{device.EXPIRED}'", "ORDER BY closed_at, proposal_id", "expiry")
+
+
+def _read_device_table(con, table: str, required: tuple[str, ...], optional: tuple[str, ...], where: str, order: str,
+                       what: str) -> tuple[list[dict], list[IngestError]]:
     have = {name for (name,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'device' AND table_name = 'command_executions'"
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'device' AND table_name = ?", [table]
     ).fetchall()}
     if not have:
         return [], []
-    missing = [c for c in EXECUTION_COLUMNS if c not in have]
+    missing = [c for c in required if c not in have]
     if missing:
-        return [], [IngestError(SIDECAR_SOURCE, "device.command_executions", None, "bad_schema",
-                                f"table lacks columns {', '.join(missing)}; no execution read")]
-    columns = [*EXECUTION_COLUMNS, *(["session_t_s"] if "session_t_s" in have else [])]
-    cursor = con.execute(f"SELECT {', '.join(columns)} FROM device.command_executions ORDER BY started_at, proposal_id")
+        return [], [IngestError(SIDECAR_SOURCE, f"device.{table}", None, "bad_schema",
+                                f"table lacks columns {', '.join(missing)}; no {what} read")]
+    columns = [*required, *(c for c in optional if c in have)]
+    cursor = con.execute(f"SELECT {', '.join(columns)} FROM device.{table} {where} {order}")
     return [dict(zip(columns, row)) for row in cursor.fetchall()], []

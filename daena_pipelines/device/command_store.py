@@ -82,6 +82,9 @@ MIGRATIONS = [
     end_reason VARCHAR
 );""",
     ]),
+    Migration(3, "an approval closed EXPIRED names the source (real | simulator) of the sidecar that closed it", [
+        "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_source VARCHAR",
+    ]),
 ]
 
 
@@ -134,9 +137,9 @@ class CommandBridge:
         """Insert or update one execution row (its status is mirrored on the queue row)."""
         self._reports.put(("execution", row))
 
-    def expired(self, proposal_id: str, closed_at, reason: str) -> None:
+    def expired(self, proposal_id: str, closed_at, reason: str, source: str) -> None:
         """Close a stale approval as EXPIRED; it never ran, so it has no execution row."""
-        self._reports.put(("expired", {"proposal_id": proposal_id, "closed_at": closed_at, "reason": reason}))
+        self._reports.put(("expired", {"proposal_id": proposal_id, "closed_at": closed_at, "reason": reason, "source": source}))
 
     def session(self, row: dict) -> None:
         """Insert or update this sidecar's row in ``device.sidecar_sessions``."""
@@ -263,9 +266,9 @@ class WarehouseIO:
             con.execute("UPDATE device.command_queue SET status = ? WHERE proposal_id = ?", [row["status"], row["proposal_id"]])
         elif kind == "expired":
             con.execute(
-                "UPDATE device.command_queue SET status = 'EXPIRED', closed_at = ?, closed_reason = ? "
+                f"UPDATE device.command_queue SET status = '{contract.EXPIRED}', closed_at = ?, closed_reason = ?, closed_source = ? "
                 "WHERE proposal_id = ? AND status = 'APPROVED'",
-                [row["closed_at"], row["reason"], row["proposal_id"]],
+                [row["closed_at"], row["reason"], row["source"], row["proposal_id"]],
             )
         elif kind == "session":
             con.execute("DELETE FROM device.sidecar_sessions WHERE recording_id = ?", [row["recording_id"]])

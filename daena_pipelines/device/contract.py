@@ -18,3 +18,11 @@ COMMAND_EXECUTIONS_COLUMNS = (
     "execution_id", "proposal_id", "machine_id", "session_id", "recording_id", "command_type", "target_value",
     "status", "started_at", "completed_at", "session_t_s", "observed_value", "error", "source",
 )
+
+# An approval the sidecar closed without running it: its device.command_queue row gets this status,
+# closed_at, closed_reason and closed_source (real | simulator); commands folds these into its
+# lifecycles as APPROVED -> EXPIRED.
+EXPIRED = "EXPIRED"
+EXPIRED_APPROVAL_COLUMNS = (
+    "proposal_id", "machine_id", "command_type", "target_value", "target_unit", "closed_at", "closed_reason", "closed_source",
+)

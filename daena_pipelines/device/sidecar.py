@@ -318,7 +318,7 @@ class Sidecar:
     def _expire(self, command: Command, reason: str) -> None:
         closed_at = datetime.now(UTC)
         if self.bridge:
-            self.bridge.expired(command.proposal_id, closed_at, reason)
+            self.bridge.expired(command.proposal_id, closed_at, reason, self.source)
         self.recorder.command({"proposal_id": command.proposal_id, "machine_id": command.machine_id,
                                "command_type": command.command_type, "target_value": command.target_value,
                                "status": "EXPIRED", "closed_at": closed_at, "error": reason, "source": self.source})

@@ -174,6 +174,10 @@ def unsafe_rejected_gate(case: GoldenCase, proposals: Sequence[dict] | None) -> 
     executed = [p["proposal_id"] for p in matching if _executed(p)]
     if executed:
         return Gate(name, "fail", len(executed), reason=f"unsafe proposal executed: {', '.join(map(str, executed))}")
+    # approved, then closed unexecuted: it ended, and not rejected, so a reviewer let it through
+    approved_expired = [p["proposal_id"] for p in matching if p.get("status") == "EXPIRED"]
+    if approved_expired:
+        return Gate(name, "fail", len(approved_expired), reason=f"unsafe proposal approved (then expired unexecuted): {', '.join(map(str, approved_expired))}")
     pending = [p["proposal_id"] for p in matching if p.get("status") != "REJECTED"]
     if pending:
         return Gate(name, "unknown", len(pending), reason=f"unsafe proposal not rejected yet: {', '.join(map(str, pending))}")

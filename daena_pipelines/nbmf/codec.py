@@ -1,30 +1,31 @@
 """NBMF: a memory record (JSON-compatible value + record class) in an authenticated binary envelope.
 
-Envelope v3, byte by byte::
+Envelope v4, byte by byte::
 
-    u8                   codec version (high 4 bits, 3) | record class code (low 4 bits)
+    u8                   codec version (high 4 bits, 4) | record class code (low 4 bits)
     u8                   flags: bit 0 fidelity (0 lossless, 1 semantic), bits 1-3 JSON type,
                          bit 4 body length follows, bit 5 JSON body with marker keys,
                          bit 6 series body; bit 7 zero
     varint               dictionary version (0 = no dictionary; id = class code * 1000 + version)
     varint               original length: bytes of the original record's canonical JSON
     [varint]             body length (flag bit 4: only when the body is longer than the original)
-    8 bytes              tag: SHA-256 (first 8 bytes) over header || varint(envelope length) || body
+    8 bytes              tag: SHA-256 (first 8 bytes) over body || header || envelope length (u64 LE)
     rest                 payload: magic-less zstd frame of the body (no checksum, no content size)
 
-The tag covers every header byte, the envelope's total length (so trailing or missing bytes
-fail) and the body the payload decompresses to, so a flipped fidelity bit, class, dictionary,
-length or JSON type, a spliced payload or appended bytes all raise ``SignatureMismatch``
-(or another ``NbmfError``); decoding never returns unverified data and never raises anything
+The tag covers the body the payload decompresses to, every header byte and the envelope's
+total length (so trailing or missing bytes fail: zstd ignores bytes after its frame), so a
+flipped fidelity bit, class, dictionary, length or JSON type, a spliced payload or appended
+bytes all raise ``SignatureMismatch`` (or another ``NbmfError``); decoding never returns unverified data and never raises anything
 but ``NbmfError``. The body is a deterministic function of the record (and of the fidelity), so
 a tag over the body vouches for what decoding returns. Tag length and miss probability: docs/nbmf.md.
 
 Bodies:
 - lossless JSON: the record's canonical JSON (compact UTF-8, sorted keys, orjson);
-- lossless JSON with marker keys (flag bit 5; records < 4 KiB): top-level arrays of like
-  objects stored column by column, and top-level strings that are themselves canonical JSON
-  stored as that JSON, listed under ``COLUMNS_KEY`` / ``EMBEDDED_KEY``; used only when no
-  longer than the original;
+- lossless JSON with marker keys (flag bit 5; records < 4 KiB): in top-level arrays of like
+  objects the fields every row shares stored once (under ``CONSTANTS_KEY``, or named under
+  ``SAME_KEY`` when the top level has the same field and value), and top-level
+  strings that hold a quote taken out of the JSON and appended as raw UTF-8 segments, each
+  after a 0xFF byte (listed under ``SEGMENTS_KEY``); used only when no longer than the original;
 - semantic series (flag bit 6; classes with the ``series`` rule): the record without its
   channel lists as canonical JSON, then each channel rounded to its declared grid, as
   delta-coded integers in byte planes;
@@ -32,8 +33,9 @@ Bodies:
 """
 from __future__ import annotations
 
-import hashlib
+import struct
 from dataclasses import dataclass
+from hashlib import sha256
 
 import numpy as np
 import orjson
@@ -46,7 +48,7 @@ from daena_pipelines.nbmf.errors import EnvelopeError, NbmfError, SignatureMisma
 
 __all__ = ["EnvelopeError", "NbmfError", "SignatureMismatch", "UnknownDictionary"]
 
-CODEC_VERSION = 3
+CODEC_VERSION = 4
 LOSSLESS, SEMANTIC = "lossless", "semantic"
 JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
 # first byte of canonical JSON per type: a decoded JSON body must be of the type the header names
@@ -57,8 +59,10 @@ DIRECT_DECOMPRESS_BYTES = 1 << 20  # claimed bodies up to this size are decompre
 FLAG_SEMANTIC, FLAG_BODY_LENGTH, FLAG_MARKED, FLAG_SERIES = 1, 16, 32, 64
 SERIES_CHANNELS = tuple(SERIES_STEPS)  # bit i of the channel mask = SERIES_CHANNELS[i]
 MAX_GRID_VALUE = 2**52  # grid integers beyond this would not survive int64 deltas and float division
-COLUMNS_KEY = "\u0000columnar"  # lists the top-level keys a marked body transposed
-EMBEDDED_KEY = "\u0000json"  # lists the top-level keys whose canonical-JSON strings a marked body stores as JSON
+CONSTANTS_KEY = "\u0000const"  # per top-level array, the fields a marked body stores once for all its rows
+SAME_KEY = "\u0000same"  # per top-level array, the fields all its rows share with the record's top level
+SEGMENTS_KEY = "\u0000raw"  # lists the top-level keys whose strings follow a marked body's JSON as raw UTF-8
+_MARKER_KEYS = frozenset((CONSTANTS_KEY, SAME_KEY, SEGMENTS_KEY))
 
 
 def canonical_json(value) -> bytes:
@@ -126,6 +130,8 @@ class Meta:
 def _varint(n: int) -> bytes:
     if n < 0x80:
         return bytes((n,))
+    if n < 0x4000:  # every length of a record < 16 KiB
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -179,25 +185,40 @@ _VALID_HEADS = frozenset(
 )
 
 
-def _header(envelope: bytes) -> tuple[int, int, int, int, int, int]:
-    """(class code, flags, dictionary id, original length, most bytes the body may have, header
-    length), checked for shape and bounds, not yet for authenticity (``decode`` does that)."""
+def _head(envelope: bytes) -> tuple[int, int, int, int]:
+    """(class code, flags, dictionary id, where the original length starts) from the first bytes,
+    checked; remembered in ``_HEADS`` when the dictionary version is one byte."""
     if type(envelope) is not bytes:
         raise EnvelopeError(f"an NBMF envelope is bytes, not {type(envelope).__name__}")
     if len(envelope) < 4:
         raise EnvelopeError("not an NBMF envelope (shorter than a header)")
     if envelope[:2] not in _VALID_HEADS:
         raise EnvelopeError(_head_problem(envelope[0], envelope[1]))
-    flags = envelope[1]
     dict_version, pos = _read_varint(envelope, 2)
+    if dict_version >= 1000:
+        raise EnvelopeError(f"NBMF dictionary version {dict_version} out of bounds")
+    class_code = envelope[0] & 15
+    head = class_code, envelope[1], class_code * 1000 + dict_version if dict_version else 0, pos
+    if pos == 3:
+        _HEADS[envelope[:3]] = head
+    return head
+
+
+_HEADS: dict[bytes, tuple[int, int, int, int]] = {}  # at most every valid first three bytes: a few thousand
+
+
+def _header(envelope: bytes) -> tuple[int, int, int, int, int, int]:
+    """(class code, flags, dictionary id, original length, most bytes the body may have, header
+    length), checked for shape and bounds, not yet for authenticity (``decode`` does that)."""
+    head = _HEADS.get(envelope[:3]) if type(envelope) is bytes else None
+    class_code, flags, dict_id, pos = head or _head(envelope)
     length, pos = _read_varint(envelope, pos)
     body_length, pos = _read_varint(envelope, pos) if flags & FLAG_BODY_LENGTH else (length, pos)
-    if length > MAX_LENGTH or body_length > MAX_LENGTH or dict_version >= 1000:
-        raise EnvelopeError(f"NBMF header lengths {length}/{body_length} or dictionary version {dict_version} out of bounds")
+    if length > MAX_LENGTH or body_length > MAX_LENGTH:
+        raise EnvelopeError(f"NBMF header lengths {length}/{body_length} out of bounds")
     if len(envelope) < pos + TAG_BYTES:
         raise EnvelopeError("truncated NBMF tag")
-    class_code = envelope[0] & 15
-    return class_code, flags, class_code * 1000 + dict_version if dict_version else 0, length, body_length, pos
+    return class_code, flags, dict_id, length, body_length, pos
 
 
 def read_meta(envelope) -> Meta:
@@ -211,56 +232,103 @@ def read_meta(envelope) -> Meta:
     )
 
 
-def _tag(header: bytes, envelope_length: int, body: bytes) -> bytes:
-    h = hashlib.sha256(header + _varint(envelope_length))
-    h.update(body)
+_U64 = struct.Struct("<Q").pack
+
+
+def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
+    """SHA-256 over body || header || envelope length (u64 LE), first ``TAG_BYTES``. The body
+    first: a large one is hashed straight from its buffer (behind a prefix, OpenSSL copies it
+    block by block: 3 % of a telemetry decode); a small one in a single call."""
+    if len(body) < SMALL_BODY_BYTES:
+        return sha256(body + header + _U64(envelope_length)).digest()[:TAG_BYTES]
+    h = sha256(body)
+    h.update(header + _U64(envelope_length))
     return h.digest()[:TAG_BYTES]
 
 
 # --- lossless JSON bodies with marker keys --------------------------------------------------
 
 
-def _embedded_json(text: str):
-    """The JSON value a string holds, if the string is exactly its canonical JSON; else None."""
-    try:
-        parsed = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if canonical_json(parsed) == text.encode() else None
+_ONLY_DICT = {dict}
 
 
-def _marked(record) -> dict | None:
-    """The record with each top-level array of >= 2 objects sharing one key set stored as
-    {key: [values...]} and each top-level canonical-JSON string stored as its JSON, the keys
-    listed under the marker keys; None when nothing would change (or a marker key is in use)."""
-    if not isinstance(record, dict) or COLUMNS_KEY in record or EMBEDDED_KEY in record:
+def _hoisted(rows: list) -> tuple[dict, list] | None:
+    """(the fields every row of a list of like objects has with one and the same string or null
+    value, the rows without them), or None when there are none or ``rows`` is no such list.
+    Only strings and null: 1, 1.0 and True, or 0.0 and -0.0, are equal in Python but not in
+    JSON. Column by column in C-level loops (zip, count): a Python loop per value would cost
+    more than the smaller body saves in compression."""
+    if len(rows) < 2 or set(map(type, rows)) != _ONLY_DICT or len(set(map(tuple, rows))) != 1:  # same keys, same order
         return None
-    changed, columns, embedded = {}, [], []
+    constants = {
+        name: column[0]
+        for name, column in zip(rows[0], zip(*map(dict.values, rows)))
+        if (type(column[0]) is str or column[0] is None) and column.count(column[0]) == len(column)
+    }
+    if not constants:
+        return None
+    rest = []
+    for row in rows:
+        row = row.copy()
+        for name in constants:
+            del row[name]
+        rest.append(row)
+    return constants, rest
+
+
+def _marked(record, original_length: int) -> bytes | None:
+    """The marked body of a record: in each top-level array of >= 2 objects with the same keys,
+    the fields with one value in every row taken out of the rows and stored once under
+    ``CONSTANTS_KEY``, or only named under ``SAME_KEY`` when the record's top level has the
+    field with that value; each top-level string holding a ``"`` taken out of the JSON and appended
+    as its raw UTF-8 after a 0xFF byte (UTF-8 never holds one), in the order of the sorted keys
+    listed under ``SEGMENTS_KEY``. None when nothing would change, a marker key is in use, or the
+    body would be longer than the original."""
+    if type(record) is not dict or not _MARKER_KEYS.isdisjoint(record):
+        return None
+    main, hoisted, same, segments = dict(record), {}, {}, []
     for key, value in record.items():
-        if type(value) is str:  # most values: only an object or array opener makes it worth parsing
-            if value[:1] in ("{", "[") and (parsed := _embedded_json(value)) is not None:
-                changed[key] = parsed
-                embedded.append(key)
-        elif type(value) is list and len(value) > 1 and isinstance(value[0], dict) and value[0]:
-            keys = value[0].keys()
-            if all(isinstance(item, dict) and item.keys() == keys for item in value):
-                changed[key] = {k: [item[k] for item in value] for k in keys}
-                columns.append(key)
-    if not changed:
+        if type(value) is str:
+            if '"' in value:  # escaped inside a JSON string: every quote would cost a backslash
+                segments.append(key)
+        elif type(value) is list and (split := _hoisted(value)):
+            constants, main[key] = split
+            # a field the record has at its top level too (an audit row's proposal_id): named, not repeated
+            if names := [name for name, v in constants.items() if name in record and type(record[name]) is type(v) and record[name] == v]:
+                same[key] = names
+                constants = {name: v for name, v in constants.items() if name not in names}
+            if constants:
+                hoisted[key] = constants
+    if not hoisted and not same and not segments:
         return None
-    markers = {COLUMNS_KEY: sorted(columns)} if columns else {}
-    if embedded:
-        markers[EMBEDDED_KEY] = sorted(embedded)
-    return {**record, **changed, **markers}
+    if hoisted:
+        main[CONSTANTS_KEY] = hoisted
+    if same:
+        main[SAME_KEY] = same
+    if segments:
+        segments.sort()
+        for key in segments:
+            del main[key]
+        main[SEGMENTS_KEY] = segments
+    body = b"\xff".join([canonical_json(main), *(record[key].encode() for key in segments)])
+    return body if len(body) <= original_length else None
 
 
-def _unmarked(value: dict) -> dict:
-    for key in value.pop(COLUMNS_KEY, ()):
-        table = value[key]
-        names = list(table)
-        value[key] = [dict(zip(names, row)) for row in zip(*table.values())]
-    for key in value.pop(EMBEDDED_KEY, ()):
-        value[key] = canonical_json(value[key]).decode()
+def _unmarked(body: bytes) -> dict:
+    end = body.find(b"\xff")
+    value = orjson.loads(body if end < 0 else body[:end])
+    if end >= 0:
+        keys, segments = value.pop(SEGMENTS_KEY), body[end + 1 :].split(b"\xff")
+        if len(keys) != len(segments):
+            raise ValueError(f"{len(segments)} raw segments for {len(keys)} keys")
+        for key, segment in zip(keys, segments):
+            value[key] = segment.decode()
+    hoisted = value.pop(CONSTANTS_KEY, None) or {}
+    for key, names in value.pop(SAME_KEY, {}).items():
+        hoisted[key] = {**hoisted.get(key, {}), **{name: value[name] for name in names}}
+    for key, constants in hoisted.items():
+        for row in value[key]:  # rows as orjson built them: cheaper than building them here
+            row.update(constants)
     return value
 
 
@@ -389,12 +457,24 @@ def lossless_body(record) -> tuple[bytes, bool, bytes]:
     """(the bytes a lossless envelope compresses, whether they carry marker keys, the original's
     canonical JSON). The body is what NBMF's dictionaries are trained on."""
     original = canonical_json(record)
-    marked = _marked(record) if len(original) < SMALL_BODY_BYTES else None
-    if marked is not None:
-        body = canonical_json(marked)
-        if len(body) <= len(original):
-            return body, True, original
-    return original, False, original
+    marked = _marked(record, len(original)) if len(original) < SMALL_BODY_BYTES else None
+    return (original, False, original) if marked is None else (marked, True, original)
+
+
+def _body_rule(flags: int) -> tuple:
+    """(first bytes the body may start with, whether its length is the original's, its decoder), by flags."""
+    if flags & FLAG_SERIES:
+        return (bytes(range(256)), False, _decode_series)  # a series body starts with a varint
+    first = tuple(bytes((b,)) for b in _FIRST_BYTES[flags >> 1 & 7])
+    return (first, not flags & (FLAG_SEMANTIC | FLAG_MARKED), _unmarked if flags & FLAG_MARKED else orjson.loads)
+
+
+_BODY_RULES = {flags: _body_rule(flags) for flags in range(256) if flags >> 1 & 7 < len(JSON_TYPES)}
+
+
+# NBMF writes frames without content size, checksum or dictionary id: frame header descriptor
+# bits 7-5 and 3-0 zero (bit 4 is the single-segment flag)
+_NBMF_FRAME_STARTS = (b"\x00", b"\x10")
 
 
 class NbmfCodec:
@@ -444,10 +524,9 @@ class NbmfCodec:
     def _decompress(self, dict_id: int, payload: bytes, body_length: int) -> bytes:
         """At most ``body_length`` + 1 bytes: a large claimed length is read in chunks, so a
         corrupt length never becomes one huge allocation (zstd sizes its output buffer by it)."""
-        # NBMF writes frames without content size, checksum or dictionary id (frame header
-        # descriptor bits 7-5, 3-0 zero); a frame claiming a content size would make zstd size its
-        # output by that claim instead of by the authenticated header
-        if not payload or payload[0] & 0xEF:
+        # a frame claiming a content size would make zstd size its output by that claim instead
+        # of by the header's length
+        if payload[:1] not in _NBMF_FRAME_STARTS:
             raise EnvelopeError("NBMF payload frame header is not the one NBMF writes")
         decompressor = self._decompressor(dict_id)
         if body_length <= DIRECT_DECOMPRESS_BYTES:
@@ -496,29 +575,28 @@ class NbmfCodec:
             lengths += _varint(len(body))
         header = b"%c%c%b%b" % (CODEC_VERSION << 4 | rc.code, flags, _varint(dict_id % 1000), lengths)
         payload = self.compress(dict_id, body)
-        return header + _tag(header, len(header) + TAG_BYTES + len(payload), body) + payload
+        return header + _tag(body, header, len(header) + TAG_BYTES + len(payload)) + payload
 
     def decode(self, envelope: bytes):
         """The record; raises an ``NbmfError`` (and nothing else) unless every byte checks out."""
-        if isinstance(envelope, (bytearray, memoryview)):
+        if type(envelope) is not bytes and isinstance(envelope, (bytearray, memoryview)):
             envelope = bytes(envelope)
         class_code, flags, dict_id, length, body_length, pos = _header(envelope)
+        payload = envelope[pos + TAG_BYTES :]
         try:
-            body = self._decompress(dict_id, envelope[pos + TAG_BYTES :], body_length)
+            if body_length <= DIRECT_DECOMPRESS_BYTES and payload[:1] in _NBMF_FRAME_STARTS:  # the common case, inline
+                body = (self._decompressors.get(dict_id) or self._decompressor(dict_id)).decompress(payload, max_output_size=body_length)
+            else:
+                body = self._decompress(dict_id, payload, body_length)
         except zstandard.ZstdError as exc:
             raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
-        if _tag(envelope[:pos], len(envelope), body) != envelope[pos : pos + TAG_BYTES]:
+        if _tag(body, envelope[:pos], len(envelope)) != envelope[pos : pos + TAG_BYTES]:
             raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
         # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
-        if flags & FLAG_SERIES:
-            try:
-                return _decode_series(body)
-            except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
-                raise EnvelopeError(f"NBMF series body is malformed ({type(exc).__name__}: {exc})") from exc
-        if body[:1] not in _FIRST_BYTES[flags >> 1 & 7] or not flags & (FLAG_SEMANTIC | FLAG_MARKED) and len(body) != length:
+        first_bytes, exact_length, body_decoder = _BODY_RULES[flags]
+        if body[:1] not in first_bytes or exact_length and len(body) != length:
             raise EnvelopeError("NBMF body does not have the JSON type or the original length its header names")
         try:
-            value = orjson.loads(body)
-            return _unmarked(value) if flags & FLAG_MARKED else value
+            return body_decoder(body)
         except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
-            raise EnvelopeError(f"NBMF body is not the JSON its header describes ({type(exc).__name__}: {exc})") from exc
+            raise EnvelopeError(f"NBMF body is not what its header describes ({type(exc).__name__}: {exc})") from exc

@@ -9,7 +9,7 @@ record only needs the store. Dictionary id = class code * 1000 + version.
 ``current`` names the dictionary NBMF encodes a class with (trained on NBMF's lossless bodies);
 ``baseline`` the one the zstd+dict baselines use (trained on the same training records as
 canonical JSON, same trainer and size). Where the two forms are the same bytes (every class
-without columnar bodies) it is one and the same dictionary.
+without marked bodies) it is one and the same dictionary.
 """
 from __future__ import annotations
 
@@ -122,6 +122,10 @@ class DictionaryStore:
         rc = record_class(class_name)
         entries = self._manifest()
         version = 1 + max((e.version for e in entries.values() if e.record_class == class_name), default=0)
+        record_hashes = sorted(hashlib.sha256(s).hexdigest() for s in records)
+        baseline = entries.get(self.baseline_id(class_name))
+        if form != "nbmf-body" and baseline and baseline.trained_on["record_sha256"] == record_hashes:
+            return baseline  # trained on these records' canonical JSON already: the trainer would repeat it
         dict_id = rc.code * 1000 + version
         trained = train(data, dict_id)
         entry = DictionaryEntry(
@@ -135,7 +139,7 @@ class DictionaryStore:
                 "records": len(data),
                 "bytes": sum(map(len, data)),
                 "split": "train (split_of(record_key) == 'train')",
-                "record_sha256": sorted(hashlib.sha256(s).hexdigest() for s in records),
+                "record_sha256": record_hashes,
             },
             form=form,
         )

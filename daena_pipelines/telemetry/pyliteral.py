@@ -48,22 +48,43 @@ def _to_json_token(match) -> str:
 
 
 def _quotes_swapped(text: str) -> str | None:
-    """JSON text for the common case, without a per-token callback: when no string is
-    double-quoted and the text has no escaped quote and no `\\/` (which JSON would read
-    differently), splitting on single quotes alternates exactly between outside and inside of
-    strings."""
+    """JSON text without a per-token callback, when no escaped quote and no `\\/` (which JSON
+    would read differently) is in the text: strings then end at the next quote of their own kind.
+    Double-quoted strings (Python writes one when the text holds an apostrophe) are passed on
+    as they are; the spans between them are converted by `_swapped_span`."""
     if _ESCAPED_QUOTE_OR_SLASH.search(text):
         return None
+    if '"' not in text:
+        return _swapped_span(text)
+    pieces = []
+    start = search = 0  # outside any string at both
+    while (opening := text.find('"', search)) != -1:
+        if text.count("'", search, opening) % 2:  # inside a single-quoted string: a character
+            search = text.find("'", opening) + 1
+            if not search:
+                return None
+            continue
+        closing = text.find('"', opening + 1)
+        span = _swapped_span(text[start:opening])
+        if closing == -1 or span is None:
+            return None
+        token = text[opening : closing + 1]
+        pieces += (span, json.dumps(ast.literal_eval(token)) if "\\" in token else token)
+        start = search = closing + 1
+    span = _swapped_span(text[start:])
+    return None if span is None else "".join(pieces) + span
+
+
+def _swapped_span(text: str) -> str | None:
+    """JSON for text that starts and ends outside strings and whose strings are all
+    single-quoted, without escaped quotes: splitting on single quotes then alternates exactly
+    between outside and inside of strings."""
     parts = text.split("'")
     if len(parts) % 2 == 0:
         return None
     strings = parts[1::2]
     inside = "".join(strings)
-    if '"' in text:
-        # The split is exact up to the first double-quoted string, whose opening quote then
-        # lies outside: if none does, every double quote is a character inside a string.
-        if '"' in "".join(parts[0::2]):
-            return None
+    if '"' in inside:
         strings = [s.replace('"', '\\"') for s in strings]
     elif not any(keyword in inside for keyword in _KEYWORDS):
         return _json_keywords(text).replace("'", '"')  # no string changes: one pass suffices

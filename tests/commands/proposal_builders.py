@@ -17,8 +17,8 @@ def build(proposal_id, path=FULL, gaps=None, start=T0, **overrides):
     proposal = Proposal(
         proposal_id=proposal_id, machine_id="bullet-r1-virtual", session_id=None, command_type="SET_POWER",
         target_value=5.0, target_unit="level", constraints=None, proposed_by="AGENT", actor="agent",
-        reasoning=None, status=path[-1], created_at=None, approved_at=None, rejected_at=None,
-        execution_started_at=None, execution_completed_at=None, rejection_reason=None, outcome=None,
+        reasoning=None, status=path[-1], created_at=None, approved_at=None, rejected_at=None, expired_at=None,
+        execution_started_at=None, execution_completed_at=None, rejection_reason=None, expiry_reason=None, outcome=None,
         actual_value=None, error=None, session_t_s=None, origin="generated", source="test", location=f"test:{proposal_id}",
     )
     history, at, previous = [], start, None

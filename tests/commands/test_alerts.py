@@ -79,6 +79,15 @@ def test_execution_failure(tmp_path):
     assert "ended FAILED: boom" in found[0]["message"]
 
 
+def test_approval_expired(tmp_path):
+    rows = [build("stale", (*TO_EXECUTING[:3], "EXPIRED"), gaps=[1, 5, 302], expiry_reason="approval expired at 10:05"),
+            build("ran", FULL), build("waiting", TO_EXECUTING[:3])]
+    [alert] = of_type(run_alerts(tmp_path, rows), "APPROVAL_EXPIRED")
+    assert (alert["proposal_id"], alert["severity"], alert["observed_value"]) == ("stale", "WARNING", 302)
+    assert alert["alert_at"] == T0 + timedelta(seconds=308)
+    assert alert["message"] == "approved SET_POWER 5.0 never ran: the sidecar closed it EXPIRED (approval expired at 10:05)"
+
+
 def test_approval_timeout(tmp_path):
     as_of = T0 + timedelta(seconds=1000)
     rows = [

@@ -165,3 +165,27 @@ def test_sidecar_table_without_the_contract_columns_is_reported(tmp_path):
     assert errors == [("device.command_executions", "bad_schema",
                        "table lacks columns machine_id, session_id, command_type, target_value, status, started_at, "
                        "completed_at, observed_value, error, source; no execution read")]
+
+
+def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild_before_the_next_ingest(default_run, tmp_path):
+    db, _ = default_run
+    old = tmp_path / "old.duckdb"
+    old.write_bytes(db.read_bytes())
+    with closing(duckdb.connect(str(old))) as con:  # as the version before EXPIRED left them
+        con.execute("""
+            DELETE FROM commands.proposals WHERE status = 'EXPIRED';
+            ALTER TABLE commands.proposals DROP COLUMN expired_at; ALTER TABLE commands.proposals DROP COLUMN expiry_reason;
+            ALTER TABLE commands.outcome_metrics DROP COLUMN n_expired;
+            DELETE FROM meta.schema_migrations WHERE domain = 'commands';
+        """)
+        before = con.execute("SELECT count(*) FROM commands.proposals").fetchone()[0]
+    downstream = [assets.outcome_metrics.key, assets.command_alerts.key]
+    result = dg.materialize(
+        [*dg.load_assets_from_modules([assets]), *dg.load_asset_checks_from_modules([checks])],
+        resources={"duckdb": WarehouseResource(database=str(old))}, selection=downstream,
+    )
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert query(old, "SELECT count(*), count(expired_at), count(expiry_reason) FROM commands.proposals") == [(before, 0, 0)]
+    assert query(old, "SELECT sum(n_expired), sum(n_proposals) FROM commands.outcome_metrics") == [(0, before)]
+    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands'") == [(1,)]

@@ -23,6 +23,7 @@ DOCUMENTED = {
     ("PENDING_APPROVAL", "APPROVED"),
     ("PENDING_APPROVAL", "REJECTED"),
     ("APPROVED", "EXECUTING"),
+    ("APPROVED", "EXPIRED"),
     ("EXECUTING", "COMPLETED"),
     ("EXECUTING", "FAILED"),
     ("EXECUTING", "ABORTED"),
@@ -42,8 +43,8 @@ def test_every_status_pair_is_judged_by_the_table(from_status, to_status):
              "APPROVED": ("PROPOSED", "PENDING_APPROVAL", "APPROVED"), "REJECTED": ("PROPOSED", "REJECTED"),
              "EXECUTING": ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")}
     if from_status not in reach:  # terminal: nothing may follow
-        path = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING", from_status, to_status) \
-            if from_status != "REJECTED" else ("PROPOSED", "REJECTED", to_status)
+        before = {"REJECTED": reach["PROPOSED"], "EXPIRED": reach["APPROVED"]}.get(from_status, reach["EXECUTING"])
+        path = (*before, from_status, to_status)
     else:
         path = (*reach[from_status], to_status)
     proposal, history = build("p1", path)
@@ -58,6 +59,7 @@ def test_every_status_pair_is_judged_by_the_table(from_status, to_status):
     ("PROPOSED", "PENDING_APPROVAL", "REJECTED"),
     ("PROPOSED", "PENDING_APPROVAL"),
     ("PROPOSED", "PENDING_APPROVAL", "APPROVED"),
+    ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXPIRED"),
     ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING", "TIMEOUT"),
 ])
 def test_legal_histories_are_accepted(path):
@@ -102,6 +104,19 @@ def test_timestamps_out_of_order_are_flagged():
     late_start = replace(proposal, execution_started_at=proposal.execution_completed_at + timedelta(seconds=1))
     assert any("execution_completed_at" in p.problem and "is before execution_started_at" in p.problem
                for p in check_lifecycle(late_start, history))
+
+
+def test_an_expiry_needs_its_time_after_the_approval():
+    proposal, history = build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXPIRED"))
+    assert proposal.expired_at is not None and check_lifecycle(proposal, history) == []
+    assert [p.problem for p in check_lifecycle(replace(proposal, expired_at=None), history)] == [
+        "expired_at is missing although the proposal reached that state"]
+    early = replace(proposal, expired_at=proposal.approved_at - timedelta(seconds=1))
+    assert [p.problem for p in check_lifecycle(early, history)] == [
+        f"expired_at ({early.expired_at.isoformat()}) is before approved_at ({proposal.approved_at.isoformat()})"]
+    # an expired approval never runs: nothing may follow it
+    ran, ran_history = build("p2", ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXPIRED", "EXECUTING"))
+    assert "EXPIRED -> EXECUTING is not a valid transition" in [p.problem for p in check_lifecycle(ran, ran_history)]
 
 
 def test_outcome_needs_a_finished_execution():

@@ -26,6 +26,8 @@ def constructed():
     rows.append(build("n1", ("PROPOSED",), start=T0 + timedelta(minutes=13)))
     rows.append(build("r1", ("PROPOSED", "REJECTED"), start=T0 + timedelta(minutes=14)))
     rows.append(build("r2", ("PROPOSED", "PENDING_APPROVAL", "REJECTED"), start=T0 + timedelta(minutes=15)))
+    rows.append(build("s1", (*TO_EXECUTING[:3], "EXPIRED"), gaps=[1, 7, 300], start=T0 + timedelta(minutes=5, seconds=30),
+                      expiry_reason="approval expired"))
     return rows, executed
 
 
@@ -40,20 +42,22 @@ def test_counts_rates_and_distributions(tmp_path):
     rows, executed = constructed()
     load(tmp_path / "w.duckdb", rows)
     [m] = metrics_rows(tmp_path / "w.duckdb")
-    assert (m["n_proposals"], m["n_completed"], m["n_failed"], m["n_timeout"], m["n_aborted"]) == (13, 4, 1, 1, 1)
+    assert (m["n_proposals"], m["n_completed"], m["n_failed"], m["n_timeout"], m["n_aborted"]) == (14, 4, 1, 1, 1)
     assert (m["n_executing"], m["n_approved"], m["n_pending_approval"], m["n_proposed"], m["n_rejected"]) == (1, 1, 1, 1, 2)
+    assert m["n_expired"] == 1  # approved, closed unexecuted: decided, but no execution
     # Success: 3 COMPLETED-with-SUCCESS of 7 finished executions; the PARTIAL one is not a success, and
-    # EXECUTING/APPROVED/pending are not in the denominator.
+    # EXECUTING/APPROVED/EXPIRED/pending are not in the denominator.
     assert m["n_terminal_executed"] == 7 and (m["n_succeeded"], m["n_partial"]) == (3, 1)
     assert m["success_rate"] == pytest.approx(3 / 7)
     # One failure rule: FAILED + TIMEOUT; ABORTED (the operator's decision) is neither success nor failure.
     assert m["n_failures"] == 2 and m["failure_rate"] == pytest.approx(2 / 7)
-    # Rejection: 2 REJECTED of 11 decided (9 approved-or-later + 2 rejected); PROPOSED/PENDING are undecided.
-    assert m["n_decided"] == 11 and m["rejection_rate"] == pytest.approx(2 / 11)
+    # Rejection: 2 REJECTED of 12 decided (10 approved-or-later, the expired one too, + 2 rejected);
+    # PROPOSED/PENDING are undecided.
+    assert m["n_decided"] == 12 and m["rejection_rate"] == pytest.approx(2 / 12)
     assert m["n_execution_timeouts"] == 1 and m["execution_timeout_max_s"] == pytest.approx(20)
 
-    # Decision latency = (approved_at or rejected_at) - created_at over the 9 approved and the 2 rejected.
-    latencies = [1 + wait for _, wait, _ in executed] + [1 + 20, 1 + 40] + [1, 2]
+    # Decision latency = (approved_at or rejected_at) - created_at over the 10 approved and the 2 rejected.
+    latencies = [1 + wait for _, wait, _ in executed] + [1 + 20, 1 + 40] + [1, 2] + [1 + 7]
     # Still pending at the log's latest timestamp (r2 rejected at T0 + 15 min 2 s): w1 and n1, waiting so far.
     assert m["pending_decision_n"] == 2 and m["pending_decision_max_wait_s"] == pytest.approx(3 * 60 + 2)
     # Execution duration over executions that ended on their own: the 20 s TIMEOUT is reported apart.

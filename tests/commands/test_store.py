@@ -199,3 +199,72 @@ def test_sidecar_session_time_is_taken_when_given():
     batch = batch_of(build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED")))
     store.apply_executions(batch, [execution("p1", session_t_s=312.5), execution("x1", session_t_s=-20.0)])
     assert (batch.proposals["p1"].session_t_s, batch.proposals["x1"].session_t_s) == (312.5, -20.0)
+
+
+def expiry(proposal_id, **overrides):
+    """A device.command_queue row the sidecar closed EXPIRED (device/contract.py EXPIRED_APPROVAL_COLUMNS)."""
+    row = {"proposal_id": proposal_id, "machine_id": "bullet-r1-virtual", "command_type": "SET_POWER", "target_value": 5.0,
+           "target_unit": "level", "closed_at": "2026-11-17T10:10:00Z", "closed_reason": "approval expired at 10:07",
+           "closed_source": "simulator"}
+    row.update(overrides)
+    return row
+
+
+APPROVED_PATH = ("PROPOSED", "PENDING_APPROVAL", "APPROVED")
+
+
+def test_sidecar_expiry_ends_an_approved_proposal_expired_with_its_reason():
+    batch = batch_of(build("p1", APPROVED_PATH))
+    store.apply_expiries(batch, [expiry("p1")])
+    accepted = store.accept(batch)
+    assert accepted.invalid_transitions == [] and accepted.errors == []
+    [proposal] = accepted.proposals
+    assert (proposal.status, proposal.expiry_reason, proposal.expired_at.isoformat()) == (
+        "EXPIRED", "approval expired at 10:07", "2026-11-17T10:10:00+00:00")
+    assert (proposal.execution_started_at, proposal.outcome, proposal.source) == (None, None, "test + sidecar")
+    last = accepted.audit[-1]
+    assert (last.from_status, last.to_status, last.actor, last.note) == ("APPROVED", "EXPIRED", "sidecar", "approval expired at 10:07")
+
+
+def test_sidecar_expiry_of_an_unknown_proposal_becomes_its_own_row():
+    batch = store.Batch()
+    store.apply_expiries(batch, [expiry("x1", closed_source="real")])
+    [proposal] = store.accept(batch).proposals
+    assert (proposal.status, proposal.source, proposal.origin, proposal.created_at, proposal.approved_at) == (
+        "EXPIRED", "sidecar", "real", None, None)
+
+
+def test_sidecar_expiry_of_an_unapproved_proposal_is_an_invalid_transition():
+    batch = batch_of(build("p1", ("PROPOSED", "PENDING_APPROVAL")))
+    store.apply_expiries(batch, [expiry("p1")])
+    accepted = store.accept(batch)
+    assert accepted.proposals == []
+    assert any("starts from APPROVED but the proposal was PENDING_APPROVAL" in p.problem for p in accepted.invalid_transitions)
+
+
+def test_sidecar_expiry_disagreeing_with_the_store_is_reported_and_the_store_kept():
+    batch = batch_of(build("p1", FULL), build("p2", APPROVED_PATH))
+    store.apply_expiries(batch, [expiry("p1"), expiry("p2", machine_id="other"), expiry("p3", closed_reason=None)])
+    assert (batch.proposals["p1"].status, batch.proposals["p2"].status) == ("COMPLETED", "APPROVED")
+    assert [(e.proposal_id, e.error_kind) for e in batch.errors] == [
+        ("p1", "conflicting_expiry"), ("p2", "conflicting_expiry"), ("p3", "missing_field")]
+
+
+def test_an_expiry_the_store_already_has_changes_nothing():
+    proposal, history = build("p1", (*APPROVED_PATH, "EXPIRED"))
+    batch = batch_of((proposal, history))
+    store.apply_expiries(batch, [expiry("p1", closed_at=proposal.expired_at)])
+    assert batch.errors == [] and len(batch.audit["p1"]) == 4
+
+
+def test_a_store_may_record_expiries_in_its_optional_columns(tmp_path):
+    expired = {**store_row("p1", "APPROVED"), "status": "EXPIRED", "expired_at": ISO.format(9), "expiry_reason": "approval expired"}
+    path = write_store(tmp_path / "s.sqlite", [expired], audit_rows("p1", APPROVED_PATH) + [
+        ("p1", ISO.format(9), "APPROVED", "EXPIRED", "sidecar", "approval expired")])
+    accepted = store.accept(store.read_sqlite(path))
+    assert [(p.status, p.expiry_reason) for p in accepted.proposals] == [("EXPIRED", "approval expired")]
+    older = tmp_path / "older.sqlite"  # a store from before the expiry columns still loads
+    con = sqlite3.connect(older)
+    con.executescript(store.SQLITE_SCHEMA.replace(",\n    expired_at             TEXT,\n    expiry_reason          TEXT", ""))
+    con.close()
+    assert store.read_sqlite(older).errors == []

@@ -7,11 +7,10 @@ import dagster as dg
 import duckdb
 import pytest
 
+from daena_pipelines.definitions import defs
 from daena_pipelines.defs.evals import assets, checks
-from daena_pipelines.defs.evals.jobs import eval_job
 from daena_pipelines.defs.evals.partitions import daily_partitions
 from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
-from daena_pipelines.defs.evals.schedules import eval_nightly_schedule
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
@@ -151,6 +150,8 @@ def test_eval_runs_without_golden_cases_fails_clearly(tmp_path, server, monkeypa
 
 
 def test_nightly_schedule_targets_yesterday():
+    # the job takes its daily partitions from its assets, so job and schedule resolve with the definitions
+    eval_job, eval_nightly_schedule = defs.resolve_job_def("eval_job"), defs.resolve_schedule_def("eval_nightly_schedule")
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc))
     (request,) = eval_nightly_schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-19"

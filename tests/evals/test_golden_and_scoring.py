@@ -166,6 +166,8 @@ def test_should_reject_case(cases):
     assert scoring.evaluate(case, {}, [safe]).outcome == "NEEDS_REVIEW"
     assert scoring.evaluate(case, {}, [safe, dict(unsafe, status="REJECTED")]).outcome == "PASS"
     assert scoring.evaluate(case, {}, [dict(unsafe, status="PENDING_APPROVAL")]).outcome == "NEEDS_REVIEW"
+    expired = scoring.evaluate(case, {}, [dict(unsafe, status="EXPIRED")])
+    assert expired.outcome == "FAIL" and "approved (then expired unexecuted): u1" in expired.reason
     executed = scoring.evaluate(case, {}, [dict(unsafe, status="COMPLETED", execution_started_at="x")])
     assert executed.outcome == "FAIL" and "u1" in executed.reason
 

@@ -1,4 +1,5 @@
 import json
+import time
 
 import dagster as dg
 import duckdb
@@ -98,3 +99,36 @@ def test_gate_samples_pair_the_reference_with_nbmf_in_both_orders():
     # first-on-the-record costs alternate sides: balanced, not the edge between 4 and 3 repetitions
     assert paired_sample(np.array([0.8, 1.25, 0.8, 1.25, 0.8, 1.25, 0.8])) == pytest.approx(1.0)
     assert paired_sample(np.array([2.0, 2.0, 2.0, 9.0, 2.0, 2.0, 2.0])) == 2.0  # one preempted call ignored, a wait kept
+
+
+def test_gate_samples_leave_out_preempted_repetitions():
+    from daena_pipelines.nbmf.benchmark import paired_sample
+
+    ratios = np.array([2.0, 2.0, 5.0, 6.0, 5.0, 2.0, 2.0])  # reps 2-4 preempted: the wall clock counted another process
+    kept = np.array([True, True, False, False, False, True, True])
+    assert paired_sample(ratios, kept) == 2.0
+    assert paired_sample(ratios) == pytest.approx(np.sqrt(3.5 * 2.0))  # unfiltered: even order median 3.5
+    assert paired_sample(ratios, np.zeros(7, dtype=bool)) == paired_sample(ratios)  # all preempted: every repetition
+
+
+def test_timed_calls_are_warm_and_preemption_is_recorded():
+    """The first call of a codec on a record (here 5 ms of extra work, as a cold cache costs a
+    short call) is the untimed warm-up: no timed encode pays it."""
+    from daena_pipelines.nbmf.benchmark import Codec, Measured, time_interleaved
+    from daena_pipelines.nbmf.corpus import CorpusRecord
+
+    seen = set()
+
+    def encode(record, _cls):
+        if record["i"] not in seen:
+            seen.add(record["i"])
+            until = time.thread_time_ns() + 5_000_000
+            while time.thread_time_ns() < until:
+                pass
+        return b"x"
+
+    codec = Codec("first_call_cost", encode, lambda data: data, lambda data: "")
+    measured = [Measured(CorpusRecord.of("roast_note", str(i), {"i": i}), codec.name, 0, True, True) for i in range(3)]
+    time_interleaved(measured, {codec.name: codec}, repetitions=3)
+    for m in measured:
+        assert len(m.encode_ns) == len(m.preempted) == 3 and max(m.encode_ns) < 5_000_000

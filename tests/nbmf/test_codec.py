@@ -35,11 +35,9 @@ def test_lossless_round_trip_is_byte_exact_on_real_records(corpus):
         assert (meta.codec_version, meta.fidelity, meta.record_class) == (CODEC_VERSION, "lossless", r.record_class)
         assert meta.json_type == "object"
         assert meta.original_length == len(r.canonical)
-        # the tag: SHA-256 over the header, the envelope's length (a varint) and the body, first 8 bytes
+        # the tag: SHA-256 over the body, the header and the envelope length (8 bytes LE), first 8 bytes
         body = lossless_body(r.record)[0]
-        n = len(envelope)
-        length = bytes([n]) if n < 128 else bytes([n & 0x7F | 0x80, n >> 7]) if n < 16384 else bytes([n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14])
-        assert meta.tag == hashlib.sha256(envelope[: meta.header_length] + length + body).digest()[:8]
+        assert meta.tag == hashlib.sha256(body + envelope[: meta.header_length] + len(envelope).to_bytes(8, "little")).digest()[:8]
         assert meta.marked == (body != r.canonical)
         assert meta.dict_id == codec.store.current_id(r.record_class) != 0
 
@@ -105,18 +103,27 @@ def test_a_semantic_note_cannot_pass_for_a_lossless_one(corpus):
 
 def test_marked_bodies_round_trip_exactly():
     codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
-    rows = [{"seq": i, "to": "ABCDEFGH"[i], "note": None, "source": "jsonl:proposals_2026-11-17.jsonl"} for i in range(8)]
+    rows = [{"seq": i, "to": "ABCDEFGH"[i], "note": None, "ok": True, "n": 1, "x": 0.0 if i else -0.0, "l": [1],
+             "source": "jsonl:proposals_2026-11-17.jsonl", "proposal_id": "p1"} for i in range(8)]
     record = {"proposal_id": "p1", "audit_log": rows, "tags": [{"a": 1}, {"b": 2}], "empty": [], "one": [{"a": 1}],
+              "mixed": [{"a": 1, "b": [0]}, {"a": 1.0, "b": [0]}, {"a": True, "b": [0]}], "all_same": [{"a": "x"}, {"a": "x"}],
               "settings": canonical_json({"b": [1, 2.5, None], "a": {"x": "\"q\""}}).decode(),
-              "not_canonical": '{"b": 1, "a": 2}', "not_json": "{nope"}
+              "quoted": 'Grüße "roast"\n\\ \u0000 end', "not_json": "{nope"}
     envelope = codec.encode(record, "command")
     assert read_meta(envelope).marked
     assert canonical_json(codec.decode(envelope)) == canonical_json(record)
-    body = orjson.loads(lossless_body(record)[0])
-    assert body["\u0000columnar"] == ["audit_log"] and body["\u0000json"] == ["settings"]
-    assert body["settings"] == {"b": [1, 2.5, None], "a": {"x": '"q"'}} and body["not_canonical"] == record["not_canonical"]
-    assert not read_meta(codec.encode({"\u0000columnar": 1, "l": rows}, "command")).marked
-    assert not read_meta(codec.encode({"\u0000json": 1, "l": rows}, "command")).marked
+    main, *segments = lossless_body(record)[0].split(b"\xff")
+    body = orjson.loads(main)
+    # only string and null fields with one value in every row are stored once (-0.0 == 0.0 and 1 == 1.0 == True in Python)
+    assert body["\u0000const"] == {"audit_log": {"note": None, "source": "jsonl:proposals_2026-11-17.jsonl"}, "all_same": {"a": "x"}}
+    assert body["\u0000same"] == {"audit_log": ["proposal_id"]}  # the top level has it: named, not repeated
+    assert body["audit_log"] == [{"seq": i, "to": "ABCDEFGH"[i], "ok": True, "n": 1, "x": 0.0 if i else -0.0, "l": [1]} for i in range(8)]
+    assert body["mixed"] == record["mixed"] and body["tags"] == record["tags"] and body["all_same"] == [{}, {}]
+    assert body["\u0000raw"] == ["quoted", "settings"] and "settings" not in body and body["not_json"] == "{nope"
+    assert segments == [record["quoted"].encode(), record["settings"].encode()]  # raw, in the order of the sorted keys
+    assert not read_meta(codec.encode({"\u0000const": 1, "l": rows}, "command")).marked
+    assert not read_meta(codec.encode({"\u0000raw": 1, "s": '"x"'}, "command")).marked
+    assert not read_meta(codec.encode({"\u0000same": 1, "l": rows}, "command")).marked
 
 
 def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
@@ -127,8 +134,8 @@ def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
     spliced = original[: read_meta(original).header_length + TAG_BYTES] + other[read_meta(other).header_length + TAG_BYTES :]
     with pytest.raises(EnvelopeError):
         codec.decode(spliced)
-    with pytest.raises(EnvelopeError, match="not an NBMF v3 envelope"):
-        codec.decode(bytes([0x23]) + original[1:])  # a version 2 envelope
+    with pytest.raises(EnvelopeError, match="not an NBMF v4 envelope"):
+        codec.decode(bytes([0x33]) + original[1:])  # a version 3 envelope
 
 
 def test_decoding_needs_only_the_envelope_and_the_store(corpus):
@@ -175,3 +182,24 @@ def test_series_too_large_for_the_grid_stay_exact():
     assert decoded["points"]["bt_c"] == [1e300, -1e300]
     assert decoded["points"]["et_c"] == ["a", "b"]
     assert decoded["points"]["t_s"] == [0.0, 1.5]
+
+
+def test_a_body_beyond_one_mib_decodes_in_chunks_and_trailing_bytes_fail():
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    record = {"notes": "x" * (1 << 20) + "y", "session_id": "s"}
+    envelope = codec.encode(record, "roast_note")
+    assert read_meta(envelope).original_length > 1 << 20
+    assert codec.decode(envelope) == record
+    with pytest.raises(SignatureMismatch):
+        codec.decode(envelope + b"\x00")
+
+
+def test_retraining_on_new_bodies_keeps_the_baseline_dictionary_of_the_same_records(tmp_path, corpus):
+    samples = [r.canonical for r in by_class(corpus, "session")]
+    store = DictionaryStore(tmp_path)
+    [first] = store.publish("session", samples)
+    nbmf, baseline = store.publish("session", samples, [lossless_body(r.record)[0] for r in by_class(corpus, "session")])
+    assert (first.form, nbmf.form, nbmf.dict_id, baseline) == ("both", "nbmf-body", 1002, first)
+    assert (store.current_id("session"), store.baseline_id("session")) == (1002, 1001)
+    [changed] = store.publish("session", samples[1:])  # other records: a new dictionary
+    assert changed.dict_id == 1003

@@ -25,8 +25,8 @@ def envelopes(corpus):
     codec = NbmfCodec(settings=CodecSettings())
     records = [(r.record, r.record_class) for r in corpus[0]][:: max(1, len(corpus[0]) // 12)]
     records += [
-        ({"proposal_id": "p1", "audit_log": [{"seq": i, "to": s} for i, s in enumerate("ABC")]}, "command"),  # columnar
-        ({"events": '{"CHARGE":16,"DROP":420,"FCs":309}', "settings": '{"auc_base_c":100.0,"auc_begin":"TP"}'}, "session"),  # JSON strings
+        ({"proposal_id": "p1", "audit_log": [{"seq": i, "to": s, "src": "x", "proposal_id": "p1"} for i, s in enumerate("ABC")]}, "command"),  # hoisted, named
+        ({"events": '{"CHARGE":16,"DROP":420,"FCs":309}', "settings": '{"auc_base_c":100.0,"auc_begin":"TP"}'}, "session"),  # raw segments
         ([1, 2.5, None, "x"], "eval_result"),
         ("a judge's reasoning", "judge_reasoning"),
         (3.25, "eval_result"),

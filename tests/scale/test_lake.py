@@ -73,7 +73,7 @@ def test_four_writers_a_sensor_run_and_a_reader_at_once(artisan_dir, data_env, l
     with connect(lake_target) as con:  # the catalog and tables exist before the writers start
         store.ensure_schema(con)
 
-    sensor = defs.get_sensor_def("landing_folder_sensor")
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
     request = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources)).run_requests[0]
     reader = workload.Reader(lake_target)
     reader.start()

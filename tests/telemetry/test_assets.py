@@ -71,7 +71,7 @@ def test_check_fails_when_data_is_bad(data_env):
 def test_landing_sensor_requests_only_new_or_changed_files(data_env):
     landing = data_env / "landing"
     (landing / "a.alog").write_bytes(alog_bytes(profile()))
-    sensor = defs.get_sensor_def("landing_folder_sensor")
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
     first = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
     assert len(first.run_requests) == 1
     assert first.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]
@@ -89,7 +89,7 @@ def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, mon
     (landing / "a.alog").write_bytes(alog_bytes(profile()))
     warehouse = str(data_env / "data" / "warehouse.duckdb")
     assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()}).success
-    sensor = defs.get_sensor_def("landing_folder_sensor")
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
     first = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
     assert first.run_requests == [] and "no new or changed roast files among 1" in first.skip_message
     (landing / "a.alog").write_bytes(alog_bytes(profile(roastUUID="edited")))

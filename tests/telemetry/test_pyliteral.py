@@ -12,6 +12,10 @@ SAMPLES = [
     "{'neg': -0.5, 'exp': 1.5e-07, 'ints': [0, -1, 10]}",
     """{'q': 'say "hi"', 'k': 'None True', 'r': False}""",  # double quotes only inside strings
     """{'a': "x', 'b': 'y", 'c': '"'}""",  # one double-quoted string that looks like two keys
+    # double-quoted strings between single-quoted ones: an odd number of apostrophes, keywords,
+    # escapes, and double quotes inside single-quoted strings before and after them
+    """{'x': 'a "b"', 'n': "it's None", 'v': True, 'e': "a\\nb's\\t", 'q': "'", 'w': ['"', "''", None]}""",
+    """["True's", 'False', "x", '"', "y", 'z']""",
 ]
 
 

@@ -34,7 +34,8 @@ class CommandSourcesConfig(dg.Config):
         description="JSONL exports, one proposal with its audit_log per line",
     )
     read_sidecar_executions: bool = pydantic.Field(
-        default=True, description="also fold in device.command_executions when that table exists"
+        default=True, description="also fold in the device sidecar's work when its tables exist: device.command_executions "
+        "and the approvals it closed EXPIRED in device.command_queue"
     )
 
 
@@ -51,15 +52,19 @@ AlertsConfig = pydantic.create_model(
 )
 
 
+SIDECAR_TABLES = [device.COMMAND_EXECUTIONS, device.COMMAND_QUEUE]
+
+
 @dg.multi_asset(
     specs=[
         table_spec(contract.PROPOSALS, "Command proposals with a valid lifecycle, from the command service's store "
-              "(SQLite, JSONL exports) and the device sidecar's executions.", deps=[device.COMMAND_EXECUTIONS]),
-        table_spec(contract.AUDIT_LOG, "Status changes of every accepted proposal, in order (seq from 0).", deps=[device.COMMAND_EXECUTIONS]),
+              "(SQLite, JSONL exports), the device sidecar's executions and the approvals it closed EXPIRED.",
+              deps=SIDECAR_TABLES),
+        table_spec(contract.AUDIT_LOG, "Status changes of every accepted proposal, in order (seq from 0).", deps=SIDECAR_TABLES),
         table_spec(contract.INVALID_TRANSITIONS, "Lifecycle problems found in the input; those proposals are not in commands.proposals.",
-              deps=[device.COMMAND_EXECUTIONS]),
+              deps=SIDECAR_TABLES),
         table_spec(contract.INGEST_ERRORS, "Input rows that could not be read: file and line/row, kind and problem.",
-              deps=[device.COMMAND_EXECUTIONS]),
+              deps=SIDECAR_TABLES),
     ],
     pool=DUCKDB_POOL,
 )
@@ -68,20 +73,25 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
     batches = [store.read_sqlite(p) for p in config.sqlite_paths] + [store.read_jsonl(p) for p in config.jsonl_paths]
     combined = store.combine(batches)
     with duckdb.get_connection() as con:
-        executions, sidecar_errors = tables.read_executions(con) if config.read_sidecar_executions else ([], [])
-        combined.errors.extend(sidecar_errors)
+        executions, expiries = [], []
+        if config.read_sidecar_executions:
+            executions, execution_errors = tables.read_executions(con)
+            expiries, expiry_errors = tables.read_expiries(con)
+            combined.errors.extend([*execution_errors, *expiry_errors])
         store.apply_executions(combined, executions)
+        store.apply_expiries(combined, expiries)
         accepted = store.accept(combined)
         with transaction(con):
             tables.write_ingest(con, accepted, datetime.now(timezone.utc))
         context.log.info(
             f"{len(accepted.proposals)} proposals accepted, {len(accepted.invalid_transitions)} lifecycle problems, "
-            f"{len(accepted.errors)} unreadable rows, {len(executions)} sidecar executions"
+            f"{len(accepted.errors)} unreadable rows, {len(executions)} sidecar executions, {len(expiries)} expired approvals"
         )
         inputs = {
             "sqlite_paths": dg.MetadataValue.json(config.sqlite_paths),
             "jsonl_paths": dg.MetadataValue.json(config.jsonl_paths),
             "sidecar_executions_read": dg.MetadataValue.int(len(executions)),
+            "sidecar_expiries_read": dg.MetadataValue.int(len(expiries)),
         }
         yield dg.MaterializeResult(
             asset_key=key(contract.PROPOSALS),
@@ -111,7 +121,7 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
     key=key(contract.OUTCOME_METRICS),
     deps=[key(contract.PROPOSALS)],
     **asset_defaults("commands", table=contract.OUTCOME_METRICS),
-    description="Per UTC day x machine x command type: counts per status, success rate = COMPLETED with outcome "
+    description="Per UTC day x machine x command type: counts per status (EXPIRED: approved, never run), success rate = COMPLETED with outcome "
     "SUCCESS / finished (COMPLETED+FAILED+ABORTED+TIMEOUT; PARTIAL is not success), failure rate = (FAILED+TIMEOUT) / "
     "finished, rejection rate = REJECTED / decided, decision latency (approvals and rejections) and execution "
     "duration p50/p95/p99/max, timeouts and pending decisions apart. Formulas in docs/commands.md.",

@@ -73,6 +73,7 @@ def terminal_rows_have_timestamps(duckdb: WarehouseResource) -> dg.AssetCheckRes
         rows = con.execute(f"""
             SELECT proposal_id, status FROM commands.proposals
             WHERE (status = 'REJECTED' AND rejected_at IS NULL)
+               OR (status = 'EXPIRED' AND (expired_at IS NULL OR expired_at < approved_at))
                OR (status IN {metrics.sql_list(EXECUTED_TERMINAL)}
                    AND (execution_started_at IS NULL OR execution_completed_at IS NULL
                         OR execution_completed_at < execution_started_at))
