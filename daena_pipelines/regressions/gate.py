@@ -9,7 +9,10 @@ Two tests, either one flags a regression:
   one-sided Mann-Whitney U (new larger) with p < ``alpha``, AND median growth above the key's
   threshold: ``min_ratio``, or wider where this key's runs scatter more (a one-sided Student's
   t prediction bound, as Bencher's t-test thresholds: exp(t(1 - 1 %, n - 1) x standard
-  deviation of the runs' log medians x sqrt(1 + 1/n)), once ``spread_runs`` runs exist). Samples within a run are not independent
+  deviation of the log medians of the last ``history`` accepted runs x sqrt(1 + 1/n)), once
+  ``spread_runs`` runs exist; the spread is estimated over more runs than the U test's window
+  because a standard deviation of 10 values is itself uncertain by ~25 % and t(9) is 15 % above
+  t(29): with 30 runs the bound is as sure (1 % one-sided) and lower). Samples within a run are not independent
   of that run's machine load, so the U test alone would flag harmless run-to-run scatter; the
   threshold is what keeps false alarms per key near 1 %.
 - **step**: the per-run medians of up to ``history`` accepted runs plus the new run, split at
@@ -48,7 +51,7 @@ class GateRule:
     min_ratio: float = 1.10
     z: float = 2.326  # one-sided 1 % of a normal, turned into Student's t by t_quantile
     spread_runs: int = 5
-    history: int = 30
+    history: int = 30  # runs for the step fit and for the threshold's spread
     step_min_runs: int = 2
     step_gain: float = 4.0
 
@@ -131,7 +134,7 @@ def decide(new, accepted_runs: list, rule: GateRule = GateRule()) -> Verdict:
     growth = median / baseline
     _, p = mann_whitney_greater(new, window)
     out = Verdict(OK, median, baseline, growth, p, baseline_runs=len(recent), test="window")
-    out.threshold = threshold(np.array([np.median(r) for r in recent]), rule)
+    out.threshold = threshold(np.array([np.median(r) for r in runs[-rule.history :]]), rule)
     if p < rule.alpha and growth > out.threshold:
         out.verdict = REGRESSION
         out.note = f"median x{growth:.3f} of the last {out.baseline_runs} accepted runs (threshold x{out.threshold:.3f}), p={p:.2g}"

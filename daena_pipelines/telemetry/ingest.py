@@ -170,10 +170,11 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
     parse and validate it and compute everything it contributes, or quarantine it. Runs in
     worker processes, so the file is read once and the main process only writes the warehouse."""
     try:
-        size = os.stat(path).st_size
-        if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded by the limit
-            raise InvalidSession("too_large", f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
-        data = Path(path).read_bytes()
+        with open(path, "rb", buffering=0) as file:  # one path lookup: the size is the open file's
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded by the limit
+                raise InvalidSession("too_large", f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
+            data = file.read()
     except (OSError, InvalidSession) as exc:
         # No content to hash: the file's size and mtime stand in for it, so the same unreadable
         # file gives one error row, not one more per run, and a repaired one is read again.

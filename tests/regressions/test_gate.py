@@ -45,6 +45,16 @@ def test_a_flagged_run_leaves_the_baseline_so_the_recovery_run_passes(tmp_path, 
         assert history.verdicts(con, "s")["r05", "k", "cpu"] == "accepted"
 
 
+def test_threshold_spread_comes_from_the_longer_history_not_the_window():
+    """Runs whose level moves by ~8 % from run to run, then 10 quiet ones: the U test's window
+    holds only the quiet ones, the threshold still knows the key's scatter (30 runs)."""
+    levels = 1 + 0.08 * RNG.standard_normal(20)
+    past = [run(level, 0.01) for level in levels] + [run(1.0, 0.01) for _ in range(10)]
+    verdict = decide(run(1.12, 0.01), past)
+    assert verdict.threshold > 1.15 and verdict.verdict == OK
+    assert decide(run(1.12, 0.01), past[-10:]).verdict == REGRESSION  # the window alone: floor 1.10
+
+
 def test_step_detection_catches_a_creep_the_window_absorbed():
     rule = GateRule(window=3)
     past = [run(1.0, 0.01) for _ in range(12)] + [run(1.06, 0.01), run(1.12, 0.01), run(1.17, 0.01)]
