@@ -25,6 +25,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
+from daena_pipelines.procstats import DescendantPeakRss  # noqa: E402
 from daena_pipelines.telemetry import ingest  # noqa: E402
 
 DEFAULT_SOURCE = PROJECT.parent / "shared" / "data" / "artisan-scottjames"
@@ -83,11 +84,11 @@ def main() -> int:
 
         con = duckdb.connect(str(work / "bench.duckdb"))
         start = time.perf_counter()
-        report = ingest.ingest(con, files, work / "quarantine", workers=args.workers)
+        with DescendantPeakRss() as workers_rss:
+            report = ingest.ingest(con, files, work / "quarantine", workers=args.workers)
         elapsed = time.perf_counter() - start
         con.close()
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
         files_s = len(files) / elapsed
         print(f"files: {len(files)} ({total_mb:.1f} MB), workers: {args.workers}")
@@ -96,7 +97,7 @@ def main() -> int:
         print(f"  sessions loaded {len(report.loaded)}, duplicates {len(report.duplicates)}, rejected {len(report.rejected)}")
         print(f"  sessions/s: {len(report.loaded) / elapsed:.1f}")
         print(f"ratio ingest / baseline:   {files_s / base_files_s:8.1f}x  (target >= 10x)")
-        print(f"peak RSS: main {rss_main:.0f} MB, largest worker {rss_child:.0f} MB (target < 1500 MB)")
+        print(f"peak RSS: main {rss_main:.0f} MB, largest worker {workers_rss.mb:.0f} MB (target < 1500 MB)")
         print("load average 1/5/15 min: before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(*load_before, *os.getloadavg()))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from daena_pipelines.db import connect
+from daena_pipelines.procstats import DescendantPeakRss
 from daena_pipelines.telemetry import ingest
 
 COPY_PREFIX = "generated-copy"
@@ -160,12 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.announce_batches:
         _announce_commits()
     started = time.perf_counter()
-    report = ingest_folder(args.target, args.folder, args.batch_size, args.workers)
+    with DescendantPeakRss() as workers_rss:
+        report = ingest_folder(args.target, args.folder, args.batch_size, args.workers)
     print(json.dumps({
         "seconds": time.perf_counter() - started, "loaded": len(report.loaded), "duplicates": len(report.duplicates),
         "rejected": len(report.rejected), "unchanged": report.unchanged,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,  # the largest parser worker
+        "peak_rss_workers_mb": workers_rss.mb,  # the largest parser worker
     }), flush=True)
     return 0
 
