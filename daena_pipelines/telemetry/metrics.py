@@ -48,19 +48,24 @@ def rate_of_rise(time_s: np.ndarray, bt_c: np.ndarray, start: int, stop: int, ha
         return ror
     t = time_s[start:stop] - time_s[start]
     y = bt_c[start:stop]
-    valid = ~np.isnan(y)
-    w = valid.astype(float)
-    yv = np.where(valid, y, 0.0)
+    valid = y == y  # not NaN
+    # the five running sums share one array whose first column is 0 (the sum of nothing)
     sums = np.zeros((5, len(t) + 1))
-    np.cumsum(np.stack((w, w * t, w * t * t, yv, yv * t)), axis=1, out=sums[:, 1:])
-    lo = np.searchsorted(t, t - half_window_s, side="left")
-    hi = np.searchsorted(t, t + half_window_s, side="right")
-    n, st, stt, sy, sty = sums[:, hi] - sums[:, lo]
+    w, wt, wtt, yv, yvt = sums[:, 1:]
+    w[:] = valid
+    np.multiply(w, t, out=wt)
+    np.multiply(wt, t, out=wtt)
+    np.copyto(yv, y, where=valid)
+    np.multiply(yv, t, out=yvt)
+    np.cumsum(sums[:, 1:], axis=1, out=sums[:, 1:])
+    lo = t.searchsorted(t - half_window_s, side="left")
+    hi = t.searchsorted(t + half_window_s, side="right")
+    n, st, stt, sy, sty = sums.take(hi, axis=1) - sums.take(lo, axis=1)  # take: far cheaper than [:, hi]
     denominator = n * stt - st * st
-    with np.errstate(invalid="ignore", divide="ignore"):
-        slope = (n * sty - st * sy) / denominator
-    slope[(n < 3) | (np.abs(denominator) < 1e-9)] = np.nan
-    ror[start:stop] = slope * 60.0
+    numerator = n * sty - st * sy
+    slope = ror[start:stop]  # stays NaN where fewer than 3 samples or a degenerate fit
+    np.divide(numerator, denominator, out=slope, where=(n >= 3) & (np.abs(denominator) >= 1e-9))
+    slope *= 60.0
     return ror
 
 
@@ -68,12 +73,23 @@ def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
     """Index of the lowest BT after CHARGE, searched up to (not including) FCs, else DROP, else
     the end; on a tie the latest sample wins. This is the rule behind Artisan's TP values."""
     charge = events["CHARGE"]
-    end = min((events[e] for e in ("FCs", "DROP") if e in events), default=len(bt_c))
-    window = np.where(bt_c[charge:end] > 0, bt_c[charge:end], np.nan)
-    if window.size == 0 or np.isnan(window).all():
+    window = bt_c[charge:_search_end(events, len(bt_c))]
+    lowest = _last_lowest(np.where(window > 0, window, np.nan))
+    return None if lowest is None else charge + lowest
+
+
+def _search_end(events: dict[str, int], n: int) -> int:
+    """Where TP and an unmarked DRY END are searched up to: FCs, else DROP, else the end."""
+    return min((events[e] for e in ("FCs", "DROP") if e in events), default=n)
+
+
+def _last_lowest(values: np.ndarray) -> int | None:
+    """Index of the last of the lowest values that are not NaN or +inf (no value is -inf), or None."""
+    if not values.size:
         return None
-    lowest = np.nanmin(window)
-    return charge + int(np.flatnonzero(window == lowest)[-1])
+    backwards = np.fmin(values[::-1], np.inf)  # NaN -> +inf
+    first = int(backwards.argmin())  # argmin takes the first lowest: backwards, the last
+    return None if backwards[first] == np.inf else len(values) - 1 - first
 
 
 MAX_AUC_READING_C = 500.0  # readings above this are treated as 0, as Artisan does
@@ -85,11 +101,17 @@ def auc_running(time_s: np.ndarray, bt_c: np.ndarray, base_c: float) -> np.ndarr
     segments (j-1, j) for j = 1 .. i-1, each counting max(0, mean of its two readings - base)
     × its duration; a segment that touches a dropout counts 0. The area from sample `begin` to
     `end` (segments begin .. end-1, as Artisan sums them) is running[end] - running[max(begin, 1)]."""
-    readings = np.where(bt_c > MAX_AUC_READING_C, 0.0, np.clip(bt_c, 0.0, None))
-    mean = (readings[1:] + readings[:-1]) / 2.0
+    readings = np.where(bt_c > MAX_AUC_READING_C, 0.0, np.maximum(bt_c, 0.0))
+    area = readings[1:] + readings[:-1]
+    area /= 2.0
+    area -= base_c
     # max(0, ·) with NaN as 0 and a finite bound, in two ufuncs (np.nan_to_num is far slower)
-    above = np.fmax(np.minimum(mean - base_c, FLOAT_MAX), 0.0)
-    return np.concatenate(([0.0, 0.0], np.cumsum(above * np.diff(time_s))))[: len(time_s)] / 60.0
+    np.fmax(np.minimum(area, FLOAT_MAX, out=area), 0.0, out=area)
+    area *= time_s[1:] - time_s[:-1]
+    running = np.zeros(len(time_s))
+    np.cumsum(area[: max(len(time_s) - 2, 0)], out=running[2:])
+    running /= 60.0
+    return running
 
 
 def area_under_curve(time_s: np.ndarray, bt_c: np.ndarray, begin: int, end: int, base_c: float) -> float:
@@ -104,8 +126,12 @@ def auc_span(running: np.ndarray, begin: int, end: int) -> float:
 
 def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
     """(first, last) index of each run of True."""
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
+    if not mask.any():
+        return []
+    # a run starts after an edge or at 0, and ends at the next edge or at the last index
+    edges = np.flatnonzero(mask[1:] != mask[:-1]).tolist()
+    bounds = [-1] * bool(mask[0]) + edges + [len(mask) - 1] * bool(mask[-1])
+    return [(a + 1, b) for a, b in zip(bounds[::2], bounds[1::2])]
 
 
 def crash_episodes(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings: RorSettings) -> list[tuple[int, int]]:
@@ -125,22 +151,38 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
     if hi - lo < 3:
         return 0
     r = ror[lo:hi]
-    step = median(np.diff(time_s[lo:hi]))
+    t = time_s[lo:hi]
+    step = median(t[1:] - t[:-1])
     # A window wider than the series holds the whole series either way: bounding it by the number
     # of samples keeps the work proportional to the samples, not to the time span / step.
     half = min(max(1, int(round(30.0 / step))) if step > 0 else 1, len(r))
-    padded = np.concatenate((np.full(half, np.nan), r, np.full(half, np.nan)))
+    # Exact medians are needed only for candidates: samples standing `spike` above a lower bound of
+    # their window's median. Window i (2·half + 1 slots, padded beyond the series) has two halves
+    # of half + 1 slots that share its centre; either half holds more than half of the window's
+    # values when it has no gap, and then its lowest value is at most the median. So the bound is
+    # the larger minimum of the gapless halves (-inf when neither is: every such sample is checked).
+    bound_of = np.full(-(-(len(r) + 2 * half) // (half + 1)) * (half + 1), -np.inf)  # whole blocks
+    bound_of[half : half + len(r)] = r
+    np.copyto(bound_of, -np.inf, where=bound_of != bound_of)  # a gap makes its half's minimum -inf
+    # minima of every run of half + 1 slots in O(n) (van Herk / Gil-Werman): a run spans the tail
+    # of one block and the head of the next
+    blocks = bound_of.reshape(-1, half + 1)
+    prefix = np.minimum.accumulate(blocks, axis=1).ravel()
+    suffix = np.minimum.accumulate(blocks[::-1, ::-1], axis=1).ravel()[::-1]
+    run_min = np.minimum(suffix[: len(r) + half], prefix[half : len(r) + 2 * half])
+    candidates = np.flatnonzero(r - np.maximum(run_min[: len(r)], run_min[half:]) >= settings.spike_c_per_min)
+    if not candidates.size:
+        return 0
     width = 2 * half + 1
-    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
-    # The median is at least the window's lowest value, so only a sample standing `spike` above
-    # that lowest value can be a spike: exact medians are needed for those candidates alone.
-    with np.errstate(invalid="ignore"):
-        candidates = np.flatnonzero(r - np.fmin.reduce(windows, axis=1) >= settings.spike_c_per_min)
+    padded = np.full(len(r) + 2 * half, np.nan)  # window i is padded[i : i + width]
+    padded[half : half + len(r)] = r
     spikes = [np.empty(0, dtype=np.intp)]
     block = max(1, SPIKE_SORT_VALUES // width)  # windows sorted at a time: bounded memory
+    offsets = np.arange(width)
     for start in range(0, len(candidates), block):
         part = candidates[start : start + block]
-        ordered = np.sort(windows[part], axis=1)  # NaN sort last
+        ordered = padded[part[:, None] + offsets]
+        ordered.sort(axis=1)  # NaN sort last
         finite = np.count_nonzero(np.isfinite(ordered), axis=1)
         rows = np.arange(len(part))
         medians = (ordered[rows, np.maximum(finite - 1, 0) // 2] + ordered[rows, finite // 2]) / 2
@@ -156,10 +198,16 @@ def median(values: np.ndarray) -> float:
     return float((middle[(n - 1) // 2] + middle[n // 2]) / 2)
 
 
+def _highest(values: np.ndarray) -> float | None:
+    """np.nanmax, None when there is no value to take it of (no value is infinite)."""
+    highest = np.fmax.reduce(values) if values.size else math.nan
+    return None if math.isnan(highest) else float(highest)
+
+
 def _at(values: np.ndarray, index: int | None) -> float | None:
     if index is None:
         return None
-    value = float(values[index])
+    value = values.item(index)
     return None if math.isnan(value) else value
 
 
@@ -172,26 +220,25 @@ def dry_end(bt_c: np.ndarray, events: dict[str, int], tp: int | None, threshold_
         return events["DRY_END"], False
     if tp is None or threshold_c is None:
         return None, False
-    end = min((events[e] for e in ("FCs", "DROP") if e in events), default=len(bt_c))
+    end = _search_end(events, len(bt_c))
     start = tp if events["CHARGE"] < tp < end else events["CHARGE"]
-    distance = np.abs(bt_c[start:end] - threshold_c)
-    if not np.isfinite(distance).any():
-        return None, False
-    closest = np.flatnonzero(distance == np.nanmin(distance))[-1]
-    return start + int(closest), True
+    closest = _last_lowest(np.abs(bt_c[start:end] - threshold_c))
+    return (None, False) if closest is None else (start + closest, True)
 
 
 def _phase_rate(t: np.ndarray, bt: np.ndarray, a: int | None, b: int | None) -> float | None:
     """Mean rate of rise between two samples, °C/min (Artisan's phase RoR)."""
-    if a is None or b is None or t[b] == t[a] or math.isnan(bt[a]) or math.isnan(bt[b]):
+    if a is None or b is None or t.item(b) == t.item(a):
         return None
-    return float((bt[b] - bt[a]) / (t[b] - t[a]) * 60.0)
+    rise = _phase_delta(bt, a, b)
+    return None if rise is None else rise / (t.item(b) - t.item(a)) * 60.0
 
 
 def _phase_delta(bt: np.ndarray, a: int | None, b: int | None) -> float | None:
-    if a is None or b is None or math.isnan(bt[a]) or math.isnan(bt[b]):
+    if a is None or b is None:
         return None
-    return float(bt[b] - bt[a])
+    rise = bt.item(b) - bt.item(a)
+    return None if math.isnan(rise) else rise
 
 
 def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings = DEFAULT_ROR) -> dict:
@@ -200,7 +247,7 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
     charge, origin = ev["CHARGE"], session.origin_s
 
     def since_charge(index: int | None) -> float | None:
-        return float(t[index] - origin) if index is not None else None
+        return t.item(index) - origin if index is not None else None
 
     tp = turning_point(bt, ev)
     threshold = session.settings.get("dry_end_threshold_c")
@@ -235,8 +282,7 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         "finish_phase_delta_c": _phase_delta(bt, fcs, drop),
     }
     row["dtr_pct"] = 100.0 * row["development_s"] / drop_s if row["development_s"] is not None and drop_s else None
-    met = session.et_c[tp:drop] if tp is not None and drop is not None else np.empty(0)
-    row["met_c"] = float(np.nanmax(met)) if np.isfinite(met).any() else None
+    row["met_c"] = _highest(session.et_c[tp:drop] if tp is not None and drop is not None else session.et_c[:0])
 
     begin_name = str(session.settings.get("auc_begin", DEFAULT_AUC_BEGIN))
     begin = tp if begin_name == "TP" else (dry if begin_name == "DE" else ev.get(AUC_BEGIN_EVENTS.get(begin_name, "CHARGE")))
@@ -245,29 +291,26 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
     else:
         base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
 
-    running = auc_running(t, bt, base) if base is not None else None
-
-    def auc(a: int | None, b: int | None) -> float | None:
-        return auc_span(running, a, b) if a is not None and b is not None and running is not None else None
-
-    row["auc_c_min"] = auc(begin, drop)
-    row["dry_phase_auc_c_min"] = auc(charge, dry)
-    row["mid_phase_auc_c_min"] = auc(dry, fcs)
-    row["finish_phase_auc_c_min"] = auc(fcs, drop)
+    spans = {"auc_c_min": (begin, drop), "dry_phase_auc_c_min": (charge, dry),
+             "mid_phase_auc_c_min": (dry, fcs), "finish_phase_auc_c_min": (fcs, drop)}
+    ends = [b for a, b in spans.values() if a is not None and b is not None]
+    # the running area up to the last sample needed: a prefix of the cumulative sum is the same
+    running = auc_running(t[: max(ends) + 1], bt[: max(ends) + 1], base) if base is not None and ends else None
+    for column, (a, b) in spans.items():
+        row[column] = auc_span(running, a, b) if a is not None and b is not None and running is not None else None
     row["auc_base_c"] = base
     row["auc_begin"] = begin_name
 
     # RoR features are judged between TP (past the charge plunge) and DROP.
     lo = tp if tp is not None else charge
     hi = (drop if drop is not None else len(t) - 1) + 1
-    window = ror[lo:hi]
-    row["max_ror_c_per_min"] = float(np.nanmax(window)) if np.isfinite(window).any() else None
+    row["max_ror_c_per_min"] = _highest(ror[lo:hi])
     row["ror_at_fcs_c_per_min"] = _at(ror, fcs)
     crashes = crash_episodes(t, ror, lo, hi, settings)
     row["ror_crashes"] = len(crashes)
     row["ror_spikes"] = spike_count(t, ror, lo, hi, settings)
     if fcs is not None:
-        fcs_t = t[fcs]
+        fcs_t = t.item(fcs)
         row["crash"] = any(
             t[b] >= fcs_t - settings.crash_window_before_fcs_s and t[a] <= fcs_t + settings.crash_window_after_fcs_s
             for a, b in crashes
@@ -289,11 +332,16 @@ def flick(time_s: np.ndarray, ror: np.ndarray, events: dict[str, int], settings:
     stands `flick_rise` above the lowest RoR reached earlier in the window that opens
     `flick_window` seconds before DROP (and not before FCs)."""
     drop = events["DROP"]
-    drop_t = time_s[drop]
-    start_t = max(time_s[events["FCs"]], drop_t - settings.flick_window_s)
-    lo = int(np.searchsorted(time_s, start_t))
-    tail = int(np.searchsorted(time_s, drop_t - settings.flick_tail_s))
+    drop_t = time_s.item(drop)
+    start_t = max(time_s.item(events["FCs"]), drop_t - settings.flick_window_s)
+    lo = int(time_s.searchsorted(start_t))
+    tail = int(time_s.searchsorted(drop_t - settings.flick_tail_s))
     before, end = ror[lo:tail], ror[tail : drop + 1]
-    if not (np.isfinite(before).any() and np.isfinite(end).any()):
+    lowest = np.fmin.reduce(before) if before.size else math.nan  # NaN ignored (RoR is never infinite)
+    valid = end == end
+    count = int(np.count_nonzero(valid))
+    if math.isnan(lowest) or not count:
         return False
-    return bool(np.nanmean(end) - np.nanmin(before) >= settings.flick_rise_c_per_min)
+    # np.nanmean's sum: the same pairwise sum, over the same array with NaN as 0
+    mean = float(np.add.reduce(end if count == end.size else np.where(valid, end, 0.0))) / count
+    return mean - float(lowest) >= settings.flick_rise_c_per_min
