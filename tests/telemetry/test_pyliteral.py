@@ -16,6 +16,10 @@ SAMPLES = [
     # escapes, and double quotes inside single-quoted strings before and after them
     """{'x': 'a "b"', 'n': "it's None", 'v': True, 'e': "a\\nb's\\t", 'q': "'", 'w': ['"', "''", None]}""",
     """["True's", 'False', "x", '"', "y", 'z']""",
+    # escaped quotes (Python writes them when a string holds both kinds), also in a double-quoted
+    # string and beside escaped backslashes, and ones the rewrite leaves to the token rewrite
+    """{'both': 'I hit \\'R\\' "now"', 'dq': "it\\'s \\"x\\"", 'n': 'a\\\\nb\\'', 'k': 'None\\'s'}""",
+    """['a\\\\', 'b\\\\\\'c', "d\\\\", 'e\\/f']""",
 ]
 
 
