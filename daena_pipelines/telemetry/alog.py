@@ -195,8 +195,9 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
             if k >= len(curves) or not curves[k]:
                 continue
             name = str(names[k]) if k < len(names) and names[k] else f"extra{k + 1}_{curve}"
-            for i, etype in enumerate(etypes):
-                name = name.replace("{" + str(i) + "}", etype)
+            if "{" in name:
+                for i, etype in enumerate(etypes):
+                    name = name.replace("{" + str(i) + "}", etype)
             values = _numeric(curves[k], f"extratemp{curve}[{k}]")
             values[values == -1] = np.nan
             if np.isnan(values).all():
@@ -219,14 +220,16 @@ def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
     if not isinstance(computed, dict):
         return None
     result: dict[str, float] = {}
+    fahrenheit = unit == "F"
     for key, value in computed.items():
         if type(value) not in _NUMBER_TYPES:  # a parsed literal's numbers are exactly int or float (a bool is not)
             continue
-        if key in _COMPUTED_TEMPS and value == -1:
-            continue  # Artisan's dropout marker (e.g. MET of a profile without an ET probe)
-        if unit == "F" and key in _COMPUTED_TEMPS:
-            value = (value - 32.0) * (5.0 / 9.0)  # f_to_c on a scalar, without numpy's overhead
-        elif unit == "F" and key in _COMPUTED_DELTAS:
+        if key in _COMPUTED_TEMPS:
+            if value == -1:
+                continue  # Artisan's dropout marker (e.g. MET of a profile without an ET probe)
+            if fahrenheit:
+                value = (value - 32.0) * (5.0 / 9.0)  # f_to_c on a scalar, without numpy's overhead
+        elif fahrenheit and key in _COMPUTED_DELTAS:
             value = value * 5.0 / 9.0
         result[key] = float(value)
     return result

@@ -122,13 +122,14 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
     return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics, richness=session.richness())
 
 
-# Artisan values that span a phase, and the events that bound it. Artisan computes them even when
+# Artisan values that span a phase, by an event that bounds it. Artisan computes them even when
 # a bounding event is unset, reading the unset index 0 (e.g. a Maillard AUC up to sample 0 in a
 # profile without FCs), so without those events they mean nothing and are not kept.
-_NEEDS_EVENTS = {
-    "artisan_mid_phase_ror_c_per_min": ("FCs",), "artisan_mid_phase_delta_c": ("FCs",), "artisan_mid_phase_auc_c_min": ("FCs",),
-    "artisan_finish_phase_ror_c_per_min": ("FCs", "DROP"), "artisan_finish_phase_delta_c": ("FCs", "DROP"),
-    "artisan_finish_phase_auc_c_min": ("FCs", "DROP"), "artisan_total_ror_c_per_min": ("DROP",),
+_NEEDS_EVENT = {
+    "FCs": ("artisan_mid_phase_ror_c_per_min", "artisan_mid_phase_delta_c", "artisan_mid_phase_auc_c_min",
+            "artisan_finish_phase_ror_c_per_min", "artisan_finish_phase_delta_c", "artisan_finish_phase_auc_c_min"),
+    "DROP": ("artisan_finish_phase_ror_c_per_min", "artisan_finish_phase_delta_c", "artisan_finish_phase_auc_c_min",
+             "artisan_total_ror_c_per_min"),
 }
 
 
@@ -144,9 +145,9 @@ def artisan_values(computed: dict[str, float] | None, roasted_weight_g: float | 
     DROP is 0), so 0 counts as not carried."""
     computed = computed or {}
     values = {column: computed.get(key) or None for column, key in ARTISAN_COLUMNS.items()}
-    for column, needed in _NEEDS_EVENTS.items():
-        if not all(e in events for e in needed):
-            values[column] = None
+    for event, columns in _NEEDS_EVENT.items():
+        if event not in events:
+            values.update(dict.fromkeys(columns))
     total, development = values["artisan_total_s"], values["artisan_development_s"]
     values["artisan_dtr_pct"] = 100.0 * development / total if total and development is not None else None
     if not roasted_weight_g:

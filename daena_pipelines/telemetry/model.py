@@ -72,8 +72,8 @@ class RoastSession:
         digest = hashlib.sha256()
         digest.update((self.roast_uuid or "").encode())
         series = np.concatenate((self.time_s, self.bt_c, self.et_c))  # one pass: same bytes as three
-        np.copyto(series, -1.0, where=np.isnan(series))  # (validation leaves no infinite value)
-        digest.update(np.round(series, 2).astype("<f8").tobytes())
+        np.copyto(series, -1.0, where=series != series)  # NaN (validation leaves no infinite value)
+        digest.update(series.round(2, out=series).astype("<f8", copy=False))  # hashed in place
         marks = {name: idx for name, idx in self.events.items() if not (name == "CHARGE" and self.charge_inferred)}
         digest.update(repr(sorted(marks.items())).encode())
         return digest.hexdigest()[:20]

@@ -48,12 +48,16 @@ def _to_json_token(match) -> str:
 
 
 def _quotes_swapped(text: str) -> str | None:
-    """JSON text without a per-token callback, when no escaped quote and no `\\/` (which JSON
-    would read differently) is in the text: strings then end at the next quote of their own kind.
-    Double-quoted strings (Python writes one when the text holds an apostrophe) are passed on
-    as they are; the spans between them are converted by `_swapped_span`."""
+    """JSON text without a per-token callback, when no `\\/` (which JSON would read differently)
+    is in the text: with escaped quotes spelled as \\u escapes, strings end at the next quote of
+    their own kind. Double-quoted strings (Python writes one when the text holds an apostrophe)
+    are passed on as they are; the spans between them are converted by `_swapped_span`."""
     if _ESCAPED_QUOTE_OR_SLASH.search(text):
-        return None
+        if "\\/" in text or "\\\\'" in text or '\\\\"' in text:
+            return None  # \\/, or a quote after an escaped backslash: the token rewrite decides
+        # (Python escapes a quote when a string holds both kinds.) Each backslash before a quote
+        # is now a lone one, so it escapes the quote: \\u0027 / \\u0022 say the same in both languages.
+        text = text.replace("\\'", "\\u0027").replace('\\"', "\\u0022")
     if '"' not in text:
         return _swapped_span(text)
     pieces = []

@@ -1,4 +1,5 @@
 import ast
+import random
 
 import pytest
 
@@ -16,6 +17,10 @@ SAMPLES = [
     # escapes, and double quotes inside single-quoted strings before and after them
     """{'x': 'a "b"', 'n': "it's None", 'v': True, 'e': "a\\nb's\\t", 'q': "'", 'w': ['"', "''", None]}""",
     """["True's", 'False', "x", '"', "y", 'z']""",
+    # escaped quotes (Python writes them when a string holds both kinds), also in a double-quoted
+    # string and beside escaped backslashes, and ones the rewrite leaves to the token rewrite
+    """{'both': 'I hit \\'R\\' "now"', 'dq': "it\\'s \\"x\\"", 'n': 'a\\\\nb\\'', 'k': 'None\\'s'}""",
+    """['a\\\\', 'b\\\\\\'c', "d\\\\", 'e\\/f']""",
 ]
 
 
@@ -46,3 +51,36 @@ def test_the_exact_parser_refuses_texts_beyond_its_bound(monkeypatch):
     assert pyliteral.loads("(1, 2)") == (1, 2)  # a tuple: JSON cannot say it, the exact parser can
     with pytest.raises(pyliteral.LiteralError, match=r"too large for the exact parser"):
         pyliteral.loads("(" + "1.5, " * 30 + ")")
+
+
+def test_random_literals_parse_as_literal_eval_reads_them():
+    """Strings built from quotes, backslashes, keywords and escape-like letters, written by
+    repr() (which chooses double quotes, or escapes a quote when a string holds both kinds, as
+    Python does): every path of the rewrite must give literal_eval's values."""
+    rng = random.Random(7)
+    pieces = ["'", '"', "\\", "a", " ", "True", "None", "False", "n", "/", "é", "\t", "u00e9", "x41", ",", "["]
+
+    def text_value():
+        return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+
+    def value(depth=0):
+        kind = rng.randint(0, 6 if depth < 3 else 3)
+        if kind <= 1:
+            return text_value()
+        if kind == 2:
+            return rng.choice([True, False, None, -1, 2.5e-07])
+        if kind == 3:
+            return rng.uniform(-1e3, 1e3)
+        if kind == 4:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if kind == 5:
+            return {text_value(): value(depth + 1) for _ in range(rng.randint(0, 4))}
+        return (value(depth + 1), value(depth + 1))
+
+    for _ in range(3000):
+        text = repr(value())
+        try:
+            expected = ast.literal_eval(text)
+        except (SyntaxError, ValueError):
+            continue
+        assert repr(pyliteral.loads(text)) == repr(expected), text
