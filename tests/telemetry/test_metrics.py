@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from daena_pipelines.telemetry.metrics import (
-    DEFAULT_ROR, area_under_curve, crash_episodes, flick, rate_of_rise, roast_metrics, turning_point,
+    DEFAULT_ROR, area_under_curve, crash_episodes, flick, rate_of_rise, roast_metrics, spike_count, turning_point,
 )
 from daena_pipelines.telemetry.model import RoastSession
 
@@ -61,6 +61,43 @@ def test_flick_is_a_late_rise_after_the_decline():
     flicking = declining.copy()
     flicking[560:] = flicking[559] + (t[560:] - 559) / 15  # +2.7 °C/min in the last 40 s
     assert flick(t, flicking, events, DEFAULT_ROR)
+
+
+def _spikes_by_definition(t, ror, lo, hi, settings):
+    """Spikes counted straight from the definition: each sample against np.nanmedian of the
+    samples within ±round(30 s / median step) of it, runs of consecutive spikes counted once."""
+    r = ror[lo:hi]
+    step = np.median(np.diff(t[lo:hi]))
+    half = min(max(1, int(round(30.0 / step))), len(r))
+    spike = []
+    for i in range(len(r)):
+        window = r[max(0, i - half) : i + half + 1]
+        window = window[~np.isnan(window)]
+        spike.append(bool(window.size) and r[i] - np.median(window) >= settings.spike_c_per_min)
+    return sum(1 for i, s in enumerate(spike) if s and (i == 0 or not spike[i - 1]))
+
+
+def test_spike_count_follows_its_definition_with_gaps_and_short_series():
+    # spike_count sorts only the windows of candidates found through a lower bound of the median:
+    # a missed candidate would be a missed spike
+    rng = np.random.default_rng(11)
+    total = 0
+    for _ in range(150):
+        n = int(rng.choice([3, 4, 7, 30, 120, 400]))
+        t = np.cumsum(rng.uniform(0.5, 3.5, n))
+        ror = 15 - t / 60 + rng.normal(0, rng.choice([0.0, 0.2, 2.5]), n)
+        bumps = rng.integers(0, n, 6)
+        ror[bumps] += rng.uniform(4.5, 7, 6)  # many within a fraction of a degree of the threshold
+        ror[rng.random(n) < rng.choice([0.0, 0.05, 0.3])] = np.nan
+        if rng.random() < 0.2:
+            ror[rng.integers(0, n) :][: int(rng.integers(1, 40))] = np.nan  # a gap
+        lo, hi = sorted(int(x) for x in rng.integers(0, n + 1, 2))
+        if hi - lo < 3:
+            continue
+        expected = _spikes_by_definition(t, ror, lo, hi, DEFAULT_ROR)
+        assert spike_count(t, ror, lo, hi, DEFAULT_ROR) == expected
+        total += expected
+    assert total > 50  # the series do carry spikes
 
 
 def test_phases_and_dtr_from_events():
