@@ -134,12 +134,13 @@ def decide(new, accepted_runs: list, rule: GateRule = GateRule()) -> Verdict:
     growth = median / baseline
     _, p = mann_whitney_greater(new, window)
     out = Verdict(OK, median, baseline, growth, p, baseline_runs=len(recent), test="window")
-    out.threshold = threshold(np.array([np.median(r) for r in runs[-rule.history :]]), rule)
+    history = np.array([np.median(r) for r in runs[-rule.history :]])  # per-run medians: threshold and step
+    out.threshold = threshold(history, rule)
     if p < rule.alpha and growth > out.threshold:
         out.verdict = REGRESSION
         out.note = f"median x{growth:.3f} of the last {out.baseline_runs} accepted runs (threshold x{out.threshold:.3f}), p={p:.2g}"
         return out
-    medians = np.array([np.median(r) for r in runs[-rule.history :]] + [median])
+    medians = np.append(history, median)
     k, gain = step_fit(medians)
     if k:
         before, after = medians[:k], medians[k:]
