@@ -10,7 +10,7 @@ from datetime import datetime
 
 import duckdb
 
-from daena_pipelines.commands.metrics import latest_timestamp
+from daena_pipelines.commands.metrics import ENTERED_AT, latest_timestamp
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 @dataclass(frozen=True)
@@ -54,10 +54,9 @@ ALERT_COLUMNS = """
 # thresholds are $fields of AlertThresholds. ALERT_TYPES, the asset's description and metadata and
 # the alerts_well_formed check follow from the keys.
 
-# Shared by the per-proposal rules: the time a proposal entered the log (sidecar-only ones lack
-# created_at: they enter when the sidecar executed or expired them).
-_BASE = """
-    WITH p AS (SELECT *, coalesce(created_at, execution_started_at, expired_at) AS event_at FROM commands.proposals)
+# Shared by the per-proposal rules: the time a proposal entered the log (metrics.ENTERED_AT).
+_BASE = f"""
+    WITH p AS (SELECT *, {ENTERED_AT} AS event_at FROM commands.proposals)
 """
 
 _RULES = {

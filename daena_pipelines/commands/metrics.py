@@ -32,6 +32,9 @@ DECIDED = ("REJECTED", "APPROVED", "EXPIRED", "EXECUTING", *EXECUTED_TERMINAL)
 PENDING_DECISION = ("PROPOSED", "PENDING_APPROVAL")
 FAILED = ("FAILED", "TIMEOUT")
 ENDED_ON_THEIR_OWN = ("COMPLETED", "FAILED", "ABORTED")
+# When a proposal entered the log (its day here, its time in the alerts): created_at, or for one
+# known only from the sidecar, when the sidecar executed or expired it.
+ENTERED_AT = "coalesce(created_at, execution_started_at, expired_at)"
 QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 SUCCEEDED = "status = 'COMPLETED' AND coalesce(outcome, 'SUCCESS') = 'SUCCESS'"
 
@@ -61,7 +64,7 @@ def outcome_metrics_sql() -> str:
         CREATE OR REPLACE TABLE commands.outcome_metrics AS
         WITH p AS (
             SELECT *,
-                CAST(timezone('UTC', coalesce(created_at, execution_started_at, expired_at)) AS DATE) AS day,
+                CAST(timezone('UTC', {ENTERED_AT}) AS DATE) AS day,
                 CASE WHEN status IN {sql_list(DECIDED)}
                      THEN epoch(coalesce(approved_at, rejected_at)) - epoch(created_at) END AS decision_latency_s,
                 CASE WHEN status IN {sql_list(PENDING_DECISION)}
