@@ -198,10 +198,10 @@ def median(values: np.ndarray) -> float:
     return float((middle[(n - 1) // 2] + middle[n // 2]) / 2)
 
 
-def _highest(values: np.ndarray) -> float | None:
+def highest(values: np.ndarray) -> float | None:
     """np.nanmax, None when there is no value to take it of (no value is infinite)."""
-    highest = np.fmax.reduce(values) if values.size else math.nan
-    return None if math.isnan(highest) else float(highest)
+    peak = np.fmax.reduce(values) if values.size else math.nan
+    return None if math.isnan(peak) else float(peak)
 
 
 def _at(values: np.ndarray, index: int | None) -> float | None:
@@ -282,7 +282,7 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         "finish_phase_delta_c": _phase_delta(bt, fcs, drop),
     }
     row["dtr_pct"] = 100.0 * row["development_s"] / drop_s if row["development_s"] is not None and drop_s else None
-    row["met_c"] = _highest(session.et_c[tp:drop] if tp is not None and drop is not None else session.et_c[:0])
+    row["met_c"] = highest(session.et_c[tp:drop] if tp is not None and drop is not None else session.et_c[:0])
 
     begin_name = str(session.settings.get("auc_begin", DEFAULT_AUC_BEGIN))
     begin = tp if begin_name == "TP" else (dry if begin_name == "DE" else ev.get(AUC_BEGIN_EVENTS.get(begin_name, "CHARGE")))
@@ -304,7 +304,7 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
     # RoR features are judged between TP (past the charge plunge) and DROP.
     lo = tp if tp is not None else charge
     hi = (drop if drop is not None else len(t) - 1) + 1
-    row["max_ror_c_per_min"] = _highest(ror[lo:hi])
+    row["max_ror_c_per_min"] = highest(ror[lo:hi])
     row["ror_at_fcs_c_per_min"] = _at(ror, fcs)
     crashes = crash_episodes(t, ror, lo, hi, settings)
     row["ror_crashes"] = len(crashes)

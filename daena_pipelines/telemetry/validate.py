@@ -18,7 +18,7 @@ from datetime import datetime
 
 import numpy as np
 
-from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
+from daena_pipelines.telemetry.metrics import FLOAT_MAX, highest, median
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 from daena_pipelines.values import as_number, as_text
 
@@ -118,12 +118,9 @@ def _check_events(events: dict[str, int], n: int) -> None:
 def _unit_flags(session: RoastSession) -> list[str]:
     charge = session.events["CHARGE"]
     stop = session.events.get("DROP", len(session.bt_c) - 1) + 1
-    window = session.bt_c[charge:stop]
-    if not np.isfinite(window).any():
-        return []
-    peak = float(np.fmax.reduce(window))  # np.nanmax without its wrapper: the same maximum
+    peak = highest(session.bt_c[charge:stop])  # BT has no infinite value by now
     low, high = ROAST_PEAK_BT_RANGE_C
-    if low <= peak <= high:
+    if peak is None or low <= peak <= high:
         return []
     return [f"unit: BT peaks at {peak:.1f} °C between CHARGE and DROP, outside {low:g}-{high:g} °C: not a "
             f"full roast, or the file's unit marker '{session.original_unit}' does not match its data"]
