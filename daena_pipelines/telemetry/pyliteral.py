@@ -43,8 +43,13 @@ def _to_json_token(match) -> str:
             return json.dumps(ast.literal_eval(token))
         return '"' + token[1:-1] + '"'
     if quote == '"':
-        return json.dumps(ast.literal_eval(token)) if "\\" in token else token
+        return _double_quoted(token)
     return _KEYWORDS[token]
+
+
+def _double_quoted(token: str) -> str:
+    """A double-quoted Python string token as a JSON string: itself unless it has escapes."""
+    return json.dumps(ast.literal_eval(token)) if "\\" in token else token
 
 
 def _quotes_swapped(text: str) -> str | None:
@@ -72,8 +77,7 @@ def _quotes_swapped(text: str) -> str | None:
         span = _swapped_span(text[start:opening])
         if closing == -1 or span is None:
             return None
-        token = text[opening : closing + 1]
-        pieces += (span, json.dumps(ast.literal_eval(token)) if "\\" in token else token)
+        pieces += (span, _double_quoted(text[opening : closing + 1]))
         start = search = closing + 1
     span = _swapped_span(text[start:])
     return None if span is None else "".join(pieces) + span
