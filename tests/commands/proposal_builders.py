@@ -1,4 +1,5 @@
 """Builders for constructed proposals: a lifecycle path in, a consistent Proposal + audit history out."""
+import sqlite3
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -32,6 +33,20 @@ def build(proposal_id, path=FULL, gaps=None, start=T0, **overrides):
     if path[-1] == "COMPLETED":
         proposal.outcome, proposal.actual_value = "SUCCESS", proposal.target_value
     return replace(proposal, **overrides), history
+
+
+def write_store(path, proposals, audit):
+    """A command service SQLite store (``store.SQLITE_SCHEMA``) holding ``proposals`` (column -> value
+    dicts) and ``audit`` rows (proposal_id, changed_at, from_status, to_status, actor, note)."""
+    con = sqlite3.connect(path)
+    con.executescript(store.SQLITE_SCHEMA)
+    for row in proposals:
+        con.execute(f"INSERT INTO proposals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+    con.executemany("INSERT INTO audit_log (proposal_id, changed_at, from_status, to_status, actor, note) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", audit)
+    con.commit()
+    con.close()
+    return path
 
 
 def load(db_path, built):

@@ -2,7 +2,7 @@ import json
 import sqlite3
 
 import pytest
-from proposal_builders import FULL, T0, build
+from proposal_builders import FULL, T0, build, write_store
 
 from daena_pipelines.commands import store
 
@@ -30,18 +30,6 @@ def audit_rows(proposal_id, path=FULL):
         rows.append((proposal_id, ISO.format([0, 1, 2, 3, 5][second]), previous, status, "agent", None))
         previous = status
     return rows
-
-
-def write_store(path, proposals, audit):
-    con = sqlite3.connect(path)
-    con.executescript(store.SQLITE_SCHEMA)
-    for row in proposals:
-        con.execute(f"INSERT INTO proposals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-    con.executemany("INSERT INTO audit_log (proposal_id, changed_at, from_status, to_status, actor, note) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", audit)
-    con.commit()
-    con.close()
-    return path
 
 
 def test_sqlite_store_good_rows_load_bad_rows_are_reported(tmp_path):

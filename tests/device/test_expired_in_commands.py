@@ -1,13 +1,10 @@
 """An approval the sidecar closes EXPIRED ends EXPIRED in commands.proposals, with the sidecar's reason."""
-import sqlite3
-from contextlib import closing
-
 import dagster as dg
 import duckdb
 
-from daena_pipelines.commands import store
 from daena_pipelines.defs.commands import assets, checks
 from daena_pipelines.lib.warehouse import WarehouseResource
+from tests.commands.proposal_builders import write_store
 
 from .conftest import ROASTERS, approve, run_until
 from .test_faults import start
@@ -24,17 +21,6 @@ STORE_AUDIT = [
     ("stale-preheat", "2026-10-30T07:59:51Z", "PROPOSED", "PENDING_APPROVAL", "command-service", None),
     ("stale-preheat", "2026-10-30T08:00:00Z", "PENDING_APPROVAL", "APPROVED", "auto-policy", None),
 ]
-
-
-def write_store(path):
-    with closing(sqlite3.connect(path)) as con:
-        con.executescript(store.SQLITE_SCHEMA)
-        con.execute(f"INSERT INTO proposals ({', '.join(STORE_PROPOSAL)}) VALUES ({', '.join('?' * len(STORE_PROPOSAL))})",
-                    list(STORE_PROPOSAL.values()))
-        con.executemany("INSERT INTO audit_log (proposal_id, changed_at, from_status, to_status, actor, note) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", STORE_AUDIT)
-        con.commit()
-    return path
 
 
 def rows(warehouse, sql):
@@ -62,7 +48,7 @@ def test_an_approval_the_sidecar_expires_ends_expired_in_commands_with_its_reaso
         [*dg.load_assets_from_modules([assets]), *dg.load_asset_checks_from_modules([checks])],
         resources={"duckdb": WarehouseResource(database=warehouse)},
         run_config={"ops": {"command_proposals": {"config": {
-            "sqlite_paths": [str(write_store(tmp_path / "store.sqlite"))], "jsonl_paths": []}}}},
+            "sqlite_paths": [str(write_store(tmp_path / "store.sqlite", [STORE_PROPOSAL], STORE_AUDIT))], "jsonl_paths": []}}}},
     )
     assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
 
