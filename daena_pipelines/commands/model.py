@@ -293,11 +293,8 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
         elif present and column not in reached:
             flag(f"{column} is set although the proposal never reached that state")
 
-    stamps = [(c, getattr(proposal, c)) for c in TIMESTAMP_ORDER if getattr(proposal, c) is not None]
-    for (earlier, a), (later, b) in zip(stamps, stamps[1:]):
-        if b < a:
-            flag(f"{later} ({b.isoformat()}) is before {earlier} ({a.isoformat()})")
-    for earlier, later in SIDE_ENDS:
+    chain = [c for c in TIMESTAMP_ORDER if getattr(proposal, c) is not None]
+    for earlier, later in (*zip(chain, chain[1:]), *SIDE_ENDS):
         a, b = getattr(proposal, earlier), getattr(proposal, later)
         if a is not None and b is not None and b < a:
             flag(f"{later} ({b.isoformat()}) is before {earlier} ({a.isoformat()})")
