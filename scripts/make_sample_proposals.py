@@ -25,6 +25,7 @@ from pathlib import Path
 from daena_pipelines import config
 from daena_pipelines.commands.model import STATUS_TIMESTAMP
 from daena_pipelines.commands.store import SQLITE_SCHEMA
+from daena_pipelines.device.safety import Command, approval_refusal
 from daena_pipelines.telemetry.ingest import parser_for
 
 MACHINES = ("bullet-r1-virtual", "bullet-r1-virtual-b")
@@ -249,9 +250,10 @@ class LogBuilder:
         self.move(record, "PENDING_APPROVAL", record["created_at"] + timedelta(seconds=0.5), "command-service")
         approved = record["created_at"] + timedelta(seconds=8)
         self.move(record, "APPROVED", approved, "auto-policy")
-        expires, closed = approved + timedelta(seconds=300), approved + timedelta(seconds=302)
-        reason = (f"approval expired at {expires.isoformat(timespec='seconds')} "
-                  f"(approved {approved.isoformat(timespec='seconds')}, 302 s ago)")
+        closed = approved + timedelta(seconds=302)
+        command = Command(record["proposal_id"], machine, "SET_FAN", 6.0, approved_at=approved)
+        # the sidecar's own check and words (past the 300 s expiry: the session and serial are not reached)
+        _, reason = approval_refusal(command, now=closed, session_started=approved, session_id="", serial="", ttl_s=300.0)
         self.move(record, "EXPIRED", closed, "sidecar", reason)
         record["expiry_reason"] = reason
 
