@@ -15,7 +15,6 @@ every level: a point of the level/ratio/speed trade-off, docs/nbmf.md).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import os
 import sys
@@ -63,7 +62,7 @@ def main() -> int:
     settings, bound_settings = CodecSettings.from_env(), BOUND_SETTINGS
     if args.levels:
         small, large = (int(x) for x in args.levels.split(","))
-        settings = bound_settings = dataclasses.replace(settings, level_small=small, level_large=large)
+        settings = bound_settings = settings.with_levels(small, large)
     codec = NbmfCodec(settings=settings)
     outcome = run_benchmark(records, codec, args.repetitions, bound_settings)
     rows = outcome.rows

@@ -34,7 +34,7 @@ import orjson
 import zstandard
 
 from daena_pipelines.nbmf.classes import CLASS_BY_CODE, SERIES_STEPS, TEMPERATURE_CHANNELS, record_class
-from daena_pipelines.nbmf.codec import LOSSLESS, SEMANTIC, CodecSettings, NbmfCodec, canonical_json
+from daena_pipelines.nbmf.codec import LARGE_TUNING, LOSSLESS, SEMANTIC, SMALL_TUNING, CodecSettings, NbmfCodec, canonical_json
 from daena_pipelines.nbmf.corpus import CorpusRecord
 
 BASELINES = ("raw_json", "zlib_9", "zstd_3", "zstd_19", "zstd_dict_1", "zstd_dict_3", "zstd_dict_19")
@@ -45,7 +45,7 @@ REFERENCE = BOUND  # the codec every gated timing is divided by, measured interl
 # settings: a slower NBMF level or a lost dictionary must move NBMF's time, not the reference's.
 # They are NBMF's defaults, so the reference does the same kind of work on the same working set
 # (dictionary tables, level): measured, that keeps a load change from moving the ratio.
-BOUND_SETTINGS = CodecSettings(level_small=9, level_large=1, use_dictionaries=True)
+BOUND_SETTINGS = CodecSettings(level_small=9, level_large=1, use_dictionaries=True, tuning_small=SMALL_TUNING, tuning_large=LARGE_TUNING)
 GATED_CODECS = ("nbmf_lossless", "nbmf_semantic")
 CLOCKS = ("cpu", "wall")
 # a key needs this many records for its median to be steady enough to gate (measured: 4 eval

@@ -1,16 +1,19 @@
 """NBMF: a memory record (JSON-compatible value + record class) in an authenticated binary envelope.
 
-Envelope v4, byte by byte::
+Envelope v5, byte by byte::
 
-    u8                   codec version (high 4 bits, 4) | record class code (low 4 bits)
+    u8                   codec version (high 4 bits, 5) | record class code (low 4 bits)
     u8                   flags: bit 0 fidelity (0 lossless, 1 semantic), bits 1-3 JSON type,
-                         bit 4 body length follows, bit 5 JSON body with marker keys,
-                         bit 6 series body; bit 7 zero
+                         bit 4 body length follows, bit 5 marked JSON body,
+                         bit 6 series body, bit 7 bare payload
     varint               dictionary version (0 = no dictionary; id = class code * 1000 + version)
     varint               original length: bytes of the original record's canonical JSON
     [varint]             body length (flag bit 4: only when the body is longer than the original)
     8 bytes              tag: SHA-256 (first 8 bytes) over body || header || envelope length (u64 LE)
-    rest                 payload: magic-less zstd frame of the body (no checksum, no content size)
+    rest                 payload: magic-less zstd frame of the body (no checksum, no content size);
+                         bare (flag bit 7): only the block of a frame that is one compressed
+                         block with a window of at most 16 KiB, the 5 bytes before it (frame
+                         header, window, block header) rebuilt on decode from the payload length
 
 The tag covers the body the payload decompresses to, every header byte and the envelope's
 total length (so trailing or missing bytes fail: zstd ignores bytes after its frame), so a
@@ -21,11 +24,9 @@ a tag over the body vouches for what decoding returns. Tag length and miss proba
 
 Bodies:
 - lossless JSON: the record's canonical JSON (compact UTF-8, sorted keys, orjson);
-- lossless JSON with marker keys (flag bit 5; records < 4 KiB): in top-level arrays of like
-  objects the fields every row shares stored once (under ``CONSTANTS_KEY``, or named under
-  ``SAME_KEY`` when the top level has the same field and value), and top-level
-  strings that hold a quote taken out of the JSON and appended as raw UTF-8 segments, each
-  after a 0xFF byte (listed under ``SEGMENTS_KEY``); used only when no longer than the original;
+- marked lossless JSON (flag bit 5; records < 4 KiB): the canonical JSON with every escaped
+  quote as one byte and every repeated member as one byte, the members listed in front
+  (``_marked``); used only when shorter than the original;
 - semantic series (flag bit 6; classes with the ``series`` rule): the record without its
   channel lists as canonical JSON, then each channel rounded to its declared grid, as
   delta-coded integers in byte planes;
@@ -34,7 +35,8 @@ Bodies:
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from collections import _count_elements
 from hashlib import sha256
 
 import numpy as np
@@ -48,7 +50,7 @@ from daena_pipelines.nbmf.errors import EnvelopeError, NbmfError, SignatureMisma
 
 __all__ = ["EnvelopeError", "NbmfError", "SignatureMismatch", "UnknownDictionary"]
 
-CODEC_VERSION = 4
+CODEC_VERSION = 5
 LOSSLESS, SEMANTIC = "lossless", "semantic"
 JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
 # first byte of canonical JSON per type: a decoded JSON body must be of the type the header names
@@ -56,13 +58,9 @@ _FIRST_BYTES = (b"{", b"[", b'"', b"-0123456789", b"tf", b"n")  # in JSON_TYPES 
 TAG_BYTES = 8  # 64 bits: why this is enough for an integrity check, docs/nbmf.md
 MAX_LENGTH = 1 << 30  # no record body beyond 1 GiB
 DIRECT_DECOMPRESS_BYTES = 1 << 20  # claimed bodies up to this size are decompressed in one call
-FLAG_SEMANTIC, FLAG_BODY_LENGTH, FLAG_MARKED, FLAG_SERIES = 1, 16, 32, 64
+FLAG_SEMANTIC, FLAG_BODY_LENGTH, FLAG_MARKED, FLAG_SERIES, FLAG_BARE = 1, 16, 32, 64, 128
 SERIES_CHANNELS = tuple(SERIES_STEPS)  # bit i of the channel mask = SERIES_CHANNELS[i]
 MAX_GRID_VALUE = 2**52  # grid integers beyond this would not survive int64 deltas and float division
-CONSTANTS_KEY = "\u0000const"  # per top-level array, the fields a marked body stores once for all its rows
-SAME_KEY = "\u0000same"  # per top-level array, the fields all its rows share with the record's top level
-SEGMENTS_KEY = "\u0000raw"  # lists the top-level keys whose strings follow a marked body's JSON as raw UTF-8
-_MARKER_KEYS = frozenset((CONSTANTS_KEY, SAME_KEY, SEGMENTS_KEY))
 
 
 def canonical_json(value) -> bytes:
@@ -84,32 +82,52 @@ def json_type(value) -> str:
 
 
 SMALL_BODY_BYTES = 4096
+# flags bits 1-3 by exact type (bool before int: True is an int in Python, not in JSON)
+_TYPE_FLAGS = {dict: 0, list: 2, str: 4, int: 6, float: 6, bool: 8, type(None): 10}
+# zstd parameters that replace the level's own for small / large bodies (measured, docs/nbmf.md):
+# small bodies search their 16 KiB dictionary greedily, 64 candidates deep (level 9's tables
+# otherwise): 2.3x as fast as level 9's btlazy2 for 3.7 % more payload; large ones keep
+# level 1 with a 4,096-entry hash table, which zstd copies from the digested dictionary on
+# every call (level 1's 8,192 entries cost ~20 us more per telemetry record, same size), and
+# matches of at least 7 bytes (8 % faster than 6 for 0.4 % more payload)
+SMALL_TUNING = (("strategy", zstandard.STRATEGY_GREEDY), ("search_log", 6))
+LARGE_TUNING = (("hash_log", 12), ("min_match", 7))
 
 
 @dataclass(frozen=True)
 class CodecSettings:
-    """zstd levels and whether trained dictionaries are used.
+    """zstd levels, parameters replacing the levels' own, and whether trained dictionaries are used.
 
-    Small bodies get level 9: with NBMF's dictionaries and body-sized parameters it is as small
-    as level 6 and twice as fast on them (measured, docs/nbmf.md); large ones a fast level.
-    ``DAENA_NBMF_ZSTD_LEVEL`` sets both, ``DAENA_NBMF_NO_DICT=1`` turns dictionaries off (both
-    exist to show what they are worth).
+    Small bodies get level 9's tables with a greedy search (``SMALL_TUNING``), large ones level 1
+    with a small hash table (``LARGE_TUNING``). ``DAENA_NBMF_ZSTD_LEVEL`` sets both levels (plain,
+    without the tuning), ``DAENA_NBMF_NO_DICT=1`` turns dictionaries off (both exist to show what
+    they are worth).
     """
 
     level_small: int = 9
     level_large: int = 1
     use_dictionaries: bool = True
+    tuning_small: tuple = SMALL_TUNING
+    tuning_large: tuple = LARGE_TUNING
 
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> "CodecSettings":
         """From the project's settings (read now when not given)."""
         settings = settings or Settings.from_env()
-        level = settings.nbmf_zstd_level
-        levels = {"level_small": level, "level_large": level} if level is not None else {}
-        return cls(**levels, use_dictionaries=not settings.nbmf_no_dict)
+        return cls(use_dictionaries=not settings.nbmf_no_dict).with_levels(settings.nbmf_zstd_level)
+
+    def with_levels(self, small: int | None, large: int | None = None) -> "CodecSettings":
+        """These plain zstd levels (one for both when ``large`` is None), without the tuning;
+        unchanged when ``small`` is None."""
+        if small is None:
+            return self
+        return replace(self, level_small=small, level_large=small if large is None else large, tuning_small=(), tuning_large=())
 
     def describe(self) -> dict:
-        return {"level_small": self.level_small, "level_large": self.level_large, "use_dictionaries": self.use_dictionaries}
+        return {
+            "level_small": self.level_small, "level_large": self.level_large, "use_dictionaries": self.use_dictionaries,
+            "tuning_small": dict(self.tuning_small), "tuning_large": dict(self.tuning_large),
+        }
 
 
 @dataclass(slots=True)
@@ -167,10 +185,10 @@ def _head_problem(first: int, flags: int) -> str | None:
     class_code = first & 15
     if first >> 4 != CODEC_VERSION:
         return f"not an NBMF v{CODEC_VERSION} envelope (version field {first >> 4})"
-    if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES) or flags >> 7:
+    if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES):
         return f"NBMF header has unknown class code {class_code} or flags {flags:#x}"
-    if flags & FLAG_MARKED and flags & (FLAG_SERIES | FLAG_SEMANTIC | 14):  # marker keys: lossless, an object
-        return "NBMF header marks a body that cannot have marker keys"
+    if flags & FLAG_MARKED and flags & (FLAG_SERIES | FLAG_SEMANTIC):
+        return "NBMF header marks a body that is not lossless JSON"
     if bool(flags & FLAG_SERIES) != bool(flags & FLAG_SEMANTIC and class_code in _SERIES_CLASSES):
         return "NBMF header: a series body is exactly what a semantic record of a series class has"
     return None
@@ -246,90 +264,63 @@ def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
     return h.digest()[:TAG_BYTES]
 
 
-# --- lossless JSON bodies with marker keys --------------------------------------------------
+# --- marked lossless bodies ------------------------------------------------------------------
+#
+# Canonical JSON never holds a byte below 0x20 (a JSON string escapes every control character)
+# nor 0xFF (UTF-8), so single bytes below 0x20 can stand for text the body leaves out: 0x1F for
+# an escaped quote, 0x01-0x1E for pieces listed in front of the text, each followed by 0xFF.
+# Each replacement puts a byte into the text that was not in it, so undoing them in reverse
+# order gives the canonical JSON back byte for byte, whatever the pieces are.
+
+_QUOTE, _ESCAPED_QUOTE = b"\x1f", b'\\"'
+_PIECE_START = b","  # a piece runs from a comma to the next: an object member or an array item
+_MARKS = tuple(bytes((i,)) for i in range(1, 0x1F))
+MIN_PIECE_BYTES = 16  # shorter repeats zstd codes about as well on its own (measured, docs/nbmf.md)
+MIN_QUOTED_TEXT = 128  # a shorter string holding quotes saves less than a scan of the JSON costs
 
 
-_ONLY_DICT = {dict}
+def _members(row: dict) -> list[bytes]:
+    return canonical_json(row)[1:-1].split(_PIECE_START)
 
 
-def _hoisted(rows: list) -> tuple[dict, list] | None:
-    """(the fields every row of a list of like objects has with one and the same string or null
-    value, the rows without them), or None when there are none or ``rows`` is no such list.
-    Only strings and null: 1, 1.0 and True, or 0.0 and -0.0, are equal in Python but not in
-    JSON. Column by column in C-level loops (zip, count): a Python loop per value would cost
-    more than the smaller body saves in compression."""
-    if len(rows) < 2 or set(map(type, rows)) != _ONLY_DICT or len(set(map(tuple, rows))) != 1:  # same keys, same order
+def _marked(record, original: bytes) -> bytes | None:
+    """The marked body of a record's canonical JSON, or None when it would not be shorter:
+    - when a top-level string of at least ``MIN_QUOTED_TEXT`` characters holds a quote (JSON
+      kept as text: a session's ``artisan_computed``), every escaped quote ``\\"`` as 0x1F;
+    - each member that the first two objects of a top-level array of objects share (a
+      command's audit rows: ``proposal_id``, ``source``, also at the record's top level) and
+      that has at least ``MIN_PIECE_BYTES``, with the comma before it, as one byte 0x01-0x1E.
+    Candidates come from the record's structure and every pass over the JSON runs in C; each
+    costs about as much as serialising the record, so the body takes as few as it can."""
+    if type(record) is not dict:
         return None
-    constants = {
-        name: column[0]
-        for name, column in zip(rows[0], zip(*map(dict.values, rows)))
-        if (type(column[0]) is str or column[0] is None) and column.count(column[0]) == len(column)
-    }
-    if not constants:
-        return None
-    rest = []
-    for row in rows:
-        row = row.copy()
-        for name in constants:
-            del row[name]
-        rest.append(row)
-    return constants, rest
-
-
-def _marked(record, original_length: int) -> bytes | None:
-    """The marked body of a record: in each top-level array of >= 2 objects with the same keys,
-    the fields with one value in every row taken out of the rows and stored once under
-    ``CONSTANTS_KEY``, or only named under ``SAME_KEY`` when the record's top level has the
-    field with that value; each top-level string holding a ``"`` taken out of the JSON and appended
-    as its raw UTF-8 after a 0xFF byte (UTF-8 never holds one), in the order of the sorted keys
-    listed under ``SEGMENTS_KEY``. None when nothing would change, a marker key is in use, or the
-    body would be longer than the original."""
-    if type(record) is not dict or not _MARKER_KEYS.isdisjoint(record):
-        return None
-    main, hoisted, same, segments = dict(record), {}, {}, []
-    for key, value in record.items():
+    text, pieces = original, []
+    for value in record.values():
         if type(value) is str:
-            if '"' in value:  # escaped inside a JSON string: every quote would cost a backslash
-                segments.append(key)
-        elif type(value) is list and (split := _hoisted(value)):
-            constants, main[key] = split
-            # a field the record has at its top level too (an audit row's proposal_id): named, not repeated
-            if names := [name for name, v in constants.items() if name in record and type(record[name]) is type(v) and record[name] == v]:
-                same[key] = names
-                constants = {name: v for name, v in constants.items() if name not in names}
-            if constants:
-                hoisted[key] = constants
-    if not hoisted and not same and not segments:
+            if len(value) >= MIN_QUOTED_TEXT and '"' in value and text is original:
+                text = original.replace(_ESCAPED_QUOTE, _QUOTE)
+        elif type(value) is list and len(value) > 1 and type(value[0]) is dict is type(value[1]):
+            shared = set(_members(value[1]))
+            pieces += [_PIECE_START + m for m in _members(value[0]) if m in shared and len(m) >= MIN_PIECE_BYTES]
+    if text is original and not pieces:
         return None
-    if hoisted:
-        main[CONSTANTS_KEY] = hoisted
-    if same:
-        main[SAME_KEY] = same
-    if segments:
-        segments.sort()
-        for key in segments:
-            del main[key]
-        main[SEGMENTS_KEY] = segments
-    body = b"\xff".join([canonical_json(main), *(record[key].encode() for key in segments)])
-    return body if len(body) <= original_length else None
+    if text is not original:  # the pieces as they stand in the text
+        pieces = [piece.replace(_ESCAPED_QUOTE, _QUOTE) for piece in pieces]
+    del pieces[len(_MARKS) :]
+    for mark, piece in zip(_MARKS, pieces):
+        text = text.replace(piece, mark)
+    pieces.append(text)
+    body = b"\xff".join(pieces)
+    return body if len(body) < len(original) else None  # a piece can overlap an earlier one
 
 
-def _unmarked(body: bytes) -> dict:
-    end = body.find(b"\xff")
-    value = orjson.loads(body if end < 0 else body[:end])
-    if end >= 0:
-        keys, segments = value.pop(SEGMENTS_KEY), body[end + 1 :].split(b"\xff")
-        if len(keys) != len(segments):
-            raise ValueError(f"{len(segments)} raw segments for {len(keys)} keys")
-        for key, segment in zip(keys, segments):
-            value[key] = segment.decode()
-    hoisted = value.pop(CONSTANTS_KEY, None) or {}
-    for key, names in value.pop(SAME_KEY, {}).items():
-        hoisted[key] = {**hoisted.get(key, {}), **{name: value[name] for name in names}}
-    for key, constants in hoisted.items():
-        for row in value[key]:  # rows as orjson built them: cheaper than building them here
-            row.update(constants)
-    return value
+def _restored(body: bytes) -> bytes:
+    """The canonical JSON a marked body stands for."""
+    pieces = body.split(b"\xff")
+    text = pieces.pop()
+    for i in range(len(pieces) - 1, -1, -1):
+        text = text.replace(_MARKS[i], pieces[i])
+    return text.replace(_QUOTE, _ESCAPED_QUOTE)
 
 
 # --- series bodies --------------------------------------------------------------------------
@@ -454,27 +445,50 @@ def _decode_series(body: bytes) -> dict:
 
 
 def lossless_body(record) -> tuple[bytes, bool, bytes]:
-    """(the bytes a lossless envelope compresses, whether they carry marker keys, the original's
+    """(the bytes a lossless envelope compresses, whether they are a marked body, the original's
     canonical JSON). The body is what NBMF's dictionaries are trained on."""
     original = canonical_json(record)
-    marked = _marked(record, len(original)) if len(original) < SMALL_BODY_BYTES else None
+    marked = _marked(record, original) if len(original) < SMALL_BODY_BYTES else None
     return (original, False, original) if marked is None else (marked, True, original)
 
 
 def _body_rule(flags: int) -> tuple:
-    """(first bytes the body may start with, whether its length is the original's, its decoder), by flags."""
+    """(first bytes the body may start with, whether its length is the original's, its decoder),
+    by flags; for a marked body, of the canonical JSON it stands for."""
     if flags & FLAG_SERIES:
         return (bytes(range(256)), False, _decode_series)  # a series body starts with a varint
     first = tuple(bytes((b,)) for b in _FIRST_BYTES[flags >> 1 & 7])
-    return (first, not flags & (FLAG_SEMANTIC | FLAG_MARKED), _unmarked if flags & FLAG_MARKED else orjson.loads)
+    return (first, not flags & FLAG_SEMANTIC, orjson.loads)
 
 
 _BODY_RULES = {flags: _body_rule(flags) for flags in range(256) if flags >> 1 & 7 < len(JSON_TYPES)}
+_SEARCH_PARAMETERS = ("window_log", "chain_log", "hash_log", "search_log", "min_match", "target_length", "strategy")
 
 
 # NBMF writes frames without content size, checksum or dictionary id: frame header descriptor
 # bits 7-5 and 3-0 zero (bit 4 is the single-segment flag)
 _NBMF_FRAME_STARTS = (b"\x00", b"\x10")
+# A bare payload is the block of a frame with that descriptor (0), a window of at most 16 KiB
+# (window descriptor <= 0x20: exponent 4, mantissa 0) and one compressed last block (block
+# header: last 1, type 2, size = the rest). Decoding rebuilds the frame with a 16 KiB window:
+# a larger window than the encoder's only allows longer offsets, it decodes the same block.
+_BARE_WINDOW = 0x20
+_BARE_BLOCK = 1 | 2 << 1  # last block, compressed
+_MAX_BLOCK = 1 << 17  # zstd's largest block
+
+
+def _bare(frame: bytes) -> bytes | None:
+    """The block of a frame that is one compressed block in a window <= 16 KiB, else None."""
+    if frame[0] == 0 and frame[1] <= _BARE_WINDOW and int.from_bytes(frame[2:5], "little") == _BARE_BLOCK | (len(frame) - 5) << 3:
+        return frame[5:]
+    return None
+
+
+def _dressed(block: bytes) -> bytes:
+    """The frame a bare payload came from (with a 16 KiB window)."""
+    if len(block) >= _MAX_BLOCK:
+        raise EnvelopeError("NBMF bare payload is longer than a zstd block")
+    return (_BARE_WINDOW << 8 | (_BARE_BLOCK | len(block) << 3) << 16).to_bytes(5, "little") + block
 
 
 class NbmfCodec:
@@ -483,36 +497,36 @@ class NbmfCodec:
         self.settings = settings or CodecSettings.from_env()
         self._compressors: dict[tuple[int, int, int], zstandard.ZstdCompressor] = {}
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
+        self._class_heads: dict[str, tuple[int, int, bytes, str | None]] = {}
 
     def _dict(self, dict_id: int):
         return self.store.get(dict_id) if dict_id else None
 
-    def level(self, body_length: int) -> int:
-        return self.settings.level_small if body_length < SMALL_BODY_BYTES else self.settings.level_large
-
     def compress(self, dict_id: int, body: bytes) -> bytes:
-        return self.compressor(dict_id, self.level(len(body)), len(body)).compress(body)
+        size_log = max(14, (len(body) - 1).bit_length())  # >= 16 KiB: the window must also reach into the dictionary
+        compressor = self._compressors.get((dict_id, len(body) < SMALL_BODY_BYTES, size_log))
+        return (compressor or self.compressor(dict_id, len(body) < SMALL_BODY_BYTES, size_log)).compress(body)
 
-    def compressor(self, dict_id: int, level: int, size: int) -> zstandard.ZstdCompressor:
+    def compressor(self, dict_id: int, small: bool, size_log: int) -> zstandard.ZstdCompressor:
         """Magic-less zstd frames without checksum, content size or dictionary id (the envelope
-        has them); parameters sized for the body (next power of two), as plain zstd does: tables
-        sized for large inputs cost more to reset than a small body costs to compress."""
-        size_log = max(14, (size - 1).bit_length())  # >= 16 KiB: the window must also reach into the dictionary
-        if (dict_id, level, size_log) not in self._compressors:
-            params = zstandard.ZstdCompressionParameters.from_level(
-                level,
-                source_size=1 << size_log,
-                format=zstandard.FORMAT_ZSTD1_MAGICLESS,
-                write_content_size=0,
-                write_dict_id=0,
-                write_checksum=0,
+        has them); parameters sized for the body (the next power of two, ``size_log``), as plain
+        zstd does: tables sized for large inputs cost more to reset than a small body costs to
+        compress; then the settings' tuning for the body's size class."""
+        key = dict_id, small, size_log
+        if key not in self._compressors:
+            s = self.settings
+            level, tuning = (s.level_small, s.tuning_small) if small else (s.level_large, s.tuning_large)
+            base = zstandard.ZstdCompressionParameters.from_level(level, source_size=1 << size_log)
+            chosen = {name: getattr(base, name) for name in _SEARCH_PARAMETERS} | dict(tuning)
+            params = zstandard.ZstdCompressionParameters(
+                **chosen, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=0, write_dict_id=0, write_checksum=0
             )
             dictionary = None
             if dict_id:  # a private copy digested once for these parameters, else zstd reloads it per call
                 dictionary = zstandard.ZstdCompressionDict(self.store.get(dict_id).as_bytes(), dict_type=zstandard.DICT_TYPE_FULLDICT)
                 dictionary.precompute_compress(compression_params=params)
-            self._compressors[dict_id, level, size_log] = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params)
-        return self._compressors[dict_id, level, size_log]
+            self._compressors[key] = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params)
+        return self._compressors[key]
 
     def _decompressor(self, dict_id: int) -> zstandard.ZstdDecompressor:
         if dict_id not in self._decompressors:
@@ -550,17 +564,26 @@ class NbmfCodec:
             return _decode_series(_encode_series(record))
         raise ValueError(f"record class {class_name!r} is lossless-only; semantic encoding is not allowed")
 
+    def _class_head(self, class_name: str) -> tuple[int, int, bytes, str | None]:
+        """(first header byte, dictionary id, its version as a varint, semantic rule) of a class."""
+        if class_name not in self._class_heads:
+            rc, dict_id = record_class(class_name), self.dict_id(class_name)
+            self._class_heads[class_name] = (CODEC_VERSION << 4 | rc.code, dict_id, _varint(dict_id % 1000), rc.semantic)
+        return self._class_heads[class_name]
+
     def encode(self, record, class_name: str, fidelity: str = LOSSLESS) -> bytes:
-        rc = record_class(class_name)
-        flags = JSON_TYPES.index(json_type(record)) << 1
+        first, dict_id, dict_version, semantic = self._class_heads.get(class_name) or self._class_head(class_name)
+        flags = _TYPE_FLAGS.get(type(record))
+        if flags is None:  # a subclass of a JSON type
+            flags = JSON_TYPES.index(json_type(record)) << 1
         if fidelity == LOSSLESS:
             body, marked, original = lossless_body(record)
             flags |= FLAG_MARKED if marked else 0
-        elif fidelity == SEMANTIC and rc.semantic == "text":
+        elif fidelity == SEMANTIC and semantic == "text":
             original = canonical_json(record)
             body = canonical_json(normalize_strings(record))
             flags |= FLAG_SEMANTIC
-        elif fidelity == SEMANTIC and rc.semantic == "series":
+        elif fidelity == SEMANTIC and semantic == "series":
             original = canonical_json(record)
             body = _encode_series(record)
             flags |= FLAG_SEMANTIC | FLAG_SERIES
@@ -568,21 +591,30 @@ class NbmfCodec:
             raise ValueError(f"record class {class_name!r} does not allow fidelity {fidelity!r}")
         if len(original) > MAX_LENGTH or len(body) > MAX_LENGTH:
             raise ValueError(f"record of {len(original)} bytes is beyond NBMF's {MAX_LENGTH}-byte bound")
-        dict_id = self.dict_id(class_name)
         lengths = _varint(len(original))
         if len(body) > len(original):
             flags |= FLAG_BODY_LENGTH
             lengths += _varint(len(body))
-        header = b"%c%c%b%b" % (CODEC_VERSION << 4 | rc.code, flags, _varint(dict_id % 1000), lengths)
         payload = self.compress(dict_id, body)
+        if bare := _bare(payload):
+            payload = bare
+            flags |= FLAG_BARE
+        header = b"%c%c%b%b" % (first, flags, dict_version, lengths)
         return header + _tag(body, header, len(header) + TAG_BYTES + len(payload)) + payload
 
     def decode(self, envelope: bytes):
         """The record; raises an ``NbmfError`` (and nothing else) unless every byte checks out."""
-        if type(envelope) is not bytes and isinstance(envelope, (bytearray, memoryview)):
-            envelope = bytes(envelope)
-        class_code, flags, dict_id, length, body_length, pos = _header(envelope)
-        payload = envelope[pos + TAG_BYTES :]
+        head = _HEADS.get(envelope[:3]) if type(envelope) is bytes and len(envelope) > 15 else None
+        if head is not None and envelope[3] & 0x80 and envelope[4] < 0x80 and not head[1] & FLAG_BODY_LENGTH:
+            # the common case inline: a known head and a two-byte original length (128 B - 16 KiB)
+            class_code, flags, dict_id, _ = head
+            length = body_length = envelope[3] & 0x7F | envelope[4] << 7
+            pos = 5
+        else:
+            if type(envelope) is not bytes and isinstance(envelope, (bytearray, memoryview)):
+                envelope = bytes(envelope)
+            class_code, flags, dict_id, length, body_length, pos = _header(envelope)
+        payload = _dressed(envelope[pos + TAG_BYTES :]) if flags & FLAG_BARE else envelope[pos + TAG_BYTES :]
         try:
             if body_length <= DIRECT_DECOMPRESS_BYTES and payload[:1] in _NBMF_FRAME_STARTS:  # the common case, inline
                 body = (self._decompressors.get(dict_id) or self._decompressor(dict_id)).decompress(payload, max_output_size=body_length)
@@ -592,6 +624,8 @@ class NbmfCodec:
             raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
         if _tag(body, envelope[:pos], len(envelope)) != envelope[pos : pos + TAG_BYTES]:
             raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
+        if flags & FLAG_MARKED:
+            body = _restored(body)
         # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
         first_bytes, exact_length, body_decoder = _BODY_RULES[flags]
         if body[:1] not in first_bytes or exact_length and len(body) != length:

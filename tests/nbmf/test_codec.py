@@ -7,6 +7,7 @@ import pytest
 from daena_pipelines.nbmf.classes import SERIES_STEPS, normalize_text
 from daena_pipelines.nbmf.codec import (
     CODEC_VERSION,
+    FLAG_BARE,
     EnvelopeError,
     NbmfCodec,
     NbmfError,
@@ -104,26 +105,26 @@ def test_a_semantic_note_cannot_pass_for_a_lossless_one(corpus):
 def test_marked_bodies_round_trip_exactly():
     codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
     rows = [{"seq": i, "to": "ABCDEFGH"[i], "note": None, "ok": True, "n": 1, "x": 0.0 if i else -0.0, "l": [1],
-             "source": "jsonl:proposals_2026-11-17.jsonl", "proposal_id": "p1"} for i in range(8)]
-    record = {"proposal_id": "p1", "audit_log": rows, "tags": [{"a": 1}, {"b": 2}], "empty": [], "one": [{"a": 1}],
-              "mixed": [{"a": 1, "b": [0]}, {"a": 1.0, "b": [0]}, {"a": True, "b": [0]}], "all_same": [{"a": "x"}, {"a": "x"}],
-              "settings": canonical_json({"b": [1, 2.5, None], "a": {"x": "\"q\""}}).decode(),
-              "quoted": 'Grüße "roast"\n\\ \u0000 end', "not_json": "{nope"}
+             "source": "jsonl:proposals_2026-11-17.jsonl", "proposal_id": "proposal-0001"} for i in range(8)]
+    computed = canonical_json({f"k{i}": i / 7 for i in range(12)} | {"q": '"quoted"'}).decode()  # JSON kept as text
+    record = {"proposal_id": "proposal-0001", "audit_log": rows, "tags": [{"a": 1}, {"b": 2}], "empty": [], "one": [{"a": 1}],
+              "computed": computed, "quoted": 'Grüße "roast"\n\\ \u0000 end \x1f\xff', "not_json": "{nope"}
     envelope = codec.encode(record, "command")
     assert read_meta(envelope).marked
     assert canonical_json(codec.decode(envelope)) == canonical_json(record)
-    main, *segments = lossless_body(record)[0].split(b"\xff")
-    body = orjson.loads(main)
-    # only string and null fields with one value in every row are stored once (-0.0 == 0.0 and 1 == 1.0 == True in Python)
-    assert body["\u0000const"] == {"audit_log": {"note": None, "source": "jsonl:proposals_2026-11-17.jsonl"}, "all_same": {"a": "x"}}
-    assert body["\u0000same"] == {"audit_log": ["proposal_id"]}  # the top level has it: named, not repeated
-    assert body["audit_log"] == [{"seq": i, "to": "ABCDEFGH"[i], "ok": True, "n": 1, "x": 0.0 if i else -0.0, "l": [1]} for i in range(8)]
-    assert body["mixed"] == record["mixed"] and body["tags"] == record["tags"] and body["all_same"] == [{}, {}]
-    assert body["\u0000raw"] == ["quoted", "settings"] and "settings" not in body and body["not_json"] == "{nope"
-    assert segments == [record["quoted"].encode(), record["settings"].encode()]  # raw, in the order of the sorted keys
-    assert not read_meta(codec.encode({"\u0000const": 1, "l": rows}, "command")).marked
-    assert not read_meta(codec.encode({"\u0000raw": 1, "s": '"x"'}, "command")).marked
-    assert not read_meta(codec.encode({"\u0000same": 1, "l": rows}, "command")).marked
+    original = canonical_json(record)
+    *pieces, text = lossless_body(record)[0].split(b"\xff")
+    # the members the first two audit rows share, >= 16 bytes after the comma, each as one byte
+    assert pieces == [b',"proposal_id":"proposal-0001"', b',"source":"jsonl:proposals_2026-11-17.jsonl"']
+    assert text.count(b"\x01") == 9 and text.count(b"\x02") == 8  # the 8 rows and the top level's proposal_id
+    assert b"proposal-0001" not in text and b'\\"' not in text  # every escaped quote is 0x1F
+    restored = text.replace(b"\x02", pieces[1]).replace(b"\x01", pieces[0]).replace(b"\x1f", b'\\"')
+    assert restored == original
+    # nothing repeats and no long string holds a quote: the canonical JSON as it is
+    plain = {"a": [{"x": 1}, {"x": 2}], "s": '"short"'}
+    assert lossless_body(plain)[0] == canonical_json(plain) and not read_meta(codec.encode(plain, "command")).marked
+    # control characters and 0xFF in the record are escaped by canonical JSON: they cannot collide with the marks
+    assert all(b not in original for b in (b"\x01", b"\x1f", b"\xff"))
 
 
 def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
@@ -134,8 +135,8 @@ def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
     spliced = original[: read_meta(original).header_length + TAG_BYTES] + other[read_meta(other).header_length + TAG_BYTES :]
     with pytest.raises(EnvelopeError):
         codec.decode(spliced)
-    with pytest.raises(EnvelopeError, match="not an NBMF v4 envelope"):
-        codec.decode(bytes([0x33]) + original[1:])  # a version 3 envelope
+    with pytest.raises(EnvelopeError, match="not an NBMF v5 envelope"):
+        codec.decode(bytes([0x43]) + original[1:])  # a version 4 envelope
 
 
 def test_decoding_needs_only_the_envelope_and_the_store(corpus):
@@ -203,3 +204,18 @@ def test_retraining_on_new_bodies_keeps_the_baseline_dictionary_of_the_same_reco
     assert (store.current_id("session"), store.baseline_id("session")) == (1002, 1001)
     [changed] = store.publish("session", samples[1:])  # other records: a new dictionary
     assert changed.dict_id == 1003
+
+
+def test_small_bodies_store_a_bare_block_and_decode_from_it():
+    codec = NbmfCodec(settings=CodecSettings())
+    record = {"session_id": "s1", "notes": "first crack at 9:12, dropped at 196 C"}
+    envelope = codec.encode(record, "roast_note")
+    meta = read_meta(envelope)
+    frame = codec.compress(meta.dict_id, lossless_body(record)[0])
+    # frame header descriptor, window descriptor and block header: rebuilt on decode, not stored
+    assert envelope[1] & FLAG_BARE and envelope[meta.header_length + TAG_BYTES :] == frame[5:]
+    assert canonical_json(codec.decode(envelope)) == canonical_json(record)
+    # a payload longer than any zstd block cannot be a bare one: the codec's own error, not an overflow
+    forged = envelope + bytes(1 << 17)
+    with pytest.raises(EnvelopeError, match="longer than a zstd block"):
+        codec.decode(forged)

@@ -5,6 +5,7 @@ import random
 import pytest
 
 from daena_pipelines.nbmf.codec import (
+    FLAG_BARE,
     FLAG_SEMANTIC,
     JSON_TYPES,
     LOSSLESS,
@@ -25,8 +26,8 @@ def envelopes(corpus):
     codec = NbmfCodec(settings=CodecSettings())
     records = [(r.record, r.record_class) for r in corpus[0]][:: max(1, len(corpus[0]) // 12)]
     records += [
-        ({"proposal_id": "p1", "audit_log": [{"seq": i, "to": s, "src": "x", "proposal_id": "p1"} for i, s in enumerate("ABC")]}, "command"),  # hoisted, named
-        ({"events": '{"CHARGE":16,"DROP":420,"FCs":309}', "settings": '{"auc_base_c":100.0,"auc_begin":"TP"}'}, "session"),  # raw segments
+        ({"proposal_id": "p1", "audit_log": [{"at": i, "to": s, "src": "x", "proposal_id": "p1"} for i, s in enumerate("ABC")]}, "command"),  # pieces
+        ({"events": '{"CHARGE":16,"DROP":420,"FCs":309}' * 4, "settings": '{"auc_base_c":100.0,"auc_begin":"TP"}'}, "session"),  # quotes
         ([1, 2.5, None, "x"], "eval_result"),
         ("a judge's reasoning", "judge_reasoning"),
         (3.25, "eval_result"),
@@ -63,10 +64,12 @@ def mutate(rng: random.Random, envelope: bytes, others: list[bytes]) -> bytes:
     elif kind == 5:  # another envelope's payload behind this header and tag
         other = rng.choice(others)
         data = data[: read_meta(envelope).header_length + TAG_BYTES] + other[read_meta(other).header_length + TAG_BYTES :]
-    else:  # rewrite a header field to another valid value: fidelity, JSON type, class
-        field = rng.randrange(3)
+    else:  # rewrite a header field to another valid value: fidelity, JSON type, class, bare payload
+        field = rng.randrange(4)
         if field == 0:
             data[1] ^= FLAG_SEMANTIC
+        elif field == 3:
+            data[1] ^= FLAG_BARE
         elif field == 1:
             data[1] = (data[1] & ~0b1110) | (rng.randrange(len(JSON_TYPES)) << 1)
         else:
