@@ -24,8 +24,8 @@ a tag over the body vouches for what decoding returns. Tag length and miss proba
 
 Bodies:
 - lossless JSON: the record's canonical JSON (compact UTF-8, sorted keys, orjson);
-- marked lossless JSON (flag bit 5; records < 4 KiB): the canonical JSON with every escaped
-  quote as one byte and every repeated member as one byte, the members listed in front
+- marked lossless JSON (flag bit 5; records < 4 KiB): the canonical JSON with the members
+  the rows of a top-level array repeat as one byte each, the members listed in front
   (``_marked``); used only when shorter than the original;
 - semantic series (flag bit 6; classes with the ``series`` rule): the record without its
   channel lists as canonical JSON, then each channel rounded to its declared grid, as
@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, replace
-from collections import _count_elements
 from hashlib import sha256
+from itertools import compress, repeat
+from operator import is_
 
 import numpy as np
 import orjson
@@ -267,16 +268,14 @@ def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
 # --- marked lossless bodies ------------------------------------------------------------------
 #
 # Canonical JSON never holds a byte below 0x20 (a JSON string escapes every control character)
-# nor 0xFF (UTF-8), so single bytes below 0x20 can stand for text the body leaves out: 0x1F for
-# an escaped quote, 0x01-0x1E for pieces listed in front of the text, each followed by 0xFF.
-# Each replacement puts a byte into the text that was not in it, so undoing them in reverse
-# order gives the canonical JSON back byte for byte, whatever the pieces are.
+# nor 0xFF (UTF-8), so the bytes 0x01-0x1E can stand for pieces of it listed in front of the
+# text, each followed by 0xFF. Each replacement puts a byte into the text that was not in it,
+# so undoing them in reverse order gives the canonical JSON back byte for byte, whatever the
+# pieces are.
 
-_QUOTE, _ESCAPED_QUOTE = b"\x1f", b'\\"'
-_PIECE_START = b","  # a piece runs from a comma to the next: an object member or an array item
+_PIECE_START = b","  # a piece is an object member or array item with the comma before it
 _MARKS = tuple(bytes((i,)) for i in range(1, 0x1F))
 MIN_PIECE_BYTES = 16  # shorter repeats zstd codes about as well on its own (measured, docs/nbmf.md)
-MIN_QUOTED_TEXT = 128  # a shorter string holding quotes saves less than a scan of the JSON costs
 
 
 def _members(row: dict) -> list[bytes]:
@@ -284,31 +283,27 @@ def _members(row: dict) -> list[bytes]:
 
 
 def _marked(record, original: bytes) -> bytes | None:
-    """The marked body of a record's canonical JSON, or None when it would not be shorter:
-    - when a top-level string of at least ``MIN_QUOTED_TEXT`` characters holds a quote (JSON
-      kept as text: a session's ``artisan_computed``), every escaped quote ``\\"`` as 0x1F;
-    - each member that the first two objects of a top-level array of objects share (a
-      command's audit rows: ``proposal_id``, ``source``, also at the record's top level) and
-      that has at least ``MIN_PIECE_BYTES``, with the comma before it, as one byte 0x01-0x1E.
-    Candidates come from the record's structure and every pass over the JSON runs in C; each
-    costs about as much as serialising the record, so the body takes as few as it can."""
+    """The marked body of a record's canonical JSON: each member that the first two objects of
+    a top-level array of objects share (a command's audit rows: ``proposal_id`` and ``source``,
+    which the record's top level has too) and that has at least ``MIN_PIECE_BYTES``, with the
+    comma before it, as one byte 0x01-0x1E. None when there is none or the body would not be
+    shorter. Candidates come from the record's structure and every pass over the JSON runs in C
+    (a pass costs about as much as serialising the record: a scan of the whole JSON for
+    repeats, or for escaped quotes, costs more than zstd then saves; measured, docs/nbmf.md)."""
     if type(record) is not dict:
         return None
-    text, pieces = original, []
-    for value in record.values():
-        if type(value) is str:
-            if len(value) >= MIN_QUOTED_TEXT and '"' in value and text is original:
-                text = original.replace(_ESCAPED_QUOTE, _QUOTE)
-        elif type(value) is list and len(value) > 1 and type(value[0]) is dict is type(value[1]):
-            shared = set(_members(value[1]))
-            pieces += [_PIECE_START + m for m in _members(value[0]) if m in shared and len(m) >= MIN_PIECE_BYTES]
-    if text is original and not pieces:
+    values = record.values()
+    pieces = []
+    for rows in compress(values, map(is_, map(type, values), repeat(list))):
+        if len(rows) > 1 and type(rows[0]) is dict is type(rows[1]):
+            shared = set(_members(rows[1]))
+            pieces += [_PIECE_START + m for m in _members(rows[0]) if m in shared and len(m) >= MIN_PIECE_BYTES]
+    if not pieces:
         return None
-    if text is not original:  # the pieces as they stand in the text
-        pieces = [piece.replace(_ESCAPED_QUOTE, _QUOTE) for piece in pieces]
     del pieces[len(_MARKS) :]
+    text = original
     for mark, piece in zip(_MARKS, pieces):
-        text = text.replace(piece, mark)
+        text = mark.join(text.split(piece))  # one pass; replace() counts first, then finds
     pieces.append(text)
     body = b"\xff".join(pieces)
     return body if len(body) < len(original) else None  # a piece can overlap an earlier one
@@ -320,7 +315,7 @@ def _restored(body: bytes) -> bytes:
     text = pieces.pop()
     for i in range(len(pieces) - 1, -1, -1):
         text = text.replace(_MARKS[i], pieces[i])
-    return text.replace(_QUOTE, _ESCAPED_QUOTE)
+    return text
 
 
 # --- series bodies --------------------------------------------------------------------------
@@ -484,11 +479,8 @@ def _bare(frame: bytes) -> bytes | None:
     return None
 
 
-def _dressed(block: bytes) -> bytes:
-    """The frame a bare payload came from (with a 16 KiB window)."""
-    if len(block) >= _MAX_BLOCK:
-        raise EnvelopeError("NBMF bare payload is longer than a zstd block")
-    return (_BARE_WINDOW << 8 | (_BARE_BLOCK | len(block) << 3) << 16).to_bytes(5, "little") + block
+_BARE_FRAME = _BARE_WINDOW << 8 | _BARE_BLOCK << 16  # the 5 bytes before the block, but the block size (bits 19-39)
+
 
 
 class NbmfCodec:
@@ -614,7 +606,12 @@ class NbmfCodec:
             if type(envelope) is not bytes and isinstance(envelope, (bytearray, memoryview)):
                 envelope = bytes(envelope)
             class_code, flags, dict_id, length, body_length, pos = _header(envelope)
-        payload = _dressed(envelope[pos + TAG_BYTES :]) if flags & FLAG_BARE else envelope[pos + TAG_BYTES :]
+        if flags & FLAG_BARE:  # the frame the block came from, with a 16 KiB window
+            if len(envelope) - pos - TAG_BYTES >= _MAX_BLOCK:
+                raise EnvelopeError("NBMF bare payload is longer than a zstd block")
+            payload = (_BARE_FRAME | len(envelope) - pos - TAG_BYTES << 19).to_bytes(5, "little") + envelope[pos + TAG_BYTES :]
+        else:
+            payload = envelope[pos + TAG_BYTES :]
         try:
             if body_length <= DIRECT_DECOMPRESS_BYTES and payload[:1] in _NBMF_FRAME_STARTS:  # the common case, inline
                 body = (self._decompressors.get(dict_id) or self._decompressor(dict_id)).decompress(payload, max_output_size=body_length)
@@ -622,7 +619,11 @@ class NbmfCodec:
                 body = self._decompress(dict_id, payload, body_length)
         except zstandard.ZstdError as exc:
             raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
-        if _tag(body, envelope[:pos], len(envelope)) != envelope[pos : pos + TAG_BYTES]:
+        if len(body) < SMALL_BODY_BYTES:  # _tag, inline
+            tag = sha256(body + envelope[:pos] + _U64(len(envelope))).digest()[:TAG_BYTES]
+        else:
+            tag = _tag(body, envelope[:pos], len(envelope))
+        if tag != envelope[pos : pos + TAG_BYTES]:
             raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
         if flags & FLAG_MARKED:
             body = _restored(body)
