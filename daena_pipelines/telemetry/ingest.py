@@ -259,19 +259,24 @@ def _publish_quarantined(items: list[Prepared]) -> None:
                     pass  # published by an earlier run, or not writable: the error row stands either way
 
 
-def _parser_pool(workers: int) -> ProcessPoolExecutor:
-    """Parser processes, started at once, so they import while the main process prepares the
-    warehouse (a pool starts its processes on demand, one per task submitted)."""
+@contextmanager
+def _parser_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """Parser processes, started at once from a thread, so they start and import while the main
+    process prepares the warehouse (a pool starts its processes on demand, one per task submitted,
+    and the first start waits for the fork server to come up: ~0.3-0.5 s)."""
     # Not fork: the caller (a Dagster run worker) has threads that fork would copy mid-flight. Not
     # spawn either: every spawned process imports the parser modules anew (~0.3 s CPU each). A
     # fork server is a fresh process, without the caller's threads, that imports them once and
     # forks each worker from itself; it stays up for later pools of this process.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    for _ in range(workers):
-        pool.submit(_started)
-    return pool
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        starter = threading.Thread(target=lambda: [pool.submit(_started) for _ in range(workers)], daemon=True)
+        starter.start()
+        try:
+            yield pool
+        finally:
+            starter.join()  # before the pool shuts down: a submit after that would fail
 
 
 def _started() -> None:
