@@ -118,6 +118,7 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "charge_inferred": session.charge_inferred,
         "events": json_text(ev),
         "artisan_computed": json_text(session.artisan_computed) if session.artisan_computed else None,
+        "extra_channels": list(session.extra),
     }
     return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics, richness=session.richness())
 

@@ -92,8 +92,8 @@ def test_parallel_workers_give_the_same_warehouse_as_one(tmp_path):
 
 
 def test_points_of_sessions_with_and_without_extra_channels(con, tmp_path):
-    # store.insert_points writes the two kinds in separate inserts: each session's samples must
-    # stay together and in order, with its channels or an empty map (not NULL)
+    # each session's samples stay together and in order; map(extra_channels, extra_values) is the
+    # sample's channel map, empty (not NULL) for a session without extra channels
     timex = profile()["timex"]
     exhaust = [150.0 + i / 10 for i in range(len(timex))]
     with_extra = profile(roastUUID="x", extratimex=[timex], extraname1=["Exhaust"], extraname2=["Inlet"],
@@ -101,8 +101,9 @@ def test_points_of_sessions_with_and_without_extra_channels(con, tmp_path):
     paths = [_write(tmp_path / "a.alog", profile()), _write(tmp_path / "b.alog", with_extra),
              _write(tmp_path / "c.alog", profile(roastUUID="y"))]
     ingest.ingest(con, paths, tmp_path / "q", workers=1)
-    rows = con.execute("""SELECT s.source_path, p.t_s, cardinality(p.extra), p.extra['Exhaust']
-                          FROM telemetry.points p JOIN telemetry.sessions s USING (session_id)""").fetchall()
+    rows = con.execute("""SELECT s.source_path, p.t_s, cardinality(m.extra), m.extra['Exhaust']
+                          FROM telemetry.points p JOIN telemetry.sessions s USING (session_id),
+                          LATERAL (SELECT map(s.extra_channels, p.extra_values) AS extra) m""").fetchall()
     by_file = {}
     for path, t_s, channels, value in rows:
         by_file.setdefault(path, []).append((t_s, channels, value))
