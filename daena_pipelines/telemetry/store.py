@@ -11,7 +11,7 @@ import pyarrow as pa
 from daena_pipelines.db import insert
 from daena_pipelines.migrations import Migration, migrate
 from daena_pipelines.telemetry.contract import METRIC_COLUMNS, METRIC_COLUMNS_BY_VERSION
-from daena_pipelines.telemetry.model import SessionRows
+from daena_pipelines.telemetry.model import POINT_COLUMNS, SessionRows
 
 
 SESSION_COLUMNS_V1 = {
@@ -28,8 +28,6 @@ SESSION_COLUMNS = {**SESSION_COLUMNS_V1, **SESSION_COLUMNS_V2}
 # What one session's values can make a write fail with (Arrow conversion, DuckDB casts and keys);
 # other errors (missing tables, I/O) concern every session alike and fail the run.
 VALUE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)
-
-POINT_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
 
 DDL_V1 = f"""
 CREATE SCHEMA IF NOT EXISTS telemetry;
@@ -99,10 +97,11 @@ class FileOutcome:
 def points_table(batch: list[SessionRows], with_extra: bool = True) -> pa.Table:
     """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL);
     without the `extra` column unless `with_extra`."""
-    lengths = np.array([len(rows.points["t_s"]) for rows in batch])
+    lengths = np.array([rows.points.shape[1] for rows in batch])
     session_index = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
     columns = [pa.DictionaryArray.from_arrays(session_index, [rows.session["session_id"] for rows in batch])]
-    columns += [pa.array(np.concatenate([rows.points[name] for rows in batch]), type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
+    values = np.concatenate([rows.points for rows in batch], axis=1)  # one row per column, each contiguous
+    columns += [pa.array(column, type=pa.float64(), from_pandas=True) for column in values]
     if not with_extra:
         return pa.Table.from_arrays(columns, schema=pa.schema(list(POINTS_SCHEMA)[:-1]))
     # extra: each sample of session i is a map of that session's k_i channels
