@@ -36,6 +36,15 @@ _COMPUTED_DELTAS = {
 }
 
 
+# The per-sample lists, the bulk of a profile: read straight into arrays (pyliteral.loads)
+# (key -> whether it is a list of lists, one per extra device)
+_SAMPLE_LISTS = {"timex": False, "temp1": False, "temp2": False, "extratimex": True, "extratemp1": True, "extratemp2": True}
+
+
+def _empty(value) -> bool:
+    return value.size == 0 if isinstance(value, np.ndarray) else not value
+
+
 def f_to_c(values):
     return (np.asarray(values, dtype=float) - 32.0) * (5.0 / 9.0)
 
@@ -45,7 +54,7 @@ def parse_alog(data: bytes, source_path: str) -> RoastSession:
         raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
     text = validate.decode_text(data)
     try:
-        profile = pyliteral.loads(text)
+        profile = pyliteral.loads(text, _SAMPLE_LISTS)
     except pyliteral.LiteralError as exc:
         kind = "too_large" if "too large" in str(exc) else "syntax"
         raise InvalidSession(kind, f"not a Python literal: {exc}") from None
@@ -54,11 +63,11 @@ def parse_alog(data: bytes, source_path: str) -> RoastSession:
     return profile_to_session(profile)
 
 
-def _require_list(profile: dict, key: str) -> list:
+def _require_list(profile: dict, key: str) -> list | np.ndarray:
     value = profile.get(key)
     if value is None:
         raise InvalidSession("missing_field", f"required key '{key}' is missing")
-    if not isinstance(value, list):
+    if not isinstance(value, (list, np.ndarray)):  # an array: a list of numbers pyliteral read as one
         raise InvalidSession("bad_value", f"'{key}' must be a list, found {type(value).__name__}")
     return value
 
@@ -66,7 +75,10 @@ def _require_list(profile: dict, key: str) -> list:
 _NUMBER_TYPES = frozenset({int, float})
 
 
-def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
+def _numeric(values: list | np.ndarray, key: str, limit: float | None = None) -> np.ndarray:
+    """`values` as a float64 array (an array is passed on as it is: pyliteral made it of numbers)."""
+    if type(values) is np.ndarray:
+        return _checked(values, key, limit)
     # bool is an int to numpy: True would become 1.0, so types are checked before converting
     # (the set of exact types first: one C-level pass; the index only when something else is there)
     if not _NUMBER_TYPES.issuperset(set(map(type, values))):
@@ -79,6 +91,10 @@ def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
     except OverflowError:
         bad = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 2**1023)
         raise InvalidSession("out_of_range", f"'{key}'[{bad}] is an integer of {len(str(abs(values[bad])))} digits, beyond any float") from None
+    return _checked(array, key, limit)
+
+
+def _checked(array: np.ndarray, key: str, limit: float | None) -> np.ndarray:
     if not np.isfinite(array).all():
         raise InvalidSession("bad_value", f"'{key}' holds a non-finite number at index {int(np.argmin(np.isfinite(array)))}")
     if limit is not None and (np.abs(array) > limit).any():
@@ -192,14 +208,14 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
         for curve in (1, 2):
             names = profile.get(f"extraname{curve}") or []
             curves = profile.get(f"extratemp{curve}") or []
-            if k >= len(curves) or not curves[k]:
+            if k >= len(curves) or _empty(curves[k]):
                 continue
             name = str(names[k]) if k < len(names) and names[k] else f"extra{k + 1}_{curve}"
             if "{" in name:
                 for i, etype in enumerate(etypes):
                     name = name.replace("{" + str(i) + "}", etype)
             values = _numeric(curves[k], f"extratemp{curve}[{k}]")
-            values[values == -1] = np.nan
+            values = np.where(values == -1, np.nan, values)  # not in place: it may be the profile's array
             if np.isnan(values).all():
                 continue  # a configured but unused curve: nothing was recorded
             if len(values) == len(timex):

@@ -29,7 +29,7 @@ from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS, SIDECAR_SUFFIX
-from daena_pipelines.telemetry.model import RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.model import CONTROL_COLUMNS, POINT_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
 from daena_pipelines.telemetry.roastime import parse_roastime
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
@@ -87,15 +87,10 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
     ror = rate_of_rise(session.time_s, session.bt_c, ev["CHARGE"], ev.get("DROP", len(session.time_s) - 1) + 1, DEFAULT_ROR.half_window_s)
     metrics = roast_metrics(session, ror)
     metrics.update(artisan_values(session.artisan_computed, session.roasted_weight_g, ev))
-    n = len(session.time_s)
-    nan = np.full(n, np.nan)
-    points = {
-        "t_s": session.time_s - session.origin_s,
-        "bt_c": session.bt_c,
-        "et_c": session.et_c,
-        "ror_c_per_min": ror,
-        **{name: session.controls.get(name, nan) for name in ("heater", "fan", "drum")},
-    }
+    points = np.empty((len(POINT_COLUMNS), len(session.time_s)))  # rows in POINT_COLUMNS order
+    np.subtract(session.time_s, session.origin_s, out=points[0])
+    for row, values in enumerate((session.bt_c, session.et_c, ror, *(session.controls.get(c, np.nan) for c in CONTROL_COLUMNS)), 1):
+        points[row] = values
     row = {
         "session_id": session.session_id,
         "source_format": session.source_format,

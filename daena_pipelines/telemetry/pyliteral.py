@@ -15,7 +15,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Mapping
 
+import numpy as np
 import orjson
 
 # A quoted string (either quote, with escapes) or one of Python's three literal keywords.
@@ -107,8 +109,15 @@ def _json_keywords(text: str) -> str:
     return text.replace("True", "true").replace("False", "false").replace("None", "null")
 
 
-def loads(text: str) -> object:
-    """Parse Python-literal text; raise ``LiteralError`` for text that is not a plain literal."""
+def loads(text: str, number_lists: Mapping[str, bool] | None = None) -> object:
+    """Parse Python-literal text; raise ``LiteralError`` for text that is not a plain literal.
+
+    ``number_lists``: keys of a top-level dict whose values, where they are non-empty lists of
+    numbers (True: lists of such lists), come back as float64 arrays (or lists of them)."""
+    if number_lists:
+        found = _with_number_lists(text, number_lists)
+        if found is not None:
+            return found
     try:
         fast = _quotes_swapped(text)
         if fast is not None:
@@ -136,6 +145,86 @@ def loads(text: str) -> object:
         raise LiteralError("literal nested too deeply") from None
     except MemoryError:
         raise LiteralError("literal too large to parse in memory") from None
+
+
+_NUMBER_TYPES = frozenset({int, float})
+# stands in for a list cut out of the text; DEL is a character no Artisan file holds, and one
+# character is searched for fast
+_PLACEHOLDER = "\x7fpyliteral-number-list:"
+
+
+def _with_number_lists(text: str, keys: Mapping[str, bool]) -> dict | None:
+    """The top-level dict of `text`, with the number lists of `keys` read on their own: each is
+    found by its key as Python writes a dict (`'key': [`), parsed as JSON and replaced in the text
+    by a placeholder string before the rest is parsed, so the rewrite to JSON never passes over
+    the bulk of an Artisan file (its sample lists). A cut only stands when the parsed dict holds
+    exactly its placeholder under its key: a match inside a string or a nested dict, or a later
+    duplicate key, gives another value there. None when the shortcut does not apply."""
+    if _PLACEHOLDER[0] in text:
+        return None
+    cuts = []  # (start, end, key, value)
+    after = 0  # keys in the order Artisan writes them are found in one pass
+    for key, nested in keys.items():
+        start = text.find(f"'{key}': [", after)
+        if start == -1 and after:
+            start = text.find(f"'{key}': [")
+        if start == -1:
+            continue
+        start += len(key) + 4  # at the list's opening bracket
+        end = text.find("]]" if nested else "]", start)
+        if end == -1:
+            continue
+        end += 2 if nested else 1
+        value = _number_list(text[start:end], nested)
+        if value is not None:
+            cuts.append((start, end, key, value))
+            after = end
+    if not cuts:
+        return None
+    cuts.sort(key=lambda cut: cut[0])
+    pieces, position = [], 0
+    for start, end, key, _ in cuts:
+        if start < position:
+            return None
+        pieces += (text[position:start], f"'{_PLACEHOLDER}{key}'")
+        position = end
+    pieces.append(text[position:])
+    try:
+        result = loads("".join(pieces))
+    except LiteralError:
+        return None  # the whole text decides what the error says
+    if not isinstance(result, dict):
+        return None
+    for _, _, key, value in cuts:
+        if result.get(key) != _PLACEHOLDER + key:
+            return None
+        result[key] = value
+    return result
+
+
+def _number_list(text: str, nested: bool) -> np.ndarray | list[np.ndarray] | None:
+    """`text`, a list of numbers (or of such lists, when `nested`), as float64 array(s) holding
+    what Python reads, or None when it is anything else (JSON syntax parses as Python's only for
+    numbers: a bool, None or a string makes it None)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not nested:
+        return _floats(value)
+    if not isinstance(value, list):
+        return None
+    arrays = [_floats(item) for item in value]
+    return None if any(array is None for array in arrays) else arrays
+
+
+def _floats(value) -> np.ndarray | None:
+    if type(value) is not list or not value or not _NUMBER_TYPES.issuperset(set(map(type, value))):
+        return None
+    try:
+        return np.fromiter(value, dtype=float, count=len(value))
+    except OverflowError:  # an integer beyond any float: the caller says which
+        return None
 
 
 def _byte_offset(text: str, lineno: int, char_in_line: int) -> int:

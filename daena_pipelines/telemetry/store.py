@@ -11,7 +11,7 @@ import pyarrow as pa
 from daena_pipelines.db import insert
 from daena_pipelines.migrations import Migration, migrate
 from daena_pipelines.telemetry.contract import METRIC_COLUMNS, METRIC_COLUMNS_BY_VERSION
-from daena_pipelines.telemetry.model import SessionRows
+from daena_pipelines.telemetry.model import POINT_COLUMNS, SessionRows
 
 
 SESSION_COLUMNS_V1 = {
@@ -29,8 +29,6 @@ SESSION_COLUMNS = {**SESSION_COLUMNS_V1, **SESSION_COLUMNS_V2, **SESSION_COLUMNS
 # What one session's values can make a write fail with (Arrow conversion, DuckDB casts and keys);
 # other errors (missing tables, I/O) concern every session alike and fail the run.
 VALUE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)
-
-POINT_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
 
 DDL_V1 = f"""
 CREATE SCHEMA IF NOT EXISTS telemetry;
@@ -122,15 +120,16 @@ class FileOutcome:
 
 def points_table(batch: list[SessionRows]) -> pa.Table:
     """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL)."""
-    lengths = np.array([len(rows.points["t_s"]) for rows in batch])
+    lengths = np.array([rows.points.shape[1] for rows in batch])
     session_index = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
     columns = [pa.DictionaryArray.from_arrays(session_index, [rows.session["session_id"] for rows in batch])]
-    columns += [pa.array(np.concatenate([rows.points[name] for rows in batch]), type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
+    values = np.concatenate([rows.points for rows in batch], axis=1)  # one row per column, each contiguous
+    columns += [pa.array(column, type=pa.float64(), from_pandas=True) for column in values]
     # extra_values: each sample of session i lists that session's k_i channels (none: an empty list)
     channel_counts = np.array([len(rows.extra) for rows in batch])
     offsets = np.concatenate(([0], np.cumsum(np.repeat(channel_counts, lengths)))).astype(np.int32)
-    values = [np.column_stack(list(rows.extra.values())).ravel() for rows in batch if rows.extra]
-    items = pa.array(np.concatenate(values) if values else np.empty(0), type=pa.float64(), from_pandas=True)
+    extras = [np.column_stack(list(rows.extra.values())).ravel() for rows in batch if rows.extra]
+    items = pa.array(np.concatenate(extras) if extras else np.empty(0), type=pa.float64(), from_pandas=True)
     columns.append(pa.ListArray.from_arrays(pa.array(offsets), items))
     return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
 
