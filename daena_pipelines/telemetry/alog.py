@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from daena_pipelines.telemetry import pyliteral, validate
-from daena_pipelines.telemetry.metrics import median
+from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 from daena_pipelines.values import short
 
@@ -95,6 +95,10 @@ def _numeric(values: list | np.ndarray, key: str, limit: float | None = None) ->
 
 
 def _checked(array: np.ndarray, key: str, limit: float | None) -> np.ndarray:
+    # the common case in one comparison (NaN and infinity are not <= any bound); count_nonzero
+    # is a fraction of the per-call cost of ndarray.all/any
+    if np.count_nonzero(np.abs(array) <= (FLOAT_MAX if limit is None else limit)) == array.size:
+        return array
     if not np.isfinite(array).all():
         raise InvalidSession("bad_value", f"'{key}' holds a non-finite number at index {int(np.argmin(np.isfinite(array)))}")
     if limit is not None and (np.abs(array) > limit).any():
@@ -105,9 +109,8 @@ def _checked(array: np.ndarray, key: str, limit: float | None) -> np.ndarray:
 
 def _temperatures(values: list, key: str, unit: str) -> np.ndarray:
     raw = _numeric(values, key)
-    celsius = f_to_c(raw) if unit == "F" else raw.copy()
-    celsius[raw == -1] = np.nan  # Artisan's dropout marker, in either unit
-    return celsius
+    # Artisan's dropout marker, in either unit
+    return np.where(raw == -1, np.nan, f_to_c(raw) if unit == "F" else raw)
 
 
 def _events(timeindex: list, n: int) -> tuple[dict[str, int], bool]:
@@ -214,10 +217,11 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
             if "{" in name:
                 for i, etype in enumerate(etypes):
                     name = name.replace("{" + str(i) + "}", etype)
-            values = _numeric(curves[k], f"extratemp{curve}[{k}]")
-            values = np.where(values == -1, np.nan, values)  # not in place: it may be the profile's array
-            if np.isnan(values).all():
+            values = _numeric(curves[k], f"extratemp{curve}[{k}]")  # finite
+            dropped = values == -1
+            if np.count_nonzero(dropped) == values.size:
                 continue  # a configured but unused curve: nothing was recorded
+            values = np.where(dropped, np.nan, values)  # not in place: it may be the profile's array
             if len(values) == len(timex):
                 series = values
             else:  # its own clock: put it on ours
@@ -305,8 +309,8 @@ def profile_to_session(profile: dict) -> RoastSession:
         )
     if len(timex) < 2:
         raise InvalidSession("empty_profile", f"only {len(timex)} samples recorded")
-    steps = np.diff(timex)
-    if (steps <= 0).any():
+    steps = timex[1:] - timex[:-1]  # np.diff, without its wrapper's cost
+    if np.count_nonzero(steps <= 0):
         bad = int(np.argmax(steps <= 0)) + 1
         raise InvalidSession("time_not_increasing", f"timex[{bad}] = {timex[bad]} does not follow timex[{bad - 1}] = {timex[bad - 1]}")
     events, charge_inferred = _events(_require_list(profile, "timeindex"), len(timex))
