@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from operator import itemgetter
 
 import numpy as np
 
@@ -193,7 +194,7 @@ def _slider_channels(profile: dict, n: int) -> dict[str, np.ndarray]:
         return {}
     etypes = _etype_names(profile)
     channels: dict[str, np.ndarray] = {}
-    for idx, etype, value in sorted(zip(indices, types, values), key=lambda e: e[0]):
+    for idx, etype, value in sorted(zip(indices, types, values), key=itemgetter(0)):
         if not (isinstance(idx, int) and isinstance(etype, int) and 0 <= etype < 4 and 0 <= idx < n):
             continue  # type 4 = plain annotation without a value
         if etypes[etype] not in channels:
@@ -239,6 +240,9 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
 def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
     if not isinstance(computed, dict):
         return None
+    if unit == "C":  # the loop below without conversions, as one comprehension
+        return {key: float(value) for key, value in computed.items()
+                if type(value) in _NUMBER_TYPES and (value != -1 or key not in _COMPUTED_TEMPS)}
     result: dict[str, float] = {}
     fahrenheit = unit == "F"
     for key, value in computed.items():
@@ -275,7 +279,7 @@ def _version(text) -> tuple[int, ...]:
 
 def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool) -> dict[str, float]:
     """Artisan's values without those computed under another rule than the one our metrics follow
-    (docs/telemetry.md, "Agreement with Artisan")."""
+    (docs/telemetry.md, "Agreement with Artisan"); `computed` itself (changed) when none is dropped."""
     version = _version(profile.get("version"))
     dropped: tuple[str, ...] = ()
     if dry_end_marked and version < (2, 4, 4):
@@ -290,7 +294,7 @@ def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool)
         # without CHARGE, Artisan up to 2.8 (fixed by 2.10.6) measured total and drying time
         # from the last sample (the unset index -1), so they came out negative
         dropped += tuple(k for k in ("totaltime", "dryphasetime") if computed.get(k, 0) < 0)
-    result = {k: v for k, v in computed.items() if k not in dropped}
+    result = {k: v for k, v in computed.items() if k not in dropped} if dropped else computed
     if isinstance(profile["computed"].get("totaltime"), int) and "DROP_time" in computed and profile["timeindex"][0] >= 0:
         # Artisan 2.1.2 and older cut the total time to whole seconds; DROP_time is the same span
         result["totaltime"] = computed["DROP_time"]
