@@ -95,14 +95,14 @@ def _swapped_span(text: str) -> str | None:
     strings = parts[1::2]
     inside = "".join(strings)
     if '"' in inside:
-        strings = [s.replace('"', '\\"') for s in strings]
+        parts[1::2] = [s.replace('"', '\\"') for s in strings]
     elif not any(keyword in inside for keyword in _KEYWORDS):
         return _json_keywords(text).replace("'", '"')  # no string changes: one pass suffices
-    # Strings need escaping or hold keywords the rewrite must not touch: put them back in.
-    # The rewrite adds and removes no quote, so its text splits into the same parts.
-    converted_parts = _json_keywords(text).split("'")
-    converted_parts[1::2] = strings
-    return '"'.join(converted_parts)
+    # Strings need escaping or hold keywords the rewrite must not touch (every modern Artisan
+    # file has the key 'extraNoneTempHint1'): only the parts outside them are rewritten, joined by
+    # the quote none of them holds (the rewrite adds and removes no quote)
+    parts[0::2] = _json_keywords("'".join(parts[0::2])).split("'")
+    return '"'.join(parts)
 
 
 def _json_keywords(text: str) -> str:
