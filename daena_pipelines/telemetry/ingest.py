@@ -59,15 +59,16 @@ PARALLEL_FROM = 64  # files; below this, process start-up costs more than it sav
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
-def parser_for(path: Path, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
+def parser_for(path: Path | str, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
     """The parser of a roast file, or None for files in no roast format (by suffix, and by content
     where the format has a ``looks_like`` test: a stray JSON file is ignored, not rejected)."""
-    name = path.name.lower()
+    name = os.path.basename(path).lower()  # (a str path is not made a Path: per file, that is measurable)
     found = next((f for suffix, f in INPUT_FORMATS.items() if name.endswith(suffix)), None)
     if found is None or found.looks_like is None:
         return found and found.parse
     if data is None:
         try:
+            path = Path(path)
             data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
         except OSError:
             return None
@@ -185,7 +186,7 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
     if sha256 in known_sha256s:
         return None
     try:
-        parse = parser_for(Path(path), data)
+        parse = parser_for(path, data)
         if parse is None:  # e.g. a .json that is no longer a RoasTime roast
             raise InvalidSession("not_a_roast", f"content not in the roast format its suffix ({Path(path).suffix}) names")
         session = validate.validate(parse(data, path), path)

@@ -95,14 +95,14 @@ def _swapped_span(text: str) -> str | None:
     strings = parts[1::2]
     inside = "".join(strings)
     if '"' in inside:
-        strings = [s.replace('"', '\\"') for s in strings]
+        parts[1::2] = [s.replace('"', '\\"') for s in strings]
     elif not any(keyword in inside for keyword in _KEYWORDS):
         return _json_keywords(text).replace("'", '"')  # no string changes: one pass suffices
-    # Strings need escaping or hold keywords the rewrite must not touch: put them back in.
-    # The rewrite adds and removes no quote, so its text splits into the same parts.
-    converted_parts = _json_keywords(text).split("'")
-    converted_parts[1::2] = strings
-    return '"'.join(converted_parts)
+    # Strings need escaping or hold keywords the rewrite must not touch (every modern Artisan
+    # file has the key 'extraNoneTempHint1'): only the parts outside them are rewritten, joined by
+    # the quote none of them holds (the rewrite adds and removes no quote)
+    parts[0::2] = _json_keywords("'".join(parts[0::2])).split("'")
+    return '"'.join(parts)
 
 
 def _json_keywords(text: str) -> str:
@@ -147,7 +147,6 @@ def loads(text: str, number_lists: Mapping[str, bool] | None = None) -> object:
         raise LiteralError("literal too large to parse in memory") from None
 
 
-_NUMBER_TYPES = frozenset({int, float})
 # stands in for a list cut out of the text; DEL is a character no Artisan file holds, and one
 # character is searched for fast
 _PLACEHOLDER = "\x7fpyliteral-number-list:"
@@ -204,27 +203,22 @@ def _with_number_lists(text: str, keys: Mapping[str, bool]) -> dict | None:
 
 def _number_list(text: str, nested: bool) -> np.ndarray | list[np.ndarray] | None:
     """`text`, a list of numbers (or of such lists, when `nested`), as float64 array(s) holding
-    what Python reads, or None when it is anything else (JSON syntax parses as Python's only for
-    numbers: a bool, None or a string makes it None)."""
+    what Python reads, or None when it is anything else."""
+    # JSON spells every value but a number or a list with one of these characters (true, false,
+    # null, a string, an object): without them, what parses holds only numbers and lists
+    if any(character in text for character in 'tfn"{'):
+        return None
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
+        return None  # e.g. Python-only syntax: the general path decides
+    # (the text ends at the first "]" or "]]": a list nested deeper than that does not parse)
+    lists = value if nested else [value]
+    if not (type(lists) is list and lists and all(type(item) is list and item for item in lists)):
         return None
-    if not nested:
-        return _floats(value)
-    if not isinstance(value, list):
-        return None
-    arrays = [_floats(item) for item in value]
-    return None if any(array is None for array in arrays) else arrays
-
-
-def _floats(value) -> np.ndarray | None:
-    if type(value) is not list or not value or not _NUMBER_TYPES.issuperset(set(map(type, value))):
-        return None
-    try:
-        return np.fromiter(value, dtype=float, count=len(value))
-    except OverflowError:  # an integer beyond any float: the caller says which
-        return None
+    # orjson's integers fit a float (larger ones it reads as floats, as Python's would convert)
+    arrays = [np.fromiter(item, dtype=float, count=len(item)) for item in lists]
+    return arrays if nested else arrays[0]
 
 
 def _byte_offset(text: str, lineno: int, char_in_line: int) -> int:
