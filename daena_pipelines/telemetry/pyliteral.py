@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import orjson
+import simdjson
 
 # A quoted string (either quote, with escapes) or one of Python's three literal keywords.
 # Strings are matched first as the scan goes left to right, so keywords inside them are untouched.
@@ -202,22 +203,26 @@ def _with_number_lists(text: str, keys: Mapping[str, bool]) -> dict | None:
 
 
 def _number_list(text: str, nested: bool) -> np.ndarray | list[np.ndarray] | None:
-    """`text`, a list of numbers (or of such lists, when `nested`), as float64 array(s) holding
-    what Python reads, or None when it is anything else."""
-    # JSON spells every value but a number or a list with one of these characters (true, false,
-    # null, a string, an object): without them, what parses holds only numbers and lists
-    if any(character in text for character in 'tfn"{'):
-        return None
+    """`text`, a non-empty list of numbers (or of such lists, when `nested`), as float64 array(s)
+    holding what Python reads, or None when it is anything else.
+
+    simdjson parses it and copies the numbers out as doubles, with no Python object per number
+    (a third of the CPU of orjson + np.fromiter). Its numbers are Python's: decimals correctly
+    rounded, integers converted as float() does; it refuses an integer beyond 64 bits, and
+    ``as_buffer`` refuses anything but numbers (it would flatten a deeper list, but the text ends
+    at the first "]" or "]]": a list nested deeper than that does not parse)."""
+    document = None
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None  # e.g. Python-only syntax: the general path decides
-    # (the text ends at the first "]" or "]]": a list nested deeper than that does not parse)
-    lists = value if nested else [value]
-    if not (type(lists) is list and lists and all(type(item) is list and item for item in lists)):
+        document = simdjson.Parser().parse(text)  # a parser per call: cheap, and nothing shared
+        items = document if nested else [document]
+        if not (isinstance(document, simdjson.Array) and len(document)
+                and all(isinstance(item, simdjson.Array) and len(item) for item in items)):
+            return None
+        arrays = [np.frombuffer(item.as_buffer(of_type="d"), dtype=float) for item in items]
+    except (ValueError, TypeError, RuntimeError):  # not JSON, not numbers, or integers too large
         return None
-    # orjson's integers fit a float (larger ones it reads as floats, as Python's would convert)
-    arrays = [np.fromiter(item, dtype=float, count=len(item)) for item in lists]
+    finally:
+        del document  # before the parser goes: its arrays refer to it
     return arrays if nested else arrays[0]
 
 

@@ -40,7 +40,7 @@ _AFTER_DROP_ALLOWED = {"DROP", "COOL"}
 def decode_text(data: bytes, where: str = "") -> str:
     """A roast file's bytes as text (UTF-8, a leading byte order mark dropped); InvalidSession when
     empty or not UTF-8. ``where`` prefixes the messages (e.g. the file)."""
-    if not data.strip():
+    if not data or data.isspace():  # (data.strip() would copy it)
         raise InvalidSession("empty", f"{where}empty file ({len(data)} bytes)")
     try:
         return data.decode("utf-8-sig")  # a byte order mark some editors add is not content
