@@ -307,8 +307,10 @@ def ingest(
     quarantine_dir: Path,
     workers: int | None = None,
     batch_size: int = 500,
+    on_batch: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Ingest the given files (those not already seen with the same content)."""
+    """Ingest the given files (those not already seen with the same content). `on_batch`, if
+    given, is called after each batch is committed with the number of roast files handled so far."""
     from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
 
     report = IngestReport()
@@ -325,18 +327,19 @@ def ingest(
         store.ensure_schema(con)
         known_sha256s = _State.load(con).known_sha256s
         jobs = [(path, known_sha256s.get(_storable(path), ())) for path in roast_paths]
-        _ingest_jobs(con, jobs, pool, workers, batch_size, report, quarantine_dir)
+        _ingest_jobs(con, jobs, pool, workers, batch_size, report, quarantine_dir, on_batch)
     return report
 
 
 def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: ProcessPoolExecutor | None, workers: int,
-                 batch_size: int, report: IngestReport, quarantine_dir: Path) -> None:
+                 batch_size: int, report: IngestReport, quarantine_dir: Path, on_batch: Callable[[int], None] | None) -> None:
     """Prepare the jobs (in `pool`, or here when None) and write them in batches, adding to `report`."""
     from daena_pipelines.db import retrying_transaction  # here, not at the top: see TYPE_CHECKING above
     from daena_pipelines.telemetry import store
 
     now = datetime.now(timezone.utc)
     pending: list[Prepared] = []
+    handled = 0  # files taken from the stream, unchanged ones included
 
     def write(items: list[Prepared]) -> IngestReport:
         def body(con: duckdb.DuckDBPyConnection) -> IngestReport:
@@ -350,6 +353,8 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: Proces
         return retrying_transaction(con, body)
 
     def flush() -> None:
+        if not pending:
+            return
         try:
             parts = [write(pending)]
         except store.VALUE_ERRORS:  # a value the warehouse refuses: find its session, write the rest
@@ -360,11 +365,14 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: Proces
             report.unchanged += part.unchanged
         _publish_quarantined(pending)
         pending.clear()
+        if on_batch is not None:
+            on_batch(handled)
 
     # While the parser processes keep the cores busy, DuckDB's own threads would only contend with
     # them: on 2 cores one DuckDB thread wrote a batch in half the time two did (docs/telemetry.md).
     with _duckdb_threads(con, 1 if pool else None):
         for item in _prepared_stream(jobs, pool, workers, now, quarantine_dir):
+            handled += 1
             if item is None:
                 report.unchanged += 1
                 continue

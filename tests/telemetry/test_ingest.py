@@ -146,3 +146,18 @@ def test_of_two_copies_of_a_roast_the_richer_is_kept(con, tmp_path, separate_run
     assert _count(con, "points") == len(profile()["timex"])
     again = ingest.ingest(con, [poor, rich], tmp_path / "q", workers=1)  # nothing flips back
     assert again.unchanged == 2 and not again.loaded
+
+
+def test_on_batch_reports_each_committed_batch_with_the_files_handled_so_far(con, tmp_path):
+    paths = [_write(tmp_path / f"{i}.alog", profile(roastUUID=f"r{i}")) for i in range(5)]
+    paths.append(_write(tmp_path / "bad.alog", b"{not a profile"))  # a rejected file counts as handled
+    seen = []
+
+    def on_batch(handled):
+        seen.append((handled, con.execute("SELECT count(*) FROM telemetry.source_files").fetchone()[0]))
+
+    ingest.ingest(con, paths, tmp_path / "q", workers=1, batch_size=2, on_batch=on_batch)
+    assert seen == [(2, 2), (4, 4), (6, 6)]  # called after the commit: its rows are there
+    seen.clear()
+    ingest.ingest(con, paths, tmp_path / "q", workers=1, batch_size=2, on_batch=on_batch)
+    assert seen == []  # every file unchanged: no batch written
