@@ -55,7 +55,7 @@ def _double_quoted(token: str) -> str:
     return json.dumps(ast.literal_eval(token)) if "\\" in token else token
 
 
-def _quotes_swapped(text: str) -> str | None:
+def _quotes_swapped(text: str) -> str | bytes | None:
     """JSON text without a per-token callback, when no `\\/` (which JSON would read differently)
     is in the text: with escaped quotes spelled as \\u escapes, strings end at the next quote of
     their own kind. Double-quoted strings (Python writes one when the text holds an apostrophe)
@@ -67,7 +67,7 @@ def _quotes_swapped(text: str) -> str | None:
         # is now a lone one, so it escapes the quote: \\u0027 / \\u0022 say the same in both languages.
         text = text.replace("\\'", "\\u0027").replace('\\"', "\\u0022")
     if '"' not in text:
-        return _swapped_span(text)
+        return _swapped_bytes(text)
     pieces = []
     start = search = 0  # outside any string at both
     while (opening := text.find('"', search)) != -1:
@@ -84,6 +84,35 @@ def _quotes_swapped(text: str) -> str | None:
         start = search = closing + 1
     span = _swapped_span(text[start:])
     return None if span is None else "".join(pieces) + span
+
+
+_QUOTE, _T, _F, _N = (ord(c) for c in "'TFN")
+_ONE, _ULL = np.frombuffer(b"one", np.uint8), np.frombuffer(b"ull", np.uint8)
+
+
+def _swapped_bytes(text: str) -> bytes | None:
+    """`_swapped_span` for a whole text without double quotes, as UTF-8, in a few array passes
+    instead of one string object per part. A byte is outside strings where an even number of
+    single quotes precede it. Outside strings, True and False become JSON by their first letter
+    alone (T and F start nothing else JSON reads) and None by its last three letters; an N
+    followed by anything else leaves the text to the general path."""
+    data = np.frombuffer(bytearray(text, "utf-8"), dtype=np.uint8)  # (writable: a bytearray's copy)
+    quotes = np.flatnonzero(data == _QUOTE)
+    if quotes.size % 2 or not data.size:
+        return None  # no text, or a string left open
+    letters = np.flatnonzero((data == _T) | (data == _F) | (data == _N))
+    letters = letters[(quotes.searchsorted(letters) & 1) == 0]  # those outside strings
+    is_n = data[letters] == _N
+    data[letters[~is_n]] += 32  # T -> t, F -> f
+    nones = letters[is_n]
+    if nones.size:
+        tails = nones[:, None] + np.arange(1, 4)
+        if tails[-1, -1] >= data.size or not (data[tails] == _ONE).all():
+            return None
+        data[nones] += 32
+        data[tails] = _ULL
+    data[quotes] = ord('"')
+    return data.tobytes()
 
 
 def _swapped_span(text: str) -> str | None:
