@@ -40,9 +40,9 @@ class Migration:
 
 # domain -> (module holding its MIGRATIONS or DDL, newest version). The number lets a connection
 # see that nothing is due without importing every domain's module; telemetry's newest version is
-# that of its newest roast-metric columns (store.MIGRATIONS derives their migrations).
+# contract.SCHEMA_VERSION (store.MIGRATIONS).
 DOMAINS: dict[str, tuple[str, int]] = {
-    "telemetry": ("daena_pipelines.telemetry.store", max(telemetry.METRIC_COLUMNS_BY_VERSION)),
+    "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
     "evals": ("daena_pipelines.evals.tables", 1),
     "nbmf": ("daena_pipelines.nbmf.runs", 1),
     "regressions": ("daena_pipelines.regressions.findings", 3),

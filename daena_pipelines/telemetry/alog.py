@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from operator import itemgetter
 
 import numpy as np
 
 from daena_pipelines.telemetry import pyliteral, validate
-from daena_pipelines.telemetry.metrics import median
+from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
 from daena_pipelines.values import short
 
@@ -36,6 +37,15 @@ _COMPUTED_DELTAS = {
 }
 
 
+# The per-sample lists, the bulk of a profile: read straight into arrays (pyliteral.loads)
+# (key -> whether it is a list of lists, one per extra device)
+_SAMPLE_LISTS = {"timex": False, "temp1": False, "temp2": False, "extratimex": True, "extratemp1": True, "extratemp2": True}
+
+
+def _empty(value) -> bool:
+    return value.size == 0 if isinstance(value, np.ndarray) else not value
+
+
 def f_to_c(values):
     return (np.asarray(values, dtype=float) - 32.0) * (5.0 / 9.0)
 
@@ -45,7 +55,7 @@ def parse_alog(data: bytes, source_path: str) -> RoastSession:
         raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
     text = validate.decode_text(data)
     try:
-        profile = pyliteral.loads(text)
+        profile = pyliteral.loads(text, _SAMPLE_LISTS)
     except pyliteral.LiteralError as exc:
         kind = "too_large" if "too large" in str(exc) else "syntax"
         raise InvalidSession(kind, f"not a Python literal: {exc}") from None
@@ -54,11 +64,11 @@ def parse_alog(data: bytes, source_path: str) -> RoastSession:
     return profile_to_session(profile)
 
 
-def _require_list(profile: dict, key: str) -> list:
+def _require_list(profile: dict, key: str) -> list | np.ndarray:
     value = profile.get(key)
     if value is None:
         raise InvalidSession("missing_field", f"required key '{key}' is missing")
-    if not isinstance(value, list):
+    if not isinstance(value, (list, np.ndarray)):  # an array: a list of numbers pyliteral read as one
         raise InvalidSession("bad_value", f"'{key}' must be a list, found {type(value).__name__}")
     return value
 
@@ -66,7 +76,10 @@ def _require_list(profile: dict, key: str) -> list:
 _NUMBER_TYPES = frozenset({int, float})
 
 
-def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
+def _numeric(values: list | np.ndarray, key: str, limit: float | None = None) -> np.ndarray:
+    """`values` as a float64 array (an array is passed on as it is: pyliteral made it of numbers)."""
+    if type(values) is np.ndarray:
+        return _checked(values, key, limit)
     # bool is an int to numpy: True would become 1.0, so types are checked before converting
     # (the set of exact types first: one C-level pass; the index only when something else is there)
     if not _NUMBER_TYPES.issuperset(set(map(type, values))):
@@ -79,6 +92,14 @@ def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
     except OverflowError:
         bad = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 2**1023)
         raise InvalidSession("out_of_range", f"'{key}'[{bad}] is an integer of {len(str(abs(values[bad])))} digits, beyond any float") from None
+    return _checked(array, key, limit)
+
+
+def _checked(array: np.ndarray, key: str, limit: float | None) -> np.ndarray:
+    # the common case in one comparison (NaN and infinity are not <= any bound); count_nonzero
+    # is a fraction of the per-call cost of ndarray.all/any
+    if np.count_nonzero(np.abs(array) <= (FLOAT_MAX if limit is None else limit)) == array.size:
+        return array
     if not np.isfinite(array).all():
         raise InvalidSession("bad_value", f"'{key}' holds a non-finite number at index {int(np.argmin(np.isfinite(array)))}")
     if limit is not None and (np.abs(array) > limit).any():
@@ -89,9 +110,8 @@ def _numeric(values: list, key: str, limit: float | None = None) -> np.ndarray:
 
 def _temperatures(values: list, key: str, unit: str) -> np.ndarray:
     raw = _numeric(values, key)
-    celsius = f_to_c(raw) if unit == "F" else raw.copy()
-    celsius[raw == -1] = np.nan  # Artisan's dropout marker, in either unit
-    return celsius
+    # Artisan's dropout marker, in either unit
+    return np.where(raw == -1, np.nan, f_to_c(raw) if unit == "F" else raw)
 
 
 def _events(timeindex: list, n: int) -> tuple[dict[str, int], bool]:
@@ -174,7 +194,7 @@ def _slider_channels(profile: dict, n: int) -> dict[str, np.ndarray]:
         return {}
     etypes = _etype_names(profile)
     channels: dict[str, np.ndarray] = {}
-    for idx, etype, value in sorted(zip(indices, types, values), key=lambda e: e[0]):
+    for idx, etype, value in sorted(zip(indices, types, values), key=itemgetter(0)):
         if not (isinstance(idx, int) and isinstance(etype, int) and 0 <= etype < 4 and 0 <= idx < n):
             continue  # type 4 = plain annotation without a value
         if etypes[etype] not in channels:
@@ -192,16 +212,17 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
         for curve in (1, 2):
             names = profile.get(f"extraname{curve}") or []
             curves = profile.get(f"extratemp{curve}") or []
-            if k >= len(curves) or not curves[k]:
+            if k >= len(curves) or _empty(curves[k]):
                 continue
             name = str(names[k]) if k < len(names) and names[k] else f"extra{k + 1}_{curve}"
             if "{" in name:
                 for i, etype in enumerate(etypes):
                     name = name.replace("{" + str(i) + "}", etype)
-            values = _numeric(curves[k], f"extratemp{curve}[{k}]")
-            values[values == -1] = np.nan
-            if np.isnan(values).all():
+            values = _numeric(curves[k], f"extratemp{curve}[{k}]")  # finite
+            dropped = values == -1
+            if np.count_nonzero(dropped) == values.size:
                 continue  # a configured but unused curve: nothing was recorded
+            values = np.where(dropped, np.nan, values)  # not in place: it may be the profile's array
             if len(values) == len(timex):
                 series = values
             else:  # its own clock: put it on ours
@@ -219,6 +240,9 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
 def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
     if not isinstance(computed, dict):
         return None
+    if unit == "C":  # the loop below without conversions, as one comprehension
+        return {key: float(value) for key, value in computed.items()
+                if type(value) in _NUMBER_TYPES and (value != -1 or key not in _COMPUTED_TEMPS)}
     result: dict[str, float] = {}
     fahrenheit = unit == "F"
     for key, value in computed.items():
@@ -255,7 +279,7 @@ def _version(text) -> tuple[int, ...]:
 
 def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool) -> dict[str, float]:
     """Artisan's values without those computed under another rule than the one our metrics follow
-    (docs/telemetry.md, "Agreement with Artisan")."""
+    (docs/telemetry.md, "Agreement with Artisan"); `computed` itself (changed) when none is dropped."""
     version = _version(profile.get("version"))
     dropped: tuple[str, ...] = ()
     if dry_end_marked and version < (2, 4, 4):
@@ -270,7 +294,7 @@ def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool)
         # without CHARGE, Artisan up to 2.8 (fixed by 2.10.6) measured total and drying time
         # from the last sample (the unset index -1), so they came out negative
         dropped += tuple(k for k in ("totaltime", "dryphasetime") if computed.get(k, 0) < 0)
-    result = {k: v for k, v in computed.items() if k not in dropped}
+    result = {k: v for k, v in computed.items() if k not in dropped} if dropped else computed
     if isinstance(profile["computed"].get("totaltime"), int) and "DROP_time" in computed and profile["timeindex"][0] >= 0:
         # Artisan 2.1.2 and older cut the total time to whole seconds; DROP_time is the same span
         result["totaltime"] = computed["DROP_time"]
@@ -289,8 +313,8 @@ def profile_to_session(profile: dict) -> RoastSession:
         )
     if len(timex) < 2:
         raise InvalidSession("empty_profile", f"only {len(timex)} samples recorded")
-    steps = np.diff(timex)
-    if (steps <= 0).any():
+    steps = timex[1:] - timex[:-1]  # np.diff, without its wrapper's cost
+    if np.count_nonzero(steps <= 0):
         bad = int(np.argmax(steps <= 0)) + 1
         raise InvalidSession("time_not_increasing", f"timex[{bad}] = {timex[bad]} does not follow timex[{bad - 1}] = {timex[bad - 1]}")
     events, charge_inferred = _events(_require_list(profile, "timeindex"), len(timex))

@@ -56,8 +56,8 @@ V1_ARTISAN_COLUMNS = (
 
 # telemetry.roast_metrics: column -> SQL type, by the schema version (migration) that added it.
 # Every metric metrics.roast_metrics() returns has its column here (tests/telemetry/test_metrics.py).
-# A new metric is one line with the next version, e.g. ``3: {"bt_span_c": "DOUBLE"},``: store.py
-# derives the migration that adds the column to existing warehouses, migrations.py the version.
+# A new metric is one line with the next version (SCHEMA_VERSION + 1), e.g. ``4: {"bt_span_c": "DOUBLE"},``:
+# store.py derives the migration that adds the column to existing warehouses, migrations.py the version.
 METRIC_COLUMNS_BY_VERSION = {
     1: {
         "charge_bt_c": "DOUBLE", "tp_s": "DOUBLE", "tp_bt_c": "DOUBLE", "dry_end_s": "DOUBLE", "fcs_s": "DOUBLE",
@@ -79,3 +79,8 @@ METRIC_COLUMNS_BY_VERSION = {
     },
 }
 METRIC_COLUMNS = {column: sql_type for added in METRIC_COLUMNS_BY_VERSION.values() for column, sql_type in added.items()}
+
+# Schema versions that changed no metric column (store.MIGRATIONS spells them out): 3 and 4 made
+# the points' extra map sessions.extra_channels (the names) and points.extra_values (a list per sample).
+LAYOUT_VERSIONS = (3, 4)
+SCHEMA_VERSION = max(*LAYOUT_VERSIONS, *METRIC_COLUMNS_BY_VERSION)  # the newest migration of the telemetry tables

@@ -29,7 +29,7 @@ from daena_pipelines.telemetry import roastime, validate
 from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS, SIDECAR_SUFFIX
-from daena_pipelines.telemetry.model import RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.model import CONTROL_COLUMNS, POINT_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
 from daena_pipelines.telemetry.roastime import parse_roastime
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
@@ -59,15 +59,16 @@ PARALLEL_FROM = 64  # files; below this, process start-up costs more than it sav
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
-def parser_for(path: Path, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
+def parser_for(path: Path | str, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
     """The parser of a roast file, or None for files in no roast format (by suffix, and by content
     where the format has a ``looks_like`` test: a stray JSON file is ignored, not rejected)."""
-    name = path.name.lower()
+    name = os.path.basename(path).lower()  # (a str path is not made a Path: per file, that is measurable)
     found = next((f for suffix, f in INPUT_FORMATS.items() if name.endswith(suffix)), None)
     if found is None or found.looks_like is None:
         return found and found.parse
     if data is None:
         try:
+            path = Path(path)
             data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
         except OSError:
             return None
@@ -87,15 +88,10 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
     ror = rate_of_rise(session.time_s, session.bt_c, ev["CHARGE"], ev.get("DROP", len(session.time_s) - 1) + 1, DEFAULT_ROR.half_window_s)
     metrics = roast_metrics(session, ror)
     metrics.update(artisan_values(session.artisan_computed, session.roasted_weight_g, ev))
-    n = len(session.time_s)
-    nan = np.full(n, np.nan)
-    points = {
-        "t_s": session.time_s - session.origin_s,
-        "bt_c": session.bt_c,
-        "et_c": session.et_c,
-        "ror_c_per_min": ror,
-        **{name: session.controls.get(name, nan) for name in ("heater", "fan", "drum")},
-    }
+    points = np.empty((len(POINT_COLUMNS), len(session.time_s)))  # rows in POINT_COLUMNS order
+    np.subtract(session.time_s, session.origin_s, out=points[0])
+    for row, values in enumerate((session.bt_c, session.et_c, ror, *(session.controls.get(c, np.nan) for c in CONTROL_COLUMNS)), 1):
+        points[row] = values
     row = {
         "session_id": session.session_id,
         "source_format": session.source_format,
@@ -118,6 +114,7 @@ def session_rows(session: RoastSession, source_path: str, content_sha256: str, i
         "charge_inferred": session.charge_inferred,
         "events": json_text(ev),
         "artisan_computed": json_text(session.artisan_computed) if session.artisan_computed else None,
+        "extra_channels": list(session.extra),
     }
     return SessionRows(session=row, points=points, extra=session.extra, metrics=metrics, richness=session.richness())
 
@@ -189,7 +186,7 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
     if sha256 in known_sha256s:
         return None
     try:
-        parse = parser_for(Path(path), data)
+        parse = parser_for(path, data)
         if parse is None:  # e.g. a .json that is no longer a RoasTime roast
             raise InvalidSession("not_a_roast", f"content not in the roast format its suffix ({Path(path).suffix}) names")
         session = validate.validate(parse(data, path), path)
@@ -259,19 +256,24 @@ def _publish_quarantined(items: list[Prepared]) -> None:
                     pass  # published by an earlier run, or not writable: the error row stands either way
 
 
-def _parser_pool(workers: int) -> ProcessPoolExecutor:
-    """Parser processes, started at once, so they import while the main process prepares the
-    warehouse (a pool starts its processes on demand, one per task submitted)."""
+@contextmanager
+def _parser_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """Parser processes, started at once from a thread, so they start and import while the main
+    process prepares the warehouse (a pool starts its processes on demand, one per task submitted,
+    and the first start waits for the fork server to come up: ~0.3-0.5 s)."""
     # Not fork: the caller (a Dagster run worker) has threads that fork would copy mid-flight. Not
     # spawn either: every spawned process imports the parser modules anew (~0.3 s CPU each). A
     # fork server is a fresh process, without the caller's threads, that imports them once and
     # forks each worker from itself; it stays up for later pools of this process.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    for _ in range(workers):
-        pool.submit(_started)
-    return pool
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        starter = threading.Thread(target=lambda: [pool.submit(_started) for _ in range(workers)], daemon=True)
+        starter.start()
+        try:
+            yield pool
+        finally:
+            starter.join()  # before the pool shuts down: a submit after that would fail
 
 
 def _started() -> None:
@@ -305,8 +307,10 @@ def ingest(
     quarantine_dir: Path,
     workers: int | None = None,
     batch_size: int = 500,
+    on_batch: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Ingest the given files (those not already seen with the same content)."""
+    """Ingest the given files (those not already seen with the same content). `on_batch`, if
+    given, is called after each batch is committed with the number of roast files handled so far."""
     from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
 
     report = IngestReport()
@@ -321,33 +325,41 @@ def ingest(
             # processes start up, not when the first batch is written
             threading.Thread(target=store.preload, daemon=True).start()
         store.ensure_schema(con)
-        known_sha256s = _State.load(con).known_sha256s
+        states = _StateCache()
+        known_sha256s = states.load(con).known_sha256s
         jobs = [(path, known_sha256s.get(_storable(path), ())) for path in roast_paths]
-        _ingest_jobs(con, jobs, pool, workers, batch_size, report, quarantine_dir)
+        _ingest_jobs(con, jobs, pool, workers, batch_size, report, quarantine_dir, on_batch, states)
     return report
 
 
 def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: ProcessPoolExecutor | None, workers: int,
-                 batch_size: int, report: IngestReport, quarantine_dir: Path) -> None:
+                 batch_size: int, report: IngestReport, quarantine_dir: Path, on_batch: Callable[[int], None] | None,
+                 states: _StateCache) -> None:
     """Prepare the jobs (in `pool`, or here when None) and write them in batches, adding to `report`."""
     from daena_pipelines.db import retrying_transaction  # here, not at the top: see TYPE_CHECKING above
     from daena_pipelines.telemetry import store
 
     now = datetime.now(timezone.utc)
     pending: list[Prepared] = []
+    handled = 0  # files taken from the stream, unchanged ones included
 
     def write(items: list[Prepared]) -> IngestReport:
-        def body(con: duckdb.DuckDBPyConnection) -> IngestReport:
-            # the state is read inside the write transaction, so a concurrent writer's commit in between
+        def body(con: duckdb.DuckDBPyConnection) -> tuple[IngestReport, _State, int]:
+            # the state is taken inside the write transaction, so a concurrent writer's commit in between
             # makes this commit conflict (store.write_batch) and the retry sees that writer's sessions
             part = IngestReport()
-            batch, outcomes, errors, replaced = _classify(items, _State.load(con), part)
+            state = states.take(con)
+            batch, outcomes, errors, replaced = _classify(items, state, part)
             store.write_batch(con, batch, outcomes, errors, replaced, now)
-            return part
+            return part, state, _commit_count(con)  # the count this commit leaves (read inside it)
 
-        return retrying_transaction(con, body)
+        part, state, count = retrying_transaction(con, body)
+        states.keep(count, state)
+        return part
 
     def flush() -> None:
+        if not pending:
+            return
         try:
             parts = [write(pending)]
         except store.VALUE_ERRORS:  # a value the warehouse refuses: find its session, write the rest
@@ -358,11 +370,14 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: Proces
             report.unchanged += part.unchanged
         _publish_quarantined(pending)
         pending.clear()
+        if on_batch is not None:
+            on_batch(handled)
 
     # While the parser processes keep the cores busy, DuckDB's own threads would only contend with
     # them: on 2 cores one DuckDB thread wrote a batch in half the time two did (docs/telemetry.md).
     with _duckdb_threads(con, 1 if pool else None):
         for item in _prepared_stream(jobs, pool, workers, now, quarantine_dir):
+            handled += 1
             if item is None:
                 report.unchanged += 1
                 continue
@@ -405,6 +420,38 @@ def _write_isolated(items: list[Prepared], write: Callable[[list[Prepared]], Ing
             rest.append(replace(item, rows=None, error_kind="write_error", error=message))
     parts.append(write(rest))
     return parts
+
+
+def _commit_count(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT batches FROM telemetry.ingest_commits").fetchone()[0]
+
+
+class _StateCache:
+    """The warehouse state as this ingest's last commit left it (`_classify` updates it as it
+    goes), kept with the `telemetry.ingest_commits` count after that commit. Every batch write
+    bumps the count (store.write_batch), so while it is unchanged no other writer has committed a
+    batch since, and the state need not be read again: reading it costs a scan of every session
+    and file the warehouse holds, per batch."""
+
+    def __init__(self) -> None:
+        self._count: int | None = None
+        self._state: _State | None = None
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> _State:
+        count = _commit_count(con)  # before the state: a commit in between makes the pair look stale, never fresh
+        self._count, self._state = count, _State.load(con)
+        return self._state
+
+    def take(self, con: duckdb.DuckDBPyConnection) -> _State:
+        """The state, to classify a batch with, inside its write transaction."""
+        state, self._state = self._state, None  # handed out: an attempt that fails leaves nothing half-classified behind
+        if state is not None and _commit_count(con) == self._count:
+            return state
+        return _State.load(con)
+
+    def keep(self, count: int, state: _State) -> None:
+        """After the batch classified with `state` committed, leaving the count at `count`."""
+        self._count, self._state = count, state
 
 
 @dataclass

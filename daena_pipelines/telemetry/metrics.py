@@ -126,7 +126,7 @@ def auc_span(running: np.ndarray, begin: int, end: int) -> float:
 
 def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
     """(first, last) index of each run of True."""
-    if not mask.any():
+    if not np.count_nonzero(mask):
         return []
     # a run starts after an edge or at 0, and ends at the next edge or at the last index
     edges = (mask[1:] != mask[:-1]).nonzero()[0].tolist()

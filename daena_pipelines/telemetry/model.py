@@ -15,6 +15,10 @@ import numpy as np
 EVENTS = ("CHARGE", "DRY_END", "FCs", "FCe", "SCs", "SCe", "DROP", "COOL")
 
 
+# telemetry.points' value columns, in the order of the rows of ``SessionRows.points``
+POINT_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
+CONTROL_COLUMNS = ("heater", "fan", "drum")  # the last three, from ``RoastSession.controls``
+
 # session fields that make one copy of a roast richer than another (telemetry.sessions columns too)
 RICHNESS_FIELDS = ("roasted_weight_g", "batch_weight_g", "beans", "title", "notes", "roasted_at", "machine")
 
@@ -90,7 +94,9 @@ class SessionRows:
     it crosses process boundaries cheaply)."""
 
     session: dict  # telemetry.sessions row
-    points: dict[str, np.ndarray]  # store.POINT_COLUMNS arrays of equal length
+    # one float64 row per POINT_COLUMNS entry, one column per sample: a single array pickles
+    # and concatenates far cheaper than seven
+    points: np.ndarray
     extra: dict[str, np.ndarray]  # other channels on the same time base
     metrics: dict  # telemetry.roast_metrics row
     richness: int = 0  # RoastSession.richness(): the richer of two copies of a roast is kept

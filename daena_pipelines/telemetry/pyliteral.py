@@ -15,8 +15,11 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Mapping
 
+import numpy as np
 import orjson
+import simdjson
 
 # A quoted string (either quote, with escapes) or one of Python's three literal keywords.
 # Strings are matched first as the scan goes left to right, so keywords inside them are untouched.
@@ -52,7 +55,7 @@ def _double_quoted(token: str) -> str:
     return json.dumps(ast.literal_eval(token)) if "\\" in token else token
 
 
-def _quotes_swapped(text: str) -> str | None:
+def _quotes_swapped(text: str) -> str | bytes | None:
     """JSON text without a per-token callback, when no `\\/` (which JSON would read differently)
     is in the text: with escaped quotes spelled as \\u escapes, strings end at the next quote of
     their own kind. Double-quoted strings (Python writes one when the text holds an apostrophe)
@@ -64,7 +67,7 @@ def _quotes_swapped(text: str) -> str | None:
         # is now a lone one, so it escapes the quote: \\u0027 / \\u0022 say the same in both languages.
         text = text.replace("\\'", "\\u0027").replace('\\"', "\\u0022")
     if '"' not in text:
-        return _swapped_span(text)
+        return _swapped_bytes(text)
     pieces = []
     start = search = 0  # outside any string at both
     while (opening := text.find('"', search)) != -1:
@@ -83,6 +86,35 @@ def _quotes_swapped(text: str) -> str | None:
     return None if span is None else "".join(pieces) + span
 
 
+_QUOTE, _T, _F, _N = (ord(c) for c in "'TFN")
+_ONE, _ULL = np.frombuffer(b"one", np.uint8), np.frombuffer(b"ull", np.uint8)
+
+
+def _swapped_bytes(text: str) -> bytes | None:
+    """`_swapped_span` for a whole text without double quotes, as UTF-8, in a few array passes
+    instead of one string object per part. A byte is outside strings where an even number of
+    single quotes precede it. Outside strings, True and False become JSON by their first letter
+    alone (T and F start nothing else JSON reads) and None by its last three letters; an N
+    followed by anything else leaves the text to the general path."""
+    data = np.frombuffer(bytearray(text, "utf-8"), dtype=np.uint8)  # (writable: a bytearray's copy)
+    quotes = np.flatnonzero(data == _QUOTE)
+    if quotes.size % 2 or not data.size:
+        return None  # no text, or a string left open
+    letters = np.flatnonzero((data == _T) | (data == _F) | (data == _N))
+    letters = letters[(quotes.searchsorted(letters) & 1) == 0]  # those outside strings
+    is_n = data[letters] == _N
+    data[letters[~is_n]] += 32  # T -> t, F -> f
+    nones = letters[is_n]
+    if nones.size:
+        tails = nones[:, None] + np.arange(1, 4)
+        if tails[-1, -1] >= data.size or not (data[tails] == _ONE).all():
+            return None
+        data[nones] += 32
+        data[tails] = _ULL
+    data[quotes] = ord('"')
+    return data.tobytes()
+
+
 def _swapped_span(text: str) -> str | None:
     """JSON for text that starts and ends outside strings and whose strings are all
     single-quoted, without escaped quotes: splitting on single quotes then alternates exactly
@@ -93,22 +125,29 @@ def _swapped_span(text: str) -> str | None:
     strings = parts[1::2]
     inside = "".join(strings)
     if '"' in inside:
-        strings = [s.replace('"', '\\"') for s in strings]
+        parts[1::2] = [s.replace('"', '\\"') for s in strings]
     elif not any(keyword in inside for keyword in _KEYWORDS):
         return _json_keywords(text).replace("'", '"')  # no string changes: one pass suffices
-    # Strings need escaping or hold keywords the rewrite must not touch: put them back in.
-    # The rewrite adds and removes no quote, so its text splits into the same parts.
-    converted_parts = _json_keywords(text).split("'")
-    converted_parts[1::2] = strings
-    return '"'.join(converted_parts)
+    # Strings need escaping or hold keywords the rewrite must not touch (every modern Artisan
+    # file has the key 'extraNoneTempHint1'): only the parts outside them are rewritten, joined by
+    # the quote none of them holds (the rewrite adds and removes no quote)
+    parts[0::2] = _json_keywords("'".join(parts[0::2])).split("'")
+    return '"'.join(parts)
 
 
 def _json_keywords(text: str) -> str:
     return text.replace("True", "true").replace("False", "false").replace("None", "null")
 
 
-def loads(text: str) -> object:
-    """Parse Python-literal text; raise ``LiteralError`` for text that is not a plain literal."""
+def loads(text: str, number_lists: Mapping[str, bool] | None = None) -> object:
+    """Parse Python-literal text; raise ``LiteralError`` for text that is not a plain literal.
+
+    ``number_lists``: keys of a top-level dict whose values, where they are non-empty lists of
+    numbers (True: lists of such lists), come back as float64 arrays (or lists of them)."""
+    if number_lists:
+        found = _with_number_lists(text, number_lists)
+        if found is not None:
+            return found
     try:
         fast = _quotes_swapped(text)
         if fast is not None:
@@ -136,6 +175,84 @@ def loads(text: str) -> object:
         raise LiteralError("literal nested too deeply") from None
     except MemoryError:
         raise LiteralError("literal too large to parse in memory") from None
+
+
+# stands in for a list cut out of the text; DEL is a character no Artisan file holds, and one
+# character is searched for fast
+_PLACEHOLDER = "\x7fpyliteral-number-list:"
+
+
+def _with_number_lists(text: str, keys: Mapping[str, bool]) -> dict | None:
+    """The top-level dict of `text`, with the number lists of `keys` read on their own: each is
+    found by its key as Python writes a dict (`'key': [`), parsed as JSON and replaced in the text
+    by a placeholder string before the rest is parsed, so the rewrite to JSON never passes over
+    the bulk of an Artisan file (its sample lists). A cut only stands when the parsed dict holds
+    exactly its placeholder under its key: a match inside a string or a nested dict, or a later
+    duplicate key, gives another value there. None when the shortcut does not apply."""
+    if _PLACEHOLDER[0] in text:
+        return None
+    cuts = []  # (start, end, key, value)
+    after = 0  # keys in the order Artisan writes them are found in one pass
+    for key, nested in keys.items():
+        start = text.find(f"'{key}': [", after)
+        if start == -1 and after:
+            start = text.find(f"'{key}': [")
+        if start == -1:
+            continue
+        start += len(key) + 4  # at the list's opening bracket
+        end = text.find("]]" if nested else "]", start)
+        if end == -1:
+            continue
+        end += 2 if nested else 1
+        value = _number_list(text[start:end], nested)
+        if value is not None:
+            cuts.append((start, end, key, value))
+            after = end
+    if not cuts:
+        return None
+    cuts.sort(key=lambda cut: cut[0])
+    pieces, position = [], 0
+    for start, end, key, _ in cuts:
+        if start < position:
+            return None
+        pieces += (text[position:start], f"'{_PLACEHOLDER}{key}'")
+        position = end
+    pieces.append(text[position:])
+    try:
+        result = loads("".join(pieces))
+    except LiteralError:
+        return None  # the whole text decides what the error says
+    if not isinstance(result, dict):
+        return None
+    for _, _, key, value in cuts:
+        if result.get(key) != _PLACEHOLDER + key:
+            return None
+        result[key] = value
+    return result
+
+
+def _number_list(text: str, nested: bool) -> np.ndarray | list[np.ndarray] | None:
+    """`text`, a non-empty list of numbers (or of such lists, when `nested`), as float64 array(s)
+    holding what Python reads, or None when it is anything else.
+
+    simdjson parses it and copies the numbers out as doubles, with no Python object per number
+    (a third of the CPU of orjson + np.fromiter). Its numbers are Python's: decimals correctly
+    rounded, integers converted as float() does; it refuses an integer beyond 64 bits, and
+    ``as_buffer`` refuses anything but numbers (it would flatten a deeper list, but the text ends
+    at the first "]" or "]]": a list nested deeper than that does not parse)."""
+    document = None
+    try:
+        document = simdjson.Parser().parse(text)  # a parser per call: cheap, and nothing shared
+        items = document if nested else [document]
+        if not (isinstance(document, simdjson.Array) and len(document)
+                and all(isinstance(item, simdjson.Array) and len(item) for item in items)):
+            return None
+        arrays = [np.frombuffer(item.as_buffer(of_type="d"), dtype=float) for item in items]
+    except (ValueError, TypeError, RuntimeError):  # not JSON, not numbers, or integers too large
+        return None
+    finally:
+        del document  # before the parser goes: its arrays refer to it
+    return arrays if nested else arrays[0]
 
 
 def _byte_offset(text: str, lineno: int, char_in_line: int) -> int:

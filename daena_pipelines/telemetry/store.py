@@ -11,7 +11,7 @@ import pyarrow as pa
 from daena_pipelines.db import insert
 from daena_pipelines.migrations import Migration, migrate
 from daena_pipelines.telemetry.contract import METRIC_COLUMNS, METRIC_COLUMNS_BY_VERSION
-from daena_pipelines.telemetry.model import SessionRows
+from daena_pipelines.telemetry.model import POINT_COLUMNS, SessionRows
 
 
 SESSION_COLUMNS_V1 = {
@@ -23,13 +23,12 @@ SESSION_COLUMNS_V1 = {
     "ingested_at": "TIMESTAMPTZ NOT NULL",
 }
 SESSION_COLUMNS_V2 = {"charge_inferred": "BOOLEAN", "events": "JSON", "artisan_computed": "JSON"}
-SESSION_COLUMNS = {**SESSION_COLUMNS_V1, **SESSION_COLUMNS_V2}
+SESSION_COLUMNS_V3 = {"extra_channels": "VARCHAR[]"}
+SESSION_COLUMNS = {**SESSION_COLUMNS_V1, **SESSION_COLUMNS_V2, **SESSION_COLUMNS_V3}
 
 # What one session's values can make a write fail with (Arrow conversion, DuckDB casts and keys);
 # other errors (missing tables, I/O) concern every session alike and fail the run.
 VALUE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)
-
-POINT_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
 
 DDL_V1 = f"""
 CREATE SCHEMA IF NOT EXISTS telemetry;
@@ -59,6 +58,30 @@ def _add_metric_columns(columns: dict[str, str]) -> list[str]:
     return [f"ALTER TABLE telemetry.roast_metrics ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in columns.items()]
 
 
+def _extra_as_lists(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 3: each point's `extra` map becomes `extra_values`, its values in the order of
+    the session's `extra_channels` (migration 4 drops the map: DuckDB refuses to commit a column
+    dropped from a table updated in the same transaction). A map per sample added ~45 % to the
+    cost of writing the points; a list of doubles adds ~3 % (docs/telemetry.md, Performance).
+    Every writer gave all samples of a session the same channels in the same order; a warehouse
+    where that does not hold is refused rather than migrated with values lost."""
+    for table, column, sql_type in (("sessions", "extra_channels", "VARCHAR[]"), ("points", "extra_values", "DOUBLE[]")):
+        con.execute(f"ALTER TABLE telemetry.{table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
+    # an empty or NULL map (older writers) both meant: no other channels. One UPDATE only: DuckDB
+    # updates a list column of a keyed table as delete + insert, and a second one in the same
+    # transaction fails its commit on the key.
+    con.execute("""UPDATE telemetry.sessions s SET extra_channels = coalesce(
+                       (SELECT arg_min(map_keys(p.extra), p.t_s) FILTER (cardinality(p.extra) > 0)
+                        FROM telemetry.points p WHERE p.session_id = s.session_id), [])""")
+    mismatched = con.execute("""SELECT count(*) FROM telemetry.points p JOIN telemetry.sessions s USING (session_id)
+                                WHERE coalesce(map_keys(p.extra), []) <> s.extra_channels""").fetchone()[0]
+    if mismatched:
+        raise RuntimeError(f"telemetry migration 3: {mismatched} points carry other extra channels than their session's first sample")
+    con.execute("UPDATE telemetry.points SET extra_values = coalesce(map_values(extra), [])")
+    con.execute("COMMENT ON COLUMN telemetry.sessions.extra_channels IS 'names of the source''s other channels (empty: none); points.extra_values holds their values in this order'")
+    con.execute("COMMENT ON COLUMN telemetry.points.extra_values IS 'values of the session''s extra_channels at this sample, in that order and in the source''s units (NULL: no value); map(extra_channels, extra_values) is the sample''s channel map'")
+
+
 MIGRATIONS = [
     Migration(1, "telemetry tables as first created", DDL_V1),
     Migration(2, "Artisan phase values, MET, per-phase AUC, inferred CHARGE/DRY END, metrics_version; sessions keep events and Artisan's computed block", [
@@ -67,6 +90,8 @@ MIGRATIONS = [
         "COMMENT ON COLUMN telemetry.roast_metrics.metrics_version IS 'metrics.METRICS_VERSION the row was computed with; NULL = before versioning (1)'",
         "COMMENT ON COLUMN telemetry.sessions.events IS 'marked (or inferred) events as sample indices into the session''s points ordered by t_s'",
     ]),
+    Migration(3, "extra channels: names once per session (sessions.extra_channels), values per sample as a list (points.extra_values)", _extra_as_lists),
+    Migration(4, "points: the extra map, now in extra_values, dropped", "ALTER TABLE telemetry.points DROP COLUMN extra"),
     # each later version of the contract's metric columns: a migration that adds them
     *(Migration(version, f"roast_metrics: {', '.join(columns)}", _add_metric_columns(columns))
       for version, columns in METRIC_COLUMNS_BY_VERSION.items() if version > 2),
@@ -79,11 +104,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 POINTS_SCHEMA = pa.schema(
     # session_id dictionary-encoded: one string per session instead of one per sample
-    [("session_id", pa.dictionary(pa.int32(), pa.string())), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra", pa.map_(pa.string(), pa.float64()))]
+    [("session_id", pa.dictionary(pa.int32(), pa.string())), *[(name, pa.float64()) for name in POINT_COLUMNS], ("extra_values", pa.list_(pa.float64()))]
 )
-# Reading an Arrow map costs DuckDB about as much per sample as all the other columns together,
-# even when it is empty: sessions without extra channels get their empty maps from SQL instead.
-_EMPTY_EXTRA = "MAP {}::MAP(VARCHAR, DOUBLE) AS extra"
 
 
 @dataclass
@@ -96,38 +118,20 @@ class FileOutcome:
     detail: str | None = None
 
 
-def points_table(batch: list[SessionRows], with_extra: bool = True) -> pa.Table:
-    """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL);
-    without the `extra` column unless `with_extra`."""
-    lengths = np.array([len(rows.points["t_s"]) for rows in batch])
+def points_table(batch: list[SessionRows]) -> pa.Table:
+    """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL)."""
+    lengths = np.array([rows.points.shape[1] for rows in batch])
     session_index = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
     columns = [pa.DictionaryArray.from_arrays(session_index, [rows.session["session_id"] for rows in batch])]
-    columns += [pa.array(np.concatenate([rows.points[name] for rows in batch]), type=pa.float64(), from_pandas=True) for name in POINT_COLUMNS]
-    if not with_extra:
-        return pa.Table.from_arrays(columns, schema=pa.schema(list(POINTS_SCHEMA)[:-1]))
-    # extra: each sample of session i is a map of that session's k_i channels
+    values = np.concatenate([rows.points for rows in batch], axis=1)  # one row per column, each contiguous
+    columns += [pa.array(column, type=pa.float64(), from_pandas=True) for column in values]
+    # extra_values: each sample of session i lists that session's k_i channels (none: an empty list)
     channel_counts = np.array([len(rows.extra) for rows in batch])
     offsets = np.concatenate(([0], np.cumsum(np.repeat(channel_counts, lengths)))).astype(np.int32)
-    names = [name for rows in batch for name in rows.extra]
-    first_name = np.concatenate(([0], np.cumsum(channel_counts)[:-1]))
-    key_index = np.concatenate(
-        [np.tile(np.arange(k), n) + base for k, n, base in zip(channel_counts, lengths, first_name)] or [np.empty(0, int)]
-    )
-    values = [np.column_stack(list(rows.extra.values())).ravel() for rows in batch if rows.extra]
-    items = pa.array(np.concatenate(values) if values else np.empty(0), type=pa.float64(), from_pandas=True)
-    keys = pa.array(names, type=pa.string()).take(key_index.astype(np.int64))
-    columns.append(pa.MapArray.from_arrays(pa.array(offsets), keys, items))
+    extras = [np.column_stack(list(rows.extra.values())).ravel() for rows in batch if rows.extra]
+    items = pa.array(np.concatenate(extras) if extras else np.empty(0), type=pa.float64(), from_pandas=True)
+    columns.append(pa.ListArray.from_arrays(pa.array(offsets), items))
     return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
-
-
-def insert_points(con: duckdb.DuckDBPyConnection, batch: list[SessionRows]) -> None:
-    """telemetry.points rows of a batch: sessions with extra channels through an Arrow map, the
-    others with an empty map made by DuckDB (each session's samples stay together and in order)."""
-    plain = [rows for rows in batch if not rows.extra]
-    if plain:
-        insert(con, "telemetry.points", points_table(plain, with_extra=False), select=f"*, {_EMPTY_EXTRA}")
-    if len(plain) < len(batch):
-        insert(con, "telemetry.points", points_table([rows for rows in batch if rows.extra]))
 
 
 def preload() -> None:
@@ -169,7 +173,7 @@ def write_batch(
     if batch:
         insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
                select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
-        insert_points(con, batch)
+        insert(con, "telemetry.points", points_table(batch))
         metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
         insert_rows(con, "telemetry.roast_metrics", metrics, ["session_id", *METRIC_COLUMNS])
     if errors:

@@ -92,8 +92,8 @@ def test_parallel_workers_give_the_same_warehouse_as_one(tmp_path):
 
 
 def test_points_of_sessions_with_and_without_extra_channels(con, tmp_path):
-    # store.insert_points writes the two kinds in separate inserts: each session's samples must
-    # stay together and in order, with its channels or an empty map (not NULL)
+    # each session's samples stay together and in order; map(extra_channels, extra_values) is the
+    # sample's channel map, empty (not NULL) for a session without extra channels
     timex = profile()["timex"]
     exhaust = [150.0 + i / 10 for i in range(len(timex))]
     with_extra = profile(roastUUID="x", extratimex=[timex], extraname1=["Exhaust"], extraname2=["Inlet"],
@@ -101,8 +101,9 @@ def test_points_of_sessions_with_and_without_extra_channels(con, tmp_path):
     paths = [_write(tmp_path / "a.alog", profile()), _write(tmp_path / "b.alog", with_extra),
              _write(tmp_path / "c.alog", profile(roastUUID="y"))]
     ingest.ingest(con, paths, tmp_path / "q", workers=1)
-    rows = con.execute("""SELECT s.source_path, p.t_s, cardinality(p.extra), p.extra['Exhaust']
-                          FROM telemetry.points p JOIN telemetry.sessions s USING (session_id)""").fetchall()
+    rows = con.execute("""SELECT s.source_path, p.t_s, cardinality(m.extra), m.extra['Exhaust']
+                          FROM telemetry.points p JOIN telemetry.sessions s USING (session_id),
+                          LATERAL (SELECT map(s.extra_channels, p.extra_values) AS extra) m""").fetchall()
     by_file = {}
     for path, t_s, channels, value in rows:
         by_file.setdefault(path, []).append((t_s, channels, value))
@@ -145,3 +146,40 @@ def test_of_two_copies_of_a_roast_the_richer_is_kept(con, tmp_path, separate_run
     assert _count(con, "points") == len(profile()["timex"])
     again = ingest.ingest(con, [poor, rich], tmp_path / "q", workers=1)  # nothing flips back
     assert again.unchanged == 2 and not again.loaded
+
+
+def test_on_batch_reports_each_committed_batch_with_the_files_handled_so_far(con, tmp_path):
+    paths = [_write(tmp_path / f"{i}.alog", profile(roastUUID=f"r{i}")) for i in range(5)]
+    paths.append(_write(tmp_path / "bad.alog", b"{not a profile"))  # a rejected file counts as handled
+    seen = []
+
+    def on_batch(handled):
+        seen.append((handled, con.execute("SELECT count(*) FROM telemetry.source_files").fetchone()[0]))
+
+    ingest.ingest(con, paths, tmp_path / "q", workers=1, batch_size=2, on_batch=on_batch)
+    assert seen == [(2, 2), (4, 4), (6, 6)]  # called after the commit: its rows are there
+    seen.clear()
+    ingest.ingest(con, paths, tmp_path / "q", workers=1, batch_size=2, on_batch=on_batch)
+    assert seen == []  # every file unchanged: no batch written
+
+
+def test_a_batch_committed_by_another_writer_between_two_batches_is_seen_by_the_next(con, tmp_path, monkeypatch):
+    # the state kept from this run's last commit is stale once another writer commits: the copy
+    # of the roast the other writer stored must be recognised as its duplicate, not loaded again
+    # (on a DuckDB file the session key would refuse it and the per-session retry hide the mistake;
+    # DuckLake has no keys, so the batch must get it right)
+    monkeypatch.setattr(ingest, "_write_isolated", lambda *a: pytest.fail("a batch write was refused"))
+    (tmp_path / "other").mkdir()
+    original = _write(tmp_path / "other" / "original.alog", profile(roastUUID="shared"))
+    paths = [_write(tmp_path / "first.alog", profile(roastUUID="first")), _write(tmp_path / "copy.alog", profile(roastUUID="shared"))]
+
+    def other_writer(handled):
+        if handled == 1:
+            other = con.cursor()  # its own connection and transactions
+            ingest.ingest(other, [original], tmp_path / "q", workers=1)
+            other.close()
+
+    report = ingest.ingest(con, paths, tmp_path / "q", workers=1, batch_size=1, on_batch=other_writer)
+    assert [p for p, _why in report.duplicates] == [str(paths[1])] and len(report.loaded) == 1
+    assert con.execute("SELECT status FROM telemetry.source_files WHERE source_path = ?", [str(paths[1])]).fetchone() == ("duplicate",)
+    assert con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0] == 2

@@ -46,11 +46,17 @@ def test_old_warehouse_migrates_on_first_connection_and_old_sessions_get_the_new
         before = {r[0]: r[1:] for r in con.execute(
             "SELECT session_id, tp_s, fcs_s, drop_s, auc_c_min, artisan_drop_s, dry_end_s FROM telemetry.roast_metrics").fetchall()}
         points_before = con.execute("SELECT count(*) FROM telemetry.points").fetchone()[0]
+        extra_before = con.execute("SELECT session_id, t_s, extra FROM telemetry.points ORDER BY ALL").fetchall()
     assert len(before) == 5
+    assert sum(1 for *_k, extra in extra_before if extra) == 1297  # the sidecar recording's samples carry 4 channels
 
     with connect(old_warehouse) as con:  # first connection with today's code
         ledger = con.execute("SELECT domain, version FROM meta.schema_migrations ORDER BY ALL").fetchall()
         assert ("telemetry", 1) in ledger and ("telemetry", 2) in ledger
+        # migrations 3-4: the extra map became names per session and a list of values per sample
+        assert "extra" not in _columns(con, "telemetry.points")
+        assert con.execute("""SELECT p.session_id, p.t_s, map(s.extra_channels, p.extra_values)
+                              FROM telemetry.points p JOIN telemetry.sessions s USING (session_id) ORDER BY ALL""").fetchall() == extra_before
         assert {d for d, _v in ledger} == set(migrations.DOMAINS)
         assert METRIC_COLUMNS_BY_VERSION[2].keys() <= _columns(con, "telemetry.roast_metrics")
         assert recompute.stale_session_ids(con) == sorted(before)

@@ -1,6 +1,7 @@
 import ast
 import random
 
+import numpy as np
 import pytest
 
 from daena_pipelines.telemetry import pyliteral
@@ -84,3 +85,60 @@ def test_random_literals_parse_as_literal_eval_reads_them():
         except (SyntaxError, ValueError):
             continue
         assert repr(pyliteral.loads(text)) == repr(expected), text
+
+
+NUMBER_LISTS = {"t": False, "x": True}
+CUT_CASES = [
+    "{'t': [0, 1.5, -1, 2e3], 'x': [[1, 2], [3.25]], 'v': True}",
+    "{'n': 'the text \\'t\\': [1, 2] in a string', 't': [4, 5]}",  # the key inside a string first
+    """{'n': "'t': [1, 2]", 't': [4, 5]}""",
+    "{'c': {'t': [1, 2]}, 't': [4, 5]}",  # the key of a nested dict first
+    "{'c': {'t': [1, 2]}}",
+    "{'t': [1, 2], 't': [3]}",  # a later duplicate wins, as in Python
+    "{'t': [1, True, 2], 'x': [[1], [None]]}",  # not all numbers: lists
+    "{'t': [], 'x': [[], [1]]}",
+    "{'t': [1, 9007199254740993, -9223372036854775808, 18446744073709551615], 'x': [[0.1, -0, -0.0, 1e-320]]}",
+    "{'t': [1, 2], 'x': [[1, [2]]]}",
+    "{'t': [1, 2], 'note': '\\x7f'}",  # the placeholder's character in the text
+    "[{'t': [1, 2]}]",
+    "{'t': [1, 2], 'x': [[3, 4]], 'bad': (1,)}",  # the rest is no JSON: the exact parser reads it
+]
+
+
+@pytest.mark.parametrize("text", CUT_CASES)
+def test_number_lists_hold_what_literal_eval_reads(text):
+    expected = ast.literal_eval(text)
+    parsed = pyliteral.loads(text, NUMBER_LISTS)
+    if not isinstance(expected, dict):
+        assert parsed == expected
+        return
+    assert parsed.keys() == expected.keys()
+    for key, value in parsed.items():
+        if isinstance(value, np.ndarray):  # an array holds exactly the floats of Python's numbers
+            assert not NUMBER_LISTS[key] and value.tolist() == [float(x) for x in expected[key]]
+        elif isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
+            assert NUMBER_LISTS[key] and [v.tolist() for v in value] == [[float(x) for x in v] for v in expected[key]]
+        else:
+            assert value == expected[key] and type(value) is type(expected[key]), key
+
+
+def test_number_lists_of_a_real_profile_are_arrays(artisan_dir):
+    text = (artisan_dir / "roast_25-08-30_1650.alog").read_text(encoding="utf-8")
+    expected = ast.literal_eval(text)
+    parsed = pyliteral.loads(text, {"timex": False, "temp2": False, "extratemp1": True})
+    assert isinstance(parsed["timex"], np.ndarray) and parsed["timex"].tolist() == [float(v) for v in expected["timex"]]
+    assert [v.tolist() for v in parsed["extratemp1"]] == [[float(x) for x in v] for v in expected["extratemp1"]]
+    assert {k: v for k, v in parsed.items() if k not in ("timex", "temp2", "extratemp1")} == {
+        k: v for k, v in expected.items() if k not in ("timex", "temp2", "extratemp1")}
+
+
+def test_number_lists_read_numbers_as_python_does():
+    """Decimals of every magnitude, as repr() and as shorter roundings, and 64-bit integers: each
+    array value is the float of what Python reads (`-0` is the integer 0)."""
+    rng = random.Random(3)
+    values = [rng.uniform(-1e3, 1e3) for _ in range(1500)] + [rng.random() * 10.0 ** rng.randint(-300, 300) for _ in range(1500)]
+    texts = [repr(v) for v in values] + [f"{v:.{rng.randint(1, 17)}g}" for v in values]
+    texts += [str(rng.randint(-2**63, 2**64 - 1)) for _ in range(500)] + ["-0", "0.0", "-0.0", "5e-324", "1.7976931348623157e308"]
+    parsed = pyliteral.loads("{'t': [" + ", ".join(texts) + "]}", {"t": False})["t"]
+    assert isinstance(parsed, np.ndarray)
+    assert parsed.tobytes() == np.array([float(ast.literal_eval(t)) for t in texts]).tobytes()  # bit for bit

@@ -149,7 +149,7 @@ def telemetry_ingest(
             metadata={
                 **table_metadata(
                     con, "telemetry.points",
-                    f"SELECT * EXCLUDE (extra) FROM telemetry.points WHERE session_id = ({LATEST_SESSION}) "
+                    f"SELECT * EXCLUDE (extra_values) FROM telemetry.points WHERE session_id = ({LATEST_SESSION}) "
                     "AND t_s BETWEEN 0 AND 30 ORDER BY t_s LIMIT 10",
                 ),
                 "preview_session": dg.MetadataValue.text("the latest roast (by roasted_at)"),
