@@ -55,11 +55,11 @@ def _double_quoted(token: str) -> str:
     return json.dumps(ast.literal_eval(token)) if "\\" in token else token
 
 
-def _quotes_swapped(text: str) -> str | bytes | None:
-    """JSON text without a per-token callback, when no `\\/` (which JSON would read differently)
-    is in the text: with escaped quotes spelled as \\u escapes, strings end at the next quote of
-    their own kind. Double-quoted strings (Python writes one when the text holds an apostrophe)
-    are passed on as they are; the spans between them are converted by `_swapped_span`."""
+def _quotes_swapped(text: str) -> bytes | None:
+    """JSON text (UTF-8) without a per-token callback, when no `\\/` (which JSON would read
+    differently) is in the text: with escaped quotes spelled as \\u escapes, strings end at the
+    next quote of their own kind. Double-quoted strings (Python writes one when the text holds an
+    apostrophe) are passed on as they are; the spans between them are converted by `_swapped_bytes`."""
     if _ESCAPED_QUOTE_OR_SLASH.search(text):
         if "\\/" in text or "\\\\'" in text or '\\\\"' in text:
             return None  # \\/, or a quote after an escaped backslash: the token rewrite decides
@@ -68,7 +68,7 @@ def _quotes_swapped(text: str) -> str | bytes | None:
         text = text.replace("\\'", "\\u0027").replace('\\"', "\\u0022")
     if '"' not in text:
         return _swapped_bytes(text)
-    pieces = []
+    pieces: list[bytes] = []
     start = search = 0  # outside any string at both
     while (opening := text.find('"', search)) != -1:
         if text.count("'", search, opening) % 2:  # inside a single-quoted string: a character
@@ -77,13 +77,13 @@ def _quotes_swapped(text: str) -> str | bytes | None:
                 return None
             continue
         closing = text.find('"', opening + 1)
-        span = _swapped_span(text[start:opening])
+        span = _swapped_bytes(text[start:opening])
         if closing == -1 or span is None:
             return None
-        pieces += (span, _double_quoted(text[opening : closing + 1]))
+        pieces += (span, _double_quoted(text[opening : closing + 1]).encode())
         start = search = closing + 1
-    span = _swapped_span(text[start:])
-    return None if span is None else "".join(pieces) + span
+    span = _swapped_bytes(text[start:])
+    return None if span is None else b"".join(pieces) + span
 
 
 _QUOTE, _T, _F, _N = (ord(c) for c in "'TFN")
@@ -91,15 +91,16 @@ _ONE, _ULL = np.frombuffer(b"one", np.uint8), np.frombuffer(b"ull", np.uint8)
 
 
 def _swapped_bytes(text: str) -> bytes | None:
-    """`_swapped_span` for a whole text without double quotes, as UTF-8, in a few array passes
-    instead of one string object per part. A byte is outside strings where an even number of
-    single quotes precede it. Outside strings, True and False become JSON by their first letter
-    alone (T and F start nothing else JSON reads) and None by its last three letters; an N
-    followed by anything else leaves the text to the general path."""
+    """JSON (UTF-8) for text that starts and ends outside strings and whose strings are all
+    single-quoted, without escaped quotes, in a few passes over its bytes rather than one string
+    object per part. A byte is outside strings where an even number of single quotes precede it.
+    Outside strings, True and False become JSON by their first letter alone (T and F start nothing
+    else JSON reads) and None by its last three letters; an N followed by anything else leaves
+    the text to the general path. A double quote can only be a character of a string: escaped."""
     data = np.frombuffer(bytearray(text, "utf-8"), dtype=np.uint8)  # (writable: a bytearray's copy)
     quotes = np.flatnonzero(data == _QUOTE)
-    if quotes.size % 2 or not data.size:
-        return None  # no text, or a string left open
+    if quotes.size % 2:
+        return None  # a string left open
     letters = np.flatnonzero((data == _T) | (data == _F) | (data == _N))
     letters = letters[(quotes.searchsorted(letters) & 1) == 0]  # those outside strings
     is_n = data[letters] == _N
@@ -111,32 +112,10 @@ def _swapped_bytes(text: str) -> bytes | None:
             return None
         data[nones] += 32
         data[tails] = _ULL
-    data[quotes] = ord('"')
-    return data.tobytes()
-
-
-def _swapped_span(text: str) -> str | None:
-    """JSON for text that starts and ends outside strings and whose strings are all
-    single-quoted, without escaped quotes: splitting on single quotes then alternates exactly
-    between outside and inside of strings."""
-    parts = text.split("'")
-    if len(parts) % 2 == 0:
-        return None
-    strings = parts[1::2]
-    inside = "".join(strings)
-    if '"' in inside:
-        parts[1::2] = [s.replace('"', '\\"') for s in strings]
-    elif not any(keyword in inside for keyword in _KEYWORDS):
-        return _json_keywords(text).replace("'", '"')  # no string changes: one pass suffices
-    # Strings need escaping or hold keywords the rewrite must not touch (every modern Artisan
-    # file has the key 'extraNoneTempHint1'): only the parts outside them are rewritten, joined by
-    # the quote none of them holds (the rewrite adds and removes no quote)
-    parts[0::2] = _json_keywords("'".join(parts[0::2])).split("'")
-    return '"'.join(parts)
-
-
-def _json_keywords(text: str) -> str:
-    return text.replace("True", "true").replace("False", "false").replace("None", "null")
+    converted = data.tobytes()
+    if b'"' in converted:
+        converted = converted.replace(b'"', b'\\"')
+    return converted.replace(b"'", b'"')
 
 
 def loads(text: str, number_lists: Mapping[str, bool] | None = None) -> object:

@@ -22,6 +22,9 @@ SAMPLES = [
     # string and beside escaped backslashes, and ones the rewrite leaves to the token rewrite
     """{'both': 'I hit \\'R\\' "now"', 'dq': "it\\'s \\"x\\"", 'n': 'a\\\\nb\\'', 'k': 'None\\'s'}""",
     """['a\\\\', 'b\\\\\\'c', "d\\\\", 'e\\/f']""",
+    # no double quote anywhere (the array rewrite): keywords and their letters in and out of strings
+    "[None, 'N', 'T', True, 'F', False, 'Nyéri None', 'True', {'None': [None]}, 'x', None]",
+    "None",
 ]
 
 
@@ -37,6 +40,8 @@ def test_same_values_as_literal_eval(text):
         ("{'é': nan}", r"name 'nan' at byte 7$"),  # byte offsets count UTF-8 bytes: é is two
         ("{'a': [1, 2", r"text ends early \(after 11 bytes\): '\[' was never closed \(opened at byte 6\)"),
         ("{'a': 1} trailing", r"invalid syntax at byte 9, near 'trailing'"),
+        ("[1, Nonsense, 'x']", r"name 'Nonsense' at byte 4$"),
+        ("[Tru, 'x']", r"name 'Tru' at byte 1$"),
         ("", r"empty text"),
         ("[" * 5000 + "]" * 5000, r"(nested too deeply|too many nested|parenthes)"),
         ("[" + "9" * 5000 + "]", r"integer literal of 5000 digits"),
