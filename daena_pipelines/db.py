@@ -88,8 +88,9 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether ``schema.table`` exists."""
     schema, name = table.split(".")
-    query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return con.execute(query, [schema, name]).fetchone()[0] > 0
+    # literals, not parameters: DuckDB imports pandas (~0.35 s) on a first statement with parameters
+    query = f"SELECT count(*) FROM information_schema.tables WHERE table_schema = {lake.sql_string(schema)} AND table_name = {lake.sql_string(name)}"
+    return con.execute(query).fetchone()[0] > 0
 
 
 def comment_columns(con: duckdb.DuckDBPyConnection, table: str, comments: dict[str, str]) -> None:
@@ -109,7 +110,9 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, rows, columns: Sequence[s
         placeholders = ", ".join("?" for _ in columns)
         con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", [list(r) for r in rows])
         return
-    con.register("incoming", rows)
+    # a pyarrow table goes in as an Arrow C stream, which DuckDB reads directly: for the table
+    # object itself it imports pyarrow.dataset, and that imports pandas (~0.35 s)
+    con.register("incoming", rows.__arrow_c_stream__() if type(rows).__module__.startswith("pyarrow") else rows)
     # not unregistered on failure: in an aborted transaction that would raise instead of the cause
     con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM incoming")
     con.unregister("incoming")

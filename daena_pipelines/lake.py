@@ -42,7 +42,8 @@ def extension_file(package: str, name: str) -> Path:
     return path
 
 
-def _quote(text: str) -> str:
+def sql_string(text: str) -> str:
+    """`text` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -55,10 +56,10 @@ def open_lake(target: str, read_only: bool = False) -> duckdb.DuckDBPyConnection
         data_path = Settings.from_env().lake_data_path
         remote = "://" in data_path
         for package, name in EXTENSIONS + ((OBJECT_STORE,) if remote else ()):
-            con.execute(f"LOAD {_quote(str(extension_file(package, name)))}")
+            con.execute(f"LOAD {sql_string(str(extension_file(package, name)))}")
         # DATA_PATH matters only when the catalog is created; an existing catalog keeps its own
-        options = ["READ_ONLY"] if read_only else [f"DATA_PATH {_quote(data_path)}"]
-        con.execute(f"ATTACH {_quote(target)} AS {ALIAS} ({', '.join(options)})")
+        options = ["READ_ONLY"] if read_only else [f"DATA_PATH {sql_string(data_path)}"]
+        con.execute(f"ATTACH {sql_string(target)} AS {ALIAS} ({', '.join(options)})")
         con.execute(f"USE {ALIAS}")
     except BaseException:
         con.close()

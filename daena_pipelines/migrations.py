@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import duckdb
 
 from daena_pipelines.db import retrying_transaction, table_exists
+from daena_pipelines.lake import sql_string
 from daena_pipelines.telemetry import contract as telemetry
 
 
@@ -89,14 +90,10 @@ def migrate(con: duckdb.DuckDBPyConnection, domains: Sequence[str] | None = None
 
 
 def _apply(con: duckdb.DuckDBPyConnection, domain: str, migration: Migration) -> bool:
-    applied = con.execute(
-        "SELECT count(*) FROM meta.schema_migrations WHERE domain = ? AND version = ?", [domain, migration.version]
-    ).fetchone()[0]
-    if applied:
+    # literals, not parameters (db.table_exists says why); the values are this module's own
+    key = f"{sql_string(domain)}, {int(migration.version)}"
+    if con.execute(f"SELECT count(*) FROM meta.schema_migrations WHERE (domain, version) = ({key})").fetchone()[0]:
         return False
     migration.run(con)
-    con.execute(
-        "INSERT INTO meta.schema_migrations (domain, version, description, applied_at) VALUES (?, ?, ?, now())",
-        [domain, migration.version, migration.description],
-    )
+    con.execute(f"INSERT INTO meta.schema_migrations (domain, version, description, applied_at) VALUES ({key}, {sql_string(migration.description)}, now())")
     return True

@@ -55,10 +55,11 @@ INPUT_FORMATS = {
     SIDECAR_SUFFIX: InputFormat(parse_sidecar),
     ".json": InputFormat(parse_roastime, roastime.looks_like_roastime),
 }
-# files; below this, starting parser processes (~0.3-0.5 s, ~0.35 s more CPU) costs more than it
-# saves: measured (2 cores, load 3-6), 73 files took 0.47-0.82 s in-process against 0.64-0.84 s
-# parallel, 150 files 0.84-0.86 against 0.63-1.10 s, 300 files the same 0.94 s both ways
-PARALLEL_FROM = 200
+# files; below this, starting parser processes (a fork server that imports the parser modules,
+# ~0.5 s before the first result) costs more than it saves: measured in-process against parallel
+# (2 cores, load 3-5): 73 files 0.33-0.39 / 0.78-0.84 s, 200 files 0.62-0.75 / 1.03-1.07 s, 400
+# files 1.03-1.27 / 1.08-1.49 s, 1,000 files 2.67-2.91 / 2.56-3.07 s
+PARALLEL_FROM = 400
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
@@ -323,10 +324,6 @@ def ingest(
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     parallel = workers > 1 and len(roast_paths) >= PARALLEL_FROM
     with _parser_pool(workers) if parallel else nullcontext() as pool:
-        if parallel:
-            # pyarrow imports pandas on its first array (~0.5 s): let that happen while the parser
-            # processes start up, not when the first batch is written
-            threading.Thread(target=store.preload, daemon=True).start()
         store.ensure_schema(con)
         states = _StateCache()
         known_sha256s = states.load(con).known_sha256s

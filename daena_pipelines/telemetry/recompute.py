@@ -24,9 +24,9 @@ from daena_pipelines.db import retrying_transaction
 from daena_pipelines.telemetry.alog import parse_alog
 from daena_pipelines.telemetry.ingest import artisan_values, json_text
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, METRICS_VERSION, rate_of_rise, roast_metrics
-from daena_pipelines.telemetry.contract import METRIC_COLUMNS, V1_ARTISAN_COLUMNS
+from daena_pipelines.telemetry.contract import V1_ARTISAN_COLUMNS
 from daena_pipelines.telemetry.model import InvalidSession, RoastSession
-from daena_pipelines.telemetry.store import insert_rows
+from daena_pipelines.telemetry.store import insert_metrics
 
 log = logging.getLogger(__name__)
 THRESHOLD = "dry_end_threshold_c"
@@ -137,7 +137,7 @@ def _recompute(con: duckdb.DuckDBPyConnection, ids: list[str]) -> None:
         rows.append({"session_id": session_id, **metrics})
         ror_parts.append(pa.table({"session_id": sid[a:b], "t_s": session.time_s, "ror": ror}))
     con.execute("DELETE FROM telemetry.roast_metrics WHERE list_contains(?, session_id)", [ids])
-    insert_rows(con, "telemetry.roast_metrics", rows, ["session_id", *METRIC_COLUMNS])
+    insert_metrics(con, rows)
     if read_back:  # kept, so the next recompute needs the file no more
         log.info("dry-end threshold read back from the source files of %d stored sessions", len(read_back))
         con.register("read_back", pa.table({"session_id": [s for s, _ in read_back], "settings": [j for _, j in read_back]}))

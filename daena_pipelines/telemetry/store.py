@@ -1,8 +1,8 @@
 """telemetry.* tables: DDL and the all-or-nothing write of a batch of sessions."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import numpy as np
@@ -29,6 +29,12 @@ SESSION_COLUMNS = {**SESSION_COLUMNS_V1, **SESSION_COLUMNS_V2, **SESSION_COLUMNS
 # What one session's values can make a write fail with (Arrow conversion, DuckDB casts and keys);
 # other errors (missing tables, I/O) concern every session alike and fail the run.
 VALUE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)
+
+# the columns the ingest writes to the smaller tables, with their SQL types (store._column)
+INGEST_ERRORS_COLUMNS = {"source_path": "VARCHAR", "content_sha256": "VARCHAR", "error_kind": "VARCHAR", "message": "VARCHAR",
+                         "quarantined_path": "VARCHAR", "seen_at": "TIMESTAMPTZ"}
+SOURCE_FILES_COLUMNS = {"source_path": "VARCHAR", "content_sha256": "VARCHAR", "size_bytes": "BIGINT", "status": "VARCHAR",
+                        "session_id": "VARCHAR", "detail": "VARCHAR", "seen_at": "TIMESTAMPTZ"}
 
 DDL_V1 = f"""
 CREATE SCHEMA IF NOT EXISTS telemetry;
@@ -118,33 +124,90 @@ class FileOutcome:
     detail: str | None = None
 
 
+# Arrow columns are built from their buffers, and handed to DuckDB as Arrow C streams
+# (db.insert): pyarrow's own converter (pa.array, pa.table) imports pandas on its first call, and
+# DuckDB does too (through pyarrow.dataset) for any Arrow object but a stream capsule: ~0.35 s of
+# CPU per ingest run, most of a small run's time.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _validity(valid: np.ndarray) -> pa.Buffer | None:
+    return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def _buffer_array(arrow_type: pa.DataType, values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    return pa.Array.from_buffers(arrow_type, len(values), [_validity(valid), pa.py_buffer(values)])
+
+
+def _doubles(values: np.ndarray) -> pa.Array:
+    """float64, NaN as NULL (a dropped sample)."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return _buffer_array(pa.float64(), values, values == values)
+
+
+def _strings(values: list) -> pa.Array:
+    """UTF-8 strings, None as NULL (a value that is not valid Unicode raises UnicodeError)."""
+    encoded = [b"" if v is None else v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    valid = np.fromiter((v is not None for v in values), bool, len(values))
+    return pa.Array.from_buffers(pa.string(), len(values), [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def _column(values: list, sql_type: str) -> pa.Array:
+    """A column of Python values (None as NULL) as the Arrow type of its SQL type."""
+    base = sql_type.split()[0]
+    valid = np.fromiter((v is not None for v in values), bool, len(values))
+    if base == "DOUBLE":  # a NaN stays NaN: only None is NULL, as when pyarrow converted these
+        return _buffer_array(pa.float64(), np.fromiter((0.0 if v is None else v for v in values), np.float64, len(values)), valid)
+    if base in ("INTEGER", "BIGINT"):
+        arrow_type, dtype = (pa.int32(), np.int32) if base == "INTEGER" else (pa.int64(), np.int64)
+        return _buffer_array(arrow_type, np.fromiter((0 if v is None else v for v in values), dtype, len(values)), valid)
+    if base == "BOOLEAN":
+        bits = np.packbits(np.fromiter((bool(v) for v in values), bool, len(values)), bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [_validity(valid), pa.py_buffer(bits)])
+    if base == "TIMESTAMPTZ":  # the instant, in microseconds (validation allows aware times only)
+        micros = np.fromiter((0 if v is None else (v - _EPOCH) // _MICROSECOND for v in values), np.int64, len(values))
+        return _buffer_array(pa.timestamp("us", tz="UTC"), micros, valid)
+    if base in ("VARCHAR", "JSON"):  # JSON text, cast by the insert
+        return _strings(values)
+    if base == "VARCHAR[]":
+        lengths = [0 if v is None else len(v) for v in values]
+        offsets = np.zeros(len(values) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        items = _strings([item for v in values if v is not None for item in v])
+        return pa.Array.from_buffers(pa.list_(pa.string()), len(values), [_validity(valid), pa.py_buffer(offsets)], children=[items])
+    raise TypeError(f"no Arrow column for SQL type {sql_type}")
+
+
 def points_table(batch: list[SessionRows]) -> pa.Table:
     """telemetry.points rows of a batch of sessions, built column-wise (NaN becomes NULL)."""
     lengths = np.array([rows.points.shape[1] for rows in batch])
     session_index = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
-    columns = [pa.DictionaryArray.from_arrays(session_index, [rows.session["session_id"] for rows in batch])]
+    session_ids = _strings([rows.session["session_id"] for rows in batch])
+    columns = [pa.DictionaryArray.from_buffers(POINTS_SCHEMA.field("session_id").type, len(session_index),
+                                               [None, pa.py_buffer(session_index)], session_ids)]
     values = np.concatenate([rows.points for rows in batch], axis=1)  # one row per column, each contiguous
-    columns += [pa.array(column, type=pa.float64(), from_pandas=True) for column in values]
+    columns += [_doubles(column) for column in values]
     # extra_values: each sample of session i lists that session's k_i channels (none: an empty list)
     channel_counts = np.array([len(rows.extra) for rows in batch])
-    offsets = np.concatenate(([0], np.cumsum(np.repeat(channel_counts, lengths)))).astype(np.int32)
+    offsets = np.zeros(len(session_index) + 1, dtype=np.int32)
+    np.cumsum(np.repeat(channel_counts, lengths), out=offsets[1:])
     extras = [np.column_stack(list(rows.extra.values())).ravel() for rows in batch if rows.extra]
-    items = pa.array(np.concatenate(extras) if extras else np.empty(0), type=pa.float64(), from_pandas=True)
-    columns.append(pa.ListArray.from_arrays(pa.array(offsets), items))
+    items = _doubles(np.concatenate(extras) if extras else np.empty(0))
+    columns.append(pa.Array.from_buffers(POINTS_SCHEMA.field("extra_values").type, len(session_index), [None, pa.py_buffer(offsets)], children=[items]))
     return pa.Table.from_arrays(columns, schema=POINTS_SCHEMA)
 
 
-def preload() -> None:
-    """Pay pyarrow's one-time cost of a first array (it imports pandas) ahead of the first write."""
-    pa.array([0.0])
+def _rows_table(rows: list[dict], columns: dict[str, str]) -> pa.Table:
+    """`rows` as a table of `columns` (name -> SQL type); a key a row lacks is NULL."""
+    return pa.Table.from_arrays([_column([row.get(c) for row in rows], t) for c, t in columns.items()], names=list(columns))
 
 
-def _rows_table(rows: list[dict], columns: list[str]) -> pa.Table:
-    return pa.table({c: [row.get(c) for row in rows] for c in columns})
-
-
-def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], columns: list[str]) -> None:
-    insert(con, table, _rows_table(rows, columns))
+def insert_metrics(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
+    """telemetry.roast_metrics rows: session_id and the contract's metric columns."""
+    insert(con, "telemetry.roast_metrics", _rows_table(rows, {"session_id": "VARCHAR", **METRIC_COLUMNS}))
 
 
 def write_batch(
@@ -166,25 +229,24 @@ def write_batch(
         return  # e.g. a concurrent run ingested all of them first: nothing to commit, nothing to conflict
     con.execute("UPDATE telemetry.ingest_commits SET batches = batches + 1")
     if replaced_session_ids:
-        con.register("stale_sessions", pa.table({"session_id": replaced_session_ids}))
+        stale = pa.Table.from_arrays([_strings(replaced_session_ids)], names=["session_id"])
         for table in ("points", "roast_metrics", "sessions"):
+            con.register("stale_sessions", stale.__arrow_c_stream__())  # a stream is read once
             con.execute(f"DELETE FROM telemetry.{table} WHERE session_id IN (SELECT session_id FROM stale_sessions)")
         con.unregister("stale_sessions")
     if batch:
-        insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], list(SESSION_COLUMNS)),
+        insert(con, "telemetry.sessions", _rows_table([r.session for r in batch], SESSION_COLUMNS),
                select="* REPLACE (settings::JSON AS settings, events::JSON AS events, artisan_computed::JSON AS artisan_computed)")
         insert(con, "telemetry.points", points_table(batch))
         metrics = [{"session_id": r.session["session_id"], **r.metrics} for r in batch]
-        insert_rows(con, "telemetry.roast_metrics", metrics, ["session_id", *METRIC_COLUMNS])
+        insert_metrics(con, metrics)
     if errors:
-        columns = ["source_path", "content_sha256", "error_kind", "message", "quarantined_path", "seen_at"]
-        insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], columns))
+        insert(con, "telemetry.ingest_errors", _rows_table([{**e, "seen_at": seen_at} for e in errors], INGEST_ERRORS_COLUMNS))
     if outcomes:
-        files = [{**vars(o), "seen_at": seen_at} for o in outcomes]  # (asdict's deep copy is slow and not needed)
-        columns = [*(f.name for f in fields(FileOutcome)), "seen_at"]
-        con.register("seen_files", _rows_table(files, columns))
+        files = _rows_table([{**vars(o), "seen_at": seen_at} for o in outcomes], SOURCE_FILES_COLUMNS)  # (asdict's deep copy is slow and not needed)
+        con.register("seen_files", files.__arrow_c_stream__())
         # a file seen again replaces its row (by key, not INSERT OR REPLACE: DuckLake has no keys)
         con.execute("DELETE FROM telemetry.source_files f USING seen_files s "
                     "WHERE f.source_path = s.source_path AND f.content_sha256 = s.content_sha256")
         con.unregister("seen_files")
-        insert(con, "telemetry.source_files", _rows_table(files, columns))
+        insert(con, "telemetry.source_files", files)

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import duckdb
 import pytest
 
@@ -184,3 +187,44 @@ def test_a_batch_committed_by_another_writer_between_two_batches_is_seen_by_the_
     assert [p for p, _why in report.duplicates] == [str(paths[1])] and len(report.loaded) == 1
     assert con.execute("SELECT status FROM telemetry.source_files WHERE source_path = ?", [str(paths[1])]).fetchone() == ("duplicate",)
     assert con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0] == 2
+
+
+def test_an_ingest_imports_no_pandas(tmp_path):
+    # pandas takes ~0.35 s to import, most of a small ingest's time: neither pyarrow's converter
+    # (pa.array) nor DuckDB's scan of a pyarrow object (through pyarrow.dataset) may pull it in
+    _write(tmp_path / "a.alog", profile())
+    script = ("import sys, duckdb; from pathlib import Path; from daena_pipelines.telemetry import ingest; "
+              f"con = duckdb.connect({str(tmp_path / 'w.duckdb')!r}); "
+              f"r = ingest.ingest(con, [Path({str(tmp_path / 'a.alog')!r})], Path({str(tmp_path / 'q')!r}), workers=1); "
+              "print(len(r.loaded), 'pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["1", "False"], done.stderr
+
+
+def test_columns_built_from_buffers_hold_what_pyarrow_converts():
+    import math
+    from datetime import datetime, timedelta, timezone
+
+    import pyarrow as pa
+
+    from daena_pipelines.telemetry import store
+
+    plus2 = timezone(timedelta(hours=2))
+    cases = {
+        "DOUBLE": [1.5, None, float("nan"), 3, -0.0, 1e308, float("inf")],
+        "INTEGER": [1, None, -(2**31), 2**31 - 1], "BIGINT": [2**40, None, 0],
+        "BOOLEAN": [True, None, False, True, True, False, False, True, None, True],
+        "TIMESTAMPTZ": [datetime(2025, 8, 17, 22, 12, 45, 123456, tzinfo=plus2), None, datetime(1970, 1, 1, tzinfo=timezone.utc)],
+        "VARCHAR NOT NULL": ["a", None, "é😀 \\u00e9", ""], "JSON": ['{"a": 1}', None],
+        "VARCHAR[]": [["x", "y"], [], None, ["é", ""]],
+    }
+    for sql_type, values in cases.items():
+        built = store._column(values, sql_type)
+        expected = pa.array(values, type=built.type)  # pyarrow's own conversion
+        assert built.null_count == expected.null_count, sql_type
+        for got, want in zip(built.to_pylist(), expected.to_pylist()):
+            assert got == want or (isinstance(got, float) and math.isnan(got) and math.isnan(want)), (sql_type, got, want)
+    with pytest.raises(UnicodeError):  # a value the warehouse would refuse: the batch falls back per session
+        store._column(["\udc80"], "VARCHAR")
+    with pytest.raises(OverflowError):
+        store._column([2**31], "INTEGER")
