@@ -197,9 +197,10 @@ def _slider_channels(profile: dict, n: int) -> dict[str, np.ndarray]:
     for idx, etype, value in sorted(zip(indices, types, values), key=itemgetter(0)):
         if not (isinstance(idx, int) and isinstance(etype, int) and 0 <= etype < 4 and 0 <= idx < n):
             continue  # type 4 = plain annotation without a value
-        if etypes[etype] not in channels:
-            channels[etypes[etype]] = np.full(n, np.nan)
-        channels[etypes[etype]][idx:] = round(float(value) * 10) - 10  # Artisan's internal scale -> shown 0..100
+        channel = channels.get(etypes[etype])
+        if channel is None:
+            channel = channels[etypes[etype]] = np.full(n, np.nan)
+        channel[idx:] = round(float(value) * 10) - 10  # Artisan's internal scale -> shown 0..100
     return channels
 
 
