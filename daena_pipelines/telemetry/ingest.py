@@ -171,6 +171,21 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
     """Read and hash one file and, unless its content is among `known_sha256s` (None then),
     parse and validate it and compute everything it contributes, or quarantine it. Runs in
     worker processes, so the file is read once and the main process only writes the warehouse."""
+    return _prepare_chunk([(path, known_sha256s)], ingested_at, quarantine_dir)[0]
+
+
+@dataclass
+class _InProgress:
+    """A file between the stages of `_prepare_chunk`: its bytes and the last stage's result."""
+
+    path: str
+    sha256: str
+    size: int
+    data: bytes
+    value: object = None
+
+
+def _read(path: str, known_sha256s: Collection[str]) -> _InProgress | Prepared | None:
     try:
         with open(path, "rb", buffering=0) as file:  # one path lookup: the size is the open file's
             size = os.fstat(file.fileno()).st_size
@@ -186,21 +201,28 @@ def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, qu
         if isinstance(exc, InvalidSession):
             return Prepared(path, marker, size, error_kind=exc.kind, error=str(exc))
         return Prepared(path, marker, 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
-    sha256, size = hashlib.sha256(data).hexdigest(), len(data)
-    if sha256 in known_sha256s:
-        return None
+    sha256 = hashlib.sha256(data).hexdigest()
+    return None if sha256 in known_sha256s else _InProgress(path, sha256, len(data), data)
+
+
+def _parsed(item: _InProgress) -> RoastSession:
+    parse = parser_for(item.path, item.data)
+    if parse is None:  # e.g. a .json that is no longer a RoasTime roast
+        raise InvalidSession("not_a_roast", f"content not in the roast format its suffix ({Path(item.path).suffix}) names")
+    return parse(item.data, item.path)
+
+
+def _advanced(item: _InProgress, stage: Callable[[_InProgress], object], quarantine_dir: Path) -> _InProgress | Prepared:
+    """`item` with `stage`'s result, or the file quarantined when the stage refuses it."""
     try:
-        parse = parser_for(path, data)
-        if parse is None:  # e.g. a .json that is no longer a RoasTime roast
-            raise InvalidSession("not_a_roast", f"content not in the roast format its suffix ({Path(path).suffix}) names")
-        session = validate.validate(parse(data, path), path)
-        return Prepared(path, sha256, size, rows=session_rows(session, path, sha256, ingested_at))
+        item.value = stage(item)
+        return item
     except InvalidSession as exc:
         kind, message = exc.kind, str(exc)
     except Exception as exc:  # a parser bug must not sink the batch: record it against the file
         kind, message = "internal_error", f"{type(exc).__name__}: {exc}"
-    quarantined = _quarantine(path, data, sha256, kind, message, quarantine_dir)
-    return Prepared(path, sha256, size, error_kind=kind, error=message, quarantined_path=quarantined)
+    quarantined = _quarantine(item.path, item.data, item.sha256, kind, message, quarantine_dir)
+    return Prepared(item.path, item.sha256, item.size, error_kind=kind, error=message, quarantined_path=quarantined)
 
 
 def _stat_marker(path: str) -> str:
@@ -213,7 +235,17 @@ def _stat_marker(path: str) -> str:
 
 
 def _prepare_chunk(chunk: list[tuple], ingested_at: datetime, quarantine_dir: Path) -> list[Prepared | None]:
-    return [prepare(path, known, ingested_at, quarantine_dir) for path, known in chunk]
+    """`prepare` of each (path, known sha256s), one stage at a time over the whole chunk (read,
+    parse, validate, rows): a stage's code then stays in the CPU's caches from file to file, which
+    costs about a quarter less CPU than taking each file through every stage in turn (measured,
+    docs/telemetry.md)."""
+    items = [_read(path, known) for path, known in chunk]
+    stages = (_parsed, lambda item: validate.validate(item.value, item.path),
+              lambda item: session_rows(item.value, item.path, item.sha256, ingested_at))
+    for stage in stages:
+        items = [_advanced(item, stage, quarantine_dir) if isinstance(item, _InProgress) else item for item in items]
+    return [Prepared(item.path, item.sha256, item.size, rows=item.value) if isinstance(item, _InProgress) else item
+            for item in items]
 
 
 @dataclass
