@@ -120,7 +120,8 @@ def main() -> int:
         print(f"  sessions loaded {len(report.loaded)}, duplicates {len(report.duplicates)}, rejected {len(report.rejected)}")
         print(f"  sessions/s end to end: {len(report.loaded) / elapsed:.1f}")
         per_file = 1e3 / len(files)
-        print(f"CPU per file: main process {main_cpu * per_file:.3f} ms (the serial part: classify, Arrow tables, DuckDB)"
+        print(f"CPU per file: main process {main_cpu * per_file:.3f} ms "
+              + ("(the serial part: classify, Arrow tables, DuckDB)" if parallel else "(all of the ingest, parsing included)")
               + (f", parser processes and their fork server {workers_rss.cpu_s * per_file:.3f} ms, "
                  f"together {(main_cpu + workers_rss.cpu_s) * per_file:.3f} ms (on two free cores a file takes at least half of it in wall time)" if parallel else ""))
         print(f"peak RSS: main {rss_main:.0f} MB" + (f", largest parser process {workers_rss.mb:.0f} MB" if parallel else "") + " (target < 1500 MB)")
