@@ -89,22 +89,26 @@ def main() -> int:
 
         con = duckdb.connect(str(work / "bench.duckdb"))
         committed = []  # (seconds since start, files handled) after each committed batch
+        main_cpu = time.process_time()  # every thread of this process
         start = time.perf_counter()
         with DescendantPeakRss() as workers_rss:
             report = ingest.ingest(con, files, work / "quarantine", workers=args.workers,
                                    on_batch=lambda handled: committed.append((time.perf_counter() - start, handled)))
         elapsed = time.perf_counter() - start
+        main_cpu = time.process_time() - main_cpu
         con.close()
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         files_s = len(files) / elapsed
-        print(f"files: {len(files)} ({total_mb:.1f} MB), workers: {args.workers}")
+        parallel = args.workers > 1 and len(files) >= ingest.PARALLEL_FROM
+        print(f"files: {len(files)} ({total_mb:.1f} MB), "
+              + (f"{args.workers} parser processes" if parallel else f"parsed in the main process (fewer than {ingest.PARALLEL_FROM} files)"))
         print(f"baseline ast.literal_eval: {base_files_s:8.1f} files/s {base_mb_s:7.2f} MB/s  (over {measured} files)")
         print(f"ingest end to end:         {files_s:8.1f} files/s {total_mb / elapsed:7.2f} MB/s  in {elapsed:.1f} s"
               f"  = {files_s / base_files_s:.1f}x baseline")
         first_s, first_files = committed[0]
         print(f"  start-up and the first batch: {first_files} files committed after {first_s:.2f} s "
-              "(imports, schema, parser processes started, first batch parsed and written)")
+              "(imports, schema" + (", parser processes started" if parallel else "") + ", first batch parsed and written)")
         if len(committed) > 1:
             last_s, last_files = committed[-1]
             steady = (last_files - first_files) / (last_s - first_s)
@@ -115,7 +119,12 @@ def main() -> int:
                   "start-up (a small batch); --sessions 3000 measures the steady state the 10x target is for")
         print(f"  sessions loaded {len(report.loaded)}, duplicates {len(report.duplicates)}, rejected {len(report.rejected)}")
         print(f"  sessions/s end to end: {len(report.loaded) / elapsed:.1f}")
-        print(f"peak RSS: main {rss_main:.0f} MB, largest worker {workers_rss.mb:.0f} MB (target < 1500 MB)")
+        per_file = 1e3 / len(files)
+        print(f"CPU per file: main process {main_cpu * per_file:.3f} ms "
+              + ("(the serial part: classify, Arrow tables, DuckDB)" if parallel else "(all of the ingest, parsing included)")
+              + (f", parser processes and their fork server {workers_rss.cpu_s * per_file:.3f} ms, "
+                 f"together {(main_cpu + workers_rss.cpu_s) * per_file:.3f} ms (on two free cores a file takes at least half of it in wall time)" if parallel else ""))
+        print(f"peak RSS: main {rss_main:.0f} MB" + (f", largest parser process {workers_rss.mb:.0f} MB" if parallel else "") + " (target < 1500 MB)")
         print("load average 1/5/15 min: before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(*load_before, *os.getloadavg()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
