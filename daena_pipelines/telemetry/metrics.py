@@ -162,8 +162,7 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
     # values when it has no gap, and then its lowest value is at most the median. So the bound is
     # the larger minimum of the gapless halves (-inf when neither is: every such sample is checked).
     bound_of = np.full(-(-(len(r) + 2 * half) // (half + 1)) * (half + 1), -np.inf)  # whole blocks
-    bound_of[half : half + len(r)] = r
-    np.copyto(bound_of, -np.inf, where=bound_of != bound_of)  # a gap makes its half's minimum -inf
+    np.fmax(r, -np.inf, out=bound_of[half : half + len(r)])  # r, with -inf for a gap: its half's minimum is -inf
     # minima of every run of half + 1 slots in O(n) (van Herk / Gil-Werman): a run spans the tail
     # of one block and the head of the next
     blocks = bound_of.reshape(-1, half + 1)
@@ -192,10 +191,12 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
 
 
 def median(values: np.ndarray) -> float:
-    """np.median of a non-empty array without NaN, without its per-call overhead (same value)."""
+    """np.median of a non-empty array without NaN, without its per-call overhead (same value).
+    A full sort: for a few hundred values numpy's vectorized sort is faster than a two-index
+    `np.partition` (2.8 against 4.8 µs for 500 time steps)."""
     n = len(values)
-    middle = np.partition(values, ((n - 1) // 2, n // 2))
-    return float((middle[(n - 1) // 2] + middle[n // 2]) / 2)
+    ordered = np.sort(values)
+    return float((ordered[(n - 1) // 2] + ordered[n // 2]) / 2)
 
 
 def highest(values: np.ndarray) -> float | None:
