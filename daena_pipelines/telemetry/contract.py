@@ -5,6 +5,7 @@ Each table is also an asset; its key is the table name split at the dot (``telem
 
 SESSIONS = "telemetry.sessions"
 POINTS = "telemetry.points"
+POINTS_WITH_EXTRA = "telemetry.points_with_extra"  # a view: points with `extra` as a MAP(channel, value)
 ROAST_METRICS = "telemetry.roast_metrics"
 INGEST_ERRORS = "telemetry.ingest_errors"
 LANDING_FOLDER = "telemetry.landing_folder"  # an asset (the input folders), not a table
@@ -56,7 +57,7 @@ V1_ARTISAN_COLUMNS = (
 
 # telemetry.roast_metrics: column -> SQL type, by the schema version (migration) that added it.
 # Every metric metrics.roast_metrics() returns has its column here (tests/telemetry/test_metrics.py).
-# A new metric is one line with the next version (SCHEMA_VERSION + 1), e.g. ``4: {"bt_span_c": "DOUBLE"},``:
+# A new metric is one line with the next version (SCHEMA_VERSION + 1), e.g. ``6: {"bt_span_c": "DOUBLE"},``:
 # store.py derives the migration that adds the column to existing warehouses, migrations.py the version.
 METRIC_COLUMNS_BY_VERSION = {
     1: {
@@ -81,6 +82,7 @@ METRIC_COLUMNS_BY_VERSION = {
 METRIC_COLUMNS = {column: sql_type for added in METRIC_COLUMNS_BY_VERSION.values() for column, sql_type in added.items()}
 
 # Schema versions that changed no metric column (store.MIGRATIONS spells them out): 3 and 4 made
-# the points' extra map sessions.extra_channels (the names) and points.extra_values (a list per sample).
-LAYOUT_VERSIONS = (3, 4)
+# the points' extra map sessions.extra_channels (the names) and points.extra_values (a list per
+# sample); 5 gives the map back to readers as the view POINTS_WITH_EXTRA.
+LAYOUT_VERSIONS = (3, 4, 5)
 SCHEMA_VERSION = max(*LAYOUT_VERSIONS, *METRIC_COLUMNS_BY_VERSION)  # the newest migration of the telemetry tables

@@ -27,6 +27,7 @@ _TOKEN = re.compile(
     r"'[^'\\]*(?:\\.[^'\\]*)*'" r'|"[^"\\]*(?:\\.[^"\\]*)*"' r"|True|False|None"
 )
 _KEYWORDS = {"True": "true", "False": "false", "None": "null"}
+_JSON_KEYWORD = re.compile(r"\b(?:true|false|null)\b")  # (inside strings too: then the exact parser decides)
 _ESCAPED_QUOTE_OR_SLASH = re.compile(r"""\\['"/]""")  # one regex scan: several times faster than `in` thrice
 MAX_EXACT_PARSE_CHARS = 2_000_000
 # What a non-literal node is, for messages (anything else is named by its class).
@@ -87,6 +88,7 @@ def _quotes_swapped(text: str) -> bytes | None:
 
 
 _QUOTE, _T, _F, _N = (ord(c) for c in "'TFN")
+_LOWER = 0x20  # ASCII: a letter's lowercase form sets this bit
 _ONE, _ULL = np.frombuffer(b"one", np.uint8), np.frombuffer(b"ull", np.uint8)
 
 
@@ -96,13 +98,17 @@ def _swapped_bytes(text: str) -> bytes | None:
     object per part. A byte is outside strings where an even number of single quotes precede it.
     Outside strings, True and False become JSON by their first letter alone (T and F start nothing
     else JSON reads) and None by its last three letters; an N followed by anything else leaves
-    the text to the general path. A double quote can only be a character of a string: escaped."""
+    the text to the general path, as does a t, f or n outside strings (JSON's true/false/null,
+    which Python does not read). A double quote can only be a character of a string: escaped."""
     data = np.frombuffer(bytearray(text, "utf-8"), dtype=np.uint8)  # (writable: a bytearray's copy)
     quotes = np.flatnonzero(data == _QUOTE)
     if quotes.size % 2:
         return None  # a string left open
-    letters = np.flatnonzero((data == _T) | (data == _F) | (data == _N))
+    folded = data | _LOWER
+    letters = np.flatnonzero((folded == _T | _LOWER) | (folded == _F | _LOWER) | (folded == _N | _LOWER))
     letters = letters[(quotes.searchsorted(letters) & 1) == 0]  # those outside strings
+    if np.count_nonzero(data[letters] & _LOWER):
+        return None
     is_n = data[letters] == _N
     data[letters[~is_n]] += 32  # T -> t, F -> f
     nones = letters[is_n]
@@ -134,7 +140,8 @@ def loads(text: str, number_lists: Mapping[str, bool] | None = None) -> object:
                 return orjson.loads(fast)
             except orjson.JSONDecodeError:
                 pass  # e.g. a Python-only escape inside a string: try the token rewrite
-        return orjson.loads(_TOKEN.sub(_to_json_token, text))
+        if not _JSON_KEYWORD.search(text):  # Python reads none of them: its own parser decides
+            return orjson.loads(_TOKEN.sub(_to_json_token, text))
     except (orjson.JSONDecodeError, SyntaxError, ValueError, RecursionError):
         pass  # not expressible as JSON after the rewrite: Python's own literal parser decides
     if not text.strip():

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from daena_pipelines.db import insert
 from daena_pipelines.migrations import Migration, migrate
-from daena_pipelines.telemetry.contract import METRIC_COLUMNS, METRIC_COLUMNS_BY_VERSION
+from daena_pipelines.telemetry.contract import METRIC_COLUMNS, METRIC_COLUMNS_BY_VERSION, POINTS_WITH_EXTRA
 from daena_pipelines.telemetry.model import POINT_COLUMNS, SessionRows
 
 
@@ -98,6 +98,11 @@ MIGRATIONS = [
     ]),
     Migration(3, "extra channels: names once per session (sessions.extra_channels), values per sample as a list (points.extra_values)", _extra_as_lists),
     Migration(4, "points: the extra map, now in extra_values, dropped", "ALTER TABLE telemetry.points DROP COLUMN extra"),
+    # readers that want the map per sample, as points had it before migration 3, without the join
+    Migration(5, "view telemetry.points_with_extra: each sample with its extra channels as a map", f"""
+        CREATE OR REPLACE VIEW {POINTS_WITH_EXTRA} AS
+        SELECT p.* EXCLUDE (extra_values), map(s.extra_channels, p.extra_values) AS extra
+        FROM telemetry.points p JOIN telemetry.sessions s USING (session_id)"""),
     # each later version of the contract's metric columns: a migration that adds them
     *(Migration(version, f"roast_metrics: {', '.join(columns)}", _add_metric_columns(columns))
       for version, columns in METRIC_COLUMNS_BY_VERSION.items() if version > 2),

@@ -78,7 +78,7 @@ def test_r2_session_ingests_into_telemetry(r2_roast):
         assert row == [(metadata["session_id"], "sidecar", "simulator", "r2_level", "Aillio Bullet R2 (virtual)", "Kenya Nyeri")]
         points, with_probe_ror, with_ibts_ror = con.execute(
             "SELECT count(*), count(extra['bean_probe_ror_c_per_min']), count(extra['ibts_ror_c_per_min']) "
-            "FROM (SELECT map(s.extra_channels, p.extra_values) AS extra FROM telemetry.points p JOIN telemetry.sessions s USING (session_id))"
+            "FROM telemetry.points_with_extra"
         ).fetchone()
         assert points == metadata["samples"] == with_probe_ror == with_ibts_ror
         bt, et = con.execute("SELECT bt_c, et_c FROM telemetry.points WHERE t_s = 0").fetchone()

@@ -53,10 +53,10 @@ def test_old_warehouse_migrates_on_first_connection_and_old_sessions_get_the_new
     with connect(old_warehouse) as con:  # first connection with today's code
         ledger = con.execute("SELECT domain, version FROM meta.schema_migrations ORDER BY ALL").fetchall()
         assert ("telemetry", 1) in ledger and ("telemetry", 2) in ledger
-        # migrations 3-4: the extra map became names per session and a list of values per sample
+        # migrations 3-5: the extra map became names per session and a list of values per sample,
+        # and the view points_with_extra gives every sample its map back
         assert "extra" not in _columns(con, "telemetry.points")
-        assert con.execute("""SELECT p.session_id, p.t_s, map(s.extra_channels, p.extra_values)
-                              FROM telemetry.points p JOIN telemetry.sessions s USING (session_id) ORDER BY ALL""").fetchall() == extra_before
+        assert con.execute("SELECT session_id, t_s, extra FROM telemetry.points_with_extra ORDER BY ALL").fetchall() == extra_before
         assert {d for d, _v in ledger} == set(migrations.DOMAINS)
         assert METRIC_COLUMNS_BY_VERSION[2].keys() <= _columns(con, "telemetry.roast_metrics")
         assert recompute.stale_session_ids(con) == sorted(before)

@@ -42,6 +42,10 @@ def test_same_values_as_literal_eval(text):
         ("{'a': 1} trailing", r"invalid syntax at byte 9, near 'trailing'"),
         ("[1, Nonsense, 'x']", r"name 'Nonsense' at byte 4$"),
         ("[Tru, 'x']", r"name 'Tru' at byte 1$"),
+        # JSON's keywords are not Python's, on the quote-swap path and on the token rewrite (\/)
+        ("{'a': 'not true', 'b': true}", r"name 'true' at byte 23$"),
+        ("{'a': [1, null]}", r"name 'null' at byte 10$"),
+        ("{'a\\/': false}", r"name 'false' at byte 8$"),
         ("", r"empty text"),
         ("[" * 5000 + "]" * 5000, r"(nested too deeply|too many nested|parenthes)"),
         ("[" + "9" * 5000 + "]", r"integer literal of 5000 digits"),
