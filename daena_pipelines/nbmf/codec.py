@@ -309,12 +309,18 @@ def _marked(record, original: bytes) -> bytes | None:
     return body if len(body) < len(original) else None  # a piece can overlap an earlier one
 
 
-def _restored(body: bytes) -> bytes:
-    """The canonical JSON a marked body stands for."""
+def _restored(body: bytes, length: int) -> bytes:
+    """The canonical JSON of ``length`` bytes a marked body stands for. The tag is no secret, so a
+    forged body can list more pieces than there are marks, or pieces holding earlier marks that
+    multiply on every step: it is refused once it outgrows what the encoder marks (< 4 KiB)."""
     pieces = body.split(b"\xff")
     text = pieces.pop()
+    if len(pieces) > len(_MARKS) or not len(body) < length < SMALL_BODY_BYTES:
+        raise EnvelopeError("NBMF marked body has more pieces, or other lengths, than the encoder writes")
     for i in range(len(pieces) - 1, -1, -1):
-        text = text.replace(_MARKS[i], pieces[i])
+        text = text.replace(_MARKS[i], pieces[i])  # < 4 KiB times a piece < 4 KiB: bounded
+        if len(text) > length:
+            raise EnvelopeError("NBMF marked body restores to more than its original length")
     return text
 
 
@@ -626,7 +632,7 @@ class NbmfCodec:
         if tag != envelope[pos : pos + TAG_BYTES]:
             raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
         if flags & FLAG_MARKED:
-            body = _restored(body)
+            body = _restored(body, length)
         # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
         first_bytes, exact_length, body_decoder = _BODY_RULES[flags]
         if body[:1] not in first_bytes or exact_length and len(body) != length:

@@ -1,10 +1,11 @@
 import hashlib
+import tracemalloc
 
 import orjson
 
 import pytest
 
-from daena_pipelines.nbmf.classes import SERIES_STEPS, normalize_text
+from daena_pipelines.nbmf.classes import SERIES_STEPS, normalize_text, record_class
 from daena_pipelines.nbmf.codec import (
     CODEC_VERSION,
     FLAG_BARE,
@@ -218,3 +219,34 @@ def test_small_bodies_store_a_bare_block_and_decode_from_it():
     forged = envelope + bytes(1 << 17)
     with pytest.raises(EnvelopeError, match="longer than a zstd block"):
         codec.decode(forged)
+
+
+def _forged_marked(codec: NbmfCodec, body: bytes, original_length: int) -> bytes:
+    """A command envelope whose marked body is `body`, with a valid tag (the tag is no secret)."""
+    from daena_pipelines.nbmf.codec import CODEC_VERSION, FLAG_BODY_LENGTH, FLAG_MARKED, _tag, _varint
+
+    flags, lengths = FLAG_MARKED, _varint(original_length)  # JSON type 0: an object
+    if len(body) > original_length:
+        flags |= FLAG_BODY_LENGTH
+        lengths += _varint(len(body))
+    header = bytes((CODEC_VERSION << 4 | record_class("command").code, flags, 0)) + lengths
+    payload = codec.compress(0, body)
+    return header + _tag(body, header, len(header) + TAG_BYTES + len(payload)) + payload
+
+
+def test_forged_marked_bodies_are_the_codecs_own_error_without_blowing_up():
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    # more pieces than there are marks (0x01-0x1E): was an IndexError
+    with pytest.raises(EnvelopeError):
+        codec.decode(_forged_marked(codec, b"\xff".join([b',"a":1'] * 40 + [b'{"b":2\x01}']), 3000))
+    # pieces made of earlier marks multiply on every step (16 marks -> 8 KiB -> 4 MiB -> 32 MiB):
+    # refused past the original length, before the large steps allocate
+    bomb = b"\xff".join([b",aaaaaaa", b"\x01" * 512, b"\x02" * 512, b"{" + b"\x03" * 16 + b"}"])
+    tracemalloc.start()
+    try:
+        with pytest.raises(EnvelopeError):
+            codec.decode(_forged_marked(codec, bomb, 3000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
