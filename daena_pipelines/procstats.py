@@ -75,4 +75,3 @@ class DescendantPeakRss:
         self._stop.set()
         self._thread.join()
         self._sample()  # the survivors' last interval (e.g. a fork server that outlives the block)
-        self._sample()  # descendants still alive at the end (e.g. the fork server)
