@@ -107,17 +107,17 @@ def _swapped_bytes(text: str) -> bytes | None:
     folded = data | _LOWER
     letters = np.flatnonzero((folded == _T | _LOWER) | (folded == _F | _LOWER) | (folded == _N | _LOWER))
     letters = letters[(quotes.searchsorted(letters) & 1) == 0]  # those outside strings
-    if np.count_nonzero(data[letters] & _LOWER):
+    found = data[letters]
+    nones = letters[found == _N]
+    # the only lowercase ones allowed are the n of each None ("None"[2])
+    if not np.array_equal(letters[(found & _LOWER) != 0], nones + 2):
         return None
-    is_n = data[letters] == _N
-    data[letters[~is_n]] += 32  # T -> t, F -> f
-    nones = letters[is_n]
     if nones.size:
         tails = nones[:, None] + np.arange(1, 4)
         if tails[-1, -1] >= data.size or not (data[tails] == _ONE).all():
             return None
-        data[nones] += 32
         data[tails] = _ULL
+    data[letters[(found & _LOWER) == 0]] += 32  # T -> t, F -> f, N -> n
     converted = data.tobytes()
     if b'"' in converted:
         converted = converted.replace(b'"', b'\\"')

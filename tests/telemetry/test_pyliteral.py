@@ -151,3 +151,11 @@ def test_number_lists_read_numbers_as_python_does():
     parsed = pyliteral.loads("{'t': [" + ", ".join(texts) + "]}", {"t": False})["t"]
     assert isinstance(parsed, np.ndarray)
     assert parsed.tobytes() == np.array([float(ast.literal_eval(t)) for t in texts]).tobytes()  # bit for bit
+
+
+def test_none_outside_strings_stays_on_the_byte_level_rewrite():
+    # None is the commonest keyword of an Artisan file: its lowercase n must not send the text
+    # to the slower token rewrite (it did, whatever the docstring said)
+    assert pyliteral._swapped_bytes("{'a': None, 'b': [None, True], 'c': 'None t', 'd': False}") == b'{"a": null, "b": [null, true], "c": "None t", "d": false}'
+    for text in ("[Nonf]", "[Non]", "[NNone]", "[None, n]", "[true]"):  # not Python: the general path decides
+        assert pyliteral._swapped_bytes(text) is None
