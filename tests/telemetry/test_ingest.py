@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import duckdb
 import pytest
@@ -228,3 +229,23 @@ def test_columns_built_from_buffers_hold_what_pyarrow_converts():
         store._column(["\udc80"], "VARCHAR")
     with pytest.raises(OverflowError):
         store._column([2**31], "INTEGER")
+
+
+def test_a_chunk_stages_its_files_together_only_up_to_a_byte_budget(tmp_path, monkeypatch):
+    # 32 files near MAX_FILE_BYTES must not all be held (bytes and parsed sessions) at once
+    paths = [_write(tmp_path / f"r{i}.alog", profile(roastUUID=f"u{i}")) for i in range(5)]
+    paths.insert(2, _write(tmp_path / "bad.alog", b"{'timex': ["))
+    calls = []
+    read, parsed = ingest._read, ingest._parsed
+    monkeypatch.setattr(ingest, "_read", lambda path, known: calls.append("read") or read(path, known))
+    monkeypatch.setattr(ingest, "_parsed", lambda item: calls.append("parse") or parsed(item))
+    jobs = [(str(p), ()) for p in paths]
+    now = datetime.now(timezone.utc)
+    together = ingest._prepare_chunk(jobs, now, tmp_path / "q")
+    assert calls == ["read"] * 6 + ["parse"] * 6
+    calls.clear()
+    monkeypatch.setattr(ingest, "STAGED_BYTES", paths[0].stat().st_size * 2)  # two profiles' worth
+    budgeted = ingest._prepare_chunk(jobs, now, tmp_path / "q")
+    assert calls == ["read", "read", "parse", "parse", "read", "read", "read", "parse", "parse", "parse", "read", "parse"]
+    assert [(p.path, p.sha256, p.error_kind, p.rows and p.rows.session["session_id"]) for p in budgeted] == \
+           [(p.path, p.sha256, p.error_kind, p.rows and p.rows.session["session_id"]) for p in together]
