@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from operator import index
 
 import duckdb
 import numpy as np
@@ -168,7 +169,8 @@ def _column(values: list, sql_type: str) -> pa.Array:
         return _buffer_array(pa.float64(), np.fromiter((0.0 if v is None else v for v in values), np.float64, len(values)), valid)
     if base in ("INTEGER", "BIGINT"):
         arrow_type, dtype = (pa.int32(), np.int32) if base == "INTEGER" else (pa.int64(), np.int64)
-        return _buffer_array(arrow_type, np.fromiter((0 if v is None else v for v in values), dtype, len(values)), valid)
+        # index(): a float is refused (TypeError), not cut to its integer part by the conversion
+        return _buffer_array(arrow_type, np.fromiter((0 if v is None else index(v) for v in values), dtype, len(values)), valid)
     if base == "BOOLEAN":
         bits = np.packbits(np.fromiter((bool(v) for v in values), bool, len(values)), bitorder="little")
         return pa.Array.from_buffers(pa.bool_(), len(values), [_validity(valid), pa.py_buffer(bits)])

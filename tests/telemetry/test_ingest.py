@@ -229,6 +229,8 @@ def test_columns_built_from_buffers_hold_what_pyarrow_converts():
         store._column(["\udc80"], "VARCHAR")
     with pytest.raises(OverflowError):
         store._column([2**31], "INTEGER")
+    with pytest.raises(TypeError):  # refused, not silently cut to 1
+        store._column([1.5], "INTEGER")
 
 
 def test_a_chunk_stages_its_files_together_only_up_to_a_byte_budget(tmp_path, monkeypatch):
