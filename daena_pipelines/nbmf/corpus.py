@@ -4,7 +4,7 @@ Classes and where they come from (a class whose tables are missing or empty is s
 the reason returned to the caller):
 - session: a ``telemetry.sessions`` row without its notes;
 - telemetry: a session's ``telemetry.points`` as columns (t_s, bt_c, et_c, ror, controls),
-  ordered by t_s (the ``extra`` MAP is not part of the record);
+  ordered by t_s (the extra channels, ``extra_values``, are not part of the record);
 - roast_note: ``telemetry.sessions.notes`` with its session id;
 - command: a ``commands.proposals`` row with its ``commands.audit_log`` rows;
 - eval_result: an ``evals.eval_runs`` row;
