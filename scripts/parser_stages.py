@@ -2,8 +2,9 @@
 
     python scripts/parser_stages.py [--files 1500] [--rounds 2]
 
-Runs the stages one file after the other, as a parser process does (so each file's data is as
-cold in the caches as there), on bench replicas of the shared real profiles (see
+Runs the stages one file after the other (each file through every stage in turn; a parser
+process takes its chunk one stage at a time, ingest._prepare_chunk, so its stages run warmer
+than here), on bench replicas of the shared real profiles (see
 bench_ingest.py), and prints CPU ms per file of each stage, the best of the rounds: read +
 SHA-256, UTF-8 decode, the literal parse (`pyliteral.loads` as `alog.parse_alog` calls it),
 `alog.profile_to_session`, `validate.validate`, `ingest.session_rows`, pickling the results in
@@ -64,7 +65,7 @@ def one_round(files: list[Path], quarantine: Path) -> dict[str, float]:
         clock.append(time.process_time())
         for stage, start, end in zip(STAGES, clock, clock[1:]):
             spent[stage] += end - start
-    for path in files:  # the whole of prepare, as the parser processes run it (rejected files too)
+    for path in files:  # the whole of prepare, file by file (rejected files too)
         start = time.process_time()
         ingest.prepare(str(path), (), now, quarantine)
         spent[STAGES[-1]] += time.process_time() - start
