@@ -5,7 +5,7 @@ Each table is also an asset; its key is the table name split at the dot (``telem
 
 SESSIONS = "telemetry.sessions"
 POINTS = "telemetry.points"
-POINTS_WITH_EXTRA = "telemetry.points_with_extra"  # a view: points with `extra` as a MAP(channel, value)
+POINTS_WITH_EXTRA = "telemetry.points_with_extra"  # a view, not an asset: points with `extra` as a MAP(channel, value)
 ROAST_METRICS = "telemetry.roast_metrics"
 INGEST_ERRORS = "telemetry.ingest_errors"
 LANDING_FOLDER = "telemetry.landing_folder"  # an asset (the input folders), not a table
