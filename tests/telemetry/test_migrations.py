@@ -132,3 +132,20 @@ def test_recompute_reads_a_missing_dry_end_threshold_back_from_the_unchanged_sou
         # another content at the path, or no file: no threshold, so no inferred DRY END
         assert after["changed"] == after["gone"] == (None, None, None)
         assert recompute.recompute_metrics(con) == 0
+
+
+def test_a_warehouse_whose_samples_differ_in_extra_channels_is_refused_and_left_as_it_was(old_warehouse):
+    # migration 3 keeps one list of channel names per session: a session whose samples carry
+    # other channels than its first one would lose values, so nothing of migration 3 may commit
+    with duckdb.connect(str(old_warehouse)) as con:
+        con.execute("""UPDATE telemetry.points SET extra = map_from_entries([('other', 1.0)])
+                       WHERE (session_id, t_s) = (SELECT (session_id, max(t_s)) FROM telemetry.points
+                                                  WHERE cardinality(extra) > 0 GROUP BY session_id)""")
+        maps_before = con.execute("SELECT session_id, t_s, extra FROM telemetry.points ORDER BY ALL").fetchall()
+    with pytest.raises(RuntimeError, match="telemetry migration 3: 1 points carry other extra channels"):
+        with connect(old_warehouse):
+            pass
+    with duckdb.connect(str(old_warehouse)) as con:
+        assert con.execute("SELECT max(version) FROM meta.schema_migrations WHERE domain = 'telemetry'").fetchone()[0] == 2
+        assert "extra_values" not in _columns(con, "telemetry.points") and "extra_channels" not in _columns(con, "telemetry.sessions")
+        assert con.execute("SELECT session_id, t_s, extra FROM telemetry.points ORDER BY ALL").fetchall() == maps_before
