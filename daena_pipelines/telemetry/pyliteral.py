@@ -21,13 +21,13 @@ import numpy as np
 import orjson
 import simdjson
 
-# A quoted string (either quote, with escapes) or one of Python's three literal keywords.
-# Strings are matched first as the scan goes left to right, so keywords inside them are untouched.
+# A quoted string (either quote, with escapes), one of Python's three literal keywords, or one of
+# JSON's (not Python: the rewrite refuses it). Strings are matched first as the scan goes left to
+# right, so keywords inside them are untouched.
 _TOKEN = re.compile(
-    r"'[^'\\]*(?:\\.[^'\\]*)*'" r'|"[^"\\]*(?:\\.[^"\\]*)*"' r"|True|False|None"
+    r"'[^'\\]*(?:\\.[^'\\]*)*'" r'|"[^"\\]*(?:\\.[^"\\]*)*"' r"|True|False|None|true|false|null"
 )
 _KEYWORDS = {"True": "true", "False": "false", "None": "null"}
-_JSON_KEYWORD = re.compile(r"\b(?:true|false|null)\b")  # (inside strings too: then the exact parser decides)
 _ESCAPED_QUOTE_OR_SLASH = re.compile(r"""\\['"/]""")  # one regex scan: several times faster than `in` thrice
 MAX_EXACT_PARSE_CHARS = 2_000_000
 # What a non-literal node is, for messages (anything else is named by its class).
@@ -48,6 +48,8 @@ def _to_json_token(match) -> str:
         return '"' + token[1:-1] + '"'
     if quote == '"':
         return _double_quoted(token)
+    if token not in _KEYWORDS:  # JSON's keyword outside a string: Python reads no such name
+        raise ValueError(f"{token} is not a Python literal")
     return _KEYWORDS[token]
 
 
@@ -140,8 +142,7 @@ def loads(text: str, number_lists: Mapping[str, bool] | None = None) -> object:
                 return orjson.loads(fast)
             except orjson.JSONDecodeError:
                 pass  # e.g. a Python-only escape inside a string: try the token rewrite
-        if not _JSON_KEYWORD.search(text):  # Python reads none of them: its own parser decides
-            return orjson.loads(_TOKEN.sub(_to_json_token, text))
+        return orjson.loads(_TOKEN.sub(_to_json_token, text))
     except (orjson.JSONDecodeError, SyntaxError, ValueError, RecursionError):
         pass  # not expressible as JSON after the rewrite: Python's own literal parser decides
     if not text.strip():

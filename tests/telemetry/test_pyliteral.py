@@ -159,3 +159,13 @@ def test_none_outside_strings_stays_on_the_byte_level_rewrite():
     assert pyliteral._swapped_bytes("{'a': None, 'b': [None, True], 'c': 'None t', 'd': False}") == b'{"a": null, "b": [null, true], "c": "None t", "d": false}'
     for text in ("[Nonf]", "[Non]", "[NNone]", "[None, n]", "[true]"):  # not Python: the general path decides
         assert pyliteral._swapped_bytes(text) is None
+
+
+def test_json_keywords_inside_strings_keep_a_large_text_off_the_exact_parser(monkeypatch):
+    # a Python-only escape sends the text to the token rewrite; the word "true" in a note must
+    # not send it on to the exact parser, which refuses texts beyond its bound (a lost roast)
+    monkeypatch.setattr(pyliteral, "MAX_EXACT_PARSE_CHARS", 20)
+    text = "{'notes': 'true love \\x41', 'n': [None, 1]}"
+    assert pyliteral.loads(text) == ast.literal_eval(text)
+    with pytest.raises(pyliteral.LiteralError):  # outside a string JSON's keyword is still no literal
+        pyliteral.loads("{'a': true, 'b': '\\x41'}")
