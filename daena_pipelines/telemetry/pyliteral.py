@@ -225,8 +225,10 @@ def _number_list(text: str, nested: bool) -> np.ndarray | list[np.ndarray] | Non
     simdjson parses it and copies the numbers out as doubles, with no Python object per number
     (a third of the CPU of orjson + np.fromiter). Its numbers are Python's: decimals correctly
     rounded, integers converted as float() does; it refuses an integer beyond 64 bits, and
-    ``as_buffer`` refuses anything but numbers (it would flatten a deeper list, but the text ends
-    at the first "]" or "]]": a list nested deeper than that does not parse)."""
+    ``as_buffer`` refuses anything but numbers. It flattens a deeper list: the text ends at the
+    first "]" or "]]", so a deeper list is either cut unbalanced (no JSON) or, as ``[[1, [2]]``
+    of ``[[1, [2]]]``, cut short, and then the text left around the cut does not parse and
+    `_with_number_lists` drops every cut."""
     document = None
     try:
         document = simdjson.Parser().parse(text)  # a parser per call: cheap, and nothing shared
