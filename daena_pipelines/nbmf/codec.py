@@ -563,7 +563,10 @@ class NbmfCodec:
         raise ValueError(f"record class {class_name!r} is lossless-only; semantic encoding is not allowed")
 
     def _class_head(self, class_name: str) -> tuple[int, int, bytes, str | None]:
-        """(first header byte, dictionary id, its version as a varint, semantic rule) of a class."""
+        """(first header byte, dictionary id, its version as a varint, semantic rule) of a class,
+        kept: the codec encodes with the dictionary current at its first encode of the class and
+        does not follow a later ``store.publish`` (train_dicts publishes; a new codec encodes
+        with the new dictionary)."""
         if class_name not in self._class_heads:
             rc, dict_id = record_class(class_name), self.dict_id(class_name)
             self._class_heads[class_name] = (CODEC_VERSION << 4 | rc.code, dict_id, _varint(dict_id % 1000), rc.semantic)
