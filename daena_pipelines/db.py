@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,11 @@ T = TypeVar("T")
 class WarehouseBusy(duckdb.IOException):
     """Another process held the warehouse file's lock for longer than the caller would wait
     (a ``duckdb.IOException``, so handlers of DuckDB errors see it as one)."""
+
+
+class WarehouseUnreadable(duckdb.IOException):
+    """The warehouse file exists but this project's DuckDB cannot open it (written by a newer
+    DuckDB, corrupt, or not a DuckDB file); the message names the file, the cause and what to do."""
 
 
 @contextmanager
@@ -52,14 +58,21 @@ def connect(path: Path | str, read_only: bool = False, wait_s: float | None = No
         con.close()
 
 
+_LOCK_CONFLICT = re.compile(r"\block\b", re.IGNORECASE)  # DuckDB: 'Could not set lock on file ...: Conflicting lock is held'
+
+
 def _open_waiting(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
     started = time.monotonic()
     for attempt in itertools.count(1):
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
+            if not _LOCK_CONFLICT.search(str(exc)):  # the word: "block" is in a corrupt file's message
+                cause = str(exc).removeprefix("IO Error: ").split("\n")[0]
+                raise WarehouseUnreadable(
+                    f"the warehouse {path} cannot be opened with this project's DuckDB {duckdb.__version__}: {cause} "
+                    "(restore the file, or set DAENA_WAREHOUSE to another one; a new file is created there)"
+                ) from exc
             waited = time.monotonic() - started
             if waited >= wait_s:
                 raise WarehouseBusy(

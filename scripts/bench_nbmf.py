@@ -28,7 +28,7 @@ from daena_pipelines.nbmf.codec import CodecSettings, NbmfCodec  # noqa: E402
 from daena_pipelines.nbmf.corpus import load_corpus, with_reference  # noqa: E402
 from daena_pipelines.nbmf.runs import write_artifacts  # noqa: E402
 from daena_pipelines.lib.metadata import markdown_table  # noqa: E402
-from daena_pipelines.db import connect  # noqa: E402
+from daena_pipelines.db import WarehouseUnreadable, connect  # noqa: E402
 
 RATIO_CODECS = ("raw_json", "zlib_9", "zstd_3", "zstd_19", "zstd_dict_1", "zstd_dict_3", "zstd_dict_19", "nbmf_lossless", "nbmf_semantic")
 
@@ -36,8 +36,11 @@ RATIO_CODECS = ("raw_json", "zlib_9", "zstd_3", "zstd_19", "zstd_dict_1", "zstd_
 def corpus(warehouse: Path) -> tuple[list, dict]:
     records, skipped = [], {}
     if warehouse.exists():
-        with connect(warehouse, read_only=True) as con:
-            records, skipped = load_corpus(con)
+        try:
+            with connect(warehouse, read_only=True) as con:
+                records, skipped = load_corpus(con)
+        except WarehouseUnreadable as exc:
+            raise SystemExit(f"{exc}; or pass --warehouse") from None
     else:
         print(f"no warehouse at {warehouse}: measuring the shared real profiles only "
               "(run `daena materialize` first to add commands, evals and the bundled sessions)")

@@ -58,6 +58,20 @@ def test_the_wait_is_bounded_and_says_what_to_do(warehouse):
                 pass
 
 
+@pytest.mark.parametrize("damage, cause", [
+    (lambda data: b"not a warehouse" * 300, r"is not a valid DuckDB database file"),
+    (lambda data: data[:12] + (999).to_bytes(8, "little") + data[20:], r"Corrupt database file: computed checksum"),
+])
+@pytest.mark.parametrize("read_only", [True, False])
+def test_an_unreadable_warehouse_is_named_with_its_cause_and_left_as_it_is(warehouse, damage, cause, read_only):
+    warehouse.write_bytes(damage(warehouse.read_bytes()))
+    before = warehouse.read_bytes()
+    with pytest.raises(db.WarehouseUnreadable, match=rf"the warehouse {warehouse} cannot be opened .*{cause}.*DAENA_WAREHOUSE"):
+        with db.connect(warehouse, read_only=read_only, wait_s=5):
+            pass
+    assert warehouse.read_bytes() == before
+
+
 def test_the_cli_summary_skips_with_a_message_while_another_process_writes(warehouse, monkeypatch, capsys):
     monkeypatch.setenv("DAENA_WAREHOUSE", str(warehouse))
     monkeypatch.setenv("DAENA_LOCK_WAIT_S", "0.3")
