@@ -7,7 +7,7 @@ per key (record class / codec / op, on the CPU and the wall clock).
 
 Corpus: the held-out records of the warehouse (when it exists) plus the shared real profiles
 through the real ingest, as the benchmark uses them. Each run times the reference codec
-(benchmark.REFERENCE: the orjson + zstd + SHA-256 bound) and NBMF interleaved record by record,
+(benchmark.reference: the orjson + zstd + SHA-256 bound; for semantic text, the text rule + the bound) and NBMF interleaved record by record,
 the two back to back per record and repetition (benchmark.timing_run), and the gate
 (regressions.gate.decide) judges the paired ratios against the history of earlier runs,
 exactly as in CI.
@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daena_pipelines import config  # noqa: E402
-from daena_pipelines.nbmf.benchmark import GATED_CODECS, REFERENCE, Codec, codecs, held_out, timing_run  # noqa: E402
+from daena_pipelines.nbmf.benchmark import GATED_CODECS, REFERENCES, Codec, codecs, held_out, history_key, timing_run  # noqa: E402
 from daena_pipelines.nbmf.codec import NbmfCodec  # noqa: E402
 from daena_pipelines.nbmf.corpus import load_corpus, with_reference  # noqa: E402
 from daena_pipelines.regressions.gate import GateRule, decide  # noqa: E402
@@ -81,7 +81,7 @@ def affected(kind: str, key: str, clock: str) -> bool:
     """Keys an injection must move: every NBMF key for xF; telemetry decodes on the wall clock for a wait."""
     if kind.startswith("x"):
         return True
-    cls, _codec, op = key.split("/")
+    cls, _codec, op = key.split("/")[:3]
     return clock == "wall" and op == "decode" and cls == "telemetry"
 
 
@@ -106,7 +106,7 @@ def run_one(i, kind, schedule, args, test, variants, rule, history, counts, star
     Clean runs while the busy processes run are also counted as "clean, busy"."""
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     for cls, codec, op, clock, _sample, ratio in timing_run(test, variants[kind], args.repetitions):
-        samples[f"{cls}/{codec}/{op}", clock].append(ratio)
+        samples[history_key(cls, codec, op), clock].append(ratio)
     for (key, clock), new in samples.items():
         verdict = decide(new, history[key, clock], rule)
         if key == args.trace:
@@ -141,7 +141,7 @@ def main() -> int:
     test, _ = held_out(corpus(Path(args.warehouse)), nbmf)
     test = [r for r in test if args.classes is None or r.record_class in args.classes]
     all_codecs = codecs(nbmf)
-    clean = {name: all_codecs[name] for name in (REFERENCE, *GATED_CODECS)}
+    clean = {name: all_codecs[name] for name in (*REFERENCES, *GATED_CODECS)}
     variants = {
         "clean": clean,
         **{k: {**clean, **{n: slowed(clean[n], float(k[1:])) for n in GATED_CODECS}} for k in ("x1.1", "x1.2", "x1.5")},

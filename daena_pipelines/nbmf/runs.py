@@ -23,7 +23,7 @@ import pandas as pd
 
 from daena_pipelines.config import Settings
 from daena_pipelines.db import transaction
-from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, run_benchmark, targets
+from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, history_key, run_benchmark, targets
 from daena_pipelines.nbmf.codec import CODEC_VERSION, CodecSettings, NbmfCodec
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
 from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus, with_reference
@@ -116,7 +116,7 @@ def execute_run(
                 con.execute("INSERT INTO nbmf.latency_samples SELECT run_id, record_class, size_bucket, codec, op, ns FROM samples")
         history.import_artifact(con, settings.bench_history_dir)
         history.record_samples(
-            con, run_id, HISTORY_SUITE, [(f"{c}/{k}/{op}", clock, i, ratio) for c, k, op, clock, i, ratio in outcome.ratios], finished
+            con, run_id, HISTORY_SUITE, [(history_key(c, k, op), clock, i, ratio) for c, k, op, clock, i, ratio in outcome.ratios], finished
         )
         history.export_artifact(con, settings.bench_history_dir)
     return run

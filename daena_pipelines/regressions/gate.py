@@ -24,7 +24,8 @@ Two tests, either one flags a regression:
   test's floor run by run, and that the window has absorbed.
 
 Only runs whose verdict was not a regression (or that were accepted) form the baseline, so a
-slow run never raises the bar for the next one, and a recovery run is never "slower": the tests
+slow run never raises the bar for the next one (an accepted run is a new level: the baseline
+starts at it, ``history.gate_run``), and a recovery run is never "slower": the tests
 are one-sided. With fewer than ``min_runs`` accepted runs (a fresh clone without the history
 artifact) the run is recorded and passes here, saying ``no_history``; the blocking golden check
 still holds each key's median ratio to the promoted one within x1.5 (``at_most_factor``), so a
@@ -39,6 +40,7 @@ import numpy as np
 from daena_pipelines.regressions.stats import mann_whitney_greater
 
 REGRESSION, OK, NO_HISTORY = "regression", "ok", "no_history"
+ACCEPTED = "accepted"  # a flagged run someone decided to keep (history.accept): its key's baseline starts there
 
 
 @dataclass(frozen=True)

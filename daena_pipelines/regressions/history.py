@@ -5,7 +5,7 @@ artifact (a folder of Parquet files) that CI carries from one run to the next.
   ratio to the reference codec measured interleaved in the same run.
 - ``regressions.bench_verdicts``: the gate's verdict per (run, suite, key, clock); a run is in
   a key's baseline unless its verdict there is ``regression`` (``accept`` turns that into
-  ``accepted``: a slowdown someone decided to keep).
+  ``accepted``: a slowdown someone decided to keep, which starts the key's baseline anew).
 
 ``import_artifact`` adds the artifact's runs the warehouse does not have (a fresh CI clone
 starts from the carried history); ``export_artifact`` writes the tables back.
@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from daena_pipelines.config import Settings
-from daena_pipelines.regressions.gate import REGRESSION, GateRule, Verdict, decide
+from daena_pipelines.regressions.gate import ACCEPTED, REGRESSION, GateRule, Verdict, decide
 from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.db import transaction
 
@@ -82,11 +82,16 @@ def record_verdicts(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, dec
             con.executemany(f"INSERT INTO {VERDICTS} VALUES ({', '.join('?' * 14)})", rows)
 
 
-def accept(con: duckdb.DuckDBPyConnection, run_id: str, suite: str) -> int:
-    """Keep a run's flagged slowdowns: they join the baseline from now on."""
+def accept(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, every_key: bool = False) -> int:
+    """Keep a run's flagged slowdowns: on each flagged key the baseline starts anew at that run
+    (``gate_run``); ``every_key``: on every key of the run, flagged or not (a deliberate change
+    of what is measured: a step down is never flagged, yet the old level would widen the key's
+    threshold). Returns how many (key, clock) verdicts were accepted."""
     ensure_tables(con)
-    n = con.execute(f"SELECT count(*) FROM {VERDICTS} WHERE run_id = ? AND suite = ? AND verdict = 'regression'", [run_id, suite]).fetchone()[0]
-    con.execute(f"UPDATE {VERDICTS} SET verdict = 'accepted' WHERE run_id = ? AND suite = ? AND verdict = 'regression'", [run_id, suite])
+    where = "run_id = ? AND suite = ?" + ("" if every_key else f" AND verdict = '{REGRESSION}'")
+    with transaction(con):
+        n = con.execute(f"SELECT count(*) FROM {VERDICTS} WHERE {where}", [run_id, suite]).fetchone()[0]
+        con.execute(f"UPDATE {VERDICTS} SET verdict = '{ACCEPTED}' WHERE {where}", [run_id, suite])
     return n
 
 
@@ -129,6 +134,11 @@ def gate_run(con: duckdb.DuckDBPyConnection, suite: str, run_id: str, rule: Gate
         if run_id not in per_run:
             continue
         earlier = [r for r in per_run if r < run_id and decided.get((r, key, clock)) != REGRESSION]
+        # an accepted slowdown is a new level: the runs before it measured the old one, and
+        # kept in the baseline they would flag every later run (the window for 5 runs, then the
+        # step test for up to 30; measured in tests/regressions/test_gate.py)
+        kept = [i for i, r in enumerate(earlier) if decided.get((r, key, clock)) == ACCEPTED]
+        earlier = earlier[kept[-1] :] if kept else earlier
         out[key, clock] = decide(per_run[run_id], [per_run[r] for r in earlier], rule)
     return out
 

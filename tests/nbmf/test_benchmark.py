@@ -8,7 +8,7 @@ import pytest
 
 from daena_pipelines.defs.nbmf.assets import nbmf_results
 from daena_pipelines.defs.nbmf.checks import nbmf_targets_met
-from daena_pipelines.nbmf.benchmark import CODECS, run_benchmark, targets, value
+from daena_pipelines.nbmf.benchmark import CODECS, TEXT_BOUND, applicable, run_benchmark, targets, value
 from daena_pipelines.nbmf.codec import CodecSettings, NbmfCodec
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
 from daena_pipelines.lib.settings import DaenaSettings
@@ -23,7 +23,9 @@ def test_benchmark_measures_every_codec_on_held_out_records_only(corpus):
     test = [r for r in records if r.split == "test"]
     assert outcome.test_records == len(test) > 0
     assert value(outcome.rows, "all", "all", "raw_json", "records") == len(test)
-    for codec in CODECS:
+    assert value(outcome.rows, "roast_note", "all", TEXT_BOUND, "exact_match_rate") == 1.0  # against the normalised record
+    assert value(outcome.rows, "telemetry", "all", TEXT_BOUND, "records") is None  # a text-rule reference only
+    for codec in (c for c in CODECS if applicable(c, "telemetry")):
         assert value(outcome.rows, "telemetry", "all", codec, "exact_match_rate") == 1.0
         assert value(outcome.rows, "telemetry", "all", codec, "signature_match_rate") == 1.0
         assert value(outcome.rows, "telemetry", "all", codec, "encode_p99_us") >= value(
@@ -34,7 +36,7 @@ def test_benchmark_measures_every_codec_on_held_out_records_only(corpus):
     assert value(outcome.rows, "telemetry", "all", "nbmf_lossless", "max_abs_error_c") == 0.0
     assert 0 < value(outcome.rows, "telemetry", "all", "nbmf_semantic", "max_abs_error_c") <= 0.025 + 1e-9
     assert len(outcome.samples) == sum(
-        2 * 2 for r in test for c in CODECS if c != "nbmf_semantic" or r.record_class != "session"
+        2 * 2 for r in test for c in CODECS if applicable(c, r.record_class)
     )
     reached = {t["target"]: t for t in targets(outcome.rows)}
     assert reached["telemetry semantic max abs error °C"]["met"] is True
@@ -88,14 +90,27 @@ def test_settings_from_environment(monkeypatch, env):
     assert CodecSettings.from_env().use_dictionaries is not bool(env)
 
 
-def test_gate_samples_pair_the_reference_with_nbmf_in_both_orders():
-    from daena_pipelines.nbmf.benchmark import REFERENCE, Measured, _order, paired_sample
+def _measured(record_class: str, names: tuple[str, ...]) -> list:
+    from daena_pipelines.nbmf.benchmark import Measured
+    from daena_pipelines.nbmf.corpus import CorpusRecord
 
-    items = [Measured(None, name, 0, True, True) for name in ("zstd_3", "nbmf_semantic", REFERENCE, "nbmf_lossless", "zlib_9")]
+    record = CorpusRecord.of(record_class, "k", {"note": "x"})
+    return [Measured(record, name, 0, True, True) for name in names]
+
+
+def test_gate_samples_pair_each_reference_with_nbmf_in_both_orders():
+    from daena_pipelines.nbmf.benchmark import BOUND, _order, paired_sample
+
+    items = _measured("telemetry", ("zstd_3", "nbmf_semantic", BOUND, "nbmf_lossless", "zlib_9"))
     even, odd = ([m.codec for m in _order(items, rep)] for rep in (0, 1))
-    assert even[-3] == odd[-1] == REFERENCE  # back to back with NBMF, first in even repetitions, last in odd ones
+    assert even[-3] == odd[-1] == BOUND  # back to back with NBMF, first in even repetitions, last in odd ones
     assert set(even[-2:]) == set(odd[-3:-1]) == {"nbmf_lossless", "nbmf_semantic"}
     assert set(even[:2]) == set(odd[:2]) == {"zstd_3", "zlib_9"} and even[:2] != odd[:2]  # the others rotate
+    # a semantic text record: the semantic codec sits beside the text-rule reference, not the bound
+    items = _measured("roast_note", ("nbmf_semantic", TEXT_BOUND, "zstd_3", "nbmf_lossless", BOUND))
+    even, odd = ([m.codec for m in _order(items, rep)] for rep in (0, 1))
+    assert even[1:] == [BOUND, "nbmf_lossless", TEXT_BOUND, "nbmf_semantic"]
+    assert odd[1:] == ["nbmf_lossless", BOUND, "nbmf_semantic", TEXT_BOUND]
     # first-on-the-record costs alternate sides: balanced, not the edge between 4 and 3 repetitions
     assert paired_sample(np.array([0.8, 1.25, 0.8, 1.25, 0.8, 1.25, 0.8])) == pytest.approx(1.0)
     assert paired_sample(np.array([2.0, 2.0, 2.0, 9.0, 2.0, 2.0, 2.0])) == 2.0  # one preempted call ignored, a wait kept
@@ -132,3 +147,22 @@ def test_timed_calls_are_warm_and_preemption_is_recorded():
     time_interleaved(measured, {codec.name: codec}, repetitions=3)
     for m in measured:
         assert len(m.encode_ns) == len(m.preempted) == 3 and max(m.encode_ns) < 5_000_000
+
+
+def test_each_gated_key_is_divided_by_its_own_reference():
+    """Semantic roast notes by the text-rule reference, everything else by the bound; a key with
+    another reference than the bound names it, so its history starts apart from the old one."""
+    from daena_pipelines.nbmf.benchmark import BOUND, MIN_GATED_RECORDS, history_key, timing_ratios
+
+    measured = []
+    for i in range(MIN_GATED_RECORDS):
+        ns = {BOUND: 100, TEXT_BOUND: 400, "nbmf_lossless": 150, "nbmf_semantic": 600}
+        for m in _measured("roast_note", tuple(ns)):
+            m.encode_ns = m.decode_ns = m.encode_wall_ns = m.decode_wall_ns = [ns[m.codec]] * 2
+            m.preempted = [False, False]
+            measured.append(m)
+    ratios = {(codec, op, clock): r for _cls, codec, op, clock, _i, r in timing_ratios(measured)}
+    assert ratios["nbmf_lossless", "encode", "cpu"] == 1.5 and ratios["nbmf_semantic", "decode", "wall"] == 1.5
+    assert history_key("roast_note", "nbmf_semantic", "encode") == f"roast_note/nbmf_semantic/encode/{TEXT_BOUND}"
+    assert history_key("telemetry", "nbmf_semantic", "encode") == "telemetry/nbmf_semantic/encode"
+    assert history_key("roast_note", "nbmf_lossless", "decode") == "roast_note/nbmf_lossless/decode"

@@ -45,6 +45,26 @@ def test_a_flagged_run_leaves_the_baseline_so_the_recovery_run_passes(tmp_path, 
         assert history.verdicts(con, "s")["r05", "k", "cpu"] == "accepted"
 
 
+def test_an_accepted_slowdown_starts_the_baseline_anew(tmp_path):
+    """A kept step (a new reference, a slower codec someone chose): unaccepted, every later run
+    at the new level is flagged; accepted, the runs after it are judged against it alone, and a
+    slowdown on top of the new level is flagged again once three runs hold it."""
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    folder = tmp_path / "artifact"
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        def judged(run_id: str, level: float) -> bool:
+            history.record_samples(con, run_id, "s", [("k", "cpu", rep, v) for rep, v in enumerate(run(level, 0.01))], at)
+            _, (outcome,) = history.gate_latest(con, "s", folder=folder)
+            return outcome.passed
+
+        assert all(judged(f"r{i:02d}", 1.0) for i in range(8))
+        assert not judged("r08", 1.8) and not judged("r09", 1.8)  # not accepted: still flagged
+        assert history.accept(con, "r09", "s") == 1
+        assert all(judged(f"r{i:02d}", 1.8) for i in range(10, 14))  # r10, r11: no history yet
+        assert history.verdicts(con, "s")["r13", "k", "cpu"] == OK
+        assert not judged("r14", 1.8 * 1.3)
+
+
 def test_threshold_spread_comes_from_the_longer_history_not_the_window():
     """Runs whose level moves by ~8 % from run to run, then 10 quiet ones: the U test's window
     holds only the quiet ones, the threshold still knows the key's scatter (30 runs)."""
@@ -78,3 +98,22 @@ def test_history_artifact_carries_runs_into_a_fresh_warehouse(tmp_path):
         assert history.import_artifact(con, folder) == 0  # idempotent
         assert history.runs_of(con, "s") == ["r0", "r1", "r2"]
         assert set(history.verdicts(con, "s")) == {("r2", "k", "wall")}
+
+
+def test_accept_command_writes_the_acceptance_into_the_carried_artifact(tmp_path, monkeypatch, capsys):
+    from daena_pipelines.regressions import accept
+
+    folder = tmp_path / "artifact"
+    monkeypatch.setenv("DAENA_BENCH_HISTORY_DIR", str(folder))
+    warehouse = tmp_path / "w.duckdb"
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    with duckdb.connect(str(warehouse)) as con:
+        for i, level in enumerate([1.0, 1.0, 1.0, 0.3]):  # a step down (a new reference) is never flagged
+            history.record_samples(con, f"r{i}", "nbmf", [("k", "cpu", rep, v) for rep, v in enumerate(run(level))], at)
+            history.gate_latest(con, "nbmf", folder=folder)
+    assert accept.main(["r3", "--warehouse", str(warehouse)]) == 0 and "accepted 0" in capsys.readouterr().out
+    assert accept.main(["r3", "--every-key", "--warehouse", str(warehouse)]) == 0
+    assert accept.main(["r9", "--warehouse", str(warehouse)]) == 1
+    with duckdb.connect(str(tmp_path / "fresh.duckdb")) as con:  # a fresh CI warehouse carrying the artifact
+        history.import_artifact(con, folder)
+        assert history.verdicts(con, "nbmf")["r3", "k", "cpu"] == "accepted"
