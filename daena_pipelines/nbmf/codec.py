@@ -252,6 +252,7 @@ def read_meta(envelope) -> Meta:
 
 
 _U64 = struct.Struct("<Q").pack
+_sha256 = sha256
 
 
 def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
@@ -273,48 +274,43 @@ def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
 # so undoing them in reverse order gives the canonical JSON back byte for byte, whatever the
 # pieces are.
 
-_PIECE_START = b","  # a piece is an object member or array item with the comma before it
+_PIECE_START = b","  # a piece is an object member with the comma before it
 _MARKS = tuple(bytes((i,)) for i in range(1, 0x1F))
 MIN_PIECE_BYTES = 16  # shorter repeats zstd codes about as well on its own (measured, docs/nbmf.md)
 
 
-def _members(row: dict) -> list[bytes]:
-    return canonical_json(row)[1:-1].split(_PIECE_START)
+def _member_starts(keys: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    """(key, what its member starts with after the comma: ``,"key":``), in canonical key order."""
+    return tuple((key, _PIECE_START + canonical_json(key) + b":") for key in sorted(keys))
 
 
-def _marked(record, original: bytes) -> bytes | None:
-    """The marked body of a record's canonical JSON: each member that the first two objects of
-    a top-level array of objects share (a command's audit rows: ``proposal_id`` and ``source``,
-    which the record's top level has too) and that has at least ``MIN_PIECE_BYTES``, with the
-    comma before it, as one byte 0x01-0x1E. None when there is none or the body would not be
-    shorter. Candidates come from the record's structure and every pass over the JSON runs in C
-    (a pass costs about as much as serialising the record: a scan of the whole JSON for
-    repeats, or for escaped quotes, costs more than zstd then saves; measured, docs/nbmf.md)."""
-    if type(record) is not dict:
-        return None
-    values = record.values()
-    pieces = []
-    for rows in compress(values, map(is_, map(type, values), repeat(list))):
-        if len(rows) > 1 and type(rows[0]) is dict is type(rows[1]):
-            shared = set(_members(rows[1]))
-            pieces += [_PIECE_START + m for m in _members(rows[0]) if m in shared and len(m) >= MIN_PIECE_BYTES]
+def _marked(record: dict, members: tuple[tuple[str, bytes], ...], original: bytes) -> bytes | None:
+    """The marked body of a record's canonical JSON: each of the class's repeated top-level members
+    (``RecordClass.repeated``, ``_member_starts``) that has at least ``MIN_PIECE_BYTES``, with the
+    comma before it, as one byte 0x01-0x1E wherever it occurs (a command's ``proposal_id`` and
+    ``source``: in every audit row and at the top level). None when the body would not be
+    shorter. The pieces come from the class and the record's own members, not from a search,
+    and every pass over the JSON runs in C: a pass costs about as much as serialising the record
+    (measured, docs/nbmf.md)."""
+    pieces = [start + canonical_json(record[key]) for key, start in members if key in record]
+    pieces = [piece for piece in pieces if len(piece) > MIN_PIECE_BYTES]
     if not pieces:
         return None
-    del pieces[len(_MARKS) :]
     text = original
     for mark, piece in zip(_MARKS, pieces):
         text = mark.join(text.split(piece))  # one pass; replace() counts first, then finds
     pieces.append(text)
     body = b"\xff".join(pieces)
-    return body if len(body) < len(original) else None  # a piece can overlap an earlier one
+    return body if len(body) < len(original) else None  # a piece can overlap an earlier one, or occur once
 
 
 def _restored(body: bytes, length: int) -> bytes:
     """The canonical JSON of ``length`` bytes a marked body stands for. The tag is no secret, so a
     forged body can list more pieces than there are marks, or pieces holding earlier marks that
     multiply on every step: it is refused once it outgrows what the encoder marks (< 4 KiB)."""
-    pieces = body.split(b"\xff")
-    text = pieces.pop()
+    cut = body.rfind(b"\xff")  # the pieces are in front: splitting the whole body tests every byte in Python's loop
+    pieces = body[:cut].split(b"\xff") if cut >= 0 else []
+    text = body[cut + 1 :]
     if len(pieces) > len(_MARKS) or not len(body) < length < SMALL_BODY_BYTES:
         raise EnvelopeError("NBMF marked body has more pieces, or other lengths, than the encoder writes")
     for i in range(len(pieces) - 1, -1, -1):
@@ -445,11 +441,12 @@ def _decode_series(body: bytes) -> dict:
 # --- the codec ------------------------------------------------------------------------------
 
 
-def lossless_body(record) -> tuple[bytes, bool, bytes]:
+def lossless_body(record, class_name: str) -> tuple[bytes, bool, bytes]:
     """(the bytes a lossless envelope compresses, whether they are a marked body, the original's
     canonical JSON). The body is what NBMF's dictionaries are trained on."""
     original = canonical_json(record)
-    marked = _marked(record, original) if len(original) < SMALL_BODY_BYTES else None
+    members = _member_starts(record_class(class_name).repeated)
+    marked = _marked(record, members, original) if members and isinstance(record, dict) and len(original) < SMALL_BODY_BYTES else None
     return (original, False, original) if marked is None else (marked, True, original)
 
 
@@ -476,17 +473,7 @@ _NBMF_FRAME_STARTS = (b"\x00", b"\x10")
 _BARE_WINDOW = 0x20
 _BARE_BLOCK = 1 | 2 << 1  # last block, compressed
 _MAX_BLOCK = 1 << 17  # zstd's largest block
-
-
-def _bare(frame: bytes) -> bytes | None:
-    """The block of a frame that is one compressed block in a window <= 16 KiB, else None."""
-    if frame[0] == 0 and frame[1] <= _BARE_WINDOW and int.from_bytes(frame[2:5], "little") == _BARE_BLOCK | (len(frame) - 5) << 3:
-        return frame[5:]
-    return None
-
-
 _BARE_FRAME = _BARE_WINDOW << 8 | _BARE_BLOCK << 16  # the 5 bytes before the block, but the block size (bits 19-39)
-
 
 
 class NbmfCodec:
@@ -495,15 +482,16 @@ class NbmfCodec:
         self.settings = settings or CodecSettings.from_env()
         self._compressors: dict[tuple[int, int, int], zstandard.ZstdCompressor] = {}
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
-        self._class_heads: dict[str, tuple[int, int, bytes, str | None]] = {}
+        self._class_heads: dict[str, tuple] = {}
+        self._decode_heads: dict[bytes, tuple] = {}
 
     def _dict(self, dict_id: int):
         return self.store.get(dict_id) if dict_id else None
 
     def compress(self, dict_id: int, body: bytes) -> bytes:
-        size_log = max(14, (len(body) - 1).bit_length())  # >= 16 KiB: the window must also reach into the dictionary
-        compressor = self._compressors.get((dict_id, len(body) < SMALL_BODY_BYTES, size_log))
-        return (compressor or self.compressor(dict_id, len(body) < SMALL_BODY_BYTES, size_log)).compress(body)
+        # >= 16 KiB (size log 14): the window must also reach into the dictionary; so every small body has the same
+        key = (dict_id, True, 14) if len(body) < SMALL_BODY_BYTES else (dict_id, False, max(14, (len(body) - 1).bit_length()))
+        return (self._compressors.get(key) or self.compressor(*key)).compress(body)
 
     def compressor(self, dict_id: int, small: bool, size_log: int) -> zstandard.ZstdCompressor:
         """Magic-less zstd frames without checksum, content size or dictionary id (the envelope
@@ -562,24 +550,27 @@ class NbmfCodec:
             return _decode_series(_encode_series(record))
         raise ValueError(f"record class {class_name!r} is lossless-only; semantic encoding is not allowed")
 
-    def _class_head(self, class_name: str) -> tuple[int, int, bytes, str | None]:
-        """(first header byte, dictionary id, its version as a varint, semantic rule) of a class,
-        kept: the codec encodes with the dictionary current at its first encode of the class and
-        does not follow a later ``store.publish`` (train_dicts publishes; a new codec encodes
-        with the new dictionary)."""
+    def _class_head(self, class_name: str) -> tuple:
+        """(first header byte, dictionary id, its version as a varint, semantic rule, the starts of
+        the members a marked body stands for) of a class, kept: the codec encodes with the dictionary current at
+        its first encode of the class and does not follow a later ``store.publish`` (train_dicts
+        publishes; a new codec encodes with the new dictionary)."""
         if class_name not in self._class_heads:
             rc, dict_id = record_class(class_name), self.dict_id(class_name)
-            self._class_heads[class_name] = (CODEC_VERSION << 4 | rc.code, dict_id, _varint(dict_id % 1000), rc.semantic)
+            head = CODEC_VERSION << 4 | rc.code, dict_id, _varint(dict_id % 1000), rc.semantic, _member_starts(rc.repeated)
+            self._class_heads[class_name] = head
         return self._class_heads[class_name]
 
     def encode(self, record, class_name: str, fidelity: str = LOSSLESS) -> bytes:
-        first, dict_id, dict_version, semantic = self._class_heads.get(class_name) or self._class_head(class_name)
+        first, dict_id, dict_version, semantic, members = self._class_heads.get(class_name) or self._class_head(class_name)
         flags = _TYPE_FLAGS.get(type(record))
         if flags is None:  # a subclass of a JSON type
             flags = JSON_TYPES.index(json_type(record)) << 1
-        if fidelity == LOSSLESS:
-            body, marked, original = lossless_body(record)
-            flags |= FLAG_MARKED if marked else 0
+        if fidelity == LOSSLESS:  # lossless_body, inline: most of a small record's time is per-call Python
+            body = original = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            if members and flags == 0 and len(original) < SMALL_BODY_BYTES and (marked := _marked(record, members, original)):
+                body = marked
+                flags |= FLAG_MARKED
         elif fidelity == SEMANTIC and semantic == "text":
             original = canonical_json(record)
             body = canonical_json(normalize_strings(record))
@@ -597,24 +588,57 @@ class NbmfCodec:
             flags |= FLAG_BODY_LENGTH
             lengths += _varint(len(body))
         payload = self.compress(dict_id, body)
-        if bare := _bare(payload):
-            payload = bare
+        # the first block is the last one and compressed, in a window <= 16 KiB: the frame is that
+        # block and nothing after it (no checksum), so its size is the rest; the block alone
+        if payload[0] == 0 and payload[1] <= _BARE_WINDOW and payload[2] & 7 == _BARE_BLOCK:
+            payload = payload[5:]
             flags |= FLAG_BARE
         header = b"%c%c%b%b" % (first, flags, dict_version, lengths)
         return header + _tag(body, header, len(header) + TAG_BYTES + len(payload)) + payload
 
     def decode(self, envelope: bytes):
         """The record; raises an ``NbmfError`` (and nothing else) unless every byte checks out."""
-        head = _HEADS.get(envelope[:3]) if type(envelope) is bytes and len(envelope) > 15 else None
-        if head is not None and envelope[3] & 0x80 and envelope[4] < 0x80 and not head[1] & FLAG_BODY_LENGTH:
-            # the common case inline: a known head and a two-byte original length (128 B - 16 KiB)
-            class_code, flags, dict_id, _ = head
-            length = body_length = envelope[3] & 0x7F | envelope[4] << 7
-            pos = 5
+        head = self._decode_heads.get(envelope[:3]) if type(envelope) is bytes else None
+        if head is not None and 15 < len(envelope) < _MAX_BLOCK and envelope[3] & 0x80 and envelope[4] < 0x80:
+            # the common case in a straight line: a known head (one-byte dictionary version, no body
+            # length) and a two-byte original length (128 B - 16 KiB): a 5-byte header that bounds the body
+            class_code, flags, decompress, (first_bytes, exact_length, body_decoder) = head
+            length = envelope[3] & 0x7F | envelope[4] << 7
+            if flags & FLAG_BARE:  # the frame the block came from, with a 16 KiB window
+                payload = (_BARE_FRAME | len(envelope) - 13 << 19).to_bytes(5, "little") + envelope[13:]
+            elif envelope[13:14] in _NBMF_FRAME_STARTS:
+                payload = envelope[13:]
+            else:
+                raise EnvelopeError("NBMF payload frame header is not the one NBMF writes")
+            try:
+                body = decompress(payload, max_output_size=length)
+            except zstandard.ZstdError as exc:
+                raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
+            if len(body) >= SMALL_BODY_BYTES or _sha256(body + envelope[:5] + _U64(len(envelope))).digest()[:TAG_BYTES] != envelope[5:13]:
+                self._check_tag(body, envelope, 5, class_code)
         else:
-            if type(envelope) is not bytes and isinstance(envelope, (bytearray, memoryview)):
-                envelope = bytes(envelope)
-            class_code, flags, dict_id, length, body_length, pos = _header(envelope)
+            class_code, flags, body, length = self._verified_body(envelope)
+            first_bytes, exact_length, body_decoder = _BODY_RULES[flags]
+        if flags & FLAG_MARKED:
+            body = _restored(body, length)
+        # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
+        if body[:1] not in first_bytes or exact_length and len(body) != length:
+            raise EnvelopeError("NBMF body does not have the JSON type or the original length its header names")
+        try:
+            return body_decoder(body)
+        except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
+            raise EnvelopeError(f"NBMF body is not what its header describes ({type(exc).__name__}: {exc})") from exc
+
+    def _check_tag(self, body: bytes, envelope: bytes, pos: int, class_code: int) -> None:
+        if _tag(body, envelope[:pos], len(envelope)) != envelope[pos : pos + TAG_BYTES]:
+            raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
+
+    def _verified_body(self, envelope) -> tuple[int, int, bytes, int]:
+        """(class code, flags, body, original length) of any envelope, the header checked for shape
+        and bounds and the body against the tag."""
+        if type(envelope) is not bytes and isinstance(envelope, (bytearray, memoryview)):
+            envelope = bytes(envelope)
+        class_code, flags, dict_id, length, body_length, pos = _header(envelope)
         if flags & FLAG_BARE:  # the frame the block came from, with a 16 KiB window
             if len(envelope) - pos - TAG_BYTES >= _MAX_BLOCK:
                 raise EnvelopeError("NBMF bare payload is longer than a zstd block")
@@ -622,25 +646,10 @@ class NbmfCodec:
         else:
             payload = envelope[pos + TAG_BYTES :]
         try:
-            if body_length <= DIRECT_DECOMPRESS_BYTES and payload[:1] in _NBMF_FRAME_STARTS:  # the common case, inline
-                body = (self._decompressors.get(dict_id) or self._decompressor(dict_id)).decompress(payload, max_output_size=body_length)
-            else:
-                body = self._decompress(dict_id, payload, body_length)
+            body = self._decompress(dict_id, payload, body_length)
         except zstandard.ZstdError as exc:
             raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
-        if len(body) < SMALL_BODY_BYTES:  # _tag, inline
-            tag = sha256(body + envelope[:pos] + _U64(len(envelope))).digest()[:TAG_BYTES]
-        else:
-            tag = _tag(body, envelope[:pos], len(envelope))
-        if tag != envelope[pos : pos + TAG_BYTES]:
-            raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
-        if flags & FLAG_MARKED:
-            body = _restored(body, length)
-        # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
-        first_bytes, exact_length, body_decoder = _BODY_RULES[flags]
-        if body[:1] not in first_bytes or exact_length and len(body) != length:
-            raise EnvelopeError("NBMF body does not have the JSON type or the original length its header names")
-        try:
-            return body_decoder(body)
-        except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
-            raise EnvelopeError(f"NBMF body is not what its header describes ({type(exc).__name__}: {exc})") from exc
+        self._check_tag(body, envelope, pos, class_code)
+        if pos == 5 and envelope[2] < 0x80 and not flags & FLAG_BODY_LENGTH:  # the common shape: straight next time
+            self._decode_heads[envelope[:3]] = (class_code, flags, self._decompressor(dict_id).decompress, _BODY_RULES[flags])
+        return class_code, flags, body, length

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             reason = skipped.get(name, f"{len(samples)} training records (need {MIN_TRAINING_RECORDS})")
             print(f"{name}: not trained: {reason}")
             continue
-        for entry in store.publish(name, samples, [lossless_body(r.record)[0] for r in training]):
+        for entry in store.publish(name, samples, [lossless_body(r.record, name)[0] for r in training]):
             print(f"{name}: published dictionary {entry.dict_id} ({entry.form}, {entry.size_bytes} bytes) from {len(samples)} records")
     return 0
 

@@ -38,7 +38,7 @@ def test_lossless_round_trip_is_byte_exact_on_real_records(corpus):
         assert meta.json_type == "object"
         assert meta.original_length == len(r.canonical)
         # the tag: SHA-256 over the body, the header and the envelope length (8 bytes LE), first 8 bytes
-        body = lossless_body(r.record)[0]
+        body = lossless_body(r.record, r.record_class)[0]
         assert meta.tag == hashlib.sha256(body + envelope[: meta.header_length] + len(envelope).to_bytes(8, "little")).digest()[:8]
         assert meta.marked == (body != r.canonical)
         assert meta.dict_id == codec.store.current_id(r.record_class) != 0
@@ -107,23 +107,34 @@ def test_marked_bodies_round_trip_exactly():
     codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
     rows = [{"seq": i, "to": "ABCDEFGH"[i], "note": None, "ok": True, "n": 1, "x": 0.0 if i else -0.0, "l": [1],
              "source": "jsonl:proposals_2026-11-17.jsonl", "proposal_id": "proposal-0001"} for i in range(8)]
-    record = {"proposal_id": "proposal-0001", "audit_log": rows, "tags": [{"a": 1}, {"b": 2}], "empty": [], "one": [{"a": 1}],
+    rows[3]["source"] = "sqlite:elsewhere"
+    record = {"proposal_id": "proposal-0001", "source": "jsonl:proposals_2026-11-17.jsonl", "audit_log": rows, "tags": [{"a": 1}],
               "quoted": 'Grüße "roast"\n\\ \u0000 end \x01\x1f\xff', "not_json": "{nope"}
     envelope = codec.encode(record, "command")
     assert read_meta(envelope).marked
     assert canonical_json(codec.decode(envelope)) == canonical_json(record)
     original = canonical_json(record)
-    *pieces, text = lossless_body(record)[0].split(b"\xff")
-    # the members the first two audit rows share, >= 16 bytes after the comma, each as one byte
+    *pieces, text = lossless_body(record, "command")[0].split(b"\xff")
+    # the class's repeated top-level members (command: proposal_id, source), >= 16 bytes after the comma, each as one byte
     assert pieces == [b',"proposal_id":"proposal-0001"', b',"source":"jsonl:proposals_2026-11-17.jsonl"']
-    assert text.count(b"\x01") == 9 and text.count(b"\x02") == 8  # the 8 rows and the top level's proposal_id
-    assert b"proposal-0001" not in text
+    assert text.count(b"\x01") == 9 and text.count(b"\x02") == 8  # the rows and the top level, but the row from elsewhere
+    assert b"proposal-0001" not in text and b'"source":"sqlite:elsewhere"' in text
     assert text.replace(b"\x02", pieces[1]).replace(b"\x01", pieces[0]) == original
     # control characters and 0xFF in the record are escaped by canonical JSON: they cannot collide with the marks
     assert all(b not in original for b in (b"\x01", b"\x02", b"\xff"))
-    # nothing shared (or shorter than 16 bytes): the canonical JSON as it is
-    for plain in ({"a": [{"x": 1, "y": "same-long-value-1"}, {"x": 2, "y": "another-long-value"}]}, {"a": [{"x": 1}, {"x": 1}]}, [1, 2]):
-        assert lossless_body(plain)[0] == canonical_json(plain) and not read_meta(codec.encode(plain, "command")).marked
+    # a member the top level lacks is no piece
+    del record["source"]
+    assert lossless_body(record, "command")[0].split(b"\xff")[:-1] == [b',"proposal_id":"proposal-0001"']
+    assert canonical_json(codec.decode(codec.encode(record, "command"))) == canonical_json(record)
+    # pieces shorter than 16 bytes, or repeated nowhere (the body would be longer): the canonical JSON as it is;
+    # another class has no repeated members
+    for plain, cls in (
+        ({"proposal_id": "p1", "audit_log": [{"proposal_id": "p1"}, {"proposal_id": "p1"}]}, "command"),
+        ({"proposal_id": "proposal-0001", "source": "jsonl:proposals_2026-11-17.jsonl", "audit_log": []}, "command"),
+        ([1, 2], "command"),
+        (record, "session"),
+    ):
+        assert lossless_body(plain, cls)[0] == canonical_json(plain) and not read_meta(codec.encode(plain, cls)).marked
 
 
 def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
@@ -211,7 +222,7 @@ def test_small_bodies_store_a_bare_block_and_decode_from_it():
     record = {"session_id": "s1", "notes": "first crack at 9:12, dropped at 196 C"}
     envelope = codec.encode(record, "roast_note")
     meta = read_meta(envelope)
-    frame = codec.compress(meta.dict_id, lossless_body(record)[0])
+    frame = codec.compress(meta.dict_id, lossless_body(record, "roast_note")[0])
     # frame header descriptor, window descriptor and block header: rebuilt on decode, not stored
     assert envelope[1] & FLAG_BARE and envelope[meta.header_length + TAG_BYTES :] == frame[5:]
     assert canonical_json(codec.decode(envelope)) == canonical_json(record)
