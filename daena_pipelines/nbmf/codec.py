@@ -55,7 +55,8 @@ CODEC_VERSION = 5
 LOSSLESS, SEMANTIC = "lossless", "semantic"
 JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
 # first byte of canonical JSON per type: a decoded JSON body must be of the type the header names
-_FIRST_BYTES = (b"{", b"[", b'"', b"-0123456789", b"tf", b"n")  # in JSON_TYPES order
+# the Python types a decoded JSON value of each type has: a decoded body must be of the type the header names
+_PY_TYPES = ((dict,), (list,), (str,), (int, float), (bool,), (type(None),))  # in JSON_TYPES order
 TAG_BYTES = 8  # 64 bits: why this is enough for an integrity check, docs/nbmf.md
 MAX_LENGTH = 1 << 30  # no record body beyond 1 GiB
 DIRECT_DECOMPRESS_BYTES = 1 << 20  # claimed bodies up to this size are decompressed in one call
@@ -255,6 +256,10 @@ _U64 = struct.Struct("<Q").pack
 _sha256 = sha256
 
 
+def _tag_mismatch(class_code: int) -> SignatureMismatch:
+    return SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
+
+
 def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
     """SHA-256 over body || header || envelope length (u64 LE), first ``TAG_BYTES``. The body
     first: a large one is hashed straight from its buffer (behind a prefix, OpenSSL copies it
@@ -451,12 +456,13 @@ def lossless_body(record, class_name: str) -> tuple[bytes, bool, bytes]:
 
 
 def _body_rule(flags: int) -> tuple:
-    """(first bytes the body may start with, whether its length is the original's, its decoder),
-    by flags; for a marked body, of the canonical JSON it stands for."""
+    """(whether the body's length is the original's, its decoder, the types the decoded value may
+    have), by flags; for a marked body, of the canonical JSON it stands for. The type is checked
+    on the value: checking the body's first byte instead touched more objects, which in a call
+    with cold caches cost more than the check itself (measured, docs/nbmf.md)."""
     if flags & FLAG_SERIES:
-        return (bytes(range(256)), False, _decode_series)  # a series body starts with a varint
-    first = tuple(bytes((b,)) for b in _FIRST_BYTES[flags >> 1 & 7])
-    return (first, not flags & FLAG_SEMANTIC, orjson.loads)
+        return (False, _decode_series, (dict,))  # a series body is a record with a points object
+    return (not flags & FLAG_SEMANTIC, orjson.loads, _PY_TYPES[flags >> 1 & 7])
 
 
 _BODY_RULES = {flags: _body_rule(flags) for flags in range(256) if flags >> 1 & 7 < len(JSON_TYPES)}
@@ -581,12 +587,14 @@ class NbmfCodec:
             flags |= FLAG_SEMANTIC | FLAG_SERIES
         else:
             raise ValueError(f"record class {class_name!r} does not allow fidelity {fidelity!r}")
-        if len(original) > MAX_LENGTH or len(body) > MAX_LENGTH:
-            raise ValueError(f"record of {len(original)} bytes is beyond NBMF's {MAX_LENGTH}-byte bound")
-        lengths = _varint(len(original))
-        if len(body) > len(original):
+        n = len(original)
+        if len(body) > n or n > MAX_LENGTH:  # a body longer than the original (a normalised text can be) has its own length
+            if n > MAX_LENGTH or len(body) > MAX_LENGTH:
+                raise ValueError(f"record of {n} bytes is beyond NBMF's {MAX_LENGTH}-byte bound")
+            lengths = _varint(n) + _varint(len(body))
             flags |= FLAG_BODY_LENGTH
-            lengths += _varint(len(body))
+        else:
+            lengths = bytes((n & 0x7F | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else _varint(n)  # _varint, inline
         payload = self.compress(dict_id, body)
         # the first block is the last one and compressed, in a window <= 16 KiB: the frame is that
         # block and nothing after it (no checksum), so its size is the rest; the block alone
@@ -594,44 +602,40 @@ class NbmfCodec:
             payload = payload[5:]
             flags |= FLAG_BARE
         header = b"%c%c%b%b" % (first, flags, dict_version, lengths)
+        if len(body) < SMALL_BODY_BYTES:  # _tag, inline
+            return header + _sha256(body + header + _U64(len(header) + TAG_BYTES + len(payload))).digest()[:TAG_BYTES] + payload
         return header + _tag(body, header, len(header) + TAG_BYTES + len(payload)) + payload
 
     def decode(self, envelope: bytes):
         """The record; raises an ``NbmfError`` (and nothing else) unless every byte checks out."""
         head = self._decode_heads.get(envelope[:3]) if type(envelope) is bytes else None
-        if head is not None and 15 < len(envelope) < _MAX_BLOCK and envelope[3] & 0x80 and envelope[4] < 0x80:
-            # the common case in a straight line: a known head (one-byte dictionary version, no body
-            # length) and a two-byte original length (128 B - 16 KiB): a 5-byte header that bounds the body
-            class_code, flags, decompress, (first_bytes, exact_length, body_decoder) = head
+        if head is not None and 15 < len(envelope) < _MAX_BLOCK and envelope[4] < 0x80 <= envelope[3]:
+            # the common case in a straight line: a bare payload behind a known head (one-byte
+            # dictionary version, no body length) and a two-byte original length (128 B - 16 KiB)
+            marked, decompress, exact_length, body_decoder, types, class_code = head
             length = envelope[3] & 0x7F | envelope[4] << 7
-            if flags & FLAG_BARE:  # the frame the block came from, with a 16 KiB window
-                payload = (_BARE_FRAME | len(envelope) - 13 << 19).to_bytes(5, "little") + envelope[13:]
-            elif envelope[13:14] in _NBMF_FRAME_STARTS:
-                payload = envelope[13:]
-            else:
-                raise EnvelopeError("NBMF payload frame header is not the one NBMF writes")
-            try:
-                body = decompress(payload, max_output_size=length)
+            try:  # the frame the block came from, with a 16 KiB window
+                body = decompress((_BARE_FRAME | len(envelope) - 13 << 19).to_bytes(5, "little") + envelope[13:], max_output_size=length)
             except zstandard.ZstdError as exc:
                 raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
-            if len(body) >= SMALL_BODY_BYTES or _sha256(body + envelope[:5] + _U64(len(envelope))).digest()[:TAG_BYTES] != envelope[5:13]:
-                self._check_tag(body, envelope, 5, class_code)
+            if _sha256(body + envelope[:5] + _U64(len(envelope))).digest()[:TAG_BYTES] != envelope[5:13]:  # _tag, inline
+                raise _tag_mismatch(class_code)
         else:
             class_code, flags, body, length = self._verified_body(envelope)
-            first_bytes, exact_length, body_decoder = _BODY_RULES[flags]
-        if flags & FLAG_MARKED:
+            marked = flags & FLAG_MARKED
+            exact_length, body_decoder, types = _BODY_RULES[flags]
+        if marked:
             body = _restored(body, length)
         # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
-        if body[:1] not in first_bytes or exact_length and len(body) != length:
-            raise EnvelopeError("NBMF body does not have the JSON type or the original length its header names")
+        if exact_length and len(body) != length:
+            raise EnvelopeError("NBMF body does not have the original length its header names")
         try:
-            return body_decoder(body)
+            value = body_decoder(body)
         except Exception as exc:  # noqa: BLE001 - only reachable through a wrongly written envelope
             raise EnvelopeError(f"NBMF body is not what its header describes ({type(exc).__name__}: {exc})") from exc
-
-    def _check_tag(self, body: bytes, envelope: bytes, pos: int, class_code: int) -> None:
-        if _tag(body, envelope[:pos], len(envelope)) != envelope[pos : pos + TAG_BYTES]:
-            raise SignatureMismatch(f"NBMF tag mismatch for a {_CLASS_NAMES[class_code]} envelope: header or content is corrupt")
+        if type(value) not in types:
+            raise EnvelopeError(f"NBMF body is a JSON {type(value).__name__}, not the type its header names")
+        return value
 
     def _verified_body(self, envelope) -> tuple[int, int, bytes, int]:
         """(class code, flags, body, original length) of any envelope, the header checked for shape
@@ -649,7 +653,9 @@ class NbmfCodec:
             body = self._decompress(dict_id, payload, body_length)
         except zstandard.ZstdError as exc:
             raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
-        self._check_tag(body, envelope, pos, class_code)
-        if pos == 5 and envelope[2] < 0x80 and not flags & FLAG_BODY_LENGTH:  # the common shape: straight next time
-            self._decode_heads[envelope[:3]] = (class_code, flags, self._decompressor(dict_id).decompress, _BODY_RULES[flags])
+        if _tag(body, envelope[:pos], len(envelope)) != envelope[pos : pos + TAG_BYTES]:
+            raise _tag_mismatch(class_code)
+        if pos == 5 and envelope[2] < 0x80 and flags & (FLAG_BODY_LENGTH | FLAG_BARE) == FLAG_BARE:  # straight next time
+            rule = _BODY_RULES[flags]
+            self._decode_heads[envelope[:3]] = (flags & FLAG_MARKED, self._decompressor(dict_id).decompress, *rule, class_code)
         return class_code, flags, body, length

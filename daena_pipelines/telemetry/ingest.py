@@ -319,7 +319,7 @@ def _parser_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     # fork server is a fresh process, without the caller's threads, that imports them once and
     # forks each worker from itself; it stays up for later pools of this process.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload(["daena_pipelines.telemetry.parser_env", __name__])  # in this order: see parser_env
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         starter = threading.Thread(target=lambda: [pool.submit(_started) for _ in range(workers)], daemon=True)
         starter.start()

@@ -261,3 +261,26 @@ def test_forged_marked_bodies_are_the_codecs_own_error_without_blowing_up():
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20
+
+
+def test_a_body_of_another_json_type_or_length_than_its_header_is_the_codecs_own_error():
+    """Only an encoder bug could write one (the tag covers header and body): checked on the
+    decoded value and the body's length, on the straight path (a known head) and the general one."""
+    from daena_pipelines.nbmf.codec import FLAG_BARE, _tag, _varint
+
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    record = {"session_id": "s1", "notes": "charge at 200 C, first crack at 9:12, dropped at 12:05 " * 3}
+    good = codec.encode(record, "roast_note")
+    body = canonical_json(record)
+    payload = good[read_meta(good).header_length + TAG_BYTES :]
+
+    def forged(json_type_bits: int, length: int) -> bytes:
+        header = bytes((good[0], FLAG_BARE | json_type_bits << 1, 0)) + _varint(length)
+        return header + _tag(body, header, len(header) + TAG_BYTES + len(payload)) + payload
+
+    for _ in range(2):  # first through the general path, then through the head it left known
+        assert codec.decode(good) == record
+        with pytest.raises(EnvelopeError, match="not the type its header names"):
+            codec.decode(forged(1, len(body)))  # an array
+        with pytest.raises(EnvelopeError, match="original length"):
+            codec.decode(forged(0, len(body) + 1))

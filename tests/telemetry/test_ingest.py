@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -251,3 +252,10 @@ def test_a_chunk_stages_its_files_together_only_up_to_a_byte_budget(tmp_path, mo
     assert calls == ["read", "read", "parse", "parse", "read", "read", "read", "parse", "parse", "parse", "read", "parse"]
     assert [(p.path, p.sha256, p.error_kind, p.rows and p.rows.session["session_id"]) for p in budgeted] == \
            [(p.path, p.sha256, p.error_kind, p.rows and p.rows.session["session_id"]) for p in together]
+
+
+def test_parser_processes_run_openblas_single_threaded():
+    # parser_env is imported by the fork server before numpy: OpenBLAS starts no spinning threads
+    # there (the caller's own setting, if any, is kept)
+    with ingest._parser_pool(1) as pool:
+        assert pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result() == os.environ.get("OPENBLAS_NUM_THREADS", "1")
