@@ -24,9 +24,10 @@ a tag over the body vouches for what decoding returns. Tag length and miss proba
 
 Bodies:
 - lossless JSON: the record's canonical JSON (compact UTF-8, sorted keys, orjson);
-- marked lossless JSON (flag bit 5; records < 4 KiB): the canonical JSON with the members
-  the rows of a top-level array repeat as one byte each, the members listed in front
-  (``_marked``); used only when shorter than the original;
+- marked lossless JSON (flag bit 5; records < 4 KiB): the canonical JSON with the class's
+  repeated top-level members (``RecordClass.repeated``: a command's audit rows repeat its
+  ``proposal_id`` and ``source``) as one byte each, the members listed in front (``_marked``);
+  used only when shorter than the original;
 - semantic series (flag bit 6; classes with the ``series`` rule): the record without its
   channel lists as canonical JSON, then each channel rounded to its declared grid, as
   delta-coded integers in byte planes;
