@@ -7,7 +7,10 @@ Replicas are the real files with a new roast UUID and one BT sample nudged, so e
 distinct session (different content hash and session id), not a duplicate to be skipped.
 Prints files/s, MB/s and peak RSS of the ingest (main process and parser workers) beside the
 baseline rate measured in this same run, the ratio between them, and the machine's load average
-before and after (other work on a shared machine skews both rates).
+before and after (other work on a shared machine skews both rates). The CPU-bound ratio beside
+it compares CPU per file instead (the baseline's against the ingest's on the cores it uses): the
+ratio the code would reach on free cores, so that a change can be judged apart from the load,
+with the share of those cores the run actually got.
 
 Two ingest rates: end to end (the call as a caller sees it, start-up included: imports, schema,
 starting the parser processes) and the steady state, from the first committed batch to the last
@@ -54,9 +57,10 @@ def make_replicas(sources: list[Path], target: Path, total: int) -> list[Path]:
     return files
 
 
-def baseline_rate(files: list[Path], budget_s: float) -> tuple[float, float, int]:
-    """(files/s, MB/s, files measured) of read + ast.literal_eval, over as many files as fit the budget."""
-    start = time.perf_counter()
+def baseline_rate(files: list[Path], budget_s: float) -> tuple[float, float, int, float]:
+    """(files/s, MB/s, files measured, CPU ms per file) of read + ast.literal_eval, over as many
+    files as fit the budget."""
+    start, cpu = time.perf_counter(), time.process_time()
     size = count = 0
     for path in files:
         data = path.read_bytes()
@@ -69,7 +73,7 @@ def baseline_rate(files: list[Path], budget_s: float) -> tuple[float, float, int
         if time.perf_counter() - start > budget_s:
             break
     elapsed = time.perf_counter() - start
-    return count / elapsed, size / elapsed / 1e6, count
+    return count / elapsed, size / elapsed / 1e6, count, (time.process_time() - cpu) / count * 1e3
 
 
 def main() -> int:
@@ -87,7 +91,7 @@ def main() -> int:
     try:
         files = make_replicas(sources, work / "landing", args.sessions) if args.sessions else sources
         total_mb = sum(p.stat().st_size for p in files) / 1e6
-        base_files_s, base_mb_s, measured = baseline_rate(files, args.baseline_seconds)
+        base_files_s, base_mb_s, measured, base_cpu_ms = baseline_rate(files, args.baseline_seconds)
 
         con = duckdb.connect(str(work / "bench.duckdb"))
         committed = []  # (seconds since start, files handled) after each committed batch
@@ -105,7 +109,8 @@ def main() -> int:
         parallel = args.workers > 1 and len(files) >= ingest.PARALLEL_FROM
         print(f"files: {len(files)} ({total_mb:.1f} MB), "
               + (f"{args.workers} parser processes" if parallel else f"parsed in the main process (fewer than {ingest.PARALLEL_FROM} files)"))
-        print(f"baseline ast.literal_eval: {base_files_s:8.1f} files/s {base_mb_s:7.2f} MB/s  (over {measured} files)")
+        print(f"baseline ast.literal_eval: {base_files_s:8.1f} files/s {base_mb_s:7.2f} MB/s  (over {measured} files; "
+              f"CPU {base_cpu_ms:.2f} ms per file)")
         print(f"ingest end to end:         {files_s:8.1f} files/s {total_mb / elapsed:7.2f} MB/s  in {elapsed:.1f} s"
               f"  = {files_s / base_files_s:.1f}x baseline  (target >= 10x on a large batch)")
         first_s, first_files = committed[0]
@@ -126,6 +131,12 @@ def main() -> int:
               + ("(the serial part: classify, Arrow tables, DuckDB)" if parallel else "(all of the ingest, parsing included)")
               + (f", parser processes and their fork server {workers_rss.cpu_s * per_file:.3f} ms, "
                  f"together {(main_cpu + workers_rss.cpu_s) * per_file:.3f} ms (on two free cores a file takes at least half of it in wall time)" if parallel else ""))
+        # what the code allows apart from the machine's load: the ingest's CPU per file against the
+        # baseline's, on as many free cores as it uses; and how much of those cores the run got
+        cores, ingest_cpu_s = (2 if parallel else 1), main_cpu + (workers_rss.cpu_s if parallel else 0.0)
+        print(f"CPU-bound ratio: {cores * base_cpu_ms / (ingest_cpu_s * per_file):.1f}x ({cores} x baseline CPU per file / ingest CPU "
+              f"per file: the end-to-end ratio on {cores} free core(s), at best); the run used "
+              f"{100 * ingest_cpu_s / (cores * elapsed):.0f} % of {cores} core(s) over its wall time")
         print(f"peak RSS: main {rss_main:.0f} MB" + (f", largest parser process {workers_rss.mb:.0f} MB" if parallel else "") + " (target < 1500 MB)")
         print("load average 1/5/15 min: before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(*load_before, *os.getloadavg()))
     finally:
