@@ -24,9 +24,10 @@ a tag over the body vouches for what decoding returns. Tag length and miss proba
 
 Bodies:
 - lossless JSON: the record's canonical JSON (compact UTF-8, sorted keys, orjson);
-- marked lossless JSON (flag bit 5; records < 4 KiB): the canonical JSON with the members
-  the rows of a top-level array repeat as one byte each, the members listed in front
-  (``_marked``); used only when shorter than the original;
+- marked lossless JSON (flag bit 5; records < 4 KiB): the canonical JSON with the class's
+  repeated top-level members (``RecordClass.repeated``: a command's audit rows repeat its
+  ``proposal_id`` and ``source``) as one byte each, the members listed in front (``_marked``);
+  used only when shorter than the original;
 - semantic series (flag bit 6; classes with the ``series`` rule): the record without its
   channel lists as canonical JSON, then each channel rounded to its declared grid, as
   delta-coded integers in byte planes;
@@ -281,6 +282,7 @@ def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
 
 _PIECE_START = b","  # a piece is an object member with the comma before it
 _MARKS = tuple(bytes((i,)) for i in range(1, 0x1F))
+_MARKS_BACKWARDS = _MARKS[::-1]
 MIN_PIECE_BYTES = 16  # shorter repeats zstd codes about as well on its own (measured, docs/nbmf.md)
 
 
@@ -297,32 +299,16 @@ def _marked(record: dict, members: tuple[tuple[str, bytes], ...], original: byte
     shorter. The pieces come from the class and the record's own members, not from a search,
     and every pass over the JSON runs in C: a pass costs about as much as serialising the record
     (measured, docs/nbmf.md)."""
-    pieces = [start + canonical_json(record[key]) for key, start in members if key in record]
-    pieces = [piece for piece in pieces if len(piece) > MIN_PIECE_BYTES]
+    pieces = [p for key, start in members if key in record and len(p := start + canonical_json(record[key])) > MIN_PIECE_BYTES]
     if not pieces:
         return None
+    del pieces[len(_MARKS) :]
     text = original
     for mark, piece in zip(_MARKS, pieces):
         text = mark.join(text.split(piece))  # one pass; replace() counts first, then finds
     pieces.append(text)
     body = b"\xff".join(pieces)
     return body if len(body) < len(original) else None  # a piece can overlap an earlier one, or occur once
-
-
-def _restored(body: bytes, length: int) -> bytes:
-    """The canonical JSON of ``length`` bytes a marked body stands for. The tag is no secret, so a
-    forged body can list more pieces than there are marks, or pieces holding earlier marks that
-    multiply on every step: it is refused once it outgrows what the encoder marks (< 4 KiB)."""
-    cut = body.rfind(b"\xff")  # the pieces are in front: splitting the whole body tests every byte in Python's loop
-    pieces = body[:cut].split(b"\xff") if cut >= 0 else []
-    text = body[cut + 1 :]
-    if len(pieces) > len(_MARKS) or not len(body) < length < SMALL_BODY_BYTES:
-        raise EnvelopeError("NBMF marked body has more pieces, or other lengths, than the encoder writes")
-    for i in range(len(pieces) - 1, -1, -1):
-        text = text.replace(_MARKS[i], pieces[i])  # < 4 KiB times a piece < 4 KiB: bounded
-        if len(text) > length:
-            raise EnvelopeError("NBMF marked body restores to more than its original length")
-    return text
 
 
 # --- series bodies --------------------------------------------------------------------------
@@ -625,7 +611,20 @@ class NbmfCodec:
             marked = flags & FLAG_MARKED
             exact_length, body_decoder, types = _BODY_RULES[flags]
         if marked:
-            body = _restored(body, length)
+            # the canonical JSON back: the pieces are in front, each followed by 0xFF (found with
+            # rfind: splitting the whole body tests every byte in Python's loop), put back in
+            # reverse order. The tag is no secret, so a forged body can hold more pieces than there
+            # are marks, or pieces holding earlier marks that multiply on every step: refused once
+            # the text outgrows the original, which is < 4 KiB (a piece < 4 KiB per mark: bounded)
+            cut = body.rfind(b"\xff")
+            pieces = body[:cut].split(b"\xff")
+            if len(pieces) > len(_MARKS) or length >= SMALL_BODY_BYTES:
+                raise EnvelopeError("NBMF marked body has more pieces, or a longer original, than the encoder writes")
+            body = body[cut + 1 :]
+            for mark, piece in zip(_MARKS_BACKWARDS[-len(pieces) :], reversed(pieces)):
+                body = body.replace(mark, piece)
+                if len(body) > length:
+                    raise EnvelopeError("NBMF marked body restores to more than its original length")
         # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
         if exact_length and len(body) != length:
             raise EnvelopeError("NBMF body does not have the original length its header names")
