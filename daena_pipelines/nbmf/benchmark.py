@@ -43,9 +43,13 @@ BOUND = "bound"  # orjson + zstd + SHA-256: not a format, the floor of NBMF's ti
 # the text rule (normalize_strings) + the bound: the floor of a semantic text codec, whose
 # output is the normalised record
 TEXT_BOUND = "bound_text"
-CODECS = (*BASELINES, BOUND, TEXT_BOUND, "nbmf_lossless", "nbmf_semantic")
-SEMANTIC_CODECS = (TEXT_BOUND, "nbmf_semantic")  # their round trip returns the semantic form
-REFERENCES = (BOUND, TEXT_BOUND)  # what gated timings are divided by, measured interleaved in the same run
+# the series rule's rounding (numpy, none of NBMF's code) + the bound: the floor of a semantic
+# series codec, whose output is the record with its channels on their grids
+SERIES_BOUND = "bound_series"
+CODECS = (*BASELINES, BOUND, TEXT_BOUND, SERIES_BOUND, "nbmf_lossless", "nbmf_semantic")
+SEMANTIC_CODECS = (TEXT_BOUND, SERIES_BOUND, "nbmf_semantic")  # their round trip returns the semantic form
+REFERENCES = (BOUND, TEXT_BOUND, SERIES_BOUND)  # what gated timings are divided by, measured interleaved in the same run
+SEMANTIC_REFERENCES = {"text": TEXT_BOUND, "series": SERIES_BOUND}  # NBMF semantic's reference per rule
 # The bound's zstd settings, fixed here rather than taken from NBMF's (environment-dependent)
 # settings: a slower NBMF level or a lost dictionary must move NBMF's time, not the reference's.
 # They are NBMF's defaults, so the reference does the same kind of work on the same working set
@@ -156,15 +160,17 @@ def codecs(nbmf: NbmfCodec, bound_settings: CodecSettings = BOUND_SETTINGS) -> d
         },
         BOUND: Codec(BOUND, bound.encode, bound.decode, bound_signature),
         TEXT_BOUND: Codec(TEXT_BOUND, lambda r, c: bound.encode(normalize_strings(r), c), bound.decode, bound_signature),
+        SERIES_BOUND: Codec(SERIES_BOUND, lambda r, c: bound.encode(on_grid(r), c), bound.decode, bound_signature),
         "nbmf_lossless": Codec("nbmf_lossless", lambda r, c: nbmf.encode(r, c, LOSSLESS), nbmf.decode, nbmf_signature),
         "nbmf_semantic": Codec("nbmf_semantic", lambda r, c: nbmf.encode(r, c, SEMANTIC), nbmf.decode, nbmf_signature),
     }
 
 
 def applicable(codec_name: str, class_name: str) -> bool:
-    if codec_name == TEXT_BOUND:
-        return record_class(class_name).semantic == "text"
-    return codec_name != "nbmf_semantic" or record_class(class_name).semantic is not None
+    rule = record_class(class_name).semantic
+    if codec_name in (TEXT_BOUND, SERIES_BOUND):
+        return SEMANTIC_REFERENCES.get(rule) == codec_name
+    return codec_name != "nbmf_semantic" or rule is not None
 
 
 def reference(codec_name: str, class_name: str) -> str:
@@ -172,10 +178,30 @@ def reference(codec_name: str, class_name: str) -> str:
     is mostly Python (the text rule, a second canonical JSON), the bound mostly C: on roast
     notes NBMF's side was ~4x the bound's and their ratio stepped by 14 % inside one process
     with nothing changed (a shift of Python's speed against C's under the machine's load;
-    docs/regressions.md). ``TEXT_BOUND`` does the text rule too, so both sides share that mix."""
-    if codec_name == "nbmf_semantic" and record_class(class_name).semantic == "text":
-        return TEXT_BOUND
+    docs/regressions.md). ``TEXT_BOUND`` does the text rule too, so both sides share that mix;
+    likewise ``SERIES_BOUND`` rounds the series channels with numpy (telemetry semantic encode:
+    NBMF's numpy series code against the bound's orjson + zstd, clean runs flagged 5 %)."""
+    if codec_name == "nbmf_semantic":
+        return SEMANTIC_REFERENCES.get(record_class(class_name).semantic, BOUND)
     return BOUND
+
+
+def on_grid(record):
+    """The record with each series channel rounded to its grid (``SERIES_STEPS``), a gap as NaN,
+    which orjson writes as null: what the series rule's semantic form holds, by numpy alone."""
+    points = record.get("points") if isinstance(record, dict) else None
+    if not isinstance(points, dict):
+        return record
+    rounded = dict(points)
+    for channel, (step, _bound, _unit) in SERIES_STEPS.items():
+        values = points.get(channel)
+        if isinstance(values, list) and values:
+            scale = round(1 / step)
+            try:
+                rounded[channel] = (np.rint(np.array(values, dtype=np.float64) * scale) / scale).tolist()
+            except (TypeError, ValueError):  # not a numeric series: the rule keeps it as it is
+                continue
+    return {**record, "points": rounded}
 
 
 def history_key(class_name: str, codec_name: str, op: str) -> str:
@@ -320,12 +346,12 @@ def _order(items: list[Measured], rep: int) -> list[Measured]:
     the gated codecs divided by it back to back at the end, the reference first in even
     repetitions and last in odd ones (the gate's paired ratios compare calls a few microseconds
     apart, each side as often first as second)."""
-    others = [m for m in items if m.codec not in REFERENCES + GATED_CODECS]
-    shift = rep % len(others) if others else 0
     block = []
     for ref in sorted((m for m in items if m.codec in REFERENCES), key=lambda m: REFERENCES.index(m.codec)):
         gated = [m for m in items if m.codec in GATED_CODECS and reference(m.codec, m.record.record_class) == ref.codec]
         block += [ref, *gated] if rep % 2 == 0 else [*gated, ref]
+    others = [m for m in items if all(m is not b for b in block)]
+    shift = rep % len(others) if others else 0
     return others[shift:] + others[:shift] + block
 
 

@@ -25,6 +25,7 @@ def test_benchmark_measures_every_codec_on_held_out_records_only(corpus):
     assert value(outcome.rows, "all", "all", "raw_json", "records") == len(test)
     assert value(outcome.rows, "roast_note", "all", TEXT_BOUND, "exact_match_rate") == 1.0  # against the normalised record
     assert value(outcome.rows, "telemetry", "all", TEXT_BOUND, "records") is None  # a text-rule reference only
+    assert value(outcome.rows, "roast_note", "all", "bound_series", "records") is None  # a series-rule reference only
     for codec in (c for c in CODECS if applicable(c, "telemetry")):
         assert value(outcome.rows, "telemetry", "all", codec, "exact_match_rate") == 1.0
         assert value(outcome.rows, "telemetry", "all", codec, "signature_match_rate") == 1.0
@@ -99,13 +100,14 @@ def _measured(record_class: str, names: tuple[str, ...]) -> list:
 
 
 def test_gate_samples_pair_each_reference_with_nbmf_in_both_orders():
-    from daena_pipelines.nbmf.benchmark import BOUND, _order, paired_sample
+    from daena_pipelines.nbmf.benchmark import BOUND, SERIES_BOUND, _order, paired_sample
 
-    items = _measured("telemetry", ("zstd_3", "nbmf_semantic", BOUND, "nbmf_lossless", "zlib_9"))
+    items = _measured("session", ("zstd_3", BOUND, "nbmf_lossless", "zlib_9"))
     even, odd = ([m.codec for m in _order(items, rep)] for rep in (0, 1))
-    assert even[-3] == odd[-1] == BOUND  # back to back with NBMF, first in even repetitions, last in odd ones
-    assert set(even[-2:]) == set(odd[-3:-1]) == {"nbmf_lossless", "nbmf_semantic"}
+    assert even[-2:] == [BOUND, "nbmf_lossless"] and odd[-2:] == ["nbmf_lossless", BOUND]  # back to back, both orders
     assert set(even[:2]) == set(odd[:2]) == {"zstd_3", "zlib_9"} and even[:2] != odd[:2]  # the others rotate
+    items = _measured("telemetry", ("nbmf_semantic", SERIES_BOUND, BOUND, "nbmf_lossless"))
+    assert [m.codec for m in _order(items, 0)] == [BOUND, "nbmf_lossless", SERIES_BOUND, "nbmf_semantic"]
     # a semantic text record: the semantic codec sits beside the text-rule reference, not the bound
     items = _measured("roast_note", ("nbmf_semantic", TEXT_BOUND, "zstd_3", "nbmf_lossless", BOUND))
     even, odd = ([m.codec for m in _order(items, rep)] for rep in (0, 1))
@@ -164,5 +166,5 @@ def test_each_gated_key_is_divided_by_its_own_reference():
     ratios = {(codec, op, clock): r for _cls, codec, op, clock, _i, r in timing_ratios(measured)}
     assert ratios["nbmf_lossless", "encode", "cpu"] == 1.5 and ratios["nbmf_semantic", "decode", "wall"] == 1.5
     assert history_key("roast_note", "nbmf_semantic", "encode") == f"roast_note/nbmf_semantic/encode/{TEXT_BOUND}"
-    assert history_key("telemetry", "nbmf_semantic", "encode") == "telemetry/nbmf_semantic/encode"
+    assert history_key("telemetry", "nbmf_semantic", "encode") == "telemetry/nbmf_semantic/encode/bound_series"
     assert history_key("roast_note", "nbmf_lossless", "decode") == "roast_note/nbmf_lossless/decode"

@@ -17,7 +17,7 @@ nbmf_golden = golden_asset_check(
     asset=["nbmf", "results"], suite_file="nbmf/benchmark.golden.json", name="nbmf_golden", blocking=True
 )
 
-GATE_DOC = "paired ratios to the orjson + zstd + SHA-256 bound (semantic text: the text rule + that bound), measured back to back per record and repetition) against the history of accepted runs (docs/regressions.md)"
+GATE_DOC = "paired ratios to the orjson + zstd + SHA-256 bound (semantic text: the text rule + that bound; semantic series: the channels on their grids + that bound), measured back to back per record and repetition) against the history of accepted runs (docs/regressions.md)"
 
 
 @dg.multi_asset_check(
