@@ -447,7 +447,7 @@ def _body_rule(flags: int) -> tuple:
     on the value: checking the body's first byte instead touched more objects, which in a call
     with cold caches cost more than the check itself (measured, docs/nbmf.md)."""
     if flags & FLAG_SERIES:
-        return (False, _decode_series, (dict,))  # a series body is a record with a points object
+        return (False, _decode_series, _PY_TYPES[flags >> 1 & 7])  # any JSON type: one without points keeps its JSON
     return (not flags & FLAG_SEMANTIC, orjson.loads, _PY_TYPES[flags >> 1 & 7])
 
 
@@ -615,11 +615,14 @@ class NbmfCodec:
             # rfind: splitting the whole body tests every byte in Python's loop), put back in
             # reverse order. The tag is no secret, so a forged body can hold more pieces than there
             # are marks, or pieces holding earlier marks that multiply on every step: refused once
-            # the text outgrows the original, which is < 4 KiB (a piece < 4 KiB per mark: bounded)
+            # the text outgrows the original, which is < 4 KiB (a piece < 4 KiB per mark: bounded;
+            # the body is shorter than the original, also behind a forged body length)
+            if not len(body) < length < SMALL_BODY_BYTES:
+                raise EnvelopeError("NBMF marked body has other lengths than the encoder writes")
             cut = body.rfind(b"\xff")
             pieces = body[:cut].split(b"\xff")
-            if len(pieces) > len(_MARKS) or length >= SMALL_BODY_BYTES:
-                raise EnvelopeError("NBMF marked body has more pieces, or a longer original, than the encoder writes")
+            if len(pieces) > len(_MARKS):
+                raise EnvelopeError("NBMF marked body has more pieces than there are marks")
             body = body[cut + 1 :]
             for mark, piece in zip(_MARKS_BACKWARDS[-len(pieces) :], reversed(pieces)):
                 body = body.replace(mark, piece)

@@ -152,6 +152,10 @@ def gate_latest(
     runs = runs_of(con, suite)
     run_id = runs[-1] if runs else None
     decided = gate_run(con, suite, run_id, rule) if runs else {}
+    for (r, key, clock), verdict in verdicts(con, suite).items():  # judged again: an acceptance stays (record_verdicts replaces)
+        if r == run_id and verdict == ACCEPTED and (key, clock) in decided:
+            v = decided[key, clock]
+            v.verdict, v.note = ACCEPTED, f"accepted (history.accept){': ' + v.note if v.note else ''}"
     if not decided:  # nothing timed is a failure, never a pass with nothing checked
         return run_id, [Outcome("timing_samples", {}, "timing samples of the latest run", None, "missing", {"kind": "exact"},
                                 False, f"no {suite} timing samples in {HISTORY}")]

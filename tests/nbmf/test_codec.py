@@ -261,6 +261,31 @@ def test_forged_marked_bodies_are_the_codecs_own_error_without_blowing_up():
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20
+    # a body longer than its original behind a body length (the encoder marks only shorter ones):
+    # refused before an 8 KiB piece goes into 8 Ki marks (64 MiB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(EnvelopeError):
+            codec.decode(_forged_marked(codec, b"a" * 8192 + b"\xff{" + b"\x01" * 8192 + b"}", 3000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_semantic_series_envelopes_of_any_json_type_decode_and_keep_their_type():
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    for record in ([1.0, 2.0], "beans", 3, None, {"points": {"bt": [200.0, 201.5]}}):
+        assert codec.decode(codec.encode(record, "telemetry", "semantic")) == record
+    # a series body of another JSON type than its header names (object): the codec's own error
+    from daena_pipelines.nbmf.codec import _encode_series, _tag
+
+    good = codec.encode([1.0] * 40, "telemetry", "semantic")
+    meta = read_meta(good)
+    header = bytes((good[0], good[1] & ~(7 << 1))) + good[2 : meta.header_length]
+    forged = header + _tag(_encode_series([1.0] * 40), header, len(good)) + good[meta.header_length + TAG_BYTES :]
+    with pytest.raises(EnvelopeError, match="not the type its header names"):
+        codec.decode(forged)
 
 
 def test_a_body_of_another_json_type_or_length_than_its_header_is_the_codecs_own_error():

@@ -63,6 +63,10 @@ def test_an_accepted_slowdown_starts_the_baseline_anew(tmp_path):
         assert all(judged(f"r{i:02d}", 1.8) for i in range(10, 14))  # r10, r11: no history yet
         assert history.verdicts(con, "s")["r13", "k", "cpu"] == OK
         assert not judged("r14", 1.8 * 1.3)
+        # judging the accepted run again (the check re-executed before a new run) keeps the acceptance
+        assert history.accept(con, "r14", "s") == 1
+        _, (outcome,) = history.gate_latest(con, "s", folder=folder)
+        assert outcome.passed and history.verdicts(con, "s")["r14", "k", "cpu"] == "accepted"
 
 
 def test_threshold_spread_comes_from_the_longer_history_not_the_window():
