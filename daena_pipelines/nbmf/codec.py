@@ -629,10 +629,16 @@ class NbmfCodec:
             pieces = listed.split(b"\xff")
             if not end or len(pieces) > len(_MARKS):
                 raise EnvelopeError("NBMF marked body has no pieces or more pieces than there are marks")
-            for mark, piece in zip(_UNDO[len(pieces)], reversed(pieces)):
-                body = body.replace(mark, piece)
+            if len(pieces) == 2:  # a command's two pieces in a straight line: the loop's zip/reversed cost ~4 % of its decode (measured, docs/nbmf.md)
+                body = body.replace(b"\x02", pieces[1])
                 if len(body) > length:
                     raise EnvelopeError("NBMF marked body restores to more than its original length")
+                body = body.replace(b"\x01", pieces[0])
+            else:
+                for mark, piece in zip(_UNDO[len(pieces)], reversed(pieces)):
+                    body = body.replace(mark, piece)
+                    if len(body) > length:
+                        raise EnvelopeError("NBMF marked body restores to more than its original length")
         # the tag already vouches for header and body; these catch an encoder that wrote a wrong one
         if exact_length and len(body) != length:
             raise EnvelopeError("NBMF body does not have the original length its header names")
