@@ -254,6 +254,10 @@ def read_meta(envelope) -> Meta:
 
 
 _U64 = struct.Struct("<Q").pack
+# the tag's input after the body on decode's straight path: the envelope's 5 header bytes ("5s"
+# packs the first 5 bytes of the whole envelope) and its length, in one call instead of a slice,
+# a pack and a concatenation
+_HEADER5_U64 = struct.Struct("<5sQ").pack
 _sha256 = sha256
 
 
@@ -282,7 +286,7 @@ def _tag(body: bytes, header: bytes, envelope_length: int) -> bytes:
 
 _PIECE_START = b","  # a piece is an object member with the comma before it
 _MARKS = tuple(bytes((i,)) for i in range(1, 0x1F))
-_MARKS_BACKWARDS = _MARKS[::-1]
+_UNDO = tuple(_MARKS[:n][::-1] for n in range(len(_MARKS) + 1))  # the marks of n pieces, in the order decoding puts them back
 MIN_PIECE_BYTES = 16  # shorter repeats zstd codes about as well on its own (measured, docs/nbmf.md)
 
 
@@ -595,36 +599,35 @@ class NbmfCodec:
     def decode(self, envelope: bytes):
         """The record; raises an ``NbmfError`` (and nothing else) unless every byte checks out."""
         head = self._decode_heads.get(envelope[:3]) if type(envelope) is bytes else None
-        if head is not None and 15 < len(envelope) < _MAX_BLOCK and envelope[4] < 0x80 <= envelope[3]:
+        if head is not None and 15 < (size := len(envelope)) < _MAX_BLOCK and envelope[4] < 0x80 <= envelope[3]:
             # the common case in a straight line: a bare payload behind a known head (one-byte
             # dictionary version, no body length) and a two-byte original length (128 B - 16 KiB)
             marked, decompress, exact_length, body_decoder, types, class_code = head
             length = envelope[3] & 0x7F | envelope[4] << 7
             try:  # the frame the block came from, with a 16 KiB window
-                body = decompress((_BARE_FRAME | len(envelope) - 13 << 19).to_bytes(5, "little") + envelope[13:], max_output_size=length)
+                body = decompress((_BARE_FRAME | size - 13 << 19).to_bytes(5, "little") + envelope[13:], max_output_size=length)
             except zstandard.ZstdError as exc:
                 raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
-            if _sha256(body + envelope[:5] + _U64(len(envelope))).digest()[:TAG_BYTES] != envelope[5:13]:  # _tag, inline
+            if _sha256(body + _HEADER5_U64(envelope, size)).digest()[:TAG_BYTES] != envelope[5:13]:  # _tag, inline
                 raise _tag_mismatch(class_code)
         else:
             class_code, flags, body, length = self._verified_body(envelope)
             marked = flags & FLAG_MARKED
             exact_length, body_decoder, types = _BODY_RULES[flags]
         if marked:
-            # the canonical JSON back: the pieces are in front, each followed by 0xFF (found with
-            # rfind: splitting the whole body tests every byte in Python's loop), put back in
-            # reverse order. The tag is no secret, so a forged body can hold more pieces than there
+            # the canonical JSON back: the pieces are in front, each followed by 0xFF (the last
+            # one found with rpartition, from the end with memrchr: splitting the whole body tests
+            # every byte), put back in reverse order. The tag is no secret, so a forged body can hold more pieces than there
             # are marks, or pieces holding earlier marks that multiply on every step: refused once
             # the text outgrows the original, which is < 4 KiB (a piece < 4 KiB per mark: bounded;
             # the body is shorter than the original, also behind a forged body length)
             if not len(body) < length < SMALL_BODY_BYTES:
                 raise EnvelopeError("NBMF marked body has other lengths than the encoder writes")
-            cut = body.rfind(b"\xff")
-            pieces = body[:cut].split(b"\xff")
-            if len(pieces) > len(_MARKS):
-                raise EnvelopeError("NBMF marked body has more pieces than there are marks")
-            body = body[cut + 1 :]
-            for mark, piece in zip(_MARKS_BACKWARDS[-len(pieces) :], reversed(pieces)):
+            listed, end, body = body.rpartition(b"\xff")
+            pieces = listed.split(b"\xff")
+            if not end or len(pieces) > len(_MARKS):
+                raise EnvelopeError("NBMF marked body has no pieces or more pieces than there are marks")
+            for mark, piece in zip(_UNDO[len(pieces)], reversed(pieces)):
                 body = body.replace(mark, piece)
                 if len(body) > length:
                     raise EnvelopeError("NBMF marked body restores to more than its original length")

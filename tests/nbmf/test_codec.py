@@ -250,6 +250,9 @@ def test_forged_marked_bodies_are_the_codecs_own_error_without_blowing_up():
     # more pieces than there are marks (0x01-0x1E): was an IndexError
     with pytest.raises(EnvelopeError):
         codec.decode(_forged_marked(codec, b"\xff".join([b',"a":1'] * 40 + [b'{"b":2\x01}']), 3000))
+    # no list of pieces at all (no 0xFF): was taken as one piece, the body but its last byte
+    with pytest.raises(EnvelopeError, match="no pieces"):
+        codec.decode(_forged_marked(codec, b'{"b":2\x01}', 3000))
     # pieces made of earlier marks multiply on every step (16 marks -> 8 KiB -> 4 MiB -> 32 MiB):
     # refused past the original length, before the large steps allocate
     bomb = b"\xff".join([b",aaaaaaa", b"\x01" * 512, b"\x02" * 512, b"{" + b"\x03" * 16 + b"}"])
