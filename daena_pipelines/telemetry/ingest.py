@@ -424,7 +424,7 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: Proces
 
     # While the parser processes keep the cores busy, DuckDB's own threads would only contend with
     # them: on 2 cores one DuckDB thread wrote a batch in half the time two did (docs/telemetry.md).
-    with _duckdb_threads(con, 1 if pool else None):
+    with _duckdb_settings(con, threads=1 if pool else None, no_fsst=True):
         for item in _prepared_stream(jobs, pool, workers, now, quarantine_dir):
             handled += 1
             if item is None:
@@ -437,18 +437,30 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: Proces
 
 
 @contextmanager
-def _duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int | None) -> Iterator[None]:
-    """DuckDB limited to `threads` worker threads for the block (None: unchanged); the setting
-    is restored after, whatever happens."""
-    if threads is None:
-        yield
-        return
-    before = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    con.execute(f"SET threads = {int(threads)}")
+def _duckdb_settings(con: duckdb.DuckDBPyConnection, threads: int | None, no_fsst: bool) -> Iterator[None]:
+    """For the block, DuckDB limited to `threads` worker threads (None: unchanged) and, with
+    `no_fsst`, FSST string compression left out; both settings are restored after, whatever happens.
+
+    FSST: DuckDB tries every string compression on each segment and keeps the smallest. For the
+    points' session ids (one id repeated over a session's ~500 samples) dictionary compression
+    always wins, and trying FSST on them cost ~0.03 ms of the main process's ~0.7 ms per file (a
+    fifth of storing that column; docs/telemetry.md). The sessions' texts are few and short."""
+    from daena_pipelines.lake import sql_string  # here, not at the top: see TYPE_CHECKING above
+
+    before = dict(con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'disabled_compression_methods')").fetchall())
+    changed = {}
+    if threads is not None:
+        changed["threads"] = str(int(threads))
+    if no_fsst:
+        disabled = before["disabled_compression_methods"]
+        changed["disabled_compression_methods"] = f"{disabled},fsst" if disabled else "fsst"
+    for name, value in changed.items():
+        con.execute(f"SET {name} = {sql_string(value)}")
     try:
         yield
     finally:
-        con.execute(f"SET threads = {int(before)}")
+        for name in changed:
+            con.execute(f"SET {name} = {sql_string(before[name])}")
 
 
 def _write_isolated(items: list[Prepared], write: Callable[[list[Prepared]], IngestReport]) -> list[IngestReport]:
