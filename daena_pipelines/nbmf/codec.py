@@ -529,7 +529,7 @@ class NbmfCodec:
             raise EnvelopeError("NBMF payload frame header is not the one NBMF writes")
         decompressor = self._decompressor(dict_id)
         if body_length <= DIRECT_DECOMPRESS_BYTES:
-            return decompressor.decompress(payload, max_output_size=body_length)
+            return decompressor.decompress(payload, body_length)  # max_output_size, by position: a keyword costs the call a dict
         chunks, total = [], 0
         with decompressor.stream_reader(payload) as reader:
             while total <= body_length and (chunk := reader.read(DIRECT_DECOMPRESS_BYTES)):
@@ -609,7 +609,7 @@ class NbmfCodec:
             marked, decompress, exact_length, body_decoder, types, class_code = head
             length = envelope[3] & 0x7F | envelope[4] << 7
             try:  # the frame the block came from, with a 16 KiB window
-                body = decompress((_BARE_FRAME | size - 13 << 19).to_bytes(5, "little") + envelope[13:], max_output_size=length)
+                body = decompress((_BARE_FRAME | size - 13 << 19).to_bytes(5, "little") + envelope[13:], length)  # max_output_size
             except zstandard.ZstdError as exc:
                 raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
             if _sha256(body + _HEADER5_U64(envelope, size)).digest()[:TAG_BYTES] != envelope[5:13]:  # _tag, inline
