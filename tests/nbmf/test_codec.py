@@ -250,6 +250,18 @@ def test_forged_marked_bodies_are_the_codecs_own_error_without_blowing_up():
     # more pieces than there are marks (0x01-0x1E): was an IndexError
     with pytest.raises(EnvelopeError):
         codec.decode(_forged_marked(codec, b"\xff".join([b',"a":1'] * 40 + [b'{"b":2\x01}']), 3000))
+    # two pieces (a command's, restored in a straight line) and one or three (restored in the loop)
+    for n in (1, 2, 3):
+        pieces = [b',"%c":"%b"' % (97 + i, bytes([97 + i]) * 20) for i in range(n)]
+        marks = bytes(range(1, n + 1))
+        text = b'{"p":{"q":0' + marks + b'},"x":0' + marks + b"}"
+        restored = text
+        for i, piece in enumerate(pieces):
+            restored = restored.replace(bytes([i + 1]), piece)
+        assert codec.decode(_forged_marked(codec, b"\xff".join([*pieces, text]), len(restored))) == orjson.loads(restored)
+    # a second piece made of the first one's mark: refused after its own step, on the straight line too
+    with pytest.raises(EnvelopeError, match="more than its original length"):
+        codec.decode(_forged_marked(codec, b"x" * 1000 + b"\xff" + b"\x01" * 1000 + b"\xff{" + b"\x02" * 10 + b"}", 3000))
     # no list of pieces at all (no 0xFF): was taken as one piece, the body but its last byte
     with pytest.raises(EnvelopeError, match="no pieces"):
         codec.decode(_forged_marked(codec, b'{"b":2\x01}', 3000))
