@@ -183,7 +183,8 @@ def _column(values: Sequence, sql_type: str) -> pa.Array:
     base = sql_type.split()[0]
     if base == "DOUBLE":  # a NaN stays NaN: only None is NULL, as when pyarrow converted these
         valid = _not_none(values)
-        return _buffer_array(pa.float64(), np.array(_filled(values, valid, 0.0), dtype=np.float64), valid)
+        # fromiter, not np.array: a list or tuple among the values is refused, not spread over the rows
+        return _buffer_array(pa.float64(), np.fromiter(_filled(values, valid, 0.0), np.float64, len(values)), valid)
     if base in ("VARCHAR", "JSON"):  # JSON text, cast by the insert
         return _strings(values)
     valid = np.fromiter((v is not None for v in values), bool, len(values))

@@ -232,6 +232,15 @@ def test_columns_built_from_buffers_hold_what_pyarrow_converts():
         store._column([2**31], "INTEGER")
     with pytest.raises(TypeError):  # refused, not silently cut to 1
         store._column([1.5], "INTEGER")
+    # a list where a number belongs is refused (the batch falls back per session), not flattened
+    # into the column: each row's first value, or the first row's values spread over the rows
+    for values in ([[1.0, 2.0], [3.0, 4.0]], [(5.0,), (6.0,)]):
+        with pytest.raises(store.VALUE_ERRORS):
+            store._column(values, "DOUBLE")
+        with pytest.raises(store.VALUE_ERRORS):
+            store._rows_table([{"id": str(i), "w": v} for i, v in enumerate(values)], {"id": "VARCHAR", "w": "DOUBLE"})
+    with pytest.raises(store.VALUE_ERRORS):  # a text column: no AttributeError, which would fail the whole run
+        store._column(["a", 5], "VARCHAR")
 
 
 def test_a_chunk_stages_its_files_together_only_up_to_a_byte_budget(tmp_path, monkeypatch):
