@@ -513,6 +513,10 @@ class NbmfCodec:
             self._compressors[key] = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params)
         return self._compressors[key]
 
+    def small_compressor(self, dict_id: int) -> zstandard.ZstdCompressor:
+        """The compressor ``compress`` uses for every body under ``SMALL_BODY_BYTES``."""
+        return self.compressor(dict_id, True, _SMALL_SIZE_LOG)
+
     def _decompressor(self, dict_id: int) -> zstandard.ZstdDecompressor:
         if dict_id not in self._decompressors:
             self._decompressors[dict_id] = zstandard.ZstdDecompressor(
@@ -556,7 +560,7 @@ class NbmfCodec:
         publishes; a new codec encodes with the new dictionary)."""
         if class_name not in self._class_heads:
             rc, dict_id = record_class(class_name), self.dict_id(class_name)
-            small = self.compressor(dict_id, True, _SMALL_SIZE_LOG).compress  # compress(), inline: no key tuple per call
+            small = self.small_compressor(dict_id).compress  # compress(), inline: no key tuple per call
             head = CODEC_VERSION << 4 | rc.code, dict_id, _varint(dict_id % 1000), rc.semantic, _member_starts(rc.repeated), small
             self._class_heads[class_name] = head
         return self._class_heads[class_name]
