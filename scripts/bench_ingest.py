@@ -110,7 +110,7 @@ def ingest_in_child(landing: Path, work: Path, workers: int) -> dict:
     """ingest_once in a fresh Python process (each round starts as cold as the first)."""
     work.mkdir()
     child = subprocess.run([sys.executable, __file__, "--ingest-once", str(landing), str(work), "--workers", str(workers)],
-                           check=True, capture_output=True, text=True)
+                           check=True, stdout=subprocess.PIPE, text=True)  # its stderr shown: why it failed, if it does
     return json.loads(child.stdout.splitlines()[-1])
 
 
