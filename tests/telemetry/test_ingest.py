@@ -68,8 +68,11 @@ def test_a_failed_write_leaves_no_half_session(con, tmp_path, monkeypatch):
     # The metrics insert (after sessions and points, in the same transaction) now names a
     # column the table lacks, so it fails half-way through the session's write.
     monkeypatch.setitem(contract.METRIC_COLUMNS, "no_such_column", "DOUBLE")
+    con.execute("SET disabled_compression_methods = 'rle'")
     with pytest.raises(duckdb.BinderException):
         ingest.ingest(con, [path], tmp_path / "q", workers=1)
+    # the ingest leaves FSST out while it writes (_duckdb_settings): the caller's value is back after a failure too
+    assert con.execute("SELECT current_setting('disabled_compression_methods')").fetchone()[0] == "RLE"
     assert _count(con, "sessions") == 0 and _count(con, "points") == 0 and _count(con, "source_files") == 0
     monkeypatch.undo()
     assert len(ingest.ingest(con, [path], tmp_path / "q", workers=1).loaded) == 1
@@ -88,8 +91,8 @@ def test_parallel_workers_give_the_same_warehouse_as_one(tmp_path, monkeypatch):
         with duckdb.connect(str(tmp_path / f"w{workers}.duckdb")) as con:
             con.execute("SET threads = 3")
             ingest.ingest(con, paths, tmp_path / "q", workers=workers)
-            # the ingest limits DuckDB's threads while parser processes run, then restores them
-            assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 3
+            # the ingest limits DuckDB's threads while parser processes run, and leaves FSST out, then restores both
+            assert con.execute("SELECT current_setting('threads'), current_setting('disabled_compression_methods')").fetchone() == (3, "")
             results.append(con.execute(
                 "SELECT (SELECT list(session_id ORDER BY session_id) FROM telemetry.sessions),"
                 " (SELECT sum(bt_c) FROM telemetry.points), (SELECT count(*) FROM telemetry.ingest_errors)"
