@@ -123,6 +123,8 @@ def main() -> int:
     parser.add_argument("--baseline-seconds", type=float, default=5.0, help="length of each baseline window (shorter when one pass over the files takes less: ~0.5 s for the 73 shared files)")
     parser.add_argument("--ingest-once", nargs=2, type=Path, metavar=("LANDING", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.ingest_once:
         landing, work = args.ingest_once
         print(json.dumps(ingest_once(sorted(landing.iterdir()), work, args.workers)))

@@ -116,7 +116,7 @@ class _Bound:
     def __init__(self, nbmf: NbmfCodec, settings: CodecSettings = BOUND_SETTINGS):
         self.nbmf = NbmfCodec(nbmf.store, settings)
         self._heads: dict[str, tuple[int, int, Callable[[bytes], bytes]]] = {}  # class -> (byte, dictionary id, small-body compress)
-        self._decompress: dict[int, Callable] = {}  # first byte -> the decompressor's decompress
+        self._decompress: dict[int, Callable] = {}  # first byte -> the decompressor's decompress (it decodes what it encoded)
 
     def _head(self, class_name: str) -> tuple[int, int, Callable[[bytes], bytes]]:
         dict_id = self.nbmf.dict_id(class_name)
