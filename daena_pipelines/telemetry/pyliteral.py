@@ -174,6 +174,8 @@ def loads(text: str, number_lists: Mapping[str, bool] | None = None) -> object:
 # stands in for a list cut out of the text; DEL is a character no Artisan file holds, and one
 # character is searched for fast
 _PLACEHOLDER = "\x7fpyliteral-number-list:"
+# a list whose first item is a list (JSON whitespace between, as simdjson reads it)
+_LIST_OF_LISTS = re.compile(r"\[[ \t\n\r]*\[")
 
 
 def _with_number_lists(text: str, keys: Mapping[str, bool]) -> dict | None:
@@ -194,6 +196,10 @@ def _with_number_lists(text: str, keys: Mapping[str, bool]) -> dict | None:
         if start == -1:
             continue
         start += len(key) + 4  # at the list's opening bracket
+        if nested and not _LIST_OF_LISTS.match(text, start):
+            # `[]` (no extra device) or a first item that is no list: `_number_list` would
+            # refuse it, after a search for "]]" that can run to the end of the text
+            continue
         end = text.find("]]" if nested else "]", start)
         if end == -1:
             continue
