@@ -193,14 +193,22 @@ def _slider_channels(profile: dict, n: int) -> dict[str, np.ndarray]:
     if not (isinstance(indices, list) and len(indices) == len(types) == len(values)):
         return {}
     etypes = _etype_names(profile)
-    channels: dict[str, np.ndarray] = {}
+    # per channel: the settings' sample indices (ascending) and values, in file order for equal indices
+    settings: dict[str, tuple[list[int], list[int]]] = {}
     for idx, etype, value in sorted(zip(indices, types, values), key=itemgetter(0)):
         if not (isinstance(idx, int) and isinstance(etype, int) and 0 <= etype < 4 and 0 <= idx < n):
             continue  # type 4 = plain annotation without a value
-        channel = channels.get(etypes[etype])
-        if channel is None:
-            channel = channels[etypes[etype]] = np.full(n, np.nan)
-        channel[idx:] = round(float(value) * 10) - 10  # Artisan's internal scale -> shown 0..100
+        found = settings.get(etypes[etype])
+        if found is None:
+            found = settings[etypes[etype]] = ([], [])
+        found[0].append(idx)
+        found[1].append(round(float(value) * 10) - 10)  # Artisan's internal scale -> shown 0..100
+    channels: dict[str, np.ndarray] = {}
+    for name, (starts, levels) in settings.items():
+        # each setting holds until the next one (of settings at the same sample the last wins:
+        # the others hold for 0 samples); NaN before the first
+        spans = [starts[0]] + [end - start for start, end in zip(starts, starts[1:] + [n])]
+        channels[name] = np.repeat(np.array([np.nan] + levels, dtype=float), spans)
     return channels
 
 
