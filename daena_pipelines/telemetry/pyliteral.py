@@ -89,9 +89,12 @@ def _quotes_swapped(text: str) -> bytes | None:
     return None if span is None else b"".join(pieces) + span
 
 
-_QUOTE, _T, _F, _N = (ord(c) for c in "'TFN")
+_QUOTE, _N = ord("'"), ord("N")
 _LOWER = 0x20  # ASCII: a letter's lowercase form sets this bit
 _ONE, _ULL = np.frombuffer(b"one", np.uint8), np.frombuffer(b"ull", np.uint8)
+# bytes.translate table: 1 for a quote and for the letters Python's and JSON's keywords start
+# with, 0 for every other byte (UTF-8 continuation bytes included); read as booleans
+_MARKED = bytes(byte in b"'TFNtfn" for byte in range(256))
 
 
 def _swapped_bytes(text: str) -> bytes | None:
@@ -101,15 +104,19 @@ def _swapped_bytes(text: str) -> bytes | None:
     Outside strings, True and False become JSON by their first letter alone (T and F start nothing
     else JSON reads) and None by its last three letters; an N followed by anything else leaves
     the text to the general path, as does a t, f or n outside strings (JSON's true/false/null,
-    which Python does not read). A double quote can only be a character of a string: escaped."""
-    data = np.frombuffer(bytearray(text, "utf-8"), dtype=np.uint8)  # (writable: a bytearray's copy)
-    quotes = np.flatnonzero(data == _QUOTE)
-    if quotes.size % 2:
+    which Python does not read). A double quote can only be a character of a string: escaped.
+    One `translate` finds the quotes and those letters; the rest works on their few positions
+    (a numpy call per step costs about as much as a pass over a few kB, so passes were merged)."""
+    data = bytearray(text, "utf-8")  # writable: T/F/N and None's tail are rewritten in place
+    positions = np.frombuffer(data.translate(_MARKED), np.bool_).nonzero()[0]
+    data = np.frombuffer(data, dtype=np.uint8)
+    found = data[positions]
+    quote = found == _QUOTE
+    inside = np.logical_xor.accumulate(quote)  # after an odd number of quotes (a quote's own included)
+    if inside.size and inside[-1]:
         return None  # a string left open
-    folded = data | _LOWER
-    letters = np.flatnonzero((folded == _T | _LOWER) | (folded == _F | _LOWER) | (folded == _N | _LOWER))
-    letters = letters[(quotes.searchsorted(letters) & 1) == 0]  # those outside strings
-    found = data[letters]
+    outside = ~(inside | quote)  # the letters outside strings
+    letters, found = positions[outside], found[outside]
     nones = letters[found == _N]
     # the only lowercase ones allowed are the n of each None ("None"[2])
     if not np.array_equal(letters[(found & _LOWER) != 0], nones + 2):
@@ -167,6 +174,8 @@ def loads(text: str, number_lists: Mapping[str, bool] | None = None) -> object:
 # stands in for a list cut out of the text; DEL is a character no Artisan file holds, and one
 # character is searched for fast
 _PLACEHOLDER = "\x7fpyliteral-number-list:"
+# a list whose first item is a list (JSON whitespace between, as simdjson reads it)
+_LIST_OF_LISTS = re.compile(r"\[[ \t\n\r]*\[")
 
 
 def _with_number_lists(text: str, keys: Mapping[str, bool]) -> dict | None:
@@ -187,6 +196,10 @@ def _with_number_lists(text: str, keys: Mapping[str, bool]) -> dict | None:
         if start == -1:
             continue
         start += len(key) + 4  # at the list's opening bracket
+        if nested and not _LIST_OF_LISTS.match(text, start):
+            # `[]` (no extra device) or a first item that is no list: `_number_list` would
+            # refuse it, after a search for "]]" that can run to the end of the text
+            continue
         end = text.find("]]" if nested else "]", start)
         if end == -1:
             continue

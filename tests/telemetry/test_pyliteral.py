@@ -111,6 +111,9 @@ CUT_CASES = [
     "{'t': [1, 2], 'note': '\\x7f'}",  # the placeholder's character in the text
     "[{'t': [1, 2]}]",
     "{'t': [1, 2], 'x': [[3, 4]], 'bad': (1,)}",  # the rest is no JSON: the exact parser reads it
+    "{'x': [], 't': [1], 'a': [[2, 3]]}",  # an empty list of lists, a "]]" later in the text
+    "{'x': [1, [2]], 't': [1]}",  # a list of lists whose first item is a number
+    "{'x': [ \n\t[1.5], [2]], 't': [1]}",  # JSON whitespace before the first inner list
 ]
 
 
@@ -129,6 +132,14 @@ def test_number_lists_hold_what_literal_eval_reads(text):
             assert NUMBER_LISTS[key] and [v.tolist() for v in value] == [[float(x) for x in v] for v in expected[key]]
         else:
             assert value == expected[key] and type(value) is type(expected[key]), key
+
+
+def test_a_list_of_lists_is_cut_only_when_its_first_item_is_a_list():
+    # the cut of a list of lists is tried only where it could stand (`_LIST_OF_LISTS`): the
+    # others keep Python's lists, as when the cut was tried and refused
+    assert [v.tolist() for v in pyliteral.loads("{'x': [ \n\t[1.5], [2]]}", NUMBER_LISTS)["x"]] == [[1.5], [2.0]]
+    assert pyliteral.loads("{'x': [], 'a': [[2, 3]]}", NUMBER_LISTS) == {"x": [], "a": [[2, 3]]}
+    assert pyliteral.loads("{'x': [1, [2]]}", NUMBER_LISTS) == {"x": [1, [2]]}
 
 
 def test_number_lists_of_a_real_profile_are_arrays(artisan_dir):
