@@ -135,14 +135,8 @@ def main() -> int:
     load_before = os.getloadavg()
     try:
         landing = work / "landing"
-        if args.sessions:
-            files = make_replicas(sources, landing, args.sessions)
-        else:  # the sources once, in a folder of their own (the child ingests a whole folder)
-            landing.mkdir()
-            files = []
-            for source in sources:
-                shutil.copyfile(source, landing / source.name)
-                files.append(landing / source.name)
+        # (the sources once are the first round of replicas: the files unchanged, in a folder the child ingests whole)
+        files = make_replicas(sources, landing, args.sessions or len(sources))
         total_mb = sum(p.stat().st_size for p in files) / 1e6
         parallel = args.workers > 1 and len(files) >= ingest.PARALLEL_FROM
         print(f"files: {len(files)} ({total_mb:.1f} MB), "

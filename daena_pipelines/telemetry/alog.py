@@ -8,6 +8,7 @@ Format facts are in docs/telemetry.md; the rules that matter here:
 """
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timezone
 from operator import itemgetter
@@ -74,6 +75,7 @@ def _require_list(profile: dict, key: str) -> list | np.ndarray:
 
 
 _NUMBER_TYPES = frozenset({int, float})
+_INT_TYPE = frozenset({int})
 
 
 def _numeric(values: list | np.ndarray, key: str, limit: float | None = None) -> np.ndarray:
@@ -117,7 +119,10 @@ def _temperatures(values: list, key: str, unit: str) -> np.ndarray:
 def _events(timeindex: list, n: int) -> tuple[dict[str, int], bool]:
     """(events, whether CHARGE is inferred). Without a CHARGE mark the first sample stands in
     for it, as Artisan does when it analyses such a profile."""
-    if len(timeindex) < 7 or not all(isinstance(i, int) and not isinstance(i, bool) for i in timeindex):
+    # (the set of exact types first: one C-level pass; the full test only when another type is there)
+    if len(timeindex) < 7 or not (
+        _INT_TYPE.issuperset(map(type, timeindex)) or all(isinstance(i, int) and not isinstance(i, bool) for i in timeindex)
+    ):
         raise InvalidSession("bad_events", f"'timeindex' must hold at least 7 integers, found {timeindex!r}")
     charge_inferred = timeindex[0] == -1
     charge = 0 if charge_inferred else timeindex[0]
@@ -193,14 +198,22 @@ def _slider_channels(profile: dict, n: int) -> dict[str, np.ndarray]:
     if not (isinstance(indices, list) and len(indices) == len(types) == len(values)):
         return {}
     etypes = _etype_names(profile)
-    channels: dict[str, np.ndarray] = {}
+    # per channel: the settings' sample indices (ascending) and values, in file order for equal indices
+    settings: dict[str, tuple[list[int], list[int]]] = {}
     for idx, etype, value in sorted(zip(indices, types, values), key=itemgetter(0)):
         if not (isinstance(idx, int) and isinstance(etype, int) and 0 <= etype < 4 and 0 <= idx < n):
             continue  # type 4 = plain annotation without a value
-        channel = channels.get(etypes[etype])
-        if channel is None:
-            channel = channels[etypes[etype]] = np.full(n, np.nan)
-        channel[idx:] = round(float(value) * 10) - 10  # Artisan's internal scale -> shown 0..100
+        found = settings.get(etypes[etype])
+        if found is None:
+            found = settings[etypes[etype]] = ([], [])
+        found[0].append(idx)
+        found[1].append(round(float(value) * 10) - 10)  # Artisan's internal scale -> shown 0..100
+    channels: dict[str, np.ndarray] = {}
+    for name, (starts, levels) in settings.items():
+        # each setting holds until the next one (of settings at the same sample the last wins:
+        # the others hold for 0 samples); NaN before the first
+        spans = [starts[0]] + [end - start for start, end in zip(starts, starts[1:] + [n])]
+        channels[name] = np.repeat(np.array([np.nan] + levels, dtype=float), spans)
     return channels
 
 
@@ -274,8 +287,12 @@ _PHASE_TIMES = ("dryphasetime", "midphasetime", "mid_phase_ror")
 
 def _version(text) -> tuple[int, ...]:
     """'2.4.4' -> (2, 4, 4); a missing or unreadable version counts as oldest."""
-    parts = re.findall(r"\d+", text) if isinstance(text, str) else []
-    return tuple(int(p) for p in parts[:3]) or (0,)
+    return _version_of(text) if isinstance(text, str) else (0,)
+
+
+@functools.lru_cache(maxsize=256)  # a few Artisan versions wrote nearly every file
+def _version_of(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3]) or (0,)
 
 
 def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool) -> dict[str, float]:
