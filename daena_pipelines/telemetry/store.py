@@ -181,13 +181,12 @@ def _strings(values: Sequence) -> pa.Array:
 def _column(values: Sequence, sql_type: str) -> pa.Array:
     """A column of Python values (None as NULL) as the Arrow type of its SQL type."""
     base = sql_type.split()[0]
-    if base == "DOUBLE":  # a NaN stays NaN: only None is NULL, as when pyarrow converted these
-        valid = _not_none(values)
-        # fromiter, not np.array: a list or tuple among the values is refused, not spread over the rows
-        return _buffer_array(pa.float64(), np.fromiter(_filled(values, valid, 0.0), np.float64, len(values)), valid)
     if base in ("VARCHAR", "JSON"):  # JSON text, cast by the insert
         return _strings(values)
-    valid = np.fromiter((v is not None for v in values), bool, len(values))
+    valid = _not_none(values)
+    if base == "DOUBLE":  # a NaN stays NaN: only None is NULL, as when pyarrow converted these
+        # fromiter, not np.array: a list or tuple among the values is refused, not spread over the rows
+        return _buffer_array(pa.float64(), np.fromiter(_filled(values, valid, 0.0), np.float64, len(values)), valid)
     if base in ("INTEGER", "BIGINT"):
         arrow_type, dtype = (pa.int32(), np.int32) if base == "INTEGER" else (pa.int64(), np.int64)
         # index(): a float is refused (TypeError), not cut to its integer part by the conversion
