@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from hashlib import sha256
 import resource
 import struct
 import time
@@ -30,12 +29,13 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from hashlib import sha256
 
 import numpy as np
 import orjson
 import zstandard
 
-from daena_pipelines.nbmf.classes import CLASS_BY_CODE, SERIES_STEPS, TEMPERATURE_CHANNELS, record_class
+from daena_pipelines.nbmf.classes import SERIES_STEPS, TEMPERATURE_CHANNELS, record_class
 from daena_pipelines.nbmf.codec import (
     LARGE_TUNING, LOSSLESS, SEMANTIC, SMALL_BODY_BYTES, SMALL_TUNING, CodecSettings, NbmfCodec, canonical_json, normalize_strings,
 )
