@@ -17,10 +17,10 @@ class RecordClass:
     name: str
     code: int  # one byte in the envelope
     semantic: str | None  # None | 'series' | 'text'
-    # top-level members that the record repeats inside its rows (a command's audit rows carry the
-    # proposal's id and source): the pieces of a marked body (codec.py); a class without any is
-    # never searched for repeats
-    repeated: tuple[str, ...] = ()
+    # (top-level list of rows, string members every row repeats from the top level): a command's
+    # audit rows carry the proposal's id and source. An inherited-members body leaves them out of
+    # the rows and decoding puts them back (codec.py); None: the class has no such rows
+    inherited: tuple[str, tuple[str, ...]] | None = None
 
 
 RECORD_CLASSES = {
@@ -29,7 +29,7 @@ RECORD_CLASSES = {
         RecordClass("session", 1, None),
         RecordClass("telemetry", 2, "series"),
         RecordClass("roast_note", 3, "text"),
-        RecordClass("command", 4, None, repeated=("proposal_id", "source")),
+        RecordClass("command", 4, None, inherited=("audit_log", ("proposal_id", "source"))),
         RecordClass("eval_result", 5, None),
         RecordClass("judge_reasoning", 6, "text"),
     )

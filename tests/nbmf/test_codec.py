@@ -40,7 +40,7 @@ def test_lossless_round_trip_is_byte_exact_on_real_records(corpus):
         # the tag: SHA-256 over the body, the header and the envelope length (8 bytes LE), first 8 bytes
         body = lossless_body(r.record, r.record_class)[0]
         assert meta.tag == hashlib.sha256(body + envelope[: meta.header_length] + len(envelope).to_bytes(8, "little")).digest()[:8]
-        assert meta.marked == (body != r.canonical)
+        assert meta.inherited == (body != r.canonical)
         assert meta.dict_id == codec.store.current_id(r.record_class) != 0
 
 
@@ -103,38 +103,42 @@ def test_a_semantic_note_cannot_pass_for_a_lossless_one(corpus):
         codec.decode(codec.encode(r.record, "roast_note", "semantic") + b"\x00")  # trailing byte
 
 
-def test_marked_bodies_round_trip_exactly():
+def test_inherited_members_bodies_round_trip_exactly():
     codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    source = 'jsonl:Grüße "roast"\\\n\u0000\x01\xff'  # a value canonical JSON escapes, and non-ASCII: the length arithmetic must hold
     rows = [{"seq": i, "to": "ABCDEFGH"[i], "note": None, "ok": True, "n": 1, "x": 0.0 if i else -0.0, "l": [1],
-             "source": "jsonl:proposals_2026-11-17.jsonl", "proposal_id": "proposal-0001"} for i in range(8)]
-    rows[3]["source"] = "sqlite:elsewhere"
-    record = {"proposal_id": "proposal-0001", "source": "jsonl:proposals_2026-11-17.jsonl", "audit_log": rows, "tags": [{"a": 1}],
-              "quoted": 'Grüße "roast"\n\\ \u0000 end \x01\x1f\xff', "not_json": "{nope"}
-    envelope = codec.encode(record, "command")
-    assert read_meta(envelope).marked
-    assert canonical_json(codec.decode(envelope)) == canonical_json(record)
+             "source": source, "proposal_id": "proposal-0001"} for i in range(8)]
+    record = {"proposal_id": "proposal-0001", "source": source, "audit_log": rows, "tags": [{"a": 1}], "not_json": "{nope"}
     original = canonical_json(record)
-    *pieces, text = lossless_body(record, "command")[0].split(b"\xff")
-    # the class's repeated top-level members (command: proposal_id, source), >= 16 bytes after the comma, each as one byte
-    assert pieces == [b',"proposal_id":"proposal-0001"', b',"source":"jsonl:proposals_2026-11-17.jsonl"']
-    assert text.count(b"\x01") == 9 and text.count(b"\x02") == 8  # the rows and the top level, but the row from elsewhere
-    assert b"proposal-0001" not in text and b'"source":"sqlite:elsewhere"' in text
-    assert text.replace(b"\x02", pieces[1]).replace(b"\x01", pieces[0]) == original
-    # control characters and 0xFF in the record are escaped by canonical JSON: they cannot collide with the marks
-    assert all(b not in original for b in (b"\x01", b"\x02", b"\xff"))
-    # a member the top level lacks is no piece
-    del record["source"]
-    assert lossless_body(record, "command")[0].split(b"\xff")[:-1] == [b',"proposal_id":"proposal-0001"']
-    assert canonical_json(codec.decode(codec.encode(record, "command"))) == canonical_json(record)
-    # pieces shorter than 16 bytes, or repeated nowhere (the body would be longer): the canonical JSON as it is;
-    # another class has no repeated members
+    envelope = codec.encode(record, "command")
+    meta = read_meta(envelope)
+    assert meta.inherited and meta.original_length == len(original)
+    decoded = codec.decode(envelope)
+    assert decoded == record and canonical_json(decoded) == original
+    # the body: the record with the members its rows repeat left out of the rows (the top level keeps them)
+    body = lossless_body(record, "command")[0]
+    stripped = {**record, "audit_log": [{k: v for k, v in r.items() if k not in ("proposal_id", "source")} for r in rows]}
+    assert body == canonical_json(stripped) and body.count(b"proposal-0001") == 1
+    # each decoded row has its own members and the inherited ones, none shared with another row but the strings
+    assert all(type(r) is dict for r in decoded["audit_log"]) and len({id(r) for r in decoded["audit_log"]}) == 8
+    # records that do not qualify: the canonical JSON as it is (a row from elsewhere, a row without the member,
+    # a row with nothing else, a member that is not a string, no rows, not an object, another class)
+    elsewhere = [dict(r) for r in rows]
+    elsewhere[3]["source"] = "sqlite:elsewhere"
     for plain, cls in (
-        ({"proposal_id": "p1", "audit_log": [{"proposal_id": "p1"}, {"proposal_id": "p1"}]}, "command"),
-        ({"proposal_id": "proposal-0001", "source": "jsonl:proposals_2026-11-17.jsonl", "audit_log": []}, "command"),
+        ({**record, "audit_log": elsewhere}, "command"),
+        ({**record, "audit_log": [*rows, {"seq": 9, "source": source}]}, "command"),
+        ({**record, "audit_log": [*rows, {"proposal_id": "proposal-0001", "source": source}]}, "command"),
+        ({**record, "audit_log": [*rows, "not an object"]}, "command"),
+        ({"proposal_id": 1, "source": "s", "audit_log": [{"proposal_id": 1, "source": "s", "seq": 0}]}, "command"),
+        ({"proposal_id": "p", "source": "s", "audit_log": [{"proposal_id": "p", "source": "s", "seq": True}], "x": 1.0}, "session"),
+        ({"proposal_id": "p", "source": "s", "audit_log": []}, "command"),
+        ({"proposal_id": "p", "audit_log": [{"proposal_id": "p", "seq": 0}]}, "command"),
         ([1, 2], "command"),
-        (record, "session"),
     ):
-        assert lossless_body(plain, cls)[0] == canonical_json(plain) and not read_meta(codec.encode(plain, cls)).marked
+        assert lossless_body(plain, cls)[0] == canonical_json(plain), plain
+        plain_envelope = codec.encode(plain, cls)
+        assert not read_meta(plain_envelope).inherited and canonical_json(codec.decode(plain_envelope)) == canonical_json(plain)
 
 
 def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
@@ -145,8 +149,8 @@ def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
     spliced = original[: read_meta(original).header_length + TAG_BYTES] + other[read_meta(other).header_length + TAG_BYTES :]
     with pytest.raises(EnvelopeError):
         codec.decode(spliced)
-    with pytest.raises(EnvelopeError, match="not an NBMF v5 envelope"):
-        codec.decode(bytes([0x43]) + original[1:])  # a version 4 envelope
+    with pytest.raises(EnvelopeError, match="not an NBMF v6 envelope"):
+        codec.decode(bytes([0x53]) + original[1:])  # a version 5 envelope
 
 
 def test_decoding_needs_only_the_envelope_and_the_store(corpus):
@@ -209,7 +213,7 @@ def test_retraining_on_new_bodies_keeps_the_baseline_dictionary_of_the_same_reco
     samples = [r.canonical for r in by_class(corpus, "session")]
     store = DictionaryStore(tmp_path)
     [first] = store.publish("session", samples)
-    bodies = [s.replace(b'"', b"\x01") for s in samples]  # bodies other than the canonical JSON, as marked ones are
+    bodies = [s.replace(b'"', b"'") for s in samples]  # bodies other than the canonical JSON, as inherited-members ones are
     nbmf, baseline = store.publish("session", samples, bodies)
     assert (first.form, nbmf.form, nbmf.dict_id, baseline) == ("both", "nbmf-body", 1002, first)
     assert (store.current_id("session"), store.baseline_id("session")) == (1002, 1001)
@@ -232,11 +236,11 @@ def test_small_bodies_store_a_bare_block_and_decode_from_it():
         codec.decode(forged)
 
 
-def _forged_marked(codec: NbmfCodec, body: bytes, original_length: int) -> bytes:
-    """A command envelope whose marked body is `body`, with a valid tag (the tag is no secret)."""
-    from daena_pipelines.nbmf.codec import CODEC_VERSION, FLAG_BODY_LENGTH, FLAG_MARKED, _tag, _varint
+def _forged_inherited(codec: NbmfCodec, body: bytes, original_length: int, json_type: int = 0) -> bytes:
+    """A command envelope whose inherited-members body is `body`, with a valid tag (the tag is no secret)."""
+    from daena_pipelines.nbmf.codec import FLAG_BODY_LENGTH, FLAG_INHERITED, _tag, _varint
 
-    flags, lengths = FLAG_MARKED, _varint(original_length)  # JSON type 0: an object
+    flags, lengths = FLAG_INHERITED | json_type << 1, _varint(original_length)
     if len(body) > original_length:
         flags |= FLAG_BODY_LENGTH
         lengths += _varint(len(body))
@@ -245,47 +249,32 @@ def _forged_marked(codec: NbmfCodec, body: bytes, original_length: int) -> bytes
     return header + _tag(body, header, len(header) + TAG_BYTES + len(payload)) + payload
 
 
-def test_forged_marked_bodies_are_the_codecs_own_error_without_blowing_up():
+def test_forged_inherited_members_bodies_are_the_codecs_own_error():
     codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
-    # more pieces than there are marks (0x01-0x1E): was an IndexError
-    with pytest.raises(EnvelopeError):
-        codec.decode(_forged_marked(codec, b"\xff".join([b',"a":1'] * 40 + [b'{"b":2\x01}']), 3000))
-    # two pieces (a command's, restored in a straight line) and one or three (restored in the loop)
-    for n in (1, 2, 3):
-        pieces = [b',"%c":"%b"' % (97 + i, bytes([97 + i]) * 20) for i in range(n)]
-        marks = bytes(range(1, n + 1))
-        text = b'{"p":{"q":0' + marks + b'},"x":0' + marks + b"}"
-        restored = text
-        for i, piece in enumerate(pieces):
-            restored = restored.replace(bytes([i + 1]), piece)
-        assert codec.decode(_forged_marked(codec, b"\xff".join([*pieces, text]), len(restored))) == orjson.loads(restored)
-    # a second piece made of the first one's mark: refused after its own step, on the straight line too
-    with pytest.raises(EnvelopeError, match="more than its original length"):
-        codec.decode(_forged_marked(codec, b"x" * 1000 + b"\xff" + b"\x01" * 1000 + b"\xff{" + b"\x02" * 10 + b"}", 3000))
-    # no list of pieces at all (no 0xFF): was taken as one piece, the body but its last byte
-    with pytest.raises(EnvelopeError, match="no pieces"):
-        codec.decode(_forged_marked(codec, b'{"b":2\x01}', 3000))
-    # pieces made of earlier marks multiply on every step (16 marks -> 8 KiB -> 4 MiB -> 32 MiB):
-    # refused past the original length, before the large steps allocate
-    bomb = b"\xff".join([b",aaaaaaa", b"\x01" * 512, b"\x02" * 512, b"{" + b"\x03" * 16 + b"}"])
-    tracemalloc.start()
-    try:
+    good = b'{"audit_log":[{"seq":0}],"proposal_id":"p","source":"s"}'
+    assert codec.decode(_forged_inherited(codec, good, 200)) == {"audit_log": [{"seq": 0, "proposal_id": "p", "source": "s"}], "proposal_id": "p", "source": "s"}
+    for body in (
+        b'{"audit_log":[{"seq":0}],"proposal_id":"p"}',  # a member missing at the top level
+        b'{"proposal_id":"p","source":"s"}',  # no rows
+        b'{"audit_log":[1],"proposal_id":"p","source":"s"}',  # a row that is not an object
+        b'{"audit_log":[[1]],"proposal_id":"p","source":"s"}',
+        b'{"audit_log":{"a":{}},"proposal_id":"p","source":"s"}',  # rows that are an object
+        b'{"audit_log":"rows","proposal_id":"p","source":"s"}',  # rows that are a string
+        b'{"audit_log":[{}],"proposal_id":{"a":1},"source":"s"}',  # a member that is not a string (one object in every row)
+        b'{"audit_log":[{}],"proposal_id":"p","source":"s"',  # not JSON
+        b'[{"audit_log":[]}]',  # not an object
+    ):
         with pytest.raises(EnvelopeError):
-            codec.decode(_forged_marked(codec, bomb, 3000))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 << 20
-    # a body longer than its original behind a body length (the encoder marks only shorter ones):
-    # refused before an 8 KiB piece goes into 8 Ki marks (64 MiB)
-    tracemalloc.start()
-    try:
-        with pytest.raises(EnvelopeError):
-            codec.decode(_forged_marked(codec, b"a" * 8192 + b"\xff{" + b"\x01" * 8192 + b"}", 3000))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 << 20
+            codec.decode(_forged_inherited(codec, body, 200))
+    with pytest.raises(EnvelopeError, match="not shorter"):  # a body as long as its original
+        codec.decode(_forged_inherited(codec, good, len(good)))
+    # the header names an inherited-members body for an array, or for a class without inherited members
+    with pytest.raises(EnvelopeError, match="inherited-members body for"):
+        codec.decode(_forged_inherited(codec, good, 200, json_type=1))
+    session = bytearray(_forged_inherited(codec, good, 200))
+    session[0] = CODEC_VERSION << 4 | record_class("session").code
+    with pytest.raises(EnvelopeError, match="inherited-members body for"):
+        codec.decode(bytes(session))
 
 
 def test_semantic_series_envelopes_of_any_json_type_decode_and_keep_their_type():

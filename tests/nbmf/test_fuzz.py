@@ -6,6 +6,7 @@ import pytest
 
 from daena_pipelines.nbmf.codec import (
     FLAG_BARE,
+    FLAG_INHERITED,
     FLAG_SEMANTIC,
     JSON_TYPES,
     LOSSLESS,
@@ -26,7 +27,8 @@ def envelopes(corpus):
     codec = NbmfCodec(settings=CodecSettings())
     records = [(r.record, r.record_class) for r in corpus[0]][:: max(1, len(corpus[0]) // 12)]
     records += [
-        ({"proposal_id": "p1", "audit_log": [{"at": i, "to": s, "src": "x", "proposal_id": "p1"} for i, s in enumerate("ABC")]}, "command"),  # pieces
+        ({"proposal_id": "p1", "source": "s", "audit_log": [{"at": i, "to": s, "source": "s", "proposal_id": "p1"} for i, s in enumerate("ABC")]}, "command"),  # inherited members
+        ({"proposal_id": "p1", "audit_log": [{"at": i, "to": s, "src": "x", "proposal_id": "p1"} for i, s in enumerate("ABC")]}, "command"),  # not
         ({"events": '{"CHARGE":16,"DROP":420,"FCs":309}' * 4, "settings": '{"auc_base_c":100.0,"auc_begin":"TP"}'}, "session"),  # quotes
         ([1, 2.5, None, "x"], "eval_result"),
         ("a judge's reasoning", "judge_reasoning"),
@@ -64,10 +66,12 @@ def mutate(rng: random.Random, envelope: bytes, others: list[bytes]) -> bytes:
     elif kind == 5:  # another envelope's payload behind this header and tag
         other = rng.choice(others)
         data = data[: read_meta(envelope).header_length + TAG_BYTES] + other[read_meta(other).header_length + TAG_BYTES :]
-    else:  # rewrite a header field to another valid value: fidelity, JSON type, class, bare payload
-        field = rng.randrange(4)
+    else:  # rewrite a header field to another valid value: fidelity, JSON type, class, bare payload, inherited members
+        field = rng.randrange(5)
         if field == 0:
             data[1] ^= FLAG_SEMANTIC
+        elif field == 4:
+            data[1] ^= FLAG_INHERITED
         elif field == 3:
             data[1] ^= FLAG_BARE
         elif field == 1:
