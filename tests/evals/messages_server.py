@@ -3,9 +3,10 @@
 It answers as the documented API does (facts and sources: docs/evals.md, "API facts"):
 - request shape: a body that is not a JSON object, no or empty ``messages``, an empty text block, ``max_tokens``
   missing or above the model's max output, an ``output_config.effort`` outside low..max, manual extended
-  thinking on a 5.x model, adaptive thinking on Haiku 4.5 and (Sonnet 5/5.5) temperature/top_p/top_k are
+  thinking on a 5.x model, adaptive thinking on Haiku 4.5, temperature/top_p/top_k (any model under
+  ``anthropic-version`` 2026-10-21, which this SDK sends; Sonnet 5/5.5 under 2023-06-01) are
   400 ``invalid_request_error``; an unknown model is 404;
-- auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing ``anthropic-version`` is 400;
+- auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
   docs list it as a breaking change (``FORCED_TOOL_CHOICE_REJECTED``); ``thinking: disabled`` is a 400 on
@@ -38,7 +39,11 @@ MIN_CACHEABLE = {"claude-sonnet-5-5": 512, "claude-sonnet-5": 1024, "claude-opus
 # Max output per the models' overview pages: 128K on every 5.x model, 64K on Haiku 4.5; more is a 400.
 MAX_OUTPUT_TOKENS = {m: 128_000 for m in KNOWN_MODELS} | {"claude-haiku-4-5": 64_000}
 EFFORTS = ("low", "medium", "high", "xhigh", "max")  # output_config.effort (the SDK's OutputConfigParam)
-# Sonnet 5's page: non-default temperature/top_p/top_k are 400s (5.5 keeps it).
+# API versions (versioning page); 2026-10-21 is what this SDK sends, and it removed temperature/top_p/top_k for
+# every model (400 even at their defaults), document blocks in assistant turns and citations in user turns.
+API_VERSIONS = ("2023-01-01", "2023-06-01", "2026-10-21")
+LATEST_API_VERSION = "2026-10-21"
+# Sonnet 5's page (under 2023-06-01): non-default temperature/top_p/top_k are 400s (5.5 keeps it).
 SAMPLING_REJECTED = {"claude-sonnet-5", "claude-sonnet-5-5"}
 # Thinking troubleshooting page: manual extended thinking (type "enabled") is a 400 from Sonnet 5 / Opus 4.7 on;
 # Haiku 4.5 has extended thinking only, so "adaptive" is a 400 there.
@@ -157,8 +162,12 @@ class MessagesServer:
                 if API_KEY not in (self.headers.get("x-api-key"), self.headers.get("authorization", "").removeprefix("Bearer ")):
                     self._error(401, "invalid x-api-key / bearer token")
                     return False
-                if not self.headers.get("anthropic-version"):
+                version = self.headers.get("anthropic-version")
+                if not version:
                     self._error(400, "anthropic-version: header is required")
+                    return False
+                if version not in API_VERSIONS:
+                    self._error(400, f"anthropic-version: {version} is not a valid version")
                     return False
                 return True
 
@@ -197,7 +206,7 @@ class MessagesServer:
                     return self._error(behaviour[1], "simulated", headers=behaviour[2] if len(behaviour) > 2 else None)
                 if behaviour and behaviour[0] == "sleep":
                     time.sleep(behaviour[1])
-                code, payload = server.reply(body, behaviour)
+                code, payload = server.reply(body, behaviour, version=self.headers["anthropic-version"])
                 if code != 200:
                     return self._error(code, payload)
                 self._json(200, payload)
@@ -210,7 +219,8 @@ class MessagesServer:
                     return self._error(400, f"custom_id must be unique and match ^[a-zA-Z0-9_-]{{1,64}}$: {bad or ids}")
                 with server.lock:
                     batch_id = f"msgbatch_sim_{len(server.batches)}"
-                    server.batches[batch_id] = {"requests": requests, "polls": 0, "ended": False, "canceling": False}
+                    server.batches[batch_id] = {"requests": requests, "polls": 0, "ended": False, "canceling": False,
+                                                "version": self.headers["anthropic-version"]}
                     server.requests.extend(r["params"] for r in requests)
                 self._json(200, server.batch_object(batch_id, self.server.server_address))
 
@@ -237,12 +247,13 @@ class MessagesServer:
 
     # ---- the "model" --------------------------------------------------------------------------
 
-    def reply(self, body: dict, behaviour=None, service_tier: str = "standard") -> tuple[int, dict | str]:
+    def reply(self, body: dict, behaviour=None, service_tier: str = "standard",
+              version: str = LATEST_API_VERSION) -> tuple[int, dict | str]:
         """(200, message) or (400/404, error message) for one Messages request body."""
         model = body.get("model")
         if model not in KNOWN_MODELS:
             return 404, f"model: {model}"
-        invalid = _invalid_request(model, body)
+        invalid = _invalid_request(model, body, version)
         if invalid:
             return 400, invalid
         choice = (body.get("tool_choice") or {}).get("type")
@@ -255,7 +266,7 @@ class MessagesServer:
             return 400, f"thinking: manual extended thinking (type 'enabled') is not supported on {model}; use 'adaptive'"
         if thinking == "adaptive" and model in ADAPTIVE_THINKING_REJECTED:
             return 400, f"thinking: type 'adaptive' is not supported on {model}; use 'enabled' with budget_tokens"
-        if model in SAMPLING_REJECTED and any(k in body for k in ("temperature", "top_p", "top_k")):
+        if model in SAMPLING_REJECTED and (body.get("temperature", 1.0) != 1.0 or "top_p" in body or "top_k" in body):
             return 400, f"temperature, top_p and top_k are not supported on {model}"
         schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
         if schema is not None and not _closed_objects(schema):
@@ -338,7 +349,7 @@ class MessagesServer:
             return {"type": "errored", "error": {"type": "error", "error": {"type": scripted[1], "message": scripted[2]}}}
         if scripted:
             return {"type": scripted[0]}
-        code, payload = self.reply(request["params"], service_tier="batch")
+        code, payload = self.reply(request["params"], service_tier="batch", version=state["version"])
         if code != 200:
             return {"type": "errored", "error": {"type": "error", "error": {"type": ERROR_TYPES[code], "message": payload}}}
         return {"type": "succeeded", "message": payload}
@@ -376,7 +387,7 @@ class MessagesServer:
         self.httpd.server_close()
 
 
-def _invalid_request(model: str, body: dict) -> str | None:
+def _invalid_request(model: str, body: dict, version: str) -> str | None:
     """The documented 400s on the request's shape (the message text the API gives, where known)."""
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
@@ -395,6 +406,15 @@ def _invalid_request(model: str, body: dict) -> str | None:
             return "messages: all messages must have non-empty content except for the optional final assistant message"
         if any(b.get("type") == "text" and not b.get("text") for b in blocks if isinstance(b, dict)):
             return "messages: text content blocks must be non-empty"
+        if version == LATEST_API_VERSION and any(
+            isinstance(b, dict) and ((message["role"] == "assistant" and b.get("type") == "document")
+                                     or (message["role"] == "user" and b.get("type") == "text" and b.get("citations")))
+            for b in blocks
+        ):
+            return f"messages.{i}: document blocks in assistant turns and citations in user turns are not accepted in {version}"
+    sampling = [k for k in ("temperature", "top_p", "top_k") if k in body]
+    if version == LATEST_API_VERSION and sampling:
+        return f"{', '.join(sampling)}: removed in anthropic-version {version}"
     effort = (body.get("output_config") or {}).get("effort")
     if effort is not None and effort not in EFFORTS:
         return f"output_config.effort: Input should be {', '.join(map(repr, EFFORTS))}"

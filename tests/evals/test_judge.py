@@ -121,11 +121,11 @@ def test_the_server_enforces_auth_and_closed_schemas(server):
 HI = [{"role": "user", "content": "hi"}]
 
 
-def post(server, content: bytes) -> "httpx.Response":
+def post(server, content: bytes, version: str = anthropic._constants.ANTHROPIC_API_VERSION) -> "httpx.Response":
     import httpx
 
     return httpx.post(f"{server.base_url}/v1/messages", content=content, timeout=5,
-                      headers={"x-api-key": API_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"})
+                      headers={"x-api-key": API_KEY, "anthropic-version": version, "content-type": "application/json"})
 
 
 @pytest.mark.parametrize("params, message", [
@@ -138,11 +138,15 @@ def post(server, content: bytes) -> "httpx.Response":
     ({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": HI, "output_config": {"effort": "extreme"}},
      "output_config.effort"),
     ({"model": "claude-sonnet-5", "max_tokens": 10, "messages": HI, "temperature": 0.2}, "temperature"),
+    ({"model": "claude-opus-5-5", "max_tokens": 10, "messages": HI, "temperature": 1.0}, "removed in anthropic-version 2026-10-21"),
+    ({"model": "claude-opus-5-5", "max_tokens": 10, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "hi", "citations": [{"type": "char_location", "cited_text": "h"}]}]}]}, "citations in user turns"),
     ({"model": "claude-opus-5-5", "max_tokens": 2000, "messages": HI, "thinking": {"type": "enabled", "budget_tokens": 1024}},
      "manual extended thinking"),
     ({"model": "claude-haiku-4-5", "max_tokens": 2000, "messages": HI, "thinking": {"type": "adaptive"}}, "'adaptive'"),
 ], ids=["no-messages", "messages-missing", "empty-text", "max-tokens-over-128k", "haiku-4-5-over-64k", "effort",
-        "sonnet-5-temperature", "5x-manual-thinking", "haiku-4-5-adaptive"])
+        "sonnet-5-temperature", "any-temperature-2026-10-21", "user-citations-2026-10-21", "5x-manual-thinking",
+        "haiku-4-5-adaptive"])
 def test_the_server_rejects_what_the_api_documents_as_400(server, params, message):
     """Documented 400s (docs/evals.md, "API facts"): a double that accepted these would pass a client the API refuses."""
     answer = post(server, json.dumps(params).encode())
@@ -155,6 +159,11 @@ def test_the_server_accepts_the_documented_limits_and_rejects_a_body_that_is_not
     assert post(server, json.dumps(good).encode()).json()["stop_reason"] == "end_turn"
     answer = post(server, b'{"model": ')
     assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+    # the SDK sends the newest version; an unknown one is a 400, and 2023-06-01 still takes a temperature on Opus 5.5
+    assert anthropic._constants.ANTHROPIC_API_VERSION == "2026-10-21"
+    assert post(server, json.dumps(good).encode(), version="2024-01-01").status_code == 400
+    old = {"model": "claude-opus-5-5", "max_tokens": 10, "messages": HI, "temperature": 0.2}
+    assert post(server, json.dumps(old).encode(), version="2023-06-01").status_code == 200
 
 
 @pytest.mark.parametrize("overrides", [{"effort": "extreme"}, {"max_tokens": 200_000}])
