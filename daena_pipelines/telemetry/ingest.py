@@ -364,8 +364,6 @@ def ingest(
 ) -> IngestReport:
     """Ingest the given files (those not already seen with the same content). `on_batch`, if
     given, is called after each batch is committed with the number of roast files handled so far."""
-    from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
-
     report = IngestReport()
     roast_paths = []
     for path in paths:
@@ -373,6 +371,10 @@ def ingest(
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     parallel = workers > 1 and len(roast_paths) >= PARALLEL_FROM
     with _parser_pool(workers) if parallel else nullcontext() as pool:
+        # imported once the parser processes are starting: a first import (pyarrow, ~0.1 s, in a
+        # caller that has not loaded the code location) then overlaps their start
+        from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
+
         store.ensure_schema(con)
         states = _StateCache()
         known_sha256s = states.load(con).known_sha256s

@@ -13,17 +13,14 @@ import pytest
 
 from daena_pipelines.telemetry import ingest, quality
 from tests.badinput import faults, harness
+from tests.conftest import require_artisan_dir
 
 SEED = int(os.environ.get("DAENA_FUZZ_SEED", "11"))
 
 
 @pytest.fixture
 def shared() -> Path:
-    if not harness.SHARED.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real Artisan profiles missing at {harness.SHARED} (CI must have ../shared)")
-        pytest.skip(f"real Artisan profiles not found at {harness.SHARED} (../shared is absent)")
-    return harness.SHARED
+    return require_artisan_dir()  # harness.SHARED is the same folder
 
 
 def test_telemetry_faults_are_rejected_or_flagged_and_good_files_load(shared, tmp_path):

@@ -185,7 +185,8 @@ def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild
         resources={"duckdb": WarehouseResource(database=str(old))}, selection=downstream,
     )
     assert result.success
-    assert all(e.passed for e in result.get_asset_check_evaluations())
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(e.passed for e in evaluations)
     assert query(old, "SELECT count(*), count(expired_at), count(expiry_reason) FROM commands.proposals") == [(before, 0, 0)]
     assert query(old, "SELECT sum(n_expired), sum(n_proposals) FROM commands.outcome_metrics") == [(0, before)]
     assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands'") == [(1,)]

@@ -1,6 +1,9 @@
 """A local HTTP server speaking the Anthropic Messages API wire format (the test double at the HTTP boundary).
 
 It answers as the documented API does (facts and sources: docs/evals.md, "API facts"):
+- request shape: a body that is not a JSON object, no or empty ``messages``, an empty text block, ``max_tokens``
+  missing or above the model's max output, an ``output_config.effort`` outside low..max, and (Sonnet 5/5.5)
+  temperature/top_p/top_k or manual extended thinking are 400 ``invalid_request_error``; an unknown model is 404;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing ``anthropic-version`` is 400;
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
@@ -31,6 +34,11 @@ FORCED_TOOL_CHOICE_REJECTED = {"claude-sonnet-5-5", "claude-opus-5-5", "claude-f
 THINKING_DISABLED_REJECTED = {"claude-sonnet-5-5", "claude-opus-5-5"}
 KNOWN_MODELS = FORCED_TOOL_CHOICE_REJECTED | {"claude-haiku-5-5", "claude-sonnet-5", "claude-opus-5", "claude-haiku-4-5"}
 MIN_CACHEABLE = {"claude-sonnet-5-5": 512, "claude-sonnet-5": 1024, "claude-opus-5": 512, "claude-haiku-5-5": 4096}
+# Max output per the models' overview pages: 128K on every 5.x model, 64K on Haiku 4.5; more is a 400.
+MAX_OUTPUT_TOKENS = {m: 128_000 for m in KNOWN_MODELS} | {"claude-haiku-4-5": 64_000}
+EFFORTS = ("low", "medium", "high", "xhigh", "max")  # output_config.effort (the SDK's OutputConfigParam)
+# Sonnet 5's page: non-default temperature/top_p/top_k and manual extended thinking are 400s (5.5 keeps them).
+SAMPLING_REJECTED = {"claude-sonnet-5", "claude-sonnet-5-5"}
 THINKING_TOKENS = 180  # what the simulated model spends thinking before each reply
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                408: "timeout_error", 409: "conflict_error", 429: "rate_limit_error", 500: "api_error",
@@ -154,7 +162,12 @@ class MessagesServer:
                 server.headers.append(dict(self.headers))
                 if not self._authorised():
                     return
-                body = json.loads(raw or b"{}")
+                try:
+                    body = json.loads(raw) if raw else {}  # a batch cancel has no body
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):  # the API answers a body that is not a JSON object with a 400
+                    return self._error(400, "There was an error parsing the body of your request as a JSON object")
                 path = self.path.split("?")[0]
                 if path == "/v1/messages":
                     with server.lock:
@@ -224,13 +237,17 @@ class MessagesServer:
         model = body.get("model")
         if model not in KNOWN_MODELS:
             return 404, f"model: {model}"
-        if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
-            return 400, "max_tokens: field required"
+        invalid = _invalid_request(model, body)
+        if invalid:
+            return 400, invalid
         choice = (body.get("tool_choice") or {}).get("type")
         if choice in ("tool", "any") and model in FORCED_TOOL_CHOICE_REJECTED:
             return 400, f"tool_choice: forced tool use is not supported on {model}; use tool_choice auto or structured outputs"
-        if (body.get("thinking") or {}).get("type") == "disabled" and model in THINKING_DISABLED_REJECTED:
+        thinking = (body.get("thinking") or {}).get("type")
+        if thinking == "disabled" and model in THINKING_DISABLED_REJECTED:
             return 400, f"thinking: type 'disabled' is not supported on {model}; use 'between_tools'"
+        if model in SAMPLING_REJECTED and (thinking == "enabled" or any(k in body for k in ("temperature", "top_p", "top_k"))):
+            return 400, f"{model} takes neither manual extended thinking nor temperature/top_p/top_k; use adaptive thinking"
         schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
         if schema is not None and not _closed_objects(schema):
             return 400, "output_config.format.schema: additionalProperties must be false for every object"
@@ -348,6 +365,31 @@ class MessagesServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _invalid_request(model: str, body: dict) -> str | None:
+    """The documented 400s on the request's shape (the message text the API gives, where known)."""
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        return "max_tokens: field required"
+    if max_tokens > MAX_OUTPUT_TOKENS[model]:
+        return f"max_tokens: {max_tokens} > {MAX_OUTPUT_TOKENS[model]}, which is the maximum allowed number of output tokens for {model}"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(blocks, list) or (not blocks and i < len(messages) - 1):
+            return "messages: all messages must have non-empty content except for the optional final assistant message"
+        if any(b.get("type") == "text" and not b.get("text") for b in blocks if isinstance(b, dict)):
+            return "messages: text content blocks must be non-empty"
+    effort = (body.get("output_config") or {}).get("effort")
+    if effort is not None and effort not in EFFORTS:
+        return f"output_config.effort: Input should be {', '.join(map(repr, EFFORTS))}"
+    return None
 
 
 def _closed_objects(schema) -> bool:

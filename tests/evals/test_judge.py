@@ -118,6 +118,51 @@ def test_the_server_enforces_auth_and_closed_schemas(server):
     assert all("request-id" in headers for _, headers in server.responses)
 
 
+HI = [{"role": "user", "content": "hi"}]
+
+
+def post(server, content: bytes) -> "httpx.Response":
+    import httpx
+
+    return httpx.post(f"{server.base_url}/v1/messages", content=content, timeout=5,
+                      headers={"x-api-key": API_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"})
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": []}, "at least one message is required"),
+    ({"model": "claude-sonnet-5-5", "max_tokens": 10}, "at least one message is required"),
+    ({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+     "text content blocks must be non-empty"),
+    ({"model": "claude-sonnet-5-5", "max_tokens": 128_001, "messages": HI}, "maximum allowed number of output tokens"),
+    ({"model": "claude-haiku-4-5", "max_tokens": 64_001, "messages": HI}, "maximum allowed number of output tokens"),
+    ({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": HI, "output_config": {"effort": "extreme"}},
+     "output_config.effort"),
+    ({"model": "claude-sonnet-5", "max_tokens": 10, "messages": HI, "temperature": 0.2}, "temperature"),
+    ({"model": "claude-sonnet-5", "max_tokens": 2000, "messages": HI, "thinking": {"type": "enabled", "budget_tokens": 1024}},
+     "manual extended thinking"),
+], ids=["no-messages", "messages-missing", "empty-text", "max-tokens-over-128k", "haiku-4-5-over-64k", "effort",
+        "sonnet-5-temperature", "sonnet-5-manual-thinking"])
+def test_the_server_rejects_what_the_api_documents_as_400(server, params, message):
+    """Documented 400s (docs/evals.md, "API facts"): a double that accepted these would pass a client the API refuses."""
+    answer = post(server, json.dumps(params).encode())
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+    assert message in answer.json()["error"]["message"]
+
+
+def test_the_server_accepts_the_documented_limits_and_rejects_a_body_that_is_not_json(server):
+    good = {"model": "claude-sonnet-5-5", "max_tokens": 128_000, "messages": HI, "output_config": {"effort": "max"}}
+    assert post(server, json.dumps(good).encode()).json()["stop_reason"] == "end_turn"
+    answer = post(server, b'{"model": ')
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("overrides", [{"effort": "extreme"}, {"max_tokens": 200_000}])
+def test_settings_the_api_refuses_leave_the_row_not_judged_with_the_400(server, overrides):
+    (row,) = judge.judge([request()], settings(server, **overrides), client(server), "", {})
+    assert row["status"] == "not_judged" and "400" in row["reason"] and row["plan_clarity"] is None
+    assert len(server.requests) == 1  # a 400 is not retried
+
+
 @pytest.mark.parametrize(
     "behaviour, problem",
     [

@@ -71,9 +71,19 @@ def test_ci_fails_on_a_worse_codec_setting(tmp_path, sample_alogs):
             "SELECT count(*) FROM regressions.findings WHERE resolved_at IS NULL AND check_name = 'nbmf_golden'"
         ).fetchone()[0] == 0
 
+    # a golden file that lost one key the run measures (deleted by hand, or never promoted): blocking
+    golden_file = golden / "nbmf" / "benchmark.golden.json"
+    suite = json.loads(golden_file.read_text())
+    dropped = suite["entries"].pop(0)
+    golden_file.write_text(json.dumps(suite))
+    unguarded = run_ci(env)
+    assert unguarded.returncode == 1, unguarded.stdout + unguarded.stderr
+    assert "| nbmf/results | nbmf_golden | blocking | FAILED | 1 |" in unguarded.stdout
+    assert f"FAIL {'/'.join(dropped['key'].values())}: golden None" in unguarded.stdout
+    assert "change no golden value" in unguarded.stdout and "missing from the golden file" in unguarded.stdout
+
     # a truncated golden file, and a timing gate that crashes (its verdicts table lost a column):
     # each a blocking failure, named on stdout and recorded as a finding
-    golden_file = golden / "nbmf" / "benchmark.golden.json"
     golden_file.write_text(golden_file.read_text()[:1000])
     with duckdb.connect(str(warehouse)) as con:
         con.execute("ALTER TABLE regressions.bench_verdicts DROP COLUMN note")

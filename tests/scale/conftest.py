@@ -1,8 +1,8 @@
 import itertools
-import os
 
 import pytest
 
+from tests.conftest import under_ci
 from tests.scale.pg import PostgresServer, PostgresUnavailable
 
 _databases = itertools.count()
@@ -14,7 +14,7 @@ def postgres() -> PostgresServer:
     try:
         server = PostgresServer().start()
     except PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
+        if under_ci():
             pytest.fail(f"PostgreSQL is required under CI: {exc}")
         pytest.skip(f"no PostgreSQL server here: {exc}")
     yield server
