@@ -109,10 +109,40 @@ def test_power_frame_scales():
     buf[0] = 0xA2
     buf[4:6] = bytes.fromhex("5802")  # 600 W set-point
     buf[6:8] = bytes.fromhex("8813")  # 5000 / 100 = 50.00 Hz
+    buf[12:14] = bytes.fromhex("c201")  # 450 / 10 = 45.0 °C, IGBT 1
+    buf[14:16] = bytes.fromhex("cc01")  # 460 / 10 = 46.0 °C, IGBT 2
+    buf[22:24] = bytes.fromhex("7017")  # 6000 / 10 = 600.0 W active power
     buf[28:30] = bytes.fromhex("fc08")  # 2300 / 10 = 230.0 V
     buf[30:32] = bytes.fromhex("6810")  # 4200 / 1000 = 4.2 A
     frame = r2.decode(bytes(buf))
     assert (frame.power_setpoint_w, frame.line_frequency_hz, frame.voltage_rms_v, frame.current_rms_a) == (600, 50.0, 230.0, 4.2)
+    assert (frame.igbt_temp1_c, frame.igbt_temp2_c, frame.active_power_w) == (45.0, 46.0, 600.0)
+    assert r2.encode(frame)[:60] == bytes(buf[:60])  # the virtual R2 lays them out at the same offsets
+
+
+def test_fans_frame_decoded_field_by_field():
+    """A 0xA1 frame built by hand from the offsets in docs/device.md (read in Artisan's R2 driver)."""
+    buf = bytearray(64)
+    buf[0] = 0xA1
+    buf[4] = 2  # error count
+    buf[8:16] = bytes([3, 4, 5, 6, 7, 8, 9, 10])  # two error slots: category, type, info, value
+    buf[16:18] = bytes.fromhex("e803")  # coil fan 1 duty 1000
+    buf[18:20] = bytes.fromhex("d007")  # coil fan 2 duty 2000
+    buf[28:30] = bytes.fromhex("2c01")  # exhaust blower duty 300
+    buf[34:36] = bytes.fromhex("1027")  # coil fan 1 10000 rpm
+    buf[36:38] = bytes.fromhex("0f27")  # coil fan 2 9999 rpm
+    buf[46:48] = bytes.fromhex("b80b")  # IBTS fan 3000 rpm
+    buf[48:50] = bytes.fromhex("3c00")  # drum 60 rpm
+    buf[52:54] = bytes.fromhex("0100")  # control-board critical flags
+    buf[58:60] = bytes.fromhex("0480")  # buttons 0x8004
+    frame = r2.decode(bytes(buf))
+    assert isinstance(frame, r2.FansFrame)
+    assert (frame.error_count, frame.error1_category, frame.error1_type, frame.error1_info, frame.error1_value,
+            frame.error2_category, frame.error2_type, frame.error2_info, frame.error2_value) == (2, 3, 4, 5, 6, 7, 8, 9, 10)
+    assert (frame.coil_fan1_duty, frame.coil_fan2_duty, frame.exhaust_blower_duty) == (1000, 2000, 300)
+    assert (frame.coil_fan1_rpm, frame.coil_fan2_rpm, frame.ibts_fan_rpm, frame.drum_rpm) == (10000, 9999, 3000, 60)
+    assert (frame.control_board_critical, frame.buttons) == (1, 0x8004)
+    assert r2.encode(frame)[:60] == bytes(buf[:60])  # the virtual R2 lays them out at the same offsets
 
 
 @pytest.mark.parametrize("bad", [

@@ -2,8 +2,9 @@
 
 It answers as the documented API does (facts and sources: docs/evals.md, "API facts"):
 - request shape: a body that is not a JSON object, no or empty ``messages``, an empty text block, ``max_tokens``
-  missing or above the model's max output, an ``output_config.effort`` outside low..max, and (Sonnet 5/5.5)
-  temperature/top_p/top_k or manual extended thinking are 400 ``invalid_request_error``; an unknown model is 404;
+  missing or above the model's max output, an ``output_config.effort`` outside low..max, manual extended
+  thinking on a 5.x model, adaptive thinking on Haiku 4.5 and (Sonnet 5/5.5) temperature/top_p/top_k are
+  400 ``invalid_request_error``; an unknown model is 404;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing ``anthropic-version`` is 400;
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
@@ -37,8 +38,12 @@ MIN_CACHEABLE = {"claude-sonnet-5-5": 512, "claude-sonnet-5": 1024, "claude-opus
 # Max output per the models' overview pages: 128K on every 5.x model, 64K on Haiku 4.5; more is a 400.
 MAX_OUTPUT_TOKENS = {m: 128_000 for m in KNOWN_MODELS} | {"claude-haiku-4-5": 64_000}
 EFFORTS = ("low", "medium", "high", "xhigh", "max")  # output_config.effort (the SDK's OutputConfigParam)
-# Sonnet 5's page: non-default temperature/top_p/top_k and manual extended thinking are 400s (5.5 keeps them).
+# Sonnet 5's page: non-default temperature/top_p/top_k are 400s (5.5 keeps it).
 SAMPLING_REJECTED = {"claude-sonnet-5", "claude-sonnet-5-5"}
+# Thinking troubleshooting page: manual extended thinking (type "enabled") is a 400 from Sonnet 5 / Opus 4.7 on;
+# Haiku 4.5 has extended thinking only, so "adaptive" is a 400 there.
+MANUAL_THINKING_REJECTED = KNOWN_MODELS - {"claude-haiku-4-5"}
+ADAPTIVE_THINKING_REJECTED = {"claude-haiku-4-5"}
 THINKING_TOKENS = 180  # what the simulated model spends thinking before each reply
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                408: "timeout_error", 409: "conflict_error", 429: "rate_limit_error", 500: "api_error",
@@ -246,8 +251,12 @@ class MessagesServer:
         thinking = (body.get("thinking") or {}).get("type")
         if thinking == "disabled" and model in THINKING_DISABLED_REJECTED:
             return 400, f"thinking: type 'disabled' is not supported on {model}; use 'between_tools'"
-        if model in SAMPLING_REJECTED and (thinking == "enabled" or any(k in body for k in ("temperature", "top_p", "top_k"))):
-            return 400, f"{model} takes neither manual extended thinking nor temperature/top_p/top_k; use adaptive thinking"
+        if thinking == "enabled" and model in MANUAL_THINKING_REJECTED:
+            return 400, f"thinking: manual extended thinking (type 'enabled') is not supported on {model}; use 'adaptive'"
+        if thinking == "adaptive" and model in ADAPTIVE_THINKING_REJECTED:
+            return 400, f"thinking: type 'adaptive' is not supported on {model}; use 'enabled' with budget_tokens"
+        if model in SAMPLING_REJECTED and any(k in body for k in ("temperature", "top_p", "top_k")):
+            return 400, f"temperature, top_p and top_k are not supported on {model}"
         schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
         if schema is not None and not _closed_objects(schema):
             return 400, "output_config.format.schema: additionalProperties must be false for every object"

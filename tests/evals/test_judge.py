@@ -138,10 +138,11 @@ def post(server, content: bytes) -> "httpx.Response":
     ({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": HI, "output_config": {"effort": "extreme"}},
      "output_config.effort"),
     ({"model": "claude-sonnet-5", "max_tokens": 10, "messages": HI, "temperature": 0.2}, "temperature"),
-    ({"model": "claude-sonnet-5", "max_tokens": 2000, "messages": HI, "thinking": {"type": "enabled", "budget_tokens": 1024}},
+    ({"model": "claude-opus-5-5", "max_tokens": 2000, "messages": HI, "thinking": {"type": "enabled", "budget_tokens": 1024}},
      "manual extended thinking"),
+    ({"model": "claude-haiku-4-5", "max_tokens": 2000, "messages": HI, "thinking": {"type": "adaptive"}}, "'adaptive'"),
 ], ids=["no-messages", "messages-missing", "empty-text", "max-tokens-over-128k", "haiku-4-5-over-64k", "effort",
-        "sonnet-5-temperature", "sonnet-5-manual-thinking"])
+        "sonnet-5-temperature", "5x-manual-thinking", "haiku-4-5-adaptive"])
 def test_the_server_rejects_what_the_api_documents_as_400(server, params, message):
     """Documented 400s (docs/evals.md, "API facts"): a double that accepted these would pass a client the API refuses."""
     answer = post(server, json.dumps(params).encode())
