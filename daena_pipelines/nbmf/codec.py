@@ -317,7 +317,8 @@ class _Inherited:
                     return None
                 row = row.copy()
                 for key in self.members:
-                    del row[key]
+                    if type(row.pop(key)) is not str:  # equal to the record's string, but not one (a str subclass's __eq__ can lie)
+                        return None
                 kept.append(row)
         except KeyError:  # a member missing at the top level or in a row
             return None
@@ -344,8 +345,10 @@ class _Inherited:
                 shared[key] = value = record[key]
                 if type(value) is not str:
                     raise TypeError(f"member {key!r} is not a string")
+            if type(rows) is not list:  # an empty object or string has no row to fail on below
+                raise TypeError(f"rows are a {type(rows).__name__}, not a list")
             for row in rows:
-                row.update(shared)  # AttributeError for a row that is not an object (or rows that are an object or a string)
+                row.update(shared)  # AttributeError for a row that is not an object
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise EnvelopeError(f"NBMF inherited-members body is not what the encoder writes ({type(exc).__name__}: {exc})") from exc
         if len(body) >= length:
@@ -610,7 +613,8 @@ class NbmfCodec:
         if flags is None:  # a subclass of a JSON type
             flags = JSON_TYPES.index(json_type(record)) << 1
         if fidelity == LOSSLESS:  # lossless_body, inline: most of a small record's time is per-call Python
-            if inherited is not None and flags == 0 and (found := inherited.body(record)) is not None:
+            # a dict, not a subclass: itemgetter would call a defaultdict's __missing__ (a member added to the caller's record)
+            if inherited is not None and type(record) is dict and (found := inherited.body(record)) is not None:
                 body, n = found
                 flags |= FLAG_INHERITED
             else:

@@ -1,5 +1,6 @@
 import hashlib
 import tracemalloc
+from collections import OrderedDict, UserString, defaultdict
 
 import orjson
 
@@ -141,6 +142,32 @@ def test_inherited_members_bodies_round_trip_exactly():
         assert not read_meta(plain_envelope).inherited and canonical_json(codec.decode(plain_envelope)) == canonical_json(plain)
 
 
+def test_inherited_members_take_only_plain_dicts_and_strings():
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    rows = [{"seq": i, "proposal_id": "p", "source": "s"} for i in range(3)]
+    # a defaultdict record without a member: looking the member up must not add it to the caller's record
+    record = defaultdict(str, {"proposal_id": "p", "audit_log": [dict(r) for r in rows]})
+    original = canonical_json(record)
+    envelope = codec.encode(record, "command")
+    assert canonical_json(record) == original and "source" not in record
+    assert read_meta(envelope).original_length == len(original) and canonical_json(codec.decode(envelope)) == original
+    # a dict subclass gets the canonical JSON, as lossless_body (what the dictionaries are trained on) says
+    for subclass in (defaultdict(str, {"proposal_id": "p", "source": "s", "audit_log": rows}), OrderedDict(proposal_id="p", source="s", audit_log=rows)):
+        assert not lossless_body(subclass, "command")[1] and not read_meta(codec.encode(subclass, "command")).inherited
+
+    class Loose(str):  # equal to the record's member in Python, another string in JSON
+        __eq__ = lambda self, other: str.lower(self) == str.lower(other)  # noqa: E731
+        __hash__ = str.__hash__
+
+    record = {"proposal_id": "p", "source": "s", "audit_log": [*rows, {"seq": 3, "proposal_id": Loose("P"), "source": "s"}]}
+    original = canonical_json(record)
+    envelope = codec.encode(record, "command")
+    assert not read_meta(envelope).inherited and canonical_json(codec.decode(envelope)) == original
+    # not JSON at all (equal to the member in Python): the encoder refuses it, as for any other record
+    with pytest.raises(TypeError):
+        codec.encode({"proposal_id": "p", "source": "s", "audit_log": [*rows, {"seq": 3, "proposal_id": UserString("p"), "source": "s"}]}, "command")
+
+
 def test_signature_mismatch_is_raised_for_tampered_payload(corpus):
     codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
     r = by_class(corpus, "roast_note")[0]
@@ -260,6 +287,8 @@ def test_forged_inherited_members_bodies_are_the_codecs_own_error():
         b'{"audit_log":[[1]],"proposal_id":"p","source":"s"}',
         b'{"audit_log":{"a":{}},"proposal_id":"p","source":"s"}',  # rows that are an object
         b'{"audit_log":"rows","proposal_id":"p","source":"s"}',  # rows that are a string
+        b'{"audit_log":{},"proposal_id":"p","source":"s"}',  # an empty object or string: nothing to iterate and fail on
+        b'{"audit_log":"","proposal_id":"p","source":"s"}',
         b'{"audit_log":[{}],"proposal_id":{"a":1},"source":"s"}',  # a member that is not a string (one object in every row)
         b'{"audit_log":[{}],"proposal_id":"p","source":"s"',  # not JSON
         b'[{"audit_log":[]}]',  # not an object
