@@ -253,12 +253,11 @@ def test_the_poll_loop_never_opens_the_warehouse(roaster, sim_config, warehouse,
 
 
 # ----- the right roaster -------------------------------------------------------------------------
-def test_roaster_chosen_by_serial_among_several(roaster, clock):
+def test_roaster_chosen_by_serial_among_several(clock):
+    """Two virtual R1s on one bus (two R2s: test_r2_driver)."""
     from daena_pipelines.device.driver import BulletR1
     from daena_pipelines.device.virtual_r1 import VirtualBus, plug_in_virtual_r1
 
-    if roaster.model != "r1":
-        pytest.skip("the two-roaster bus is built from virtual R1s (two R2s: test_r2_driver)")
     _, first_backend = plug_in_virtual_r1(VirtualR1Config(serial=4242), clock)
     _, second_backend = plug_in_virtual_r1(VirtualR1Config(serial=5151), clock)
     bus = VirtualBus(first_backend, second_backend)
