@@ -189,7 +189,7 @@ def _head_problem(first: int, flags: int) -> str | None:
         return f"not an NBMF v{CODEC_VERSION} envelope (version field {first >> 4})"
     if class_code not in _CLASS_NAMES or (flags >> 1 & 7) >= len(JSON_TYPES):
         return f"NBMF header has unknown class code {class_code} or flags {flags:#x}"
-    if flags & FLAG_INHERITED and (flags & (FLAG_SERIES | FLAG_SEMANTIC | 14) or CLASS_BY_CODE[class_code].inherited is None):
+    if flags & FLAG_INHERITED and (flags & (FLAG_SERIES | FLAG_SEMANTIC) or flags >> 1 & 7 or CLASS_BY_CODE[class_code].inherited is None):
         return "NBMF header names an inherited-members body for what is not a lossless object of a class with inherited members"
     if bool(flags & FLAG_SERIES) != bool(flags & FLAG_SEMANTIC and class_code in _SERIES_CLASSES):
         return "NBMF header: a series body is exactly what a semantic record of a series class has"
@@ -335,8 +335,7 @@ class _Inherited:
         its own: a JSON object's members have no order, canonical JSON sorts them). Checked for
         what the header and the encoder promise: rows that are objects, string members, a body
         shorter than the original (the exact length would take an ``orjson.dumps`` of each
-        member, which inside the benchmark's interleaving cost commands ~5 % of their decode;
-        measured, docs/nbmf.md)."""
+        member: cold code inside the benchmark's interleaving; measured, docs/nbmf.md)."""
         try:
             record = orjson.loads(body)
             rows = record[self.rows]
