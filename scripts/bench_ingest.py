@@ -89,7 +89,7 @@ def baseline_rate(files: list[Path], budget_s: float, first: int = 0) -> tuple[f
 def ingest_once(files: list[Path], work: Path, workers: int) -> dict:
     """One end-to-end ingest of `files` into a fresh warehouse in `work`, as this process's only
     ingest (so it pays what a caller's first call pays), and what it measured."""
-    import duckdb  # here, not at the top: the parser processes import this script, and need no DuckDB
+    import duckdb  # here: the bench's own process, which only parses, needs no DuckDB
 
     con = duckdb.connect(str(work / "bench.duckdb"))
     committed = []  # (seconds since start, files handled) after each committed batch
@@ -107,11 +107,20 @@ def ingest_once(files: list[Path], work: Path, workers: int) -> dict:
 
 
 def ingest_in_child(landing: Path, work: Path, workers: int) -> dict:
-    """ingest_once in a fresh Python process (each round starts as cold as the first)."""
+    """ingest_once in a fresh Python process (each round starts as cold as the first). The child
+    runs as ``-c``, not as this file: multiprocessing re-runs a main script given by its path in
+    every parser process (docs/telemetry.md), which a Dagster run worker (``-m dagster``) does
+    not, so the parser processes would import this script's modules as no real run does."""
     work.mkdir()
-    child = subprocess.run([sys.executable, __file__, "--ingest-once", str(landing), str(work), "--workers", str(workers)],
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import bench_ingest; bench_ingest.child(*sys.argv[1:])"
+    child = subprocess.run([sys.executable, "-c", code, str(landing), str(work), str(workers)],
                            check=True, stdout=subprocess.PIPE, text=True)  # its stderr shown: why it failed, if it does
     return json.loads(child.stdout.splitlines()[-1])
+
+
+def child(landing: str, work: str, workers: str) -> None:
+    """The child process of ingest_in_child: one ingest, its measures as a JSON line."""
+    print(json.dumps(ingest_once(sorted(Path(landing).iterdir()), Path(work), int(workers))))
 
 
 def main() -> int:
@@ -121,15 +130,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="ingests, each between two baseline windows")
     parser.add_argument("--baseline-seconds", type=float, default=5.0, help="length of each baseline window (shorter when one pass over the files takes less: ~0.5 s for the 73 shared files)")
-    parser.add_argument("--ingest-once", nargs=2, type=Path, metavar=("LANDING", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    if args.ingest_once:
-        landing, work = args.ingest_once
-        print(json.dumps(ingest_once(sorted(landing.iterdir()), work, args.workers)))
-        return 0
-
     sources = sorted(p for p in args.source.iterdir() if ingest.parser_for(p))
     work = Path(tempfile.mkdtemp(prefix="daena-bench-"))
     load_before = os.getloadavg()
