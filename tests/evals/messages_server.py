@@ -3,9 +3,9 @@
 It answers as the documented API does (facts and sources: docs/evals.md, "API facts"):
 - request shape: a body that is not a JSON object, no or empty ``messages``, an empty text block, ``max_tokens``
   missing or above the model's max output, an ``output_config.effort`` outside low..max, manual extended
-  thinking on a 5.x model, adaptive thinking on Haiku 4.5, temperature/top_p/top_k (any model under
-  ``anthropic-version`` 2026-10-21, which this SDK sends; Sonnet 5/5.5 under 2023-06-01) are
-  400 ``invalid_request_error``; an unknown model is 404;
+  thinking on a 5.x model, adaptive thinking or an effort on Haiku 4.5, temperature/top_p/top_k (any model under
+  ``anthropic-version`` 2026-10-21, which this SDK sends; non-default values on every 5.x model under 2023-06-01)
+  are 400 ``invalid_request_error``; an unknown model is 404;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
@@ -43,12 +43,12 @@ EFFORTS = ("low", "medium", "high", "xhigh", "max")  # output_config.effort (the
 # every model (400 even at their defaults), document blocks in assistant turns and citations in user turns.
 API_VERSIONS = ("2023-01-01", "2023-06-01", "2026-10-21")
 LATEST_API_VERSION = "2026-10-21"
-# Sonnet 5's page (under 2023-06-01): non-default temperature/top_p/top_k are 400s (5.5 keeps it).
-SAMPLING_REJECTED = {"claude-sonnet-5", "claude-sonnet-5-5"}
-# Thinking troubleshooting page: manual extended thinking (type "enabled") is a 400 from Sonnet 5 / Opus 4.7 on;
-# Haiku 4.5 has extended thinking only, so "adaptive" is a 400 there.
-MANUAL_THINKING_REJECTED = KNOWN_MODELS - {"claude-haiku-4-5"}
-ADAPTIVE_THINKING_REJECTED = {"claude-haiku-4-5"}
+# Haiku 4.5 is the one model here from before Claude 4.7. From 4.7 on (every 5.x model): manual extended thinking
+# (type "enabled") is a 400 (thinking troubleshooting page), and so is a non-default temperature/top_p/top_k under
+# 2023-06-01 too (Sonnet 5 and Sonnet 5.5 migration guides, Haiku 5.5 what's new). Haiku 4.5 has extended thinking
+# only, so "adaptive" is a 400 there, and so is output_config.effort (not on the effort page's model list).
+ADAPTIVE_ONLY = KNOWN_MODELS - {"claude-haiku-4-5"}
+EXTENDED_ONLY = {"claude-haiku-4-5"}
 THINKING_TOKENS = 180  # what the simulated model spends thinking before each reply
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                408: "timeout_error", 409: "conflict_error", 429: "rate_limit_error", 500: "api_error",
@@ -262,12 +262,15 @@ class MessagesServer:
         thinking = (body.get("thinking") or {}).get("type")
         if thinking == "disabled" and model in THINKING_DISABLED_REJECTED:
             return 400, f"thinking: type 'disabled' is not supported on {model}; use 'between_tools'"
-        if thinking == "enabled" and model in MANUAL_THINKING_REJECTED:
+        if thinking == "enabled" and model in ADAPTIVE_ONLY:
             return 400, f"thinking: manual extended thinking (type 'enabled') is not supported on {model}; use 'adaptive'"
-        if thinking == "adaptive" and model in ADAPTIVE_THINKING_REJECTED:
+        if thinking == "adaptive" and model in EXTENDED_ONLY:
             return 400, f"thinking: type 'adaptive' is not supported on {model}; use 'enabled' with budget_tokens"
-        if model in SAMPLING_REJECTED and (body.get("temperature", 1.0) != 1.0 or "top_p" in body or "top_k" in body):
-            return 400, f"temperature, top_p and top_k are not supported on {model}"
+        if "effort" in (body.get("output_config") or {}) and model in EXTENDED_ONLY:
+            return 400, "This model does not support the effort parameter."
+        sampling = [k for k in ("top_p", "top_k") if k in body] + (["temperature"] if body.get("temperature", 1.0) != 1.0 else [])
+        if model in ADAPTIVE_ONLY and sampling:
+            return 400, f"`{sampling[0]}` is deprecated for this model."
         schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
         if schema is not None and not _closed_objects(schema):
             return 400, "output_config.format.schema: additionalProperties must be false for every object"

@@ -159,11 +159,24 @@ def test_the_server_accepts_the_documented_limits_and_rejects_a_body_that_is_not
     assert post(server, json.dumps(good).encode()).json()["stop_reason"] == "end_turn"
     answer = post(server, b'{"model": ')
     assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
-    # the SDK sends the newest version; an unknown one is a 400, and 2023-06-01 still takes a temperature on Opus 5.5
+    # the SDK sends the newest version; an unknown one is a 400
     assert anthropic._constants.ANTHROPIC_API_VERSION == "2026-10-21"
     assert post(server, json.dumps(good).encode(), version="2024-01-01").status_code == 400
-    old = {"model": "claude-opus-5-5", "max_tokens": 10, "messages": HI, "temperature": 0.2}
-    assert post(server, json.dumps(old).encode(), version="2023-06-01").status_code == 200
+
+
+@pytest.mark.parametrize("model, params, status", [
+    ("claude-opus-5-5", {"temperature": 0.2}, 400), ("claude-sonnet-5", {"temperature": 0.2}, 400),
+    ("claude-haiku-5-5", {"top_p": 0.9}, 400), ("claude-fable-5-1", {"top_k": 40}, 400),
+    ("claude-opus-5-5", {"temperature": 1.0}, 200), ("claude-haiku-4-5", {"temperature": 0.2}, 200),
+    ("claude-haiku-4-5", {"output_config": {"effort": "high"}}, 400),
+])
+def test_sampling_and_effort_per_model_under_2023_06_01(server, model, params, status):
+    """From Claude 4.7 on (every 5.x model) a non-default temperature/top_p/top_k is a 400 under the old version too;
+    Haiku 4.5 still takes one, but not an effort (docs/evals.md, "API facts")."""
+    answer = post(server, json.dumps({"model": model, "max_tokens": 1000, "messages": HI, **params}).encode(), version="2023-06-01")
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        assert answer.json()["error"]["type"] == "invalid_request_error"
 
 
 @pytest.mark.parametrize("overrides", [{"effort": "extreme"}, {"max_tokens": 200_000}])
