@@ -10,7 +10,7 @@ It answers as the documented API does (facts and sources: docs/evals.md, "API fa
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
   docs list it as a breaking change (``FORCED_TOOL_CHOICE_REJECTED``); ``thinking: disabled`` is a 400 on
-  Claude Sonnet 5.5; an ``output_config.format`` object schema without ``additionalProperties: false`` is a 400;
+  Claude Sonnet 5.5, Opus 5.5 and Fable 5.1; an ``output_config.format`` object schema without ``additionalProperties: false`` is a 400;
 - usage counts cache writes and reads: a block with ``cache_control`` whose prefix reaches the model's minimum
   is written on first sight (``cache_creation_input_tokens``) and read afterwards (``cache_read_input_tokens``);
 - ``stop_reason`` follows the reply: ``end_turn`` for text/JSON, ``tool_use`` for a tool call, ``max_tokens``
@@ -33,7 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 API_KEY = "test-key"
 # Docs: "forced tool use returns an error" on Claude Sonnet 5.5 and Opus 5.5 (and Fable 5.1, per the Opus 5.5 page).
 FORCED_TOOL_CHOICE_REJECTED = {"claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1"}
-THINKING_DISABLED_REJECTED = {"claude-sonnet-5-5", "claude-opus-5-5"}
+# Thinking cannot be turned off on Sonnet 5.5 and Opus 5.5; the Opus 5.5 page says the same of Fable 5.1.
+THINKING_DISABLED_REJECTED = {"claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1"}
 KNOWN_MODELS = FORCED_TOOL_CHOICE_REJECTED | {"claude-haiku-5-5", "claude-sonnet-5", "claude-opus-5", "claude-haiku-4-5"}
 MIN_CACHEABLE = {"claude-sonnet-5-5": 512, "claude-sonnet-5": 1024, "claude-opus-5": 512, "claude-haiku-5-5": 4096}
 # Max output per the models' overview pages: 128K on every 5.x model, 64K on Haiku 4.5; more is a 400.

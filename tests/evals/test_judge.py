@@ -179,6 +179,14 @@ def test_sampling_and_effort_per_model_under_2023_06_01(server, model, params, s
         assert answer.json()["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize("model, status", [("claude-sonnet-5-5", 400), ("claude-opus-5-5", 400), ("claude-fable-5-1", 400),
+                                           ("claude-haiku-4-5", 200)])
+def test_thinking_disabled_per_model(server, model, status):
+    """Thinking cannot be turned off on Sonnet/Opus 5.5 and, per the Opus 5.5 page, on Fable 5.1 (docs/evals.md)."""
+    body = {"model": model, "max_tokens": 1000, "messages": HI, "thinking": {"type": "disabled"}}
+    assert post(server, json.dumps(body).encode()).status_code == status
+
+
 @pytest.mark.parametrize("overrides", [{"effort": "extreme"}, {"max_tokens": 200_000}])
 def test_settings_the_api_refuses_leave_the_row_not_judged_with_the_400(server, overrides):
     (row,) = judge.judge([request()], settings(server, **overrides), client(server), "", {})
