@@ -3,7 +3,7 @@
 It answers as the documented API does (facts and sources: docs/evals.md, "API facts"):
 - request shape: a body that is not a JSON object, no or empty ``messages``, an empty text block, ``max_tokens``
   missing or above the model's max output, an ``output_config.effort`` outside low..max, manual extended
-  thinking on a 5.x model, adaptive thinking or an effort on Haiku 4.5, temperature/top_p/top_k (any model under
+  thinking or an assistant prefill on a 5.x model, adaptive thinking or an effort on Haiku 4.5, temperature/top_p/top_k (any model under
   ``anthropic-version`` 2026-10-21, which this SDK sends; non-default values on every 5.x model under 2023-06-01)
   are 400 ``invalid_request_error``; an unknown model is 404;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
@@ -48,6 +48,8 @@ LATEST_API_VERSION = "2026-10-21"
 # (type "enabled") is a 400 (thinking troubleshooting page), and so is a non-default temperature/top_p/top_k under
 # 2023-06-01 too (Sonnet 5 and Sonnet 5.5 migration guides, Haiku 5.5 what's new). Haiku 4.5 has extended thinking
 # only, so "adaptive" is a 400 there, and so is output_config.effort (not on the effort page's model list).
+# Assistant prefill (a last turn by the assistant) is a 400 from Claude 4.6 on (Sonnet 5.5 migration guide,
+# Haiku 5.5 what's new, the 4.6 migration notes), so on every 5.x model here.
 ADAPTIVE_ONLY = KNOWN_MODELS - {"claude-haiku-4-5"}
 EXTENDED_ONLY = {"claude-haiku-4-5"}
 THINKING_TOKENS = 180  # what the simulated model spends thinking before each reply
@@ -272,6 +274,8 @@ class MessagesServer:
         sampling = [k for k in ("top_p", "top_k") if k in body] + (["temperature"] if body.get("temperature", 1.0) != 1.0 else [])
         if model in ADAPTIVE_ONLY and sampling:
             return 400, f"`{sampling[0]}` is deprecated for this model."
+        if model in ADAPTIVE_ONLY and body["messages"][-1]["role"] == "assistant":
+            return 400, "This model does not support assistant message prefill. The conversation must end with a user message."
         schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
         if schema is not None and not _closed_objects(schema):
             return 400, "output_config.format.schema: additionalProperties must be false for every object"
@@ -410,10 +414,12 @@ def _invalid_request(model: str, body: dict, version: str) -> str | None:
             return "messages: all messages must have non-empty content except for the optional final assistant message"
         if any(b.get("type") == "text" and not b.get("text") for b in blocks if isinstance(b, dict)):
             return "messages: text content blocks must be non-empty"
+        # a user text block's citations count directly or inside a search_result block (versioning page)
+        nested = [t for b in blocks if isinstance(b, dict) and b.get("type") == "search_result" for t in b.get("content") or []]
         if version == LATEST_API_VERSION and any(
             isinstance(b, dict) and ((message["role"] == "assistant" and b.get("type") == "document")
                                      or (message["role"] == "user" and b.get("type") == "text" and b.get("citations")))
-            for b in blocks
+            for b in blocks + nested
         ):
             return f"messages.{i}: document blocks in assistant turns and citations in user turns are not accepted in {version}"
     sampling = [k for k in ("temperature", "top_p", "top_k") if k in body]

@@ -119,6 +119,7 @@ def test_the_server_enforces_auth_and_closed_schemas(server):
 
 
 HI = [{"role": "user", "content": "hi"}]
+PREFILL = HI + [{"role": "assistant", "content": "{"}]
 
 
 def post(server, content: bytes, version: str = anthropic._constants.ANTHROPIC_API_VERSION) -> "httpx.Response":
@@ -141,11 +142,20 @@ def post(server, content: bytes, version: str = anthropic._constants.ANTHROPIC_A
     ({"model": "claude-opus-5-5", "max_tokens": 10, "messages": HI, "temperature": 1.0}, "removed in anthropic-version 2026-10-21"),
     ({"model": "claude-opus-5-5", "max_tokens": 10, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "hi", "citations": [{"type": "char_location", "cited_text": "h"}]}]}]}, "citations in user turns"),
+    ({"model": "claude-opus-5-5", "max_tokens": 10, "messages": [{"role": "user", "content": [
+        {"type": "search_result", "source": "s", "title": "t", "content": [
+            {"type": "text", "text": "hi", "citations": [{"type": "char_location", "cited_text": "h"}]}]}]}]},
+     "citations in user turns"),
+    ({"model": "claude-opus-5-5", "max_tokens": 10, "messages": HI + [{"role": "assistant", "content": [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]},
+        {"role": "user", "content": "go on"}]}, "document blocks in assistant turns"),
+    ({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": PREFILL}, "prefill"),
     ({"model": "claude-opus-5-5", "max_tokens": 2000, "messages": HI, "thinking": {"type": "enabled", "budget_tokens": 1024}},
      "manual extended thinking"),
     ({"model": "claude-haiku-4-5", "max_tokens": 2000, "messages": HI, "thinking": {"type": "adaptive"}}, "'adaptive'"),
 ], ids=["no-messages", "messages-missing", "empty-text", "max-tokens-over-128k", "haiku-4-5-over-64k", "effort",
-        "sonnet-5-temperature", "any-temperature-2026-10-21", "user-citations-2026-10-21", "5x-manual-thinking",
+        "sonnet-5-temperature", "any-temperature-2026-10-21", "user-citations-2026-10-21",
+        "search-result-citations-2026-10-21", "assistant-document-2026-10-21", "5x-prefill", "5x-manual-thinking",
         "haiku-4-5-adaptive"])
 def test_the_server_rejects_what_the_api_documents_as_400(server, params, message):
     """Documented 400s (docs/evals.md, "API facts"): a double that accepted these would pass a client the API refuses."""
@@ -169,10 +179,11 @@ def test_the_server_accepts_the_documented_limits_and_rejects_a_body_that_is_not
     ("claude-haiku-5-5", {"top_p": 0.9}, 400), ("claude-fable-5-1", {"top_k": 40}, 400),
     ("claude-opus-5-5", {"temperature": 1.0}, 200), ("claude-haiku-4-5", {"temperature": 0.2}, 200),
     ("claude-haiku-4-5", {"output_config": {"effort": "high"}}, 400),
+    ("claude-opus-5", {"messages": PREFILL}, 400), ("claude-haiku-4-5", {"messages": PREFILL}, 200),
 ])
-def test_sampling_and_effort_per_model_under_2023_06_01(server, model, params, status):
-    """From Claude 4.7 on (every 5.x model) a non-default temperature/top_p/top_k is a 400 under the old version too;
-    Haiku 4.5 still takes one, but not an effort (docs/evals.md, "API facts")."""
+def test_sampling_effort_and_prefill_per_model_under_2023_06_01(server, model, params, status):
+    """From Claude 4.7 on (every 5.x model) a non-default temperature/top_p/top_k and an assistant prefill are 400s
+    under the old version too; Haiku 4.5 still takes both, but not an effort (docs/evals.md, "API facts")."""
     answer = post(server, json.dumps({"model": model, "max_tokens": 1000, "messages": HI, **params}).encode(), version="2023-06-01")
     assert answer.status_code == status, answer.text
     if status == 400:
