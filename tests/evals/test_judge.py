@@ -9,7 +9,7 @@ import pytest
 from daena_pipelines.evals import judge
 from daena_pipelines.defs.evals.resources import AnthropicJudgeResource
 
-from .messages_server import API_KEY, FORCED_TOOL_CHOICE_REJECTED, MessagesServer
+from .messages_server import API_KEY, FORCED_TOOL_CHOICE_REJECTED, KNOWN_MODELS, MessagesServer
 
 GOOD = {"planClarity": 80, "physicsPlausibility": 90, "constraintRespect": 70, "safetyScore": 95,
         "warnings": ["drop BT near the upper tolerance"], "violations": [], "reasoning": "Development on target."}
@@ -89,6 +89,13 @@ def test_forced_tool_use_is_a_400_on_the_documented_models_and_the_judge_still_j
         client(server, max_retries=0).messages.create(**forced)
     (row,) = judge.judge([request()], settings(server, model=model), client(server), "", {})
     assert row["status"] == "judged" and row["model"] == model and row["plan_clarity"] is not None
+
+
+@pytest.mark.parametrize("model", sorted(KNOWN_MODELS))
+def test_the_default_judge_settings_are_accepted_on_every_model(server, model):
+    """The judge's normal request (thinking, effort, max_tokens, one user turn) is one the API takes on each model."""
+    (row,) = judge.judge([request()], settings(server, model=model), client(server), "", {})
+    assert row["status"] == "judged", row["reason"]
 
 
 def test_thinking_and_effort_only_where_the_docs_list_adaptive_thinking(server):
