@@ -281,6 +281,10 @@ class Abort:
         if reading.heater == 0 and state in SAFE_STATES:
             self.confirmed_at = now
             return None
+        if state is None:
+            # a code we cannot place (corrupt byte, power-on reset, undocumented): where PRS leads from it is
+            # unknown, and from off it starts a preheat. Only the heater may go down; the abort waits for a known state
+            return r.HEATER_DOWN if reading.heater > 0 else None
         if reading.heater > 0:
             if self._last_heater is not None and reading.heater >= self._last_heater:
                 self._heater_misses += 1
