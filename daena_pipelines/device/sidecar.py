@@ -480,6 +480,12 @@ class Sidecar:
         recorded = False
         if reading is not None:
             state_changed = self.previous_state is not None and reading.state != self.previous_state
+            if self.previous_state is None and reading.state == State.ROASTING:
+                # CHARGE was before this session: the beans may have been in for long, so the BT ceiling
+                # holds from TP_GRACE_S after now (the latest CHARGE can have been)
+                self.joined_roast_t = t
+                self._fault("joined_roast", f"the roaster was already roasting; CHARGE not seen, the BT ceiling "
+                                            f"applies from {TP_GRACE_S:g} s after the session start")
             found = self._events_for(reading, t)
             if state_changed or found or due:
                 recorded = True
@@ -552,6 +558,7 @@ class Sidecar:
         self.waiting: list[Command] = []
         self.previous_state: int | None = None
         self.charge_t = self.drop_t = None
+        self.joined_roast_t: float | None = None  # session time of the first status, when it already showed roasting
         self.active: Execution | None = None
         self.abort: Abort | None = None
         self.abort_proposal: Execution | None = None
@@ -611,7 +618,8 @@ class Sidecar:
 
         if reading is not None:
             bt, et = self._bt_et(reading)
-            beans_in = self.charge_t is not None and self.drop_t is None and t - self.charge_t > TP_GRACE_S
+            beans_since = self.charge_t if self.charge_t is not None else self.joined_roast_t
+            beans_in = beans_since is not None and self.drop_t is None and t - beans_since > TP_GRACE_S
             trip = trip_reason(bt, et, self.limits, beans_in)
             if trip:
                 self.request_abort(f"safety trip: {trip}")

@@ -43,7 +43,10 @@ def test_started_while_roasting_the_bt_ceiling_still_trips(roaster, sim_config, 
         device.advance()
     sidecar.clock.sleep(30.0)
     sidecar.start()
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    assert device.heater == 0 and device.sidecar_state == State.COOLING  # dropped and cooling, heater off
+    sidecar.request_stop("operator stop")
     result = sidecar.run_started()
     assert any(f.startswith("abort: safety trip: BT") for f in result.faults)
-    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert any(f.startswith("joined_roast") for f in result.faults)
     record("sidecar started mid-roast, BT passes its ceiling, nobody drops", device, result, result.command_statuses)
