@@ -94,6 +94,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")
+PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
+DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
 
 
 class CommandBridge:
@@ -170,14 +172,25 @@ class CommandBridge:
 def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports, commands, done) -> None:
     """The worker (thread or process): gather reported rows; every ``interval_s``, on ``sync`` and on
     ``stop``, write them and read new approvals."""
+    sidecar = None
     if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles Ctrl-C and stops us
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sidecar = multiprocessing.parent_process()
     io = WarehouseIO(path, machine_id, recording_id, keep_connection)
     next_cycle = time.monotonic() + interval_s
     while True:
+        if sidecar is not None and not sidecar.is_alive():
+            # killed (kill -9, OOM) or crashed: no exit procedure ran. Write what it reported, close what it
+            # left open (its running command, its session), and stop: an orphan would read the queue forever
+            io.cycle(read=False)
+            io.close_dead_session()
+            io.close()
+            return
         try:
-            kind, row = reports.get(timeout=max(0.0, next_cycle - time.monotonic()))
+            kind, row = reports.get(timeout=max(0.0, min(next_cycle - time.monotonic(), PARENT_CHECK_S)))
         except queue.Empty:
+            if time.monotonic() < next_cycle:
+                continue
             kind, row = "cycle", None
         if kind in ROW_KINDS:
             io.add(kind, row)
@@ -289,6 +302,25 @@ class WarehouseIO:
         else:  # the recording's session id, known once it has closed
             con.execute("UPDATE device.command_executions SET session_id = ? WHERE recording_id = ?",
                         [row["session_id"], self.recording_id])
+
+    def close_dead_session(self) -> None:
+        """The sidecar died: its running command FAILED (nobody confirmed or undid it), its session ended."""
+        try:
+            with connect(self.path, wait_s=5.0) as con, transaction(con):
+                running = [row[0] for row in con.execute(
+                    "SELECT proposal_id FROM device.command_executions WHERE recording_id = ? AND status = 'EXECUTING'",
+                    [self.recording_id]).fetchall()]
+                con.execute(
+                    "UPDATE device.command_executions SET status = 'FAILED', completed_at = now(), error = ? "
+                    "WHERE recording_id = ? AND status = 'EXECUTING'",
+                    [f"sidecar {DIED} during execution; the roaster keeps what it was last sent", self.recording_id])
+                for proposal_id in running:
+                    con.execute("UPDATE device.command_queue SET status = 'FAILED' WHERE proposal_id = ? "
+                                "AND status IN ('APPROVED', 'EXECUTING')", [proposal_id])
+                con.execute("UPDATE device.sidecar_sessions SET ended_at = now(), end_reason = ? "
+                            "WHERE recording_id = ? AND ended_at IS NULL", [DIED, self.recording_id])
+        except duckdb.Error as error:
+            log.warning("could not close the dead sidecar's rows: %s", error)
 
     def _changed_approvals(self, con: duckdb.DuckDBPyConnection) -> list[Command]:
         """The handed-out, unfinished approvals whose queue row changed since: a new ``expires_at`` (ending an
