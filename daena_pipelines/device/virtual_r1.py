@@ -25,6 +25,7 @@ from daena_pipelines.device.roaster import State, Status
 from daena_pipelines.device.thermal import ThermalModel, ThermalParams
 
 TICK_S = 0.1  # physics step; also the device's own status refresh period
+UNKNOWN_STATE = 0x05  # listed neither for the R1 (spec) nor the R2 (Artisan): a corrupt byte or an undocumented state
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Faults:
     reconnect_after_s: float | None = None  # None: stays unplugged
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
+    unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
     heater_ignores_steps: bool = False
     command_write_timeouts: tuple[float, float] | None = None  # (from, to): command writes (not status requests) time out
     usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
@@ -288,6 +290,8 @@ class VirtualBulletR1:
             buf[p.VALID_MARKER_OFFSET] = 0  # the interleaved idle message
         if self._in_window(self.config.faults.invalid_packets):
             buf[:8] = b"\xff" * 8  # corrupt packet: the marker is fine, channel A is NaN
+        if self._in_window(self.config.faults.unknown_state):
+            buf[29] = UNKNOWN_STATE
         return bytes(buf)
 
 
