@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import duckdb
 
@@ -206,6 +207,7 @@ class WarehouseIO:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._pending: dict[tuple[str, str], dict] = {}  # (kind, key) -> newest row not yet written
         self._handed_out: set[str] = set()
+        self._live: dict[str, Command] = {}  # handed out and not finished: watched for revocation
         self._tables_ready = False
         self.cycle_seconds: list[float] = []
         self.unwritten = 0
@@ -248,6 +250,8 @@ class WarehouseIO:
                 if read:
                     new = self._approved(con)
                     self._handed_out.update(command.proposal_id for command in new)
+                    self._live.update((command.proposal_id, command) for command in new)
+                    new += self._changed_approvals(con)
         except duckdb.Error as error:
             log.warning("warehouse busy (%s); %d row(s) kept for the next try", error, len(self._pending))
         self.unwritten = len(self._pending)
@@ -263,8 +267,13 @@ class WarehouseIO:
                 f"VALUES ({', '.join('?' * len(contract.COMMAND_EXECUTIONS_COLUMNS))})",
                 [row.get(c) for c in contract.COMMAND_EXECUTIONS_COLUMNS],
             )
-            con.execute("UPDATE device.command_queue SET status = ? WHERE proposal_id = ?", [row["status"], row["proposal_id"]])
+            # a status someone else set (a revocation) is theirs to keep; the execution row says what ran
+            con.execute("UPDATE device.command_queue SET status = ? WHERE proposal_id = ? AND status IN ('APPROVED', 'EXECUTING')",
+                        [row["status"], row["proposal_id"]])
+            if row["status"] != "EXECUTING":
+                self._live.pop(row["proposal_id"], None)
         elif kind == "expired":
+            self._live.pop(row["proposal_id"], None)
             con.execute(
                 f"UPDATE device.command_queue SET status = '{contract.EXPIRED}', closed_at = ?, closed_reason = ?, closed_source = ? "
                 "WHERE proposal_id = ? AND status = 'APPROVED'",
@@ -280,6 +289,33 @@ class WarehouseIO:
         else:  # the recording's session id, known once it has closed
             con.execute("UPDATE device.command_executions SET session_id = ? WHERE recording_id = ?",
                         [row["session_id"], self.recording_id])
+
+    def _changed_approvals(self, con: duckdb.DuckDBPyConnection) -> list[Command]:
+        """The handed-out, unfinished approvals whose queue row changed since: a new ``expires_at`` (ending an
+        approval now is how the approval service revokes it), or the row deleted or closed by someone else."""
+        if not self._live:
+            return []
+        ids = list(self._live)
+        rows = dict((row[0], row[1:]) for row in con.execute(
+            f"SELECT proposal_id, status, expires_at FROM device.command_queue WHERE proposal_id IN ({', '.join('?' * len(ids))})",
+            ids).fetchall())
+        changed = []
+        for proposal_id, command in self._live.items():
+            status, expires_at = rows.get(proposal_id, (None, None))
+            if proposal_id not in rows:
+                update = replace(command, revoked="its queue row was deleted")
+            elif status not in ("APPROVED", "EXECUTING"):
+                update = replace(command, revoked=f"its queue row was set to {status}")
+            elif expires_at != command.expires_at:
+                update = replace(command, expires_at=expires_at)
+            else:
+                continue
+            self._live[proposal_id] = update
+            changed.append(update)
+        for update in changed:
+            if update.revoked:
+                del self._live[update.proposal_id]  # told once
+        return changed
 
     def _approved(self, con: duckdb.DuckDBPyConnection) -> list[Command]:
         """APPROVED proposals for this machine meant for this session or for none, oldest approval

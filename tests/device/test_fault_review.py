@@ -1,0 +1,131 @@
+"""Faults found by an independent review of the sidecar, each asserted by its end state: the virtual
+roaster's own heater/state, what the recording says, the warehouse rows."""
+import duckdb
+import pytest
+
+from daena_pipelines.device.roaster import State
+from daena_pipelines.device.safety import SafetyLimits
+from daena_pipelines.device.virtual_r1 import UNKNOWN_STATE
+
+from .conftest import approve, queue_rows, run_until
+from .test_faults import inject, record, roasting_for, safe, start, take_control, writes
+
+
+def test_an_abort_never_presses_prs_on_a_state_code_it_cannot_place(roaster, sim_config, warehouse):
+    """Commanded, then the operator turns the roaster off at the panel; at the exit the state byte
+    reads a code no source lists. PRS from an unknown state could start a roaster that is off."""
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, stop_on="duration", max_duration_s=3600)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=120) and sidecar.commanded
+    for _ in range(4):  # at the panel: preheating -> charge -> roasting -> cooling -> after cooling
+        device.press_prs()
+    assert run_until(sidecar, lambda s: device.state == device.OFF, limit_s=600)
+    now = sidecar.clock.now()
+    inject(device, unknown_state=(now, now + 3600))
+    assert run_until(sidecar, lambda s: s.last_reading.state == UNKNOWN_STATE)
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert device.state == device.OFF and device.heater == 0  # still off: nothing started it
+    assert not [w for w in writes(device, now) if w[:4] == bytes([0x30, 0x01, 0x00, 0x00])]  # no PRS (R1 and R2 body)
+    assert result.exit["outcome"].startswith("NOT confirmed safe")  # honest: the sidecar could not place the state
+    record("state byte unknown (0x05) at the exit, roaster actually off", device, result, result.command_statuses)
+
+
+def test_started_while_roasting_the_bt_ceiling_still_trips(roaster, sim_config, warehouse):
+    """The sidecar starts mid-roast (it never saw CHARGE) and nobody drops: BT passing its ceiling
+    must still abort, as it does when the sidecar saw the CHARGE."""
+    from daena_pipelines.device.sidecar import build_sidecar
+
+    virtual = roaster.virtual()
+    virtual.operator = type(virtual.operator)(drop_bt_c=400.0, heater_at_bt=())  # nobody drops, heater stays up
+    sidecar, device = build_sidecar(sim_config(model=roaster.model, virtual=virtual, warehouse=warehouse,
+                                               stop_on="duration", max_duration_s=900,
+                                               limits=SafetyLimits(max_bt_c=120.0)))
+    while device.state != device.ROASTING:  # the roast started before the sidecar did
+        sidecar.clock.sleep(1.0)
+        device.advance()
+    sidecar.clock.sleep(30.0)
+    sidecar.start()
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    assert device.heater == 0 and device.sidecar_state == State.COOLING  # dropped and cooling, heater off
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert any(f.startswith("abort: safety trip: BT") for f in result.faults)
+    assert any(f.startswith("joined_roast") for f in result.faults)
+    record("sidecar started mid-roast, BT passes its ceiling, nobody drops", device, result, result.command_statuses)
+
+
+# ----- an approval that ends while its command runs ---------------------------------------------
+def _fan_command_running(sim_config, roaster, warehouse, **approval):
+    """A commanded, preheating roaster, then an approved SET_FAN 12 (11 steps, >= 5 s) that has made its first step."""
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60)
+    approve(warehouse, "fan-12", "SET_FAN", 12, serial=roaster.serial, **approval)
+    assert run_until(sidecar, lambda s: s.active is not None and device.fan == 2, limit_s=120)
+    return sidecar, device
+
+
+def _stop_when_fan_command_ends(sidecar, device):
+    """(result, the fan level when the command ended; the make-safe exit then sets the fan to 12 for cooling)."""
+    assert run_until(sidecar, lambda s: s.active is None, limit_s=sidecar.clock.now() + 60)
+    fan = device.fan
+    sidecar.request_stop("operator stop")
+    return sidecar.run_started(), fan
+
+
+def test_an_approval_that_expires_while_executing_stops_the_steps(roaster, sim_config, warehouse):
+    import time
+
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse, expires_at="now() + INTERVAL 1 SECOND")
+    time.sleep(1.0)  # approvals run on the real clock; the stepped roaster waits meanwhile
+    result, fan = _stop_when_fan_command_ends(sidecar, device)
+    row = queue_rows(warehouse)["fan-12"]
+    assert row[2] == "ABORTED" and "approval expired" in row[3], row
+    assert fan == 2  # no step after the expiry
+    assert safe(device) and result.exit["outcome"].startswith("made safe")
+    record("approval expires while its SET_FAN 12 executes", device, result, result.command_statuses)
+
+
+@pytest.mark.parametrize("revoke, why", [
+    ("UPDATE device.command_queue SET expires_at = now() WHERE proposal_id = 'fan-12'", "approval expired at"),
+    ("DELETE FROM device.command_queue WHERE proposal_id = 'fan-12'", "approval revoked (its queue row was deleted)"),
+], ids=["expires_at-now", "row-deleted"])
+def test_an_approval_revoked_while_executing_stops_the_steps(roaster, sim_config, warehouse, revoke, why):
+    """Revoking: the approval service ends the approval now (expires_at = now()), or deletes the row."""
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse)
+    with duckdb.connect(warehouse) as con:
+        con.execute(revoke)
+    result, fan = _stop_when_fan_command_ends(sidecar, device)
+    with duckdb.connect(warehouse) as con:
+        status, error = con.execute("SELECT status, error FROM device.command_executions WHERE proposal_id = 'fan-12'").fetchone()
+    assert status == "ABORTED" and why in error, error
+    assert fan <= 4  # seen at the next queue read (1 s): two more steps at most
+    assert safe(device)
+    record(f"approval revoked ({revoke.split()[0]}) while its SET_FAN 12 executes", device, result, result.command_statuses)
+
+
+# ----- two sidecars, one roaster -----------------------------------------------------------------
+def test_a_second_sidecar_on_a_roaster_another_one_drives_fails_and_leaves_it_alone(roaster, sim_config, warehouse,
+                                                                                      tmp_path):
+    """Two sidecars on one host, one roaster (the same virtual USB bus, each with its own handle, as two
+    processes have): the second must fail before it disturbs the first, which keeps control and at its
+    exit makes the roaster safe."""
+    from daena_pipelines.device.roaster import KernelDriverBusy
+    from daena_pipelines.device.sidecar import Sidecar
+
+    first, device = start(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    assert run_until(first, roasting_for(60))
+    take_control(first, warehouse, roaster)
+    second = Sidecar(sim_config(model=roaster.model, recordings_dir=str(tmp_path / "second")), first.clock,
+                     first.open_driver, "simulator")
+    with pytest.raises(KernelDriverBusy, match="busy"):
+        second.start()
+    polls = first.polls
+    assert run_until(first, lambda s: s.polls >= polls + 50)  # 5 s on: every poll still answered
+    assert first.lost == 0 and first.driver is not None
+    first.request_stop("operator stop")
+    result = first.run_started()
+    assert safe(device) and result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status"
+    assert not (tmp_path / "second").exists()  # the second wrote nothing
+    record("a second sidecar started on the roaster the first one drives", device, result, result.command_statuses)
