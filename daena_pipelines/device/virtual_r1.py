@@ -329,9 +329,13 @@ class VirtualR1Backend(usb.backend.IBackend):
         super().__init__()
         self.device = device
         self.configuration = 0
-        self.claimed: set[int] = set()
+        self.claims: dict[int, _Handle] = {}  # interface -> the open handle (program) holding it
         self.kernel_driver_attached = True
         self._generation = device.generation
+
+    @property
+    def claimed(self) -> set[int]:
+        return set(self.claims)
 
     def enumerate_devices(self):
         self._refresh()
@@ -379,7 +383,7 @@ class VirtualR1Backend(usb.backend.IBackend):
         if self.device.generation != self._generation:  # re-plugged: a fresh USB device
             self._generation = self.device.generation
             self.configuration, self.kernel_driver_attached = 0, True
-            self.claimed.clear()
+            self.claims.clear()
 
     def _check(self, handle: _Handle | None = None) -> None:
         self._refresh()
@@ -393,10 +397,12 @@ class VirtualR1Backend(usb.backend.IBackend):
         return _Handle(dev.generation)
 
     def close_device(self, dev_handle):
-        self.claimed.clear()
+        self.claims = {intf: holder for intf, holder in self.claims.items() if holder is not dev_handle}
 
     def set_configuration(self, dev_handle, config_value):
         self._check(dev_handle)
+        if self.claims:  # Linux usbfs (proc_setconfig) refuses while any interface is claimed
+            raise _usb_error(errno.EBUSY, "Resource busy")
         self.configuration = config_value
 
     def get_configuration(self, dev_handle):
@@ -413,17 +419,30 @@ class VirtualR1Backend(usb.backend.IBackend):
 
     def claim_interface(self, dev_handle, intf):
         self._check(dev_handle)
-        if self.kernel_driver_attached:
-            raise _usb_error(errno.EBUSY, "Resource busy")
-        self.claimed.add(intf)
+        holder = self.claims.get(intf)
+        if self.kernel_driver_attached or (holder is not None and holder is not dev_handle):
+            raise _usb_error(errno.EBUSY, "Resource busy")  # another driver or program holds it
+        self.claims[intf] = dev_handle
 
     def release_interface(self, dev_handle, intf):
-        self.claimed.discard(intf)
+        if self.claims.get(intf) is dev_handle:
+            del self.claims[intf]
+
+    def _claimed_by(self, dev_handle, intf: int, doing: str) -> None:
+        """A transfer needs the interface: Linux usbfs claims a free one on first use, refuses one another
+        program holds."""
+        if intf != p.INTERFACE:
+            raise _usb_error(errno.EIO, f"{doing} on interface {intf}, which has no such endpoint")
+        if self.claims.get(intf) is None:
+            self.claim_interface(dev_handle, intf)
+        elif self.claims[intf] is not dev_handle:
+            raise _usb_error(errno.EBUSY, "Resource busy")
 
     def bulk_write(self, dev_handle, ep, intf, data, timeout):
         self._check(dev_handle)
-        if ep != self.EP_OUT or intf not in self.claimed:
-            raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        if ep != self.EP_OUT:
+            raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x}, which is not the OUT endpoint")
+        self._claimed_by(dev_handle, intf, "write")
         faults = self.device.config.faults
         if len(data) >= 4 and self.device._in_window(faults.command_write_timeouts):  # commands, not requests
             self.device.clock.sleep(timeout / 1000.0)
@@ -435,8 +454,9 @@ class VirtualR1Backend(usb.backend.IBackend):
 
     def bulk_read(self, dev_handle, ep, intf, buff, timeout):
         self._check(dev_handle)
-        if ep != self.EP_IN or intf not in self.claimed:
-            raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        if ep != self.EP_IN:
+            raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x}, which is not the IN endpoint")
+        self._claimed_by(dev_handle, intf, "read")
         if self.device._in_window(self.device.config.faults.usb_errors):  # reads too: the R2 polls by reading only
             raise _usb_error(errno.EOVERFLOW, "Overflow")
         if self.device._in_window(self.device.config.faults.stall_reads):

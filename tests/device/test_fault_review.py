@@ -8,7 +8,7 @@ from daena_pipelines.device.safety import SafetyLimits
 from daena_pipelines.device.virtual_r1 import UNKNOWN_STATE
 
 from .conftest import approve, queue_rows, run_until
-from .test_faults import inject, record, safe, start, writes
+from .test_faults import inject, record, roasting_for, safe, start, take_control, writes
 
 
 def test_an_abort_never_presses_prs_on_a_state_code_it_cannot_place(roaster, sim_config, warehouse):
@@ -103,3 +103,29 @@ def test_an_approval_revoked_while_executing_stops_the_steps(roaster, sim_config
     assert fan <= 4  # seen at the next queue read (1 s): two more steps at most
     assert safe(device)
     record(f"approval revoked ({revoke.split()[0]}) while its SET_FAN 12 executes", device, result, result.command_statuses)
+
+
+# ----- two sidecars, one roaster -----------------------------------------------------------------
+def test_a_second_sidecar_on_a_roaster_another_one_drives_fails_and_leaves_it_alone(roaster, sim_config, warehouse,
+                                                                                      tmp_path):
+    """Two sidecars on one host, one roaster (the same virtual USB bus, each with its own handle, as two
+    processes have): the second must fail before it disturbs the first, which keeps control and at its
+    exit makes the roaster safe."""
+    from daena_pipelines.device.roaster import KernelDriverBusy
+    from daena_pipelines.device.sidecar import Sidecar
+
+    first, device = start(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    assert run_until(first, roasting_for(60))
+    take_control(first, warehouse, roaster)
+    second = Sidecar(sim_config(model=roaster.model, recordings_dir=str(tmp_path / "second")), first.clock,
+                     first.open_driver, "simulator")
+    with pytest.raises(KernelDriverBusy, match="busy"):
+        second.start()
+    polls = first.polls
+    assert run_until(first, lambda s: s.polls >= polls + 50)  # 5 s on: every poll still answered
+    assert first.lost == 0 and first.driver is not None
+    first.request_stop("operator stop")
+    result = first.run_started()
+    assert safe(device) and result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status"
+    assert not (tmp_path / "second").exists()  # the second wrote nothing
+    record("a second sidecar started on the roaster the first one drives", device, result, result.command_statuses)

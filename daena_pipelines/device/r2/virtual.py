@@ -199,7 +199,10 @@ class VirtualR2Backend(VirtualR1Backend):
         return n
 
     def reset_device(self, dev_handle):
+        """Linux lets any program reset a device (proc_resetdevice refuses only one that dropped its
+        privileges); interfaces claimed by other programs are unbound, so their claims are gone."""
         self._check(dev_handle)
+        self.claims = {intf: holder for intf, holder in self.claims.items() if holder is dev_handle}
         self.device.reset()
 
 
