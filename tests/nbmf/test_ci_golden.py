@@ -1,6 +1,7 @@
 """The CI command goes red when the codec gets worse, and stays green when it does not."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,8 @@ def test_ci_fails_on_a_worse_codec_setting(tmp_path, sample_alogs):
     prepare_warehouse(tmp_path / "landing", sample_alogs)
     first = run_ci(env)
     assert "nbmf_golden" in first.stdout, first.stdout + first.stderr
+    # no history carried in: the timing gate passes without judging, and says so
+    assert re.search(r"nbmf_timing_gate: (\d+) of \1 keys not judged \(no_history", first.stdout), first.stdout
     # golden for this corpus, promoted the documented way
     promote(warehouse, [str(golden / "nbmf" / "benchmark.golden.json")], write=True)
     assert json.loads((golden / "nbmf" / "benchmark.golden.json").read_text())["entries"]
