@@ -74,8 +74,10 @@ def _stop_when_fan_command_ends(sidecar, device):
     return sidecar.run_started(), fan
 
 
-def test_an_approval_that_expires_while_executing_stops_the_steps(roaster, sim_config, warehouse):
+def test_an_approval_that_expires_while_executing_stops_the_steps(sim_config, warehouse):
     import time
+
+    roaster = ROASTERS["r1"]  # the check is the sidecar's, not the model's
 
     sidecar, device = _fan_command_running(sim_config, roaster, warehouse, expires_at="now() + INTERVAL 1 SECOND")
     time.sleep(1.0)  # approvals run on the real clock; the stepped roaster waits meanwhile
@@ -155,7 +157,9 @@ def test_wire_faults_mid_command_end_with_the_commanded_roaster_safe(sim_config,
     command = queue_rows(warehouse)["power-5"]
     assert command[2] in ("FAILED", "ABORTED"), command  # never left EXECUTING, never COMPLETED by a half status
     assert footer(result)["end_reason"] == "cool_end" and 30 <= result.lost_polls <= 60
-    record(f"{next(iter(fault))} mid-command while controlling", device, result, {"power-5": command[2]})
+    what = {"command_write": "unplug mid command write", "status_read": "unplug between the two status halves"}
+    record(f"{what.get(fault.get('unplug_on'), 'replies cut to 40 bytes for 5 s')} (replug after 4 s), mid-command while "
+           "controlling", device, result, {"power-5": command[2]})
 
 
 def test_a_reply_a_killed_sidecar_left_unread_is_not_the_next_ones_serial(clock):
@@ -178,3 +182,22 @@ def test_a_reply_a_killed_sidecar_left_unread_is_not_the_next_ones_serial(clock)
     assert roaster.info.serial == "4242" and roaster.info.roast_count == 318
     clock.sleep(1.5)  # out of the second in which an idle R1 sends its other message
     assert roaster.poll().state == State.OFF
+
+
+def test_commands_nobody_approved_are_never_sent(sim_config, warehouse):
+    """Queue rows for this roaster, session and serial in every status but APPROVED (the approval service
+    never approved them): nothing is written to the roaster and the rows stay as they were."""
+    roaster = ROASTERS["r1"]
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    statuses = ("PROPOSED", "PENDING_APPROVAL", "REJECTED", "EXPIRED", "approved", "")
+    with duckdb.connect(warehouse) as con:
+        for status in statuses:
+            con.execute("INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type,"
+                        " status, approved_at, source) VALUES (?, 'r1', ?, '4242', 'PREHEAT', ?, now(), 'test')",
+                        [f"preheat-{status or 'blank'}", sidecar.recording_id, status])
+    assert not run_until(sidecar, lambda s: s.command_statuses, limit_s=20)  # 20 queue reads: nothing taken
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert writes(device) == [] and device.state == device.OFF and device.heater == 0
+    assert {k: v[0] for k, v in queue_rows(warehouse).items()} == {f"preheat-{s or 'blank'}": s for s in statuses}
+    assert result.exit["outcome"].startswith("untouched")
