@@ -130,6 +130,7 @@ class BulletR1:
         except usb.core.USBError as error:
             raise translate_usb_error(error, "opening the roaster") from error
         roaster = cls(device, r.DeviceInfo(serial="?", firmware=None, roast_count=None))
+        roaster._drain()  # a program killed between a request and its read leaves the reply in the roaster
         roaster.info = roaster._read_info()
         return roaster
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import struct
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import usb.backend
 import usb.core
@@ -37,6 +37,9 @@ class Faults:
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
+    short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
+    unplug_on: str | None = None  # 'command_write' | 'status_read': unplug at the next such transfer (then
+    # as disconnect_at_s from that moment, with reconnect_after_s); the transfer fails with ENODEV
     heater_ignores_steps: bool = False
     command_write_timeouts: tuple[float, float] | None = None  # (from, to): command writes (not status requests) time out
     usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
@@ -244,6 +247,15 @@ class VirtualBulletR1:
         low, high = {"heater": self.HEATER_RANGE, "fan": self.FAN_RANGE, "drum": self.DRUM_RANGE}[level]
         setattr(self, level, max(low, min(high, getattr(self, level) + step)))
 
+    def forget_replies(self) -> None:
+        """Unplugged (the USB device loses power) or reset: replies not yet read are gone."""
+        self._replies.clear()
+        self._status_snapshot = None
+
+    def mid_status(self) -> bool:
+        """This read is inside one status: the R1's second half (after ``30 03``), whose first half was read."""
+        return bool(self.wire_log) and self.wire_log[-1][1] == p.STATUS_REQUEST_2
+
     def next_reply(self) -> bytes | None:
         return self._replies.popleft() if self._replies else None
 
@@ -384,6 +396,14 @@ class VirtualR1Backend(usb.backend.IBackend):
             self._generation = self.device.generation
             self.configuration, self.kernel_driver_attached = 0, True
             self.claims.clear()
+            self.device.forget_replies()
+
+    def _unplug_if(self, moment: str) -> None:
+        """The ``unplug_on`` fault: the cable goes at this transfer, which fails as libusb reports it."""
+        faults = self.device.config.faults
+        if faults.unplug_on == moment:
+            self.device.config.faults = replace(faults, unplug_on=None, disconnect_at_s=self.device.clock.now())
+            raise _usb_error(errno.ENODEV, "No such device (it may have been disconnected)")
 
     def _check(self, handle: _Handle | None = None) -> None:
         self._refresh()
@@ -444,7 +464,9 @@ class VirtualR1Backend(usb.backend.IBackend):
             raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x}, which is not the OUT endpoint")
         self._claimed_by(dev_handle, intf, "write")
         faults = self.device.config.faults
-        if len(data) >= 4 and self.device._in_window(faults.command_write_timeouts):  # commands, not requests
+        if len(data) >= 4:  # commands, not status requests
+            self._unplug_if("command_write")
+        if len(data) >= 4 and self.device._in_window(faults.command_write_timeouts):
             self.device.clock.sleep(timeout / 1000.0)
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
         if self.device._in_window(faults.usb_errors):
@@ -459,6 +481,8 @@ class VirtualR1Backend(usb.backend.IBackend):
         self._claimed_by(dev_handle, intf, "read")
         if self.device._in_window(self.device.config.faults.usb_errors):  # reads too: the R2 polls by reading only
             raise _usb_error(errno.EOVERFLOW, "Overflow")
+        if self.device.mid_status():
+            self._unplug_if("status_read")
         if self.device._in_window(self.device.config.faults.stall_reads):
             self.device.clock.sleep(timeout / 1000.0)
             reply = None
@@ -466,7 +490,9 @@ class VirtualR1Backend(usb.backend.IBackend):
             reply = self.device.next_reply() or self.device.await_reply(timeout / 1000.0)
         if reply is None:
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
-        n = min(len(reply), len(buff))
+        if len(reply) > len(buff):  # libusb: the device offered more than asked for (LIBUSB_ERROR_OVERFLOW)
+            raise _usb_error(errno.EOVERFLOW, "Overflow")
+        n = min(len(reply), 40 if self.device._in_window(self.device.config.faults.short_replies) else len(reply))
         buff[:n] = type(buff)(buff.typecode, reply[:n])
         return n
 

@@ -7,8 +7,8 @@ from daena_pipelines.device.roaster import State
 from daena_pipelines.device.safety import SafetyLimits
 from daena_pipelines.device.virtual_r1 import UNKNOWN_STATE
 
-from .conftest import approve, queue_rows, run_until
-from .test_faults import inject, record, roasting_for, safe, start, take_control, writes
+from .conftest import ROASTERS, approve, queue_rows, run_until
+from .test_faults import footer, inject, record, roasting_for, safe, start, take_control, writes
 
 
 def test_an_abort_never_presses_prs_on_a_state_code_it_cannot_place(roaster, sim_config, warehouse):
@@ -74,8 +74,10 @@ def _stop_when_fan_command_ends(sidecar, device):
     return sidecar.run_started(), fan
 
 
-def test_an_approval_that_expires_while_executing_stops_the_steps(roaster, sim_config, warehouse):
+def test_an_approval_that_expires_while_executing_stops_the_steps(sim_config, warehouse):
     import time
+
+    roaster = ROASTERS["r1"]  # the check is the sidecar's, not the model's
 
     sidecar, device = _fan_command_running(sim_config, roaster, warehouse, expires_at="now() + INTERVAL 1 SECOND")
     time.sleep(1.0)  # approvals run on the real clock; the stepped roaster waits meanwhile
@@ -129,3 +131,73 @@ def test_a_second_sidecar_on_a_roaster_another_one_drives_fails_and_leaves_it_al
     assert safe(device) and result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status"
     assert not (tmp_path / "second").exists()  # the second wrote nothing
     record("a second sidecar started on the roaster the first one drives", device, result, result.command_statuses)
+
+
+# ----- the wire at an exact moment ---------------------------------------------------------------
+@pytest.mark.parametrize("fault", [
+    {"unplug_on": "command_write", "reconnect_after_s": 4.0},  # the cable goes while a step is written
+    {"unplug_on": "status_read", "reconnect_after_s": 4.0},  # ... between the two halves of a status
+    {"short_replies": 5.0},  # every reply cut to 40 bytes for 5 s (a corrupt, short frame)
+], ids=["unplug-mid-write", "unplug-mid-read", "short-frames"])
+def test_wire_faults_mid_command_end_with_the_commanded_roaster_safe(sim_config, warehouse, fault):
+    roaster = ROASTERS["r1"]  # the R2 shares the USB double and the sidecar's handling
+    sidecar, device = start(sim_config, roaster, warehouse)
+    assert run_until(sidecar, roasting_for(60))
+    approve(warehouse, "power-5", "SET_POWER", 5, serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.active is not None and device.heater < 9)  # stepping down, commanded
+    now = sidecar.clock.now()
+    if "short_replies" in fault:
+        fault = {"short_replies": (now, now + fault["short_replies"])}
+    inject(device, **fault)
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done), sidecar.faults
+    assert sidecar.abort.reason.startswith("lost control")  # 3 s without a valid status while it commanded
+    heater_at_abort = device.heater
+    result = sidecar.run_started()
+    assert safe(device) and heater_at_abort == 0
+    command = queue_rows(warehouse)["power-5"]
+    assert command[2] in ("FAILED", "ABORTED"), command  # never left EXECUTING, never COMPLETED by a half status
+    assert footer(result)["end_reason"] == "cool_end" and 30 <= result.lost_polls <= 60
+    what = {"command_write": "unplug mid command write", "status_read": "unplug between the two status halves"}
+    record(f"{what.get(fault.get('unplug_on'), 'replies cut to 40 bytes for 5 s')} (replug after 4 s), mid-command while "
+           "controlling", device, result, {"power-5": command[2]})
+
+
+def test_a_reply_a_killed_sidecar_left_unread_is_not_the_next_ones_serial(clock):
+    """kill -9 between a status request and its read leaves the reply in the roaster's IN endpoint; the
+    next sidecar's info request must not read it (libusb: 64 bytes into a 32-byte read is an overflow)."""
+    import usb.core
+    import usb.util
+
+    from daena_pipelines.device.driver import BulletR1
+    from daena_pipelines.device.virtual_r1 import VirtualR1Config, plug_in_virtual_r1
+
+    _, backend = plug_in_virtual_r1(VirtualR1Config(), clock)
+    dead = usb.core.find(idVendor=0x0483, backend=backend)
+    dead.detach_kernel_driver(1)
+    dead.set_configuration(1)
+    usb.util.claim_interface(dead, 1)
+    dead.write(0x03, b"\x30\x01")  # ... and killed before reading the reply
+    usb.util.dispose_resources(dead)  # the kernel closes a dead process's handle
+    roaster = BulletR1.open("4242", backend=backend)
+    assert roaster.info.serial == "4242" and roaster.info.roast_count == 318
+    clock.sleep(1.5)  # out of the second in which an idle R1 sends its other message
+    assert roaster.poll().state == State.OFF
+
+
+def test_commands_nobody_approved_are_never_sent(sim_config, warehouse):
+    """Queue rows for this roaster, session and serial in every status but APPROVED (the approval service
+    never approved them): nothing is written to the roaster and the rows stay as they were."""
+    roaster = ROASTERS["r1"]
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    statuses = ("PROPOSED", "PENDING_APPROVAL", "REJECTED", "EXPIRED", "approved", "")
+    with duckdb.connect(warehouse) as con:
+        for status in statuses:
+            con.execute("INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type,"
+                        " status, approved_at, source) VALUES (?, 'r1', ?, '4242', 'PREHEAT', ?, now(), 'test')",
+                        [f"preheat-{status or 'blank'}", sidecar.recording_id, status])
+    assert not run_until(sidecar, lambda s: s.command_statuses, limit_s=20)  # 20 queue reads: nothing taken
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert writes(device) == [] and device.state == device.OFF and device.heater == 0
+    assert {k: v[0] for k, v in queue_rows(warehouse).items()} == {f"preheat-{s or 'blank'}": s for s in statuses}
+    assert result.exit["outcome"].startswith("untouched")

@@ -125,10 +125,14 @@ class VirtualBulletR2(VirtualBulletR1):
         self.advance()
         return self.next_reply()
 
+    def mid_status(self) -> bool:
+        """The R2 pushes its status as frames; any frame read is one."""
+        return True
+
     def reset(self) -> None:
         """A USB port reset: the roaster keeps roasting, frames not yet read are gone."""
         self.resets += 1
-        self._replies.clear()
+        self.forget_replies()
 
     def _temperature_frame(self) -> bytes:
         m, s = self.model, self.model.s
