@@ -169,6 +169,23 @@ class CommandBridge:
         return self.unwritten == 0
 
 
+def _close_sessions(con: duckdb.DuckDBPyConnection, recording_ids: list[str], reason: str) -> None:
+    """Sessions that ended without their exit procedure: each running command FAILED (nobody confirmed or
+    undid it; its queue row too), each session ended with ``reason``."""
+    marks = ", ".join("?" * len(recording_ids))
+    running = [row[0] for row in con.execute(
+        f"SELECT proposal_id FROM device.command_executions WHERE recording_id IN ({marks}) AND status = 'EXECUTING'",
+        recording_ids).fetchall()]
+    con.execute(f"UPDATE device.command_executions SET status = 'FAILED', completed_at = now(), error = ? "
+                f"WHERE recording_id IN ({marks}) AND status = 'EXECUTING'",
+                [f"sidecar {reason}, during execution; the roaster keeps what it was last sent", *recording_ids])
+    for proposal_id in running:
+        con.execute("UPDATE device.command_queue SET status = 'FAILED' WHERE proposal_id = ? "
+                    "AND status IN ('APPROVED', 'EXECUTING')", [proposal_id])
+    con.execute(f"UPDATE device.sidecar_sessions SET ended_at = now(), end_reason = ? "
+                f"WHERE recording_id IN ({marks}) AND ended_at IS NULL", [reason, *recording_ids])
+
+
 def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports, commands, done) -> None:
     """The worker (thread or process): gather reported rows; every ``interval_s``, on ``sync`` and on
     ``stop``, write them and read new approvals."""
@@ -221,6 +238,7 @@ class WarehouseIO:
         self._pending: dict[tuple[str, str], dict] = {}  # (kind, key) -> newest row not yet written
         self._handed_out: set[str] = set()
         self._live: dict[str, Command] = {}  # handed out and not finished: watched for revocation
+        self._earlier_closed = False
         self._tables_ready = False
         self.cycle_seconds: list[float] = []
         self.unwritten = 0
@@ -257,6 +275,8 @@ class WarehouseIO:
             with self._connection() as con:
                 if self._pending:
                     with transaction(con):
+                        if not self._earlier_closed:
+                            self._close_earlier_sessions(con)
                         for (kind, _), row in self._pending.items():
                             self._write(con, kind, row)
                     self._pending.clear()
@@ -307,20 +327,23 @@ class WarehouseIO:
         """The sidecar died: its running command FAILED (nobody confirmed or undid it), its session ended."""
         try:
             with connect(self.path, wait_s=5.0) as con, transaction(con):
-                running = [row[0] for row in con.execute(
-                    "SELECT proposal_id FROM device.command_executions WHERE recording_id = ? AND status = 'EXECUTING'",
-                    [self.recording_id]).fetchall()]
-                con.execute(
-                    "UPDATE device.command_executions SET status = 'FAILED', completed_at = now(), error = ? "
-                    "WHERE recording_id = ? AND status = 'EXECUTING'",
-                    [f"sidecar {DIED} during execution; the roaster keeps what it was last sent", self.recording_id])
-                for proposal_id in running:
-                    con.execute("UPDATE device.command_queue SET status = 'FAILED' WHERE proposal_id = ? "
-                                "AND status IN ('APPROVED', 'EXECUTING')", [proposal_id])
-                con.execute("UPDATE device.sidecar_sessions SET ended_at = now(), end_reason = ? "
-                            "WHERE recording_id = ? AND ended_at IS NULL", [DIED, self.recording_id])
+                _close_sessions(con, [self.recording_id], DIED)
         except duckdb.Error as error:
             log.warning("could not close the dead sidecar's rows: %s", error)
+
+    def _close_earlier_sessions(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Sessions on this roaster left open by a sidecar that died with its worker (power loss, the whole
+        container killed). This sidecar has claimed the roaster, so no other one is driving it: they are dead."""
+        session = self._pending.get(("session", self.recording_id))
+        if session is None or session.get("roaster_serial") is None:
+            return  # no serial: another open session may be another roaster's
+        dead = [row[0] for row in con.execute(
+            "SELECT recording_id FROM device.sidecar_sessions WHERE machine_id = ? AND roaster_serial = ? "
+            "AND ended_at IS NULL AND recording_id <> ?",
+            [self.machine_id, session["roaster_serial"], self.recording_id]).fetchall()]
+        if dead:
+            _close_sessions(con, dead, f"{DIED}; found open by session {self.recording_id}, which then claimed the roaster")
+        self._earlier_closed = True
 
     def _changed_approvals(self, con: duckdb.DuckDBPyConnection) -> list[Command]:
         """The handed-out, unfinished approvals whose queue row changed since: a new ``expires_at`` (ending an

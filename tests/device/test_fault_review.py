@@ -201,3 +201,36 @@ def test_commands_nobody_approved_are_never_sent(sim_config, warehouse):
     assert writes(device) == [] and device.state == device.OFF and device.heater == 0
     assert {k: v[0] for k, v in queue_rows(warehouse).items()} == {f"preheat-{s or 'blank'}": s for s in statuses}
     assert result.exit["outcome"].startswith("untouched")
+
+
+def test_after_the_watchdog_took_over_the_loop_sends_no_command_step(sim_config, warehouse):
+    """The poll loop hangs mid-command; the watchdog (its own thread, real time) drives the roaster safe;
+    then the loop resumes. Stepped here: the hang runs the watchdog's takeover, as the real one would
+    meanwhile. The resumed loop must not send the running command's next step after the takeover."""
+    from types import SimpleNamespace
+
+    roaster = ROASTERS["r1"]
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60)
+    approve(warehouse, "fan-12", "SET_FAN", 12, serial=roaster.serial)
+    # hang in the cycle that sends the next step (one per min_step_interval_s, 0.5 s)
+    assert run_until(sidecar, lambda s: s.active is not None and device.fan == 2
+                     and s.clock.now() - s.last_change_at >= 0.5, limit_s=120)
+    sidecar.watchdog = watchdog = SimpleNamespace(took_over=False, stop=lambda: None)
+    events_for = sidecar._events_for  # runs in every cycle between the poll and the action
+    taken_over_at = []
+
+    def hangs_while_the_watchdog_takes_over(*args):
+        del sidecar._events_for
+        watchdog.took_over = True
+        assert sidecar.drive_safe("watchdog", sidecar.clock.now() + 12.0)
+        taken_over_at.append(sidecar.clock.now())
+        return events_for(*args)
+
+    sidecar._events_for = hangs_while_the_watchdog_takes_over
+    result = sidecar.run_started()
+    assert safe(device) and footer(result)["end_reason"] == "watchdog"
+    after = [w for w in writes(device, taken_over_at[0])]
+    assert after == [], [w.hex() for w in after]  # nothing sent once the watchdog had made the roaster safe
+    assert queue_rows(warehouse)["fan-12"][2] == "ABORTED"

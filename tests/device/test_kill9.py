@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 
 from daena_pipelines.device.roaster import State
+from daena_pipelines.device.sidecar import build_sidecar
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
 from .conftest import approve, locked_retry
@@ -79,3 +80,28 @@ def test_kill_9_mid_command(tmp_path, monkeypatch):
     ended = _rows(child.warehouse, f"SELECT ended_at, end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
     assert ended[0][0] is not None and "ended without its exit procedure" in ended[0][1]
     assert _rows(child.warehouse, "SELECT status FROM device.command_executions WHERE proposal_id = 'preheat'") == [("COMPLETED",)]
+
+
+def test_sessions_left_open_by_a_sidecar_that_died_with_its_worker_are_closed_by_the_next(sim_config, warehouse):
+    """Power loss or the whole container killed: the worker died too, so nobody closed the rows. The next
+    sidecar that claims the roaster (no other sidecar can be driving it then) closes them."""
+    with locked_retry(warehouse) as con:
+        for recording_id, serial in (("dead-4242", "4242"), ("live-5151", "5151")):
+            con.execute("INSERT INTO device.sidecar_sessions (recording_id, machine_id, roaster_serial, model, source,"
+                        " started_at) VALUES (?, 'r1', ?, 'Aillio Bullet R1', 'real', now() - INTERVAL 1 HOUR)",
+                        [recording_id, serial])
+            con.execute("INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type,"
+                        " target_value, status, approved_at, source) VALUES (?, 'r1', ?, ?, 'SET_FAN', 5, 'EXECUTING',"
+                        " now() - INTERVAL 1 HOUR, 'test')", [f"fan-{serial}", recording_id, serial])
+            con.execute("INSERT INTO device.command_executions (execution_id, proposal_id, machine_id, recording_id,"
+                        " command_type, status, started_at, source) VALUES (?, ?, 'r1', ?, 'SET_FAN', 'EXECUTING',"
+                        " now() - INTERVAL 1 HOUR, 'real')", [f"x-{serial}", f"fan-{serial}", recording_id])
+    sidecar, _ = build_sidecar(sim_config(warehouse=warehouse, roaster_serial="4242", stop_on="duration", max_duration_s=3))
+    sidecar.run()
+    rows = _rows(warehouse, "SELECT s.recording_id, s.end_reason, e.status, e.error, q.status FROM device.sidecar_sessions s"
+                            " JOIN device.command_executions e USING (recording_id) JOIN device.command_queue q"
+                            " USING (proposal_id) ORDER BY 1")
+    dead, live = rows
+    assert dead[0] == "dead-4242" and "ended without its exit procedure" in dead[1] and sidecar.recording_id in dead[1]
+    assert dead[2:] == ("FAILED", dead[3], "FAILED") and "killed or crashed" in dead[3]
+    assert live == ("live-5151", None, "EXECUTING", None, "EXECUTING")  # another roaster's session: not ours to judge
