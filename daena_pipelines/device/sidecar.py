@@ -145,6 +145,13 @@ class SidecarResult:
     error: str | None  # traceback of an exception inside a cycle (the session still ended through the exit procedure)
     exit: dict  # the exit procedure: required, confirmed, final heater/state as the last status showed them
 
+    @property
+    def left_unsafe(self) -> bool:
+        """It commanded the roaster, its policy was make_safe, and the exit could not confirm it safe."""
+        outcome = self.exit["outcome"]
+        return (self.exit["commanded"] and self.exit["policy"] == "make_safe"
+                and not outcome.startswith(("made safe", "already safe")))
+
     def metadata(self) -> dict:
         jitter = self.jitter_s
         return {
