@@ -194,6 +194,7 @@ class Sidecar:
         self._stop_request: str | None = None
         self._marks: list[str] = []
         self.usb_lock = threading.RLock()  # the poll loop and the watchdog share the driver
+        self.driving_safe = False  # drive_safe is running (the watchdog's thread, or a failing loop)
         self.heartbeat = time.monotonic()
 
     # ----- requests from outside the loop (signal handlers, tests) ----------------------------
@@ -395,6 +396,8 @@ class Sidecar:
 
     def _action(self, reading: Status, now: float) -> r.Action | None:
         """The one action for this cycle: abort first, then the running command, then the next approved one."""
+        if self.driving_safe:
+            return None  # the watchdog's abort is running: one abort process at a time
         if self._abort_request is not None:
             self._start_abort(now)
         if self.abort is not None and not self.abort.done:
@@ -642,6 +645,9 @@ class Sidecar:
             self.last_reading = reading
         self._record(reading, why, idle, t)
 
+        if self.watchdog is not None and self.watchdog.took_over and not self.exiting:
+            # the loop was stuck and the watchdog drove the roaster: resumed, it ends the session and sends no step
+            self._begin_exit("watchdog", now)
         if reading is not None:
             bt, et = self._bt_et(reading)
             beans_since = self.charge_t if self.charge_t is not None else self.joined_roast_t
@@ -730,6 +736,13 @@ class Sidecar:
         heater down / press PRS, re-check, until a status shows heater 0 in a safe state or ``deadline``."""
         abort = Abort(who, self.clock.now(), self.limits)
         self._fault("drive_safe", f"{who}: driving the roaster to heater 0 and cooling outside the poll loop")
+        self.driving_safe = True
+        try:
+            return self._drive_safe(abort, who, deadline)
+        finally:
+            self.driving_safe = False
+
+    def _drive_safe(self, abort: Abort, who: str, deadline: float) -> bool:
         while self.clock.now() < deadline:
             now = self.clock.now()
             reading = None

@@ -95,40 +95,41 @@ def test_ci_fails_on_a_worse_codec_setting(tmp_path, sample_alogs):
     assert "| nbmf/results | nbmf_golden | blocking | passed | 0 |" in good.stdout
     assert "| evals/eval_runs | eval_outcomes_golden | gating in CI | passed | 0 |" in good.stdout
 
-    # a worse codec, and a crash in a check that guards neither the benchmark nor the evals
+    # Broken five ways in one run, each a blocking failure named on stdout and recorded as a finding:
+    # a worse codec (no dictionaries), a crash in a check that guards neither the benchmark nor the
+    # evals, a golden key deleted (by hand, or never promoted), another golden file truncated, and a
+    # timing gate that crashes (its verdicts table lost a column)
+    golden_file, evals_file = golden / "nbmf" / "benchmark.golden.json", golden / "evals" / "outcomes.golden.json"
+    saved = {f: f.read_text() for f in (golden_file, evals_file)}
+    suite = json.loads(saved[golden_file])
+    dropped = "/".join(suite["entries"].pop(0)["key"].values())
+    golden_file.write_text(json.dumps(suite))
+    evals_file.write_text(saved[evals_file][:300])
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("ALTER TABLE regressions.bench_verdicts DROP COLUMN decided_at")
     worse = run_ci({**env, "DAENA_NBMF_NO_DICT": "1"}, crash=True)
     assert worse.returncode == 1, worse.stdout + worse.stderr
     assert "| nbmf/results | nbmf_golden | blocking | FAILED |" in worse.stdout
     assert "FAIL session/all/nbmf_lossless/ratio_total: golden " in worse.stdout
     assert "rule ratio to {'codec': 'zstd_19'} in the same run" in worse.stdout
+    assert f"FAIL {dropped}: golden None" in worse.stdout
+    assert "change no golden value" in worse.stdout and "missing from the golden file" in worse.stdout
+    assert "FAIL golden_file:outcomes.golden.json: golden 'a readable golden file'" in worse.stdout
+    assert str(evals_file) in worse.stdout
+    assert "nbmf_timing_gate (nbmf/results) CRASHED" in worse.stdout
+    assert "step nbmf_timing_gates failed" in worse.stdout
     assert "| telemetry/roast_metrics | event_order | blocking in CI | CRASHED | 1 |" in worse.stdout
     assert "event_order (telemetry/roast_metrics) CRASHED" in worse.stdout
     assert "step telemetry__roast_metrics_event_order failed: RuntimeError: injected crash in event_order" in worse.stdout
-    assert {("nbmf_golden", "session/all/nbmf_lossless/ratio_total"), ("event_order", "event_order:evaluation")} <= open_findings(str(warehouse))
+    assert {("nbmf_golden", "session/all/nbmf_lossless/ratio_total"), ("nbmf_golden", dropped),
+            ("eval_outcomes_golden", "golden_file:outcomes.golden.json"), ("nbmf_timing_gate", "nbmf_timing_gate:evaluation"),
+            ("event_order", "event_order:evaluation")} <= open_findings(str(warehouse))
 
+    # all repaired: the next run passes and resolves every one of those findings
+    for path, text in saved.items():
+        path.write_text(text)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("ALTER TABLE regressions.bench_verdicts ADD COLUMN decided_at TIMESTAMPTZ")
     recovered = run_ci(env)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    # The findings the worse codec and the crash opened are resolved.
-    assert not {f for f in open_findings(str(warehouse)) if f[0] in ("nbmf_golden", "event_order")}
-
-    # In one run, each a blocking failure named on stdout and recorded as a finding: a golden file
-    # that lost one key the run measures (deleted by hand, or never promoted), another golden file
-    # truncated, and a timing gate that crashes (its verdicts table lost a column)
-    golden_file, evals_file = golden / "nbmf" / "benchmark.golden.json", golden / "evals" / "outcomes.golden.json"
-    suite = json.loads(golden_file.read_text())
-    dropped = "/".join(suite["entries"].pop(0)["key"].values())
-    golden_file.write_text(json.dumps(suite))
-    evals_file.write_text(evals_file.read_text()[:300])
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute("ALTER TABLE regressions.bench_verdicts DROP COLUMN note")
-    broken = run_ci(env)
-    assert broken.returncode == 1, broken.stdout + broken.stderr
-    assert "| nbmf/results | nbmf_golden | blocking | FAILED | 1 |" in broken.stdout
-    assert f"FAIL {dropped}: golden None" in broken.stdout
-    assert "change no golden value" in broken.stdout and "missing from the golden file" in broken.stdout
-    assert "FAIL golden_file:outcomes.golden.json: golden 'a readable golden file'" in broken.stdout
-    assert str(evals_file) in broken.stdout
-    assert "nbmf_timing_gate (nbmf/results) CRASHED" in broken.stdout
-    assert "step nbmf_timing_gates failed" in broken.stdout
-    assert {("nbmf_golden", dropped), ("eval_outcomes_golden", "golden_file:outcomes.golden.json"),
-            ("nbmf_timing_gate", "nbmf_timing_gate:evaluation")} <= open_findings(str(warehouse))
+    assert not {f for f in open_findings(str(warehouse)) if f[0] in ("nbmf_golden", "eval_outcomes_golden", "nbmf_timing_gate", "event_order")}
