@@ -8,7 +8,7 @@ from daena_pipelines.device.safety import SafetyLimits
 from daena_pipelines.device.virtual_r1 import UNKNOWN_STATE
 
 from .conftest import ROASTERS, approve, queue_rows, run_until
-from .test_faults import footer, inject, record, roasting_for, safe, start, take_control, writes
+from .test_faults import footer, inject, record, safe, start, writes
 
 
 def test_an_abort_never_presses_prs_on_a_state_code_it_cannot_place(roaster, sim_config, warehouse):
@@ -116,9 +116,9 @@ def test_a_second_sidecar_on_a_roaster_another_one_drives_fails_and_leaves_it_al
     from daena_pipelines.device.roaster import KernelDriverBusy
     from daena_pipelines.device.sidecar import Sidecar
 
-    first, device = start(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
-    assert run_until(first, roasting_for(60))
-    take_control(first, warehouse, roaster)
+    first, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(first, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60) and first.commanded
     second = Sidecar(sim_config(model=roaster.model, recordings_dir=str(tmp_path / "second")), first.clock,
                      first.open_driver, "simulator")
     with pytest.raises(KernelDriverBusy, match="busy"):
@@ -141,25 +141,23 @@ def test_a_second_sidecar_on_a_roaster_another_one_drives_fails_and_leaves_it_al
 ], ids=["unplug-mid-write", "unplug-mid-read", "short-frames"])
 def test_wire_faults_mid_command_end_with_the_commanded_roaster_safe(sim_config, warehouse, fault):
     roaster = ROASTERS["r1"]  # the R2 shares the USB double and the sidecar's handling
-    sidecar, device = start(sim_config, roaster, warehouse)
-    assert run_until(sidecar, roasting_for(60))
-    approve(warehouse, "power-5", "SET_POWER", 5, serial=roaster.serial)
-    assert run_until(sidecar, lambda s: s.active is not None and device.heater < 9)  # stepping down, commanded
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse)  # preheating, commanded, fan stepping
     now = sidecar.clock.now()
     if "short_replies" in fault:
         fault = {"short_replies": (now, now + fault["short_replies"])}
     inject(device, **fault)
     assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done), sidecar.faults
     assert sidecar.abort.reason.startswith("lost control")  # 3 s without a valid status while it commanded
-    heater_at_abort = device.heater
+    assert safe(device)  # heater 0, cooling
+    sidecar.request_stop("operator stop")
     result = sidecar.run_started()
-    assert safe(device) and heater_at_abort == 0
-    command = queue_rows(warehouse)["power-5"]
+    command = queue_rows(warehouse)["fan-12"]
     assert command[2] in ("FAILED", "ABORTED"), command  # never left EXECUTING, never COMPLETED by a half status
-    assert footer(result)["end_reason"] == "cool_end" and 30 <= result.lost_polls <= 60
-    what = {"command_write": "unplug mid command write", "status_read": "unplug between the two status halves"}
-    record(f"{what.get(fault.get('unplug_on'), 'replies cut to 40 bytes for 5 s')} (replug after 4 s), mid-command while "
-           "controlling", device, result, {"power-5": command[2]})
+    assert footer(result)["end_reason"] == "operator stop" and 30 <= result.lost_polls <= 60
+    what = {"command_write": "unplug mid command write, replug after 4 s",
+            "status_read": "unplug between the two status halves, replug after 4 s"}
+    record(f"{what.get(fault.get('unplug_on'), 'replies cut to 40 bytes for 5 s')}, mid-command (preheating, commanded)",
+           device, result, {"fan-12": command[2]})
 
 
 def test_a_reply_a_killed_sidecar_left_unread_is_not_the_next_ones_serial(clock):
