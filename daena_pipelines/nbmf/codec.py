@@ -257,6 +257,7 @@ _U64 = struct.Struct("<Q").pack
 # packs the first 5 bytes of the whole envelope) and its length, in one call instead of a slice,
 # a pack and a concatenation
 _HEADER5_U64 = struct.Struct("<5sQ").pack
+_HEADER6_U64 = struct.Struct("<6sQ").pack  # the same for a three-byte original length (16 KiB - 1 MiB)
 _sha256 = sha256
 
 
@@ -507,6 +508,7 @@ _SEARCH_PARAMETERS = ("window_log", "chain_log", "hash_log", "search_log", "min_
 # NBMF writes frames without content size, checksum or dictionary id: frame header descriptor
 # bits 7-5 and 3-0 zero (bit 4 is the single-segment flag)
 _NBMF_FRAME_STARTS = (b"\x00", b"\x10")
+_NBMF_FRAME_BYTES = frozenset((0, 0x10))
 # A bare payload is the block of a frame with that descriptor (0), a window of at most 16 KiB
 # (window descriptor <= 0x20: exponent 4, mantissa 0) and one compressed last block (block
 # header: last 1, type 2, size = the rest). Decoding rebuilds the frame with a 16 KiB window:
@@ -525,6 +527,7 @@ class NbmfCodec:
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
         self._class_heads: dict[str, tuple] = {}
         self._decode_heads: dict[bytes, tuple] = {}
+        self._large_heads: dict[bytes, tuple] = {}
 
     def _dict(self, dict_id: int):
         return self.store.get(dict_id) if dict_id else None
@@ -661,6 +664,20 @@ class NbmfCodec:
                 raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
             if _sha256(body + _HEADER5_U64(envelope, size)).digest()[:TAG_BYTES] != envelope[5:13]:  # _tag, inline
                 raise _tag_mismatch(class_code)
+        elif (
+            (head := self._large_heads.get(envelope[:3]) if type(envelope) is bytes else None) is not None
+            and envelope[5] < 0x80 <= envelope[4] and 0x80 <= envelope[3] and (length := envelope[3] & 0x7F | envelope[4] << 7 & 0x3F80 | envelope[5] << 14) <= DIRECT_DECOMPRESS_BYTES
+            and len(envelope) > 14 and envelope[14] in _NBMF_FRAME_BYTES
+        ):  # a full frame behind a known head and a three-byte original length (16 KiB - 1 MiB): telemetry
+            inherited, decompress, exact_length, body_decoder, types, class_code = head
+            try:
+                body = decompress(envelope[14:], length)  # max_output_size
+            except zstandard.ZstdError as exc:
+                raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
+            tag = _sha256(body)  # not behind a prefix: a large body is hashed from its own buffer (_tag)
+            tag.update(_HEADER6_U64(envelope, len(envelope)))
+            if tag.digest()[:TAG_BYTES] != envelope[6:14]:
+                raise _tag_mismatch(class_code)
         else:
             class_code, flags, body, length = self._verified_body(envelope)
             inherited = _INHERITED[class_code] if flags & FLAG_INHERITED else None
@@ -700,4 +717,8 @@ class NbmfCodec:
             rule = _BODY_RULES[flags]
             inherited = _INHERITED[class_code] if flags & FLAG_INHERITED else None
             self._decode_heads[envelope[:3]] = (inherited, self._decompressor(dict_id).decompress, *rule, class_code)
+        elif pos == 6 and envelope[2] < 0x80 and not flags & (FLAG_BODY_LENGTH | FLAG_BARE):
+            rule = _BODY_RULES[flags]
+            inherited = _INHERITED[class_code] if flags & FLAG_INHERITED else None
+            self._large_heads[envelope[:3]] = (inherited, self._decompressor(dict_id).decompress, *rule, class_code)
         return class_code, flags, body, length
