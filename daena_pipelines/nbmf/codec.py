@@ -348,8 +348,8 @@ class _Inherited:
             if type(rows) is not list:  # an empty object or string has no row to fail on below
                 raise TypeError(f"rows are a {type(rows).__name__}, not a list")
             for row in rows:
-                row.update(shared)  # AttributeError for a row that is not an object
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                row |= shared  # in place for an object, TypeError for any other JSON value; no method call per row
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise EnvelopeError(f"NBMF inherited-members body is not what the encoder writes ({type(exc).__name__}: {exc})") from exc
         if len(body) >= length:
             raise EnvelopeError("NBMF inherited-members body is not shorter than the original length its header names")
