@@ -1,5 +1,6 @@
-"""The CI command: materialise the whole default asset graph (as `daena materialize` does) with
-its checks into the configured warehouse, print a summary, exit 1 when a blocking check fails.
+"""The CI command: materialise the whole default asset graph (as `daena materialize` does, the
+evaluations over every day so far) with its checks into the configured warehouse, print a summary,
+exit 1 when a blocking check or the evals golden check fails, a check crashes or a run fails.
 
     python -m daena_pipelines.ci [--repetitions N]
 
@@ -13,10 +14,13 @@ import datetime as dt
 import sys
 
 import dagster as dg
+import duckdb
 
 from daena_pipelines.config import Settings
 from daena_pipelines.lib.golden_checks import FAILURES_KEY
-from daena_pipelines.regressions import contract as regressions
+from daena_pipelines.nbmf.runs import HISTORY_SUITE
+from daena_pipelines.regressions import contract as regressions, history
+from daena_pipelines.regressions.gate import NO_HISTORY, GateRule
 from daena_pipelines.regressions.findings import CheckEvaluation, record_evaluations
 from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.runner import check_evaluations, materialize_everything, session_days
@@ -27,6 +31,9 @@ from daena_pipelines.db import connect
 # Golden checks that only warn in the asset graph (they speak of the bundled data, which a
 # production warehouse need not hold) but that CI, running on the bundled data, gates on.
 CI_GATING_CHECKS = {"eval_outcomes_golden"}
+# timing gate -> the clock of its verdicts, and what else holds its keys without a history
+TIMING_GATES = {"nbmf_timing_gate": ("cpu", "only nbmf_golden's x1.5 CPU rule held them"),
+                "nbmf_wait_gate": ("wall", "nothing else holds wall-clock ratios")}
 MAX_LISTED = 40  # failed values printed per check
 
 
@@ -36,13 +43,17 @@ def failed_values(evaluation: dg.AssetCheckEvaluation) -> list[dict]:
 
 
 def step_errors(results: list[dg.ExecuteInProcessResult]) -> list[tuple[str, str]]:
-    """(step, first line of the error) of every failed step of the runs."""
+    """(step, first line of the error) of every failed step of the runs: the innermost cause, i.e.
+    the check's or asset's own exception, not Dagster's 'Error occurred while executing op' around it."""
     out = []
     for result in results:
         for event in result.all_events:
             if event.is_step_failure:
                 error = event.step_failure_data.error
-                out.append((event.step_key, f"{error.cls_name}: {error.message.strip().splitlines()[0] if error.message.strip() else ''}"))
+                while error.cause is not None:
+                    error = error.cause
+                lines = error.message.strip().splitlines()
+                out.append((event.step_key, lines[0] if lines else error.cls_name))
     return out
 
 
@@ -51,38 +62,58 @@ def crash_failure(check: dg.AssetCheckKey, errors: list[tuple[str, str]]) -> dic
     return Outcome(f"{check.name}:evaluation", {}, "an evaluation", None, "crashed or skipped", {"kind": "exact"}, False, note).as_dict()
 
 
+def unjudged_timings(con: duckdb.DuckDBPyConnection, evaluations: list[dg.AssetCheckEvaluation]) -> list[str]:
+    """A line per timing gate whose checked run had keys without the history to judge them (a fresh
+    clone without the carried artifact): a pass there recorded timings, it did not compare them."""
+    gates = [ev for ev in evaluations if ev.check_name in TIMING_GATES and "checked_run" in ev.metadata]
+    decided = history.verdicts(con, HISTORY_SUITE) if gates else {}  # the gates' evaluation made the table
+    lines = []
+    for ev in gates:
+        run, (clock, fallback) = ev.metadata["checked_run"].value, TIMING_GATES[ev.check_name]
+        mine = [v for (r, _, c), v in decided.items() if r == run and c == clock]
+        if mine.count(NO_HISTORY):
+            lines.append(
+                f"{ev.check_name}: {mine.count(NO_HISTORY)} of {len(mine)} keys not judged ({NO_HISTORY}: fewer than "
+                f"{GateRule().min_runs} earlier accepted runs in the warehouse and {ev.metadata['history_artifact'].value}); "
+                f"{fallback}. Keep that folder between CI runs (docs/regressions.md, History)")
+    return lines
+
+
 def run_ci(repetitions: int | None = None) -> int:
     from daena_pipelines.definitions import defs  # imported here so --help stays fast
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     benchmark_ops = {"nbmf__results": {"config": {"repetitions": repetitions}}} if repetitions else None
-    results = materialize_everything(defs, dg.DagsterInstance.ephemeral(), quiet, benchmark_ops)
+    # every day evaluated, roasts or not: golden outcomes of sessions that are not on a partition day
+    # fail as missing rows instead of leaving the evals golden check unrun
+    results = materialize_everything(defs, dg.DagsterInstance.ephemeral(), quiet, benchmark_ops, every_day=True)
     success = all(result.success for result in results)
-    # which checked assets had something to materialise (after the runs: the sessions exist now)
     graph = defs.resolve_asset_graph()
-    targets = []
-    for key in keys(regressions.GUARDED):  # those whose golden checks CI enforces
-        if not graph.has(key):
-            continue
+    targets = [key for key in keys(regressions.GUARDED) if graph.has(key)]  # those whose golden checks CI enforces
+    for key in targets:
         partitions_def = graph.get(key).partitions_def
-        if partitions_def is not None and not session_days(partitions_def):
-            print(f"{key.to_user_string()}: no roast sessions on any of its partition days, so nothing to evaluate")
-            continue
-        targets.append(key)
+        if partitions_def is not None and not session_days(partitions_def):  # after the runs: the sessions exist now
+            days = partitions_def.get_partition_keys()
+            print(f"{key.to_user_string()}: no roast session on any of its partition days "
+                  + (f"({days[0]}..{days[-1]}): its golden outcomes fail as missing rows" if days
+                     else "(none up to yesterday): its checks have nothing to run on and count as crashed"))
     evaluations = check_evaluations(results)
     now = dt.datetime.now(dt.timezone.utc)
     # the golden checks' results are in regressions.findings already: findings_job, the last run, read them.
-    # A check of a target asset that produced no evaluation crashed (or its asset failed): a
-    # blocking failure, recorded like a failed value and printed with the step's error
+    # Every check of the graph runs in CI; one that produced no evaluation crashed (or its asset
+    # failed): a blocking failure, recorded like a failed value and printed with the step's error
     errors = step_errors(results)
     evaluated = {(ev.asset_key, ev.check_name) for ev in evaluations}
-    crashed = [ck for ck in graph.asset_check_keys if ck.asset_key in targets and (ck.asset_key, ck.name) not in evaluated]
-    if crashed:
-        with connect(Settings.from_env().warehouse) as con:
-            counts = record_evaluations(con, [
-                CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)])
-                for ck in crashed
-            ])
+    crashed = sorted((ck for ck in graph.asset_check_keys if (ck.asset_key, ck.name) not in evaluated), key=lambda ck: ck.to_user_string())
+    # A check that evaluates again has stopped crashing: its finding is resolved here (findings_job
+    # reads golden checks only, whose evaluations resolve it there too)
+    with connect(Settings.from_env().warehouse) as con:
+        counts = record_evaluations(con, [
+            CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)])
+            for ck in crashed
+        ] + [CheckEvaluation(ev.asset_key.to_user_string(), ev.check_name, True, now) for ev in evaluations if FAILURES_KEY not in ev.metadata])
+        notices = unjudged_timings(con, evaluations)
+    if any(counts.values()):
         print(f"regressions.findings, crashed checks: {counts}")
     rows = [
         (ev.asset_key.to_user_string(), ev.check_name,
@@ -103,11 +134,13 @@ def run_ci(repetitions: int | None = None) -> int:
     for ck in crashed:
         print(f"\n{ck.name} ({ck.asset_key.to_user_string()}) CRASHED (no evaluation; blocking):")
         print("  " + Outcome(**crash_failure(ck, errors)).describe())
+    for line in notices:
+        print(f"\n{line}")
     blocking_failed = [ev for ev in evaluations if (ev.blocking or ev.check_name in CI_GATING_CHECKS) and not ev.passed]
     if blocking_failed or crashed or not success:
         for step, message in errors:
             print(f"\nstep {step} failed: {message}")
-        print(f"\nCI golden checks: FAILED (runs succeeded={success}, blocking failures={len(blocking_failed)})")
+        print(f"\nCI golden checks: FAILED (runs succeeded={success}, blocking failures={len(blocking_failed)}, crashed checks={len(crashed)})")
         return 1
     print("\nCI golden checks: passed")
     return 0

@@ -120,8 +120,11 @@ def materialize_everything(
     instance: dg.DagsterInstance,
     run_config: dict | None = None,
     downstream_ops: dict | None = None,
+    every_day: bool = False,
 ) -> list[dg.ExecuteInProcessResult]:
-    """`run_config` applies to every run (e.g. loggers); `downstream_ops` adds op config to the last."""
+    """`run_config` applies to every run (e.g. loggers); `downstream_ops` adds op config to the last.
+    `every_day`: evaluate every day so far even when none has a roast session (`daena ci`: its
+    golden outcomes must then fail as missing rows, not go unchecked)."""
     common = run_config or {}
     release_dead_runs(instance)
     tags = process_tags()
@@ -129,7 +132,7 @@ def materialize_everything(
     partitioned = defs.resolve_job_def(PARTITIONED_JOB)
     # One run over every day so far (the assets' single-run backfill policy), so checks see every
     # day, and days without roasts show as evaluated with nothing rather than as missing work.
-    days = partitioned.partitions_def.get_partition_keys() if session_days(partitioned.partitions_def) else []
+    days = partitioned.partitions_def.get_partition_keys() if every_day or session_days(partitioned.partitions_def) else []
     if days:
         days_range = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
         results.append(execute(partitioned, instance, run_config=common, tags=tags | days_range, raise_on_error=False))

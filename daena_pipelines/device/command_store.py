@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import duckdb
 
@@ -93,6 +94,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")
+PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
+DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
 
 
 class CommandBridge:
@@ -166,17 +169,45 @@ class CommandBridge:
         return self.unwritten == 0
 
 
+def _close_sessions(con: duckdb.DuckDBPyConnection, recording_ids: list[str], reason: str) -> None:
+    """Sessions that ended without their exit procedure: each running command FAILED (nobody confirmed or
+    undid it; its queue row too), each session ended with ``reason``."""
+    marks = ", ".join("?" * len(recording_ids))
+    running = [row[0] for row in con.execute(
+        f"SELECT proposal_id FROM device.command_executions WHERE recording_id IN ({marks}) AND status = 'EXECUTING'",
+        recording_ids).fetchall()]
+    con.execute(f"UPDATE device.command_executions SET status = 'FAILED', completed_at = now(), error = ? "
+                f"WHERE recording_id IN ({marks}) AND status = 'EXECUTING'",
+                [f"sidecar {reason}, during execution; the roaster keeps what it was last sent", *recording_ids])
+    for proposal_id in running:
+        con.execute("UPDATE device.command_queue SET status = 'FAILED' WHERE proposal_id = ? "
+                    "AND status IN ('APPROVED', 'EXECUTING')", [proposal_id])
+    con.execute(f"UPDATE device.sidecar_sessions SET ended_at = now(), end_reason = ? "
+                f"WHERE recording_id IN ({marks}) AND ended_at IS NULL", [reason, *recording_ids])
+
+
 def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports, commands, done) -> None:
     """The worker (thread or process): gather reported rows; every ``interval_s``, on ``sync`` and on
     ``stop``, write them and read new approvals."""
+    sidecar = None
     if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles Ctrl-C and stops us
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sidecar = multiprocessing.parent_process()
     io = WarehouseIO(path, machine_id, recording_id, keep_connection)
     next_cycle = time.monotonic() + interval_s
     while True:
+        if sidecar is not None and not sidecar.is_alive():
+            # killed (kill -9, OOM) or crashed: no exit procedure ran. Write what it reported, close what it
+            # left open (its running command, its session), and stop: an orphan would read the queue forever
+            io.cycle(read=False)
+            io.close_dead_session()
+            io.close()
+            return
         try:
-            kind, row = reports.get(timeout=max(0.0, next_cycle - time.monotonic()))
+            kind, row = reports.get(timeout=max(0.0, min(next_cycle - time.monotonic(), PARENT_CHECK_S)))
         except queue.Empty:
+            if time.monotonic() < next_cycle:
+                continue
             kind, row = "cycle", None
         if kind in ROW_KINDS:
             io.add(kind, row)
@@ -206,6 +237,8 @@ class WarehouseIO:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._pending: dict[tuple[str, str], dict] = {}  # (kind, key) -> newest row not yet written
         self._handed_out: set[str] = set()
+        self._live: dict[str, Command] = {}  # handed out and not finished: watched for revocation
+        self._earlier_closed = False
         self._tables_ready = False
         self.cycle_seconds: list[float] = []
         self.unwritten = 0
@@ -242,12 +275,16 @@ class WarehouseIO:
             with self._connection() as con:
                 if self._pending:
                     with transaction(con):
+                        if not self._earlier_closed:
+                            self._close_earlier_sessions(con)
                         for (kind, _), row in self._pending.items():
                             self._write(con, kind, row)
                     self._pending.clear()
                 if read:
                     new = self._approved(con)
                     self._handed_out.update(command.proposal_id for command in new)
+                    self._live.update((command.proposal_id, command) for command in new)
+                    new += self._changed_approvals(con)
         except duckdb.Error as error:
             log.warning("warehouse busy (%s); %d row(s) kept for the next try", error, len(self._pending))
         self.unwritten = len(self._pending)
@@ -263,8 +300,13 @@ class WarehouseIO:
                 f"VALUES ({', '.join('?' * len(contract.COMMAND_EXECUTIONS_COLUMNS))})",
                 [row.get(c) for c in contract.COMMAND_EXECUTIONS_COLUMNS],
             )
-            con.execute("UPDATE device.command_queue SET status = ? WHERE proposal_id = ?", [row["status"], row["proposal_id"]])
+            # a status someone else set (a revocation) is theirs to keep; the execution row says what ran
+            con.execute("UPDATE device.command_queue SET status = ? WHERE proposal_id = ? AND status IN ('APPROVED', 'EXECUTING')",
+                        [row["status"], row["proposal_id"]])
+            if row["status"] != "EXECUTING":
+                self._live.pop(row["proposal_id"], None)
         elif kind == "expired":
+            self._live.pop(row["proposal_id"], None)
             con.execute(
                 f"UPDATE device.command_queue SET status = '{contract.EXPIRED}', closed_at = ?, closed_reason = ?, closed_source = ? "
                 "WHERE proposal_id = ? AND status = 'APPROVED'",
@@ -280,6 +322,55 @@ class WarehouseIO:
         else:  # the recording's session id, known once it has closed
             con.execute("UPDATE device.command_executions SET session_id = ? WHERE recording_id = ?",
                         [row["session_id"], self.recording_id])
+
+    def close_dead_session(self) -> None:
+        """The sidecar died: its running command FAILED (nobody confirmed or undid it), its session ended."""
+        try:
+            with connect(self.path, wait_s=5.0) as con, transaction(con):
+                _close_sessions(con, [self.recording_id], DIED)
+        except duckdb.Error as error:
+            log.warning("could not close the dead sidecar's rows: %s", error)
+
+    def _close_earlier_sessions(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Sessions on this roaster left open by a sidecar that died with its worker (power loss, the whole
+        container killed). This sidecar has claimed the roaster, so no other one is driving it: they are dead."""
+        session = self._pending.get(("session", self.recording_id))
+        if session is None or session.get("roaster_serial") is None:
+            return  # no serial: another open session may be another roaster's
+        dead = [row[0] for row in con.execute(
+            "SELECT recording_id FROM device.sidecar_sessions WHERE machine_id = ? AND roaster_serial = ? "
+            "AND ended_at IS NULL AND recording_id <> ?",
+            [self.machine_id, session["roaster_serial"], self.recording_id]).fetchall()]
+        if dead:
+            _close_sessions(con, dead, f"{DIED}; found open by session {self.recording_id}, which then claimed the roaster")
+        self._earlier_closed = True
+
+    def _changed_approvals(self, con: duckdb.DuckDBPyConnection) -> list[Command]:
+        """The handed-out, unfinished approvals whose queue row changed since: a new ``expires_at`` (ending an
+        approval now is how the approval service revokes it), or the row deleted or closed by someone else."""
+        if not self._live:
+            return []
+        ids = list(self._live)
+        rows = dict((row[0], row[1:]) for row in con.execute(
+            f"SELECT proposal_id, status, expires_at FROM device.command_queue WHERE proposal_id IN ({', '.join('?' * len(ids))})",
+            ids).fetchall())
+        changed = []
+        for proposal_id, command in self._live.items():
+            status, expires_at = rows.get(proposal_id, (None, None))
+            if proposal_id not in rows:
+                update = replace(command, revoked="its queue row was deleted")
+            elif status not in ("APPROVED", "EXECUTING"):
+                update = replace(command, revoked=f"its queue row was set to {status}")
+            elif expires_at != command.expires_at:
+                update = replace(command, expires_at=expires_at)
+            else:
+                continue
+            self._live[proposal_id] = update
+            changed.append(update)
+        for update in changed:
+            if update.revoked:
+                del self._live[update.proposal_id]  # told once
+        return changed
 
     def _approved(self, con: duckdb.DuckDBPyConnection) -> list[Command]:
         """APPROVED proposals for this machine meant for this session or for none, oldest approval

@@ -66,7 +66,7 @@ def translate_usb_error(error: usb.core.USBError, doing: str, roaster: str = "Bu
     if error.errno == errno.EBUSY:
         return KernelDriverBusy(
             f"USB interface {p.INTERFACE} is busy while {doing}: another program or kernel driver holds it. "
-            "Close Artisan/RoasTime or any other roaster software, then retry."
+            "Close Artisan/RoasTime or any other roaster software (another sidecar run on this roaster too), then retry."
         )
     if error.errno in (errno.ENODEV, errno.ENOENT, errno.EPIPE, errno.EIO):
         return DeviceDisconnected(f"{roaster} disconnected while {doing} ({error}); check the USB cable and power")
@@ -130,6 +130,7 @@ class BulletR1:
         except usb.core.USBError as error:
             raise translate_usb_error(error, "opening the roaster") from error
         roaster = cls(device, r.DeviceInfo(serial="?", firmware=None, roast_count=None))
+        roaster._drain()  # a program killed between a request and its read leaves the reply in the roaster
         roaster.info = roaster._read_info()
         return roaster
 

@@ -66,6 +66,22 @@ class Command:
     roaster_serial: str | None = None  # the roaster it was approved for
     approved_at: datetime | None = None
     expires_at: datetime | None = None  # None: approved_at + the sidecar's approval_ttl_s
+    revoked: str | None = None  # why the approval ended before its expiry (its queue row deleted or closed by others)
+
+
+def approval_end(command: Command, ttl_s: float) -> datetime | None:
+    """When the approval stops authorising anything (None: never approved)."""
+    return None if command.approved_at is None else command.expires_at or command.approved_at + timedelta(seconds=ttl_s)
+
+
+def ended_approval(command: Command, now: datetime, ttl_s: float) -> str | None:
+    """Why a running command's approval no longer holds (revoked or past its expiry), else None."""
+    if command.revoked:
+        return f"approval revoked ({command.revoked})"
+    expires = approval_end(command, ttl_s)
+    if expires is not None and now >= expires:
+        return f"approval expired at {expires.isoformat(timespec='seconds')}"
+    return None
 
 
 def approval_refusal(command: Command, now: datetime, session_started: datetime, session_id: str,
@@ -77,7 +93,7 @@ def approval_refusal(command: Command, now: datetime, session_started: datetime,
     for another roaster or names none. Wall-clock times, UTC."""
     if command.approved_at is None:
         return "EXPIRED", "approval has no approved_at time, so its age is unknown"
-    expires = command.expires_at or command.approved_at + timedelta(seconds=ttl_s)
+    expires = approval_end(command, ttl_s)
     if now >= expires:
         return "EXPIRED", (f"approval expired at {expires.isoformat(timespec='seconds')} "
                            f"(approved {command.approved_at.isoformat(timespec='seconds')}, "
@@ -146,6 +162,11 @@ def trip_reason(bt_c: float, et_c: float, limits: SafetyLimits, beans_in_drum: b
     return None
 
 
+def level_of(command_type: str, reading: Status) -> int:
+    """The level a SET_POWER/SET_FAN/SET_DRUM command moves, as this status shows it."""
+    return {"SET_POWER": reading.heater, "SET_FAN": reading.fan, "SET_DRUM": reading.drum}[command_type]
+
+
 class Execution:
     """Drives one approved command to completion, one write per poll cycle at most.
 
@@ -185,7 +206,7 @@ class Execution:
         kind = self.command.command_type
         if kind in PRS_TRANSITIONS:
             return self._advance_prs(reading, now)
-        level = {"SET_POWER": reading.heater, "SET_FAN": reading.fan, "SET_DRUM": reading.drum}[kind]
+        level = level_of(kind, reading)
         target = int(self.command.target_value)
         if level == target:
             self._finish("COMPLETED", now, level)
@@ -281,6 +302,10 @@ class Abort:
         if reading.heater == 0 and state in SAFE_STATES:
             self.confirmed_at = now
             return None
+        if state is None:
+            # a code we cannot place (corrupt byte, power-on reset, undocumented): where PRS leads from it is
+            # unknown, and from off it starts a preheat. Only the heater may go down; the abort waits for a known state
+            return r.HEATER_DOWN if reading.heater > 0 else None
         if reading.heater > 0:
             if self._last_heater is not None and reading.heater >= self._last_heater:
                 self._heater_misses += 1

@@ -40,7 +40,8 @@ from daena_pipelines.device.roaster import (
     Status,
 )
 from daena_pipelines.device.safety import (
-    LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, SafetyLimits, approval_refusal, refusal, trip_reason,
+    LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, SafetyLimits, approval_refusal, ended_approval, level_of,
+    refusal, trip_reason,
 )
 from daena_pipelines.device.r2.driver import BULLET_R2
 from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
@@ -144,6 +145,13 @@ class SidecarResult:
     error: str | None  # traceback of an exception inside a cycle (the session still ended through the exit procedure)
     exit: dict  # the exit procedure: required, confirmed, final heater/state as the last status showed them
 
+    @property
+    def left_unsafe(self) -> bool:
+        """It commanded the roaster, its policy was make_safe, and the exit could not confirm it safe."""
+        outcome = self.exit["outcome"]
+        return (self.exit["commanded"] and self.exit["policy"] == "make_safe"
+                and not outcome.startswith(("made safe", "already safe")))
+
     def metadata(self) -> dict:
         jitter = self.jitter_s
         return {
@@ -193,6 +201,7 @@ class Sidecar:
         self._stop_request: str | None = None
         self._marks: list[str] = []
         self.usb_lock = threading.RLock()  # the poll loop and the watchdog share the driver
+        self.driving_safe = False  # drive_safe is running (the watchdog's thread, or a failing loop)
         self.heartbeat = time.monotonic()
 
     # ----- requests from outside the loop (signal handlers, tests) ----------------------------
@@ -333,13 +342,13 @@ class Sidecar:
     def _next_command(self, reading: Status, now: float) -> None:
         if self.bridge is None:
             return
-        if now >= self.next_queue_poll:
-            self.next_queue_poll = now + self.cfg.queue_poll_interval_s
-            if self.stepped:
-                self.bridge.sync()  # stepped time has no wall clock: wait for one warehouse cycle
-        self.waiting.extend(self.bridge.take())
+        self._take(now)
         while self.waiting and self.active is None:
             command = self.waiting.pop(0)
+            if command.revoked:
+                self._fault("revoked", f"command {command.proposal_id} {command.command_type}: approval revoked "
+                                       f"({command.revoked}) before it ran; not executed")
+                continue
             verdict = approval_refusal(command, datetime.now(UTC), self.started_real, self.recording_id,
                                        self.info.serial, self.cfg.approval_ttl_s)
             if verdict is not None and verdict[0] == "EXPIRED":
@@ -361,6 +370,23 @@ class Sidecar:
                 self.active = Execution(command, now, self.limits, self.last_change_at)
                 self._report(self.active)
 
+    def _take(self, now: float) -> None:
+        """New approvals join the waiting list; a newer view of one already taken (its expiry moved, or
+        revoked) replaces it, also under the running command."""
+        if now >= self.next_queue_poll:
+            self.next_queue_poll = now + self.cfg.queue_poll_interval_s
+            if self.stepped:
+                self.bridge.sync()  # stepped time has no wall clock: wait for one warehouse cycle
+        for command in self.bridge.take():
+            if self.active is not None and self.active.command.proposal_id == command.proposal_id:
+                self.active.command = command
+                continue
+            known = [i for i, waiting in enumerate(self.waiting) if waiting.proposal_id == command.proposal_id]
+            if known:
+                self.waiting[known[0]] = command
+            elif not command.revoked:
+                self.waiting.append(command)
+
     def _start_abort(self, now: float) -> None:
         reason, requested_at = self._abort_request
         self._abort_request = None
@@ -377,6 +403,8 @@ class Sidecar:
 
     def _action(self, reading: Status, now: float) -> r.Action | None:
         """The one action for this cycle: abort first, then the running command, then the next approved one."""
+        if self.driving_safe:
+            return None  # the watchdog's abort is running: one abort process at a time
         if self._abort_request is not None:
             self._start_abort(now)
         if self.abort is not None and not self.abort.done:
@@ -390,9 +418,17 @@ class Sidecar:
             return action
         if self.active is None:
             self._next_command(reading, now)
+        elif self.bridge is not None:
+            self._take(now)  # the running command's approval may have been revoked or shortened
         if self.active is None:
             return None
-        if self.active.command.command_type in LEVEL_COMMANDS:  # limits hold for every step, not just the first
+        if self.active.command.command_type in LEVEL_COMMANDS:  # limits and approval hold for every step, not just the first
+            if ended := ended_approval(self.active.command, datetime.now(UTC), self.cfg.approval_ttl_s):
+                level = level_of(self.active.command.command_type, reading)
+                self.active.abort(now, f"{ended} during execution; no further step sent (level {level})")
+                self._report(self.active)
+                self.active = None
+                return None
             reason = refusal(self.active.command, reading, self._bt_et(reading)[0], self.limits)
             if reason:
                 self.active.fail(now, f"stopped by local limits: {reason}")
@@ -480,6 +516,12 @@ class Sidecar:
         recorded = False
         if reading is not None:
             state_changed = self.previous_state is not None and reading.state != self.previous_state
+            if self.previous_state is None and reading.state == State.ROASTING:
+                # CHARGE was before this session: the beans may have been in for long, so the BT ceiling
+                # holds from TP_GRACE_S after now (the latest CHARGE can have been)
+                self.joined_roast_t = t
+                self._fault("joined_roast", f"the roaster was already roasting; CHARGE not seen, the BT ceiling "
+                                            f"applies from {TP_GRACE_S:g} s after the session start")
             found = self._events_for(reading, t)
             if state_changed or found or due:
                 recorded = True
@@ -552,6 +594,7 @@ class Sidecar:
         self.waiting: list[Command] = []
         self.previous_state: int | None = None
         self.charge_t = self.drop_t = None
+        self.joined_roast_t: float | None = None  # session time of the first status, when it already showed roasting
         self.active: Execution | None = None
         self.abort: Abort | None = None
         self.abort_proposal: Execution | None = None
@@ -609,9 +652,13 @@ class Sidecar:
             self.last_reading = reading
         self._record(reading, why, idle, t)
 
+        if self.watchdog is not None and self.watchdog.took_over and not self.exiting:
+            # the loop was stuck and the watchdog drove the roaster: resumed, it ends the session and sends no step
+            self._begin_exit("watchdog", now)
         if reading is not None:
             bt, et = self._bt_et(reading)
-            beans_in = self.charge_t is not None and self.drop_t is None and t - self.charge_t > TP_GRACE_S
+            beans_since = self.charge_t if self.charge_t is not None else self.joined_roast_t
+            beans_in = beans_since is not None and self.drop_t is None and t - beans_since > TP_GRACE_S
             trip = trip_reason(bt, et, self.limits, beans_in)
             if trip:
                 self.request_abort(f"safety trip: {trip}")
@@ -696,6 +743,13 @@ class Sidecar:
         heater down / press PRS, re-check, until a status shows heater 0 in a safe state or ``deadline``."""
         abort = Abort(who, self.clock.now(), self.limits)
         self._fault("drive_safe", f"{who}: driving the roaster to heater 0 and cooling outside the poll loop")
+        self.driving_safe = True
+        try:
+            return self._drive_safe(abort, who, deadline)
+        finally:
+            self.driving_safe = False
+
+    def _drive_safe(self, abort: Abort, who: str, deadline: float) -> bool:
         while self.clock.now() < deadline:
             now = self.clock.now()
             reading = None

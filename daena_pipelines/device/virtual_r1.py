@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import struct
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import usb.backend
 import usb.core
@@ -25,6 +25,7 @@ from daena_pipelines.device.roaster import State, Status
 from daena_pipelines.device.thermal import ThermalModel, ThermalParams
 
 TICK_S = 0.1  # physics step; also the device's own status refresh period
+UNKNOWN_STATE = 0x05  # listed neither for the R1 (spec) nor the R2 (Artisan): a corrupt byte or an undocumented state
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Faults:
     reconnect_after_s: float | None = None  # None: stays unplugged
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
+    unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
+    short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
+    unplug_on: str | None = None  # 'command_write' | 'status_read': unplug at the next such transfer (then
+    # as disconnect_at_s from that moment, with reconnect_after_s); the transfer fails with ENODEV
     heater_ignores_steps: bool = False
     command_write_timeouts: tuple[float, float] | None = None  # (from, to): command writes (not status requests) time out
     usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
@@ -242,6 +247,15 @@ class VirtualBulletR1:
         low, high = {"heater": self.HEATER_RANGE, "fan": self.FAN_RANGE, "drum": self.DRUM_RANGE}[level]
         setattr(self, level, max(low, min(high, getattr(self, level) + step)))
 
+    def forget_replies(self) -> None:
+        """Unplugged (the USB device loses power) or reset: replies not yet read are gone."""
+        self._replies.clear()
+        self._status_snapshot = None
+
+    def mid_status(self) -> bool:
+        """This read is inside one status: the R1's second half (after ``30 03``), whose first half was read."""
+        return bool(self.wire_log) and self.wire_log[-1][1] == p.STATUS_REQUEST_2
+
     def next_reply(self) -> bytes | None:
         return self._replies.popleft() if self._replies else None
 
@@ -288,6 +302,8 @@ class VirtualBulletR1:
             buf[p.VALID_MARKER_OFFSET] = 0  # the interleaved idle message
         if self._in_window(self.config.faults.invalid_packets):
             buf[:8] = b"\xff" * 8  # corrupt packet: the marker is fine, channel A is NaN
+        if self._in_window(self.config.faults.unknown_state):
+            buf[29] = UNKNOWN_STATE
         return bytes(buf)
 
 
@@ -325,9 +341,13 @@ class VirtualR1Backend(usb.backend.IBackend):
         super().__init__()
         self.device = device
         self.configuration = 0
-        self.claimed: set[int] = set()
+        self.claims: dict[int, _Handle] = {}  # interface -> the open handle (program) holding it
         self.kernel_driver_attached = True
         self._generation = device.generation
+
+    @property
+    def claimed(self) -> set[int]:
+        return set(self.claims)
 
     def enumerate_devices(self):
         self._refresh()
@@ -375,7 +395,15 @@ class VirtualR1Backend(usb.backend.IBackend):
         if self.device.generation != self._generation:  # re-plugged: a fresh USB device
             self._generation = self.device.generation
             self.configuration, self.kernel_driver_attached = 0, True
-            self.claimed.clear()
+            self.claims.clear()
+            self.device.forget_replies()
+
+    def _unplug_if(self, moment: str) -> None:
+        """The ``unplug_on`` fault: the cable goes at this transfer, which fails as libusb reports it."""
+        faults = self.device.config.faults
+        if faults.unplug_on == moment:
+            self.device.config.faults = replace(faults, unplug_on=None, disconnect_at_s=self.device.clock.now())
+            raise _usb_error(errno.ENODEV, "No such device (it may have been disconnected)")
 
     def _check(self, handle: _Handle | None = None) -> None:
         self._refresh()
@@ -389,10 +417,12 @@ class VirtualR1Backend(usb.backend.IBackend):
         return _Handle(dev.generation)
 
     def close_device(self, dev_handle):
-        self.claimed.clear()
+        self.claims = {intf: holder for intf, holder in self.claims.items() if holder is not dev_handle}
 
     def set_configuration(self, dev_handle, config_value):
         self._check(dev_handle)
+        if self.claims:  # Linux usbfs (proc_setconfig) refuses while any interface is claimed
+            raise _usb_error(errno.EBUSY, "Resource busy")
         self.configuration = config_value
 
     def get_configuration(self, dev_handle):
@@ -409,19 +439,34 @@ class VirtualR1Backend(usb.backend.IBackend):
 
     def claim_interface(self, dev_handle, intf):
         self._check(dev_handle)
-        if self.kernel_driver_attached:
-            raise _usb_error(errno.EBUSY, "Resource busy")
-        self.claimed.add(intf)
+        holder = self.claims.get(intf)
+        if self.kernel_driver_attached or (holder is not None and holder is not dev_handle):
+            raise _usb_error(errno.EBUSY, "Resource busy")  # another driver or program holds it
+        self.claims[intf] = dev_handle
 
     def release_interface(self, dev_handle, intf):
-        self.claimed.discard(intf)
+        if self.claims.get(intf) is dev_handle:
+            del self.claims[intf]
+
+    def _claimed_by(self, dev_handle, intf: int, doing: str) -> None:
+        """A transfer needs the interface: Linux usbfs claims a free one on first use, refuses one another
+        program holds."""
+        if intf != p.INTERFACE:
+            raise _usb_error(errno.EIO, f"{doing} on interface {intf}, which has no such endpoint")
+        if self.claims.get(intf) is None:
+            self.claim_interface(dev_handle, intf)
+        elif self.claims[intf] is not dev_handle:
+            raise _usb_error(errno.EBUSY, "Resource busy")
 
     def bulk_write(self, dev_handle, ep, intf, data, timeout):
         self._check(dev_handle)
-        if ep != self.EP_OUT or intf not in self.claimed:
-            raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        if ep != self.EP_OUT:
+            raise _usb_error(errno.EIO, f"write to endpoint 0x{ep:02x}, which is not the OUT endpoint")
+        self._claimed_by(dev_handle, intf, "write")
         faults = self.device.config.faults
-        if len(data) >= 4 and self.device._in_window(faults.command_write_timeouts):  # commands, not requests
+        if len(data) >= 4:  # commands, not status requests
+            self._unplug_if("command_write")
+        if len(data) >= 4 and self.device._in_window(faults.command_write_timeouts):
             self.device.clock.sleep(timeout / 1000.0)
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
         if self.device._in_window(faults.usb_errors):
@@ -431,10 +476,13 @@ class VirtualR1Backend(usb.backend.IBackend):
 
     def bulk_read(self, dev_handle, ep, intf, buff, timeout):
         self._check(dev_handle)
-        if ep != self.EP_IN or intf not in self.claimed:
-            raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x} of unclaimed/wrong interface")
+        if ep != self.EP_IN:
+            raise _usb_error(errno.EIO, f"read from endpoint 0x{ep:02x}, which is not the IN endpoint")
+        self._claimed_by(dev_handle, intf, "read")
         if self.device._in_window(self.device.config.faults.usb_errors):  # reads too: the R2 polls by reading only
             raise _usb_error(errno.EOVERFLOW, "Overflow")
+        if self.device.mid_status():
+            self._unplug_if("status_read")
         if self.device._in_window(self.device.config.faults.stall_reads):
             self.device.clock.sleep(timeout / 1000.0)
             reply = None
@@ -442,7 +490,9 @@ class VirtualR1Backend(usb.backend.IBackend):
             reply = self.device.next_reply() or self.device.await_reply(timeout / 1000.0)
         if reply is None:
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
-        n = min(len(reply), len(buff))
+        if len(reply) > len(buff):  # libusb: the device offered more than asked for (LIBUSB_ERROR_OVERFLOW)
+            raise _usb_error(errno.EOVERFLOW, "Overflow")
+        n = min(len(reply), 40 if self.device._in_window(self.device.config.faults.short_replies) else len(reply))
         buff[:n] = type(buff)(buff.typecode, reply[:n])
         return n
 

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
-import anthropic
+# The SDK is imported where a request is sent: importing it takes ~2 s, which every process that
+# loads the definitions (dagster CLIs, code servers, run workers, `daena ci`) would pay for nothing.
+if TYPE_CHECKING:
+    import anthropic
 
 PROMPT_VERSION = "judge-v2"
 OFFICIAL_API_URL = "https://api.anthropic.com"
@@ -460,6 +463,8 @@ def not_exercised_rows(requests: Iterable[JudgeRequest], settings: JudgeSettings
 
 
 def _send_each(requests, keys, settings, client) -> dict:
+    import anthropic
+
     rows = {}
     for i, sample in keys:
         request = requests[i]
@@ -489,6 +494,8 @@ def _send_batch(requests, keys, settings, client, ledger, sleep) -> dict:
     """Message Batches: resume open batches of earlier runs that hold these requests, submit the rest
     as one new batch, poll until ended (bounded; a timeout cancels), then read results row by row.
     Latency recorded per row is the wall time of this run's wait."""
+    import anthropic
+
     started = time.perf_counter()
     wanted = {custom_id(requests[i], s): (i, s) for i, s in keys}
     batches: dict[str, list[str]] = {}
@@ -549,6 +556,8 @@ def _send_batch(requests, keys, settings, client, ledger, sleep) -> dict:
 
 
 def _read_results(client, batch_id, ids, wanted, requests, settings, rows, started) -> None:
+    import anthropic
+
     latency_ms = (time.perf_counter() - started) * 1000
     mine = set(ids)
     seen = set()

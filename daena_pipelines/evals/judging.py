@@ -11,8 +11,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date
+from typing import TYPE_CHECKING
 
-import anthropic
+if TYPE_CHECKING:  # imported where a request is sent (evals/judge.py says why)
+    import anthropic
 
 from daena_pipelines.evals import judge, tables
 

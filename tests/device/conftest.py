@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -99,10 +101,27 @@ def warehouse(tmp_path):
     return path
 
 
+@contextmanager
+def locked_retry(warehouse, wait_s: float = 5.0):
+    """A connection to the warehouse, retried while another process holds its lock."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(warehouse)
+            break
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    with con:
+        yield con
+
+
 def approve(warehouse, proposal_id, command_type, target=None, *, serial="4242", session=None, machine="r1",
             approved_at="now()", expires_at="NULL"):
-    """An APPROVED proposal as the approval service would write it (times are SQL expressions)."""
-    with duckdb.connect(warehouse) as con:
+    """An APPROVED proposal as the approval service would write it (times are SQL expressions). A sidecar
+    running in real time holds the file for a moment each warehouse cycle: retried as the service would."""
+    with locked_retry(warehouse) as con:
         ensure_tables(con)
         con.execute(
             "INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type, target_value,"

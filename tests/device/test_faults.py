@@ -293,9 +293,9 @@ def test_watchdog_makes_the_roaster_safe_when_the_poll_loop_hangs(roaster, sim_c
     assert run_until(sidecar, lambda s: device.sidecar_state == State.PREHEATING and device.heater >= 8, limit_s=600)
     stuck = sidecar.recorder.sample
 
-    def hangs_once(*args):  # e.g. the recordings disk stalls for 3 s
+    def hangs_once(*args):  # e.g. the recordings disk stalls for 1.5 s: three times the watchdog's timeout
         sidecar.recorder.sample = stuck
-        time.sleep(3.0)
+        time.sleep(1.5)
         return stuck(*args)
 
     sidecar.recorder.sample = hangs_once
@@ -304,4 +304,4 @@ def test_watchdog_makes_the_roaster_safe_when_the_poll_loop_hangs(roaster, sim_c
     assert footer(result)["end_reason"] == "watchdog"
     assert any(f.startswith("watchdog: poll loop silent") for f in result.faults)
     assert any(f.startswith("drive_safe: watchdog: heater 0 and cooling confirmed") for f in result.faults)
-    record("poll loop hangs 3 s (watchdog)", device, result, result.command_statuses)
+    record("poll loop hangs 1.5 s (watchdog)", device, result, result.command_statuses)

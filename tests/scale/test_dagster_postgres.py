@@ -36,9 +36,10 @@ def _instance_home(tmp_path: Path) -> Path:
     home.mkdir()
     settings = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     assert settings["run_monitoring"]["enabled"] and settings["run_monitoring"]["free_slots_after_run_end_seconds"]
-    # the deployment's file as it is, with the daemon's polling shortened so the test takes seconds,
+    # the deployment's file as it is, with the daemon's polling and dequeuing shortened so the test takes seconds,
     # and one slot in the pool, so that a run holding it blocks the next
     settings["run_monitoring"] |= {"poll_interval_seconds": 1, "free_slots_after_run_end_seconds": 2}
+    settings["run_coordinator"]["config"] = {"dequeue_interval_seconds": 1}  # the queue's default: every 5 s
     settings["concurrency"]["pools"]["default_limit"] = 1
     settings["run_retries"]["enabled"] = False  # the killed run stays failed: the test checks the slot
     (home / "dagster.yaml").write_text(yaml.safe_dump(settings))

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
-import anthropic
 import dagster as dg
 from pydantic import Field
 
 from daena_pipelines.evals.judge import JudgeSettings, check_endpoint
+
+if TYPE_CHECKING:  # imported when a client is built (evals/judge.py says why)
+    import anthropic
 
 DEFAULTS = JudgeSettings()  # the judge's defaults, written once (evals/judge.py)
 
@@ -48,6 +51,8 @@ class AnthropicJudgeResource(dg.ConfigurableResource):
         api_key = os.environ.get(self.api_key_env_var, "").strip()
         if not api_key:
             return None, f"no API key: environment variable {self.api_key_env_var} is not set"
+        import anthropic
+
         client = anthropic.Anthropic(
             api_key=api_key, base_url=base_url, timeout=self.timeout_s, max_retries=self.max_retries
         )

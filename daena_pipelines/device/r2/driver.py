@@ -1,6 +1,7 @@
 """pyusb driver for the Aillio Bullet R2 behind the ``roaster.RoasterDriver`` interface.
 
-Opened as Artisan opens it (reset, detach, configure, claim, endpoints from the descriptors);
+Opened as Artisan opens it (detach, configure, claim, reset, endpoints from the descriptors; Artisan
+resets first, we only once the roaster is ours);
 frames are read as the roaster pushes them; actions are written as CRC-framed commands. The
 R2's state codes are mapped onto the sidecar's states, so the safety model, recording and command
 execution run unchanged. The same code talks to a real R2 (libusb) and to the virtual one.
@@ -108,16 +109,20 @@ class BulletR2:
     def _claim(cls, device: usb.core.Device, serial: str | None) -> "BulletR2":
         try:
             try:
-                device.reset()  # Artisan resets the R2 before using it; a failed reset is not fatal
-            except (usb.core.USBError, NotImplementedError):
-                pass
-            try:
                 if device.is_kernel_driver_active(r2.INTERFACE):
                     device.detach_kernel_driver(r2.INTERFACE)
             except (usb.core.USBError, NotImplementedError):
                 pass  # not supported on every OS; claiming below reports a real conflict
             device.set_configuration(r2.CONFIGURATION)
             interface = device.get_active_configuration()[(r2.INTERFACE, 0)]
+            usb.util.claim_interface(device, r2.INTERFACE)
+            try:
+                # Artisan resets the R2 before using it (a failed reset is not fatal). Artisan resets first; we
+                # claim first: a reset reaches the roaster even while another program (another sidecar) drives
+                # it, while configuring/claiming a roaster someone holds fails with EBUSY and touches nothing
+                device.reset()  # pyusb releases our claim around the reset
+            except (usb.core.USBError, NotImplementedError):
+                pass
             usb.util.claim_interface(device, r2.INTERFACE)
         except usb.core.USBError as error:
             raise translate_usb_error(error, "opening the roaster", ROASTER) from error

@@ -17,7 +17,7 @@ from daena_pipelines.device import protocol as p
 from daena_pipelines.device.r2 import protocol as r2
 from daena_pipelines.device.r2.driver import STATES  # the driver's state mapping, for sidecar_state
 from daena_pipelines.device.virtual_r1 import (
-    TICK_S, VirtualBulletR1, VirtualR1Backend, VirtualR1Config, _Descriptor, _usb_error, ror_c_per_min,
+    TICK_S, UNKNOWN_STATE, VirtualBulletR1, VirtualR1Backend, VirtualR1Config, _Descriptor, _usb_error, ror_c_per_min,
 )
 
 SLOW_FRAME_EVERY = 5  # 0xA1/0xA2 once per this many 0xA0 frames (the real rates are not known)
@@ -125,10 +125,14 @@ class VirtualBulletR2(VirtualBulletR1):
         self.advance()
         return self.next_reply()
 
+    def mid_status(self) -> bool:
+        """The R2 pushes its status as frames; any frame read is one."""
+        return True
+
     def reset(self) -> None:
         """A USB port reset: the roaster keeps roasting, frames not yet read are gone."""
         self.resets += 1
-        self._replies.clear()
+        self.forget_replies()
 
     def _temperature_frame(self) -> bytes:
         m, s = self.model, self.model.s
@@ -147,6 +151,8 @@ class VirtualBulletR2(VirtualBulletR1):
         )
         if self._in_window(self.config.faults.invalid_packets):
             frame = replace(frame, ibts_c=float("nan"))  # a corrupt frame: IBTS is NaN
+        if self._in_window(self.config.faults.unknown_state):
+            frame = replace(frame, state=UNKNOWN_STATE)
         return r2.encode(frame)
 
     def _fans_frame(self) -> bytes:
@@ -197,7 +203,10 @@ class VirtualR2Backend(VirtualR1Backend):
         return n
 
     def reset_device(self, dev_handle):
+        """Linux lets any program reset a device (proc_resetdevice refuses only one that dropped its
+        privileges); interfaces claimed by other programs are unbound, so their claims are gone."""
         self._check(dev_handle)
+        self.claims = {intf: holder for intf, holder in self.claims.items() if holder is dev_handle}
         self.device.reset()
 
 

@@ -1,0 +1,234 @@
+"""Faults found by an independent review of the sidecar, each asserted by its end state: the virtual
+roaster's own heater/state, what the recording says, the warehouse rows."""
+import duckdb
+import pytest
+
+from daena_pipelines.device.roaster import State
+from daena_pipelines.device.safety import SafetyLimits
+from daena_pipelines.device.virtual_r1 import UNKNOWN_STATE
+
+from .conftest import ROASTERS, approve, queue_rows, run_until
+from .test_faults import footer, inject, record, safe, start, writes
+
+
+def test_an_abort_never_presses_prs_on_a_state_code_it_cannot_place(roaster, sim_config, warehouse):
+    """Commanded, then the operator turns the roaster off at the panel; at the exit the state byte
+    reads a code no source lists. PRS from an unknown state could start a roaster that is off."""
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, stop_on="duration", max_duration_s=3600)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=120) and sidecar.commanded
+    for _ in range(4):  # at the panel: preheating -> charge -> roasting -> cooling -> after cooling
+        device.press_prs()
+    assert run_until(sidecar, lambda s: device.state == device.OFF, limit_s=600)
+    now = sidecar.clock.now()
+    inject(device, unknown_state=(now, now + 3600))
+    assert run_until(sidecar, lambda s: s.last_reading.state == UNKNOWN_STATE)
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert device.state == device.OFF and device.heater == 0  # still off: nothing started it
+    assert not [w for w in writes(device, now) if w[:4] == bytes([0x30, 0x01, 0x00, 0x00])]  # no PRS (R1 and R2 body)
+    assert result.exit["outcome"].startswith("NOT confirmed safe")  # honest: the sidecar could not place the state
+    record("state byte unknown (0x05) at the exit, roaster actually off", device, result, result.command_statuses)
+
+
+def test_started_while_roasting_the_bt_ceiling_still_trips(roaster, sim_config, warehouse):
+    """The sidecar starts mid-roast (it never saw CHARGE) and nobody drops: BT passing its ceiling
+    must still abort, as it does when the sidecar saw the CHARGE."""
+    from daena_pipelines.device.sidecar import build_sidecar
+
+    virtual = roaster.virtual()
+    virtual.operator = type(virtual.operator)(drop_bt_c=400.0, heater_at_bt=())  # nobody drops, heater stays up
+    sidecar, device = build_sidecar(sim_config(model=roaster.model, virtual=virtual, warehouse=warehouse,
+                                               stop_on="duration", max_duration_s=900,
+                                               limits=SafetyLimits(max_bt_c=120.0)))
+    while device.state != device.ROASTING:  # the roast started before the sidecar did
+        sidecar.clock.sleep(1.0)
+        device.advance()
+    sidecar.clock.sleep(30.0)
+    sidecar.start()
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    assert device.heater == 0 and device.sidecar_state == State.COOLING  # dropped and cooling, heater off
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert any(f.startswith("abort: safety trip: BT") for f in result.faults)
+    assert any(f.startswith("joined_roast") for f in result.faults)
+    record("sidecar started mid-roast, BT passes its ceiling, nobody drops", device, result, result.command_statuses)
+
+
+# ----- an approval that ends while its command runs ---------------------------------------------
+def _fan_command_running(sim_config, roaster, warehouse, **approval):
+    """A commanded, preheating roaster, then an approved SET_FAN 12 (11 steps, >= 5 s) that has made its first step."""
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60)
+    approve(warehouse, "fan-12", "SET_FAN", 12, serial=roaster.serial, **approval)
+    assert run_until(sidecar, lambda s: s.active is not None and device.fan == 2, limit_s=120)
+    return sidecar, device
+
+
+def _stop_when_fan_command_ends(sidecar, device):
+    """(result, the fan level when the command ended; the make-safe exit then sets the fan to 12 for cooling)."""
+    assert run_until(sidecar, lambda s: s.active is None, limit_s=sidecar.clock.now() + 60)
+    fan = device.fan
+    sidecar.request_stop("operator stop")
+    return sidecar.run_started(), fan
+
+
+def test_an_approval_that_expires_while_executing_stops_the_steps(sim_config, warehouse):
+    import time
+
+    roaster = ROASTERS["r1"]  # the check is the sidecar's, not the model's
+
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse, expires_at="now() + INTERVAL 1 SECOND")
+    time.sleep(1.0)  # approvals run on the real clock; the stepped roaster waits meanwhile
+    result, fan = _stop_when_fan_command_ends(sidecar, device)
+    row = queue_rows(warehouse)["fan-12"]
+    assert row[2] == "ABORTED" and "approval expired" in row[3], row
+    assert fan == 2  # no step after the expiry
+    assert safe(device) and result.exit["outcome"].startswith("made safe")
+    record("approval expires while its SET_FAN 12 executes", device, result, result.command_statuses)
+
+
+@pytest.mark.parametrize("revoke, why", [
+    ("UPDATE device.command_queue SET expires_at = now() WHERE proposal_id = 'fan-12'", "approval expired at"),
+    ("DELETE FROM device.command_queue WHERE proposal_id = 'fan-12'", "approval revoked (its queue row was deleted)"),
+], ids=["expires_at-now", "row-deleted"])
+def test_an_approval_revoked_while_executing_stops_the_steps(roaster, sim_config, warehouse, revoke, why):
+    """Revoking: the approval service ends the approval now (expires_at = now()), or deletes the row."""
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse)
+    with duckdb.connect(warehouse) as con:
+        con.execute(revoke)
+    result, fan = _stop_when_fan_command_ends(sidecar, device)
+    with duckdb.connect(warehouse) as con:
+        status, error = con.execute("SELECT status, error FROM device.command_executions WHERE proposal_id = 'fan-12'").fetchone()
+    assert status == "ABORTED" and why in error, error
+    assert fan <= 4  # seen at the next queue read (1 s): two more steps at most
+    assert safe(device)
+    record(f"approval revoked ({revoke.split()[0]}) while its SET_FAN 12 executes", device, result, result.command_statuses)
+
+
+# ----- two sidecars, one roaster -----------------------------------------------------------------
+def test_a_second_sidecar_on_a_roaster_another_one_drives_fails_and_leaves_it_alone(roaster, sim_config, warehouse,
+                                                                                      tmp_path):
+    """Two sidecars on one host, one roaster (the same virtual USB bus, each with its own handle, as two
+    processes have): the second must fail before it disturbs the first, which keeps control and at its
+    exit makes the roaster safe."""
+    from daena_pipelines.device.roaster import KernelDriverBusy
+    from daena_pipelines.device.sidecar import Sidecar
+
+    first, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(first, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60) and first.commanded
+    second = Sidecar(sim_config(model=roaster.model, recordings_dir=str(tmp_path / "second")), first.clock,
+                     first.open_driver, "simulator")
+    with pytest.raises(KernelDriverBusy, match="busy"):
+        second.start()
+    polls = first.polls
+    assert run_until(first, lambda s: s.polls >= polls + 50)  # 5 s on: every poll still answered
+    assert first.lost == 0 and first.driver is not None
+    first.request_stop("operator stop")
+    result = first.run_started()
+    assert safe(device) and result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status"
+    assert not (tmp_path / "second").exists()  # the second wrote nothing
+    record("a second sidecar started on the roaster the first one drives", device, result, result.command_statuses)
+
+
+# ----- the wire at an exact moment ---------------------------------------------------------------
+@pytest.mark.parametrize("fault", [
+    {"unplug_on": "command_write", "reconnect_after_s": 4.0},  # the cable goes while a step is written
+    {"unplug_on": "status_read", "reconnect_after_s": 4.0},  # ... between the two halves of a status
+    {"short_replies": 5.0},  # every reply cut to 40 bytes for 5 s (a corrupt, short frame)
+], ids=["unplug-mid-write", "unplug-mid-read", "short-frames"])
+def test_wire_faults_mid_command_end_with_the_commanded_roaster_safe(sim_config, warehouse, fault):
+    roaster = ROASTERS["r1"]  # the R2 shares the USB double and the sidecar's handling
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse)  # preheating, commanded, fan stepping
+    now = sidecar.clock.now()
+    if "short_replies" in fault:
+        fault = {"short_replies": (now, now + fault["short_replies"])}
+    inject(device, **fault)
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done), sidecar.faults
+    assert sidecar.abort.reason.startswith("lost control")  # 3 s without a valid status while it commanded
+    assert safe(device)  # heater 0, cooling
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    command = queue_rows(warehouse)["fan-12"]
+    assert command[2] in ("FAILED", "ABORTED"), command  # never left EXECUTING, never COMPLETED by a half status
+    assert footer(result)["end_reason"] == "operator stop" and 30 <= result.lost_polls <= 60
+    what = {"command_write": "unplug mid command write, replug after 4 s",
+            "status_read": "unplug between the two status halves, replug after 4 s"}
+    record(f"{what.get(fault.get('unplug_on'), 'replies cut to 40 bytes for 5 s')}, mid-command (preheating, commanded)",
+           device, result, {"fan-12": command[2]})
+
+
+def test_a_reply_a_killed_sidecar_left_unread_is_not_the_next_ones_serial(clock):
+    """kill -9 between a status request and its read leaves the reply in the roaster's IN endpoint; the
+    next sidecar's info request must not read it (libusb: 64 bytes into a 32-byte read is an overflow)."""
+    import usb.core
+    import usb.util
+
+    from daena_pipelines.device.driver import BulletR1
+    from daena_pipelines.device.virtual_r1 import VirtualR1Config, plug_in_virtual_r1
+
+    _, backend = plug_in_virtual_r1(VirtualR1Config(), clock)
+    dead = usb.core.find(idVendor=0x0483, backend=backend)
+    dead.detach_kernel_driver(1)
+    dead.set_configuration(1)
+    usb.util.claim_interface(dead, 1)
+    dead.write(0x03, b"\x30\x01")  # ... and killed before reading the reply
+    usb.util.dispose_resources(dead)  # the kernel closes a dead process's handle
+    roaster = BulletR1.open("4242", backend=backend)
+    assert roaster.info.serial == "4242" and roaster.info.roast_count == 318
+    clock.sleep(1.5)  # out of the second in which an idle R1 sends its other message
+    assert roaster.poll().state == State.OFF
+
+
+def test_commands_nobody_approved_are_never_sent(sim_config, warehouse):
+    """Queue rows for this roaster, session and serial in every status but APPROVED (the approval service
+    never approved them): nothing is written to the roaster and the rows stay as they were."""
+    roaster = ROASTERS["r1"]
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    statuses = ("PROPOSED", "PENDING_APPROVAL", "REJECTED", "EXPIRED", "approved", "")
+    with duckdb.connect(warehouse) as con:
+        for status in statuses:
+            con.execute("INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type,"
+                        " status, approved_at, source) VALUES (?, 'r1', ?, '4242', 'PREHEAT', ?, now(), 'test')",
+                        [f"preheat-{status or 'blank'}", sidecar.recording_id, status])
+    assert not run_until(sidecar, lambda s: s.command_statuses, limit_s=20)  # 20 queue reads: nothing taken
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert writes(device) == [] and device.state == device.OFF and device.heater == 0
+    assert {k: v[0] for k, v in queue_rows(warehouse).items()} == {f"preheat-{s or 'blank'}": s for s in statuses}
+    assert result.exit["outcome"].startswith("untouched")
+
+
+def test_after_the_watchdog_took_over_the_loop_sends_no_command_step(sim_config, warehouse):
+    """The poll loop hangs mid-command; the watchdog (its own thread, real time) drives the roaster safe;
+    then the loop resumes. Stepped here: the hang runs the watchdog's takeover, as the real one would
+    meanwhile. The resumed loop must not send the running command's next step after the takeover."""
+    from types import SimpleNamespace
+
+    roaster = ROASTERS["r1"]
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60)
+    approve(warehouse, "fan-12", "SET_FAN", 12, serial=roaster.serial)
+    # hang in the cycle that sends the next step (one per min_step_interval_s, 0.5 s)
+    assert run_until(sidecar, lambda s: s.active is not None and device.fan == 2
+                     and s.clock.now() - s.last_change_at >= 0.5, limit_s=120)
+    sidecar.watchdog = watchdog = SimpleNamespace(took_over=False, stop=lambda: None)
+    events_for = sidecar._events_for  # runs in every cycle between the poll and the action
+    taken_over_at = []
+
+    def hangs_while_the_watchdog_takes_over(*args):
+        del sidecar._events_for
+        watchdog.took_over = True
+        assert sidecar.drive_safe("watchdog", sidecar.clock.now() + 12.0)
+        taken_over_at.append(sidecar.clock.now())
+        return events_for(*args)
+
+    sidecar._events_for = hangs_while_the_watchdog_takes_over
+    result = sidecar.run_started()
+    assert safe(device) and footer(result)["end_reason"] == "watchdog"
+    after = [w for w in writes(device, taken_over_at[0])]
+    assert after == [], [w.hex() for w in after]  # nothing sent once the watchdog had made the roaster safe
+    assert queue_rows(warehouse)["fan-12"][2] == "ABORTED"

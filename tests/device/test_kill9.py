@@ -1,0 +1,107 @@
+"""kill -9 of the real sidecar child mid-command (``sidecar_job``'s asset through Pipes, as in
+test_signals). Nothing in the child runs: no exit procedure, no footer. What must still hold: the
+recording up to the kill is on disk and readable, nothing the child started keeps running, and what
+the dead child left open in the warehouse (its running command, its session) is closed."""
+import os
+import signal
+import time
+from pathlib import Path
+
+import orjson
+
+from daena_pipelines.device.roaster import State
+from daena_pipelines.device.sidecar import build_sidecar
+from daena_pipelines.telemetry.sidecar import parse_sidecar
+
+from .conftest import approve, locked_retry
+from .test_signals import Child, heating_by_command
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def _rows(warehouse: str, sql: str) -> list[tuple]:
+    with locked_retry(warehouse) as con:  # the child's warehouse process holds the file for a moment
+        return con.execute(sql).fetchall()
+
+
+def test_kill_9_mid_command(tmp_path, monkeypatch):
+    child = Child("kill -9 of the child mid-command", tmp_path, monkeypatch, time_scale=5.0, operator=False)
+    heating_by_command(child)
+    session = child.session_id()
+    approve(child.warehouse, "fan-12", "SET_FAN", 12, serial="4242", session=session)
+    deadline = time.monotonic() + 30
+    while not _rows(child.warehouse, "SELECT 1 FROM device.command_executions WHERE proposal_id = 'fan-12' AND status = 'EXECUTING'"):
+        assert time.monotonic() < deadline, "the fan command never started"
+        time.sleep(0.05)
+    workers = _children(child.process.pid)
+    assert workers, "the sidecar runs its warehouse worker as a child process"
+    child.process.send_signal(signal.SIGKILL)
+    assert child.process.wait(timeout=10) == -signal.SIGKILL
+    child.thread.join()
+    assert not child.result.success  # the run fails: the child died
+
+    # nothing the child started keeps running (its warehouse worker polled the queue forever)
+    deadline = time.monotonic() + 6
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "the killed sidecar's warehouse worker is still running"
+
+    # the recording up to the kill: in the recordings folder (never landed), readable, no footer
+    left = list(child.recordings.glob("*.sidecar.jsonl"))
+    assert len(left) == 1 and not list(child.landing.glob("*.sidecar.jsonl"))
+    lines = [orjson.loads(line) for line in left[0].read_bytes().splitlines() if line.endswith(b"}")]
+    assert lines[-1]["type"] != "footer"
+    assert parse_sidecar(left[0].read_bytes(), str(left[0])).settings["complete"] is False
+    last = [line for line in lines if line["type"] == "sample" and line.get("ok", True)][-1]
+    assert last["st"] == State.PREHEATING and last["h"] > 0  # the roaster was left heating: nobody made it safe
+
+    # the warehouse: the dead child's running command FAILED (not EXECUTING forever), its session ended
+    execution = _rows(child.warehouse, "SELECT e.status, e.error, q.status FROM device.command_executions e "
+                                       "JOIN device.command_queue q USING (proposal_id) WHERE proposal_id = 'fan-12'")
+    assert execution[0][0] == "FAILED" and "killed or crashed" in execution[0][1] and execution[0][2] == "FAILED"
+    ended = _rows(child.warehouse, f"SELECT ended_at, end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
+    assert ended[0][0] is not None and "ended without its exit procedure" in ended[0][1]
+    assert _rows(child.warehouse, "SELECT status FROM device.command_executions WHERE proposal_id = 'preheat'") == [("COMPLETED",)]
+
+
+def test_sessions_left_open_by_a_sidecar_that_died_with_its_worker_are_closed_by_the_next(sim_config, warehouse):
+    """Power loss or the whole container killed: the worker died too, so nobody closed the rows. The next
+    sidecar that claims the roaster (no other sidecar can be driving it then) closes them."""
+    with locked_retry(warehouse) as con:
+        for recording_id, serial in (("dead-4242", "4242"), ("live-5151", "5151")):
+            con.execute("INSERT INTO device.sidecar_sessions (recording_id, machine_id, roaster_serial, model, source,"
+                        " started_at) VALUES (?, 'r1', ?, 'Aillio Bullet R1', 'real', now() - INTERVAL 1 HOUR)",
+                        [recording_id, serial])
+            con.execute("INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type,"
+                        " target_value, status, approved_at, source) VALUES (?, 'r1', ?, ?, 'SET_FAN', 5, 'EXECUTING',"
+                        " now() - INTERVAL 1 HOUR, 'test')", [f"fan-{serial}", recording_id, serial])
+            con.execute("INSERT INTO device.command_executions (execution_id, proposal_id, machine_id, recording_id,"
+                        " command_type, status, started_at, source) VALUES (?, ?, 'r1', ?, 'SET_FAN', 'EXECUTING',"
+                        " now() - INTERVAL 1 HOUR, 'real')", [f"x-{serial}", f"fan-{serial}", recording_id])
+    sidecar, _ = build_sidecar(sim_config(warehouse=warehouse, roaster_serial="4242", stop_on="duration", max_duration_s=3))
+    sidecar.run()
+    rows = _rows(warehouse, "SELECT s.recording_id, s.end_reason, e.status, e.error, q.status FROM device.sidecar_sessions s"
+                            " JOIN device.command_executions e USING (recording_id) JOIN device.command_queue q"
+                            " USING (proposal_id) ORDER BY 1")
+    dead, live = rows
+    assert dead[0] == "dead-4242" and "ended without its exit procedure" in dead[1] and sidecar.recording_id in dead[1]
+    assert dead[2:] == ("FAILED", dead[3], "FAILED") and "killed or crashed" in dead[3]
+    assert live == ("live-5151", None, "EXECUTING", None, "EXECUTING")  # another roaster's session: not ours to judge
