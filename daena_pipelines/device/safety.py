@@ -45,6 +45,10 @@ class SafetyLimits:
     command_timeout_s: float = 20.0
     lost_control_s: float = 3.0  # no valid status for this long while heating: abort
     abort_overdue_s: float = 5.0  # reachable time after which an unconfirmed abort is reported overdue (it keeps going)
+    # heater 0 in a safe state must hold this long in consecutive statuses to count as confirmed: no status
+    # carries a checksum we can check, so one corrupt status must not end an abort; longer than the R2
+    # driver's reuse of one reading (<= 0.3 s)
+    safe_confirm_s: float = 0.4
 
     def within_model(self, model: r.ModelLimits) -> "SafetyLimits":
         def narrow(mine, theirs):
@@ -265,6 +269,7 @@ class Abort:
         self.requested_at = requested_at
         self.limits = limits
         self.confirmed_at: float | None = None
+        self.safe_at: float | None = None  # the first status of those that confirmed it: when the roaster was safe
         self.reachable_s = 0.0
         self.actions = 0
         self._seen_at: float | None = None
@@ -272,6 +277,7 @@ class Abort:
         self._heater_misses = 0
         self._prs_sent_at: float | None = None
         self._prs_state: int | None = None
+        self._safe_since: float | None = None  # first of the consecutive statuses showing heater 0 in a safe state
 
     @property
     def done(self) -> bool:
@@ -283,11 +289,12 @@ class Abort:
 
     @property
     def latency_s(self) -> float | None:
-        return None if self.confirmed_at is None else self.confirmed_at - self.requested_at
+        """Request to the first status showing the roaster safe (confirmed ``safe_confirm_s`` later)."""
+        return None if self.safe_at is None else self.safe_at - self.requested_at
 
     def unreachable(self) -> None:
         """No valid status this cycle: the abort's clock stops until one comes."""
-        self._seen_at = None
+        self._seen_at = self._safe_since = None
 
     def advance(self, reading: Status, now: float) -> r.Action | None:
         if self._seen_at is not None:
@@ -300,8 +307,11 @@ class Abort:
     def _next(self, reading: Status, now: float) -> r.Action | None:
         state = _state(reading)
         if reading.heater == 0 and state in SAFE_STATES:
-            self.confirmed_at = now
+            self._safe_since = now if self._safe_since is None else self._safe_since
+            if now - self._safe_since >= self.limits.safe_confirm_s:
+                self.confirmed_at, self.safe_at = now, self._safe_since
             return None
+        self._safe_since = None
         if state is None:
             # a code we cannot place (corrupt byte, power-on reset, undocumented): where PRS leads from it is
             # unknown, and from off it starts a preheat. Only the heater may go down; the abort waits for a known state

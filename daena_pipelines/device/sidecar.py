@@ -145,6 +145,13 @@ class SidecarResult:
     error: str | None  # traceback of an exception inside a cycle (the session still ended through the exit procedure)
     exit: dict  # the exit procedure: required, confirmed, final heater/state as the last status showed them
 
+    @property
+    def left_unsafe(self) -> bool:
+        """It commanded the roaster, its policy was make_safe, and the exit could not confirm it safe."""
+        outcome = self.exit["outcome"]
+        return (self.exit["commanded"] and self.exit["policy"] == "make_safe"
+                and not outcome.startswith(("made safe", "already safe")))
+
     def metadata(self) -> dict:
         jitter = self.jitter_s
         return {
@@ -223,6 +230,10 @@ class Sidecar:
             self.recorder.fault(self.clock.now() - self.t0, kind, message)
         except (OSError, ValueError) as error:  # a broken recording must not stop the abort that logs through here
             self.progress(f"fault {kind} not recorded: {error}")
+
+    def _confirmed_safe(self) -> bool:
+        """Heater 0 in a safe state in consecutive statuses for ``safe_confirm_s`` (one status could be corrupt)."""
+        return self.safe_since is not None and self.last_valid_at - self.safe_since >= self.limits.safe_confirm_s
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
@@ -560,7 +571,7 @@ class Sidecar:
                 if not self.exiting:
                     self._begin_exit("error", self.clock.now())
                 if failures >= 3:
-                    if self._must_make_safe() and not _is_safe(self.last_reading):
+                    if self._must_make_safe() and not self._confirmed_safe():
                         made_safe = self.drive_safe("poll loop failing", self.exit_deadline)
                         self.exit_outcome = ("made safe outside the poll loop: heater 0 and cooling confirmed by status"
                                              if made_safe else "NOT confirmed safe: the poll loop kept failing")
@@ -601,6 +612,7 @@ class Sidecar:
         self.next_tick = self.next_record = self.t0
         self.next_progress = self.t0 + 60
         self.last_valid_at = self.t0
+        self.safe_since: float | None = None  # first of the consecutive statuses showing heater 0 in a safe state
         self.usb_trouble: str | None = None
         self.disconnected_at: float | None = None
         self.next_reconnect = self.t0
@@ -643,6 +655,10 @@ class Sidecar:
         else:
             self.last_valid_at = now
             self.last_reading = reading
+        if not _is_safe(reading):
+            self.safe_since = None
+        elif self.safe_since is None:
+            self.safe_since = now
         self._record(reading, why, idle, t)
 
         if self.watchdog is not None and self.watchdog.took_over and not self.exiting:
@@ -709,7 +725,7 @@ class Sidecar:
         elif self.cfg.exit_policy != "make_safe":
             self.exit_outcome = "left as is (exit_policy leave_roaster_as_is)"
             self._fault("exit", f"session ending ({reason}); exit_policy leave_roaster_as_is: the roaster keeps its last settings")
-        elif _is_safe(self.last_reading) and self.driver is not None:
+        elif self._confirmed_safe() and self.driver is not None:
             self.exit_outcome = "already safe"
         else:
             self._fault("exit", f"session ending ({reason}); the sidecar commanded this roaster: driving it to heater 0 and cooling")
@@ -758,6 +774,7 @@ class Sidecar:
                     self.last_reading = reading
                     action = abort.advance(reading, now)
                     if abort.done:
+                        self.safe_since, self.last_valid_at = abort.safe_at, now  # the loop sees it confirmed too
                         self._fault("drive_safe", f"{who}: heater 0 and {reading.state_name} confirmed by status")
                         return True
                     if action is not None:

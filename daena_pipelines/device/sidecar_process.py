@@ -8,7 +8,9 @@ Signals: SIGINT (what Dagster sends when a run is terminated; it waits 20 s befo
 SIGTERM end the session through the exit procedure: a roaster this session commanded is driven to
 heater 0 and cooling (confirmed by status) before the footer is written. SIGUSR1 is an operator
 abort; SIGUSR2 marks first crack. The exit code is 1 when a cycle raised (the session still ended
-through the exit procedure and its file landed).
+through the exit procedure and its file landed), 2 when the session commanded the roaster and its exit
+could not confirm it safe (roaster gone, or not within exit_timeout_s): the run fails instead of
+looking like a safe end.
 """
 from __future__ import annotations
 
@@ -39,7 +41,10 @@ def main() -> int:
         if result.error:
             pipes.log.error(result.error)
         pipes.report_asset_materialization(metadata={k: _typed(v) for k, v in result.metadata().items()})
-        return 1 if result.error else 0
+        if result.left_unsafe:  # fail the run: a commanded roaster may still be heating
+            pipes.log.error(f"the roaster this session commanded was NOT confirmed safe at the exit "
+                            f"({result.exit['outcome']}); check it at its panel")
+        return 1 if result.error else 2 if result.left_unsafe else 0
 
 
 def _typed(value):

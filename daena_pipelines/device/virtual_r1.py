@@ -38,6 +38,7 @@ class Faults:
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
     short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
+    safe_looking: tuple[float, float] | None = None  # (from, to): statuses read heater 0 and cooling, whatever is true
     unplug_on: str | None = None  # 'command_write' | 'status_read': unplug at the next such transfer (then
     # as disconnect_at_s from that moment, with reconnect_after_s); the transfer fails with ENODEV
     heater_ignores_steps: bool = False
@@ -304,6 +305,8 @@ class VirtualBulletR1:
             buf[:8] = b"\xff" * 8  # corrupt packet: the marker is fine, channel A is NaN
         if self._in_window(self.config.faults.unknown_state):
             buf[29] = UNKNOWN_STATE
+        if self._in_window(self.config.faults.safe_looking):  # R1: no checksum, so nothing tells it from a true one
+            buf[27], buf[29] = 0, State.COOLING
         return bytes(buf)
 
 

@@ -232,3 +232,19 @@ def test_after_the_watchdog_took_over_the_loop_sends_no_command_step(sim_config,
     after = [w for w in writes(device, taken_over_at[0])]
     assert after == [], [w.hex() for w in after]  # nothing sent once the watchdog had made the roaster safe
     assert queue_rows(warehouse)["fan-12"][2] == "ABORTED"
+
+
+def test_one_status_that_looks_safe_does_not_end_an_abort(roaster, sim_config, warehouse):
+    """Neither R1 statuses nor R2 frames carry a checksum anyone checks: one corrupt status reading heater 0
+    and cooling while the roaster still heats must not confirm an abort, after which nothing is sent."""
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED") and device.heater > 0, limit_s=60)
+    now = sidecar.clock.now()
+    inject(device, safe_looking=(now, now + 0.05))  # the next poll only
+    sidecar.request_abort("operator signal (SIGUSR1)")
+    assert run_until(sidecar, lambda s: s.clock.now() >= now + 10)
+    assert device.heater == 0 and device.sidecar_state == State.COOLING  # the abort went on to the true safe state
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    record("one corrupt status reads heater 0 + cooling at the start of an abort", device, result, result.command_statuses)

@@ -153,6 +153,8 @@ class VirtualBulletR2(VirtualBulletR1):
             frame = replace(frame, ibts_c=float("nan"))  # a corrupt frame: IBTS is NaN
         if self._in_window(self.config.faults.unknown_state):
             frame = replace(frame, state=UNKNOWN_STATE)
+        if self._in_window(self.config.faults.safe_looking):
+            frame = replace(frame, heater=0, state=r2.State.COOLDOWN)
         return r2.encode(frame)
 
     def _fans_frame(self) -> bytes:
