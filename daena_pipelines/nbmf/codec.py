@@ -257,6 +257,7 @@ _U64 = struct.Struct("<Q").pack
 # packs the first 5 bytes of the whole envelope) and its length, in one call instead of a slice,
 # a pack and a concatenation
 _HEADER5_U64 = struct.Struct("<5sQ").pack
+_HEADER6_U64 = struct.Struct("<6sQ").pack  # the same for a three-byte original length (16 KiB - 1 MiB)
 _sha256 = sha256
 
 
@@ -347,8 +348,8 @@ class _Inherited:
             if type(rows) is not list:  # an empty object or string has no row to fail on below
                 raise TypeError(f"rows are a {type(rows).__name__}, not a list")
             for row in rows:
-                row.update(shared)  # AttributeError for a row that is not an object
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                row |= shared  # in place for an object, TypeError for any other JSON value; no method call per row
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise EnvelopeError(f"NBMF inherited-members body is not what the encoder writes ({type(exc).__name__}: {exc})") from exc
         if len(body) >= length:
             raise EnvelopeError("NBMF inherited-members body is not shorter than the original length its header names")
@@ -506,7 +507,7 @@ _SEARCH_PARAMETERS = ("window_log", "chain_log", "hash_log", "search_log", "min_
 
 # NBMF writes frames without content size, checksum or dictionary id: frame header descriptor
 # bits 7-5 and 3-0 zero (bit 4 is the single-segment flag)
-_NBMF_FRAME_STARTS = (b"\x00", b"\x10")
+_NBMF_FRAME_STARTS = frozenset((0, 0x10))
 # A bare payload is the block of a frame with that descriptor (0), a window of at most 16 KiB
 # (window descriptor <= 0x20: exponent 4, mantissa 0) and one compressed last block (block
 # header: last 1, type 2, size = the rest). Decoding rebuilds the frame with a 16 KiB window:
@@ -524,7 +525,8 @@ class NbmfCodec:
         self._compressors: dict[tuple[int, int, int], zstandard.ZstdCompressor] = {}
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
         self._class_heads: dict[str, tuple] = {}
-        self._decode_heads: dict[bytes, tuple] = {}
+        self._decode_heads: dict[bytes, tuple] = {}  # first three bytes -> straight-path head, bare payloads
+        self._large_heads: dict[bytes, tuple] = {}  # the same for full frames (telemetry)
 
     def _dict(self, dict_id: int):
         return self.store.get(dict_id) if dict_id else None
@@ -570,7 +572,7 @@ class NbmfCodec:
         corrupt length never becomes one huge allocation (zstd sizes its output buffer by it)."""
         # a frame claiming a content size would make zstd size its output by that claim instead
         # of by the header's length
-        if payload[:1] not in _NBMF_FRAME_STARTS:
+        if not payload or payload[0] not in _NBMF_FRAME_STARTS:
             raise EnvelopeError("NBMF payload frame header is not the one NBMF writes")
         decompressor = self._decompressor(dict_id)
         if body_length <= DIRECT_DECOMPRESS_BYTES:
@@ -661,6 +663,20 @@ class NbmfCodec:
                 raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
             if _sha256(body + _HEADER5_U64(envelope, size)).digest()[:TAG_BYTES] != envelope[5:13]:  # _tag, inline
                 raise _tag_mismatch(class_code)
+        elif (
+            (head := self._large_heads.get(envelope[:3]) if type(envelope) is bytes else None) is not None
+            and envelope[5] < 0x80 <= envelope[4] and 0x80 <= envelope[3] and (length := envelope[3] & 0x7F | envelope[4] << 7 & 0x3F80 | envelope[5] << 14) <= DIRECT_DECOMPRESS_BYTES
+            and len(envelope) > 14 and envelope[14] in _NBMF_FRAME_STARTS
+        ):  # a full frame behind a known head and a three-byte original length (16 KiB - 1 MiB): telemetry
+            inherited, decompress, exact_length, body_decoder, types, class_code = head
+            try:
+                body = decompress(envelope[14:], length)  # max_output_size
+            except zstandard.ZstdError as exc:
+                raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
+            tag = _sha256(body)  # not behind a prefix: a large body is hashed from its own buffer (_tag)
+            tag.update(_HEADER6_U64(envelope, len(envelope)))
+            if tag.digest()[:TAG_BYTES] != envelope[6:14]:
+                raise _tag_mismatch(class_code)
         else:
             class_code, flags, body, length = self._verified_body(envelope)
             inherited = _INHERITED[class_code] if flags & FLAG_INHERITED else None
@@ -696,8 +712,10 @@ class NbmfCodec:
             raise SignatureMismatch(f"NBMF payload does not decompress ({exc}); envelope is corrupt") from exc
         if _tag(body, envelope[:pos], len(envelope)) != envelope[pos : pos + TAG_BYTES]:
             raise _tag_mismatch(class_code)
-        if pos == 5 and envelope[2] < 0x80 and flags & (FLAG_BODY_LENGTH | FLAG_BARE) == FLAG_BARE:  # straight next time
-            rule = _BODY_RULES[flags]
+        # straight next time: a one-byte dictionary version, no body length, and a bare payload
+        # behind a two-byte original length or a full frame behind a three-byte one
+        if envelope[2] < 0x80 and not flags & FLAG_BODY_LENGTH and pos == (5 if flags & FLAG_BARE else 6):
+            heads = self._decode_heads if flags & FLAG_BARE else self._large_heads
             inherited = _INHERITED[class_code] if flags & FLAG_INHERITED else None
-            self._decode_heads[envelope[:3]] = (inherited, self._decompressor(dict_id).decompress, *rule, class_code)
+            heads[envelope[:3]] = (inherited, self._decompressor(dict_id).decompress, *_BODY_RULES[flags], class_code)
         return class_code, flags, body, length

@@ -342,3 +342,37 @@ def test_a_body_of_another_json_type_or_length_than_its_header_is_the_codecs_own
             codec.decode(forged(1, len(body)))  # an array
         with pytest.raises(EnvelopeError, match="original length"):
             codec.decode(forged(0, len(body) + 1))
+
+
+def test_a_full_frame_behind_a_three_byte_length_decodes_the_same_on_the_straight_path():
+    """A record of 16 KiB - 1 MiB (telemetry's size) goes, once its head is known, through decode's
+    straight path for full frames: the same record, the same refusals as the general path."""
+    import random
+
+    from daena_pipelines.nbmf.codec import FLAG_BARE, _tag, _varint
+
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    rng = random.Random(7)
+    record = {"points": {"bt_c": [round(rng.uniform(20, 230), 2) for _ in range(3000)]}, "session_id": "s1"}
+    good = codec.encode(record, "telemetry")
+    meta = read_meta(good)
+    assert meta.header_length == 6 and not good[1] & FLAG_BARE and 1 << 14 <= meta.original_length <= 1 << 20
+    body, payload = canonical_json(record), good[meta.header_length + TAG_BYTES :]
+
+    def forged(json_type_bits: int, length: int, frame: bytes = payload) -> bytes:
+        header = bytes((good[0], json_type_bits << 1, 0)) + _varint(length)
+        return header + _tag(body, header, len(header) + TAG_BYTES + len(frame)) + frame
+
+    content_size = bytearray(payload)
+    content_size[0] = 0x20  # single segment: the frame would carry its own content size
+    for _ in range(2):  # first through the general path, then through the head it left known
+        assert codec.decode(good) == record
+        for corrupt in (good + b"\x00", good[:-1], good[:6] + bytes((good[6] ^ 1,)) + good[7:]):
+            with pytest.raises(SignatureMismatch):
+                codec.decode(corrupt)
+        with pytest.raises(EnvelopeError, match="not the type its header names"):
+            codec.decode(forged(1, len(body)))
+        with pytest.raises(EnvelopeError, match="original length"):
+            codec.decode(forged(0, len(body) + 1))
+        with pytest.raises(NbmfError):
+            codec.decode(forged(0, len(body), bytes(content_size)))
