@@ -128,10 +128,16 @@ class BulletR1:
                 device.set_configuration(p.CONFIGURATION)
             usb.util.claim_interface(device, p.INTERFACE)
         except usb.core.USBError as error:
+            release(device, p.INTERFACE)
             raise translate_usb_error(error, "opening the roaster") from error
         roaster = cls(device, r.DeviceInfo(serial="?", firmware=None, roast_count=None))
-        roaster._drain()  # a program killed between a request and its read leaves the reply in the roaster
-        roaster.info = roaster._read_info()
+        try:
+            roaster._drain()  # a program killed between a request and its read leaves the reply in the roaster
+            roaster.info = roaster._read_info()
+        except r.DeviceError:
+            # pyusb frees nothing by itself: a handle left claimed makes every later open of this roaster 'busy'
+            roaster.close()
+            raise
         return roaster
 
     def close(self) -> None:

@@ -248,3 +248,20 @@ def test_one_status_that_looks_safe_does_not_end_an_abort(roaster, sim_config, w
     sidecar.request_stop("operator stop")
     result = sidecar.run_started()
     record("one corrupt status reads heater 0 + cooling at the start of an abort", device, result, result.command_statuses)
+
+
+def test_a_reopen_that_fails_after_the_claim_does_not_lock_the_roaster_out(sim_config, warehouse):
+    """Replugged, the roaster does not answer for its first 3 s: the reconnect attempts claim it and then
+    time out reading its serial. A failed attempt must release its claim, or every later one is 'busy'
+    (pyusb frees nothing by itself) and the sidecar gives up on a roaster that is back."""
+    roaster = ROASTERS["r1"]
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse)  # preheating, commanded
+    now = sidecar.clock.now()
+    inject(device, disconnect_at_s=now, reconnect_after_s=2.0, stall_reads=(now + 2.0, now + 5.0))
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done, limit_s=now + 30), sidecar.faults
+    assert safe(device)
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert any(f.startswith("reconnected") for f in result.faults)
+    record("unplug, replug after 2 s, the roaster silent for its first 3 s back (commanded)", device, result,
+           result.command_statuses)

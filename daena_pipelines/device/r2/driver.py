@@ -125,6 +125,7 @@ class BulletR2:
                 pass
             usb.util.claim_interface(device, r2.INTERFACE)
         except usb.core.USBError as error:
+            release(device, r2.INTERFACE)  # nothing left claimed or open for the next attempt to run into
             raise translate_usb_error(error, "opening the roaster", ROASTER) from error
         directions = {usb.util.endpoint_direction(ep.bEndpointAddress): ep.bEndpointAddress for ep in interface}
         if set(directions) != {usb.util.ENDPOINT_IN, usb.util.ENDPOINT_OUT}:
