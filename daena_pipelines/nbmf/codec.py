@@ -665,8 +665,8 @@ class NbmfCodec:
                 raise _tag_mismatch(class_code)
         elif (
             (head := self._large_heads.get(envelope[:3]) if type(envelope) is bytes else None) is not None
-            and envelope[5] < 0x80 <= envelope[4] and 0x80 <= envelope[3] and (length := envelope[3] & 0x7F | envelope[4] << 7 & 0x3F80 | envelope[5] << 14) <= DIRECT_DECOMPRESS_BYTES
-            and len(envelope) > 14 and envelope[14] in _NBMF_FRAME_STARTS
+            and len(envelope) > 14 and envelope[5] < 0x80 <= envelope[4] and 0x80 <= envelope[3] and envelope[14] in _NBMF_FRAME_STARTS
+            and (length := envelope[3] & 0x7F | envelope[4] << 7 & 0x3F80 | envelope[5] << 14) <= DIRECT_DECOMPRESS_BYTES
         ):  # a full frame behind a known head and a three-byte original length (16 KiB - 1 MiB): telemetry
             inherited, decompress, exact_length, body_decoder, types, class_code = head
             try:

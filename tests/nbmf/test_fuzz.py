@@ -21,6 +21,7 @@ from daena_pipelines.nbmf.codec import (
 
 SEED = 20261201
 MUTATIONS_PER_ENVELOPE = 200
+SHORTEST_CUTS = 16  # the header (at most 3 + 5 + 5 bytes with a body length) and the start of the tag
 
 
 def envelopes(corpus):
@@ -88,8 +89,9 @@ def test_fuzzed_envelopes_fail_with_the_codecs_own_error(corpus):
     tried = wrong = foreign = harmless = 0
     for envelope, expected in cases:
         assert canonical_json(codec.decode(envelope)) == expected
-        for _ in range(MUTATIONS_PER_ENVELOPE):
-            corrupt = mutate(rng, envelope, all_envelopes)
+        # every cut inside the header and tag (where the straight paths index bytes), then random corruptions
+        cuts = [envelope[:n] for n in range(SHORTEST_CUTS)]
+        for corrupt in cuts + [mutate(rng, envelope, all_envelopes) for _ in range(MUTATIONS_PER_ENVELOPE)]:
             if corrupt == envelope:
                 continue
             tried += 1
