@@ -52,6 +52,7 @@ from daena_pipelines.telemetry.sidecar import parse_sidecar
 log = logging.getLogger(__name__)
 
 STOP_CONDITIONS = ("cool_end", "duration")
+STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
 # roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
 MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1), "r2": (BULLET_R2, plug_in_virtual_r2)}
@@ -485,6 +486,10 @@ class Sidecar:
             self._lose_device(now, str(error))
             return None, "disconnected", False
         except DeviceError as error:  # a stall (read timeout) or an errno without special meaning
+            if isinstance(error, ReadTimeout) and now - self.last_valid_at >= STALL_REOPEN_S:
+                # connected but silent: reopen it (a fresh claim, late replies drained; the R2 is also reset)
+                self._lose_device(now, f"no answer for {now - self.last_valid_at:.1f} s ({error}); closing it to reopen")
+                return None, "disconnected", False
             kind = "stall" if isinstance(error, ReadTimeout) else "usb_error"
             if self.usb_trouble != kind:
                 self._fault(kind, str(error))

@@ -39,6 +39,7 @@ class Faults:
     unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
     short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
     safe_looking: tuple[float, float] | None = None  # (from, to): statuses read heater 0 and cooling, whatever is true
+    wedged_from: float | None = None  # from then reads time out until the interface is claimed anew (a stuck endpoint)
     unplug_on: str | None = None  # 'command_write' | 'status_read': unplug at the next such transfer (then
     # as disconnect_at_s from that moment, with reconnect_after_s); the transfer fails with ENODEV
     heater_ignores_steps: bool = False
@@ -446,6 +447,9 @@ class VirtualR1Backend(usb.backend.IBackend):
         if self.kernel_driver_attached or (holder is not None and holder is not dev_handle):
             raise _usb_error(errno.EBUSY, "Resource busy")  # another driver or program holds it
         self.claims[intf] = dev_handle
+        faults = self.device.config.faults
+        if faults.wedged_from is not None and self.device.clock.now() >= faults.wedged_from:
+            self.device.config.faults = replace(faults, wedged_from=None)  # a fresh claim frees the stuck endpoint
 
     def release_interface(self, dev_handle, intf):
         if self.claims.get(intf) is dev_handle:
@@ -486,7 +490,9 @@ class VirtualR1Backend(usb.backend.IBackend):
             raise _usb_error(errno.EOVERFLOW, "Overflow")
         if self.device.mid_status():
             self._unplug_if("status_read")
-        if self.device._in_window(self.device.config.faults.stall_reads):
+        wedged_from = self.device.config.faults.wedged_from
+        if self.device._in_window(self.device.config.faults.stall_reads) or (
+                wedged_from is not None and self.device.clock.now() >= wedged_from):
             self.device.clock.sleep(timeout / 1000.0)
             reply = None
         else:

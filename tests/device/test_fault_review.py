@@ -265,3 +265,18 @@ def test_a_reopen_that_fails_after_the_claim_does_not_lock_the_roaster_out(sim_c
     assert any(f.startswith("reconnected") for f in result.faults)
     record("unplug, replug after 2 s, the roaster silent for its first 3 s back (commanded)", device, result,
            result.command_statuses)
+
+
+def test_a_roaster_silent_until_reopened_is_reopened(roaster, sim_config, warehouse):
+    """Connected but silent (an endpoint stuck until the interface is claimed anew): after 5 s without an
+    answer the sidecar closes and reopens it, as after an unplug, and the lost-control abort then runs.
+    Before, it waited for an answer that never came until max_duration_s, the roaster heating."""
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse)  # preheating, commanded
+    now = sidecar.clock.now()
+    inject(device, wedged_from=now)
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done, limit_s=now + 60), sidecar.faults
+    assert safe(device) and sidecar.clock.now() < now + 10
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert any(f.startswith("disconnect: no answer for 5.") for f in result.faults)
+    record("roaster connected but silent until reopened (commanded, preheating)", device, result, result.command_statuses)

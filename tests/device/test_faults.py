@@ -117,7 +117,8 @@ def test_abort_after_a_10_s_stall_while_controlling_completes(roaster, sim_confi
     assert statuses["take-control"] == "COMPLETED"
     # read after the stall: the abort was already running, so the proposal is refused, not left APPROVED
     assert statuses["abort-now"] == "FAILED"
-    assert footer(result)["end_reason"] == "cool_end" and 95 <= result.lost_polls <= 105
+    # 10 s stalled: ~100 polls; reopened after 5 s, so the next reconnect second can add one or two
+    assert footer(result)["end_reason"] == "cool_end" and 95 <= result.lost_polls <= 110
     steps = [f for f in result.faults if f.startswith("abort_step")]
     assert steps and all("heater" in f for f in steps)  # every step recorded
     record("abort after a 10 s stall while controlling", device, result, statuses)
