@@ -3,7 +3,8 @@
     python scripts/artisan_auc_begin.py FOLDER
 
 For every Artisan profile below FOLDER whose `computed` block begins the AUC at TP (with a fixed
-base) and whose AUC differs from ours (begun at the profile's turning point) by more than the
+base) and whose AUC differs from ours (begun at the profile's turning point, or at Artisan's live
+TP fallback for a cold start, as roast_metrics does) by more than the
 agreement tolerance, prints: Artisan's AUC; ours; the begin samples from which Artisan's sum,
 rounded as Artisan rounds it, gives Artisan's value; the AUC from the timed TP fallback sample
 (the first sample more than 2 min, and more than 2½ min, after CHARGE); where Artisan's live TP
@@ -68,6 +69,8 @@ def main() -> int:
         t, charge, drop = session.time_s, ev["CHARGE"], ev["DROP"]
         running = metrics.auc_running(t, session.bt_c, float(settings["auc_base_c"]))
         tp = metrics.turning_point(session.bt_c, ev)
+        live = metrics.live_tp_fallback(t, session.bt_c, ev, session.original_unit)
+        tp = live if live is not None and live < drop else tp  # our begin for a cold start
         ours = metrics.auc_span(running, tp, drop) if tp is not None else float("nan")
         if abs(ours - theirs) <= AUC_TOLERANCE:
             continue
@@ -90,7 +93,7 @@ def main() -> int:
         keys = [a[0] for a in profile.get("anno_positions") or [] if isinstance(a, list) and a]
         after_drop = -1 in keys and 6 in keys and keys.index(-1) > keys.index(6)
         print(f"{str(path.relative_to(args.folder))[:56]:56s} v{profile.get('version')}  Artisan {theirs:.0f}  "
-              f"ours {ours:.1f} (TP {since(tp):.0f} s)  reproducing begins {span}  fallback 2 min {fallbacks[0]}, "
+              f"ours {ours:.1f} (from {since(tp):.0f} s)  reproducing begins {span}  fallback 2 min {fallbacks[0]}, "
               f"2.5 min {fallbacks[1]}  recognition {live_text}  TP annotation {'after DROP' if after_drop else 'not after DROP'}")
     print(f"{shown} profiles whose TP-begun AUC disagrees with ours")
     return 0

@@ -29,7 +29,9 @@ class RorSettings:
 DEFAULT_ROR = RorSettings()
 # Bump when a metric is added or a definition changes: stored sessions whose roast_metrics carry
 # an older version are recomputed from their stored points (telemetry/recompute.py).
-METRICS_VERSION = 3  # 3: an unmarked DRY END is the sample closest to the threshold (Artisan's rule)
+# 3: an unmarked DRY END is the sample closest to the threshold (Artisan's rule)
+# 4: AUC of a cold-start profile begins at Artisan's live TP fallback; total RoR from rounded values
+METRICS_VERSION = 4
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -76,6 +78,42 @@ def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
     window = bt_c[charge:_search_end(events, len(bt_c))]
     lowest = _last_lowest(np.where(window > 0, window, np.nan))
     return None if lowest is None else charge + lowest
+
+
+# Artisan's live TP recognition accepts a candidate only above this BT, in the profile's own unit;
+# without an accepted TP it takes the first sample more than LIVE_TP_FALLBACK_S after CHARGE.
+LIVE_TP_FLOOR = {"C": 50.0, "F": 100.0}
+LIVE_TP_FALLBACK_S = 150.0
+
+
+def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str) -> int | None:
+    """The sample Artisan's recording session took as TP by its timed fallback, when the saved
+    profile shows that its live recognition could never accept a TP; else None.
+
+    While recording, once the rise check is met (more than 20 s after CHARGE, at least 8 samples
+    in, no DRY END yet: the BT four samples back is <= each later one and < the latest), every
+    sample proposes the lowest BT since CHARGE as TP and accepts it only if it lies above the
+    floor; the fallback takes the current sample once more than 150 s have passed. The lowest BT
+    since CHARGE only falls, so when it is already at or below the floor at the rise check
+    (a cold start: beans charged into a cold roaster or an air roaster), no candidate is ever
+    accepted and the fallback decides. Checks stop once DRY END is marked (a mark at the
+    fallback sample comes after it). docs/telemetry.md, "Why AUC from TP disagrees"."""
+    charge, dry = events["CHARGE"], events.get("DRY_END")
+    last = min(len(t) - 1, dry) if dry is not None else len(t) - 1
+    readings = np.where(np.isnan(bt_c), -np.inf, bt_c)  # a dropout (-1 in the file) is the lowest reading
+    for k in range(charge + 8, last + 1):
+        older = readings[k - 4]
+        if int(t[k] - t[charge]) > 20 and np.all(older <= readings[k - 3 : k + 1]) and older < readings[k]:
+            break
+    else:
+        return None
+    floor = LIVE_TP_FLOOR[unit]
+    floor_c = floor if unit == "C" else (floor - 32.0) * 5.0 / 9.0
+    window = bt_c[charge : k + 1]
+    if not np.any((window > 0) & (window <= floor_c)):
+        return None  # a later candidate may be accepted: only the recording session could tell
+    late = (t[k : last + 1] - t[charge] > LIVE_TP_FALLBACK_S).nonzero()[0]
+    return k + int(late[0]) if late.size else None
 
 
 def _search_end(events: dict[str, int], n: int) -> int:
@@ -235,6 +273,20 @@ def _phase_rate(t: np.ndarray, bt: np.ndarray, a: int | None, b: int | None) -> 
     return None if rise is None else rise / (t.item(b) - t.item(a)) * 60.0
 
 
+def _total_rate(session: RoastSession, tp: int | None, drop: int | None) -> float | None:
+    """Artisan's total RoR, °C/min: from TP and DROP as its computed block reports them (BT to
+    0.1° in the profile's unit, times from CHARGE to 0.1 s), which shows in short recordings."""
+    if tp is None or drop is None:
+        return None
+    t, origin, fahrenheit = session.time_s, session.origin_s, session.original_unit == "F"
+    seconds = round(t.item(drop) - origin, 1) - round(t.item(tp) - origin, 1)
+    rise = [session.bt_c.item(i) * 1.8 + 32.0 if fahrenheit else session.bt_c.item(i) for i in (tp, drop)]
+    if seconds == 0 or math.isnan(rise[0] + rise[1]):
+        return None
+    rate = (round(rise[1], 1) - round(rise[0], 1)) / seconds * 60.0
+    return rate / 1.8 if fahrenheit else rate
+
+
 def _phase_delta(bt: np.ndarray, a: int | None, b: int | None) -> float | None:
     if a is None or b is None:
         return None
@@ -277,7 +329,7 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         "dry_phase_ror_c_per_min": _phase_rate(t, bt, tp, dry),
         "mid_phase_ror_c_per_min": _phase_rate(t, bt, dry, fcs),
         "finish_phase_ror_c_per_min": _phase_rate(t, bt, fcs, drop),
-        "total_ror_c_per_min": _phase_rate(t, bt, tp, drop),
+        "total_ror_c_per_min": _total_rate(session, tp, drop),
         "dry_phase_delta_c": _phase_delta(bt, tp, dry),
         "mid_phase_delta_c": _phase_delta(bt, dry, fcs),
         "finish_phase_delta_c": _phase_delta(bt, fcs, drop),
@@ -291,6 +343,10 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         base = _at(bt, begin)
     else:
         base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
+    if begin_name == "TP" and session.source_format == "artisan_alog" and not session.charge_inferred and drop is not None:
+        # a profile saved by its recording session: the AUC begins where that session set its TP
+        live = live_tp_fallback(t, bt, ev, session.original_unit)
+        begin = live if live is not None and live < drop else begin
 
     spans = {"auc_c_min": (begin, drop), "dry_phase_auc_c_min": (charge, dry),
              "mid_phase_auc_c_min": (dry, fcs), "finish_phase_auc_c_min": (fcs, drop)}

@@ -157,3 +157,59 @@ def test_phase_rates_rises_and_met_follow_artisan():
     assert row["dry_phase_delta_c"] == pytest.approx(40.0) and row["mid_phase_delta_c"] == pytest.approx(28.0)
     assert row["met_c"] == 400.0
     assert row["drying_s"] == 260 and row["maillard_s"] == 140 and row["development_s"] == 200
+
+
+def _cold_start(unit: str = "C", dry_end: int | None = None) -> RoastSession:
+    """Hand-made (not recorded) cold start, one sample a second: beans charged at 25 °C into an
+    air roaster, BT rising 0.8 °C/s to 220 °C (past 100 °C before the fallback); ET 40 °C above."""
+    t = np.arange(0.0, 601.0)
+    bt = np.minimum(25.0 + 0.8 * t, 220.0)
+    events = {"CHARGE": 0, "FCs": 450, "DROP": 600} | ({"DRY_END": dry_end} if dry_end is not None else {})
+    return RoastSession("artisan_alog", "real", t, bt, bt + 40, events, original_unit=unit,
+                        settings={"auc_begin": "TP", "auc_base_c": 100.0})
+
+
+def test_a_cold_start_profile_begins_its_auc_at_artisans_live_tp_fallback():
+    """Artisan's recording session accepts a live TP only above 50 °C (100 °F in a °F profile);
+    the lowest BT since CHARGE only falls, so a profile that starts below that floor never gets
+    one and Artisan takes the first sample more than 150 s after CHARGE (2.1.2 to 4.x source;
+    held-out 2.4.4 profiles of a Phidget-logged roaster and a Bullet begin their AUC there)."""
+    from daena_pipelines.telemetry.metrics import live_tp_fallback
+
+    session = _cold_start()
+    assert live_tp_fallback(session.time_s, session.bt_c, session.events, "C") == 151  # > 150 s, not 150
+    row = roast_metrics(session, np.full(601, np.nan))
+    assert row["tp_s"] == 0  # the profile's own TP is unchanged ...
+    assert row["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 151, 600, 100.0))  # ... the AUC is not
+    assert row["auc_c_min"] < area_under_curve(session.time_s, session.bt_c, 0, 600, 100.0)
+    # a DRY END marked before the fallback stops the live checks: the profile's TP stays the begin
+    assert live_tp_fallback(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C") is None
+    # one marked at the fallback sample itself came after it (autoDRY runs after the TP check)
+    assert live_tp_fallback(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C") == 151
+    # the floor is in the profile's unit: 45 °C is 113 °F, a TP Artisan would accept in a °F profile
+    warm = np.maximum(session.bt_c, 45.0)
+    assert live_tp_fallback(session.time_s, warm, session.events, "C") == 151
+    assert live_tp_fallback(session.time_s, warm, session.events, "F") is None
+    # a usual drum roast (TP at 100 °C) is recognised live: nothing for the file to decide
+    drum = np.where(session.time_s < 60, 200 - 1.5 * session.time_s, 110 + 0.2 * (session.time_s - 60))
+    assert live_tp_fallback(session.time_s, drum, session.events, "C") is None
+    # no rise check met (BT never rises) -> no fallback either
+    assert live_tp_fallback(session.time_s, np.full(601, 30.0), session.events, "C") is None
+    # only an Artisan recording has a live TP; another source keeps the profile's TP
+    other = roast_metrics(RoastSession("sidecar", "real", session.time_s, session.bt_c, session.et_c,
+                                       session.events, settings=session.settings), np.full(601, np.nan))
+    assert other["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 0, 600, 100.0))
+
+
+def test_total_ror_comes_from_the_rounded_values_artisan_reports():
+    """Artisan's total RoR is (DROP_BT - TP_BT) / (DROP_time - TP_time) × 60 of its computed
+    block's values: BT to 0.1° in the profile's unit, times to 0.1 s. Hand-made 14-s recording."""
+    t = np.arange(0.0, 16.0, 2.0)
+    bt = np.array([68.94, 69.24, 69.69, 70.04, 70.29, 70.34, 70.44, 70.49])
+    session = RoastSession("artisan_alog", "real", t, bt, bt, {"CHARGE": 0, "DROP": 7})
+    row = roast_metrics(session, np.full(8, np.nan))
+    assert row["total_ror_c_per_min"] == pytest.approx((70.5 - 68.9) / 14 * 60)  # not (70.49 - 68.94) / 14 * 60
+    fahrenheit = RoastSession("artisan_alog", "real", t, (np.array([150.04, 160.0, 170.0, 180.0, 190.0, 200.0, 210.0, 220.04]) - 32) / 1.8,
+                              bt, {"CHARGE": 0, "DROP": 7}, original_unit="F")
+    row = roast_metrics(fahrenheit, np.full(8, np.nan))
+    assert row["total_ror_c_per_min"] == pytest.approx((220.0 - 150.0) / 14 * 60 / 1.8)
