@@ -69,7 +69,7 @@ def main() -> int:
         t, charge, drop = session.time_s, ev["CHARGE"], ev["DROP"]
         running = metrics.auc_running(t, session.bt_c, float(settings["auc_base_c"]))
         tp = metrics.turning_point(session.bt_c, ev)
-        live = metrics.live_tp_fallback(t, session.bt_c, ev, session.original_unit)
+        live = metrics.live_tp_fallback(t, session.bt_c, ev, session.original_unit, float(settings["live_tp_fallback_s"]))
         tp = live if live is not None and live < drop else tp  # our begin for a cold start
         ours = metrics.auc_span(running, tp, drop) if tp is not None else float("nan")
         if abs(ours - theirs) <= AUC_TOLERANCE:

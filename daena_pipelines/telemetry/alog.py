@@ -357,6 +357,9 @@ def profile_to_session(profile: dict) -> RoastSession:
             settings["auc_begin"] = profile["computed"]["AUCbegin"]
         if profile["computed"].get("AUCfromeventflag") == 1:
             settings["auc_base_from_event"] = True  # base = BT at the begin event
+        if settings.get("auc_begin") == "TP":
+            # when the recording session's timed TP fallback fires (metrics.live_tp_fallback)
+            settings["live_tp_fallback_s"] = 120.0 if _version(profile.get("version")) >= (3, 4) else 150.0
     phases = profile.get("phases")
     if isinstance(phases, list) and len(phases) >= 2 and isinstance(phases[1], (int, float)) and not isinstance(phases[1], bool):
         # the dry-end threshold, in the profile's unit like every temperature

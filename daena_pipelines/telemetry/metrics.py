@@ -80,20 +80,19 @@ def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
     return None if lowest is None else charge + lowest
 
 
-# Artisan's live TP recognition accepts a candidate only above this BT, in the profile's own unit;
-# without an accepted TP it takes the first sample more than LIVE_TP_FALLBACK_S after CHARGE.
+# Artisan's live TP recognition accepts a candidate only above this BT, in the profile's own unit
 LIVE_TP_FLOOR = {"C": 50.0, "F": 100.0}
-LIVE_TP_FALLBACK_S = 150.0
 
 
-def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str) -> int | None:
+def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, fallback_s: float) -> int | None:
     """The sample Artisan's recording session took as TP by its timed fallback, when the saved
     profile shows that its live recognition could never accept a TP; else None.
 
     While recording, once the rise check is met (more than 20 s after CHARGE, at least 8 samples
     in, no DRY END yet: the BT four samples back is <= each later one and < the latest), every
     sample proposes the lowest BT since CHARGE as TP and accepts it only if it lies above the
-    floor; the fallback takes the current sample once more than 150 s have passed. The lowest BT
+    floor; the fallback takes the current sample once more than `fallback_s` have passed since
+    CHARGE (150 s up to Artisan 3.3, 120 s from 3.4: alog sets it). The lowest BT
     since CHARGE only falls, so when it is already at or below the floor at the rise check
     (a cold start: beans charged into a cold roaster or an air roaster), no candidate is ever
     accepted and the fallback decides. Checks stop once DRY END is marked (a mark at the
@@ -112,7 +111,7 @@ def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], un
     window = bt_c[charge : k + 1]
     if not np.any((window > 0) & (window <= floor_c)):
         return None  # a later candidate may be accepted: only the recording session could tell
-    late = (t[k : last + 1] - t[charge] > LIVE_TP_FALLBACK_S).nonzero()[0]
+    late = (t[k : last + 1] - t[charge] > fallback_s).nonzero()[0]
     return k + int(late[0]) if late.size else None
 
 
@@ -343,9 +342,10 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         base = _at(bt, begin)
     else:
         base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
-    if begin_name == "TP" and session.source_format == "artisan_alog" and not session.charge_inferred and drop is not None:
+    fallback_s = session.settings.get("live_tp_fallback_s")  # Artisan profiles that begin their AUC at TP
+    if fallback_s is not None and not session.charge_inferred and drop is not None:
         # a profile saved by its recording session: the AUC begins where that session set its TP
-        live = live_tp_fallback(t, bt, ev, session.original_unit)
+        live = live_tp_fallback(t, bt, ev, session.original_unit, float(fallback_s))
         begin = live if live is not None and live < drop else begin
 
     spans = {"auc_c_min": (begin, drop), "dry_phase_auc_c_min": (charge, dry),

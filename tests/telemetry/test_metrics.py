@@ -166,7 +166,7 @@ def _cold_start(unit: str = "C", dry_end: int | None = None) -> RoastSession:
     bt = np.minimum(25.0 + 0.8 * t, 220.0)
     events = {"CHARGE": 0, "FCs": 450, "DROP": 600} | ({"DRY_END": dry_end} if dry_end is not None else {})
     return RoastSession("artisan_alog", "real", t, bt, bt + 40, events, original_unit=unit,
-                        settings={"auc_begin": "TP", "auc_base_c": 100.0})
+                        settings={"auc_begin": "TP", "auc_base_c": 100.0, "live_tp_fallback_s": 150.0})
 
 
 def test_a_cold_start_profile_begins_its_auc_at_artisans_live_tp_fallback():
@@ -177,28 +177,44 @@ def test_a_cold_start_profile_begins_its_auc_at_artisans_live_tp_fallback():
     from daena_pipelines.telemetry.metrics import live_tp_fallback
 
     session = _cold_start()
-    assert live_tp_fallback(session.time_s, session.bt_c, session.events, "C") == 151  # > 150 s, not 150
+    assert live_tp_fallback(session.time_s, session.bt_c, session.events, "C", 150.0) == 151  # > 150 s, not 150
     row = roast_metrics(session, np.full(601, np.nan))
     assert row["tp_s"] == 0  # the profile's own TP is unchanged ...
     assert row["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 151, 600, 100.0))  # ... the AUC is not
     assert row["auc_c_min"] < area_under_curve(session.time_s, session.bt_c, 0, 600, 100.0)
     # a DRY END marked before the fallback stops the live checks: the profile's TP stays the begin
-    assert live_tp_fallback(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C") is None
+    assert live_tp_fallback(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C", 150.0) is None
     # one marked at the fallback sample itself came after it (autoDRY runs after the TP check)
-    assert live_tp_fallback(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C") == 151
+    assert live_tp_fallback(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C", 150.0) == 151
     # the floor is in the profile's unit: 45 °C is 113 °F, a TP Artisan would accept in a °F profile
     warm = np.maximum(session.bt_c, 45.0)
-    assert live_tp_fallback(session.time_s, warm, session.events, "C") == 151
-    assert live_tp_fallback(session.time_s, warm, session.events, "F") is None
+    assert live_tp_fallback(session.time_s, warm, session.events, "C", 150.0) == 151
+    assert live_tp_fallback(session.time_s, warm, session.events, "F", 150.0) is None
     # a usual drum roast (TP at 100 °C) is recognised live: nothing for the file to decide
     drum = np.where(session.time_s < 60, 200 - 1.5 * session.time_s, 110 + 0.2 * (session.time_s - 60))
-    assert live_tp_fallback(session.time_s, drum, session.events, "C") is None
+    assert live_tp_fallback(session.time_s, drum, session.events, "C", 150.0) is None
     # no rise check met (BT never rises) -> no fallback either
-    assert live_tp_fallback(session.time_s, np.full(601, 30.0), session.events, "C") is None
-    # only an Artisan recording has a live TP; another source keeps the profile's TP
+    assert live_tp_fallback(session.time_s, np.full(601, 30.0), session.events, "C", 150.0) is None
+    # Artisan 3.4 and later fall back after 120 s
+    assert live_tp_fallback(session.time_s, session.bt_c, session.events, "C", 120.0) == 121
+    # only an Artisan profile whose AUC begins at TP gets the setting (alog); without it, the profile's TP
     other = roast_metrics(RoastSession("sidecar", "real", session.time_s, session.bt_c, session.et_c,
-                                       session.events, settings=session.settings), np.full(601, np.nan))
+                                       session.events, settings={"auc_base_c": 100.0}), np.full(601, np.nan))
     assert other["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 0, 600, 100.0))
+
+
+def test_the_live_tp_fallback_time_follows_the_artisan_version():
+    """150 s in the 2.1.2, 2.4.4 and 2024 sources, 120 s in 3.4.0 and later (docs/telemetry.md);
+    only for an AUC begun at TP. Hand-made profiles (tests/telemetry/profiles.py)."""
+    from daena_pipelines.telemetry.alog import profile_to_session
+    from tests.telemetry.profiles import profile
+
+    def fallback(version, begin="TP"):
+        data = profile(version=version, computed={"AUC": 300, "AUCbegin": begin, "AUCbase": 100})
+        return profile_to_session(data).settings.get("live_tp_fallback_s")
+
+    assert (fallback("2.4.4"), fallback("3.2.1"), fallback("3.4.0"), fallback("4.2.0")) == (150.0, 150.0, 120.0, 120.0)
+    assert fallback("4.2.0", begin="CHARGE") is None and profile_to_session(profile()).settings.get("live_tp_fallback_s") is None
 
 
 def test_total_ror_comes_from_the_rounded_values_artisan_reports():
