@@ -79,8 +79,8 @@ def test_an_approval_that_expires_while_executing_stops_the_steps(sim_config, wa
 
     roaster = ROASTERS["r1"]  # the check is the sidecar's, not the model's
 
-    sidecar, device = _fan_command_running(sim_config, roaster, warehouse, expires_at="now() + INTERVAL 1 SECOND")
-    time.sleep(1.0)  # approvals run on the real clock; the stepped roaster waits meanwhile
+    sidecar, device = _fan_command_running(sim_config, roaster, warehouse, expires_at="now() + INTERVAL 2 SECOND")
+    time.sleep(2.0)  # approvals run on the real clock; the stepped roaster waits meanwhile (2 s: room for a loaded machine)
     result, fan = _stop_when_fan_command_ends(sidecar, device)
     row = queue_rows(warehouse)["fan-12"]
     assert row[2] == "ABORTED" and "approval expired" in row[3], row
