@@ -35,7 +35,7 @@ def test_fahrenheit_computed_block_and_dropouts_convert():
     assert computed["fcs_ror"] == pytest.approx(5.0)
     assert computed["AUC"] == 900  # Artisan's AUC is °C·min even in a Fahrenheit profile
     assert computed["FCs_time"] == 480.0  # times are not temperatures
-    assert session.settings == {"auc_base_c": pytest.approx(100.0), "auc_begin": "TP"}
+    assert session.settings == {"auc_base_c": pytest.approx(100.0), "auc_begin": "TP", "live_tp_fallback_s": 150.0}  # no version: the oldest
 
 
 @pytest.mark.parametrize(
