@@ -3,10 +3,11 @@ changes (no input file needed).
 
 A session is rebuilt from telemetry.points (t_s, BT, ET in order) and its telemetry.sessions row
 (settings, weights, events). Sessions stored before the events column existed take their marked
-events from their old roast_metrics row (CHARGE is the sample at t_s = 0). Their settings hold no
-dry-end threshold: it is read back from the source file when that is still at its stored path
-with the stored SHA-256 (and then kept in the session's settings); otherwise only a marked DRY END
-ends their drying phase. Artisan's values come from the stored `computed` block; rows stored
+events from their old roast_metrics row (CHARGE is the sample at t_s = 0). Settings that older
+versions did not keep (the dry-end threshold; the live TP fallback time) are read back from the
+source file when that is still at its stored path with the stored SHA-256 (and then kept in the
+session's settings); otherwise only a marked DRY END ends the drying phase and a TP-begun AUC
+begins at the profile's TP. Artisan's values come from the stored `computed` block; rows stored
 before that column existed keep the artisan_* values they had and leave the newer ones NULL.
 """
 from __future__ import annotations
@@ -29,7 +30,8 @@ from daena_pipelines.telemetry.model import InvalidSession, RoastSession
 from daena_pipelines.telemetry.store import insert_metrics
 
 log = logging.getLogger(__name__)
-THRESHOLD = "dry_end_threshold_c"
+# settings read from an Artisan file that sessions stored by older versions may lack
+FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s")
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed
 _EVENT_TIMES = {"DRY_END": "dry_end_s", "FCs": "fcs_s", "FCe": "fce_s", "DROP": "drop_s"}
@@ -52,21 +54,22 @@ def _events_from_old_metrics(t_s: np.ndarray, old: dict) -> dict[str, int]:
     return events
 
 
-def threshold_from_source(session: dict) -> float | None:
-    """The dry-end threshold (°C) of an Artisan session, read from its source file if the file is
-    still at the stored path with the stored content (SHA-256); None otherwise or if it has none."""
+def settings_from_source(session: dict) -> dict[str, object]:
+    """The FROM_FILE settings of an Artisan session, read from its source file if the file is
+    still at the stored path with the stored content (SHA-256); empty otherwise."""
     if session["source_format"] != "artisan_alog":
-        return None
+        return {}
     try:
         data = Path(session["source_path"]).read_bytes()
     except OSError:
-        return None
+        return {}
     if hashlib.sha256(data).hexdigest() != session["content_sha256"]:
-        return None  # another content now: its threshold need not be the stored session's
+        return {}  # another content now: its settings need not be the stored session's
     try:
-        return parse_alog(data, session["source_path"]).settings.get(THRESHOLD)
+        settings = parse_alog(data, session["source_path"]).settings
     except InvalidSession:
-        return None
+        return {}
+    return {k: settings[k] for k in FROM_FILE if k in settings}
 
 
 def stored_session(session: dict, points: dict[str, np.ndarray], old_metrics: dict) -> RoastSession:
@@ -74,10 +77,8 @@ def stored_session(session: dict, points: dict[str, np.ndarray], old_metrics: di
     events = json.loads(session["events"]) if session.get("events") else _events_from_old_metrics(t_s, old_metrics)
     computed = session.get("artisan_computed")
     settings = json.loads(session["settings"]) if session.get("settings") else {}
-    if THRESHOLD not in settings:  # stored before the threshold was kept
-        threshold = threshold_from_source(session)
-        if threshold is not None:
-            settings[THRESHOLD] = threshold
+    if any(k not in settings for k in FROM_FILE):  # stored before these were kept
+        settings = settings_from_source(session) | settings
     return RoastSession(
         source_format=session["source_format"],
         source=session["source"],
@@ -125,7 +126,7 @@ def _recompute(con: duckdb.DuckDBPyConnection, ids: list[str]) -> None:
         session_id = sid[a]
         session = stored_session(sessions[session_id], {n: c[a:b] for n, c in columns.items()}, old[session_id])
         stored_settings = sessions[session_id].get("settings")
-        if THRESHOLD in session.settings and THRESHOLD not in (json.loads(stored_settings) if stored_settings else {}):
+        if session.settings != (json.loads(stored_settings) if stored_settings else {}):
             read_back.append((session_id, json_text(session.settings)))
         ev = session.events
         ror = rate_of_rise(session.time_s, session.bt_c, ev["CHARGE"], ev.get("DROP", b - a - 1) + 1, DEFAULT_ROR.half_window_s)
