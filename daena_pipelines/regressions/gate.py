@@ -23,10 +23,10 @@ Two tests, either one flags a regression:
   ``step_gain`` robust noise units. This catches a slowdown that crept in below the window
   test's floor run by run, and that the window has absorbed.
 
-Only runs whose verdict was not a regression (or that were accepted) form the baseline, so a
-slow run never raises the bar for the next one (an accepted run is a new level: the baseline
-starts at it, ``history.gate_run``), and a recovery run is never "slower": the tests
-are one-sided. With fewer than ``min_runs`` accepted runs (a fresh clone without the history
+Only runs the gate judged and passed (or that were accepted) form the baseline, so a slow
+run never raises the bar for the next one, nor does a run whose gate crashed (no verdict; it
+may have timed a broken build). An accepted run is a new level: the baseline starts at it
+(``history.gate_run``). A recovery run is never "slower": the tests are one-sided. With fewer than ``min_runs`` accepted runs (a fresh clone without the history
 artifact) the run is recorded and passes here, saying ``no_history``; the blocking golden check
 still holds each key's median ratio to the promoted one within x1.5 (``at_most_factor``), so a
 fresh clone is gated too, only more loosely (another machine's ratios).

@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from daena_pipelines.config import Settings
-from daena_pipelines.regressions.gate import ACCEPTED, REGRESSION, GateRule, Verdict, decide
+from daena_pipelines.regressions.gate import ACCEPTED, NO_HISTORY, OK, REGRESSION, GateRule, Verdict, decide
 from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.db import transaction
 
@@ -133,7 +133,9 @@ def gate_run(con: duckdb.DuckDBPyConnection, suite: str, run_id: str, rule: Gate
     for (key, clock), per_run in samples(con, suite).items():
         if run_id not in per_run:
             continue
-        earlier = [r for r in per_run if r < run_id and decided.get((r, key, clock)) != REGRESSION]
+        # the baseline: earlier runs the gate judged and passed (or someone accepted); a run with no
+        # verdict (its gate crashed: a broken run, e.g. without dictionaries) measured something else
+        earlier = [r for r in per_run if r < run_id and decided.get((r, key, clock)) in (OK, NO_HISTORY, ACCEPTED)]
         # an accepted slowdown is a new level: the runs before it measured the old one, and
         # kept in the baseline they would flag every later run (the window for 5 runs, then the
         # step test for up to 30; measured in tests/regressions/test_gate.py)
