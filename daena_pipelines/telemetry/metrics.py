@@ -99,15 +99,20 @@ def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], un
     fallback sample comes after it). docs/telemetry.md, "Why AUC from TP disagrees"."""
     charge, dry = events["CHARGE"], events.get("DRY_END")
     last = min(len(t) - 1, dry) if dry is not None else len(t) - 1
-    readings = np.where(np.isnan(bt_c), -np.inf, bt_c)  # a dropout (-1 in the file) is the lowest reading
-    for k in range(charge + 8, last + 1):
-        older = readings[k - 4]
-        if int(t[k] - t[charge]) > 20 and np.all(older <= readings[k - 3 : k + 1]) and older < readings[k]:
-            break
-    else:
-        return None
     floor = LIVE_TP_FLOOR[unit]
     floor_c = floor if unit == "C" else (floor - 32.0) * 5.0 / 9.0
+    span = bt_c[charge : last + 1]
+    if not np.any((span > 0) & (span <= floor_c)):
+        return None  # the usual hot charge: checked first, as every profile pays for this
+    readings = np.where(np.isnan(bt_c), -np.inf, bt_c)  # a dropout (-1 in the file) is the lowest reading
+    k = np.arange(charge + 8, last + 1)
+    older = readings[k - 4]
+    risen = (np.trunc(t[k] - t[charge]) > 20) & (older < readings[k])
+    for back in (3, 2, 1):
+        risen &= older <= readings[k - back]
+    if not risen.any():
+        return None
+    k = int(k[risen.argmax()])  # the first sample that meets the rise check
     window = bt_c[charge : k + 1]
     if not np.any((window > 0) & (window <= floor_c)):
         return None  # a later candidate may be accepted: only the recording session could tell
