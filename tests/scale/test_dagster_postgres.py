@@ -109,5 +109,10 @@ def test_a_killed_run_frees_its_pool_slot_and_the_next_run_proceeds(postgres, tm
     finally:
         for process in (daemon, server):  # each in a process group of its own, with its children
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+        for process in (daemon, server):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # seen once under xdist: the code server still draining gRPC calls after the test's end
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
         instance.dispose()
