@@ -169,3 +169,32 @@ def test_negative_times_of_a_profile_without_charge_are_not_kept():
     kept = parse_alog(alog_bytes(data), "x.alog").artisan_computed
     assert "totaltime" not in kept and "dryphasetime" not in kept
     assert kept["midphasetime"] == 240.0 and kept["finishphasetime"] == 110.0 and kept["DROP_time"] == 610.0
+
+
+def test_curves_exchanged_after_recording_are_read_from_the_charge_annotation():
+    """Artisan saves each event annotation's label positions (`anno_positions`: key, temperature
+    label x/y, time label x/y) in the order it first drew them; the CHARGE labels sit the same
+    distance above and below BT's CHARGE reading at the time. Hand-made positions, placed as
+    Artisan places them (docs/telemetry.md, "Curves exchanged after recording")."""
+    from daena_pipelines.telemetry.alog import profile_to_session
+
+    def curve(anno_positions, **overrides):
+        data = profile(version="3.4.0", computed={"AUC": 300, "AUCbegin": "TP", "AUCbase": 100},
+                       anno_positions=anno_positions, **overrides)
+        return profile_to_session(data).settings.get("live_tp_curve")
+
+    data = profile()
+    charge, et, bt = data["timeindex"][0], data["temp1"][10], data["temp2"][10]
+    at_et = [0, data["timex"][charge], et + 22, data["timex"][charge], et - 22]
+    at_bt = [0, data["timex"][charge], bt + 22, data["timex"][charge], bt - 22]
+    tp, fcs, drop = [-1, 30.0, 150.0, 30.0, 110.0], [2, 500.0, 210.0, 500.0, 170.0], [6, 610.0, 220.0, 610.0, 180.0]
+    assert curve([at_et, fcs, drop, tp]) == "ET"  # TP drawn after DROP: saved by the recording session
+    assert curve([at_et, tp, fcs, drop]) == "none"  # time order: reopened, the live TP is gone
+    assert curve([at_et, fcs, drop]) == "none"
+    assert curve([at_bt, fcs, drop, tp]) is None  # recorded as saved
+    assert curve([[0, 30.0, et + 25, 30.0, et - 10], fcs, drop, tp]) is None  # a dragged label tells nothing
+    assert curve([at_et, fcs, drop, tp], temp2=data["temp1"]) is None  # ET = BT at CHARGE: undecided
+    assert curve(None) is None and curve([[0, 1.0]]) is None
+    # only for an AUC begun at TP
+    data = profile(computed={"AUC": 300, "AUCbegin": "CHARGE", "AUCbase": 100}, anno_positions=[at_et, fcs, drop, tp])
+    assert "live_tp_curve" not in profile_to_session(data).settings
