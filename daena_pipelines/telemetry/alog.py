@@ -283,6 +283,8 @@ _DRY_END_VALUES = (
     "dry_phase_AUC", "mid_phase_AUC",
 )
 _PHASE_TIMES = ("dryphasetime", "midphasetime", "mid_phase_ror")
+# event times in `computed`, counted from CHARGE (from the recording's zero while CHARGE is unset)
+_EVENT_TIMES = frozenset(f"{e}_time" for e in ("TP", "DRY", "FCs", "FCe", "SCs", "SCe", "DROP", "COOL"))
 
 
 def _version(text) -> tuple[int, ...]:
@@ -312,6 +314,14 @@ def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool)
         # without CHARGE, Artisan up to 2.8 (fixed by 2.10.6) measured total and drying time
         # from the last sample (the unset index -1), so they came out negative
         dropped += tuple(k for k in ("totaltime", "dryphasetime") if computed.get(k, 0) < 0)
+    charge, written = profile["timeindex"][0], profile["computed"]
+    if charge >= 0 and "CHARGE_BT" not in written and "CHARGE_ET" not in written:
+        # Artisan writes CHARGE_BT/ET whenever CHARGE is set (even as -1 for a dropout): this
+        # block was computed while it was not, so its event times count from the recording's
+        # zero and its total and drying times from no CHARGE (one held-out file)
+        dropped += ("totaltime", "dryphasetime")
+        offset = float(profile["timex"][charge])
+        computed = {k: v - offset if k in _EVENT_TIMES else v for k, v in computed.items()}
     result = {k: v for k, v in computed.items() if k not in dropped} if dropped else computed
     if isinstance(profile["computed"].get("totaltime"), int) and "DROP_time" in computed and profile["timeindex"][0] >= 0:
         # Artisan 2.1.2 and older cut the total time to whole seconds; DROP_time is the same span

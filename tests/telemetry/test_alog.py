@@ -198,3 +198,19 @@ def test_curves_exchanged_after_recording_are_read_from_the_charge_annotation():
     # only for an AUC begun at TP
     data = profile(computed={"AUC": 300, "AUCbegin": "CHARGE", "AUCbase": 100}, anno_positions=[at_et, fcs, drop, tp])
     assert "live_tp_curve" not in profile_to_session(data).settings
+
+
+def test_a_computed_block_written_before_charge_was_set_counts_from_the_recordings_zero():
+    """computedProfileInformation writes CHARGE_BT/ET whenever CHARGE is set and measures every
+    event time from it (from the recording's zero when unset); a block without them in a file with
+    CHARGE marked was computed before CHARGE was set (held-out 26-04-12_ma_no41: TP and FCs 12.9 s
+    later than ours, its CHARGE being 12.9 s into the recording). Hand-made profile."""
+    data = profile(computed={"TP_time": 110.0, "FCs_time": 500.0, "totaltime": 600.0, "TP_BT": 90.0})
+    del data["computed"]["CHARGE_ET"], data["computed"]["CHARGE_BT"]
+    charge_t = data["timex"][data["timeindex"][0]]  # 20 s
+    computed = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert computed["TP_time"] == pytest.approx(110.0 - charge_t) and computed["FCs_time"] == pytest.approx(480.0)
+    assert "totaltime" not in computed and computed["TP_BT"] == 90.0
+    data["computed"]["CHARGE_BT"] = -1  # written (a dropout at CHARGE): times from CHARGE, kept as they are
+    computed = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert computed["TP_time"] == 110.0 and computed["totaltime"] == 600.0
