@@ -255,6 +255,34 @@ class Execution:
         return None
 
 
+def is_safe(reading: Status | None) -> bool:
+    """This status shows heater 0 in a state where nothing heats."""
+    return reading is not None and reading.heater == 0 and reading.state in SAFE_STATES
+
+
+class SafeConfirmation:
+    """Whether the roaster is confirmed safe: heater 0 in a safe state in consecutive statuses for
+    ``SafetyLimits.safe_confirm_s`` (no status carries a checksum we can check, so one corrupt status
+    must not count). The one rule for the abort and for the sidecar's exit: each feeds it every status
+    it polls (``see``) and every poll without one (``lost``, which starts the wait again)."""
+
+    def __init__(self, limits: SafetyLimits):
+        self.confirm_s = limits.safe_confirm_s
+        self.since: float | None = None  # the first of the consecutive statuses showing the roaster safe
+        self.confirmed = False
+
+    def see(self, reading: Status, now: float) -> bool:
+        if not is_safe(reading):
+            self.lost()
+            return False
+        self.since = now if self.since is None else self.since
+        self.confirmed = now - self.since >= self.confirm_s
+        return self.confirmed
+
+    def lost(self) -> None:
+        self.since, self.confirmed = None, False
+
+
 class Abort:
     """A process, not a timeout: heater down and PRS until a status shows heater 0 in a safe state.
 
@@ -277,7 +305,7 @@ class Abort:
         self._heater_misses = 0
         self._prs_sent_at: float | None = None
         self._prs_state: int | None = None
-        self._safe_since: float | None = None  # first of the consecutive statuses showing heater 0 in a safe state
+        self.safe = SafeConfirmation(limits)  # from the first status this abort sees
 
     @property
     def done(self) -> bool:
@@ -294,7 +322,8 @@ class Abort:
 
     def unreachable(self) -> None:
         """No valid status this cycle: the abort's clock stops until one comes."""
-        self._seen_at = self._safe_since = None
+        self._seen_at = None
+        self.safe.lost()
 
     def advance(self, reading: Status, now: float) -> r.Action | None:
         if self._seen_at is not None:
@@ -305,13 +334,11 @@ class Abort:
         return action
 
     def _next(self, reading: Status, now: float) -> r.Action | None:
-        state = _state(reading)
-        if reading.heater == 0 and state in SAFE_STATES:
-            self._safe_since = now if self._safe_since is None else self._safe_since
-            if now - self._safe_since >= self.limits.safe_confirm_s:
-                self.confirmed_at, self.safe_at = now, self._safe_since
+        if self.safe.see(reading, now):
+            self.confirmed_at, self.safe_at = now, self.safe.since
+        if is_safe(reading):
             return None
-        self._safe_since = None
+        state = _state(reading)
         if state is None:
             # a code we cannot place (corrupt byte, power-on reset, undocumented): where PRS leads from it is
             # unknown, and from off it starts a preheat. Only the heater may go down; the abort waits for a known state

@@ -39,6 +39,7 @@ class Faults:
     unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
     short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
     safe_looking: tuple[float, float] | None = None  # (from, to): statuses read heater 0 and cooling, whatever is true
+    roasting_looking: tuple[float, float] | None = None  # (from, to): statuses read roasting, whatever is true (a flicker)
     wedged_from: float | None = None  # from then reads time out until the interface is claimed anew (a stuck endpoint)
     unplug_on: str | None = None  # 'command_write' | 'status_read': unplug at the next such transfer (then
     # as disconnect_at_s from that moment, with reconnect_after_s); the transfer fails with ENODEV
@@ -308,6 +309,8 @@ class VirtualBulletR1:
             buf[29] = UNKNOWN_STATE
         if self._in_window(self.config.faults.safe_looking):  # R1: no checksum, so nothing tells it from a true one
             buf[27], buf[29] = 0, State.COOLING
+        if self._in_window(self.config.faults.roasting_looking):
+            buf[29] = State.ROASTING
         return bytes(buf)
 
 

@@ -280,3 +280,36 @@ def test_a_roaster_silent_until_reopened_is_reopened(roaster, sim_config, wareho
     result = sidecar.run_started()
     assert any(f.startswith("disconnect: no answer for 5.") for f in result.faults)
     record("roaster connected but silent until reopened (commanded, preheating)", device, result, result.command_statuses)
+
+
+def test_a_flicker_to_roasting_inside_the_confirm_window_restarts_it_for_the_abort_and_the_exit(roaster, sim_config,
+                                                                                                warehouse):
+    """'Confirmed safe' is one rule (safety.SafeConfirmation) for the exit's abort and for the exit itself: a
+    status reading roasting between safe ones, inside safe_confirm_s, starts the wait again for both, and at
+    every cycle the abort is done exactly when the exit sees the roaster confirmed safe."""
+    from .test_faults import controlling
+
+    sidecar, device, _ = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    sidecar.request_stop("operator stop")  # the exit's abort drives the roasting roaster to heater 0 and cooling
+    flicker = first_since = None
+    cycles = []  # (abort done, exit sees it confirmed safe), from the abort's start
+    while True:
+        if flicker is None and sidecar.safe.since is not None:  # the confirm window has begun
+            first_since = sidecar.safe.since
+            flicker = (first_since + 0.15, first_since + 0.25)  # inside safe_confirm_s (0.4 s)
+            inject(device, roasting_looking=flicker)
+        going_on = sidecar.step()
+        if sidecar.abort is not None:
+            cycles.append((sidecar.abort.done, sidecar.safe.confirmed))
+        if not going_on:
+            break
+        sidecar.clock.sleep(sidecar.next_tick - sidecar.clock.now())
+    result = sidecar.finish()
+    assert flicker is not None and cycles and cycles[-1] == (True, True)
+    assert all(done == confirmed for done, confirmed in cycles), cycles  # the two never disagree
+    abort = sidecar.abort
+    assert abort.safe_at >= flicker[1] > first_since  # the flicker started the wait again ...
+    assert abort.confirmed_at - abort.safe_at >= sidecar.limits.safe_confirm_s  # ... for the full window
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert result.exit["outcome"].startswith("made safe") and not result.left_unsafe
+    record("a status flickers to roasting inside the exit's confirm window", device, result, result.command_statuses)
