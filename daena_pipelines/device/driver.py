@@ -184,7 +184,13 @@ class BulletR1:
             self._drain()
         first = self._request(p.STATUS_REQUEST_1, p.STATUS_HALF_LEN, "polling status (part 1)")
         second = self._request(p.STATUS_REQUEST_2, p.STATUS_HALF_LEN, "polling status (part 2)")
-        return p.decode_status(first + second)
+        try:
+            return p.decode_status(first + second)
+        except r.InvalidStatus:
+            # a reply later than the drain puts every later reply one request behind (each status then pairs
+            # one poll's second half with the next one's first): drain before the next poll to line them up
+            self._late_replies_possible = True
+            raise
 
     def apply(self, action: r.Action) -> None:
         """Write one 4-byte command (heater/fan step, drum level, PRS). No reply is expected."""

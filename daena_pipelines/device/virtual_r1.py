@@ -35,6 +35,8 @@ class Faults:
     disconnect_at_s: float | None = None
     reconnect_after_s: float | None = None  # None: stays unplugged
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
+    late_reply_at_s: float | None = None  # R1: the first status request from then on is answered late, once: after
+    # the driver's read timed out and its drain found nothing, just before the reply to the next request
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
     short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
@@ -108,6 +110,7 @@ class VirtualBulletR1:
         self._probe_history: deque[float] = deque(maxlen=int(30 / TICK_S) + 1)
         self._replies: deque[bytes] = deque()
         self._status_snapshot: bytes | None = None
+        self._late_reply: bytes | None = None  # the late_reply_at_s fault's reply, still on its way
         self.wire_log: list[tuple[float, bytes]] = []  # (device time, bytes written), for tests
         self.on_mark = None  # callable(event name): the operator's event button in the sidecar, if any
         self._first_crack_marked = False
@@ -218,6 +221,9 @@ class VirtualBulletR1:
     def handle_write(self, data: bytes) -> None:
         self.advance()
         self.wire_log.append((self.clock.now(), data))
+        if self._late_reply is not None:  # arrives now, ahead of this request's reply
+            self._replies.append(self._late_reply)
+            self._late_reply = None
         if data == p.INFO_REQUEST:
             self._replies.append(self._info_reply())
         elif data == p.ROAST_COUNT_REQUEST:
@@ -226,7 +232,12 @@ class VirtualBulletR1:
             self._replies.append(bytes(reply))
         elif data == p.STATUS_REQUEST_1:
             self._status_snapshot = self._status_bytes()
-            self._replies.append(self._status_snapshot[: p.STATUS_HALF_LEN])
+            late = self.config.faults.late_reply_at_s
+            if late is not None and self.clock.now() >= late:
+                self.config.faults = replace(self.config.faults, late_reply_at_s=None)
+                self._late_reply = self._status_snapshot[: p.STATUS_HALF_LEN]
+            else:
+                self._replies.append(self._status_snapshot[: p.STATUS_HALF_LEN])
         elif data == p.STATUS_REQUEST_2:
             snapshot = self._status_snapshot or self._status_bytes()
             self._status_snapshot = None
@@ -253,7 +264,7 @@ class VirtualBulletR1:
     def forget_replies(self) -> None:
         """Unplugged (the USB device loses power) or reset: replies not yet read are gone."""
         self._replies.clear()
-        self._status_snapshot = None
+        self._status_snapshot = self._late_reply = None
 
     def mid_status(self) -> bool:
         """This read is inside one status: the R1's second half (after ``30 03``), whose first half was read."""

@@ -313,3 +313,22 @@ def test_a_flicker_to_roasting_inside_the_confirm_window_restarts_it_for_the_abo
     assert device.heater == 0 and device.sidecar_state == State.COOLING
     assert result.exit["outcome"].startswith("made safe") and not result.left_unsafe
     record("a status flickers to roasting inside the exit's confirm window", device, result, result.command_statuses)
+
+
+def test_a_status_reply_later_than_the_drain_does_not_lose_the_roaster(sim_config, warehouse):
+    """R1 (request/reply; the R2 pushes its frames): one status reply comes late, after the read timed out
+    and after the next poll's drain found nothing. Before, from then on every status paired the second half
+    of one poll with the first half of the next: all invalid, the roaster out of reach for the rest of the
+    session, and the exit could not make the roaster it had commanded safe (it kept roasting)."""
+    from .test_faults import controlling
+
+    roaster = ROASTERS["r1"]
+    sidecar, device, now = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    inject(device, late_reply_at_s=now)
+    assert run_until(sidecar, lambda s: s.clock.now() >= now + 2)
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert result.exit["outcome"].startswith("made safe") and not result.left_unsafe
+    assert result.lost_polls <= 5  # the late poll, the mixed one, and the drain's
+    record("one R1 status reply arrives after the drain (commanded, roasting)", device, result, result.command_statuses)
