@@ -31,7 +31,7 @@ from daena_pipelines.telemetry.store import insert_metrics
 
 log = logging.getLogger(__name__)
 # settings read from an Artisan file that sessions stored by older versions may lack
-FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s")
+FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_curve")
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed
 _EVENT_TIMES = {"DRY_END": "dry_end_s", "FCs": "fcs_s", "FCe": "fce_s", "DROP": "drop_s"}
