@@ -762,8 +762,7 @@ class Sidecar:
                 return False
             try:
                 if self.driver is None and now >= self.next_reconnect:
-                    self.next_reconnect = now + self.cfg.reconnect_interval_s
-                    self.driver = self.open_driver(self.info.serial)
+                    self._try_reconnect(now)  # as the loop does: this roaster only, one attempt per interval
                 if self.driver is not None:
                     reading = self.driver.poll()
                     self.last_reading = reading
@@ -777,7 +776,9 @@ class Sidecar:
                         self.commanded = True
                         self._fault("abort_step", f"{action.describe()} (status: heater {reading.heater}, {reading.state_name})")
                         self.driver.apply(action)
-            except (DeviceError, InvalidStatus):
+            except (DeviceError, InvalidStatus) as error:
+                if isinstance(error, DeviceDisconnected):  # that handle never answers again: close it, reopen the roaster
+                    self._lose_device(now, str(error))
                 self.safe.lost()
                 abort.unreachable()
             finally:

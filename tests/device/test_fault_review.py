@@ -365,3 +365,25 @@ def test_a_roaster_another_program_holds_does_not_keep_the_sidecar_from_its_own(
     other.close()
     record("two R1s, the other held by another program; ours unplugged 4 s (commanded)", ours, result,
            result.command_statuses)
+
+
+def test_an_unplug_while_the_failing_loop_drives_the_roaster_safe_is_reconnected(roaster, sim_config, warehouse):
+    """Every cycle raises (e.g. the recordings disk is full), so drive_safe runs the abort outside the loop;
+    meanwhile the roaster is unplugged for 1 s. Before, drive_safe kept polling the dead handle of the
+    unplugged roaster and never reopened it: the abort stopped half way and the commanded roaster went on
+    roasting until the exit gave up ('NOT confirmed safe')."""
+    from .test_faults import controlling
+
+    sidecar, device, now = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+
+    def broken(*args):
+        raise OSError(28, "No space left on device")
+
+    sidecar._record = broken  # three failing cycles (0.2 s), then drive_safe
+    inject(device, disconnect_at_s=now + 0.5, reconnect_after_s=1.0)  # while drive_safe steps the heater down
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert result.exit["outcome"] == "made safe outside the poll loop: heater 0 and cooling confirmed by status"
+    assert any(f.startswith("reconnected") for f in result.faults)
+    record("unplug for 1 s while drive_safe runs for a failing loop (commanded, roasting)", device, result,
+           result.command_statuses)
