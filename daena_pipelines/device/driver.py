@@ -98,16 +98,27 @@ class BulletR1:
     def open(cls, serial: str | None = None, backend=None, product_ids=tuple(p.PRODUCT_IDS)) -> "BulletR1":
         """Open the R1 whose serial is ``serial``; with None, the only R1 on the bus.
 
-        Each candidate is claimed and asked for its serial; the ones not chosen are released."""
+        Each candidate is claimed and asked for its serial; the ones not chosen are released. One that another
+        program holds cannot be asked: it is passed over (it may be another sidecar's roaster), and is the
+        error only when no other candidate is the one asked for."""
         devices = find_roasters("Bullet R1", product_ids, serial, backend,
                                 "Use simulate=true to run against the virtual R1.")
-        seen = []
+        seen, busy = [], None
         for device in devices:
-            roaster = cls._claim(device)
+            try:
+                roaster = cls._claim(device)
+            except KernelDriverBusy as error:
+                if serial is None:
+                    raise
+                busy = error
+                continue
             if serial is None or roaster.info.serial == str(serial):
                 return roaster
             seen.append(roaster.info.serial)
             roaster.close()
+        if busy is not None:
+            raise KernelDriverBusy(f"No free Bullet R1 with serial {serial} (found serial {', '.join(seen) or 'none'}); "
+                                   f"the roaster may be the one held by another program: {busy}") from busy
         raise WrongRoaster(f"No Bullet R1 with serial {serial} on USB (found serial {', '.join(seen)}); "
                            "check roaster_serial and which roaster is plugged in")
 

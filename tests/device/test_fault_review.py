@@ -332,3 +332,36 @@ def test_a_status_reply_later_than_the_drain_does_not_lose_the_roaster(sim_confi
     assert result.exit["outcome"].startswith("made safe") and not result.left_unsafe
     assert result.lost_polls <= 5  # the late poll, the mixed one, and the drain's
     record("one R1 status reply arrives after the drain (commanded, roasting)", device, result, result.command_statuses)
+
+
+def test_a_roaster_another_program_holds_does_not_keep_the_sidecar_from_its_own(sim_config, warehouse):
+    """Two R1s on one host, each driven by its own program (another sidecar, Artisan). Finding ours by
+    serial means asking each R1 for its serial, which needs a claim, and the one another program holds
+    refuses it (EBUSY). Before, that refusal ended the whole open: once the other roaster's program had
+    started, the sidecar could not reopen its own roaster after an unplug, gave up and left it heating."""
+    from daena_pipelines.device.clock import SteppedClock
+    from daena_pipelines.device.driver import BULLET_R1
+    from daena_pipelines.device.sidecar import Sidecar
+    from daena_pipelines.device.virtual_r1 import VirtualBus, VirtualR1Config, plug_in_virtual_r1
+
+    clock = SteppedClock()
+    _, other_backend = plug_in_virtual_r1(VirtualR1Config(serial=4242), clock)  # first on the bus
+    ours, ours_backend = plug_in_virtual_r1(VirtualR1Config(serial=5151), clock)
+    bus = VirtualBus(other_backend, ours_backend)
+    sidecar = Sidecar(sim_config(roaster_serial="5151", warehouse=warehouse, queue_poll_interval_s=1.0), clock,
+                      lambda serial: BULLET_R1.open(serial, backend=bus), "simulator")
+    sidecar.start()
+    approve(warehouse, "preheat", "PREHEAT", serial="5151")
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60) and ours.heater > 0
+    other = BULLET_R1.open("4242", backend=bus)  # the other program starts on the other roaster
+    now = clock.now()
+    inject(ours, disconnect_at_s=now, reconnect_after_s=4.0)  # past lost_control_s (3 s): an abort is due
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done, limit_s=now + 40), sidecar.faults
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert ours.heater == 0 and ours.sidecar_state == State.COOLING  # the lost-control abort ran after the replug
+    assert any(f.startswith("reconnected") for f in result.faults) and result.exit["outcome"] == "already safe"
+    assert other_backend.claims and other.info.serial == "4242"  # the other program keeps its roaster
+    other.close()
+    record("two R1s, the other held by another program; ours unplugged 4 s (commanded)", ours, result,
+           result.command_statuses)
