@@ -4,7 +4,7 @@ changes (no input file needed).
 A session is rebuilt from telemetry.points (t_s, BT, ET in order) and its telemetry.sessions row
 (settings, weights, events). Sessions stored before the events column existed take their marked
 events from their old roast_metrics row (CHARGE is the sample at t_s = 0). Settings that older
-versions did not keep (the dry-end threshold; the live TP fallback time) are read back from the
+versions did not keep (the dry-end threshold; the live TP fallback time and curve) are read back from the
 source file when that is still at its stored path with the stored SHA-256 (and then kept in the
 session's settings); otherwise only a marked DRY END ends the drying phase and a TP-begun AUC
 begins at the profile's TP. Artisan's values come from the stored `computed` block; rows stored
