@@ -414,3 +414,22 @@ def test_a_level_the_operator_sets_at_the_panel_mid_command_is_never_stepped_bac
     assert safe(device) and result.exit["outcome"].startswith("made safe")
     record("operator turns the heater down at the panel while a SET_POWER steps it up", device, result,
            result.command_statuses)
+
+
+def test_empty_replies_from_a_replugged_roaster_do_not_end_the_session_or_lock_it_out(roaster, sim_config, warehouse):
+    """Unplugged 4 s while commanded; back, it answers with zero-length packets for its first 2 s (e.g.
+    still booting). Before, on the R1 the empty serial reply raised a ValueError out of the reopen: the
+    cycle failed (end reason 'error') and the claim it had taken was never released, so every later
+    attempt was 'busy' and the roaster went on heating; now it is a failed attempt like any other."""
+    from .test_faults import controlling
+
+    sidecar, device, now = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    inject(device, disconnect_at_s=now, reconnect_after_s=4.0, empty_replies=(now + 4.0, now + 6.0))
+    sidecar.cfg.max_duration_s = now - sidecar.t0 + 20  # the session ends 20 s on, through the exit procedure
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING  # the lost-control abort ran
+    assert sidecar.abort.reason.startswith("lost control") and sidecar.abort.done
+    assert result.error is None and footer(result)["end_reason"] == "duration"
+    assert any(f.startswith("reconnected") for f in result.faults) and not result.left_unsafe
+    record("unplug 4 s, back answering zero-length packets for 2 s (commanded, roasting)", device, result,
+           result.command_statuses)
