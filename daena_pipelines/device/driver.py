@@ -187,7 +187,10 @@ class BulletR1:
     def _read_info(self) -> r.DeviceInfo:
         info = self._request(p.INFO_REQUEST, p.INFO_REPLY_LEN, "reading serial/firmware")
         roast_count = self._request(p.ROAST_COUNT_REQUEST, p.ROAST_COUNT_REPLY_LEN, "reading the roast count")
-        return p.decode_info(info, roast_count)
+        try:
+            return p.decode_info(info, roast_count)
+        except ValueError as error:  # a short reply is a failed open like any other: the claim is released
+            raise r.DeviceError(f"Bullet R1 gave an unusable reply while reading serial/firmware: {error}") from error
 
     def poll(self) -> r.Status:
         """One status poll (two requests, 128 bytes). Raises InvalidStatus, ReadTimeout, DeviceDisconnected."""

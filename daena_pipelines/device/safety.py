@@ -190,6 +190,7 @@ class Execution:
         self._sent_at: float | None = None
         self._level_at_send: int | None = None
         self._misses = 0
+        self._seen: int | None = None  # the level the last status showed
 
     def _finish(self, status: str, now: float, observed: float | None, error: str | None = None) -> None:
         self.status, self.finished, self.observed_value, self.error = status, now, observed, error
@@ -215,6 +216,12 @@ class Execution:
         if level == target:
             self._finish("COMPLETED", now, level)
             return None
+        if self._seen is not None and level != self._seen and not self._moved_by_our_step(level, target):
+            # the operator at the panel (or the roaster itself) set it: theirs stands, never stepped back
+            self._finish("ABORTED", now, level, f"level changed from {self._seen} to {level} by someone else (the panel "
+                                                f"or the roaster itself) during execution; no further step sent")
+            return None
+        self._seen = level
         if now - self.started > self.limits.command_timeout_s:
             self._finish("TIMEOUT", now, level, f"level {level} after {self.limits.command_timeout_s:g} s, target {target}")
             return None
@@ -238,6 +245,12 @@ class Execution:
         if kind == "SET_POWER":
             return r.HEATER_UP if up else r.HEATER_DOWN
         return r.FAN_UP if up else r.FAN_DOWN
+
+    def _moved_by_our_step(self, level: int, target: int) -> bool:
+        """The step in flight explains this level: away from where it was sent, towards the target, not past it."""
+        start = self._level_at_send
+        return (self._sent_at is not None and (level - start) * (target - start) > 0
+                and abs(level - start) <= abs(target - start))
 
     def _advance_prs(self, reading: Status, now: float) -> r.Action | None:
         start, goal = PRS_TRANSITIONS[self.command.command_type]

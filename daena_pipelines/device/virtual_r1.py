@@ -40,6 +40,7 @@ class Faults:
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
     short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
+    empty_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives as a zero-length packet
     safe_looking: tuple[float, float] | None = None  # (from, to): statuses read heater 0 and cooling, whatever is true
     roasting_looking: tuple[float, float] | None = None  # (from, to): statuses read roasting, whatever is true (a flicker)
     wedged_from: float | None = None  # from then reads time out until the interface is claimed anew (a stuck endpoint)
@@ -515,7 +516,9 @@ class VirtualR1Backend(usb.backend.IBackend):
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
         if len(reply) > len(buff):  # libusb: the device offered more than asked for (LIBUSB_ERROR_OVERFLOW)
             raise _usb_error(errno.EOVERFLOW, "Overflow")
-        n = min(len(reply), 40 if self.device._in_window(self.device.config.faults.short_replies) else len(reply))
+        faults = self.device.config.faults
+        n = min(len(reply), 0 if self.device._in_window(faults.empty_replies)
+                else 40 if self.device._in_window(faults.short_replies) else len(reply))
         buff[:n] = type(buff)(buff.typecode, reply[:n])
         return n
 

@@ -387,3 +387,49 @@ def test_an_unplug_while_the_failing_loop_drives_the_roaster_safe_is_reconnected
     assert any(f.startswith("reconnected") for f in result.faults)
     record("unplug for 1 s while drive_safe runs for a failing loop (commanded, roasting)", device, result,
            result.command_statuses)
+
+
+def test_a_level_the_operator_sets_at_the_panel_mid_command_is_never_stepped_back(roaster, sim_config, warehouse):
+    """An approved SET_POWER steps the heater up; after its first step the operator at the panel turns the
+    heater down to 2. The sidecar never fights the panel (docs/device.md, safety model): before, the command
+    went on stepping from the operator's 2 back up to its target and COMPLETED there."""
+    from .test_faults import controlling
+
+    sidecar, device, _ = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600,
+                                     queue_poll_interval_s=1.0)
+    top = device.HEATER_RANGE[1]  # the charge heater of the simulated operator: 9 (R1), 14 (R2)
+    approve(warehouse, "power-down", "SET_POWER", top - 4, serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED") == 2 and device.heater == top - 4)
+    approve(warehouse, "power-up", "SET_POWER", top, serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.active is not None and device.heater == top - 3)
+    device.heater = 2  # at the panel
+    panel_at = sidecar.clock.now()
+    assert run_until(sidecar, lambda s: s.clock.now() >= panel_at + 10)
+    assert device.heater == 2 and device.sidecar_state == State.ROASTING  # the operator's setting stands
+    assert not [w for w in writes(device, panel_at) if w[:2] == bytes([0x34, 0x01])]  # no heater +1 sent since
+    status, error = queue_rows(warehouse)["power-up"][2:]
+    assert status == "ABORTED" and "to 2 by someone else (the panel" in error, error
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert safe(device) and result.exit["outcome"].startswith("made safe")
+    record("operator turns the heater down at the panel while a SET_POWER steps it up", device, result,
+           result.command_statuses)
+
+
+def test_empty_replies_from_a_replugged_roaster_do_not_end_the_session_or_lock_it_out(roaster, sim_config, warehouse):
+    """Unplugged 4 s while commanded; back, it answers with zero-length packets for its first 2 s (e.g.
+    still booting). Before, on the R1 the empty serial reply raised a ValueError out of the reopen: the
+    cycle failed (end reason 'error') and the claim it had taken was never released, so every later
+    attempt was 'busy' and the roaster went on heating; now it is a failed attempt like any other."""
+    from .test_faults import controlling
+
+    sidecar, device, now = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    inject(device, disconnect_at_s=now, reconnect_after_s=4.0, empty_replies=(now + 4.0, now + 6.0))
+    sidecar.cfg.max_duration_s = now - sidecar.t0 + 20  # the session ends 20 s on, through the exit procedure
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING  # the lost-control abort ran
+    assert sidecar.abort.reason.startswith("lost control") and sidecar.abort.done
+    assert result.error is None and footer(result)["end_reason"] == "duration"
+    assert any(f.startswith("reconnected") for f in result.faults) and not result.left_unsafe
+    record("unplug 4 s, back answering zero-length packets for 2 s (commanded, roasting)", device, result,
+           result.command_statuses)
