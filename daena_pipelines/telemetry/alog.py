@@ -283,6 +283,7 @@ _DRY_END_VALUES = (
     "dry_phase_AUC", "mid_phase_AUC",
 )
 _PHASE_TIMES = ("dryphasetime", "midphasetime", "mid_phase_ror")
+_PHASE_SPANS = ("dryphasetime", "midphasetime", "finishphasetime")
 # event times in `computed`, counted from CHARGE (from the recording's zero while CHARGE is unset)
 _EVENT_TIMES = frozenset(f"{e}_time" for e in ("TP", "DRY", "FCs", "FCe", "SCs", "SCe", "DROP", "COOL"))
 
@@ -322,6 +323,9 @@ def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool)
         dropped += ("totaltime", "dryphasetime")
         offset = float(profile["timex"][charge])
         computed = {k: v - offset if k in _EVENT_TIMES else v for k, v in computed.items()}
+    # Artisan before 1.6 cut the phase times to whole seconds (written as integers, like the total
+    # time below); no event time of the block gives these spans with a single rounding: not kept
+    dropped += tuple(k for k in _PHASE_SPANS if type(written.get(k)) is int)
     result = {k: v for k, v in computed.items() if k not in dropped} if dropped else computed
     if isinstance(profile["computed"].get("totaltime"), int) and "DROP_time" in computed and profile["timeindex"][0] >= 0:
         # Artisan 2.1.2 and older cut the total time to whole seconds; DROP_time is the same span
@@ -401,7 +405,9 @@ def profile_to_session(profile: dict) -> RoastSession:
             settings["auc_base_from_event"] = True  # base = BT at the begin event
         if settings.get("auc_begin") == "TP":
             # when the recording session's timed TP fallback fires (metrics.live_tp_fallback)
-            settings["live_tp_fallback_s"] = 120.0 if _version(profile.get("version")) >= (3, 4) else 150.0
+            version = _version(profile.get("version"))
+            if version >= (1, 6, 1):  # before, the recognition accepted any TP and had no fallback
+                settings["live_tp_fallback_s"] = 120.0 if version >= (3, 4) else 150.0
             curve = _live_tp_curve(profile.get("anno_positions"), events, et_raw, bt_raw)
             if curve is not None:
                 settings["live_tp_curve"] = curve

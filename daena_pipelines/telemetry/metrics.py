@@ -32,7 +32,8 @@ DEFAULT_ROR = RorSettings()
 # 3: an unmarked DRY END is the sample closest to the threshold (Artisan's rule)
 # 4: AUC of a cold-start profile begins at Artisan's live TP fallback; total RoR from rounded values
 # 5: the live TP of a profile whose ET and BT were exchanged after recording is replayed on its ET
-METRICS_VERSION = 5
+# 6: no live TP fallback before Artisan 1.6.1 (recompute reads it back from an unchanged file)
+METRICS_VERSION = 6
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"

@@ -35,7 +35,7 @@ def test_fahrenheit_computed_block_and_dropouts_convert():
     assert computed["fcs_ror"] == pytest.approx(5.0)
     assert computed["AUC"] == 900  # Artisan's AUC is °C·min even in a Fahrenheit profile
     assert computed["FCs_time"] == 480.0  # times are not temperatures
-    assert session.settings == {"auc_base_c": pytest.approx(100.0), "auc_begin": "TP", "live_tp_fallback_s": 150.0}  # no version: the oldest
+    assert session.settings == {"auc_base_c": pytest.approx(100.0), "auc_begin": "TP"}  # no version: the oldest, no live TP fallback
 
 
 @pytest.mark.parametrize(
@@ -158,6 +158,17 @@ def test_total_time_cut_to_whole_seconds_gives_way_to_drop_time():
     assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["totaltime"] == 734.0
     data = profile(computed={"totaltime": 733.999, "DROP_time": 734.0}, version="2.8.0")
     assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["totaltime"] == 733.999
+
+
+def test_phase_times_cut_to_whole_seconds_are_not_kept():
+    """Hand-worked, as Artisan 1.4/1.5 wrote them (int() of each span, e.g. a 246.94-s development
+    written as 246 in a held-out SR700 file): such phase times are not kept, float ones are."""
+    data = profile(computed={"totaltime": 733, "dryphasetime": 300, "midphasetime": 186, "finishphasetime": 246,
+                             "DROP_time": 734.0}, version="1.4.0")
+    kept = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert not {"dryphasetime", "midphasetime", "finishphasetime"} & kept.keys() and kept["totaltime"] == 734.0
+    data = profile(computed={"finishphasetime": 246.9, "DROP_time": 734.0}, version="1.6.0")
+    assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["finishphasetime"] == 246.9
 
 
 def test_negative_times_of_a_profile_without_charge_are_not_kept():

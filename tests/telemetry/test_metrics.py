@@ -214,6 +214,9 @@ def test_the_live_tp_fallback_time_follows_the_artisan_version():
         return profile_to_session(data).settings.get("live_tp_fallback_s")
 
     assert (fallback("2.4.4"), fallback("3.2.1"), fallback("3.4.0"), fallback("4.2.0")) == (150.0, 150.0, 120.0, 120.0)
+    # the 50 °C floor and the 150-s fallback came with 1.6.1 (commits of 2019-02-24 and 03-09):
+    # before, the first candidate was taken, so the profile's TP stands (and for a file without version)
+    assert (fallback("1.4.0"), fallback("1.6.0"), fallback(None), fallback("1.6.1")) == (None, None, None, 150.0)
     assert fallback("4.2.0", begin="CHARGE") is None and profile_to_session(profile()).settings.get("live_tp_fallback_s") is None
 
 

@@ -139,6 +139,22 @@ def test_recompute_reads_missing_file_settings_back_from_the_unchanged_source_fi
         assert recompute.recompute_metrics(con) == 0
 
 
+def test_recompute_replaces_file_settings_read_under_an_older_rule(tmp_path):
+    # a session stored by metrics version 5 from an Artisan 1.4 file kept the 150-s live TP
+    # fallback, which that version's recognition did not have; its unchanged file now says so
+    path = tmp_path / "old.alog"
+    path.write_bytes(alog_bytes(profile(version="1.4.0", computed={"AUC": 300, "AUCbegin": "TP", "AUCbase": 100})))
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest.ingest(con, [path], tmp_path / "q", workers=1)
+        query = "SELECT settings->>'live_tp_fallback_s', settings->>'auc_begin' FROM telemetry.sessions"
+        assert con.execute(query).fetchall() == [(None, "TP")]
+        con.execute("""UPDATE telemetry.sessions SET settings = json_merge_patch(settings, '{"live_tp_fallback_s": 150.0}')""")
+        con.execute("UPDATE telemetry.roast_metrics SET metrics_version = 5")
+        assert con.execute(query).fetchall() == [("150.0", "TP")]
+        assert recompute.recompute_metrics(con) == 1
+        assert con.execute(query).fetchall() == [(None, "TP")]
+
+
 def test_a_warehouse_whose_samples_differ_in_extra_channels_is_refused_and_left_as_it_was(old_warehouse):
     # migration 3 keeps one list of channel names per session: a session whose samples carry
     # other channels than its first one would lose values, so nothing of migration 3 may commit
