@@ -223,10 +223,15 @@ class Sidecar:
     def _fault(self, kind: str, message: str) -> None:
         self.faults.append(f"{kind}: {message}")
         self.progress(f"fault {kind}: {message}")
+        self._keep(f"fault {kind}", self.recorder.fault, self.clock.now() - self.t0, kind, message)
+
+    def _keep(self, what: str, write: Callable, *line) -> None:
+        """Write a fault or command line; a broken recording (disk full) must not stop the abort and the
+        exit procedure, which write through here (a failing sample write ends the cycle and begins the exit)."""
         try:
-            self.recorder.fault(self.clock.now() - self.t0, kind, message)
-        except (OSError, ValueError) as error:  # a broken recording must not stop the abort that logs through here
-            self.progress(f"fault {kind} not recorded: {error}")
+            write(*line)
+        except (OSError, ValueError) as error:
+            self.progress(f"{what} not recorded: {error}")
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
@@ -315,7 +320,7 @@ class Sidecar:
         if self.bridge:
             self.bridge.execution(row)
         if execution.status != "EXECUTING":
-            self.recorder.command(row)
+            self._keep(f"command {row['proposal_id']}", self.recorder.command, row)
             self._count(execution.status)
             command = execution.command
             self.progress(f"command {command.proposal_id} {command.command_type} {command.target_value} -> "
@@ -325,9 +330,10 @@ class Sidecar:
         closed_at = datetime.now(UTC)
         if self.bridge:
             self.bridge.expired(command.proposal_id, closed_at, reason, self.source)
-        self.recorder.command({"proposal_id": command.proposal_id, "machine_id": command.machine_id,
-                               "command_type": command.command_type, "target_value": command.target_value,
-                               "status": "EXPIRED", "closed_at": closed_at, "error": reason, "source": self.source})
+        self._keep(f"command {command.proposal_id}", self.recorder.command, {
+            "proposal_id": command.proposal_id, "machine_id": command.machine_id, "command_type": command.command_type,
+            "target_value": command.target_value, "status": "EXPIRED", "closed_at": closed_at, "error": reason,
+            "source": self.source})
         self._count("EXPIRED")
         self.progress(f"command {command.proposal_id} {command.command_type} -> EXPIRED {reason}")
 
