@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import orjson
@@ -41,21 +41,30 @@ if TYPE_CHECKING:  # the warehouse side (duckdb, pyarrow) is left out of parser 
 
 @dataclass(frozen=True)
 class InputFormat:
-    """A roast-file format: its parser and, for a suffix other files share too (``.json``), a test of
-    the content, so that a stray file with that suffix is ignored rather than rejected."""
+    """A roast-file format: its parser and, for a name other files share too (``.json``, or no
+    suffix at all), a test of the content, so that a stray file of that name is ignored rather
+    than rejected."""
 
     parse: Callable[[bytes, str], RoastSession]
-    looks_like: Callable[[bytes], bool] | None = None
+    looks_like: Callable[[bytes], bool] | None = None  # of the whole content
+    could_be: Callable[[bytes], bool] | None = None  # of its first `head_bytes`: False spares reading the rest
+    head_bytes: int = 0
 
 
+ROASTIME = InputFormat(parse_roastime, roastime.looks_like_roastime, roastime.could_be_roastime, roastime.HEAD_BYTES)
 # File-name suffix (lower case) -> format. The ingest, ``discover`` and the landing sensor read
 # exactly these files; a new format is its parser module and one line here.
 INPUT_FORMATS = {
     ".alog": InputFormat(parse_alog),
     SIDECAR_SUFFIX: InputFormat(parse_sidecar),
-    ".json": InputFormat(parse_roastime, roastime.looks_like_roastime),
+    ".json": ROASTIME,
 }
-# files; below this, starting parser processes (a fork server that imports the parser modules,
+# A file name without a suffix: RoasTime saves each roast under its id alone, so its own roasts
+# folder holds roasts and the app's other records alike; the content decides (docs/telemetry.md).
+NO_SUFFIX = ROASTIME
+NOT_A_ROAST_NAME = "no roast format has this name"  # why a file is ignored without being read
+
+# Parser processes are started from this many files; below this, starting parser processes (a fork server that imports the parser modules,
 # ~0.5 s before the first result) costs more than it saves: measured in-process against parallel
 # (2 cores, load 3-5): 73 files 0.33-0.39 / 0.78-0.84 s, 200 files 0.62-0.75 / 1.03-1.07 s, 400
 # files 1.03-1.27 / 1.08-1.49 s, 1,000 files 2.67-2.91 / 2.56-3.07 s
@@ -63,26 +72,63 @@ PARALLEL_FROM = 400
 CHUNK_FILES = 32  # files per worker task: the pool's per-task pickling and queueing is paid per chunk
 
 
-def parser_for(path: Path | str, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
-    """The parser of a roast file, or None for files in no roast format (by suffix, and by content
-    where the format has a ``looks_like`` test: a stray JSON file is ignored, not rejected)."""
+def format_by_name(path: Path | str) -> InputFormat | None:
+    """The format a file's name points to (None: no roast format), without reading the file;
+    a format with a ``looks_like`` test still needs the content to decide."""
     name = os.path.basename(path).lower()  # (a str path is not made a Path: per file, that is measurable)
     found = next((f for suffix, f in INPUT_FORMATS.items() if name.endswith(suffix)), None)
+    if found is None and "." not in name.lstrip("."):  # ".DS_Store" has no suffix either
+        return NO_SUFFIX
+    return found
+
+
+def content_matches(path: Path | str, form: InputFormat) -> bool:
+    """Whether the file's content is in `form` (a format with a ``looks_like`` test), read as the
+    ingest reads it: a file that is not (too large, its head not the format's) is not read in full."""
+    try:
+        with open(path, "rb", buffering=0) as file:
+            _data, why_not = _read_content(file, form)
+    except OSError:
+        return False
+    return why_not is None
+
+
+def _read_content(file: BinaryIO, form: InputFormat) -> tuple[bytes, str | None]:
+    """(the bytes, None) of an open file in a format decided by content, or (what was read, why
+    it is not in that format). Beyond MAX_FILE_BYTES nothing is read: no roast is that large."""
+    size = os.fstat(file.fileno()).st_size
+    if size > MAX_FILE_BYTES:
+        return b"", f"{size} bytes, over the {MAX_FILE_BYTES}-byte limit: not read, so not taken for a roast"
+    head = file.read(form.head_bytes)
+    if not form.could_be(head):
+        return head, "its first bytes are not those of a roast in the format its name allows"
+    data = head + file.read()
+    return data, None if form.looks_like(data) else "its content is not a roast in the format its name allows"
+
+
+def parser_for(path: Path | str, data: bytes | None = None) -> Callable[[bytes, str], RoastSession] | None:
+    """The parser of a roast file, or None for files in no roast format (by name, and by content
+    where the format has a ``looks_like`` test: a stray JSON file is ignored, not rejected).
+    Reads the file when that test needs its content and `data` is not given."""
+    found = format_by_name(path)
     if found is None or found.looks_like is None:
         return found and found.parse
-    if data is None:
-        try:
-            path = Path(path)
-            data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b""
-        except OSError:
-            return None
-    return found.parse if found.looks_like(data) else None
+    matches = content_matches(path, found) if data is None else found.looks_like(data)
+    return found.parse if matches else None
+
+
+def walk(landing_dir: Path) -> Iterator[Path]:
+    """Every file below the landing folder, sorted, without descending into hidden folders
+    (``.git``, the quarantine's ``.pending``, an app's caches): they hold no roasts to ingest."""
+    for folder, subfolders, files in os.walk(landing_dir):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        yield from (Path(folder, name) for name in sorted(files))
 
 
 def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
-    """(roast files, other files) below the landing folder, sorted."""
+    """(roast files, other files) below the landing folder, sorted (hidden folders left out)."""
     roasts, others = [], []
-    for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):
+    for path in sorted(walk(landing_dir)):
         (roasts if parser_for(path) else others).append(path)
     return roasts, others
 
@@ -165,6 +211,7 @@ class Prepared:
     error_kind: str | None = None
     error: str | None = None
     quarantined_path: str | None = None
+    ignored: str | None = None  # why the file is no roast (its name allowed one; its content decided)
 
 
 def prepare(path: str, known_sha256s: Collection[str], ingested_at: datetime, quarantine_dir: Path) -> Prepared | None:
@@ -182,34 +229,48 @@ class _InProgress:
     sha256: str
     size: int
     data: bytes
+    parse: Callable[[bytes, str], RoastSession]
     value: object = None
 
 
 def _read(path: str, known_sha256s: Collection[str]) -> _InProgress | Prepared | None:
+    """The file read once: in a format decided by content, it is found to be no roast here, in
+    the parser process, from what is read anyway (the main process does not read it)."""
+    form = format_by_name(path)
+    if form is None:
+        return Prepared(path, "", 0, ignored=NOT_A_ROAST_NAME)
+    not_roast = None
     try:
         with open(path, "rb", buffering=0) as file:  # one path lookup: the size is the open file's
-            size = os.fstat(file.fileno()).st_size
-            if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded by the limit
-                raise InvalidSession("too_large", f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
-            data = file.read()
-    except (OSError, InvalidSession) as exc:
-        # No content to hash: the file's size and mtime stand in for it, so the same unreadable
-        # file gives one error row, not one more per run, and a repaired one is read again.
-        marker = _stat_marker(path)
-        if marker in known_sha256s:
-            return None
-        if isinstance(exc, InvalidSession):
-            return Prepared(path, marker, size, error_kind=exc.kind, error=str(exc))
-        return Prepared(path, marker, 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}")
+            if form.looks_like is not None:
+                data, not_roast = _read_content(file, form)
+            else:
+                size = os.fstat(file.fileno()).st_size
+                if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded by the limit
+                    raise InvalidSession("too_large", f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
+                data = file.read()
+    except OSError as exc:
+        if form.looks_like is not None:  # unread, it cannot be told from the other files its name allows
+            return Prepared(path, "", 0, ignored=f"cannot read file: {exc.strerror or exc}")
+        return _unread(path, known_sha256s, Prepared(path, "", 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}"))
+    except InvalidSession as exc:
+        return _unread(path, known_sha256s, Prepared(path, "", size, error_kind=exc.kind, error=str(exc)))
+    if not_roast is not None:
+        return Prepared(path, "", len(data), ignored=not_roast)
     sha256 = hashlib.sha256(data).hexdigest()
-    return None if sha256 in known_sha256s else _InProgress(path, sha256, len(data), data)
+    return None if sha256 in known_sha256s else _InProgress(path, sha256, len(data), data, form.parse)
+
+
+def _unread(path: str, known_sha256s: Collection[str], error: Prepared) -> Prepared | None:
+    """`error` for a file whose bytes were not read, or None when it was recorded before. With no
+    content to hash, the file's size and mtime stand in for it, so the same unreadable file gives
+    one error row, not one more per run, and a repaired one is read again."""
+    marker = _stat_marker(path)
+    return None if marker in known_sha256s else replace(error, sha256=marker)
 
 
 def _parsed(item: _InProgress) -> RoastSession:
-    parse = parser_for(item.path, item.data)
-    if parse is None:  # e.g. a .json that is no longer a RoasTime roast
-        raise InvalidSession("not_a_roast", f"content not in the roast format its suffix ({Path(item.path).suffix}) names")
-    return parse(item.data, item.path)
+    return item.parse(item.data, item.path)
 
 
 def _advanced(item: _InProgress, stage: Callable[[_InProgress], object], quarantine_dir: Path) -> _InProgress | Prepared:
@@ -272,7 +333,7 @@ class IngestReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, message)
     unchanged: int = 0  # files already ingested with the same content
-    ignored: list[str] = field(default_factory=list)  # files in no roast format
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (path, why): files in no roast format
 
 
 def _quarantine(path: str, data: bytes, sha256: str, kind: str, message: str, quarantine_dir: Path) -> str | None:
@@ -366,8 +427,11 @@ def ingest(
     given, is called after each batch is committed with the number of roast files handled so far."""
     report = IngestReport()
     roast_paths = []
-    for path in paths:
-        (report.ignored if parser_for(path) is None else roast_paths).append(str(path))
+    for path in paths:  # by name only: a format decided by content is decided where the file is read
+        if format_by_name(path) is None:
+            report.ignored.append((str(path), NOT_A_ROAST_NAME))
+        else:
+            roast_paths.append(str(path))
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     parallel = workers > 1 and len(roast_paths) >= PARALLEL_FROM
     with _parser_pool(workers) if parallel else nullcontext() as pool:
@@ -431,6 +495,9 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: Proces
             handled += 1
             if item is None:
                 report.unchanged += 1
+                continue
+            if item.ignored is not None:  # nothing of it goes to the warehouse: no roast, no error
+                report.ignored.append((item.path, item.ignored))
                 continue
             pending.append(item)
             if len(pending) >= batch_size:

@@ -16,8 +16,11 @@ import orjson
 
 from daena_pipelines.telemetry.model import InvalidSession, RoastSession
 
-# A JSON file is taken for a RoasTime roast when it holds these keys (dispatch by content).
+# A file is taken for a RoasTime roast when it is a JSON object (its first byte after JSON's
+# whitespace is "{") holding RoasTime's BT curve (dispatch by content): the first test needs the
+# head alone, so a file that fails it is never read in full.
 SIGNATURE = b'"beanTemperature"'
+HEAD_BYTES = 256
 _ONE_BASED_EVENTS = {  # RoasTime key -> our event
     "indexYellowingStart": "DRY_END", "indexFirstCrackStart": "FCs", "indexFirstCrackEnd": "FCe",
     "indexSecondCrackStart": "SCs", "indexSecondCrackEnd": "SCe",
@@ -26,8 +29,13 @@ _CONTROL_TYPES = {0: "heater", 1: "fan", 2: "drum"}
 _OLD_CONTROL_ARRAYS = {"inductionPowerSetting": "heater", "blowerSetting": "fan", "drumSpeedSetting": "drum"}
 
 
+def could_be_roastime(head: bytes) -> bool:
+    """Whether a file beginning with `head` (up to HEAD_BYTES of it) can be a RoasTime roast."""
+    return head.lstrip(b" \t\r\n")[:1] == b"{"
+
+
 def looks_like_roastime(data: bytes) -> bool:
-    return SIGNATURE in data
+    return could_be_roastime(data[:HEAD_BYTES]) and SIGNATURE in data
 
 
 def _series(data: dict, key: str, n: int, fahrenheit: bool) -> np.ndarray:

@@ -1,7 +1,10 @@
 """RoasTime JSON roasts. No real RoasTime file is in ../shared: these files are built from the fields
 Artisan's RoasTime importer reads (docs/telemetry.md lists them and where they were read), with
 values worked out by hand below."""
+import io
 import json
+import os
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -118,10 +121,124 @@ def test_landing_dispatches_json_by_content(tmp_path):
     assert [p.name for p in roasts] == ["broken.json", "roast.json"] and [p.name for p in others] == ["settings.json"]
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         report = ingest.ingest(con, sorted(landing.iterdir()), tmp_path / "q", workers=1)
-        assert report.ignored == [str(landing / "settings.json")]  # ignored with a note, not quarantined
+        assert [(path, why) for path, why in report.ignored] == [  # ignored with a note, not quarantined
+            (str(landing / "settings.json"), "its content is not a roast in the format its name allows")]
         assert [(p.split("/")[-1], kind) for p, kind, _m in report.rejected] == [("broken.json", "syntax")]
         row = con.execute("SELECT source_format, machine, control_unit FROM telemetry.sessions").fetchall()
         assert row == [("roastime_json", "Aillio Bullet R1", "r1_level")]
         drop_s, fcs_s, dry_end_s = con.execute("SELECT drop_s, fcs_s, dry_end_s FROM telemetry.roast_metrics").fetchone()
         assert (drop_s, fcs_s, dry_end_s) == (540.0, 440.0, 240.0)
     assert [p.name.split("-", 1)[1] for p in (tmp_path / "q").glob("*.json")] == ["broken.json"]
+
+
+class CountingOpen:
+    """`open` for the ingest module that counts, per file, the opens and the bytes read."""
+
+    def __init__(self) -> None:
+        self.opens: Counter = Counter()
+        self.bytes_read: Counter = Counter()
+
+    def __call__(self, path, *args, **kwargs):
+        name = os.path.basename(path)
+        self.opens[name] += 1
+        file = io.open(path, *args, **kwargs)
+        counter, read = self.bytes_read, file.read
+
+        def counted_read(*n):
+            data = read(*n)
+            counter[name] += len(data)
+            return data
+
+        file.read = counted_read
+        return file
+
+
+def suffixless_landing(root) -> dict[str, bytes]:
+    """A RoasTime roasts folder: roasts saved under their id alone (as in RoasTime's own folder, and
+    in the 56 real files of rockpyer/bullet_coffee_roasting), beside other files without a suffix."""
+    roast = json.dumps(roastime(uid="06Qd5dTRJi8rc550Ql-vp"), indent=2).encode()  # built from the documented fields
+    files = {
+        "06Qd5dTRJi8rc550Ql-vp": roast,
+        "1c67d2c5-c821-4be8-b648-7f404c53cdf2": roast[:3000],  # a RoasTime roast cut short: rejected
+        "thumbnail": bytes(range(256)) * 40,  # binary
+        "NOTES": b"roast notes, plain text\n" * 50,
+        "machine": json.dumps({"uid": "m1", "name": "Bullet", "firmware": 7, "temperatures": [1, 2]}).encode(),  # JSON, no roast
+        ".DS_Store": b"\x00\x00\x00\x01Bud1" + bytes(200),
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    git = root / ".git" / "objects" / "ab"  # a repository kept in the folder: never walked
+    git.mkdir(parents=True)
+    (git / "cdef0123").write_bytes(json.dumps(roastime(uid="in-git")).encode())
+    return files
+
+
+def test_suffixless_roastime_files_are_ingested_and_other_suffixless_files_ignored(tmp_path, monkeypatch):
+    import duckdb
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    files = suffixless_landing(landing)
+    assert [p.name for p in ingest.walk(landing)] == sorted(files)  # .git is not walked
+    counting = CountingOpen()
+    monkeypatch.setattr(ingest, "open", counting, raising=False)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        report = ingest.ingest(con, list(ingest.walk(landing)), tmp_path / "q", workers=1)
+        assert con.execute("SELECT source_format, roast_uuid, source_path FROM telemetry.sessions").fetchall() == [
+            ("roastime_json", "06Qd5dTRJi8rc550Ql-vp", str(landing / "06Qd5dTRJi8rc550Ql-vp"))]
+        errors = con.execute("SELECT source_path, error_kind FROM telemetry.ingest_errors").fetchall()
+        assert errors == [(str(landing / "1c67d2c5-c821-4be8-b648-7f404c53cdf2"), "syntax")]
+    assert sorted(os.path.basename(path) for path, _why in report.ignored) == [".DS_Store", "NOTES", "machine", "thumbnail"]
+    assert [p.name.split("-", 1)[1] for p in (tmp_path / "q").iterdir() if p.is_file() and not p.name.endswith(".txt")] == [
+        "1c67d2c5-c821-4be8-b648-7f404c53cdf2"]  # the non-roasts are not quarantined
+    # each file opened once (the main process does not read them); a head that is no JSON object
+    # is all that is read of a file
+    assert counting.opens == Counter(files.keys())
+    assert all(counting.bytes_read[name] <= 256 for name in ("thumbnail", "NOTES", ".DS_Store"))
+    assert counting.bytes_read["06Qd5dTRJi8rc550Ql-vp"] == len(files["06Qd5dTRJi8rc550Ql-vp"])
+
+
+def test_a_suffixless_file_over_the_size_limit_is_not_read(tmp_path, monkeypatch):
+    import duckdb
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "huge").write_bytes(json.dumps(roastime()).encode())
+    monkeypatch.setattr(ingest, "MAX_FILE_BYTES", 1000)
+    counting = CountingOpen()
+    monkeypatch.setattr(ingest, "open", counting, raising=False)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        report = ingest.ingest(con, [landing / "huge"], tmp_path / "q", workers=1)
+        assert con.execute("SELECT count(*) FROM telemetry.ingest_errors").fetchone()[0] == 0
+    assert report.ignored == [(str(landing / "huge"), f"{(landing / 'huge').stat().st_size} bytes, over the 1000-byte limit: "
+                               "not read, so not taken for a roast")]
+    assert counting.bytes_read["huge"] == 0 and not ingest.content_matches(landing / "huge", ingest.NO_SUFFIX)
+
+
+def test_landing_sensor_reads_a_suffixless_file_only_when_it_is_new_or_changed(data_env, monkeypatch):
+    import dagster as dg
+
+    from daena_pipelines.definitions import defs
+
+    landing = data_env / "landing"
+    files = suffixless_landing(landing)
+    counting = CountingOpen()
+    monkeypatch.setattr(ingest, "open", counting, raising=False)
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
+    requested = first.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"]
+    assert requested == [str(landing / "06Qd5dTRJi8rc550Ql-vp"), str(landing / "1c67d2c5-c821-4be8-b648-7f404c53cdf2")]
+    assert counting.opens == Counter(files.keys())  # each looked at once; nothing under .git
+    counting.opens.clear()
+    idle = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
+    assert idle.run_requests == [] and not counting.opens  # nothing changed: nothing read
+    (landing / "machine").write_bytes(json.dumps({"uid": "m1", "name": "Bullet R1 V2"}).encode())
+    (landing / "NOTES").write_bytes(json.dumps(roastime(uid="notes-now-a-roast")).encode())
+    changed = sensor.evaluate_tick(dg.build_sensor_context(cursor=idle.cursor, resources=defs.resources))
+    assert counting.opens == Counter(["machine", "NOTES"])  # the two changed files alone
+    assert changed.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "NOTES")]
+    # a cursor written before the content check (roast files only) still works
+    legacy = json.dumps({str(landing / "06Qd5dTRJi8rc550Ql-vp"): json.loads(first.cursor)["roasts"][str(landing / "06Qd5dTRJi8rc550Ql-vp")]})
+    after_upgrade = sensor.evaluate_tick(dg.build_sensor_context(cursor=legacy, resources=defs.resources))
+    assert after_upgrade.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [
+        str(landing / "1c67d2c5-c821-4be8-b648-7f404c53cdf2"), str(landing / "NOTES")]

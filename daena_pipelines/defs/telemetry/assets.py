@@ -107,17 +107,16 @@ def telemetry_ingest(
     folders = [Path(config.landing_dir)] if config.landing_dir else settings.landing_dirs
     if config.paths is not None:
         paths = [Path(p) for p in config.paths]
-    else:
-        paths = []
-        for folder in folders:
-            roasts, others = ingest.discover(folder)
-            paths += roasts
-            if others:
-                context.log.info(f"ignoring {len(others)} non-roast files in {folder}, e.g. {others[0].name}")
-            for stray in (p for p in others if p.name.lower().endswith(tuple(ingest.INPUT_FORMATS))):
-                context.log.info(f"ignoring {stray}: its content is not the roast format its suffix names")
+    else:  # every file: the ingest tells roasts from the rest (by name, and by content where a name allows both)
+        paths = [path for folder in folders for path in ingest.walk(folder)]
     with duckdb.get_connection() as con:
         report = ingest.ingest(con, paths, settings.quarantine_dir, workers=config.workers)
+        by_name = [path for path, why in report.ignored if why == ingest.NOT_A_ROAST_NAME]
+        if by_name:
+            context.log.info(f"ignored {len(by_name)} files in no roast format, e.g. {Path(by_name[0]).name}")
+        for path, why in report.ignored:
+            if why != ingest.NOT_A_ROAST_NAME:
+                context.log.info(f"ignored {path}: {why}")
         for path, kind, message in report.rejected:
             context.log.warning(f"rejected {path}: {kind}: {message}")
         for path, why in report.duplicates:

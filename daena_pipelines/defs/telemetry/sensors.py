@@ -14,14 +14,40 @@ from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.telemetry import ingest
 
 
-def fingerprints(folders: list[Path]) -> dict[str, str]:
-    """path -> "size:mtime_ns" for every roast file in the landing folders (stat only, no reads)."""
-    result = {}
+def fingerprints(folders: list[Path], previous: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> tuple[dict[str, str], dict[str, str]]:
+    """(roast files, files that are no roasts by their content): path -> "size:mtime_ns".
+
+    Stat only, except for a file whose name allows a roast only by its content (``.json``, no
+    suffix: RoasTime's own folder): that one is read (its head, and all of it only when the head
+    fits) when it is new or its size or mtime changed since `previous`, this pair of the last
+    tick; otherwise the last tick's verdict stands. Hidden folders are not walked."""
+    before_roasts, before_others = previous
+    roasts, others = {}, {}
     for folder in folders:
-        for path in ingest.discover(folder)[0]:
-            stat = path.stat()
-            result[str(path)] = f"{stat.st_size}:{stat.st_mtime_ns}"
-    return result
+        for path in ingest.walk(folder):
+            form = ingest.format_by_name(path)
+            if form is None:
+                continue
+            try:
+                stat = path.stat()
+            except OSError:  # gone since the folder was listed
+                continue
+            name, mark = str(path), f"{stat.st_size}:{stat.st_mtime_ns}"
+            if form.looks_like is not None and before_roasts.get(name) != mark and (
+                    before_others.get(name) == mark or not ingest.content_matches(path, form)):
+                others[name] = mark
+            else:
+                roasts[name] = mark
+    return roasts, others
+
+
+def load_cursor(cursor: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The pair `fingerprints` returned on the last tick; a cursor written before files were told
+    apart by content holds the roast files alone."""
+    value = json.loads(cursor) if cursor else {}
+    if isinstance(value.get("roasts"), dict):
+        return value["roasts"], value.get("not_roasts", {})
+    return value, {}
 
 
 def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
@@ -47,14 +73,14 @@ def changed_files(previous: dict[str, str], current: dict[str, str]) -> list[str
     description="Runs the telemetry ingest for roast files that are new or changed in DAENA_LANDING_DIR.",
 )
 def landing_folder_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseResource, daena_settings: DaenaSettings):
-    previous = json.loads(context.cursor) if context.cursor else {}
+    previous = load_cursor(context.cursor)
     folders = daena_settings.get().landing_dirs
-    current = fingerprints(folders)
+    current, not_roasts = fingerprints(folders, previous)
     try:
-        changed = not_yet_ingested(changed_files(previous, current), duckdb.target())
+        changed = not_yet_ingested(changed_files(previous[0], current), duckdb.target())
     except WarehouseBusy:
         return dg.SkipReason("the warehouse is being written; looking again on the next tick")
-    context.update_cursor(json.dumps(current))
+    context.update_cursor(json.dumps({"roasts": current, "not_roasts": not_roasts}))
     if not changed:
         return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}")
     run_key = hashlib.sha256(json.dumps([(p, current[p]) for p in changed]).encode()).hexdigest()[:16]
