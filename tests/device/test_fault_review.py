@@ -488,4 +488,5 @@ def test_a_watchdog_takeover_inside_the_action_of_a_cycle_sends_nothing_stale(si
     assert device.drum == 5  # never moved after the takeover
     assert writes(device, taken_over_at[0]) == []
     assert footer(result)["end_reason"] == "watchdog"
+    assert result.command_statuses == {"COMPLETED": 1, "FAILED": 1, "ABORTED": 1}  # preheat, fan-99, drum-8
     assert queue_rows(warehouse)["fan-99"][2] == "FAILED"
