@@ -4,7 +4,7 @@
 
 For every Artisan profile below FOLDER whose `computed` block begins the AUC at TP (with a fixed
 base) and whose AUC differs from ours (begun at the profile's turning point, or at Artisan's live
-TP fallback for a cold start, as roast_metrics does) by more than the
+TP fallback for a cold start on the curve the recording read as BT, as roast_metrics does) by more than the
 agreement tolerance, prints: Artisan's AUC; ours; the begin samples from which Artisan's sum,
 rounded as Artisan rounds it, gives Artisan's value; the AUC from the timed TP fallback sample
 (the first sample more than 2 min, and more than 2½ min, after CHARGE); where Artisan's live TP
@@ -69,8 +69,8 @@ def main() -> int:
         t, charge, drop = session.time_s, ev["CHARGE"], ev["DROP"]
         running = metrics.auc_running(t, session.bt_c, float(settings["auc_base_c"]))
         tp = metrics.turning_point(session.bt_c, ev)
-        live = metrics.live_tp_fallback(t, session.bt_c, ev, session.original_unit, float(settings["live_tp_fallback_s"]))
-        tp = live if live is not None and live < drop else tp  # our begin for a cold start
+        live = metrics.recording_session_tp(session)
+        tp = live if live is not None and live < drop else tp  # our begin where the file decides the live TP
         ours = metrics.auc_span(running, tp, drop) if tp is not None else float("nan")
         if abs(ours - theirs) <= AUC_TOLERANCE:
             continue

@@ -98,16 +98,27 @@ class BulletR1:
     def open(cls, serial: str | None = None, backend=None, product_ids=tuple(p.PRODUCT_IDS)) -> "BulletR1":
         """Open the R1 whose serial is ``serial``; with None, the only R1 on the bus.
 
-        Each candidate is claimed and asked for its serial; the ones not chosen are released."""
+        Each candidate is claimed and asked for its serial; the ones not chosen are released. One that another
+        program holds cannot be asked: it is passed over (it may be another sidecar's roaster), and is the
+        error only when no other candidate is the one asked for."""
         devices = find_roasters("Bullet R1", product_ids, serial, backend,
                                 "Use simulate=true to run against the virtual R1.")
-        seen = []
+        seen, busy = [], None
         for device in devices:
-            roaster = cls._claim(device)
+            try:
+                roaster = cls._claim(device)
+            except KernelDriverBusy as error:
+                if serial is None:
+                    raise
+                busy = error
+                continue
             if serial is None or roaster.info.serial == str(serial):
                 return roaster
             seen.append(roaster.info.serial)
             roaster.close()
+        if busy is not None:
+            raise KernelDriverBusy(f"No free Bullet R1 with serial {serial} (found serial {', '.join(seen) or 'none'}); "
+                                   f"the roaster may be the one held by another program: {busy}") from busy
         raise WrongRoaster(f"No Bullet R1 with serial {serial} on USB (found serial {', '.join(seen)}); "
                            "check roaster_serial and which roaster is plugged in")
 
@@ -176,7 +187,10 @@ class BulletR1:
     def _read_info(self) -> r.DeviceInfo:
         info = self._request(p.INFO_REQUEST, p.INFO_REPLY_LEN, "reading serial/firmware")
         roast_count = self._request(p.ROAST_COUNT_REQUEST, p.ROAST_COUNT_REPLY_LEN, "reading the roast count")
-        return p.decode_info(info, roast_count)
+        try:
+            return p.decode_info(info, roast_count)
+        except ValueError as error:  # a short reply is a failed open like any other: the claim is released
+            raise r.DeviceError(f"Bullet R1 gave an unusable reply while reading serial/firmware: {error}") from error
 
     def poll(self) -> r.Status:
         """One status poll (two requests, 128 bytes). Raises InvalidStatus, ReadTimeout, DeviceDisconnected."""
@@ -184,7 +198,13 @@ class BulletR1:
             self._drain()
         first = self._request(p.STATUS_REQUEST_1, p.STATUS_HALF_LEN, "polling status (part 1)")
         second = self._request(p.STATUS_REQUEST_2, p.STATUS_HALF_LEN, "polling status (part 2)")
-        return p.decode_status(first + second)
+        try:
+            return p.decode_status(first + second)
+        except r.InvalidStatus:
+            # a reply later than the drain puts every later reply one request behind (each status then pairs
+            # one poll's second half with the next one's first): drain before the next poll to line them up
+            self._late_replies_possible = True
+            raise
 
     def apply(self, action: r.Action) -> None:
         """Write one 4-byte command (heater/fan step, drum level, PRS). No reply is expected."""

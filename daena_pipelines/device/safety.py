@@ -190,6 +190,7 @@ class Execution:
         self._sent_at: float | None = None
         self._level_at_send: int | None = None
         self._misses = 0
+        self._seen: int | None = None  # the level the last status showed
 
     def _finish(self, status: str, now: float, observed: float | None, error: str | None = None) -> None:
         self.status, self.finished, self.observed_value, self.error = status, now, observed, error
@@ -215,6 +216,12 @@ class Execution:
         if level == target:
             self._finish("COMPLETED", now, level)
             return None
+        if self._seen is not None and level != self._seen and not self._moved_by_our_step(level, target):
+            # the operator at the panel (or the roaster itself) set it: theirs stands, never stepped back
+            self._finish("ABORTED", now, level, f"level changed from {self._seen} to {level} by someone else (the panel "
+                                                f"or the roaster itself) during execution; no further step sent")
+            return None
+        self._seen = level
         if now - self.started > self.limits.command_timeout_s:
             self._finish("TIMEOUT", now, level, f"level {level} after {self.limits.command_timeout_s:g} s, target {target}")
             return None
@@ -239,6 +246,12 @@ class Execution:
             return r.HEATER_UP if up else r.HEATER_DOWN
         return r.FAN_UP if up else r.FAN_DOWN
 
+    def _moved_by_our_step(self, level: int, target: int) -> bool:
+        """The step in flight explains this level: away from where it was sent, towards the target, not past it."""
+        start = self._level_at_send
+        return (self._sent_at is not None and (level - start) * (target - start) > 0
+                and abs(level - start) <= abs(target - start))
+
     def _advance_prs(self, reading: Status, now: float) -> r.Action | None:
         start, goal = PRS_TRANSITIONS[self.command.command_type]
         if reading.state == goal:
@@ -253,6 +266,34 @@ class Execution:
             # PRS is not idempotent (a late second press would advance twice), so no retry
             self._finish("FAILED", now, float(reading.state), f"PRS not confirmed within {self.limits.prs_confirm_s:g} s")
         return None
+
+
+def is_safe(reading: Status | None) -> bool:
+    """This status shows heater 0 in a state where nothing heats."""
+    return reading is not None and reading.heater == 0 and reading.state in SAFE_STATES
+
+
+class SafeConfirmation:
+    """Whether the roaster is confirmed safe: heater 0 in a safe state in consecutive statuses for
+    ``SafetyLimits.safe_confirm_s`` (no status carries a checksum we can check, so one corrupt status
+    must not count). The one rule for the abort and for the sidecar's exit: each feeds it every status
+    it polls (``see``) and every poll without one (``lost``, which starts the wait again)."""
+
+    def __init__(self, limits: SafetyLimits):
+        self.confirm_s = limits.safe_confirm_s
+        self.since: float | None = None  # the first of the consecutive statuses showing the roaster safe
+        self.confirmed = False
+
+    def see(self, reading: Status, now: float) -> bool:
+        if not is_safe(reading):
+            self.lost()
+            return False
+        self.since = now if self.since is None else self.since
+        self.confirmed = now - self.since >= self.confirm_s
+        return self.confirmed
+
+    def lost(self) -> None:
+        self.since, self.confirmed = None, False
 
 
 class Abort:
@@ -277,7 +318,7 @@ class Abort:
         self._heater_misses = 0
         self._prs_sent_at: float | None = None
         self._prs_state: int | None = None
-        self._safe_since: float | None = None  # first of the consecutive statuses showing heater 0 in a safe state
+        self.safe = SafeConfirmation(limits)  # from the first status this abort sees
 
     @property
     def done(self) -> bool:
@@ -294,7 +335,8 @@ class Abort:
 
     def unreachable(self) -> None:
         """No valid status this cycle: the abort's clock stops until one comes."""
-        self._seen_at = self._safe_since = None
+        self._seen_at = None
+        self.safe.lost()
 
     def advance(self, reading: Status, now: float) -> r.Action | None:
         if self._seen_at is not None:
@@ -305,13 +347,11 @@ class Abort:
         return action
 
     def _next(self, reading: Status, now: float) -> r.Action | None:
-        state = _state(reading)
-        if reading.heater == 0 and state in SAFE_STATES:
-            self._safe_since = now if self._safe_since is None else self._safe_since
-            if now - self._safe_since >= self.limits.safe_confirm_s:
-                self.confirmed_at, self.safe_at = now, self._safe_since
+        if self.safe.see(reading, now):
+            self.confirmed_at, self.safe_at = now, self.safe.since
+        if is_safe(reading):
             return None
-        self._safe_since = None
+        state = _state(reading)
         if state is None:
             # a code we cannot place (corrupt byte, power-on reset, undocumented): where PRS leads from it is
             # unknown, and from off it starts a preheat. Only the heater may go down; the abort waits for a known state

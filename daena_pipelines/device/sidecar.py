@@ -36,12 +36,12 @@ from daena_pipelines.device.command_store import CommandBridge
 from daena_pipelines.device.driver import BULLET_R1
 from daena_pipelines.device.recording import SessionRecorder
 from daena_pipelines.device.roaster import (
-    HEATING_STATES, SAFE_STATES, DeviceDisconnected, DeviceError, InvalidStatus, ReadTimeout, RoasterDriver, State,
+    HEATING_STATES, DeviceDisconnected, DeviceError, InvalidStatus, ReadTimeout, RoasterDriver, State,
     Status,
 )
 from daena_pipelines.device.safety import (
-    LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, SafetyLimits, approval_refusal, ended_approval, level_of,
-    refusal, trip_reason,
+    LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, SafeConfirmation, SafetyLimits, approval_refusal,
+    ended_approval, is_safe, level_of, refusal, trip_reason,
 )
 from daena_pipelines.device.r2.driver import BULLET_R2
 from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
@@ -183,10 +183,6 @@ def _sample_values(reading: Status) -> dict:
             "h": reading.heater, "f": reading.fan, "d": reading.drum, **reading.extra}
 
 
-def _is_safe(reading: Status | None) -> bool:
-    return reading is not None and reading.heater == 0 and reading.state in SAFE_STATES
-
-
 class Sidecar:
     def __init__(self, cfg: SidecarConfig, clock, open_driver: Callable[[str | None], RoasterDriver], source: str,
                  simulator: dict | None = None, progress: Callable[[str], None] | None = None,
@@ -227,14 +223,15 @@ class Sidecar:
     def _fault(self, kind: str, message: str) -> None:
         self.faults.append(f"{kind}: {message}")
         self.progress(f"fault {kind}: {message}")
-        try:
-            self.recorder.fault(self.clock.now() - self.t0, kind, message)
-        except (OSError, ValueError) as error:  # a broken recording must not stop the abort that logs through here
-            self.progress(f"fault {kind} not recorded: {error}")
+        self._keep(f"fault {kind}", self.recorder.fault, self.clock.now() - self.t0, kind, message)
 
-    def _confirmed_safe(self) -> bool:
-        """Heater 0 in a safe state in consecutive statuses for ``safe_confirm_s`` (one status could be corrupt)."""
-        return self.safe_since is not None and self.last_valid_at - self.safe_since >= self.limits.safe_confirm_s
+    def _keep(self, what: str, write: Callable, *line) -> None:
+        """Write a fault or command line; a broken recording (disk full) must not stop the abort and the
+        exit procedure, which write through here (a failing sample write ends the cycle and begins the exit)."""
+        try:
+            write(*line)
+        except (OSError, ValueError) as error:
+            self.progress(f"{what} not recorded: {error}")
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
@@ -323,7 +320,7 @@ class Sidecar:
         if self.bridge:
             self.bridge.execution(row)
         if execution.status != "EXECUTING":
-            self.recorder.command(row)
+            self._keep(f"command {row['proposal_id']}", self.recorder.command, row)
             self._count(execution.status)
             command = execution.command
             self.progress(f"command {command.proposal_id} {command.command_type} {command.target_value} -> "
@@ -333,9 +330,10 @@ class Sidecar:
         closed_at = datetime.now(UTC)
         if self.bridge:
             self.bridge.expired(command.proposal_id, closed_at, reason, self.source)
-        self.recorder.command({"proposal_id": command.proposal_id, "machine_id": command.machine_id,
-                               "command_type": command.command_type, "target_value": command.target_value,
-                               "status": "EXPIRED", "closed_at": closed_at, "error": reason, "source": self.source})
+        self._keep(f"command {command.proposal_id}", self.recorder.command, {
+            "proposal_id": command.proposal_id, "machine_id": command.machine_id, "command_type": command.command_type,
+            "target_value": command.target_value, "status": "EXPIRED", "closed_at": closed_at, "error": reason,
+            "source": self.source})
         self._count("EXPIRED")
         self.progress(f"command {command.proposal_id} {command.command_type} -> EXPIRED {reason}")
 
@@ -457,6 +455,8 @@ class Sidecar:
             self.abort_proposal = None
 
     def _apply(self, action: r.Action, reading: Status, now: float) -> None:
+        if self.driving_safe or (self.watchdog is not None and self.watchdog.took_over and not self.exiting):
+            return  # the watchdog drives (or drove) the roaster while this cycle hung: its status, and action, are stale
         self.commanded = True  # from now on every exit makes this roaster safe (exit_policy make_safe)
         if self.abort is not None and not self.abort.done:
             self._fault("abort_step", f"{action.describe()} (status: heater {reading.heater}, {reading.state_name})")
@@ -576,7 +576,7 @@ class Sidecar:
                 if not self.exiting:
                     self._begin_exit("error", self.clock.now())
                 if failures >= 3:
-                    if self._must_make_safe() and not self._confirmed_safe():
+                    if self._must_make_safe() and not self.safe.confirmed:
                         made_safe = self.drive_safe("poll loop failing", self.exit_deadline)
                         self.exit_outcome = ("made safe outside the poll loop: heater 0 and cooling confirmed by status"
                                              if made_safe else "NOT confirmed safe: the poll loop kept failing")
@@ -617,7 +617,7 @@ class Sidecar:
         self.next_tick = self.next_record = self.t0
         self.next_progress = self.t0 + 60
         self.last_valid_at = self.t0
-        self.safe_since: float | None = None  # first of the consecutive statuses showing heater 0 in a safe state
+        self.safe = SafeConfirmation(self.limits)  # fed every poll: is the roaster confirmed safe for the exit
         self.usb_trouble: str | None = None
         self.disconnected_at: float | None = None
         self.next_reconnect = self.t0
@@ -655,15 +655,13 @@ class Sidecar:
         if reading is None:
             self.idle_messages += idle
             self.lost += not idle
+            self.safe.lost()
             if self.abort is not None:
                 self.abort.unreachable()
         else:
             self.last_valid_at = now
             self.last_reading = reading
-        if not _is_safe(reading):
-            self.safe_since = None
-        elif self.safe_since is None:
-            self.safe_since = now
+            self.safe.see(reading, now)
         self._record(reading, why, idle, t)
 
         if self.watchdog is not None and self.watchdog.took_over and not self.exiting:
@@ -730,7 +728,7 @@ class Sidecar:
         elif self.cfg.exit_policy != "make_safe":
             self.exit_outcome = "left as is (exit_policy leave_roaster_as_is)"
             self._fault("exit", f"session ending ({reason}); exit_policy leave_roaster_as_is: the roaster keeps its last settings")
-        elif self._confirmed_safe() and self.driver is not None:
+        elif self.safe.confirmed and self.driver is not None:
             self.exit_outcome = "already safe"
         else:
             self._fault("exit", f"session ending ({reason}); the sidecar commanded this roaster: driving it to heater 0 and cooling")
@@ -739,7 +737,7 @@ class Sidecar:
     def _exit_done(self, now: float, reading: Status | None) -> bool:
         if not self._must_make_safe() or self.exit_outcome == "already safe":
             return True
-        if self.abort is not None and self.abort.done and self._abort_request is None and _is_safe(reading):
+        if self.abort is not None and self.abort.done and self._abort_request is None and is_safe(reading):
             self.exit_outcome = "made safe: heater 0 and cooling confirmed by status"
             return True
         if self.end_reason == "disconnected":
@@ -772,21 +770,24 @@ class Sidecar:
                 return False
             try:
                 if self.driver is None and now >= self.next_reconnect:
-                    self.next_reconnect = now + self.cfg.reconnect_interval_s
-                    self.driver = self.open_driver(self.info.serial)
+                    self._try_reconnect(now)  # as the loop does: this roaster only, one attempt per interval
                 if self.driver is not None:
                     reading = self.driver.poll()
                     self.last_reading = reading
+                    self.safe.see(reading, now)  # the loop's exit reads the same statuses
                     action = abort.advance(reading, now)
                     if abort.done:
-                        self.safe_since, self.last_valid_at = abort.safe_at, now  # the loop sees it confirmed too
+                        self.last_valid_at = now
                         self._fault("drive_safe", f"{who}: heater 0 and {reading.state_name} confirmed by status")
                         return True
                     if action is not None:
                         self.commanded = True
                         self._fault("abort_step", f"{action.describe()} (status: heater {reading.heater}, {reading.state_name})")
                         self.driver.apply(action)
-            except (DeviceError, InvalidStatus):
+            except (DeviceError, InvalidStatus) as error:
+                if isinstance(error, DeviceDisconnected):  # that handle never answers again: close it, reopen the roaster
+                    self._lose_device(now, str(error))
+                self.safe.lost()
                 abort.unreachable()
             finally:
                 self.usb_lock.release()

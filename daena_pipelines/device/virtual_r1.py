@@ -35,10 +35,14 @@ class Faults:
     disconnect_at_s: float | None = None
     reconnect_after_s: float | None = None  # None: stays unplugged
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
+    late_reply_at_s: float | None = None  # R1: the first status request from then on is answered late, once: after
+    # the driver's read timed out and its drain found nothing, just before the reply to the next request
     invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
     unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
     short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
+    empty_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives as a zero-length packet
     safe_looking: tuple[float, float] | None = None  # (from, to): statuses read heater 0 and cooling, whatever is true
+    roasting_looking: tuple[float, float] | None = None  # (from, to): statuses read roasting, whatever is true (a flicker)
     wedged_from: float | None = None  # from then reads time out until the interface is claimed anew (a stuck endpoint)
     unplug_on: str | None = None  # 'command_write' | 'status_read': unplug at the next such transfer (then
     # as disconnect_at_s from that moment, with reconnect_after_s); the transfer fails with ENODEV
@@ -107,6 +111,7 @@ class VirtualBulletR1:
         self._probe_history: deque[float] = deque(maxlen=int(30 / TICK_S) + 1)
         self._replies: deque[bytes] = deque()
         self._status_snapshot: bytes | None = None
+        self._late_reply: bytes | None = None  # the late_reply_at_s fault's reply, still on its way
         self.wire_log: list[tuple[float, bytes]] = []  # (device time, bytes written), for tests
         self.on_mark = None  # callable(event name): the operator's event button in the sidecar, if any
         self._first_crack_marked = False
@@ -217,6 +222,9 @@ class VirtualBulletR1:
     def handle_write(self, data: bytes) -> None:
         self.advance()
         self.wire_log.append((self.clock.now(), data))
+        if self._late_reply is not None:  # arrives now, ahead of this request's reply
+            self._replies.append(self._late_reply)
+            self._late_reply = None
         if data == p.INFO_REQUEST:
             self._replies.append(self._info_reply())
         elif data == p.ROAST_COUNT_REQUEST:
@@ -225,7 +233,12 @@ class VirtualBulletR1:
             self._replies.append(bytes(reply))
         elif data == p.STATUS_REQUEST_1:
             self._status_snapshot = self._status_bytes()
-            self._replies.append(self._status_snapshot[: p.STATUS_HALF_LEN])
+            late = self.config.faults.late_reply_at_s
+            if late is not None and self.clock.now() >= late:
+                self.config.faults = replace(self.config.faults, late_reply_at_s=None)
+                self._late_reply = self._status_snapshot[: p.STATUS_HALF_LEN]
+            else:
+                self._replies.append(self._status_snapshot[: p.STATUS_HALF_LEN])
         elif data == p.STATUS_REQUEST_2:
             snapshot = self._status_snapshot or self._status_bytes()
             self._status_snapshot = None
@@ -252,7 +265,7 @@ class VirtualBulletR1:
     def forget_replies(self) -> None:
         """Unplugged (the USB device loses power) or reset: replies not yet read are gone."""
         self._replies.clear()
-        self._status_snapshot = None
+        self._status_snapshot = self._late_reply = None
 
     def mid_status(self) -> bool:
         """This read is inside one status: the R1's second half (after ``30 03``), whose first half was read."""
@@ -308,6 +321,8 @@ class VirtualBulletR1:
             buf[29] = UNKNOWN_STATE
         if self._in_window(self.config.faults.safe_looking):  # R1: no checksum, so nothing tells it from a true one
             buf[27], buf[29] = 0, State.COOLING
+        if self._in_window(self.config.faults.roasting_looking):
+            buf[29] = State.ROASTING
         return bytes(buf)
 
 
@@ -501,7 +516,9 @@ class VirtualR1Backend(usb.backend.IBackend):
             raise usb.core.USBTimeoutError("Operation timed out", error_code=-7, errno=errno.ETIMEDOUT)
         if len(reply) > len(buff):  # libusb: the device offered more than asked for (LIBUSB_ERROR_OVERFLOW)
             raise _usb_error(errno.EOVERFLOW, "Overflow")
-        n = min(len(reply), 40 if self.device._in_window(self.device.config.faults.short_replies) else len(reply))
+        faults = self.device.config.faults
+        n = min(len(reply), 0 if self.device._in_window(faults.empty_replies)
+                else 40 if self.device._in_window(faults.short_replies) else len(reply))
         buff[:n] = type(buff)(buff.typecode, reply[:n])
         return n
 

@@ -283,6 +283,9 @@ _DRY_END_VALUES = (
     "dry_phase_AUC", "mid_phase_AUC",
 )
 _PHASE_TIMES = ("dryphasetime", "midphasetime", "mid_phase_ror")
+_PHASE_SPANS = ("dryphasetime", "midphasetime", "finishphasetime")
+# event times in `computed`, counted from CHARGE (from the recording's zero while CHARGE is unset)
+_EVENT_TIMES = frozenset(f"{e}_time" for e in ("TP", "DRY", "FCs", "FCe", "SCs", "SCe", "DROP", "COOL"))
 
 
 def _version(text) -> tuple[int, ...]:
@@ -312,11 +315,54 @@ def _comparable(computed: dict[str, float], profile: dict, dry_end_marked: bool)
         # without CHARGE, Artisan up to 2.8 (fixed by 2.10.6) measured total and drying time
         # from the last sample (the unset index -1), so they came out negative
         dropped += tuple(k for k in ("totaltime", "dryphasetime") if computed.get(k, 0) < 0)
+    charge, written = profile["timeindex"][0], profile["computed"]
+    if charge >= 0 and "CHARGE_BT" not in written and "CHARGE_ET" not in written:
+        # Artisan writes CHARGE_BT/ET whenever CHARGE is set (even as -1 for a dropout): this
+        # block was computed while it was not, so its event times count from the recording's
+        # zero and its total and drying times from no CHARGE (one held-out file)
+        dropped += ("totaltime", "dryphasetime")
+        offset = float(profile["timex"][charge])
+        computed = {k: v - offset if k in _EVENT_TIMES else v for k, v in computed.items()}
+    # Artisan before 1.6 cut the phase times to whole seconds (written as integers, like the total
+    # time below); no event time of the block gives these spans with a single rounding: not kept
+    dropped += tuple(k for k in _PHASE_SPANS if type(written.get(k)) is int)
     result = {k: v for k, v in computed.items() if k not in dropped} if dropped else computed
     if isinstance(profile["computed"].get("totaltime"), int) and "DROP_time" in computed and profile["timeindex"][0] >= 0:
         # Artisan 2.1.2 and older cut the total time to whole seconds; DROP_time is the same span
         result["totaltime"] = computed["DROP_time"]
     return result
+
+
+def _live_tp_curve(annotations, events: dict[str, int], et_raw, bt_raw) -> str | None:
+    """Which saved curve Artisan's live TP recognition read, when the file shows it was not the
+    saved BT: "ET" when ET and BT were exchanged after recording (Roast > Switch ET/BT keeps the
+    live TP) and the recording session saved the file; "none" when they were exchanged and the
+    file was saved again after being reopened (which clears the live TP). None otherwise.
+
+    Artisan draws the CHARGE annotation at BT's CHARGE reading, its two labels the same distance
+    above and below, and keeps and saves that position (`anno_positions`: key, temperature label
+    x/y, time label x/y): its midpoint is the BT of CHARGE as the recording saw it. A TP
+    annotation saved after DROP's was first drawn after the recording (a reopened profile redraws
+    them in time order). docs/telemetry.md, "Curves exchanged after recording"."""
+    if not isinstance(annotations, list) or "CHARGE" not in events:
+        return None
+    marks = [a for a in annotations if isinstance(a, list) and len(a) == 5]
+    keys = [a[0] for a in marks]
+    if 0 not in keys:
+        return None
+    label = marks[keys.index(0)]
+    charge = events["CHARGE"]
+    try:
+        middle, et, bt = (label[2] + label[4]) / 2.0, float(et_raw[charge]), float(bt_raw[charge])
+    except (TypeError, ValueError):
+        return None
+    if not (abs(middle - et) < _LABEL_TOLERANCE <= abs(middle - bt)):
+        return None
+    after_drop = -1 in keys and 6 in keys and keys.index(-1) > keys.index(6)
+    return "ET" if after_drop else "none"
+
+
+_LABEL_TOLERANCE = 0.01  # the labels' midpoint is the reading up to rounding (file unit)
 
 
 def profile_to_session(profile: dict) -> RoastSession:
@@ -359,7 +405,12 @@ def profile_to_session(profile: dict) -> RoastSession:
             settings["auc_base_from_event"] = True  # base = BT at the begin event
         if settings.get("auc_begin") == "TP":
             # when the recording session's timed TP fallback fires (metrics.live_tp_fallback)
-            settings["live_tp_fallback_s"] = 120.0 if _version(profile.get("version")) >= (3, 4) else 150.0
+            version = _version(profile.get("version"))
+            if version >= (1, 6, 1):  # before, the recognition accepted any TP and had no fallback
+                settings["live_tp_fallback_s"] = 120.0 if version >= (3, 4) else 150.0
+            curve = _live_tp_curve(profile.get("anno_positions"), events, et_raw, bt_raw)
+            if curve is not None:
+                settings["live_tp_curve"] = curve
     phases = profile.get("phases")
     if isinstance(phases, list) and len(phases) >= 2 and isinstance(phases[1], (int, float)) and not isinstance(phases[1], bool):
         # the dry-end threshold, in the profile's unit like every temperature

@@ -31,7 +31,9 @@ DEFAULT_ROR = RorSettings()
 # an older version are recomputed from their stored points (telemetry/recompute.py).
 # 3: an unmarked DRY END is the sample closest to the threshold (Artisan's rule)
 # 4: AUC of a cold-start profile begins at Artisan's live TP fallback; total RoR from rounded values
-METRICS_VERSION = 4
+# 5: the live TP of a profile whose ET and BT were exchanged after recording is replayed on its ET
+# 6: no live TP fallback before Artisan 1.6.1 (recompute reads it back from an unchanged file)
+METRICS_VERSION = 6
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -118,6 +120,18 @@ def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], un
         return None  # a later candidate may be accepted: only the recording session could tell
     late = (t[k : last + 1] - t[charge] > fallback_s).nonzero()[0]
     return k + int(late[0]) if late.size else None
+
+
+def recording_session_tp(session: RoastSession) -> int | None:
+    """The TP sample Artisan's recording session kept, where the file decides it (a cold start
+    on the curve that session read as BT: the saved BT, or the saved ET when the curves were
+    exchanged after recording, alog's `live_tp_curve`); None where the profile's TP stands."""
+    fallback_s = session.settings.get("live_tp_fallback_s")  # Artisan profiles that begin their AUC at TP
+    curve = session.settings.get("live_tp_curve")
+    if fallback_s is None or session.charge_inferred or curve == "none":
+        return None  # "none": exchanged, then reopened and saved again, which clears the live TP
+    read = session.et_c if curve == "ET" else session.bt_c
+    return live_tp_fallback(session.time_s, read, session.events, session.original_unit, float(fallback_s))
 
 
 def _search_end(events: dict[str, int], n: int) -> int:
@@ -347,11 +361,9 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         base = _at(bt, begin)
     else:
         base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
-    fallback_s = session.settings.get("live_tp_fallback_s")  # Artisan profiles that begin their AUC at TP
-    if fallback_s is not None and not session.charge_inferred and drop is not None:
-        # a profile saved by its recording session: the AUC begins where that session set its TP
-        live = live_tp_fallback(t, bt, ev, session.original_unit, float(fallback_s))
-        begin = live if live is not None and live < drop else begin
+    live = recording_session_tp(session)
+    if live is not None and drop is not None and live < drop:
+        begin = live  # a profile saved by its recording session: the AUC begins where it set its TP
 
     spans = {"auc_c_min": (begin, drop), "dry_phase_auc_c_min": (charge, dry),
              "mid_phase_auc_c_min": (dry, fcs), "finish_phase_auc_c_min": (fcs, drop)}

@@ -4,9 +4,9 @@ changes (no input file needed).
 A session is rebuilt from telemetry.points (t_s, BT, ET in order) and its telemetry.sessions row
 (settings, weights, events). Sessions stored before the events column existed take their marked
 events from their old roast_metrics row (CHARGE is the sample at t_s = 0). Settings that older
-versions did not keep (the dry-end threshold; the live TP fallback time) are read back from the
-source file when that is still at its stored path with the stored SHA-256 (and then kept in the
-session's settings); otherwise only a marked DRY END ends the drying phase and a TP-begun AUC
+versions did not keep (the dry-end threshold; the live TP fallback time and curve) are read back from the
+source file whenever that is still at its stored path with the stored SHA-256 (and then kept in
+the session's settings, replacing what was stored); otherwise only a marked DRY END ends the drying phase and a TP-begun AUC
 begins at the profile's TP. Artisan's values come from the stored `computed` block; rows stored
 before that column existed keep the artisan_* values they had and leave the newer ones NULL.
 """
@@ -31,7 +31,7 @@ from daena_pipelines.telemetry.store import insert_metrics
 
 log = logging.getLogger(__name__)
 # settings read from an Artisan file that sessions stored by older versions may lack
-FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s")
+FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_curve")
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed
 _EVENT_TIMES = {"DRY_END": "dry_end_s", "FCs": "fcs_s", "FCe": "fce_s", "DROP": "drop_s"}
@@ -54,21 +54,21 @@ def _events_from_old_metrics(t_s: np.ndarray, old: dict) -> dict[str, int]:
     return events
 
 
-def settings_from_source(session: dict) -> dict[str, object]:
+def settings_from_source(session: dict) -> dict[str, object] | None:
     """The FROM_FILE settings of an Artisan session, read from its source file if the file is
-    still at the stored path with the stored content (SHA-256); empty otherwise."""
+    still at the stored path with the stored content (SHA-256); None otherwise."""
     if session["source_format"] != "artisan_alog":
-        return {}
+        return None
     try:
         data = Path(session["source_path"]).read_bytes()
     except OSError:
-        return {}
+        return None
     if hashlib.sha256(data).hexdigest() != session["content_sha256"]:
-        return {}  # another content now: its settings need not be the stored session's
+        return None  # another content now: its settings need not be the stored session's
     try:
         settings = parse_alog(data, session["source_path"]).settings
     except InvalidSession:
-        return {}
+        return None
     return {k: settings[k] for k in FROM_FILE if k in settings}
 
 
@@ -77,8 +77,11 @@ def stored_session(session: dict, points: dict[str, np.ndarray], old_metrics: di
     events = json.loads(session["events"]) if session.get("events") else _events_from_old_metrics(t_s, old_metrics)
     computed = session.get("artisan_computed")
     settings = json.loads(session["settings"]) if session.get("settings") else {}
-    if any(k not in settings for k in FROM_FILE):  # stored before these were kept
-        settings = settings_from_source(session) | settings
+    from_file = settings_from_source(session)
+    if from_file is not None:
+        # the file as read now: stored before these were kept, or under an older reading of the
+        # file's version (e.g. no live TP fallback before Artisan 1.6.1, metrics version 6)
+        settings = {k: v for k, v in settings.items() if k not in FROM_FILE} | from_file
     return RoastSession(
         source_format=session["source_format"],
         source=session["source"],
@@ -140,7 +143,7 @@ def _recompute(con: duckdb.DuckDBPyConnection, ids: list[str]) -> None:
     con.execute("DELETE FROM telemetry.roast_metrics WHERE list_contains(?, session_id)", [ids])
     insert_metrics(con, rows)
     if read_back:  # kept, so the next recompute needs the file no more
-        log.info("dry-end threshold read back from the source files of %d stored sessions", len(read_back))
+        log.info("file-derived settings read back from the source files of %d stored sessions", len(read_back))
         con.register("read_back", pa.table({"session_id": [s for s, _ in read_back], "settings": [j for _, j in read_back]}))
         con.execute("UPDATE telemetry.sessions s SET settings = r.settings::JSON FROM read_back r WHERE s.session_id = r.session_id")
         con.unregister("read_back")

@@ -97,7 +97,16 @@ def _text(value) -> str | None:
 
 
 def _grams(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+    """A weight in grams; RoasTime often writes it as text ('421', '0421', '707.5': 48 of 56 real
+    files in a public Bullet collection), which Artisan's importer reads with float() too."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value <= 0:
+        return None
+    return float(value)
 
 
 def parse_roastime(data: bytes, source_path: str) -> RoastSession:

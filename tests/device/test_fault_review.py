@@ -280,3 +280,213 @@ def test_a_roaster_silent_until_reopened_is_reopened(roaster, sim_config, wareho
     result = sidecar.run_started()
     assert any(f.startswith("disconnect: no answer for 5.") for f in result.faults)
     record("roaster connected but silent until reopened (commanded, preheating)", device, result, result.command_statuses)
+
+
+def test_a_flicker_to_roasting_inside_the_confirm_window_restarts_it_for_the_abort_and_the_exit(roaster, sim_config,
+                                                                                                warehouse):
+    """'Confirmed safe' is one rule (safety.SafeConfirmation) for the exit's abort and for the exit itself: a
+    status reading roasting between safe ones, inside safe_confirm_s, starts the wait again for both, and at
+    every cycle the abort is done exactly when the exit sees the roaster confirmed safe."""
+    from .test_faults import controlling
+
+    sidecar, device, _ = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    sidecar.request_stop("operator stop")  # the exit's abort drives the roasting roaster to heater 0 and cooling
+    flicker = first_since = None
+    cycles = []  # (abort done, exit sees it confirmed safe), from the abort's start
+    while True:
+        if flicker is None and sidecar.safe.since is not None:  # the confirm window has begun
+            first_since = sidecar.safe.since
+            flicker = (first_since + 0.15, first_since + 0.25)  # inside safe_confirm_s (0.4 s)
+            inject(device, roasting_looking=flicker)
+        going_on = sidecar.step()
+        if sidecar.abort is not None:
+            cycles.append((sidecar.abort.done, sidecar.safe.confirmed))
+        if not going_on:
+            break
+        sidecar.clock.sleep(sidecar.next_tick - sidecar.clock.now())
+    result = sidecar.finish()
+    assert flicker is not None and cycles and cycles[-1] == (True, True)
+    assert all(done == confirmed for done, confirmed in cycles), cycles  # the two never disagree
+    abort = sidecar.abort
+    assert abort.safe_at >= flicker[1] > first_since  # the flicker started the wait again ...
+    assert abort.confirmed_at - abort.safe_at >= sidecar.limits.safe_confirm_s  # ... for the full window
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert result.exit["outcome"].startswith("made safe") and not result.left_unsafe
+    record("a status flickers to roasting inside the exit's confirm window", device, result, result.command_statuses)
+
+
+def test_a_status_reply_later_than_the_drain_does_not_lose_the_roaster(sim_config, warehouse):
+    """R1 (request/reply; the R2 pushes its frames): one status reply comes late, after the read timed out
+    and after the next poll's drain found nothing. Before, from then on every status paired the second half
+    of one poll with the first half of the next: all invalid, the roaster out of reach for the rest of the
+    session, and the exit could not make the roaster it had commanded safe (it kept roasting)."""
+    from .test_faults import controlling
+
+    roaster = ROASTERS["r1"]
+    sidecar, device, now = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    inject(device, late_reply_at_s=now)
+    assert run_until(sidecar, lambda s: s.clock.now() >= now + 2)
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert result.exit["outcome"].startswith("made safe") and not result.left_unsafe
+    assert result.lost_polls <= 5  # the late poll, the mixed one, and the drain's
+    record("one R1 status reply arrives after the drain (commanded, roasting)", device, result, result.command_statuses)
+
+
+def test_a_roaster_another_program_holds_does_not_keep_the_sidecar_from_its_own(sim_config, warehouse):
+    """Two R1s on one host, each driven by its own program (another sidecar, Artisan). Finding ours by
+    serial means asking each R1 for its serial, which needs a claim, and the one another program holds
+    refuses it (EBUSY). Before, that refusal ended the whole open: once the other roaster's program had
+    started, the sidecar could not reopen its own roaster after an unplug, gave up and left it heating."""
+    from daena_pipelines.device.clock import SteppedClock
+    from daena_pipelines.device.driver import BULLET_R1
+    from daena_pipelines.device.sidecar import Sidecar
+    from daena_pipelines.device.virtual_r1 import VirtualBus, VirtualR1Config, plug_in_virtual_r1
+
+    clock = SteppedClock()
+    _, other_backend = plug_in_virtual_r1(VirtualR1Config(serial=4242), clock)  # first on the bus
+    ours, ours_backend = plug_in_virtual_r1(VirtualR1Config(serial=5151), clock)
+    bus = VirtualBus(other_backend, ours_backend)
+    sidecar = Sidecar(sim_config(roaster_serial="5151", warehouse=warehouse, queue_poll_interval_s=1.0), clock,
+                      lambda serial: BULLET_R1.open(serial, backend=bus), "simulator")
+    sidecar.start()
+    approve(warehouse, "preheat", "PREHEAT", serial="5151")
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60) and ours.heater > 0
+    other = BULLET_R1.open("4242", backend=bus)  # the other program starts on the other roaster
+    now = clock.now()
+    inject(ours, disconnect_at_s=now, reconnect_after_s=4.0)  # past lost_control_s (3 s): an abort is due
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done, limit_s=now + 40), sidecar.faults
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert ours.heater == 0 and ours.sidecar_state == State.COOLING  # the lost-control abort ran after the replug
+    assert any(f.startswith("reconnected") for f in result.faults) and result.exit["outcome"] == "already safe"
+    assert other_backend.claims and other.info.serial == "4242"  # the other program keeps its roaster
+    other.close()
+    record("two R1s, the other held by another program; ours unplugged 4 s (commanded)", ours, result,
+           result.command_statuses)
+
+
+def test_an_unplug_while_the_failing_loop_drives_the_roaster_safe_is_reconnected(roaster, sim_config, warehouse):
+    """Every cycle raises (e.g. the recordings disk is full), so drive_safe runs the abort outside the loop;
+    meanwhile the roaster is unplugged for 1 s. Before, drive_safe kept polling the dead handle of the
+    unplugged roaster and never reopened it: the abort stopped half way and the commanded roaster went on
+    roasting until the exit gave up ('NOT confirmed safe')."""
+    from .test_faults import controlling
+
+    sidecar, device, now = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+
+    def broken(*args):
+        raise OSError(28, "No space left on device")
+
+    sidecar._record = broken  # three failing cycles (0.2 s), then drive_safe
+    inject(device, disconnect_at_s=now + 0.5, reconnect_after_s=1.0)  # while drive_safe steps the heater down
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert result.exit["outcome"] == "made safe outside the poll loop: heater 0 and cooling confirmed by status"
+    assert any(f.startswith("reconnected") for f in result.faults)
+    record("unplug for 1 s while drive_safe runs for a failing loop (commanded, roasting)", device, result,
+           result.command_statuses)
+
+
+def test_a_level_the_operator_sets_at_the_panel_mid_command_is_never_stepped_back(roaster, sim_config, warehouse):
+    """An approved SET_POWER steps the heater up; after its first step the operator at the panel turns the
+    heater down to 2. The sidecar never fights the panel (docs/device.md, safety model): before, the command
+    went on stepping from the operator's 2 back up to its target and COMPLETED there."""
+    from .test_faults import controlling
+
+    sidecar, device, _ = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600,
+                                     queue_poll_interval_s=1.0)
+    top = device.HEATER_RANGE[1]  # the charge heater of the simulated operator: 9 (R1), 14 (R2)
+    approve(warehouse, "power-down", "SET_POWER", top - 4, serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED") == 2 and device.heater == top - 4)
+    approve(warehouse, "power-up", "SET_POWER", top, serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.active is not None and device.heater == top - 3)
+    device.heater = 2  # at the panel
+    panel_at = sidecar.clock.now()
+    assert run_until(sidecar, lambda s: s.clock.now() >= panel_at + 10)
+    assert device.heater == 2 and device.sidecar_state == State.ROASTING  # the operator's setting stands
+    assert not [w for w in writes(device, panel_at) if w[:2] == bytes([0x34, 0x01])]  # no heater +1 sent since
+    status, error = queue_rows(warehouse)["power-up"][2:]
+    assert status == "ABORTED" and "to 2 by someone else (the panel" in error, error
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert safe(device) and result.exit["outcome"].startswith("made safe")
+    record("operator turns the heater down at the panel while a SET_POWER steps it up", device, result,
+           result.command_statuses)
+
+
+def test_empty_replies_from_a_replugged_roaster_do_not_end_the_session_or_lock_it_out(roaster, sim_config, warehouse):
+    """Unplugged 4 s while commanded; back, it answers with zero-length packets for its first 2 s (e.g.
+    still booting). Before, on the R1 the empty serial reply raised a ValueError out of the reopen: the
+    cycle failed (end reason 'error') and the claim it had taken was never released, so every later
+    attempt was 'busy' and the roaster went on heating; now it is a failed attempt like any other."""
+    from .test_faults import controlling
+
+    sidecar, device, now = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600)
+    inject(device, disconnect_at_s=now, reconnect_after_s=4.0, empty_replies=(now + 4.0, now + 6.0))
+    sidecar.cfg.max_duration_s = now - sidecar.t0 + 20  # the session ends 20 s on, through the exit procedure
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING  # the lost-control abort ran
+    assert sidecar.abort.reason.startswith("lost control") and sidecar.abort.done
+    assert result.error is None and footer(result)["end_reason"] == "duration"
+    assert any(f.startswith("reconnected") for f in result.faults) and not result.left_unsafe
+    record("unplug 4 s, back answering zero-length packets for 2 s (commanded, roasting)", device, result,
+           result.command_statuses)
+
+
+def test_a_full_recordings_disk_mid_command_still_ends_with_the_roaster_safe(roaster, sim_config, warehouse):
+    """The recordings disk fills up while an approved command runs: every line written fails. Before, the
+    exit procedure that began after the first failing cycle wrote the aborted command's line, which raised
+    again, out of the loop: the process died with the commanded roaster roasting. Now the line is given up
+    (the run still fails: the footer cannot be written either) and the roaster is made safe first."""
+    from .test_faults import controlling
+
+    sidecar, device, _ = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600,
+                                     queue_poll_interval_s=1.0)
+    approve(warehouse, "power-3", "SET_POWER", 3, serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.active is not None and s.active.command.proposal_id == "power-3")
+
+    def disk_full(record):
+        raise OSError(28, "No space left on device")
+
+    sidecar.recorder._write = disk_full
+    with pytest.raises(OSError, match="No space left on device"):
+        sidecar.run_started()  # at the footer, after the exit procedure
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert sidecar.exit_outcome == "made safe outside the poll loop: heater 0 and cooling confirmed by status"
+    assert sidecar.command_statuses == {"COMPLETED": 1, "ABORTED": 1}  # take-control, power-3
+
+
+def test_a_watchdog_takeover_inside_the_action_of_a_cycle_sends_nothing_stale(sim_config, warehouse):
+    """As above, but the loop hangs inside the action of its cycle (writing the line of a refused approval,
+    another approval waiting behind it) while the watchdog makes the roaster safe. Before, the resumed loop
+    then started the waiting command from the status it had read before the hang and sent its step (drum 8)
+    to the roaster the watchdog had just made safe."""
+    from types import SimpleNamespace
+
+    roaster = ROASTERS["r1"]  # the R1's drum takes an absolute level: a stale step shows in the end state
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60)
+    approve(warehouse, "fan-99", "SET_FAN", 99, serial=roaster.serial)  # refused by local limits: a line written
+    approve(warehouse, "drum-8", "SET_DRUM", 8, serial=roaster.serial)
+    sidecar.watchdog = watchdog = SimpleNamespace(took_over=False, stop=lambda: None)
+    command_line = sidecar.recorder.command
+    taken_over_at = []
+
+    def hangs_while_the_watchdog_takes_over(row):
+        sidecar.recorder.command = command_line
+        watchdog.took_over = True
+        assert sidecar.drive_safe("watchdog", sidecar.clock.now() + 12.0)
+        taken_over_at.append(sidecar.clock.now())
+        return command_line(row)
+
+    sidecar.recorder.command = hangs_while_the_watchdog_takes_over
+    result = sidecar.run_started()
+    assert taken_over_at and safe(device) and device.sidecar_state == State.COOLING
+    assert device.drum == 5  # never moved after the takeover
+    assert writes(device, taken_over_at[0]) == []
+    assert footer(result)["end_reason"] == "watchdog"
+    assert result.command_statuses == {"COMPLETED": 1, "FAILED": 1, "ABORTED": 1}  # preheat, fan-99, drum-8
+    assert queue_rows(warehouse)["fan-99"][2] == "FAILED"

@@ -39,6 +39,9 @@ def profile(mode="C", **overrides):
     }
     assert len(data["timex"]) == n
     data.update(overrides)
+    if isinstance(data.get("computed"), dict) and data["timeindex"][0] >= 0:
+        # Artisan writes CHARGE's readings into every block computed with CHARGE set
+        data["computed"] = {"CHARGE_ET": data["temp1"][charge], "CHARGE_BT": data["temp2"][charge]} | data["computed"]
     return data
 
 

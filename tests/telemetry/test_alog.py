@@ -35,7 +35,7 @@ def test_fahrenheit_computed_block_and_dropouts_convert():
     assert computed["fcs_ror"] == pytest.approx(5.0)
     assert computed["AUC"] == 900  # Artisan's AUC is °C·min even in a Fahrenheit profile
     assert computed["FCs_time"] == 480.0  # times are not temperatures
-    assert session.settings == {"auc_base_c": pytest.approx(100.0), "auc_begin": "TP", "live_tp_fallback_s": 150.0}  # no version: the oldest
+    assert session.settings == {"auc_base_c": pytest.approx(100.0), "auc_begin": "TP"}  # no version: the oldest, no live TP fallback
 
 
 @pytest.mark.parametrize(
@@ -160,6 +160,17 @@ def test_total_time_cut_to_whole_seconds_gives_way_to_drop_time():
     assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["totaltime"] == 733.999
 
 
+def test_phase_times_cut_to_whole_seconds_are_not_kept():
+    """Hand-worked, as Artisan 1.4/1.5 wrote them (int() of each span, e.g. a 246.94-s development
+    written as 246 in a held-out SR700 file): such phase times are not kept, float ones are."""
+    data = profile(computed={"totaltime": 733, "dryphasetime": 300, "midphasetime": 186, "finishphasetime": 246,
+                             "DROP_time": 734.0}, version="1.4.0")
+    kept = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert not {"dryphasetime", "midphasetime", "finishphasetime"} & kept.keys() and kept["totaltime"] == 734.0
+    data = profile(computed={"finishphasetime": 246.9, "DROP_time": 734.0}, version="1.6.0")
+    assert parse_alog(alog_bytes(data), "x.alog").artisan_computed["finishphasetime"] == 246.9
+
+
 def test_negative_times_of_a_profile_without_charge_are_not_kept():
     """Synthetic: Artisan up to 2.8 took a missing CHARGE (index -1) as the last sample, so the
     total and drying times of such a profile with FCs and DROP came out negative."""
@@ -169,3 +180,48 @@ def test_negative_times_of_a_profile_without_charge_are_not_kept():
     kept = parse_alog(alog_bytes(data), "x.alog").artisan_computed
     assert "totaltime" not in kept and "dryphasetime" not in kept
     assert kept["midphasetime"] == 240.0 and kept["finishphasetime"] == 110.0 and kept["DROP_time"] == 610.0
+
+
+def test_curves_exchanged_after_recording_are_read_from_the_charge_annotation():
+    """Artisan saves each event annotation's label positions (`anno_positions`: key, temperature
+    label x/y, time label x/y) in the order it first drew them; the CHARGE labels sit the same
+    distance above and below BT's CHARGE reading at the time. Hand-made positions, placed as
+    Artisan places them (docs/telemetry.md, "Curves exchanged after recording")."""
+    from daena_pipelines.telemetry.alog import profile_to_session
+
+    def curve(anno_positions, **overrides):
+        data = profile(version="3.4.0", computed={"AUC": 300, "AUCbegin": "TP", "AUCbase": 100},
+                       anno_positions=anno_positions, **overrides)
+        return profile_to_session(data).settings.get("live_tp_curve")
+
+    data = profile()
+    charge, et, bt = data["timeindex"][0], data["temp1"][10], data["temp2"][10]
+    at_et = [0, data["timex"][charge], et + 22, data["timex"][charge], et - 22]
+    at_bt = [0, data["timex"][charge], bt + 22, data["timex"][charge], bt - 22]
+    tp, fcs, drop = [-1, 30.0, 150.0, 30.0, 110.0], [2, 500.0, 210.0, 500.0, 170.0], [6, 610.0, 220.0, 610.0, 180.0]
+    assert curve([at_et, fcs, drop, tp]) == "ET"  # TP drawn after DROP: saved by the recording session
+    assert curve([at_et, tp, fcs, drop]) == "none"  # time order: reopened, the live TP is gone
+    assert curve([at_et, fcs, drop]) == "none"
+    assert curve([at_bt, fcs, drop, tp]) is None  # recorded as saved
+    assert curve([[0, 30.0, et + 25, 30.0, et - 10], fcs, drop, tp]) is None  # a dragged label tells nothing
+    assert curve([at_et, fcs, drop, tp], temp2=data["temp1"]) is None  # ET = BT at CHARGE: undecided
+    assert curve(None) is None and curve([[0, 1.0]]) is None
+    # only for an AUC begun at TP
+    data = profile(computed={"AUC": 300, "AUCbegin": "CHARGE", "AUCbase": 100}, anno_positions=[at_et, fcs, drop, tp])
+    assert "live_tp_curve" not in profile_to_session(data).settings
+
+
+def test_a_computed_block_written_before_charge_was_set_counts_from_the_recordings_zero():
+    """computedProfileInformation writes CHARGE_BT/ET whenever CHARGE is set and measures every
+    event time from it (from the recording's zero when unset); a block without them in a file with
+    CHARGE marked was computed before CHARGE was set (held-out 26-04-12_ma_no41: TP and FCs 12.9 s
+    later than ours, its CHARGE being 12.9 s into the recording). Hand-made profile."""
+    data = profile(computed={"TP_time": 110.0, "FCs_time": 500.0, "totaltime": 600.0, "TP_BT": 90.0})
+    del data["computed"]["CHARGE_ET"], data["computed"]["CHARGE_BT"]
+    charge_t = data["timex"][data["timeindex"][0]]  # 20 s
+    computed = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert computed["TP_time"] == pytest.approx(110.0 - charge_t) and computed["FCs_time"] == pytest.approx(480.0)
+    assert "totaltime" not in computed and computed["TP_BT"] == 90.0
+    data["computed"]["CHARGE_BT"] = -1  # written (a dropout at CHARGE): times from CHARGE, kept as they are
+    computed = parse_alog(alog_bytes(data), "x.alog").artisan_computed
+    assert computed["TP_time"] == 110.0 and computed["totaltime"] == 600.0

@@ -214,7 +214,45 @@ def test_the_live_tp_fallback_time_follows_the_artisan_version():
         return profile_to_session(data).settings.get("live_tp_fallback_s")
 
     assert (fallback("2.4.4"), fallback("3.2.1"), fallback("3.4.0"), fallback("4.2.0")) == (150.0, 150.0, 120.0, 120.0)
+    # the 50 °C floor and the 150-s fallback came with 1.6.1 (commits of 2019-02-24 and 03-09):
+    # before, the first candidate was taken, so the profile's TP stands (and for a file without version)
+    assert (fallback("1.4.0"), fallback("1.6.0"), fallback(None), fallback("1.6.1")) == (None, None, None, 150.0)
     assert fallback("4.2.0", begin="CHARGE") is None and profile_to_session(profile()).settings.get("live_tp_fallback_s") is None
+
+
+def _exchanged_after_recording(live_tp_curve: str | None) -> RoastSession:
+    """Hand-made (not recorded), one sample a second, shaped like the held-out Aillio R1 files
+    whose ET and BT were exchanged after recording: the saved BT is a probe falling from 165 °C
+    to a TP of 105 °C at 60 s; the saved ET, which the recording session read as BT, reads the
+    beans at 25 °C right after CHARGE and only rises."""
+    t = np.arange(0.0, 481.0)
+    bt = np.where(t < 60, 165.0 - t, 105.0 + 0.2 * (t - 60))
+    et = 25.0 + 0.4 * t
+    settings = {"auc_begin": "TP", "auc_base_c": 100.0, "live_tp_fallback_s": 120.0}
+    if live_tp_curve is not None:
+        settings["live_tp_curve"] = live_tp_curve
+    return RoastSession("artisan_alog", "real", t, bt, et, {"CHARGE": 0, "FCs": 400, "DROP": 480}, settings=settings)
+
+
+def test_the_live_tp_of_a_profile_exchanged_after_recording_is_replayed_on_its_et():
+    """Artisan's live TP recognition reads the BT being recorded; Roast > Switch ET/BT exchanges
+    the curves afterwards and keeps that TP (docs/telemetry.md, "Curves exchanged after
+    recording"). Recorded BT (saved ET) at 25 °C: no TP accepted, the 120-s fallback decides."""
+    from daena_pipelines.telemetry.metrics import live_tp_fallback
+
+    exchanged = _exchanged_after_recording("ET")
+    assert live_tp_fallback(exchanged.time_s, exchanged.bt_c, exchanged.events, "C", 120.0) is None  # the saved BT has a TP
+    assert live_tp_fallback(exchanged.time_s, exchanged.et_c, exchanged.events, "C", 120.0) == 121
+    nan = np.full(481, np.nan)
+    row = roast_metrics(exchanged, nan)
+    assert row["tp_s"] == 60  # the profile's TP is the saved BT's
+    # hand-worked: Artisan sums the segments ending at samples 121 .. 479 (DROP excluded), i.e.
+    # BT from 120 s (117.0 °C) to 479 s (188.8 °C), a straight line: mean excess over 100 °C
+    # 52.9 °C × 359 s / 60 = 316.518 °C·min (from the profile's TP at 60 s: 327.6)
+    assert row["auc_c_min"] == pytest.approx(316.518333)
+    # reopened and saved again ("none"), or not exchanged (no setting): the profile's TP
+    for reopened in (_exchanged_after_recording("none"), _exchanged_after_recording(None)):
+        assert roast_metrics(reopened, nan)["auc_c_min"] == pytest.approx(area_under_curve(exchanged.time_s, exchanged.bt_c, 60, 480, 100.0))
 
 
 def test_total_ror_comes_from_the_rounded_values_artisan_reports():

@@ -108,17 +108,21 @@ def test_the_recompute_is_a_dagster_step_that_reports_its_count(old_warehouse):
 
 def test_recompute_reads_missing_file_settings_back_from_the_unchanged_source_file(tmp_path):
     base = profile()
-    no_dry_end = {"timeindex": [base["timeindex"][0], 0, *base["timeindex"][2:]], "phases": [100, 150, 190, 220],
-                  "version": "3.4.0", "computed": {"AUC": 300, "AUCbegin": "TP", "AUCbase": 100}}
+    charge = base["timeindex"][0]
+    # the CHARGE labels around ET's reading, in time order: ET/BT exchanged, then reopened (alog)
+    labels = [[0, base["timex"][charge], base["temp1"][charge] + 20, base["timex"][charge], base["temp1"][charge] - 20]]
+    no_dry_end = {"timeindex": [charge, 0, *base["timeindex"][2:]], "phases": [100, 150, 190, 220],
+                  "version": "3.4.0", "computed": {"AUC": 300, "AUCbegin": "TP", "AUCbase": 100}, "anno_positions": labels}
     paths = {name: tmp_path / f"{name}.alog" for name in ("kept", "changed", "gone")}
     for name, path in paths.items():
         path.write_bytes(alog_bytes(profile(roastUUID=name, **no_dry_end)))
     with connect(tmp_path / "w.duckdb") as con:
         ingest.ingest(con, list(paths.values()), tmp_path / "q", workers=1)
         query = """SELECT s.source_path, m.dry_end_s, m.dry_end_inferred, s.settings->>'dry_end_threshold_c',
-                   s.settings->>'live_tp_fallback_s' FROM telemetry.roast_metrics m JOIN telemetry.sessions s USING (session_id)"""
+                   s.settings->>'live_tp_fallback_s', s.settings->>'live_tp_curve'
+                   FROM telemetry.roast_metrics m JOIN telemetry.sessions s USING (session_id)"""
         fresh = {Path(r[0]).stem: r[1:] for r in con.execute(query).fetchall()}
-        assert fresh["kept"][0] is not None and fresh["kept"][1:] == (True, "150.0", "120.0")
+        assert fresh["kept"][0] is not None and fresh["kept"][1:] == (True, "150.0", "120.0", "none")
         # as a warehouse of schema version 1 stored them: no threshold or fallback time kept, older metrics
         for sid, settings in con.execute("SELECT session_id, settings FROM telemetry.sessions").fetchall():
             old = {k: v for k, v in json.loads(settings).items() if k not in recompute.FROM_FILE}
@@ -131,8 +135,24 @@ def test_recompute_reads_missing_file_settings_back_from_the_unchanged_source_fi
         after = {Path(r[0]).stem: r[1:] for r in con.execute(query).fetchall()}
         assert after["kept"] == fresh["kept"]  # read back from the file, and kept in the settings
         # another content at the path, or no file: no threshold, so no inferred DRY END
-        assert after["changed"] == after["gone"] == (None, None, None, None)
+        assert after["changed"] == after["gone"] == (None, None, None, None, None)
         assert recompute.recompute_metrics(con) == 0
+
+
+def test_recompute_replaces_file_settings_read_under_an_older_rule(tmp_path):
+    # a session stored by metrics version 5 from an Artisan 1.4 file kept the 150-s live TP
+    # fallback, which that version's recognition did not have; its unchanged file now says so
+    path = tmp_path / "old.alog"
+    path.write_bytes(alog_bytes(profile(version="1.4.0", computed={"AUC": 300, "AUCbegin": "TP", "AUCbase": 100})))
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest.ingest(con, [path], tmp_path / "q", workers=1)
+        query = "SELECT settings->>'live_tp_fallback_s', settings->>'auc_begin' FROM telemetry.sessions"
+        assert con.execute(query).fetchall() == [(None, "TP")]
+        con.execute("""UPDATE telemetry.sessions SET settings = json_merge_patch(settings, '{"live_tp_fallback_s": 150.0}')""")
+        con.execute("UPDATE telemetry.roast_metrics SET metrics_version = 5")
+        assert con.execute(query).fetchall() == [("150.0", "TP")]
+        assert recompute.recompute_metrics(con) == 1
+        assert con.execute(query).fetchall() == [(None, "TP")]
 
 
 def test_a_warehouse_whose_samples_differ_in_extra_channels_is_refused_and_left_as_it_was(old_warehouse):

@@ -1,4 +1,4 @@
-"""RoasTime JSON roasts. No real RoasTime file is at hand: these files are built from the fields
+"""RoasTime JSON roasts. No real RoasTime file is in ../shared: these files are built from the fields
 Artisan's RoasTime importer reads (docs/telemetry.md lists them and where they were read), with
 values worked out by hand below."""
 import json
@@ -60,6 +60,19 @@ def test_fields_map_to_a_session():
     assert session.roasted_at.isoformat() == "2025-11-21T04:40:00+00:00"
     assert (session.title, session.beans, session.roast_uuid) == ("Ethiopia test", "Guji natural", "rt-0001")
     assert not session.charge_inferred
+
+
+@pytest.mark.parametrize(("green", "roasted", "expected"), [
+    (490, "0421", (490.0, 421.0)),  # as in a real RoasTime file (rockpyer/bullet_coffee_roasting, uid 1c67d2c5)
+    ("350", "707.5", (350.0, 707.5)),
+    (490, "", (490.0, None)), (490, "nan", (490.0, None)), (490, "inf", (490.0, None)), (490, "n/a", (490.0, None)),
+    (490, 0, (490.0, None)), (490, True, (490.0, None)),
+])
+def test_weights_may_be_written_as_text(green, roasted, expected):
+    # RoasTime writes the roasted weight as text in 48 of 56 real files; Artisan's importer reads
+    # both weights with float(), so numeric text counts and anything else is "not filled"
+    session = parse_roastime(json.dumps(roastime(weightGreen=green, weightRoasted=roasted)).encode(), "w.json")
+    assert (session.batch_weight_g, session.roasted_weight_g) == expected
 
 
 def test_fahrenheit_files_are_converted():

@@ -155,6 +155,8 @@ class VirtualBulletR2(VirtualBulletR1):
             frame = replace(frame, state=UNKNOWN_STATE)
         if self._in_window(self.config.faults.safe_looking):
             frame = replace(frame, heater=0, state=r2.State.COOLDOWN)
+        if self._in_window(self.config.faults.roasting_looking):
+            frame = replace(frame, state=r2.State.ROASTING)
         return r2.encode(frame)
 
     def _fans_frame(self) -> bytes:
