@@ -455,6 +455,8 @@ class Sidecar:
             self.abort_proposal = None
 
     def _apply(self, action: r.Action, reading: Status, now: float) -> None:
+        if self.driving_safe or (self.watchdog is not None and self.watchdog.took_over and not self.exiting):
+            return  # the watchdog drives (or drove) the roaster while this cycle hung: its status, and action, are stale
         self.commanded = True  # from now on every exit makes this roaster safe (exit_policy make_safe)
         if self.abort is not None and not self.abort.done:
             self._fault("abort_step", f"{action.describe()} (status: heater {reading.heater}, {reading.state_name})")

@@ -361,10 +361,13 @@ def time_interleaved(measured: list[Measured], available: dict[str, Codec], repe
 
 
 def _order(items: list[Measured], rep: int) -> list[Measured]:
-    """One record's codecs for repetition ``rep``: the others rotated; then each reference with
-    the gated codecs divided by it back to back at the end, the reference first in even
-    repetitions and last in odd ones (the gate's paired ratios compare calls a few microseconds
-    apart, each side as often first as second)."""
+    """One record's codecs for turn ``rep``: the others rotated; then each reference with the
+    gated codecs divided by it back to back at the end, the reference first in even turns and
+    last in odd ones (the gate's paired ratios compare calls a few microseconds apart, each side
+    as often first as second). ``_timed_repetitions`` gives record i of repetition r the turn
+    r + i: the second of the two calls runs on caches the first warmed (measured: NBMF's decode
+    of all records 1.05 of the bound's second, 0.79 first), so with an odd number of repetitions
+    and the same order for every record one side would be second more often in the totals."""
     block = []
     for ref in sorted((m for m in items if m.codec in REFERENCES), key=lambda m: REFERENCES.index(m.codec)):
         gated = [m for m in items if m.codec in GATED_CODECS and reference(m.codec, m.record.record_class) == ref.codec]
@@ -381,8 +384,8 @@ def involuntary_switches() -> int:
 
 def _timed_repetitions(by_record, available, repetitions, cpu, wall) -> None:
     for rep in range(repetitions):
-        for items in by_record.values():
-            for m in _order(items, rep):
+        for i, items in enumerate(by_record.values()):
+            for m in _order(items, rep + i):  # each order on every other record: balanced totals (_order)
                 codec, record, cls = available[m.codec], m.record.record, m.record.record_class
                 codec.encode(record, cls)  # warm-up, untimed (the decode follows the timed encode)
                 for _attempt in range(1 + PREEMPTED_RETRIES):
@@ -441,7 +444,8 @@ def timing_ratios(measured: list[Measured], codecs: tuple[str, ...] = GATED_CODE
 
 def paired_sample(ratios: np.ndarray, kept: np.ndarray | None = None) -> float:
     """One record's sample from its per-repetition paired ratios: the geometric mean of the
-    median over the even repetitions (reference first) and over the odd ones (reference last),
+    median over the even repetitions and over the odd ones (one of them has the reference first,
+    the other last, ``_order``),
     each over the repetitions in ``kept`` (not preempted) — all of that order's when none is
     kept (a machine so loaded that every call is preempted still gives a sample). The reference
     is first in one order and last in the other, so a cost that falls on whichever call comes

@@ -456,3 +456,37 @@ def test_a_full_recordings_disk_mid_command_still_ends_with_the_roaster_safe(roa
     assert device.heater == 0 and device.sidecar_state == State.COOLING
     assert sidecar.exit_outcome == "made safe outside the poll loop: heater 0 and cooling confirmed by status"
     assert sidecar.command_statuses == {"COMPLETED": 1, "ABORTED": 1}  # take-control, power-3
+
+
+def test_a_watchdog_takeover_inside_the_action_of_a_cycle_sends_nothing_stale(sim_config, warehouse):
+    """As above, but the loop hangs inside the action of its cycle (writing the line of a refused approval,
+    another approval waiting behind it) while the watchdog makes the roaster safe. Before, the resumed loop
+    then started the waiting command from the status it had read before the hang and sent its step (drum 8)
+    to the roaster the watchdog had just made safe."""
+    from types import SimpleNamespace
+
+    roaster = ROASTERS["r1"]  # the R1's drum takes an absolute level: a stale step shows in the end state
+    sidecar, device = start(sim_config, roaster, warehouse, operator=False, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial=roaster.serial)
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60)
+    approve(warehouse, "fan-99", "SET_FAN", 99, serial=roaster.serial)  # refused by local limits: a line written
+    approve(warehouse, "drum-8", "SET_DRUM", 8, serial=roaster.serial)
+    sidecar.watchdog = watchdog = SimpleNamespace(took_over=False, stop=lambda: None)
+    command_line = sidecar.recorder.command
+    taken_over_at = []
+
+    def hangs_while_the_watchdog_takes_over(row):
+        sidecar.recorder.command = command_line
+        watchdog.took_over = True
+        assert sidecar.drive_safe("watchdog", sidecar.clock.now() + 12.0)
+        taken_over_at.append(sidecar.clock.now())
+        return command_line(row)
+
+    sidecar.recorder.command = hangs_while_the_watchdog_takes_over
+    result = sidecar.run_started()
+    assert taken_over_at and safe(device) and device.sidecar_state == State.COOLING
+    assert device.drum == 5  # never moved after the takeover
+    assert writes(device, taken_over_at[0]) == []
+    assert footer(result)["end_reason"] == "watchdog"
+    assert result.command_statuses == {"COMPLETED": 1, "FAILED": 1, "ABORTED": 1}  # preheat, fan-99, drum-8
+    assert queue_rows(warehouse)["fan-99"][2] == "FAILED"
