@@ -151,15 +151,17 @@ def test_timed_calls_are_warm_and_preemption_is_recorded():
         assert len(m.encode_ns) == len(m.preempted) == 3 and max(m.encode_ns) < 5_000_000
 
 
-def test_reference_and_nbmf_are_first_equally_often_with_an_odd_number_of_repetitions():
+def test_reference_and_nbmf_are_first_equally_often_with_an_odd_number_of_repetitions(monkeypatch):
     """The second of two back-to-back calls runs on caches the first warmed, so the totals
     (MB/s, fraction of the bound) are fair only if each side comes first as often: with 5
     repetitions and the order set by the repetition alone the bound was first 3 times in 5 on
     every record (NBMF's decode of all records then read 0.97-1.02 of the bound; 0.89-0.93 in
     balanced runs)."""
+    from daena_pipelines.nbmf import benchmark
     from daena_pipelines.nbmf.benchmark import BOUND, Codec, Measured, time_interleaved
     from daena_pipelines.nbmf.corpus import CorpusRecord
 
+    monkeypatch.setattr(benchmark, "involuntary_switches", lambda: 0)  # no preempted call timed again: 4 calls a block
     calls = []
 
     def codec(name):
