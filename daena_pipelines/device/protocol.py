@@ -9,7 +9,7 @@ import struct
 
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE  # the R1's level ranges
 from daena_pipelines.device.roaster import (  # noqa: F401 (State, state_name: the R1's names, used with this module)
-    DeviceInfo, InvalidStatus, ModelLimits, State, Status, state_name,
+    DeviceInfo, InvalidStatus, ModelLimits, State, Status, screen_probes, state_name,
 )
 
 VENDOR_ID = 0x0483
@@ -78,7 +78,8 @@ def _temp(buf: bytes, offset: int) -> float:
 
 
 def decode_status(buf: bytes) -> Status:
-    """Decode the two concatenated 64-byte replies; raise ``InvalidStatus`` if they are unusable."""
+    """Decode the two concatenated 64-byte replies; raise ``InvalidStatus`` if they fail the integrity checks
+    (length, marker, levels). A channel no working probe reads is marked in ``Status.probe_faults``."""
     if len(buf) != STATUS_LEN:
         raise InvalidStatus(f"status is {len(buf)} bytes, expected {STATUS_LEN}")
     if buf[VALID_MARKER_OFFSET] != VALID_MARKER:
@@ -90,14 +91,10 @@ def decode_status(buf: bytes) -> Status:
         channel_a_c=_temp(buf, 0), channel_b_c=_temp(buf, 8), exhaust_c=_temp(buf, 16),
         fan=buf[26], heater=buf[27], drum=buf[28], state=buf[29], extra=extra,
     )
-    # A marker of 10 with impossible values is still garbage (e.g. a half-written buffer).
-    for name in ("channel_a_c", "channel_b_c"):
-        value = getattr(reading, name)
-        if not -40.0 <= value <= 600.0:
-            raise InvalidStatus(f"{name} = {value} is outside -40..600 °C")
+    # the marker is the status's only integrity check (no checksum): levels beyond their ranges are garbage too
     if reading.heater > HEATER_RANGE[1] or reading.fan > FAN_RANGE[1] or reading.drum > DRUM_RANGE[1]:
         raise InvalidStatus(f"levels out of range: heater {reading.heater} fan {reading.fan} drum {reading.drum}")
-    return reading
+    return screen_probes(reading)  # an impossible temperature in an intact status is a failed probe, not garbage
 
 
 def encode_status(reading: Status) -> bytes:

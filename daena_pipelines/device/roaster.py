@@ -9,8 +9,9 @@ says what to do.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Protocol
 
@@ -52,7 +53,8 @@ class Status:
     """One decoded status. Temperatures °C rounded to 0.1; channel names as on the wire.
 
     ``extra`` holds every other decoded field (name -> number, the name carries the unit), recorded
-    as extra channels."""
+    as extra channels. ``probe_faults``: channel ('a'/'b') -> the raw reading of a probe that reads what no
+    working probe can (``screen_probes``); that channel is NaN, heater/fan/drum/state are still the roaster's."""
 
     channel_a_c: float
     channel_b_c: float
@@ -62,10 +64,30 @@ class Status:
     drum: int
     state: int
     extra: Mapping[str, float] = field(default_factory=dict)
+    probe_faults: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def state_name(self) -> str:
         return state_name(State, self.state)
+
+
+# A reading outside this range (°C; the low end excluded) or not a number is no temperature a working probe in a
+# roaster reads: a broken or unplugged thermocouple / IR sensor (our bounds: the roaster stands in a room above
+# freezing, and nothing in a roast comes near 500 °C; the ET ceiling trips at 320 °C)
+PROBE_RANGE_C = (0.0, 500.0)
+
+
+def screen_probes(reading: Status) -> Status:
+    """The status with each channel A/B reading outside ``PROBE_RANGE_C`` (or NaN) set to NaN and kept raw in
+    ``probe_faults``. Called by a driver only on a reply that passed its integrity checks (the R1's marker,
+    the R2's CRC, levels in range): its heater and state are then the roaster's own, whatever the probe says."""
+    low, high = PROBE_RANGE_C
+    faults = {name: value for name, value in (("a", reading.channel_a_c), ("b", reading.channel_b_c))
+              if not low < value <= high}  # NaN fails too
+    if not faults:
+        return reading
+    return replace(reading, probe_faults=faults, channel_a_c=math.nan if "a" in faults else reading.channel_a_c,
+                   channel_b_c=math.nan if "b" in faults else reading.channel_b_c)
 
 
 def state_name(states: type[IntEnum], code: int) -> str:

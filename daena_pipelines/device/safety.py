@@ -49,6 +49,10 @@ class SafetyLimits:
     # carries a checksum we can check, so one corrupt status must not end an abort; longer than the R2
     # driver's reuse of one reading (<= 0.3 s)
     safe_confirm_s: float = 0.4
+    # a probe reading what no working probe reads (roaster.screen_probes) in every status for this long has failed:
+    # the abort runs. Shorter, one implausible reading must not stop a roast; the same 0.4 s as safe_confirm_s,
+    # longer than the R2 driver's reuse of one frame, so one bad frame never counts as a failure
+    probe_fault_confirm_s: float = 0.4
 
     def within_model(self, model: r.ModelLimits) -> "SafetyLimits":
         def narrow(mine, theirs):
@@ -294,6 +298,30 @@ class SafeConfirmation:
 
     def lost(self) -> None:
         self.since, self.confirmed = None, False
+
+
+class ProbeWatch:
+    """Whether a probe has failed: every status for ``SafetyLimits.probe_fault_confirm_s`` marks the same
+    kind of trouble (``Status.probe_faults``). A status whose probes read plausibly ends the suspicion; a poll
+    without a status (garbled, lost) neither ends it nor counts, so a dead probe between garbled replies still
+    ends in an abort. Once confirmed it stays failed for the session (``failure``: channel -> raw reading)."""
+
+    def __init__(self, limits: SafetyLimits):
+        self.confirm_s = limits.probe_fault_confirm_s
+        self.since: float | None = None  # the first of the consecutive statuses with a probe fault
+        self.failure: dict[str, float] | None = None
+        self.failed_at: float | None = None
+
+    def see(self, reading: Status, now: float) -> bool:
+        """Feed one status; True once a probe is confirmed failed."""
+        if self.failure is None:
+            if not reading.probe_faults:
+                self.since = None
+            else:
+                self.since = now if self.since is None else self.since
+                if now - self.since >= self.confirm_s:
+                    self.failure, self.failed_at = dict(reading.probe_faults), now
+        return self.failure is not None
 
 
 class Abort:

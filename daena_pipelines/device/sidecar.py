@@ -40,8 +40,8 @@ from daena_pipelines.device.roaster import (
     Status,
 )
 from daena_pipelines.device.safety import (
-    LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, SafeConfirmation, SafetyLimits, approval_refusal,
-    ended_approval, is_safe, level_of, refusal, trip_reason,
+    LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, ProbeWatch, SafeConfirmation, SafetyLimits,
+    approval_refusal, ended_approval, is_safe, level_of, refusal, trip_reason,
 )
 from daena_pipelines.device.r2.driver import BULLET_R2
 from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
@@ -145,6 +145,7 @@ class SidecarResult:
     jitter_s: np.ndarray  # lateness of each poll against its schedule, device seconds
     error: str | None  # traceback of an exception inside a cycle (the session still ended through the exit procedure)
     exit: dict  # the exit procedure: required, confirmed, final heater/state as the last status showed them
+    probe_fault: dict | None = None  # the failed probe(s) and what they read (the footer's probe_fault)
 
     @property
     def left_unsafe(self) -> bool:
@@ -178,8 +179,9 @@ class SidecarResult:
 
 
 def _sample_values(reading: Status) -> dict:
-    """Every decoded field: the core channels under short keys, the rest under their own names."""
-    return {"st": reading.state, "a": reading.channel_a_c, "b": reading.channel_b_c, "ex": reading.exhaust_c,
+    """Every decoded field: the core channels under short keys (a failed probe's as null), the rest under their own names."""
+    a, b = (None if math.isnan(value) else value for value in (reading.channel_a_c, reading.channel_b_c))
+    return {"st": reading.state, "a": a, "b": b, "ex": reading.exhaust_c,
             "h": reading.heater, "f": reading.fan, "d": reading.drum, **reading.extra}
 
 
@@ -419,6 +421,8 @@ class Sidecar:
                 self._fault("abort_overdue", f"not confirmed after {self.abort.reachable_s:.1f} s with the roaster reachable "
                                              f"(heater {reading.heater}, {reading.state_name}); still sending")
             return action
+        if reading.probe_faults:
+            return None  # a probe reads impossibly: no command starts or steps (none may raise the heater) until it reads right
         if self.active is None:
             self._next_command(reading, now)
         elif self.bridge is not None:
@@ -618,6 +622,8 @@ class Sidecar:
         self.next_progress = self.t0 + 60
         self.last_valid_at = self.t0
         self.safe = SafeConfirmation(self.limits)  # fed every poll: is the roaster confirmed safe for the exit
+        self.probes = ProbeWatch(self.limits)  # fed every status: has a probe failed
+        self.probe_fault: dict | None = None  # the failed probe(s), once confirmed (footer, end reason, abort reason)
         self.usb_trouble: str | None = None
         self.disconnected_at: float | None = None
         self.next_reconnect = self.t0
@@ -662,6 +668,8 @@ class Sidecar:
             self.last_valid_at = now
             self.last_reading = reading
             self.safe.see(reading, now)
+            if self.probe_fault is None and self.probes.see(reading, now):
+                self._probe_failed(now)
         self._record(reading, why, idle, t)
 
         if self.watchdog is not None and self.watchdog.took_over and not self.exiting:
@@ -674,6 +682,10 @@ class Sidecar:
             trip = trip_reason(bt, et, self.limits, beans_in)
             if trip:
                 self.request_abort(f"safety trip: {trip}")
+            if (self.probe_fault is not None and not is_safe(reading) and self._abort_request is None
+                    and (self.abort is None or self.abort.done)):
+                # nothing can check the ceilings any more: heater 0 and cooling, whoever commanded the roaster
+                self.request_abort(f"probe failed: {self.probe_fault['message']}")
             action = self._action(reading, now)
             if action is not None:
                 self._apply(action, reading, now)
@@ -700,11 +712,28 @@ class Sidecar:
             self.next_tick += skipped * cfg.poll_interval_s
         return True
 
+    def _probe_failed(self, now: float) -> None:
+        """A probe has read impossibly for probe_fault_confirm_s: say which and what it read; the abort follows."""
+        probes = [{"channel": channel, "role": "BT" if channel == self.cfg.bt_channel else "ET",
+                   "reads_c": None if math.isnan(value) else value}
+                  for channel, value in sorted(self.probes.failure.items())]
+        reads = ", ".join(f"{probe['role']} probe (channel {probe['channel'].upper()}) reads "
+                          f"{'NaN' if probe['reads_c'] is None else format(probe['reads_c'], 'g')} °C" for probe in probes)
+        low, high = r.PROBE_RANGE_C
+        message = (f"{reads} for {now - self.probes.since:.1f} s (a working probe reads above {low:g} and at most "
+                   f"{high:g} °C): failed or unplugged")
+        self.probe_fault = {"message": message, "probes": probes, "since_t": round(self.probes.since - self.t0, 2),
+                            "failed_t": round(now - self.t0, 2)}
+        self._fault("probe_failed", message)
+
     def _end_condition(self, now: float, t: float) -> str | None:
         if self.watchdog is not None and self.watchdog.took_over:
             return "watchdog"
         if self._stop_request:
             return self._stop_request
+        if (self.probe_fault is not None and self.safe.confirmed and self._abort_request is None
+                and (self.abort is None or self.abort.done)):
+            return f"probe failed: {self.probe_fault['message']}"  # once the roaster is confirmed safe
         if self.disconnected_at is not None and now - self.disconnected_at >= self.cfg.reconnect_timeout_s:
             if not self.exiting:
                 self._fault("gave_up", f"no roaster after {self.cfg.reconnect_timeout_s:g} s of retries; session closed")
@@ -826,6 +855,7 @@ class Sidecar:
             "abort_latency_s": abort_latency,
             "exit": exit_summary,
             "error": self.error,
+            "probe_fault": self.probe_fault,
         })
         session = parse_sidecar(self.recorder.path.read_bytes(), str(self.recorder.path))
         if self.bridge:
@@ -845,6 +875,7 @@ class Sidecar:
             polls=self.polls, lost_polls=self.lost, commands_executed=sum(self.command_statuses.values()),
             command_statuses=dict(self.command_statuses), faults=self.faults,
             abort_latency_s=abort_latency, jitter_s=np.array(self.jitter), exit=exit_summary, error=self.error,
+            probe_fault=self.probe_fault,
         )
 
 

@@ -10,7 +10,7 @@ heater 0 and cooling (confirmed by status) before the footer is written. SIGUSR1
 abort; SIGUSR2 marks first crack. The exit code is 1 when a cycle raised (the session still ended
 through the exit procedure and its file landed), 2 when the session commanded the roaster and its exit
 could not confirm it safe (roaster gone, or not within exit_timeout_s): the run fails instead of
-looking like a safe end.
+looking like a safe end; 3 when a probe failed (``exit_code``).
 """
 from __future__ import annotations
 
@@ -44,7 +44,16 @@ def main() -> int:
         if result.left_unsafe:  # fail the run: a commanded roaster may still be heating
             pipes.log.error(f"the roaster this session commanded was NOT confirmed safe at the exit "
                             f"({result.exit['outcome']}); check it at its panel")
-        return 1 if result.error else 2 if result.left_unsafe else 0
+        if result.probe_fault:
+            pipes.log.error(f"probe failed: {result.probe_fault['message']}; last status heater {result.exit['heater']}, "
+                            f"{result.exit['state']} ({result.exit['outcome']}). Check the probe before the next roast")
+        return exit_code(result)
+
+
+def exit_code(result) -> int:
+    """1: a cycle raised; 2: a commanded roaster not confirmed safe; 3: a probe failed (the roaster made safe, but
+    the run must not look like a good roast); 0 otherwise."""
+    return 1 if result.error else 2 if result.left_unsafe else 3 if result.probe_fault else 0
 
 
 def _typed(value):

@@ -37,7 +37,10 @@ class Faults:
     stall_reads: tuple[float, float] | None = None  # (from, to): reads time out
     late_reply_at_s: float | None = None  # R1: the first status request from then on is answered late, once: after
     # the driver's read timed out and its drain found nothing, just before the reply to the next request
-    invalid_packets: tuple[float, float] | None = None  # (from, to): status marker is wrong
+    invalid_packets: tuple[float, float] | None = None  # (from, to): garbled replies: channel A bytes and the R1's
+    # marker / the R2's CRC are wrong (they fail the integrity checks)
+    probe_failed_at_s: float | None = None  # from then channel A's probe (R1 bean probe, R2 IBTS) reads
+    probe_failed_reads_c: float = 0.0  # this value, in replies that are otherwise intact (marker 10, CRC right)
     unknown_state: tuple[float, float] | None = None  # (from, to): the state byte reads a code no source lists
     short_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives cut to 40 bytes
     empty_replies: tuple[float, float] | None = None  # (from, to): every reply/frame arrives as a zero-length packet
@@ -288,6 +291,11 @@ class VirtualBulletR1:
     def _in_window(self, window: tuple[float, float] | None) -> bool:
         return window is not None and window[0] <= self.clock.now() < window[1]
 
+    def _probe_reading(self, value: float) -> float:
+        """Channel A's probe as the roaster reports it: ``probe_failed_reads_c`` once the probe has failed."""
+        failed_at = self.config.faults.probe_failed_at_s
+        return self.config.faults.probe_failed_reads_c if failed_at is not None and self.clock.now() >= failed_at else value
+
     def _timer_s(self) -> float:
         """The panel timer: time since CHARGE while roasting/cooling, else time in the current state."""
         if self.state in (self.ROASTING, self.COOLING) and self.charge_at_s is not None:
@@ -301,6 +309,7 @@ class VirtualBulletR1:
         # Artisan's IBTS mode reads BT from bytes 8-11 ("DT is being used as IBTS"): on an IBTS unit the
         # infrared bean reading takes channel B while channel A stays the bean probe
         channel_a, channel_b = (probe, ir) if self.config.ibts else (probe, drum_probe)
+        channel_a = self._probe_reading(channel_a)
         reading = Status(
             channel_a_c=channel_a, channel_b_c=channel_b, exhaust_c=m.noisy(s.exhaust_c),
             fan=self.fan, heater=self.heater, drum=self.drum, state=int(self.state),
@@ -316,7 +325,8 @@ class VirtualBulletR1:
         if self.state is self.OFF and int(self.time_s) % 15 == 0:
             buf[p.VALID_MARKER_OFFSET] = 0  # the interleaved idle message
         if self._in_window(self.config.faults.invalid_packets):
-            buf[:8] = b"\xff" * 8  # corrupt packet: the marker is fine, channel A is NaN
+            buf[:4] = b"\xff" * 4  # a garbled reply: channel A NaN, and the marker is wrong too
+            buf[p.VALID_MARKER_OFFSET] = 0xFF
         if self._in_window(self.config.faults.unknown_state):
             buf[29] = UNKNOWN_STATE
         if self._in_window(self.config.faults.safe_looking):  # R1: no checksum, so nothing tells it from a true one

@@ -12,13 +12,15 @@ JSON Lines, one object per line, each with a ``type``:
   other field the driver decoded under its own name, which carries its unit (for the R1:
   ``device_ror_a_c_per_min``, ``ir_c``, ``pcb_c``, ``fan_rpm``, ``voltage``, ``coil_fan``, ``coil_fan2``,
   ``preheat_target_c``, ``device_timer_s``); recordings before these names used ``ror``/``ir``/``pcb``.
-  An invalid sample has ``"ok": false`` and a ``why`` instead of readings.
+  An invalid sample has ``"ok": false`` and a ``why`` instead of readings; a channel whose probe failed
+  (docs/device.md, "Failed probe") is ``null`` in an otherwise valid sample.
 - ``event``: ``name`` (CHARGE, DRY_END, FCs, DROP, COOL), ``i`` (sample index), ``t``, ``by`` (how it
   was detected).
 - ``command`` (one per finished command execution, and one per approval closed EXPIRED),
   ``fault`` (disconnects, stalls, trips, every abort step, the exit procedure).
 - ``footer`` (last line, only when the session closed cleanly): end reason, counters and ``exit``
-  (policy, whether the sidecar commanded the roaster, the outcome, the last heater/state seen).
+  (policy, whether the sidecar commanded the roaster, the outcome, the last heater/state seen), and
+  ``probe_fault`` (the failed probe and what it read, or null).
 
 Every line is flushed as written (and fsynced right behind, except in stepped simulations), so a
 crash leaves a readable prefix; the parser accepts a file without footer and a torn last line.

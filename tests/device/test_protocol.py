@@ -48,10 +48,29 @@ def test_validity_marker_filters_the_idle_message():
     assert info.value.idle_message
 
 
-@pytest.mark.parametrize("a", [math.nan, 1e6, -100.0])
-def test_impossible_temperature_is_invalid_even_with_marker(a):
-    with pytest.raises(p.InvalidStatus) as info:
-        p.decode_status(bytes(hand_built_status(a=a)))
+@pytest.mark.parametrize("a", [math.nan, 1e6, -100.0, 0.0, 500.5])
+def test_impossible_temperature_in_an_intact_status_is_a_failed_probe(a):
+    """Marker 10 and levels in range: the heater and state are the roaster's, channel A's probe has failed."""
+    r = p.decode_status(bytes(hand_built_status(a=a)))
+    assert math.isnan(r.channel_a_c) and r.channel_b_c == 231.0
+    assert list(r.probe_faults) == ["a"]
+    assert math.isnan(r.probe_faults["a"]) if math.isnan(a) else r.probe_faults["a"] == a
+    assert (r.heater, r.state, r.fan) == (8, 6, 3)
+
+
+@pytest.mark.parametrize("a", [1.0, 499.9])
+def test_plausible_temperatures_are_no_probe_fault(a):
+    r = p.decode_status(bytes(hand_built_status(a=a)))
+    assert r.probe_faults == {} and r.channel_a_c == a
+
+
+def test_garbled_status_stays_invalid_whatever_it_reads():
+    with pytest.raises(p.InvalidStatus):
+        p.decode_status(bytes(hand_built_status(a=0.0, marker=0xFF)))
+    buf = hand_built_status(a=0.0)
+    buf[27] = 200  # heater 200: no R1 level
+    with pytest.raises(p.InvalidStatus, match="levels out of range") as info:
+        p.decode_status(bytes(buf))
     assert not info.value.idle_message
 
 

@@ -71,6 +71,31 @@ def test_stall_times_out_and_invalid_frame_is_refused(clock):
     assert roaster.poll().state == r.State.OFF
 
 
+def test_an_r2_without_frame_crcs_still_reads_and_its_failed_probe_shows(clock, monkeypatch):
+    """Whether a real R2 fills bytes 60-63 is unknown: frames whose CRC never matched are read as before."""
+    encode = r2.encode
+    monkeypatch.setattr(r2, "encode", lambda frame: encode(frame)[:60] + bytes(4))  # a twin that sends no CRC
+    faults = Faults(invalid_packets=(1.0, 1.5), probe_failed_at_s=2.0, probe_failed_reads_c=-5.0)
+    _, backend = plug_in_virtual_r2(VirtualR1Config(faults=faults), clock)
+    roaster = BULLET_R2.open(backend=backend)
+    clock.sleep(0.5)
+    assert roaster.poll().state == r.State.OFF and not roaster.frames_carry_crc
+    clock.sleep(0.6)  # garbled, and nothing tells it: it reads as a failed IBTS (the levels still pass)
+    assert "a" in roaster.poll().probe_faults
+    clock.sleep(1.0)
+    assert roaster.poll().probe_faults == {"a": -5.0} and not roaster.frames_carry_crc
+
+
+def test_once_frames_carry_a_crc_a_frame_failing_it_is_garbled(clock):
+    _, backend = plug_in_virtual_r2(VirtualR1Config(faults=Faults(invalid_packets=(1.0, 1.5))), clock)
+    roaster = BULLET_R2.open(backend=backend)
+    clock.sleep(0.5)
+    assert roaster.poll().probe_faults == {} and roaster.frames_carry_crc
+    clock.sleep(0.6)
+    with pytest.raises(r.InvalidStatus, match="fails its CRC"):
+        roaster.poll()
+
+
 def test_disconnect_mid_poll(clock):
     _, backend = plug_in_virtual_r2(VirtualR1Config(faults=Faults(disconnect_at_s=1.0)), clock)
     roaster = BULLET_R2.open(backend=backend)

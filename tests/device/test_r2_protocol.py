@@ -148,12 +148,28 @@ def test_fans_frame_decoded_field_by_field():
 @pytest.mark.parametrize("bad", [
     TEMPERATURE_FRAME[:63],  # short
     b"\xa3" + TEMPERATURE_FRAME[1:],  # a frame type nobody decodes
-    TEMPERATURE_FRAME[:4] + b"\xff\xff\xff\xff" + TEMPERATURE_FRAME[8:],  # IBTS NaN
     TEMPERATURE_FRAME[:50] + bytes([15]) + TEMPERATURE_FRAME[51:],  # heater 15 > 14
 ])
 def test_unusable_frames_are_invalid(bad):
     with pytest.raises(r2.InvalidFrame):
         r2.decode(bad)
+
+
+def test_impossible_ibts_in_a_frame_is_a_failed_probe_not_garbage():
+    from daena_pipelines.device.r2.driver import status
+
+    frame = r2.decode(TEMPERATURE_FRAME[:4] + b"\xff\xff\xff\xff" + TEMPERATURE_FRAME[8:])  # IBTS NaN
+    reading = status(r2.Reading(frame))
+    assert math.isnan(reading.channel_a_c) and math.isnan(reading.probe_faults["a"])
+    assert (reading.channel_b_c, reading.heater, reading.state) == (198.5, 12, 0x06)
+
+
+def test_frame_crc_is_checked_as_a_commands_crc():
+    """Bytes 60..63 = the CRC of bytes 0..59 and four zero bytes, little-endian (the rule re-derived above)."""
+    body = TEMPERATURE_FRAME[:60]
+    framed = body + crc_from_the_docs(body + bytes(4)).to_bytes(4, "little")
+    assert r2.frame_crc_ok(framed) and not r2.frame_crc_ok(TEMPERATURE_FRAME)
+    assert not r2.frame_crc_ok(framed[:20] + bytes([framed[20] ^ 1]) + framed[21:])
 
 
 # ----- the virtual R2 on the wire, through plain pyusb ---------------------------------------------

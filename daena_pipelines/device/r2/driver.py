@@ -60,10 +60,10 @@ def status(reading: r2.Reading) -> r.Status:
         extra.update(power_setpoint_w=w.power_setpoint_w, active_power_w=w.active_power_w,
                      voltage_rms_v=w.voltage_rms_v, current_rms_a=w.current_rms_a,
                      line_frequency_hz=w.line_frequency_hz, igbt_temp1_c=w.igbt_temp1_c, igbt_temp2_c=w.igbt_temp2_c)
-    return r.Status(
+    return r.screen_probes(r.Status(  # the frame passed its checks: an impossible temperature is a failed probe
         channel_a_c=t.ibts_c, channel_b_c=t.bean_probe_c, exhaust_c=t.exhaust_c, heater=t.heater, fan=t.fan,
         drum=t.drum, state=int(STATES.get(t.state, t.state)), extra=extra,
-    )
+    ))
 
 
 def _serial(device: usb.core.Device) -> str | None:
@@ -91,6 +91,9 @@ class BulletR2:
         self._last: r2.Reading | None = None
         self._repeats = 0
         self.invalid_frames = 0
+        # Artisan never checks bytes 60..63, so whether a real R2 fills them with a CRC is unknown: the check
+        # holds from the first frame whose CRC is right (a chance match is 1 in 2**32), so an R2 without one still reads
+        self.frames_carry_crc = False
 
     @classmethod
     def open(cls, serial: str | None = None, backend=None) -> "BulletR2":
@@ -150,7 +153,7 @@ class BulletR2:
         The R2 sends at its own pace, so a poll can fall between two frames: then the last reading
         stands, up to MAX_REPEATS polls in a row (instead of blocking the loop until the next frame);
         after that a poll waits READ_TIMEOUT_MS for a temperature frame and raises ReadTimeout
-        without one. Raises InvalidFrame when the newest one is unusable, DeviceDisconnected."""
+        without one. Raises InvalidFrame when the newest one is unusable (CRC, levels), DeviceDisconnected."""
         may_repeat = self._last is not None and self._repeats < MAX_REPEATS
         newest: bytes | None = None
         for _ in range(MAX_FRAMES_PER_POLL):
@@ -165,9 +168,9 @@ class BulletR2:
                 newest = frame
                 continue
             try:
-                decoded = r2.decode(frame)
+                decoded = self._decode(frame)
             except r2.InvalidFrame:
-                self.invalid_frames += 1  # a frame type nobody decodes (0xA3/0xA4) or a short read
+                self.invalid_frames += 1  # a frame type nobody decodes (0xA3/0xA4), a short read, a failed CRC
                 continue
             if isinstance(decoded, r2.FansFrame):
                 self._fans = decoded
@@ -179,10 +182,18 @@ class BulletR2:
             self._repeats += 1
             return r2.Reading(self._last.temperature, self._fans, self._power)
         self._last = None  # an unusable newest frame must not be papered over by an older one
-        reading = r2.Reading(r2.decode(newest), self._fans, self._power)
+        reading = r2.Reading(self._decode(newest), self._fans, self._power)
         self._last, self._repeats = reading, 0
         self._drum = reading.temperature.drum
         return reading
+
+    def _decode(self, frame: bytes):
+        """``r2.decode``, and once this R2 has shown that its frames carry a CRC, a frame whose CRC fails is garbled."""
+        if r2.frame_crc_ok(frame):
+            self.frames_carry_crc = True
+        elif self.frames_carry_crc:
+            raise r2.InvalidFrame(f"frame 0x{frame[0]:02x} fails its CRC (bytes 60..63)")
+        return r2.decode(frame)
 
     def poll(self) -> r.Status:
         try:

@@ -138,7 +138,7 @@ class VirtualBulletR2(VirtualBulletR1):
         m, s = self.model, self.model.s
         minutes, seconds = divmod(int(self._timer_s()), 60)
         frame = r2.TemperatureFrame(
-            ibts_c=m.noisy(self._ibts_c()), ibts_ror_c_per_min=ror_c_per_min(self._ibts_history),
+            ibts_c=self._probe_reading(m.noisy(self._ibts_c())), ibts_ror_c_per_min=ror_c_per_min(self._ibts_history),
             ibts_ambient_c=m.noisy(30.0 + 0.05 * (s.drum_c - m.p.ambient_c)),
             bean_probe_c=m.noisy(s.probe_c), bean_probe_ror_c_per_min=ror_c_per_min(self._probe_history),
             energy_used=self.energy_kwh, differential_pressure=0.0 if self.state is self.OFF else 12.0 * self.fan,
@@ -149,15 +149,16 @@ class VirtualBulletR2(VirtualBulletR1):
             heater=self.heater, fan=self.fan, hot_air_setting=0, drum=self.drum, r_count=0, fc_sample_index=0,
             crack_count=self.cracks, roasting_method=0, status=0, state=int(self.state),
         )
-        if self._in_window(self.config.faults.invalid_packets):
-            frame = replace(frame, ibts_c=float("nan"))  # a corrupt frame: IBTS is NaN
         if self._in_window(self.config.faults.unknown_state):
             frame = replace(frame, state=UNKNOWN_STATE)
         if self._in_window(self.config.faults.safe_looking):
             frame = replace(frame, heater=0, state=r2.State.COOLDOWN)
         if self._in_window(self.config.faults.roasting_looking):
             frame = replace(frame, state=r2.State.ROASTING)
-        return r2.encode(frame)
+        wire = r2.encode(frame)
+        if self._in_window(self.config.faults.invalid_packets):  # a garbled frame: IBTS NaN, the CRC not redone
+            wire = wire[:4] + b"\xff" * 4 + wire[8:]
+        return wire
 
     def _fans_frame(self) -> bytes:
         running = self.state is not self.OFF
