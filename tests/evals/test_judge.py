@@ -466,3 +466,13 @@ def test_a_missing_model_or_a_malformed_content_block_is_a_400(server, params, m
     answer = post(server, json.dumps(params).encode())
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error" and message in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stop_reason", ["model_context_window_exceeded", "pause_turn", "stop_sequence"])
+def test_a_complete_looking_reply_that_did_not_end_its_turn_is_not_scored(stop_reason):
+    """Handling-stop-reasons page: model_context_window_exceeded truncates like max_tokens; the judge sends no
+    tools, server tools or stop sequences, so only end_turn means the model finished its judgement."""
+    content = [SimpleNamespace(type="text", text=json.dumps(GOOD))]
+    assert judge.parse_judgement(content, "end_turn")["planClarity"] == 80
+    with pytest.raises(judge.InvalidJudgement, match=stop_reason):
+        judge.parse_judgement(content, stop_reason)
