@@ -12,7 +12,9 @@ never downloaded at run time: extension auto-install is switched off.
 from __future__ import annotations
 
 import importlib
+import random
 import re
+import time
 from pathlib import Path
 
 import duckdb
@@ -59,12 +61,26 @@ def open_lake(target: str, read_only: bool = False) -> duckdb.DuckDBPyConnection
             con.execute(f"LOAD {sql_string(str(extension_file(package, name)))}")
         # DATA_PATH matters only when the catalog is created; an existing catalog keeps its own
         options = ["READ_ONLY"] if read_only else [f"DATA_PATH {sql_string(data_path)}"]
-        con.execute(f"ATTACH {sql_string(target)} AS {ALIAS} ({', '.join(options)})")
+        _attach(con, f"ATTACH {sql_string(target)} AS {ALIAS} ({', '.join(options)})")
         con.execute(f"USE {ALIAS}")
     except BaseException:
         con.close()
         raise
     return KeylessConnection(con)
+
+
+def _attach(con: duckdb.DuckDBPyConnection, statement: str, attempts: int = 20) -> None:
+    """ATTACH, again when a concurrent first connection was creating the catalog's tables at the
+    same moment: DuckLake creates them without a lock, so the loser fails with PostgreSQL's
+    duplicate-key error (pg_type) and finds the catalog complete on the next try."""
+    for attempt in range(1, attempts + 1):
+        try:
+            con.execute(statement)
+            return
+        except duckdb.Error as exc:
+            if "Failed to initialize DuckLake" not in str(exc) or "already exists" not in str(exc) or attempt == attempts:
+                raise
+            time.sleep(random.uniform(0.05, 0.2))
 
 
 # DuckLake supports NOT NULL but no PRIMARY KEY/UNIQUE constraint (its docs, "Constraints"): a key

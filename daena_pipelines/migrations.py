@@ -56,6 +56,8 @@ CREATE SCHEMA IF NOT EXISTS meta;
 CREATE TABLE IF NOT EXISTS meta.schema_migrations (
     domain VARCHAR NOT NULL, version INTEGER NOT NULL, description VARCHAR NOT NULL,
     applied_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS meta.migration_commits (migrations BIGINT NOT NULL);
+INSERT INTO meta.migration_commits SELECT 0 WHERE NOT EXISTS (FROM meta.migration_commits);
 """
 
 
@@ -94,6 +96,10 @@ def _apply(con: duckdb.DuckDBPyConnection, domain: str, migration: Migration) ->
     key = f"{sql_string(domain)}, {int(migration.version)}"
     if con.execute(f"SELECT count(*) FROM meta.schema_migrations WHERE (domain, version) = ({key})").fetchone()[0]:
         return False
+    # Inserts never conflict on DuckLake: without this update two processes that both found the
+    # migration missing would both commit it (a migration that changes nothing, or only inserts,
+    # would be applied twice). Both update this row, so the later commit conflicts and is retried.
+    con.execute("UPDATE meta.migration_commits SET migrations = migrations + 1")
     migration.run(con)
     con.execute(f"INSERT INTO meta.schema_migrations (domain, version, description, applied_at) VALUES ({key}, {sql_string(migration.description)}, now())")
     return True

@@ -64,11 +64,18 @@ def rate_of_rise(time_s: np.ndarray, bt_c: np.ndarray, start: int, stop: int, ha
     np.add.accumulate(sums[:, 1:], axis=1, out=sums[:, 1:])  # np.cumsum, without its wrapper's cost
     lo = t.searchsorted(t - half_window_s, side="left")
     hi = t.searchsorted(t + half_window_s, side="right")
-    n, st, stt, sy, sty = sums.take(hi, axis=1) - sums.take(lo, axis=1)  # take: far cheaper than [:, hi]
-    denominator = n * stt - st * st
-    numerator = n * sty - st * sy
+    # (in place where a result has its own array: each temporary is a numpy call and an allocation more)
+    window = sums.take(hi, axis=1)  # take: far cheaper than [:, hi]
+    window -= sums.take(lo, axis=1)
+    n, st, stt, sy, sty = window
+    denominator = n * stt
+    denominator -= st * st
+    numerator = n * sty
+    numerator -= st * sy
+    fits = np.abs(denominator) >= 1e-9
+    fits &= n >= 3
     slope = ror[start:stop]  # stays NaN where fewer than 3 samples or a degenerate fit
-    np.divide(numerator, denominator, out=slope, where=(n >= 3) & (np.abs(denominator) >= 1e-9))
+    np.divide(numerator, denominator, out=slope, where=fits)
     slope *= 60.0
     return ror
 
@@ -78,7 +85,7 @@ def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
     the end; on a tie the latest sample wins. This is the rule behind Artisan's TP values."""
     charge = events["CHARGE"]
     window = bt_c[charge:_search_end(events, len(bt_c))]
-    lowest = _last_lowest(np.where(window > 0, window, np.nan))
+    lowest = _last_lowest(np.where(window > 0, window, np.inf))  # NaN > 0 is False: no NaN left
     return None if lowest is None else charge + lowest
 
 
@@ -104,7 +111,8 @@ def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], un
     floor = LIVE_TP_FLOOR[unit]
     floor_c = floor if unit == "C" else (floor - 32.0) * 5.0 / 9.0
     span = bt_c[charge : last + 1]
-    if not np.any((span > 0) & (span <= floor_c)):
+    # (count_nonzero: a fraction of the per-call cost of np.any)
+    if not np.count_nonzero((span > 0) & (span <= floor_c)):
         return None  # the usual hot charge: checked first, as every profile pays for this
     readings = np.where(np.isnan(bt_c), -np.inf, bt_c)  # a dropout (-1 in the file) is the lowest reading
     k = np.arange(charge + 8, last + 1)
@@ -112,11 +120,11 @@ def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], un
     risen = (np.trunc(t[k] - t[charge]) > 20) & (older < readings[k])
     for back in (3, 2, 1):
         risen &= older <= readings[k - back]
-    if not risen.any():
+    if not np.count_nonzero(risen):
         return None
     k = int(k[risen.argmax()])  # the first sample that meets the rise check
     window = bt_c[charge : k + 1]
-    if not np.any((window > 0) & (window <= floor_c)):
+    if not np.count_nonzero((window > 0) & (window <= floor_c)):
         return None  # a later candidate may be accepted: only the recording session could tell
     late = (t[k : last + 1] - t[charge] > fallback_s).nonzero()[0]
     return k + int(late[0]) if late.size else None
@@ -140,12 +148,13 @@ def _search_end(events: dict[str, int], n: int) -> int:
 
 
 def _last_lowest(values: np.ndarray) -> int | None:
-    """Index of the last of the lowest values that are not NaN or +inf (no value is -inf), or None."""
+    """Index of the last of the lowest values that are not +inf, or None; `values` hold no NaN
+    (argmin would take it) and no -inf."""
     if not values.size:
         return None
-    backwards = np.fmin(values[::-1], np.inf)  # NaN -> +inf
-    first = int(backwards.argmin())  # argmin takes the first lowest: backwards, the last
-    return None if backwards[first] == np.inf else len(values) - 1 - first
+    first = int(values[::-1].argmin())  # argmin takes the first lowest: backwards, the last
+    last = len(values) - 1 - first
+    return None if values.item(last) == math.inf else last
 
 
 MAX_AUC_READING_C = 500.0  # readings above this are treated as 0, as Artisan does
@@ -198,7 +207,8 @@ def crash_episodes(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settin
     t = time_s[lo:hi]
     r = ror[lo:hi]
     earlier = np.interp(t - settings.crash_span_s, t, r, left=np.nan)
-    falling = (earlier - r) >= settings.crash_drop_c_per_min
+    earlier -= r  # the fall, in place
+    falling = earlier >= settings.crash_drop_c_per_min
     return [(lo + a, lo + b) for a, b in _episodes(falling)]
 
 
@@ -225,7 +235,9 @@ def spike_count(time_s: np.ndarray, ror: np.ndarray, lo: int, hi: int, settings:
     prefix = np.minimum.accumulate(blocks, axis=1).ravel()
     suffix = np.minimum.accumulate(blocks[::-1, ::-1], axis=1).ravel()[::-1]
     run_min = np.minimum(suffix[: len(r) + half], prefix[half : len(r) + 2 * half])
-    candidates = (r - np.maximum(run_min[: len(r)], run_min[half:]) >= settings.spike_c_per_min).nonzero()[0]
+    above = np.maximum(run_min[: len(r)], run_min[half:])
+    np.subtract(r, above, out=above)  # in place: a temporary less
+    candidates = (above >= settings.spike_c_per_min).nonzero()[0]
     if not candidates.size:
         return 0
     width = 2 * half + 1
@@ -279,7 +291,8 @@ def dry_end(bt_c: np.ndarray, events: dict[str, int], tp: int | None, threshold_
         return None, False
     end = _search_end(events, len(bt_c))
     start = tp if events["CHARGE"] < tp < end else events["CHARGE"]
-    closest = _last_lowest(np.abs(bt_c[start:end] - threshold_c))
+    distance = np.abs(bt_c[start:end] - threshold_c)
+    closest = _last_lowest(np.fmin(distance, np.inf, out=distance))  # a dropout's NaN -> +inf
     return (None, False) if closest is None else (start + closest, True)
 
 

@@ -118,15 +118,18 @@ def _swapped_bytes(text: str) -> bytes | None:
     outside = ~(inside | quote)  # the letters outside strings
     letters, found = positions[outside], found[outside]
     nones = letters[found == _N]
-    # the only lowercase ones allowed are the n of each None ("None"[2])
-    if not np.array_equal(letters[(found & _LOWER) != 0], nones + 2):
+    lower = (found & _LOWER) != 0
+    # the only lowercase ones allowed are the n of each None ("None"[2]) (compared without
+    # np.array_equal, whose Python-level checks cost more than the comparison)
+    lowercase = letters[lower]
+    if lowercase.size != nones.size or np.count_nonzero(lowercase - nones != 2):
         return None
     if nones.size:
         tails = nones[:, None] + np.arange(1, 4)
         if tails[-1, -1] >= data.size or not (data[tails] == _ONE).all():
             return None
         data[tails] = _ULL
-    data[letters[(found & _LOWER) == 0]] += 32  # T -> t, F -> f, N -> n
+    data[letters[~lower]] += 32  # T -> t, F -> f, N -> n
     converted = data.tobytes()
     if b'"' in converted:
         converted = converted.replace(b'"', b'\\"')

@@ -72,10 +72,15 @@ def _check_nested_text(value, name: str) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text(str(key), f"{name} key")
-            _check_nested_text(item, f"{name}.{key}")
+            if isinstance(item, _HOLDS_TEXT):  # a number or flag holds none: no call, no name built
+                _check_nested_text(item, f"{name}.{key}")
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _check_nested_text(item, f"{name}[{i}]")
+            if isinstance(item, _HOLDS_TEXT):
+                _check_nested_text(item, f"{name}[{i}]")
+
+
+_HOLDS_TEXT = (str, dict, list, tuple)
 
 
 def _check_series(values: np.ndarray, name: str, n: int, limit: float) -> None:
