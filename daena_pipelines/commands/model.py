@@ -271,7 +271,7 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
         flag("no audit log entries: the lifecycle cannot be verified")
         return problems
 
-    current, previous_at, visited = starts_at, None, set()
+    current, previous_at, visited, reached_by = starts_at, None, set(), {}
     for entry in history:
         if entry.from_status != current:
             flag(f"audit entry starts from {entry.from_status or 'creation'} but the proposal was {current or 'not yet created'}", entry)
@@ -281,6 +281,8 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
             flag(f"audit entry at {entry.changed_at.isoformat()} is earlier than the entry before it", entry)
         current, previous_at = entry.to_status, entry.changed_at
         visited.add(entry.to_status)
+        if entry.to_status in STATUS_TIMESTAMP:
+            reached_by[STATUS_TIMESTAMP[entry.to_status]] = entry
 
     if current != proposal.status:
         flag(f"status is {proposal.status} but the audit log ends at {current}")
@@ -292,6 +294,11 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
             flag(f"{column} is missing although the proposal reached that state")
         elif present and column not in reached:
             flag(f"{column} is set although the proposal never reached that state")
+        elif present and getattr(proposal, column) != reached_by[column].changed_at:
+            # the metrics and alerts read the columns: one the log contradicts would time the wrong event
+            entry = reached_by[column]
+            flag(f"{column} ({getattr(proposal, column).isoformat()}) differs from the time of the audit entry "
+                 f"that reached {entry.to_status} ({entry.changed_at.isoformat()})", entry)
 
     chain = [c for c in TIMESTAMP_ORDER if getattr(proposal, c) is not None]
     for earlier, later in (*zip(chain, chain[1:]), *SIDE_ENDS):

@@ -238,6 +238,8 @@ def parse_judgement(content: Sequence, stop_reason: str | None) -> dict:
         raise InvalidJudgement("the model refused (stop_reason refusal)")
     if stop_reason == "max_tokens":
         raise InvalidJudgement("reply truncated at max_tokens (thinking and reply share it): raise max_tokens or lower effort")
+    if stop_reason != "end_turn":  # no tools, server tools or stop sequences are sent: the turn did not finish
+        raise InvalidJudgement(f"reply did not end its turn (stop_reason {stop_reason}): not a finished judgement")
     text = "".join(getattr(b, "text", "") for b in content if getattr(b, "type", None) == "text")
     if not text.strip():
         raise InvalidJudgement(f"no text block in the response (stop_reason {stop_reason})")

@@ -113,6 +113,8 @@ def test_an_expiry_needs_its_time_after_the_approval():
         "expired_at is missing although the proposal reached that state"]
     early = replace(proposal, expired_at=proposal.approved_at - timedelta(seconds=1))
     assert [p.problem for p in check_lifecycle(early, history)] == [
+        f"expired_at ({early.expired_at.isoformat()}) differs from the time of the audit entry that reached EXPIRED "
+        f"({proposal.expired_at.isoformat()})",
         f"expired_at ({early.expired_at.isoformat()}) is before approved_at ({proposal.approved_at.isoformat()})"]
     # an expired approval never runs: nothing may follow it
     ran, ran_history = build("p2", ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXPIRED", "EXECUTING"))
@@ -165,3 +167,21 @@ def test_row_fields_are_validated_with_clear_messages():
 def test_timestamps_are_normalised_to_utc():
     assert parse_timestamp("2026-11-17T12:00:00+02:00", "t").hour == 10
     assert parse_constraints({"b": 1, "a": 2}) == '{"a":2,"b":1}'
+
+
+def test_a_timestamp_column_that_contradicts_its_audit_entry_is_flagged_and_not_loaded():
+    """The log says approved after 300 s; an approved_at column 2 s after creation (still in order, still before
+    the execution) would give a 2 s decision latency and hide the APPROVAL_TIMEOUT. The bundled store and export
+    agree column = audit entry time on all 830 of their timestamps."""
+    from daena_pipelines.commands import store
+
+    proposal, history = build("p1", FULL, gaps=[1, 299, 1, 1])
+    early = replace(proposal, approved_at=proposal.created_at + timedelta(seconds=2))
+    batch = store.Batch()
+    batch.add(early, history)
+    accepted = store.accept(batch)
+    assert accepted.proposals == [] and accepted.audit == []
+    [problem] = accepted.invalid_transitions
+    assert problem.location == "test:p1#2" and problem.to_status == "APPROVED"
+    assert problem.problem == (f"approved_at ({early.approved_at.isoformat()}) differs from the time of the audit entry "
+                               f"that reached APPROVED ({history[2].changed_at.isoformat()})")

@@ -5,7 +5,9 @@ It answers as the documented API does (facts and sources: docs/evals.md, "API fa
   missing or above the model's max output, an ``output_config.effort`` outside low..max, manual extended
   thinking or an assistant prefill on a 5.x model, adaptive thinking or an effort on Haiku 4.5, temperature/top_p/top_k (any model under
   ``anthropic-version`` 2026-10-21, which this SDK sends; non-default values on every 5.x model under 2023-06-01)
-  are 400 ``invalid_request_error``; an unknown model is 404;
+  are 400 ``invalid_request_error``, and so are a missing ``model`` and a content block that is not an object
+  with a type; an unknown model is 404;
+- error bodies: ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with the errors page's type per status;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
@@ -53,9 +55,11 @@ LATEST_API_VERSION = "2026-10-21"
 ADAPTIVE_ONLY = KNOWN_MODELS - {"claude-haiku-4-5"}
 EXTENDED_ONLY = {"claude-haiku-4-5"}
 THINKING_TOKENS = 180  # what the simulated model spends thinking before each reply
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-               408: "timeout_error", 409: "conflict_error", 429: "rate_limit_error", 500: "api_error",
-               529: "overloaded_error"}
+# The errors page lists 400, 401, 403, 404, 413, 429, 500, 529; another 4xx may come as invalid_request_error,
+# another 5xx is taken here as api_error.
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+               408: "timeout_error", 409: "conflict_error", 413: "request_too_large", 429: "rate_limit_error",
+               500: "api_error", 529: "overloaded_error"}
 DATA_BLOCKS = ("session_title", "session_notes")
 DIRECTIVE = re.compile(
     r"(?i)\b(?:give|set|assign)\b[^\n<]{0,30}?\bscores?\b[^\n<\d]{0,12}(\d{1,3})\b|\bscores?\s+(?:of\s+|to\s+|=\s*)?(\d{1,3})\b"
@@ -158,8 +162,11 @@ class MessagesServer:
                 self._send(code, json.dumps(obj).encode(), headers=headers)
 
             def _error(self, code: int, message: str, headers=None):
-                self._json(code, {"type": "error", "error": {"type": ERROR_TYPES.get(code, "api_error"), "message": message}},
-                           headers)
+                # the body names the request id of the request-id header (errors page, "Error shapes")
+                headers = {"request-id": f"req_sim_{time.monotonic_ns()}", **(headers or {})}
+                kind = ERROR_TYPES.get(code, "invalid_request_error" if code < 500 else "api_error")
+                self._json(code, {"type": "error", "error": {"type": kind, "message": message},
+                                  "request_id": headers["request-id"]}, headers)
 
             def _authorised(self) -> bool:
                 if API_KEY not in (self.headers.get("x-api-key"), self.headers.get("authorization", "").removeprefix("Bearer ")):
@@ -254,6 +261,8 @@ class MessagesServer:
               version: str = LATEST_API_VERSION) -> tuple[int, dict | str]:
         """(200, message) or (400/404, error message) for one Messages request body."""
         model = body.get("model")
+        if model is None:
+            return 400, "model: Field required"
         if model not in KNOWN_MODELS:
             return 404, f"model: {model}"
         invalid = _invalid_request(model, body, version)
@@ -412,6 +421,9 @@ def _invalid_request(model: str, body: dict, version: str) -> str | None:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         if not isinstance(blocks, list) or (not blocks and i < len(messages) - 1):
             return "messages: all messages must have non-empty content except for the optional final assistant message"
+        for j, b in enumerate(blocks):
+            if not isinstance(b, dict) or not isinstance(b.get("type"), str):
+                return f"messages.{i}.content.{j}: a content block must be an object with a type"
         if any(b.get("type") == "text" and not b.get("text") for b in blocks if isinstance(b, dict)):
             return "messages: text content blocks must be non-empty"
         # a user text block's citations count directly or inside a search_result block (versioning page)

@@ -436,3 +436,43 @@ def test_the_resource_defaults_are_the_judge_settings_defaults():
     resource = AnthropicJudgeResource()
     assert resource.settings() == judge.JudgeSettings(base_url=resource.effective_base_url())
     assert resource.model_copy(update={"samples": 3, "effort": "high"}).settings().samples == 3
+
+
+@pytest.mark.parametrize("code, error_type, sdk_error", [
+    (403, "permission_error", anthropic.PermissionDeniedError), (413, "request_too_large", anthropic.APIStatusError),
+    (529, "overloaded_error", anthropic.InternalServerError),
+])
+def test_a_scripted_error_carries_the_documented_error_type(server, code, error_type, sdk_error):
+    """docs.claude.com/en/api/errors: each status has its own error.type (403 permission_error, 413 request_too_large),
+    and the body carries the request id beside the error object."""
+    server.script = [("status", code)]
+    with pytest.raises(sdk_error) as raised:
+        client(server, max_retries=0).messages.create(model="claude-sonnet-5-5", max_tokens=10, messages=HI)
+    assert raised.value.status_code == code
+    assert raised.value.body == {"type": "error", "error": {"type": error_type, "message": "simulated"},
+                                 "request_id": raised.value.response.headers["request-id"]}
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"max_tokens": 10, "messages": HI}, "model"),
+    ({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": [{"role": "user", "content": ["hi"]}]},
+     "messages.0.content.0"),
+    ({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+     "messages.0.content.0"),
+])
+def test_a_missing_model_or_a_malformed_content_block_is_a_400(server, params, message):
+    """model is a required field (API reference, messages_post): its absence is a 400, not a 404 for an unknown
+    model; a content block is an object with a type, and anything else is a 400, not a dropped connection."""
+    answer = post(server, json.dumps(params).encode())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_request_error" and message in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stop_reason", ["model_context_window_exceeded", "pause_turn", "stop_sequence"])
+def test_a_complete_looking_reply_that_did_not_end_its_turn_is_not_scored(stop_reason):
+    """Handling-stop-reasons page: model_context_window_exceeded truncates like max_tokens; the judge sends no
+    tools, server tools or stop sequences, so only end_turn means the model finished its judgement."""
+    content = [SimpleNamespace(type="text", text=json.dumps(GOOD))]
+    assert judge.parse_judgement(content, "end_turn")["planClarity"] == 80
+    with pytest.raises(judge.InvalidJudgement, match=stop_reason):
+        judge.parse_judgement(content, stop_reason)
