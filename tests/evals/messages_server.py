@@ -8,6 +8,7 @@ It answers as the documented API does (facts and sources: docs/evals.md, "API fa
   are 400 ``invalid_request_error``, and so are a missing ``model`` and a content block that is not an object
   with a type; an unknown model is 404;
 - error bodies: ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with the errors page's type per status;
+  a 429 carries ``retry-after`` (seconds) unless the script gives its own headers' values;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
@@ -163,7 +164,8 @@ class MessagesServer:
 
             def _error(self, code: int, message: str, headers=None):
                 # the body names the request id of the request-id header (errors page, "Error shapes")
-                headers = {"request-id": f"req_sim_{time.monotonic_ns()}", **(headers or {})}
+                headers = {"request-id": f"req_sim_{time.monotonic_ns()}",
+                           **({"retry-after": "1"} if code == 429 else {}), **(headers or {})}  # rate-limits page
                 kind = ERROR_TYPES.get(code, "invalid_request_error" if code < 500 else "api_error")
                 self._json(code, {"type": "error", "error": {"type": kind, "message": message},
                                   "request_id": headers["request-id"]}, headers)

@@ -476,3 +476,11 @@ def test_a_complete_looking_reply_that_did_not_end_its_turn_is_not_scored(stop_r
     assert judge.parse_judgement(content, "end_turn")["planClarity"] == 80
     with pytest.raises(judge.InvalidJudgement, match=stop_reason):
         judge.parse_judgement(content, stop_reason)
+
+
+def test_a_429_says_how_long_to_wait_and_the_sdk_retries_it(server):
+    """Rate-limits page: a 429 rate_limit_error comes with a retry-after header (seconds); a scripted 429 carries one."""
+    server.script = [("status", 429)]
+    (row,) = judge.judge([request()], settings(server), client(server), "", {})
+    assert row["status"] == "judged" and row["attempts"] == 2
+    assert [(code, headers.get("retry-after")) for code, headers in server.responses] == [(429, "1"), (200, None)]
