@@ -484,3 +484,14 @@ def test_a_429_says_how_long_to_wait_and_the_sdk_retries_it(server):
     (row,) = judge.judge([request()], settings(server), client(server), "", {})
     assert row["status"] == "judged" and row["attempts"] == 2
     assert [(code, headers.get("retry-after")) for code, headers in server.responses] == [(429, "1"), (200, None)]
+
+
+@pytest.mark.parametrize("extra", [{"response_format": {"type": "json_object"}}, {"stop": ["</judgement>"]},
+                                   {"extra_body": {}}])
+def test_a_field_the_messages_api_does_not_know_is_a_400(server, extra):
+    """The API validates the body strictly: "response_format: Extra inputs are not permitted" (amrit110/oli #7),
+    "extra_body: ..." (Aider-AI/aider #4404). A double that ignored unknown fields would pass a misspelt parameter."""
+    answer = post(server, json.dumps({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": HI, **extra}).encode())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == {"type": "invalid_request_error",
+                                      "message": f"{next(iter(extra))}: Extra inputs are not permitted"}
