@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 
 import duckdb
@@ -235,6 +235,7 @@ class WarehouseIO:
         self.recording_id = recording_id
         self.keep_connection = keep_connection
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._kept = ExitStack()  # the kept connection's db.connect context
         self._pending: dict[tuple[str, str], dict] = {}  # (kind, key) -> newest row not yet written
         self._handed_out: set[str] = set()
         self._live: dict[str, Command] = {}  # handed out and not finished: watched for revocation
@@ -248,13 +249,13 @@ class WarehouseIO:
         self._pending[(kind, row[key] if key else kind)] = row
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
+        self._kept.close()
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self.keep_connection and self._con is None:
-            self._con = duckdb.connect(self.path)
+            # db.connect, like every writer: the path may be a DuckLake target, not a file
+            self._con = self._kept.enter_context(connect(self.path, wait_s=0))
         if self._con is not None:
             if not self._tables_ready:
                 ensure_tables(self._con)
