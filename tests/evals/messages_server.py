@@ -6,8 +6,9 @@ It answers as the documented API does (facts and sources: docs/evals.md, "API fa
   thinking or an assistant prefill on a 5.x model, adaptive thinking or an effort on Haiku 4.5, temperature/top_p/top_k (any model under
   ``anthropic-version`` 2026-10-21, which this SDK sends; non-default values on every 5.x model under 2023-06-01)
   are 400 ``invalid_request_error``, and so are a missing ``model`` and a content block that is not an object
-  with a type; an unknown model is 404;
+  with a type, and a top-level field the API does not know ("Extra inputs are not permitted"); an unknown model is 404;
 - error bodies: ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with the errors page's type per status;
+  a 429 carries ``retry-after`` (seconds) unless the script gives its own headers' values;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
@@ -163,7 +164,8 @@ class MessagesServer:
 
             def _error(self, code: int, message: str, headers=None):
                 # the body names the request id of the request-id header (errors page, "Error shapes")
-                headers = {"request-id": f"req_sim_{time.monotonic_ns()}", **(headers or {})}
+                headers = {"request-id": f"req_sim_{time.monotonic_ns()}",
+                           **({"retry-after": "1"} if code == 429 else {}), **(headers or {})}  # rate-limits page
                 kind = ERROR_TYPES.get(code, "invalid_request_error" if code < 500 else "api_error")
                 self._json(code, {"type": "error", "error": {"type": kind, "message": message},
                                   "request_id": headers["request-id"]}, headers)
@@ -404,8 +406,18 @@ class MessagesServer:
         self.httpd.server_close()
 
 
+# The request body's fields: the installed SDK's MessageCreateParamsBase (2.14.0) less workspace_id and
+# user_profile_id (sent as headers), plus stream; temperature/top_p/top_k are judged per version below.
+BODY_FIELDS = {"model", "max_tokens", "messages", "system", "cache_control", "container", "diagnostics", "inference_geo",
+               "metadata", "output_config", "service_tier", "speed", "stop_sequences", "thinking", "tool_choice", "tools",
+               "stream", "temperature", "top_p", "top_k"}
+
+
 def _invalid_request(model: str, body: dict, version: str) -> str | None:
     """The documented 400s on the request's shape (the message text the API gives, where known)."""
+    extra = sorted(set(body) - BODY_FIELDS)
+    if extra:  # strict validation: the API names the field (oli #7, aider #4404)
+        return f"{extra[0]}: Extra inputs are not permitted"
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         return "max_tokens: field required"

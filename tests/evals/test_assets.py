@@ -318,3 +318,18 @@ def test_judge_agreement_is_computed_per_source_and_warns_below_the_thresholds(t
 def judge_scores_dimensions():
     from daena_pipelines.evals.judge import SCORE_FIELDS
     return SCORE_FIELDS
+
+
+def test_an_overloaded_api_leaves_the_day_not_judged_and_a_rerun_judges_it(tmp_path, server, monkeypatch):
+    """529 overloaded_error on every attempt (the SDK retries it up to max_retries): the partition succeeds with
+    rows not_judged naming the 529, never a score; rematerialising the day once the API answers judges them."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    judge_resource = simulator_judge(server, monkeypatch, max_retries=1)
+    server.script = [("status", 529, {"retry-after-ms": "1"})] * 6  # three rows on 2026-11-18, two attempts each
+    run(db, judge_resource, "2026-11-18", warnings={"judge_scores_valid"})
+    rows = query(db, "SELECT status, plan_clarity, reason FROM evals.judge_scores")
+    assert len(rows) == 3 and len(server.requests) == 6
+    assert all(s == "not_judged" and pc is None and "OverloadedError (HTTP 529)" in r for s, pc, r in rows)
+    run(db, judge_resource, "2026-11-18", selection=[assets.judge_scores])
+    assert query(db, "SELECT status, count(*) FROM evals.judge_scores GROUP BY ALL") == [("judged", 3)]

@@ -173,6 +173,12 @@ def test_should_reject_case(cases):
 
 
 def test_pass_at_k_matches_enumeration():
+    # By hand from Chen et al. 2021: 1 - C(3,1)/C(5,1) = 1 - 3/5; 1 - C(3,3)/C(5,3) = 1 - 1/10; C(3,4) = 0.
+    assert scoring.pass_at_k(5, 2, 1) == pytest.approx(0.4)
+    assert scoring.pass_at_k(5, 2, 3) == pytest.approx(0.9)
+    assert scoring.pass_at_k(5, 2, 4) == 1.0
+    # k > n: no k trials to draw (the paper's code would answer 1.0 even with no success; we answer NULL)
+    assert scoring.pass_at_k(5, 0, 6) is None and scoring.pass_at_k(5, 5, 6) is None
     assert scoring.pass_at_k(5, 2, 2) == pytest.approx(0.7)
     assert scoring.pass_at_k(3, 0, 1) == 0.0
     assert scoring.pass_at_k(3, 3, 3) == 1.0

@@ -476,3 +476,22 @@ def test_a_complete_looking_reply_that_did_not_end_its_turn_is_not_scored(stop_r
     assert judge.parse_judgement(content, "end_turn")["planClarity"] == 80
     with pytest.raises(judge.InvalidJudgement, match=stop_reason):
         judge.parse_judgement(content, stop_reason)
+
+
+def test_a_429_says_how_long_to_wait_and_the_sdk_retries_it(server):
+    """Rate-limits page: a 429 rate_limit_error comes with a retry-after header (seconds); a scripted 429 carries one."""
+    server.script = [("status", 429)]
+    (row,) = judge.judge([request()], settings(server), client(server), "", {})
+    assert row["status"] == "judged" and row["attempts"] == 2
+    assert [(code, headers.get("retry-after")) for code, headers in server.responses] == [(429, "1"), (200, None)]
+
+
+@pytest.mark.parametrize("extra", [{"response_format": {"type": "json_object"}}, {"stop": ["</judgement>"]},
+                                   {"extra_body": {}}])
+def test_a_field_the_messages_api_does_not_know_is_a_400(server, extra):
+    """The API validates the body strictly: "response_format: Extra inputs are not permitted" (amrit110/oli #7),
+    "extra_body: ..." (Aider-AI/aider #4404). A double that ignored unknown fields would pass a misspelt parameter."""
+    answer = post(server, json.dumps({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": HI, **extra}).encode())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == {"type": "invalid_request_error",
+                                      "message": f"{next(iter(extra))}: Extra inputs are not permitted"}
