@@ -9,6 +9,7 @@ import threading
 
 from daena_pipelines.db import connect
 from daena_pipelines.regressions import findings
+from tests.scale import workload
 
 STREAM = "check:nbmf/results:nbmf_golden@instance-1"
 FAILED = findings.CheckEvaluation("nbmf/results", "nbmf_golden", False, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
@@ -27,20 +28,11 @@ def test_two_findings_writers_at_once_record_a_result_once(lake_target, monkeypa
 
     monkeypatch.setattr(findings, "_advance", advance_when_both_are_inside)
     with connect(lake_target) as first, connect(lake_target) as second:
-        outcomes = []
-
         def record(con):
             read_from = findings.read_watermarks(con)  # as the asset does: what it read the event log after
-            try:
-                outcomes.append(findings.record_evaluations(con, [FAILED], {STREAM: 5}, read_from=read_from))
-            except Exception as exc:  # noqa: BLE001 - the assertion names it
-                outcomes.append(exc)
+            return findings.record_evaluations(con, [FAILED], {STREAM: 5}, read_from=read_from)
 
-        threads = [threading.Thread(target=record, args=(con,)) for con in (first, second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        outcomes = workload.at_once(record, (first, second))
         recorded = [o for o in outcomes if isinstance(o, dict)]
         assert recorded == [{"opened": 1, "updated": 0, "resolved": 0}], outcomes
         assert [type(o) for o in outcomes if not isinstance(o, dict)] == [findings.WatermarksMoved]
