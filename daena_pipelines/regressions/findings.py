@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from daena_pipelines.db import transaction
+from daena_pipelines.db import retrying_transaction
 from daena_pipelines.migrations import Migration, migrate
 
 DDL = (
@@ -27,6 +27,7 @@ DDL = (
         occurrences INTEGER, last_run_id VARCHAR, details JSON)""",
 )
 WATERMARKS = "regressions.findings_watermarks"
+COMMITS = "regressions.findings_commits"
 MIGRATIONS = (
     Migration(1, "regressions.findings", DDL),
     Migration(2, "how far the findings have read the event log, per stream", f"""CREATE TABLE IF NOT EXISTS {WATERMARKS} (
@@ -48,7 +49,17 @@ MIGRATIONS = (
             (WATERMARKS, "updated_at", "when the position last moved [timestamp, UTC]"),
         )
     ]),
+    # DuckLake has no keys and inserts never conflict there: every write of the findings updates this
+    # row, so of two at once the later commit conflicts and is retried (it then sees the first's rows)
+    Migration(4, "one row every findings write updates, so that concurrent writers conflict", [
+        f"CREATE TABLE IF NOT EXISTS {COMMITS} (writes BIGINT NOT NULL)",
+        f"INSERT INTO {COMMITS} SELECT 0 WHERE NOT EXISTS (FROM {COMMITS})",
+    ]),
 )
+
+
+class WatermarksMoved(Exception):
+    """Another writer recorded evaluations since the caller read the watermarks: read again from them."""
 
 
 @dataclass
@@ -70,6 +81,7 @@ def read_watermarks(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def _advance(con: duckdb.DuckDBPyConnection, watermarks: dict[str, int]) -> None:
     """Positions only move forward: a slower writer never makes the next reader read twice.
     (Update, else insert; not ON CONFLICT: a DuckLake warehouse has no keys.)"""
+    con.execute(f"UPDATE {COMMITS} SET writes = writes + 1")
     now = dt.datetime.now(dt.timezone.utc)
     for stream, position in watermarks.items():
         current = con.execute(f"SELECT position FROM {WATERMARKS} WHERE stream = ?", [stream]).fetchone()
@@ -82,49 +94,59 @@ def _advance(con: duckdb.DuckDBPyConnection, watermarks: dict[str, int]) -> None
 def skip_to(con: duckdb.DuckDBPyConnection, watermarks: dict[str, int]) -> None:
     """Move the positions past records that yield no evaluation (other checks, other runs)."""
     migrate(con, ["regressions"])
-    with transaction(con):
-        _advance(con, watermarks)
+    retrying_transaction(con, lambda con: _advance(con, watermarks))
 
 
 def record_evaluations(
-    con: duckdb.DuckDBPyConnection, evaluations: list[CheckEvaluation], watermarks: dict[str, int] | None = None
+    con: duckdb.DuckDBPyConnection, evaluations: list[CheckEvaluation], watermarks: dict[str, int] | None = None,
+    read_from: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Apply evaluations in time order and move the ``watermarks`` they were read up to, in one
-    transaction; returns how many findings were opened/updated/resolved."""
+    transaction; returns how many findings were opened/updated/resolved. ``read_from``: the
+    watermarks the evaluations were read after; when another writer has moved one of those
+    streams since, nothing is written and ``WatermarksMoved`` is raised (its evaluations overlap)."""
     migrate(con, ["regressions"])
+    return retrying_transaction(con, lambda con: _record(con, evaluations, watermarks or {}, read_from))
+
+
+def _record(con: duckdb.DuckDBPyConnection, evaluations: list[CheckEvaluation], watermarks: dict[str, int],
+            read_from: dict[str, int] | None) -> dict[str, int]:
+    if read_from is not None:
+        current = dict(con.execute(f"SELECT stream, position FROM {WATERMARKS}").fetchall())
+        if any(current.get(stream) != read_from.get(stream) for stream in watermarks):
+            raise WatermarksMoved(f"another writer read these streams past {read_from} meanwhile (now {current})")
     counts = {"opened": 0, "updated": 0, "resolved": 0}
-    with transaction(con):
-        _advance(con, watermarks or {})
-        for ev in sorted(evaluations, key=lambda e: e.at):
-            prefix = f"{ev.asset_key}/{ev.check_name}:"
-            failing = {} if ev.passed else {prefix + f["metric"]: f for f in ev.failures or [{"metric": "check"}]}
-            for key, failure in failing.items():
-                details = json.dumps(failure, default=str)
-                existing = con.execute(
-                    "SELECT resolved_at FROM regressions.findings WHERE finding_key = ?", [key]
-                ).fetchone()
-                if existing is None:
-                    con.execute(
-                        "INSERT INTO regressions.findings VALUES (?, ?, ?, ?, ?, ?, NULL, 1, ?, ?)",
-                        [key, ev.asset_key, ev.check_name, failure["metric"], ev.at, ev.at, ev.run_id, details],
-                    )
-                    counts["opened"] += 1
-                else:
-                    con.execute(
-                        "UPDATE regressions.findings SET last_seen = ?, resolved_at = NULL, occurrences = occurrences + 1, "
-                        "last_run_id = ?, details = ? WHERE finding_key = ?",
-                        [ev.at, ev.run_id, details, key],
-                    )
-                    counts["updated" if existing[0] is None else "opened"] += 1
-            still_open = con.execute(
-                "SELECT finding_key FROM regressions.findings WHERE asset_key = ? AND check_name = ? AND resolved_at IS NULL",
-                [ev.asset_key, ev.check_name],
-            ).fetchall()
-            for (key,) in still_open:
-                if key not in failing:
-                    con.execute(
-                        "UPDATE regressions.findings SET resolved_at = ?, last_run_id = ? WHERE finding_key = ?",
-                        [ev.at, ev.run_id, key],
-                    )
-                    counts["resolved"] += 1
+    _advance(con, watermarks)
+    for ev in sorted(evaluations, key=lambda e: e.at):
+        prefix = f"{ev.asset_key}/{ev.check_name}:"
+        failing = {} if ev.passed else {prefix + f["metric"]: f for f in ev.failures or [{"metric": "check"}]}
+        for key, failure in failing.items():
+            details = json.dumps(failure, default=str)
+            existing = con.execute(
+                "SELECT resolved_at FROM regressions.findings WHERE finding_key = ?", [key]
+            ).fetchone()
+            if existing is None:
+                con.execute(
+                    "INSERT INTO regressions.findings VALUES (?, ?, ?, ?, ?, ?, NULL, 1, ?, ?)",
+                    [key, ev.asset_key, ev.check_name, failure["metric"], ev.at, ev.at, ev.run_id, details],
+                )
+                counts["opened"] += 1
+            else:
+                con.execute(
+                    "UPDATE regressions.findings SET last_seen = ?, resolved_at = NULL, occurrences = occurrences + 1, "
+                    "last_run_id = ?, details = ? WHERE finding_key = ?",
+                    [ev.at, ev.run_id, details, key],
+                )
+                counts["updated" if existing[0] is None else "opened"] += 1
+        still_open = con.execute(
+            "SELECT finding_key FROM regressions.findings WHERE asset_key = ? AND check_name = ? AND resolved_at IS NULL",
+            [ev.asset_key, ev.check_name],
+        ).fetchall()
+        for (key,) in still_open:
+            if key not in failing:
+                con.execute(
+                    "UPDATE regressions.findings SET resolved_at = ?, last_run_id = ? WHERE finding_key = ?",
+                    [ev.at, ev.run_id, key],
+                )
+                counts["resolved"] += 1
     return counts

@@ -12,6 +12,7 @@ from daena_pipelines import migrations
 from daena_pipelines.commands import tables as commands_tables
 from daena_pipelines.db import connect, table_exists
 from daena_pipelines.telemetry import store
+from tests.scale import workload
 
 OPEN_AND_MIGRATE = "import sys; from daena_pipelines.db import connect\nwith connect(sys.argv[1]): pass"
 NEWEST = [(domain, version) for domain, (_module, newest) in sorted(migrations.DOMAINS.items()) for version in range(1, newest + 1)]
@@ -58,19 +59,6 @@ def test_two_connections_applying_the_same_migration_at_once_apply_it_once(lake_
         (original,) = commands_tables.MIGRATIONS
         monkeypatch.setattr(commands_tables, "MIGRATIONS", [
             migrations.Migration(1, original.description, lambda con: (both_inside.wait(), original.run(con)))])
-        results, failures = [], []
-
-        def migrate(con):
-            try:
-                results.append(migrations.migrate(con, ["commands"]))
-            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-                failures.append(exc)
-
-        threads = [threading.Thread(target=migrate, args=(con,)) for con in (first, second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
-        assert failures == []
+        results = workload.at_once(lambda con: migrations.migrate(con, ["commands"]), (first, second))
         assert sorted(len(r) for r in results) == [0, 1]  # one applied it, the other found it applied
         assert first.execute("SELECT count(*) FROM meta.schema_migrations WHERE domain = 'commands'").fetchone()[0] == 1

@@ -103,6 +103,25 @@ def kill_after_batches(target: str | Path, folder: Path, batches: int, batch_siz
     return integrity(target)
 
 
+def at_once(call, connections) -> list:
+    """``call(con)`` on each connection, each in its own thread at the same time; what each returned
+    or raised, in no particular order."""
+    outcomes = []
+
+    def run(con):
+        try:
+            outcomes.append(call(con))
+        except Exception as exc:  # noqa: BLE001 - the caller's assertions name it
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(con,)) for con in connections]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
 class Reader(threading.Thread):
     """A read-only reader counting sessions every `interval_s` on one connection (each query its own
     transaction, so it sees the latest committed state); every failure is kept in `errors`."""

@@ -10,7 +10,7 @@ from daena_pipelines.lib.metadata import table_metadata
 from daena_pipelines.lib.specs import OWNERS, asset_defaults, key, keys
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.regressions import contract
-from daena_pipelines.regressions.findings import read_watermarks, record_evaluations
+from daena_pipelines.regressions.findings import WatermarksMoved, read_watermarks, record_evaluations
 
 golden_files = dg.AssetSpec(
     key(contract.GOLDEN),
@@ -21,6 +21,7 @@ golden_files = dg.AssetSpec(
 )
 
 # short columns first: a wide first column would push the values out of the UI's table
+READ_ATTEMPTS = 10  # how often the event log is read again when a concurrent run recorded first
 OPEN_FINDINGS = """SELECT asset_key, check_name, details->>'golden' AS golden, details->>'actual' AS actual,
     details->>'change' AS change, occurrences, last_seen, metric, first_seen
     FROM regressions.findings WHERE resolved_at IS NULL ORDER BY last_seen DESC LIMIT 20"""
@@ -51,14 +52,20 @@ def _check_keys(config: FindingsConfig) -> list[dg.AssetCheckKey]:
     **asset_defaults("regressions", table=contract.FINDINGS),
 )
 def findings(context: dg.AssetExecutionContext, config: FindingsConfig, duckdb: WarehouseResource) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        watermarks = read_watermarks(con)
-    # the event log is read with no warehouse connection open
-    evaluations, moved = unread(context.instance, _check_keys(config), watermarks)
-    with duckdb.get_connection() as con:
-        counts = record_evaluations(con, evaluations, moved)
-        metadata = table_metadata(con, contract.FINDINGS, OPEN_FINDINGS)
-        open_findings = con.execute("SELECT count(*) FROM regressions.findings WHERE resolved_at IS NULL").fetchone()[0]
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        with duckdb.get_connection() as con:
+            watermarks = read_watermarks(con)
+        # the event log is read with no warehouse connection open
+        evaluations, moved = unread(context.instance, _check_keys(config), watermarks)
+        try:
+            with duckdb.get_connection() as con:
+                counts = record_evaluations(con, evaluations, moved, read_from=watermarks)
+                metadata = table_metadata(con, contract.FINDINGS, OPEN_FINDINGS)
+                open_findings = con.execute("SELECT count(*) FROM regressions.findings WHERE resolved_at IS NULL").fetchone()[0]
+            break
+        except WatermarksMoved:  # a concurrent findings run (DuckLake: several at once) recorded them first
+            if attempt == READ_ATTEMPTS:
+                raise
     context.log.info(f"{len(evaluations)} evaluations read: {counts}; {open_findings} findings open")
     return dg.MaterializeResult(metadata={
         **metadata,
