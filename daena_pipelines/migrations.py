@@ -44,7 +44,7 @@ class Migration:
 # contract.SCHEMA_VERSION (store.MIGRATIONS).
 DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
-    "evals": ("daena_pipelines.evals.tables", 1),
+    "evals": ("daena_pipelines.evals.tables", 2),
     "nbmf": ("daena_pipelines.nbmf.runs", 1),
     "regressions": ("daena_pipelines.regressions.findings", 4),
     "device": ("daena_pipelines.device.command_store", 3),

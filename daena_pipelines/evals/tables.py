@@ -10,6 +10,7 @@ import duckdb
 from daena_pipelines.evals import calibration, judge, scoring
 from daena_pipelines.evals.golden import EXPECTATIONS, TARGET_KEYS, GoldenCase, LoadedCase, parse_case
 from daena_pipelines.db import comment_columns, insert, retrying_transaction, serialize_writes, table_exists
+from daena_pipelines.migrations import Migration
 
 # telemetry.roast_metrics columns the gates and the judge prompt use (a subset of telemetry.contract.METRIC_COLUMNS).
 SCORED_METRICS = (
@@ -77,6 +78,17 @@ JUDGE_COLUMNS = (
     "usage", "cost_usd", "latency_ms", "attempts", "request_id", "message_id", "batch_id", "from_cache", "judged_at",
 )
 
+# evals.pass_at_k is derived (rebuilt whole by refresh_pass_at_k): migration 2 replaces DDL's version of it
+# with one row per case and session source, so simulated trials never stand in for a real roaster's.
+PASS_AT_K_BY_SOURCE = """CREATE TABLE evals.pass_at_k (
+    case_id VARCHAR NOT NULL, session_source VARCHAR, expectation VARCHAR, trials_required INTEGER, pass_k INTEGER,
+    n_trials INTEGER, n_success INTEGER, n_needs_review INTEGER, pass_at_1 DOUBLE, pass_at_k DOUBLE,
+    enough_trials BOOLEAN, first_day DATE, last_day DATE, computed_at TIMESTAMPTZ)"""
+MIGRATIONS = (
+    Migration(1, "evals tables as first created", DDL),
+    Migration(2, "evals.pass_at_k per golden case and session source",
+              ["DROP TABLE IF EXISTS evals.pass_at_k", PASS_AT_K_BY_SOURCE]),
+)
 
 GATE_TEXT = {
     "fc_timing": "first crack time within the case's target ± tolerance", "drop_timing": "drop time within target ± tolerance",
@@ -243,9 +255,10 @@ EVAL_RUN_COLUMNS = (
 
 
 def refresh_pass_at_k(con) -> None:
-    """pass@k per golden case over every evaluated trial in evals.eval_runs (all days)."""
+    """pass@k per golden case and session source over every evaluated trial in evals.eval_runs (all days);
+    a case with no trial has one row with no source."""
     stats = con.execute(
-        """SELECT g.case_id, g.expectation, g.trials_required, g.pass_k,
+        """SELECT g.case_id, r.session_source, g.expectation, g.trials_required, g.pass_k,
                   count(*) FILTER (WHERE r.outcome IN ('PASS', 'WARN', 'FAIL')),
                   count(*) FILTER (WHERE r.outcome IN ('PASS', 'WARN')),
                   count(*) FILTER (WHERE r.outcome = 'NEEDS_REVIEW'),
@@ -255,10 +268,10 @@ def refresh_pass_at_k(con) -> None:
     ).fetchall()
     now = datetime.now(timezone.utc)
     rows = []
-    for case_id, expectation, required, k, n, c, review, first, last in stats:
-        rows.append((case_id, expectation, required, k, n, c, review, scoring.pass_at_k(n, c, 1),
+    for case_id, source, expectation, required, k, n, c, review, first, last in stats:
+        rows.append((case_id, source, expectation, required, k, n, c, review, scoring.pass_at_k(n, c, 1),
                      scoring.pass_at_k(n, c, k), n >= required, first, last, now))
-    columns = ("case_id", "expectation", "trials_required", "pass_k", "n_trials", "n_success", "n_needs_review",
+    columns = ("case_id", "session_source", "expectation", "trials_required", "pass_k", "n_trials", "n_success", "n_needs_review",
                "pass_at_1", "pass_at_k", "enough_trials", "first_day", "last_day", "computed_at")
     replace_rows(con, "evals.pass_at_k", "true", [], rows, columns)
 

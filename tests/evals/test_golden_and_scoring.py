@@ -199,3 +199,27 @@ def test_scored_metrics_are_columns_the_telemetry_contract_publishes():
     from daena_pipelines.telemetry.contract import METRIC_COLUMNS
 
     assert set(SCORED_METRICS) <= set(METRIC_COLUMNS)
+
+
+def test_pass_at_k_never_pools_simulated_trials_with_real_ones(tmp_path):
+    """Trials of a case from the simulated Bullet and from a real roaster are counted apart, one row per source,
+    each labelled: three simulator passes must not lift a real roaster's 0 of 2 to pass@1 0.6."""
+    from datetime import date
+
+    from daena_pipelines.db import connect
+    from daena_pipelines.evals import tables
+
+    with connect(tmp_path / "w.duckdb") as con:
+        tables.ensure_schema(con)
+        con.execute("INSERT INTO evals.golden_cases (case_id, expectation, trials_required, pass_k) VALUES "
+                    "('kenya', 'SHOULD_SUCCEED', 3, 2), ('untried', 'SHOULD_SUCCEED', 3, 2)")
+        runs = [("s1", "simulator", "PASS"), ("s2", "simulator", "WARN"), ("s3", "simulator", "PASS"),
+                ("r1", "artisan", "FAIL"), ("r2", "artisan", "FAIL"), ("r3", "artisan", "NEEDS_REVIEW")]
+        con.executemany("INSERT INTO evals.eval_runs (partition_date, session_id, case_id, session_source, outcome) "
+                        "VALUES (?, ?, 'kenya', ?, ?)", [(date(2026, 11, 17), s, src, o) for s, src, o in runs])
+        tables.refresh_pass_at_k(con)
+        got = con.execute("SELECT case_id, session_source, n_trials, n_success, n_needs_review, pass_at_1, pass_at_k, "
+                          "enough_trials FROM evals.pass_at_k ORDER BY ALL").fetchall()
+    # by hand: artisan 0 of 2 decided -> 0, 0; simulator 3 of 3 -> 1, 1; a case never tried has one empty row
+    assert got == [("kenya", "artisan", 2, 0, 1, 0.0, 0.0, False), ("kenya", "simulator", 3, 3, 0, 1.0, 1.0, True),
+                   ("untried", None, 0, 0, 0, None, None, False)]

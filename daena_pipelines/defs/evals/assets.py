@@ -118,8 +118,9 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
 @dg.asset(
     key=key(contract.PASS_AT_K),
     deps=[key(contract.EVAL_RUNS)],
-    description="pass@1 and pass@k per golden case over all its evaluated trials (unbiased estimator "
-    "1 - C(n-c,k)/C(n,k)); NEEDS_REVIEW trials are counted apart, not as failures.",
+    description="pass@1 and pass@k per golden case and session source (simulated trials never pooled with a "
+    "real roaster's) over all its evaluated trials (unbiased estimator 1 - C(n-c,k)/C(n,k)); NEEDS_REVIEW "
+    "trials are counted apart, not as failures.",
     **asset_defaults("evals", table=contract.PASS_AT_K),
 )
 def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
