@@ -164,3 +164,18 @@ def test_every_threshold_is_used():
 
 def test_no_alerts_on_an_uneventful_log(tmp_path):
     assert run_alerts(tmp_path, spaced("calm", 5, 120)) == []
+
+
+def test_alerts_fire_just_past_their_thresholds_and_not_on_them(tmp_path):
+    """Hand-set boundaries: a decision 120 s after creation is within the limit, 120.5 s is not; a failure rate
+    of exactly 0.25 (2 of 8) does not fire, 0.4 over 5 finished does, and 4 finished never qualify."""
+    def group(machine, statuses):
+        return [build(f"{machine}-{i}", (*TO_EXECUTING, s), start=T0 + timedelta(minutes=i), machine_id=machine)
+                for i, s in enumerate(statuses)]
+
+    rows = [build("on-limit", FULL, gaps=[1, 119, 1, 1]), build("past-limit", FULL, gaps=[1, 119.5, 1, 1], start=T0 + timedelta(seconds=30))]
+    rows += (group("m-quarter", ["COMPLETED"] * 6 + ["FAILED", "TIMEOUT"]) + group("m-five", ["COMPLETED"] * 3 + ["TIMEOUT"] * 2)
+             + group("m-four", ["TIMEOUT"] * 4))
+    found = run_alerts(tmp_path, rows)
+    assert [(a["proposal_id"], a["observed_value"]) for a in of_type(found, "APPROVAL_TIMEOUT")] == [("past-limit", 120.5)]
+    assert [(a["machine_id"], a["observed_value"]) for a in of_type(found, "HIGH_FAILURE_RATE")] == [("m-five", 0.4)]
