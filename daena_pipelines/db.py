@@ -131,6 +131,20 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, rows, columns: Sequence[s
     con.unregister("incoming")
 
 
+WRITE_COMMITS = "meta.write_commits"
+
+
+def serialize_writes(con: duckdb.DuckDBPyConnection) -> None:
+    """Make this transaction conflict with every concurrent one that calls this too. Needed where a
+    write replaces rows (DELETE, then INSERT): on DuckLake, deleting rows that are not there yet
+    changes nothing and inserts never conflict, so two replacements of new rows would both commit
+    and leave the rows twice. Both update this one row, so the later commit conflicts and
+    `retrying_transaction` runs it again (its first creation conflicts as two creates of one table)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_COMMITS} (writes BIGINT NOT NULL)")
+    con.execute(f"INSERT INTO {WRITE_COMMITS} SELECT 0 WHERE NOT EXISTS (FROM {WRITE_COMMITS})")
+    con.execute(f"UPDATE {WRITE_COMMITS} SET writes = writes + 1")
+
+
 def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.DuckDBPyConnection], T], attempts: int = 40) -> T:
     """`body(con)` in one transaction; run again from the start (it must re-read what it depends
     on) when the commit loses a write-write conflict to a concurrent writer. DuckDB and DuckLake
