@@ -6,7 +6,7 @@ It answers as the documented API does (facts and sources: docs/evals.md, "API fa
   thinking or an assistant prefill on a 5.x model, adaptive thinking or an effort on Haiku 4.5, temperature/top_p/top_k (any model under
   ``anthropic-version`` 2026-10-21, which this SDK sends; non-default values on every 5.x model under 2023-06-01)
   are 400 ``invalid_request_error``, and so are a missing ``model`` and a content block that is not an object
-  with a type, and a top-level field the API does not know ("Extra inputs are not permitted"); an unknown model is 404;
+  with a type, a ``system`` that is neither a string nor a list of text blocks, and a top-level field the API does not know ("Extra inputs are not permitted"); an unknown model is 404;
 - error bodies: ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with the errors page's type per status;
   a 429 carries ``retry-after`` (seconds) unless the script gives its own headers' values;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
@@ -418,6 +418,10 @@ def _invalid_request(model: str, body: dict, version: str) -> str | None:
     extra = sorted(set(body) - BODY_FIELDS)
     if extra:  # strict validation: the API names the field (oli #7, aider #4404)
         return f"{extra[0]}: Extra inputs are not permitted"
+    system = body.get("system", "")
+    if not isinstance(system, str) and not (
+            isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in system)):
+        return "system: a string or a list of text blocks"
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         return "max_tokens: field required"

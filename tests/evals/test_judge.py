@@ -495,3 +495,11 @@ def test_a_field_the_messages_api_does_not_know_is_a_400(server, extra):
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == {"type": "invalid_request_error",
                                       "message": f"{next(iter(extra))}: Extra inputs are not permitted"}
+
+
+@pytest.mark.parametrize("system", [7, [{"type": "image", "source": {}}], ["be terse"]])
+def test_a_system_prompt_that_is_not_text_is_a_400(server, system):
+    """system is a string or a list of text blocks (the SDK's MessageCreateParams); the server crashed on anything else."""
+    answer = post(server, json.dumps({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": HI, "system": system}).encode())
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+    assert answer.json()["error"]["message"].startswith("system")
