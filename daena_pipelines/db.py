@@ -140,6 +140,7 @@ def serialize_writes(con: duckdb.DuckDBPyConnection) -> None:
     changes nothing and inserts never conflict, so two replacements of new rows would both commit
     and leave the rows twice. Both update this one row, so the later commit conflicts and
     `retrying_transaction` runs it again (its first creation conflicts as two creates of one table)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")  # made by the migrations; not on a bare connection
     con.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_COMMITS} (writes BIGINT NOT NULL)")
     con.execute(f"INSERT INTO {WRITE_COMMITS} SELECT 0 WHERE NOT EXISTS (FROM {WRITE_COMMITS})")
     con.execute(f"UPDATE {WRITE_COMMITS} SET writes = writes + 1")
