@@ -21,7 +21,7 @@ import pandas as pd
 from daena_pipelines.config import Settings
 from daena_pipelines.regressions.gate import ACCEPTED, NO_HISTORY, OK, REGRESSION, GateRule, Verdict, decide
 from daena_pipelines.regressions.golden import Outcome
-from daena_pipelines.db import transaction
+from daena_pipelines.db import retrying_transaction, serialize_writes, transaction
 
 HISTORY, VERDICTS = "regressions.bench_history", "regressions.bench_verdicts"
 DDL = (
@@ -76,10 +76,14 @@ def record_verdicts(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, dec
     """decided: {(key, clock): Verdict.as_dict()}; replaces this run's earlier verdicts."""
     ensure_tables(con)
     rows = [(run_id, suite, key, clock, *(v[c] for c in VERDICT_COLUMNS), at) for (key, clock), v in decided.items()]
-    with transaction(con):
+
+    def replace(con):
+        serialize_writes(con)  # replacing verdicts not there yet conflicts with nothing else (db.serialize_writes)
         con.execute(f"DELETE FROM {VERDICTS} WHERE run_id = ? AND suite = ?", [run_id, suite])
         if rows:
             con.executemany(f"INSERT INTO {VERDICTS} VALUES ({', '.join('?' * 14)})", rows)
+
+    retrying_transaction(con, replace)
 
 
 def accept(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, every_key: bool = False) -> int:
@@ -103,16 +107,20 @@ def import_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) 
     history, decided = folder / "bench_history.parquet", folder / "bench_verdicts.parquet"
     if not history.exists():
         return 0
-    known = {r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {HISTORY}").fetchall()}
-    incoming = con.execute("SELECT DISTINCT run_id FROM read_parquet(?)", [str(history)]).fetchall()
-    new = sorted({r[0] for r in incoming} - known)
-    if not new:
-        return 0
-    with transaction(con):
+
+    def add(con) -> int:  # what the warehouse lacks is read inside the transaction that adds it
+        known = {r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {HISTORY}").fetchall()}
+        incoming = con.execute("SELECT DISTINCT run_id FROM read_parquet(?)", [str(history)]).fetchall()
+        new = sorted({r[0] for r in incoming} - known)
+        if not new:
+            return 0
+        serialize_writes(con)  # a concurrent import of the same runs conflicts, and sees them when run again
         con.execute(f"INSERT INTO {HISTORY} SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(history), new])
         if decided.exists():
             con.execute(f"INSERT INTO {VERDICTS} SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(decided), new])
-    return len(new)
+        return len(new)
+
+    return retrying_transaction(con, add)
 
 
 def export_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) -> Path:
