@@ -10,7 +10,7 @@ import pandas as pd
 from daena_pipelines.commands.contract import PROPOSAL_STATUSES
 from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
 from daena_pipelines.commands.store import EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
-from daena_pipelines.db import comment_columns, insert, table_exists
+from daena_pipelines.db import comment_columns, insert, retrying_transaction, table_exists
 from daena_pipelines.device import contract as device
 from daena_pipelines.migrations import Migration
 
@@ -78,6 +78,12 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         comment_columns(con, table, COMMENTS.get(table, {}))
 
 
+
+
+def replace_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
+    """`write_ingest` in a transaction of its own, run again when a concurrent ingest replaced the
+    tables first (DuckLake refuses the later of two commits that create or replace the same table)."""
+    retrying_transaction(con, lambda con: write_ingest(con, accepted, seen_at))
 
 
 def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:

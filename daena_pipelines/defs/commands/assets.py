@@ -13,7 +13,7 @@ import pydantic
 from daena_pipelines.commands import alerts, contract, metrics, store, tables
 from daena_pipelines.commands.model import parse_timestamp
 from daena_pipelines.config import ASSETS_DIR
-from daena_pipelines.db import transaction
+from daena_pipelines.db import retrying_transaction
 from daena_pipelines.device import contract as device
 from daena_pipelines.lib.metadata import table_metadata
 from daena_pipelines.lib.specs import asset_defaults, key, table_spec
@@ -81,8 +81,7 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
         store.apply_executions(combined, executions)
         store.apply_expiries(combined, expiries)
         accepted = store.accept(combined)
-        with transaction(con):
-            tables.write_ingest(con, accepted, datetime.now(timezone.utc))
+        tables.replace_ingest(con, accepted, datetime.now(timezone.utc))
         context.log.info(
             f"{len(accepted.proposals)} proposals accepted, {len(accepted.invalid_transitions)} lifecycle problems, "
             f"{len(accepted.errors)} unreadable rows, {len(executions)} sidecar executions, {len(expiries)} expired approvals"
@@ -128,8 +127,7 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
 )
 def outcome_metrics(duckdb: WarehouseResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        with transaction(con):
-            metrics.build_outcome_metrics(con)
+        retrying_transaction(con, metrics.build_outcome_metrics)  # a concurrent run's replacement conflicts
         overall = metrics.overall_success_rate(con)
         return dg.MaterializeResult(
             metadata={
@@ -156,8 +154,7 @@ def command_alerts(config: AlertsConfig, duckdb: WarehouseResource) -> dg.Materi
     as_of = parse_timestamp(values.pop("as_of"), "as_of")
     thresholds = alerts.AlertThresholds(**values)
     with duckdb.get_connection() as con:
-        with transaction(con):
-            alerts.build_alerts(con, thresholds, as_of)
+        retrying_transaction(con, lambda con: alerts.build_alerts(con, thresholds, as_of))
         counts = dict(con.execute("SELECT alert_type, count(*) FROM commands.alerts GROUP BY 1").fetchall())
         return dg.MaterializeResult(
             metadata={
