@@ -369,8 +369,11 @@ class WarehouseBatchLedger:
 
     def record(self, batch_id: str, endpoint: str, model: str, custom_ids: Sequence[str], status: str, note: str) -> None:
         now = datetime.now(timezone.utc)
-        with self.connect() as con:
-            # update, else insert (not ON CONFLICT: a DuckLake warehouse has no keys)
+
+        def upsert(con: duckdb.DuckDBPyConnection) -> None:
+            # update, else insert (not ON CONFLICT: a DuckLake warehouse has no keys); serialized, or two
+            # first records of one batch at once would both find nothing to update and both insert it
+            serialize_writes(con)
             updated = con.execute(
                 "UPDATE evals.judge_batches SET status = ?, note = ?, updated_at = ? WHERE batch_id = ?", [status, note, now, batch_id]
             ).fetchone()[0]
@@ -379,3 +382,6 @@ class WarehouseBatchLedger:
                     "INSERT INTO evals.judge_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [batch_id, endpoint, model, judge.PROMPT_VERSION, list(custom_ids), status, note, now, now],
                 )
+
+        with self.connect() as con:
+            retrying_transaction(con, upsert)
