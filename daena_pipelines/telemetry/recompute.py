@@ -142,7 +142,7 @@ def _recompute(con: duckdb.DuckDBPyConnection, ids: list[str]) -> None:
         ror_parts.append(pa.table({"session_id": sid[a:b], "t_s": session.time_s, "ror": ror}))
     con.execute("DELETE FROM telemetry.roast_metrics WHERE list_contains(?, session_id)", [ids])
     insert_metrics(con, rows)
-    if read_back:  # kept, so the next recompute needs the file no more
+    if read_back:  # kept, so a later recompute has them once the file is gone or changed
         log.info("file-derived settings read back from the source files of %d stored sessions", len(read_back))
         con.register("read_back", pa.table({"session_id": [s for s, _ in read_back], "settings": [j for _, j in read_back]}))
         con.execute("UPDATE telemetry.sessions s SET settings = r.settings::JSON FROM read_back r WHERE s.session_id = r.session_id")
