@@ -9,7 +9,8 @@ It answers as the documented API does (facts and sources: docs/evals.md, "API fa
   a thinking budget under 1,024, adaptive thinking or an effort on Haiku 4.5; temperature/top_p/top_k (any model
   under ``anthropic-version`` 2026-10-21, which this SDK sends; non-default values on every 5.x model under
   2023-06-01; out of range anywhere); a ``system`` that is neither a string nor a list of text blocks; a
-  ``metadata`` other than {user_id}, ``stop_sequences`` that are not strings, an unknown ``service_tier``; and a
+  ``metadata`` other than {user_id}, ``stop_sequences`` that are not strings, an unknown ``service_tier``, a
+  non-object ``thinking``/``tool_choice``/``output_config``, a custom tool without name or input_schema; and a
   top-level field the API does not know ("Extra inputs are not permitted"). The order of roles is no 400:
   consecutive turns of one role are combined, as the reference says;
 - a body over 32 MB (Messages) or 256 MB (Batches) is a 413 ``request_too_large``, before auth;
@@ -458,6 +459,16 @@ def _invalid_request(model: str, body: dict, version: str, in_batch: bool = Fals
     extra = sorted(set(body) - BODY_FIELDS)
     if extra:  # strict validation: the API names the field (oli #7, aider #4404)
         return f"{extra[0]}: Extra inputs are not permitted"
+    for name in ("thinking", "tool_choice", "output_config", "metadata"):
+        if name in body and not isinstance(body[name], dict):
+            return f"{name}: Input should be an object"
+    tools = body.get("tools", [])
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        return "tools: Input should be a list of tool definitions"
+    for k, tool in enumerate(tools):  # a client tool (no type, or "custom") requires name and input_schema
+        if tool.get("type", "custom") in ("custom", None) and not (
+                isinstance(tool.get("name"), str) and isinstance(tool.get("input_schema"), dict)):
+            return f"tools.{k}: a custom tool needs a name (string) and an input_schema (object)"
     system = body.get("system", "")
     if not isinstance(system, str) and not (
             isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in system)):
@@ -513,8 +524,6 @@ def _invalid_request(model: str, body: dict, version: str, in_batch: bool = Fals
     if effort is not None and effort not in EFFORTS:
         return f"output_config.effort: Input should be {', '.join(map(repr, EFFORTS))}"
     metadata = body.get("metadata", {})
-    if not isinstance(metadata, dict):
-        return "metadata: Input should be an object"
     if set(metadata) - {"user_id"}:  # nested objects are validated as strictly as the body (TS SDK #553)
         return f"metadata.{sorted(set(metadata) - {'user_id'})[0]}: Extra inputs are not permitted"
     if metadata.get("user_id") is not None and not isinstance(metadata["user_id"], str):

@@ -108,11 +108,15 @@ def test_sampling_ranges_where_sampling_is_still_accepted(server, params, status
     ({"stop_sequences": ["</judgement>"]}, 200), ({"stop_sequences": "</judgement>"}, 400), ({"stop_sequences": [1]}, 400),
     ({"service_tier": "auto"}, 200), ({"service_tier": "standard_only"}, 200), ({"service_tier": "priority"}, 400),
     ({"system": [{"type": "text", "text": "Be terse."}]}, 200), ({"system": "Be terse."}, 200),
+    ({"thinking": "adaptive"}, 400), ({"output_config": "json"}, 400), ({"tool_choice": "auto"}, 400),
+    ({"tools": [{"name": "record", "input_schema": {"type": "object"}}]}, 200), ({"tools": {"name": "record"}}, 400),
+    ({"tools": [{"name": "record"}]}, 400), ({"tools": [{"input_schema": {"type": "object"}}]}, 400),
 ])
-def test_metadata_stop_sequences_service_tier_and_system_shapes(server, params, status):
+def test_the_shapes_of_the_optional_fields(server, params, status):
     """Messages reference: metadata is an object whose one field is user_id (an opaque string); nested objects are
     validated strictly (anthropic-sdk-typescript #553); stop_sequences a list of strings; service_tier auto or
-    standard_only; system a string or a list of text blocks."""
+    standard_only; system a string or a list of text blocks; thinking, output_config, tool_choice objects; a client
+    tool requires name and input_schema (the SDK's ToolParam)."""
     answer = post(server, body(**params))
     assert answer.status_code == status, answer.text
     if status == 400:
