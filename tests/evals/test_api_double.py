@@ -59,6 +59,26 @@ def test_an_unknown_content_block_type_is_a_400(server, block):
     assert (status, kind) == (400, "invalid_request_error") and "messages.0.content.0.type" in message
 
 
+@pytest.mark.parametrize("content, message", [
+    (" ", "non-whitespace"), ([{"type": "text", "text": "\n\t"}], "non-whitespace"), ([{"type": "text", "text": 7}], "string"),
+], ids=["blank-string", "blank-block", "text-not-string"])
+def test_whitespace_only_text_is_a_400(server, content, message):
+    """The API refuses a text block that is blank ("text content blocks must contain non-whitespace text",
+    anthropics/claude-code #23369, home-assistant/core #175637), not only an empty one."""
+    status, kind, text = error_of(post(server, body(messages=[{"role": "user", "content": content}])))
+    assert (status, kind) == (400, "invalid_request_error") and message in text
+
+
+def test_a_prefill_ending_in_whitespace_is_a_400_where_prefill_is_allowed(server):
+    """Prefill page: the prefilled assistant text cannot end with whitespace (Haiku 4.5 still takes a prefill)."""
+    def prefill(text):
+        messages = HI + [{"role": "assistant", "content": text}]
+        return post(server, body(model="claude-haiku-4-5", messages=messages), version="2023-06-01")
+
+    assert prefill("{").status_code == 200
+    assert error_of(prefill("{ "))[:2] == (400, "invalid_request_error")
+
+
 def test_documented_block_types_other_than_text_are_accepted(server):
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
     conversation = [{"role": "user", "content": [image, {"type": "text", "text": "What is this?"}]},
