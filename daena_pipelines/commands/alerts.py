@@ -29,6 +29,10 @@ class AlertThresholds:
     rate_window_s: float = 60
     # APPROVAL_TIMEOUT: no decision within this long (decided late, or still waiting at as_of).
     approval_timeout_s: float = 120
+    # EXECUTION_STUCK: still EXECUTING this long after it started at as_of. The sidecar ends every command within
+    # its command timeout (20 s, device/safety.py) and writes the end on its next warehouse cycle (2 s): a longer
+    # EXECUTING means nobody recorded how the command ended (a sidecar that died with its worker, a lost write).
+    max_executing_s: float = 60
     # UNUSUAL_PATTERN: the target of one SET_* command type changes direction this often in the window.
     oscillation_min_reversals: int = 4
     oscillation_window_s: float = 300
@@ -107,6 +111,13 @@ _RULES = {
             epoch(execution_completed_at) - epoch(execution_started_at), NULL,
             format('{} {} ended {}: {}', command_type, coalesce(CAST(target_value AS VARCHAR), ''), status, coalesce(error, 'no error given'))
         FROM p WHERE status IN ('FAILED', 'TIMEOUT')""",
+    "EXECUTION_STUCK": """
+        , w AS (SELECT *, epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(execution_started_at) AS running_s
+                FROM p WHERE status = 'EXECUTING')
+        SELECT 'ERROR', machine_id, command_type, proposal_id, execution_started_at, running_s, $max_executing_s,
+            format('{} {} still EXECUTING {:.0f} s after it started (limit {} s): nothing recorded how it ended',
+                   command_type, coalesce(CAST(target_value AS VARCHAR), ''), running_s, $max_executing_s)
+        FROM w WHERE running_s > $max_executing_s""",
     "APPROVAL_EXPIRED": """
         SELECT 'WARNING', machine_id, command_type, proposal_id, expired_at,
             epoch(expired_at) - epoch(approved_at), NULL,

@@ -79,6 +79,21 @@ def test_execution_failure(tmp_path):
     assert "ended FAILED: boom" in found[0]["message"]
 
 
+def test_a_command_stuck_executing_past_the_sidecar_timeout_alerts(tmp_path):
+    """Nothing ends an EXECUTING row the sidecar never finished (it died with its worker): before, it stayed
+    EXECUTING for ever without an alert. 60 s after its start at as_of is within the limit, 60.5 s is not."""
+    as_of = T0 + timedelta(seconds=1000)
+    rows = [build("stuck", TO_EXECUTING, start=as_of - timedelta(seconds=3603)),
+            build("on-limit", TO_EXECUTING, start=as_of - timedelta(seconds=63)),
+            build("past-limit", TO_EXECUTING, start=as_of - timedelta(seconds=63.5), machine_id="m2"),
+            build("finished", FULL, start=as_of - timedelta(seconds=3603))]
+    found = of_type(run_alerts(tmp_path, rows, as_of=as_of), "EXECUTION_STUCK")
+    assert [(a["proposal_id"], a["severity"], a["observed_value"], a["threshold"]) for a in found] == [
+        ("stuck", "ERROR", 3600, 60), ("past-limit", "ERROR", 60.5, 60)]
+    assert found[0]["alert_at"] == as_of - timedelta(seconds=3600)
+    assert found[0]["message"] == "SET_POWER 5.0 still EXECUTING 3600 s after it started (limit 60 s): nothing recorded how it ended"
+
+
 def test_approval_expired(tmp_path):
     rows = [build("stale", (*TO_EXECUTING[:3], "EXPIRED"), gaps=[1, 5, 302], expiry_reason="approval expired at 10:05"),
             build("ran", FULL), build("waiting", TO_EXECUTING[:3])]

@@ -250,6 +250,17 @@ def test_the_error_type_per_status(server, code, kind):
     assert error_of(post(server, body()))[:2] == (code, kind)
 
 
+@pytest.mark.parametrize("code, calls, status", [(402, 1, "not_judged"), (504, 2, "judged"), (413, 1, "not_judged")])
+def test_the_judge_on_the_newly_listed_errors(server, code, calls, status):
+    """A 402 billing_error or 413 is final (the SDK retries 408, 409, 429 and 5xx only): the row is not_judged with
+    the status and the request id; a 504 timeout_error is retried like any 5xx."""
+    server.script = [("status", code, {"retry-after-ms": "1"})]
+    (row,) = judge.judge([request()], settings(server), client(server), "", {})
+    assert row["status"] == status and len(server.requests) == calls
+    if status == "not_judged":
+        assert f"HTTP {code}" in row["reason"] and row["request_id"].startswith("req_sim_") and row["plan_clarity"] is None
+
+
 # ---- our client against the documented limits and shapes ---------------------------------------------------
 
 
