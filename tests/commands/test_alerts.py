@@ -194,3 +194,19 @@ def test_alerts_fire_just_past_their_thresholds_and_not_on_them(tmp_path):
     found = run_alerts(tmp_path, rows)
     assert [(a["proposal_id"], a["observed_value"]) for a in of_type(found, "APPROVAL_TIMEOUT")] == [("past-limit", 120.5)]
     assert [(a["machine_id"], a["observed_value"]) for a in of_type(found, "HIGH_FAILURE_RATE")] == [("m-five", 0.4)]
+
+
+def test_an_alert_keeps_its_id_while_the_log_grows(tmp_path):
+    """alert_id is what downstream notification deduplicates on: the same pending proposal, stuck command or
+    failing group must keep its id when the log's end (as_of) moves on or the group gains a sample. Before, the
+    id hashed the message, which carries the wait so far and the counts: every run re-notified."""
+    failing = [build(f"f{i}", (*TO_EXECUTING, "FAILED"), start=T0 + timedelta(seconds=i)) for i in range(5)]
+    rows = [build("waiting", ("PROPOSED", "PENDING_APPROVAL")), build("stuck", TO_EXECUTING), *failing]
+    ids = {}
+    for run, (as_of, extra) in enumerate([(T0 + timedelta(seconds=500), []),
+                                          (T0 + timedelta(seconds=900), [build("f5", (*TO_EXECUTING, "TIMEOUT"))])]):
+        found = run_alerts(tmp_path / str(run), rows + extra, as_of=as_of)
+        ids[run] = {(a["alert_type"], a["proposal_id"]): a["alert_id"] for a in found
+                    if a["alert_type"] in ("APPROVAL_TIMEOUT", "EXECUTION_STUCK", "HIGH_FAILURE_RATE")}
+    assert set(ids[0]) == {("APPROVAL_TIMEOUT", "waiting"), ("EXECUTION_STUCK", "stuck"), ("HIGH_FAILURE_RATE", None)}
+    assert ids[0] == ids[1]
