@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -144,6 +145,29 @@ def serialize_writes(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_COMMITS} (writes BIGINT NOT NULL)")
     con.execute(f"INSERT INTO {WRITE_COMMITS} SELECT 0 WHERE NOT EXISTS (FROM {WRITE_COMMITS})")
     con.execute(f"UPDATE {WRITE_COMMITS} SET writes = writes + 1")
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """The rows of ``table`` that ``where`` selects, to be replaced by ``rows`` (value rows in
+    ``columns`` order)."""
+    table: str
+    rows: Sequence[Sequence]
+    columns: Sequence[str]
+    where: str = "true"
+    params: Sequence = ()
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, *replacements: Replacement) -> None:
+    """Each replacement's rows deleted and its new rows inserted, all in one transaction, run again
+    when a concurrent replacement commits first (`serialize_writes` says why that is needed)."""
+    def replace(con: duckdb.DuckDBPyConnection) -> None:
+        serialize_writes(con)
+        for r in replacements:
+            con.execute(f"DELETE FROM {r.table} WHERE {r.where}", list(r.params))
+            insert(con, r.table, r.rows, r.columns)
+
+    retrying_transaction(con, replace)
 
 
 def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.DuckDBPyConnection], T], attempts: int = 40) -> T:

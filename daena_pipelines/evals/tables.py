@@ -9,7 +9,7 @@ import duckdb
 
 from daena_pipelines.evals import calibration, judge, scoring
 from daena_pipelines.evals.golden import EXPECTATIONS, TARGET_KEYS, GoldenCase, LoadedCase, parse_case
-from daena_pipelines.db import comment_columns, insert, retrying_transaction, serialize_writes, table_exists
+from daena_pipelines.db import Replacement, comment_columns, replace_rows, retrying_transaction, serialize_writes, table_exists
 from daena_pipelines.migrations import Migration
 
 # telemetry.roast_metrics columns the gates and the judge prompt use (a subset of telemetry.contract.METRIC_COLUMNS).
@@ -158,14 +158,8 @@ def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple
             json.dumps(c.definition), now,
         ))
 
-    def replace(con):
-        serialize_writes(con)
-        con.execute("DELETE FROM evals.golden_cases")
-        con.execute("DELETE FROM evals.golden_case_errors")
-        insert(con, "evals.golden_cases", rows, columns)
-        insert(con, "evals.golden_case_errors", [(f, e, now) for f, e in errors], ("file", "error", "seen_at"))
-
-    retrying_transaction(con, replace)
+    replace_rows(con, Replacement("evals.golden_cases", rows, columns),
+                 Replacement("evals.golden_case_errors", [(f, e, now) for f, e in errors], ("file", "error", "seen_at")))
 
 
 def read_golden_cases(con) -> list[GoldenCase]:
@@ -207,18 +201,7 @@ def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | N
 
 def replace_partitions(con, table: str, first: date, last: date, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
     """Idempotent write: the days [first, last] are replaced by ``rows`` in one transaction."""
-    replace_rows(con, table, "partition_date BETWEEN ? AND ?", [first, last], rows, columns)
-
-
-def replace_rows(con, table: str, where: str, params: Sequence, rows: Sequence[Sequence], columns: Sequence[str]) -> None:
-    """The rows ``where`` selects replaced by ``rows``, in one transaction, retried when a concurrent
-    replacement commits first (db.serialize_writes)."""
-    def replace(con):
-        serialize_writes(con)
-        con.execute(f"DELETE FROM {table} WHERE {where}", params)
-        insert(con, table, rows, columns)
-
-    retrying_transaction(con, replace)
+    replace_rows(con, Replacement(table, rows, columns, "partition_date BETWEEN ? AND ?", (first, last)))
 
 
 def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None) -> list[dict]:
@@ -273,7 +256,7 @@ def refresh_pass_at_k(con) -> None:
                      scoring.pass_at_k(n, c, k), n >= required, first, last, now))
     columns = ("case_id", "session_source", "expectation", "trials_required", "pass_k", "n_trials", "n_success", "n_needs_review",
                "pass_at_1", "pass_at_k", "enough_trials", "first_day", "last_day", "computed_at")
-    replace_rows(con, "evals.pass_at_k", "true", [], rows, columns)
+    replace_rows(con, Replacement("evals.pass_at_k", rows, columns))
 
 
 AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "comparison", "dimension", "n_pairs", "spearman",
@@ -300,7 +283,7 @@ def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_fil
          "computed_at": now}
         for g, members in sorted(groups.items()) for a in calibration.agreement(members, labels, outcomes)
     ]
-    replace_rows(con, "evals.judge_agreement", "true", [], [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS)
+    replace_rows(con, Replacement("evals.judge_agreement", [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS))
     return rows
 
 

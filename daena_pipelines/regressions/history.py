@@ -21,7 +21,7 @@ import pandas as pd
 from daena_pipelines.config import Settings
 from daena_pipelines.regressions.gate import ACCEPTED, NO_HISTORY, OK, REGRESSION, GateRule, Verdict, decide
 from daena_pipelines.regressions.golden import Outcome
-from daena_pipelines.db import retrying_transaction, serialize_writes, transaction
+from daena_pipelines.db import Replacement, replace_rows, retrying_transaction, serialize_writes, transaction
 
 HISTORY, VERDICTS = "regressions.bench_history", "regressions.bench_verdicts"
 DDL = (
@@ -76,14 +76,8 @@ def record_verdicts(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, dec
     """decided: {(key, clock): Verdict.as_dict()}; replaces this run's earlier verdicts."""
     ensure_tables(con)
     rows = [(run_id, suite, key, clock, *(v[c] for c in VERDICT_COLUMNS), at) for (key, clock), v in decided.items()]
-
-    def replace(con):
-        serialize_writes(con)  # replacing verdicts not there yet conflicts with nothing else (db.serialize_writes)
-        con.execute(f"DELETE FROM {VERDICTS} WHERE run_id = ? AND suite = ?", [run_id, suite])
-        if rows:
-            con.executemany(f"INSERT INTO {VERDICTS} VALUES ({', '.join('?' * 14)})", rows)
-
-    retrying_transaction(con, replace)
+    columns = ("run_id", "suite", "key", "clock", *VERDICT_COLUMNS, "decided_at")
+    replace_rows(con, Replacement(VERDICTS, rows, columns, "run_id = ? AND suite = ?", (run_id, suite)))
 
 
 def accept(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, every_key: bool = False) -> int:
