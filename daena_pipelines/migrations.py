@@ -46,7 +46,7 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
     "evals": ("daena_pipelines.evals.tables", 2),
     "nbmf": ("daena_pipelines.nbmf.runs", 1),
-    "regressions": ("daena_pipelines.regressions.findings", 4),
+    "regressions": ("daena_pipelines.regressions.findings", 5),
     "device": ("daena_pipelines.device.command_store", 3),
     "commands": ("daena_pipelines.commands.tables", 1),
 }
