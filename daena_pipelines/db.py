@@ -140,10 +140,7 @@ def serialize_writes(con: duckdb.DuckDBPyConnection) -> None:
     write replaces rows (DELETE, then INSERT): on DuckLake, deleting rows that are not there yet
     changes nothing and inserts never conflict, so two replacements of new rows would both commit
     and leave the rows twice. Both update this one row, so the later commit conflicts and
-    `retrying_transaction` runs it again (its first creation conflicts as two creates of one table)."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS meta")  # made by the migrations; not on a bare connection
-    con.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_COMMITS} (writes BIGINT NOT NULL)")
-    con.execute(f"INSERT INTO {WRITE_COMMITS} SELECT 0 WHERE NOT EXISTS (FROM {WRITE_COMMITS})")
+    `retrying_transaction` runs it again. The row is made with the migration ledger (migrations.LEDGER)."""
     con.execute(f"UPDATE {WRITE_COMMITS} SET writes = writes + 1")
 
 
