@@ -28,7 +28,6 @@ def test_two_replacements_of_one_new_partition_at_once_leave_it_once(lake_target
     rows = [[DAY if c == "partition_date" else f"session-{i}" if c == "session_id" else None for c in tables.EVAL_RUN_COLUMNS]
             for i in range(2)]
     with connect(lake_target) as first, connect(lake_target) as second:
-        tables.ensure_schema(first)
         monkeypatch.setattr(db, "insert", insert_when_both_are_inside)  # the one used by db.replace_rows
         outcomes = workload.at_once(
             lambda con: tables.replace_partitions(con, "evals.eval_runs", DAY, DAY, tables.EVAL_RUN_COLUMNS, rows), (first, second))
