@@ -163,7 +163,7 @@ def test_the_gate_checks_count_unjudged_keys_apart_and_say_what_to_do(tmp_path, 
     resources = {"duckdb": WarehouseResource(database=db), "daena_settings": DaenaSettings()}
     seen = []
     for i, level in enumerate([1.0] * 5 + [1.5]):
-        with duckdb.connect(db) as con:
+        with connect(db) as con:
             history.record_samples(con, f"r{i:02d}", HISTORY_SUITE, [("k", "cpu", rep, v) for rep, v in enumerate(run(level))],
                                    dt.datetime(2026, 12, 1, i, tzinfo=dt.timezone.utc))
         result = dg.materialize([nbmf_results, nbmf_timing_gates], resources=resources,
