@@ -5,6 +5,7 @@ import pytest
 from proposal_builders import FULL, T0, build, write_store
 
 from daena_pipelines.commands import store
+from daena_pipelines.commands.model import RAN_UNAPPROVED
 
 ISO = "2026-11-17T10:00:{:02d}Z"
 
@@ -181,6 +182,20 @@ def test_sidecar_execution_for_another_machine_is_a_conflict():
     assert batch.proposals["p1"].status == "APPROVED"
     [error] = batch.errors
     assert error.error_kind == "conflicting_execution" and "on bullet-r1-virtual-b" in error.message
+
+
+def test_one_approval_run_twice_by_the_device_is_flagged_as_an_unapproved_second_run():
+    """Two execution rows of one proposal with different starts: two sidecars took the same approval. Before, the
+    second was a conflicting_execution error claiming the *store* said COMPLETED, and the proposal loaded as run once."""
+    batch = batch_of(build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED")))
+    second = execution("p1", started_at="2026-11-17T10:00:11Z", completed_at="2026-11-17T10:00:13Z")
+    store.apply_executions(batch, [execution("p1"), execution("p1"), second])  # the same row twice is one run
+    accepted = store.accept(batch)
+    assert accepted.proposals == [] and accepted.errors == []
+    problems = [(p.location, p.problem) for p in accepted.invalid_transitions]
+    assert ("device.command_executions row 2 proposal_id=p1", RAN_UNAPPROVED) in problems
+    assert ("device.command_executions row 2 proposal_id=p1",
+            "audit entry starts from APPROVED but the proposal was COMPLETED") in problems
 
 
 def test_sidecar_session_time_is_taken_when_given():
