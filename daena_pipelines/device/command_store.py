@@ -94,6 +94,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")
+APPROVALS_READ = "approvals read"  # put on the command queue after each cycle that read the queue rows
 PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
 DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
 
@@ -124,6 +125,7 @@ class CommandBridge:
             warehouse_path, machine_id, recording_id, interval_s, stepped, self._reports, self._commands, self._done))
         self.cycle_seconds: list[float] = []  # how long each warehouse cycle took (known after stop)
         self.unwritten = 0  # rows still pending after the last cycle
+        self.reads = 0  # cycles that read the queue, as far as take() has seen
 
     def start(self) -> None:
         self._worker.start()
@@ -132,9 +134,13 @@ class CommandBridge:
         commands = []
         while True:
             try:
-                commands.append(self._commands.get_nowait())
+                item = self._commands.get_nowait()
             except queue.Empty:
                 return commands
+            if item == APPROVALS_READ:
+                self.reads += 1
+            else:
+                commands.append(item)
 
     def execution(self, row: dict) -> None:
         """Insert or update one execution row (its status is mirrored on the queue row)."""
@@ -217,6 +223,8 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
         stopping = kind == "stop"
         for command in io.cycle(read=not stopping):
             commands.put(command)
+        if io.read_ok:
+            commands.put(APPROVALS_READ)
         next_cycle = time.monotonic() + interval_s
         if kind == "sync":
             done.put((io.unwritten, None))
@@ -243,6 +251,7 @@ class WarehouseIO:
         self._tables_ready = False
         self.cycle_seconds: list[float] = []
         self.unwritten = 0
+        self.read_ok = False  # the last cycle read the queue (new approvals, and changes to the running ones)
 
     def add(self, kind: str, row: dict) -> None:
         key = {"execution": "execution_id", "expired": "proposal_id", "session": "recording_id"}.get(kind)
@@ -272,6 +281,7 @@ class WarehouseIO:
         """Write what is pending, then (``read``) return the approvals not handed out yet."""
         started = time.perf_counter()
         new: list[Command] = []
+        self.read_ok = False
         try:
             with self._connection() as con:
                 if self._pending:
@@ -286,6 +296,7 @@ class WarehouseIO:
                     self._handed_out.update(command.proposal_id for command in new)
                     self._live.update((command.proposal_id, command) for command in new)
                     new += self._changed_approvals(con)
+                    self.read_ok = True
         except duckdb.Error as error:
             log.warning("warehouse busy (%s); %d row(s) kept for the next try", error, len(self._pending))
         self.unwritten = len(self._pending)

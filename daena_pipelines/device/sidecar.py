@@ -52,6 +52,9 @@ from daena_pipelines.telemetry.sidecar import parse_sidecar
 log = logging.getLogger(__name__)
 
 STOP_CONDITIONS = ("cool_end", "duration")
+# a level command steps only while its approval was re-read within this many queue cycles (a revocation shows
+# only in the warehouse; another program may hold it)
+APPROVAL_RECHECK_CYCLES = 3
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
 # roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
@@ -390,7 +393,11 @@ class Sidecar:
             self.next_queue_poll = now + self.cfg.queue_poll_interval_s
             if self.stepped:
                 self.bridge.sync()  # stepped time has no wall clock: wait for one warehouse cycle
-        for command in self.bridge.take():
+        reads = self.bridge.reads
+        commands = self.bridge.take()
+        if self.bridge.reads != reads:
+            self.approvals_read_at = now
+        for command in commands:
             if self.active is not None and self.active.command.proposal_id == command.proposal_id:
                 self.active.command = command
                 continue
@@ -438,7 +445,12 @@ class Sidecar:
         if self.active is None:
             return None
         if self.active.command.command_type in LEVEL_COMMANDS:  # limits and approval hold for every step, not just the first
-            if ended := ended_approval(self.active.command, datetime.now(UTC), self.cfg.approval_ttl_s):
+            ended = ended_approval(self.active.command, datetime.now(UTC), self.cfg.approval_ttl_s)
+            unchecked_s = now - max(self.approvals_read_at, self.active.started)
+            if not ended and unchecked_s > APPROVAL_RECHECK_CYCLES * self.cfg.queue_poll_interval_s:
+                ended = (f"approval not re-read for {unchecked_s:.1f} s (the warehouse locked or out of reach): a "
+                         "revocation could not be seen")
+            if ended:
                 level = level_of(self.active.command.command_type, reading)
                 self.active.abort(now, f"{ended} during execution; no further step sent (level {level})")
                 self._report(self.active)
@@ -624,6 +636,7 @@ class Sidecar:
         self.commanded = False  # set by the first action sent: from then on every exit makes the roaster safe
         self.last_change_at = -math.inf
         self.next_queue_poll = self.t0
+        self.approvals_read_at = self.t0  # the last warehouse cycle that read the queue (approvals and revocations)
         self.polls = self.lost = self.idle_messages = 0
         self.jitter: list[float] = []
         self.next_tick = self.next_record = self.t0

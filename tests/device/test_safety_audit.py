@@ -1,6 +1,8 @@
 """Faults found by the third, adversarial review of the sidecar. Each test asserts the end state (the virtual
 roaster's own heater/state, the warehouse rows) and failed on the code before its fix."""
 
+import orjson
+
 from daena_pipelines.device.roaster import State
 
 from .conftest import ROASTERS, approve, queue_rows, run_until
@@ -63,4 +65,40 @@ def test_a_clock_stepped_back_while_a_command_executes_stops_its_steps(sim_confi
     status, _, execution, error = queue_rows(warehouse)["fan-12"]
     assert execution == "ABORTED" and "in the future on this host's clock" in error, error
     assert fan == 2  # no step after the jump
+    assert device.heater == 0 and device.sidecar_state == State.COOLING and result.exit["outcome"].startswith("made safe")
+
+
+# ----- the warehouse out of reach while a command runs ----------------------------------------------
+def test_a_command_whose_approval_cannot_be_rechecked_stops_stepping(sim_config, warehouse, monkeypatch):
+    """Another program holds the warehouse (DuckDB: one writing process) while an approved SET_FAN 12 steps, and
+    the approval service revokes it meanwhile. Before, the revocation could not be read and the fan stepped on to
+    12. A level command now steps only while its approval was re-read within three queue cycles: after that it
+    ends ABORTED, its level stays, nothing more is sent."""
+    from contextlib import contextmanager
+
+    import duckdb
+
+    from daena_pipelines.device.command_store import WarehouseIO
+
+    from .test_fault_review import _fan_command_running
+
+    sidecar, device = _fan_command_running(sim_config, ROASTERS["r1"], warehouse)  # queue read every 1 s
+    with duckdb.connect(warehouse) as con:
+        con.execute("UPDATE device.command_queue SET expires_at = now() WHERE proposal_id = 'fan-12'")
+
+    @contextmanager
+    def held_by_another_program(self):
+        raise duckdb.IOException('IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held')
+        yield
+
+    monkeypatch.setattr(WarehouseIO, "_connection", held_by_another_program)
+    assert run_until(sidecar, lambda s: s.active is None, limit_s=sidecar.clock.now() + 60)
+    fan = device.fan
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert result.command_statuses == {"COMPLETED": 1, "ABORTED": 1}  # preheat, fan-12
+    fan_12 = [line for line in map(orjson.loads, result.path.read_bytes().splitlines())
+              if line["type"] == "command" and line["proposal_id"] == "fan-12"][-1]
+    assert fan_12["status"] == "ABORTED" and "approval not re-read for" in fan_12["error"], fan_12
+    assert fan <= 2 + 2 * 3 + 1 and device.fan == 12  # at most a step per 0.5 s for 3 cycles of 1 s; cooling sets 12
     assert device.heater == 0 and device.sidecar_state == State.COOLING and result.exit["outcome"].startswith("made safe")
