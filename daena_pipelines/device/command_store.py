@@ -204,7 +204,9 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
     while True:
         if sidecar is not None and not sidecar.is_alive():
             # killed (kill -9, OOM) or crashed: no exit procedure ran. Write what it reported, close what it
-            # left open (its running command, its session), and stop: an orphan would read the queue forever
+            # left open (its running command, its session), and stop: an orphan would read the queue forever.
+            # Every report still in the pipe first: the last ones say which commands it had started
+            _take_reports(reports, io)
             io.cycle(read=False)
             io.close_dead_session()
             io.close()
@@ -232,6 +234,17 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
             io.close()
             done.put((io.unwritten, io.cycle_seconds))
             return
+
+
+def _take_reports(reports, io: "WarehouseIO") -> None:
+    """Add every report waiting in ``reports`` (a sidecar that died has sent its last ones)."""
+    while True:
+        try:
+            kind, row = reports.get_nowait()
+        except queue.Empty:
+            return
+        if kind in ROW_KINDS:
+            io.add(kind, row)
 
 
 class WarehouseIO:

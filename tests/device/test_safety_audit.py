@@ -102,3 +102,65 @@ def test_a_command_whose_approval_cannot_be_rechecked_stops_stepping(sim_config,
     assert fan_12["status"] == "ABORTED" and "approval not re-read for" in fan_12["error"], fan_12
     assert fan <= 2 + 2 * 3 + 1 and device.fan == 12  # at most a step per 0.5 s for 3 cycles of 1 s; cooling sets 12
     assert device.heater == 0 and device.sidecar_state == State.COOLING and result.exit["outcome"].startswith("made safe")
+
+
+# ----- kill -9: what the dead sidecar reported last -------------------------------------------------
+def _sidecar_that_reports_and_dies(warehouse, worker_pid, go):
+    """A sidecar process (spawned): starts its warehouse worker, has its session written, then reports five running
+    commands and is killed, while its worker is stopped (the test sends SIGSTOP) and so cannot take them in time."""
+    import os
+    import signal
+    from datetime import UTC, datetime
+
+    from daena_pipelines.device.command_store import CommandBridge
+
+    bridge = CommandBridge(warehouse, "r1", "dead-rec", interval_s=3600)
+    bridge.start()
+    bridge.session({"recording_id": "dead-rec", "machine_id": "r1", "roaster_serial": "4242", "model": "Aillio Bullet R1",
+                    "source": "real", "started_at": datetime.now(UTC)})
+    bridge.sync()
+    worker_pid.send(bridge._worker.pid)
+    go.recv()  # the worker is stopped now
+    for n in range(5):
+        bridge.execution({"execution_id": f"dead-rec-p{n}", "proposal_id": f"p{n}", "machine_id": "r1", "recording_id": "dead-rec",
+                          "command_type": "SET_FAN", "target_value": 5.0, "status": "EXECUTING",
+                          "started_at": datetime.now(UTC), "source": "real"})
+    bridge._reports.close()
+    bridge._reports.join_thread()  # every report is in the pipe to the worker
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_every_report_a_killed_sidecar_sent_is_written_and_closed(warehouse):
+    """kill -9 of the sidecar right after it reported commands starting: its worker process finds the sidecar gone
+    with reports still unread in the pipe. Before, it wrote what it had taken and dropped the rest (here 4 of 5
+    running commands: no execution row, their queue rows APPROVED although steps were sent, so a later session would
+    close them EXPIRED, 'never executed'). Now it reads every report first, then closes them FAILED."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    context = multiprocessing.get_context("spawn")
+    pid_out, pid_in = context.Pipe(duplex=False)
+    go_out, go_in = context.Pipe(duplex=False)
+    sidecar = context.Process(target=_sidecar_that_reports_and_dies, args=(warehouse, pid_in, go_out))
+    sidecar.start()
+    assert pid_out.poll(60), "the sidecar process never started its worker"
+    worker = pid_out.recv()
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        go_in.send(True)
+        sidecar.join(30)
+        assert sidecar.exitcode == -signal.SIGKILL
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    import duckdb
+
+    with duckdb.connect(warehouse) as con:
+        rows = con.execute("SELECT proposal_id, status, error FROM device.command_executions ORDER BY 1").fetchall()
+        ended = con.execute("SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = 'dead-rec'").fetchone()
+    assert [row[:2] for row in rows] == [(f"p{n}", "FAILED") for n in range(5)], rows
+    assert all("killed or crashed" in row[2] for row in rows) and "ended without its exit procedure" in ended[0]
