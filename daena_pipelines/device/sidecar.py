@@ -371,15 +371,15 @@ class Sidecar:
                 self._expire(command, verdict[1])
             elif verdict is not None:
                 self._refuse(command, now, f"refused: {verdict[1]}")
+            elif command.command_type == "ABORT":  # the safe direction: runs whenever its approval holds, after an abort too
+                self.request_abort(f"operator proposal {command.proposal_id}")
+                self.abort_proposal = Execution(command, now, self.limits, now)
+                self._report(self.abort_proposal)
+                self.locked_out = True  # the rest of this batch is refused below
             elif self.locked_out:
                 # approved for a roast that an abort or the session's end closed: never to run later by surprise
                 why = f"this session was aborted ({self.abort.reason})" if self.abort else f"the session is ending ({self.end_reason})"
                 self._refuse(command, now, f"not executed: {why}")
-            elif command.command_type == "ABORT":
-                self.request_abort(f"operator proposal {command.proposal_id}")
-                self.abort_proposal = Execution(command, now, self.limits, now)
-                self._report(self.abort_proposal)
-                self.locked_out = True  # the rest of this batch is refused above
             elif reason := refusal(command, reading, self._bt_et(reading)[0], self.limits):
                 self._refuse(command, now, f"refused by local limits: {reason}")
             else:

@@ -164,3 +164,30 @@ def test_every_report_a_killed_sidecar_sent_is_written_and_closed(warehouse):
         ended = con.execute("SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = 'dead-rec'").fetchone()
     assert [row[:2] for row in rows] == [(f"p{n}", "FAILED") for n in range(5)], rows
     assert all("killed or crashed" in row[2] for row in rows) and "ended without its exit procedure" in ended[0]
+
+
+# ----- an approved ABORT always runs ------------------------------------------------------------------
+def test_an_approved_abort_after_an_earlier_abort_still_makes_the_roaster_safe(sim_config, warehouse):
+    """The sidecar aborted once (the roaster confirmed cooling); later the operator starts a preheat at the panel
+    and then, from afar, asks for an ABORT through the approval service. Before, every command after an abort was
+    refused, the ABORT too ("not executed: this session was aborted"), and the roaster went on preheating. An
+    ABORT is the safe direction: it runs whenever its approval is valid (SIGUSR1 already did)."""
+    from .test_faults import start
+
+    sidecar, device = start(sim_config, ROASTERS["r1"], warehouse, operator=False, stop_on="duration",
+                            max_duration_s=3600, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial="4242")
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60)
+    sidecar.request_abort("operator signal (SIGUSR1)")
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    device.press_prs()  # at the panel: cooling -> shutdown, off 10 s later, then a new preheat
+    assert run_until(sidecar, lambda s: device.state == device.OFF)
+    device.press_prs()
+    assert run_until(sidecar, lambda s: device.state == device.PREHEATING and device.heater > 0)
+    approve(warehouse, "abort", "ABORT", serial="4242")
+    assert run_until(sidecar, lambda s: queue_rows(warehouse)["abort"][2] in ("COMPLETED", "FAILED"),
+                     limit_s=sidecar.clock.now() + 60)
+    assert queue_rows(warehouse)["abort"][2:] == ("COMPLETED", None)
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    sidecar.request_stop("operator stop")
+    assert sidecar.run_started().exit["outcome"] == "already safe"
