@@ -52,9 +52,11 @@ from daena_pipelines.telemetry.sidecar import parse_sidecar
 log = logging.getLogger(__name__)
 
 STOP_CONDITIONS = ("cool_end", "duration")
-# a level command steps only while its approval was re-read within this many queue cycles (a revocation shows
-# only in the warehouse; another program may hold it)
+# a level command steps (and a waiting one starts) only while the approvals were re-read within this many queue
+# cycles, and never less than APPROVAL_RECHECK_MIN_S real seconds (a busy warehouse cycle of a scaled simulation):
+# a revocation shows only in the warehouse, and another program may hold it
 APPROVAL_RECHECK_CYCLES = 3
+APPROVAL_RECHECK_MIN_S = 2.0
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
 # roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
@@ -360,6 +362,8 @@ class Sidecar:
             return
         self._take(now)
         while self.waiting and self.active is None:
+            if self._approvals_unread_s(now) is not None and self.waiting[0].command_type != "ABORT":
+                return  # its approval may have been revoked meanwhile: it waits for the warehouse (an ABORT does not)
             command = self.waiting.pop(0)
             if command.revoked:
                 self._fault("revoked", f"command {command.proposal_id} {command.command_type}: approval revoked "
@@ -396,7 +400,7 @@ class Sidecar:
         reads = self.bridge.reads
         commands = self.bridge.take()
         if self.bridge.reads != reads:
-            self.approvals_read_at = now
+            self.approvals_read_at = self._recheck_clock(now)
         for command in commands:
             if self.active is not None and self.active.command.proposal_id == command.proposal_id:
                 self.active.command = command
@@ -406,6 +410,19 @@ class Sidecar:
                 self.waiting[known[0]] = command
             elif not command.revoked:
                 self.waiting.append(command)
+
+    def _recheck_clock(self, now: float) -> float:
+        """Approvals are revoked on the real clock: the queue's last read is timed there (a stepped run reads the
+        queue once per queue cycle of its own time, so there its own clock serves)."""
+        return now if self.stepped else time.monotonic()
+
+    def _approvals_unread_s(self, now: float) -> float | None:
+        """How long the queue has not been read, once that is longer than APPROVAL_RECHECK_CYCLES queue cycles
+        (seconds of the recheck clock): a revocation made since could not be seen (None: read recently enough)."""
+        cycles_s = APPROVAL_RECHECK_CYCLES * self.cfg.queue_poll_interval_s
+        limit_s = cycles_s if self.stepped else max(cycles_s / self.clock.time_scale, APPROVAL_RECHECK_MIN_S)
+        unread_s = self._recheck_clock(now) - self.approvals_read_at
+        return unread_s if unread_s > limit_s else None
 
     def _start_abort(self, now: float) -> None:
         reason, requested_at = self._abort_request
@@ -446,9 +463,8 @@ class Sidecar:
             return None
         if self.active.command.command_type in LEVEL_COMMANDS:  # limits and approval hold for every step, not just the first
             ended = ended_approval(self.active.command, datetime.now(UTC), self.cfg.approval_ttl_s)
-            unchecked_s = now - max(self.approvals_read_at, self.active.started)
-            if not ended and unchecked_s > APPROVAL_RECHECK_CYCLES * self.cfg.queue_poll_interval_s:
-                ended = (f"approval not re-read for {unchecked_s:.1f} s (the warehouse locked or out of reach): a "
+            if not ended and (unread_s := self._approvals_unread_s(now)) is not None:
+                ended = (f"approval not re-read for {unread_s:.1f} s (the warehouse locked or out of reach): a "
                          "revocation could not be seen")
             if ended:
                 level = level_of(self.active.command.command_type, reading)
@@ -636,7 +652,7 @@ class Sidecar:
         self.commanded = False  # set by the first action sent: from then on every exit makes the roaster safe
         self.last_change_at = -math.inf
         self.next_queue_poll = self.t0
-        self.approvals_read_at = self.t0  # the last warehouse cycle that read the queue (approvals and revocations)
+        self.approvals_read_at = self._recheck_clock(self.t0)  # the last cycle that read the queue (_recheck_clock)
         self.polls = self.lost = self.idle_messages = 0
         self.jitter: list[float] = []
         self.next_tick = self.next_record = self.t0

@@ -70,10 +70,11 @@ def test_a_clock_stepped_back_while_a_command_executes_stops_its_steps(sim_confi
 
 # ----- the warehouse out of reach while a command runs ----------------------------------------------
 def test_a_command_whose_approval_cannot_be_rechecked_stops_stepping(sim_config, warehouse, monkeypatch):
-    """Another program holds the warehouse (DuckDB: one writing process) while an approved SET_FAN 12 steps, and
-    the approval service revokes it meanwhile. Before, the revocation could not be read and the fan stepped on to
-    12. A level command now steps only while its approval was re-read within three queue cycles: after that it
-    ends ABORTED, its level stays, nothing more is sent."""
+    """Another program holds the warehouse (DuckDB: one writing process) while an approved SET_FAN 12 steps with a
+    SET_DRUM 8 waiting behind it, and the approval service revokes both meanwhile. Before, the revocations could
+    not be read: the fan stepped on to 12, then the drum went to 8. Now a level command steps, and a waiting one
+    starts, only while the approvals were re-read within three queue cycles: the fan command ends ABORTED (its
+    level stays), the drum command waits for the warehouse."""
     from contextlib import contextmanager
 
     import duckdb
@@ -83,8 +84,10 @@ def test_a_command_whose_approval_cannot_be_rechecked_stops_stepping(sim_config,
     from .test_fault_review import _fan_command_running
 
     sidecar, device = _fan_command_running(sim_config, ROASTERS["r1"], warehouse)  # queue read every 1 s
+    approve(warehouse, "drum-8", "SET_DRUM", 8, serial="4242")  # waits behind fan-12
+    assert run_until(sidecar, lambda s: [c.proposal_id for c in s.waiting] == ["drum-8"])
     with duckdb.connect(warehouse) as con:
-        con.execute("UPDATE device.command_queue SET expires_at = now() WHERE proposal_id = 'fan-12'")
+        con.execute("UPDATE device.command_queue SET expires_at = now() WHERE proposal_id IN ('fan-12', 'drum-8')")
 
     @contextmanager
     def held_by_another_program(self):
@@ -94,6 +97,8 @@ def test_a_command_whose_approval_cannot_be_rechecked_stops_stepping(sim_config,
     monkeypatch.setattr(WarehouseIO, "_connection", held_by_another_program)
     assert run_until(sidecar, lambda s: s.active is None, limit_s=sidecar.clock.now() + 60)
     fan = device.fan
+    run_until(sidecar, lambda s: False, limit_s=sidecar.clock.now() + 10)
+    assert device.drum == 5 and sidecar.active is None  # drum-8 never started: its approval could not be re-read
     sidecar.request_stop("operator stop")
     result = sidecar.run_started()
     assert result.command_statuses == {"COMPLETED": 1, "ABORTED": 1}  # preheat, fan-12
