@@ -315,6 +315,11 @@ class MessagesServer:
             return 400, f"`{sampling[0]}` is deprecated for this model."
         if model in ADAPTIVE_ONLY and body["messages"][-1]["role"] == "assistant":
             return 400, "This model does not support assistant message prefill. The conversation must end with a user message."
+        last = body["messages"][-1]
+        prefill = [last["content"]] if isinstance(last["content"], str) else [
+            b["text"] for b in last["content"] if b.get("type") == "text"]
+        if last["role"] == "assistant" and prefill and prefill[-1] != prefill[-1].rstrip():
+            return 400, "messages: final assistant content cannot end with trailing whitespace"  # prefill page
         schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
         if schema is not None and not _closed_objects(schema):
             return 400, "output_config.format.schema: additionalProperties must be false for every object"
@@ -501,8 +506,13 @@ def _invalid_request(model: str, body: dict, version: str, in_batch: bool = Fals
                 return f"messages.{i}.content.{j}: a content block must be an object with a type"
             if b["type"] not in CONTENT_BLOCK_TYPES:
                 return f"messages.{i}.content.{j}.type: '{b['type']}' is not a content block type the API accepts"
-        if any(b.get("type") == "text" and not b.get("text") for b in blocks if isinstance(b, dict)):
+        texts = [b.get("text") for b in blocks if b.get("type") == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            return f"messages.{i}: a text block's text must be a string"
+        if not all(texts):
             return "messages: text content blocks must be non-empty"
+        if not all(t.strip() for t in texts):  # the API's answer to whitespace-only text (claude-code #23369)
+            return "messages: text content blocks must contain non-whitespace text"
         # a user text block's citations count directly or inside a search_result block (versioning page)
         nested = [t for b in blocks if isinstance(b, dict) and b.get("type") == "search_result" for t in b.get("content") or []]
         if version == LATEST_API_VERSION and any(

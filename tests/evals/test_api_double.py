@@ -59,6 +59,26 @@ def test_an_unknown_content_block_type_is_a_400(server, block):
     assert (status, kind) == (400, "invalid_request_error") and "messages.0.content.0.type" in message
 
 
+@pytest.mark.parametrize("content, message", [
+    (" ", "non-whitespace"), ([{"type": "text", "text": "\n\t"}], "non-whitespace"), ([{"type": "text", "text": 7}], "string"),
+], ids=["blank-string", "blank-block", "text-not-string"])
+def test_whitespace_only_text_is_a_400(server, content, message):
+    """The API refuses a text block that is blank ("text content blocks must contain non-whitespace text",
+    anthropics/claude-code #23369, home-assistant/core #175637), not only an empty one."""
+    status, kind, text = error_of(post(server, body(messages=[{"role": "user", "content": content}])))
+    assert (status, kind) == (400, "invalid_request_error") and message in text
+
+
+def test_a_prefill_ending_in_whitespace_is_a_400_where_prefill_is_allowed(server):
+    """Prefill page: the prefilled assistant text cannot end with whitespace (Haiku 4.5 still takes a prefill)."""
+    def prefill(text):
+        messages = HI + [{"role": "assistant", "content": text}]
+        return post(server, body(model="claude-haiku-4-5", messages=messages), version="2023-06-01")
+
+    assert prefill("{").status_code == 200
+    assert error_of(prefill("{ "))[:2] == (400, "invalid_request_error")
+
+
 def test_documented_block_types_other_than_text_are_accepted(server):
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
     conversation = [{"role": "user", "content": [image, {"type": "text", "text": "What is this?"}]},
@@ -228,6 +248,17 @@ def test_the_error_type_per_status(server, code, kind):
     may come as invalid_request_error. (408 was answered as timeout_error, which the page gives to 504.)"""
     server.script = [("status", code)]
     assert error_of(post(server, body()))[:2] == (code, kind)
+
+
+@pytest.mark.parametrize("code, calls, status", [(402, 1, "not_judged"), (504, 2, "judged"), (413, 1, "not_judged")])
+def test_the_judge_on_the_newly_listed_errors(server, code, calls, status):
+    """A 402 billing_error or 413 is final (the SDK retries 408, 409, 429 and 5xx only): the row is not_judged with
+    the status and the request id; a 504 timeout_error is retried like any 5xx."""
+    server.script = [("status", code, {"retry-after-ms": "1"})]
+    (row,) = judge.judge([request()], settings(server), client(server), "", {})
+    assert row["status"] == status and len(server.requests) == calls
+    if status == "not_judged":
+        assert f"HTTP {code}" in row["reason"] and row["request_id"].startswith("req_sim_") and row["plan_clarity"] is None
 
 
 # ---- our client against the documented limits and shapes ---------------------------------------------------
