@@ -59,6 +59,8 @@ APPROVAL_RECHECK_CYCLES = 3
 APPROVAL_RECHECK_MIN_S = 2.0
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
+TIMINGS = ("max_duration_s", "poll_interval_s", "record_interval_s", "queue_poll_interval_s", "approval_ttl_s",
+           "reconnect_timeout_s", "reconnect_interval_s", "exit_timeout_s", "watchdog_timeout_s")
 # roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
 MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1), "r2": (BULLET_R2, plug_in_virtual_r2)}
 
@@ -109,6 +111,11 @@ class SidecarConfig:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
         if self.roaster_serial is not None:
             self.roaster_serial = str(self.roaster_serial)
+        # a NaN time switches off what it times, silently (a NaN watchdog never fires again, a NaN reconnect timeout
+        # never gives up); zero or less is no interval either
+        bad = [name for name in TIMINGS if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0)]
+        if bad or not (math.isfinite(self.time_scale) and self.time_scale >= 0):
+            raise ValueError(f"these settings must be finite numbers > 0 (time_scale >= 0): {', '.join(bad) or 'time_scale'}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "SidecarConfig":

@@ -1,7 +1,10 @@
 """Faults found by the third, adversarial review of the sidecar. Each test asserts the end state (the virtual
 roaster's own heater/state, the warehouse rows) and failed on the code before its fix."""
 
+import math
+
 import orjson
+import pytest
 
 from daena_pipelines.device.roaster import State
 
@@ -196,3 +199,25 @@ def test_an_approved_abort_after_an_earlier_abort_still_makes_the_roaster_safe(s
     assert device.heater == 0 and device.sidecar_state == State.COOLING
     sidecar.request_stop("operator stop")
     assert sidecar.run_started().exit["outcome"] == "already safe"
+
+
+# ----- settings that switch a safeguard off -----------------------------------------------------------
+def _setting_name(setting: dict) -> str:
+    return next(iter(setting["limits"] if "limits" in setting else setting))
+
+
+@pytest.mark.parametrize("setting", [
+    {"watchdog_timeout_s": math.nan},  # before: the watchdog fired once at the start (nothing commanded), never again
+    {"reconnect_timeout_s": math.nan},  # before: never gave up on an unplugged roaster
+    {"exit_timeout_s": -1.0},
+    {"limits": {"max_et_c": math.nan}},  # before: no ET above a NaN ceiling, the trip switched off
+    {"limits": {"safe_confirm_s": -0.4}},  # before: one status confirmed the roaster safe
+    {"limits": {"max_bt_c": math.inf}},
+], ids=lambda setting: _setting_name(setting))
+def test_a_setting_that_would_switch_a_safeguard_off_is_refused_before_the_roaster_is_opened(setting):
+    """Run config (Dagster takes YAML's .nan) or Pipes extras: refused with the setting's name before anything
+    opens the roaster."""
+    from daena_pipelines.device.sidecar import SidecarConfig
+
+    with pytest.raises(ValueError, match=_setting_name(setting)):
+        SidecarConfig.from_dict({"simulate": True, **setting})
