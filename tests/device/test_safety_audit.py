@@ -221,3 +221,23 @@ def test_a_setting_that_would_switch_a_safeguard_off_is_refused_before_the_roast
 
     with pytest.raises(ValueError, match=_setting_name(setting)):
         SidecarConfig.from_dict({"simulate": True, **setting})
+
+
+# ----- the R2's frames ------------------------------------------------------------------------------------
+def test_zero_length_frames_from_an_r2_mid_command_end_with_it_safe(sim_config, warehouse):
+    """An R2 whose frames carried their CRC answers zero-length packets for 5 s while an approved SET_FAN 12 steps
+    (preheating, commanded). Before, the driver's CRC check read the empty frame's type byte: IndexError, not an
+    unusable frame. Every cycle raised, and so did the abort outside the loop (it expects only device errors): the
+    process died with the R2 preheating at 14. Now an empty frame is an unusable one like any short frame."""
+    from .test_fault_review import _fan_command_running
+    from .test_faults import inject
+
+    sidecar, device = _fan_command_running(sim_config, ROASTERS["r2"], warehouse)
+    assert sidecar.driver.frames_carry_crc
+    now = sidecar.clock.now()
+    sidecar.cfg.stop_on, sidecar.cfg.max_duration_s = "duration", now - sidecar.t0 + 30
+    inject(device, empty_replies=(now, now + 5.0))
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert result.error is None and footer(result)["end_reason"] == "duration"
+    assert result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status", result.exit

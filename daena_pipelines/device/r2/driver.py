@@ -189,10 +189,11 @@ class BulletR2:
 
     def _decode(self, frame: bytes):
         """``r2.decode``, and once this R2 has shown that its frames carry a CRC, a frame whose CRC fails is garbled."""
+        kind = r2.frame_type(frame)  # a short or empty frame is unusable before it can fail a CRC
         if r2.frame_crc_ok(frame):
             self.frames_carry_crc = True
         elif self.frames_carry_crc:
-            raise r2.InvalidFrame(f"frame 0x{frame[0]:02x} fails its CRC (bytes 60..63)")
+            raise r2.InvalidFrame(f"frame 0x{kind:02x} fails its CRC (bytes 60..63)")
         return r2.decode(frame)
 
     def poll(self) -> r.Status:
