@@ -241,3 +241,31 @@ def test_zero_length_frames_from_an_r2_mid_command_end_with_it_safe(sim_config, 
     assert device.heater == 0 and device.sidecar_state == State.COOLING
     assert result.error is None and footer(result)["end_reason"] == "duration"
     assert result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status", result.exit
+
+
+def test_a_stream_of_unusable_r2_frames_does_not_hold_a_poll_for_seconds(clock):
+    """Zero-length packets at the R2's frame rate: no temperature frame comes, but every read returns one. Before,
+    a poll read through 64 of them (4.6 s of roaster time) before giving up: in real time the loop stood still, the
+    watchdog (2 s) took over from a loop that was only waiting, and no abort or lost-control check ran meanwhile.
+    Now a poll waits through at most six frames (0.6 s at 10 Hz; 1.8 s if each came just inside its 0.3 s)."""
+    from daena_pipelines.device import roaster as r
+    from daena_pipelines.device.r2.driver import BulletR2
+    from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
+    from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config
+
+    _, backend = plug_in_virtual_r2(VirtualR1Config(faults=Faults(empty_replies=(2.0, 12.0))), clock)
+    r2 = BulletR2.open(backend=backend)
+    clock.sleep(1.0)
+    assert r2.poll().state == State.OFF
+    clock.sleep(1.5)  # into the fault
+    outcomes = []
+    while len(outcomes) < 6:  # frames queued before it, then two polls that may reuse the last reading, then none
+        started = clock.now()
+        try:
+            r2.poll()
+            outcomes.append("reading")
+        except r.ReadTimeout:
+            outcomes.append(round(clock.now() - started, 2))
+        clock.sleep(0.1)
+    waits = [outcome for outcome in outcomes if outcome != "reading"]
+    assert len(waits) >= 3 and max(waits) <= 0.65, outcomes
