@@ -714,7 +714,11 @@ class Sidecar:
             self.safe.see(reading, now)
             if self.probe_fault is None and self.probes.see(reading, now):
                 self._probe_failed(now)
-        self._record(reading, why, idle, t)
+        try:
+            self._record(reading, why, idle, t)
+            unrecorded = None
+        except (OSError, ValueError) as error:  # the recordings disk full: raised once the roaster has been seen to
+            unrecorded = error
 
         if self.watchdog is not None and self.watchdog.took_over and not self.exiting:
             # the loop was stuck and the watchdog drove the roaster: resumed, it ends the session and sends no step
@@ -738,6 +742,8 @@ class Sidecar:
               and self._abort_request is None):
             # once the sidecar has driven the roaster it answers for it; before that the operator at the panel does
             self.request_abort(f"lost control: no valid status for {now - self.last_valid_at:.1f} s")
+        if unrecorded is not None:
+            raise unrecorded  # after the ceilings, the probes and the abort had their turn (the exit follows)
 
         if now >= self.next_progress:
             self.next_progress += 60

@@ -269,3 +269,28 @@ def test_a_stream_of_unusable_r2_frames_does_not_hold_a_poll_for_seconds(clock):
         clock.sleep(0.1)
     waits = [outcome for outcome in outcomes if outcome != "reading"]
     assert len(waits) >= 3 and max(waits) <= 0.65, outcomes
+
+
+def test_a_full_recordings_disk_does_not_switch_off_the_ceiling_trip(sim_config, warehouse):
+    """The sidecar only observes (never commanded) a roast nobody drops; the recordings disk fills up as BT passes
+    its ceiling. Before, the failing sample write ended each cycle before the ceilings were checked: no trip, and
+    after three failing cycles the session ended with the roaster roasting at full heat. The cycle now checks the
+    ceilings and acts first; the write's error still ends the session (the run fails at the footer)."""
+    from dataclasses import replace
+
+    from daena_pipelines.device.sidecar import build_sidecar
+
+    virtual = ROASTERS["r1"].virtual()
+    virtual.operator = type(virtual.operator)(drop_bt_c=400.0, heater_at_bt=())  # nobody drops, heater stays up
+    sidecar, device = build_sidecar(sim_config(virtual=virtual, warehouse=warehouse, stop_on="duration",
+                                               max_duration_s=3600))
+    sidecar.start()
+    assert run_until(sidecar, lambda s: s.charge_t is not None and s.clock.now() - s.t0 - s.charge_t > 120
+                     and s.last_reading.channel_a_c > 195.0)  # past the turning point: the BT ceiling holds
+    assert not sidecar.commanded and sidecar.abort is None
+    sidecar.limits = replace(sidecar.limits, max_bt_c=190.0)  # BT is past it from the next status on ...
+    sidecar.recorder._write = disk_full  # ... when the disk is full
+    with pytest.raises(OSError, match="No space left on device"):
+        sidecar.run_started()  # at the footer
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert any(f.startswith("abort: safety trip: BT") for f in sidecar.faults)
