@@ -399,7 +399,8 @@ class WarehouseIO:
 
     def _approved(self, con: duckdb.DuckDBPyConnection) -> list[Command]:
         """APPROVED proposals for this machine meant for this session or for none, oldest approval
-        first. Whether each may run (age, serial, session) is decided by the poll loop."""
+        first. Whether each may run (age, serial, session) is decided by the poll loop. A row a sidecar
+        closed EXPIRED (``closed_at``) never runs, even when its status is set back to APPROVED."""
         rows = con.execute(
             f"""
             SELECT {', '.join('q.' + c for c in QUEUE_COLUMNS)}
@@ -407,6 +408,7 @@ class WarehouseIO:
             WHERE q.status = 'APPROVED' AND q.machine_id = ?
               AND (q.session_id IS NULL OR q.session_id = ?)
               AND NOT EXISTS (SELECT 1 FROM device.command_executions e WHERE e.proposal_id = q.proposal_id)
+              AND q.closed_at IS NULL
             ORDER BY q.approved_at NULLS FIRST, q.created_at, q.proposal_id
             """,
             [self.machine_id, self.recording_id],

@@ -24,6 +24,7 @@ from daena_pipelines.regressions.golden import Outcome
 from daena_pipelines.db import retrying_transaction, serialize_writes, transaction
 
 HISTORY, VERDICTS = "regressions.bench_history", "regressions.bench_verdicts"
+NOT_JUDGED = "no history yet"  # an outcome's change when the key had too few earlier runs to be judged
 DDL = (
     "CREATE SCHEMA IF NOT EXISTS regressions",
     f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
@@ -177,7 +178,7 @@ def gate_latest(
             f"{key}/{clock}", {"key": key, "clock": clock},
             None if v.baseline_median is None else f"<= x{v.threshold or rule.min_ratio:.3g} of {v.baseline_median:.4g}",
             round(v.median, 6),
-            "no history yet" if v.growth is None else f"x{v.growth:.3f}" + (f", step x{v.step:.3f}" if v.step else ""),
+            NOT_JUDGED if v.growth is None else f"x{v.growth:.3f}" + (f", step x{v.step:.3f}" if v.step else ""),
             rule_dict, not v.regression, v.note or v.verdict,
         )
         for (key, clock), v in sorted(decided.items())

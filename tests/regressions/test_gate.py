@@ -145,3 +145,31 @@ def test_accept_command_writes_the_acceptance_into_the_carried_artifact(tmp_path
     with duckdb.connect(str(tmp_path / "fresh.duckdb")) as con:  # a fresh CI warehouse carrying the artifact
         history.import_artifact(con, folder)
         assert history.verdicts(con, "nbmf")["r3", "k", "cpu"] == "accepted"
+
+
+def test_the_gate_checks_count_unjudged_keys_apart_and_say_what_to_do(tmp_path, monkeypatch):
+    """What the UI shows: a gate over too short a history says which keys it did not judge (not
+    'all values hold'), and a flagged key says what to do about it."""
+    import dagster as dg
+
+    from daena_pipelines.defs.nbmf.assets import nbmf_results
+    from daena_pipelines.defs.nbmf.checks import nbmf_timing_gates
+    from daena_pipelines.lib.settings import DaenaSettings
+    from daena_pipelines.lib.warehouse import WarehouseResource
+    from daena_pipelines.nbmf.runs import HISTORY_SUITE
+
+    monkeypatch.setenv("DAENA_BENCH_HISTORY_DIR", str(tmp_path / "artifact"))
+    db = str(tmp_path / "w.duckdb")
+    resources = {"duckdb": WarehouseResource(database=db), "daena_settings": DaenaSettings()}
+    seen = []
+    for i, level in enumerate([1.0] * 5 + [1.5]):
+        with duckdb.connect(db) as con:
+            history.record_samples(con, f"r{i:02d}", HISTORY_SUITE, [("k", "cpu", rep, v) for rep, v in enumerate(run(level))],
+                                   dt.datetime(2026, 12, 1, i, tzinfo=dt.timezone.utc))
+        result = dg.materialize([nbmf_results, nbmf_timing_gates], resources=resources,
+                                selection=dg.AssetSelection.checks(nbmf_timing_gates), raise_on_error=False)
+        (cpu,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "nbmf_timing_gate"]
+        seen.append((cpu.passed, cpu.description))
+    assert seen[0] == (True, "1 of 1 values not judged (no history yet), the other 0 hold")
+    assert seen[4] == (True, "all 1 values hold")
+    assert not seen[5][0] and "What to do: a slowdown: fix it; an intended step: accept the run with" in seen[5][1]
