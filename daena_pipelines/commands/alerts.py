@@ -11,6 +11,7 @@ from datetime import datetime
 import duckdb
 
 from daena_pipelines.commands.metrics import ENTERED_AT, latest_timestamp
+from daena_pipelines.commands.model import RAN_UNAPPROVED
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 @dataclass(frozen=True)
@@ -111,6 +112,14 @@ _RULES = {
             epoch(execution_completed_at) - epoch(execution_started_at), NULL,
             format('{} {} ended {}: {}', command_type, coalesce(CAST(target_value AS VARCHAR), ''), status, coalesce(error, 'no error given'))
         FROM p WHERE status IN ('FAILED', 'TIMEOUT')""",
+    # A proposal whose execution started from an illegal lifecycle (model.RAN_UNAPPROVED) is kept out of
+    # commands.proposals; its invalid_transitions rows say why. One alert per proposal, at its first such start.
+    "UNAPPROVED_EXECUTION": f"""
+        SELECT 'CRITICAL', machine_id, command_type, proposal_id, changed_at, NULL, NULL,
+            format('{{}} on {{}} ran without a valid approval (at {{}}); the proposal''s lifecycle problems are in commands.invalid_transitions',
+                   command_type, proposal_id, location)
+        FROM commands.invalid_transitions WHERE problem = '{RAN_UNAPPROVED}'
+        QUALIFY row_number() OVER (PARTITION BY proposal_id ORDER BY changed_at, location) = 1""",
     "EXECUTION_STUCK": """
         , w AS (SELECT *, epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(execution_started_at) AS running_s
                 FROM p WHERE status = 'EXECUTING')

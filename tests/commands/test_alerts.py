@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from proposal_builders import FULL, T0, build, load
 
-from daena_pipelines.commands import alerts
+from daena_pipelines.commands import alerts, metrics, store, tables
 from daena_pipelines.db import connect, transaction
 
 TO_EXECUTING = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
@@ -210,3 +210,36 @@ def test_an_alert_keeps_its_id_while_the_log_grows(tmp_path):
                     if a["alert_type"] in ("APPROVAL_TIMEOUT", "EXECUTION_STUCK", "HIGH_FAILURE_RATE")}
     assert set(ids[0]) == {("APPROVAL_TIMEOUT", "waiting"), ("EXECUTION_STUCK", "stuck"), ("HIGH_FAILURE_RATE", None)}
     assert ids[0] == ids[1]
+
+
+def test_a_command_run_without_a_valid_approval_is_a_critical_alert(tmp_path):
+    """Running a rejected, expired or never-approved command is the safety breach this domain exists to show.
+    Before, such a proposal only left commands.proposals for invalid_transitions (a WARN check the bundled
+    log's planted rows keep red anyway): no alert. An illegal move that starts no execution raises none."""
+    def sidecar_ran(proposal_id):
+        return {"proposal_id": proposal_id, "machine_id": "bullet-r1-virtual", "session_id": None,
+                "command_type": "SET_POWER", "target_value": 5.0, "status": "COMPLETED",
+                "started_at": T0 + timedelta(seconds=400), "completed_at": T0 + timedelta(seconds=402),
+                "observed_value": 5.0, "error": None, "source": "simulator"}
+
+    batch = store.Batch()
+    for built in (build("skipped-approval", ("PROPOSED", "PENDING_APPROVAL", "EXECUTING", "COMPLETED")),
+                  build("rejected", ("PROPOSED", "REJECTED")),
+                  build("expired", (*TO_EXECUTING[:3], "EXPIRED")),
+                  build("approved", TO_EXECUTING[:3]),
+                  build("re-approved", ("PROPOSED", "REJECTED", "APPROVED", "EXECUTING", "COMPLETED")),
+                  build("skipped-executing", (*TO_EXECUTING[:3], "COMPLETED"), machine_id="m2")):
+        batch.add(*built)
+    store.apply_executions(batch, [sidecar_ran(p) for p in ("rejected", "expired", "approved")])
+    db = tmp_path / "w.duckdb"
+    with connect(db) as con, transaction(con):
+        tables.write_ingest(con, store.accept(batch), T0)
+        metrics.build_outcome_metrics(con)
+        alerts.build_alerts(con, alerts.AlertThresholds())
+        found = con.execute("SELECT proposal_id, severity, machine_id, command_type, alert_at, message FROM commands.alerts "
+                            "WHERE alert_type = 'UNAPPROVED_EXECUTION' ORDER BY proposal_id").fetchall()
+    assert [row[:4] for row in found] == [(p, "CRITICAL", "bullet-r1-virtual", "SET_POWER")
+                                          for p in ("expired", "re-approved", "rejected", "skipped-approval")]
+    assert [row[4] for row in found] == [T0 + timedelta(seconds=s) for s in (400, 3, 400, 2)]
+    assert found[2][5] == ("SET_POWER on rejected ran without a valid approval (at device.command_executions row 0 "
+                           "proposal_id=rejected); the proposal's lifecycle problems are in commands.invalid_transitions")

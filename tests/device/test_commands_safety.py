@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from daena_pipelines.device import protocol as p
-from daena_pipelines.device.command_store import ensure_tables
 from daena_pipelines.device.roaster import Status
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 from daena_pipelines.device.safety import Command, SafetyLimits, refusal
@@ -16,7 +15,6 @@ from .conftest import run_until
 def queue(warehouse, *rows, serial="4242"):
     """Approvals given now (after the session started), for the virtual R1's serial, session-less."""
     with duckdb.connect(warehouse) as con:
-        ensure_tables(con)
         for proposal_id, machine_id, command_type, target, status in rows:
             con.execute(
                 "INSERT INTO device.command_queue (proposal_id, machine_id, command_type, target_value, target_unit, status,"

@@ -95,6 +95,21 @@ def test_rejected_file_warns_until_fixed(data_env):
     assert check.passed and sessions == 2
 
 
+def test_the_landing_sensors_run_charts_the_roast_it_ingested(data_env):
+    """A roast recorded (or dropped into the landing folder) reaches the roast curve through the
+    sensor's run alone, not only after someone rematerialises the chart."""
+    landing = data_env / "landing"
+    (landing / "a.alog").write_bytes(alog_bytes(profile()))
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
+    (request,) = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources)).run_requests
+    result = defs.resolve_job_def(request.job_name or "telemetry_ingest_job").execute_in_process(
+        run_config=request.run_config, instance=dg.DagsterInstance.ephemeral())
+    (chart,) = result.asset_materializations_for_node("telemetry__roast_curve")
+    with duckdb.connect(str(data_env / "data" / "warehouse.duckdb"), read_only=True) as con:
+        (session_id,) = con.execute("SELECT session_id FROM telemetry.sessions").fetchone()
+    assert chart.metadata["session_id"].value == session_id
+
+
 def test_landing_sensor_requests_only_new_or_changed_files(data_env):
     landing = data_env / "landing"
     (landing / "a.alog").write_bytes(alog_bytes(profile()))
