@@ -6,6 +6,7 @@ it into accepted proposals and lifecycle problems (see docs/commands.md).
 """
 from __future__ import annotations
 
+import codecs
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -246,6 +247,8 @@ def read_jsonl(path: Path | str) -> Batch:
     batch = Batch()
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
+            if line_no == 1:  # a UTF-8 byte order mark (Windows tools write one) marks the encoding, it is not data
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
             location = f"{path}:{line_no}"

@@ -104,6 +104,18 @@ def test_jsonl_export_reports_each_bad_line_by_number(tmp_path):
     assert {p.proposal_id for p in store.accept(batch).invalid_transitions} == {"p4"}
 
 
+def test_a_jsonl_export_with_a_byte_order_mark_and_crlf_loads_its_first_line(tmp_path):
+    """Windows tools (Notepad's "UTF-8 with BOM", PowerShell 5's Out-File) start a UTF-8 file with EF BB BF, an
+    encoding mark rather than data. Before, line 1 was bad_json ("Unexpected UTF-8 BOM") and its proposal lost."""
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([export_line("p1"), export_line("p2")]).encode() + b"\r\n")
+    batch = store.read_jsonl(path)
+    assert list(batch.proposals) == ["p1", "p2"] and batch.errors == []
+    # a mark anywhere else is not an encoding mark: reported, not skipped
+    path.write_bytes("\n".join([export_line("p1"), "\ufeff" + export_line("p2")]).encode())
+    assert [(e.location.rsplit("/", 1)[1], e.error_kind) for e in store.read_jsonl(path).errors] == [("export.jsonl:2", "bad_json")]
+
+
 def test_the_same_proposal_in_two_sources_is_one_record_a_different_one_is_an_error(tmp_path):
     sqlite_path = write_store(tmp_path / "s.sqlite", [store_row("p1"), store_row("p2")], audit_rows("p1") + audit_rows("p2"))
     jsonl_path = tmp_path / "e.jsonl"
