@@ -52,8 +52,15 @@ from daena_pipelines.telemetry.sidecar import parse_sidecar
 log = logging.getLogger(__name__)
 
 STOP_CONDITIONS = ("cool_end", "duration")
+# a level command steps (and a waiting one starts) only while the approvals were re-read within this many queue
+# cycles, and never less than APPROVAL_RECHECK_MIN_S real seconds (a busy warehouse cycle of a scaled simulation):
+# a revocation shows only in the warehouse, and another program may hold it
+APPROVAL_RECHECK_CYCLES = 3
+APPROVAL_RECHECK_MIN_S = 2.0
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
+TIMINGS = ("max_duration_s", "poll_interval_s", "record_interval_s", "queue_poll_interval_s", "approval_ttl_s",
+           "reconnect_timeout_s", "reconnect_interval_s", "exit_timeout_s", "watchdog_timeout_s")
 # roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
 MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1), "r2": (BULLET_R2, plug_in_virtual_r2)}
 
@@ -104,6 +111,11 @@ class SidecarConfig:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
         if self.roaster_serial is not None:
             self.roaster_serial = str(self.roaster_serial)
+        # a NaN time switches off what it times, silently (a NaN watchdog never fires again, a NaN reconnect timeout
+        # never gives up); zero or less is no interval either
+        bad = [name for name in TIMINGS if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0)]
+        if bad or not (math.isfinite(self.time_scale) and self.time_scale >= 0):
+            raise ValueError(f"these settings must be finite numbers > 0 (time_scale >= 0): {', '.join(bad) or 'time_scale'}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "SidecarConfig":
@@ -224,7 +236,7 @@ class Sidecar:
 
     def _fault(self, kind: str, message: str) -> None:
         self.faults.append(f"{kind}: {message}")
-        self.progress(f"fault {kind}: {message}")
+        self._say(f"fault {kind}: {message}")
         self._keep(f"fault {kind}", self.recorder.fault, self.clock.now() - self.t0, kind, message)
 
     def _keep(self, what: str, write: Callable, *line) -> None:
@@ -233,7 +245,15 @@ class Sidecar:
         try:
             write(*line)
         except (OSError, ValueError) as error:
-            self.progress(f"{what} not recorded: {error}")
+            self._say(f"{what} not recorded: {error}")
+
+    def _say(self, message: str) -> None:
+        """One progress line. The run's log channel may break (Dagster Pipes appends each line to a temp file: a
+        full disk, the folder gone): a line is then given up, never the abort or the exit procedure that said it."""
+        try:
+            self.progress(message)
+        except Exception as error:  # noqa: BLE001 (whatever the channel raises, the roaster comes first)
+            log.warning("progress line not delivered (%s: %s): %s", type(error).__name__, error, message)
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
@@ -325,7 +345,7 @@ class Sidecar:
             self._keep(f"command {row['proposal_id']}", self.recorder.command, row)
             self._count(execution.status)
             command = execution.command
-            self.progress(f"command {command.proposal_id} {command.command_type} {command.target_value} -> "
+            self._say(f"command {command.proposal_id} {command.command_type} {command.target_value} -> "
                           f"{execution.status} {execution.error or ''}".rstrip())
 
     def _expire(self, command: Command, reason: str) -> None:
@@ -337,7 +357,7 @@ class Sidecar:
             "target_value": command.target_value, "status": "EXPIRED", "closed_at": closed_at, "error": reason,
             "source": self.source})
         self._count("EXPIRED")
-        self.progress(f"command {command.proposal_id} {command.command_type} -> EXPIRED {reason}")
+        self._say(f"command {command.proposal_id} {command.command_type} -> EXPIRED {reason}")
 
     def _refuse(self, command: Command, now: float, reason: str) -> None:
         execution = Execution(command, now, self.limits, now)
@@ -349,6 +369,8 @@ class Sidecar:
             return
         self._take(now)
         while self.waiting and self.active is None:
+            if self._approvals_unread_s(now) is not None and self.waiting[0].command_type != "ABORT":
+                return  # its approval may have been revoked meanwhile: it waits for the warehouse (an ABORT does not)
             command = self.waiting.pop(0)
             if command.revoked:
                 self._fault("revoked", f"command {command.proposal_id} {command.command_type}: approval revoked "
@@ -360,15 +382,15 @@ class Sidecar:
                 self._expire(command, verdict[1])
             elif verdict is not None:
                 self._refuse(command, now, f"refused: {verdict[1]}")
+            elif command.command_type == "ABORT":  # the safe direction: runs whenever its approval holds, after an abort too
+                self.request_abort(f"operator proposal {command.proposal_id}")
+                self.abort_proposal = Execution(command, now, self.limits, now)
+                self._report(self.abort_proposal)
+                self.locked_out = True  # the rest of this batch is refused below
             elif self.locked_out:
                 # approved for a roast that an abort or the session's end closed: never to run later by surprise
                 why = f"this session was aborted ({self.abort.reason})" if self.abort else f"the session is ending ({self.end_reason})"
                 self._refuse(command, now, f"not executed: {why}")
-            elif command.command_type == "ABORT":
-                self.request_abort(f"operator proposal {command.proposal_id}")
-                self.abort_proposal = Execution(command, now, self.limits, now)
-                self._report(self.abort_proposal)
-                self.locked_out = True  # the rest of this batch is refused above
             elif reason := refusal(command, reading, self._bt_et(reading)[0], self.limits):
                 self._refuse(command, now, f"refused by local limits: {reason}")
             else:
@@ -382,7 +404,11 @@ class Sidecar:
             self.next_queue_poll = now + self.cfg.queue_poll_interval_s
             if self.stepped:
                 self.bridge.sync()  # stepped time has no wall clock: wait for one warehouse cycle
-        for command in self.bridge.take():
+        reads = self.bridge.reads
+        commands = self.bridge.take()
+        if self.bridge.reads != reads:
+            self.approvals_read_at = self._recheck_clock(now)
+        for command in commands:
             if self.active is not None and self.active.command.proposal_id == command.proposal_id:
                 self.active.command = command
                 continue
@@ -391,6 +417,19 @@ class Sidecar:
                 self.waiting[known[0]] = command
             elif not command.revoked:
                 self.waiting.append(command)
+
+    def _recheck_clock(self, now: float) -> float:
+        """Approvals are revoked on the real clock: the queue's last read is timed there (a stepped run reads the
+        queue once per queue cycle of its own time, so there its own clock serves)."""
+        return now if self.stepped else time.monotonic()
+
+    def _approvals_unread_s(self, now: float) -> float | None:
+        """How long the queue has not been read, once that is longer than APPROVAL_RECHECK_CYCLES queue cycles
+        (seconds of the recheck clock): a revocation made since could not be seen (None: read recently enough)."""
+        cycles_s = APPROVAL_RECHECK_CYCLES * self.cfg.queue_poll_interval_s
+        limit_s = cycles_s if self.stepped else max(cycles_s / self.clock.time_scale, APPROVAL_RECHECK_MIN_S)
+        unread_s = self._recheck_clock(now) - self.approvals_read_at
+        return unread_s if unread_s > limit_s else None
 
     def _start_abort(self, now: float) -> None:
         reason, requested_at = self._abort_request
@@ -430,7 +469,11 @@ class Sidecar:
         if self.active is None:
             return None
         if self.active.command.command_type in LEVEL_COMMANDS:  # limits and approval hold for every step, not just the first
-            if ended := ended_approval(self.active.command, datetime.now(UTC), self.cfg.approval_ttl_s):
+            ended = ended_approval(self.active.command, datetime.now(UTC), self.cfg.approval_ttl_s)
+            if not ended and (unread_s := self._approvals_unread_s(now)) is not None:
+                ended = (f"approval not re-read for {unread_s:.1f} s (the warehouse locked or out of reach): a "
+                         "revocation could not be seen")
+            if ended:
                 level = level_of(self.active.command.command_type, reading)
                 self.active.abort(now, f"{ended} during execution; no further step sent (level {level})")
                 self._report(self.active)
@@ -451,7 +494,7 @@ class Sidecar:
 
     def _finish_abort(self, now: float) -> None:
         abort = self.abort
-        self.progress(f"abort confirmed in {abort.latency_s:.2f} s, {abort.reachable_s:.2f} s of it reachable, "
+        self._say(f"abort confirmed in {abort.latency_s:.2f} s, {abort.reachable_s:.2f} s of it reachable, "
                       f"{abort.actions} action(s) ({abort.reason})")
         if self.abort_proposal is not None:
             self.abort_proposal.complete(now, 0.0)
@@ -600,7 +643,7 @@ class Sidecar:
         self.stepped = isinstance(clock, SteppedClock)
         name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SIDECAR_SUFFIX}"
         self.recorder = SessionRecorder(recordings / name, self._header(), fsync=not self.stepped)
-        self.progress(f"recording {self.recorder.path} from {self.driver.model_name} serial {self.info.serial} ({self.source})")
+        self._say(f"recording {self.recorder.path} from {self.driver.model_name} serial {self.info.serial} ({self.source})")
         self.faults: list[str] = []
         self.events: dict[str, int] = {}
         self.command_statuses: dict[str, int] = {}
@@ -616,6 +659,7 @@ class Sidecar:
         self.commanded = False  # set by the first action sent: from then on every exit makes the roaster safe
         self.last_change_at = -math.inf
         self.next_queue_poll = self.t0
+        self.approvals_read_at = self._recheck_clock(self.t0)  # the last cycle that read the queue (_recheck_clock)
         self.polls = self.lost = self.idle_messages = 0
         self.jitter: list[float] = []
         self.next_tick = self.next_record = self.t0
@@ -670,7 +714,11 @@ class Sidecar:
             self.safe.see(reading, now)
             if self.probe_fault is None and self.probes.see(reading, now):
                 self._probe_failed(now)
-        self._record(reading, why, idle, t)
+        try:
+            self._record(reading, why, idle, t)
+            unrecorded = None
+        except (OSError, ValueError) as error:  # the recordings disk full: raised once the roaster has been seen to
+            unrecorded = error
 
         if self.watchdog is not None and self.watchdog.took_over and not self.exiting:
             # the loop was stuck and the watchdog drove the roaster: resumed, it ends the session and sends no step
@@ -694,11 +742,13 @@ class Sidecar:
               and self._abort_request is None):
             # once the sidecar has driven the roaster it answers for it; before that the operator at the panel does
             self.request_abort(f"lost control: no valid status for {now - self.last_valid_at:.1f} s")
+        if unrecorded is not None:
+            raise unrecorded  # after the ceilings, the probes and the abort had their turn (the exit follows)
 
         if now >= self.next_progress:
             self.next_progress += 60
             state = self.last_reading.state_name if self.last_reading else "unknown"
-            self.progress(f"t={t:.0f} s state={state} samples={self.recorder.samples} lost={self.lost}")
+            self._say(f"t={t:.0f} s state={state} samples={self.recorder.samples} lost={self.lost}")
         reason = self._end_condition(now, t)
         if reason and not self.exiting:
             self._begin_exit(reason, now)
@@ -864,11 +914,11 @@ class Sidecar:
             if not self.bridge.stop(timeout_s=3.0):
                 message = "command executions not all written to the warehouse (locked); they are in the recording"
                 self.faults.append(f"warehouse: {message}")
-                self.progress(message)
+                self._say(message)
         landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else Settings.from_env().sidecar_landing_dir
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))
-        self.progress(f"session {session.session_id} landed at {final_path} ({self.end_reason}; exit: {self.exit_outcome})")
+        self._say(f"session {session.session_id} landed at {final_path} ({self.end_reason}; exit: {self.exit_outcome})")
         return SidecarResult(
             path=final_path, session_id=session.session_id, source=self.source, end_reason=self.end_reason,
             duration_s=duration, samples=self.recorder.samples, invalid_samples=self.recorder.invalid_samples,
