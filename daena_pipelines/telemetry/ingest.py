@@ -420,12 +420,17 @@ def _prepared_stream(jobs: list[tuple], parsers: _Parsers | None, workers: int, 
 
 def _drain(parsers: _Parsers, chunks: list[list[tuple]], args: tuple, in_flight: int) -> Iterator[Prepared | None]:
     """Results in input order, with at most `in_flight` chunks parsed ahead (bounded memory).
-    Until a parser process is up, the main process prepares the first chunks itself: with the
-    warehouse ready it would only wait, on a core the fork server's start leaves free."""
+    Until a parser process is up, the main process prepares the first files itself: with the
+    warehouse ready it would only wait, on a core the fork server's start leaves free. It takes
+    them one at a time, so that it hands the rest to the pool as soon as a parser process is up
+    (while it runs Python, the pool's threads wait for the GIL: a variant that kept preparing
+    chunks all along slowed the whole ingest, docs/telemetry.md)."""
     pending: deque = deque()
     for chunk in chunks:
-        if not pending and not parsers.up.is_set():
-            yield from _prepare_chunk(chunk, *args)
+        while chunk and not pending and not parsers.up.is_set():
+            yield from _prepare_chunk(chunk[:1], *args)
+            chunk = chunk[1:]
+        if not chunk:
             continue
         pending.append(parsers.pool.submit(_prepare_chunk, chunk, *args))
         if len(pending) >= in_flight:

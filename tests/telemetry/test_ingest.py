@@ -276,28 +276,29 @@ def test_parser_processes_run_openblas_single_threaded():
         assert parsers.up.wait(60)  # set once the parser process ran its first task
 
 
-def test_chunks_are_prepared_here_until_a_parser_process_is_up(tmp_path):
-    # the main process takes the first chunks while the fork server starts; once a parser process
-    # is up, every later chunk goes to the pool; the results come in input order either way
-    paths = [_write(tmp_path / f"r{i}.alog", profile(roastUUID=f"u{i}")) for i in range(5)]
-    chunks = [[(str(p), ())] for p in paths]
+def test_files_are_prepared_here_until_a_parser_process_is_up(tmp_path):
+    # the main process takes the first files, one at a time, while the fork server starts; once a
+    # parser process is up, the rest of the chunk and every later one go to the pool; the results
+    # come in input order either way
+    paths = [str(_write(tmp_path / f"r{i}.alog", profile(roastUUID=f"u{i}"))) for i in range(5)]
+    chunks = [[(p, ()) for p in paths[:3]], [(p, ()) for p in paths[3:]]]
     now = datetime.now(timezone.utc)
     submitted = []
 
     class Pool:  # runs a task at once, as a pool whose process is up would
         def submit(self, fn, chunk, *args):
-            submitted.append(chunk[0][0])
+            submitted.append([path for path, _known in chunk])
             done = Future()
             done.set_result(fn(chunk, *args))
             return done
 
     parsers = ingest._Parsers(Pool(), threading.Event())
     stream = ingest._drain(parsers, chunks, (now, tmp_path / "q"), in_flight=2)
-    first = [next(stream), next(stream)]  # prepared here: no parser process up
+    first = next(stream)  # prepared here: no parser process up
     assert submitted == []
     parsers.up.set()
-    prepared = first + list(stream)
-    assert submitted == [str(p) for p in paths[2:]]
-    assert [p.path for p in prepared] == [str(p) for p in paths]
+    prepared = [first, *stream]
+    assert submitted == [paths[1:3], paths[3:]]
+    assert [p.path for p in prepared] == paths
     assert [p.rows.session["session_id"] for p in prepared] == \
-           [ingest.prepare(str(p), (), now, tmp_path / "q").rows.session["session_id"] for p in paths]
+           [ingest.prepare(p, (), now, tmp_path / "q").rows.session["session_id"] for p in paths]
