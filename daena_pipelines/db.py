@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -139,11 +140,31 @@ def serialize_writes(con: duckdb.DuckDBPyConnection) -> None:
     write replaces rows (DELETE, then INSERT): on DuckLake, deleting rows that are not there yet
     changes nothing and inserts never conflict, so two replacements of new rows would both commit
     and leave the rows twice. Both update this one row, so the later commit conflicts and
-    `retrying_transaction` runs it again (its first creation conflicts as two creates of one table)."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS meta")  # made by the migrations; not on a bare connection
-    con.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_COMMITS} (writes BIGINT NOT NULL)")
-    con.execute(f"INSERT INTO {WRITE_COMMITS} SELECT 0 WHERE NOT EXISTS (FROM {WRITE_COMMITS})")
+    `retrying_transaction` runs it again. The row is made with the migration ledger (migrations.LEDGER)."""
     con.execute(f"UPDATE {WRITE_COMMITS} SET writes = writes + 1")
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """The rows of ``table`` that ``where`` selects, to be replaced by ``rows`` (value rows in
+    ``columns`` order)."""
+    table: str
+    rows: Sequence[Sequence]
+    columns: Sequence[str]
+    where: str = "true"
+    params: Sequence = ()
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, *replacements: Replacement) -> None:
+    """Each replacement's rows deleted and its new rows inserted, all in one transaction, run again
+    when a concurrent replacement commits first (`serialize_writes` says why that is needed)."""
+    def replace(con: duckdb.DuckDBPyConnection) -> None:
+        serialize_writes(con)
+        for r in replacements:
+            con.execute(f"DELETE FROM {r.table} WHERE {r.where}", list(r.params))
+            insert(con, r.table, r.rows, r.columns)
+
+    retrying_transaction(con, replace)
 
 
 def retrying_transaction(con: duckdb.DuckDBPyConnection, body: Callable[[duckdb.DuckDBPyConnection], T], attempts: int = 40) -> T:

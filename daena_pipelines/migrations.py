@@ -1,16 +1,19 @@
 """Versioned schema migrations for every domain's warehouse tables, applied on first connection.
 
-Each domain lists its schema history as numbered migrations (``MIGRATIONS`` in its table module;
-a module that only ever had one schema offers its ``DDL`` as migration 1). The warehouse keeps a
+Each domain lists its schema history as numbered migrations (``MIGRATIONS`` in its table module):
+every table and every later column is created by a migration, never by code at run time. The warehouse keeps a
 ledger, ``meta.schema_migrations``, of what it has applied; connecting through
 ``daena_pipelines.db.connect`` or the Dagster ``WarehouseResource`` applies whatever is missing,
 each migration in its own transaction together with its ledger row. Migration 1 of every domain
 is its original ``CREATE ... IF NOT EXISTS`` DDL, so a warehouse made before the ledger existed
-adopts its tables unchanged and then receives the later migrations.
+adopts its tables unchanged and then receives the later migrations. (The commands domain's
+tables are derived, rebuilt whole by every ingest with the current DDL: commands/tables.py.)
 
-Adding a column: append a Migration to the domain's list (``ALTER TABLE ... ADD COLUMN IF NOT
-EXISTS``) and raise the domain's number in ``DOMAINS``; tests/test_migrations.py checks that the
-two agree and opens a warehouse in the oldest schema.
+Adding a table or a column: append a Migration to the domain's list (``CREATE TABLE IF NOT EXISTS``,
+``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: idempotent, so a warehouse that already has it, made
+by code from before the migration, takes it unchanged) and raise the domain's number in
+``DOMAINS``; tests/test_migrations.py checks that the two agree and opens warehouses in the
+schemas earlier code left.
 """
 from __future__ import annotations
 
@@ -39,18 +42,20 @@ class Migration:
                 con.execute(statement)
 
 
-# domain -> (module holding its MIGRATIONS or DDL, newest version). The number lets a connection
+# domain -> (module holding its MIGRATIONS, newest version). The number lets a connection
 # see that nothing is due without importing every domain's module; telemetry's newest version is
 # contract.SCHEMA_VERSION (store.MIGRATIONS).
 DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
-    "evals": ("daena_pipelines.evals.tables", 2),
-    "nbmf": ("daena_pipelines.nbmf.runs", 1),
-    "regressions": ("daena_pipelines.regressions.findings", 4),
+    "evals": ("daena_pipelines.evals.tables", 4),
+    "nbmf": ("daena_pipelines.nbmf.runs", 2),
+    "regressions": ("daena_pipelines.regressions.findings", 5),
     "device": ("daena_pipelines.device.command_store", 3),
-    "commands": ("daena_pipelines.commands.tables", 1),
+    "commands": ("daena_pipelines.commands.tables", 2),
 }
 
+# Run before any due migration (every warehouse this code opens has one due until it is current):
+# the ledger, the row its migrations update, and the row db.serialize_writes updates.
 LEDGER = """
 CREATE SCHEMA IF NOT EXISTS meta;
 CREATE TABLE IF NOT EXISTS meta.schema_migrations (
@@ -58,13 +63,13 @@ CREATE TABLE IF NOT EXISTS meta.schema_migrations (
     applied_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE IF NOT EXISTS meta.migration_commits (migrations BIGINT NOT NULL);
 INSERT INTO meta.migration_commits SELECT 0 WHERE NOT EXISTS (FROM meta.migration_commits);
+CREATE TABLE IF NOT EXISTS meta.write_commits (writes BIGINT NOT NULL);
+INSERT INTO meta.write_commits SELECT 0 WHERE NOT EXISTS (FROM meta.write_commits);
 """
 
 
 def migrations_of(domain: str) -> list[Migration]:
-    module = importlib.import_module(DOMAINS[domain][0])
-    listed = getattr(module, "MIGRATIONS", None)
-    return list(listed) if listed is not None else [Migration(1, f"{domain} tables as first created", module.DDL)]
+    return list(importlib.import_module(DOMAINS[domain][0]).MIGRATIONS)
 
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

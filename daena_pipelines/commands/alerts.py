@@ -11,6 +11,7 @@ from datetime import datetime
 import duckdb
 
 from daena_pipelines.commands.metrics import ENTERED_AT, latest_timestamp
+from daena_pipelines.commands.model import RAN_UNAPPROVED
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class AlertThresholds:
     rate_window_s: float = 60
     # APPROVAL_TIMEOUT: no decision within this long (decided late, or still waiting at as_of).
     approval_timeout_s: float = 120
+    # EXECUTION_STUCK: still EXECUTING this long after it started at as_of. The sidecar ends every command within
+    # its command timeout (20 s, device/safety.py) and writes the end on its next warehouse cycle (2 s): a longer
+    # EXECUTING means nobody recorded how the command ended (a sidecar that died with its worker, a lost write).
+    max_executing_s: float = 60
     # UNUSUAL_PATTERN: the target of one SET_* command type changes direction this often in the window.
     oscillation_min_reversals: int = 4
     oscillation_window_s: float = 300
@@ -107,6 +112,21 @@ _RULES = {
             epoch(execution_completed_at) - epoch(execution_started_at), NULL,
             format('{} {} ended {}: {}', command_type, coalesce(CAST(target_value AS VARCHAR), ''), status, coalesce(error, 'no error given'))
         FROM p WHERE status IN ('FAILED', 'TIMEOUT')""",
+    # A proposal whose execution started from an illegal lifecycle (model.RAN_UNAPPROVED) is kept out of
+    # commands.proposals; its invalid_transitions rows say why. One alert per proposal, at its first such start.
+    "UNAPPROVED_EXECUTION": f"""
+        SELECT 'CRITICAL', machine_id, command_type, proposal_id, changed_at, NULL, NULL,
+            format('{{}} on {{}} ran without a valid approval (at {{}}); the proposal''s lifecycle problems are in commands.invalid_transitions',
+                   command_type, proposal_id, location)
+        FROM commands.invalid_transitions WHERE problem = '{RAN_UNAPPROVED}'
+        QUALIFY row_number() OVER (PARTITION BY proposal_id ORDER BY changed_at, location) = 1""",
+    "EXECUTION_STUCK": """
+        , w AS (SELECT *, epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(execution_started_at) AS running_s
+                FROM p WHERE status = 'EXECUTING')
+        SELECT 'ERROR', machine_id, command_type, proposal_id, execution_started_at, running_s, $max_executing_s,
+            format('{} {} still EXECUTING {:.0f} s after it started (limit {} s): nothing recorded how it ended',
+                   command_type, coalesce(CAST(target_value AS VARCHAR), ''), running_s, $max_executing_s)
+        FROM w WHERE running_s > $max_executing_s""",
     "APPROVAL_EXPIRED": """
         SELECT 'WARNING', machine_id, command_type, proposal_id, expired_at,
             epoch(expired_at) - epoch(approved_at), NULL,
@@ -139,17 +159,18 @@ _RULES = {
         FROM e WHERE reversals >= $oscillation_min_reversals AND coalesce(before, 0) < $oscillation_min_reversals""",
 }
 
-# Rules over the aggregated outcome metrics (one alert per day x machine x command type).
+# Rules over the aggregated outcome metrics (one alert per day x machine x command type, and per measure:
+# the last column, part of the alert's identity).
 _GROUP_RULES = {
     "HIGH_FAILURE_RATE": """
         SELECT 'ERROR', day, machine_id, command_type, NULL, NULL, failure_rate, $max_failure_rate,
             format('{} of {} finished executions failed or timed out (failure rate {:.2f} > {:.2f})',
-                   n_failures, n_terminal_executed, failure_rate, $max_failure_rate)
+                   n_failures, n_terminal_executed, failure_rate, $max_failure_rate), NULL
         FROM commands.outcome_metrics
         WHERE n_terminal_executed >= $min_group_samples AND failure_rate > $max_failure_rate""",
     "HIGH_LATENCY": """
         SELECT 'WARNING', day, machine_id, command_type, NULL, NULL, observed, threshold,
-            format('{} p95 {:.1f} s > {} s', what, observed, threshold)
+            format('{} p95 {:.1f} s > {} s', what, observed, threshold), what
         FROM commands.outcome_metrics,
             LATERAL (VALUES ('decision latency', approval_latency_p95_s, $max_approval_latency_p95_s, approval_latency_n),
                             ('execution duration', execution_duration_p95_s, $max_execution_duration_p95_s, execution_duration_n))
@@ -162,16 +183,18 @@ ALERT_TYPES = (*_RULES, *_GROUP_RULES)
 
 def alerts_sql() -> str:
     per_proposal_union = " UNION ALL ".join(
-        f"SELECT '{alert_type}' AS alert_type, severity, CAST(timezone('UTC', alert_at) AS DATE) AS day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message FROM (({_BASE} {sql})) AS r(severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
+        f"SELECT '{alert_type}' AS alert_type, severity, CAST(timezone('UTC', alert_at) AS DATE) AS day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message, NULL AS measure FROM (({_BASE} {sql})) AS r(severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
         for alert_type, sql in _RULES.items()
     )
     group_union = " UNION ALL ".join(
-        f"SELECT '{alert_type}' AS alert_type, * FROM ({sql}) AS g(severity, day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)"
+        f"SELECT '{alert_type}' AS alert_type, * FROM ({sql}) AS g(severity, day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message, measure)"
         for alert_type, sql in _GROUP_RULES.items()
     )
     return f"""
         INSERT INTO commands.alerts
-        SELECT md5(concat_ws('|', alert_type, machine_id, command_type, proposal_id, day, message)) AS alert_id, *
+        -- the identity leaves out the message and values: they change as the log grows (a wait so far, a group's
+        -- counts), and downstream notification deduplicates on alert_id
+        SELECT md5(concat_ws('|', alert_type, machine_id, command_type, proposal_id, day, measure)) AS alert_id, * EXCLUDE (measure)
         FROM ({per_proposal_union} UNION ALL {group_union})
         ORDER BY day, machine_id, alert_type, alert_at
     """

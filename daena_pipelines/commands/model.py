@@ -111,12 +111,19 @@ class InvalidTransition:
     """A lifecycle problem of one proposal; the whole proposal is kept out of ``commands.proposals``."""
 
     proposal_id: str
+    machine_id: str  # the proposal's, so an alert can name the machine of a command run without approval
+    command_type: str
     source: str
     location: str
     from_status: str | None
     to_status: str | None
     changed_at: datetime | None
     problem: str
+
+
+# The problem of an execution that started although the history before it (or its own entry) is not a legal
+# chain: the command ran rejected, expired, re-approved illegally or never approved.
+RAN_UNAPPROVED = "execution started without a valid approval: the lifecycle up to it is illegal"
 
 
 class RowError(ValueError):
@@ -258,6 +265,8 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
         problems.append(
             InvalidTransition(
                 proposal_id=proposal.proposal_id,
+                machine_id=proposal.machine_id,
+                command_type=proposal.command_type,
                 source=entry.source if entry else proposal.source,
                 location=entry.location if entry else proposal.location,
                 from_status=entry.from_status if entry else None,
@@ -271,12 +280,16 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
         flag("no audit log entries: the lifecycle cannot be verified")
         return problems
 
-    current, previous_at, visited, reached_by = starts_at, None, set(), {}
+    current, previous_at, visited, reached_by, chain_legal = starts_at, None, set(), {}, True
     for entry in history:
         if entry.from_status != current:
             flag(f"audit entry starts from {entry.from_status or 'creation'} but the proposal was {current or 'not yet created'}", entry)
+            chain_legal = False
         if entry.to_status not in TRANSITIONS.get(entry.from_status, ()):
             flag(f"{entry.from_status or 'creation'} -> {entry.to_status} is not a valid transition", entry)
+            chain_legal = False
+        if entry.to_status == "EXECUTING" and not chain_legal:
+            flag(RAN_UNAPPROVED, entry)  # the commands.alerts UNAPPROVED_EXECUTION rule reads this row
         if previous_at is not None and entry.changed_at < previous_at:
             flag(f"audit entry at {entry.changed_at.isoformat()} is earlier than the entry before it", entry)
         current, previous_at = entry.to_status, entry.changed_at

@@ -28,8 +28,8 @@ DDL = {
         from_status VARCHAR, to_status VARCHAR NOT NULL, actor VARCHAR, note VARCHAR,
         source VARCHAR NOT NULL, PRIMARY KEY (proposal_id, seq)""",
     "commands.invalid_transitions": """
-        proposal_id VARCHAR NOT NULL, source VARCHAR NOT NULL, location VARCHAR NOT NULL,
-        from_status VARCHAR, to_status VARCHAR, changed_at TIMESTAMPTZ, problem VARCHAR NOT NULL,
+        proposal_id VARCHAR NOT NULL, machine_id VARCHAR, command_type VARCHAR, source VARCHAR NOT NULL,
+        location VARCHAR NOT NULL, from_status VARCHAR, to_status VARCHAR, changed_at TIMESTAMPTZ, problem VARCHAR NOT NULL,
         seen_at TIMESTAMPTZ NOT NULL""",
     "commands.ingest_errors": """
         source VARCHAR NOT NULL, location VARCHAR NOT NULL, proposal_id VARCHAR, error_kind VARCHAR NOT NULL,
@@ -58,11 +58,20 @@ def _add_expired(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("UPDATE commands.outcome_metrics SET n_expired = 0 WHERE n_expired IS NULL")
 
 
+def _add_invalid_transition_machine(con: duckdb.DuckDBPyConnection) -> None:
+    # Rows written before are left without them (NULL): the UNAPPROVED_EXECUTION alert needs a machine, and the
+    # next ingest writes them afresh.
+    if table_exists(con, "commands.invalid_transitions"):
+        con.execute("ALTER TABLE commands.invalid_transitions ADD COLUMN IF NOT EXISTS machine_id VARCHAR")
+        con.execute("ALTER TABLE commands.invalid_transitions ADD COLUMN IF NOT EXISTS command_type VARCHAR")
+
+
 # Every ingest replaces the commands tables with the current DDL, so the only migration adapts
 # tables an older version left, for the outcome metrics, alerts and checks that read them before
 # the next ingest.
 MIGRATIONS = [
     Migration(1, "status EXPIRED: commands.proposals.expired_at and expiry_reason, commands.outcome_metrics.n_expired", _add_expired),
+    Migration(2, "commands.invalid_transitions names the proposal's machine_id and command_type", _add_invalid_transition_machine),
 ]
 
 

@@ -23,7 +23,7 @@ import duckdb
 
 from daena_pipelines.db import connect, transaction
 from daena_pipelines.device import contract
-from daena_pipelines.migrations import Migration, migrate
+from daena_pipelines.migrations import Migration
 from daena_pipelines.device.safety import Command
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,6 @@ MIGRATIONS = [
         "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_source VARCHAR",
     ]),
 ]
-
-
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    migrate(con, ["device"])
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")
@@ -240,7 +236,6 @@ class WarehouseIO:
         self._handed_out: set[str] = set()
         self._live: dict[str, Command] = {}  # handed out and not finished: watched for revocation
         self._earlier_closed = False
-        self._tables_ready = False
         self.cycle_seconds: list[float] = []
         self.unwritten = 0
 
@@ -257,15 +252,10 @@ class WarehouseIO:
             # db.connect, like every writer: the path may be a DuckLake target, not a file
             self._con = self._kept.enter_context(connect(self.path, wait_s=0))
         if self._con is not None:
-            if not self._tables_ready:
-                ensure_tables(self._con)
-                self._tables_ready = True
             yield self._con
             return
-        with connect(self.path, wait_s=0) as con:  # never wait: the next cycle retries, nothing is lost
-            if not self._tables_ready:
-                ensure_tables(con)
-                self._tables_ready = True
+        # never wait: the next cycle retries, nothing is lost; the connection brings the tables up to date
+        with connect(self.path, wait_s=0) as con:
             yield con
 
     def cycle(self, read: bool) -> list[Command]:
@@ -375,7 +365,8 @@ class WarehouseIO:
 
     def _approved(self, con: duckdb.DuckDBPyConnection) -> list[Command]:
         """APPROVED proposals for this machine meant for this session or for none, oldest approval
-        first. Whether each may run (age, serial, session) is decided by the poll loop."""
+        first. Whether each may run (age, serial, session) is decided by the poll loop. A row a sidecar
+        closed EXPIRED (``closed_at``) never runs, even when its status is set back to APPROVED."""
         rows = con.execute(
             f"""
             SELECT {', '.join('q.' + c for c in QUEUE_COLUMNS)}
@@ -383,6 +374,7 @@ class WarehouseIO:
             WHERE q.status = 'APPROVED' AND q.machine_id = ?
               AND (q.session_id IS NULL OR q.session_id = ?)
               AND NOT EXISTS (SELECT 1 FROM device.command_executions e WHERE e.proposal_id = q.proposal_id)
+              AND q.closed_at IS NULL
             ORDER BY q.approved_at NULLS FIRST, q.created_at, q.proposal_id
             """,
             [self.machine_id, self.recording_id],

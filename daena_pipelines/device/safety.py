@@ -77,6 +77,20 @@ class Command:
     revoked: str | None = None  # why the approval ended before its expiry (its queue row deleted or closed by others)
 
 
+# how far an approval's time may lie ahead of this host's clock (two NTP-synced hosts agree within far less)
+CLOCK_SKEW_S = 5.0
+
+
+def _dated_ahead(command: Command, now: datetime) -> str | None:
+    """Why an approval's time cannot be judged: it lies ahead of this host's clock (the approval service's clock is
+    ahead, or this one was stepped back), so its age, its expiry and the session it was given in are all unknown."""
+    if command.approved_at is not None and command.approved_at > now + timedelta(seconds=CLOCK_SKEW_S):
+        return (f"approved_at {command.approved_at.isoformat(timespec='seconds')} is "
+                f"{(command.approved_at - now).total_seconds():.0f} s in the future on this host's clock "
+                "(the clocks disagree or one jumped): its age is unknown")
+    return None
+
+
 def approval_end(command: Command, ttl_s: float) -> datetime | None:
     """When the approval stops authorising anything (None: never approved)."""
     return None if command.approved_at is None else command.expires_at or command.approved_at + timedelta(seconds=ttl_s)
@@ -86,6 +100,8 @@ def ended_approval(command: Command, now: datetime, ttl_s: float) -> str | None:
     """Why a running command's approval no longer holds (revoked or past its expiry), else None."""
     if command.revoked:
         return f"approval revoked ({command.revoked})"
+    if ahead := _dated_ahead(command, now):
+        return ahead
     expires = approval_end(command, ttl_s)
     if expires is not None and now >= expires:
         return f"approval expired at {expires.isoformat(timespec='seconds')}"
@@ -97,10 +113,13 @@ def approval_refusal(command: Command, now: datetime, session_started: datetime,
     """(status, reason) when an approved command must not run in this session on this roaster.
 
     EXPIRED: the approval is stale (past its expiry, no approval time, or a session-less approval
-    given before this session started: it was meant for an earlier session). FAILED: the approval is
+    given before this session started: it was meant for an earlier session; or dated ahead of this host's clock,
+    so its age is unknown). FAILED: the approval is
     for another roaster or names none. Wall-clock times, UTC."""
     if command.approved_at is None:
         return "EXPIRED", "approval has no approved_at time, so its age is unknown"
+    if ahead := _dated_ahead(command, now):
+        return "EXPIRED", ahead
     expires = approval_end(command, ttl_s)
     if now >= expires:
         return "EXPIRED", (f"approval expired at {expires.isoformat(timespec='seconds')} "

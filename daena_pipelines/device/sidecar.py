@@ -224,7 +224,7 @@ class Sidecar:
 
     def _fault(self, kind: str, message: str) -> None:
         self.faults.append(f"{kind}: {message}")
-        self.progress(f"fault {kind}: {message}")
+        self._say(f"fault {kind}: {message}")
         self._keep(f"fault {kind}", self.recorder.fault, self.clock.now() - self.t0, kind, message)
 
     def _keep(self, what: str, write: Callable, *line) -> None:
@@ -233,7 +233,15 @@ class Sidecar:
         try:
             write(*line)
         except (OSError, ValueError) as error:
-            self.progress(f"{what} not recorded: {error}")
+            self._say(f"{what} not recorded: {error}")
+
+    def _say(self, message: str) -> None:
+        """One progress line. The run's log channel may break (Dagster Pipes appends each line to a temp file: a
+        full disk, the folder gone): a line is then given up, never the abort or the exit procedure that said it."""
+        try:
+            self.progress(message)
+        except Exception as error:  # noqa: BLE001 (whatever the channel raises, the roaster comes first)
+            log.warning("progress line not delivered (%s: %s): %s", type(error).__name__, error, message)
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
@@ -325,7 +333,7 @@ class Sidecar:
             self._keep(f"command {row['proposal_id']}", self.recorder.command, row)
             self._count(execution.status)
             command = execution.command
-            self.progress(f"command {command.proposal_id} {command.command_type} {command.target_value} -> "
+            self._say(f"command {command.proposal_id} {command.command_type} {command.target_value} -> "
                           f"{execution.status} {execution.error or ''}".rstrip())
 
     def _expire(self, command: Command, reason: str) -> None:
@@ -337,7 +345,7 @@ class Sidecar:
             "target_value": command.target_value, "status": "EXPIRED", "closed_at": closed_at, "error": reason,
             "source": self.source})
         self._count("EXPIRED")
-        self.progress(f"command {command.proposal_id} {command.command_type} -> EXPIRED {reason}")
+        self._say(f"command {command.proposal_id} {command.command_type} -> EXPIRED {reason}")
 
     def _refuse(self, command: Command, now: float, reason: str) -> None:
         execution = Execution(command, now, self.limits, now)
@@ -451,7 +459,7 @@ class Sidecar:
 
     def _finish_abort(self, now: float) -> None:
         abort = self.abort
-        self.progress(f"abort confirmed in {abort.latency_s:.2f} s, {abort.reachable_s:.2f} s of it reachable, "
+        self._say(f"abort confirmed in {abort.latency_s:.2f} s, {abort.reachable_s:.2f} s of it reachable, "
                       f"{abort.actions} action(s) ({abort.reason})")
         if self.abort_proposal is not None:
             self.abort_proposal.complete(now, 0.0)
@@ -600,7 +608,7 @@ class Sidecar:
         self.stepped = isinstance(clock, SteppedClock)
         name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SIDECAR_SUFFIX}"
         self.recorder = SessionRecorder(recordings / name, self._header(), fsync=not self.stepped)
-        self.progress(f"recording {self.recorder.path} from {self.driver.model_name} serial {self.info.serial} ({self.source})")
+        self._say(f"recording {self.recorder.path} from {self.driver.model_name} serial {self.info.serial} ({self.source})")
         self.faults: list[str] = []
         self.events: dict[str, int] = {}
         self.command_statuses: dict[str, int] = {}
@@ -698,7 +706,7 @@ class Sidecar:
         if now >= self.next_progress:
             self.next_progress += 60
             state = self.last_reading.state_name if self.last_reading else "unknown"
-            self.progress(f"t={t:.0f} s state={state} samples={self.recorder.samples} lost={self.lost}")
+            self._say(f"t={t:.0f} s state={state} samples={self.recorder.samples} lost={self.lost}")
         reason = self._end_condition(now, t)
         if reason and not self.exiting:
             self._begin_exit(reason, now)
@@ -864,11 +872,11 @@ class Sidecar:
             if not self.bridge.stop(timeout_s=3.0):
                 message = "command executions not all written to the warehouse (locked); they are in the recording"
                 self.faults.append(f"warehouse: {message}")
-                self.progress(message)
+                self._say(message)
         landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else Settings.from_env().sidecar_landing_dir
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))
-        self.progress(f"session {session.session_id} landed at {final_path} ({self.end_reason}; exit: {self.exit_outcome})")
+        self._say(f"session {session.session_id} landed at {final_path} ({self.end_reason}; exit: {self.exit_outcome})")
         return SidecarResult(
             path=final_path, session_id=session.session_id, source=self.source, end_reason=self.end_reason,
             duration_s=duration, samples=self.recorder.samples, invalid_samples=self.recorder.invalid_samples,

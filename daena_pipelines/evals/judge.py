@@ -43,6 +43,9 @@ ADAPTIVE_THINKING_MODELS = ("claude-sonnet-5-5", "claude-opus-5-5", "claude-haik
 # about 3-4 characters a token, so this under-counts and errs towards not caching.
 CHARS_PER_TOKEN = 4
 BATCH_DISCOUNT = 0.5  # the Batch API halves input and output prices (cache prices left at full: an upper bound)
+# One Message Batch holds at most 100,000 requests and 256 MB (batch-processing page); more is refused whole.
+BATCH_MAX_REQUESTS = 100_000
+BATCH_MAX_BYTES = 256 * 2**20
 
 # The reply must be exactly this object (structured outputs). Integer ranges are not expressible in
 # the schema subset structured outputs accept, so 0..100 is stated in the description and checked here.
@@ -492,9 +495,25 @@ def custom_id(request: JudgeRequest, sample: int) -> str:
     return f"j{request.input_hash[:56]}-{sample}"
 
 
+def batch_chunks(entries: list[dict]) -> list[list[dict]]:
+    """Batch entries split so every batch stays inside the documented request count and body size. Sizes are
+    counted as ASCII-escaped JSON, never smaller than what the SDK sends; 1 KB is left for the envelope."""
+    chunks: list[list[dict]] = []
+    size = 0
+    for entry in entries:
+        n = len(json.dumps(entry)) + 2
+        if not chunks or len(chunks[-1]) == BATCH_MAX_REQUESTS or size + n > BATCH_MAX_BYTES - 1024:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += n
+    return chunks
+
+
 def _send_batch(requests, keys, settings, client, ledger, sleep) -> dict:
     """Message Batches: resume open batches of earlier runs that hold these requests, submit the rest
-    as one new batch, poll until ended (bounded; a timeout cancels), then read results row by row.
+    in as few new batches as the limits allow, poll until ended (bounded; a timeout cancels), then read
+    results row by row.
     Latency recorded per row is the wall time of this run's wait."""
     import anthropic
 
@@ -513,18 +532,18 @@ def _send_batch(requests, keys, settings, client, ledger, sleep) -> dict:
             i, s = wanted[cid]
             rows[i, s] = _row(requests[i], settings, s, reason=reason, latency_ms=elapsed, batch_id=batch_id)
 
-    fresh = [c for c in wanted if not any(c in held for held in batches.values())]
-    if fresh:
+    fresh = [{"custom_id": c, "params": message_params(requests[wanted[c][0]], settings)}
+             for c in wanted if not any(c in held for held in batches.values())]
+    for chunk in batch_chunks(fresh):
+        ids = [entry["custom_id"] for entry in chunk]
         try:
-            batch = client.messages.batches.create(
-                requests=[{"custom_id": c, "params": message_params(requests[wanted[c][0]], settings)} for c in fresh]
-            )
+            batch = client.messages.batches.create(requests=chunk)
         except anthropic.APIError as exc:
-            fail(fresh, f"batch submission failed: {describe(exc)}")
+            fail(ids, f"batch submission failed: {describe(exc)}")
         else:
-            batches[batch.id] = fresh
+            batches[batch.id] = ids
             if ledger:
-                ledger.record(batch.id, settings.endpoint, settings.model, fresh, batch.processing_status, "submitted")
+                ledger.record(batch.id, settings.endpoint, settings.model, ids, batch.processing_status, "submitted")
     deadline = time.monotonic() + settings.batch_max_wait_s
     pending = dict(batches)
     while pending:

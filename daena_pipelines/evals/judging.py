@@ -39,7 +39,6 @@ def judge_days(
 ) -> list[dict]:
     """Judge every eval row of [first, last] and replace those days in evals.judge_scores; returns the rows."""
     with connect() as con:
-        tables.ensure_schema(con)
         inputs = tables.read_judge_inputs(con, first, last)
     to_send, skipped = [], defaultdict(list)
     for r in inputs:

@@ -9,7 +9,7 @@ import duckdb
 
 from daena_pipelines.evals import calibration, judge, scoring
 from daena_pipelines.evals.golden import EXPECTATIONS, TARGET_KEYS, GoldenCase, LoadedCase, parse_case
-from daena_pipelines.db import comment_columns, insert, retrying_transaction, serialize_writes, table_exists
+from daena_pipelines.db import Replacement, comment_columns, replace_rows, retrying_transaction, serialize_writes, table_exists
 from daena_pipelines.migrations import Migration
 
 # telemetry.roast_metrics columns the gates and the judge prompt use (a subset of telemetry.contract.METRIC_COLUMNS).
@@ -29,6 +29,8 @@ REDUCERS = ", ".join(
     f"min({c}) AS {c}_min, max({c}) AS {c}_max"
     for c in judge.SCORE_COLUMNS.values()
 )
+# Migration 1: the tables as first created. Written out, not derived from scoring.GATES: a new
+# gate's column is a new migration, as fc_crash_pass is (migration 3).
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS evals;
 CREATE TABLE IF NOT EXISTS evals.golden_cases (
@@ -42,9 +44,10 @@ CREATE TABLE IF NOT EXISTS evals.golden_case_errors (file VARCHAR, error VARCHAR
 CREATE TABLE IF NOT EXISTS evals.eval_runs (
     partition_date DATE, session_id VARCHAR, case_id VARCHAR, expectation VARCHAR, roasted_at TIMESTAMPTZ,
     beans VARCHAR, machine VARCHAR, session_source VARCHAR, outcome VARCHAR, reason VARCHAR,
-    {", ".join(f"{g}_pass BOOLEAN" for g in scoring.GATES)},
+    fc_timing_pass BOOLEAN, drop_timing_pass BOOLEAN, development_pass BOOLEAN, fc_temp_pass BOOLEAN,
+    drop_temp_pass BOOLEAN, ror_spikes_pass BOOLEAN, ror_crashes_pass BOOLEAN, command_deviation_pass BOOLEAN,
+    unsafe_rejected_pass BOOLEAN,
     gates JSON, metrics JSON, commands_available BOOLEAN, evaluated_at TIMESTAMPTZ);
-ALTER TABLE evals.eval_runs ADD COLUMN IF NOT EXISTS fc_crash_pass BOOLEAN;
 CREATE TABLE IF NOT EXISTS evals.pass_at_k (
     case_id VARCHAR PRIMARY KEY, expectation VARCHAR, trials_required INTEGER, pass_k INTEGER,
     n_trials INTEGER, n_success INTEGER, n_needs_review INTEGER, pass_at_1 DOUBLE, pass_at_k DOUBLE,
@@ -56,7 +59,6 @@ CREATE TABLE IF NOT EXISTS evals.judge_scores (
     warnings VARCHAR[], violations VARCHAR[], reasoning VARCHAR, input_tokens INTEGER, output_tokens INTEGER,
     cache_read_input_tokens INTEGER, cache_creation_input_tokens INTEGER, cost_usd DOUBLE, latency_ms DOUBLE,
     attempts INTEGER, message_id VARCHAR, batch_id VARCHAR, from_cache BOOLEAN, judged_at TIMESTAMPTZ);
-{"".join(f"ALTER TABLE evals.judge_scores ADD COLUMN IF NOT EXISTS {c} {t};" for c, t in JUDGE_ADDED_COLUMNS.items())}
 CREATE TABLE IF NOT EXISTS evals.judge_agreement (
     source VARCHAR, endpoint VARCHAR, model VARCHAR, prompt_version VARCHAR, comparison VARCHAR, dimension VARCHAR,
     n_pairs INTEGER, spearman DOUBLE, kappa DOUBLE, agreement_rate DOUBLE, status VARCHAR, labels_file VARCHAR,
@@ -64,13 +66,13 @@ CREATE TABLE IF NOT EXISTS evals.judge_agreement (
 CREATE TABLE IF NOT EXISTS evals.judge_batches (
     batch_id VARCHAR PRIMARY KEY, endpoint VARCHAR, model VARCHAR, prompt_version VARCHAR, custom_ids VARCHAR[],
     status VARCHAR, note VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ);
--- Samples of one session x case reduced per source, endpoint and model: mean, median, mode and spread.
-CREATE OR REPLACE VIEW evals.judge_score_spread AS
+"""
+# Samples of one session x case reduced per source, endpoint and model: mean, median, mode and spread.
+SPREAD_VIEW = f"""CREATE OR REPLACE VIEW evals.judge_score_spread AS
 SELECT partition_date, session_id, case_id, source, endpoint, model, prompt_version, count(*) AS n_samples,
     {REDUCERS}
 FROM evals.judge_scores WHERE status = 'judged'
-GROUP BY ALL;
-"""
+GROUP BY ALL"""
 JUDGE_COLUMNS = (
     "partition_date", "session_id", "case_id", "sample_index", "model", "prompt_version", "input_hash", "status",
     "reason", "source", "endpoint", "effort", "max_tokens", *judge.SCORE_COLUMNS.values(), "warnings", "violations",
@@ -84,10 +86,29 @@ PASS_AT_K_BY_SOURCE = """CREATE TABLE evals.pass_at_k (
     case_id VARCHAR NOT NULL, session_source VARCHAR, expectation VARCHAR, trials_required INTEGER, pass_k INTEGER,
     n_trials INTEGER, n_success INTEGER, n_needs_review INTEGER, pass_at_1 DOUBLE, pass_at_k DOUBLE,
     enough_trials BOOLEAN, first_day DATE, last_day DATE, computed_at TIMESTAMPTZ)"""
+
+
+def _describe_columns(con: duckdb.DuckDBPyConnection) -> None:
+    for table in DESCRIBED_TABLES:
+        columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE " + table + ")").fetchall()]
+        comment_columns(con, table, {c: COMMENTS[c] for c in columns if c in COMMENTS})
+
+
 MIGRATIONS = (
     Migration(1, "evals tables as first created", DDL),
     Migration(2, "evals.pass_at_k per golden case and session source",
               ["DROP TABLE IF EXISTS evals.pass_at_k", PASS_AT_K_BY_SOURCE]),
+    # Columns added before the ledger existed, by ALTER statements that ran on every write and that
+    # the migration 1 of earlier mains held (IF NOT EXISTS: those warehouses have them); the view
+    # reads judge_scores.endpoint.
+    Migration(3, "eval_runs.fc_crash_pass; judge_scores endpoint, effort, max_tokens, stop_reason, usage, request_id; "
+              "view evals.judge_score_spread", [
+        "ALTER TABLE evals.eval_runs ADD COLUMN IF NOT EXISTS fc_crash_pass BOOLEAN",
+        *(f"ALTER TABLE evals.judge_scores ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in JUDGE_ADDED_COLUMNS.items()),
+        SPREAD_VIEW,
+    ]),
+    # written by every write until this migration; a changed description is a new migration
+    Migration(4, "column descriptions of evals.eval_runs and evals.judge_scores", _describe_columns),
 )
 
 GATE_TEXT = {
@@ -127,13 +148,6 @@ COMMENTS = dict(
 )
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(DDL)
-    for table in DESCRIBED_TABLES:
-        columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE " + table + ")").fetchall()]
-        comment_columns(con, table, {c: COMMENTS[c] for c in columns if c in COMMENTS})
-
-
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
@@ -158,14 +172,8 @@ def write_golden_cases(con, loaded: Sequence[LoadedCase], errors: Sequence[tuple
             json.dumps(c.definition), now,
         ))
 
-    def replace(con):
-        serialize_writes(con)
-        con.execute("DELETE FROM evals.golden_cases")
-        con.execute("DELETE FROM evals.golden_case_errors")
-        insert(con, "evals.golden_cases", rows, columns)
-        insert(con, "evals.golden_case_errors", [(f, e, now) for f, e in errors], ("file", "error", "seen_at"))
-
-    retrying_transaction(con, replace)
+    replace_rows(con, Replacement("evals.golden_cases", rows, columns),
+                 Replacement("evals.golden_case_errors", [(f, e, now) for f, e in errors], ("file", "error", "seen_at")))
 
 
 def read_golden_cases(con) -> list[GoldenCase]:
@@ -207,18 +215,7 @@ def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | N
 
 def replace_partitions(con, table: str, first: date, last: date, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
     """Idempotent write: the days [first, last] are replaced by ``rows`` in one transaction."""
-    replace_rows(con, table, "partition_date BETWEEN ? AND ?", [first, last], rows, columns)
-
-
-def replace_rows(con, table: str, where: str, params: Sequence, rows: Sequence[Sequence], columns: Sequence[str]) -> None:
-    """The rows ``where`` selects replaced by ``rows``, in one transaction, retried when a concurrent
-    replacement commits first (db.serialize_writes)."""
-    def replace(con):
-        serialize_writes(con)
-        con.execute(f"DELETE FROM {table} WHERE {where}", params)
-        insert(con, table, rows, columns)
-
-    retrying_transaction(con, replace)
+    replace_rows(con, Replacement(table, rows, columns, "partition_date BETWEEN ? AND ?", (first, last)))
 
 
 def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None) -> list[dict]:
@@ -273,7 +270,7 @@ def refresh_pass_at_k(con) -> None:
                      scoring.pass_at_k(n, c, k), n >= required, first, last, now))
     columns = ("case_id", "session_source", "expectation", "trials_required", "pass_k", "n_trials", "n_success", "n_needs_review",
                "pass_at_1", "pass_at_k", "enough_trials", "first_day", "last_day", "computed_at")
-    replace_rows(con, "evals.pass_at_k", "true", [], rows, columns)
+    replace_rows(con, Replacement("evals.pass_at_k", rows, columns))
 
 
 AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "comparison", "dimension", "n_pairs", "spearman",
@@ -300,7 +297,7 @@ def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_fil
          "computed_at": now}
         for g, members in sorted(groups.items()) for a in calibration.agreement(members, labels, outcomes)
     ]
-    replace_rows(con, "evals.judge_agreement", "true", [], [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS)
+    replace_rows(con, Replacement("evals.judge_agreement", [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS))
     return rows
 
 

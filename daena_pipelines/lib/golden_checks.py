@@ -11,6 +11,8 @@ from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
 FAILURES_KEY = "golden_failures"  # metadata key the sensor and the CI command read
+PROMOTE = ("a regression: fix it; an intended change: review and promote the new values with `daena promote-golden` "
+           "(docs/regressions.md#promotion-deliberate-reviewed)")
 
 
 def golden_asset_check(*, asset: list[str], suite_file: str, name: str, blocking: bool) -> dg.AssetChecksDefinition:
@@ -34,15 +36,23 @@ def golden_asset_check(*, asset: list[str], suite_file: str, name: str, blocking
     return _check
 
 
-def outcomes_result(outcomes: list[Outcome], blocking: bool, metadata: dict, check_name: str | None = None) -> dg.AssetCheckResult:
+def outcomes_result(
+    outcomes: list[Outcome], blocking: bool, metadata: dict, check_name: str | None = None, what_to_do: str = PROMOTE,
+    unjudged: str = "",
+) -> dg.AssetCheckResult:
     """A check result from outcomes, with the failed ones under ``FAILURES_KEY`` for the findings
-    (``check_name`` when one function evaluates several checks)."""
+    (``check_name`` when one function evaluates several checks). A passed outcome whose change is
+    ``unjudged`` had nothing to be compared with: the summary counts it apart, never as holding."""
     failed = [o for o in outcomes if not o.passed]
+    not_judged = sum(o.passed and o.change == unjudged for o in outcomes) if unjudged else 0
     columns = ["metric", "golden", "actual", "change", "rule", "note"]
     table = [(o.metric, o.golden, o.actual, o.change, rule_text(o.rule), o.note) for o in failed or outcomes[:15]]
     summary = (
         f"{len(failed)} of {len(outcomes)} values failed: " + "; ".join(o.describe() for o in failed[:5])
+        + f". What to do: {what_to_do}"
         if failed
+        else f"{not_judged} of {len(outcomes)} values not judged ({unjudged}), the other {len(outcomes) - not_judged} hold"
+        if not_judged
         else f"all {len(outcomes)} values hold"
     )
     return dg.AssetCheckResult(

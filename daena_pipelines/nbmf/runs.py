@@ -23,6 +23,7 @@ import pandas as pd
 
 from daena_pipelines.config import Settings
 from daena_pipelines.db import transaction
+from daena_pipelines.migrations import Migration
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, history_key, run_benchmark, targets
 from daena_pipelines.nbmf.codec import CODEC_VERSION, CodecSettings, NbmfCodec
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
@@ -33,20 +34,24 @@ HISTORY_SUITE = "nbmf"
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
-DDL = (
-    "CREATE SCHEMA IF NOT EXISTS nbmf",
-    """CREATE TABLE IF NOT EXISTS nbmf.runs (
+MIGRATIONS = (
+    Migration(1, "nbmf tables as first created", (
+        "CREATE SCHEMA IF NOT EXISTS nbmf",
+        """CREATE TABLE IF NOT EXISTS nbmf.runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
         codec_version INTEGER, settings JSON, dictionaries JSON, corpus_sha256 VARCHAR,
-        corpus_records INTEGER, reference_records INTEGER, test_records INTEGER, excluded_training_overlap INTEGER,
+        corpus_records INTEGER, test_records INTEGER, excluded_training_overlap INTEGER,
         skipped_classes JSON, repetitions INTEGER, machine JSON, targets JSON,
         artifact_json VARCHAR, artifact_csv VARCHAR)""",
-    "ALTER TABLE nbmf.runs ADD COLUMN IF NOT EXISTS reference_records INTEGER",  # warehouses from before it
-    """CREATE TABLE IF NOT EXISTS nbmf.results (
+        """CREATE TABLE IF NOT EXISTS nbmf.results (
         run_id VARCHAR, record_class VARCHAR, size_bucket VARCHAR, codec VARCHAR, metric VARCHAR,
         value DOUBLE, unit VARCHAR, PRIMARY KEY (run_id, record_class, size_bucket, codec, metric))""",
-    """CREATE TABLE IF NOT EXISTS nbmf.latency_samples (
+        """CREATE TABLE IF NOT EXISTS nbmf.latency_samples (
         run_id VARCHAR, record_class VARCHAR, size_bucket VARCHAR, codec VARCHAR, op VARCHAR, ns BIGINT)""",
+    )),
+    # IF NOT EXISTS: the migration 1 of earlier mains created the column already
+    Migration(2, "nbmf.runs.reference_records: corpus records from the shared real profiles",
+              "ALTER TABLE nbmf.runs ADD COLUMN IF NOT EXISTS reference_records INTEGER"),
 )
 
 
@@ -100,9 +105,7 @@ def execute_run(
     run |= {"artifact_json": str(json_path), "artifact_csv": str(csv_path)}
     results = pd.DataFrame(outcome.rows).assign(run_id=run_id)
     samples = pd.DataFrame(outcome.samples, columns=["record_class", "size_bucket", "codec", "op", "ns"]).assign(run_id=run_id)
-    with connect() as con:
-        for statement in DDL:
-            con.execute(statement)
+    with connect() as con:  # a warehouse connection: its migrations made the tables
         with transaction(con):
             con.execute(
                 f"INSERT INTO nbmf.runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",

@@ -55,6 +55,18 @@ MIGRATIONS = (
         f"CREATE TABLE IF NOT EXISTS {COMMITS} (writes BIGINT NOT NULL)",
         f"INSERT INTO {COMMITS} SELECT 0 WHERE NOT EXISTS (FROM {COMMITS})",
     ]),
+    # the timing gate's tables (history.py); before this migration history.py created them when it
+    # first wrote, so a warehouse may have them already: IF NOT EXISTS keeps them and their rows. Their
+    # column order is the carried artifact's (history.import_artifact inserts its columns in order).
+    Migration(5, "the timing gate's samples and verdicts: regressions.bench_history, regressions.bench_verdicts", [
+        """CREATE TABLE IF NOT EXISTS regressions.bench_history (
+        run_id VARCHAR, recorded_at TIMESTAMPTZ, suite VARCHAR, key VARCHAR, clock VARCHAR,
+        sample INTEGER, ratio DOUBLE)""",
+        """CREATE TABLE IF NOT EXISTS regressions.bench_verdicts (
+        run_id VARCHAR, suite VARCHAR, key VARCHAR, clock VARCHAR, verdict VARCHAR, test VARCHAR,
+        median DOUBLE, baseline_median DOUBLE, growth DOUBLE, p_value DOUBLE, step DOUBLE,
+        baseline_runs INTEGER, note VARCHAR, decided_at TIMESTAMPTZ)""",
+    ]),
 )
 
 

@@ -21,30 +21,15 @@ import pandas as pd
 from daena_pipelines.config import Settings
 from daena_pipelines.regressions.gate import ACCEPTED, NO_HISTORY, OK, REGRESSION, GateRule, Verdict, decide
 from daena_pipelines.regressions.golden import Outcome
-from daena_pipelines.db import retrying_transaction, serialize_writes, transaction
+from daena_pipelines.db import Replacement, replace_rows, retrying_transaction, serialize_writes, transaction
 
-HISTORY, VERDICTS = "regressions.bench_history", "regressions.bench_verdicts"
-DDL = (
-    "CREATE SCHEMA IF NOT EXISTS regressions",
-    f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
-        run_id VARCHAR, recorded_at TIMESTAMPTZ, suite VARCHAR, key VARCHAR, clock VARCHAR,
-        sample INTEGER, ratio DOUBLE)""",
-    f"""CREATE TABLE IF NOT EXISTS {VERDICTS} (
-        run_id VARCHAR, suite VARCHAR, key VARCHAR, clock VARCHAR, verdict VARCHAR, test VARCHAR,
-        median DOUBLE, baseline_median DOUBLE, growth DOUBLE, p_value DOUBLE, step DOUBLE,
-        baseline_runs INTEGER, note VARCHAR, decided_at TIMESTAMPTZ)""",
-)
+HISTORY, VERDICTS = "regressions.bench_history", "regressions.bench_verdicts"  # made by the regressions migration 5 (findings.py)
+NOT_JUDGED = "no history yet"  # an outcome's change when the key had too few earlier runs to be judged
 VERDICT_COLUMNS = ("verdict", "test", "median", "baseline_median", "growth", "p_value", "step", "baseline_runs", "note")
-
-
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for statement in DDL:
-        con.execute(statement)
 
 
 def record_samples(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, rows: list[tuple], at: dt.datetime) -> int:
     """rows: (key, clock, sample, ratio)."""
-    ensure_tables(con)
     frame = pd.DataFrame(rows, columns=["key", "clock", "sample", "ratio"]).assign(run_id=run_id, recorded_at=at, suite=suite)
     con.execute(f"INSERT INTO {HISTORY} SELECT run_id, recorded_at, suite, key, clock, sample, ratio FROM frame")
     return len(frame)
@@ -74,16 +59,9 @@ def verdicts(con: duckdb.DuckDBPyConnection, suite: str) -> dict[tuple[str, str,
 
 def record_verdicts(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, decided: dict[tuple[str, str], dict], at: dt.datetime) -> None:
     """decided: {(key, clock): Verdict.as_dict()}; replaces this run's earlier verdicts."""
-    ensure_tables(con)
     rows = [(run_id, suite, key, clock, *(v[c] for c in VERDICT_COLUMNS), at) for (key, clock), v in decided.items()]
-
-    def replace(con):
-        serialize_writes(con)  # replacing verdicts not there yet conflicts with nothing else (db.serialize_writes)
-        con.execute(f"DELETE FROM {VERDICTS} WHERE run_id = ? AND suite = ?", [run_id, suite])
-        if rows:
-            con.executemany(f"INSERT INTO {VERDICTS} VALUES ({', '.join('?' * 14)})", rows)
-
-    retrying_transaction(con, replace)
+    columns = ("run_id", "suite", "key", "clock", *VERDICT_COLUMNS, "decided_at")
+    replace_rows(con, Replacement(VERDICTS, rows, columns, "run_id = ? AND suite = ?", (run_id, suite)))
 
 
 def accept(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, every_key: bool = False) -> int:
@@ -91,7 +69,6 @@ def accept(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, every_key: b
     (``gate_run``); ``every_key``: on every key of the run, flagged or not (a deliberate change
     of what is measured: a step down is never flagged, yet the old level would widen the key's
     threshold). Returns how many (key, clock) verdicts were accepted."""
-    ensure_tables(con)
     where = "run_id = ? AND suite = ?" + ("" if every_key else f" AND verdict = '{REGRESSION}'")
     with transaction(con):
         n = con.execute(f"SELECT count(*) FROM {VERDICTS} WHERE {where}", [run_id, suite]).fetchone()[0]
@@ -103,7 +80,6 @@ def import_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) 
     """Rows of the artifact's runs that the warehouse lacks; returns how many runs were added.
     An unreadable artifact raises: a gate that silently lost its history would pass anything."""
     folder = folder or Settings.from_env().bench_history_dir
-    ensure_tables(con)
     history, decided = folder / "bench_history.parquet", folder / "bench_verdicts.parquet"
     if not history.exists():
         return 0
@@ -126,7 +102,6 @@ def import_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) 
 def export_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) -> Path:
     folder = folder or Settings.from_env().bench_history_dir
     folder.mkdir(parents=True, exist_ok=True)
-    ensure_tables(con)
     for table, name in ((HISTORY, "bench_history"), (VERDICTS, "bench_verdicts")):
         tmp = folder / f".{name}.parquet.tmp"
         con.execute(f"COPY (SELECT * FROM {table} ORDER BY ALL) TO '{tmp}' (FORMAT parquet)")
@@ -158,7 +133,6 @@ def gate_latest(
 ) -> tuple[str | None, list[Outcome]]:
     """Judge the suite's latest run, store its verdicts, write the artifact back; returns the run
     and one outcome per (key, clock) (failed = regression), for the check and the findings."""
-    ensure_tables(con)
     runs = runs_of(con, suite)
     run_id = runs[-1] if runs else None
     decided = gate_run(con, suite, run_id, rule) if runs else {}
@@ -177,7 +151,7 @@ def gate_latest(
             f"{key}/{clock}", {"key": key, "clock": clock},
             None if v.baseline_median is None else f"<= x{v.threshold or rule.min_ratio:.3g} of {v.baseline_median:.4g}",
             round(v.median, 6),
-            "no history yet" if v.growth is None else f"x{v.growth:.3f}" + (f", step x{v.step:.3f}" if v.step else ""),
+            NOT_JUDGED if v.growth is None else f"x{v.growth:.3f}" + (f", step x{v.step:.3f}" if v.step else ""),
             rule_dict, not v.regression, v.note or v.verdict,
         )
         for (key, clock), v in sorted(decided.items())

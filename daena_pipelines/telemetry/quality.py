@@ -4,6 +4,8 @@ The Dagster checks in `checks.py` turn these into pass/fail with the rows as met
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 # Physically plausible ranges, °C. Beans never get near 300 °C in a roaster; drum/air
@@ -119,6 +121,24 @@ def flagged_sessions(con: duckdb.DuckDBPyConnection) -> list[dict]:
         WHERE json_array_length(settings->'quality_flags') > 0 ORDER BY source_path LIMIT 50
         """,
     )
+
+
+def rejected_files(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Landing files whose latest content the ingest rejected, with the reason and the quarantined
+    copy. Later runs skip such a file as unchanged, so only this rule keeps it in view; a file
+    fixed since (its new content loaded) or removed from its folder no longer counts."""
+    rows = _rows(
+        con,
+        """
+        SELECT f.source_path AS file, f.detail AS problem,
+               (SELECT max(e.quarantined_path) FROM telemetry.ingest_errors e
+                WHERE e.source_path = f.source_path AND e.content_sha256 = f.content_sha256) AS quarantined_copy
+        FROM (SELECT * FROM telemetry.source_files
+              QUALIFY row_number() OVER (PARTITION BY source_path ORDER BY seen_at DESC) = 1) f
+        WHERE f.status = 'rejected' ORDER BY f.source_path
+        """,
+    )
+    return [row for row in rows if Path(row["file"]).exists()]
 
 
 def _comparisons() -> str:

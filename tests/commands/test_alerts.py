@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from proposal_builders import FULL, T0, build, load
 
-from daena_pipelines.commands import alerts
+from daena_pipelines.commands import alerts, metrics, store, tables
 from daena_pipelines.db import connect, transaction
 
 TO_EXECUTING = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
@@ -77,6 +77,21 @@ def test_execution_failure(tmp_path):
     found = of_type(run_alerts(tmp_path, rows), "EXECUTION_FAILURE")
     assert [a["proposal_id"] for a in found] == ["p-FAILED", "p-TIMEOUT"]
     assert "ended FAILED: boom" in found[0]["message"]
+
+
+def test_a_command_stuck_executing_past_the_sidecar_timeout_alerts(tmp_path):
+    """Nothing ends an EXECUTING row the sidecar never finished (it died with its worker): before, it stayed
+    EXECUTING for ever without an alert. 60 s after its start at as_of is within the limit, 60.5 s is not."""
+    as_of = T0 + timedelta(seconds=1000)
+    rows = [build("stuck", TO_EXECUTING, start=as_of - timedelta(seconds=3603)),
+            build("on-limit", TO_EXECUTING, start=as_of - timedelta(seconds=63)),
+            build("past-limit", TO_EXECUTING, start=as_of - timedelta(seconds=63.5), machine_id="m2"),
+            build("finished", FULL, start=as_of - timedelta(seconds=3603))]
+    found = of_type(run_alerts(tmp_path, rows, as_of=as_of), "EXECUTION_STUCK")
+    assert [(a["proposal_id"], a["severity"], a["observed_value"], a["threshold"]) for a in found] == [
+        ("stuck", "ERROR", 3600, 60), ("past-limit", "ERROR", 60.5, 60)]
+    assert found[0]["alert_at"] == as_of - timedelta(seconds=3600)
+    assert found[0]["message"] == "SET_POWER 5.0 still EXECUTING 3600 s after it started (limit 60 s): nothing recorded how it ended"
 
 
 def test_approval_expired(tmp_path):
@@ -179,3 +194,52 @@ def test_alerts_fire_just_past_their_thresholds_and_not_on_them(tmp_path):
     found = run_alerts(tmp_path, rows)
     assert [(a["proposal_id"], a["observed_value"]) for a in of_type(found, "APPROVAL_TIMEOUT")] == [("past-limit", 120.5)]
     assert [(a["machine_id"], a["observed_value"]) for a in of_type(found, "HIGH_FAILURE_RATE")] == [("m-five", 0.4)]
+
+
+def test_an_alert_keeps_its_id_while_the_log_grows(tmp_path):
+    """alert_id is what downstream notification deduplicates on: the same pending proposal, stuck command or
+    failing group must keep its id when the log's end (as_of) moves on or the group gains a sample. Before, the
+    id hashed the message, which carries the wait so far and the counts: every run re-notified."""
+    failing = [build(f"f{i}", (*TO_EXECUTING, "FAILED"), start=T0 + timedelta(seconds=i)) for i in range(5)]
+    rows = [build("waiting", ("PROPOSED", "PENDING_APPROVAL")), build("stuck", TO_EXECUTING), *failing]
+    ids = {}
+    for run, (as_of, extra) in enumerate([(T0 + timedelta(seconds=500), []),
+                                          (T0 + timedelta(seconds=900), [build("f5", (*TO_EXECUTING, "TIMEOUT"))])]):
+        found = run_alerts(tmp_path / str(run), rows + extra, as_of=as_of)
+        ids[run] = {(a["alert_type"], a["proposal_id"]): a["alert_id"] for a in found
+                    if a["alert_type"] in ("APPROVAL_TIMEOUT", "EXECUTION_STUCK", "HIGH_FAILURE_RATE")}
+    assert set(ids[0]) == {("APPROVAL_TIMEOUT", "waiting"), ("EXECUTION_STUCK", "stuck"), ("HIGH_FAILURE_RATE", None)}
+    assert ids[0] == ids[1]
+
+
+def test_a_command_run_without_a_valid_approval_is_a_critical_alert(tmp_path):
+    """Running a rejected, expired or never-approved command is the safety breach this domain exists to show.
+    Before, such a proposal only left commands.proposals for invalid_transitions (a WARN check the bundled
+    log's planted rows keep red anyway): no alert. An illegal move that starts no execution raises none."""
+    def sidecar_ran(proposal_id):
+        return {"proposal_id": proposal_id, "machine_id": "bullet-r1-virtual", "session_id": None,
+                "command_type": "SET_POWER", "target_value": 5.0, "status": "COMPLETED",
+                "started_at": T0 + timedelta(seconds=400), "completed_at": T0 + timedelta(seconds=402),
+                "observed_value": 5.0, "error": None, "source": "simulator"}
+
+    batch = store.Batch()
+    for built in (build("skipped-approval", ("PROPOSED", "PENDING_APPROVAL", "EXECUTING", "COMPLETED")),
+                  build("rejected", ("PROPOSED", "REJECTED")),
+                  build("expired", (*TO_EXECUTING[:3], "EXPIRED")),
+                  build("approved", TO_EXECUTING[:3]),
+                  build("re-approved", ("PROPOSED", "REJECTED", "APPROVED", "EXECUTING", "COMPLETED")),
+                  build("skipped-executing", (*TO_EXECUTING[:3], "COMPLETED"), machine_id="m2")):
+        batch.add(*built)
+    store.apply_executions(batch, [sidecar_ran(p) for p in ("rejected", "expired", "approved")])
+    db = tmp_path / "w.duckdb"
+    with connect(db) as con, transaction(con):
+        tables.write_ingest(con, store.accept(batch), T0)
+        metrics.build_outcome_metrics(con)
+        alerts.build_alerts(con, alerts.AlertThresholds())
+        found = con.execute("SELECT proposal_id, severity, machine_id, command_type, alert_at, message FROM commands.alerts "
+                            "WHERE alert_type = 'UNAPPROVED_EXECUTION' ORDER BY proposal_id").fetchall()
+    assert [row[:4] for row in found] == [(p, "CRITICAL", "bullet-r1-virtual", "SET_POWER")
+                                          for p in ("expired", "re-approved", "rejected", "skipped-approval")]
+    assert [row[4] for row in found] == [T0 + timedelta(seconds=s) for s in (400, 3, 400, 2)]
+    assert found[2][5] == ("SET_POWER on rejected ran without a valid approval (at device.command_executions row 0 "
+                           "proposal_id=rejected); the proposal's lifecycle problems are in commands.invalid_transitions")

@@ -71,7 +71,8 @@ def test_invalid_input_is_flagged_and_kept_out(default_run):
     checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
     assert {name for name, e in checks.items() if e.passed} == BLOCKING | {"alerts_well_formed"}
     assert checks["input_lifecycles_valid"].severity == dg.AssetCheckSeverity.WARN
-    assert checks["input_lifecycles_valid"].metadata["offending_rows"].value == 8
+    # 8 lifecycle problems, and 2 of them (PENDING_APPROVAL -> EXECUTING) started an execution without approval
+    assert checks["input_lifecycles_valid"].metadata["offending_rows"].value == 10
 
 
 def test_bundled_log_raises_every_alert_type(default_run):
@@ -171,11 +172,14 @@ def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild
     db, _ = default_run
     old = tmp_path / "old.duckdb"
     old.write_bytes(db.read_bytes())
-    with closing(duckdb.connect(str(old))) as con:  # as the version before EXPIRED left them
+    with closing(duckdb.connect(str(old))) as con:  # as the versions before EXPIRED and before UNAPPROVED_EXECUTION left them
         con.execute("""
             DELETE FROM commands.proposals WHERE status = 'EXPIRED';
             ALTER TABLE commands.proposals DROP COLUMN expired_at; ALTER TABLE commands.proposals DROP COLUMN expiry_reason;
             ALTER TABLE commands.outcome_metrics DROP COLUMN n_expired;
+            DELETE FROM commands.invalid_transitions WHERE problem LIKE 'execution started without a valid approval%';
+            ALTER TABLE commands.invalid_transitions DROP COLUMN machine_id;
+            ALTER TABLE commands.invalid_transitions DROP COLUMN command_type;
             DELETE FROM meta.schema_migrations WHERE domain = 'commands';
         """)
         before = con.execute("SELECT count(*) FROM commands.proposals").fetchone()[0]
@@ -189,4 +193,4 @@ def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild
     assert evaluations and all(e.passed for e in evaluations)
     assert query(old, "SELECT count(*), count(expired_at), count(expiry_reason) FROM commands.proposals") == [(before, 0, 0)]
     assert query(old, "SELECT sum(n_expired), sum(n_proposals) FROM commands.outcome_metrics") == [(0, before)]
-    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands'") == [(1,)]
+    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,)]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import duckdb
 import pytest
 
-from daena_pipelines.device.command_store import ensure_tables
+from daena_pipelines.db import connect
 from daena_pipelines.device.roaster import State
 
 from daena_pipelines.device.clock import SteppedClock
@@ -96,8 +96,8 @@ def roaster(request) -> VirtualRoaster:
 def warehouse(tmp_path):
     """A warehouse with the device tables (created up front: two first-time creators in one process conflict)."""
     path = str(tmp_path / "w.duckdb")
-    with duckdb.connect(path) as con:
-        ensure_tables(con)
+    with connect(path):  # the connection applies the migrations
+        pass
     return path
 
 
@@ -122,7 +122,6 @@ def approve(warehouse, proposal_id, command_type, target=None, *, serial="4242",
     """An APPROVED proposal as the approval service would write it (times are SQL expressions). A sidecar
     running in real time holds the file for a moment each warehouse cycle: retried as the service would."""
     with locked_retry(warehouse) as con:
-        ensure_tables(con)
         con.execute(
             "INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type, target_value,"
             f" target_unit, status, approved_at, expires_at, source) VALUES (?, ?, ?, ?, ?, ?, 'level', 'APPROVED', {approved_at},"
@@ -134,7 +133,6 @@ def approve(warehouse, proposal_id, command_type, target=None, *, serial="4242",
 def queue_rows(warehouse) -> dict[str, tuple]:
     """proposal_id -> (queue status, closed_reason, execution status, execution error)."""
     with duckdb.connect(warehouse) as con:
-        ensure_tables(con)
         rows = con.execute(
             "SELECT q.proposal_id, q.status, q.closed_reason, e.status, e.error FROM device.command_queue q"
             " LEFT JOIN device.command_executions e USING (proposal_id)"

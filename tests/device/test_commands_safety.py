@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from daena_pipelines.device import protocol as p
-from daena_pipelines.device.command_store import ensure_tables
 from daena_pipelines.device.roaster import Status
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 from daena_pipelines.device.safety import Command, SafetyLimits, refusal
@@ -16,7 +15,6 @@ from .conftest import run_until
 def queue(warehouse, *rows, serial="4242"):
     """Approvals given now (after the session started), for the virtual R1's serial, session-less."""
     with duckdb.connect(warehouse) as con:
-        ensure_tables(con)
         for proposal_id, machine_id, command_type, target, status in rows:
             con.execute(
                 "INSERT INTO device.command_queue (proposal_id, machine_id, command_type, target_value, target_unit, status,"
@@ -255,3 +253,19 @@ def _reading(state=p.State.ROASTING, heater=5, fan=3, drum=6) -> Status:
 def test_refusals(command, reading, bt, expected):
     reason = refusal(command, reading, bt, SafetyLimits().within_model(p.LIMITS))
     assert (reason is None) if expected is None else (expected in reason), reason
+
+
+def test_an_approval_closed_expired_never_runs_even_when_its_row_is_set_back_to_approved(started, warehouse):
+    """EXPIRED is final (docs/commands.md): a queue row an earlier session closed, then set back to APPROVED with a
+    fresh approval time, must not run. Before, the sidecar read only the status and stepped the heater 9 -> 6."""
+    sidecar, device = started(warehouse=warehouse)
+    assert run_until(sidecar, roasting_for(90))
+    since = sidecar.clock.now()
+    queue(warehouse, ("reopened-power", "r1", "SET_POWER", 6, "APPROVED"))
+    with duckdb.connect(warehouse) as con:
+        con.execute("UPDATE device.command_queue SET closed_at = now() - INTERVAL 1 HOUR, closed_source = 'simulator', "
+                    "closed_reason = 'approval expired at 08:05:00 (approved 08:00:00, 300 s to live)'")
+    assert run_until(sidecar, roasting_for(110))
+    assert writes(device, since) == [] and device.heater == 9
+    sidecar.finish()
+    assert executions(warehouse) == {}

@@ -435,21 +435,27 @@ def test_empty_replies_from_a_replugged_roaster_do_not_end_the_session_or_lock_i
            result.command_statuses)
 
 
-def test_a_full_recordings_disk_mid_command_still_ends_with_the_roaster_safe(roaster, sim_config, warehouse):
-    """The recordings disk fills up while an approved command runs: every line written fails. Before, the
-    exit procedure that began after the first failing cycle wrote the aborted command's line, which raised
-    again, out of the loop: the process died with the commanded roaster roasting. Now the line is given up
-    (the run still fails: the footer cannot be written either) and the roaster is made safe first."""
+def power_3_running(sim_config, roaster, warehouse):
+    """A sidecar in control of a roasting roaster, an approved SET_POWER 3 executing: (sidecar, device)."""
     from .test_faults import controlling
 
     sidecar, device, _ = controlling(sim_config, roaster, warehouse, stop_on="duration", max_duration_s=3600,
                                      queue_poll_interval_s=1.0)
     approve(warehouse, "power-3", "SET_POWER", 3, serial=roaster.serial)
     assert run_until(sidecar, lambda s: s.active is not None and s.active.command.proposal_id == "power-3")
+    return sidecar, device
 
-    def disk_full(record):
-        raise OSError(28, "No space left on device")
 
+def disk_full(*_):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_full_recordings_disk_mid_command_still_ends_with_the_roaster_safe(roaster, sim_config, warehouse):
+    """The recordings disk fills up while an approved command runs: every line written fails. Before, the
+    exit procedure that began after the first failing cycle wrote the aborted command's line, which raised
+    again, out of the loop: the process died with the commanded roaster roasting. Now the line is given up
+    (the run still fails: the footer cannot be written either) and the roaster is made safe first."""
+    sidecar, device = power_3_running(sim_config, roaster, warehouse)
     sidecar.recorder._write = disk_full
     with pytest.raises(OSError, match="No space left on device"):
         sidecar.run_started()  # at the footer, after the exit procedure

@@ -1,12 +1,19 @@
 """A local HTTP server speaking the Anthropic Messages API wire format (the test double at the HTTP boundary).
 
-It answers as the documented API does (facts and sources: docs/evals.md, "API facts"):
-- request shape: a body that is not a JSON object, no or empty ``messages``, an empty text block, ``max_tokens``
-  missing or above the model's max output, an ``output_config.effort`` outside low..max, manual extended
-  thinking or an assistant prefill on a 5.x model, adaptive thinking or an effort on Haiku 4.5, temperature/top_p/top_k (any model under
-  ``anthropic-version`` 2026-10-21, which this SDK sends; non-default values on every 5.x model under 2023-06-01)
-  are 400 ``invalid_request_error``, and so are a missing ``model`` and a content block that is not an object
-  with a type, a ``system`` that is neither a string nor a list of text blocks, and a top-level field the API does not know ("Extra inputs are not permitted"); an unknown model is 404;
+It answers as the documented API does (facts and sources: docs/evals.md, "API facts" and "Audit of the API double"):
+- request shape, 400 ``invalid_request_error``: a body that is not a JSON object; no, empty or over 100,000
+  ``messages``; an empty text block; a content block that is not an object with one of the documented input
+  block types; ``model`` missing or not a string (an unknown model id is a 404); ``max_tokens`` missing, not an
+  integer, negative (0 only pre-warms the cache, and is a 400 inside a batch) or above the model's max output;
+  an ``output_config.effort`` outside low..max; manual extended thinking or an assistant prefill on a 5.x model,
+  a thinking budget under 1,024, adaptive thinking or an effort on Haiku 4.5; temperature/top_p/top_k (any model
+  under ``anthropic-version`` 2026-10-21, which this SDK sends; non-default values on every 5.x model under
+  2023-06-01; out of range anywhere); a ``system`` that is neither a string nor a list of text blocks; a
+  ``metadata`` other than {user_id}, ``stop_sequences`` that are not strings, an unknown ``service_tier``, a
+  non-object ``thinking``/``tool_choice``/``output_config``, a custom tool without name or input_schema; and a
+  top-level field the API does not know ("Extra inputs are not permitted"). The order of roles is no 400:
+  consecutive turns of one role are combined, as the reference says;
+- a body over 32 MB (Messages) or 256 MB (Batches) is a 413 ``request_too_large``, before auth;
 - error bodies: ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with the errors page's type per status;
   a 429 carries ``retry-after`` (seconds) unless the script gives its own headers' values;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
@@ -17,8 +24,11 @@ It answers as the documented API does (facts and sources: docs/evals.md, "API fa
 - usage counts cache writes and reads: a block with ``cache_control`` whose prefix reaches the model's minimum
   is written on first sight (``cache_creation_input_tokens``) and read afterwards (``cache_read_input_tokens``);
 - ``stop_reason`` follows the reply: ``end_turn`` for text/JSON, ``tool_use`` for a tool call, ``max_tokens``
-  when ``max_tokens`` is too small for thinking plus reply, ``refusal`` when scripted;
-- Message Batches: create, retrieve, cancel, results as JSONL with succeeded / errored / expired / canceled.
+  when ``max_tokens`` is too small for thinking plus reply (or 0), ``stop_sequence`` (text cut before it) when the
+  reply reaches one of ``stop_sequences``, ``refusal`` when scripted;
+- Message Batches: create (1..100,000 requests of exactly {custom_id, params}; custom_id unique, 1-64 of
+  [A-Za-z0-9_-]; anything else a 400; each request's params checked when it runs, an errored result if refused),
+  retrieve, cancel, results as JSONL with succeeded / errored / expired / canceled.
 
 The "model" is deterministic: it scores from the gate results, metrics and commands in the prompt, and it
 obeys a score directive (``score 100``, ``give all scores 5``) found anywhere *outside* the
@@ -56,11 +66,23 @@ LATEST_API_VERSION = "2026-10-21"
 ADAPTIVE_ONLY = KNOWN_MODELS - {"claude-haiku-4-5"}
 EXTENDED_ONLY = {"claude-haiku-4-5"}
 THINKING_TOKENS = 180  # what the simulated model spends thinking before each reply
-# The errors page lists 400, 401, 403, 404, 413, 429, 500, 529; another 4xx may come as invalid_request_error,
-# another 5xx is taken here as api_error.
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-               408: "timeout_error", 409: "conflict_error", 413: "request_too_large", 429: "rate_limit_error",
-               500: "api_error", 529: "overloaded_error"}
+# The errors page's status -> error.type list; another 4xx (408, 422, ...) comes as invalid_request_error, as
+# the page says; another 5xx is taken here as api_error (our assumption).
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
+               404: "not_found_error", 409: "conflict_error", 413: "request_too_large", 429: "rate_limit_error",
+               500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
+# Request size limits (errors page): 32 MB on Messages, 256 MB on Message Batches; more is a 413 from the edge.
+MAX_BODY_BYTES = {"/v1/messages": 32 * 2**20, "/v1/messages/batches": 256 * 2**20}
+MAX_BATCH_REQUESTS = 100_000  # Message Batches reference: requests minItems 1, maxItems 100000
+MAX_MESSAGES = 100_000  # Messages reference: "a limit of 100,000 messages in a single request"
+# The input content block types of the Messages reference (messages[].content[], the SDK's ContentBlockParam).
+CONTENT_BLOCK_TYPES = frozenset({
+    "text", "image", "document", "search_result", "thinking", "redacted_thinking", "tool_use", "tool_result",
+    "server_tool_use", "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
+    "bash_code_execution_tool_result", "text_editor_code_execution_tool_result", "tool_search_tool_result",
+    "container_upload"})
+SERVICE_TIERS = ("auto", "standard_only")
+MIN_THINKING_BUDGET = 1024  # thinking {"type": "enabled"}: budget_tokens of at least 1,024
 DATA_BLOCKS = ("session_title", "session_notes")
 DIRECTIVE = re.compile(
     r"(?i)\b(?:give|set|assign)\b[^\n<]{0,30}?\bscores?\b[^\n<\d]{0,12}(\d{1,3})\b|\bscores?\s+(?:of\s+|to\s+|=\s*)?(\d{1,3})\b"
@@ -138,6 +160,8 @@ class MessagesServer:
         self.responses: list[tuple[int, dict]] = []  # (status, headers) of every response sent
         self.batches: dict[str, dict] = {}
         self.cached_prefixes: set[str] = set()
+        self.max_body_bytes = dict(MAX_BODY_BYTES)  # a test may lower the documented limits to exercise them cheaply
+        self.max_batch_requests = MAX_BATCH_REQUESTS
         self.lock = threading.Lock()
         server = self
 
@@ -186,6 +210,9 @@ class MessagesServer:
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 server.headers.append(dict(self.headers))
+                path = self.path.split("?")[0]
+                if len(raw) > server.max_body_bytes.get(path, MAX_BODY_BYTES["/v1/messages"]):
+                    return self._error(413, f"Request exceeds the maximum size for {path}")  # before auth, as the edge does
                 if not self._authorised():
                     return
                 try:
@@ -194,7 +221,6 @@ class MessagesServer:
                     body = None
                 if not isinstance(body, dict):  # the API answers a body that is not a JSON object with a 400
                     return self._error(400, "There was an error parsing the body of your request as a JSON object")
-                path = self.path.split("?")[0]
                 if path == "/v1/messages":
                     with server.lock:
                         server.requests.append(body)
@@ -224,11 +250,10 @@ class MessagesServer:
                 self._json(200, payload)
 
             def _create_batch(self, body: dict):
-                requests = body.get("requests") or []
-                ids = [r.get("custom_id", "") for r in requests]
-                bad = [c for c in ids if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", c)]
-                if bad or len(set(ids)) != len(ids):
-                    return self._error(400, f"custom_id must be unique and match ^[a-zA-Z0-9_-]{{1,64}}$: {bad or ids}")
+                invalid = _invalid_batch(body, server.max_batch_requests)
+                if invalid:
+                    return self._error(400, invalid)
+                requests = body["requests"]
                 with server.lock:
                     batch_id = f"msgbatch_sim_{len(server.batches)}"
                     server.batches[batch_id] = {"requests": requests, "polls": 0, "ended": False, "canceling": False,
@@ -261,13 +286,16 @@ class MessagesServer:
 
     def reply(self, body: dict, behaviour=None, service_tier: str = "standard",
               version: str = LATEST_API_VERSION) -> tuple[int, dict | str]:
-        """(200, message) or (400/404, error message) for one Messages request body."""
+        """(200, message) or (400/404, error message) for one Messages request body (service tier "batch": one
+        request of a Message Batch)."""
         model = body.get("model")
         if model is None:
             return 400, "model: Field required"
+        if not isinstance(model, str):
+            return 400, "model: Input should be a valid string"
         if model not in KNOWN_MODELS:
             return 404, f"model: {model}"
-        invalid = _invalid_request(model, body, version)
+        invalid = _invalid_request(model, body, version, in_batch=service_tier == "batch")
         if invalid:
             return 400, invalid
         choice = (body.get("tool_choice") or {}).get("type")
@@ -287,6 +315,11 @@ class MessagesServer:
             return 400, f"`{sampling[0]}` is deprecated for this model."
         if model in ADAPTIVE_ONLY and body["messages"][-1]["role"] == "assistant":
             return 400, "This model does not support assistant message prefill. The conversation must end with a user message."
+        last = body["messages"][-1]
+        prefill = [last["content"]] if isinstance(last["content"], str) else [
+            b["text"] for b in last["content"] if b.get("type") == "text"]
+        if last["role"] == "assistant" and prefill and prefill[-1] != prefill[-1].rstrip():
+            return 400, "messages: final assistant content cannot end with trailing whitespace"  # prefill page
         schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
         if schema is not None and not _closed_objects(schema):
             return 400, "output_config.format.schema: additionalProperties must be false for every object"
@@ -302,8 +335,13 @@ class MessagesServer:
         else:
             text = json.dumps(judgement)
         tool = next((t for t in body.get("tools") or [] if choice in ("tool", "any", "auto", None)), None)
+        stop_sequence = _first_stop_sequence(text, body.get("stop_sequences") or [])
+        if stop_sequence is not None:
+            text = text[: text.index(stop_sequence)]
         if behaviour and behaviour[0] == "refusal":
             content, stop = [], "refusal"
+        elif body["max_tokens"] == 0:  # cache pre-warming: the prompt is processed (and cached), nothing generated
+            content, stop = [], "max_tokens"
         elif body["max_tokens"] < THINKING_TOKENS + tokens(text):
             content, stop = [{"type": "thinking", "thinking": "", "signature": "sig_sim"}], "max_tokens"
         elif tool is not None and schema is None:
@@ -312,7 +350,7 @@ class MessagesServer:
             stop = "tool_use"
         else:
             content = [{"type": "thinking", "thinking": "", "signature": "sig_sim"}, {"type": "text", "text": text}]
-            stop = "end_turn"
+            stop = "end_turn" if stop_sequence is None else "stop_sequence"
         output = min(body["max_tokens"], THINKING_TOKENS + tokens(text))
         return 200, {
             "id": f"msg_sim_{time.monotonic_ns()}",
@@ -321,7 +359,7 @@ class MessagesServer:
             "model": model,
             "content": content,
             "stop_reason": stop,
-            "stop_sequence": None,
+            "stop_sequence": stop_sequence if stop == "stop_sequence" else None,
             "usage": {
                 "input_tokens": input_tokens,
                 "output_tokens": output,
@@ -413,23 +451,49 @@ BODY_FIELDS = {"model", "max_tokens", "messages", "system", "cache_control", "co
                "stream", "temperature", "top_p", "top_k"}
 
 
-def _invalid_request(model: str, body: dict, version: str) -> str | None:
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _invalid_request(model: str, body: dict, version: str, in_batch: bool = False) -> str | None:
     """The documented 400s on the request's shape (the message text the API gives, where known)."""
     extra = sorted(set(body) - BODY_FIELDS)
     if extra:  # strict validation: the API names the field (oli #7, aider #4404)
         return f"{extra[0]}: Extra inputs are not permitted"
+    for name in ("thinking", "tool_choice", "output_config", "metadata"):
+        if name in body and not isinstance(body[name], dict):
+            return f"{name}: Input should be an object"
+    tools = body.get("tools", [])
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        return "tools: Input should be a list of tool definitions"
+    for k, tool in enumerate(tools):  # a client tool (no type, or "custom") requires name and input_schema
+        if tool.get("type", "custom") in ("custom", None) and not (
+                isinstance(tool.get("name"), str) and isinstance(tool.get("input_schema"), dict)):
+            return f"tools.{k}: a custom tool needs a name (string) and an input_schema (object)"
     system = body.get("system", "")
     if not isinstance(system, str) and not (
             isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in system)):
         return "system: a string or a list of text blocks"
     max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        return "max_tokens: field required"
+    if not _is_int(max_tokens):
+        return "max_tokens: Field required (an integer)"
+    # minimum 0 on Messages (0 pre-warms the prompt cache), at least 1 inside a batch (batch-processing page)
+    if max_tokens < (1 if in_batch else 0):
+        return f"max_tokens: {max_tokens} is below the minimum of {1 if in_batch else 0}" + (
+            " (cache pre-warming with max_tokens 0 is not supported inside a batch)" if in_batch else "")
     if max_tokens > MAX_OUTPUT_TOKENS[model]:
         return f"max_tokens: {max_tokens} > {MAX_OUTPUT_TOKENS[model]}, which is the maximum allowed number of output tokens for {model}"
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
+    if len(messages) > MAX_MESSAGES:
+        return f"messages: at most {MAX_MESSAGES} messages in a single request, got {len(messages)}"
+    # No rule on the order of roles: the reference says consecutive user or assistant turns are combined into
+    # one turn, and states no first-message rule (docs/evals.md, "Role order").
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             return f"messages.{i}.role: Input should be 'user' or 'assistant'"
@@ -440,8 +504,15 @@ def _invalid_request(model: str, body: dict, version: str) -> str | None:
         for j, b in enumerate(blocks):
             if not isinstance(b, dict) or not isinstance(b.get("type"), str):
                 return f"messages.{i}.content.{j}: a content block must be an object with a type"
-        if any(b.get("type") == "text" and not b.get("text") for b in blocks if isinstance(b, dict)):
+            if b["type"] not in CONTENT_BLOCK_TYPES:
+                return f"messages.{i}.content.{j}.type: '{b['type']}' is not a content block type the API accepts"
+        texts = [b.get("text") for b in blocks if b.get("type") == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            return f"messages.{i}: a text block's text must be a string"
+        if not all(texts):
             return "messages: text content blocks must be non-empty"
+        if not all(t.strip() for t in texts):  # the API's answer to whitespace-only text (claude-code #23369)
+            return "messages: text content blocks must contain non-whitespace text"
         # a user text block's citations count directly or inside a search_result block (versioning page)
         nested = [t for b in blocks if isinstance(b, dict) and b.get("type") == "search_result" for t in b.get("content") or []]
         if version == LATEST_API_VERSION and any(
@@ -453,10 +524,54 @@ def _invalid_request(model: str, body: dict, version: str) -> str | None:
     sampling = [k for k in ("temperature", "top_p", "top_k") if k in body]
     if version == LATEST_API_VERSION and sampling:
         return f"{', '.join(sampling)}: removed in anthropic-version {version}"
+    # where still accepted (2023-06-01): temperature and top_p in 0.0..1.0, top_k a non-negative integer
+    for name in ("temperature", "top_p"):
+        if name in body and not (_is_number(body[name]) and 0.0 <= body[name] <= 1.0):
+            return f"{name}: Input should be a number from 0.0 to 1.0"
+    if "top_k" in body and not (_is_int(body["top_k"]) and body["top_k"] >= 0):
+        return "top_k: Input should be a non-negative integer"
     effort = (body.get("output_config") or {}).get("effort")
     if effort is not None and effort not in EFFORTS:
         return f"output_config.effort: Input should be {', '.join(map(repr, EFFORTS))}"
+    metadata = body.get("metadata", {})
+    if set(metadata) - {"user_id"}:  # nested objects are validated as strictly as the body (TS SDK #553)
+        return f"metadata.{sorted(set(metadata) - {'user_id'})[0]}: Extra inputs are not permitted"
+    if metadata.get("user_id") is not None and not isinstance(metadata["user_id"], str):
+        return "metadata.user_id: Input should be a valid string"
+    stops = body.get("stop_sequences", [])
+    if not isinstance(stops, list) or not all(isinstance(x, str) for x in stops):
+        return "stop_sequences: Input should be a list of strings"
+    if "service_tier" in body and body["service_tier"] not in SERVICE_TIERS:
+        return f"service_tier: Input should be {' or '.join(map(repr, SERVICE_TIERS))}"
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") == "enabled" and not (
+            _is_int(thinking.get("budget_tokens")) and thinking["budget_tokens"] >= MIN_THINKING_BUDGET):
+        return f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}"
     return None
+
+
+def _invalid_batch(body: dict, max_requests: int) -> str | None:
+    """The documented 400s on a Message Batch's shape (Create a Message Batch reference)."""
+    extra = sorted(set(body) - {"requests"})
+    if extra:
+        return f"{extra[0]}: Extra inputs are not permitted"
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not 1 <= len(requests) <= max_requests:
+        return f"requests: a list of 1 to {max_requests} requests, got {len(requests) if isinstance(requests, list) else requests!r}"
+    for i, r in enumerate(requests):
+        if not isinstance(r, dict) or set(r) != {"custom_id", "params"} or not isinstance(r["params"], dict):
+            return f"requests.{i}: an object with exactly custom_id and params (an object)"
+    ids = [r["custom_id"] for r in requests]
+    bad = [c for c in ids if not (isinstance(c, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", c))]
+    if bad or len(set(ids)) != len(ids):
+        return f"custom_id must be unique and match ^[a-zA-Z0-9_-]{{1,64}}$: {bad or ids}"
+    return None
+
+
+def _first_stop_sequence(text: str, stops: list[str]) -> str | None:
+    """The stop sequence the generated text reaches first (stop_reason stop_sequence), if any."""
+    found = [(text.index(s), s) for s in stops if s and s in text]
+    return min(found)[1] if found else None
 
 
 def _closed_objects(schema) -> bool:

@@ -138,6 +138,11 @@ def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, 
     assert outcomes["kenya-nyeri-unsafe-heater"] == "NEEDS_REVIEW"
     assert outcomes["brazil-cerrado-light-medium"] == "WARN"
     assert query(db, "SELECT DISTINCT commands_available FROM evals.eval_runs") == [(False,)]
+    # nothing judged, so nothing to compare with the labels: the agreement check warns, it does not pass
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings(), "anthropic_judge": no_key}
+    (agreement,) = dg.materialize([assets.judge_agreement, checks.judge_agreement_ok], resources=resources).get_asset_check_evaluations()
+    assert not agreement.passed and agreement.severity == dg.AssetCheckSeverity.WARN
+    assert agreement.description.startswith("compared 0") and "What to do: judge the labelled sessions" in agreement.description
 
 
 def test_eval_runs_without_golden_cases_fails_clearly(tmp_path, server, monkeypatch):

@@ -210,7 +210,6 @@ def test_pass_at_k_never_pools_simulated_trials_with_real_ones(tmp_path):
     from daena_pipelines.evals import tables
 
     with connect(tmp_path / "w.duckdb") as con:
-        tables.ensure_schema(con)
         con.execute("INSERT INTO evals.golden_cases (case_id, expectation, trials_required, pass_k) VALUES "
                     "('kenya', 'SHOULD_SUCCEED', 3, 2), ('untried', 'SHOULD_SUCCEED', 3, 2)")
         runs = [("s1", "simulator", "PASS"), ("s2", "simulator", "WARN"), ("s3", "simulator", "PASS"),

@@ -2,10 +2,10 @@
 timings is measured by scripts/gate_power.py, not here)."""
 import datetime as dt
 
-import duckdb
 import numpy as np
 import pytest
 
+from daena_pipelines.db import connect
 from daena_pipelines.regressions import history
 from daena_pipelines.regressions.gate import NO_HISTORY, OK, REGRESSION, GateRule, decide, step_fit
 
@@ -37,7 +37,7 @@ def test_window_flags_a_slowdown_and_not_noise_or_a_recovery():
 
 def test_a_flagged_run_leaves_the_baseline_so_the_recovery_run_passes(tmp_path, monkeypatch):
     monkeypatch.setenv("DAENA_BENCH_HISTORY_DIR", str(tmp_path / "artifact"))
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+    with connect(tmp_path / "w.duckdb") as con:
         at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
         levels = [1.0] * 5 + [1.5, 1.0]
         for i, level in enumerate(levels):
@@ -58,7 +58,7 @@ def test_runs_the_gate_never_judged_stay_out_of_the_baseline(tmp_path, monkeypat
     broken-run test: no dictionaries, telemetry encode ~10 % faster), so the next run is judged
     against the judged runs only, not flagged against the broken one."""
     monkeypatch.setenv("DAENA_BENCH_HISTORY_DIR", str(tmp_path / "artifact"))
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+    with connect(tmp_path / "w.duckdb") as con:
         at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
         for i, (level, judged) in enumerate([(1.0, True), (0.8, False), (0.8, False), (1.0, True)]):
             history.record_samples(con, f"r{i:02d}", "s", [("k", "cpu", rep, v) for rep, v in enumerate(run(level, 0.01))], at)
@@ -75,7 +75,7 @@ def test_an_accepted_slowdown_starts_the_baseline_anew(tmp_path):
     slowdown on top of the new level is flagged again once three runs hold it."""
     at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
     folder = tmp_path / "artifact"
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+    with connect(tmp_path / "w.duckdb") as con:
         def judged(run_id: str, level: float) -> bool:
             history.record_samples(con, run_id, "s", [("k", "cpu", rep, v) for rep, v in enumerate(run(level, 0.01))], at)
             _, (outcome,) = history.gate_latest(con, "s", folder=folder)
@@ -116,12 +116,12 @@ def test_step_detection_catches_a_creep_the_window_absorbed():
 def test_history_artifact_carries_runs_into_a_fresh_warehouse(tmp_path):
     at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
     folder = tmp_path / "artifact"
-    with duckdb.connect(str(tmp_path / "a.duckdb")) as con:
+    with connect(tmp_path / "a.duckdb") as con:
         for i in range(3):
             history.record_samples(con, f"r{i}", "s", [("k", "wall", 0, 1.0 + i)], at)
         history.record_verdicts(con, "r2", "s", {("k", "wall"): decide([3.0], [[1.0], [2.0]]).as_dict()}, at)
         history.export_artifact(con, folder)
-    with duckdb.connect(str(tmp_path / "fresh.duckdb")) as con:
+    with connect(tmp_path / "fresh.duckdb") as con:
         assert history.import_artifact(con, folder) == 3
         assert history.import_artifact(con, folder) == 0  # idempotent
         assert history.runs_of(con, "s") == ["r0", "r1", "r2"]
@@ -135,13 +135,41 @@ def test_accept_command_writes_the_acceptance_into_the_carried_artifact(tmp_path
     monkeypatch.setenv("DAENA_BENCH_HISTORY_DIR", str(folder))
     warehouse = tmp_path / "w.duckdb"
     at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
-    with duckdb.connect(str(warehouse)) as con:
+    with connect(warehouse) as con:
         for i, level in enumerate([1.0, 1.0, 1.0, 0.3]):  # a step down (a new reference) is never flagged
             history.record_samples(con, f"r{i}", "nbmf", [("k", "cpu", rep, v) for rep, v in enumerate(run(level))], at)
             history.gate_latest(con, "nbmf", folder=folder)
     assert accept.main(["r3", "--warehouse", str(warehouse)]) == 0 and "accepted 0" in capsys.readouterr().out
     assert accept.main(["r3", "--every-key", "--warehouse", str(warehouse)]) == 0
     assert accept.main(["r9", "--warehouse", str(warehouse)]) == 1
-    with duckdb.connect(str(tmp_path / "fresh.duckdb")) as con:  # a fresh CI warehouse carrying the artifact
+    with connect(tmp_path / "fresh.duckdb") as con:  # a fresh CI warehouse carrying the artifact
         history.import_artifact(con, folder)
         assert history.verdicts(con, "nbmf")["r3", "k", "cpu"] == "accepted"
+
+
+def test_the_gate_checks_count_unjudged_keys_apart_and_say_what_to_do(tmp_path, monkeypatch):
+    """What the UI shows: a gate over too short a history says which keys it did not judge (not
+    'all values hold'), and a flagged key says what to do about it."""
+    import dagster as dg
+
+    from daena_pipelines.defs.nbmf.assets import nbmf_results
+    from daena_pipelines.defs.nbmf.checks import nbmf_timing_gates
+    from daena_pipelines.lib.settings import DaenaSettings
+    from daena_pipelines.lib.warehouse import WarehouseResource
+    from daena_pipelines.nbmf.runs import HISTORY_SUITE
+
+    monkeypatch.setenv("DAENA_BENCH_HISTORY_DIR", str(tmp_path / "artifact"))
+    db = str(tmp_path / "w.duckdb")
+    resources = {"duckdb": WarehouseResource(database=db), "daena_settings": DaenaSettings()}
+    seen = []
+    for i, level in enumerate([1.0] * 5 + [1.5]):
+        with connect(db) as con:
+            history.record_samples(con, f"r{i:02d}", HISTORY_SUITE, [("k", "cpu", rep, v) for rep, v in enumerate(run(level))],
+                                   dt.datetime(2026, 12, 1, i, tzinfo=dt.timezone.utc))
+        result = dg.materialize([nbmf_results, nbmf_timing_gates], resources=resources,
+                                selection=dg.AssetSelection.checks(nbmf_timing_gates), raise_on_error=False)
+        (cpu,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "nbmf_timing_gate"]
+        seen.append((cpu.passed, cpu.description))
+    assert seen[0] == (True, "1 of 1 values not judged (no history yet), the other 0 hold")
+    assert seen[4] == (True, "all 1 values hold")
+    assert not seen[5][0] and "What to do: a slowdown: fix it; an intended step: accept the run with" in seen[5][1]

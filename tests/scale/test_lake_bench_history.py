@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import duckdb
-
 from daena_pipelines.db import connect
 from daena_pipelines.regressions import history
 from tests.scale import workload
@@ -33,11 +31,10 @@ class _InsertsTogether:
 
 def test_two_imports_of_one_artifact_at_once_add_its_runs_once(lake_target, tmp_path):
     artifact = tmp_path / "bench-history"
-    with duckdb.connect() as scratch:
+    with connect(tmp_path / "scratch.duckdb") as scratch:
         history.record_samples(scratch, "run-1", "nbmf", [("k", "cpu", i, 1.0 + i / 10) for i in range(3)], dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
         history.export_artifact(scratch, artifact)
     with connect(lake_target) as first, connect(lake_target) as second:
-        history.ensure_tables(first)
         barrier = threading.Barrier(2, timeout=60)
         outcomes = workload.at_once(lambda con: history.import_artifact(_InsertsTogether(con, barrier), artifact), (first, second))
         assert sorted(outcomes) == [0, 1], outcomes  # one added the run, the other found it there

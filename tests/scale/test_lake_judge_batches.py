@@ -30,7 +30,6 @@ class _PausingBeforeInsert:
 def test_two_first_records_of_one_batch_at_once_leave_one_row(lake_target):
     both_inside, waited = threading.Barrier(2, timeout=60), set()
     with connect(lake_target) as first, connect(lake_target) as second:
-        tables.ensure_schema(first)
 
         def record(con):
             ledger = tables.WarehouseBatchLedger(lambda: nullcontext(_PausingBeforeInsert(con, both_inside, waited)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+from daena_pipelines import db
 from daena_pipelines.db import connect
 from daena_pipelines.evals import tables
 from tests.scale import workload
@@ -16,7 +17,7 @@ DAY = date(2026, 1, 1)
 
 def test_two_replacements_of_one_new_partition_at_once_leave_it_once(lake_target, monkeypatch):
     both_inside, waited = threading.Barrier(2, timeout=60), set()
-    insert = tables.insert
+    insert = db.insert
 
     def insert_when_both_are_inside(con, *args, **kwargs):  # both transactions have deleted before either commits
         if threading.get_ident() not in waited:
@@ -27,8 +28,7 @@ def test_two_replacements_of_one_new_partition_at_once_leave_it_once(lake_target
     rows = [[DAY if c == "partition_date" else f"session-{i}" if c == "session_id" else None for c in tables.EVAL_RUN_COLUMNS]
             for i in range(2)]
     with connect(lake_target) as first, connect(lake_target) as second:
-        tables.ensure_schema(first)
-        monkeypatch.setattr(tables, "insert", insert_when_both_are_inside)
+        monkeypatch.setattr(db, "insert", insert_when_both_are_inside)  # the one used by db.replace_rows
         outcomes = workload.at_once(
             lambda con: tables.replace_partitions(con, "evals.eval_runs", DAY, DAY, tables.EVAL_RUN_COLUMNS, rows), (first, second))
         assert outcomes == [None, None]

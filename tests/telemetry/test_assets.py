@@ -30,6 +30,7 @@ def test_materialize_ingest_with_checks(data_env):
     result = dg.materialize([telemetry_ingest, *telemetry_checks], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()})
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks.pop("landing_files_loaded") is False  # broken.alog (test_rejected_file_warns_until_fixed)
     assert checks and all(checks.values()), checks
     sessions = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "sessions")
     assert sessions.metadata["dagster/row_count"].value == 2
@@ -66,6 +67,47 @@ def test_check_fails_when_data_is_bad(data_env):
     )
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert {"temperatures_plausible", "quality_flags"} <= failed
+
+
+def test_rejected_file_warns_until_fixed(data_env):
+    """A bad file in the landing folder keeps a warning naming it, its problem and what to do, on
+    every later run too (they skip it as unchanged and report 0 rejected), until it is fixed."""
+    landing = data_env / "landing"
+    (landing / "good.alog").write_bytes(alog_bytes(profile()))
+    (landing / "broken.alog").write_bytes(b"{'mode': ")
+    resources = {"duckdb": WarehouseResource(database=str(data_env / "w.duckdb")), "daena_settings": DaenaSettings()}
+
+    def landing_check() -> tuple[dg.AssetCheckEvaluation, int]:
+        result = dg.materialize([telemetry_ingest, *telemetry_checks], resources=resources,
+                                selection=dg.AssetSelection.assets(telemetry_ingest) | dg.AssetSelection.checks_for_assets(telemetry_ingest))
+        sessions = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "sessions")
+        check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "landing_files_loaded")
+        return check, sessions.metadata["dagster/row_count"].value
+
+    for _ in range(2):  # the second run skips broken.alog as unchanged
+        check, sessions = landing_check()
+        assert sessions == 1  # the good file loaded beside the bad one
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+        assert f"file={landing / 'broken.alog'}, problem=syntax: " in check.description
+        assert "quarantine" in check.description and "What to do: docs/telemetry.md#" in check.description
+    (landing / "broken.alog").write_bytes(alog_bytes(profile(roastUUID="fixed")))
+    check, sessions = landing_check()
+    assert check.passed and sessions == 2
+
+
+def test_the_landing_sensors_run_charts_the_roast_it_ingested(data_env):
+    """A roast recorded (or dropped into the landing folder) reaches the roast curve through the
+    sensor's run alone, not only after someone rematerialises the chart."""
+    landing = data_env / "landing"
+    (landing / "a.alog").write_bytes(alog_bytes(profile()))
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
+    (request,) = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources)).run_requests
+    result = defs.resolve_job_def(request.job_name or "telemetry_ingest_job").execute_in_process(
+        run_config=request.run_config, instance=dg.DagsterInstance.ephemeral())
+    (chart,) = result.asset_materializations_for_node("telemetry__roast_curve")
+    with duckdb.connect(str(data_env / "data" / "warehouse.duckdb"), read_only=True) as con:
+        (session_id,) = con.execute("SELECT session_id FROM telemetry.sessions").fetchone()
+    assert chart.metadata["session_id"].value == session_id
 
 
 def test_landing_sensor_requests_only_new_or_changed_files(data_env):

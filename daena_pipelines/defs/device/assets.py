@@ -12,8 +12,7 @@ import pydantic
 from pydantic import Field
 
 from daena_pipelines.config import Settings
-from daena_pipelines.db import transaction
-from daena_pipelines.device import command_store, contract
+from daena_pipelines.device import contract
 from daena_pipelines.device.sidecar import SidecarConfig
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
 from daena_pipelines.lib.metadata import table_metadata
@@ -34,10 +33,8 @@ QUEUE_KEY, EXECUTIONS_KEY = key(contract.COMMAND_QUEUE), key(contract.COMMAND_EX
     pool=DUCKDB_POOL,
 )
 def device_command_tables(duckdb: WarehouseResource):
-    """Create the command tables (idempotent) and report their contents."""
+    """Report the command tables (the connection's migrations create them: command_store.MIGRATIONS)."""
     with duckdb.get_connection() as con:
-        with transaction(con):
-            command_store.ensure_tables(con)
         yield dg.MaterializeResult(asset_key=QUEUE_KEY, metadata=table_metadata(con, contract.COMMAND_QUEUE))
         yield dg.MaterializeResult(asset_key=EXECUTIONS_KEY, metadata=table_metadata(
             con, contract.COMMAND_EXECUTIONS,

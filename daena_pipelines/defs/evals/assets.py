@@ -74,7 +74,6 @@ def golden_cases(
     for file, error in errors:
         context.log.error(error)
     with duckdb.get_connection() as con:
-        tables.ensure_schema(con)
         tables.write_golden_cases(con, loaded, errors)
         metadata = table_metadata(con, "evals.golden_cases", "SELECT case_id, expectation, bean, target_fcs_s, "
                                   "target_drop_s, target_dtr_pct, trials_required, pass_k FROM evals.golden_cases")
@@ -96,7 +95,6 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
             cases = tables.read_golden_cases(con)
         except LookupError as exc:
             raise dg.Failure(str(exc)) from exc
-        tables.ensure_schema(con)
         sessions = tables.read_sessions(con, start, end)
         proposals = tables.read_proposals(con, [s["session_id"] for s in sessions])
         rows = tables.eval_run_rows(sessions, cases, proposals)
@@ -125,7 +123,6 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
 )
 def pass_at_k(duckdb: WarehouseResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        tables.ensure_schema(con)
         tables.refresh_pass_at_k(con)
         metadata = table_metadata(con, "evals.pass_at_k")
     return dg.MaterializeResult(metadata=metadata)
@@ -184,7 +181,6 @@ def judge_agreement(duckdb: WarehouseResource, daena_settings: DaenaSettings) ->
     except (OSError, ValueError) as exc:
         raise dg.Failure(f"calibration labels unusable: {exc}") from exc
     with duckdb.get_connection() as con:
-        tables.ensure_schema(con)
         rows = tables.refresh_judge_agreement(con, labels, labels_file.name)
         metadata = table_metadata(
             con, "evals.judge_agreement",

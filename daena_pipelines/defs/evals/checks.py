@@ -99,10 +99,17 @@ def judge_agreement_ok(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         f"kappa={k if k is None else round(k, 2)}, agreement={a if a is None else round(a, 2)}"
         for src, model, comp, dim, n, rho, k, a in low
     )
-    why = described or (f"{compared[0]} comparisons at or above the thresholds" if compared[0]
-                         else "no judge run has enough labelled pairs to compare yet")
-    return dg.AssetCheckResult(passed=not low, severity=dg.AssetCheckSeverity.WARN, description=why,
-                               metadata={"below_threshold": len(low), "compared": compared[0]})
+    metadata = {"below_threshold": len(low), "compared": compared[0], "too_few_pairs": compared[1] - compared[0]}
+    if not compared[0]:  # nothing compared: the judge's agreement is unknown, not good
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
+            description=f"compared 0, {compared[1] - compared[0]} with fewer than {calibration.MIN_PAIRS} judged pairs: "
+            "no judge run has enough labelled pairs, so its agreement with the labels and the gates is unknown. "
+            "What to do: judge the labelled sessions (ANTHROPIC_API_KEY, docs/evals.md#validating-the-judge-evalsjudge_agreement) "
+            "and rematerialise evals/judge_scores, then evals/judge_agreement",
+        )
+    why = described or f"{compared[0]} comparisons at or above the thresholds"
+    return dg.AssetCheckResult(passed=not low, severity=dg.AssetCheckSeverity.WARN, description=why, metadata=metadata)
 
 
 # The outcome of every bundled sample session against its golden case. It warns rather than

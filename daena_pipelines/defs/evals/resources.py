@@ -27,7 +27,7 @@ class AnthropicJudgeResource(dg.ConfigurableResource):
         "or http:// to a loopback address.",
     )
     model: str = Field(default=DEFAULTS.model, description="Claude model id the judge calls.")
-    max_tokens: int = Field(default=DEFAULTS.max_tokens, description="Thinking and reply together (adaptive thinking).")
+    max_tokens: int = Field(default=DEFAULTS.max_tokens, ge=1, description="Thinking and reply together; at least 1.")
     effort: str = Field(default=DEFAULTS.effort, description="output_config.effort: low | medium | high | xhigh | max.")
     samples: int = Field(default=DEFAULTS.samples, ge=1, description="Judgements per session; >1 reports mean/median/mode and spread.")
     timeout_s: float = Field(default=120.0, description="Per-request HTTP timeout, seconds.")

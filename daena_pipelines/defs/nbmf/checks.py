@@ -17,6 +17,8 @@ nbmf_golden = golden_asset_check(
     asset=["nbmf", "results"], suite_file="nbmf/benchmark.golden.json", name="nbmf_golden", blocking=True
 )
 
+ACCEPT_OR_FIX = ("a slowdown: fix it; an intended step: accept the run with `python -m daena_pipelines.regressions.accept "
+                 "<run_id>` (docs/regressions.md#what-the-gate-compares)")
 GATE_DOC = "paired ratios to the orjson + zstd + SHA-256 bound (semantic text: the text rule + that bound; semantic series: the channels on their grids + that bound), measured back to back per record and repetition) against the history of accepted runs (docs/regressions.md)"
 
 
@@ -42,7 +44,7 @@ def nbmf_timing_gates(duckdb: WarehouseResource, daena_settings: DaenaSettings):
     metadata = {"checked_run": dg.MetadataValue.text(str(run_id)), "history_artifact": dg.MetadataValue.path(str(folder))}
     for name, clock, blocking in (("nbmf_timing_gate", "cpu", True), ("nbmf_wait_gate", "wall", False)):
         mine = [o for o in outcomes if o.key.get("clock", clock) == clock]  # a missing-samples outcome goes to both
-        yield outcomes_result(mine, blocking, metadata, check_name=name)
+        yield outcomes_result(mine, blocking, metadata, check_name=name, what_to_do=ACCEPT_OR_FIX, unjudged=history.NOT_JUDGED)
 
 
 @dg.asset_check(

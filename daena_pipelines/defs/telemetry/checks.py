@@ -8,6 +8,7 @@ from daena_pipelines.lib.specs import key
 from daena_pipelines.telemetry import contract, quality
 
 SESSIONS, POINTS, ROAST_METRICS = key(contract.SESSIONS), key(contract.POINTS), key(contract.ROAST_METRICS)
+INGEST_ERRORS = key(contract.INGEST_ERRORS)
 DOCS = "docs/telemetry.md#agreement-with-artisan-and-the-checks"
 
 telemetry_checks = [
@@ -26,6 +27,9 @@ telemetry_checks = [
                lambda con: quality.key_violations(con, contract.ROAST_METRICS, ("session_id",)), blocking=True),
     rule_check(ROAST_METRICS, "event_order", DOCS, "marked events in order CHARGE < DRY END < FCs < FCe <= DROP",
                quality.event_order_violations),
+    rule_check(INGEST_ERRORS, "landing_files_loaded", DOCS,
+               "every roast file in the landing folders loaded (a rejected one is reported until it is fixed or removed)",
+               quality.rejected_files, severity=dg.AssetCheckSeverity.WARN),
 ]
 
 
