@@ -90,6 +90,7 @@ MIGRATIONS = [
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")
+APPROVALS_READ = "approvals read"  # put on the command queue after each cycle that read the queue rows
 PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
 DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
 
@@ -120,6 +121,7 @@ class CommandBridge:
             warehouse_path, machine_id, recording_id, interval_s, stepped, self._reports, self._commands, self._done))
         self.cycle_seconds: list[float] = []  # how long each warehouse cycle took (known after stop)
         self.unwritten = 0  # rows still pending after the last cycle
+        self.reads = 0  # cycles that read the queue, as far as take() has seen
 
     def start(self) -> None:
         self._worker.start()
@@ -128,9 +130,13 @@ class CommandBridge:
         commands = []
         while True:
             try:
-                commands.append(self._commands.get_nowait())
+                item = self._commands.get_nowait()
             except queue.Empty:
                 return commands
+            if item == APPROVALS_READ:
+                self.reads += 1
+            else:
+                commands.append(item)
 
     def execution(self, row: dict) -> None:
         """Insert or update one execution row (its status is mirrored on the queue row)."""
@@ -194,7 +200,9 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
     while True:
         if sidecar is not None and not sidecar.is_alive():
             # killed (kill -9, OOM) or crashed: no exit procedure ran. Write what it reported, close what it
-            # left open (its running command, its session), and stop: an orphan would read the queue forever
+            # left open (its running command, its session), and stop: an orphan would read the queue forever.
+            # Every report still in the pipe first: the last ones say which commands it had started
+            _take_reports(reports, io)
             io.cycle(read=False)
             io.close_dead_session()
             io.close()
@@ -213,6 +221,8 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
         stopping = kind == "stop"
         for command in io.cycle(read=not stopping):
             commands.put(command)
+        if io.read_ok:
+            commands.put(APPROVALS_READ)
         next_cycle = time.monotonic() + interval_s
         if kind == "sync":
             done.put((io.unwritten, None))
@@ -220,6 +230,17 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
             io.close()
             done.put((io.unwritten, io.cycle_seconds))
             return
+
+
+def _take_reports(reports, io: "WarehouseIO") -> None:
+    """Add every report waiting in ``reports`` (a sidecar that died has sent its last ones)."""
+    while True:
+        try:
+            kind, row = reports.get_nowait()
+        except queue.Empty:
+            return
+        if kind in ROW_KINDS:
+            io.add(kind, row)
 
 
 class WarehouseIO:
@@ -238,6 +259,7 @@ class WarehouseIO:
         self._earlier_closed = False
         self.cycle_seconds: list[float] = []
         self.unwritten = 0
+        self.read_ok = False  # the last cycle read the queue (new approvals, and changes to the running ones)
 
     def add(self, kind: str, row: dict) -> None:
         key = {"execution": "execution_id", "expired": "proposal_id", "session": "recording_id"}.get(kind)
@@ -262,6 +284,7 @@ class WarehouseIO:
         """Write what is pending, then (``read``) return the approvals not handed out yet."""
         started = time.perf_counter()
         new: list[Command] = []
+        self.read_ok = False
         try:
             with self._connection() as con:
                 if self._pending:
@@ -276,6 +299,7 @@ class WarehouseIO:
                     self._handed_out.update(command.proposal_id for command in new)
                     self._live.update((command.proposal_id, command) for command in new)
                     new += self._changed_approvals(con)
+                    self.read_ok = True
         except duckdb.Error as error:
             log.warning("warehouse busy (%s); %d row(s) kept for the next try", error, len(self._pending))
         self.unwritten = len(self._pending)

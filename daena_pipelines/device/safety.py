@@ -7,7 +7,7 @@ only by single steps that are each confirmed against a later status.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from daena_pipelines.device import roaster as r
@@ -53,6 +53,14 @@ class SafetyLimits:
     # the abort runs. Shorter, one implausible reading must not stop a roast; the same 0.4 s as safe_confirm_s,
     # longer than the R2 driver's reuse of one frame, so one bad frame never counts as a failure
     probe_fault_confirm_s: float = 0.4
+
+    def __post_init__(self):
+        # a NaN or infinite limit switches off what it guards, silently (no temperature is above a NaN ceiling), and
+        # a negative time passes at once (one status would confirm the roaster safe)
+        bad = [f.name for f in fields(self) if isinstance(getattr(self, f.name), (int, float))
+               and not (math.isfinite(getattr(self, f.name)) and getattr(self, f.name) >= 0)]
+        if bad:
+            raise ValueError(f"safety limits must be finite numbers >= 0: {', '.join(bad)}")
 
     def within_model(self, model: r.ModelLimits) -> "SafetyLimits":
         def narrow(mine, theirs):

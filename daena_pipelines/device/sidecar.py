@@ -52,8 +52,15 @@ from daena_pipelines.telemetry.sidecar import parse_sidecar
 log = logging.getLogger(__name__)
 
 STOP_CONDITIONS = ("cool_end", "duration")
+# a level command steps (and a waiting one starts) only while the approvals were re-read within this many queue
+# cycles, and never less than APPROVAL_RECHECK_MIN_S real seconds (a busy warehouse cycle of a scaled simulation):
+# a revocation shows only in the warehouse, and another program may hold it
+APPROVAL_RECHECK_CYCLES = 3
+APPROVAL_RECHECK_MIN_S = 2.0
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
+TIMINGS = ("max_duration_s", "poll_interval_s", "record_interval_s", "queue_poll_interval_s", "approval_ttl_s",
+           "reconnect_timeout_s", "reconnect_interval_s", "exit_timeout_s", "watchdog_timeout_s")
 # roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
 MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1), "r2": (BULLET_R2, plug_in_virtual_r2)}
 
@@ -104,6 +111,11 @@ class SidecarConfig:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
         if self.roaster_serial is not None:
             self.roaster_serial = str(self.roaster_serial)
+        # a NaN time switches off what it times, silently (a NaN watchdog never fires again, a NaN reconnect timeout
+        # never gives up); zero or less is no interval either
+        bad = [name for name in TIMINGS if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0)]
+        if bad or not (math.isfinite(self.time_scale) and self.time_scale >= 0):
+            raise ValueError(f"these settings must be finite numbers > 0 (time_scale >= 0): {', '.join(bad) or 'time_scale'}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "SidecarConfig":
@@ -357,6 +369,8 @@ class Sidecar:
             return
         self._take(now)
         while self.waiting and self.active is None:
+            if self._approvals_unread_s(now) is not None and self.waiting[0].command_type != "ABORT":
+                return  # its approval may have been revoked meanwhile: it waits for the warehouse (an ABORT does not)
             command = self.waiting.pop(0)
             if command.revoked:
                 self._fault("revoked", f"command {command.proposal_id} {command.command_type}: approval revoked "
@@ -368,15 +382,15 @@ class Sidecar:
                 self._expire(command, verdict[1])
             elif verdict is not None:
                 self._refuse(command, now, f"refused: {verdict[1]}")
+            elif command.command_type == "ABORT":  # the safe direction: runs whenever its approval holds, after an abort too
+                self.request_abort(f"operator proposal {command.proposal_id}")
+                self.abort_proposal = Execution(command, now, self.limits, now)
+                self._report(self.abort_proposal)
+                self.locked_out = True  # the rest of this batch is refused below
             elif self.locked_out:
                 # approved for a roast that an abort or the session's end closed: never to run later by surprise
                 why = f"this session was aborted ({self.abort.reason})" if self.abort else f"the session is ending ({self.end_reason})"
                 self._refuse(command, now, f"not executed: {why}")
-            elif command.command_type == "ABORT":
-                self.request_abort(f"operator proposal {command.proposal_id}")
-                self.abort_proposal = Execution(command, now, self.limits, now)
-                self._report(self.abort_proposal)
-                self.locked_out = True  # the rest of this batch is refused above
             elif reason := refusal(command, reading, self._bt_et(reading)[0], self.limits):
                 self._refuse(command, now, f"refused by local limits: {reason}")
             else:
@@ -390,7 +404,11 @@ class Sidecar:
             self.next_queue_poll = now + self.cfg.queue_poll_interval_s
             if self.stepped:
                 self.bridge.sync()  # stepped time has no wall clock: wait for one warehouse cycle
-        for command in self.bridge.take():
+        reads = self.bridge.reads
+        commands = self.bridge.take()
+        if self.bridge.reads != reads:
+            self.approvals_read_at = self._recheck_clock(now)
+        for command in commands:
             if self.active is not None and self.active.command.proposal_id == command.proposal_id:
                 self.active.command = command
                 continue
@@ -399,6 +417,19 @@ class Sidecar:
                 self.waiting[known[0]] = command
             elif not command.revoked:
                 self.waiting.append(command)
+
+    def _recheck_clock(self, now: float) -> float:
+        """Approvals are revoked on the real clock: the queue's last read is timed there (a stepped run reads the
+        queue once per queue cycle of its own time, so there its own clock serves)."""
+        return now if self.stepped else time.monotonic()
+
+    def _approvals_unread_s(self, now: float) -> float | None:
+        """How long the queue has not been read, once that is longer than APPROVAL_RECHECK_CYCLES queue cycles
+        (seconds of the recheck clock): a revocation made since could not be seen (None: read recently enough)."""
+        cycles_s = APPROVAL_RECHECK_CYCLES * self.cfg.queue_poll_interval_s
+        limit_s = cycles_s if self.stepped else max(cycles_s / self.clock.time_scale, APPROVAL_RECHECK_MIN_S)
+        unread_s = self._recheck_clock(now) - self.approvals_read_at
+        return unread_s if unread_s > limit_s else None
 
     def _start_abort(self, now: float) -> None:
         reason, requested_at = self._abort_request
@@ -438,7 +469,11 @@ class Sidecar:
         if self.active is None:
             return None
         if self.active.command.command_type in LEVEL_COMMANDS:  # limits and approval hold for every step, not just the first
-            if ended := ended_approval(self.active.command, datetime.now(UTC), self.cfg.approval_ttl_s):
+            ended = ended_approval(self.active.command, datetime.now(UTC), self.cfg.approval_ttl_s)
+            if not ended and (unread_s := self._approvals_unread_s(now)) is not None:
+                ended = (f"approval not re-read for {unread_s:.1f} s (the warehouse locked or out of reach): a "
+                         "revocation could not be seen")
+            if ended:
                 level = level_of(self.active.command.command_type, reading)
                 self.active.abort(now, f"{ended} during execution; no further step sent (level {level})")
                 self._report(self.active)
@@ -624,6 +659,7 @@ class Sidecar:
         self.commanded = False  # set by the first action sent: from then on every exit makes the roaster safe
         self.last_change_at = -math.inf
         self.next_queue_poll = self.t0
+        self.approvals_read_at = self._recheck_clock(self.t0)  # the last cycle that read the queue (_recheck_clock)
         self.polls = self.lost = self.idle_messages = 0
         self.jitter: list[float] = []
         self.next_tick = self.next_record = self.t0
@@ -678,7 +714,11 @@ class Sidecar:
             self.safe.see(reading, now)
             if self.probe_fault is None and self.probes.see(reading, now):
                 self._probe_failed(now)
-        self._record(reading, why, idle, t)
+        try:
+            self._record(reading, why, idle, t)
+            unrecorded = None
+        except (OSError, ValueError) as error:  # the recordings disk full: raised once the roaster has been seen to
+            unrecorded = error
 
         if self.watchdog is not None and self.watchdog.took_over and not self.exiting:
             # the loop was stuck and the watchdog drove the roaster: resumed, it ends the session and sends no step
@@ -702,6 +742,8 @@ class Sidecar:
               and self._abort_request is None):
             # once the sidecar has driven the roaster it answers for it; before that the operator at the panel does
             self.request_abort(f"lost control: no valid status for {now - self.last_valid_at:.1f} s")
+        if unrecorded is not None:
+            raise unrecorded  # after the ceilings, the probes and the abort had their turn (the exit follows)
 
         if now >= self.next_progress:
             self.next_progress += 60

@@ -21,13 +21,27 @@ def test_pyusb_sees_r1_descriptors(virtual_r1):
     assert all(usb.util.endpoint_type(ep.bmAttributes) == usb.util.ENDPOINT_TYPE_BULK for ep in interface)
 
 
-def test_raw_protocol_byte_for_byte(virtual_r1, clock):
-    """Talk to the virtual R1 with plain pyusb calls, no driver: the replies are the spec's."""
-    _, backend = virtual_r1
+def claimed_raw(backend):
+    """The virtual R1 as plain pyusb sees it, configured and claimed as Artisan's driver does it (no driver of ours)."""
     device = usb.core.find(idVendor=0x0483, backend=backend)
     device.detach_kernel_driver(1)
     device.set_configuration(1)
     usb.util.claim_interface(device, 1)
+    return device
+
+
+def raw_status(device) -> bytes:
+    """Status request 1 (30 01) and 2 (30 03), 64 bytes each: the 128 bytes of one status."""
+    device.write(0x03, b"\x30\x01")
+    first = bytes(device.read(0x81, 64))
+    device.write(0x03, b"\x30\x03")
+    return first + bytes(device.read(0x81, 64))
+
+
+def test_raw_protocol_byte_for_byte(virtual_r1, clock):
+    """Talk to the virtual R1 with plain pyusb calls, no driver: the replies are the spec's."""
+    _, backend = virtual_r1
+    device = claimed_raw(backend)
     device.write(0x03, b"\x30\x02")
     info = device.read(0x81, 32)
     assert len(info) == 32 and int.from_bytes(bytes(info[0:2]), "little") == 4242
@@ -35,11 +49,7 @@ def test_raw_protocol_byte_for_byte(virtual_r1, clock):
     count = device.read(0x81, 36)
     assert int.from_bytes(bytes(count[27:31]), "big") == 318
     clock.sleep(1.5)  # leave the second in which an idle R1 sends its other message
-    device.write(0x03, b"\x30\x01")
-    first = device.read(0x81, 64)
-    device.write(0x03, b"\x30\x03")
-    second = device.read(0x81, 64)
-    status = bytes(first) + bytes(second)
+    status = raw_status(device)
     assert len(status) == 128 and status[41] == 10 and status[29] == p.State.OFF
     device.write(0x03, b"\x30\x01\x00\x00")  # 4-byte PRS, not a status request
     with pytest.raises(usb.core.USBTimeoutError):
@@ -137,15 +147,9 @@ def test_status_bytes_worked_out_by_hand(clock, ibts, channel_b):
 
     config = VirtualR1Config(product_id=0xA27E if ibts else 0x5741, ibts=ibts, thermal=ThermalParams(noise_c=0.0))
     _, backend = plug_in_virtual_r1(config, clock)
-    device = usb.core.find(idVendor=0x0483, backend=backend)
-    device.detach_kernel_driver(1)
-    device.set_configuration(1)
-    usb.util.claim_interface(device, 1)
+    device = claimed_raw(backend)
     clock.sleep(1.5)  # one second into OFF (and away from the idle message)
-    device.write(0x03, b"\x30\x01")
-    status = bytes(device.read(0x81, 64))
-    device.write(0x03, b"\x30\x03")
-    status += bytes(device.read(0x81, 64))
+    status = raw_status(device)
     assert status[0:4] == b"\x00\x00\xb0\x41"  # channel A: the bean probe at 22.0 °C
     assert status[8:12] == channel_b
     assert status[16:20] == b"\x00\x00\xb0\x41"  # exhaust 22.0 °C
@@ -154,3 +158,31 @@ def test_status_bytes_worked_out_by_hand(clock, ibts, channel_b):
     assert status[44:46] == b"\x00\x00" and status[48:50] == b"\xe6\x00"  # fan rpm 0 (off), voltage 230
     assert status[52:56] == b"\x90\x01\x00\x00" and status[96:100] == b"\x7c\x01\x00\x00"
     assert status[104:106] == b"\xf0\x00"
+
+
+def test_the_virtual_r1_obeys_commands_written_as_literal_bytes(virtual_r1, clock):
+    """Each command as the bytes Artisan's R1 driver writes (aillio_r1.py, class constants and set_drum), not our
+    constants: the virtual R1 must act on exactly these, and the status bytes 26/27/28/29 (fan, heater, drum,
+    state) show it. State bytes: 0x00 off, 0x02 preheating, 0x04 charge, 0x06 roasting, 0x08 cooling."""
+    roaster, backend = virtual_r1
+    device = claimed_raw(backend)
+    clock.sleep(1.5)  # away from the idle message
+    states = []
+    for _ in range(3):  # PRS: off -> preheating -> charge -> roasting
+        device.write(0x03, bytes.fromhex("30010000"))
+        states.append(raw_status(device)[29])
+    assert states == [0x02, 0x04, 0x06]
+    roaster.heater = 5  # the panel's setting when the steps begin
+    before = raw_status(device)[26:29]
+    assert before == bytes([1, 5, 5])  # fan 1, heater 5, drum 5
+    for command, expected in (
+        ("3401aaaa", [1, 6, 5]), ("3402aaaa", [1, 5, 5]),  # heater +1, -1
+        ("3101aaaa", [2, 5, 5]), ("3102aaaa", [1, 5, 5]),  # fan +1, -1
+        ("32010700", [1, 5, 7]),  # drum to 7 (absolute: 32 01 NN 00)
+        ("32010a00", [1, 5, 7]),  # drum 10: no R1 level, ignored
+        ("3401aaab", [1, 5, 7]),  # an unknown body: ignored
+    ):
+        device.write(0x03, bytes.fromhex(command))
+        assert list(raw_status(device)[26:29]) == expected, command
+    device.write(0x03, bytes.fromhex("30010000"))  # PRS while roasting: cooling, heater off, fan 12
+    assert raw_status(device)[26:30] == bytes([12, 0, 7, 0x08])

@@ -115,8 +115,8 @@ def test_abort_after_a_10_s_stall_while_controlling_completes(roaster, sim_confi
     assert safe(device)
     statuses = {k: v[0] for k, v in queue_rows(warehouse).items()}
     assert statuses["take-control"] == "COMPLETED"
-    # read after the stall: the abort was already running, so the proposal is refused, not left APPROVED
-    assert statuses["abort-now"] == "FAILED"
+    # read once the lost-control abort had confirmed the roaster safe: an ABORT always runs, and confirms it again
+    assert statuses["abort-now"] == "COMPLETED"
     # 10 s stalled: ~100 polls; reopened after 5 s, so the next reconnect second can add one or two
     assert footer(result)["end_reason"] == "cool_end" and 95 <= result.lost_polls <= 110
     steps = [f for f in result.faults if f.startswith("abort_step")]

@@ -1,6 +1,11 @@
 """Faults found by the third, adversarial review of the sidecar. Each test asserts the end state (the virtual
 roaster's own heater/state, the warehouse rows) and failed on the code before its fix."""
 
+import math
+
+import orjson
+import pytest
+
 from daena_pipelines.device.roaster import State
 
 from .conftest import ROASTERS, approve, queue_rows, run_until
@@ -64,3 +69,229 @@ def test_a_clock_stepped_back_while_a_command_executes_stops_its_steps(sim_confi
     assert execution == "ABORTED" and "in the future on this host's clock" in error, error
     assert fan == 2  # no step after the jump
     assert device.heater == 0 and device.sidecar_state == State.COOLING and result.exit["outcome"].startswith("made safe")
+
+
+# ----- the warehouse out of reach while a command runs ----------------------------------------------
+def test_a_command_whose_approval_cannot_be_rechecked_stops_stepping(sim_config, warehouse, monkeypatch):
+    """Another program holds the warehouse (DuckDB: one writing process) while an approved SET_FAN 12 steps with a
+    SET_DRUM 8 waiting behind it, and the approval service revokes both meanwhile. Before, the revocations could
+    not be read: the fan stepped on to 12, then the drum went to 8. Now a level command steps, and a waiting one
+    starts, only while the approvals were re-read within three queue cycles: the fan command ends ABORTED (its
+    level stays), the drum command waits for the warehouse."""
+    from contextlib import contextmanager
+
+    import duckdb
+
+    from daena_pipelines.device.command_store import WarehouseIO
+
+    from .test_fault_review import _fan_command_running
+
+    sidecar, device = _fan_command_running(sim_config, ROASTERS["r1"], warehouse)  # queue read every 1 s
+    approve(warehouse, "drum-8", "SET_DRUM", 8, serial="4242")  # waits behind fan-12
+    assert run_until(sidecar, lambda s: [c.proposal_id for c in s.waiting] == ["drum-8"])
+    with duckdb.connect(warehouse) as con:
+        con.execute("UPDATE device.command_queue SET expires_at = now() WHERE proposal_id IN ('fan-12', 'drum-8')")
+
+    @contextmanager
+    def held_by_another_program(self):
+        raise duckdb.IOException('IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held')
+        yield
+
+    monkeypatch.setattr(WarehouseIO, "_connection", held_by_another_program)
+    assert run_until(sidecar, lambda s: s.active is None, limit_s=sidecar.clock.now() + 60)
+    fan = device.fan
+    run_until(sidecar, lambda s: False, limit_s=sidecar.clock.now() + 10)
+    assert device.drum == 5 and sidecar.active is None  # drum-8 never started: its approval could not be re-read
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    assert result.command_statuses == {"COMPLETED": 1, "ABORTED": 1}  # preheat, fan-12
+    fan_12 = [line for line in map(orjson.loads, result.path.read_bytes().splitlines())
+              if line["type"] == "command" and line["proposal_id"] == "fan-12"][-1]
+    assert fan_12["status"] == "ABORTED" and "approval not re-read for" in fan_12["error"], fan_12
+    assert fan <= 2 + 2 * 3 + 1 and device.fan == 12  # at most a step per 0.5 s for 3 cycles of 1 s; cooling sets 12
+    assert device.heater == 0 and device.sidecar_state == State.COOLING and result.exit["outcome"].startswith("made safe")
+
+
+# ----- kill -9: what the dead sidecar reported last -------------------------------------------------
+def _sidecar_that_reports_and_dies(warehouse, worker_pid, go):
+    """A sidecar process (spawned): starts its warehouse worker, has its session written, then reports five running
+    commands and is killed, while its worker is stopped (the test sends SIGSTOP) and so cannot take them in time."""
+    import os
+    import signal
+    from datetime import UTC, datetime
+
+    from daena_pipelines.device.command_store import CommandBridge
+
+    bridge = CommandBridge(warehouse, "r1", "dead-rec", interval_s=3600)
+    bridge.start()
+    bridge.session({"recording_id": "dead-rec", "machine_id": "r1", "roaster_serial": "4242", "model": "Aillio Bullet R1",
+                    "source": "real", "started_at": datetime.now(UTC)})
+    bridge.sync()
+    worker_pid.send(bridge._worker.pid)
+    go.recv()  # the worker is stopped now
+    for n in range(5):
+        bridge.execution({"execution_id": f"dead-rec-p{n}", "proposal_id": f"p{n}", "machine_id": "r1", "recording_id": "dead-rec",
+                          "command_type": "SET_FAN", "target_value": 5.0, "status": "EXECUTING",
+                          "started_at": datetime.now(UTC), "source": "real"})
+    bridge._reports.close()
+    bridge._reports.join_thread()  # every report is in the pipe to the worker
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_every_report_a_killed_sidecar_sent_is_written_and_closed(warehouse):
+    """kill -9 of the sidecar right after it reported commands starting: its worker process finds the sidecar gone
+    with reports still unread in the pipe. Before, it wrote what it had taken and dropped the rest (here 4 of 5
+    running commands: no execution row, their queue rows APPROVED although steps were sent, so a later session would
+    close them EXPIRED, 'never executed'). Now it reads every report first, then closes them FAILED."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    context = multiprocessing.get_context("spawn")
+    pid_out, pid_in = context.Pipe(duplex=False)
+    go_out, go_in = context.Pipe(duplex=False)
+    sidecar = context.Process(target=_sidecar_that_reports_and_dies, args=(warehouse, pid_in, go_out))
+    sidecar.start()
+    assert pid_out.poll(60), "the sidecar process never started its worker"
+    worker = pid_out.recv()
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        go_in.send(True)
+        sidecar.join(30)
+        assert sidecar.exitcode == -signal.SIGKILL
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    import duckdb
+
+    with duckdb.connect(warehouse) as con:
+        rows = con.execute("SELECT proposal_id, status, error FROM device.command_executions ORDER BY 1").fetchall()
+        ended = con.execute("SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = 'dead-rec'").fetchone()
+    assert [row[:2] for row in rows] == [(f"p{n}", "FAILED") for n in range(5)], rows
+    assert all("killed or crashed" in row[2] for row in rows) and "ended without its exit procedure" in ended[0]
+
+
+# ----- an approved ABORT always runs ------------------------------------------------------------------
+def test_an_approved_abort_after_an_earlier_abort_still_makes_the_roaster_safe(sim_config, warehouse):
+    """The sidecar aborted once (the roaster confirmed cooling); later the operator starts a preheat at the panel
+    and then, from afar, asks for an ABORT through the approval service. Before, every command after an abort was
+    refused, the ABORT too ("not executed: this session was aborted"), and the roaster went on preheating. An
+    ABORT is the safe direction: it runs whenever its approval is valid (SIGUSR1 already did)."""
+    from .test_faults import start
+
+    sidecar, device = start(sim_config, ROASTERS["r1"], warehouse, operator=False, stop_on="duration",
+                            max_duration_s=3600, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial="4242")
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=60)
+    sidecar.request_abort("operator signal (SIGUSR1)")
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done)
+    device.press_prs()  # at the panel: cooling -> shutdown, off 10 s later, then a new preheat
+    assert run_until(sidecar, lambda s: device.state == device.OFF)
+    device.press_prs()
+    assert run_until(sidecar, lambda s: device.state == device.PREHEATING and device.heater > 0)
+    approve(warehouse, "abort", "ABORT", serial="4242")
+    assert run_until(sidecar, lambda s: queue_rows(warehouse)["abort"][2] in ("COMPLETED", "FAILED"),
+                     limit_s=sidecar.clock.now() + 60)
+    assert queue_rows(warehouse)["abort"][2:] == ("COMPLETED", None)
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    sidecar.request_stop("operator stop")
+    assert sidecar.run_started().exit["outcome"] == "already safe"
+
+
+# ----- settings that switch a safeguard off -----------------------------------------------------------
+def _setting_name(setting: dict) -> str:
+    return next(iter(setting["limits"] if "limits" in setting else setting))
+
+
+@pytest.mark.parametrize("setting", [
+    {"watchdog_timeout_s": math.nan},  # before: the watchdog fired once at the start (nothing commanded), never again
+    {"reconnect_timeout_s": math.nan},  # before: never gave up on an unplugged roaster
+    {"exit_timeout_s": -1.0},
+    {"limits": {"max_et_c": math.nan}},  # before: no ET above a NaN ceiling, the trip switched off
+    {"limits": {"safe_confirm_s": -0.4}},  # before: one status confirmed the roaster safe
+    {"limits": {"max_bt_c": math.inf}},
+], ids=lambda setting: _setting_name(setting))
+def test_a_setting_that_would_switch_a_safeguard_off_is_refused_before_the_roaster_is_opened(setting):
+    """Run config (Dagster takes YAML's .nan) or Pipes extras: refused with the setting's name before anything
+    opens the roaster."""
+    from daena_pipelines.device.sidecar import SidecarConfig
+
+    with pytest.raises(ValueError, match=_setting_name(setting)):
+        SidecarConfig.from_dict({"simulate": True, **setting})
+
+
+# ----- the R2's frames ------------------------------------------------------------------------------------
+def test_zero_length_frames_from_an_r2_mid_command_end_with_it_safe(sim_config, warehouse):
+    """An R2 whose frames carried their CRC answers zero-length packets for 5 s while an approved SET_FAN 12 steps
+    (preheating, commanded). Before, the driver's CRC check read the empty frame's type byte: IndexError, not an
+    unusable frame. Every cycle raised, and so did the abort outside the loop (it expects only device errors): the
+    process died with the R2 preheating at 14. Now an empty frame is an unusable one like any short frame."""
+    from .test_fault_review import _fan_command_running
+    from .test_faults import inject
+
+    sidecar, device = _fan_command_running(sim_config, ROASTERS["r2"], warehouse)
+    assert sidecar.driver.frames_carry_crc
+    now = sidecar.clock.now()
+    sidecar.cfg.stop_on, sidecar.cfg.max_duration_s = "duration", now - sidecar.t0 + 30
+    inject(device, empty_replies=(now, now + 5.0))
+    result = sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert result.error is None and footer(result)["end_reason"] == "duration"
+    assert any(f.startswith("abort: lost control") for f in result.faults)  # 3 s without a usable frame, commanded
+    assert result.exit["outcome"] == "already safe", result.exit
+
+
+def test_a_stream_of_unusable_r2_frames_does_not_hold_a_poll_for_seconds(clock):
+    """Zero-length packets at the R2's frame rate: no temperature frame comes, but every read returns one. Before,
+    a poll read through 64 of them (4.6 s of roaster time) before giving up: in real time the loop stood still, the
+    watchdog (2 s) took over from a loop that was only waiting, and no abort or lost-control check ran meanwhile.
+    Now a poll waits through at most six frames (0.6 s at 10 Hz; 1.8 s if each came just inside its 0.3 s)."""
+    from daena_pipelines.device import roaster as r
+    from daena_pipelines.device.r2.driver import BulletR2
+    from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
+    from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config
+
+    _, backend = plug_in_virtual_r2(VirtualR1Config(faults=Faults(empty_replies=(2.0, 12.0))), clock)
+    r2 = BulletR2.open(backend=backend)
+    clock.sleep(1.0)
+    assert r2.poll().state == State.OFF
+    clock.sleep(1.5)  # into the fault
+    outcomes = []
+    while len(outcomes) < 6:  # frames queued before it, then two polls that may reuse the last reading, then none
+        started = clock.now()
+        try:
+            r2.poll()
+            outcomes.append("reading")
+        except r.ReadTimeout:
+            outcomes.append(round(clock.now() - started, 2))
+        clock.sleep(0.1)
+    waits = [outcome for outcome in outcomes if outcome != "reading"]
+    assert len(waits) >= 3 and max(waits) <= 0.65, outcomes
+
+
+def test_a_full_recordings_disk_does_not_switch_off_the_ceiling_trip(sim_config, warehouse):
+    """The sidecar only observes (never commanded) a roast nobody drops; the recordings disk fills up as BT passes
+    its ceiling. Before, the failing sample write ended each cycle before the ceilings were checked: no trip, and
+    after three failing cycles the session ended with the roaster roasting at full heat. The cycle now checks the
+    ceilings and acts first; the write's error still ends the session (the run fails at the footer)."""
+    from dataclasses import replace
+
+    from daena_pipelines.device.sidecar import build_sidecar
+
+    virtual = ROASTERS["r1"].virtual()
+    virtual.operator = type(virtual.operator)(drop_bt_c=400.0, heater_at_bt=())  # nobody drops, heater stays up
+    sidecar, device = build_sidecar(sim_config(virtual=virtual, warehouse=warehouse, stop_on="duration",
+                                               max_duration_s=3600))
+    sidecar.start()
+    assert run_until(sidecar, lambda s: s.charge_t is not None and s.clock.now() - s.t0 - s.charge_t > 120
+                     and s.last_reading.channel_a_c > 195.0)  # past the turning point: the BT ceiling holds
+    assert not sidecar.commanded and sidecar.abort is None
+    sidecar.limits = replace(sidecar.limits, max_bt_c=190.0)  # BT is past it from the next status on ...
+    sidecar.recorder._write = disk_full  # ... when the disk is full
+    with pytest.raises(OSError, match="No space left on device"):
+        sidecar.run_started()  # at the footer
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert any(f.startswith("abort: safety trip: BT") for f in sidecar.faults)

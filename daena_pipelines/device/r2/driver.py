@@ -22,6 +22,10 @@ WRITE_TIMEOUT_MS = 300
 DRAIN_TIMEOUT_MS = 2  # a frame already queued arrives within a 1 ms USB frame
 MAX_FRAMES_PER_POLL = 64  # frames queued since the last poll; all are read, the newest counts
 MAX_REPEATS = 2  # polls in a row that may reuse the last reading when no new frame has come (<= ~0.3 s old)
+# reads a poll may wait through (READ_TIMEOUT_MS each) for a temperature frame: more than one of each of the five
+# frame types Artisan names, and 6 x 0.3 s stays under the watchdog's 2 s; before, a stream of nothing but unusable
+# frames (zero-length packets) held one poll for 64 of them (4.6 s at 10 Hz)
+MAX_WAITING_READS = 6
 LIMITS = r.ModelLimits(heater_range=r2.HEATER_RANGE, fan_range=r2.FAN_RANGE, drum_range=r2.DRUM_RANGE)
 
 # The R2's state byte -> the sidecar's state. Stabilizing is still the roaster heating up on its own
@@ -152,12 +156,16 @@ class BulletR2:
 
         The R2 sends at its own pace, so a poll can fall between two frames: then the last reading
         stands, up to MAX_REPEATS polls in a row (instead of blocking the loop until the next frame);
-        after that a poll waits READ_TIMEOUT_MS for a temperature frame and raises ReadTimeout
-        without one. Raises InvalidFrame when the newest one is unusable (CRC, levels), DeviceDisconnected."""
+        after that a poll waits for a temperature frame (READ_TIMEOUT_MS a read, through at most
+        MAX_WAITING_READS frames) and raises ReadTimeout without one. Raises InvalidFrame when the newest one is unusable (CRC, levels), DeviceDisconnected."""
         may_repeat = self._last is not None and self._repeats < MAX_REPEATS
         newest: bytes | None = None
+        waited = 0
         for _ in range(MAX_FRAMES_PER_POLL):
             waiting = newest is None and not may_repeat
+            if waiting and waited == MAX_WAITING_READS:
+                break  # no temperature frame among them: a stall (below), the loop goes on
+            waited += waiting
             try:
                 frame = self._read_frame(READ_TIMEOUT_MS if waiting else DRAIN_TIMEOUT_MS)
             except ReadTimeout:
@@ -178,7 +186,7 @@ class BulletR2:
                 self._power = decoded
         if newest is None:
             if not may_repeat:
-                raise ReadTimeout(f"Bullet R2 sent no temperature frame in {MAX_FRAMES_PER_POLL} frames")
+                raise ReadTimeout(f"Bullet R2 sent no usable temperature frame in {MAX_WAITING_READS} frames waited for")
             self._repeats += 1
             return r2.Reading(self._last.temperature, self._fans, self._power)
         self._last = None  # an unusable newest frame must not be papered over by an older one
@@ -189,10 +197,11 @@ class BulletR2:
 
     def _decode(self, frame: bytes):
         """``r2.decode``, and once this R2 has shown that its frames carry a CRC, a frame whose CRC fails is garbled."""
+        kind = r2.frame_type(frame)  # a short or empty frame is unusable before it can fail a CRC
         if r2.frame_crc_ok(frame):
             self.frames_carry_crc = True
         elif self.frames_carry_crc:
-            raise r2.InvalidFrame(f"frame 0x{frame[0]:02x} fails its CRC (bytes 60..63)")
+            raise r2.InvalidFrame(f"frame 0x{kind:02x} fails its CRC (bytes 60..63)")
         return r2.decode(frame)
 
     def poll(self) -> r.Status:
