@@ -62,8 +62,21 @@ def print_summary() -> None:
             print(f"  {table:40s} {count:>10,d} rows")
     print(f"quarantined inputs: {settings.quarantine_dir}")
     print(f"artifacts: {settings.results_dir}")
-    print(f"open the UI on the same runs and warehouse: cd {PROJECT_ROOT} && .venv/bin/dg dev")
-    print(f"  (or: DAGSTER_HOME={settings.dagster_home} .venv/bin/dagster dev -w workspace.yaml)")
+    print("\n".join(ui_hint(settings.dagster_home)))
+
+
+def ui_hint(home) -> list[str]:
+    """How to open the UI on this run's instance. `dg dev` and `dagster dev` started in the project
+    folder take DAGSTER_HOME from its .env even over the environment's, so for another home they
+    are started elsewhere."""
+    env_file = PROJECT_ROOT / ".env"
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    if f"DAGSTER_HOME={home}" in lines:
+        return [f"open the UI on the same runs and warehouse: cd {PROJECT_ROOT} && .venv/bin/dg dev",
+                f"  (or: DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml)"]
+    return [f"open the UI on the same runs and warehouse (outside the project folder, whose .env names another "
+            f"DAGSTER_HOME that dg dev / dagster dev started there would use): cd ~ && DAGSTER_HOME={home} "
+            f"{PROJECT_ROOT}/.venv/bin/dagster dev -w {PROJECT_ROOT}/workspace.yaml"]
 
 
 def main(argv: list[str] | None = None) -> int:

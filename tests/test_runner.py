@@ -1,4 +1,5 @@
 """Runs made by `daena materialize` belong to the code location's jobs, as the UI reads them."""
+import logging
 from pathlib import Path
 
 import dagster as dg
@@ -32,3 +33,27 @@ def test_dagster_internals_are_used_in_one_place_only():
     package = Path(runner.__file__).parent
     users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "dagster._" in p.read_text())
     assert users == ["runner.py"]
+
+
+def test_the_embedded_instance_frees_the_pool_slot_of_a_run_that_ended_holding_it(tmp_path, monkeypatch):
+    """`dagster dev` stopped in the middle of a sensor's ingest left that run FAILURE with its
+    "duckdb" slot claimed: every later warehouse step (the UI's, `dagster job execute`'s) waited on
+    "Step blocked by limit for pool duckdb" for ever. The project's instance settings start the
+    daemon's monitoring, which frees such a slot (its iteration is run here with the clock moved on)."""
+    import datetime as dt
+    import shutil
+    from types import SimpleNamespace
+
+    from dagster._daemon.monitoring import concurrency
+
+    shutil.copy(Path(runner.__file__).parents[1] / "dagster_home" / "dagster.yaml", tmp_path)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert "MONITORING" in instance.get_required_daemon_types()  # what `dagster dev` starts
+        instance.event_log_storage.set_concurrency_slots("duckdb", 1)
+        run = instance.create_run_for_job(dg.Definitions(jobs=[dg.define_asset_job("one_job", [one])], assets=[one]).resolve_job_def("one_job"))
+        assert instance.event_log_storage.claim_concurrency_slot("duckdb", run.run_id, "step").is_claimed
+        instance.report_run_failed(run)
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+        monkeypatch.setattr(concurrency, "get_current_datetime", lambda: later)
+        list(concurrency.execute_concurrency_slots_iteration(SimpleNamespace(instance=instance), logging.getLogger("test")))
+        assert instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots == []

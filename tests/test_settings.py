@@ -63,3 +63,15 @@ def test_the_resource_resolves_to_the_settings_with_its_own_values_first(tmp_pat
     assert (given.quarantine_dir, given.results_dir, given.golden_dir) == (
         tmp_path / "given" / "quarantine", tmp_path / "given" / "results", tmp_path / "golden"
     )
+
+
+def test_the_ui_hint_opens_the_instance_the_runs_were_recorded_in(tmp_path, monkeypatch):
+    """`dagster dev` in the project folder takes DAGSTER_HOME from .env over the environment's: the
+    hint after `DAGSTER_HOME=<other> daena materialize` must not send the user there."""
+    from daena_pipelines import cli
+
+    monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
+    (tmp_path / ".env").write_text(f"DAGSTER_HOME={tmp_path / 'dagster_home'}\n")
+    assert "cd " + str(tmp_path) + " && .venv/bin/dg dev" in cli.ui_hint(tmp_path / "dagster_home")[0]
+    (hint,) = cli.ui_hint(tmp_path / "elsewhere")
+    assert hint.endswith(f"cd ~ && DAGSTER_HOME={tmp_path / 'elsewhere'} {tmp_path}/.venv/bin/dagster dev -w {tmp_path}/workspace.yaml")

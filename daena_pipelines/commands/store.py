@@ -6,10 +6,12 @@ it into accepted proposals and lifecycle problems (see docs/commands.md).
 """
 from __future__ import annotations
 
+import codecs
 import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from daena_pipelines.commands.model import (
@@ -245,6 +247,8 @@ def read_jsonl(path: Path | str) -> Batch:
     batch = Batch()
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
+            if line_no == 1:  # a UTF-8 byte order mark (Windows tools write one) marks the encoding, it is not data
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
             location = f"{path}:{line_no}"
@@ -317,14 +321,21 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
 
     An execution of a known proposal extends its history (APPROVED -> EXECUTING -> final status),
     so executing a proposal that was never approved shows up as an invalid transition. An execution
-    of an unknown proposal becomes a proposal of its own whose history starts at APPROVED.
+    of an unknown proposal becomes a proposal of its own whose history starts at APPROVED. A second
+    execution of one proposal (another start) is one approval run twice: its entries are appended, so
+    the proposal is flagged (execution started without a valid approval).
     """
+    started: dict[str, datetime] = {}  # proposal_id -> start of the execution of it read first
     for location, execution in _parsed(batch, rows, "device.command_executions", _execution_from_fields):
         entries = [AuditEntry(execution["proposal_id"], execution["started_at"], "APPROVED", "EXECUTING",
                               SIDECAR_SOURCE, None, SIDECAR_SOURCE, location)]
         if execution["status"] != "EXECUTING":
             entries.append(AuditEntry(execution["proposal_id"], execution["completed_at"], "EXECUTING",
                                       execution["status"], SIDECAR_SOURCE, execution["error"], SIDECAR_SOURCE, location))
+        first_start = started.setdefault(execution["proposal_id"], execution["started_at"])
+        if first_start != execution["started_at"]:
+            batch.audit[execution["proposal_id"]] = [*batch.audit[execution["proposal_id"]], *entries]
+            continue
         known = batch.proposals.get(execution["proposal_id"])
         if known is None:
             batch.add(_proposal_from_execution(execution, location), entries, starts_at="APPROVED")

@@ -370,8 +370,16 @@ def _publish_quarantined(items: list[Prepared]) -> None:
                     pass  # published by an earlier run, or not writable: the error row stands either way
 
 
+@dataclass
+class _Parsers:
+    """The parser processes' pool, and whether one of them is up (has run its first task)."""
+
+    pool: ProcessPoolExecutor
+    up: threading.Event
+
+
 @contextmanager
-def _parser_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+def _parser_pool(workers: int) -> Iterator[_Parsers]:
     """Parser processes, started at once from a thread, so they start and import while the main
     process prepares the warehouse (a pool starts its processes on demand, one per task submitted,
     and the first start waits for the fork server to come up: ~0.3-0.5 s)."""
@@ -382,10 +390,16 @@ def _parser_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["daena_pipelines.telemetry.parser_env", __name__])  # in this order: see parser_env
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        starter = threading.Thread(target=lambda: [pool.submit(_started) for _ in range(workers)], daemon=True)
+        parsers = _Parsers(pool, threading.Event())
+
+        def start() -> None:
+            for _ in range(workers):
+                pool.submit(_started).add_done_callback(lambda _done: parsers.up.set())
+
+        starter = threading.Thread(target=start, daemon=True)
         starter.start()
         try:
-            yield pool
+            yield parsers
         finally:
             starter.join()  # before the pool shuts down: a submit after that would fail
 
@@ -394,21 +408,31 @@ def _started() -> None:
     """A parser process's first task: unpickling it imports this module there."""
 
 
-def _prepared_stream(jobs: list[tuple], pool: ProcessPoolExecutor | None, workers: int, *args) -> Iterator[Prepared | None]:
-    """`prepare` of every job (path, known sha256s), in order, in `pool` (None: here); `args`
-    are its remaining arguments."""
+def _prepared_stream(jobs: list[tuple], parsers: _Parsers | None, workers: int, *args) -> Iterator[Prepared | None]:
+    """`prepare` of every job (path, known sha256s), in order, by the parser processes (None:
+    here); `args` are its remaining arguments."""
     chunks = [jobs[i : i + CHUNK_FILES] for i in range(0, len(jobs), CHUNK_FILES)]
-    if pool is None:
+    if parsers is None:
         return (item for chunk in chunks for item in _prepare_chunk(chunk, *args))
     # enough parsed ahead that the workers stay busy while the main process writes a batch
-    return _drain(pool, chunks, args, in_flight=16 * workers)
+    return _drain(parsers, chunks, args, in_flight=16 * workers)
 
 
-def _drain(pool: ProcessPoolExecutor, chunks: list[list[tuple]], args: tuple, in_flight: int) -> Iterator[Prepared | None]:
-    """Results in input order, with at most `in_flight` chunks parsed ahead (bounded memory)."""
+def _drain(parsers: _Parsers, chunks: list[list[tuple]], args: tuple, in_flight: int) -> Iterator[Prepared | None]:
+    """Results in input order, with at most `in_flight` chunks parsed ahead (bounded memory).
+    Until a parser process is up, the main process prepares the first files itself: with the
+    warehouse ready it would only wait, on a core the fork server's start leaves free. It takes
+    them one at a time, so that it hands the rest to the pool as soon as a parser process is up
+    (while it runs Python, the pool's threads wait for the GIL: a variant that kept preparing
+    chunks all along slowed the whole ingest, docs/telemetry.md)."""
     pending: deque = deque()
     for chunk in chunks:
-        pending.append(pool.submit(_prepare_chunk, chunk, *args))
+        while chunk and not pending and not parsers.up.is_set():
+            yield from _prepare_chunk(chunk[:1], *args)
+            chunk = chunk[1:]
+        if not chunk:
+            continue
+        pending.append(parsers.pool.submit(_prepare_chunk, chunk, *args))
         if len(pending) >= in_flight:
             yield from pending.popleft().result()
     while pending:
@@ -434,7 +458,7 @@ def ingest(
             roast_paths.append(str(path))
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     parallel = workers > 1 and len(roast_paths) >= PARALLEL_FROM
-    with _parser_pool(workers) if parallel else nullcontext() as pool:
+    with _parser_pool(workers) if parallel else nullcontext() as parsers:
         # imported once the parser processes are starting: a first import (pyarrow, ~0.1 s, in a
         # caller that has not loaded the code location) then overlaps their start
         from daena_pipelines.telemetry import store  # here, not at the top: see TYPE_CHECKING above
@@ -443,14 +467,14 @@ def ingest(
         states = _StateCache()
         known_sha256s = states.load(con).known_sha256s
         jobs = [(path, known_sha256s.get(_storable(path), ())) for path in roast_paths]
-        _ingest_jobs(con, jobs, pool, workers, batch_size, report, quarantine_dir, on_batch, states)
+        _ingest_jobs(con, jobs, parsers, workers, batch_size, report, quarantine_dir, on_batch, states)
     return report
 
 
-def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: ProcessPoolExecutor | None, workers: int,
+def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], parsers: _Parsers | None, workers: int,
                  batch_size: int, report: IngestReport, quarantine_dir: Path, on_batch: Callable[[int], None] | None,
                  states: _StateCache) -> None:
-    """Prepare the jobs (in `pool`, or here when None) and write them in batches, adding to `report`."""
+    """Prepare the jobs (by the parser processes, or here when None) and write them in batches, adding to `report`."""
     from daena_pipelines.db import retrying_transaction  # here, not at the top: see TYPE_CHECKING above
     from daena_pipelines.telemetry import store
 
@@ -490,8 +514,8 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], pool: Proces
 
     # While the parser processes keep the cores busy, DuckDB's own threads would only contend with
     # them: on 2 cores one DuckDB thread wrote a batch in half the time two did (docs/telemetry.md).
-    with _duckdb_settings(con, threads=1 if pool else None, no_fsst=True):
-        for item in _prepared_stream(jobs, pool, workers, now, quarantine_dir):
+    with _duckdb_settings(con, threads=1 if parsers else None, no_fsst=True):
+        for item in _prepared_stream(jobs, parsers, workers, now, quarantine_dir):
             handled += 1
             if item is None:
                 report.unchanged += 1

@@ -5,6 +5,7 @@ import pytest
 from proposal_builders import FULL, T0, build, write_store
 
 from daena_pipelines.commands import store
+from daena_pipelines.commands.model import RAN_UNAPPROVED
 
 ISO = "2026-11-17T10:00:{:02d}Z"
 
@@ -103,6 +104,18 @@ def test_jsonl_export_reports_each_bad_line_by_number(tmp_path):
     assert {p.proposal_id for p in store.accept(batch).invalid_transitions} == {"p4"}
 
 
+def test_a_jsonl_export_with_a_byte_order_mark_and_crlf_loads_its_first_line(tmp_path):
+    """Windows tools (Notepad's "UTF-8 with BOM", PowerShell 5's Out-File) start a UTF-8 file with EF BB BF, an
+    encoding mark rather than data. Before, line 1 was bad_json ("Unexpected UTF-8 BOM") and its proposal lost."""
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([export_line("p1"), export_line("p2")]).encode() + b"\r\n")
+    batch = store.read_jsonl(path)
+    assert list(batch.proposals) == ["p1", "p2"] and batch.errors == []
+    # a mark anywhere else is not an encoding mark: reported, not skipped
+    path.write_bytes("\n".join([export_line("p1"), "\ufeff" + export_line("p2")]).encode())
+    assert [(e.location.rsplit("/", 1)[1], e.error_kind) for e in store.read_jsonl(path).errors] == [("export.jsonl:2", "bad_json")]
+
+
 def test_the_same_proposal_in_two_sources_is_one_record_a_different_one_is_an_error(tmp_path):
     sqlite_path = write_store(tmp_path / "s.sqlite", [store_row("p1"), store_row("p2")], audit_rows("p1") + audit_rows("p2"))
     jsonl_path = tmp_path / "e.jsonl"
@@ -181,6 +194,20 @@ def test_sidecar_execution_for_another_machine_is_a_conflict():
     assert batch.proposals["p1"].status == "APPROVED"
     [error] = batch.errors
     assert error.error_kind == "conflicting_execution" and "on bullet-r1-virtual-b" in error.message
+
+
+def test_one_approval_run_twice_by_the_device_is_flagged_as_an_unapproved_second_run():
+    """Two execution rows of one proposal with different starts: two sidecars took the same approval. Before, the
+    second was a conflicting_execution error claiming the *store* said COMPLETED, and the proposal loaded as run once."""
+    batch = batch_of(build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED")))
+    second = execution("p1", started_at="2026-11-17T10:00:11Z", completed_at="2026-11-17T10:00:13Z")
+    store.apply_executions(batch, [execution("p1"), execution("p1"), second])  # the same row twice is one run
+    accepted = store.accept(batch)
+    assert accepted.proposals == [] and accepted.errors == []
+    problems = [(p.location, p.problem) for p in accepted.invalid_transitions]
+    assert ("device.command_executions row 2 proposal_id=p1", RAN_UNAPPROVED) in problems
+    assert ("device.command_executions row 2 proposal_id=p1",
+            "audit entry starts from APPROVED but the proposal was COMPLETED") in problems
 
 
 def test_sidecar_session_time_is_taken_when_given():

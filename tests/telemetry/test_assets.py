@@ -37,6 +37,11 @@ def test_materialize_ingest_with_checks(data_env):
     assert sessions.metadata["files_rejected"].value == 1
     columns = {c.name: c.description for c in sessions.metadata["dagster/column_schema"].schema.columns}
     assert all(columns.values()) and columns["batch_weight_g"] == "batch weight [grams]", columns
+    assert columns["sample_interval_s"] == "sample interval [seconds]"  # not "from CHARGE": an interval
+    metrics = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "roast_metrics")
+    columns = {c.name: c.description for c in metrics.metadata["dagster/column_schema"].schema.columns}
+    assert (columns["tp_s"], columns["artisan_drop_s"], columns["drying_s"]) == (
+        "tp [seconds from CHARGE]", "Artisan's own computed value: drop [seconds from CHARGE]", "drying [seconds]")
     points = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "points")
     curve = dg.materialize([roast_curve], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()})
     chart = curve.asset_materializations_for_node("telemetry__roast_curve")[0].metadata

@@ -1,6 +1,8 @@
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import Future
 from datetime import datetime, timezone
 
 import duckdb
@@ -269,5 +271,34 @@ def test_a_chunk_stages_its_files_together_only_up_to_a_byte_budget(tmp_path, mo
 def test_parser_processes_run_openblas_single_threaded():
     # parser_env is imported by the fork server before numpy: OpenBLAS starts no spinning threads
     # there (the caller's own setting, if any, is kept)
-    with ingest._parser_pool(1) as pool:
-        assert pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result() == os.environ.get("OPENBLAS_NUM_THREADS", "1")
+    with ingest._parser_pool(1) as parsers:
+        assert parsers.pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result() == os.environ.get("OPENBLAS_NUM_THREADS", "1")
+        assert parsers.up.wait(60)  # set once the parser process ran its first task
+
+
+def test_files_are_prepared_here_until_a_parser_process_is_up(tmp_path):
+    # the main process takes the first files, one at a time, while the fork server starts; once a
+    # parser process is up, the rest of the chunk and every later one go to the pool; the results
+    # come in input order either way
+    paths = [str(_write(tmp_path / f"r{i}.alog", profile(roastUUID=f"u{i}"))) for i in range(5)]
+    chunks = [[(p, ()) for p in paths[:3]], [(p, ()) for p in paths[3:]]]
+    now = datetime.now(timezone.utc)
+    submitted = []
+
+    class Pool:  # runs a task at once, as a pool whose process is up would
+        def submit(self, fn, chunk, *args):
+            submitted.append([path for path, _known in chunk])
+            done = Future()
+            done.set_result(fn(chunk, *args))
+            return done
+
+    parsers = ingest._Parsers(Pool(), threading.Event())
+    stream = ingest._drain(parsers, chunks, (now, tmp_path / "q"), in_flight=2)
+    first = next(stream)  # prepared here: no parser process up
+    assert submitted == []
+    parsers.up.set()
+    prepared = [first, *stream]
+    assert submitted == [paths[1:3], paths[3:]]
+    assert [p.path for p in prepared] == paths
+    assert [p.rows.session["session_id"] for p in prepared] == \
+           [ingest.prepare(p, (), now, tmp_path / "q").rows.session["session_id"] for p in paths]
