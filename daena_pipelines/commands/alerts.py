@@ -55,7 +55,7 @@ ALERT_COLUMNS = """
 
 # An alert type is one rule below, named by its key: a query over ``p`` (the proposals) returning
 # (severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)
-# in _RULES, or over the outcome metrics returning (severity, day, ...) in _GROUP_RULES; its
+# in _RULES, or over the outcome metrics returning (severity, day, ..., message, measure) in _GROUP_RULES; its
 # thresholds are $fields of AlertThresholds. ALERT_TYPES, the asset's description and metadata and
 # the alerts_well_formed check follow from the keys.
 

@@ -121,8 +121,8 @@ class InvalidTransition:
     problem: str
 
 
-# The problem of an execution that started although the history before it (or its own entry) is not a legal
-# chain: the command ran rejected, expired, re-approved illegally or never approved.
+# The problem of an execution whose entry does not continue, by a legal move, an approval that was itself a
+# legal move continuing the history: the command ran rejected, expired, re-approved illegally, twice or never approved.
 RAN_UNAPPROVED = "execution started without a valid approval: the lifecycle up to it is illegal"
 
 
@@ -280,16 +280,19 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
         flag("no audit log entries: the lifecycle cannot be verified")
         return problems
 
-    current, previous_at, visited, reached_by, chain_legal = starts_at, None, set(), {}, True
-    for entry in history:
-        if entry.from_status != current:
+    current, previous_at, visited, reached_by = starts_at, None, set(), {}
+    approved = starts_at == "APPROVED"  # holding an approval given by a legal move that continued the history
+    for index, entry in enumerate(history):
+        continues = entry.from_status == current
+        legal = entry.to_status in TRANSITIONS.get(entry.from_status, ())
+        if not continues:
             flag(f"audit entry starts from {entry.from_status or 'creation'} but the proposal was {current or 'not yet created'}", entry)
-            chain_legal = False
-        if entry.to_status not in TRANSITIONS.get(entry.from_status, ()):
+        if not legal:
             flag(f"{entry.from_status or 'creation'} -> {entry.to_status} is not a valid transition", entry)
-            chain_legal = False
-        if entry.to_status == "EXECUTING" and not chain_legal:
+        if entry.to_status == "EXECUTING" and not (approved and continues and legal):
             flag(RAN_UNAPPROVED, entry)  # the commands.alerts UNAPPROVED_EXECUTION rule reads this row
+        # a log that starts after the creation is flagged above, but its approval still counts
+        approved = entry.to_status == "APPROVED" and legal and (continues or (index == 0 and current is None))
         if previous_at is not None and entry.changed_at < previous_at:
             flag(f"audit entry at {entry.changed_at.isoformat()} is earlier than the entry before it", entry)
         current, previous_at = entry.to_status, entry.changed_at

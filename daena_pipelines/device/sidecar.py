@@ -873,6 +873,19 @@ class Sidecar:
             self.clock.sleep(self.cfg.poll_interval_s)
         return False
 
+    def _stop_bridge(self, session) -> None:
+        """The session's end and the last rows to the warehouse; the worker stops (``session``: the parsed
+        recording, None when its footer could not be written)."""
+        if not self.bridge:
+            return
+        if session is not None:
+            self.bridge.set_session_id(session.session_id)
+        self.bridge.session(self._session_row(ended=True))
+        if not self.bridge.stop(timeout_s=3.0):
+            message = "command executions not all written to the warehouse (locked); they are in the recording"
+            self.faults.append(f"warehouse: {message}")
+            self._say(message)
+
     def finish(self) -> SidecarResult:
         """Close the recording (footer), hand the last rows to the warehouse thread, land the file."""
         clock = self.clock
@@ -894,27 +907,24 @@ class Sidecar:
             "policy": self.cfg.exit_policy, "commanded": self.commanded, "outcome": self.exit_outcome,
             "heater": None if last is None else last.heater, "state": None if last is None else last.state_name,
         }
-        self.recorder.close({
-            "end_reason": self.end_reason,
-            "ended_at": clock.wall(),
-            "duration_s": round(duration, 2),
-            "polls": self.polls,
-            "lost_polls": self.lost,
-            "idle_messages": self.idle_messages,
-            "commands": self.command_statuses,
-            "abort_latency_s": abort_latency,
-            "exit": exit_summary,
-            "error": self.error,
-            "probe_fault": self.probe_fault,
-        })
-        session = parse_sidecar(self.recorder.path.read_bytes(), str(self.recorder.path))
-        if self.bridge:
-            self.bridge.set_session_id(session.session_id)
-            self.bridge.session(self._session_row(ended=True))
-            if not self.bridge.stop(timeout_s=3.0):
-                message = "command executions not all written to the warehouse (locked); they are in the recording"
-                self.faults.append(f"warehouse: {message}")
-                self._say(message)
+        session = None
+        try:
+            self.recorder.close({
+                "end_reason": self.end_reason,
+                "ended_at": clock.wall(),
+                "duration_s": round(duration, 2),
+                "polls": self.polls,
+                "lost_polls": self.lost,
+                "idle_messages": self.idle_messages,
+                "commands": self.command_statuses,
+                "abort_latency_s": abort_latency,
+                "exit": exit_summary,
+                "error": self.error,
+                "probe_fault": self.probe_fault,
+            })
+            session = parse_sidecar(self.recorder.path.read_bytes(), str(self.recorder.path))
+        finally:  # the warehouse gets the exit's rows even when the recording cannot take its footer (disk full)
+            self._stop_bridge(session)
         landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else Settings.from_env().sidecar_landing_dir
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))

@@ -9,11 +9,12 @@ import math
 import duckdb
 import dagster as dg
 
+from daena_pipelines.telemetry.contract import EVENT_TIME_COLUMNS
 
 # Units by the project's column-name suffixes (docs/architecture.md): longest suffix first.
 UNIT_SUFFIXES = (
     ("_c_per_min", "°C/min"), ("_c_min", "°C·min"), ("_pct", "percent"), ("_c", "°C"), ("_ms", "milliseconds"),
-    ("_s", "seconds; roast events from CHARGE"), ("_g", "grams"), ("_usd", "US dollars"), ("_at", "timestamp"),
+    ("_s", "seconds"), ("_g", "grams"), ("_usd", "US dollars"), ("_at", "timestamp"),
     ("_id", "identifier"), ("_sha256", "SHA-256, hex"),
 )
 
@@ -23,6 +24,8 @@ def describe_column(name: str, comment: str | None) -> str:
     if comment:
         return comment
     suffix, unit = next(((sfx, u) for sfx, u in UNIT_SUFFIXES if name.endswith(sfx)), ("", None))
+    if name.removeprefix("artisan_").removeprefix("target_") in EVENT_TIME_COLUMNS:
+        unit = "seconds from CHARGE"  # a latency, an interval or a phase length is not
     stem = name.removesuffix(suffix) if suffix not in ("_id", "_at", "_sha256") else name
     words = stem.removeprefix("artisan_").replace("_", " ")
     text = f"Artisan's own computed value: {words}" if name.startswith("artisan_") else words

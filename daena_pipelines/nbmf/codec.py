@@ -257,6 +257,7 @@ _U64 = struct.Struct("<Q").pack
 # packs the first 5 bytes of the whole envelope) and its length, in one call instead of a slice,
 # a pack and a concatenation
 _HEADER5_U64 = struct.Struct("<5sQ").pack
+_HEADER5 = struct.Struct("<5B").pack  # encode: version|class, flags, dictionary version, two-byte original length
 _HEADER6_U64 = struct.Struct("<6sQ").pack  # the same for a three-byte original length (16 KiB - 1 MiB)
 _sha256 = sha256
 
@@ -310,14 +311,15 @@ class _Inherited:
         rows = record.get(self.rows)
         if type(rows) is not list or not rows:
             return None
+        members, get = self.members, self.get  # locals: read once per row and member otherwise
         try:
-            values = self.get(record)
+            values = get(record)
             kept = []
             for row in rows:  # plain loops: in 3.11 a generator or comprehension is a frame more per call
-                if type(row) is not dict or len(row) <= len(self.members) or self.get(row) != values:
+                if type(row) is not dict or len(row) <= len(members) or get(row) != values:
                     return None
                 row = row.copy()
-                for key in self.members:
+                for key in members:
                     if type(row.pop(key)) is not str:  # equal to the record's string, but not one (a str subclass's __eq__ can lie)
                         return None
                 kept.append(row)
@@ -597,19 +599,19 @@ class NbmfCodec:
         raise ValueError(f"record class {class_name!r} is lossless-only; semantic encoding is not allowed")
 
     def _class_head(self, class_name: str) -> tuple:
-        """(first header byte, dictionary id, its version as a varint, semantic rule, its inherited
+        """(first header byte, dictionary id, its version, semantic rule, its inherited
         members or None, the small bodies' compress) of a class, kept: the codec encodes with the dictionary current at
         its first encode of the class and does not follow a later ``store.publish`` (train_dicts
         publishes; a new codec encodes with the new dictionary)."""
         if class_name not in self._class_heads:
             rc, dict_id = record_class(class_name), self.dict_id(class_name)
             small = self.small_compressor(dict_id).compress  # compress(), inline: no key tuple per call
-            head = CODEC_VERSION << 4 | rc.code, dict_id, _varint(dict_id % 1000), rc.semantic, _INHERITED[rc.code], small
+            head = CODEC_VERSION << 4 | rc.code, dict_id, dict_id % 1000, rc.semantic, _INHERITED[rc.code], small
             self._class_heads[class_name] = head
         return self._class_heads[class_name]
 
     def encode(self, record, class_name: str, fidelity: str = LOSSLESS) -> bytes:
-        first, dict_id, dict_version, semantic, inherited, compress_small = self._class_heads.get(class_name) or self._class_head(class_name)
+        first, dict_id, version, semantic, inherited, compress_small = self._class_heads.get(class_name) or self._class_head(class_name)
         flags = _TYPE_FLAGS.get(type(record))
         if flags is None:  # a subclass of a JSON type
             flags = JSON_TYPES.index(json_type(record)) << 1
@@ -636,17 +638,22 @@ class NbmfCodec:
                 raise ValueError(f"record of {n} bytes is beyond NBMF's {MAX_LENGTH}-byte bound")
             lengths = _varint(n) + _varint(len(body))
             flags |= FLAG_BODY_LENGTH
+        elif 0x80 <= n < 0x4000 and version < 0x80:
+            lengths = None  # the common five-byte header (two-byte length, as decode's straight path reads it): one pack below
         else:
-            lengths = bytes((n & 0x7F | 0x80, n >> 7)) if 0x80 <= n < 0x4000 else _varint(n)  # _varint, inline
+            lengths = _varint(n)
         payload = compress_small(body) if len(body) < SMALL_BODY_BYTES else self.compress(dict_id, body)
         # the first block is the last one and compressed, in a window <= 16 KiB: the frame is that
         # block and nothing after it (no checksum), so its size is the rest; the block alone
         if payload[0] == 0 and payload[1] <= _BARE_WINDOW and payload[2] & 7 == _BARE_BLOCK:
             payload = payload[5:]
             flags |= FLAG_BARE
-        header = b"%c%c%b%b" % (first, flags, dict_version, lengths)
-        if len(body) < SMALL_BODY_BYTES:  # _tag, inline
-            return header + _sha256(body + header + _U64(len(header) + TAG_BYTES + len(payload))).digest()[:TAG_BYTES] + payload
+        if lengths is None:
+            header = _HEADER5(first, flags, version, n & 0x7F | 0x80, n >> 7)
+            if len(body) < SMALL_BODY_BYTES:  # _tag, inline, its suffix in one pack
+                return header + _sha256(body + _HEADER5_U64(header, 5 + TAG_BYTES + len(payload))).digest()[:TAG_BYTES] + payload
+        else:
+            header = b"%c%c%b%b" % (first, flags, _varint(version), lengths)
         return header + _tag(body, header, len(header) + TAG_BYTES + len(payload)) + payload
 
     def decode(self, envelope: bytes):

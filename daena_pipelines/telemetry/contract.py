@@ -57,6 +57,10 @@ V1_ARTISAN_COLUMNS = (
 
 # telemetry.roast_metrics: column -> SQL type, by the schema version (migration) that added it.
 # Every metric metrics.roast_metrics() returns has its column here (tests/telemetry/test_metrics.py).
+# Roast event times, in seconds from CHARGE (the other ``*_s`` columns are durations); Artisan's own
+# (``artisan_*``) and the golden cases' targets (``target_*``) carry the same names.
+EVENT_TIME_COLUMNS = ("tp_s", "dry_end_s", "fcs_s", "fce_s", "drop_s", "total_s")
+
 # A new metric is one line with the next version (SCHEMA_VERSION + 1), e.g. ``6: {"bt_span_c": "DOUBLE"},``:
 # store.py derives the migration that adds the column to existing warehouses, migrations.py the version.
 METRIC_COLUMNS_BY_VERSION = {

@@ -230,6 +230,9 @@ def test_a_command_run_without_a_valid_approval_is_a_critical_alert(tmp_path):
                   build("re-approved", ("PROPOSED", "REJECTED", "APPROVED", "EXECUTING", "COMPLETED")),
                   build("skipped-executing", (*TO_EXECUTING[:3], "COMPLETED"), machine_id="m2")):
         batch.add(*built)
+    # a log kept from the approval on (older entries purged) is invalid, but it shows the approval before the run
+    truncated, history = build("log-from-approval", FULL, machine_id="m2")
+    batch.add(truncated, history[2:])
     store.apply_executions(batch, [sidecar_ran(p) for p in ("rejected", "expired", "approved")])
     db = tmp_path / "w.duckdb"
     with connect(db) as con, transaction(con):

@@ -295,3 +295,22 @@ def test_a_full_recordings_disk_does_not_switch_off_the_ceiling_trip(sim_config,
         sidecar.run_started()  # at the footer
     assert device.heater == 0 and device.sidecar_state == State.COOLING
     assert any(f.startswith("abort: safety trip: BT") for f in sidecar.faults)
+
+
+def test_a_footer_the_full_disk_refuses_still_leaves_the_warehouse_closed(sim_config, warehouse):
+    """The recordings disk is full when the session ends: the roaster is made safe, the footer cannot be written and
+    the run fails. Before, the warehouse worker was never stopped, so nothing the exit reported reached the warehouse:
+    the aborted command stayed EXECUTING and the session open, and the next sidecar on that roaster would close them
+    as if this one had been killed. The worker is now stopped (its rows written) whatever the footer does."""
+    sidecar, device = power_3_running(sim_config, ROASTERS["r1"], warehouse)
+    sidecar.recorder._write = disk_full
+    with pytest.raises(OSError, match="No space left on device"):
+        sidecar.run_started()
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+    assert queue_rows(warehouse)["power-3"][2] == "ABORTED"
+    import duckdb
+
+    with duckdb.connect(warehouse) as con:
+        ended_at, end_reason = con.execute("SELECT ended_at, end_reason FROM device.sidecar_sessions WHERE recording_id = ?",
+                                           [sidecar.recording_id]).fetchone()
+    assert ended_at is not None and end_reason == "error"

@@ -263,6 +263,24 @@ def test_small_bodies_store_a_bare_block_and_decode_from_it():
         codec.decode(forged)
 
 
+@pytest.mark.parametrize("n, length_bytes", [(60, b"\x3c"), (600, b"\xd8\x04"), (5000, b"\x88\x27"), (20000, b"\xa0\x9c\x01")])
+def test_envelope_header_and_tag_are_the_documented_bytes(n, length_bytes):
+    """Header and tag written by hand (docs/nbmf.md) for each length the encoder writes its own way:
+    one-byte, two-byte below and above 4 KiB of body (the tag in one call or two), three-byte."""
+    codec = NbmfCodec(settings=CodecSettings(use_dictionaries=False))
+    filler = hashlib.sha256(b"nbmf").hexdigest() * (n // 64 + 1)
+    record = {"notes": filler[: n - len('{"notes":"","session_id":"s"}')], "session_id": "s"}
+    body = canonical_json(record)
+    assert len(body) == n
+    envelope = codec.encode(record, "roast_note")
+    # version | class, flags (object, lossless, no body length, no inherited or series body; bit 7 bare or not), dictionary version 0, original length
+    header = bytes((CODEC_VERSION << 4 | record_class("roast_note").code, envelope[1], 0)) + length_bytes
+    assert envelope[: len(header)] == header and envelope[1] & 0x7F == 0
+    tag = hashlib.sha256(body + header + len(envelope).to_bytes(8, "little")).digest()[:TAG_BYTES]
+    assert envelope[len(header) : len(header) + TAG_BYTES] == tag
+    assert codec.decode(envelope) == record
+
+
 def _forged_inherited(codec: NbmfCodec, body: bytes, original_length: int, json_type: int = 0) -> bytes:
     """A command envelope whose inherited-members body is `body`, with a valid tag (the tag is no secret)."""
     from daena_pipelines.nbmf.codec import FLAG_BODY_LENGTH, FLAG_INHERITED, _tag, _varint

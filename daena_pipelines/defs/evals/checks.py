@@ -103,7 +103,7 @@ def judge_agreement_ok(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     if not compared[0]:  # nothing compared: the judge's agreement is unknown, not good
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
-            description=f"compared 0, {compared[1] - compared[0]} with fewer than {calibration.MIN_PAIRS} judged pairs: "
+            description=f"compared 0 ({compared[1]} comparisons, each with fewer than {calibration.MIN_PAIRS} judged pairs): "
             "no judge run has enough labelled pairs, so its agreement with the labels and the gates is unknown. "
             "What to do: judge the labelled sessions (ANTHROPIC_API_KEY, docs/evals.md#validating-the-judge-evalsjudge_agreement) "
             "and rematerialise evals/judge_scores, then evals/judge_agreement",
