@@ -997,8 +997,9 @@ def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = N
         "batch_g_in_hopper": virtual.batch_g,
         "ibts": virtual.ibts,
     }
-    # a stepped simulation is reproducible, so its id is too (same seed and start: same session_id)
-    recording_id = stepped_recording_id(cfg) if cfg.time_scale == 0 else None
+    # a stepped simulation from a given start is reproducible, so its id is too (same seed and start:
+    # same session_id); one starting "now" is a new session every time, whatever its seed
+    recording_id = stepped_recording_id(cfg) if cfg.time_scale == 0 and cfg.start_at else None
     sidecar = Sidecar(cfg, clock, lambda serial: model.open(serial, backend=backend), "simulator", simulator, progress,
                       recording_id)
     device.on_mark = sidecar.mark  # the simulated operator marks first crack when the model's crack starts
@@ -1007,7 +1008,8 @@ def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = N
 
 def stepped_recording_id(cfg: SidecarConfig) -> str:
     """The recording id of a stepped simulation (what an approval for that session names)."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"daena-sim:{cfg.machine_id}:{cfg.seed}:{cfg.start_at}").hex
+    model = "" if cfg.model == "r1" else f":{cfg.model}"  # (the R1's ids as they were before the R2)
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"daena-sim:{cfg.machine_id}:{cfg.seed}:{cfg.start_at}{model}").hex
 
 
 def run_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = None) -> SidecarResult:

@@ -40,7 +40,10 @@ def main() -> int:
             pipes.log.warning(fault)
         if result.error:
             pipes.log.error(result.error)
-        pipes.report_asset_materialization(metadata={k: _typed(v) for k, v in result.metadata().items()})
+        pipes.report_asset_materialization(metadata={
+            "dagster/row_count": result.samples,  # the catalog's row count: the recording's samples
+            **{k: _typed(v) for k, v in result.metadata().items()},
+        })
         if result.left_unsafe:  # fail the run: a commanded roaster may still be heating
             pipes.log.error(f"the roaster this session commanded was NOT confirmed safe at the exit "
                             f"({result.exit['outcome']}); check it at its panel")

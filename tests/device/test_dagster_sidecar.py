@@ -56,6 +56,7 @@ def test_simulated_roast_through_pipes_lands_a_sidecar_file(env):
     metadata = recording.materialization.metadata
     assert metadata["end_reason"].value == "cool_end" and metadata["lost_samples"].value == 0
     assert metadata["source"].value == "simulator" and metadata["samples"].value > 900
+    assert metadata["dagster/row_count"].value == metadata["samples"].value
     assert metadata["commands_executed"].value == 0 and metadata["faults"].value == []
     files = list(landing.glob("*.sidecar.jsonl"))
     assert len(files) == 1 and str(files[0]) == metadata["path"].value

@@ -200,3 +200,18 @@ def test_ibts_unit_read_as_artisan_does(tmp_path):
     bt, probe = session.bt_c[charge:], session.et_c[charge:]
     assert bt[2] < 40 and np.all(np.diff(bt[5:120]) > -1.0)  # from the beans' own temperature, rising
     assert probe[0] > 150 and 60 < probe[:120].min() < 110  # the probe's turning point
+
+
+def test_stepped_simulations_started_now_are_distinct_sessions(tmp_path):
+    """Launched from the Launchpad with time_scale 0 and no start_at, every stepped roast (R1 or R2)
+    got the same recording id, so its device.sidecar_sessions row replaced the last one's and an
+    approval bound to an earlier such roast named this one too. Only a given start is reproducible."""
+    from daena_pipelines.device.sidecar import build_sidecar
+
+    def recording_id(**given) -> str:
+        folders = {"recordings_dir": str(tmp_path / "rec"), "landing_dir": str(tmp_path / "landing")}
+        return build_sidecar(SidecarConfig(simulate=True, time_scale=0, **folders, **given))[0].recording_id
+
+    assert recording_id() != recording_id()
+    assert recording_id(model="r2", start_at="2026-11-17T09:00:00+00:00") != recording_id(start_at="2026-11-17T09:00:00+00:00")
+    assert recording_id(seed=3, start_at="2026-11-17T09:00:00+00:00") == recording_id(seed=3, start_at="2026-11-17T09:00:00+00:00")

@@ -295,7 +295,7 @@ def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
         raise_on_error=False,
     )
     (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "golden_cases_valid"]
-    assert not check.passed and "broken.json" in check.description
+    assert not check.passed and "broken.json" in check.description and "What to do: fix or add the case files" in check.description
     assert result.asset_materializations_for_node("evals__eval_runs") == []
     assert query(db, "SELECT file FROM evals.golden_case_errors") == [("broken.json",)]
 

@@ -1,4 +1,5 @@
 """The telemetry asset graph through Dagster, on a temp warehouse."""
+import json
 import shutil
 
 import dagster as dg
@@ -128,6 +129,29 @@ def test_landing_sensor_requests_only_new_or_changed_files(data_env):
     second = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
     assert second.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "b.alog")]
     assert sensors.changed_files({"x": "1:1"}, {"x": "1:2"}) == ["x"]
+
+
+def test_landing_sensor_requests_again_what_a_failed_run_did_not_ingest(data_env, monkeypatch):
+    """The cursor moves on when a run is requested; if that run fails (or is lost with a stopped
+    `dagster dev`) its files were never ingested and no later tick saw them as new."""
+    landing = data_env / "landing"
+    (landing / "a.alog").write_bytes(alog_bytes(profile()))
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
+
+    def tick(cursor, after_s=0.0):
+        monkeypatch.setattr(sensors.time, "time", lambda: 1_000_000.0 + after_s)
+        return sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, resources=defs.resources))
+
+    first = tick(None)
+    (request,) = first.run_requests  # its run fails: nothing ingested
+    assert tick(first.cursor, after_s=60).run_requests == []  # meanwhile it may still be queued or running
+    late = tick(first.cursor, after_s=sensors.RETRY_AFTER_S + 1)
+    (again,) = late.run_requests
+    assert again.run_config == request.run_config and again.run_key != request.run_key
+    warehouse = str(data_env / "data" / "warehouse.duckdb")
+    assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()}).success
+    done = tick(late.cursor, after_s=2 * sensors.RETRY_AFTER_S + 2)
+    assert done.run_requests == [] and json.loads(done.cursor)["requested"] == {}
 
 
 def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, monkeypatch):

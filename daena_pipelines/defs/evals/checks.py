@@ -9,6 +9,7 @@ from daena_pipelines.lib.warehouse import DUCKDB_POOL, WarehouseResource
 
 GOLDEN_CASES, EVAL_RUNS, JUDGE_SCORES = key(contract.GOLDEN_CASES), key(contract.EVAL_RUNS), key(contract.JUDGE_SCORES)
 JUDGE_AGREEMENT = key(contract.JUDGE_AGREEMENT)
+DOCS = "docs/evals.md"
 
 
 def _check(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
@@ -23,6 +24,8 @@ def golden_cases_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         errors = con.execute("SELECT file, error FROM evals.golden_case_errors ORDER BY file").fetchall()
         count = con.execute("SELECT count(*) FROM evals.golden_cases").fetchone()[0]
     why = "; ".join(e for _, e in errors) or ("no golden cases" if not count else f"{count} cases valid")
+    if errors or not count:
+        why += f". What to do: fix or add the case files in golden/cases/ ({DOCS}#golden-cases-goldencasesjson), then rematerialise evals/golden_cases"
     return _check(not errors and count > 0, why, cases=count, invalid_files=len(errors))
 
 
@@ -43,6 +46,8 @@ def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             "SELECT count(*) FROM evals.eval_runs WHERE outcome NOT IN (SELECT unnest(?))", [list(scoring.OUTCOMES)]
         ).fetchone()[0]
     why = f"sessions without an eval row: {missing}" if missing else f"{bad} rows with an unknown outcome" if bad else "complete"
+    if missing or bad:
+        why += f". What to do: rematerialise evals/eval_runs for the days of those sessions ({DOCS}#partitions-job-schedule-backfill)"
     return _check(not missing and not bad, why, missing_sessions=len(missing), unknown_outcomes=bad)
 
 

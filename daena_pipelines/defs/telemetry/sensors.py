@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -41,13 +42,19 @@ def fingerprints(folders: list[Path], previous: tuple[dict[str, str], dict[str, 
     return roasts, others
 
 
-def load_cursor(cursor: str | None) -> tuple[dict[str, str], dict[str, str]]:
-    """The pair `fingerprints` returned on the last tick; a cursor written before files were told
+def load_cursor(cursor: str | None) -> tuple[tuple[dict[str, str], dict[str, str]], dict[str, list]]:
+    """(the pair `fingerprints` returned on the last tick, the files requested and not yet seen
+    ingested: path -> [mark, requested at (epoch s)]); a cursor written before files were told
     apart by content holds the roast files alone."""
     value = json.loads(cursor) if cursor else {}
     if isinstance(value.get("roasts"), dict):
-        return value["roasts"], value.get("not_roasts", {})
-    return value, {}
+        return (value["roasts"], value.get("not_roasts", {})), value.get("requested", {})
+    return (value, {}), {}
+
+
+# How long a requested file may wait (queued behind other runs, or being ingested) before a tick
+# that still finds it missing from the warehouse requests it again.
+RETRY_AFTER_S = 15 * 60
 
 
 def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
@@ -73,17 +80,28 @@ def changed_files(previous: dict[str, str], current: dict[str, str]) -> list[str
     description="Runs the telemetry ingest for roast files that are new or changed in DAENA_LANDING_DIR.",
 )
 def landing_folder_sensor(context: dg.SensorEvaluationContext, duckdb: WarehouseResource, daena_settings: DaenaSettings):
-    previous = load_cursor(context.cursor)
+    previous, requested = load_cursor(context.cursor)
     folders = daena_settings.get().landing_dirs
     current, not_roasts = fingerprints(folders, previous)
+    now = time.time()
+    new = changed_files(previous[0], current)
+    # files requested before, unchanged since, whose run had time to ingest them: if the warehouse
+    # still lacks them that run failed or was lost (the cursor moved on), so they are requested again
+    due = sorted(p for p, (mark, at) in requested.items() if current.get(p) == mark and p not in new and now - at >= RETRY_AFTER_S)
     try:
-        changed = not_yet_ingested(changed_files(previous[0], current), duckdb.target())
+        changed = not_yet_ingested(new + due, duckdb.target())
     except WarehouseBusy:
         return dg.SkipReason("the warehouse is being written; looking again on the next tick")
-    context.update_cursor(json.dumps({"roasts": current, "not_roasts": not_roasts}))
+    waiting = {p: v for p, v in requested.items() if current.get(p) == v[0] and p not in new and p not in due}
+    context.update_cursor(json.dumps({"roasts": current, "not_roasts": not_roasts,
+                                      "requested": waiting | {p: [current[p], now] for p in changed}}))
     if not changed:
         return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}")
-    run_key = hashlib.sha256(json.dumps([(p, current[p]) for p in changed]).encode()).hexdigest()[:16]
+    retried = [p for p in changed if p in due]
+    if retried:
+        context.log.info(f"requesting again {len(retried)} files an earlier run did not ingest, e.g. {retried[0]}")
+    # a retry of the same files must not reuse the run key of the run that did not ingest them
+    run_key = hashlib.sha256(json.dumps([(p, current[p]) for p in changed] + ([now] if retried else [])).encode()).hexdigest()[:16]
     return dg.RunRequest(
         run_key=run_key,
         run_config={"ops": {"telemetry_ingest": {"config": {"paths": changed}}}},
