@@ -90,7 +90,7 @@ MIGRATIONS = [
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")
-APPROVALS_READ = "approvals read"  # put on the command queue after each cycle that read the queue rows
+APPROVALS_READ = "approvals read"  # (APPROVALS_READ, time.monotonic() as the cycle began) after each cycle that read the queue
 PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
 DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
 
@@ -122,6 +122,7 @@ class CommandBridge:
         self.cycle_seconds: list[float] = []  # how long each warehouse cycle took (known after stop)
         self.unwritten = 0  # rows still pending after the last cycle
         self.reads = 0  # cycles that read the queue, as far as take() has seen
+        self.read_at: float | None = None  # when the newest of them began (time.monotonic(), the same in both processes)
 
     def start(self) -> None:
         self._worker.start()
@@ -133,8 +134,9 @@ class CommandBridge:
                 item = self._commands.get_nowait()
             except queue.Empty:
                 return commands
-            if item == APPROVALS_READ:
+            if isinstance(item, tuple) and item[0] == APPROVALS_READ:
                 self.reads += 1
+                self.read_at = item[1]
             else:
                 commands.append(item)
 
@@ -219,10 +221,11 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
                 continue
             kind = "cycle"
         stopping = kind == "stop"
+        began = time.monotonic()  # a revocation committed after this may not be in what the cycle reads
         for command in io.cycle(read=not stopping):
             commands.put(command)
         if io.read_ok:
-            commands.put(APPROVALS_READ)
+            commands.put((APPROVALS_READ, began))
         next_cycle = time.monotonic() + interval_s
         if kind == "sync":
             done.put((io.unwritten, None))

@@ -122,11 +122,12 @@ def approval_refusal(command: Command, now: datetime, session_started: datetime,
 
     EXPIRED: the approval is stale (past its expiry, no approval time, or a session-less approval
     given before this session started: it was meant for an earlier session; or dated ahead of this host's clock,
-    so its age is unknown). FAILED: the approval is
+    so its age is unknown; an ABORT excepted). FAILED: the approval is
     for another roaster or names none. Wall-clock times, UTC."""
     if command.approved_at is None:
         return "EXPIRED", "approval has no approved_at time, so its age is unknown"
-    if ahead := _dated_ahead(command, now):
+    # an ABORT's age does not matter: stale or not it only drives the roaster towards heater 0 and cooling
+    if command.command_type != "ABORT" and (ahead := _dated_ahead(command, now)):
         return "EXPIRED", ahead
     expires = approval_end(command, ttl_s)
     if now >= expires:

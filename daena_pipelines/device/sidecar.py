@@ -368,7 +368,7 @@ class Sidecar:
         if self.bridge is None:
             return
         self._take(now)
-        while self.waiting and self.active is None:
+        while self.waiting and (self.active is None or self.waiting[0].command_type == "ABORT"):
             if self._approvals_unread_s(now) is not None and self.waiting[0].command_type != "ABORT":
                 return  # its approval may have been revoked meanwhile: it waits for the warehouse (an ABORT does not)
             command = self.waiting.pop(0)
@@ -406,8 +406,8 @@ class Sidecar:
                 self.bridge.sync()  # stepped time has no wall clock: wait for one warehouse cycle
         reads = self.bridge.reads
         commands = self.bridge.take()
-        if self.bridge.reads != reads:
-            self.approvals_read_at = self._recheck_clock(now)
+        if self.bridge.reads != reads:  # timed when the worker read, not when this loop took the news (a stall may lie between)
+            self.approvals_read_at = now if self.stepped else self.bridge.read_at
         for command in commands:
             if self.active is not None and self.active.command.proposal_id == command.proposal_id:
                 self.active.command = command
@@ -417,6 +417,7 @@ class Sidecar:
                 self.waiting[known[0]] = command
             elif not command.revoked:
                 self.waiting.append(command)
+        self.waiting.sort(key=lambda command: command.command_type != "ABORT")  # an approved ABORT waits for nothing
 
     def _recheck_clock(self, now: float) -> float:
         """Approvals are revoked on the real clock: the queue's last read is timed there (a stepped run reads the
@@ -462,10 +463,10 @@ class Sidecar:
             return action
         if reading.probe_faults:
             return None  # a probe reads impossibly: no command starts or steps (none may raise the heater) until it reads right
-        if self.active is None:
-            self._next_command(reading, now)
-        elif self.bridge is not None:
-            self._take(now)  # the running command's approval may have been revoked or shortened
+        # new approvals, and the running command's revoked or shortened; while it runs only an ABORT starts
+        self._next_command(reading, now)
+        if self._abort_request is not None:  # an approved ABORT just taken: it ends the running command before its next step
+            return self._action(reading, now)
         if self.active is None:
             return None
         if self.active.command.command_type in LEVEL_COMMANDS:  # limits and approval hold for every step, not just the first

@@ -314,3 +314,105 @@ def test_a_footer_the_full_disk_refuses_still_leaves_the_warehouse_closed(sim_co
         ended_at, end_reason = con.execute("SELECT ended_at, end_reason FROM device.sidecar_sessions WHERE recording_id = ?",
                                            [sidecar.recording_id]).fetchone()
     assert ended_at is not None and end_reason == "error"
+
+
+# ----- fourth review: an ABORT never waits, and a read counts from when it was made -------------------------
+def _power_ramp_up(sim_config, warehouse):
+    """A roasting roaster the sidecar took down to heater 3, then an approved SET_POWER 9 that has begun stepping up."""
+    sidecar, device = power_3_running(sim_config, ROASTERS["r1"], warehouse)
+    assert run_until(sidecar, lambda s: s.active is None and device.heater == 3)
+    approve(warehouse, "power-9", "SET_POWER", 9)
+    assert run_until(sidecar, lambda s: s.active is not None and s.active.command.proposal_id == "power-9")
+    return sidecar, device
+
+
+def test_an_approved_abort_does_not_wait_for_a_running_power_ramp(sim_config, warehouse):
+    """The operator asks for an ABORT while an approved SET_POWER 9 steps the heater up. Before, an ABORT read while
+    a command ran only joined the waiting list, behind it: the heater went on stepping up to 9, and only then was
+    the roaster driven to 0. Now an approved ABORT read from the queue ends the running command at once."""
+    sidecar, device = _power_ramp_up(sim_config, warehouse)
+    start_heater = device.heater
+    approve(warehouse, "abort", "ABORT")
+    highest = []
+    assert run_until(sidecar, lambda s: highest.append(device.heater) or queue_rows(warehouse)["abort"][2] == "COMPLETED",
+                     limit_s=sidecar.clock.now() + 60)
+    assert max(highest) <= start_heater + 1, highest  # at most the step already under way when the ABORT was approved
+    rows = queue_rows(warehouse)
+    assert rows["power-9"][2] == "ABORTED" and device.heater == 0 and device.sidecar_state == State.COOLING, rows
+
+
+def test_an_abort_waiting_behind_a_command_runs_while_the_warehouse_is_out_of_reach(sim_config, warehouse, monkeypatch):
+    """A SET_DRUM 8 and then an ABORT were approved and read; the warehouse is then held by another program. Before,
+    the drum command at the head of the waiting list waited for the warehouse, and the ABORT behind it waited too."""
+    from contextlib import contextmanager
+
+    import duckdb
+
+    from daena_pipelines.device.command_store import WarehouseIO
+
+    sidecar, device = _power_ramp_up(sim_config, warehouse)
+    approve(warehouse, "drum-8", "SET_DRUM", 8, approved_at="now() - INTERVAL 1 SECOND")
+    approve(warehouse, "abort", "ABORT")
+    assert run_until(sidecar, lambda s: {c.proposal_id for c in s.waiting} >= {"drum-8", "abort"} or s.abort is not None)
+
+    @contextmanager
+    def held_by_another_program(self):
+        raise duckdb.IOException('IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held')
+        yield
+
+    monkeypatch.setattr(WarehouseIO, "_connection", held_by_another_program)
+    assert run_until(sidecar, lambda s: s.abort is not None and s.abort.done, limit_s=sidecar.clock.now() + 60)
+    assert device.heater == 0 and device.sidecar_state == State.COOLING and device.drum != 8
+
+
+def test_approvals_read_before_a_stall_do_not_count_as_read_after_it(sim_config, warehouse):
+    """Real time: an approved SET_FAN 12 steps; the roaster stalls (reads time out, the loop goes on without a status
+    and so without looking at the queue); meanwhile the warehouse worker reads the queue once more, then another
+    program takes the warehouse. When the roaster answers again the last read is 2.6 s old: past the 2 s rule. Before,
+    the read was timed when the loop took its news, after the stall, and the fan stepped on for two more seconds."""
+    from daena_pipelines.device.safety import SafetyLimits
+
+    from .conftest import locked_retry
+    from .test_faults import inject, start
+
+    # lost_control_s above the stall: that abort is not what is tested here
+    sidecar, device = start(sim_config, ROASTERS["r1"], warehouse, operator=False, time_scale=1.0,
+                            queue_poll_interval_s=0.5, watchdog_timeout_s=30.0, limits=SafetyLimits(lost_control_s=4.5))
+    approve(warehouse, "preheat", "PREHEAT", serial="4242")
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED"), limit_s=sidecar.clock.now() + 60)
+    approve(warehouse, "fan-12", "SET_FAN", 12, serial="4242")
+    assert run_until(sidecar, lambda s: s.active is not None and device.fan >= 2, limit_s=sidecar.clock.now() + 30)
+    stall = sidecar.clock.now()
+    inject(device, stall_reads=(stall, stall + 3.6))
+    fan = device.fan
+    assert run_until(sidecar, lambda s: s.clock.now() >= stall + 1.0)  # the worker has read the queue meanwhile
+    with locked_retry(warehouse) as held:  # another program holds the warehouse: no read from here on
+        assert run_until(sidecar, lambda s: s.clock.now() >= stall + 3.6)
+        assert run_until(sidecar, lambda s: s.active is None, limit_s=sidecar.clock.now() + 10)
+        assert device.fan == fan  # no step after the stall
+        held.execute("SELECT 1")
+    sidecar.request_stop("operator stop")
+    result = sidecar.run_started()
+    fan_12 = [line for line in map(orjson.loads, result.path.read_bytes().splitlines())
+              if line["type"] == "command" and line["proposal_id"] == "fan-12"][-1]
+    assert fan_12["status"] == "ABORTED" and "approval not re-read for" in fan_12["error"], fan_12
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
+
+
+def test_an_abort_approved_by_a_clock_ahead_of_this_one_still_runs(sim_config, warehouse):
+    """The approval service's clock runs a minute ahead of this host's; the operator asks for an ABORT while the
+    sidecar's preheat heats the roaster. Before, the ABORT was EXPIRED like any approval dated ahead of this host's
+    clock (its age unknown) and the roaster went on preheating. Whatever its age, an ABORT only drives the roaster to
+    heater 0 and cooling: it runs."""
+    from .test_faults import start
+
+    sidecar, device = start(sim_config, ROASTERS["r1"], warehouse, operator=False, stop_on="duration",
+                            max_duration_s=3600, queue_poll_interval_s=1.0)
+    approve(warehouse, "preheat", "PREHEAT", serial="4242")
+    assert run_until(sidecar, lambda s: s.command_statuses.get("COMPLETED") and device.heater > 0, limit_s=60)
+    approve(warehouse, "abort", "ABORT", serial="4242", approved_at="now() + INTERVAL 1 MINUTE")
+    assert run_until(sidecar, lambda s: queue_rows(warehouse)["abort"][0] != "APPROVED",
+                     limit_s=sidecar.clock.now() + 60)
+    assert run_until(sidecar, lambda s: s.abort is None or s.abort.done, limit_s=sidecar.clock.now() + 60)
+    assert queue_rows(warehouse)["abort"][2:] == ("COMPLETED", None), queue_rows(warehouse)["abort"]
+    assert device.heater == 0 and device.sidecar_state == State.COOLING
