@@ -102,6 +102,18 @@ def test_rejected_file_warns_until_fixed(data_env):
     assert check.passed and sessions == 2
 
 
+def test_a_rejected_file_whose_name_is_not_utf8_is_reported(data_env):
+    """Such a name is always rejected (bad_text) and stored with its bad bytes escaped; the check looked for the
+    escaped name on disk, found nothing and passed while the file sat unloaded in the landing folder."""
+    landing = data_env / "landing"
+    (landing / os.fsdecode(b"caf\xe9.alog")).write_bytes(alog_bytes(profile()))
+    resources = {"duckdb": WarehouseResource(database=str(data_env / "w.duckdb")), "daena_settings": DaenaSettings()}
+    result = dg.materialize([telemetry_ingest, *telemetry_checks], resources=resources,
+                            selection=dg.AssetSelection.assets(telemetry_ingest) | dg.AssetSelection.checks_for_assets(telemetry_ingest))
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "landing_files_loaded")
+    assert not check.passed and "caf\\udce9.alog, problem=bad_text: " in check.description
+
+
 def test_the_landing_sensors_run_charts_the_roast_it_ingested(data_env):
     """A roast recorded (or dropped into the landing folder) reaches the roast curve through the
     sensor's run alone, not only after someone rematerialises the chart."""
