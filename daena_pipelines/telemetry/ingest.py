@@ -265,7 +265,7 @@ def _unread(path: str, known_sha256s: Collection[str], error: Prepared) -> Prepa
     """`error` for a file whose bytes were not read, or None when it was recorded before. With no
     content to hash, the file's size and mtime stand in for it, so the same unreadable file gives
     one error row, not one more per run, and a repaired one is read again."""
-    marker = _stat_marker(path)
+    marker = stat_marker(path)
     return None if marker in known_sha256s else replace(error, sha256=marker)
 
 
@@ -286,7 +286,7 @@ def _advanced(item: _InProgress, stage: Callable[[_InProgress], object], quarant
     return Prepared(item.path, item.sha256, item.size, error_kind=kind, error=message, quarantined_path=quarantined)
 
 
-def _stat_marker(path: str) -> str:
+def stat_marker(path: str) -> str:
     """Stands in for the SHA-256 of a file whose bytes were not read."""
     try:
         stat = os.stat(path)

@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -12,6 +13,7 @@ from daena_pipelines.defs.telemetry.assets import roast_curve, telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
+from daena_pipelines.telemetry import ingest
 from tests.telemetry.profiles import alog_bytes, profile
 
 
@@ -100,6 +102,27 @@ def test_rejected_file_warns_until_fixed(data_env):
     (landing / "broken.alog").write_bytes(alog_bytes(profile(roastUUID="fixed")))
     check, sessions = landing_check()
     assert check.passed and sessions == 2
+
+
+def test_landing_sensor_knows_a_file_the_ingest_could_not_read(data_env, monkeypatch):
+    """A file too large to read is recorded by its size and mtime (ingest.stat_marker), not a SHA-256: the
+    sensor hashed it (reading it whole), never found it and requested it again every 15 minutes, for ever.
+    A file it cannot read stopped every tick with the error (no other file was ingested); now it is requested
+    and the ingest records why."""
+    landing = data_env / "landing"
+    (landing / "big.alog").write_bytes(alog_bytes(profile()))
+    monkeypatch.setattr(ingest, "MAX_FILE_BYTES", 100)
+    warehouse = str(data_env / "data" / "warehouse.duckdb")
+    assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()}).success
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
+    assert first.run_requests == [] and json.loads(first.cursor)["requested"] == {}
+    (landing / "locked.alog").write_bytes(alog_bytes(profile(roastUUID="locked")))
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if p.name == "locked.alog" else read_bytes(p))
+    (request,) = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources)).run_requests
+    assert request.run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "locked.alog")]
 
 
 def test_a_rejected_file_whose_name_is_not_utf8_is_reported(data_env):

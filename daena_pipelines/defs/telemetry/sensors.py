@@ -74,7 +74,20 @@ def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
         if not table_exists(con, "telemetry.source_files"):
             return paths
         seen = set(con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall())
-    return [p for p in paths if (ingest.storable(p), hashlib.sha256(Path(p).read_bytes()).hexdigest()) not in seen]
+    return [p for p in paths if not _seen(p, seen)]
+
+
+def _seen(path: str, seen: set[tuple[str, str]]) -> bool:
+    """Whether the ingest recorded this content at this path: by its SHA-256, or by the size and mtime
+    it records for a file it did not read (too large, unreadable). A file that cannot be read here
+    counts as not seen: its run records why."""
+    name = ingest.storable(path)
+    if (name, ingest.stat_marker(path)) in seen:
+        return True
+    try:
+        return (name, hashlib.sha256(Path(path).read_bytes()).hexdigest()) in seen
+    except OSError:
+        return False
 
 
 def changed_files(previous: dict[str, str], current: dict[str, str]) -> list[str]:
