@@ -466,7 +466,7 @@ def ingest(
         store.ensure_schema(con)
         states = _StateCache()
         known_sha256s = states.load(con).known_sha256s
-        jobs = [(path, known_sha256s.get(_storable(path), ())) for path in roast_paths]
+        jobs = [(path, known_sha256s.get(storable(path), ())) for path in roast_paths]
         _ingest_jobs(con, jobs, parsers, workers, batch_size, report, quarantine_dir, on_batch, states)
     return report
 
@@ -636,7 +636,7 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
     outcomes, errors, replaced = [], [], []
     written: dict[str, tuple[SessionRows, FileOutcome]] = {}  # session id -> what this batch writes for it
     for item in items:
-        path = _storable(item.path)
+        path = storable(item.path)
         if item.sha256 in state.known_sha256s.get(path, ()):  # a concurrent run took it first
             report.unchanged += 1
             continue
@@ -645,8 +645,8 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
             # backslash escapes for what is not valid Unicode (e.g. an undecodable file name):
             # an error row must always be writable
             errors.append({"source_path": path, "content_sha256": item.sha256, "error_kind": item.error_kind,
-                           "message": _storable(item.error), "quarantined_path": item.quarantined_path})
-            outcome.status, outcome.detail = "rejected", _storable(f"{item.error_kind}: {item.error}")
+                           "message": storable(item.error), "quarantined_path": item.quarantined_path and storable(item.quarantined_path)})
+            outcome.status, outcome.detail = "rejected", storable(f"{item.error_kind}: {item.error}")
             report.rejected.append((item.path, item.error_kind, item.error))
         else:
             sid = item.rows.session["session_id"]
@@ -694,5 +694,7 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
     return batch, outcomes, errors, replaced
 
 
-def _storable(text: str) -> str:
+def storable(text: str) -> str:
+    """`text` as the warehouse stores it: what is not valid Unicode (an undecodable file name's
+    bytes) backslash-escaped."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")

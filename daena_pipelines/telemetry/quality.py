@@ -4,6 +4,7 @@ The Dagster checks in `checks.py` turn these into pass/fail with the rows as met
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -138,7 +139,14 @@ def rejected_files(con: duckdb.DuckDBPyConnection) -> list[dict]:
         WHERE f.status = 'rejected' ORDER BY f.source_path
         """,
     )
-    return [row for row in rows if Path(row["file"]).exists()]
+    return [row for row in rows if _on_disk(row["file"])]
+
+
+def _on_disk(stored_path: str) -> bool:
+    """Whether a stored file name is still there; the bytes of a name that is no valid UTF-8 are
+    stored backslash-escaped (ingest.storable: a lone surrogate as ``\\udcXX``), turned back here."""
+    name = re.sub(r"\\udc([89a-f][0-9a-f])", lambda m: chr(0xDC00 + int(m[1], 16)), stored_path)
+    return Path(stored_path).exists() or Path(name).exists()
 
 
 def _comparisons() -> str:

@@ -1,5 +1,6 @@
 """The telemetry asset graph through Dagster, on a temp warehouse."""
 import json
+import os
 import shutil
 
 import dagster as dg
@@ -101,6 +102,18 @@ def test_rejected_file_warns_until_fixed(data_env):
     assert check.passed and sessions == 2
 
 
+def test_a_rejected_file_whose_name_is_not_utf8_is_reported(data_env):
+    """Such a name is always rejected (bad_text) and stored with its bad bytes escaped; the check looked for the
+    escaped name on disk, found nothing and passed while the file sat unloaded in the landing folder."""
+    landing = data_env / "landing"
+    (landing / os.fsdecode(b"caf\xe9.alog")).write_bytes(alog_bytes(profile()))
+    resources = {"duckdb": WarehouseResource(database=str(data_env / "w.duckdb")), "daena_settings": DaenaSettings()}
+    result = dg.materialize([telemetry_ingest, *telemetry_checks], resources=resources,
+                            selection=dg.AssetSelection.assets(telemetry_ingest) | dg.AssetSelection.checks_for_assets(telemetry_ingest))
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "landing_files_loaded")
+    assert not check.passed and "caf\\udce9.alog, problem=bad_text: " in check.description
+
+
 def test_the_landing_sensors_run_charts_the_roast_it_ingested(data_env):
     """A roast recorded (or dropped into the landing folder) reaches the roast curve through the
     sensor's run alone, not only after someone rematerialises the chart."""
@@ -137,15 +150,21 @@ def test_landing_sensor_requests_again_what_a_failed_run_did_not_ingest(data_env
     landing = data_env / "landing"
     (landing / "a.alog").write_bytes(alog_bytes(profile()))
     sensor = defs.resolve_sensor_def("landing_folder_sensor")
+    instance = dg.DagsterInstance.ephemeral()
 
     def tick(cursor, after_s=0.0):
         monkeypatch.setattr(sensors.time, "time", lambda: 1_000_000.0 + after_s)
-        return sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, resources=defs.resources))
+        return sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, resources=defs.resources, instance=instance))
 
     first = tick(None)
     (request,) = first.run_requests  # its run fails: nothing ingested
     assert tick(first.cursor, after_s=60).run_requests == []  # meanwhile it may still be queued or running
-    late = tick(first.cursor, after_s=sensors.RETRY_AFTER_S + 1)
+    # still unfinished after 15 min (its step waits for the duckdb pool's slot behind a long run): no second run
+    run = instance.add_run(dg.DagsterRun(job_name="telemetry_ingest_job", status=dg.DagsterRunStatus.STARTED,
+                                         tags={"dagster/run_key": request.run_key}))
+    assert tick(first.cursor, after_s=sensors.RETRY_AFTER_S + 1).run_requests == []
+    instance.report_run_failed(run)
+    late = tick(first.cursor, after_s=sensors.RETRY_AFTER_S + 2)
     (again,) = late.run_requests
     assert again.run_config == request.run_config and again.run_key != request.run_key
     warehouse = str(data_env / "data" / "warehouse.duckdb")
@@ -166,6 +185,17 @@ def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, mon
     (landing / "a.alog").write_bytes(alog_bytes(profile(roastUUID="edited")))
     edited = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
     assert edited.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]
+
+
+def test_landing_sensor_knows_an_ingested_file_whose_name_is_not_utf8(data_env):
+    """The warehouse stores such a name with its bad bytes escaped (ingest.storable); the sensor compared the
+    raw name, so it took the file for never ingested and requested it again every 15 minutes, for ever."""
+    landing = data_env / "landing"
+    (landing / os.fsdecode(b"caf\xe9.alog")).write_bytes(alog_bytes(profile()))
+    warehouse = str(data_env / "data" / "warehouse.duckdb")
+    assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()}).success
+    first = defs.resolve_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context(resources=defs.resources))
+    assert first.run_requests == [] and json.loads(first.cursor)["requested"] == {}
 
 
 def test_the_in_place_chart_fits_the_ui_inline_limit_even_for_noisy_curves():

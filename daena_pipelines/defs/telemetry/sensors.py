@@ -14,6 +14,8 @@ from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.telemetry import ingest
 
+RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster gives a sensor's run: its RunRequest's run_key
+
 
 def fingerprints(folders: list[Path], previous: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> tuple[dict[str, str], dict[str, str]]:
     """(roast files, files that are no roasts by their content): path -> "size:mtime_ns".
@@ -44,8 +46,8 @@ def fingerprints(folders: list[Path], previous: tuple[dict[str, str], dict[str, 
 
 def load_cursor(cursor: str | None) -> tuple[tuple[dict[str, str], dict[str, str]], dict[str, list]]:
     """(the pair `fingerprints` returned on the last tick, the files requested and not yet seen
-    ingested: path -> [mark, requested at (epoch s)]); a cursor written before files were told
-    apart by content holds the roast files alone."""
+    ingested: path -> [mark, requested at (epoch s), run key]); a cursor written before files were
+    told apart by content holds the roast files alone."""
     value = json.loads(cursor) if cursor else {}
     if isinstance(value.get("roasts"), dict):
         return (value["roasts"], value.get("not_roasts", {})), value.get("requested", {})
@@ -53,8 +55,14 @@ def load_cursor(cursor: str | None) -> tuple[tuple[dict[str, str], dict[str, str
 
 
 # How long a requested file may wait (queued behind other runs, or being ingested) before a tick
-# that still finds it missing from the warehouse requests it again.
+# that still finds it missing from the warehouse requests it again, if its run has ended.
 RETRY_AFTER_S = 15 * 60
+
+
+def unfinished_run_keys(instance: dg.DagsterInstance, run_keys: set[str]) -> set[str]:
+    """The run keys among `run_keys` whose ingest run is still queued or running."""
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=jobs.telemetry_ingest_job.name, tags={RUN_KEY_TAG: sorted(run_keys)}))
+    return {run.tags[RUN_KEY_TAG] for run in runs if not run.is_finished}
 
 
 def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
@@ -66,7 +74,7 @@ def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
         if not table_exists(con, "telemetry.source_files"):
             return paths
         seen = set(con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall())
-    return [p for p in paths if (p, hashlib.sha256(Path(p).read_bytes()).hexdigest()) not in seen]
+    return [p for p in paths if (ingest.storable(p), hashlib.sha256(Path(p).read_bytes()).hexdigest()) not in seen]
 
 
 def changed_files(previous: dict[str, str], current: dict[str, str]) -> list[str]:
@@ -85,23 +93,27 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext, duckdb: Warehouse
     current, not_roasts = fingerprints(folders, previous)
     now = time.time()
     new = changed_files(previous[0], current)
-    # files requested before, unchanged since, whose run had time to ingest them: if the warehouse
-    # still lacks them that run failed or was lost (the cursor moved on), so they are requested again
-    due = sorted(p for p, (mark, at) in requested.items() if current.get(p) == mark and p not in new and now - at >= RETRY_AFTER_S)
+    # files requested before, unchanged since, whose run had time to ingest them and has ended: if the
+    # warehouse still lacks them that run failed or was lost (the cursor moved on), so they are requested
+    # again; a run still queued or running (its step waiting for the duckdb pool's slot) is not doubled
+    overdue = [p for p, (mark, at, *_) in requested.items() if current.get(p) == mark and p not in new and now - at >= RETRY_AFTER_S]
+    keys = {key for p in overdue for key in requested[p][2:]}
+    running = unfinished_run_keys(context.instance, keys) if keys else set()
+    due = sorted(p for p in overdue if not running.intersection(requested[p][2:]))
     try:
         changed = not_yet_ingested(new + due, duckdb.target())
     except WarehouseBusy:
         return dg.SkipReason("the warehouse is being written; looking again on the next tick")
     waiting = {p: v for p, v in requested.items() if current.get(p) == v[0] and p not in new and p not in due}
-    context.update_cursor(json.dumps({"roasts": current, "not_roasts": not_roasts,
-                                      "requested": waiting | {p: [current[p], now] for p in changed}}))
-    if not changed:
-        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}")
     retried = [p for p in changed if p in due]
-    if retried:
-        context.log.info(f"requesting again {len(retried)} files an earlier run did not ingest, e.g. {retried[0]}")
     # a retry of the same files must not reuse the run key of the run that did not ingest them
     run_key = hashlib.sha256(json.dumps([(p, current[p]) for p in changed] + ([now] if retried else [])).encode()).hexdigest()[:16]
+    context.update_cursor(json.dumps({"roasts": current, "not_roasts": not_roasts,
+                                      "requested": waiting | {p: [current[p], now, run_key] for p in changed}}))
+    if not changed:
+        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}")
+    if retried:
+        context.log.info(f"requesting again {len(retried)} files an earlier run did not ingest, e.g. {retried[0]}")
     return dg.RunRequest(
         run_key=run_key,
         run_config={"ops": {"telemetry_ingest": {"config": {"paths": changed}}}},
