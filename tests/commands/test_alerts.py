@@ -167,6 +167,15 @@ def test_high_latency(tmp_path):
     assert "decision latency p95" in found[0]["message"] and "execution duration p95" in found[1]["message"]
 
 
+def test_a_group_slow_on_both_measures_has_two_alerts_with_their_own_ids(tmp_path):
+    """Both HIGH_LATENCY measures of one day x machine x command type: the measure is part of the identity, or
+    the two alerts share an alert_id (a primary key: the whole alerts build fails)."""
+    rows = [build(f"both-{i}", FULL, gaps=[1, 100, 1, 20], start=T0 + timedelta(minutes=i), machine_id="m-both") for i in range(5)]
+    found = of_type(run_alerts(tmp_path, rows), "HIGH_LATENCY")
+    assert sorted(a["message"].split(" p95")[0] for a in found) == ["decision latency", "execution duration"]
+    assert len({a["alert_id"] for a in found}) == 2
+
+
 def test_thresholds_are_configurable(tmp_path):
     rows = [build("slow", FULL, gaps=[1, 149, 1, 1])]
     assert of_type(run_alerts(tmp_path, rows, approval_timeout_s=200), "APPROVAL_TIMEOUT") == []
