@@ -394,3 +394,33 @@ def test_a_full_frame_behind_a_three_byte_length_decodes_the_same_on_the_straigh
             codec.decode(forged(0, len(body) + 1))
         with pytest.raises(NbmfError):
             codec.decode(forged(0, len(body), bytes(content_size)))
+
+
+def test_a_dictionary_version_of_two_varint_bytes_keeps_the_general_header():
+    """From version 128 on the dictionary version is a two-byte varint: the encoder's five-byte fast path
+    (one byte for it) must not take such an envelope (a version >= 256 does not fit; 128-255 would be misread)."""
+    import zstandard
+
+    code = record_class("roast_note").code
+    dict_id = code * 1000 + 200
+    samples = [canonical_json({"notes": f"roast {i} of a washed Ethiopian, first crack at {400 + i} s", "session_id": f"s{i}"})
+               for i in range(300)]
+    dictionary = zstandard.ZstdCompressionDict(train(samples, dict_id), dict_type=zstandard.DICT_TYPE_FULLDICT)
+
+    class Store:  # the store after 200 published versions of this class
+        def current_id(self, class_name):
+            return dict_id
+
+        def get(self, wanted):
+            assert wanted == dict_id
+            return dictionary
+
+    codec = NbmfCodec(store=Store())
+    record = {"notes": hashlib.sha256(b"nbmf").hexdigest() * 9, "session_id": "s"}
+    n = len(canonical_json(record))
+    assert 0x80 <= n < 0x4000
+    envelope = codec.encode(record, "roast_note")
+    header = bytes((CODEC_VERSION << 4 | code, envelope[1], 200 & 0x7F | 0x80, 200 >> 7, n & 0x7F | 0x80, n >> 7))
+    assert envelope[:6] == header
+    assert envelope[6 : 6 + TAG_BYTES] == hashlib.sha256(canonical_json(record) + header + len(envelope).to_bytes(8, "little")).digest()[:TAG_BYTES]
+    assert codec.decode(envelope) == record
