@@ -13,7 +13,7 @@ from daena_pipelines.defs.telemetry.assets import roast_curve, telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
-from daena_pipelines.telemetry import ingest
+from daena_pipelines.telemetry import ingest, quality
 from tests.telemetry.profiles import alog_bytes, profile
 
 
@@ -135,6 +135,9 @@ def test_a_rejected_file_whose_name_is_not_utf8_is_reported(data_env):
                             selection=dg.AssetSelection.assets(telemetry_ingest) | dg.AssetSelection.checks_for_assets(telemetry_ingest))
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "landing_files_loaded")
     assert not check.passed and "caf\\udce9.alog, problem=bad_text: " in check.description
+    (landing / os.fsdecode(b"caf\xe9.alog")).unlink()  # removed from the folder: no longer reported
+    with duckdb.connect(str(data_env / "w.duckdb"), read_only=True) as con:
+        assert quality.rejected_files(con) == []
 
 
 def test_the_landing_sensors_run_charts_the_roast_it_ingested(data_env):
@@ -194,6 +197,12 @@ def test_landing_sensor_requests_again_what_a_failed_run_did_not_ingest(data_env
     assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()}).success
     done = tick(late.cursor, after_s=2 * sensors.RETRY_AFTER_S + 2)
     assert done.run_requests == [] and json.loads(done.cursor)["requested"] == {}
+    # a requested file deleted before it was ingested leaves the cursor: nothing to retry, no growth
+    (landing / "b.alog").write_bytes(alog_bytes(profile(roastUUID="b")))
+    (request,) = (asked := tick(done.cursor, after_s=3 * sensors.RETRY_AFTER_S)).run_requests
+    (landing / "b.alog").unlink()
+    gone = tick(asked.cursor, after_s=4 * sensors.RETRY_AFTER_S + 1)
+    assert gone.run_requests == [] and json.loads(gone.cursor)["requested"] == {}
 
 
 def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, monkeypatch):
