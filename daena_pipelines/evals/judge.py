@@ -44,8 +44,9 @@ ADAPTIVE_THINKING_MODELS = ("claude-sonnet-5-5", "claude-opus-5-5", "claude-haik
 CHARS_PER_TOKEN = 4
 BATCH_DISCOUNT = 0.5  # the Batch API halves input and output prices (cache prices left at full: an upper bound)
 # One Message Batch holds at most 100,000 requests and 256 MB (batch-processing page); more is refused whole.
+# The page does not say which MB: the decimal reading is the smaller, so it holds under both.
 BATCH_MAX_REQUESTS = 100_000
-BATCH_MAX_BYTES = 256 * 2**20
+BATCH_MAX_BYTES = 256 * 10**6
 
 # The reply must be exactly this object (structured outputs). Integer ranges are not expressible in
 # the schema subset structured outputs accept, so 0..100 is stated in the description and checked here.
