@@ -47,10 +47,10 @@ def test_kill_9_mid_command(tmp_path, monkeypatch):
     heating_by_command(child)
     session = child.session_id()
     approve(child.warehouse, "fan-12", "SET_FAN", 12, serial="4242", session=session)
-    deadline = time.monotonic() + 30
-    while not _rows(child.warehouse, "SELECT 1 FROM device.command_executions WHERE proposal_id = 'fan-12' AND status = 'EXECUTING'"):
-        assert time.monotonic() < deadline, "the fan command never started"
-        time.sleep(0.05)
+    # mid-command by the recording (the child writes it without a lock): its first fan step is in, nine
+    # are to come. Watching the warehouse's EXECUTING row instead lost the race under load: the test's own
+    # reads held the file, the row landed late, and the ramp had COMPLETED when the kill came.
+    child.wait_for(lambda lines: any(l["type"] == "sample" and 2 < l.get("f", 0) < 12 for l in lines), timeout_s=30)
     workers = _children(child.process.pid)
     assert workers, "the sidecar runs its warehouse worker as a child process"
     child.process.send_signal(signal.SIGKILL)
