@@ -368,9 +368,11 @@ class Sidecar:
         if self.bridge is None:
             return
         self._take(now)
-        while self.waiting and (self.active is None or self.waiting[0].command_type == "ABORT"):
-            if self._approvals_unread_s(now) is not None and self.waiting[0].command_type != "ABORT":
-                return  # its approval may have been revoked meanwhile: it waits for the warehouse (an ABORT does not)
+        while self.waiting:
+            # an approved ABORT waits for nothing; any other waits for the running command to end and for the
+            # approvals to be re-read (its own may have been revoked meanwhile)
+            if self.waiting[0].command_type != "ABORT" and (self.active is not None or self._approvals_unread_s(now) is not None):
+                return
             command = self.waiting.pop(0)
             if command.revoked:
                 self._fault("revoked", f"command {command.proposal_id} {command.command_type}: approval revoked "
