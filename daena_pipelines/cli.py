@@ -26,10 +26,15 @@ def dagster_instance():
 def remember_dagster_home(home) -> None:
     """`dg dev` and `dagster dev`, started in the project folder, read DAGSTER_HOME from its .env
     file (not in git: the path is this clone's); without it they use a temporary instance."""
-    env_file = PROJECT_ROOT / ".env"
-    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    lines = _project_env_lines()
     if not any(line.startswith("DAGSTER_HOME=") for line in lines):
-        env_file.write_text("\n".join([*lines, f"DAGSTER_HOME={home}"]) + "\n")
+        (PROJECT_ROOT / ".env").write_text("\n".join([*lines, f"DAGSTER_HOME={home}"]) + "\n")
+
+
+def _project_env_lines() -> list[str]:
+    """The lines of the project folder's .env, none when it has none."""
+    env_file = PROJECT_ROOT / ".env"
+    return env_file.read_text().splitlines() if env_file.exists() else []
 
 
 def materialize(instance) -> bool:
@@ -69,9 +74,7 @@ def ui_hint(home) -> list[str]:
     """How to open the UI on this run's instance. `dg dev` and `dagster dev` started in the project
     folder take DAGSTER_HOME from its .env even over the environment's, so for another home they
     are started elsewhere."""
-    env_file = PROJECT_ROOT / ".env"
-    lines = env_file.read_text().splitlines() if env_file.exists() else []
-    if f"DAGSTER_HOME={home}" in lines:
+    if f"DAGSTER_HOME={home}" in _project_env_lines():
         return [f"open the UI on the same runs and warehouse: cd {PROJECT_ROOT} && .venv/bin/dg dev",
                 f"  (or: DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml)"]
     return [f"open the UI on the same runs and warehouse (outside the project folder, whose .env names another "

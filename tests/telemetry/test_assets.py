@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 
 from daena_pipelines.definitions import defs
+from daena_pipelines.db import WarehouseBusy
 from daena_pipelines.defs.telemetry import sensors
 from daena_pipelines.defs.telemetry.assets import roast_curve, telemetry_ingest
 from daena_pipelines.defs.telemetry.checks import telemetry_checks
@@ -205,18 +206,39 @@ def test_landing_sensor_requests_again_what_a_failed_run_did_not_ingest(data_env
     assert gone.run_requests == [] and json.loads(gone.cursor)["requested"] == {}
 
 
-def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, monkeypatch):
-    """After `daena materialize` the sensor's first tick (no cursor yet) finds nothing to do."""
+def _first_tick_after_materialize(data_env):
+    """(landing folder, the sensor, its first tick) after `a.alog` was ingested without it."""
     landing = data_env / "landing"
     (landing / "a.alog").write_bytes(alog_bytes(profile()))
     warehouse = str(data_env / "data" / "warehouse.duckdb")
     assert dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=warehouse), "daena_settings": DaenaSettings()}).success
     sensor = defs.resolve_sensor_def("landing_folder_sensor")
-    first = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
+    return landing, sensor, sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
+
+
+def test_landing_sensor_requests_no_run_for_files_already_ingested(data_env, monkeypatch):
+    """After `daena materialize` the sensor's first tick (no cursor yet) finds nothing to do."""
+    landing, sensor, first = _first_tick_after_materialize(data_env)
     assert first.run_requests == [] and "no new or changed roast files among 1" in first.skip_message
     (landing / "a.alog").write_bytes(alog_bytes(profile(roastUUID="edited")))
     edited = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
     assert edited.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(landing / "a.alog")]
+
+
+def test_an_idle_landing_sensor_tick_does_not_open_the_warehouse(data_env, monkeypatch):
+    """Nothing new or due: nothing to look up, so a run writing the warehouse does not hold the tick back
+    (before: it waited up to DAENA_LOCK_WAIT_S for the lock, then skipped as "being written")."""
+    landing, sensor, first = _first_tick_after_materialize(data_env)
+
+    def busy(*args, **kwargs):
+        raise WarehouseBusy("a run is writing")
+
+    monkeypatch.setattr(sensors, "connect", busy)
+    idle = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
+    assert idle.run_requests == [] and "no new or changed roast files among 1" in idle.skip_message
+    (landing / "b.alog").write_bytes(alog_bytes(profile(roastUUID="b")))
+    changed = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, resources=defs.resources))
+    assert changed.run_requests == [] and "being written" in changed.skip_message
 
 
 def test_landing_sensor_knows_an_ingested_file_whose_name_is_not_utf8(data_env):

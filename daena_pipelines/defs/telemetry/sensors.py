@@ -67,8 +67,10 @@ def unfinished_run_keys(instance: dg.DagsterInstance, run_keys: set[str]) -> set
 
 def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
     """The files whose content the warehouse has not seen at that path (as the ingest decides), so
-    a first tick after `daena materialize` requests nothing. Raises WarehouseBusy while a run writes."""
-    if not is_ducklake(warehouse) and not Path(warehouse).exists():
+    a first tick after `daena materialize` requests nothing. Raises WarehouseBusy while a run writes.
+    With no paths it opens nothing: an idle tick (most of them) neither waits for a writing run's lock
+    nor holds a read lock that makes the next writer wait."""
+    if not paths or (not is_ducklake(warehouse) and not Path(warehouse).exists()):
         return paths
     with connect(warehouse, read_only=True) as con:
         if not table_exists(con, "telemetry.source_files"):
