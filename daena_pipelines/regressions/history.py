@@ -91,9 +91,10 @@ def import_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) 
         if not new:
             return 0
         serialize_writes(con)  # a concurrent import of the same runs conflicts, and sees them when run again
-        con.execute(f"INSERT INTO {HISTORY} SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(history), new])
+        # by name: an artifact's columns need not sit where this warehouse's do (a later migration's column)
+        con.execute(f"INSERT INTO {HISTORY} BY NAME SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(history), new])
         if decided.exists():
-            con.execute(f"INSERT INTO {VERDICTS} SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(decided), new])
+            con.execute(f"INSERT INTO {VERDICTS} BY NAME SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(decided), new])
         return len(new)
 
     return retrying_transaction(con, add)

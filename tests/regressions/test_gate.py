@@ -128,6 +128,31 @@ def test_history_artifact_carries_runs_into_a_fresh_warehouse(tmp_path):
         assert set(history.verdicts(con, "s")) == {("r2", "k", "wall")}
 
 
+def test_history_artifact_is_read_by_column_name(tmp_path):
+    """An artifact written by a warehouse whose columns sit in another order (a column a later
+    migration appended, an older artifact) still lands each value in its own column."""
+    import duckdb
+
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    folder = tmp_path / "artifact"
+    with connect(tmp_path / "a.duckdb") as con:
+        history.record_samples(con, "r0", "s", [("k", "wall", 0, 1.25)], at)
+        history.record_verdicts(con, "r0", "s", {("k", "wall"): decide([3.0], [[1.0], [2.0]]).as_dict()}, at)
+        history.export_artifact(con, folder)
+        tables = ("regressions.bench_history", "regressions.bench_verdicts")
+        written = [con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables]
+    for name in ("bench_history", "bench_verdicts"):  # the same rows, columns in reverse order
+        path = str(folder / f"{name}.parquet")
+        with duckdb.connect() as con:
+            columns = [row[0] for row in con.execute("SELECT name FROM parquet_schema(?) WHERE name <> 'duckdb_schema'", [path]).fetchall()]
+            con.execute(f"COPY (SELECT {', '.join(reversed(columns))} FROM read_parquet('{path}')) TO '{path}.rev' (FORMAT parquet)")
+        (folder / f"{name}.parquet.rev").replace(folder / f"{name}.parquet")
+    with connect(tmp_path / "fresh.duckdb") as con:
+        assert history.import_artifact(con, folder) == 1
+        assert [con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables] == written
+        assert history.samples(con, "s") == {("k", "wall"): {"r0": [1.25]}}
+
+
 def test_accept_command_writes_the_acceptance_into_the_carried_artifact(tmp_path, monkeypatch, capsys):
     from daena_pipelines.regressions import accept
 
