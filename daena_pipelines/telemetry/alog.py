@@ -373,6 +373,18 @@ def _live_tp_curve(annotations, events: dict[str, int], et_raw, bt_raw) -> str |
     return "ET" if after_drop else "none"
 
 
+def _saved_by(total_correction) -> str | None:
+    """Which Artisan session saved the file, where `flavors_total_correction` (the cupping total's
+    correction, written since Artisan 3.x) tells: Artisan starts it, and resets it with every new
+    roast, as the integer 0 (`canvas.py`: `__init__` and `reset()`, which also clears the live
+    TP), and a profile loaded from a file brings it back as a float, so the integer is written
+    only by the session that recorded the roast ("recording": its live TP is still set) and a
+    float by one that reopened it ("reopened"). None when the key is absent or not a number.
+    docs/telemetry.md, "Which session saved the file"."""
+    kind = type(total_correction)
+    return "recording" if kind is int else "reopened" if kind is float else None
+
+
 _LABEL_TOLERANCE = 0.01  # the labels' midpoint is the reading up to rounding (file unit)
 
 
@@ -415,10 +427,13 @@ def profile_to_session(profile: dict) -> RoastSession:
         if profile["computed"].get("AUCfromeventflag") == 1:
             settings["auc_base_from_event"] = True  # base = BT at the begin event
         if settings.get("auc_begin") == "TP":
-            # when the recording session's timed TP fallback fires (metrics.live_tp_fallback)
+            # when the recording session's timed TP fallback fires (metrics.live_tp)
             version = _version(profile.get("version"))
             if version >= (1, 6, 1):  # before, the recognition accepted any TP and had no fallback
                 settings["live_tp_fallback_s"] = 120.0 if version >= (3, 4) else 150.0
+            saved_by = _saved_by(profile.get("flavors_total_correction"))
+            if saved_by is not None:
+                settings["saved_by"] = saved_by
             curve = _live_tp_curve(profile.get("anno_positions"), events, et_raw, bt_raw)
             if curve is not None:
                 settings["live_tp_curve"] = curve

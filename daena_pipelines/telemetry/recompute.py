@@ -4,7 +4,8 @@ changes (no input file needed).
 A session is rebuilt from telemetry.points (t_s, BT, ET in order) and its telemetry.sessions row
 (settings, weights, events). Sessions stored before the events column existed take their marked
 events from their old roast_metrics row (CHARGE is the sample at t_s = 0). Settings that older
-versions did not keep (the dry-end threshold; the live TP fallback time and curve) are read back from the
+versions did not keep (the dry-end threshold; the live TP fallback time and curve; which session
+saved the file) are read back from the
 source file whenever that is still at its stored path with the stored SHA-256 (and then kept in
 the session's settings, replacing what was stored); otherwise only a marked DRY END ends the drying phase and a TP-begun AUC
 begins at the profile's TP. Artisan's values come from the stored `computed` block; rows stored
@@ -31,7 +32,7 @@ from daena_pipelines.telemetry.store import insert_metrics
 
 log = logging.getLogger(__name__)
 # settings read from an Artisan file that sessions stored by older versions may lack
-FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_curve")
+FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_curve", "saved_by")
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed
 _EVENT_TIMES = {"DRY_END": "dry_end_s", "FCs": "fcs_s", "FCe": "fce_s", "DROP": "drop_s"}
