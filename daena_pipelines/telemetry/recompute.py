@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from daena_pipelines.db import retrying_transaction
-from daena_pipelines.telemetry.alog import parse_alog
+from daena_pipelines.telemetry.alog import parse_alog, parse_artisan_json
 from daena_pipelines.telemetry.ingest import artisan_values, json_text
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, METRICS_VERSION, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.contract import V1_ARTISAN_COLUMNS
@@ -33,6 +33,7 @@ from daena_pipelines.telemetry.store import insert_metrics
 log = logging.getLogger(__name__)
 # settings read from an Artisan file that sessions stored by older versions may lack
 FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_curve", "saved_by")
+_ARTISAN_PARSERS = {"artisan_alog": parse_alog, "artisan_json": parse_artisan_json}  # source_format -> parser
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed
 _EVENT_TIMES = {"DRY_END": "dry_end_s", "FCs": "fcs_s", "FCe": "fce_s", "DROP": "drop_s"}
@@ -58,7 +59,8 @@ def _events_from_old_metrics(t_s: np.ndarray, old: dict) -> dict[str, int]:
 def settings_from_source(session: dict) -> dict[str, object] | None:
     """The FROM_FILE settings of an Artisan session, read from its source file if the file is
     still at the stored path with the stored content (SHA-256); None otherwise."""
-    if session["source_format"] != "artisan_alog":
+    parse = _ARTISAN_PARSERS.get(session["source_format"])
+    if parse is None:
         return None
     try:
         data = Path(session["source_path"]).read_bytes()
@@ -67,7 +69,7 @@ def settings_from_source(session: dict) -> dict[str, object] | None:
     if hashlib.sha256(data).hexdigest() != session["content_sha256"]:
         return None  # another content now: its settings need not be the stored session's
     try:
-        settings = parse_alog(data, session["source_path"]).settings
+        settings = parse(data, session["source_path"]).settings
     except InvalidSession:
         return None
     return {k: settings[k] for k in FROM_FILE if k in settings}
