@@ -15,7 +15,13 @@ from daena_pipelines.values import as_number, as_text, short
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
 PROPOSERS = ("AGENT", "HUMAN")
 OUTCOMES = ("SUCCESS", "FAILURE", "PARTIAL")
-ORIGINS = ("real", "simulator", "generated")
+ORIGINS = ("real", "simulator", "generated")  # from most to least real
+
+
+def least_real(*origins: str) -> str:
+    """The origin of a row made of parts of these origins: a simulated end of a real proposal is simulated."""
+    return max(origins, key=ORIGINS.index)
+
 
 STATUSES = contract.PROPOSAL_STATUSES
 EXECUTED_TERMINAL = ("COMPLETED", "FAILED", "ABORTED", "TIMEOUT")
