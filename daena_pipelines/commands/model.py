@@ -119,6 +119,7 @@ class InvalidTransition:
     proposal_id: str
     machine_id: str  # the proposal's, so an alert can name the machine of a command run without approval
     command_type: str
+    origin: str  # the proposal's (real | simulator | generated), for the UNAPPROVED_EXECUTION alert
     source: str
     location: str
     from_status: str | None
@@ -273,6 +274,7 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
                 proposal_id=proposal.proposal_id,
                 machine_id=proposal.machine_id,
                 command_type=proposal.command_type,
+                origin=proposal.origin,
                 source=entry.source if entry else proposal.source,
                 location=entry.location if entry else proposal.location,
                 from_status=entry.from_status if entry else None,
