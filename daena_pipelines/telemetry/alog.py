@@ -202,7 +202,7 @@ def _roasted_at(profile: dict) -> datetime | None:
     epoch = profile.get("roastepoch")
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch > 0:
         if not validate.EARLIEST <= epoch < validate.LATEST:
-            raise InvalidSession("out_of_range", f"'roastepoch' {epoch!r} is not a time between 1970 and 2100")
+            raise InvalidSession("out_of_range", f"'roastepoch' {epoch!r} is not a time {validate.TIME_RANGE}")
         return datetime.fromtimestamp(epoch, tz=timezone.utc)
     iso = profile.get("roastisodate")
     if isinstance(iso, str) and iso:
