@@ -1,6 +1,6 @@
 """The evals asset graph on a temp warehouse: three daily partitions, idempotency, the judge cache, no key."""
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -338,3 +338,23 @@ def test_an_overloaded_api_leaves_the_day_not_judged_and_a_rerun_judges_it(tmp_p
     assert all(s == "not_judged" and pc is None and "OverloadedError (HTTP 529)" in r for s, pc, r in rows)
     run(db, judge_resource, "2026-11-18", selection=[assets.judge_scores])
     assert query(db, "SELECT status, count(*) FROM evals.judge_scores GROUP BY ALL") == [("judged", 3)]
+
+
+def test_a_range_tagged_past_the_last_partition_evaluates_no_day_dagster_does_not_have(tmp_path, monkeypatch):
+    """The partitions end at yesterday (today is not complete). A run whose range tags reach past it (a script's
+    tags; the CLI and the UI refuse such a range) evaluates the days that exist and nothing of today: before,
+    today's roasts were scored under a partition_date no partition shows."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    with duckdb.connect(str(db)) as con:
+        warehouse_fixture.add_session(con, "today-1", today, "Brazil Cerrado")
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings()}
+    assert dg.materialize([assets.golden_cases], resources=resources).success
+    yesterday = daily_partitions.get_last_partition_key()
+    assert yesterday == (today.date() - timedelta(days=1)).isoformat()
+    result = dg.materialize([assets.eval_runs], resources=resources, tags={
+        "dagster/asset_partition_range_start": yesterday,
+        "dagster/asset_partition_range_end": (today.date() + timedelta(days=3)).isoformat()})
+    assert [e.partition for e in result.asset_materializations_for_node("evals__eval_runs")] == [yesterday]
+    assert query(db, "SELECT partition_date, session_id FROM evals.eval_runs") == []
