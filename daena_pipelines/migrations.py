@@ -51,7 +51,7 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "nbmf": ("daena_pipelines.nbmf.runs", 2),
     "regressions": ("daena_pipelines.regressions.findings", 5),
     "device": ("daena_pipelines.device.command_store", 3),
-    "commands": ("daena_pipelines.commands.tables", 2),
+    "commands": ("daena_pipelines.commands.tables", 3),
 }
 
 # Run before any due migration (every warehouse this code opens has one due until it is current):
