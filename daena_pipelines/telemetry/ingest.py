@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from daena_pipelines.telemetry import roastime, validate
-from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
+from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, looks_like_artisan_json, parse_alog, parse_artisan_json
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS, SIDECAR_SUFFIX
 from daena_pipelines.telemetry.model import CONTROL_COLUMNS, POINT_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
@@ -52,12 +52,24 @@ class InputFormat:
 
 
 ROASTIME = InputFormat(parse_roastime, roastime.looks_like_roastime, roastime.could_be_roastime, roastime.HEAD_BYTES)
+
+
+def _looks_like_json_roast(data: bytes) -> bool:
+    return roastime.looks_like_roastime(data) or looks_like_artisan_json(data)
+
+
+def _parse_json_roast(data: bytes, source_path: str) -> RoastSession:
+    """A ``.json`` roast: an Artisan profile exported as JSON or a RoasTime roast, by content
+    (both are JSON objects; only Artisan's holds `timex`)."""
+    return (parse_artisan_json if looks_like_artisan_json(data) else parse_roastime)(data, source_path)
+
+
 # File-name suffix (lower case) -> format. The ingest, ``discover`` and the landing sensor read
 # exactly these files; a new format is its parser module and one line here.
 INPUT_FORMATS = {
     ".alog": InputFormat(parse_alog),
     SIDECAR_SUFFIX: InputFormat(parse_sidecar),
-    ".json": ROASTIME,
+    ".json": InputFormat(_parse_json_roast, _looks_like_json_roast, roastime.could_be_roastime, roastime.HEAD_BYTES),
 }
 # A file name without a suffix: RoasTime saves each roast under its id alone, so its own roasts
 # folder holds roasts and the app's other records alike; the content decides (docs/telemetry.md).
