@@ -35,7 +35,9 @@ DEFAULT_ROR = RorSettings()
 # 6: no live TP fallback before Artisan 1.6.1 (recompute reads it back from an unchanged file)
 # 7: a file its recording session saved (alog's `saved_by`) begins its AUC at that session's
 #    replayed live TP, one saved again after being reopened at the profile's TP
-METRICS_VERSION = 7
+# 8: with the green beans' temperature entered (Artisan 2.4.5+), the drying phase's RoR and rise
+#    run from it at CHARGE to DRY END
+METRICS_VERSION = 8
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -338,6 +340,22 @@ def _total_rate(session: RoastSession, tp: int | None, drop: int | None) -> floa
     return rate / 1.8 if fahrenheit else rate
 
 
+def _rise_from_greens(bt: np.ndarray, dry: int | None, greens_c: float) -> float | None:
+    """BT at DRY END above the green beans' temperature: Artisan's drying-phase rise when that
+    temperature is entered (its `RoR`, since 2.4.5; docs/telemetry.md)."""
+    value = _at(bt, dry)
+    return None if value is None else value - greens_c
+
+
+def _drying_rate(t: np.ndarray, bt: np.ndarray, charge: int, dry: int | None, greens_c: float) -> float | None:
+    """Artisan's drying-phase RoR with the green beans' temperature entered: from it at CHARGE to
+    DRY END, °C/min."""
+    rise = _rise_from_greens(bt, dry, greens_c)
+    if rise is None or t.item(dry) == t.item(charge):
+        return None
+    return rise / (t.item(dry) - t.item(charge)) * 60.0
+
+
 def _phase_delta(bt: np.ndarray, a: int | None, b: int | None) -> float | None:
     if a is None or b is None:
         return None
@@ -358,6 +376,7 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
     dry, dry_inferred = dry_end(bt, ev, tp, float(threshold) if threshold is not None else None)
     fcs, fce, drop = ev.get("FCs"), ev.get("FCe"), ev.get("DROP")
     dry_s, fcs_s, drop_s = since_charge(dry), since_charge(fcs), since_charge(drop)
+    greens = session.settings.get("greens_temp_c")  # the beans' temperature at CHARGE, entered in Artisan
     row = {
         "charge_bt_c": _at(bt, charge),
         "charge_inferred": session.charge_inferred,
@@ -377,11 +396,11 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         "maillard_s": fcs_s - dry_s if fcs_s is not None and dry_s is not None else None,
         "development_s": drop_s - fcs_s if drop_s is not None and fcs_s is not None else None,
         # Artisan's phase rates and rises run TP -> DRY END -> FCs -> DROP (not from CHARGE)
-        "dry_phase_ror_c_per_min": _phase_rate(t, bt, tp, dry),
+        "dry_phase_ror_c_per_min": _phase_rate(t, bt, tp, dry) if greens is None else _drying_rate(t, bt, charge, dry, greens),
         "mid_phase_ror_c_per_min": _phase_rate(t, bt, dry, fcs),
         "finish_phase_ror_c_per_min": _phase_rate(t, bt, fcs, drop),
         "total_ror_c_per_min": _total_rate(session, tp, drop),
-        "dry_phase_delta_c": _phase_delta(bt, tp, dry),
+        "dry_phase_delta_c": _phase_delta(bt, tp, dry) if greens is None else _rise_from_greens(bt, dry, greens),
         "mid_phase_delta_c": _phase_delta(bt, dry, fcs),
         "finish_phase_delta_c": _phase_delta(bt, fcs, drop),
     }

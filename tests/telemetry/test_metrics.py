@@ -313,3 +313,29 @@ def test_total_ror_comes_from_the_rounded_values_artisan_reports():
                               bt, {"CHARGE": 0, "DROP": 7}, original_unit="F")
     row = roast_metrics(fahrenheit, np.full(8, np.nan))
     assert row["total_ror_c_per_min"] == pytest.approx((220.0 - 150.0) / 14 * 60 / 1.8)
+
+
+def test_an_entered_green_beans_temperature_starts_the_drying_phase_rise():
+    """Artisan (its `RoR`, since 2.4.5) takes the drying phase's rise and RoR from the green
+    beans' temperature the user entered (`greens_temp`, in the profile's unit) at CHARGE instead
+    of from the TP (docs/telemetry.md, "Artisan's rules by version"). Hand-made profiles
+    (tests/telemetry/profiles.py), DRY END marked."""
+    from daena_pipelines.telemetry.alog import profile_to_session
+    from tests.telemetry.profiles import profile
+
+    def row(mode="C", **overrides):
+        session = profile_to_session(profile(mode, computed={"DRY_time": 240.0}, **overrides))
+        return session, roast_metrics(session, np.full(len(session.time_s), np.nan))
+
+    _, plain = row(version="4.0.2")
+    session, entered = row(version="4.0.2", greens_temp=20.0)
+    t, bt, ev = session.time_s, session.bt_c, session.events
+    dry, charge = ev["DRY_END"], ev["CHARGE"]
+    assert entered["dry_phase_delta_c"] == pytest.approx(bt[dry] - 20.0)
+    assert entered["dry_phase_ror_c_per_min"] == pytest.approx((bt[dry] - 20.0) / (t[dry] - t[charge]) * 60.0)
+    assert plain["dry_phase_delta_c"] == pytest.approx(bt[dry] - plain["tp_bt_c"])  # from the TP
+    assert {k: v for k, v in entered.items() if not k.startswith("dry_phase_")} == {k: v for k, v in plain.items() if not k.startswith("dry_phase_")}
+    # 68 °F is 20 °C; 0 means not entered; before 2.4.5 Artisan started from the TP
+    assert row("F", version="4.0.2", greens_temp=68.0)[1]["dry_phase_delta_c"] == pytest.approx(entered["dry_phase_delta_c"], abs=0.01)
+    for not_used in (row(version="4.0.2", greens_temp=0.0), row(version="2.4.4", greens_temp=20.0)):
+        assert not_used[1]["dry_phase_delta_c"] == pytest.approx(plain["dry_phase_delta_c"])
