@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
-import platform
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -104,7 +102,7 @@ def execute_run(
         "excluded_training_overlap": outcome.excluded_training_overlap,
         "skipped_classes": skipped,
         "repetitions": repetitions,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": json.loads(history.this_machine()),
         "targets": targets(outcome.rows),
     }
     json_path, csv_path = write_artifacts(settings.results_dir / "nbmf" / run_id, run, outcome.rows)
