@@ -144,11 +144,11 @@ def test_sigint_right_after_an_abort_request_lets_the_abort_finish(tmp_path, mon
 
 def test_stop_during_an_unplug_ends_inside_the_termination_window(tmp_path, monkeypatch):
     # real time: the window that matters is Dagster's, in wall-clock seconds. The commanded heat
-    # starts ~2 s in (1.9 s seen on a loaded machine), the unplug comes at 6 s; every second waited
-    # here is a second of the suite
+    # starts ~2 s in (4 s seen on a loaded machine: the machine_id's claim comes first), the unplug
+    # comes at 8 s; every second waited here is a second of the suite
     exit_timeout_s = 4.0
     child = Child("SIGINT during an unplug (real time)", tmp_path, monkeypatch, time_scale=1.0, exit_timeout_s=exit_timeout_s,
-                  operator=False, disconnect_at_s=6.0)
+                  operator=False, disconnect_at_s=8.0)
     heating_by_command(child)
     child.wait_for(lambda lines: any(l["type"] == "fault" and l["kind"] == "disconnect" for l in lines))
     sent = child.send(signal.SIGINT)
