@@ -10,6 +10,7 @@ and are retried next cycle (nothing is dropped: every execution is also in the r
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
@@ -110,6 +111,13 @@ ROW_KINDS = ("execution", "expired", "session", "session_id")
 APPROVALS_READ = "approvals read"  # (APPROVALS_READ, time.monotonic() as the cycle began) after each cycle that read the queue
 LEASE_LOST = "lease lost"  # (LEASE_LOST, why): another sidecar holds this machine_id now; nothing more is read
 PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
+# what ends a session through its exit procedure (sidecar_process); they often reach the whole process group (a
+# terminal closed: SIGHUP; Ctrl-C, Ctrl-\; a service manager's SIGTERM), so the worker ignores them: the sidecar
+# stops it once the exit's rows are handed over, and it stops by itself once the sidecar is gone
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# the terminal's job control (Ctrl-Z, a background job's terminal I/O) would pause the sidecar, its watchdog with it,
+# and the worker, while a roaster they commanded heats on: both ignore it
+JOB_CONTROL_SIGNALS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
 
 
@@ -176,6 +184,16 @@ class CommandBridge:
 
     def start(self) -> None:
         self._worker.start()
+        if not self.stepped:
+            # the worker ignores SIGTERM, which is how multiprocessing's own exit handler ends a daemon process before
+            # joining it: a sidecar leaving without stop() would wait for it for ever. Registered after that handler,
+            # this runs before it
+            atexit.register(self._kill)
+
+    def _kill(self) -> None:
+        if self._worker.is_alive():
+            self._worker.kill()
+            self._worker.join(1.0)
 
     def take(self) -> list[Command]:
         commands = []
@@ -220,8 +238,9 @@ class CommandBridge:
         except queue.Empty:
             self.unwritten = -1  # the worker did not answer: unknown
         self._worker.join(1.0)
-        if not self.stepped and self._worker.is_alive():
-            self._worker.terminate()
+        if not self.stepped:
+            self._kill()
+            atexit.unregister(self._kill)
         return self.unwritten == 0
 
 
@@ -246,8 +265,9 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s,
     """The worker (thread or process): gather reported rows; every ``interval_s``, on ``sync`` and on
     ``stop``, write them and read new approvals."""
     sidecar = None
-    if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles Ctrl-C and stops us
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles the stop signals
+        for ignored in (*STOP_SIGNALS, *JOB_CONTROL_SIGNALS):
+            signal.signal(ignored, signal.SIG_IGN)
         sidecar = multiprocessing.parent_process()
     io = WarehouseIO(path, machine_id, recording_id, keep_connection, lease_s)
     next_cycle = time.monotonic() + interval_s
