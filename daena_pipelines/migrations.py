@@ -50,7 +50,7 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "evals": ("daena_pipelines.evals.tables", 5),
     "nbmf": ("daena_pipelines.nbmf.runs", 3),
     "regressions": ("daena_pipelines.regressions.findings", 6),
-    "device": ("daena_pipelines.device.command_store", 3),
+    "device": ("daena_pipelines.device.command_store", 4),
     "commands": ("daena_pipelines.commands.tables", 3),
 }
 
