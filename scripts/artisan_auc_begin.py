@@ -3,8 +3,9 @@
     python scripts/artisan_auc_begin.py FOLDER
 
 For every Artisan profile below FOLDER whose `computed` block begins the AUC at TP (with a fixed
-base) and whose AUC differs from ours (begun at the profile's turning point, or at Artisan's live
-TP fallback for a cold start on the curve the recording read as BT, as roast_metrics does) by more than the
+base) and whose AUC differs from ours (begun where roast_metrics begins it: the profile's turning
+point, or the recording session's live TP where the file says that session saved it, or the live
+TP fallback of a cold start on the curve the recording read as BT) by more than the
 agreement tolerance, prints: Artisan's AUC; ours; the begin samples from which Artisan's sum,
 rounded as Artisan rounds it, gives Artisan's value; the AUC from the timed TP fallback sample
 (the first sample more than 2 min, and more than 2½ min, after CHARGE); where Artisan's live TP

@@ -15,7 +15,7 @@ from daena_pipelines.db import comment_columns, insert, retrying_transaction, se
 from daena_pipelines.device import contract as device
 from daena_pipelines.migrations import Migration
 
-# Every commands table as migration 3 created it (a later change is a new migration, not an edit here).
+# Every commands table as migration 4 created it (a later change is a new migration, not an edit here).
 DDL = {
     "commands.proposals": """
         proposal_id VARCHAR PRIMARY KEY, machine_id VARCHAR NOT NULL, session_id VARCHAR,
@@ -30,7 +30,7 @@ DDL = {
         from_status VARCHAR, to_status VARCHAR NOT NULL, actor VARCHAR, note VARCHAR,
         source VARCHAR NOT NULL, PRIMARY KEY (proposal_id, seq)""",
     "commands.invalid_transitions": """
-        proposal_id VARCHAR NOT NULL, machine_id VARCHAR, command_type VARCHAR, source VARCHAR NOT NULL,
+        proposal_id VARCHAR NOT NULL, machine_id VARCHAR, command_type VARCHAR, origin VARCHAR, source VARCHAR NOT NULL,
         location VARCHAR NOT NULL, from_status VARCHAR, to_status VARCHAR, changed_at TIMESTAMPTZ, problem VARCHAR NOT NULL,
         seen_at TIMESTAMPTZ NOT NULL""",
     "commands.ingest_errors": """
@@ -74,12 +74,12 @@ def _add_invalid_transition_machine(con: duckdb.DuckDBPyConnection) -> None:
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
     # Before this migration every ingest and build re-created its tables (CREATE OR REPLACE), so a warehouse may
-    # have them, some with columns in another order (appended by migrations 1 and 2) or without keys (outcome
+    # have them, some with columns in another order (appended by migrations 1 to 3) or without keys (outcome
     # metrics were a CREATE TABLE AS): each is made afresh as a new warehouse gets it and keeps the rows it had, by
     # column name (a column of an older build that no table has any more is not carried).
     con.execute("CREATE SCHEMA IF NOT EXISTS commands")
     for table, columns in DDL.items():
-        old = f"{table}_before_migration_3"
+        old = f"{table}_before_migration_4"
         existed = table_exists(con, table)
         if existed:
             con.execute(f"CREATE TABLE {old} AS FROM {table}")
@@ -93,12 +93,22 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DROP TABLE {old}")
 
 
-# Migrations 1 and 2 adapted tables an older version left, for the outcome metrics, alerts and checks that read
-# them before the next ingest; until migration 3 the runs created the tables.
+def _add_origin(con: duckdb.DuckDBPyConnection) -> None:
+    # Rows written before pooled every origin (or, for invalid_transitions, did not say it): NULL says
+    # "not known" until the next ingest and metrics build write them per origin.
+    for table in ("outcome_metrics", "alerts", "invalid_transitions"):
+        if table_exists(con, f"commands.{table}"):
+            con.execute(f"ALTER TABLE commands.{table} ADD COLUMN IF NOT EXISTS origin VARCHAR")
+
+
+# Migrations 1 to 3 adapted tables an older version left, for the outcome metrics, alerts and checks that read
+# them before the next ingest; until migration 4 the runs created the tables.
 MIGRATIONS = [
     Migration(1, "status EXPIRED: commands.proposals.expired_at and expiry_reason, commands.outcome_metrics.n_expired", _add_expired),
     Migration(2, "commands.invalid_transitions names the proposal's machine_id and command_type", _add_invalid_transition_machine),
-    Migration(3, "every commands table (proposals, audit_log, invalid_transitions, ingest_errors, outcome_metrics, alerts) "
+    Migration(3, "origin (real | simulator | generated) in commands.outcome_metrics, alerts and invalid_transitions: "
+              "real, simulated and generated proposals are never pooled", _add_origin),
+    Migration(4, "every commands table (proposals, audit_log, invalid_transitions, ingest_errors, outcome_metrics, alerts) "
               "made by this migration with its column descriptions; runs replace rows", _create_tables),
 ]
 

@@ -1,5 +1,5 @@
 """Two commands ingests at once on a DuckLake warehouse: each replaces the rows of the commands tables
-(commands migration 3 made the tables). Deleting rows that are not there yet changes nothing and
+(commands migration 4 made the tables). Deleting rows that are not there yet changes nothing and
 inserts never conflict on DuckLake, so without db.serialize_writes both would commit and every
 proposal would be there twice; with it the later commit conflicts and the ingest runs again."""
 from __future__ import annotations
