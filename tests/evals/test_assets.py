@@ -116,6 +116,11 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     meta = result.asset_materializations_for_node("evals__judge_scores")[0].metadata
     simulator = meta["run_by_source"].value["simulator"]
     assert simulator["cache_hits"] == 3 and simulator["api_replies"] == 0 and simulator["cost_usd_estimate"] is None
+    # the day's own counts and rows say the judgements are reused, not new (before: "judged": 3, no from_cache)
+    assert meta["rows_by_status"].value == {"judged (from cache)": 3}
+    assert {r.data["from_cache"] for r in meta["preview"].value.records} == {True}
+    (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
+    assert "3 of them reused from the cache" in valid.description
 
 
 def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, monkeypatch):

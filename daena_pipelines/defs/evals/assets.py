@@ -51,17 +51,19 @@ def _days(context: dg.AssetExecutionContext):
 NO_ROASTS = "no roasts on this day: nothing to evaluate (done, with nothing)"
 
 
-def _per_day_metadata(context: dg.AssetExecutionContext, con, table: str, preview_columns: str, tally: str) -> None:
-    """Each partition of the run gets its own counts (rows, sessions, rows by the ``tally`` column) and
-    preview, or a note when the day had no roasts: one run over a range must not show the
-    range's totals on every day."""
+def _per_day_metadata(context: dg.AssetExecutionContext, con, table: str, preview_columns: str, tally: str,
+                      tally_sql: str | None = None) -> None:
+    """Each partition of the run gets its own counts (rows, sessions, rows by the ``tally`` column, or by
+    ``tally_sql`` under its name) and preview, or a note when the day had no roasts: one run over a range
+    must not show the range's totals on every day."""
     for day in _run_days(context):
         rows, sessions = con.execute(
             f"SELECT count(*), count(DISTINCT session_id) FROM {table} WHERE partition_date = ?", [day]).fetchone()
         metadata = {"dagster/row_count": dg.MetadataValue.int(rows), "sessions": dg.MetadataValue.int(sessions)}
         if rows:
             metadata[f"rows_by_{tally}"] = dg.MetadataValue.json(dict(con.execute(
-                f"SELECT {tally}, count(*) FROM {table} WHERE partition_date = ? GROUP BY ALL ORDER BY ALL", [day]).fetchall()))
+                f"SELECT {tally_sql or tally}, count(*) FROM {table} WHERE partition_date = ? GROUP BY ALL ORDER BY ALL",
+                [day]).fetchall()))
             metadata["preview"] = query_table(
                 con, f"SELECT {preview_columns} FROM {table} WHERE partition_date = ? ORDER BY ALL LIMIT 20", [day])
         else:
@@ -163,8 +165,11 @@ def judge_scores(
         raise dg.Failure(str(exc)) from exc
     rows = judging.judge_days(duckdb.get_connection, settings, client, no_client_reason, first, last)
     with duckdb.get_connection() as con:
+        # a judgement reused from an earlier run is counted and shown as such, never as a new one
         _per_day_metadata(context, con, "evals.judge_scores", "partition_date, session_id, case_id, sample_index, source, "
-                          "status, plan_clarity, physics_plausibility, constraint_respect, safety_score, reason", "status")
+                          "status, from_cache, judged_at, plan_clarity, physics_plausibility, constraint_respect, "
+                          "safety_score, reason", "status",
+                          tally_sql="CASE WHEN from_cache THEN status || ' (from cache)' ELSE status END")
         metadata = _table_definition(con, "evals.judge_scores")
     for r in rows:
         if r["status"] not in ("judged", "not_exercised"):
@@ -183,7 +188,8 @@ def judge_scores(
 @dg.asset(
     key=key(contract.JUDGE_AGREEMENT),
     deps=keys([contract.JUDGE_SCORES, contract.EVAL_RUNS]),
-    description="The judge validated: per source, endpoint and model, agreement with the human-labelled calibration "
+    description="The judge validated: per source, endpoint and model, and per session source (simulated and real roasts "
+    "never pooled), agreement with the human-labelled calibration "
     "set (golden/judge/calibration.json) per dimension (Spearman, Cohen's kappa on score bands) and judge versus "
     "gates; docs/evals.md gives the thresholds.",
     **asset_defaults("evals", table=contract.JUDGE_AGREEMENT),
@@ -198,7 +204,7 @@ def judge_agreement(duckdb: WarehouseResource, daena_settings: DaenaSettings) ->
         rows = tables.refresh_judge_agreement(con, labels, labels_file.name)
         metadata = table_metadata(
             con, "evals.judge_agreement",
-            "SELECT source, model, comparison, dimension, n_pairs, round(spearman, 3) AS spearman, "
+            "SELECT source, model, session_source, comparison, dimension, n_pairs, round(spearman, 3) AS spearman, "
             "round(kappa, 3) AS kappa, round(agreement_rate, 3) AS agreement_rate, status "
             "FROM evals.judge_agreement ORDER BY ALL",
         )
