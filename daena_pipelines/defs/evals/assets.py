@@ -121,7 +121,7 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
         _per_day_metadata(context, con, "evals.eval_runs", "partition_date, session_id, case_id, outcome, reason", "outcome")
         metadata = _table_definition(con, "evals.eval_runs")
     if proposals is None:
-        context.log.warning("commands.proposals is absent: the command-deviation gate is not applicable")
+        context.log.warning("commands.proposals is absent or empty: the command-deviation gate is not applicable")
     return dg.MaterializeResult(metadata={
         **metadata,
         "run_days": dg.MetadataValue.text(f"{first}..{last} (this run; each day's counts are its own)"),
