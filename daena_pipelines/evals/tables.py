@@ -204,8 +204,9 @@ def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
 
 
 def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | None:
-    """Proposals per session from commands.proposals; None when that table does not exist."""
-    if not table_exists(con, "commands.proposals"):
+    """Proposals per session from commands.proposals; None when the commands ingest has not run: the table
+    is absent (a warehouse from before commands migration 4) or holds no rows (migration 4 makes it empty)."""
+    if not table_exists(con, "commands.proposals") or not con.execute("SELECT count(*) FROM commands.proposals").fetchone()[0]:
         return None
     by_session: dict[str, list[dict]] = {s: [] for s in session_ids}
     if session_ids:

@@ -123,7 +123,7 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
                           "outcome", tally_sql="outcome || ' (' || coalesce(session_source, 'unknown') || ' roast)'")
         metadata = _table_definition(con, "evals.eval_runs")
     if proposals is None:
-        context.log.warning("commands.proposals is absent: the command-deviation gate is not applicable")
+        context.log.warning("commands.proposals is absent or empty: the command-deviation gate is not applicable")
     return dg.MaterializeResult(metadata={
         **metadata,
         "run_days": dg.MetadataValue.text(f"{first}..{last} (this run; each day's counts are its own)"),
