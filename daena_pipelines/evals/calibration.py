@@ -106,7 +106,7 @@ def _status(n: int, values: dict[str, float | None]) -> str:
 
 
 def agreement(judged: Sequence[dict], labels: Sequence[Label], outcomes: dict[tuple[str, str], str]) -> list[dict]:
-    """Rows of evals.judge_agreement for one (source, endpoint, model): per dimension vs the labels, and
+    """Rows of evals.judge_agreement for one (source, endpoint, model, session source): per dimension vs the labels, and
     judge vs gates. ``judged`` are judged rows of judge_scores; ``outcomes`` maps (session, case) to the eval outcome."""
     samples: dict[tuple[str, str], list[dict]] = {}
     for r in judged:

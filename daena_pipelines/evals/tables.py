@@ -109,8 +109,14 @@ MIGRATIONS = (
     ]),
     # written by every write until this migration; a changed description is a new migration
     Migration(4, "column descriptions of evals.eval_runs and evals.judge_scores", _describe_columns),
+    # rows before it pooled the roasts of every source: NULL until the next refresh
+    Migration(5, "evals.judge_agreement per session source (simulated and real roasts never pooled)", [
+        "ALTER TABLE evals.judge_agreement ADD COLUMN IF NOT EXISTS session_source VARCHAR",
+        "COMMENT ON COLUMN evals.judge_agreement.session_source IS 'telemetry.sessions.source of the judged roasts "
+        "(simulator, real; unknown: session gone); NULL: computed before roasts were split by source, all pooled'",
+    ]),
     # Earlier rows keep NULL: which version scored them is unknown, so eval_runs_complete flags them.
-    Migration(5, "eval_runs.case_sha256: the version of the golden case file a row was scored against", [
+    Migration(6, "eval_runs.case_sha256: the version of the golden case file a row was scored against", [
         "ALTER TABLE evals.eval_runs ADD COLUMN IF NOT EXISTS case_sha256 VARCHAR",
         "COMMENT ON COLUMN evals.eval_runs.case_sha256 IS 'SHA-256 of the golden case file the row was scored "
         "against (evals.golden_cases.content_sha256 then); empty when no case matches'",
@@ -209,8 +215,9 @@ def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
 
 
 def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | None:
-    """Proposals per session from commands.proposals; None when that table does not exist."""
-    if not table_exists(con, "commands.proposals"):
+    """Proposals per session from commands.proposals; None when the commands ingest has not run: the table
+    is absent (a warehouse from before commands migration 4) or holds no rows (migration 4 makes it empty)."""
+    if not table_exists(con, "commands.proposals") or not con.execute("SELECT count(*) FROM commands.proposals").fetchone()[0]:
         return None
     by_session: dict[str, list[dict]] = {s: [] for s in session_ids}
     if session_ids:
@@ -287,16 +294,18 @@ def refresh_pass_at_k(con) -> None:
     replace_rows(con, Replacement("evals.pass_at_k", rows, columns))
 
 
-AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "comparison", "dimension", "n_pairs", "spearman",
+AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "session_source", "comparison", "dimension", "n_pairs", "spearman",
                      "kappa", "agreement_rate", "status", "labels_file", "computed_at")
 
 
 def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_file: str) -> list[dict]:
-    """evals.judge_agreement over all judged rows, one block of rows per (source, endpoint, model, prompt version):
-    sources are never pooled, so a simulator's agreement never stands for the real judge's."""
+    """evals.judge_agreement over all judged rows, one block of rows per (source, endpoint, model, prompt version,
+    session source): neither is pooled, so a simulator's agreement never stands for the real judge's, nor the
+    judge's agreement over simulated roasts for its agreement over real ones."""
     judged = _rows(con.execute(
-        f"SELECT session_id, case_id, source, endpoint, model, prompt_version, {', '.join(judge.SCORE_COLUMNS.values())} "
-        "FROM evals.judge_scores WHERE status = 'judged'"
+        f"""SELECT j.session_id, j.case_id, j.source, j.endpoint, j.model, j.prompt_version,
+                   coalesce(s.source, 'unknown') AS session_source, {', '.join(f"j.{c}" for c in judge.SCORE_COLUMNS.values())}
+            FROM evals.judge_scores j LEFT JOIN telemetry.sessions s USING (session_id) WHERE j.status = 'judged'"""
     ))
     outcomes = {(s, c): o for s, c, o in con.execute(
         "SELECT session_id, case_id, outcome FROM evals.eval_runs WHERE case_id IS NOT NULL "
@@ -304,11 +313,11 @@ def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_fil
     ).fetchall()}
     groups: dict[tuple, list[dict]] = {}
     for r in judged:
-        groups.setdefault((r["source"], r["endpoint"], r["model"], r["prompt_version"]), []).append(r)
+        groups.setdefault((r["source"], r["endpoint"], r["model"], r["prompt_version"], r["session_source"]), []).append(r)
     now = datetime.now(timezone.utc)
     rows = [
-        {"source": g[0], "endpoint": g[1], "model": g[2], "prompt_version": g[3], **a, "labels_file": labels_file,
-         "computed_at": now}
+        {"source": g[0], "endpoint": g[1], "model": g[2], "prompt_version": g[3], "session_source": g[4], **a,
+         "labels_file": labels_file, "computed_at": now}
         for g, members in sorted(groups.items()) for a in calibration.agreement(members, labels, outcomes)
     ]
     replace_rows(con, Replacement("evals.judge_agreement", [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS))

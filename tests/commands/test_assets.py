@@ -80,13 +80,19 @@ def test_bundled_log_raises_every_alert_type(default_run):
     assert {t for (t,) in query(db, "SELECT DISTINCT alert_type FROM commands.alerts")} == set(alerts.ALERT_TYPES)
 
 
-def test_rematerialising_replaces_instead_of_appending(default_run, tmp_path):
+def test_rematerialising_replaces_rows_in_the_tables_the_migrations_made(default_run, tmp_path):
     db, _ = default_run
     copy = tmp_path / "again.duckdb"
     copy.write_bytes(db.read_bytes())
-    before = query(copy, "SELECT count(*) FROM commands.proposals")
+    names = [name for (name,) in query(copy, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'commands' ORDER BY 1")]
+    with connect(copy) as con:  # what a later migration may do to any of them
+        for name in names:
+            con.execute(f"ALTER TABLE commands.{name} ADD COLUMN added_later VARCHAR")
     assert materialize(copy).success
-    assert query(copy, "SELECT count(*) FROM commands.proposals") == before
+    # a run writes rows into the tables the migrations made (before, it re-created them and dropped the column)
+    assert [(name, *query(copy, f"SELECT count(*), count(added_later) FROM commands.{name}")[0]) for name in names] == [
+        ("alerts", 47, 0), ("audit_log", 1048, 0), ("ingest_errors", 1, 0), ("invalid_transitions", 10, 0),
+        ("outcome_metrics", 42, 0), ("proposals", 223, 0)]
 
 
 def test_sidecar_executions_land_in_the_same_tables(tmp_path):
@@ -195,5 +201,5 @@ def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild
     assert evaluations and all(e.passed for e in evaluations)
     assert query(old, "SELECT count(*), count(expired_at), count(expiry_reason) FROM commands.proposals") == [(before, 0, 0)]
     assert query(old, "SELECT sum(n_expired), sum(n_proposals) FROM commands.outcome_metrics") == [(0, before)]
-    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,), (3,)]
+    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,), (3,), (4,)]
     assert query(old, "SELECT DISTINCT origin FROM commands.outcome_metrics") == [("generated",)]

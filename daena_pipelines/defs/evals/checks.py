@@ -114,15 +114,15 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
 def judge_agreement_ok(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         low = con.execute(
-            "SELECT source, model, comparison, dimension, n_pairs, spearman, kappa, agreement_rate "
+            "SELECT source, model, session_source, comparison, dimension, n_pairs, spearman, kappa, agreement_rate "
             "FROM evals.judge_agreement WHERE status = 'below_threshold' ORDER BY ALL"
         ).fetchall()
         compared = con.execute("SELECT count(*) FILTER (WHERE status <> 'too_few_pairs'), count(*) "
                                "FROM evals.judge_agreement").fetchone()
     described = "; ".join(
-        f"{src}/{model} {comp} {dim}: n={n}, spearman={rho if rho is None else round(rho, 2)}, "
+        f"{src}/{model} on {session_source} roasts {comp} {dim}: n={n}, spearman={rho if rho is None else round(rho, 2)}, "
         f"kappa={k if k is None else round(k, 2)}, agreement={a if a is None else round(a, 2)}"
-        for src, model, comp, dim, n, rho, k, a in low
+        for src, model, session_source, comp, dim, n, rho, k, a in low
     )
     metadata = {"below_threshold": len(low), "compared": compared[0], "too_few_pairs": compared[1] - compared[0]}
     if not compared[0]:  # nothing compared: the judge's agreement is unknown, not good
