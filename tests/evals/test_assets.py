@@ -203,6 +203,9 @@ def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
         assert (metadata["dagster/row_count"].value, metadata["sessions"].value) == (rows, sessions)
         assert {str(r.data["partition_date"]) for r in metadata["preview"].value.records} == {day}
         assert sum(metadata["rows_by_outcome"].value.values()) == rows
+        # the fixture's roasts are simulated: the day's tally and preview say so (before: bare outcomes)
+        assert all(k.endswith(" (simulator roast)") for k in metadata["rows_by_outcome"].value)
+        assert {r.data["session_source"] for r in metadata["preview"].value.records} == {"simulator"}
     assert query(db, "SELECT count(*) FROM evals.eval_runs") == [(sum(m["dagster/row_count"].value for m in events.values()),)]
     # the columns explain themselves in the UI: the gates, the outcome values
     columns = {c.name: c.description for c in events[DAYS[0]]["dagster/column_schema"].value.columns}

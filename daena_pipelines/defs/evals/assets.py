@@ -118,7 +118,9 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
             con, "evals.eval_runs", first, last, tables.EVAL_RUN_COLUMNS,
             [[r[c] for c in tables.EVAL_RUN_COLUMNS] for r in rows],
         )
-        _per_day_metadata(context, con, "evals.eval_runs", "partition_date, session_id, case_id, outcome, reason", "outcome")
+        # outcomes of simulated and real roasts counted apart and named: a day's tally never passes one off as the other
+        _per_day_metadata(context, con, "evals.eval_runs", "partition_date, session_id, session_source, case_id, outcome, reason",
+                          "outcome", tally_sql="outcome || ' (' || coalesce(session_source, 'unknown') || ' roast)'")
         metadata = _table_definition(con, "evals.eval_runs")
     if proposals is None:
         context.log.warning("commands.proposals is absent or empty: the command-deviation gate is not applicable")
