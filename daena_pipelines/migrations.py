@@ -47,7 +47,7 @@ class Migration:
 # contract.SCHEMA_VERSION (store.MIGRATIONS).
 DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
-    "evals": ("daena_pipelines.evals.tables", 5),
+    "evals": ("daena_pipelines.evals.tables", 6),
     "nbmf": ("daena_pipelines.nbmf.runs", 3),
     "regressions": ("daena_pipelines.regressions.findings", 6),
     "device": ("daena_pipelines.device.command_store", 4),
