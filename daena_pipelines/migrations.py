@@ -51,7 +51,7 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "nbmf": ("daena_pipelines.nbmf.runs", 3),
     "regressions": ("daena_pipelines.regressions.findings", 6),
     "device": ("daena_pipelines.device.command_store", 4),
-    "commands": ("daena_pipelines.commands.tables", 4),
+    "commands": ("daena_pipelines.commands.tables", 5),
 }
 
 # Run before any due migration (every warehouse this code opens has one due until it is current):

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import duckdb
 
-from daena_pipelines.commands.metrics import ENTERED_AT, latest_timestamp
+from daena_pipelines.commands.metrics import ENTERED_AT, recorded_as_of
 from daena_pipelines.commands.model import RAN_UNAPPROVED
 from daena_pipelines.db import serialize_writes
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
@@ -210,7 +210,7 @@ def alerts_sql() -> str:
 
 def build_alerts(con: duckdb.DuckDBPyConnection, thresholds: AlertThresholds, as_of: datetime | None = None) -> None:
     """Replace the rows of ``commands.alerts`` (call inside one transaction). ``as_of`` (for still-pending
-    proposals) defaults to the log's latest timestamp."""
+    proposals and running executions) defaults to the ingest's (``metrics.recorded_as_of``)."""
     serialize_writes(con)  # two concurrent replacements on DuckLake would both commit (db.serialize_writes)
     con.execute("DELETE FROM commands.alerts")
-    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of or latest_timestamp(con)})
+    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of or recorded_as_of(con)})
