@@ -47,11 +47,11 @@ class Migration:
 # contract.SCHEMA_VERSION (store.MIGRATIONS).
 DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
-    "evals": ("daena_pipelines.evals.tables", 5),
+    "evals": ("daena_pipelines.evals.tables", 6),
     "nbmf": ("daena_pipelines.nbmf.runs", 3),
     "regressions": ("daena_pipelines.regressions.findings", 6),
     "device": ("daena_pipelines.device.command_store", 4),
-    "commands": ("daena_pipelines.commands.tables", 4),
+    "commands": ("daena_pipelines.commands.tables", 5),
 }
 
 # Run before any due migration (every warehouse this code opens has one due until it is current):

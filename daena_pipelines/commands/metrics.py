@@ -23,7 +23,7 @@ Formulas (also in docs/commands.md):
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import duckdb
 
@@ -52,12 +52,14 @@ def _distribution(expression: str, name: str) -> list[str]:
     return columns + [f"max({expression}) AS {name}_max_s"]
 
 
-def latest_timestamp(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The log's newest timestamp: the 'now' of an exported log, for waits still open."""
-    return con.execute(
-        "SELECT max(greatest(created_at, approved_at, rejected_at, expired_at, execution_started_at, execution_completed_at)) "
-        "FROM commands.proposals"
-    ).fetchone()[0]
+AS_OF_TABLE = "commands.ingest_as_of"
+
+
+def recorded_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The time the latest ingest's sources describe (tables.choose_as_of); now when no ingest recorded one
+    (a warehouse migrated since its last ingest): an open wait is then aged, never hidden."""
+    row = con.execute(f"SELECT max(as_of) FROM {AS_OF_TABLE}").fetchone()
+    return row[0] or datetime.now(timezone.utc)
 
 
 def outcome_metrics_sql() -> str:
@@ -138,10 +140,10 @@ COMMENTS = {
 
 def build_outcome_metrics(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None) -> None:
     """Replace the rows of ``commands.outcome_metrics`` (call inside one transaction); ``as_of`` (for
-    still-pending waits) defaults to the log's latest timestamp."""
+    still-pending waits) defaults to the ingest's (``recorded_as_of``)."""
     serialize_writes(con)  # two concurrent replacements on DuckLake would both commit (db.serialize_writes)
     con.execute("DELETE FROM commands.outcome_metrics")
-    con.execute(outcome_metrics_sql(), {"as_of": as_of or latest_timestamp(con)})
+    con.execute(outcome_metrics_sql(), {"as_of": as_of or recorded_as_of(con)})
 
 
 def success_rate_by_origin(con: duckdb.DuckDBPyConnection) -> dict[str, float | None]:

@@ -40,6 +40,16 @@ DDL = {
     "commands.alerts": alerts.ALERT_COLUMNS,
 }
 INGEST_TABLES = ("commands.proposals", "commands.audit_log", "commands.invalid_transitions", "commands.ingest_errors")
+
+# How an ingest's as_of was chosen: the time its sources describe, up to which still-pending proposals and
+# still-running executions are aged (docs/commands.md, "as_of"). A live source (the command service's store,
+# the sidecar's tables) describes the moment it was read; a historical export, the moment it was taken, which
+# only its owner knows (run config); the bundled sample ends at its last event, so its outputs are reproducible.
+AS_OF_GIVEN = "given (run config as_of)"
+AS_OF_RUN_CLOCK = "the run's wall-clock time: live sources"
+AS_OF_SAMPLE_END = "the bundled sample's last event"
+AS_OF_DDL = """CREATE TABLE IF NOT EXISTS commands.ingest_as_of (
+    ingested_at TIMESTAMPTZ NOT NULL, as_of TIMESTAMPTZ NOT NULL, as_of_rule VARCHAR NOT NULL)"""
 COMMENTS = {
     "commands.proposals": {
         "status": " | ".join(PROPOSAL_STATUSES) + " (lifecycle in docs/commands.md)",
@@ -110,7 +120,28 @@ MIGRATIONS = [
               "real, simulated and generated proposals are never pooled", _add_origin),
     Migration(4, "every commands table (proposals, audit_log, invalid_transitions, ingest_errors, outcome_metrics, alerts) "
               "made by this migration with its column descriptions; runs replace rows", _create_tables),
+    Migration(5, "commands.ingest_as_of: the time the latest ingest's sources describe, and how it was chosen", [
+        AS_OF_DDL,
+        f"COMMENT ON COLUMN {metrics.AS_OF_TABLE}.as_of IS 'pending waits and running executions are aged up to this time'",
+        f"COMMENT ON COLUMN {metrics.AS_OF_TABLE}.as_of_rule IS 'given, the run''s wall-clock time (live sources) "
+        "or the bundled sample''s last event (docs/commands.md)'",
+    ]),
 ]
+
+
+def last_event(proposals: list[Proposal]) -> datetime | None:
+    times = [t for p in proposals for t in (p.created_at, p.approved_at, p.rejected_at, p.expired_at,
+                                            p.execution_started_at, p.execution_completed_at) if t is not None]
+    return max(times, default=None)
+
+
+def choose_as_of(given: datetime | None, sample_only: bool, proposals: list[Proposal], now: datetime) -> tuple[datetime, str]:
+    """(as_of, rule): ``given`` if set; the last event of a log that is the bundled sample alone; else ``now``."""
+    if given is not None:
+        return given, AS_OF_GIVEN
+    if sample_only and (end := last_event(proposals)) is not None:
+        return end, AS_OF_SAMPLE_END
+    return now, AS_OF_RUN_CLOCK
 
 
 def _frame(rows: list, row_type) -> pd.DataFrame:
@@ -118,14 +149,15 @@ def _frame(rows: list, row_type) -> pd.DataFrame:
     return pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(row_type)])
 
 
-def replace_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
+def replace_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime, as_of: tuple[datetime, str]) -> None:
     """`write_ingest` in a transaction of its own, run again when a concurrent ingest committed first
     (both update the row db.serialize_writes updates, so the later commit conflicts)."""
-    retrying_transaction(con, lambda con: write_ingest(con, accepted, seen_at))
+    retrying_transaction(con, lambda con: write_ingest(con, accepted, seen_at, as_of))
 
 
-def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
-    """Replace the rows of the four ingest tables with this ingest (call inside one transaction)."""
+def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime, as_of: tuple[datetime, str]) -> None:
+    """Replace the rows of the four ingest tables and the as_of row (``choose_as_of``) with this ingest (call inside
+    one transaction)."""
     # A proposal's or audit entry's location only serves error messages; it is not a column.
     audit = _frame(accepted.audit, AuditEntry).drop(columns="location")
     audit["seq"] = audit.groupby("proposal_id").cumcount() if not audit.empty else []
@@ -136,6 +168,8 @@ def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: da
     for table, frame in zip(INGEST_TABLES, frames):
         con.execute(f"DELETE FROM {table}")
         insert(con, table, frame)
+    con.execute(f"DELETE FROM {metrics.AS_OF_TABLE}")
+    insert(con, metrics.AS_OF_TABLE, [(seen_at, *as_of)], ("ingested_at", "as_of", "as_of_rule"))
 
 
 def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]]:

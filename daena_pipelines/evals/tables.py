@@ -115,6 +115,12 @@ MIGRATIONS = (
         "COMMENT ON COLUMN evals.judge_agreement.session_source IS 'telemetry.sessions.source of the judged roasts "
         "(simulator, real; unknown: session gone); NULL: computed before roasts were split by source, all pooled'",
     ]),
+    # Earlier rows keep NULL: which version scored them is unknown, so eval_runs_complete flags them.
+    Migration(6, "eval_runs.case_sha256: the version of the golden case file a row was scored against", [
+        "ALTER TABLE evals.eval_runs ADD COLUMN IF NOT EXISTS case_sha256 VARCHAR",
+        "COMMENT ON COLUMN evals.eval_runs.case_sha256 IS 'SHA-256 of the golden case file the row was scored "
+        "against (evals.golden_cases.content_sha256 then); empty when no case matches'",
+    ]),
 )
 
 GATE_TEXT = {
@@ -191,6 +197,11 @@ def read_golden_cases(con) -> list[GoldenCase]:
     return [parse_case(json.loads(definition), f"evals.golden_cases[{case_id}]") for case_id, definition in rows]
 
 
+def read_case_versions(con) -> dict[str, str]:
+    """case_id -> content_sha256 of the case files evals.golden_cases holds now."""
+    return dict(con.execute("SELECT case_id, content_sha256 FROM evals.golden_cases").fetchall())
+
+
 def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
     """Sessions roasted in [start, end), each with its roast metrics (NULLs when it has none)."""
     metrics = ", ".join(f"m.{c}" for c in SCORED_METRICS)
@@ -225,8 +236,10 @@ def replace_partitions(con, table: str, first: date, last: date, columns: Sequen
     replace_rows(con, Replacement(table, rows, columns, "partition_date BETWEEN ? AND ?", (first, last)))
 
 
-def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None) -> list[dict]:
-    """One row per (session, matching case); a session no case matches gets one NEEDS_REVIEW row."""
+def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None,
+                  case_versions: dict[str, str]) -> list[dict]:
+    """One row per (session, matching case), with the version of the case file that scored it; a session
+    no case matches gets one NEEDS_REVIEW row."""
     now = datetime.now(timezone.utc)
     out = []
     for s in sessions:
@@ -240,12 +253,13 @@ def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposa
         }
         matched = [c for c in cases if c.matches(s["beans"], s["machine"])]
         if not matched:
-            out.append({**base, "case_id": None, "expectation": None, "outcome": "NEEDS_REVIEW",
+            out.append({**base, "case_id": None, "case_sha256": None, "expectation": None, "outcome": "NEEDS_REVIEW",
                         "reason": "no golden case matches these beans and machine", "gates": "[]",
                         **{f"{g}_pass": None for g in scoring.GATES}})
         for case in matched:
             ev = scoring.evaluate(case, metrics, session_proposals)
-            out.append({**base, "case_id": case.case_id, "expectation": case.expectation, "outcome": ev.outcome,
+            out.append({**base, "case_id": case.case_id, "case_sha256": case_versions.get(case.case_id),
+                        "expectation": case.expectation, "outcome": ev.outcome,
                          "reason": ev.reason, "gates": json.dumps(ev.gates_json()),
                          **{f"{g.name}_pass": g.passed for g in ev.gates}})
     return out
@@ -254,7 +268,7 @@ def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposa
 EVAL_RUN_COLUMNS = (
     "partition_date", "session_id", "case_id", "expectation", "roasted_at", "beans", "machine", "session_source",
     "outcome", "reason", *(f"{g}_pass" for g in scoring.GATES), "gates", "metrics", "commands_available",
-    "evaluated_at",
+    "evaluated_at", "case_sha256",
 )
 
 

@@ -173,6 +173,14 @@ def walk(landing_dir: Path) -> Iterator[Path]:
         yield from (Path(folder, name) for name in sorted(files))
 
 
+def missing_landing(folder: Path) -> str | None:
+    """Why the user's landing folder yields no file when it is not a folder (a typo in
+    DAENA_LANDING_DIR reads as an empty folder otherwise: os.walk of a missing path yields nothing)."""
+    if folder.is_dir():
+        return None
+    return f"the landing folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}: no roast file is read from it (set DAENA_LANDING_DIR)"
+
+
 def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
     """(roast files, other files) below the landing folder, sorted (hidden folders left out)."""
     roasts, others = [], []

@@ -27,6 +27,7 @@ crash leaves a readable prefix; the parser accepts a file without footer and a t
 """
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 
@@ -36,6 +37,7 @@ import orjson
 from daena_pipelines.telemetry import validate
 from daena_pipelines.telemetry.contract import SIDECAR_FORMAT, SIDECAR_VERSION
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
+from daena_pipelines.values import BadJson, unique_keys
 
 CHANNELS = ("a", "b")
 # short sample keys -> RoastSession.extra channel name; any other sample key is an extra channel by its own name
@@ -61,6 +63,11 @@ def _lines(data: bytes, source_path: str) -> tuple[list[dict], bool]:
             raise InvalidSession("bad_json", f"{source_path}: line {number}: invalid JSON ({error})") from None
         if not isinstance(record, dict) or "type" not in record:
             raise InvalidSession("bad_record", f"{source_path}: line {number}: not an object with a 'type'")
+        if not records:  # the header: orjson keeps the last of a key written twice ('source': real or simulator?)
+            try:
+                json.loads(line, object_pairs_hook=unique_keys)
+            except BadJson as exc:
+                raise InvalidSession("bad_header", f"{source_path}: line {number}: {exc}") from None
         records.append(record)
     return records, torn_tail
 
@@ -107,6 +114,9 @@ def parse_sidecar(data: bytes, source_path: str) -> RoastSession:
     source = header.get("source")
     if source not in ("real", "simulator"):
         raise InvalidSession("bad_header", f"{source_path}: header source {source!r} is not 'real' or 'simulator'")
+    if source == "real" and header.get("simulator") is not None:  # only the virtual roaster writes that block
+        raise InvalidSession("bad_header", f"{source_path}: header says source 'real' but carries the simulator's "
+                                           "settings (seed, thermal model): not loaded as a real roast")
     mapping = header.get("channel_mapping") or {}
     if not isinstance(mapping, dict) or sorted(map(str, mapping.values())) != sorted(CHANNELS) or set(mapping) != {"bt", "et"}:
         raise InvalidSession("bad_header", f"{source_path}: channel_mapping {mapping!r} must map bt and et to a and b")

@@ -30,7 +30,8 @@ def test_two_commands_ingests_at_once_both_succeed_and_leave_one_copy(lake_targe
     monkeypatch.setattr(tables, "insert", insert_when_both_are_inside)
     accepted = store.Accepted([PROPOSAL], [], [], [])
     with connect(lake_target) as first, connect(lake_target) as second:
-        outcomes = workload.at_once(lambda con: tables.replace_ingest(con, accepted, datetime.now(timezone.utc)), (first, second))
+        now = datetime.now(timezone.utc)
+        outcomes = workload.at_once(lambda con: tables.replace_ingest(con, accepted, now, (now, tables.AS_OF_RUN_CLOCK)), (first, second))
         assert outcomes == [None, None]
         assert first.execute("SELECT proposal_id FROM commands.proposals").fetchall() == [("p-1",)]
         # the keyless tables the migration made there take the metrics and alerts, and a rebuild replaces them

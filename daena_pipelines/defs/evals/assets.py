@@ -113,7 +113,7 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
             raise dg.Failure(str(exc)) from exc
         sessions = tables.read_sessions(con, start, end)
         proposals = tables.read_proposals(con, [s["session_id"] for s in sessions])
-        rows = tables.eval_run_rows(sessions, cases, proposals)
+        rows = tables.eval_run_rows(sessions, cases, proposals, tables.read_case_versions(con))
         tables.replace_partitions(
             con, "evals.eval_runs", first, last, tables.EVAL_RUN_COLUMNS,
             [[r[c] for c in tables.EVAL_RUN_COLUMNS] for r in rows],
