@@ -28,6 +28,16 @@ EXTENSIONS = (("duckdb_extension_postgres_scanner", "postgres_scanner"), ("duckd
 OBJECT_STORE = ("duckdb_extension_httpfs", "httpfs")  # s3:// (and https://) data paths
 
 
+class LakeUnavailable(duckdb.IOException):
+    """The DuckLake catalog could not be attached (PostgreSQL unreachable, refused the user, no
+    such database); the message names the setting and what to do."""
+
+
+class LakeNotCreated(LakeUnavailable):
+    """A read-only connection to a lake whose catalog no writing connection has created yet: there
+    is nothing to read (like a warehouse file that does not exist yet)."""
+
+
 def is_ducklake(target: Path | str) -> bool:
     return str(target).startswith(PREFIX)
 
@@ -61,7 +71,10 @@ def open_lake(target: str, read_only: bool = False) -> duckdb.DuckDBPyConnection
             con.execute(f"LOAD {sql_string(str(extension_file(package, name)))}")
         # DATA_PATH matters only when the catalog is created; an existing catalog keeps its own
         options = ["READ_ONLY"] if read_only else [f"DATA_PATH {sql_string(data_path)}"]
-        _attach(con, f"ATTACH {sql_string(target)} AS {ALIAS} ({', '.join(options)})")
+        try:
+            _attach(con, f"ATTACH {sql_string(target)} AS {ALIAS} ({', '.join(options)})")
+        except duckdb.Error as exc:
+            raise _unavailable(target, exc) from exc
         con.execute(f"USE {ALIAS}")
     except BaseException:
         con.close()
@@ -81,6 +94,17 @@ def _attach(con: duckdb.DuckDBPyConnection, statement: str, attempts: int = 20) 
             if "Failed to initialize DuckLake" not in str(exc) or "already exists" not in str(exc) or attempt == attempts:
                 raise
             time.sleep(random.uniform(0.05, 0.2))
+
+
+def _unavailable(target: str, exc: duckdb.Error) -> LakeUnavailable:
+    cause = " ".join(str(exc).split())
+    if "creating a new DuckLake is explicitly disabled" in cause:
+        return LakeNotCreated(f"the DuckLake warehouse {target} has no catalog yet: the first writing connection creates it")
+    return LakeUnavailable(
+        f"the DuckLake warehouse's catalog could not be attached: {cause}. The setting DAENA_WAREHOUSE={target} "
+        "names it (a libpq string: host, port, dbname, user; the password comes from PGPASSWORD): check that "
+        "PostgreSQL runs there and lets that user into that database, or correct DAENA_WAREHOUSE."
+    )
 
 
 # DuckLake supports NOT NULL but no PRIMARY KEY/UNIQUE constraint (its docs, "Constraints"): a key
