@@ -62,6 +62,29 @@ def crash_failure(check: dg.AssetCheckKey, errors: list[tuple[str, str]]) -> dic
     return Outcome(f"{check.name}:evaluation", {}, "an evaluation", None, "crashed or skipped", {"kind": "exact"}, False, note).as_dict()
 
 
+def failed_check(evaluation: dg.AssetCheckEvaluation) -> dict:
+    """A failed check that has no failed values of its own (not a golden check), as one failure: its description
+    says what is wrong and where (e.g. golden_cases_valid naming the case file that does not parse)."""
+    return Outcome(f"{evaluation.check_name}:evaluation", {}, "passed", "failed", "failed", {"kind": "exact"}, False,
+                   evaluation.description or "").as_dict()
+
+
+def record_ci_findings(con: duckdb.DuckDBPyConnection, evaluations: list[dg.AssetCheckEvaluation],
+                       crashed: list[dg.AssetCheckKey], errors: list[tuple[str, str]], now: dt.datetime) -> dict[str, int]:
+    """regressions.findings for what CI decides on besides the golden values (findings_job, the last run, records
+    those): a crashed check, and a failed check that fails CI (blocking or gating in CI). Any other evaluation
+    resolves its check's findings: it evaluates again, and passes or only warns."""
+    def verdict(ev: dg.AssetCheckEvaluation) -> CheckEvaluation:
+        fails_ci = not ev.passed and (ev.blocking or ev.check_name in CI_GATING_CHECKS)
+        return CheckEvaluation(ev.asset_key.to_user_string(), ev.check_name, not fails_ci, now, None,
+                               [failed_check(ev)] if fails_ci else [])
+
+    return record_evaluations(con, [
+        CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)])
+        for ck in crashed
+    ] + [verdict(ev) for ev in evaluations if FAILURES_KEY not in ev.metadata])
+
+
 def unjudged_timings(con: duckdb.DuckDBPyConnection, evaluations: list[dg.AssetCheckEvaluation]) -> list[str]:
     """A line per timing gate whose checked run had keys without the history to judge them (a fresh
     clone without the carried artifact): a pass there recorded timings, it did not compare them."""
@@ -99,22 +122,16 @@ def run_ci(repetitions: int | None = None) -> int:
                      else "(none up to yesterday): its checks have nothing to run on and count as crashed"))
     evaluations = check_evaluations(results)
     now = dt.datetime.now(dt.timezone.utc)
-    # the golden checks' results are in regressions.findings already: findings_job, the last run, read them.
     # Every check of the graph runs in CI; one that produced no evaluation crashed (or its asset
     # failed): a blocking failure, recorded like a failed value and printed with the step's error
     errors = step_errors(results)
     evaluated = {(ev.asset_key, ev.check_name) for ev in evaluations}
     crashed = sorted((ck for ck in graph.asset_check_keys if (ck.asset_key, ck.name) not in evaluated), key=lambda ck: ck.to_user_string())
-    # A check that evaluates again has stopped crashing: its finding is resolved here (findings_job
-    # reads golden checks only, whose evaluations resolve it there too)
     with connect(Settings.from_env().warehouse) as con:
-        counts = record_evaluations(con, [
-            CheckEvaluation(ck.asset_key.to_user_string(), ck.name, False, now, None, [crash_failure(ck, errors)])
-            for ck in crashed
-        ] + [CheckEvaluation(ev.asset_key.to_user_string(), ev.check_name, True, now) for ev in evaluations if FAILURES_KEY not in ev.metadata])
+        counts = record_ci_findings(con, evaluations, crashed, errors, now)
         notices = unjudged_timings(con, evaluations)
     if any(counts.values()):
-        print(f"regressions.findings, crashed checks: {counts}")
+        print(f"regressions.findings, crashed or failed checks: {counts}")
     rows = [
         (ev.asset_key.to_user_string(), ev.check_name,
          "blocking" if ev.blocking else "gating in CI" if ev.check_name in CI_GATING_CHECKS else "warn",

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from daena_pipelines.config import PROJECT_ROOT, Settings
+from daena_pipelines.config import PROJECT_ROOT, Settings, SettingsError
 
 
 def dagster_instance():
@@ -84,6 +84,14 @@ def ui_hint(home) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except SettingsError as exc:  # the variable to fix, not a traceback through the code that read it
+        print(f"daena: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="daena", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("materialize", help="materialise the whole default asset graph into the warehouse")

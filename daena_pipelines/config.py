@@ -8,6 +8,7 @@ the environment at import. Logic modules take the values they need as arguments,
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,15 @@ ENV_VARS = {
     "nbmf_zstd_level": "DAENA_NBMF_ZSTD_LEVEL",
     "nbmf_no_dict": "DAENA_NBMF_NO_DICT",
 }
+
+
+ZSTD_MAX_LEVEL = 22  # zstd's highest level (zstandard.MAX_COMPRESSION_LEVEL): a higher one fails mid-benchmark
+TRUE, FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
+
+
+class SettingsError(ValueError):
+    """A setting whose value cannot be used: the message names the variable (or resource field),
+    the value and what it takes."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,34 @@ class Settings:
             value = given.get(field)
             return str(value).strip() if value is not None else os.environ.get(ENV_VARS[field], "").strip()
 
+        def refuse(field: str, expected: str) -> SettingsError:
+            name = f"daena_settings field {field}" if given.get(field) is not None else ENV_VARS[field]
+            return SettingsError(f"{name}={raw(field)!r} is not {expected}; set it so, or unset it for the default")
+
+        def seconds(field: str, default: float) -> float:
+            try:
+                value = float(raw(field) or default)
+            except ValueError:
+                value = math.nan
+            if not 0 <= value < math.inf:  # NaN too: a wait that never ends, or never waits, by accident
+                raise refuse(field, "a number of seconds >= 0")
+            return value
+
+        def level(field: str) -> int | None:
+            try:
+                value = int(raw(field)) if raw(field) else None
+            except ValueError:
+                raise refuse(field, f"an integer zstd level up to {ZSTD_MAX_LEVEL}") from None
+            if value is not None and value > ZSTD_MAX_LEVEL:
+                raise refuse(field, f"an integer zstd level up to {ZSTD_MAX_LEVEL}")
+            return value
+
+        def flag(field: str) -> bool:
+            value = raw(field).lower()
+            if value not in TRUE + FALSE:
+                raise refuse(field, f"one of {', '.join(TRUE)} (on) or 0, false, no (off)")  # not a typo silently read as off
+            return value in TRUE
+
         def path(field: str, default: Path) -> Path:
             value = raw(field)
             return Path(value).expanduser().resolve() if value else default
@@ -69,7 +107,6 @@ class Settings:
         results_dir = path("results_dir", data_dir / "results")
         golden_dir = path("golden_dir", PROJECT_ROOT / "golden")
         warehouse = raw("warehouse")
-        level = raw("nbmf_zstd_level")
         return cls(
             dagster_home=path("dagster_home", PROJECT_ROOT / "dagster_home"),
             data_dir=data_dir,
@@ -79,12 +116,12 @@ class Settings:
             quarantine_dir=path("quarantine_dir", data_dir / "quarantine"),
             results_dir=results_dir,
             golden_dir=golden_dir,
-            lock_wait_s=float(raw("lock_wait_s") or 60.0),
+            lock_wait_s=seconds("lock_wait_s", 60.0),
             bench_history_dir=path("bench_history_dir", results_dir / "bench-history"),
             nbmf_dict_dir=path("nbmf_dict_dir", golden_dir / "nbmf" / "dicts"),
             nbmf_reference_dir=path("nbmf_reference_dir", PROJECT_ROOT.parent / "shared" / "data" / "artisan-scottjames"),
-            nbmf_zstd_level=int(level) if level else None,
-            nbmf_no_dict=raw("nbmf_no_dict").lower() in ("1", "true", "yes"),
+            nbmf_zstd_level=level("nbmf_zstd_level"),
+            nbmf_no_dict=flag("nbmf_no_dict"),
         )
 
     @property

@@ -48,10 +48,10 @@ class Migration:
 DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
     "evals": ("daena_pipelines.evals.tables", 4),
-    "nbmf": ("daena_pipelines.nbmf.runs", 2),
-    "regressions": ("daena_pipelines.regressions.findings", 5),
-    "device": ("daena_pipelines.device.command_store", 3),
-    "commands": ("daena_pipelines.commands.tables", 2),
+    "nbmf": ("daena_pipelines.nbmf.runs", 3),
+    "regressions": ("daena_pipelines.regressions.findings", 6),
+    "device": ("daena_pipelines.device.command_store", 4),
+    "commands": ("daena_pipelines.commands.tables", 3),
 }
 
 # Run before any due migration (every warehouse this code opens has one due until it is current):

@@ -1,8 +1,10 @@
 """Small checks on values read from files, shared by every reader (plain Python)."""
 from __future__ import annotations
 
+import json
 import math
 import re
+import sys
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -44,3 +46,59 @@ def as_number(value, name: str, error: type[ValueError]) -> float:
     if not math.isfinite(number):
         raise error("bad_value", f"{name}={value!r} is not a finite number")
     return number
+
+
+class BadJson(ValueError):
+    """A JSON file a reviewed input (golden cases, golden values) must not be read from."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    found = {}
+    for key, value in pairs:
+        if key in found:
+            raise BadJson(f"key {short(key)} appears twice in one object (readers disagree on which one counts)")
+        found[key] = value
+    return found
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise BadJson(f"number {short(text)} is beyond the range of a float")
+    return number
+
+
+def _bounded(text: str) -> int:
+    number = int(text)
+    if abs(number) > _FLOAT_MAX:  # a tolerance of 10**400 passes everything as surely as Infinity
+        raise BadJson(f"integer {short(text)} is beyond the range of a float")
+    return number
+
+
+_FLOAT_MAX = sys.float_info.max
+
+
+def _constant(name: str) -> None:
+    raise BadJson(f"{name} is not a JSON number (only finite numbers are)")
+
+
+def strict_json(data: bytes) -> object:
+    """JSON as RFC 8259 defines it, for files a person edits and reviews: UTF-8 (a leading byte
+    order mark allowed); numbers within a float's range only (Python's reader takes NaN, Infinity
+    and 1e400 as floats and 10**400 as an integer, and a tolerance of Infinity is a gate that
+    cannot fail); each key once per object (Python keeps the last of two silently). Raises
+    ``BadJson`` saying what is wrong and where."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadJson(f"not UTF-8 text: byte {exc.start} ({exc.reason})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite, parse_int=_bounded, parse_constant=_constant)
+    except BadJson:
+        raise
+    except json.JSONDecodeError as exc:
+        raise BadJson(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise BadJson("JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise BadJson(f"not valid JSON: {str(exc).split(';')[0]}") from None

@@ -3,8 +3,9 @@
     python scripts/artisan_auc_begin.py FOLDER
 
 For every Artisan profile below FOLDER whose `computed` block begins the AUC at TP (with a fixed
-base) and whose AUC differs from ours (begun at the profile's turning point, or at Artisan's live
-TP fallback for a cold start on the curve the recording read as BT, as roast_metrics does) by more than the
+base) and whose AUC differs from ours (begun where roast_metrics begins it: the profile's turning
+point, or the recording session's live TP where the file says that session saved it, or the live
+TP fallback of a cold start on the curve the recording read as BT) by more than the
 agreement tolerance, prints: Artisan's AUC; ours; the begin samples from which Artisan's sum,
 rounded as Artisan rounds it, gives Artisan's value; the AUC from the timed TP fallback sample
 (the first sample more than 2 min, and more than 2½ min, after CHARGE); where Artisan's live TP
@@ -26,7 +27,7 @@ from daena_pipelines.telemetry import alog, ingest, metrics, pyliteral, validate
 from daena_pipelines.telemetry.quality import ARTISAN_TOLERANCES  # noqa: E402
 
 AUC_TOLERANCE = next(tol for ours, _, tol in ARTISAN_TOLERANCES if ours == "auc_c_min")
-FALLBACKS_S = (120.0, 150.0)  # Artisan 3.4 and later / 2.x (docs/telemetry.md)
+FALLBACKS_S = (120.0, 150.0)  # Artisan 3.2 and later / 2.x (docs/telemetry.md)
 # the live recognition accepts a TP only if its BT lies strictly inside these bounds (file unit)
 PLAUSIBLE_TP = {"C": (50.0, 150.0), "F": (100.0, 300.0)}
 

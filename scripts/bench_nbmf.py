@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from daena_pipelines import config  # noqa: E402
 from daena_pipelines.nbmf.benchmark import ALL, BOUND, BOUND_SETTINGS, DEFAULT_REPETITIONS, LT4K, run_benchmark, targets, value  # noqa: E402
 from daena_pipelines.nbmf.codec import CodecSettings, NbmfCodec  # noqa: E402
-from daena_pipelines.nbmf.corpus import load_corpus, with_reference  # noqa: E402
+from daena_pipelines.nbmf.corpus import load_corpus, origin_counts, with_reference  # noqa: E402
 from daena_pipelines.nbmf.runs import write_artifacts  # noqa: E402
 from daena_pipelines.lib.metadata import markdown_table  # noqa: E402
 from daena_pipelines.db import WarehouseUnreadable, connect  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> int:
                          [(t["target"], t["reached"], t["goal"], t["met"]) for t in targets(rows)]))
     reference = sum(r.origin == "reference" for r in records)
     print(f"\nsettings {codec.settings.describe()}, {outcome.test_records} held-out records "
-          f"(corpus {len(records)}, {reference} from the shared real profiles), "
+          f"(corpus {len(records)}, {reference} from the shared real profiles; per class and origin {origin_counts(records)}), "
           f"{outcome.excluded_training_overlap} excluded as dictionary training data, {args.repetitions} repetitions")
     out = Path(args.out) if args.out else config.Settings.from_env().results_dir / "nbmf-script" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     json_path, csv_path = write_artifacts(out, {"run_id": out.name, "settings": codec.settings.describe(), "targets": targets(rows)}, rows)

@@ -60,7 +60,7 @@ def test_a_warehouse_of_the_main_before_migrates_keeps_its_rows_and_takes_writes
     with duckdb.connect(str(main_warehouse)) as con:  # as that main left it
         assert _ledger(con) == {"telemetry": 5, "evals": 2, "nbmf": 1, "regressions": 4, "device": 3, "commands": 1}
         applied = migrations.migrate(con)  # what it lacks, and nothing else
-        assert sorted((d, v) for d, v, _text in applied) == [("commands", 2), ("evals", 3), ("evals", 4), ("nbmf", 2), ("regressions", 5)]
+        assert sorted((d, v) for d, v, _text in applied) == [("commands", 2), ("commands", 3), ("device", 4), ("evals", 3), ("evals", 4), ("nbmf", 2), ("nbmf", 3), ("regressions", 5), ("regressions", 6)]
     with connect(main_warehouse) as con:
         assert _ledger(con) == {d: newest for d, (_m, newest) in migrations.DOMAINS.items()}
         assert _schema(con) == _fresh_schema(tmp_path)  # the same tables and columns as a new warehouse

@@ -3,7 +3,9 @@ the environment, values are read when used, and the Dagster resource resolves to
 import re
 from pathlib import Path
 
-from daena_pipelines.config import ENV_VARS, PROJECT_ROOT, Settings
+import pytest
+
+from daena_pipelines.config import ENV_VARS, PROJECT_ROOT, ZSTD_MAX_LEVEL, Settings
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.nbmf.codec import CodecSettings
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
@@ -75,3 +77,33 @@ def test_the_ui_hint_opens_the_instance_the_runs_were_recorded_in(tmp_path, monk
     assert "cd " + str(tmp_path) + " && .venv/bin/dg dev" in cli.ui_hint(tmp_path / "dagster_home")[0]
     (hint,) = cli.ui_hint(tmp_path / "elsewhere")
     assert hint.endswith(f"cd ~ && DAGSTER_HOME={tmp_path / 'elsewhere'} {tmp_path}/.venv/bin/dagster dev -w {tmp_path}/workspace.yaml")
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("DAENA_LOCK_WAIT_S", "abc", "a number of seconds >= 0"),  # before: ValueError 'could not convert string to float'
+    ("DAENA_LOCK_WAIT_S", "nan", "a number of seconds >= 0"),  # before: accepted; a locked warehouse was then waited on for ever
+    ("DAENA_LOCK_WAIT_S", "-1", "a number of seconds >= 0"),
+    ("DAENA_NBMF_ZSTD_LEVEL", "fast", "an integer zstd level up to 22"),  # before: ValueError 'invalid literal for int()'
+    ("DAENA_NBMF_ZSTD_LEVEL", "99", "an integer zstd level up to 22"),  # before: accepted; zstd refused it mid-benchmark
+    ("DAENA_NBMF_NO_DICT", "on", "one of 1, true, yes (on) or 0, false, no (off)"),  # before: silently read as off
+])
+def test_a_setting_that_cannot_be_used_stops_the_command_naming_the_variable(tmp_path, monkeypatch, capsys, name, value, expected):
+    from daena_pipelines import cli
+
+    monkeypatch.setenv("DAENA_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(name, value)
+    assert cli.main(["materialize"]) == 2
+    assert capsys.readouterr().err == f"daena: {name}={value!r} is not {expected}; set it so, or unset it for the default\n"
+    assert list(tmp_path.iterdir()) == []  # nothing ran: no warehouse, no results
+
+
+def test_usable_settings_values(monkeypatch):
+    import zstandard
+
+    assert ZSTD_MAX_LEVEL == zstandard.MAX_COMPRESSION_LEVEL
+    for name, value in {"DAENA_LOCK_WAIT_S": " 2.5 ", "DAENA_NBMF_ZSTD_LEVEL": "-3", "DAENA_NBMF_NO_DICT": "TRUE"}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert (settings.lock_wait_s, settings.nbmf_zstd_level, settings.nbmf_no_dict) == (2.5, -3, True)
+    monkeypatch.setenv("DAENA_NBMF_NO_DICT", "no")
+    assert Settings.from_env().nbmf_no_dict is False

@@ -50,12 +50,13 @@ class AlertThresholds:
 
 ALERT_COLUMNS = """
     alert_id VARCHAR PRIMARY KEY, alert_type VARCHAR NOT NULL, severity VARCHAR NOT NULL,
-    day DATE, machine_id VARCHAR NOT NULL, command_type VARCHAR, proposal_id VARCHAR,
+    day DATE, machine_id VARCHAR NOT NULL, origin VARCHAR, command_type VARCHAR, proposal_id VARCHAR,
     alert_at TIMESTAMPTZ, observed_value DOUBLE, threshold DOUBLE, message VARCHAR NOT NULL"""
 
 # An alert type is one rule below, named by its key: a query over ``p`` (the proposals) returning
-# (severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message)
-# in _RULES, or over the outcome metrics returning (severity, day, ..., message, measure) in _GROUP_RULES; its
+# (severity, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message; the alert takes
+# the proposal's origin) in _RULES, or over the outcome metrics returning (severity, day, machine_id, origin, ...,
+# message, measure) in _GROUP_RULES; rules over windows of proposals count each origin apart. Its
 # thresholds are $fields of AlertThresholds. ALERT_TYPES, the asset's description and metadata and
 # the alerts_well_formed check follow from the keys.
 
@@ -99,10 +100,10 @@ _RULES = {
         FROM v WHERE breach IS NOT NULL""",
     "RATE_LIMIT_EXCEEDED": """
         , w AS (
-            SELECT *, count(*) OVER (PARTITION BY machine_id ORDER BY event_at
+            SELECT *, count(*) OVER (PARTITION BY machine_id, origin ORDER BY event_at
                 RANGE BETWEEN to_seconds($rate_window_s) PRECEDING AND CURRENT ROW) AS n_in_window
             FROM p WHERE event_at IS NOT NULL)
-        , e AS (SELECT *, lag(n_in_window) OVER (PARTITION BY machine_id ORDER BY event_at, proposal_id) AS before FROM w)
+        , e AS (SELECT *, lag(n_in_window) OVER (PARTITION BY machine_id, origin ORDER BY event_at, proposal_id) AS before FROM w)
         SELECT 'WARNING', machine_id, NULL, proposal_id, event_at,
             n_in_window, $max_proposals_per_window,
             format('{} proposals for {} within {} s (limit {})', n_in_window, machine_id, $rate_window_s, $max_proposals_per_window)
@@ -144,32 +145,32 @@ _RULES = {
         FROM w WHERE waited_s > $approval_timeout_s""",
     "UNUSUAL_PATTERN": """
         , steps AS (
-            SELECT *, sign(target_value - lag(target_value) OVER (PARTITION BY machine_id, command_type ORDER BY event_at, proposal_id)) AS direction
+            SELECT *, sign(target_value - lag(target_value) OVER (PARTITION BY machine_id, command_type, origin ORDER BY event_at, proposal_id)) AS direction
             FROM p WHERE command_type IN ('SET_POWER', 'SET_FAN', 'SET_DRUM') AND target_value IS NOT NULL AND event_at IS NOT NULL)
         , moves AS (
-            SELECT *, CAST(direction <> lag(direction) OVER (PARTITION BY machine_id, command_type ORDER BY event_at, proposal_id) AS INTEGER) AS reversal
+            SELECT *, CAST(direction <> lag(direction) OVER (PARTITION BY machine_id, command_type, origin ORDER BY event_at, proposal_id) AS INTEGER) AS reversal
             FROM steps WHERE direction <> 0)
         , w AS (
-            SELECT *, sum(reversal) OVER (PARTITION BY machine_id, command_type ORDER BY event_at
+            SELECT *, sum(reversal) OVER (PARTITION BY machine_id, command_type, origin ORDER BY event_at
                 RANGE BETWEEN to_seconds($oscillation_window_s) PRECEDING AND CURRENT ROW) AS reversals
             FROM moves)
-        , e AS (SELECT *, lag(reversals) OVER (PARTITION BY machine_id, command_type ORDER BY event_at, proposal_id) AS before FROM w)
+        , e AS (SELECT *, lag(reversals) OVER (PARTITION BY machine_id, command_type, origin ORDER BY event_at, proposal_id) AS before FROM w)
         SELECT 'WARNING', machine_id, command_type, proposal_id, event_at, reversals, $oscillation_min_reversals,
             format('{} on {} changed direction {} times within {} s (oscillating control)', command_type, machine_id, reversals, $oscillation_window_s)
         FROM e WHERE reversals >= $oscillation_min_reversals AND coalesce(before, 0) < $oscillation_min_reversals""",
 }
 
-# Rules over the aggregated outcome metrics (one alert per day x machine x command type, and per measure:
-# the last column, part of the alert's identity).
+# Rules over the aggregated outcome metrics (one alert per day x machine x origin x command type, and per
+# measure: the last column, part of the alert's identity).
 _GROUP_RULES = {
     "HIGH_FAILURE_RATE": """
-        SELECT 'ERROR', day, machine_id, command_type, NULL, NULL, failure_rate, $max_failure_rate,
+        SELECT 'ERROR', day, machine_id, origin, command_type, NULL, NULL, failure_rate, $max_failure_rate,
             format('{} of {} finished executions failed or timed out (failure rate {:.2f} > {:.2f})',
                    n_failures, n_terminal_executed, failure_rate, $max_failure_rate), NULL
         FROM commands.outcome_metrics
         WHERE n_terminal_executed >= $min_group_samples AND failure_rate > $max_failure_rate""",
     "HIGH_LATENCY": """
-        SELECT 'WARNING', day, machine_id, command_type, NULL, NULL, observed, threshold,
+        SELECT 'WARNING', day, machine_id, origin, command_type, NULL, NULL, observed, threshold,
             format('{} p95 {:.1f} s > {} s', what, observed, threshold), what
         FROM commands.outcome_metrics,
             LATERAL (VALUES ('decision latency', approval_latency_p95_s, $max_approval_latency_p95_s, approval_latency_n),
@@ -187,16 +188,21 @@ def alerts_sql() -> str:
         for alert_type, sql in _RULES.items()
     )
     group_union = " UNION ALL ".join(
-        f"SELECT '{alert_type}' AS alert_type, * FROM ({sql}) AS g(severity, day, machine_id, command_type, proposal_id, alert_at, observed_value, threshold, message, measure)"
+        f"SELECT '{alert_type}' AS alert_type, * FROM ({sql}) AS g(severity, day, machine_id, origin, command_type, proposal_id, alert_at, observed_value, threshold, message, measure)"
         for alert_type, sql in _GROUP_RULES.items()
     )
     return f"""
-        INSERT INTO commands.alerts
+        INSERT INTO commands.alerts BY NAME
         -- the identity leaves out the message and values: they change as the log grows (a wait so far, a group's
         -- counts), and downstream notification deduplicates on alert_id
-        SELECT md5(concat_ws('|', alert_type, machine_id, command_type, proposal_id, day, measure)) AS alert_id, * EXCLUDE (measure)
-        FROM ({per_proposal_union} UNION ALL {group_union})
-        ORDER BY day, machine_id, alert_type, alert_at
+        SELECT md5(concat_ws('|', alert_type, machine_id, origin, command_type, proposal_id, day, measure)) AS alert_id, * EXCLUDE (measure)
+        FROM (
+            -- a proposal's alert carries its origin (one with lifecycle problems is only in invalid_transitions)
+            SELECT u.*, o.origin FROM ({per_proposal_union}) AS u LEFT JOIN (
+                SELECT proposal_id, origin FROM commands.proposals
+                UNION SELECT proposal_id, origin FROM commands.invalid_transitions) AS o USING (proposal_id)
+            UNION ALL BY NAME SELECT * FROM ({group_union}))
+        ORDER BY day, machine_id, origin, alert_type, alert_at
     """
 
 

@@ -1,6 +1,8 @@
-"""``commands.outcome_metrics``: outcomes per day x machine x command type, in DuckDB SQL.
+"""``commands.outcome_metrics``: outcomes per day x machine x command type x origin, in DuckDB SQL.
 
 Formulas (also in docs/commands.md):
+- origin = the proposals' origin (real | simulator | generated): never pooled, so a generated or
+  simulated command's outcome never moves a real machine's rates
 - day = UTC date of created_at (for proposals known only from the sidecar: execution_started_at, or
   expired_at for an approval it closed EXPIRED)
 - finished = COMPLETED + FAILED + ABORTED + TIMEOUT (executions that ended)
@@ -72,7 +74,7 @@ def outcome_metrics_sql() -> str:
                 epoch(execution_completed_at) - epoch(execution_started_at) AS run_s
             FROM commands.proposals
         ), counted AS (
-            SELECT day, machine_id, command_type,
+            SELECT day, machine_id, command_type, origin,
                 count(*) AS n_proposals,
                 {', '.join(status_counts)},
                 count(*) FILTER (WHERE status IN {sql_list(EXECUTED_TERMINAL)}) AS n_terminal_executed,
@@ -86,9 +88,9 @@ def outcome_metrics_sql() -> str:
                 {', '.join(_distribution(f"CASE WHEN status IN {sql_list(ENDED_ON_THEIR_OWN)} THEN run_s END", 'execution_duration'))},
                 max(CASE WHEN status = 'TIMEOUT' THEN run_s END) AS execution_timeout_max_s
             FROM p
-            GROUP BY day, machine_id, command_type
+            GROUP BY day, machine_id, command_type, origin
         )
-        SELECT day, machine_id, command_type, n_proposals,
+        SELECT day, machine_id, command_type, origin, n_proposals,
             {', '.join(f'n_{s.lower()}' for s in STATUSES)},
             n_terminal_executed, n_succeeded, n_partial, n_failures, n_decided,
             n_succeeded / nullif(n_terminal_executed, 0) AS success_rate,
@@ -97,11 +99,12 @@ def outcome_metrics_sql() -> str:
             n_timeout AS n_execution_timeouts, execution_timeout_max_s,
             COLUMNS('^(approval_latency|pending_decision|execution_duration)_')
         FROM counted
-        ORDER BY day, machine_id, command_type
+        ORDER BY day, machine_id, command_type, origin
     """
 
 
 COMMENTS = {
+    "origin": "real | simulator | generated: the group's proposals' origin (never pooled); NULL: built before groups were split by origin",
     "n_succeeded": "COMPLETED with outcome SUCCESS (or no outcome reported): the level/state was reached",
     "n_partial": "COMPLETED with outcome PARTIAL: executed but the target was not reached; not a success",
     "n_failures": "FAILED + TIMEOUT (ABORTED is an operator's decision: neither success nor failure)",
@@ -126,8 +129,9 @@ def build_outcome_metrics(con: duckdb.DuckDBPyConnection, as_of: datetime | None
     comment_columns(con, "commands.outcome_metrics", COMMENTS)
 
 
-def overall_success_rate(con: duckdb.DuckDBPyConnection) -> float | None:
-    return con.execute(
-        f"SELECT count(*) FILTER (WHERE {SUCCEEDED}) / nullif(count(*) FILTER (WHERE status IN {sql_list(EXECUTED_TERMINAL)}), 0) "
-        "FROM commands.proposals"
-    ).fetchone()[0]
+def success_rate_by_origin(con: duckdb.DuckDBPyConnection) -> dict[str, float | None]:
+    """{origin: success rate over all days and machines}; None where nothing finished."""
+    return dict(con.execute(
+        f"SELECT origin, count(*) FILTER (WHERE {SUCCEEDED}) / nullif(count(*) FILTER (WHERE status IN {sql_list(EXECUTED_TERMINAL)}), 0) "
+        "FROM commands.proposals GROUP BY origin ORDER BY origin"
+    ).fetchall())

@@ -15,7 +15,13 @@ from daena_pipelines.values import as_number, as_text, short
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
 PROPOSERS = ("AGENT", "HUMAN")
 OUTCOMES = ("SUCCESS", "FAILURE", "PARTIAL")
-ORIGINS = ("real", "simulator", "generated")
+ORIGINS = ("real", "simulator", "generated")  # from most to least real
+
+
+def least_real(*origins: str) -> str:
+    """The origin of a row made of parts of these origins: a simulated end of a real proposal is simulated."""
+    return max(origins, key=ORIGINS.index)
+
 
 STATUSES = contract.PROPOSAL_STATUSES
 EXECUTED_TERMINAL = ("COMPLETED", "FAILED", "ABORTED", "TIMEOUT")
@@ -113,6 +119,7 @@ class InvalidTransition:
     proposal_id: str
     machine_id: str  # the proposal's, so an alert can name the machine of a command run without approval
     command_type: str
+    origin: str  # the proposal's (real | simulator | generated), for the UNAPPROVED_EXECUTION alert
     source: str
     location: str
     from_status: str | None
@@ -267,6 +274,7 @@ def check_lifecycle(proposal: Proposal, history: list[AuditEntry], starts_at: st
                 proposal_id=proposal.proposal_id,
                 machine_id=proposal.machine_id,
                 command_type=proposal.command_type,
+                origin=proposal.origin,
                 source=entry.source if entry else proposal.source,
                 location=entry.location if entry else proposal.location,
                 from_status=entry.from_status if entry else None,

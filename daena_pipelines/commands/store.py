@@ -24,6 +24,7 @@ from daena_pipelines.commands.model import (
     RowError,
     audit_from_fields,
     check_lifecycle,
+    least_real,
     parse_choice,
     parse_number,
     parse_text,
@@ -366,6 +367,7 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
             actual_value=execution["observed_value"],
             error=execution["error"],
             session_t_s=known.session_t_s if execution["session_t_s"] is None else execution["session_t_s"],
+            origin=least_real(known.origin, execution["origin"]),
             source=f"{known.source} + {SIDECAR_SOURCE}",
         )
 
@@ -446,7 +448,7 @@ def apply_expiries(batch: Batch, rows: list[dict]) -> None:
         batch.audit[known.proposal_id] = [*batch.audit[known.proposal_id], *entries]
         batch.proposals[known.proposal_id] = replace(
             known, status="EXPIRED", expired_at=expiry["closed_at"], expiry_reason=expiry["closed_reason"],
-            source=f"{known.source} + {SIDECAR_SOURCE}",
+            origin=least_real(known.origin, expiry["origin"]), source=f"{known.source} + {SIDECAR_SOURCE}",
         )
 
 

@@ -28,7 +28,7 @@ DDL = {
         from_status VARCHAR, to_status VARCHAR NOT NULL, actor VARCHAR, note VARCHAR,
         source VARCHAR NOT NULL, PRIMARY KEY (proposal_id, seq)""",
     "commands.invalid_transitions": """
-        proposal_id VARCHAR NOT NULL, machine_id VARCHAR, command_type VARCHAR, source VARCHAR NOT NULL,
+        proposal_id VARCHAR NOT NULL, machine_id VARCHAR, command_type VARCHAR, origin VARCHAR, source VARCHAR NOT NULL,
         location VARCHAR NOT NULL, from_status VARCHAR, to_status VARCHAR, changed_at TIMESTAMPTZ, problem VARCHAR NOT NULL,
         seen_at TIMESTAMPTZ NOT NULL""",
     "commands.ingest_errors": """
@@ -69,9 +69,19 @@ def _add_invalid_transition_machine(con: duckdb.DuckDBPyConnection) -> None:
 # Every ingest replaces the commands tables with the current DDL, so the only migration adapts
 # tables an older version left, for the outcome metrics, alerts and checks that read them before
 # the next ingest.
+def _add_origin(con: duckdb.DuckDBPyConnection) -> None:
+    # Rows written before pooled every origin (or, for invalid_transitions, did not say it): NULL says
+    # "not known" until the next ingest and metrics build write them per origin.
+    for table in ("outcome_metrics", "alerts", "invalid_transitions"):
+        if table_exists(con, f"commands.{table}"):
+            con.execute(f"ALTER TABLE commands.{table} ADD COLUMN IF NOT EXISTS origin VARCHAR")
+
+
 MIGRATIONS = [
     Migration(1, "status EXPIRED: commands.proposals.expired_at and expiry_reason, commands.outcome_metrics.n_expired", _add_expired),
     Migration(2, "commands.invalid_transitions names the proposal's machine_id and command_type", _add_invalid_transition_machine),
+    Migration(3, "origin (real | simulator | generated) in commands.outcome_metrics, alerts and invalid_transitions: "
+              "real, simulated and generated proposals are never pooled", _add_origin),
 ]
 
 

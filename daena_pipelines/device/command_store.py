@@ -1,5 +1,6 @@
-"""``device.command_queue`` (what the sidecar may execute), ``device.command_executions`` (what it did)
-and ``device.sidecar_sessions`` (which session is live on which roaster), behind one I/O thread.
+"""``device.command_queue`` (what the sidecar may execute), ``device.command_executions`` (what it did),
+``device.sidecar_sessions`` (which session is live on which roaster) and ``device.machine_leases`` (which
+sidecar may execute a machine_id's commands), behind one I/O thread.
 
 The poll loop never touches DuckDB: it hands rows to a ``CommandBridge`` and takes approved
 commands from it through in-memory queues; the bridge's own thread reads and writes the warehouse.
@@ -9,10 +10,13 @@ and are retried next cycle (nothing is dropped: every execution is also in the r
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
+import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +25,10 @@ from dataclasses import replace
 
 import duckdb
 
-from daena_pipelines.db import connect, transaction
+from daena_pipelines.db import connect, retrying_transaction, serialize_writes, transaction
 from daena_pipelines.device import contract
 from daena_pipelines.migrations import Migration
+from daena_pipelines.device.roaster import DeviceError
 from daena_pipelines.device.safety import Command
 
 log = logging.getLogger(__name__)
@@ -86,13 +91,64 @@ MIGRATIONS = [
     Migration(3, "an approval closed EXPIRED names the source (real | simulator) of the sidecar that closed it", [
         "ALTER TABLE device.command_queue ADD COLUMN IF NOT EXISTS closed_source VARCHAR",
     ]),
+    # no PRIMARY KEY (a DuckLake warehouse has none): claims replace the row under db.serialize_writes
+    Migration(4, "one live sidecar per machine_id: a lease the holder renews every warehouse cycle", """
+CREATE TABLE IF NOT EXISTS device.machine_leases (
+    machine_id VARCHAR NOT NULL,
+    recording_id VARCHAR NOT NULL,
+    model VARCHAR,
+    source VARCHAR,
+    host VARCHAR,
+    pid INTEGER,
+    claimed_at TIMESTAMPTZ NOT NULL,
+    renewed_at TIMESTAMPTZ NOT NULL,
+    lease_until TIMESTAMPTZ NOT NULL
+);"""),
 ]
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")
 APPROVALS_READ = "approvals read"  # (APPROVALS_READ, time.monotonic() as the cycle began) after each cycle that read the queue
+LEASE_LOST = "lease lost"  # (LEASE_LOST, why): another sidecar holds this machine_id now; nothing more is read
 PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
+# what ends a session through its exit procedure (sidecar_process); they often reach the whole process group (a
+# terminal closed: SIGHUP; Ctrl-C, Ctrl-\; a service manager's SIGTERM), so the worker ignores them: the sidecar
+# stops it once the exit's rows are handed over, and it stops by itself once the sidecar is gone
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# the terminal's job control (Ctrl-Z, a background job's terminal I/O) would pause the sidecar, its watchdog with it,
+# and the worker, while a roaster they commanded heats on: both ignore it
+JOB_CONTROL_SIGNALS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
+
+
+class MachineBusy(DeviceError):
+    """Another live sidecar holds this machine_id: it reads and runs the machine's approvals."""
+
+
+def claim_machine(path: str, machine_id: str, recording_id: str, model: str, source: str, lease_s: float) -> str | None:
+    """Take ``machine_id``'s lease for ``lease_s`` seconds (the bridge renews it every warehouse cycle), or raise
+    ``MachineBusy`` while another sidecar's lease has not lapsed: two sidecars reading one machine_id's approvals
+    would each take commands meant for the other's roaster (and run them, or close them FAILED so that the right
+    roaster never gets them, an ABORT too). Returns a note when a lapsed lease was taken over."""
+    def claim(con: duckdb.DuckDBPyConnection) -> str | None:
+        serialize_writes(con)  # two claims at once: the later commit conflicts, runs again and sees the first
+        held = con.execute("SELECT recording_id, host, pid, renewed_at, lease_until, lease_until > now() "
+                           "FROM device.machine_leases WHERE machine_id = ? ORDER BY lease_until DESC", [machine_id]).fetchone()
+        if held is not None and held[5]:
+            raise MachineBusy(
+                f"machine_id {machine_id!r} is driven by another live sidecar (session {held[0]}, host {held[1]}, pid "
+                f"{held[2]}; lease renewed {held[3]:%H:%M:%S}, until {held[4]:%H:%M:%S}): give this sidecar the machine_id "
+                "its roaster's approvals name (machine_id=...), or stop the other one first")
+        con.execute("DELETE FROM device.machine_leases WHERE machine_id = ?", [machine_id])
+        con.execute("INSERT INTO device.machine_leases (machine_id, recording_id, model, source, host, pid, claimed_at, "
+                    "renewed_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, now(), now(), now() + to_seconds(?))",
+                    [machine_id, recording_id, model, source, socket.gethostname(), os.getpid(), lease_s])
+        if held is None:
+            return None
+        return f"took over the lapsed lease of session {held[0]} (host {held[1]}, pid {held[2]}, last renewed {held[3]})"
+
+    with connect(path) as con:
+        return retrying_transaction(con, claim)
 
 
 class CommandBridge:
@@ -105,7 +161,8 @@ class CommandBridge:
     thread it added ~1 ms to the median poll lateness), and in a **thread** for stepped simulations,
     whose loop waits for each cycle (``sync()``) because their time has no wall clock."""
 
-    def __init__(self, warehouse_path: str, machine_id: str, recording_id: str, interval_s: float, stepped: bool = False):
+    def __init__(self, warehouse_path: str, machine_id: str, recording_id: str, interval_s: float, stepped: bool = False,
+                 lease_s: float | None = None):
         self.stepped = stepped
         if stepped:
             self._reports, self._commands, self._done = queue.Queue(), queue.Queue(), queue.Queue()
@@ -118,14 +175,25 @@ class CommandBridge:
             self.worker_name = "sidecar-warehouse-process"
         # a stepped simulation (seconds of CPU) keeps one connection instead of opening one per cycle
         self._worker = make(target=_serve, name=self.worker_name, daemon=True, args=(
-            warehouse_path, machine_id, recording_id, interval_s, stepped, self._reports, self._commands, self._done))
+            warehouse_path, machine_id, recording_id, interval_s, stepped, lease_s, self._reports, self._commands, self._done))
         self.cycle_seconds: list[float] = []  # how long each warehouse cycle took (known after stop)
         self.unwritten = 0  # rows still pending after the last cycle
         self.reads = 0  # cycles that read the queue, as far as take() has seen
         self.read_at: float | None = None  # when the newest of them began (time.monotonic(), the same in both processes)
+        self.lease_lost: str | None = None  # why this sidecar no longer holds its machine_id (as far as take() has seen)
 
     def start(self) -> None:
         self._worker.start()
+        if not self.stepped:
+            # the worker ignores SIGTERM, which is how multiprocessing's own exit handler ends a daemon process before
+            # joining it: a sidecar leaving without stop() would wait for it for ever. Registered after that handler,
+            # this runs before it
+            atexit.register(self._kill)
+
+    def _kill(self) -> None:
+        if self._worker.is_alive():
+            self._worker.kill()
+            self._worker.join(1.0)
 
     def take(self) -> list[Command]:
         commands = []
@@ -137,6 +205,8 @@ class CommandBridge:
             if isinstance(item, tuple) and item[0] == APPROVALS_READ:
                 self.reads += 1
                 self.read_at = item[1]
+            elif isinstance(item, tuple) and item[0] == LEASE_LOST:
+                self.lease_lost = item[1]
             else:
                 commands.append(item)
 
@@ -168,8 +238,9 @@ class CommandBridge:
         except queue.Empty:
             self.unwritten = -1  # the worker did not answer: unknown
         self._worker.join(1.0)
-        if not self.stepped and self._worker.is_alive():
-            self._worker.terminate()
+        if not self.stepped:
+            self._kill()
+            atexit.unregister(self._kill)
         return self.unwritten == 0
 
 
@@ -190,14 +261,15 @@ def _close_sessions(con: duckdb.DuckDBPyConnection, recording_ids: list[str], re
                 f"WHERE recording_id IN ({marks}) AND ended_at IS NULL", [reason, *recording_ids])
 
 
-def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports, commands, done) -> None:
+def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s, reports, commands, done) -> None:
     """The worker (thread or process): gather reported rows; every ``interval_s``, on ``sync`` and on
     ``stop``, write them and read new approvals."""
     sidecar = None
-    if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles Ctrl-C and stops us
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles the stop signals
+        for ignored in (*STOP_SIGNALS, *JOB_CONTROL_SIGNALS):
+            signal.signal(ignored, signal.SIG_IGN)
         sidecar = multiprocessing.parent_process()
-    io = WarehouseIO(path, machine_id, recording_id, keep_connection)
+    io = WarehouseIO(path, machine_id, recording_id, keep_connection, lease_s)
     next_cycle = time.monotonic() + interval_s
     while True:
         if sidecar is not None and not sidecar.is_alive():
@@ -206,7 +278,7 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
             # Every report still in the pipe first: the last ones say which commands it had started
             _take_reports(reports, io)
             io.cycle(read=False)
-            io.close_dead_session()
+            io.close_dead_session()  # and its lease: the next sidecar need not wait for it to lapse
             io.close()
             return
         try:
@@ -222,14 +294,18 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, reports,
             kind = "cycle"
         stopping = kind == "stop"
         began = time.monotonic()  # a revocation committed after this may not be in what the cycle reads
+        lost = io.lease_lost
         for command in io.cycle(read=not stopping):
             commands.put(command)
         if io.read_ok:
             commands.put((APPROVALS_READ, began))
+        if io.lease_lost and not lost:
+            commands.put((LEASE_LOST, io.lease_lost))
         next_cycle = time.monotonic() + interval_s
         if kind == "sync":
             done.put((io.unwritten, None))
         if stopping:
+            io.release()
             io.close()
             done.put((io.unwritten, io.cycle_seconds))
             return
@@ -249,8 +325,10 @@ def _take_reports(reports, io: "WarehouseIO") -> None:
 class WarehouseIO:
     """The DuckDB side of the bridge: rows waiting to be written, approvals already handed out."""
 
-    def __init__(self, path: str, machine_id: str, recording_id: str, keep_connection: bool):
+    def __init__(self, path: str, machine_id: str, recording_id: str, keep_connection: bool, lease_s: float | None = None):
         self.path = path
+        self.lease_s = lease_s  # renew the machine's lease (claim_machine) for this long each cycle; None: hold none
+        self.lease_lost: str | None = None
         self.machine_id = machine_id
         self.recording_id = recording_id
         self.keep_connection = keep_connection
@@ -297,7 +375,7 @@ class WarehouseIO:
                         for (kind, _), row in self._pending.items():
                             self._write(con, kind, row)
                     self._pending.clear()
-                if read:
+                if read and self._holds_lease(con):
                     new = self._approved(con)
                     self._handed_out.update(command.proposal_id for command in new)
                     self._live.update((command.proposal_id, command) for command in new)
@@ -346,8 +424,42 @@ class WarehouseIO:
         try:
             with connect(self.path, wait_s=5.0) as con, transaction(con):
                 _close_sessions(con, [self.recording_id], DIED)
+                self._release(con)
         except duckdb.Error as error:
             log.warning("could not close the dead sidecar's rows: %s", error)
+
+    def _holds_lease(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Renew this sidecar's lease on its machine_id; False from the first cycle that finds another sidecar's
+        (or no) lease row: that one now reads and runs the machine's approvals, this one reads none again."""
+        if self.lease_s is None:
+            return True
+        if self.lease_lost is not None:
+            return False
+        with transaction(con):
+            holders = con.execute("SELECT recording_id, host, pid FROM device.machine_leases WHERE machine_id = ?",
+                                  [self.machine_id]).fetchall()
+            if [holder[0] for holder in holders] != [self.recording_id]:
+                others = [f"session {rid} (host {host}, pid {pid})" for rid, host, pid in holders if rid != self.recording_id]
+                self.lease_lost = (f"machine_id {self.machine_id!r} is now held by {', '.join(others)}" if others else
+                                   f"the lease row of machine_id {self.machine_id!r} was removed")
+                return False
+            con.execute("UPDATE device.machine_leases SET renewed_at = now(), lease_until = now() + to_seconds(?) "
+                        "WHERE machine_id = ? AND recording_id = ?", [self.lease_s, self.machine_id, self.recording_id])
+        return True
+
+    def release(self) -> None:
+        """Give the lease up at the session's end (the next sidecar on this machine_id may start at once)."""
+        if self.lease_s is None or self.lease_lost is not None:
+            return
+        try:
+            with self._connection() as con:
+                self._release(con)
+        except duckdb.Error as error:  # it lapses by itself after lease_s
+            log.warning("could not release the lease of machine_id %r: %s", self.machine_id, error)
+
+    def _release(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("DELETE FROM device.machine_leases WHERE machine_id = ? AND recording_id = ?",
+                    [self.machine_id, self.recording_id])
 
     def _close_earlier_sessions(self, con: duckdb.DuckDBPyConnection) -> None:
         """Sessions on this roaster left open by a sidecar that died with its worker (power loss, the whole

@@ -70,7 +70,7 @@ EXTRA_FIELDS = {
     "preheat_target_c": ("<H", 104),  # Artisan: uint16 at 40 of the second half
 }
 TIMER_FIELD = "device_timer_s"  # bytes 24/25, minutes and seconds of the roaster's own timer
-LIMITS = ModelLimits(heater_range=HEATER_RANGE, fan_range=FAN_RANGE, drum_range=DRUM_RANGE)
+LIMITS = ModelLimits(heater_range=HEATER_RANGE, fan_range=FAN_RANGE, drum_range=DRUM_RANGE, level_unit="r1_level")
 
 
 def _temp(buf: bytes, offset: int) -> float:

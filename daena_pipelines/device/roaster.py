@@ -39,6 +39,7 @@ class ModelLimits:
     heater_range: tuple[int, int]
     fan_range: tuple[int, int]
     drum_range: tuple[int, int]
+    level_unit: str  # a level in this model's steps ('r1_level', 'r2_level': telemetry's control_unit)
 
 
 @dataclass(frozen=True)

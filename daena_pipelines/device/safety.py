@@ -15,7 +15,8 @@ from daena_pipelines.device.roaster import SAFE_STATES, State, Status
 
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
 LEVEL_COMMANDS = ("SET_POWER", "SET_FAN", "SET_DRUM")
-LEVEL_UNITS = (None, "r1_level", "r2_level", "level")
+MODEL_LEVEL_UNITS = ("r1_level", "r2_level")  # a level in one model's steps: refused on the other (R2 9 of 14 is not R1 9 of 9)
+LEVEL_UNITS = (None, "level")  # the connected roaster's own steps, whatever its model
 HEATER_UP_STATES = (State.ROASTING,)  # preheat/charge heat is the R1's own controller's job
 # PRS-driven commands: the state they start from and the state that confirms them
 TP_GRACE_S = 90.0  # after CHARGE the probe still reads the preheated drum until the turning point
@@ -35,6 +36,7 @@ class SafetyLimits:
     heater_range: tuple[int, int] | None = None
     fan_range: tuple[int, int] | None = None
     drum_range: tuple[int, int] | None = None
+    level_unit: str | None = None  # the model's (ModelLimits.level_unit), set by within_model: never from settings
     max_bt_c: float = 235.0  # beans are past any roast level; trip (checked from TP_GRACE_S after CHARGE)
     max_et_c: float = 320.0  # drum/air too hot; trip
     heater_increase_margin_c: float = 10.0  # no heater increase this close to the BT ceiling
@@ -68,7 +70,7 @@ class SafetyLimits:
 
         return SafetyLimits(**{**self.__dict__, "heater_range": narrow(self.heater_range, model.heater_range),
                                "fan_range": narrow(self.fan_range, model.fan_range),
-                               "drum_range": narrow(self.drum_range, model.drum_range)})
+                               "drum_range": narrow(self.drum_range, model.drum_range), "level_unit": model.level_unit})
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,10 @@ def refusal(command: Command, reading: Status | None, bt_c: float | None, limits
     if kind in PRS_TRANSITIONS:
         start, _ = PRS_TRANSITIONS[kind]
         return None if state is start else f"{kind} needs state {start.name.lower()}, roaster is {state.name.lower()}"
-    if command.target_unit not in LEVEL_UNITS:
+    if command.target_unit in MODEL_LEVEL_UNITS and command.target_unit != limits.level_unit:
+        return (f"target unit {command.target_unit!r} is another model's level; this roaster's levels are "
+                f"{limits.level_unit or 'unknown (limits not resolved for the roaster model)'}")
+    if command.target_unit not in (*LEVEL_UNITS, *MODEL_LEVEL_UNITS):
         return f"target unit {command.target_unit!r} is not a roaster level"
     target = command.target_value
     if target is None or not math.isfinite(target) or target != int(target):

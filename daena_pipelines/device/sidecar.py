@@ -32,7 +32,7 @@ import numpy as np
 from daena_pipelines.config import Settings
 from daena_pipelines.device import roaster as r
 from daena_pipelines.device.clock import RealClock, SteppedClock, make_clock
-from daena_pipelines.device.command_store import CommandBridge
+from daena_pipelines.device.command_store import CommandBridge, WarehouseIO, claim_machine
 from daena_pipelines.device.driver import BULLET_R1
 from daena_pipelines.device.recording import SessionRecorder
 from daena_pipelines.device.roaster import (
@@ -57,6 +57,10 @@ STOP_CONDITIONS = ("cool_end", "duration")
 # a revocation shows only in the warehouse, and another program may hold it
 APPROVAL_RECHECK_CYCLES = 3
 APPROVAL_RECHECK_MIN_S = 2.0
+# the machine_id's lease lasts this many warehouse cycles, at least LEASE_MIN_S real seconds: longer than the
+# approvals re-read window, so a sidecar that cannot renew it has stopped stepping before another may take it over
+LEASE_CYCLES = 5
+LEASE_MIN_S = 10.0
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
 TIMINGS = ("max_duration_s", "poll_interval_s", "record_interval_s", "queue_poll_interval_s", "approval_ttl_s",
@@ -67,7 +71,8 @@ MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1), "r2": (BULLET_R2, plug_in_virtu
 
 @dataclass
 class SidecarConfig:
-    machine_id: str = "r1"  # matched against device.command_queue.machine_id
+    # matched against device.command_queue.machine_id; None: the model's key ('r1', 'r2'), never another model's
+    machine_id: str | None = None
     machine_name: str | None = None  # defaults to the model name (and "(virtual)" when simulated)
     model: str = "r1"  # roaster model (a key of MODELS)
     roaster_serial: str | None = None  # open the roaster with this serial; None: the only one on the bus
@@ -109,6 +114,7 @@ class SidecarConfig:
             raise ValueError(f"exit_policy must be one of {EXIT_POLICIES}, got {self.exit_policy!r}")
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
+        self.machine_id = self.machine_id or self.model  # an R2 started without one reads no R1's approvals
         if self.roaster_serial is not None:
             self.roaster_serial = str(self.roaster_serial)
         # a NaN time switches off what it times, silently (a NaN watchdog never fires again, a NaN reconnect timeout
@@ -419,7 +425,22 @@ class Sidecar:
                 self.waiting[known[0]] = command
             elif not command.revoked:
                 self.waiting.append(command)
+        if self.bridge.lease_lost and not self.left_machine:
+            self._leave_machine(now)
         self.waiting.sort(key=lambda command: command.command_type != "ABORT")  # an approved ABORT waits for nothing
+
+    def _leave_machine(self, now: float) -> None:
+        """Another sidecar holds this machine_id now: it reads the approvals. Those waiting here are left to it
+        unanswered (a row from here would close them for it), but an ABORT for this roaster, the safe direction;
+        and the session ends: no later ABORT can reach this roaster, so one this session commanded is made safe."""
+        self.left_machine = True
+        left = [command.proposal_id for command in self.waiting
+                if not (command.command_type == "ABORT" and str(command.roaster_serial) == str(self.info.serial))]
+        self.waiting = [command for command in self.waiting if command.proposal_id not in left]
+        self._fault("lease_lost", f"{self.bridge.lease_lost}; this sidecar executes nothing more"
+                                  + (f" (left to it: {', '.join(left)})" if left else ""))
+        if not self.exiting:
+            self._begin_exit("lease lost", now)
 
     def _recheck_clock(self, now: float) -> float:
         """Approvals are revoked on the real clock: the queue's last read is timed there (a stepped run reads the
@@ -637,13 +658,24 @@ class Sidecar:
     def start(self) -> None:
         """Open the roaster (a ``DeviceError`` here fails loudly: not found, permission...) and begin recording."""
         cfg, clock = self.cfg, self.clock
-        self.driver: RoasterDriver | None = self.open_driver(cfg.roaster_serial)
+        self.stepped = isinstance(clock, SteppedClock)
+        # device seconds -> real seconds; a stepped run drives the bridge with sync() instead
+        interval = 3600.0 if self.stepped else cfg.queue_poll_interval_s / clock.time_scale
+        lease_s = max(LEASE_CYCLES * (cfg.queue_poll_interval_s if self.stepped else interval), LEASE_MIN_S)
+        # the machine first (MachineBusy), before anything is said to the roaster
+        took_over = claim_machine(cfg.warehouse, cfg.machine_id, self.recording_id, cfg.model, self.source,
+                                  lease_s) if cfg.warehouse else None
+        try:
+            self.driver: RoasterDriver | None = self.open_driver(cfg.roaster_serial)
+        except BaseException:
+            if cfg.warehouse:  # the next sidecar on this machine_id need not wait for the lease to lapse
+                WarehouseIO(cfg.warehouse, cfg.machine_id, self.recording_id, False, lease_s).release()
+            raise
         self.info = self.driver.info
         self.limits = cfg.limits.within_model(self.driver.limits)
         recordings = Path(cfg.recordings_dir) if cfg.recordings_dir else Settings.from_env().recordings_dir
         self.t0, self.wall0 = clock.now(), clock.wall()
         self.started_real = datetime.now(UTC)  # approvals are judged on the real clock
-        self.stepped = isinstance(clock, SteppedClock)
         name = f"{self.wall0:%Y%m%dT%H%M%S}-{cfg.machine_id}-{self.recording_id[:8]}{SIDECAR_SUFFIX}"
         self.recorder = SessionRecorder(recordings / name, self._header(), fsync=not self.stepped)
         self._say(f"recording {self.recorder.path} from {self.driver.model_name} serial {self.info.serial} ({self.source})")
@@ -659,6 +691,7 @@ class Sidecar:
         self.abort_proposal: Execution | None = None
         self.abort_overdue_reported = False
         self.locked_out = False  # after an abort (or once the session ends) nothing else is executed
+        self.left_machine = False  # another sidecar took this machine_id's lease (_leave_machine)
         self.commanded = False  # set by the first action sent: from then on every exit makes the roaster safe
         self.last_change_at = -math.inf
         self.next_queue_poll = self.t0
@@ -681,10 +714,11 @@ class Sidecar:
         self.error: str | None = None
         self.last_reading: Status | None = None
         self.bridge = None
+        if took_over:
+            self._fault("lease", took_over)
         if cfg.warehouse:
-            # device seconds -> real seconds; a stepped run drives the bridge with sync() instead
-            interval = 3600.0 if self.stepped else cfg.queue_poll_interval_s / clock.time_scale
-            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval, stepped=self.stepped)
+            self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval, stepped=self.stepped,
+                                        lease_s=lease_s)
             self.bridge.session(self._session_row())
             self.bridge.start()
         self.heartbeat = time.monotonic()

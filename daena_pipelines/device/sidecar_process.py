@@ -4,9 +4,11 @@ USB work lives here, never in the code server. The settings arrive as the Pipes 
 ``sidecar`` (a ``SidecarConfig`` as a dict); logs and progress stream back through Pipes and the
 recorded session is reported as the asset's materialization.
 
-Signals: SIGINT (what Dagster sends when a run is terminated; it waits 20 s before giving up) and
-SIGTERM end the session through the exit procedure: a roaster this session commanded is driven to
-heater 0 and cooling (confirmed by status) before the footer is written. SIGUSR1 is an operator
+Signals: SIGINT (what Dagster sends when a run is terminated; it waits 20 s before giving up), SIGTERM,
+SIGHUP (the terminal that runs ``dagster dev`` closed) and SIGQUIT (Ctrl-\\) end the session through the
+exit procedure: a roaster this session commanded is driven to heater 0 and cooling (confirmed by status)
+before the footer is written (``STOP_SIGNALS``; the warehouse worker ignores them and writes the exit's rows).
+Ctrl-Z and the terminal's other job-control stops (``JOB_CONTROL_SIGNALS``) are ignored. SIGUSR1 is an operator
 abort; SIGUSR2 marks first crack. The exit code is 1 when a cycle raised (the session still ended
 through the exit procedure and its file landed), 2 when the session commanded the roaster and its exit
 could not confirm it safe (roaster gone, or not within exit_timeout_s): the run fails instead of
@@ -19,6 +21,7 @@ import sys
 
 from dagster_pipes import open_dagster_pipes
 
+from daena_pipelines.device.command_store import JOB_CONTROL_SIGNALS, STOP_SIGNALS
 from daena_pipelines.device.roaster import DeviceError
 from daena_pipelines.device.sidecar import SidecarConfig, build_sidecar
 
@@ -27,8 +30,10 @@ def main() -> int:
     with open_dagster_pipes() as pipes:
         cfg = SidecarConfig.from_dict(pipes.get_extra("sidecar"))
         sidecar, _ = build_sidecar(cfg, progress=pipes.log.info)
-        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        for stop_signal in STOP_SIGNALS:
             signal.signal(stop_signal, lambda number, _: sidecar.request_stop(f"terminated ({signal.Signals(number).name})"))
+        for pause in JOB_CONTROL_SIGNALS:  # Ctrl-Z pauses no sidecar: its roaster would heat on unwatched
+            signal.signal(pause, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, lambda *_: sidecar.request_abort("operator signal (SIGUSR1)"))
         signal.signal(signal.SIGUSR2, lambda *_: sidecar.mark("FCs"))  # operator heard first crack
         try:

@@ -5,11 +5,11 @@ Pure module (no Dagster): parse and validate case files, and decide which cases 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
+from daena_pipelines.values import BadJson, strict_json
 
 EXPECTATIONS = ("SHOULD_SUCCEED", "SHOULD_REJECT")
 COMMAND_TYPES = ("SET_POWER", "SET_FAN", "SET_DRUM", "ABORT", "PREHEAT", "CHARGE", "DROP")
@@ -217,11 +217,15 @@ def load_cases(folder: Path) -> tuple[list[LoadedCase], list[tuple[str, str]]]:
     errors: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.json")):
-        data = path.read_bytes()
         try:
-            case = parse_case(json.loads(data), path.name)
-        except json.JSONDecodeError as exc:
-            errors.append((path.name, f"{path.name}: not valid JSON: {exc}"))
+            data = path.read_bytes()
+        except OSError as exc:  # a folder of that name, a symlink loop, no permission: this file only
+            errors.append((path.name, f"{path.name}: cannot read the file ({exc.strerror or exc}): fix or remove it"))
+            continue
+        try:
+            case = parse_case(strict_json(data), path.name)
+        except BadJson as exc:
+            errors.append((path.name, f"{path.name}: {exc}"))
             continue
         except InvalidCase as exc:
             errors.append((path.name, str(exc)))

@@ -46,6 +46,11 @@ BATCH_DISCOUNT = 0.5  # the Batch API halves input and output prices (cache pric
 # One Message Batch holds at most 100,000 requests and 256 MB (batch-processing page); more is refused whole.
 # The page does not say which MB: the decimal reading is the smaller, so it holds under both.
 BATCH_MAX_REQUESTS = 100_000
+# Refusals that no retry and no other request of the run gets past (errors page): 401 the key, 402 billing,
+# 403 the key's permissions, 404 the model; a 429 with this code is the usage tier's monthly spend cap (no
+# retry-after; "retrying fails until access resumes"), unlike a rate limit's 429. After one, the run stops sending.
+RUN_STOPPING_STATUSES = {401, 402, 403, 404}
+RUN_STOPPING_CODES = {"enforced_spend_limit_reached"}
 BATCH_MAX_BYTES = 256 * 10**6
 
 # The reply must be exactly this object (structured outputs). Integer ranges are not expressible in
@@ -468,21 +473,34 @@ def not_exercised_rows(requests: Iterable[JudgeRequest], settings: JudgeSettings
     return [_row(q, settings, s, status="not_exercised", reason=reason) for q in requests for s in range(settings.samples)]
 
 
+def stops_the_run(exc: Exception) -> bool:
+    """A refusal every other request of the run would get too: the key, its permissions, the account's billing or
+    monthly spend cap, the model (the run sends one model to one endpoint)."""
+    return getattr(exc, "status_code", None) in RUN_STOPPING_STATUSES or getattr(exc, "error_code", None) in RUN_STOPPING_CODES
+
+
 def _send_each(requests, keys, settings, client) -> dict:
     import anthropic
 
     rows = {}
+    stopped = ""  # why the rest of the run is not sent
     for i, sample in keys:
         request = requests[i]
+        if stopped:
+            rows[i, sample] = _row(request, settings, sample, reason=stopped)
+            continue
         started = time.perf_counter()
         try:
             raw = client.messages.with_raw_response.create(**message_params(request, settings))
         except anthropic.APIError as exc:
+            request_id = getattr(exc, "request_id", None)
             rows[i, sample] = _row(
-                request, settings, sample, latency_ms=(time.perf_counter() - started) * 1000,
-                request_id=getattr(exc, "request_id", None),
+                request, settings, sample, latency_ms=(time.perf_counter() - started) * 1000, request_id=request_id,
                 reason=f"{describe(exc)} (after the SDK's retry policy, max_retries={settings.max_retries})",
             )
+            if stops_the_run(exc):
+                stopped = (f"not sent: request {request_id} of this run was refused ({describe(exc)}), "
+                           "and every other request of the run would be")
             continue
         rows[i, sample] = _row_from_message(
             request, settings, sample, raw.parse(), False, attempts=raw.retries_taken + 1,

@@ -15,6 +15,11 @@ Besides the warehouse, ``reference_corpus`` loads the shared real Artisan profil
 telemetry ingest into a scratch in-memory DuckDB, so real sessions, notes and telemetry (whose
 readings are not on NBMF's grid) are measured even when the warehouse holds only bundled or
 simulated data. Its records carry ``origin = 'reference'``.
+
+Every warehouse record carries the origin its row states, so a run can say how much of what it
+measured was real: ``simulator`` (a session, its notes and points, or an eval row, from the virtual
+roaster; a judge reply from a non-official endpoint), ``generated`` (a command of the generated demo
+log), ``real``, or ``unlabelled`` where the table has no such column.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from daena_pipelines.nbmf.codec import canonical_json
 from daena_pipelines.nbmf.dictionaries import split_of
 
 BUCKETS = (("tiny", 256), ("small", 4096), ("large", None))
+UNLABELLED = "unlabelled"  # a warehouse row whose table does not say where it came from
 SERIES_COLUMNS = ("t_s", "bt_c", "et_c", "ror_c_per_min", "heater", "fan", "drum")
 IDENTITY_COLUMNS = ("eval_run_id", "run_id", "score_id", "session_id", "case_id", "judge", "partition_date")
 
@@ -52,10 +58,10 @@ class CorpusRecord:
     sha256: str
     size_bucket: str
     split: str
-    origin: str = "warehouse"
+    origin: str = UNLABELLED  # real | simulator | generated | unlabelled (warehouse records), reference
 
     @classmethod
-    def of(cls, record_class: str, key: str, record, origin: str = "warehouse") -> "CorpusRecord":
+    def of(cls, record_class: str, key: str, record, origin: str = UNLABELLED) -> "CorpusRecord":
         canonical = canonical_json(record)
         return cls(
             key=key,
@@ -119,6 +125,7 @@ def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dic
     tables = {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
     records: list[CorpusRecord] = []
     skipped: dict[str, str] = {}
+    session_origin: dict[str, str] = {}  # a session's notes and points are as real as the session
 
     def need(record_class: str, *required: str) -> bool:
         missing = [t for t in required if t not in tables]
@@ -135,13 +142,14 @@ def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dic
         for row in _rows(con, f"SELECT *{exclude} FROM telemetry.sessions ORDER BY session_id"):
             if row.get("source_path"):
                 row["source_path"] = Path(row["source_path"]).name
-            records.append(CorpusRecord.of("session", row["session_id"], row))
+            session_origin[row["session_id"]] = row.get("source") or UNLABELLED
+            records.append(CorpusRecord.of("session", row["session_id"], row, session_origin[row["session_id"]]))
         if "notes" in cols:
             for row in _rows(
                 con,
                 "SELECT session_id, notes FROM telemetry.sessions WHERE trim(coalesce(notes, '')) <> '' ORDER BY session_id",
             ):
-                records.append(CorpusRecord.of("roast_note", row["session_id"], row))
+                records.append(CorpusRecord.of("roast_note", row["session_id"], row, session_origin[row["session_id"]]))
         else:
             skipped["roast_note"] = "telemetry.sessions has no notes column"
 
@@ -150,7 +158,8 @@ def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dic
         lists = ", ".join(f"list({c} ORDER BY t_s) AS {c}" for c in present)
         for row in _rows(con, f"SELECT session_id, {lists} FROM telemetry.points GROUP BY session_id ORDER BY session_id"):
             session_id = row.pop("session_id")
-            records.append(CorpusRecord.of("telemetry", session_id, {"session_id": session_id, "points": row}))
+            records.append(CorpusRecord.of("telemetry", session_id, {"session_id": session_id, "points": row},
+                                           session_origin.get(session_id, UNLABELLED)))
 
     if need("command", "commands.proposals"):
         audit: dict[str, list[dict]] = {}
@@ -163,12 +172,15 @@ def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dic
                 audit.setdefault(row["proposal_id"], []).append(row)
         for row in _rows(con, "SELECT * FROM commands.proposals ORDER BY proposal_id"):
             entries = audit.get(row["proposal_id"], [])
-            records.append(CorpusRecord.of("command", str(row["proposal_id"]), {**row, "audit_log": entries}))
+            records.append(CorpusRecord.of("command", str(row["proposal_id"]), {**row, "audit_log": entries},
+                                           row.get("origin") or UNLABELLED))
 
     # as with sessions' ingested_at: when the evaluation ran must not move golden ratios
-    for record_class, table, where, run_clock in (
-        ("eval_result", "evals.eval_runs", "", "evaluated_at"),
-        ("judge_reasoning", "evals.judge_scores", " WHERE trim(coalesce(reasoning, '')) <> ''", "judged_at"),
+    # an eval row is as real as its session; a judge reply as its endpoint (anything but the official API: simulator)
+    for record_class, table, where, run_clock, origin_of in (
+        ("eval_result", "evals.eval_runs", "", "evaluated_at", lambda row: row.get("session_source")),
+        ("judge_reasoning", "evals.judge_scores", " WHERE trim(coalesce(reasoning, '')) <> ''", "judged_at",
+         lambda row: {"anthropic": "real"}.get(row.get("source"), row.get("source"))),
     ):
         if need(record_class, table):
             cols = _columns(con, table)
@@ -177,12 +189,21 @@ def load_corpus(con: duckdb.DuckDBPyConnection) -> tuple[list[CorpusRecord], dic
                 continue
             exclude = f" EXCLUDE ({run_clock})" if run_clock in cols else ""
             for row in _rows(con, f"SELECT *{exclude} FROM {table}{where}"):
-                records.append(CorpusRecord.of(record_class, _identity(row, cols), row))
+                records.append(CorpusRecord.of(record_class, _identity(row, cols), row, origin_of(row) or UNLABELLED))
 
     for record_class in {"session", "telemetry", "roast_note", "command", "eval_result", "judge_reasoning"} - set(skipped):
         if not any(r.record_class == record_class for r in records):
             skipped[record_class] = "its tables hold no records"
     return records, skipped
+
+
+def origin_counts(records: list[CorpusRecord]) -> dict[str, dict[str, int]]:
+    """{record class: {origin: records}}: how much of a corpus is real, reference, simulated or generated."""
+    counts: dict[str, dict[str, int]] = {}
+    for r in sorted(records, key=lambda r: (r.record_class, r.origin)):
+        by_origin = counts.setdefault(r.record_class, {})
+        by_origin[r.origin] = by_origin.get(r.origin, 0) + 1
+    return counts
 
 
 def corpus_fingerprint(records: list[CorpusRecord]) -> str:

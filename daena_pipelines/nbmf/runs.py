@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
-import platform
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -27,7 +25,7 @@ from daena_pipelines.migrations import Migration
 from daena_pipelines.nbmf.benchmark import DEFAULT_REPETITIONS, history_key, run_benchmark, targets
 from daena_pipelines.nbmf.codec import CODEC_VERSION, CodecSettings, NbmfCodec
 from daena_pipelines.nbmf.dictionaries import DictionaryStore
-from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus, with_reference
+from daena_pipelines.nbmf.corpus import corpus_fingerprint, load_corpus, origin_counts, with_reference
 from daena_pipelines.regressions import history
 
 HISTORY_SUITE = "nbmf"
@@ -52,6 +50,11 @@ MIGRATIONS = (
     # IF NOT EXISTS: the migration 1 of earlier mains created the column already
     Migration(2, "nbmf.runs.reference_records: corpus records from the shared real profiles",
               "ALTER TABLE nbmf.runs ADD COLUMN IF NOT EXISTS reference_records INTEGER"),
+    Migration(3, "nbmf.runs.records_by_origin: the corpus per record class and origin (real, reference, simulator, generated)", [
+        "ALTER TABLE nbmf.runs ADD COLUMN IF NOT EXISTS records_by_origin JSON",
+        "COMMENT ON COLUMN nbmf.runs.records_by_origin IS '{record class: {origin: records}} of the corpus measured: real, "
+        "reference (the shared real profiles), simulator, generated or unlabelled; NULL: a run from before it was counted'",
+    ]),
 )
 
 
@@ -94,11 +97,12 @@ def execute_run(
         "corpus_sha256": corpus_fingerprint(records),
         "corpus_records": len(records),
         "reference_records": sum(r.origin == "reference" for r in records),
+        "records_by_origin": origin_counts(records),
         "test_records": outcome.test_records,
         "excluded_training_overlap": outcome.excluded_training_overlap,
         "skipped_classes": skipped,
         "repetitions": repetitions,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": json.loads(history.this_machine()),
         "targets": targets(outcome.rows),
     }
     json_path, csv_path = write_artifacts(settings.results_dir / "nbmf" / run_id, run, outcome.rows)

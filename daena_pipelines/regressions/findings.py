@@ -67,6 +67,13 @@ MIGRATIONS = (
         median DOUBLE, baseline_median DOUBLE, growth DOUBLE, p_value DOUBLE, step DOUBLE,
         baseline_runs INTEGER, note VARCHAR, decided_at TIMESTAMPTZ)""",
     ]),
+    # NULL on older rows: not known where they were measured, or whether an artifact carried them in
+    Migration(6, "regressions.bench_history: the machine that measured each sample and the artifact it was imported from", [
+        "ALTER TABLE regressions.bench_history ADD COLUMN IF NOT EXISTS machine VARCHAR",
+        "ALTER TABLE regressions.bench_history ADD COLUMN IF NOT EXISTS imported_from VARCHAR",
+        "COMMENT ON COLUMN regressions.bench_history.machine IS 'the machine that measured the sample (JSON: host, platform, cpu_count, python); NULL: not recorded'",
+        "COMMENT ON COLUMN regressions.bench_history.imported_from IS 'the history artifact folder the run was imported from (measured elsewhere or earlier); NULL: measured by this warehouse''s runs'",
+    ]),
 )
 
 

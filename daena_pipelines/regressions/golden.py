@@ -29,6 +29,7 @@ import numpy as np
 
 from daena_pipelines.db import table_exists
 from daena_pipelines.regressions.stats import mann_whitney_greater
+from daena_pipelines.values import strict_json
 
 
 @dataclass
@@ -46,7 +47,7 @@ class GoldenSuite:
     @classmethod
     def load(cls, path: Path | str) -> "GoldenSuite":
         path = Path(path)
-        raw = json.loads(path.read_text())
+        raw = strict_json(path.read_bytes())  # NaN, Infinity, 1e400 or a key twice: refused, never a gate that cannot fail
         return cls(**{k: raw[k] for k in raw if k in cls.__dataclass_fields__ and k != "path"}, path=path)
 
     def to_json(self) -> str:

@@ -2,7 +2,8 @@
 artifact (a folder of Parquet files) that CI carries from one run to the next.
 
 - ``regressions.bench_history``: one row per (run, suite, key, clock, sample): a timing as a
-  ratio to the reference codec measured interleaved in the same run.
+  ratio to the reference codec measured interleaved in the same run, with the machine that
+  measured it and, for a run carried in by the artifact, the artifact it was imported from.
 - ``regressions.bench_verdicts``: the gate's verdict per (run, suite, key, clock); a run is in
   a key's baseline unless its verdict there is ``regression`` (``accept`` turns that into
   ``accepted``: a slowdown someone decided to keep, which starts the key's baseline anew).
@@ -13,6 +14,9 @@ starts from the carried history); ``export_artifact`` writes the tables back.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import platform
 from pathlib import Path
 
 import duckdb
@@ -28,10 +32,17 @@ NOT_JUDGED = "no history yet"  # an outcome's change when the key had too few ea
 VERDICT_COLUMNS = ("verdict", "test", "median", "baseline_median", "growth", "p_value", "step", "baseline_runs", "note")
 
 
+def this_machine() -> str:
+    """The measuring machine as JSON text (host, platform, cores, Python): samples name where they were taken."""
+    return json.dumps({"host": platform.node(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+                       "python": platform.python_version()}, sort_keys=True)
+
+
 def record_samples(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, rows: list[tuple], at: dt.datetime) -> int:
-    """rows: (key, clock, sample, ratio)."""
-    frame = pd.DataFrame(rows, columns=["key", "clock", "sample", "ratio"]).assign(run_id=run_id, recorded_at=at, suite=suite)
-    con.execute(f"INSERT INTO {HISTORY} SELECT run_id, recorded_at, suite, key, clock, sample, ratio FROM frame")
+    """rows: (key, clock, sample, ratio), measured on this machine."""
+    frame = pd.DataFrame(rows, columns=["key", "clock", "sample", "ratio"]).assign(
+        run_id=run_id, recorded_at=at, suite=suite, machine=this_machine())
+    con.execute(f"INSERT INTO {HISTORY} BY NAME SELECT run_id, recorded_at, suite, key, clock, sample, ratio, machine FROM frame")
     return len(frame)
 
 
@@ -93,6 +104,8 @@ def import_artifact(con: duckdb.DuckDBPyConnection, folder: Path | None = None) 
         serialize_writes(con)  # a concurrent import of the same runs conflicts, and sees them when run again
         # by name: an artifact's columns need not sit where this warehouse's do (a later migration's column)
         con.execute(f"INSERT INTO {HISTORY} BY NAME SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(history), new])
+        # measured elsewhere (or here, earlier, and carried): said on every sample the gate may take as baseline
+        con.execute(f"UPDATE {HISTORY} SET imported_from = ? WHERE list_contains(?, run_id)", [str(folder), new])
         if decided.exists():
             con.execute(f"INSERT INTO {VERDICTS} BY NAME SELECT * FROM read_parquet(?) WHERE list_contains(?, run_id)", [str(decided), new])
         return len(new)

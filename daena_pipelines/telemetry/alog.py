@@ -9,11 +9,13 @@ Format facts are in docs/telemetry.md; the rules that matter here:
 from __future__ import annotations
 
 import functools
+import json
 import re
 from datetime import datetime, timezone
 from operator import itemgetter
 
 import numpy as np
+import orjson
 
 from daena_pipelines.telemetry import pyliteral, validate
 from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
@@ -63,6 +65,34 @@ def parse_alog(data: bytes, source_path: str) -> RoastSession:
     if not isinstance(profile, dict):
         raise InvalidSession("not_a_dict", f"top-level literal is a {type(profile).__name__}, expected a dict")
     return profile_to_session(profile)
+
+
+# An Artisan profile exported as JSON holds the per-sample lists under these keys (a RoasTime
+# roast, the other JSON roast format, holds neither)
+_ARTISAN_JSON_SIGNATURE = (b'"timex"', b'"temp2"')
+
+
+def looks_like_artisan_json(data: bytes) -> bool:
+    return all(key in data for key in _ARTISAN_JSON_SIGNATURE)
+
+
+def parse_artisan_json(data: bytes, source_path: str) -> RoastSession:
+    """An Artisan profile exported as JSON (File > Export > JSON: Artisan's `exportJSON` writes
+    the same profile dict it saves as an .alog with Python's `json.dump`; Import > JSON reads it
+    back into the same profile). docs/telemetry.md, "Artisan profiles exported as JSON"."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
+    text = validate.decode_text(data)
+    try:
+        profile = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:  # Python's json writes a NaN or infinite float as NaN / Infinity, which orjson refuses
+            profile = json.loads(text)
+        except ValueError as exc:
+            raise InvalidSession("syntax", f"not JSON: {exc}") from None
+    if not isinstance(profile, dict):
+        raise InvalidSession("not_a_dict", f"top-level JSON value is a {type(profile).__name__}, expected an object")
+    return profile_to_session(profile, source_format="artisan_json")
 
 
 def _require_list(profile: dict, key: str) -> list | np.ndarray:
@@ -172,7 +202,7 @@ def _roasted_at(profile: dict) -> datetime | None:
     epoch = profile.get("roastepoch")
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch > 0:
         if not validate.EARLIEST <= epoch < validate.LATEST:
-            raise InvalidSession("out_of_range", f"'roastepoch' {epoch!r} is not a time between 1970 and 2100")
+            raise InvalidSession("out_of_range", f"'roastepoch' {epoch!r} is not a time {validate.TIME_RANGE}")
         return datetime.fromtimestamp(epoch, tz=timezone.utc)
     iso = profile.get("roastisodate")
     if isinstance(iso, str) and iso:
@@ -373,10 +403,22 @@ def _live_tp_curve(annotations, events: dict[str, int], et_raw, bt_raw) -> str |
     return "ET" if after_drop else "none"
 
 
+def _saved_by(total_correction) -> str | None:
+    """Which Artisan session saved the file, where `flavors_total_correction` (the cupping total's
+    correction, written since Artisan 3.x) tells: Artisan starts it, and resets it with every new
+    roast, as the integer 0 (`canvas.py`: `__init__` and `reset()`, which also clears the live
+    TP), and a profile loaded from a file brings it back as a float, so the integer is written
+    only by the session that recorded the roast ("recording": its live TP is still set) and a
+    float by one that reopened it ("reopened"). None when the key is absent or not a number.
+    docs/telemetry.md, "Which session saved the file"."""
+    kind = type(total_correction)
+    return "recording" if kind is int else "reopened" if kind is float else None
+
+
 _LABEL_TOLERANCE = 0.01  # the labels' midpoint is the reading up to rounding (file unit)
 
 
-def profile_to_session(profile: dict) -> RoastSession:
+def profile_to_session(profile: dict, source_format: str = "artisan_alog") -> RoastSession:
     unit = profile.get("mode")
     if unit not in ("C", "F"):
         raise InvalidSession("bad_unit", f"'mode' must be 'C' or 'F', found {unit!r}")
@@ -415,13 +457,20 @@ def profile_to_session(profile: dict) -> RoastSession:
         if profile["computed"].get("AUCfromeventflag") == 1:
             settings["auc_base_from_event"] = True  # base = BT at the begin event
         if settings.get("auc_begin") == "TP":
-            # when the recording session's timed TP fallback fires (metrics.live_tp_fallback)
+            # when the recording session's timed TP fallback fires (metrics.live_tp)
             version = _version(profile.get("version"))
             if version >= (1, 6, 1):  # before, the recognition accepted any TP and had no fallback
-                settings["live_tp_fallback_s"] = 120.0 if version >= (3, 4) else 150.0
+                settings["live_tp_fallback_s"] = 120.0 if version >= (3, 2) else 150.0  # 3.2.0: a held-out file
+            saved_by = _saved_by(profile.get("flavors_total_correction"))
+            if saved_by is not None:
+                settings["saved_by"] = saved_by
             curve = _live_tp_curve(profile.get("anno_positions"), events, et_raw, bt_raw)
             if curve is not None:
                 settings["live_tp_curve"] = curve
+    greens = profile.get("greens_temp")  # the beans' temperature at CHARGE, entered by the user
+    if (type(greens) in _NUMBER_TYPES and greens > 0 and computed
+            and _version(profile.get("version")) >= (2, 4, 5)):  # Artisan's commit 6e81812b (2021-02-06)
+        settings["greens_temp_c"] = (greens - 32.0) * (5.0 / 9.0) if unit == "F" else float(greens)
     phases = profile.get("phases")
     if isinstance(phases, list) and len(phases) >= 2 and isinstance(phases[1], (int, float)) and not isinstance(phases[1], bool):
         # the dry-end threshold, in the profile's unit like every temperature
@@ -429,7 +478,7 @@ def profile_to_session(profile: dict) -> RoastSession:
     interval = profile.get("samplinginterval")
     source = "simulator" if profile.get("daena_source") == "simulator" else "real"
     return RoastSession(
-        source_format="artisan_alog",
+        source_format=source_format,
         source=source,
         time_s=timex,
         bt_c=_temperatures(bt_raw, "temp2", unit),

@@ -9,9 +9,11 @@ reason note; the rest of the batch still loads.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import multiprocessing
 import os
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -26,7 +28,7 @@ import numpy as np
 import orjson
 
 from daena_pipelines.telemetry import roastime, validate
-from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog
+from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, looks_like_artisan_json, parse_alog, parse_artisan_json
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS, SIDECAR_SUFFIX
 from daena_pipelines.telemetry.model import CONTROL_COLUMNS, POINT_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
@@ -52,12 +54,24 @@ class InputFormat:
 
 
 ROASTIME = InputFormat(parse_roastime, roastime.looks_like_roastime, roastime.could_be_roastime, roastime.HEAD_BYTES)
+
+
+def _looks_like_json_roast(data: bytes) -> bool:
+    return roastime.looks_like_roastime(data) or looks_like_artisan_json(data)
+
+
+def _parse_json_roast(data: bytes, source_path: str) -> RoastSession:
+    """A ``.json`` roast: an Artisan profile exported as JSON or a RoasTime roast, by content
+    (both are JSON objects; only Artisan's holds `timex`)."""
+    return (parse_artisan_json if looks_like_artisan_json(data) else parse_roastime)(data, source_path)
+
+
 # File-name suffix (lower case) -> format. The ingest, ``discover`` and the landing sensor read
 # exactly these files; a new format is its parser module and one line here.
 INPUT_FORMATS = {
     ".alog": InputFormat(parse_alog),
     SIDECAR_SUFFIX: InputFormat(parse_sidecar),
-    ".json": ROASTIME,
+    ".json": InputFormat(_parse_json_roast, _looks_like_json_roast, roastime.could_be_roastime, roastime.HEAD_BYTES),
 }
 # A file name without a suffix: RoasTime saves each roast under its id alone, so its own roasts
 # folder holds roasts and the app's other records alike; the content decides (docs/telemetry.md).
@@ -86,17 +100,38 @@ def content_matches(path: Path | str, form: InputFormat) -> bool:
     """Whether the file's content is in `form` (a format with a ``looks_like`` test), read as the
     ingest reads it: a file that is not (too large, its head not the format's) is not read in full."""
     try:
-        with open(path, "rb", buffering=0) as file:
-            _data, why_not = _read_content(file, form)
+        file, size = open_regular(path)
+        with file:
+            _data, why_not = _read_content(file, size, form)
     except OSError:
         return False
     return why_not is None
 
 
-def _read_content(file: BinaryIO, form: InputFormat) -> tuple[bytes, str | None]:
-    """(the bytes, None) of an open file in a format decided by content, or (what was read, why
-    it is not in that format). Beyond MAX_FILE_BYTES nothing is read: no roast is that large."""
-    size = os.fstat(file.fileno()).st_size
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: Path | str) -> tuple[BinaryIO, int]:
+    """(the file opened for reading, its size): one path lookup. What is not a regular file is an
+    OSError saying what it is: opening a named pipe waits for a writer, so a FIFO named like a
+    roast held the ingest run (and the landing sensor's tick) for ever; O_NONBLOCK makes that open
+    return at once, and it changes nothing for a regular file."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = next((name for test, name in _NOT_REGULAR if test(info.st_mode)), "a device")
+            raise OSError(errno.EINVAL, f"not a regular file but {what}", str(path))
+        return os.fdopen(fd, "rb", buffering=0), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_content(file: BinaryIO, size: int, form: InputFormat) -> tuple[bytes, str | None]:
+    """(the bytes, None) of an open file of `size` bytes in a format decided by content, or (what
+    was read, why it is not in that format). Beyond MAX_FILE_BYTES nothing is read: no roast is that large."""
     if size > MAX_FILE_BYTES:
         return b"", f"{size} bytes, over the {MAX_FILE_BYTES}-byte limit: not read, so not taken for a roast"
     head = file.read(form.head_bytes)
@@ -241,13 +276,13 @@ def _read(path: str, known_sha256s: Collection[str]) -> _InProgress | Prepared |
         return Prepared(path, "", 0, ignored=NOT_A_ROAST_NAME)
     not_roast = None
     try:
-        with open(path, "rb", buffering=0) as file:  # one path lookup: the size is the open file's
+        file, size = open_regular(path)
+        with file:
             if form.looks_like is not None:
-                data, not_roast = _read_content(file, form)
+                data, not_roast = _read_content(file, size, form)
+            elif size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded by the limit
+                raise InvalidSession("too_large", f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
             else:
-                size = os.fstat(file.fileno()).st_size
-                if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded by the limit
-                    raise InvalidSession("too_large", f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
                 data = file.read()
     except OSError as exc:
         if form.looks_like is not None:  # unread, it cannot be told from the other files its name allows
@@ -289,10 +324,10 @@ def _advanced(item: _InProgress, stage: Callable[[_InProgress], object], quarant
 def stat_marker(path: str) -> str:
     """Stands in for the SHA-256 of a file whose bytes were not read."""
     try:
-        stat = os.stat(path)
+        info = os.stat(path)
     except OSError:
         return "unread:missing"
-    return f"unread:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"unread:{info.st_size}:{info.st_mtime_ns}"
 
 
 # files of a chunk staged together hold their bytes and parsed sessions at once: up to this many

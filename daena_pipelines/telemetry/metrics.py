@@ -33,7 +33,12 @@ DEFAULT_ROR = RorSettings()
 # 4: AUC of a cold-start profile begins at Artisan's live TP fallback; total RoR from rounded values
 # 5: the live TP of a profile whose ET and BT were exchanged after recording is replayed on its ET
 # 6: no live TP fallback before Artisan 1.6.1 (recompute reads it back from an unchanged file)
-METRICS_VERSION = 6
+# 7: a file its recording session saved (alog's `saved_by`) begins its AUC at that session's
+#    replayed live TP, one saved again after being reopened at the profile's TP
+# 8: with the green beans' temperature entered (Artisan 2.4.5+), the drying phase's RoR and rise
+#    run from it at CHARGE to DRY END
+# 9: the live TP fallback is 2 min from Artisan 3.2 on (was 3.4)
+METRICS_VERSION = 9
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -89,30 +94,37 @@ def turning_point(bt_c: np.ndarray, events: dict[str, int]) -> int | None:
     return None if lowest is None else charge + lowest
 
 
-# Artisan's live TP recognition accepts a candidate only above this BT, in the profile's own unit
-LIVE_TP_FLOOR = {"C": 50.0, "F": 100.0}
+# Artisan's live TP recognition accepts a candidate only strictly between these BTs, in the
+# profile's own unit (floor, ceiling)
+LIVE_TP_BOUNDS = {"C": (50.0, 150.0), "F": (100.0, 300.0)}
 
 
-def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, fallback_s: float) -> int | None:
-    """The sample Artisan's recording session took as TP by its timed fallback, when the saved
-    profile shows that its live recognition could never accept a TP; else None.
+def _celsius(value: float, unit: str) -> float:
+    return value if unit == "C" else (value - 32.0) * 5.0 / 9.0
+
+
+def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, fallback_s: float,
+            cold_start_only: bool = False) -> int | None:
+    """The sample Artisan's recording session took as TP, replayed on the saved curve `bt_c`;
+    None when it took none (its checks stopped first, or no rise check was met).
 
     While recording, once the rise check is met (more than 20 s after CHARGE, at least 8 samples
     in, no DRY END yet: the BT four samples back is <= each later one and < the latest), every
-    sample proposes the lowest BT since CHARGE as TP and accepts it only if it lies above the
-    floor; the fallback takes the current sample once more than `fallback_s` have passed since
-    CHARGE (150 s up to Artisan 3.3, 120 s from 3.4: alog sets it). The lowest BT
-    since CHARGE only falls, so when it is already at or below the floor at the rise check
-    (a cold start: beans charged into a cold roaster or an air roaster), no candidate is ever
-    accepted and the fallback decides. Checks stop once DRY END is marked (a mark at the
-    fallback sample comes after it). docs/telemetry.md, "Why AUC from TP disagrees"."""
+    sample proposes the lowest BT since CHARGE (the latest on a tie) as TP and accepts it only if
+    it lies strictly inside LIVE_TP_BOUNDS; the fallback takes the current sample once more than
+    `fallback_s` have passed since CHARGE (150 s up to Artisan 3.1, 120 s from 3.2: alog sets
+    it; it wins a tie). Checks stop once DRY END is marked (a mark at the fallback sample comes
+    after it). The lowest BT since CHARGE only falls, so when it is already at or below the floor
+    at the rise check (a cold start: beans charged into a cold roaster or an air roaster), no
+    candidate is ever accepted and the fallback decides. With `cold_start_only`, None unless
+    that is so: the one case where the profile alone, without knowing which session saved it,
+    decides the live TP. docs/telemetry.md, "Why AUC from TP disagrees"."""
     charge, dry = events["CHARGE"], events.get("DRY_END")
     last = min(len(t) - 1, dry) if dry is not None else len(t) - 1
-    floor = LIVE_TP_FLOOR[unit]
-    floor_c = floor if unit == "C" else (floor - 32.0) * 5.0 / 9.0
+    floor_c, ceiling_c = (_celsius(v, unit) for v in LIVE_TP_BOUNDS[unit])
     span = bt_c[charge : last + 1]
     # (count_nonzero: a fraction of the per-call cost of np.any)
-    if not np.count_nonzero((span > 0) & (span <= floor_c)):
+    if cold_start_only and not np.count_nonzero((span > 0) & (span <= floor_c)):
         return None  # the usual hot charge: checked first, as every profile pays for this
     readings = np.where(np.isnan(bt_c), -np.inf, bt_c)  # a dropout (-1 in the file) is the lowest reading
     k = np.arange(charge + 8, last + 1)
@@ -122,24 +134,35 @@ def live_tp_fallback(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], un
         risen &= older <= readings[k - back]
     if not np.count_nonzero(risen):
         return None
-    k = int(k[risen.argmax()])  # the first sample that meets the rise check
-    window = bt_c[charge : k + 1]
-    if not np.count_nonzero((window > 0) & (window <= floor_c)):
+    first = int(k[risen.argmax()])  # the first sample that meets the rise check; it stays met
+    lowest = np.minimum.accumulate(np.where(span > 0, span, np.inf))  # the candidate's BT at each sample
+    if cold_start_only and not lowest[first - charge] <= floor_c:
         return None  # a later candidate may be accepted: only the recording session could tell
-    late = (t[k : last + 1] - t[charge] > fallback_s).nonzero()[0]
-    return k + int(late[0]) if late.size else None
+    late = (t[first : last + 1] - t[charge] > fallback_s).nonzero()[0]
+    fallback = first + int(late[0]) if late.size else None
+    candidates = lowest[first - charge :]
+    accepted = ((candidates > floor_c) & (candidates < ceiling_c)).nonzero()[0]
+    if accepted.size and (fallback is None or first + int(accepted[0]) < fallback):
+        seen = first + int(accepted[0])
+        return charge + _last_lowest(np.where(span[: seen - charge + 1] > 0, span[: seen - charge + 1], np.inf))
+    return fallback
 
 
 def recording_session_tp(session: RoastSession) -> int | None:
-    """The TP sample Artisan's recording session kept, where the file decides it (a cold start
-    on the curve that session read as BT: the saved BT, or the saved ET when the curves were
-    exchanged after recording, alog's `live_tp_curve`); None where the profile's TP stands."""
-    fallback_s = session.settings.get("live_tp_fallback_s")  # Artisan profiles that begin their AUC at TP
-    curve = session.settings.get("live_tp_curve")
-    if fallback_s is None or session.charge_inferred or curve == "none":
+    """The TP sample Artisan's recording session kept, where the file decides it; None where the
+    profile's TP stands. A file its recording session saved (alog's `saved_by`, "recording")
+    begins its AUC at that session's live TP; one saved again after being reopened ("reopened":
+    opening clears the live TP) at the profile's TP; otherwise the file decides only a cold
+    start. The live TP is replayed on the curve that session read as BT: the saved BT, or the
+    saved ET when the curves were exchanged after recording (alog's `live_tp_curve`)."""
+    settings = session.settings
+    fallback_s = settings.get("live_tp_fallback_s")  # Artisan profiles that begin their AUC at TP
+    curve, saved_by = settings.get("live_tp_curve"), settings.get("saved_by")
+    if fallback_s is None or session.charge_inferred or curve == "none" or saved_by == "reopened":
         return None  # "none": exchanged, then reopened and saved again, which clears the live TP
     read = session.et_c if curve == "ET" else session.bt_c
-    return live_tp_fallback(session.time_s, read, session.events, session.original_unit, float(fallback_s))
+    return live_tp(session.time_s, read, session.events, session.original_unit, float(fallback_s),
+                   cold_start_only=saved_by != "recording")
 
 
 def _search_end(events: dict[str, int], n: int) -> int:
@@ -318,6 +341,22 @@ def _total_rate(session: RoastSession, tp: int | None, drop: int | None) -> floa
     return rate / 1.8 if fahrenheit else rate
 
 
+def _rise_from_greens(bt: np.ndarray, dry: int | None, greens_c: float) -> float | None:
+    """BT at DRY END above the green beans' temperature: Artisan's drying-phase rise when that
+    temperature is entered (its `RoR`, since 2.4.5; docs/telemetry.md)."""
+    value = _at(bt, dry)
+    return None if value is None else value - greens_c
+
+
+def _drying_rate(t: np.ndarray, bt: np.ndarray, charge: int, dry: int | None, greens_c: float) -> float | None:
+    """Artisan's drying-phase RoR with the green beans' temperature entered: from it at CHARGE to
+    DRY END, °C/min."""
+    rise = _rise_from_greens(bt, dry, greens_c)
+    if rise is None or t.item(dry) == t.item(charge):
+        return None
+    return rise / (t.item(dry) - t.item(charge)) * 60.0
+
+
 def _phase_delta(bt: np.ndarray, a: int | None, b: int | None) -> float | None:
     if a is None or b is None:
         return None
@@ -338,6 +377,7 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
     dry, dry_inferred = dry_end(bt, ev, tp, float(threshold) if threshold is not None else None)
     fcs, fce, drop = ev.get("FCs"), ev.get("FCe"), ev.get("DROP")
     dry_s, fcs_s, drop_s = since_charge(dry), since_charge(fcs), since_charge(drop)
+    greens = session.settings.get("greens_temp_c")  # the beans' temperature at CHARGE, entered in Artisan
     row = {
         "charge_bt_c": _at(bt, charge),
         "charge_inferred": session.charge_inferred,
@@ -357,11 +397,11 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         "maillard_s": fcs_s - dry_s if fcs_s is not None and dry_s is not None else None,
         "development_s": drop_s - fcs_s if drop_s is not None and fcs_s is not None else None,
         # Artisan's phase rates and rises run TP -> DRY END -> FCs -> DROP (not from CHARGE)
-        "dry_phase_ror_c_per_min": _phase_rate(t, bt, tp, dry),
+        "dry_phase_ror_c_per_min": _phase_rate(t, bt, tp, dry) if greens is None else _drying_rate(t, bt, charge, dry, greens),
         "mid_phase_ror_c_per_min": _phase_rate(t, bt, dry, fcs),
         "finish_phase_ror_c_per_min": _phase_rate(t, bt, fcs, drop),
         "total_ror_c_per_min": _total_rate(session, tp, drop),
-        "dry_phase_delta_c": _phase_delta(bt, tp, dry),
+        "dry_phase_delta_c": _phase_delta(bt, tp, dry) if greens is None else _rise_from_greens(bt, dry, greens),
         "mid_phase_delta_c": _phase_delta(bt, dry, fcs),
         "finish_phase_delta_c": _phase_delta(bt, fcs, drop),
     }

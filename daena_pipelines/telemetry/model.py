@@ -33,7 +33,7 @@ class InvalidSession(ValueError):
 
 @dataclass
 class RoastSession:
-    source_format: str  # 'artisan_alog' | 'sidecar' | 'roastime_json'
+    source_format: str  # 'artisan_alog' | 'artisan_json' | 'sidecar' | 'roastime_json'
     source: str  # 'real' | 'simulator'
     time_s: np.ndarray  # seconds since the recording started, strictly increasing
     bt_c: np.ndarray  # bean temperature °C, NaN where the sample dropped out

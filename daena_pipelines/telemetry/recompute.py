@@ -4,7 +4,8 @@ changes (no input file needed).
 A session is rebuilt from telemetry.points (t_s, BT, ET in order) and its telemetry.sessions row
 (settings, weights, events). Sessions stored before the events column existed take their marked
 events from their old roast_metrics row (CHARGE is the sample at t_s = 0). Settings that older
-versions did not keep (the dry-end threshold; the live TP fallback time and curve) are read back from the
+versions did not keep (the dry-end threshold; the live TP fallback time and curve; which session
+saved the file) are read back from the
 source file whenever that is still at its stored path with the stored SHA-256 (and then kept in
 the session's settings, replacing what was stored); otherwise only a marked DRY END ends the drying phase and a TP-begun AUC
 begins at the profile's TP. Artisan's values come from the stored `computed` block; rows stored
@@ -22,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from daena_pipelines.db import retrying_transaction
-from daena_pipelines.telemetry.alog import parse_alog
+from daena_pipelines.telemetry.alog import parse_alog, parse_artisan_json
 from daena_pipelines.telemetry.ingest import artisan_values, json_text
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, METRICS_VERSION, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.contract import V1_ARTISAN_COLUMNS
@@ -31,7 +32,8 @@ from daena_pipelines.telemetry.store import insert_metrics
 
 log = logging.getLogger(__name__)
 # settings read from an Artisan file that sessions stored by older versions may lack
-FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_curve")
+FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_curve", "saved_by", "greens_temp_c")
+_ARTISAN_PARSERS = {"artisan_alog": parse_alog, "artisan_json": parse_artisan_json}  # source_format -> parser
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed
 _EVENT_TIMES = {"DRY_END": "dry_end_s", "FCs": "fcs_s", "FCe": "fce_s", "DROP": "drop_s"}
@@ -57,7 +59,8 @@ def _events_from_old_metrics(t_s: np.ndarray, old: dict) -> dict[str, int]:
 def settings_from_source(session: dict) -> dict[str, object] | None:
     """The FROM_FILE settings of an Artisan session, read from its source file if the file is
     still at the stored path with the stored content (SHA-256); None otherwise."""
-    if session["source_format"] != "artisan_alog":
+    parse = _ARTISAN_PARSERS.get(session["source_format"])
+    if parse is None:
         return None
     try:
         data = Path(session["source_path"]).read_bytes()
@@ -66,7 +69,7 @@ def settings_from_source(session: dict) -> dict[str, object] | None:
     if hashlib.sha256(data).hexdigest() != session["content_sha256"]:
         return None  # another content now: its settings need not be the stored session's
     try:
-        settings = parse_alog(data, session["source_path"]).settings
+        settings = parse(data, session["source_path"]).settings
     except InvalidSession:
         return None
     return {k: settings[k] for k in FROM_FILE if k in settings}

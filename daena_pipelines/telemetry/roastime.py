@@ -9,12 +9,15 @@ fan (1) or drum speed (2) on the Bullet's own 1-9 scale from their 1-based sampl
 """
 from __future__ import annotations
 
+import codecs
 from datetime import datetime, timezone
 
 import numpy as np
 import orjson
 
+from daena_pipelines.telemetry import validate
 from daena_pipelines.telemetry.model import InvalidSession, RoastSession
+from daena_pipelines.values import short
 
 # A file is taken for a RoasTime roast when it is a JSON object (its first byte after JSON's
 # whitespace is "{") holding RoasTime's BT curve (dispatch by content): the first test needs the
@@ -30,12 +33,22 @@ _OLD_CONTROL_ARRAYS = {"inductionPowerSetting": "heater", "blowerSetting": "fan"
 
 
 def could_be_roastime(head: bytes) -> bool:
-    """Whether a file beginning with `head` (up to HEAD_BYTES of it) can be a RoasTime roast."""
-    return head.lstrip(b" \t\r\n")[:1] == b"{"
+    """Whether a file beginning with `head` (up to HEAD_BYTES of it) can be a RoasTime roast (a
+    UTF-8 byte order mark, which a Windows editor may add, is not content)."""
+    return head.removeprefix(codecs.BOM_UTF8).lstrip(b" \t\r\n")[:1] == b"{"
 
 
 def looks_like_roastime(data: bytes) -> bool:
     return could_be_roastime(data[:HEAD_BYTES]) and SIGNATURE in data
+
+
+def _numbers(values: list, key: str) -> np.ndarray:
+    """A JSON list of numbers as floats, null as NaN (a dropout). Anything else is named by its
+    index: numpy would read True as 1.0 and the text '201.5' as 201.5, silently."""
+    bad = next((i for i, v in enumerate(values) if v is not None and (type(v) is bool or not isinstance(v, (int, float)))), None)
+    if bad is not None:
+        raise InvalidSession("bad_value", f"'{key}'[{bad}] is {short(values[bad])} ({type(values[bad]).__name__}), expected a number")
+    return np.asarray(values, dtype=float)
 
 
 def _series(data: dict, key: str, n: int, fahrenheit: bool) -> np.ndarray:
@@ -43,11 +56,7 @@ def _series(data: dict, key: str, n: int, fahrenheit: bool) -> np.ndarray:
     values = data.get(key)
     if not isinstance(values, list):
         return np.full(n, np.nan)
-    try:
-        array = np.asarray(values[:n], dtype=float)
-    except (TypeError, ValueError):
-        raise InvalidSession("bad_value", f"'{key}' must be a list of numbers") from None
-    array = np.concatenate((array, np.full(n - len(array), np.nan)))
+    array = np.concatenate((_numbers(values[:n], key), np.full(n - min(len(values), n), np.nan)))
     array[array == -1] = np.nan
     return (array - 32.0) * (5.0 / 9.0) if fahrenheit else array
 
@@ -70,34 +79,53 @@ def _events(data: dict, n: int) -> tuple[dict[str, int], bool]:
     return events, start is None
 
 
+def _actions(data: dict) -> list[tuple[int, str, float]]:
+    """(1-based sample index, control, level) of each setting in `actions.actionTimeList`, in
+    index order; an entry without an integer index or a numeric value is named, never skipped."""
+    actions = (data.get("actions") or {}).get("actionTimeList") if isinstance(data.get("actions"), dict) else None
+    settings = []
+    for i, action in enumerate(actions or []):
+        where = f"'actions.actionTimeList'[{i}]"
+        if not isinstance(action, dict):
+            raise InvalidSession("bad_value", f"{where} is {short(action)}, expected an object")
+        ctrl_type, index, value = _int(action.get("ctrlType")), _int(action.get("index")), action.get("value")
+        if ctrl_type is not None and ctrl_type not in _CONTROL_TYPES:  # a control the Bullet R1 lacks: none of ours
+            continue
+        if ctrl_type is None or index is None or type(value) not in (int, float):
+            raise InvalidSession("bad_value", f"{where} has ctrlType {short(action.get('ctrlType'))}, index {short(action.get('index'))} "
+                                 f"and value {short(value)}: expected numbers (ctrlType 0-2, a sample index, a level)")
+        settings.append((index, _CONTROL_TYPES[ctrl_type], float(value)))
+    return sorted(settings, key=lambda setting: setting[0])
+
+
 def _controls(data: dict, n: int) -> dict[str, np.ndarray]:
     controls: dict[str, np.ndarray] = {}
-    actions = (data.get("actions") or {}).get("actionTimeList") if isinstance(data.get("actions"), dict) else None
-    for action in sorted((a for a in actions or [] if isinstance(a, dict)), key=lambda a: _int(a.get("index")) or 0):
-        name, index, value = _CONTROL_TYPES.get(action.get("ctrlType")), _int(action.get("index")), action.get("value")
-        if name is None or index is None or not isinstance(value, (int, float)):
-            continue
+    for index, name, value in _actions(data):
         series = controls.setdefault(name, np.full(n, np.nan))
-        series[min(max(index - 1, 0), n - 1):] = float(value)  # held until the next setting
+        series[min(max(index - 1, 0), n - 1):] = value  # held until the next setting
     for key, name in _OLD_CONTROL_ARRAYS.items():  # older files: one setting per sample
         values = data.get(key)
         if name not in controls and isinstance(values, list) and values:
             series = np.full(n, np.nan)
-            series[: min(n, len(values))] = np.asarray(values[:n], dtype=float)
+            series[: min(n, len(values))] = _numbers(values[:n], key)
             controls[name] = series
     return controls
 
 
 def _roasted_at(value) -> datetime | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)  # milliseconds since the epoch
-    if isinstance(value, str) and value:
-        try:
+    """`dateTime`: milliseconds since the epoch, or ISO 8601 text (without an offset: UTC); None
+    when absent (null, 0, empty). Anything else is refused, not taken for a roast without a date."""
+    if value is None or value == 0 or value == "":
+        return None
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
+        if isinstance(value, str):
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError, OSError):  # beyond the years a datetime holds, or not ISO 8601
+        pass
+    raise InvalidSession("bad_value", f"'dateTime' is {short(value)}: expected milliseconds since 1970 or ISO 8601 text, a time {validate.TIME_RANGE}")
 
 
 def _text(value) -> str | None:
@@ -119,7 +147,7 @@ def _grams(value) -> float | None:
 
 def parse_roastime(data: bytes, source_path: str) -> RoastSession:
     try:
-        roast = orjson.loads(data)
+        roast = orjson.loads(data.removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError as exc:
         raise InvalidSession("syntax", f"not JSON: {exc}") from None
     if not isinstance(roast, dict):

@@ -115,6 +115,8 @@ def parse_sidecar(data: bytes, source_path: str) -> RoastSession:
         started_at.astimezone(timezone.utc)  # a far-off time with an offset may not convert
     except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise InvalidSession("bad_header", f"{source_path}: header started_at {header.get('started_at')!r} missing, not ISO 8601 or out of range") from error
+    if started_at.tzinfo is None:  # the recorder writes UTC with its offset: a time without one is not its own
+        raise InvalidSession("bad_header", f"{source_path}: header started_at {header['started_at']!r} has no UTC offset (e.g. +00:00)")
     meta = _header_values(header, source_path)
 
     samples = [r for r in records if r["type"] == "sample"]

@@ -14,7 +14,7 @@ behaviour"):
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -33,7 +33,9 @@ MIN_MEDIAN_STEP_S = 0.05
 # A roast's BT between CHARGE and DROP peaks near 180-240 °C. A peak outside this range in °C is
 # what a Fahrenheit curve marked 'C' (or a Celsius one marked 'F') looks like after conversion.
 ROAST_PEAK_BT_RANGE_C = (120.0, 300.0)
-EARLIEST, LATEST = datetime(1970, 1, 2).timestamp(), datetime(2100, 1, 1).timestamp()
+# a roast's time: after the first day of the epoch (a clock never set reads 1970-01-01), before 2100
+EARLIEST, LATEST = (datetime(y, m, d, tzinfo=timezone.utc).timestamp() for y, m, d in ((1970, 1, 2), (2100, 1, 1)))
+TIME_RANGE = "between 1970-01-02 and 2100-01-01 UTC"
 _AFTER_DROP_ALLOWED = {"DROP", "COOL"}
 
 
@@ -145,7 +147,7 @@ def validate(session: RoastSession, source_path: str) -> RoastSession:
         if not isinstance(session.roasted_at, datetime) or session.roasted_at.tzinfo is None:
             raise InvalidSession("bad_value", f"roasted_at is {session.roasted_at!r}, expected a time with a UTC offset")
         if not EARLIEST <= session.roasted_at.timestamp() < LATEST:
-            raise InvalidSession("out_of_range", f"roasted_at {session.roasted_at.isoformat()} is not between 1970 and 2100")
+            raise InvalidSession("out_of_range", f"roasted_at {session.roasted_at.isoformat()} is not {TIME_RANGE}")
 
     time_s = session.time_s
     n = len(time_s)

@@ -1,5 +1,6 @@
 """Seeded corrupt inputs derived from real ones: Artisan profiles from ../shared, the bundled
-sidecar recordings and command-service exports (assets/). Every case says what the pipeline
+sidecar recordings and command-service exports (assets/), RoasTime roasts built from the fields
+Artisan's importer reads (tests/telemetry/test_roastime.py). Every case says what the pipeline
 must do with it: reject it with exactly one error row whose message matches ``problem``, or
 load it with a quality flag matching ``problem`` (never silently).
 
@@ -209,6 +210,8 @@ def _sidecar_cases(rng: random.Random) -> list[Case]:
     case("absurd magnitude", "sidecar-et-1e300", FLAG, r"ET: 1 reading.*dropouts.*1e\+300", samples("b", 1e300))
     case("absurd magnitude", "sidecar-time-1e300", REJECT, r"time.*1e\+300", samples("t", 1e300, (-1,)))
     case("absurd magnitude", "sidecar-started-year-9999", REJECT, r"started_at", header(started_at="9999-12-31T23:59:59-05:00"))
+    case("absurd magnitude", "sidecar-started-no-offset", REJECT, r"started_at '2026-11-17T09:10:00' has no UTC offset",
+         header(started_at="2026-11-17T09:10:00"))
 
     case("empty/truncated/encoding", "sidecar-empty", REJECT, r"empty", text=lambda lines: b"")
     case("empty/truncated/encoding", "sidecar-invalid-utf8", REJECT, r"UTF-8.*byte \d+",
@@ -226,9 +229,41 @@ def _sidecar_cases(rng: random.Random) -> list[Case]:
     return cases
 
 
+# ---- RoasTime JSON roasts -----------------------------------------------------------------------------
+
+
+def _roastime_cases() -> list[Case]:
+    from tests.telemetry.test_roastime import roastime  # a roast built from the documented fields
+
+    cases: list[Case] = []
+
+    def case(fault_class, name, expect, problem, text=None, **fields):
+        roast = roastime(uid=f"fuzz-{name}", **fields)
+        data = text(json.dumps(roast)) if text else json.dumps(roast).encode()
+        cases.append(Case(fault_class, name, expect, problem, data, ".json"))
+
+    def curve(key, index, value):
+        values = roastime()[key]
+        return {key: values[:index] + [value] + values[index + 1:]}
+
+    case("bool/string as number", "roastime-bt-string", REJECT, r"'beanTemperature'\[40\] is '201\.5'.*number", **curve("beanTemperature", 40, "201.5"))
+    case("bool/string as number", "roastime-et-bool", REJECT, r"'drumTemperature'\[30\] is True.*number", **curve("drumTemperature", 30, True))
+    case("bool/string as number", "roastime-power-text", REJECT, r"'inductionPowerSetting'\[3\] is 'P9'.*number",
+         actions=None, inductionPowerSetting=[9, 9, 9, "P9"])
+    case("bool/string as number", "roastime-action-ctrltype-list", REJECT, r"actionTimeList'\[0\] has ctrlType \[0\]",
+         actions={"actionTimeList": [{"index": 21, "value": 9, "ctrlType": [0]}]})
+    case("bool/string as number", "roastime-action-value-text", REJECT, r"actionTimeList'\[1\].*value 'high'",
+         actions={"actionTimeList": [{"index": 21, "value": 9, "ctrlType": 0}, {"index": 401, "value": "high", "ctrlType": 0}]})
+    case("absurd magnitude", "roastime-datetime-1e20", REJECT, r"'dateTime' is 1e\+20", dateTime=1e20)
+    case("absurd magnitude", "roastime-datetime-1969", REJECT, r"roasted_at 1969-.*between 1970-01-02", dateTime=-86_400_000 * 365)
+    case("absurd magnitude", "roastime-datetime-text", REJECT, r"'dateTime' is 'yesterday'", dateTime="yesterday")
+    case("empty/truncated/encoding", "roastime-utf8-bom", LOAD, "", text=lambda text: b"\xef\xbb\xbf" + text.encode())
+    return cases
+
+
 def telemetry_cases(shared: Path, seed: int) -> list[Case]:
     rng = random.Random(seed)
-    return _alog_cases(shared, rng) + _sidecar_cases(rng)
+    return _alog_cases(shared, rng) + _sidecar_cases(rng) + _roastime_cases()
 
 
 def write_landing(folder: Path, shared: Path, cases: list[Case]) -> tuple[list[Path], dict[str, Case]]:

@@ -178,7 +178,7 @@ def table(seed: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for i, case in enumerate(faults.telemetry_cases(SHARED, seed)):
-            kind = "alog" if case.suffix == ".alog" else "sidecar"
+            kind = {".alog": "alog", ".json": "roastime"}.get(case.suffix, "sidecar")
             add(kind, case, _guarded(lambda: run_telemetry(tmp / f"t{i}", [case])))
             shutil.rmtree(tmp / f"t{i}", ignore_errors=True)
         baseline = command_baseline()

@@ -1,4 +1,4 @@
-"""Seeded fuzz suite: corrupt .alog, sidecar and command inputs beside good ones (faults.py).
+"""Seeded fuzz suite: corrupt .alog, sidecar, RoasTime and command inputs beside good ones (faults.py).
 
 For each input kind, one run with every case: the run succeeds, every good file's rows are
 present, every bad file has exactly one error row naming it and the problem (or, where the
@@ -35,7 +35,7 @@ def test_telemetry_faults_are_rejected_or_flagged_and_good_files_load(shared, tm
     # the good files' rows are all there: the same points as a run on the good files alone
     good_points = con.execute(
         "SELECT count(*) FROM telemetry.points JOIN telemetry.sessions USING (session_id) "
-        "WHERE NOT regexp_matches(source_path, '/(alog|sidecar)-[^/]*$')"
+        "WHERE NOT regexp_matches(source_path, '/(alog|sidecar|roastime)-[^/]*$')"
     ).fetchone()[0]
     with duckdb.connect(str(tmp_path / "good-only.duckdb")) as clean:
         good, _bad = faults.write_landing(tmp_path / "good-only", shared, [])

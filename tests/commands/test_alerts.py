@@ -255,3 +255,19 @@ def test_a_command_run_without_a_valid_approval_is_a_critical_alert(tmp_path):
     assert [row[4] for row in found] == [T0 + timedelta(seconds=s) for s in (400, 3, 400, 2)]
     assert found[2][5] == ("SET_POWER on rejected ran without a valid approval (at device.command_executions row 0 "
                            "proposal_id=rejected); the proposal's lifecycle problems are in commands.invalid_transitions")
+
+
+def test_real_and_generated_proposals_are_never_pooled_in_metrics_or_alerts(tmp_path):
+    """One day, machine and command type: five real commands that succeeded and five generated ones that failed.
+    Pooled, the real machine showed a 0.5 failure rate (a HIGH_FAILURE_RATE alert nobody could tell from a real
+    one) and ten proposals within 60 s (a rate-limit alert neither log earned on its own)."""
+    real = spaced("real", 5, 5, origin="real")
+    generated = [build(f"gen{i}", (*TO_EXECUTING, "FAILED"), start=T0 + timedelta(seconds=2 + 5 * i)) for i in range(5)]
+    unsafe = build("gen-unsafe", ("PROPOSED", "REJECTED"), start=T0 + timedelta(hours=1), target_value=11.0)
+    found = run_alerts(tmp_path, [*real, *generated, unsafe])
+    with connect(tmp_path / "w.duckdb", read_only=True) as con:
+        by_origin = con.execute("SELECT origin, n_proposals, failure_rate FROM commands.outcome_metrics ORDER BY origin").fetchall()
+    assert by_origin == [("generated", 6, 1.0), ("real", 5, 0.0)]
+    assert sorted((a["alert_type"], a["origin"], a["proposal_id"] or "") for a in found) == sorted([
+        *(("EXECUTION_FAILURE", "generated", f"gen{i}") for i in range(5)),
+        ("HIGH_FAILURE_RATE", "generated", ""), ("SAFETY_VIOLATION", "generated", "gen-unsafe")])

@@ -180,6 +180,8 @@ def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild
             DELETE FROM commands.invalid_transitions WHERE problem LIKE 'execution started without a valid approval%';
             ALTER TABLE commands.invalid_transitions DROP COLUMN machine_id;
             ALTER TABLE commands.invalid_transitions DROP COLUMN command_type;
+            ALTER TABLE commands.invalid_transitions DROP COLUMN origin;  -- and before origins were told apart
+            ALTER TABLE commands.outcome_metrics DROP COLUMN origin; ALTER TABLE commands.alerts DROP COLUMN origin;
             DELETE FROM meta.schema_migrations WHERE domain = 'commands';
         """)
         before = con.execute("SELECT count(*) FROM commands.proposals").fetchone()[0]
@@ -193,4 +195,5 @@ def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild
     assert evaluations and all(e.passed for e in evaluations)
     assert query(old, "SELECT count(*), count(expired_at), count(expiry_reason) FROM commands.proposals") == [(before, 0, 0)]
     assert query(old, "SELECT sum(n_expired), sum(n_proposals) FROM commands.outcome_metrics") == [(0, before)]
-    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,)]
+    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,), (3,)]
+    assert query(old, "SELECT DISTINCT origin FROM commands.outcome_metrics") == [("generated",)]

@@ -4,8 +4,9 @@ import sqlite3
 import pytest
 from proposal_builders import FULL, T0, build, write_store
 
-from daena_pipelines.commands import store
+from daena_pipelines.commands import store, tables
 from daena_pipelines.commands.model import RAN_UNAPPROVED
+from daena_pipelines.db import connect, transaction
 
 ISO = "2026-11-17T10:00:{:02d}Z"
 
@@ -283,3 +284,20 @@ def test_a_store_may_record_expiries_in_its_optional_columns(tmp_path):
     con.executescript(store.SQLITE_SCHEMA.replace(",\n    expired_at             TEXT,\n    expiry_reason          TEXT", ""))
     con.close()
     assert store.read_sqlite(older).errors == []
+
+
+@pytest.mark.parametrize("apply, row", [(store.apply_executions, execution), (store.apply_expiries, expiry)])
+def test_a_real_proposal_ended_by_the_virtual_roaster_is_labelled_simulator_in_the_warehouse(tmp_path, apply, row):
+    """A simulated sidecar that takes a real approval for its machine id decides the proposal's end (status,
+    actual value): that end is simulated, so the stored row must not stay origin 'real'. A real sidecar's
+    end keeps it real, and a generated proposal stays generated whoever ran it."""
+    batch = batch_of(*(build(p, APPROVED_PATH, origin=origin) for p, origin in (
+        ("sim", "real"), ("real", "real"), ("gen", "generated"))))
+    apply(batch, [row("sim"), row("real", **{"source" if apply is store.apply_executions else "closed_source": "real"}),
+                  row("gen")])
+    accepted = store.accept(batch)
+    assert accepted.errors == [] and accepted.invalid_transitions == []
+    with connect(tmp_path / "w.duckdb") as con, transaction(con):
+        tables.write_ingest(con, accepted, T0)
+        origins = dict(con.execute("SELECT proposal_id, origin FROM commands.proposals").fetchall())
+    assert origins == {"sim": "simulator", "real": "real", "gen": "generated"}

@@ -117,16 +117,18 @@ def locked_retry(warehouse, wait_s: float = 5.0):
         yield con
 
 
-def approve(warehouse, proposal_id, command_type, target=None, *, serial="4242", session=None, machine="r1",
-            approved_at="now()", expires_at="NULL"):
-    """An APPROVED proposal as the approval service would write it (times are SQL expressions). A sidecar
+def approve(warehouse, proposal_id, command_type, target=None, *, serial="4242", session=None, machine=None,
+            approved_at="now()", expires_at="NULL", unit="level"):
+    """An APPROVED proposal as the approval service would write it (times are SQL expressions); ``machine``
+    defaults to the machine_id a sidecar on the virtual roaster with ``serial`` has by default (its model). A sidecar
     running in real time holds the file for a moment each warehouse cycle: retried as the service would."""
+    machine = machine or next((r.model for r in ROASTERS.values() if r.serial == serial), "r1")
     with locked_retry(warehouse) as con:
         con.execute(
             "INSERT INTO device.command_queue (proposal_id, machine_id, session_id, roaster_serial, command_type, target_value,"
-            f" target_unit, status, approved_at, expires_at, source) VALUES (?, ?, ?, ?, ?, ?, 'level', 'APPROVED', {approved_at},"
+            f" target_unit, status, approved_at, expires_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, 'APPROVED', {approved_at},"
             f" {expires_at}, 'test')",
-            [proposal_id, machine, session, serial, command_type, target],
+            [proposal_id, machine, session, serial, command_type, target, unit],
         )
 
 

@@ -12,14 +12,14 @@ from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Con
 from .conftest import run_until
 
 
-def queue(warehouse, *rows, serial="4242"):
-    """Approvals given now (after the session started), for the virtual R1's serial, session-less."""
+def queue(warehouse, *rows, serial="4242", unit="r1_level"):
+    """Approvals given now (after the session started), for the virtual R1's serial (in R1 steps), session-less."""
     with duckdb.connect(warehouse) as con:
         for proposal_id, machine_id, command_type, target, status in rows:
             con.execute(
                 "INSERT INTO device.command_queue (proposal_id, machine_id, command_type, target_value, target_unit, status,"
-                " approved_at, roaster_serial, source) VALUES (?, ?, ?, ?, 'r1_level', ?, now(), ?, 'test')",
-                [proposal_id, machine_id, command_type, target, status, serial],
+                " approved_at, roaster_serial, source) VALUES (?, ?, ?, ?, ?, ?, now(), ?, 'test')",
+                [proposal_id, machine_id, command_type, target, unit, status, serial],
             )
 
 
@@ -249,6 +249,8 @@ def _reading(state=p.State.ROASTING, heater=5, fan=3, drum=6) -> Status:
     (Command("j", "r1", "CHARGE"), _reading(p.State.CHARGE), 150.0, None),
     (Command("k", "r1", "SET_POWER", float("nan")), _reading(), 150.0, "target nan is not a whole level"),
     (Command("l", "r1", "SET_FAN", float("inf")), _reading(), 150.0, "target inf is not a whole level"),
+    (Command("m", "r1", "SET_POWER", 4, "r1_level"), _reading(), 150.0, None),
+    (Command("n", "r1", "SET_POWER", 4, "r2_level"), _reading(), 150.0, "'r2_level' is another model's level; this roaster's levels are r1_level"),
 ])
 def test_refusals(command, reading, bt, expected):
     reason = refusal(command, reading, bt, SafetyLimits().within_model(p.LIMITS))

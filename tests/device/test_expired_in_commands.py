@@ -56,7 +56,8 @@ def test_an_approval_the_sidecar_expires_ends_expired_in_commands_with_its_reaso
         SELECT proposal_id, status, expired_at, expiry_reason, approved_at, execution_started_at, outcome, source, origin
         FROM commands.proposals""")}
     status, expired_at, reason, approved_at, started, outcome, source, origin = proposals["stale-preheat"]
-    assert (status, started, outcome, source, origin) == ("EXPIRED", None, None, "sqlite:store.sqlite + sidecar", "real")
+    # a real approval the simulated sidecar closed: its end is simulated (commands.store.least_real)
+    assert (status, started, outcome, source, origin) == ("EXPIRED", None, None, "sqlite:store.sqlite + sidecar", "simulator")
     assert reason == queue["stale-preheat"][2] and reason.startswith("approval expired at ")
     assert expired_at == queue["stale-preheat"][1] and expired_at > approved_at
     status, _, reason, approved_at, *_, source, origin = proposals["sessionless-before-start"]

@@ -71,8 +71,8 @@ def test_stale_approvals_are_closed_expired_and_never_run(roaster, sim_config, w
     approve(warehouse, "explicit-expiry-passed", "PREHEAT", serial=roaster.serial,
             expires_at="now() - INTERVAL 1 SECOND")
     sidecar, device = start(sim_config, roaster, warehouse, operator=False)  # nobody at the panel
-    approve(warehouse, "other-roaster", "PREHEAT", serial="31337")
-    approve(warehouse, "no-serial", "PREHEAT", serial=None)
+    approve(warehouse, "other-roaster", "PREHEAT", serial="31337", machine=roaster.model)
+    approve(warehouse, "no-serial", "PREHEAT", serial=None, machine=roaster.model)
     assert run_until(sidecar, lambda s: sum(s.command_statuses.values()) == 5, limit_s=120)
     sidecar.request_stop("operator stop")
     result = sidecar.run_started()
@@ -274,7 +274,7 @@ def test_proposal_for_another_serial_is_never_sent(roaster, sim_config, warehous
     sidecar, device = start(sim_config, roaster, warehouse, roaster_serial=roaster.serial)
     assert run_until(sidecar, roasting_for(60))
     since = sidecar.clock.now()
-    approve(warehouse, "fan-other-roaster", "SET_FAN", 5, serial="5151")
+    approve(warehouse, "fan-other-roaster", "SET_FAN", 5, serial="5151", machine=roaster.model)
     assert run_until(sidecar, lambda s: s.command_statuses)
     assert writes(device, since) == []
     result = sidecar.run_started()

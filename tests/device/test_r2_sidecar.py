@@ -91,8 +91,8 @@ def test_approved_commands_use_the_r2_ranges_and_crc_framed_steps(started, wareh
     assert run_until(sidecar, roasting_for(90))
     assert device.heater == 14
     since = sidecar.clock.now()
-    queue(warehouse, ("heater-15", "r1", "SET_POWER", 15, "APPROVED"), ("heater-11", "r1", "SET_POWER", 11, "APPROVED"),
-          ("drum-3", "r1", "SET_DRUM", 3, "APPROVED"), serial=R2_SERIAL)
+    queue(warehouse, ("heater-15", "r2", "SET_POWER", 15, "APPROVED"), ("heater-11", "r2", "SET_POWER", 11, "APPROVED"),
+          ("drum-3", "r2", "SET_DRUM", 3, "APPROVED"), serial=R2_SERIAL, unit="r2_level")
     assert run_until(sidecar, lambda s: sum(s.command_statuses.values()) == 3)
     sent = [data for t, data in device.wire_log if t >= since]
     heater_down, drum_down = bytes.fromhex("3402aaaa19108df3"), bytes.fromhex("3202aaaac5746233")  # docs/device.md

@@ -15,7 +15,8 @@ It answers as the documented API does (facts and sources: docs/evals.md, "API fa
   consecutive turns of one role are combined, as the reference says;
 - a body over 32 MB (Messages) or 256 MB (Batches) is a 413 ``request_too_large``, before auth;
 - error bodies: ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with the errors page's type per status;
-  a 429 carries ``retry-after`` (seconds) unless the script gives its own headers' values;
+  a 429 carries ``retry-after`` (seconds) unless the script gives its own headers' values, except the 429 of the
+  monthly spend cap (``error.details.error_code`` ``enforced_spend_limit_reached``), which has none;
 - auth: a missing or wrong key (``x-api-key``, or ``Authorization: Bearer`` as this SDK sends it) is 401 ``authentication_error``; a missing or unknown ``anthropic-version`` is 400;
 - every response carries a ``request-id`` header;
 - forced tool use (``tool_choice`` ``tool``/``any``) is a 400 ``invalid_request_error`` on the models whose
@@ -71,6 +72,9 @@ THINKING_TOKENS = 180  # what the simulated model spends thinking before each re
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
                404: "not_found_error", 409: "conflict_error", 413: "request_too_large", 429: "rate_limit_error",
                500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
+# The 429 of a usage tier's monthly spend cap (errors page): error.details.error_code names it, no retry-after;
+# retrying fails until access resumes (the first of the next month, 00:00 UTC).
+SPEND_LIMIT_CODE = "enforced_spend_limit_reached"
 # Request size limits (errors page): 32 MB on Messages, 256 MB on Message Batches; more is a 413 from the edge.
 MAX_BODY_BYTES = {"/v1/messages": 32 * 2**20, "/v1/messages/batches": 256 * 2**20}
 MAX_BATCH_REQUESTS = 100_000  # Message Batches reference: requests minItems 1, maxItems 100000
@@ -149,7 +153,8 @@ def simulated_judgement(user: str) -> dict:
 
 class MessagesServer:
     """Scripted extras on top of the documented behaviour; each POST /v1/messages takes the next entry:
-    ("status", code[, headers]) | ("sleep", seconds) | ("reply", json_text) | ("refusal",) | None (normal)."""
+    ("status", code[, headers]) | ("spend_limit",) | ("sleep", seconds) | ("reply", json_text) | ("refusal",) | None
+    (normal)."""
 
     def __init__(self, batch_polls_to_end: int | None = 1):
         self.script: list[tuple | None] = []
@@ -186,13 +191,14 @@ class MessagesServer:
             def _json(self, code: int, obj: dict, headers=None):
                 self._send(code, json.dumps(obj).encode(), headers=headers)
 
-            def _error(self, code: int, message: str, headers=None):
-                # the body names the request id of the request-id header (errors page, "Error shapes")
+            def _error(self, code: int, message: str, headers=None, details=None):
+                # the body names the request id of the request-id header (errors page, "Error shapes"); a 429 for
+                # a rate limit says how long to wait, the spend cap's 429 (which has details) does not
                 headers = {"request-id": f"req_sim_{time.monotonic_ns()}",
-                           **({"retry-after": "1"} if code == 429 else {}), **(headers or {})}  # rate-limits page
+                           **({"retry-after": "1"} if code == 429 and not details else {}), **(headers or {})}
                 kind = ERROR_TYPES.get(code, "invalid_request_error" if code < 500 else "api_error")
-                self._json(code, {"type": "error", "error": {"type": kind, "message": message},
-                                  "request_id": headers["request-id"]}, headers)
+                error = {"type": kind, "message": message, **({"details": details} if details else {})}
+                self._json(code, {"type": "error", "error": error, "request_id": headers["request-id"]}, headers)
 
             def _authorised(self) -> bool:
                 if API_KEY not in (self.headers.get("x-api-key"), self.headers.get("authorization", "").removeprefix("Bearer ")):
@@ -242,6 +248,9 @@ class MessagesServer:
             def _messages(self, body: dict, behaviour):
                 if behaviour and behaviour[0] == "status":
                     return self._error(behaviour[1], "simulated", headers=behaviour[2] if len(behaviour) > 2 else None)
+                if behaviour and behaviour[0] == "spend_limit":  # the usage tier's monthly cap (errors page)
+                    return self._error(429, "You have reached your usage tier's monthly spend limit.",
+                                       details={"error_code": SPEND_LIMIT_CODE})
                 if behaviour and behaviour[0] == "sleep":
                     time.sleep(behaviour[1])
                 code, payload = server.reply(body, behaviour, version=self.headers["anthropic-version"])
@@ -271,8 +280,9 @@ class MessagesServer:
                     if parts[4:] == ["results"]:
                         if not server.batches[batch_id]["ended"]:
                             return self._error(400, f"batch {batch_id} has not ended")
+                        # "Results are not guaranteed to be in the same order as requests": reversed here
                         lines = [json.dumps({"custom_id": r["custom_id"], "result": server.batch_result(batch_id, r)})
-                                 for r in server.batches[batch_id]["requests"]]
+                                 for r in reversed(server.batches[batch_id]["requests"])]
                         return self._send(200, "\n".join(lines).encode(), "application/binary")
                     server.poll(batch_id)
                     return self._json(200, server.batch_object(batch_id, self.server.server_address))

@@ -318,3 +318,18 @@ def test_no_key_in_batch_mode_is_not_judged_without_a_batch(server, monkeypatch)
     rows = judge.judge([request("a"), request("b")], resource.settings(), c, reason, {}, Ledger())
     assert [r["status"] for r in rows] == ["not_judged"] * 2 and all("DAENA_TEST_NO_KEY" in r["reason"] for r in rows)
     assert server.batches == {} and server.requests == [] and all(r["plan_clarity"] is None for r in rows)
+
+
+def test_the_spend_cap_429_names_its_code_and_says_no_retry_after(server):
+    """Errors page: a usage tier's monthly spend cap is a 429 rate_limit_error whose error.details.error_code is
+    enforced_spend_limit_reached and that carries no retry-after (a rate limit's 429 does); the SDK raises it as
+    EnforcedSpendLimitReachedError."""
+    server.script = [("spend_limit",), ("status", 429)]
+    cap, limited = post(server, body()), post(server, body())
+    assert error_of(cap)[:2] == (429, "rate_limit_error") and "retry-after" not in cap.headers
+    assert cap.json()["error"]["details"] == {"error_code": "enforced_spend_limit_reached"}
+    assert limited.headers["retry-after"] == "1" and "details" not in limited.json()["error"]
+    server.script = [("spend_limit",)]
+    with pytest.raises(anthropic.EnforcedSpendLimitReachedError) as raised:
+        client(server, max_retries=0).messages.create(model=SONNET, max_tokens=1000, messages=HI)
+    assert raised.value.error_code == "enforced_spend_limit_reached"

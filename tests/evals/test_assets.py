@@ -1,12 +1,14 @@
 """The evals asset graph on a temp warehouse: three daily partitions, idempotency, the judge cache, no key."""
 import json
-from datetime import datetime, timezone
+import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
+from daena_pipelines import ci
 from daena_pipelines.definitions import defs
 from daena_pipelines.defs.evals import assets, checks
 from daena_pipelines.defs.evals.partitions import daily_partitions
@@ -114,6 +116,11 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     meta = result.asset_materializations_for_node("evals__judge_scores")[0].metadata
     simulator = meta["run_by_source"].value["simulator"]
     assert simulator["cache_hits"] == 3 and simulator["api_replies"] == 0 and simulator["cost_usd_estimate"] is None
+    # the day's own counts and rows say the judgements are reused, not new (before: "judged": 3, no from_cache)
+    assert meta["rows_by_status"].value == {"judged (from cache)": 3}
+    assert {r.data["from_cache"] for r in meta["preview"].value.records} == {True}
+    (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
+    assert "3 of them reused from the cache" in valid.description
 
 
 def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, monkeypatch):
@@ -287,10 +294,11 @@ def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
     monkeypatch.setenv("DAENA_GOLDEN_DIR", str(golden_dir))
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings()}
     result = dg.materialize(
         [assets.golden_cases, assets.eval_runs, *CHECKS],
         partition_key="2026-11-17",
-        resources={"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings()},
+        resources=resources,
         selection=[assets.golden_cases.key, assets.eval_runs.key],
         raise_on_error=False,
     )
@@ -298,6 +306,19 @@ def test_an_invalid_golden_file_blocks_the_evaluation(tmp_path, monkeypatch):
     assert not check.passed and "broken.json" in check.description and "What to do: fix or add the case files" in check.description
     assert result.asset_materializations_for_node("evals__eval_runs") == []
     assert query(db, "SELECT file FROM evals.golden_case_errors") == [("broken.json",)]
+    # CI records the failed blocking check, naming the file (before: recorded as passed, only stdout named it),
+    # and the run after the repair resolves it
+    now = datetime.now(timezone.utc)
+    with duckdb.connect(str(db)) as con:
+        assert ci.record_ci_findings(con, result.get_asset_check_evaluations(), [], [], now)["opened"] == 1
+    (finding,) = query(db, "SELECT finding_key, details->>'note', resolved_at FROM regressions.findings")
+    assert finding[0] == "evals/golden_cases/golden_cases_valid:golden_cases_valid:evaluation" and finding[2] is None
+    assert finding[1].startswith("broken.json (case broken): ") and "What to do: fix or add the case files" in finding[1]
+    (golden_dir / "cases" / "broken.json").unlink()
+    shutil.copy(Path(__file__).parent / "golden" / "cases" / "brazil-cerrado-light-medium.json", golden_dir / "cases")
+    repaired = dg.materialize([assets.golden_cases, checks.golden_cases_valid], resources=resources)
+    with duckdb.connect(str(db)) as con:
+        assert ci.record_ci_findings(con, repaired.get_asset_check_evaluations(), [], [], now)["resolved"] == 1
 
 
 def test_judge_agreement_is_computed_per_source_and_warns_below_the_thresholds(tmp_path, server, monkeypatch):
@@ -338,3 +359,23 @@ def test_an_overloaded_api_leaves_the_day_not_judged_and_a_rerun_judges_it(tmp_p
     assert all(s == "not_judged" and pc is None and "OverloadedError (HTTP 529)" in r for s, pc, r in rows)
     run(db, judge_resource, "2026-11-18", selection=[assets.judge_scores])
     assert query(db, "SELECT status, count(*) FROM evals.judge_scores GROUP BY ALL") == [("judged", 3)]
+
+
+def test_a_range_tagged_past_the_last_partition_evaluates_no_day_dagster_does_not_have(tmp_path, monkeypatch):
+    """The partitions end at yesterday (today is not complete). A run whose range tags reach past it (a script's
+    tags; the CLI and the UI refuse such a range) evaluates the days that exist and nothing of today: before,
+    today's roasts were scored under a partition_date no partition shows."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    with duckdb.connect(str(db)) as con:
+        warehouse_fixture.add_session(con, "today-1", today, "Brazil Cerrado")
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings()}
+    assert dg.materialize([assets.golden_cases], resources=resources).success
+    yesterday = daily_partitions.get_last_partition_key()
+    assert yesterday == (today.date() - timedelta(days=1)).isoformat()
+    result = dg.materialize([assets.eval_runs], resources=resources, tags={
+        "dagster/asset_partition_range_start": yesterday,
+        "dagster/asset_partition_range_end": (today.date() + timedelta(days=3)).isoformat()})
+    assert [e.partition for e in result.asset_materializations_for_node("evals__eval_runs")] == [yesterday]
+    assert query(db, "SELECT partition_date, session_id FROM evals.eval_runs") == []

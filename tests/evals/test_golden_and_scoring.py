@@ -1,6 +1,7 @@
 """Golden case loading and pure scoring: gates, outcomes, pass@k."""
 import itertools
 import json
+import math
 
 import pytest
 
@@ -222,3 +223,21 @@ def test_pass_at_k_never_pools_simulated_trials_with_real_ones(tmp_path):
     # by hand: artisan 0 of 2 decided -> 0, 0; simulator 3 of 3 -> 1, 1; a case never tried has one empty row
     assert got == [("kenya", "artisan", 2, 0, 1, 0.0, 0.0, False), ("kenya", "simulator", 3, 3, 0, 1.0, 1.0, True),
                    ("untried", None, 0, 0, 0, None, None, False)]
+
+
+def test_pass_at_k_agrees_with_the_papers_product_form_and_hand_values_at_large_n():
+    """Chen et al. 2021 compute 1 - C(n-c,k)/C(n,k) as 1 - prod_{i=n-c+1..n} (1 - k/i) (numerically stable);
+    ours divides exact integers. Hand values: c = 1 gives C(n-1,k)/C(n,k) = (n-k)/n, so pass@k = k/n;
+    c = 2 gives (n-k)(n-k-1)/(n(n-1))."""
+    def product_form(n, c, k):
+        return 1.0 if n - c < k else 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+    assert scoring.pass_at_k(200, 1, 100) == pytest.approx(0.5, abs=1e-12)  # 100 / 200
+    assert scoring.pass_at_k(10, 3, 5) == pytest.approx(11 / 12, abs=1e-12)  # 1 - C(7,5)/C(10,5) = 1 - 21/252
+    # n = 100000, c = 2, k = 1000: 1 - (99000 x 98999) / (100000 x 99999) = 1 - 0.99 x 0.9899999... = 0.0199001
+    assert scoring.pass_at_k(100_000, 2, 1000) == pytest.approx(1 - 0.99 * 98_999 / 99_999, abs=1e-12)
+    assert scoring.pass_at_k(100_000, 0, 1000) == 0.0 and scoring.pass_at_k(100_000, 100_000, 1000) == 1.0
+    assert scoring.pass_at_k(100_000, 37, 1) == pytest.approx(37 / 100_000, abs=1e-15)
+    for n, c, k in [(1000, 1, 10), (1000, 500, 10), (5000, 3, 2500), (100_000, 50, 20), (100_000, 99_000, 10),
+                    (30, 29, 30), (30, 1, 30)]:
+        assert scoring.pass_at_k(n, c, k) == pytest.approx(product_form(n, c, k), rel=1e-9, abs=1e-12), (n, c, k)

@@ -503,3 +503,22 @@ def test_a_system_prompt_that_is_not_text_is_a_400(server, system):
     answer = post(server, json.dumps({"model": "claude-sonnet-5-5", "max_tokens": 10, "messages": HI, "system": system}).encode())
     assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
     assert answer.json()["error"]["message"].startswith("system")
+
+
+@pytest.mark.parametrize("script, key, error", [
+    ([("spend_limit",)], API_KEY, "EnforcedSpendLimitReachedError (HTTP 429)"),
+    ([], "sk-ant-revoked", "AuthenticationError (HTTP 401)"),
+    ([("status", 403)], API_KEY, "PermissionDeniedError (HTTP 403)"),
+], ids=["spend-cap", "bad-key", "no-permission"])
+def test_a_refusal_every_request_would_get_stops_the_run(server, script, key, error):
+    """The spend cap (errors page: retrying fails until access resumes), a key the API refuses, a key without
+    permission: the same for every request of the run. After the first, the rest are not sent (before: each row
+    was sent and refused again, the spend cap's with every SDK retry); their reason says why, no score."""
+    server.script = list(script)
+    rows = judge.judge([request("a"), request("b"), request("c")], settings(server, max_retries=0),
+                       client(server, max_retries=0, key=key), "", {})
+    assert [code for code, _ in server.responses] == [int(error[-4:-1])]
+    assert [r["status"] for r in rows] == ["not_judged"] * 3 and all(r["plan_clarity"] is None for r in rows)
+    assert error in rows[0]["reason"] and rows[0]["request_id"].startswith("req_sim_")
+    assert all(r["reason"].startswith(f"not sent: request {rows[0]['request_id']} of this run was refused ({error}")
+               and r["request_id"] is None for r in rows[1:])

@@ -74,6 +74,11 @@ def test_asset_writes_tables_and_artifacts(alog_warehouse, tmp_path, monkeypatch
         assert n_results == len(artifact["results"]) == metadata["dagster/row_count"].value
         skipped = json.loads(con.execute("SELECT skipped_classes FROM nbmf.runs").fetchone()[0])
         assert set(skipped) == {"command", "eval_result", "judge_reasoning"}
+        # the warehouse's real profiles, and the reference ones it does not hold, each counted under its origin
+        by_origin = json.loads(con.execute("SELECT records_by_origin FROM nbmf.runs").fetchone()[0])
+        sessions = con.execute("SELECT count(*) FROM telemetry.sessions WHERE source = 'real'").fetchone()[0]
+        assert by_origin["session"]["real"] == sessions and set(by_origin["session"]) <= {"real", "reference"}
+        assert set(by_origin) == {"session", "telemetry", "roast_note"} and metadata["records_by_origin"].value == by_origin
         assert con.execute("SELECT count(*) FROM nbmf.latency_samples").fetchone()[0] > 0
         targets = json.loads(con.execute("SELECT targets FROM nbmf.runs").fetchone()[0])
     # the targets check tells the unmet ones apart, as a warning: never green over an unmet goal

@@ -4,7 +4,7 @@ import duckdb
 import pytest
 
 from daena_pipelines.nbmf.codec import NbmfCodec, canonical_json
-from daena_pipelines.nbmf.corpus import load_corpus, size_bucket
+from daena_pipelines.nbmf.corpus import load_corpus, origin_counts, size_bucket
 
 
 def test_commands_with_audit_logs_eval_results_and_judge_reasoning(tmp_path):
@@ -89,3 +89,35 @@ def test_reference_corpus_absent_is_a_skip_locally_and_an_error_under_ci(tmp_pat
     monkeypatch.setenv("CI", "true")
     with pytest.raises(FileNotFoundError, match="CI needs ../shared"):
         reference_corpus(tmp_path / "nope")
+
+
+def test_every_warehouse_record_says_whether_it_is_real_simulated_or_generated(tmp_path):
+    """The benchmark corpus is drawn from whatever the warehouse holds — on the bundled data, simulator
+    sessions and a generated proposal log. Each record carries the origin its row states; before, all were
+    'warehouse', so nbmf.runs could not say how much of a measured corpus was real."""
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("""
+            CREATE SCHEMA telemetry; CREATE SCHEMA commands; CREATE SCHEMA evals;
+            CREATE TABLE telemetry.sessions AS SELECT * FROM (VALUES ('sim', 'simulator', 'simulated notes'),
+                ('real', 'real', 'roasted by hand')) AS t(session_id, source, notes);
+            CREATE TABLE telemetry.points AS SELECT * FROM (VALUES ('sim', 0.0, 150.0), ('real', 0.0, 151.0)) AS t(session_id, t_s, bt_c);
+            CREATE TABLE commands.proposals AS SELECT * FROM (VALUES ('p-gen', 'generated'), ('p-sim', 'simulator'),
+                ('p-real', 'real')) AS t(proposal_id, origin);
+            CREATE TABLE evals.eval_runs AS SELECT * FROM (VALUES ('sim', 'c', 'FAIL', 'simulator')) AS t(session_id, case_id, outcome, session_source);
+            CREATE TABLE evals.judge_scores AS SELECT * FROM (VALUES ('sim', 'c', 'simulator', 'scored by the local server'),
+                ('real', 'c', 'anthropic', 'scored by the API')) AS t(session_id, case_id, source, reasoning);
+        """)
+        records, skipped = load_corpus(con)
+    assert skipped == {}
+    assert sorted((r.record_class, r.key, r.origin) for r in records) == [
+        ("command", "p-gen", "generated"), ("command", "p-real", "real"), ("command", "p-sim", "simulator"),
+        ("eval_result", "sim|c", "simulator"),
+        ("judge_reasoning", "real|c", "real"), ("judge_reasoning", "sim|c", "simulator"),
+        ("roast_note", "real", "real"), ("roast_note", "sim", "simulator"),
+        ("session", "real", "real"), ("session", "sim", "simulator"),
+        ("telemetry", "real", "real"), ("telemetry", "sim", "simulator"),
+    ]
+    assert origin_counts(records) == {
+        "command": {"generated": 1, "real": 1, "simulator": 1}, "eval_result": {"simulator": 1},
+        "judge_reasoning": {"real": 1, "simulator": 1}, "roast_note": {"real": 1, "simulator": 1},
+        "session": {"real": 1, "simulator": 1}, "telemetry": {"real": 1, "simulator": 1}}

@@ -1,6 +1,8 @@
 """The timing gate's decision rule and its history, on constructed samples (its power on real
 timings is measured by scripts/gate_power.py, not here)."""
 import datetime as dt
+import json
+import os
 
 import duckdb
 import numpy as np
@@ -129,6 +131,28 @@ def test_history_artifact_carries_runs_into_a_fresh_warehouse(tmp_path):
         assert set(history.verdicts(con, "s")) == {("r2", "k", "wall")}
 
 
+def test_samples_imported_from_an_artifact_say_so_and_where_they_were_measured(tmp_path):
+    """The gate's baseline may hold runs measured elsewhere (CI's runner, another clone) and carried in by the
+    artifact: each sample names the machine that measured it and, once imported, the artifact it came from;
+    before, an imported run's samples were indistinguishable from this warehouse's own."""
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    folder = tmp_path / "artifact"
+    with connect(tmp_path / "ci.duckdb") as con:
+        history.record_samples(con, "r0", "s", [("k", "cpu", 0, 1.0)], at)
+        history.export_artifact(con, folder)
+    with duckdb.connect() as con:  # as another machine measured it
+        path = str(folder / "bench_history.parquet")
+        con.execute(f"COPY (SELECT * REPLACE ('{{\"host\": \"ci-runner\"}}' AS machine) FROM read_parquet('{path}')) "
+                    f"TO '{path}.other' (FORMAT parquet)")
+    (folder / "bench_history.parquet.other").replace(folder / "bench_history.parquet")
+    with connect(tmp_path / "local.duckdb") as con:
+        history.record_samples(con, "r1", "s", [("k", "cpu", 0, 1.1)], at)
+        assert history.import_artifact(con, folder) == 1
+        rows = con.execute(f"SELECT run_id, machine, imported_from FROM {history.HISTORY} ORDER BY run_id").fetchall()
+    assert rows == [("r0", '{"host": "ci-runner"}', str(folder)), ("r1", history.this_machine(), None)]
+    assert json.loads(history.this_machine())["cpu_count"] == os.cpu_count()
+
+
 def test_history_artifact_is_read_by_column_name(tmp_path):
     """An artifact written by a warehouse whose columns sit in another order (a column a later
     migration appended, an older artifact) still lands each value in its own column."""
@@ -148,7 +172,9 @@ def test_history_artifact_is_read_by_column_name(tmp_path):
         (folder / f"{name}.parquet.rev").replace(folder / f"{name}.parquet")
     with connect(tmp_path / "fresh.duckdb") as con:
         assert history.import_artifact(con, folder) == 1
-        assert [con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables] == written
+        # the same rows, each sample now saying which artifact it came from
+        assert [con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables] == [
+            [(*row[:-1], str(folder)) for row in written[0]], written[1]]
         assert history.samples(con, "s") == {("k", "wall"): {"r0": [1.25]}}
 
 

@@ -225,3 +225,33 @@ def test_a_computed_block_written_before_charge_was_set_counts_from_the_recordin
     data["computed"]["CHARGE_BT"] = -1  # written (a dropout at CHARGE): times from CHARGE, kept as they are
     computed = parse_alog(alog_bytes(data), "x.alog").artisan_computed
     assert computed["TP_time"] == 110.0 and computed["totaltime"] == 600.0
+
+
+def test_an_artisan_profile_exported_as_json_is_read_like_its_alog(tmp_path):
+    """Artisan's File > Export > JSON (`exportJSON`) writes the same profile dict as an .alog with
+    Python's json.dump — true/false/null, NaN for a float that is not a number — and Import >
+    JSON reads it back (docs/telemetry.md, "Artisan profiles exported as JSON"). Hand-made
+    profile (tests/telemetry/profiles.py); a ``.json`` roast is told from a RoasTime one by content."""
+    import json
+
+    from daena_pipelines.telemetry import ingest
+    from daena_pipelines.telemetry.alog import parse_artisan_json
+    from daena_pipelines.telemetry.metrics import roast_metrics
+
+    data = profile(version="4.0.2", flavors_total_correction=0, viewerMode=False, plus_store=None,
+                   computed={"TP_time": 90.0, "AUC": 500, "AUCbegin": "TP", "AUCbase": 100.0})
+    exported = json.dumps(data | {"computed": data["computed"] | {"det": float("nan")}}, ensure_ascii=True).encode()
+    assert b"NaN" in exported and b"false" in exported and b"null" in exported
+    from_json, from_alog = parse_artisan_json(exported, "roast.json"), parse_alog(alog_bytes(data), "roast.alog")
+    assert from_json.source_format == "artisan_json" and from_alog.source_format == "artisan_alog"
+    assert from_json.settings == from_alog.settings and from_json.settings["saved_by"] == "recording"  # 0 stays an int
+    assert from_json.events == from_alog.events
+    assert {k: v for k, v in from_json.artisan_computed.items() if k != "det"} == from_alog.artisan_computed
+    nan = np.full(len(from_json.time_s), np.nan)
+    assert roast_metrics(from_json, nan) == roast_metrics(from_alog, nan)
+    (tmp_path / "export.json").write_bytes(exported)
+    (tmp_path / "settings.json").write_text(json.dumps({"timex": "not a profile"}))  # no BT curve: no Artisan profile
+    assert [ingest.parser_for(tmp_path / name) for name in ("export.json", "settings.json")] == [ingest.INPUT_FORMATS[".json"].parse, None]
+    with pytest.raises(InvalidSession) as info:
+        parse_artisan_json(exported[:4000], "cut.json")
+    assert info.value.kind == "syntax"

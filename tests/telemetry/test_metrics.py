@@ -174,29 +174,29 @@ def test_a_cold_start_profile_begins_its_auc_at_artisans_live_tp_fallback():
     the lowest BT since CHARGE only falls, so a profile that starts below that floor never gets
     one and Artisan takes the first sample more than 150 s after CHARGE (2.1.2 to 4.x source;
     held-out 2.4.4 profiles of a Phidget-logged roaster and a Bullet begin their AUC there)."""
-    from daena_pipelines.telemetry.metrics import live_tp_fallback
+    from daena_pipelines.telemetry.metrics import live_tp
 
     session = _cold_start()
-    assert live_tp_fallback(session.time_s, session.bt_c, session.events, "C", 150.0) == 151  # > 150 s, not 150
+    assert live_tp(session.time_s, session.bt_c, session.events, "C", 150.0, cold_start_only=True) == 151  # > 150 s, not 150
     row = roast_metrics(session, np.full(601, np.nan))
     assert row["tp_s"] == 0  # the profile's own TP is unchanged ...
     assert row["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 151, 600, 100.0))  # ... the AUC is not
     assert row["auc_c_min"] < area_under_curve(session.time_s, session.bt_c, 0, 600, 100.0)
     # a DRY END marked before the fallback stops the live checks: the profile's TP stays the begin
-    assert live_tp_fallback(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C", 150.0) is None
+    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C", 150.0, cold_start_only=True) is None
     # one marked at the fallback sample itself came after it (autoDRY runs after the TP check)
-    assert live_tp_fallback(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C", 150.0) == 151
+    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C", 150.0, cold_start_only=True) == 151
     # the floor is in the profile's unit: 45 °C is 113 °F, a TP Artisan would accept in a °F profile
     warm = np.maximum(session.bt_c, 45.0)
-    assert live_tp_fallback(session.time_s, warm, session.events, "C", 150.0) == 151
-    assert live_tp_fallback(session.time_s, warm, session.events, "F", 150.0) is None
+    assert live_tp(session.time_s, warm, session.events, "C", 150.0, cold_start_only=True) == 151
+    assert live_tp(session.time_s, warm, session.events, "F", 150.0, cold_start_only=True) is None
     # a usual drum roast (TP at 100 °C) is recognised live: nothing for the file to decide
     drum = np.where(session.time_s < 60, 200 - 1.5 * session.time_s, 110 + 0.2 * (session.time_s - 60))
-    assert live_tp_fallback(session.time_s, drum, session.events, "C", 150.0) is None
+    assert live_tp(session.time_s, drum, session.events, "C", 150.0, cold_start_only=True) is None
     # no rise check met (BT never rises) -> no fallback either
-    assert live_tp_fallback(session.time_s, np.full(601, 30.0), session.events, "C", 150.0) is None
+    assert live_tp(session.time_s, np.full(601, 30.0), session.events, "C", 150.0, cold_start_only=True) is None
     # Artisan 3.4 and later fall back after 120 s
-    assert live_tp_fallback(session.time_s, session.bt_c, session.events, "C", 120.0) == 121
+    assert live_tp(session.time_s, session.bt_c, session.events, "C", 120.0, cold_start_only=True) == 121
     # only an Artisan profile whose AUC begins at TP gets the setting (alog); without it, the profile's TP
     other = roast_metrics(RoastSession("sidecar", "real", session.time_s, session.bt_c, session.et_c,
                                        session.events, settings={"auc_base_c": 100.0}), np.full(601, np.nan))
@@ -204,7 +204,7 @@ def test_a_cold_start_profile_begins_its_auc_at_artisans_live_tp_fallback():
 
 
 def test_the_live_tp_fallback_time_follows_the_artisan_version():
-    """150 s in the 2.1.2, 2.4.4 and 2024 sources, 120 s in 3.4.0 and later (docs/telemetry.md);
+    """150 s in the 2.1.2, 2.4.4 and 2024 sources, 120 s in 3.2.0 and later (docs/telemetry.md);
     only for an AUC begun at TP. Hand-made profiles (tests/telemetry/profiles.py)."""
     from daena_pipelines.telemetry.alog import profile_to_session
     from tests.telemetry.profiles import profile
@@ -213,7 +213,7 @@ def test_the_live_tp_fallback_time_follows_the_artisan_version():
         data = profile(version=version, computed={"AUC": 300, "AUCbegin": begin, "AUCbase": 100})
         return profile_to_session(data).settings.get("live_tp_fallback_s")
 
-    assert (fallback("2.4.4"), fallback("3.2.1"), fallback("3.4.0"), fallback("4.2.0")) == (150.0, 150.0, 120.0, 120.0)
+    assert (fallback("2.4.4"), fallback("3.1.4"), fallback("3.2.0"), fallback("3.4.0"), fallback("4.2.0")) == (150.0, 150.0, 120.0, 120.0, 120.0)
     # the 50 °C floor and the 150-s fallback came with 1.6.1 (commits of 2019-02-24 and 03-09):
     # before, the first candidate was taken, so the profile's TP stands (and for a file without version)
     assert (fallback("1.4.0"), fallback("1.6.0"), fallback(None), fallback("1.6.1")) == (None, None, None, 150.0)
@@ -238,11 +238,11 @@ def test_the_live_tp_of_a_profile_exchanged_after_recording_is_replayed_on_its_e
     """Artisan's live TP recognition reads the BT being recorded; Roast > Switch ET/BT exchanges
     the curves afterwards and keeps that TP (docs/telemetry.md, "Curves exchanged after
     recording"). Recorded BT (saved ET) at 25 °C: no TP accepted, the 120-s fallback decides."""
-    from daena_pipelines.telemetry.metrics import live_tp_fallback
+    from daena_pipelines.telemetry.metrics import live_tp
 
     exchanged = _exchanged_after_recording("ET")
-    assert live_tp_fallback(exchanged.time_s, exchanged.bt_c, exchanged.events, "C", 120.0) is None  # the saved BT has a TP
-    assert live_tp_fallback(exchanged.time_s, exchanged.et_c, exchanged.events, "C", 120.0) == 121
+    assert live_tp(exchanged.time_s, exchanged.bt_c, exchanged.events, "C", 120.0, cold_start_only=True) is None  # the saved BT has a TP
+    assert live_tp(exchanged.time_s, exchanged.et_c, exchanged.events, "C", 120.0, cold_start_only=True) == 121
     nan = np.full(481, np.nan)
     row = roast_metrics(exchanged, nan)
     assert row["tp_s"] == 60  # the profile's TP is the saved BT's
@@ -253,6 +253,52 @@ def test_the_live_tp_of_a_profile_exchanged_after_recording_is_replayed_on_its_e
     # reopened and saved again ("none"), or not exchanged (no setting): the profile's TP
     for reopened in (_exchanged_after_recording("none"), _exchanged_after_recording(None)):
         assert roast_metrics(reopened, nan)["auc_c_min"] == pytest.approx(area_under_curve(exchanged.time_s, exchanged.bt_c, 60, 480, 100.0))
+
+
+def _early_live_tp_profile(**overrides) -> dict:
+    """Hand-made Artisan 4.0.2 profile (not recorded; fields as documented in
+    ../shared/spec/artisan-alog.md), one sample a second, CHARGE at sample 0: BT falls from
+    200 °C to 120 °C at 30 s, rises to 125 °C at 40 s (meeting the live rise check), falls again to
+    the profile's TP of 100 °C at 100 s and rises to 220 °C at DROP (600 s)."""
+    from tests.telemetry.profiles import profile
+
+    t = np.arange(0.0, 601.0)
+    bt = np.interp(t, [0, 30, 40, 100, 600], [200.0, 120.0, 125.0, 100.0, 220.0])
+    return profile(timex=[float(x) for x in t], temp1=[round(float(x) + 40, 2) for x in bt], temp2=[round(float(x), 2) for x in bt],
+                   timeindex=[0, 0, 450, 0, 0, 0, 600, 0], version="4.0.2",
+                   computed={"AUC": 0, "AUCbegin": "TP", "AUCbase": 100.0}, **overrides)
+
+
+def test_the_session_that_saved_the_file_decides_where_a_tp_begun_auc_begins():
+    """Artisan begins the computed AUC at the live TP of the session that recorded the roast; a
+    reopened file has none and takes the profile's TP (docs/telemetry.md, "Which session saved
+    the file"). `flavors_total_correction` tells them apart: Artisan starts and resets it as the
+    integer 0, a loaded profile brings it back as a float (0.0)."""
+    from daena_pipelines.telemetry.alog import profile_to_session
+    from daena_pipelines.telemetry.metrics import live_tp
+
+    nan = np.full(601, np.nan)
+    recording = profile_to_session(_early_live_tp_profile(flavors_total_correction=0))
+    assert recording.settings["saved_by"] == "recording"
+    # the rise check is met at 34 s; the lowest BT since CHARGE then is 120 °C at 30 s, inside
+    # 50-150 °C, so the live recognition accepts it although BT falls lower later
+    assert live_tp(recording.time_s, recording.bt_c, recording.events, "C", 120.0) == 30
+    assert live_tp(recording.time_s, recording.bt_c, recording.events, "C", 120.0, cold_start_only=True) is None
+    row = roast_metrics(recording, nan)
+    assert row["tp_s"] == 100  # the profile's TP, as Artisan's computed TP_time
+    # hand-worked, Artisan's segments (i − 1, i) for i = 30 .. 599, each max(0, mean − 100) × 1 s:
+    # 29 → 30 s 21.33 (BT 122.67, 120), 30 → 40 s 10 × 22.5, 40 → 100 s 60 × 12.5, 100 → 599 s
+    # 499 × 59.88 (BT 100 to 219.76): 30876.45 °C·s
+    early = area_under_curve(recording.time_s, recording.bt_c, 30, 600, 100.0)
+    assert early == pytest.approx((21.333 + 10 * 22.5 + 60 * 12.5 + 499 * 59.88) / 60.0, abs=0.01)
+    assert row["auc_c_min"] == pytest.approx(early)
+    for reopened in (profile_to_session(_early_live_tp_profile(flavors_total_correction=0.0)), profile_to_session(_early_live_tp_profile())):
+        assert reopened.settings.get("saved_by") in ("reopened", None)
+        assert roast_metrics(reopened, nan)["auc_c_min"] == pytest.approx(area_under_curve(reopened.time_s, reopened.bt_c, 100, 600, 100.0))
+    # a reopened cold start has no live TP either: the profile's TP, not the fallback
+    cold = _cold_start()
+    cold.settings["saved_by"] = "reopened"
+    assert roast_metrics(cold, np.full(601, np.nan))["auc_c_min"] == pytest.approx(area_under_curve(cold.time_s, cold.bt_c, 0, 600, 100.0))
 
 
 def test_total_ror_comes_from_the_rounded_values_artisan_reports():
@@ -267,3 +313,29 @@ def test_total_ror_comes_from_the_rounded_values_artisan_reports():
                               bt, {"CHARGE": 0, "DROP": 7}, original_unit="F")
     row = roast_metrics(fahrenheit, np.full(8, np.nan))
     assert row["total_ror_c_per_min"] == pytest.approx((220.0 - 150.0) / 14 * 60 / 1.8)
+
+
+def test_an_entered_green_beans_temperature_starts_the_drying_phase_rise():
+    """Artisan (its `RoR`, since 2.4.5) takes the drying phase's rise and RoR from the green
+    beans' temperature the user entered (`greens_temp`, in the profile's unit) at CHARGE instead
+    of from the TP (docs/telemetry.md, "Artisan's rules by version"). Hand-made profiles
+    (tests/telemetry/profiles.py), DRY END marked."""
+    from daena_pipelines.telemetry.alog import profile_to_session
+    from tests.telemetry.profiles import profile
+
+    def row(mode="C", **overrides):
+        session = profile_to_session(profile(mode, computed={"DRY_time": 240.0}, **overrides))
+        return session, roast_metrics(session, np.full(len(session.time_s), np.nan))
+
+    _, plain = row(version="4.0.2")
+    session, entered = row(version="4.0.2", greens_temp=20.0)
+    t, bt, ev = session.time_s, session.bt_c, session.events
+    dry, charge = ev["DRY_END"], ev["CHARGE"]
+    assert entered["dry_phase_delta_c"] == pytest.approx(bt[dry] - 20.0)
+    assert entered["dry_phase_ror_c_per_min"] == pytest.approx((bt[dry] - 20.0) / (t[dry] - t[charge]) * 60.0)
+    assert plain["dry_phase_delta_c"] == pytest.approx(bt[dry] - plain["tp_bt_c"])  # from the TP
+    assert {k: v for k, v in entered.items() if not k.startswith("dry_phase_")} == {k: v for k, v in plain.items() if not k.startswith("dry_phase_")}
+    # 68 °F is 20 °C; 0 means not entered; before 2.4.5 Artisan started from the TP
+    assert row("F", version="4.0.2", greens_temp=68.0)[1]["dry_phase_delta_c"] == pytest.approx(entered["dry_phase_delta_c"], abs=0.01)
+    for not_used in (row(version="4.0.2", greens_temp=0.0), row(version="2.4.4", greens_temp=20.0)):
+        assert not_used[1]["dry_phase_delta_c"] == pytest.approx(plain["dry_phase_delta_c"])

@@ -1,7 +1,6 @@
 """RoasTime JSON roasts. No real RoasTime file is in ../shared: these files are built from the fields
 Artisan's RoasTime importer reads (docs/telemetry.md lists them and where they were read), with
 values worked out by hand below."""
-import io
 import json
 import os
 from collections import Counter
@@ -132,16 +131,18 @@ def test_landing_dispatches_json_by_content(tmp_path):
 
 
 class CountingOpen:
-    """`open` for the ingest module that counts, per file, the opens and the bytes read."""
+    """`ingest.open_regular` (how the ingest and the sensor open every file) counting, per file,
+    the opens and the bytes read."""
 
     def __init__(self) -> None:
         self.opens: Counter = Counter()
         self.bytes_read: Counter = Counter()
+        self.open_regular = ingest.open_regular
 
-    def __call__(self, path, *args, **kwargs):
+    def __call__(self, path):
         name = os.path.basename(path)
         self.opens[name] += 1
-        file = io.open(path, *args, **kwargs)
+        file, size = self.open_regular(path)
         counter, read = self.bytes_read, file.read
 
         def counted_read(*n):
@@ -150,7 +151,7 @@ class CountingOpen:
             return data
 
         file.read = counted_read
-        return file
+        return file, size
 
 
 def suffixless_landing(root) -> dict[str, bytes]:
@@ -181,7 +182,7 @@ def test_suffixless_roastime_files_are_ingested_and_other_suffixless_files_ignor
     files = suffixless_landing(landing)
     assert [p.name for p in ingest.walk(landing)] == sorted(files)  # .git is not walked
     counting = CountingOpen()
-    monkeypatch.setattr(ingest, "open", counting, raising=False)
+    monkeypatch.setattr(ingest, "open_regular", counting)
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         report = ingest.ingest(con, list(ingest.walk(landing)), tmp_path / "q", workers=1)
         assert con.execute("SELECT source_format, roast_uuid, source_path FROM telemetry.sessions").fetchall() == [
@@ -206,7 +207,7 @@ def test_a_suffixless_file_over_the_size_limit_is_not_read(tmp_path, monkeypatch
     (landing / "huge").write_bytes(json.dumps(roastime()).encode())
     monkeypatch.setattr(ingest, "MAX_FILE_BYTES", 1000)
     counting = CountingOpen()
-    monkeypatch.setattr(ingest, "open", counting, raising=False)
+    monkeypatch.setattr(ingest, "open_regular", counting)
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         report = ingest.ingest(con, [landing / "huge"], tmp_path / "q", workers=1)
         assert con.execute("SELECT count(*) FROM telemetry.ingest_errors").fetchone()[0] == 0
@@ -223,7 +224,7 @@ def test_landing_sensor_reads_a_suffixless_file_only_when_it_is_new_or_changed(d
     landing = data_env / "landing"
     files = suffixless_landing(landing)
     counting = CountingOpen()
-    monkeypatch.setattr(ingest, "open", counting, raising=False)
+    monkeypatch.setattr(ingest, "open_regular", counting)
     sensor = defs.resolve_sensor_def("landing_folder_sensor")
     first = sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))
     requested = first.run_requests[0].run_config["ops"]["telemetry_ingest"]["config"]["paths"]

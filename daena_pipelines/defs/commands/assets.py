@@ -120,7 +120,7 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
     key=key(contract.OUTCOME_METRICS),
     deps=[key(contract.PROPOSALS)],
     **asset_defaults("commands", table=contract.OUTCOME_METRICS),
-    description="Per UTC day x machine x command type: counts per status (EXPIRED: approved, never run), success rate = COMPLETED with outcome "
+    description="Per UTC day x machine x command type x origin (real, simulator and generated proposals never pooled): counts per status (EXPIRED: approved, never run), success rate = COMPLETED with outcome "
     "SUCCESS / finished (COMPLETED+FAILED+ABORTED+TIMEOUT; PARTIAL is not success), failure rate = (FAILED+TIMEOUT) / "
     "finished, rejection rate = REJECTED / decided, decision latency (approvals and rejections) and execution "
     "duration p50/p95/p99/max, timeouts and pending decisions apart. Formulas in docs/commands.md.",
@@ -128,16 +128,17 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
 def outcome_metrics(duckdb: WarehouseResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         retrying_transaction(con, metrics.build_outcome_metrics)  # a concurrent run's replacement conflicts
-        overall = metrics.overall_success_rate(con)
+        by_origin = metrics.success_rate_by_origin(con)
         return dg.MaterializeResult(
             metadata={
                 **table_metadata(
                     con, "commands.outcome_metrics",
-                    preview_sql="SELECT day, machine_id, command_type, n_proposals, n_terminal_executed, success_rate, "
+                    preview_sql="SELECT day, machine_id, command_type, origin, n_proposals, n_terminal_executed, success_rate, "
                     "failure_rate, rejection_rate, approval_latency_p95_s, execution_duration_p95_s, "
                     "n_execution_timeouts FROM commands.outcome_metrics LIMIT 12",
                 ),
-                "overall_success_rate": dg.MetadataValue.float(float(overall) if overall is not None else float("nan")),
+                # one rate per origin: a generated log's successes never stand for a real machine's
+                "success_rate_by_origin": dg.MetadataValue.json({o: None if r is None else float(r) for o, r in by_origin.items()}),
             }
         )
 

@@ -44,7 +44,8 @@ def device_command_tables(duckdb: WarehouseResource):
 
 # Launchpad text of each SidecarConfig field; the dataclass gives names, types and defaults.
 FIELD_DOCS = {
-    "machine_id": "Matched against device.command_queue.machine_id: only this machine's APPROVED proposals run.",
+    "machine_id": ("Matched against device.command_queue.machine_id: only this machine's APPROVED proposals run; empty: the "
+                   "model ('r1', 'r2'). One live sidecar per machine_id: a second one fails to start (device.machine_leases)."),
     "machine_name": "Shown as the session's machine; default: the model name, '(virtual)' when simulated.",
     "model": "Roaster model: 'r1' (Bullet R1) or 'r2' (Bullet R2).",
     "roaster_serial": "Open the roaster with this USB serial; empty: the only one on the bus.",

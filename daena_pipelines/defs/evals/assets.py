@@ -28,26 +28,42 @@ PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillP
                    freshness_policy=NIGHTLY_FRESHNESS)
 
 
+def _run_days(context: dg.AssetExecutionContext) -> list[str]:
+    """The run's partition keys up to the last partition (yesterday). Dagster passes a range tagged past
+    it (a script's tags; the CLI and the UI refuse one) through whole: today's unfinished day and
+    later ones are left out, not scored under a partition_date no partition shows."""
+    last = daily_partitions.get_last_partition_key()
+    keys = [k for k in context.partition_keys if last is not None and k <= last]
+    if not keys:
+        raise dg.Failure(f"the run's partition range {context.partition_key_range} holds no day of the evals "
+                         f"partitions (they end at {last}): nothing to evaluate yet")
+    return keys
+
+
 def _days(context: dg.AssetExecutionContext):
     """First and last day of the run's partition range, and the UTC window they cover."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - timedelta(days=1)).date(), window.start, window.end
+    keys = _run_days(context)
+    start = daily_partitions.time_window_for_partition_key(keys[0]).start
+    end = daily_partitions.time_window_for_partition_key(keys[-1]).end
+    return start.date(), (end - timedelta(days=1)).date(), start, end
 
 
 NO_ROASTS = "no roasts on this day: nothing to evaluate (done, with nothing)"
 
 
-def _per_day_metadata(context: dg.AssetExecutionContext, con, table: str, preview_columns: str, tally: str) -> None:
-    """Each partition of the run gets its own counts (rows, sessions, rows by the ``tally`` column) and
-    preview, or a note when the day had no roasts: one run over a range must not show the
-    range's totals on every day."""
-    for day in context.partition_keys:
+def _per_day_metadata(context: dg.AssetExecutionContext, con, table: str, preview_columns: str, tally: str,
+                      tally_sql: str | None = None) -> None:
+    """Each partition of the run gets its own counts (rows, sessions, rows by the ``tally`` column, or by
+    ``tally_sql`` under its name) and preview, or a note when the day had no roasts: one run over a range
+    must not show the range's totals on every day."""
+    for day in _run_days(context):
         rows, sessions = con.execute(
             f"SELECT count(*), count(DISTINCT session_id) FROM {table} WHERE partition_date = ?", [day]).fetchone()
         metadata = {"dagster/row_count": dg.MetadataValue.int(rows), "sessions": dg.MetadataValue.int(sessions)}
         if rows:
             metadata[f"rows_by_{tally}"] = dg.MetadataValue.json(dict(con.execute(
-                f"SELECT {tally}, count(*) FROM {table} WHERE partition_date = ? GROUP BY ALL ORDER BY ALL", [day]).fetchall()))
+                f"SELECT {tally_sql or tally}, count(*) FROM {table} WHERE partition_date = ? GROUP BY ALL ORDER BY ALL",
+                [day]).fetchall()))
             metadata["preview"] = query_table(
                 con, f"SELECT {preview_columns} FROM {table} WHERE partition_date = ? ORDER BY ALL LIMIT 20", [day])
         else:
@@ -149,8 +165,11 @@ def judge_scores(
         raise dg.Failure(str(exc)) from exc
     rows = judging.judge_days(duckdb.get_connection, settings, client, no_client_reason, first, last)
     with duckdb.get_connection() as con:
+        # a judgement reused from an earlier run is counted and shown as such, never as a new one
         _per_day_metadata(context, con, "evals.judge_scores", "partition_date, session_id, case_id, sample_index, source, "
-                          "status, plan_clarity, physics_plausibility, constraint_respect, safety_score, reason", "status")
+                          "status, from_cache, judged_at, plan_clarity, physics_plausibility, constraint_respect, "
+                          "safety_score, reason", "status",
+                          tally_sql="CASE WHEN from_cache THEN status || ' (from cache)' ELSE status END")
         metadata = _table_definition(con, "evals.judge_scores")
     for r in rows:
         if r["status"] not in ("judged", "not_exercised"):

@@ -67,6 +67,7 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
                 FROM evals.judge_scores"""
         ).fetchone()
         statuses = dict(con.execute("SELECT status, count(*) FROM evals.judge_scores GROUP BY ALL").fetchall())
+        cached = con.execute("SELECT count(*) FROM evals.judge_scores WHERE from_cache").fetchone()[0]
         reason = con.execute(
             "SELECT reason FROM evals.judge_scores WHERE status = 'not_judged' GROUP BY reason ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()
@@ -81,7 +82,8 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             description=f"{not_judged} of {total} rows not judged ({reason[0]}); judged {statuses.get('judged', 0)}. "
             "What to do: set ANTHROPIC_API_KEY (docs/evals.md) and rematerialise evals/judge_scores",
         )
-    return _check(True, f"all {total} rows valid: {statuses}", **counts)
+    reused = f"; {cached} of them reused from the cache (judged by an earlier run, judged_at says when)" if cached else ""
+    return _check(True, f"all {total} rows valid: {statuses}{reused}", **counts, from_cache=cached)
 
 
 @dg.asset_check(

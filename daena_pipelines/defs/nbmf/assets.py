@@ -28,9 +28,11 @@ class NbmfBenchmarkConfig(dg.Config):
     deps=keys(CORPUS_SOURCES),
     **asset_defaults("nbmf", table=contract.RESULTS),
     description=(
-        "NBMF vs raw JSON, zlib-9, zstd-3 and zstd-19 on the warehouse's held-out records, per record class "
-        "and size bucket: ratios, fidelity, latency percentiles and MB/s. Writes nbmf.runs, nbmf.results, "
-        "nbmf.latency_samples and a JSON + CSV artifact per run."
+        "NBMF vs raw JSON, zlib-9, zstd-3 and zstd-19 on the warehouse's held-out records (with the bundled data: "
+        "simulator sessions and a generated proposal log) and the shared real profiles, per record class "
+        "and size bucket: ratios, fidelity, latency percentiles and MB/s. records_by_origin (also in nbmf.runs) "
+        "says how many records of each class were real, reference, simulated or generated. Writes nbmf.runs, "
+        "nbmf.results, nbmf.latency_samples and a JSON + CSV artifact per run."
     ),
 )
 def nbmf_results(
@@ -58,6 +60,7 @@ def nbmf_results(
             "corpus_sha256": run["corpus_sha256"],
             "test_records": run["test_records"],
             "skipped_classes": dg.MetadataValue.json(run["skipped_classes"]),
+            "records_by_origin": dg.MetadataValue.json(run["records_by_origin"]),
             "settings": dg.MetadataValue.json(run["settings"]),
             "targets": preview_table(["target", "reached", "goal", "met"], target_rows, ["string", "float", "string", "bool"]),
             "artifact_json": dg.MetadataValue.path(run["artifact_json"]),

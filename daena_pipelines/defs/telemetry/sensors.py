@@ -85,12 +85,15 @@ def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
 def _seen(path: str, seen: set[tuple[str, str]]) -> bool:
     """Whether the ingest recorded this content at this path: by its SHA-256, or by the size and mtime
     it records for a file it did not read (too large, unreadable). A file that cannot be read here
-    counts as not seen: its run records why."""
+    counts as not seen: its run records why. Hashed in blocks, and not at all beyond the ingest's
+    size limit: the tick held a new file of any size in memory whole."""
     name = ingest.storable(path)
     if (name, ingest.stat_marker(path)) in seen:
         return True
     try:
-        return (name, hashlib.sha256(Path(path).read_bytes()).hexdigest()) in seen
+        file, size = ingest.open_regular(path)  # a named pipe would block the tick
+        with file:
+            return size <= ingest.MAX_FILE_BYTES and (name, hashlib.file_digest(file, "sha256").hexdigest()) in seen
     except OSError:
         return False
 

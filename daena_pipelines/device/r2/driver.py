@@ -26,7 +26,8 @@ MAX_REPEATS = 2  # polls in a row that may reuse the last reading when no new fr
 # frame types Artisan names, and 6 x 0.3 s stays under the watchdog's 2 s; before, a stream of nothing but unusable
 # frames (zero-length packets) held one poll for 64 of them (4.6 s at 10 Hz)
 MAX_WAITING_READS = 6
-LIMITS = r.ModelLimits(heater_range=r2.HEATER_RANGE, fan_range=r2.FAN_RANGE, drum_range=r2.DRUM_RANGE)
+LIMITS = r.ModelLimits(heater_range=r2.HEATER_RANGE, fan_range=r2.FAN_RANGE, drum_range=r2.DRUM_RANGE,
+                       level_unit="r2_level")
 
 # The R2's state byte -> the sidecar's state. Stabilizing is still the roaster heating up on its own
 # controller (preheating); cooldown is where PRS leads from roasting (the R1's cooling). Codes not

@@ -1,0 +1,87 @@
+"""Landing-folder entries that are not plain files, and a file over the size limit, judged by end
+state: the ingest run and the sensor's tick finish, the good roast loads, the odd entry is one
+named error (or a named ignored file), and the sensor does not read what the ingest never reads."""
+import os
+import threading
+import tracemalloc
+
+import dagster as dg
+import duckdb
+
+from daena_pipelines.definitions import defs
+from daena_pipelines.defs.telemetry import sensors
+from daena_pipelines.telemetry import ingest
+from tests.telemetry.profiles import alog_bytes, profile
+
+
+def _finishes(work, fifos, timeout_s=10.0):
+    """Run `work` in a thread; True if it ended within `timeout_s`. One stuck opening a named pipe
+    is let go (a writer opens and closes the pipe: the reader sees an empty file) so the test ends."""
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    finished = not thread.is_alive()
+    while thread.is_alive():
+        for fifo in fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader has it open (yet)
+                pass
+        thread.join(0.1)
+    return finished
+
+
+def test_a_named_pipe_named_like_a_roast_is_an_error_not_a_hang(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "good.alog").write_bytes(alog_bytes(profile()))
+    fifos = [landing / "pipe.alog", landing / "pipe.json"]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    reports = []
+    assert _finishes(lambda: reports.append(ingest.ingest(con, list(ingest.walk(landing)), tmp_path / "q", workers=1)), fifos)  # before: waited for a writer
+    (report,) = reports
+    assert len(report.loaded) == 1
+    assert report.rejected == [(str(fifos[0]), "unreadable", "cannot read file: not a regular file but a named pipe")]
+    assert (str(fifos[1]), "cannot read file: not a regular file but a named pipe") in report.ignored
+    assert con.execute("SELECT source_path, error_kind FROM telemetry.ingest_errors").fetchall() == [(str(fifos[0]), "unreadable")]
+    # the next run knows it: no second error row
+    assert not ingest.ingest(con, list(ingest.walk(landing)), tmp_path / "q", workers=1).rejected
+    assert con.execute("SELECT count(*) FROM telemetry.ingest_errors").fetchone()[0] == 1
+    con.close()
+
+
+def test_the_landing_sensor_tick_finishes_beside_a_named_pipe(data_env):
+    landing = data_env / "landing"
+    (landing / "good.alog").write_bytes(alog_bytes(profile()))
+    (data_env / "data").mkdir()
+    with duckdb.connect(str(data_env / "data" / "warehouse.duckdb")) as con:  # the warehouse has seen good.alog
+        ingest.ingest(con, [landing / "good.alog"], data_env / "q", workers=1)
+    fifos = [landing / "pipe.alog", landing / "pipe.json"]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
+    ticks = []
+    assert _finishes(lambda: ticks.append(sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources))), fifos)  # before: blocked
+    (request,) = ticks[0].run_requests  # the pipe named as a roast goes to a run, which records why it is not one
+    assert request.run_config["ops"]["telemetry_ingest"]["config"]["paths"] == [str(fifos[0])]
+
+
+def test_the_sensor_does_not_read_a_file_the_ingest_will_not_read(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "good.alog").write_bytes(alog_bytes(profile()))
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        ingest.ingest(con, [landing / "good.alog"], tmp_path / "q", workers=1)
+    huge = landing / "huge.alog"
+    with huge.open("wb") as file:  # sparse: no disk used
+        file.truncate(ingest.MAX_FILE_BYTES + 1)
+    tracemalloc.start()
+    try:
+        assert sensors.not_yet_ingested([str(huge)], str(warehouse)) == [str(huge)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024  # before: the whole file, 64 MiB, was read to hash it
