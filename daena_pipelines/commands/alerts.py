@@ -10,8 +10,9 @@ from datetime import datetime
 
 import duckdb
 
-from daena_pipelines.commands.metrics import ENTERED_AT, latest_timestamp
+from daena_pipelines.commands.metrics import ENTERED_AT, recorded_as_of
 from daena_pipelines.commands.model import RAN_UNAPPROVED
+from daena_pipelines.db import serialize_writes
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class AlertThresholds:
     max_execution_duration_p95_s: float = 15
 
 
+# The table's columns as commands migration 4 created them (tables.MIGRATIONS; a later change is a new migration).
 ALERT_COLUMNS = """
     alert_id VARCHAR PRIMARY KEY, alert_type VARCHAR NOT NULL, severity VARCHAR NOT NULL,
     day DATE, machine_id VARCHAR NOT NULL, origin VARCHAR, command_type VARCHAR, proposal_id VARCHAR,
@@ -207,6 +209,8 @@ def alerts_sql() -> str:
 
 
 def build_alerts(con: duckdb.DuckDBPyConnection, thresholds: AlertThresholds, as_of: datetime | None = None) -> None:
-    """Replace ``commands.alerts``. ``as_of`` (for still-pending proposals) defaults to the log's latest timestamp."""
-    con.execute(f"CREATE OR REPLACE TABLE commands.alerts ({ALERT_COLUMNS})")
-    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of or latest_timestamp(con)})
+    """Replace the rows of ``commands.alerts`` (call inside one transaction). ``as_of`` (for still-pending
+    proposals and running executions) defaults to the ingest's (``metrics.recorded_as_of``)."""
+    serialize_writes(con)  # two concurrent replacements on DuckLake would both commit (db.serialize_writes)
+    con.execute("DELETE FROM commands.alerts")
+    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of or recorded_as_of(con)})

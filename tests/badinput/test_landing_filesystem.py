@@ -14,9 +14,10 @@ from daena_pipelines.telemetry import ingest
 from tests.telemetry.profiles import alog_bytes, profile
 
 
-def _finishes(work, fifos, timeout_s=10.0):
-    """Run `work` in a thread; True if it ended within `timeout_s`. One stuck opening a named pipe
-    is let go (a writer opens and closes the pipe: the reader sees an empty file) so the test ends."""
+def _finishes(work, fifos, timeout_s=60.0):
+    """Run `work` in a thread; True if it ended within `timeout_s` (generous: a sensor tick on a loaded
+    machine takes seconds; waiting on a pipe never ends). One stuck opening a named pipe is let go (a
+    writer opens and closes the pipe: the reader sees an empty file) so the test ends."""
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     thread.join(timeout_s)

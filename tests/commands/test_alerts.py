@@ -4,9 +4,9 @@ from dataclasses import fields
 from datetime import timedelta
 
 import pytest
-from proposal_builders import FULL, T0, build, load
+from proposal_builders import FULL, T0, build, load, write_ingest
 
-from daena_pipelines.commands import alerts, metrics, store, tables
+from daena_pipelines.commands import alerts, metrics, store
 from daena_pipelines.db import connect, transaction
 
 TO_EXECUTING = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
@@ -245,7 +245,7 @@ def test_a_command_run_without_a_valid_approval_is_a_critical_alert(tmp_path):
     store.apply_executions(batch, [sidecar_ran(p) for p in ("rejected", "expired", "approved")])
     db = tmp_path / "w.duckdb"
     with connect(db) as con, transaction(con):
-        tables.write_ingest(con, store.accept(batch), T0)
+        write_ingest(con, store.accept(batch))
         metrics.build_outcome_metrics(con)
         alerts.build_alerts(con, alerts.AlertThresholds())
         found = con.execute("SELECT proposal_id, severity, machine_id, command_type, alert_at, message FROM commands.alerts "

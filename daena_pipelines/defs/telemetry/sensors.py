@@ -66,7 +66,7 @@ def unfinished_run_keys(instance: dg.DagsterInstance, run_keys: set[str]) -> set
 
 
 def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
-    """The files whose content the warehouse has not seen at that path (as the ingest decides), so
+    """The files whose content is not the one last ingested from that path (as the ingest decides), so
     a first tick after `daena materialize` requests nothing. Raises WarehouseBusy while a run writes.
     With no paths it opens nothing: an idle tick (most of them) neither waits for a writing run's lock
     nor holds a read lock that makes the next writer wait."""
@@ -76,7 +76,7 @@ def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
         with connect(warehouse, read_only=True) as con:
             if not table_exists(con, "telemetry.source_files"):
                 return paths
-            seen = set(con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall())
+            seen = set(con.execute(ingest.LATEST_CONTENT).fetchall())
     except LakeNotCreated:  # a new deployment: its first run creates the lake
         return paths
     return [p for p in paths if not _seen(p, seen)]
