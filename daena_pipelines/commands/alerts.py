@@ -13,6 +13,7 @@ import duckdb
 from daena_pipelines.commands.metrics import ENTERED_AT, recorded_as_of
 from daena_pipelines.commands.model import RAN_UNAPPROVED
 from daena_pipelines.db import serialize_writes
+from daena_pipelines.device import contract as device
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 @dataclass(frozen=True)
@@ -31,10 +32,16 @@ class AlertThresholds:
     rate_window_s: float = 60
     # APPROVAL_TIMEOUT: no decision within this long (decided late, or still waiting at as_of).
     approval_timeout_s: float = 120
-    # EXECUTION_STUCK: still EXECUTING this long after it started at as_of. The sidecar ends every command within
-    # its command timeout (20 s, device/safety.py) and writes the end on its next warehouse cycle (2 s): a longer
-    # EXECUTING means nobody recorded how the command ended (a sidecar that died with its worker, a lost write).
-    max_executing_s: float = 60
+    # EXECUTION_STUCK: still EXECUTING at as_of longer than command_timeout_s + end_write_cycles x warehouse_cycle_s +
+    # stuck_margin_s after it started. The sidecar ends every command within its command timeout and writes the end on
+    # a later warehouse cycle (the next; later while another writer holds the warehouse, the writes wait and are
+    # retried each cycle): longer means nobody recorded how the command ended (a sidecar that died with its worker, a
+    # lost write). The first two are the sidecar's own settings (device contract defaults): configure them as the
+    # sidecar runs. The margin absorbs clock skew between the sidecar's host and the store's.
+    command_timeout_s: float = device.COMMAND_TIMEOUT_S
+    warehouse_cycle_s: float = device.WAREHOUSE_CYCLE_S
+    end_write_cycles: int = 5
+    stuck_margin_s: float = 30
     # UNUSUAL_PATTERN: the target of one SET_* command type changes direction this often in the window.
     oscillation_min_reversals: int = 4
     oscillation_window_s: float = 300
@@ -124,12 +131,13 @@ _RULES = {
         FROM commands.invalid_transitions WHERE problem = '{RAN_UNAPPROVED}'
         QUALIFY row_number() OVER (PARTITION BY proposal_id ORDER BY changed_at, location) = 1""",
     "EXECUTION_STUCK": """
-        , w AS (SELECT *, epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(execution_started_at) AS running_s
+        , w AS (SELECT *, epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(execution_started_at) AS running_s,
+                    $command_timeout_s + $end_write_cycles * $warehouse_cycle_s + $stuck_margin_s AS limit_s
                 FROM p WHERE status = 'EXECUTING')
-        SELECT 'ERROR', machine_id, command_type, proposal_id, execution_started_at, running_s, $max_executing_s,
-            format('{} {} still EXECUTING {:.0f} s after it started (limit {} s): nothing recorded how it ended',
-                   command_type, coalesce(CAST(target_value AS VARCHAR), ''), running_s, $max_executing_s)
-        FROM w WHERE running_s > $max_executing_s""",
+        SELECT 'ERROR', machine_id, command_type, proposal_id, execution_started_at, running_s, limit_s,
+            format('{} {} still EXECUTING {:.0f} s after it started (limit {:g} s): nothing recorded how it ended',
+                   command_type, coalesce(CAST(target_value AS VARCHAR), ''), running_s, limit_s)
+        FROM w WHERE running_s > limit_s""",
     "APPROVAL_EXPIRED": """
         SELECT 'WARNING', machine_id, command_type, proposal_id, expired_at,
             epoch(expired_at) - epoch(approved_at), NULL,

@@ -19,7 +19,7 @@ import orjson
 
 from daena_pipelines.telemetry import pyliteral, validate
 from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
-from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
+from daena_pipelines.telemetry.model import EVENTS, InvalidSession, NotARoast, RoastSession
 from daena_pipelines.values import short
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real profile; guards the parser's memory
@@ -73,7 +73,37 @@ _ARTISAN_JSON_SIGNATURE = (b'"timex"', b'"temp2"')
 
 
 def looks_like_artisan_json(data: bytes) -> bool:
+    """Whether `data` may be an Artisan profile; the parser decides (NotARoast) or `is_artisan_json`."""
     return all(key in data for key in _ARTISAN_JSON_SIGNATURE)
+
+
+def _is_artisan_profile(value) -> bool:
+    # the keys at the top level: a tool's column list or a collection of profiles names them too
+    return isinstance(value, dict) and "timex" in value and "temp2" in value
+
+
+_NOT_AN_ARTISAN_PROFILE = "a JSON object without Artisan's 'timex' and 'temp2' at its top level"
+
+
+def is_artisan_json(data: bytes) -> bool:
+    """Whether `data` is an Artisan profile as `parse_artisan_json` decides, for those who do not
+    parse it (the landing sensor): a file JSON cannot read counts as a damaged profile."""
+    if not looks_like_artisan_json(data):
+        return False
+    try:
+        return _is_artisan_profile(_load_json(validate.decode_text(data)))
+    except InvalidSession:
+        return True  # the parser names what is wrong with it
+
+
+def _load_json(text: str):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:  # Python's json writes a NaN or infinite float as NaN / Infinity, which orjson refuses
+            return json.loads(text)
+        except ValueError as exc:
+            raise InvalidSession("syntax", f"not JSON: {exc}") from None
 
 
 def parse_artisan_json(data: bytes, source_path: str) -> RoastSession:
@@ -82,16 +112,11 @@ def parse_artisan_json(data: bytes, source_path: str) -> RoastSession:
     back into the same profile). docs/telemetry.md, "Artisan profiles exported as JSON"."""
     if len(data) > MAX_FILE_BYTES:
         raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
-    text = validate.decode_text(data)
-    try:
-        profile = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        try:  # Python's json writes a NaN or infinite float as NaN / Infinity, which orjson refuses
-            profile = json.loads(text)
-        except ValueError as exc:
-            raise InvalidSession("syntax", f"not JSON: {exc}") from None
+    profile = _load_json(validate.decode_text(data))
     if not isinstance(profile, dict):
         raise InvalidSession("not_a_dict", f"top-level JSON value is a {type(profile).__name__}, expected an object")
+    if not _is_artisan_profile(profile):
+        raise NotARoast(_NOT_AN_ARTISAN_PROFILE)
     return profile_to_session(profile, source_format="artisan_json")
 
 

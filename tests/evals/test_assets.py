@@ -121,6 +121,8 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     assert {r.data["from_cache"] for r in meta["preview"].value.records} == {True}
     (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
     assert "3 of them reused from the cache" in valid.description
+    # the tests' local server scored every judged row: the green check says so (before: it did not)
+    assert "6 judged by a simulator" in valid.description and valid.metadata["judged_by_source"].value == {"simulator": 6}
 
 
 def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, monkeypatch):

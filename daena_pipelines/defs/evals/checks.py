@@ -86,6 +86,8 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         ).fetchone()
         statuses = dict(con.execute("SELECT status, count(*) FROM evals.judge_scores GROUP BY ALL").fetchall())
         cached = con.execute("SELECT count(*) FROM evals.judge_scores WHERE from_cache").fetchone()[0]
+        judged_by = dict(con.execute(
+            "SELECT source, count(*) FROM evals.judge_scores WHERE status = 'judged' GROUP BY ALL ORDER BY ALL").fetchall())
         reason = con.execute(
             "SELECT reason FROM evals.judge_scores WHERE status = 'not_judged' GROUP BY reason ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()
@@ -101,7 +103,11 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             "What to do: set ANTHROPIC_API_KEY (docs/evals.md) and rematerialise evals/judge_scores",
         )
     reused = f"; {cached} of them reused from the cache (judged by an earlier run, judged_at says when)" if cached else ""
-    return _check(True, f"all {total} rows valid: {statuses}{reused}", **counts, from_cache=cached)
+    # a green check must not read as the real judge's verdict when a stand-in scored the rows
+    simulated = (f"; {judged_by['simulator']} judged by a simulator (a non-official endpoint such as the tests' "
+                 "local server), not the real judge") if "simulator" in judged_by else ""
+    return _check(True, f"all {total} rows valid: {statuses}{reused}{simulated}", **counts, from_cache=cached,
+                  judged_by_source=dg.MetadataValue.json(judged_by))
 
 
 @dg.asset_check(

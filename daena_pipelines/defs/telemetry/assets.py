@@ -114,10 +114,14 @@ def telemetry_ingest(
     """Ingest new or changed roast files from the landing folder, one transaction per batch."""
     settings = daena_settings.get()
     folders = [Path(config.landing_dir)] if config.landing_dir else settings.landing_dirs
+    missing = None
     if config.paths is not None:
         paths = [Path(p) for p in config.paths]
     else:  # every file: the ingest tells roasts from the rest (by name, and by content where a name allows both)
         paths = [path for folder in folders for path in ingest.walk(folder)]
+        missing = ingest.missing_landing(folders[0])  # the user's folder (the sidecar's appears with its first recording)
+        if missing:
+            context.log.warning(missing)
     with duckdb.get_connection() as con:
         report = ingest.ingest(con, paths, settings.quarantine_dir, workers=config.workers)
         by_name = [path for path, why in report.ignored if why == ingest.NOT_A_ROAST_NAME]
@@ -138,7 +142,7 @@ def telemetry_ingest(
             "files_rejected": dg.MetadataValue.int(len(report.rejected)),
             "duplicates": dg.MetadataValue.int(len(report.duplicates)),
             "files_unchanged": dg.MetadataValue.int(report.unchanged),
-            "landing_dirs": dg.MetadataValue.text(", ".join(map(str, folders))),
+            "landing_dirs": dg.MetadataValue.text(", ".join(map(str, folders)) + (f" ({missing})" if missing else "")),
         }
         yield dg.MaterializeResult(
             asset_key=key(contract.SESSIONS),

@@ -132,7 +132,9 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext, duckdb: Warehouse
     context.update_cursor(json.dumps({"roasts": current, "not_roasts": not_roasts,
                                       "requested": waiting | {p: [current[p], now, run_key] for p in changed}}))
     if not changed:
-        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}")
+        missing = ingest.missing_landing(folders[0])
+        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}"
+                             + (f"; {missing}" if missing else ""))
     if retried:
         context.log.info(f"requesting again {len(retried)} files an earlier run did not ingest, e.g. {retried[0]}")
     return dg.RunRequest(
