@@ -493,9 +493,11 @@ def profile_to_session(profile: dict, source_format: str = "artisan_alog") -> Ro
             if curve is not None:
                 settings["live_tp_curve"] = curve
     greens = profile.get("greens_temp")  # the beans' temperature at CHARGE, entered by the user
-    if (type(greens) in _NUMBER_TYPES and greens > 0 and computed
-            and _version(profile.get("version")) >= (2, 4, 5)):  # Artisan's commit 6e81812b (2021-02-06)
-        settings["greens_temp_c"] = (greens - 32.0) * (5.0 / 9.0) if unit == "F" else float(greens)
+    if type(greens) in _NUMBER_TYPES:
+        # (an infinity, which a JSON export can hold, gave a drying RoR of -inf and is no JSON setting)
+        greens = validate.check_number(greens, "'greens_temp'")
+        if greens > 0 and computed and _version(profile.get("version")) >= (2, 4, 5):  # Artisan's commit 6e81812b (2021-02-06)
+            settings["greens_temp_c"] = (greens - 32.0) * (5.0 / 9.0) if unit == "F" else greens
     phases = profile.get("phases")
     if isinstance(phases, list) and len(phases) >= 2 and isinstance(phases[1], (int, float)) and not isinstance(phases[1], bool):
         # the dry-end threshold, in the profile's unit like every temperature
