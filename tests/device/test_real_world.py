@@ -36,7 +36,7 @@ def test_a_host_suspend_is_a_gap_in_the_session_and_ends_a_running_ramp(sim_conf
 
     boot, suspended_s = clock.since_boot, []
     monkeypatch.setattr(clock, "since_boot", lambda: boot() + sum(suspended_s))
-    sidecar, device = start(sim_config, ROASTERS["r1"], warehouse, time_scale=1.0, queue_poll_interval_s=0.5)
+    sidecar, device = start(sim_config, ROASTERS["r1"], warehouse, time_scale=1.0, queue_poll_interval_s=1.0)
     assert run_until(sidecar, lambda s: device.sidecar_state == State.PREHEATING)
     approve(warehouse, "fan-12", "SET_FAN", 12, serial="4242")
     assert run_until(sidecar, lambda s: s.active is not None and 3 <= device.fan < 9)
@@ -50,3 +50,22 @@ def test_a_host_suspend_is_a_gap_in_the_session_and_ends_a_running_ramp(sim_conf
     status, _, execution, error = queue_rows(warehouse)["fan-12"]
     assert execution == "ABORTED" and "approval not re-read for 6" in error
     assert device.heater == 0 and result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status"
+
+
+def test_two_samples_within_a_hundredth_of_a_second_still_land(tmp_path):
+    """The loop catching up after an overrun runs cycles back to back; two of them that both record (the record
+    interval, then a state change of the abort's PRS walk) can lie within the hundredth of a second the file keeps.
+    Before, both were written t=29.12 and the reader refused the whole recording at the footer ('time_not_increasing'):
+    the run failed and the session never landed (seen under load after SIGQUIT, test_signals). Now the second is
+    written a hundredth later and the session parses with every sample."""
+    from daena_pipelines.device.recording import SessionRecorder
+    from daena_pipelines.telemetry.sidecar import parse_sidecar
+
+    from .test_roast_recording import HEADER
+
+    recorder = SessionRecorder(tmp_path / "r.sidecar.jsonl", {k: v for k, v in HEADER.items() if k != "type"}, fsync=False)
+    for t, state in ((29.0, 2), (29.121, 2), (29.124, 4), (29.2, 4)):
+        recorder.sample(t, {"st": state, "a": 150.0, "b": 200.0, "h": 9, "f": 3, "d": 5})
+    recorder.close({"end_reason": "duration"})
+    session = parse_sidecar(recorder.path.read_bytes(), "r")
+    assert list(session.time_s) == [29.0, 29.12, 29.13, 29.2] and session.settings["complete"]
