@@ -6,8 +6,8 @@ ledger, ``meta.schema_migrations``, of what it has applied; connecting through
 ``daena_pipelines.db.connect`` or the Dagster ``WarehouseResource`` applies whatever is missing,
 each migration in its own transaction together with its ledger row. Migration 1 of every domain
 is its original ``CREATE ... IF NOT EXISTS`` DDL, so a warehouse made before the ledger existed
-adopts its tables unchanged and then receives the later migrations. (The commands domain's
-tables are derived, rebuilt whole by every ingest with the current DDL: commands/tables.py.)
+adopts its tables unchanged and then receives the later migrations. Runs write rows, never tables:
+a derived table (the commands domain's) has its rows replaced in the run's transaction.
 
 Adding a table or a column: append a Migration to the domain's list (``CREATE TABLE IF NOT EXISTS``,
 ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: idempotent, so a warehouse that already has it, made
@@ -47,11 +47,11 @@ class Migration:
 # contract.SCHEMA_VERSION (store.MIGRATIONS).
 DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
-    "evals": ("daena_pipelines.evals.tables", 4),
+    "evals": ("daena_pipelines.evals.tables", 6),
     "nbmf": ("daena_pipelines.nbmf.runs", 3),
     "regressions": ("daena_pipelines.regressions.findings", 6),
     "device": ("daena_pipelines.device.command_store", 4),
-    "commands": ("daena_pipelines.commands.tables", 3),
+    "commands": ("daena_pipelines.commands.tables", 5),
 }
 
 # Run before any due migration (every warehouse this code opens has one due until it is current):

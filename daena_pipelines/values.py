@@ -52,7 +52,8 @@ class BadJson(ValueError):
     """A JSON file a reviewed input (golden cases, golden values) must not be read from."""
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``object_pairs_hook`` for json.loads: an object with a key twice is BadJson, not its last value."""
     found = {}
     for key, value in pairs:
         if key in found:
@@ -93,7 +94,7 @@ def strict_json(data: bytes) -> object:
     except UnicodeDecodeError as exc:
         raise BadJson(f"not UTF-8 text: byte {exc.start} ({exc.reason})") from None
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite, parse_int=_bounded, parse_constant=_constant)
+        return json.loads(text, object_pairs_hook=unique_keys, parse_float=_finite, parse_int=_bounded, parse_constant=_constant)
     except BadJson:
         raise
     except json.JSONDecodeError as exc:

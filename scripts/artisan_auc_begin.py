@@ -27,7 +27,7 @@ from daena_pipelines.telemetry import alog, ingest, metrics, pyliteral, validate
 from daena_pipelines.telemetry.quality import ARTISAN_TOLERANCES  # noqa: E402
 
 AUC_TOLERANCE = next(tol for ours, _, tol in ARTISAN_TOLERANCES if ours == "auc_c_min")
-FALLBACKS_S = (120.0, 150.0)  # Artisan 3.4 and later / 2.x (docs/telemetry.md)
+FALLBACKS_S = (120.0, 150.0)  # Artisan 3.2 and later / 2.x (docs/telemetry.md)
 # the live recognition accepts a TP only if its BT lies strictly inside these bounds (file unit)
 PLAUSIBLE_TP = {"C": (50.0, 150.0), "F": (100.0, 300.0)}
 

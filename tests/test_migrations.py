@@ -6,6 +6,8 @@
   made by those domains' old migration 1.
 - a warehouse from before the ledger, built here from the DDL text of that time (nbmf.runs
   without reference_records, evals without the judge's later columns and fc_crash_pass).
+- a warehouse whose commands tables the runs of an earlier main made (before commands migration 4),
+  built here from the DDL those runs executed.
 The telemetry domain's old warehouse is tests/telemetry/test_migrations.py's.
 """
 import datetime as dt
@@ -17,13 +19,14 @@ import duckdb
 import pytest
 
 from daena_pipelines import migrations
+from daena_pipelines.commands import tables as commands_tables
 from daena_pipelines.db import connect
 from daena_pipelines.device.command_store import WarehouseIO
 from daena_pipelines.evals import tables as evals
 from daena_pipelines.regressions import history
 
 MAIN_WAREHOUSE = Path(__file__).parent / "data" / "main-warehouse.duckdb.gz"
-TOUCHED = ("regressions", "nbmf", "evals", "device", "meta")
+TOUCHED = ("regressions", "nbmf", "evals", "device", "commands", "meta")
 AT = dt.datetime(2026, 12, 2, 12, tzinfo=dt.timezone.utc)
 
 
@@ -60,7 +63,10 @@ def test_a_warehouse_of_the_main_before_migrates_keeps_its_rows_and_takes_writes
     with duckdb.connect(str(main_warehouse)) as con:  # as that main left it
         assert _ledger(con) == {"telemetry": 5, "evals": 2, "nbmf": 1, "regressions": 4, "device": 3, "commands": 1}
         applied = migrations.migrate(con)  # what it lacks, and nothing else
-        assert sorted((d, v) for d, v, _text in applied) == [("commands", 2), ("commands", 3), ("device", 4), ("evals", 3), ("evals", 4), ("nbmf", 2), ("nbmf", 3), ("regressions", 5), ("regressions", 6)]
+        assert sorted((d, v) for d, v, _text in applied) == [
+            ("commands", 2), ("commands", 3), ("commands", 4), ("commands", 5), ("device", 4), ("evals", 3), ("evals", 4), ("evals", 5),
+            ("evals", 6), ("nbmf", 2),
+            ("nbmf", 3), ("regressions", 5), ("regressions", 6)]
     with connect(main_warehouse) as con:
         assert _ledger(con) == {d: newest for d, (_m, newest) in migrations.DOMAINS.items()}
         assert _schema(con) == _fresh_schema(tmp_path)  # the same tables and columns as a new warehouse
@@ -137,3 +143,60 @@ def test_a_new_warehouse_has_the_timing_gates_tables_before_anything_writes_them
     with connect(tmp_path / "new.duckdb") as con:
         assert history.runs_of(con, "nbmf") == [] and history.verdicts(con, "nbmf") == {}
         assert history.gate_run(con, "nbmf", "any-run") == {}
+
+
+# The commands tables as the runs of main before commands migrations 3 and 4 left them: the ingest's four made
+# by its CREATE OR REPLACE with the DDL of that time (invalid_transitions with the two columns migration 2
+# appended to an older table), outcome_metrics by a CREATE TABLE AS of an older build (no n_partial, a
+# column since dropped, n_expired appended by migration 1), alerts by the alerts build.
+RUN_TIME_COMMANDS_TABLES = f"""
+CREATE SCHEMA commands;
+CREATE TABLE commands.proposals ({commands_tables.DDL["commands.proposals"]});
+CREATE TABLE commands.audit_log ({commands_tables.DDL["commands.audit_log"]});
+CREATE TABLE commands.invalid_transitions (
+    proposal_id VARCHAR NOT NULL, source VARCHAR NOT NULL, location VARCHAR NOT NULL, from_status VARCHAR, to_status VARCHAR,
+    changed_at TIMESTAMPTZ, problem VARCHAR NOT NULL, seen_at TIMESTAMPTZ NOT NULL, machine_id VARCHAR, command_type VARCHAR);
+CREATE TABLE commands.ingest_errors ({commands_tables.DDL["commands.ingest_errors"]});
+CREATE TABLE commands.outcome_metrics AS SELECT DATE '2026-11-17' AS day, 'm1' AS machine_id, 'SET_FAN' AS command_type,
+    3 AS n_proposals, 2 AS n_completed, 2 / 3 AS success_rate, 1.0 AS retired_measure, 0 AS n_expired;
+CREATE TABLE commands.alerts (
+    alert_id VARCHAR PRIMARY KEY, alert_type VARCHAR NOT NULL, severity VARCHAR NOT NULL, day DATE, machine_id VARCHAR NOT NULL,
+    command_type VARCHAR, proposal_id VARCHAR, alert_at TIMESTAMPTZ, observed_value DOUBLE, threshold DOUBLE, message VARCHAR NOT NULL);
+INSERT INTO commands.proposals (proposal_id, machine_id, command_type, status, created_at, origin, source)
+    VALUES ('old-p', 'm1', 'SET_FAN', 'PROPOSED', '2026-11-17 08:00:00+00', 'generated', 'jsonl:old.jsonl');
+INSERT INTO commands.audit_log VALUES ('old-p', 0, '2026-11-17 08:00:00+00', NULL, 'PROPOSED', 'agent', NULL, 'jsonl:old.jsonl');
+INSERT INTO commands.invalid_transitions VALUES ('old-bad', 'jsonl:old.jsonl', 'old.jsonl:3', 'PROPOSED', 'COMPLETED',
+    '2026-11-17 08:01:00+00', 'illegal transition', '2026-11-17 09:00:00+00', 'm1', 'SET_FAN');
+INSERT INTO commands.ingest_errors VALUES ('jsonl:old.jsonl', 'old.jsonl:4', NULL, 'bad_json', 'cut short', '2026-11-17 09:00:00+00');
+INSERT INTO commands.alerts VALUES ('a1', 'APPROVAL_TIMEOUT', 'WARNING', '2026-11-17', 'm1', 'SET_FAN', 'old-p',
+    '2026-11-17 08:00:00+00', 600, 120, 'old-p waited 600 s');
+"""
+
+
+def _commands_shape(con) -> tuple[list, list]:
+    """The commands tables' columns in order (type, nullability, description) and their constraints."""
+    columns = con.execute("SELECT table_name, column_index, column_name, data_type, is_nullable, comment FROM duckdb_columns() "
+                          "WHERE schema_name = 'commands' ORDER BY ALL").fetchall()
+    keys = con.execute("SELECT table_name, constraint_type, constraint_column_names FROM duckdb_constraints() "
+                       "WHERE schema_name = 'commands' ORDER BY ALL").fetchall()
+    return columns, keys
+
+
+def test_commands_tables_made_at_run_time_become_the_migrations_tables_and_keep_their_rows(tmp_path):
+    path = tmp_path / "run-time.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(migrations.LEDGER + RUN_TIME_COMMANDS_TABLES)
+        con.execute("INSERT INTO meta.schema_migrations VALUES ('commands', 1, 'm1', now()), ('commands', 2, 'm2', now())")
+    with connect(path) as con:
+        assert _ledger(con)["commands"] == 5
+        with connect(tmp_path / "fresh.duckdb") as fresh:
+            assert _commands_shape(con) == _commands_shape(fresh)
+            assert len(_commands_shape(fresh)[0]) == 102
+        assert con.execute("SELECT proposal_id, status, source FROM commands.proposals").fetchall() == [("old-p", "PROPOSED", "jsonl:old.jsonl")]
+        assert con.execute("SELECT proposal_id, seq, to_status FROM commands.audit_log").fetchall() == [("old-p", 0, "PROPOSED")]
+        assert con.execute("SELECT proposal_id, machine_id, command_type, problem FROM commands.invalid_transitions").fetchall() == [
+            ("old-bad", "m1", "SET_FAN", "illegal transition")]
+        assert con.execute("SELECT location, error_kind FROM commands.ingest_errors").fetchall() == [("old.jsonl:4", "bad_json")]
+        assert con.execute("SELECT day, n_proposals, n_completed, n_partial, n_expired FROM commands.outcome_metrics").fetchall() == [
+            (dt.date(2026, 11, 17), 3, 2, None, 0)]
+        assert con.execute("SELECT alert_id, proposal_id, observed_value FROM commands.alerts").fetchall() == [("a1", "old-p", 600.0)]

@@ -10,8 +10,10 @@ from datetime import datetime
 
 import duckdb
 
-from daena_pipelines.commands.metrics import ENTERED_AT, latest_timestamp
+from daena_pipelines.commands.metrics import ENTERED_AT, recorded_as_of
 from daena_pipelines.commands.model import RAN_UNAPPROVED
+from daena_pipelines.db import serialize_writes
+from daena_pipelines.device import contract as device
 from daena_pipelines.device.contract import DRUM_RANGE, FAN_RANGE, HEATER_RANGE
 
 @dataclass(frozen=True)
@@ -30,10 +32,16 @@ class AlertThresholds:
     rate_window_s: float = 60
     # APPROVAL_TIMEOUT: no decision within this long (decided late, or still waiting at as_of).
     approval_timeout_s: float = 120
-    # EXECUTION_STUCK: still EXECUTING this long after it started at as_of. The sidecar ends every command within
-    # its command timeout (20 s, device/safety.py) and writes the end on its next warehouse cycle (2 s): a longer
-    # EXECUTING means nobody recorded how the command ended (a sidecar that died with its worker, a lost write).
-    max_executing_s: float = 60
+    # EXECUTION_STUCK: still EXECUTING at as_of longer than command_timeout_s + end_write_cycles x warehouse_cycle_s +
+    # stuck_margin_s after it started. The sidecar ends every command within its command timeout and writes the end on
+    # a later warehouse cycle (the next; later while another writer holds the warehouse, the writes wait and are
+    # retried each cycle): longer means nobody recorded how the command ended (a sidecar that died with its worker, a
+    # lost write). The first two are the sidecar's own settings (device contract defaults): configure them as the
+    # sidecar runs. The margin absorbs clock skew between the sidecar's host and the store's.
+    command_timeout_s: float = device.COMMAND_TIMEOUT_S
+    warehouse_cycle_s: float = device.WAREHOUSE_CYCLE_S
+    end_write_cycles: int = 5
+    stuck_margin_s: float = 30
     # UNUSUAL_PATTERN: the target of one SET_* command type changes direction this often in the window.
     oscillation_min_reversals: int = 4
     oscillation_window_s: float = 300
@@ -48,6 +56,7 @@ class AlertThresholds:
     max_execution_duration_p95_s: float = 15
 
 
+# The table's columns as commands migration 4 created them (tables.MIGRATIONS; a later change is a new migration).
 ALERT_COLUMNS = """
     alert_id VARCHAR PRIMARY KEY, alert_type VARCHAR NOT NULL, severity VARCHAR NOT NULL,
     day DATE, machine_id VARCHAR NOT NULL, origin VARCHAR, command_type VARCHAR, proposal_id VARCHAR,
@@ -122,12 +131,13 @@ _RULES = {
         FROM commands.invalid_transitions WHERE problem = '{RAN_UNAPPROVED}'
         QUALIFY row_number() OVER (PARTITION BY proposal_id ORDER BY changed_at, location) = 1""",
     "EXECUTION_STUCK": """
-        , w AS (SELECT *, epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(execution_started_at) AS running_s
+        , w AS (SELECT *, epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(execution_started_at) AS running_s,
+                    $command_timeout_s + $end_write_cycles * $warehouse_cycle_s + $stuck_margin_s AS limit_s
                 FROM p WHERE status = 'EXECUTING')
-        SELECT 'ERROR', machine_id, command_type, proposal_id, execution_started_at, running_s, $max_executing_s,
-            format('{} {} still EXECUTING {:.0f} s after it started (limit {} s): nothing recorded how it ended',
-                   command_type, coalesce(CAST(target_value AS VARCHAR), ''), running_s, $max_executing_s)
-        FROM w WHERE running_s > $max_executing_s""",
+        SELECT 'ERROR', machine_id, command_type, proposal_id, execution_started_at, running_s, limit_s,
+            format('{} {} still EXECUTING {:.0f} s after it started (limit {:g} s): nothing recorded how it ended',
+                   command_type, coalesce(CAST(target_value AS VARCHAR), ''), running_s, limit_s)
+        FROM w WHERE running_s > limit_s""",
     "APPROVAL_EXPIRED": """
         SELECT 'WARNING', machine_id, command_type, proposal_id, expired_at,
             epoch(expired_at) - epoch(approved_at), NULL,
@@ -207,6 +217,8 @@ def alerts_sql() -> str:
 
 
 def build_alerts(con: duckdb.DuckDBPyConnection, thresholds: AlertThresholds, as_of: datetime | None = None) -> None:
-    """Replace ``commands.alerts``. ``as_of`` (for still-pending proposals) defaults to the log's latest timestamp."""
-    con.execute(f"CREATE OR REPLACE TABLE commands.alerts ({ALERT_COLUMNS})")
-    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of or latest_timestamp(con)})
+    """Replace the rows of ``commands.alerts`` (call inside one transaction). ``as_of`` (for still-pending
+    proposals and running executions) defaults to the ingest's (``metrics.recorded_as_of``)."""
+    serialize_writes(con)  # two concurrent replacements on DuckLake would both commit (db.serialize_writes)
+    con.execute("DELETE FROM commands.alerts")
+    con.execute(alerts_sql(), {**asdict(thresholds), "as_of": as_of or recorded_as_of(con)})

@@ -23,12 +23,12 @@ Formulas (also in docs/commands.md):
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import duckdb
 
 from daena_pipelines.commands.model import EXECUTED_TERMINAL, STATUSES
-from daena_pipelines.db import comment_columns
+from daena_pipelines.db import serialize_writes
 
 DECIDED = ("REJECTED", "APPROVED", "EXPIRED", "EXECUTING", *EXECUTED_TERMINAL)
 PENDING_DECISION = ("PROPOSED", "PENDING_APPROVAL")
@@ -52,18 +52,20 @@ def _distribution(expression: str, name: str) -> list[str]:
     return columns + [f"max({expression}) AS {name}_max_s"]
 
 
-def latest_timestamp(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The log's newest timestamp: the 'now' of an exported log, for waits still open."""
-    return con.execute(
-        "SELECT max(greatest(created_at, approved_at, rejected_at, expired_at, execution_started_at, execution_completed_at)) "
-        "FROM commands.proposals"
-    ).fetchone()[0]
+AS_OF_TABLE = "commands.ingest_as_of"
+
+
+def recorded_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The time the latest ingest's sources describe (tables.choose_as_of); now when no ingest recorded one
+    (a warehouse migrated since its last ingest): an open wait is then aged, never hidden."""
+    row = con.execute(f"SELECT max(as_of) FROM {AS_OF_TABLE}").fetchone()
+    return row[0] or datetime.now(timezone.utc)
 
 
 def outcome_metrics_sql() -> str:
     status_counts = [f"count(*) FILTER (WHERE status = '{s}') AS n_{s.lower()}" for s in STATUSES]
     return f"""
-        CREATE OR REPLACE TABLE commands.outcome_metrics AS
+        INSERT INTO commands.outcome_metrics BY NAME
         WITH p AS (
             SELECT *,
                 CAST(timezone('UTC', {ENTERED_AT}) AS DATE) AS day,
@@ -103,6 +105,19 @@ def outcome_metrics_sql() -> str:
     """
 
 
+# The table's columns as commands migration 4 created them (tables.MIGRATIONS; a later change is a new migration).
+COLUMNS = """
+    day DATE, machine_id VARCHAR, command_type VARCHAR, origin VARCHAR, n_proposals BIGINT,
+    n_proposed BIGINT, n_pending_approval BIGINT, n_approved BIGINT, n_rejected BIGINT, n_executing BIGINT,
+    n_completed BIGINT, n_failed BIGINT, n_aborted BIGINT, n_timeout BIGINT, n_expired BIGINT,
+    n_terminal_executed BIGINT, n_succeeded BIGINT, n_partial BIGINT, n_failures BIGINT, n_decided BIGINT,
+    success_rate DOUBLE, failure_rate DOUBLE, rejection_rate DOUBLE, n_execution_timeouts BIGINT, execution_timeout_max_s DOUBLE,
+    approval_latency_n BIGINT, approval_latency_p50_s DOUBLE, approval_latency_p95_s DOUBLE, approval_latency_p99_s DOUBLE,
+    approval_latency_max_s DOUBLE, pending_decision_n BIGINT, pending_decision_max_wait_s DOUBLE,
+    execution_duration_n BIGINT, execution_duration_p50_s DOUBLE, execution_duration_p95_s DOUBLE,
+    execution_duration_p99_s DOUBLE, execution_duration_max_s DOUBLE"""
+
+# Column descriptions, set by commands migration 4 (a changed description is a new migration).
 COMMENTS = {
     "origin": "real | simulator | generated: the group's proposals' origin (never pooled); NULL: built before groups were split by origin",
     "n_succeeded": "COMPLETED with outcome SUCCESS (or no outcome reported): the level/state was reached",
@@ -116,7 +131,7 @@ COMMENTS = {
     "execution_timeout_max_s": "longest TIMEOUT execution, seconds (the sidecar's command timeout)",
     "approval_latency_n": "decided proposals (approved or rejected) with a measured decision latency",
     "approval_latency_p50_s": "(approved_at or rejected_at) - created_at, seconds, over decided proposals",
-    "pending_decision_n": "proposals still waiting for a decision at as_of (the log's latest timestamp)",
+    "pending_decision_n": "proposals still waiting for a decision at as_of (docs/commands.md says which time that is)",
     "pending_decision_max_wait_s": "longest wait so far of a still-pending proposal at as_of, seconds (a lower bound)",
     "execution_duration_n": "executions that ended on their own: COMPLETED, FAILED, ABORTED (not TIMEOUT)",
     "execution_duration_p50_s": "execution_completed_at - execution_started_at, seconds, over COMPLETED/FAILED/ABORTED",
@@ -124,9 +139,11 @@ COMMENTS = {
 
 
 def build_outcome_metrics(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None) -> None:
-    """Replace ``commands.outcome_metrics``; ``as_of`` (for still-pending waits) defaults to the log's latest timestamp."""
-    con.execute(outcome_metrics_sql(), {"as_of": as_of or latest_timestamp(con)})
-    comment_columns(con, "commands.outcome_metrics", COMMENTS)
+    """Replace the rows of ``commands.outcome_metrics`` (call inside one transaction); ``as_of`` (for
+    still-pending waits) defaults to the ingest's (``recorded_as_of``)."""
+    serialize_writes(con)  # two concurrent replacements on DuckLake would both commit (db.serialize_writes)
+    con.execute("DELETE FROM commands.outcome_metrics")
+    con.execute(outcome_metrics_sql(), {"as_of": as_of or recorded_as_of(con)})
 
 
 def success_rate_by_origin(con: duckdb.DuckDBPyConnection) -> dict[str, float | None]:

@@ -32,6 +32,7 @@ from daena_pipelines.commands.model import (
     proposal_from_fields,
 )
 from daena_pipelines.device import contract as device
+from daena_pipelines.values import unique_keys
 
 SIDECAR_SOURCE = "sidecar"
 
@@ -268,7 +269,7 @@ def _read_export_line(raw: bytes, location: str, source: str, batch: Batch) -> N
     except UnicodeDecodeError as exc:
         raise RowError("encoding", f"line is not UTF-8: byte {exc.start} of the line ({exc.reason})") from None
     try:
-        record = json.loads(text)
+        record = json.loads(text, object_pairs_hook=unique_keys)  # a key twice: which one the service meant is unknown
     except json.JSONDecodeError as exc:
         raise RowError("bad_json", f"invalid JSON: {exc.msg} at character {exc.pos}") from None
     except RecursionError:

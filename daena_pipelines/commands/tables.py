@@ -1,4 +1,4 @@
-"""The ``commands`` tables in DuckDB: DDL, writing an ingest in one transaction, reading sidecar executions."""
+"""The ``commands`` tables in DuckDB: their migrations, writing an ingest in one transaction, reading sidecar executions."""
 from __future__ import annotations
 
 from dataclasses import asdict, fields
@@ -7,13 +7,15 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from daena_pipelines.commands import alerts, metrics
 from daena_pipelines.commands.contract import PROPOSAL_STATUSES
 from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
 from daena_pipelines.commands.store import EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
-from daena_pipelines.db import comment_columns, insert, retrying_transaction, table_exists
+from daena_pipelines.db import comment_columns, insert, retrying_transaction, serialize_writes, table_exists
 from daena_pipelines.device import contract as device
 from daena_pipelines.migrations import Migration
 
+# Every commands table as migration 4 created it (a later change is a new migration, not an edit here).
 DDL = {
     "commands.proposals": """
         proposal_id VARCHAR PRIMARY KEY, machine_id VARCHAR NOT NULL, session_id VARCHAR,
@@ -34,7 +36,20 @@ DDL = {
     "commands.ingest_errors": """
         source VARCHAR NOT NULL, location VARCHAR NOT NULL, proposal_id VARCHAR, error_kind VARCHAR NOT NULL,
         message VARCHAR NOT NULL, seen_at TIMESTAMPTZ NOT NULL""",
+    "commands.outcome_metrics": metrics.COLUMNS,
+    "commands.alerts": alerts.ALERT_COLUMNS,
 }
+INGEST_TABLES = ("commands.proposals", "commands.audit_log", "commands.invalid_transitions", "commands.ingest_errors")
+
+# How an ingest's as_of was chosen: the time its sources describe, up to which still-pending proposals and
+# still-running executions are aged (docs/commands.md, "as_of"). A live source (the command service's store,
+# the sidecar's tables) describes the moment it was read; a historical export, the moment it was taken, which
+# only its owner knows (run config); the bundled sample ends at its last event, so its outputs are reproducible.
+AS_OF_GIVEN = "given (run config as_of)"
+AS_OF_RUN_CLOCK = "the run's wall-clock time: live sources"
+AS_OF_SAMPLE_END = "the bundled sample's last event"
+AS_OF_DDL = """CREATE TABLE IF NOT EXISTS commands.ingest_as_of (
+    ingested_at TIMESTAMPTZ NOT NULL, as_of TIMESTAMPTZ NOT NULL, as_of_rule VARCHAR NOT NULL)"""
 COMMENTS = {
     "commands.proposals": {
         "status": " | ".join(PROPOSAL_STATUSES) + " (lifecycle in docs/commands.md)",
@@ -45,6 +60,7 @@ COMMENTS = {
         "source": "where the row was read from: sqlite:<file>, jsonl:<file>, sidecar, or '<store> + sidecar'",
     },
     "commands.audit_log": {"seq": "position in the proposal's history, from 0"},
+    "commands.outcome_metrics": metrics.COMMENTS,
 }
 
 
@@ -66,9 +82,27 @@ def _add_invalid_transition_machine(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ALTER TABLE commands.invalid_transitions ADD COLUMN IF NOT EXISTS command_type VARCHAR")
 
 
-# Every ingest replaces the commands tables with the current DDL, so the only migration adapts
-# tables an older version left, for the outcome metrics, alerts and checks that read them before
-# the next ingest.
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    # Before this migration every ingest and build re-created its tables (CREATE OR REPLACE), so a warehouse may
+    # have them, some with columns in another order (appended by migrations 1 to 3) or without keys (outcome
+    # metrics were a CREATE TABLE AS): each is made afresh as a new warehouse gets it and keeps the rows it had, by
+    # column name (a column of an older build that no table has any more is not carried).
+    con.execute("CREATE SCHEMA IF NOT EXISTS commands")
+    for table, columns in DDL.items():
+        old = f"{table}_before_migration_4"
+        existed = table_exists(con, table)
+        if existed:
+            con.execute(f"CREATE TABLE {old} AS FROM {table}")
+            con.execute(f"DROP TABLE {table}")
+        con.execute(f"CREATE TABLE {table} ({columns})")
+        comment_columns(con, table, COMMENTS.get(table, {}))
+        if existed:
+            kept = ", ".join(c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {old}) "
+                                                       f"INTERSECT SELECT column_name FROM (DESCRIBE {table})").fetchall())
+            con.execute(f"INSERT INTO {table} BY NAME SELECT {kept} FROM {old}")
+            con.execute(f"DROP TABLE {old}")
+
+
 def _add_origin(con: duckdb.DuckDBPyConnection) -> None:
     # Rows written before pooled every origin (or, for invalid_transitions, did not say it): NULL says
     # "not known" until the next ingest and metrics build write them per origin.
@@ -77,12 +111,37 @@ def _add_origin(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"ALTER TABLE commands.{table} ADD COLUMN IF NOT EXISTS origin VARCHAR")
 
 
+# Migrations 1 to 3 adapted tables an older version left, for the outcome metrics, alerts and checks that read
+# them before the next ingest; until migration 4 the runs created the tables.
 MIGRATIONS = [
     Migration(1, "status EXPIRED: commands.proposals.expired_at and expiry_reason, commands.outcome_metrics.n_expired", _add_expired),
     Migration(2, "commands.invalid_transitions names the proposal's machine_id and command_type", _add_invalid_transition_machine),
     Migration(3, "origin (real | simulator | generated) in commands.outcome_metrics, alerts and invalid_transitions: "
               "real, simulated and generated proposals are never pooled", _add_origin),
+    Migration(4, "every commands table (proposals, audit_log, invalid_transitions, ingest_errors, outcome_metrics, alerts) "
+              "made by this migration with its column descriptions; runs replace rows", _create_tables),
+    Migration(5, "commands.ingest_as_of: the time the latest ingest's sources describe, and how it was chosen", [
+        AS_OF_DDL,
+        f"COMMENT ON COLUMN {metrics.AS_OF_TABLE}.as_of IS 'pending waits and running executions are aged up to this time'",
+        f"COMMENT ON COLUMN {metrics.AS_OF_TABLE}.as_of_rule IS 'given, the run''s wall-clock time (live sources) "
+        "or the bundled sample''s last event (docs/commands.md)'",
+    ]),
 ]
+
+
+def last_event(proposals: list[Proposal]) -> datetime | None:
+    times = [t for p in proposals for t in (p.created_at, p.approved_at, p.rejected_at, p.expired_at,
+                                            p.execution_started_at, p.execution_completed_at) if t is not None]
+    return max(times, default=None)
+
+
+def choose_as_of(given: datetime | None, sample_only: bool, proposals: list[Proposal], now: datetime) -> tuple[datetime, str]:
+    """(as_of, rule): ``given`` if set; the last event of a log that is the bundled sample alone; else ``now``."""
+    if given is not None:
+        return given, AS_OF_GIVEN
+    if sample_only and (end := last_event(proposals)) is not None:
+        return end, AS_OF_SAMPLE_END
+    return now, AS_OF_RUN_CLOCK
 
 
 def _frame(rows: list, row_type) -> pd.DataFrame:
@@ -90,38 +149,27 @@ def _frame(rows: list, row_type) -> pd.DataFrame:
     return pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(row_type)])
 
 
-def create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS commands")
-    for table, columns in DDL.items():
-        con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
-        comment_columns(con, table, COMMENTS.get(table, {}))
+def replace_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime, as_of: tuple[datetime, str]) -> None:
+    """`write_ingest` in a transaction of its own, run again when a concurrent ingest committed first
+    (both update the row db.serialize_writes updates, so the later commit conflicts)."""
+    retrying_transaction(con, lambda con: write_ingest(con, accepted, seen_at, as_of))
 
 
-
-
-def replace_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
-    """`write_ingest` in a transaction of its own, run again when a concurrent ingest replaced the
-    tables first (DuckLake refuses the later of two commits that create or replace the same table)."""
-    retrying_transaction(con, lambda con: write_ingest(con, accepted, seen_at))
-
-
-def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime) -> None:
-    """Replace the four ingest tables with this ingest (call inside one transaction)."""
-    create_tables(con)
+def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: datetime, as_of: tuple[datetime, str]) -> None:
+    """Replace the rows of the four ingest tables and the as_of row (``choose_as_of``) with this ingest (call inside
+    one transaction)."""
     # A proposal's or audit entry's location only serves error messages; it is not a column.
-    insert(con, "commands.proposals", _frame(accepted.proposals, Proposal).drop(columns="location"))
-
     audit = _frame(accepted.audit, AuditEntry).drop(columns="location")
     audit["seq"] = audit.groupby("proposal_id").cumcount() if not audit.empty else []
-    insert(con, "commands.audit_log", audit)
-
-    for table, rows, row_type in (
-        ("commands.invalid_transitions", accepted.invalid_transitions, InvalidTransition),
-        ("commands.ingest_errors", accepted.errors, IngestError),
-    ):
-        frame = _frame(rows, row_type)
-        frame["seen_at"] = pd.Timestamp(seen_at)
+    frames = [_frame(accepted.proposals, Proposal).drop(columns="location"), audit]
+    for rows, row_type in ((accepted.invalid_transitions, InvalidTransition), (accepted.errors, IngestError)):
+        frames.append(_frame(rows, row_type).assign(seen_at=pd.Timestamp(seen_at)))
+    serialize_writes(con)  # two concurrent replacements on DuckLake would both commit (db.serialize_writes)
+    for table, frame in zip(INGEST_TABLES, frames):
+        con.execute(f"DELETE FROM {table}")
         insert(con, table, frame)
+    con.execute(f"DELETE FROM {metrics.AS_OF_TABLE}")
+    insert(con, metrics.AS_OF_TABLE, [(seen_at, *as_of)], ("ingested_at", "as_of", "as_of_rule"))
 
 
 def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]]:

@@ -13,6 +13,12 @@ HEATER_RANGE = (0, 9)
 FAN_RANGE = (1, 12)
 DRUM_RANGE = (1, 9)
 
+# The sidecar's timing defaults other domains reckon with (seconds): every command ends within its command
+# timeout (safety.SafetyLimits.command_timeout_s), and what it reports reaches the warehouse on a later
+# warehouse cycle (sidecar.SidecarConfig.queue_poll_interval_s). commands' EXECUTION_STUCK alert derives from both.
+COMMAND_TIMEOUT_S = 20.0
+WAREHOUSE_CYCLE_S = 2.0
+
 # What the sidecar did with each proposal; commands folds these rows into its lifecycles.
 COMMAND_EXECUTIONS_COLUMNS = (
     "execution_id", "proposal_id", "machine_id", "session_id", "recording_id", "command_type", "target_value",

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
+from daena_pipelines.device import contract
 from daena_pipelines.device import roaster as r
 from daena_pipelines.device.roaster import SAFE_STATES, State, Status
 
@@ -44,7 +45,7 @@ class SafetyLimits:
     step_confirm_s: float = 0.5  # a step not seen in the status by then counts as missed
     max_step_retries: int = 3
     prs_confirm_s: float = 2.0
-    command_timeout_s: float = 20.0
+    command_timeout_s: float = contract.COMMAND_TIMEOUT_S
     lost_control_s: float = 3.0  # no valid status for this long while heating: abort
     abort_overdue_s: float = 5.0  # reachable time after which an unconfirmed abort is reported overdue (it keeps going)
     # heater 0 in a safe state must hold this long in consecutive statuses to count as confirmed: no status

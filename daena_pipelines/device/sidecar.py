@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from daena_pipelines.config import Settings
-from daena_pipelines.device import clock as device_clock, roaster as r
+from daena_pipelines.device import clock as device_clock, contract as device_contract, roaster as r
 from daena_pipelines.device.clock import RealClock, SteppedClock, make_clock
 from daena_pipelines.device.command_store import CommandBridge, WarehouseIO, claim_machine
 from daena_pipelines.device.driver import BULLET_R1
@@ -86,7 +86,7 @@ class SidecarConfig:
     bt_channel: str = "a"  # 'a': BT = bytes 0-3 (Artisan's R1 BT/DT); 'b': BT = bytes 8-11 (Artisan's IBTS mode)
     dry_end_bt_c: float | None = 150.0  # DRY_END when BT reaches it (None: only operator marks)
     fcs_bt_c: float | None = None  # FCs when BT reaches it; None (default): only the operator marks FCs
-    queue_poll_interval_s: float = 2.0  # how often the warehouse thread reads the queue (device seconds)
+    queue_poll_interval_s: float = device_contract.WAREHOUSE_CYCLE_S  # how often the warehouse thread reads the queue (device seconds)
     approval_ttl_s: float = 300.0  # an approval without expires_at expires this long after approved_at
     reconnect_timeout_s: float = 30.0  # give up (and close the session) after this long unplugged
     reconnect_interval_s: float = 1.0  # one reconnect attempt per this many seconds, loop keeps cycling

@@ -9,7 +9,6 @@ THRESHOLDS with at least MIN_PAIRS pairs, the agreement is flagged (a WARN check
 """
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daena_pipelines.evals.judge import SCORE_COLUMNS, SCORE_FIELDS
+from daena_pipelines.values import BadJson, strict_json
 
 # Score bands for kappa: the four verdicts a reviewer gives (poor / fair / good / excellent).
 BANDS = ((0, 39, "poor"), (40, 69, "fair"), (70, 84, "good"), (85, 100, "excellent"))
@@ -41,10 +41,20 @@ class Label:
 
 def load_labels(path: Path) -> tuple[dict, list[Label]]:
     """The file's header (who labelled, when, how) and its labels, validated."""
-    data = json.loads(path.read_text())
+    try:
+        data = strict_json(path.read_bytes())  # a score written twice is refused, not its last value taken
+    except BadJson as exc:
+        raise InvalidLabels(f"{path.name}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("labels", []), list):
+        raise InvalidLabels(f"{path.name}: expected a JSON object with a 'labels' list")
     labels = []
     for i, entry in enumerate(data.get("labels", [])):
         where = f"{path.name} labels[{i}]"
+        if not isinstance(entry, dict):
+            raise InvalidLabels(f"{where}: must be an object, got {entry!r:.60}")
+        for key in ("session_id", "case_id"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise InvalidLabels(f"{where}: '{key}' must be a non-empty string, got {entry.get(key)!r:.60}")
         scores = {}
         for name in SCORE_FIELDS:
             value = entry.get(name)
@@ -106,7 +116,7 @@ def _status(n: int, values: dict[str, float | None]) -> str:
 
 
 def agreement(judged: Sequence[dict], labels: Sequence[Label], outcomes: dict[tuple[str, str], str]) -> list[dict]:
-    """Rows of evals.judge_agreement for one (source, endpoint, model): per dimension vs the labels, and
+    """Rows of evals.judge_agreement for one (source, endpoint, model, session source): per dimension vs the labels, and
     judge vs gates. ``judged`` are judged rows of judge_scores; ``outcomes`` maps (session, case) to the eval outcome."""
     samples: dict[tuple[str, str], list[dict]] = {}
     for r in judged:

@@ -119,7 +119,7 @@ def command_deviation_gate(case: GoldenCase, proposals: Sequence[dict] | None) -
     """Each baseline command is matched to the executed proposal of its type closest to it."""
     name = "command_deviation"
     if proposals is None:
-        return Gate(name, "not_applicable", reason="commands.proposals table absent")
+        return Gate(name, "not_applicable", reason="commands.proposals absent or empty")
     executed = [p for p in proposals if _executed(p)]
     if not executed:
         return Gate(name, "not_applicable", reason="no executed command proposals for this session")
@@ -157,7 +157,7 @@ def unsafe_rejected_gate(case: GoldenCase, proposals: Sequence[dict] | None) -> 
     """SHOULD_REJECT: every proposal resembling an unsafe baseline command must end REJECTED."""
     name = "unsafe_rejected"
     if proposals is None:
-        return Gate(name, "not_applicable", reason="commands.proposals table absent")
+        return Gate(name, "not_applicable", reason="commands.proposals absent or empty")
     matching = [
         p
         for c in case.baseline_commands

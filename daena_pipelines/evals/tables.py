@@ -109,6 +109,18 @@ MIGRATIONS = (
     ]),
     # written by every write until this migration; a changed description is a new migration
     Migration(4, "column descriptions of evals.eval_runs and evals.judge_scores", _describe_columns),
+    # rows before it pooled the roasts of every source: NULL until the next refresh
+    Migration(5, "evals.judge_agreement per session source (simulated and real roasts never pooled)", [
+        "ALTER TABLE evals.judge_agreement ADD COLUMN IF NOT EXISTS session_source VARCHAR",
+        "COMMENT ON COLUMN evals.judge_agreement.session_source IS 'telemetry.sessions.source of the judged roasts "
+        "(simulator, real; unknown: session gone); NULL: computed before roasts were split by source, all pooled'",
+    ]),
+    # Earlier rows keep NULL: which version scored them is unknown, so eval_runs_complete flags them.
+    Migration(6, "eval_runs.case_sha256: the version of the golden case file a row was scored against", [
+        "ALTER TABLE evals.eval_runs ADD COLUMN IF NOT EXISTS case_sha256 VARCHAR",
+        "COMMENT ON COLUMN evals.eval_runs.case_sha256 IS 'SHA-256 of the golden case file the row was scored "
+        "against (evals.golden_cases.content_sha256 then); empty when no case matches'",
+    ]),
 )
 
 GATE_TEXT = {
@@ -185,6 +197,11 @@ def read_golden_cases(con) -> list[GoldenCase]:
     return [parse_case(json.loads(definition), f"evals.golden_cases[{case_id}]") for case_id, definition in rows]
 
 
+def read_case_versions(con) -> dict[str, str]:
+    """case_id -> content_sha256 of the case files evals.golden_cases holds now."""
+    return dict(con.execute("SELECT case_id, content_sha256 FROM evals.golden_cases").fetchall())
+
+
 def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
     """Sessions roasted in [start, end), each with its roast metrics (NULLs when it has none)."""
     metrics = ", ".join(f"m.{c}" for c in SCORED_METRICS)
@@ -198,8 +215,9 @@ def read_sessions(con, start: datetime, end: datetime) -> list[dict]:
 
 
 def read_proposals(con, session_ids: Sequence[str]) -> dict[str, list[dict]] | None:
-    """Proposals per session from commands.proposals; None when that table does not exist."""
-    if not table_exists(con, "commands.proposals"):
+    """Proposals per session from commands.proposals; None when the commands ingest has not run: the table
+    is absent (a warehouse from before commands migration 4) or holds no rows (migration 4 makes it empty)."""
+    if not table_exists(con, "commands.proposals") or not con.execute("SELECT count(*) FROM commands.proposals").fetchone()[0]:
         return None
     by_session: dict[str, list[dict]] = {s: [] for s in session_ids}
     if session_ids:
@@ -218,8 +236,10 @@ def replace_partitions(con, table: str, first: date, last: date, columns: Sequen
     replace_rows(con, Replacement(table, rows, columns, "partition_date BETWEEN ? AND ?", (first, last)))
 
 
-def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None) -> list[dict]:
-    """One row per (session, matching case); a session no case matches gets one NEEDS_REVIEW row."""
+def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposals: dict | None,
+                  case_versions: dict[str, str]) -> list[dict]:
+    """One row per (session, matching case), with the version of the case file that scored it; a session
+    no case matches gets one NEEDS_REVIEW row."""
     now = datetime.now(timezone.utc)
     out = []
     for s in sessions:
@@ -233,12 +253,13 @@ def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposa
         }
         matched = [c for c in cases if c.matches(s["beans"], s["machine"])]
         if not matched:
-            out.append({**base, "case_id": None, "expectation": None, "outcome": "NEEDS_REVIEW",
+            out.append({**base, "case_id": None, "case_sha256": None, "expectation": None, "outcome": "NEEDS_REVIEW",
                         "reason": "no golden case matches these beans and machine", "gates": "[]",
                         **{f"{g}_pass": None for g in scoring.GATES}})
         for case in matched:
             ev = scoring.evaluate(case, metrics, session_proposals)
-            out.append({**base, "case_id": case.case_id, "expectation": case.expectation, "outcome": ev.outcome,
+            out.append({**base, "case_id": case.case_id, "case_sha256": case_versions.get(case.case_id),
+                        "expectation": case.expectation, "outcome": ev.outcome,
                          "reason": ev.reason, "gates": json.dumps(ev.gates_json()),
                          **{f"{g.name}_pass": g.passed for g in ev.gates}})
     return out
@@ -247,7 +268,7 @@ def eval_run_rows(sessions: Sequence[dict], cases: Sequence[GoldenCase], proposa
 EVAL_RUN_COLUMNS = (
     "partition_date", "session_id", "case_id", "expectation", "roasted_at", "beans", "machine", "session_source",
     "outcome", "reason", *(f"{g}_pass" for g in scoring.GATES), "gates", "metrics", "commands_available",
-    "evaluated_at",
+    "evaluated_at", "case_sha256",
 )
 
 
@@ -273,16 +294,18 @@ def refresh_pass_at_k(con) -> None:
     replace_rows(con, Replacement("evals.pass_at_k", rows, columns))
 
 
-AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "comparison", "dimension", "n_pairs", "spearman",
+AGREEMENT_COLUMNS = ("source", "endpoint", "model", "prompt_version", "session_source", "comparison", "dimension", "n_pairs", "spearman",
                      "kappa", "agreement_rate", "status", "labels_file", "computed_at")
 
 
 def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_file: str) -> list[dict]:
-    """evals.judge_agreement over all judged rows, one block of rows per (source, endpoint, model, prompt version):
-    sources are never pooled, so a simulator's agreement never stands for the real judge's."""
+    """evals.judge_agreement over all judged rows, one block of rows per (source, endpoint, model, prompt version,
+    session source): neither is pooled, so a simulator's agreement never stands for the real judge's, nor the
+    judge's agreement over simulated roasts for its agreement over real ones."""
     judged = _rows(con.execute(
-        f"SELECT session_id, case_id, source, endpoint, model, prompt_version, {', '.join(judge.SCORE_COLUMNS.values())} "
-        "FROM evals.judge_scores WHERE status = 'judged'"
+        f"""SELECT j.session_id, j.case_id, j.source, j.endpoint, j.model, j.prompt_version,
+                   coalesce(s.source, 'unknown') AS session_source, {', '.join(f"j.{c}" for c in judge.SCORE_COLUMNS.values())}
+            FROM evals.judge_scores j LEFT JOIN telemetry.sessions s USING (session_id) WHERE j.status = 'judged'"""
     ))
     outcomes = {(s, c): o for s, c, o in con.execute(
         "SELECT session_id, case_id, outcome FROM evals.eval_runs WHERE case_id IS NOT NULL "
@@ -290,11 +313,11 @@ def refresh_judge_agreement(con, labels: Sequence[calibration.Label], labels_fil
     ).fetchall()}
     groups: dict[tuple, list[dict]] = {}
     for r in judged:
-        groups.setdefault((r["source"], r["endpoint"], r["model"], r["prompt_version"]), []).append(r)
+        groups.setdefault((r["source"], r["endpoint"], r["model"], r["prompt_version"], r["session_source"]), []).append(r)
     now = datetime.now(timezone.utc)
     rows = [
-        {"source": g[0], "endpoint": g[1], "model": g[2], "prompt_version": g[3], **a, "labels_file": labels_file,
-         "computed_at": now}
+        {"source": g[0], "endpoint": g[1], "model": g[2], "prompt_version": g[3], "session_source": g[4], **a,
+         "labels_file": labels_file, "computed_at": now}
         for g, members in sorted(groups.items()) for a in calibration.agreement(members, labels, outcomes)
     ]
     replace_rows(con, Replacement("evals.judge_agreement", [[r[c] for c in AGREEMENT_COLUMNS] for r in rows], AGREEMENT_COLUMNS))

@@ -1,7 +1,7 @@
 """Incremental, idempotent ingest of a landing folder into telemetry.*.
 
-A file is identified by (path, SHA-256 of its bytes): a file already seen with the same content
-is skipped, so re-running changes nothing. A session is identified by its measured content
+A file is identified by (path, SHA-256 of its bytes): a file whose content is the one it held when
+last ingested is skipped, so re-running changes nothing. A session is identified by its measured content
 (`RoastSession.session_id`), so a renamed or re-saved copy of a roast is recorded as a
 duplicate instead of a second session. A file whose content changed in place replaces the
 session it produced before. A bad file becomes one `ingest_errors` row, a quarantined copy and a
@@ -158,6 +158,14 @@ def walk(landing_dir: Path) -> Iterator[Path]:
     for folder, subfolders, files in os.walk(landing_dir):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         yield from (Path(folder, name) for name in sorted(files))
+
+
+def missing_landing(folder: Path) -> str | None:
+    """Why the user's landing folder yields no file when it is not a folder (a typo in
+    DAENA_LANDING_DIR reads as an empty folder otherwise: os.walk of a missing path yields nothing)."""
+    if folder.is_dir():
+        return None
+    return f"the landing folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}: no roast file is read from it (set DAENA_LANDING_DIR)"
 
 
 def discover(landing_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -643,19 +651,24 @@ class _StateCache:
         self._count, self._state = count, state
 
 
+# Each file's content when it was last ingested. Only that one counts as unchanged: a file edited
+# from A to B and back to A holds A's roast again, and with every content ever seen counted, A was
+# skipped and the warehouse kept B's session (a file repaired back to a loaded content stayed
+# reported as rejected).
+LATEST_CONTENT = "SELECT source_path, arg_max(content_sha256, seen_at) FROM telemetry.source_files GROUP BY source_path"
+
+
 @dataclass
 class _State:
     """What the warehouse already holds, as far as classifying new files goes."""
 
-    known_sha256s: dict[str, set[str]]  # path -> contents already ingested from it
+    known_sha256s: dict[str, set[str]]  # path -> the content it held when last ingested (LATEST_CONTENT)
     sessions: dict[str, tuple[str, str, int, int]]  # session_id -> (path, sha256, richness, size)
     session_by_path: dict[str, str]
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> _State:
-        known: dict[str, set[str]] = {}
-        for path, sha in con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall():
-            known.setdefault(path, set()).add(sha)
+        known = {path: {sha} for path, sha in con.execute(LATEST_CONTENT).fetchall()}
         richness = " + ".join(f"({c} IS NOT NULL)::INTEGER" for c in (*RICHNESS_FIELDS, "artisan_computed"))
         sessions = {sid: (path, sha, rich, size or 0) for sid, path, sha, rich, size in con.execute(
             f"""SELECT s.session_id, s.source_path, s.content_sha256, {richness}, f.size_bytes FROM telemetry.sessions s
@@ -724,7 +737,7 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport):
                 state.sessions[sid] = (item.path, item.sha256, item.rows.richness, item.size)
                 state.session_by_path[item.path] = sid
                 report.loaded.append(sid)
-        state.known_sha256s.setdefault(path, set()).add(item.sha256)
+        state.known_sha256s[path] = {item.sha256}
         outcomes.append(outcome)
     return batch, outcomes, errors, replaced
 

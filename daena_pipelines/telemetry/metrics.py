@@ -37,7 +37,8 @@ DEFAULT_ROR = RorSettings()
 #    replayed live TP, one saved again after being reopened at the profile's TP
 # 8: with the green beans' temperature entered (Artisan 2.4.5+), the drying phase's RoR and rise
 #    run from it at CHARGE to DRY END
-METRICS_VERSION = 8
+# 9: the live TP fallback is 2 min from Artisan 3.2 on (was 3.4)
+METRICS_VERSION = 9
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -111,7 +112,7 @@ def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, 
     in, no DRY END yet: the BT four samples back is <= each later one and < the latest), every
     sample proposes the lowest BT since CHARGE (the latest on a tie) as TP and accepts it only if
     it lies strictly inside LIVE_TP_BOUNDS; the fallback takes the current sample once more than
-    `fallback_s` have passed since CHARGE (150 s up to Artisan 3.3, 120 s from 3.4: alog sets
+    `fallback_s` have passed since CHARGE (150 s up to Artisan 3.1, 120 s from 3.2: alog sets
     it; it wins a tie). Checks stop once DRY END is marked (a mark at the fallback sample comes
     after it). The lowest BT since CHARGE only falls, so when it is already at or below the floor
     at the rise check (a cold start: beans charged into a cold roaster or an air roaster), no

@@ -107,6 +107,9 @@ def parse_sidecar(data: bytes, source_path: str) -> RoastSession:
     source = header.get("source")
     if source not in ("real", "simulator"):
         raise InvalidSession("bad_header", f"{source_path}: header source {source!r} is not 'real' or 'simulator'")
+    if source == "real" and header.get("simulator") is not None:  # only the virtual roaster writes that block
+        raise InvalidSession("bad_header", f"{source_path}: header says source 'real' but carries the simulator's "
+                                           "settings (seed, thermal model): not loaded as a real roast")
     mapping = header.get("channel_mapping") or {}
     if not isinstance(mapping, dict) or sorted(map(str, mapping.values())) != sorted(CHANNELS) or set(mapping) != {"bt", "et"}:
         raise InvalidSession("bad_header", f"{source_path}: channel_mapping {mapping!r} must map bt and et to a and b")

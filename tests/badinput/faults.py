@@ -334,6 +334,9 @@ def jsonl_cases(rng: random.Random) -> list[Case]:
     case("lone surrogate", "jsonl-surrogate-reasoning", r"surrogate", top(reasoning="bad \ud800"))
     case("lone surrogate", "jsonl-surrogate-actor", r"surrogate", top(actor="op\udc80"))
     case("truncated", "jsonl-truncated-line", r"invalid JSON", line=lambda text: text[: len(text) // 2].encode())
+    # a key twice: Python's reader kept the last value silently
+    case("duplicate key", "jsonl-target-twice", r"invalid JSON: key 'target_value' appears twice",
+         line=lambda text: text.replace('"command": {', '"command": {"target_value": 999, ', 1).encode())
     case("wrong type", "jsonl-nan-target", r"target_value.*finite", line=lambda text: text.replace('"command": {', '"command": {"target_value": NaN, ', 1).replace(', "target_value": ', ', "_old": ', 1).encode())
     return cases
 

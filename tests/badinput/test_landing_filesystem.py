@@ -14,9 +14,10 @@ from daena_pipelines.telemetry import ingest
 from tests.telemetry.profiles import alog_bytes, profile
 
 
-def _finishes(work, fifos, timeout_s=10.0):
-    """Run `work` in a thread; True if it ended within `timeout_s`. One stuck opening a named pipe
-    is let go (a writer opens and closes the pipe: the reader sees an empty file) so the test ends."""
+def _finishes(work, fifos, timeout_s=60.0):
+    """Run `work` in a thread; True if it ended within `timeout_s` (generous: a sensor tick on a loaded
+    machine takes seconds; waiting on a pipe never ends). One stuck opening a named pipe is let go (a
+    writer opens and closes the pipe: the reader sees an empty file) so the test ends."""
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     thread.join(timeout_s)
@@ -85,3 +86,20 @@ def test_the_sensor_does_not_read_a_file_the_ingest_will_not_read(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 4 * 1024 * 1024  # before: the whole file, 64 MiB, was read to hash it
+
+
+def test_a_landing_folder_that_does_not_exist_is_named_not_read_as_empty(data_env, monkeypatch):
+    from daena_pipelines.defs.telemetry.assets import telemetry_ingest
+    from daena_pipelines.lib.settings import DaenaSettings
+    from daena_pipelines.lib.warehouse import WarehouseResource
+
+    typo = data_env / "Artsian"  # DAENA_LANDING_DIR mistyped
+    monkeypatch.setenv("DAENA_LANDING_DIR", str(typo))
+    why = f"the landing folder {typo} does not exist: no roast file is read from it (set DAENA_LANDING_DIR)"
+    tick = defs.resolve_sensor_def("landing_folder_sensor").evaluate_tick(dg.build_sensor_context(resources=defs.resources))
+    assert tick.run_requests == [] and tick.skip_message.endswith(why)  # before: "... among 0 in ...", as for an empty folder
+    result = dg.materialize([telemetry_ingest], resources={"duckdb": WarehouseResource(database=str(data_env / "w.duckdb")),
+                                                           "daena_settings": DaenaSettings()})
+    sessions = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "sessions")
+    assert result.success and why in sessions.metadata["landing_dirs"].value
+    assert sessions.metadata["sessions_loaded"].value == 0

@@ -83,3 +83,18 @@ def test_a_golden_value_file_that_would_let_everything_pass_is_a_named_failure(t
         (outcome,), _run = evaluate_file(con, path)
     assert not outcome.passed  # before: passed (|50 - 1| <= inf, <= 10**400, <= the second tolerance)
     assert outcome.metric == "golden_file:t.golden.json" and str(path) in outcome.note and problem in outcome.note
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (lambda text: text.replace('"labels": [', '"labels": [[1, 2], ', 1), r"labels\[0\]: must be an object"),  # before: AttributeError
+    (lambda text: text.replace('"session_id": ', '"sid": ', 1), r"labels\[0\]: 'session_id' must be a non-empty string"),  # before: KeyError
+    (lambda text: text.replace('"labelled_by": ', '"labelled_by": "x", "labelled_by": ', 1), r"key 'labelled_by' appears twice"),  # before: loaded
+    (lambda text: text[: len(text) // 2], r"not valid JSON: .* at line \d+ column \d+"),  # before: JSONDecodeError naming no file
+])
+def test_unusable_calibration_labels_name_the_file_and_the_problem(tmp_path, edit, problem):
+    from daena_pipelines.evals import calibration
+
+    path = tmp_path / "calibration.json"
+    path.write_text(edit((PROJECT_ROOT / "golden" / "judge" / "calibration.json").read_text()))
+    with pytest.raises(calibration.InvalidLabels, match=rf"^calibration\.json.*{problem}"):
+        calibration.load_labels(path)

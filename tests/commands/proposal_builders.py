@@ -49,6 +49,11 @@ def write_store(path, proposals, audit):
     return path
 
 
+def write_ingest(con, accepted):
+    """The ingest's write at T0, its log aged to its own last event (as the bundled sample is)."""
+    tables.write_ingest(con, accepted, T0, tables.choose_as_of(None, True, accepted.proposals, T0))
+
+
 def load(db_path, built):
     """Write constructed (proposal, history) pairs through the real ingest path and build outcome metrics."""
     batch = store.Batch()
@@ -57,5 +62,5 @@ def load(db_path, built):
     accepted = store.accept(batch)
     assert not accepted.invalid_transitions, accepted.invalid_transitions
     with connect(db_path) as con, transaction(con):
-        tables.write_ingest(con, accepted, T0)
+        write_ingest(con, accepted)
         metrics.build_outcome_metrics(con)

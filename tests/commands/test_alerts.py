@@ -4,10 +4,12 @@ from dataclasses import fields
 from datetime import timedelta
 
 import pytest
-from proposal_builders import FULL, T0, build, load
+from proposal_builders import FULL, T0, build, load, write_ingest
 
-from daena_pipelines.commands import alerts, metrics, store, tables
+from daena_pipelines.commands import alerts, metrics, store
 from daena_pipelines.db import connect, transaction
+from daena_pipelines.device.safety import SafetyLimits
+from daena_pipelines.device.sidecar import SidecarConfig
 
 TO_EXECUTING = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
 
@@ -92,6 +94,21 @@ def test_a_command_stuck_executing_past_the_sidecar_timeout_alerts(tmp_path):
         ("stuck", "ERROR", 3600, 60), ("past-limit", "ERROR", 60.5, 60)]
     assert found[0]["alert_at"] == as_of - timedelta(seconds=3600)
     assert found[0]["message"] == "SET_POWER 5.0 still EXECUTING 3600 s after it started (limit 60 s): nothing recorded how it ended"
+
+
+def test_the_stuck_limit_follows_the_sidecars_command_timeout_and_warehouse_cycle(tmp_path):
+    """The limit was a fixed 60 s, right only for the sidecar's default 20 s command timeout: a sidecar run with a
+    300 s timeout raised EXECUTION_STUCK for each long command still inside it. Now it is command timeout + 5
+    warehouse cycles + 30 s, the first two the sidecar's own defaults unless configured."""
+    defaults = alerts.AlertThresholds()
+    assert (defaults.command_timeout_s, defaults.warehouse_cycle_s) == (SafetyLimits().command_timeout_s,
+                                                                        SidecarConfig().queue_poll_interval_s)
+    as_of = T0 + timedelta(seconds=1000)
+    rows = [build("inside-timeout", TO_EXECUTING, start=as_of - timedelta(seconds=203)),
+            build("stuck", TO_EXECUTING, start=as_of - timedelta(seconds=403), machine_id="m2")]
+    found = of_type(run_alerts(tmp_path, rows, as_of=as_of, command_timeout_s=300), "EXECUTION_STUCK")
+    assert [(a["proposal_id"], a["observed_value"], a["threshold"]) for a in found] == [("stuck", 400, 340)]
+    assert found[0]["message"] == "SET_POWER 5.0 still EXECUTING 400 s after it started (limit 340 s): nothing recorded how it ended"
 
 
 def test_approval_expired(tmp_path):
@@ -245,7 +262,7 @@ def test_a_command_run_without_a_valid_approval_is_a_critical_alert(tmp_path):
     store.apply_executions(batch, [sidecar_ran(p) for p in ("rejected", "expired", "approved")])
     db = tmp_path / "w.duckdb"
     with connect(db) as con, transaction(con):
-        tables.write_ingest(con, store.accept(batch), T0)
+        write_ingest(con, store.accept(batch))
         metrics.build_outcome_metrics(con)
         alerts.build_alerts(con, alerts.AlertThresholds())
         found = con.execute("SELECT proposal_id, severity, machine_id, command_type, alert_at, message FROM commands.alerts "

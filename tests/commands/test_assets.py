@@ -3,12 +3,14 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
 import pytest
+from proposal_builders import write_store
 
-from daena_pipelines.commands import alerts
+from daena_pipelines.commands import alerts, tables
 from daena_pipelines.commands.model import STATUSES
 from daena_pipelines.config import ASSETS_DIR, PROJECT_ROOT
 from daena_pipelines.db import connect
@@ -76,17 +78,29 @@ def test_invalid_input_is_flagged_and_kept_out(default_run):
 
 
 def test_bundled_log_raises_every_alert_type(default_run):
-    db, _ = default_run
+    db, result = default_run
     assert {t for (t,) in query(db, "SELECT DISTINCT alert_type FROM commands.alerts")} == set(alerts.ALERT_TYPES)
+    # the bundled sample alone is aged to its own last event, so its outputs do not depend on when it runs
+    (last,) = query(db, "SELECT max(greatest(created_at, approved_at, rejected_at, expired_at, execution_started_at, "
+                        "execution_completed_at)) FROM commands.proposals")[0]
+    metadata = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert metadata["commands/proposals"]["as_of_rule"].value == tables.AS_OF_SAMPLE_END
+    assert metadata["commands/proposals"]["as_of"].value == metadata["commands/alerts"]["as_of"].value == last.isoformat()
 
 
-def test_rematerialising_replaces_instead_of_appending(default_run, tmp_path):
+def test_rematerialising_replaces_rows_in_the_tables_the_migrations_made(default_run, tmp_path):
     db, _ = default_run
     copy = tmp_path / "again.duckdb"
     copy.write_bytes(db.read_bytes())
-    before = query(copy, "SELECT count(*) FROM commands.proposals")
+    names = [name for (name,) in query(copy, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'commands' ORDER BY 1")]
+    with connect(copy) as con:  # what a later migration may do to any of them
+        for name in names:
+            con.execute(f"ALTER TABLE commands.{name} ADD COLUMN added_later VARCHAR")
     assert materialize(copy).success
-    assert query(copy, "SELECT count(*) FROM commands.proposals") == before
+    # a run writes rows into the tables the migrations made (before, it re-created them and dropped the column)
+    assert [(name, *query(copy, f"SELECT count(*), count(added_later) FROM commands.{name}")[0]) for name in names] == [
+        ("alerts", 47, 0), ("audit_log", 1048, 0), ("ingest_as_of", 1, 0), ("ingest_errors", 1, 0), ("invalid_transitions", 10, 0),
+        ("outcome_metrics", 42, 0), ("proposals", 223, 0)]
 
 
 def test_sidecar_executions_land_in_the_same_tables(tmp_path):
@@ -195,5 +209,35 @@ def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild
     assert evaluations and all(e.passed for e in evaluations)
     assert query(old, "SELECT count(*), count(expired_at), count(expiry_reason) FROM commands.proposals") == [(before, 0, 0)]
     assert query(old, "SELECT sum(n_expired), sum(n_proposals) FROM commands.outcome_metrics") == [(0, before)]
-    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,), (3,)]
+    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,), (3,), (4,), (5,)]
     assert query(old, "SELECT DISTINCT origin FROM commands.outcome_metrics") == [("generated",)]
+
+
+def test_a_log_that_stops_at_executing_an_hour_ago_raises_execution_stuck_by_default(tmp_path):
+    """The sidecar died mid-command: the store's last event is the EXECUTING an hour ago, and one proposal was left
+    waiting for approval. Before, as_of defaulted to the log's latest timestamp — that EXECUTING itself — so
+    neither EXECUTION_STUCK nor APPROVAL_TIMEOUT could fire; a store that is not the bundled sample is live, so
+    its as_of is the run's wall-clock time."""
+    started = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+
+    def at(seconds):
+        return (started + timedelta(seconds=seconds)).isoformat()
+
+    path = ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING")
+    common = {"machine_id": "bullet-r1-virtual", "command_type": "SET_FAN", "target_value": 5.0, "target_unit": "level",
+              "proposed_by": "AGENT", "actor": "agent", "origin": "real"}
+    store = write_store(tmp_path / "store.sqlite", [
+        {"proposal_id": "running", "status": "EXECUTING", "created_at": at(-20), "approved_at": at(-10),
+         "execution_started_at": at(0), **common},
+        {"proposal_id": "waiting", "status": "PENDING_APPROVAL", "created_at": at(-30), **common},
+    ], [("running", at(t), before, after, "agent", None) for t, before, after in zip((-20, -20, -10, 0), (None, *path), path)]
+       + [("waiting", at(-30), None, "PROPOSED", "agent", None), ("waiting", at(-30), "PROPOSED", "PENDING_APPROVAL", "agent", None)])
+    db = tmp_path / "w.duckdb"
+    result = materialize(db, {"ops": {"command_proposals": {"config": {"sqlite_paths": [str(store)], "jsonl_paths": []}}}})
+    assert result.success
+    found = query(db, "SELECT alert_type, proposal_id, observed_value FROM commands.alerts ORDER BY 1")
+    assert [(t, p) for t, p, _ in found] == [("APPROVAL_TIMEOUT", "waiting"), ("EXECUTION_STUCK", "running")]
+    assert 3600 <= found[1][2] < 3600 + 120 and 3630 <= found[0][2] < 3630 + 120  # seconds so far, at the run's time
+    metadata = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert metadata["commands/proposals"]["as_of_rule"].value == tables.AS_OF_RUN_CLOCK
+    assert query(db, "SELECT pending_decision_n FROM commands.outcome_metrics") == [(1,)]

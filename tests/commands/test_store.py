@@ -2,9 +2,9 @@ import json
 import sqlite3
 
 import pytest
-from proposal_builders import FULL, T0, build, write_store
+from proposal_builders import FULL, T0, build, write_ingest, write_store
 
-from daena_pipelines.commands import store, tables
+from daena_pipelines.commands import store
 from daena_pipelines.commands.model import RAN_UNAPPROVED
 from daena_pipelines.db import connect, transaction
 
@@ -298,6 +298,6 @@ def test_a_real_proposal_ended_by_the_virtual_roaster_is_labelled_simulator_in_t
     accepted = store.accept(batch)
     assert accepted.errors == [] and accepted.invalid_transitions == []
     with connect(tmp_path / "w.duckdb") as con, transaction(con):
-        tables.write_ingest(con, accepted, T0)
+        write_ingest(con, accepted)
         origins = dict(con.execute("SELECT proposal_id, origin FROM commands.proposals").fetchall())
     assert origins == {"sim": "simulator", "real": "real", "gen": "generated"}

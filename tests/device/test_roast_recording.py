@@ -153,6 +153,23 @@ def test_bad_files_raise_invalid_session(records, kind):
     assert info.value.kind == kind and "bad.sidecar.jsonl" in str(info.value)
 
 
+def test_a_recording_claiming_real_with_the_simulators_settings_never_lands_as_a_real_roast(tmp_path):
+    """Only the virtual roaster writes a 'simulator' block (seed, thermal model, operator plan); a header that
+    also says source 'real' contradicts itself (an edited file, a writer bug). Before, it was ingested as a
+    real roast, so a simulated session could count wherever real roasts are meant; now it is rejected."""
+    from daena_pipelines.db import connect
+    from daena_pipelines.telemetry import ingest
+
+    path = tmp_path / "claims-real.sidecar.jsonl"
+    samples = [{"type": "sample", "t": t, "a": 20.0 + t, "b": 30.0 + t} for t in range(60)]
+    path.write_bytes(_file({**HEADER, "simulator": {"seed": 7}}, *samples, {"type": "event", "name": "CHARGE", "i": 5}))
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest.ingest(con, [path], tmp_path / "quarantine", workers=1)
+        assert con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0] == 0
+        [(kind, message)] = con.execute("SELECT error_kind, message FROM telemetry.ingest_errors").fetchall()
+    assert kind == "bad_header" and "simulator" in message
+
+
 def test_broken_line_in_the_middle_names_the_line():
     data = _file(HEADER) + b"{not json\n" + _file({"type": "sample", "t": 0, "a": 1, "b": 1})
     with pytest.raises(InvalidSession, match="line 2") as info:

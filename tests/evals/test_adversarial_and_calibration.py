@@ -107,3 +107,29 @@ def test_agreement_reduces_samples_to_the_median_and_flags_low_agreement():
     assert table["gates"]["agreement_rate"] == 1.0 and table["gates"]["status"] == "ok"
     few = calibration.agreement(rows[:6], labels, outcomes)
     assert {r["status"] for r in few} == {"too_few_pairs"}
+
+
+def test_agreement_never_pools_simulated_and_real_roasts(tmp_path):
+    """The judge's agreement with the gates over simulated roasts says nothing about real ones (and the labels
+    are of simulator recordings): judge_agreement has one block per session source. Before, the same judge's
+    rows over five simulated and five real roasts were pooled into one judge_vs_gates row of ten pairs."""
+    from daena_pipelines.db import connect
+    from daena_pipelines.evals import tables
+
+    sessions = [(f"sim{i}", "simulator") for i in range(5)] + [(f"real{i}", "real") for i in range(5)]
+    with connect(tmp_path / "w.duckdb") as con:
+        con.executemany("INSERT INTO telemetry.sessions (session_id, source_format, source, source_path, content_sha256, "
+                        "original_unit, ingested_at) VALUES (?, 'sidecar_jsonl', ?, 'f', 'h', 'C', now())", sessions)
+        con.executemany("INSERT INTO evals.eval_runs (session_id, case_id, outcome, session_source, evaluated_at) "
+                        "VALUES (?, 'c', ?, ?, now())", [(s, "PASS" if src == "real" else "FAIL", src) for s, src in sessions])
+        con.executemany("INSERT INTO evals.judge_scores (session_id, case_id, sample_index, status, source, endpoint, model, "
+                        "prompt_version, plan_clarity, physics_plausibility, constraint_respect, safety_score) "
+                        "VALUES (?, 'c', 0, 'judged', 'anthropic', 'https://api.anthropic.com', 'm', 'v', 50, 50, 90, 90)",
+                        [(s,) for s, _ in sessions])
+        labels = [calibration.Label(s, "c", dict.fromkeys(judge.SCORE_FIELDS, 80), "") for s, src in sessions if src == "simulator"]
+        tables.refresh_judge_agreement(con, labels, "calibration.json")
+        rows = con.execute("SELECT session_source, comparison, n_pairs, agreement_rate FROM evals.judge_agreement "
+                           "WHERE dimension = 'constraintRespect' ORDER BY ALL").fetchall()
+    # the judge calls every roast acceptable: right on the real ones (PASS), wrong on the simulated (FAIL)
+    assert rows == [("real", "judge_vs_gates", 5, 1.0), ("real", "judge_vs_human", 0, None),
+                    ("simulator", "judge_vs_gates", 5, 0.0), ("simulator", "judge_vs_human", 5, None)]

@@ -121,6 +121,8 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     assert {r.data["from_cache"] for r in meta["preview"].value.records} == {True}
     (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
     assert "3 of them reused from the cache" in valid.description
+    # the tests' local server scored every judged row: the green check says so (before: it did not)
+    assert "6 judged by a simulator" in valid.description and valid.metadata["judged_by_source"].value == {"simulator": 6}
 
 
 def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, monkeypatch):
@@ -203,6 +205,9 @@ def test_a_three_day_range_is_one_run(tmp_path, server, monkeypatch):
         assert (metadata["dagster/row_count"].value, metadata["sessions"].value) == (rows, sessions)
         assert {str(r.data["partition_date"]) for r in metadata["preview"].value.records} == {day}
         assert sum(metadata["rows_by_outcome"].value.values()) == rows
+        # the fixture's roasts are simulated: the day's tally and preview say so (before: bare outcomes)
+        assert all(k.endswith(" (simulator roast)") for k in metadata["rows_by_outcome"].value)
+        assert {r.data["session_source"] for r in metadata["preview"].value.records} == {"simulator"}
     assert query(db, "SELECT count(*) FROM evals.eval_runs") == [(sum(m["dagster/row_count"].value for m in events.values()),)]
     # the columns explain themselves in the UI: the gates, the outcome values
     columns = {c.name: c.description for c in events[DAYS[0]]["dagster/column_schema"].value.columns}
@@ -379,3 +384,35 @@ def test_a_range_tagged_past_the_last_partition_evaluates_no_day_dagster_does_no
         "dagster/asset_partition_range_end": (today.date() + timedelta(days=3)).isoformat()})
     assert [e.partition for e in result.asset_materializations_for_node("evals__eval_runs")] == [yesterday]
     assert query(db, "SELECT partition_date, session_id FROM evals.eval_runs") == []
+
+
+def test_rows_scored_by_an_earlier_version_of_a_case_are_flagged_until_their_days_are_rescored(tmp_path, monkeypatch):
+    """A golden case file edited after some days were evaluated: the nightly run rescores yesterday only, so the
+    older days keep verdicts of the old case (and pass@k pooled them). eval_runs_complete warns, naming the case
+    and the days to backfill (before: it passed); rescoring those days clears it."""
+    golden_dir = tmp_path / "golden"
+    shutil.copytree(Path(__file__).parent / "golden", golden_dir)
+    monkeypatch.setenv("DAENA_GOLDEN_DIR", str(golden_dir))
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings()}
+    assert dg.materialize([assets.golden_cases], resources=resources).success
+    assert dg.materialize([assets.eval_runs], resources=resources, tags={
+        "dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1]}).success
+    case_file = golden_dir / "cases" / "brazil-cerrado-light-medium.json"
+    case = json.loads(case_file.read_text())
+    case["tolerances"]["drop_bt_c"] = 5.0  # a reviewed change of the case: brz-2's 2.7 °C off is no longer near it
+    case_file.write_text(json.dumps(case))
+
+    def evaluate(day):
+        result = dg.materialize([assets.golden_cases, assets.eval_runs, checks.eval_runs_complete], partition_key=day,
+                                resources=resources, selection=[assets.golden_cases.key, assets.eval_runs.key])
+        (check,) = result.get_asset_check_evaluations()
+        return check
+
+    nightly = evaluate(DAYS[1])
+    assert not nightly.passed and nightly.severity == dg.AssetCheckSeverity.WARN
+    assert nightly.description.startswith("1 rows were scored against another version of their golden case: "
+                                          "brazil-cerrado-light-medium (file changed since) on 2026-11-17..2026-11-17, 1 rows")
+    assert "What to do: rematerialise evals/eval_runs over 2026-11-17...2026-11-17" in nightly.description
+    assert evaluate(DAYS[0]).passed

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 
-from daena_pipelines.commands import tables as commands_tables
+from daena_pipelines.migrations import migrate
 from daena_pipelines.telemetry import store as telemetry_store
 
 MACHINE = "Aillio Bullet R1 (virtual)"
@@ -62,7 +62,7 @@ def build(path, with_proposals: bool) -> None:
             [[session_id, float(t), 90 + t * 0.2 if t <= drop else 55.5, 12.0] for t in range(-30, int(drop) + 61, 2)],
         )
     if with_proposals:
-        commands_tables.create_tables(con)
+        migrate(con, ["commands"])  # the commands tables, as every warehouse gets them
         plan = [(0, "CHARGE", None), (0, "SET_POWER", 8), (0, "SET_FAN", 2), (0, "SET_DRUM", 8), (185, "SET_FAN", 3),
                 (300, "SET_POWER", 7), (420, "SET_POWER", 5), (450, "SET_FAN", 4), (520, "SET_POWER", 3), (650, "DROP", None)]
         started = datetime(2026, 11, 18, 9, tzinfo=timezone.utc)

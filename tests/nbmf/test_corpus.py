@@ -80,15 +80,25 @@ def test_reference_corpus_is_the_real_profiles_through_the_real_ingest(reference
     assert 0 < max(errors) <= 0.025 + 1e-9
 
 
-def test_reference_corpus_absent_is_a_skip_locally_and_an_error_under_ci(tmp_path, monkeypatch):
+@pytest.mark.parametrize("content", ["absent", "empty", "only rejected"])
+def test_reference_corpus_absent_is_a_skip_locally_and_an_error_under_ci(tmp_path, monkeypatch, content):
+    """An empty folder, or one whose files are all rejected, yields no profile either (before: no
+    records and no reason, so CI measured without the real profiles and said nothing)."""
     from daena_pipelines.nbmf.corpus import reference_corpus
 
+    folder = tmp_path / "reference"
+    if content != "absent":
+        folder.mkdir()
+    if content == "only rejected":
+        (folder / "broken.alog").write_bytes(b"{'mode': ")
     monkeypatch.delenv("CI", raising=False)
-    records, reason = reference_corpus(tmp_path / "nope")
-    assert records == [] and "not found" in reason
+    records, reason = reference_corpus(folder)
+    assert records == [] and reason.startswith(f"real reference profiles not found at {folder}")
+    if content == "only rejected":
+        assert reason.endswith(": 1 roast files, 1 rejected, none loaded")
     monkeypatch.setenv("CI", "true")
     with pytest.raises(FileNotFoundError, match="CI needs ../shared"):
-        reference_corpus(tmp_path / "nope")
+        reference_corpus(folder)
 
 
 def test_every_warehouse_record_says_whether_it_is_real_simulated_or_generated(tmp_path):

@@ -168,3 +168,19 @@ def test_an_unreadable_golden_file_is_one_named_failure(tmp_path, eval_warehouse
         (outcome,), run = evaluate_file(con, path)
     assert not outcome.passed and outcome.change == "unreadable"
     assert outcome.metric == "golden_file:evals.golden.json" and str(path) in outcome.note
+
+
+def test_the_eval_golden_values_are_of_simulated_roasts_and_their_file_says_so(tmp_path):
+    """The evals golden outcomes are the bundled sample sessions': recordings of the virtual roaster. Each golden
+    session is one the bundled data ingests as source 'simulator', and the file's description says they are
+    simulated (before: an empty description, nothing told a reader these were not real roasts)."""
+    from daena_pipelines.config import ASSETS_DIR, Settings
+    from daena_pipelines.db import connect
+    from daena_pipelines.telemetry import ingest
+
+    suite = GoldenSuite.load(Settings.from_env().golden_dir / "evals" / "outcomes.golden.json")
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest.ingest(con, sorted((ASSETS_DIR / "landing").glob("*.sidecar.jsonl")), tmp_path / "quarantine", workers=1)
+        source = dict(con.execute("SELECT session_id, source FROM telemetry.sessions").fetchall())
+    assert {source.get(e["key"]["session_id"]) for e in suite.entries} == {"simulator"}
+    assert "simulator" in suite.description and "not real roasts" in suite.description

@@ -28,7 +28,7 @@ def test_definitions_load():
 def test_materialize_ingest_with_checks(data_env):
     landing = data_env / "landing"
     (landing / "a.alog").write_bytes(alog_bytes(profile()))
-    (landing / "b.alog").write_bytes(alog_bytes(profile(mode="F", roastUUID="fahrenheit")))
+    (landing / "b.alog").write_bytes(alog_bytes(profile(mode="F", roastUUID="fahrenheit", daena_source="simulator")))
     (landing / "broken.alog").write_bytes(b"{'mode': ")
     (landing / "README.txt").write_text("not a roast")
     warehouse = str(data_env / "w.duckdb")
@@ -59,6 +59,12 @@ def test_materialize_ingest_with_checks(data_env):
                                    "USING (session_id) ORDER BY roasted_at DESC LIMIT 1").fetchone()
     assert chart["session_id"].value == latest and events["CHARGE"]["t_s"] == 0 and events["TP"]["t_s"] == round(tp_s, 1)
     assert {r.data["session_id"] for r in points.metadata["preview"].value.records} == {latest}  # the latest roast
+    # one roast real, one simulated: every preview of a derived table says which is which (before: only sessions did)
+    with duckdb.connect(warehouse) as con:
+        source_of = dict(con.execute("SELECT session_id, source FROM telemetry.sessions").fetchall())
+    assert sorted(source_of.values()) == ["real", "simulator"]
+    assert {(r.data["session_id"], r.data["source"]) for r in metrics.metadata["preview"].value.records} == set(source_of.items())
+    assert points.metadata["preview_session"].value == f"the latest roast (by roasted_at): {latest}, source {source_of[latest]}"
     with duckdb.connect(warehouse) as con:
         assert con.execute("SELECT list(original_unit ORDER BY original_unit) FROM telemetry.sessions").fetchone()[0] == ["C", "F"]
 

@@ -204,7 +204,7 @@ def test_a_cold_start_profile_begins_its_auc_at_artisans_live_tp_fallback():
 
 
 def test_the_live_tp_fallback_time_follows_the_artisan_version():
-    """150 s in the 2.1.2, 2.4.4 and 2024 sources, 120 s in 3.4.0 and later (docs/telemetry.md);
+    """150 s in the 2.1.2, 2.4.4 and 2024 sources, 120 s in 3.2.0 and later (docs/telemetry.md);
     only for an AUC begun at TP. Hand-made profiles (tests/telemetry/profiles.py)."""
     from daena_pipelines.telemetry.alog import profile_to_session
     from tests.telemetry.profiles import profile
@@ -213,7 +213,7 @@ def test_the_live_tp_fallback_time_follows_the_artisan_version():
         data = profile(version=version, computed={"AUC": 300, "AUCbegin": begin, "AUCbase": 100})
         return profile_to_session(data).settings.get("live_tp_fallback_s")
 
-    assert (fallback("2.4.4"), fallback("3.2.1"), fallback("3.4.0"), fallback("4.2.0")) == (150.0, 150.0, 120.0, 120.0)
+    assert (fallback("2.4.4"), fallback("3.1.4"), fallback("3.2.0"), fallback("3.4.0"), fallback("4.2.0")) == (150.0, 150.0, 120.0, 120.0, 120.0)
     # the 50 °C floor and the 150-s fallback came with 1.6.1 (commits of 2019-02-24 and 03-09):
     # before, the first candidate was taken, so the profile's TP stands (and for a file without version)
     assert (fallback("1.4.0"), fallback("1.6.0"), fallback(None), fallback("1.6.1")) == (None, None, None, 150.0)

@@ -6,6 +6,7 @@ Thin layer: reading and validation live in ``store``/``model``, SQL in ``tables`
 import typing
 from dataclasses import fields
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import pydantic
@@ -33,6 +34,11 @@ class CommandSourcesConfig(dg.Config):
         default_factory=lambda: [str(DEFAULT_DIR / "proposals_2026-11-17.jsonl")],
         description="JSONL exports, one proposal with its audit_log per line",
     )
+    as_of: typing.Optional[str] = pydantic.Field(
+        default=None, description="ISO time the sources describe: proposals still pending and executions still running are "
+        "aged up to it (APPROVAL_TIMEOUT, EXECUTION_STUCK). Default: the run's wall-clock time, right for the live store "
+        "and the sidecar's tables; give it for a historical export (when it was taken). The bundled sample alone: its last event",
+    )
     read_sidecar_executions: bool = pydantic.Field(
         default=True, description="also fold in the device sidecar's work when its tables exist: device.command_executions "
         "and the approvals it closed EXPIRED in device.command_queue"
@@ -41,13 +47,10 @@ class CommandSourcesConfig(dg.Config):
 
 # Alert thresholds as run config: one field per AlertThresholds field with the same default,
 # so the defaults are written once (alerts.py) and documented in docs/commands.md.
+# The alerts age open proposals to the ingest's as_of (CommandSourcesConfig.as_of), as the outcome metrics do.
 AlertsConfig = pydantic.create_model(
     "AlertsConfig",
     __base__=dg.Config,
-    as_of=(
-        typing.Optional[str],
-        pydantic.Field(default=None, description="ISO time pending proposals are aged against; default: the log's latest timestamp"),
-    ),
     **{f.name: (typing.get_type_hints(alerts.AlertThresholds)[f.name], f.default) for f in fields(alerts.AlertThresholds)},
 )
 
@@ -81,7 +84,12 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
         store.apply_executions(combined, executions)
         store.apply_expiries(combined, expiries)
         accepted = store.accept(combined)
-        tables.replace_ingest(con, accepted, datetime.now(timezone.utc))
+        paths = [*config.sqlite_paths, *config.jsonl_paths]
+        sample_only = bool(paths) and not executions and not expiries and all(
+            Path(p).resolve().parent == DEFAULT_DIR.resolve() for p in paths)
+        now = datetime.now(timezone.utc)
+        as_of, as_of_rule = tables.choose_as_of(parse_timestamp(config.as_of, "as_of"), sample_only, accepted.proposals, now)
+        tables.replace_ingest(con, accepted, now, (as_of, as_of_rule))
         context.log.info(
             f"{len(accepted.proposals)} proposals accepted, {len(accepted.invalid_transitions)} lifecycle problems, "
             f"{len(accepted.errors)} unreadable rows, {len(executions)} sidecar executions, {len(expiries)} expired approvals"
@@ -91,6 +99,8 @@ def command_proposals(context: dg.AssetExecutionContext, config: CommandSourcesC
             "jsonl_paths": dg.MetadataValue.json(config.jsonl_paths),
             "sidecar_executions_read": dg.MetadataValue.int(len(executions)),
             "sidecar_expiries_read": dg.MetadataValue.int(len(expiries)),
+            "as_of": dg.MetadataValue.text(as_of.isoformat()),
+            "as_of_rule": dg.MetadataValue.text(as_of_rule),
         }
         yield dg.MaterializeResult(
             asset_key=key(contract.PROPOSALS),
@@ -138,6 +148,7 @@ def outcome_metrics(duckdb: WarehouseResource) -> dg.MaterializeResult:
                     "n_execution_timeouts FROM commands.outcome_metrics LIMIT 12",
                 ),
                 # one rate per origin: a generated log's successes never stand for a real machine's
+                "as_of": dg.MetadataValue.text(metrics.recorded_as_of(con).isoformat()),
                 "success_rate_by_origin": dg.MetadataValue.json({o: None if r is None else float(r) for o, r in by_origin.items()}),
             }
         )
@@ -152,10 +163,9 @@ def outcome_metrics(duckdb: WarehouseResource) -> dg.MaterializeResult:
 )
 def command_alerts(config: AlertsConfig, duckdb: WarehouseResource) -> dg.MaterializeResult:
     values = config.model_dump()
-    as_of = parse_timestamp(values.pop("as_of"), "as_of")
     thresholds = alerts.AlertThresholds(**values)
     with duckdb.get_connection() as con:
-        retrying_transaction(con, lambda con: alerts.build_alerts(con, thresholds, as_of))
+        retrying_transaction(con, lambda con: alerts.build_alerts(con, thresholds))
         counts = dict(con.execute("SELECT alert_type, count(*) FROM commands.alerts GROUP BY 1").fetchall())
         return dg.MaterializeResult(
             metadata={
@@ -166,5 +176,6 @@ def command_alerts(config: AlertsConfig, duckdb: WarehouseResource) -> dg.Materi
                 ),
                 "by_type": dg.MetadataValue.json({t: counts.get(t, 0) for t in alerts.ALERT_TYPES}),
                 "thresholds": dg.MetadataValue.json(values),
+                "as_of": dg.MetadataValue.text(metrics.recorded_as_of(con).isoformat()),
             }
         )

@@ -113,15 +113,17 @@ def eval_runs(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> d
             raise dg.Failure(str(exc)) from exc
         sessions = tables.read_sessions(con, start, end)
         proposals = tables.read_proposals(con, [s["session_id"] for s in sessions])
-        rows = tables.eval_run_rows(sessions, cases, proposals)
+        rows = tables.eval_run_rows(sessions, cases, proposals, tables.read_case_versions(con))
         tables.replace_partitions(
             con, "evals.eval_runs", first, last, tables.EVAL_RUN_COLUMNS,
             [[r[c] for c in tables.EVAL_RUN_COLUMNS] for r in rows],
         )
-        _per_day_metadata(context, con, "evals.eval_runs", "partition_date, session_id, case_id, outcome, reason", "outcome")
+        # outcomes of simulated and real roasts counted apart and named: a day's tally never passes one off as the other
+        _per_day_metadata(context, con, "evals.eval_runs", "partition_date, session_id, session_source, case_id, outcome, reason",
+                          "outcome", tally_sql="outcome || ' (' || coalesce(session_source, 'unknown') || ' roast)'")
         metadata = _table_definition(con, "evals.eval_runs")
     if proposals is None:
-        context.log.warning("commands.proposals is absent: the command-deviation gate is not applicable")
+        context.log.warning("commands.proposals is absent or empty: the command-deviation gate is not applicable")
     return dg.MaterializeResult(metadata={
         **metadata,
         "run_days": dg.MetadataValue.text(f"{first}..{last} (this run; each day's counts are its own)"),
@@ -188,7 +190,8 @@ def judge_scores(
 @dg.asset(
     key=key(contract.JUDGE_AGREEMENT),
     deps=keys([contract.JUDGE_SCORES, contract.EVAL_RUNS]),
-    description="The judge validated: per source, endpoint and model, agreement with the human-labelled calibration "
+    description="The judge validated: per source, endpoint and model, and per session source (simulated and real roasts "
+    "never pooled), agreement with the human-labelled calibration "
     "set (golden/judge/calibration.json) per dimension (Spearman, Cohen's kappa on score bands) and judge versus "
     "gates; docs/evals.md gives the thresholds.",
     **asset_defaults("evals", table=contract.JUDGE_AGREEMENT),
@@ -203,7 +206,7 @@ def judge_agreement(duckdb: WarehouseResource, daena_settings: DaenaSettings) ->
         rows = tables.refresh_judge_agreement(con, labels, labels_file.name)
         metadata = table_metadata(
             con, "evals.judge_agreement",
-            "SELECT source, model, comparison, dimension, n_pairs, round(spearman, 3) AS spearman, "
+            "SELECT source, model, session_source, comparison, dimension, n_pairs, round(spearman, 3) AS spearman, "
             "round(kappa, 3) AS kappa, round(agreement_rate, 3) AS agreement_rate, status "
             "FROM evals.judge_agreement ORDER BY ALL",
         )

@@ -45,10 +45,28 @@ def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         bad = con.execute(
             "SELECT count(*) FROM evals.eval_runs WHERE outcome NOT IN (SELECT unnest(?))", [list(scoring.OUTCOMES)]
         ).fetchone()[0]
+        # rows a golden case file scored that has changed (or gone) since: the nightly run rescores yesterday only
+        stale = con.execute(
+            """SELECT r.case_id, g.case_id IS NULL, min(r.partition_date), max(r.partition_date), count(*)
+               FROM evals.eval_runs r LEFT JOIN evals.golden_cases g USING (case_id)
+               WHERE r.case_id IS NOT NULL AND r.case_sha256 IS DISTINCT FROM g.content_sha256
+               GROUP BY ALL ORDER BY ALL"""
+        ).fetchall()
     why = f"sessions without an eval row: {missing}" if missing else f"{bad} rows with an unknown outcome" if bad else "complete"
     if missing or bad:
         why += f". What to do: rematerialise evals/eval_runs for the days of those sessions ({DOCS}#partitions-job-schedule-backfill)"
-    return _check(not missing and not bad, why, missing_sessions=len(missing), unknown_outcomes=bad)
+    metadata = dict(missing_sessions=len(missing), unknown_outcomes=bad, outdated_rows=sum(r[-1] for r in stale))
+    if stale and not (missing or bad):  # valid rows, but not today's cases' verdicts: warn, do not block
+        first, last = min(r[2] for r in stale), max(r[3] for r in stale)
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
+            description=f"{metadata['outdated_rows']} rows were scored against another version of their golden case: "
+            + "; ".join(f"{case} ({'no longer in golden/cases' if gone else 'file changed since'}) on {lo}..{hi}, {n} rows"
+                        for case, gone, lo, hi, n in stale)
+            + f". What to do: rematerialise evals/eval_runs over {first}...{last} (a backfill; "
+            f"{DOCS}#partitions-job-schedule-backfill), then evals/pass_at_k",
+        )
+    return _check(not missing and not bad, why, **metadata)
 
 
 @dg.asset_check(
@@ -68,6 +86,8 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         ).fetchone()
         statuses = dict(con.execute("SELECT status, count(*) FROM evals.judge_scores GROUP BY ALL").fetchall())
         cached = con.execute("SELECT count(*) FROM evals.judge_scores WHERE from_cache").fetchone()[0]
+        judged_by = dict(con.execute(
+            "SELECT source, count(*) FROM evals.judge_scores WHERE status = 'judged' GROUP BY ALL ORDER BY ALL").fetchall())
         reason = con.execute(
             "SELECT reason FROM evals.judge_scores WHERE status = 'not_judged' GROUP BY reason ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()
@@ -83,7 +103,11 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             "What to do: set ANTHROPIC_API_KEY (docs/evals.md) and rematerialise evals/judge_scores",
         )
     reused = f"; {cached} of them reused from the cache (judged by an earlier run, judged_at says when)" if cached else ""
-    return _check(True, f"all {total} rows valid: {statuses}{reused}", **counts, from_cache=cached)
+    # a green check must not read as the real judge's verdict when a stand-in scored the rows
+    simulated = (f"; {judged_by['simulator']} judged by a simulator (a non-official endpoint such as the tests' "
+                 "local server), not the real judge") if "simulator" in judged_by else ""
+    return _check(True, f"all {total} rows valid: {statuses}{reused}{simulated}", **counts, from_cache=cached,
+                  judged_by_source=dg.MetadataValue.json(judged_by))
 
 
 @dg.asset_check(
@@ -96,15 +120,15 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
 def judge_agreement_ok(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         low = con.execute(
-            "SELECT source, model, comparison, dimension, n_pairs, spearman, kappa, agreement_rate "
+            "SELECT source, model, session_source, comparison, dimension, n_pairs, spearman, kappa, agreement_rate "
             "FROM evals.judge_agreement WHERE status = 'below_threshold' ORDER BY ALL"
         ).fetchall()
         compared = con.execute("SELECT count(*) FILTER (WHERE status <> 'too_few_pairs'), count(*) "
                                "FROM evals.judge_agreement").fetchone()
     described = "; ".join(
-        f"{src}/{model} {comp} {dim}: n={n}, spearman={rho if rho is None else round(rho, 2)}, "
+        f"{src}/{model} on {session_source} roasts {comp} {dim}: n={n}, spearman={rho if rho is None else round(rho, 2)}, "
         f"kappa={k if k is None else round(k, 2)}, agreement={a if a is None else round(a, 2)}"
-        for src, model, comp, dim, n, rho, k, a in low
+        for src, model, session_source, comp, dim, n, rho, k, a in low
     )
     metadata = {"below_threshold": len(low), "compared": compared[0], "too_few_pairs": compared[1] - compared[0]}
     if not compared[0]:  # nothing compared: the judge's agreement is unknown, not good

@@ -63,6 +63,12 @@ def latest_session_curve(con: duckdb.DuckDBPyConnection) -> tuple[str, str, dict
     return session_id, f"{name or Path(source_path).name} · {source} · session {session_id}", curve, events
 
 
+def _latest_session_text(con: duckdb.DuckDBPyConnection) -> str:
+    """Which roast the points preview shows, and whether it is real or simulated."""
+    latest = con.execute(f"SELECT session_id, source FROM telemetry.sessions WHERE session_id = ({LATEST_SESSION})").fetchone()
+    return "the latest roast (by roasted_at)" + (f": {latest[0]}, source {latest[1]}" if latest else ": none yet")
+
+
 def _events_table(curve: dict, events: dict) -> dg.MetadataValue:
     """Each event: seconds and m:ss from CHARGE, BT there (°C, interpolated between samples)."""
     finite = np.isfinite(curve["bt_c"])
@@ -90,10 +96,13 @@ def _report_metadata(report: ingest.IngestReport) -> dict:
 
 @dg.multi_asset(
     specs=[
-        table_spec(contract.SESSIONS, "One row per roast session (Artisan .alog profiles and device sidecar recordings).",
+        table_spec(contract.SESSIONS, "One row per roast session (Artisan .alog profiles and device sidecar recordings); source = "
+                   "'simulator' for a recording of the virtual roaster (the bundled samples), else 'real'.",
                    deps=[contract.LANDING_FOLDER, device.SIDECAR_RECORDING]),
-        table_spec(contract.POINTS, "One row per telemetry sample: seconds from CHARGE, BT/ET °C, our RoR, heater/fan/drum, extra channels."),
-        table_spec(contract.ROAST_METRICS, "Per-session roast metrics (phases, DTR, TP, RoR, AUC, crash/flick) beside Artisan's own values."),
+        table_spec(contract.POINTS, "One row per telemetry sample: seconds from CHARGE, BT/ET °C, our RoR, heater/fan/drum, extra channels; "
+                   "real or simulated as its session (telemetry.sessions.source)."),
+        table_spec(contract.ROAST_METRICS, "Per-session roast metrics (phases, DTR, TP, RoR, AUC, crash/flick) beside Artisan's own values; "
+                   "real or simulated as its session (telemetry.sessions.source, in the preview)."),
         table_spec(contract.INGEST_ERRORS, "Files that could not become a session, with the reason; copies are in the quarantine folder."),
     ],
     pool=DUCKDB_POOL,
@@ -105,10 +114,14 @@ def telemetry_ingest(
     """Ingest new or changed roast files from the landing folder, one transaction per batch."""
     settings = daena_settings.get()
     folders = [Path(config.landing_dir)] if config.landing_dir else settings.landing_dirs
+    missing = None
     if config.paths is not None:
         paths = [Path(p) for p in config.paths]
     else:  # every file: the ingest tells roasts from the rest (by name, and by content where a name allows both)
         paths = [path for folder in folders for path in ingest.walk(folder)]
+        missing = ingest.missing_landing(folders[0])  # the user's folder (the sidecar's appears with its first recording)
+        if missing:
+            context.log.warning(missing)
     with duckdb.get_connection() as con:
         report = ingest.ingest(con, paths, settings.quarantine_dir, workers=config.workers)
         by_name = [path for path, why in report.ignored if why == ingest.NOT_A_ROAST_NAME]
@@ -129,7 +142,7 @@ def telemetry_ingest(
             "files_rejected": dg.MetadataValue.int(len(report.rejected)),
             "duplicates": dg.MetadataValue.int(len(report.duplicates)),
             "files_unchanged": dg.MetadataValue.int(report.unchanged),
-            "landing_dirs": dg.MetadataValue.text(", ".join(map(str, folders))),
+            "landing_dirs": dg.MetadataValue.text(", ".join(map(str, folders)) + (f" ({missing})" if missing else "")),
         }
         yield dg.MaterializeResult(
             asset_key=key(contract.SESSIONS),
@@ -151,14 +164,14 @@ def telemetry_ingest(
                     f"SELECT * EXCLUDE (extra_values) FROM telemetry.points WHERE session_id = ({LATEST_SESSION}) "
                     "AND t_s BETWEEN 0 AND 30 ORDER BY t_s LIMIT 10",
                 ),
-                "preview_session": dg.MetadataValue.text("the latest roast (by roasted_at)"),
+                "preview_session": dg.MetadataValue.text(_latest_session_text(con)),
             },
         )
         yield dg.MaterializeResult(
             asset_key=key(contract.ROAST_METRICS),
             metadata=table_metadata(
                 con, "telemetry.roast_metrics",
-                """SELECT m.session_id, s.beans, m.tp_s, m.fcs_s, m.drop_s, m.dtr_pct, m.drop_bt_c, m.auc_c_min, m.max_ror_c_per_min, m.crash, m.flick
+                """SELECT m.session_id, s.source, s.beans, m.tp_s, m.fcs_s, m.drop_s, m.dtr_pct, m.drop_bt_c, m.auc_c_min, m.max_ror_c_per_min, m.crash, m.flick
                    FROM telemetry.roast_metrics m JOIN telemetry.sessions s USING (session_id) ORDER BY s.roasted_at DESC NULLS LAST LIMIT 10""",
             ),
         )

@@ -66,7 +66,7 @@ def unfinished_run_keys(instance: dg.DagsterInstance, run_keys: set[str]) -> set
 
 
 def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
-    """The files whose content the warehouse has not seen at that path (as the ingest decides), so
+    """The files whose content is not the one last ingested from that path (as the ingest decides), so
     a first tick after `daena materialize` requests nothing. Raises WarehouseBusy while a run writes.
     With no paths it opens nothing: an idle tick (most of them) neither waits for a writing run's lock
     nor holds a read lock that makes the next writer wait."""
@@ -75,7 +75,7 @@ def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
     with connect(warehouse, read_only=True) as con:
         if not table_exists(con, "telemetry.source_files"):
             return paths
-        seen = set(con.execute("SELECT source_path, content_sha256 FROM telemetry.source_files").fetchall())
+        seen = set(con.execute(ingest.LATEST_CONTENT).fetchall())
     return [p for p in paths if not _seen(p, seen)]
 
 
@@ -129,7 +129,9 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext, duckdb: Warehouse
     context.update_cursor(json.dumps({"roasts": current, "not_roasts": not_roasts,
                                       "requested": waiting | {p: [current[p], now, run_key] for p in changed}}))
     if not changed:
-        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}")
+        missing = ingest.missing_landing(folders[0])
+        return dg.SkipReason(f"no new or changed roast files among {len(current)} in {', '.join(map(str, folders))}"
+                             + (f"; {missing}" if missing else ""))
     if retried:
         context.log.info(f"requesting again {len(retried)} files an earlier run did not ingest, e.g. {retried[0]}")
     return dg.RunRequest(
