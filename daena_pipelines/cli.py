@@ -3,6 +3,7 @@
     daena materialize          materialise the whole default asset graph (and its checks) into the warehouse
     daena ci [--repetitions N] the same, then the golden-value gate: exit 1 when a blocking check fails
     daena promote-golden [...] show (and with --write, save) new golden values from the latest run
+    daena copy-to-lake FILE    copy a warehouse file into the DuckLake warehouse DAENA_WAREHOUSE names
 """
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ def _main(argv: list[str] | None) -> int:
     sub.add_parser("materialize", help="materialise the whole default asset graph into the warehouse")
     sub.add_parser("ci", help="materialise, then fail on a blocking golden check", add_help=False)
     sub.add_parser("promote-golden", help="show or write new golden values", add_help=False)
+    sub.add_parser("copy-to-lake", help="copy a warehouse file into the DuckLake warehouse", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "ci":
         from daena_pipelines import ci
@@ -105,6 +107,10 @@ def _main(argv: list[str] | None) -> int:
         from daena_pipelines.regressions import promote
 
         return promote.main(rest)
+    if args.command == "copy-to-lake":
+        from daena_pipelines import lake
+
+        return lake.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     ok = materialize(dagster_instance())

@@ -16,7 +16,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 
-# field -> the environment variable that sets it (README "Settings", docs/*.md)
+# field -> the environment variable that sets it (README "Configuration", docs/*.md)
 ENV_VARS = {
     "dagster_home": "DAGSTER_HOME",
     "data_dir": "DAENA_DATA_DIR",

@@ -28,6 +28,16 @@ EXTENSIONS = (("duckdb_extension_postgres_scanner", "postgres_scanner"), ("duckd
 OBJECT_STORE = ("duckdb_extension_httpfs", "httpfs")  # s3:// (and https://) data paths
 
 
+class LakeUnavailable(duckdb.IOException):
+    """The DuckLake catalog could not be attached (PostgreSQL unreachable, refused the user, no
+    such database); the message names the setting and what to do."""
+
+
+class LakeNotCreated(LakeUnavailable):
+    """A read-only connection to a lake whose catalog no writing connection has created yet: there
+    is nothing to read (like a warehouse file that does not exist yet)."""
+
+
 def is_ducklake(target: Path | str) -> bool:
     return str(target).startswith(PREFIX)
 
@@ -61,7 +71,10 @@ def open_lake(target: str, read_only: bool = False) -> duckdb.DuckDBPyConnection
             con.execute(f"LOAD {sql_string(str(extension_file(package, name)))}")
         # DATA_PATH matters only when the catalog is created; an existing catalog keeps its own
         options = ["READ_ONLY"] if read_only else [f"DATA_PATH {sql_string(data_path)}"]
-        _attach(con, f"ATTACH {sql_string(target)} AS {ALIAS} ({', '.join(options)})")
+        try:
+            _attach(con, f"ATTACH {sql_string(target)} AS {ALIAS} ({', '.join(options)})")
+        except duckdb.Error as exc:
+            raise _unavailable(target, exc) from exc
         con.execute(f"USE {ALIAS}")
     except BaseException:
         con.close()
@@ -81,6 +94,17 @@ def _attach(con: duckdb.DuckDBPyConnection, statement: str, attempts: int = 20) 
             if "Failed to initialize DuckLake" not in str(exc) or "already exists" not in str(exc) or attempt == attempts:
                 raise
             time.sleep(random.uniform(0.05, 0.2))
+
+
+def _unavailable(target: str, exc: duckdb.Error) -> LakeUnavailable:
+    cause = " ".join(str(exc).split())
+    if "creating a new DuckLake is explicitly disabled" in cause:
+        return LakeNotCreated(f"the DuckLake warehouse {target} has no catalog yet: the first writing connection creates it")
+    return LakeUnavailable(
+        f"the DuckLake warehouse's catalog could not be attached: {cause}. The setting DAENA_WAREHOUSE={target} "
+        "names it (a libpq string: host, port, dbname, user; the password comes from PGPASSWORD): check that "
+        "PostgreSQL runs there and lets that user into that database, or correct DAENA_WAREHOUSE."
+    )
 
 
 # DuckLake supports NOT NULL but no PRIMARY KEY/UNIQUE constraint (its docs, "Constraints"): a key
@@ -116,3 +140,61 @@ class KeylessConnection:
 
     def __exit__(self, *exc) -> None:
         self._con.close()
+
+
+def copy_from_file(source: Path, target: str) -> dict[str, int]:
+    """Every row of the warehouse file `source` into the DuckLake warehouse `target` (switching an
+    embedded deployment to DuckLake), in one transaction; returns the rows copied per table.
+
+    Both are first brought to the current schema (the file by a writable connection: no other
+    process may hold it). The rows the migrations write themselves (the ledger, the one-row commit
+    counters) are the lake's own and not copied; any other table that already has rows in the lake
+    refuses the copy, so running it twice cannot double a table."""
+    from daena_pipelines.db import connect, retrying_transaction  # db imports this module
+    from daena_pipelines.migrations import migrate
+
+    with connect(source):
+        pass
+    fresh = duckdb.connect()
+    migrate(fresh)
+    own = {table for table in _tables(fresh) if fresh.execute(f"SELECT count(*) FROM {table}").fetchone()[0]}
+    fresh.close()
+
+    def copy(con) -> dict[str, int]:
+        counts = {table: con.execute(f"SELECT count(*) FROM source.{table}").fetchone()[0] for table in _tables(con, "source")}
+        wanted = {table: n for table, n in counts.items() if n and table not in own}
+        filled = [t for t in wanted if con.execute(f"SELECT count(*) FROM {ALIAS}.{t}").fetchone()[0]]
+        if filled:
+            raise RuntimeError(f"the lake {target} already has rows in {', '.join(filled)}: nothing copied "
+                               "(copy into a new lake: an empty catalog database and data path)")
+        for table in wanted:
+            con.execute(f"INSERT INTO {ALIAS}.{table} BY NAME SELECT * FROM source.{table}")
+        return wanted
+
+    with connect(target) as con:
+        con.execute(f"ATTACH {sql_string(str(source))} AS source (READ_ONLY)")
+        return retrying_transaction(con, copy)
+
+
+def _tables(con: duckdb.DuckDBPyConnection, database: str | None = None) -> list[str]:
+    where = f"database_name = {sql_string(database)}" if database else "database_name = current_database()"
+    return [f"{s}.{t}" for s, t in con.execute(f"SELECT schema_name, table_name FROM duckdb_tables() WHERE {where} ORDER BY ALL").fetchall()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="daena copy-to-lake", description="Copy a warehouse file into the DuckLake "
+                                     "warehouse DAENA_WAREHOUSE names (docs/deploy.md, 'From the DuckDB file to DuckLake').")
+    parser.add_argument("source", type=Path, help="the DuckDB warehouse file, e.g. data/warehouse.duckdb")
+    args = parser.parse_args(argv)
+    target = str(Settings.from_env().warehouse)
+    if not is_ducklake(target):
+        parser.error(f"DAENA_WAREHOUSE must name the DuckLake warehouse to copy into (ducklake:postgres:...), not {target}")
+    if not args.source.is_file():
+        parser.error(f"no warehouse file at {args.source}")
+    copied = copy_from_file(args.source, target)
+    for table, rows in copied.items():
+        print(f"  {table:40s} {rows:>10,d} rows")
+    print(f"copied {sum(copied.values()):,d} rows of {len(copied)} tables from {args.source} into {target}")
+    return 0

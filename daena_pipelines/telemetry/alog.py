@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from datetime import datetime, timezone
 from operator import itemgetter
@@ -19,7 +20,7 @@ import orjson
 
 from daena_pipelines.telemetry import pyliteral, validate
 from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
-from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
+from daena_pipelines.telemetry.model import EVENTS, InvalidSession, NotARoast, RoastSession
 from daena_pipelines.values import short
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real profile; guards the parser's memory
@@ -73,7 +74,37 @@ _ARTISAN_JSON_SIGNATURE = (b'"timex"', b'"temp2"')
 
 
 def looks_like_artisan_json(data: bytes) -> bool:
+    """Whether `data` may be an Artisan profile; the parser decides (NotARoast) or `is_artisan_json`."""
     return all(key in data for key in _ARTISAN_JSON_SIGNATURE)
+
+
+def _is_artisan_profile(value) -> bool:
+    # the keys at the top level: a tool's column list or a collection of profiles names them too
+    return isinstance(value, dict) and "timex" in value and "temp2" in value
+
+
+_NOT_AN_ARTISAN_PROFILE = "a JSON object without Artisan's 'timex' and 'temp2' at its top level"
+
+
+def is_artisan_json(data: bytes) -> bool:
+    """Whether `data` is an Artisan profile as `parse_artisan_json` decides, for those who do not
+    parse it (the landing sensor): a file JSON cannot read counts as a damaged profile."""
+    if not looks_like_artisan_json(data):
+        return False
+    try:
+        return _is_artisan_profile(_load_json(validate.decode_text(data)))
+    except InvalidSession:
+        return True  # the parser names what is wrong with it
+
+
+def _load_json(text: str):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:  # Python's json writes a NaN or infinite float as NaN / Infinity, which orjson refuses
+            return json.loads(text)
+        except ValueError as exc:
+            raise InvalidSession("syntax", f"not JSON: {exc}") from None
 
 
 def parse_artisan_json(data: bytes, source_path: str) -> RoastSession:
@@ -82,16 +113,11 @@ def parse_artisan_json(data: bytes, source_path: str) -> RoastSession:
     back into the same profile). docs/telemetry.md, "Artisan profiles exported as JSON"."""
     if len(data) > MAX_FILE_BYTES:
         raise InvalidSession("too_large", f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
-    text = validate.decode_text(data)
-    try:
-        profile = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        try:  # Python's json writes a NaN or infinite float as NaN / Infinity, which orjson refuses
-            profile = json.loads(text)
-        except ValueError as exc:
-            raise InvalidSession("syntax", f"not JSON: {exc}") from None
+    profile = _load_json(validate.decode_text(data))
     if not isinstance(profile, dict):
         raise InvalidSession("not_a_dict", f"top-level JSON value is a {type(profile).__name__}, expected an object")
+    if not _is_artisan_profile(profile):
+        raise NotARoast(_NOT_AN_ARTISAN_PROFILE)
     return profile_to_session(profile, source_format="artisan_json")
 
 
@@ -282,6 +308,15 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
 
 
 def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
+    values = _computed_numbers(computed, unit)
+    if values and not math.isfinite(sum(values.values())):
+        # NaN or an infinity (a JSON export holds them; Artisan writes 0 for what it could not
+        # compute) is no value: as a setting (AUCbase) it became null in the stored JSON
+        values = {key: value for key, value in values.items() if math.isfinite(value)}
+    return values
+
+
+def _computed_numbers(computed, unit: str) -> dict[str, float] | None:
     if not isinstance(computed, dict):
         return None
     if unit == "C":
@@ -468,13 +503,16 @@ def profile_to_session(profile: dict, source_format: str = "artisan_alog") -> Ro
             if curve is not None:
                 settings["live_tp_curve"] = curve
     greens = profile.get("greens_temp")  # the beans' temperature at CHARGE, entered by the user
-    if (type(greens) in _NUMBER_TYPES and greens > 0 and computed
-            and _version(profile.get("version")) >= (2, 4, 5)):  # Artisan's commit 6e81812b (2021-02-06)
-        settings["greens_temp_c"] = (greens - 32.0) * (5.0 / 9.0) if unit == "F" else float(greens)
+    if type(greens) in _NUMBER_TYPES:
+        # (an infinity, which a JSON export can hold, gave a drying RoR of -inf and is no JSON setting)
+        greens = validate.check_number(greens, "'greens_temp'")
+        if greens > 0 and computed and _version(profile.get("version")) >= (2, 4, 5):  # Artisan's commit 6e81812b (2021-02-06)
+            settings["greens_temp_c"] = (greens - 32.0) * (5.0 / 9.0) if unit == "F" else greens
     phases = profile.get("phases")
     if isinstance(phases, list) and len(phases) >= 2 and isinstance(phases[1], (int, float)) and not isinstance(phases[1], bool):
-        # the dry-end threshold, in the profile's unit like every temperature
-        settings["dry_end_threshold_c"] = (phases[1] - 32.0) * (5.0 / 9.0) if unit == "F" else float(phases[1])
+        # the dry-end threshold, in the profile's unit like every temperature (finite: a setting)
+        threshold = validate.check_number(phases[1], "'phases'[1]")
+        settings["dry_end_threshold_c"] = (threshold - 32.0) * (5.0 / 9.0) if unit == "F" else threshold
     interval = profile.get("samplinginterval")
     source = "simulator" if profile.get("daena_source") == "simulator" else "real"
     return RoastSession(

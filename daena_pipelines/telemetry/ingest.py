@@ -28,10 +28,10 @@ import numpy as np
 import orjson
 
 from daena_pipelines.telemetry import roastime, validate
-from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, looks_like_artisan_json, parse_alog, parse_artisan_json
+from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, is_artisan_json, looks_like_artisan_json, parse_alog, parse_artisan_json
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.contract import ARTISAN_COLUMNS, SIDECAR_SUFFIX
-from daena_pipelines.telemetry.model import CONTROL_COLUMNS, POINT_COLUMNS, RICHNESS_FIELDS, InvalidSession, RoastSession, SessionRows
+from daena_pipelines.telemetry.model import CONTROL_COLUMNS, POINT_COLUMNS, RICHNESS_FIELDS, InvalidSession, NotARoast, RoastSession, SessionRows
 from daena_pipelines.telemetry.roastime import parse_roastime
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
@@ -51,6 +51,9 @@ class InputFormat:
     looks_like: Callable[[bytes], bool] | None = None  # of the whole content
     could_be: Callable[[bytes], bool] | None = None  # of its first `head_bytes`: False spares reading the rest
     head_bytes: int = 0
+    # the whole decision where the parser may still find the content to be no roast (NotARoast),
+    # for those who do not parse it (the landing sensor, `discover`); else `looks_like`
+    is_roast: Callable[[bytes], bool] | None = None
 
 
 ROASTIME = InputFormat(parse_roastime, roastime.looks_like_roastime, roastime.could_be_roastime, roastime.HEAD_BYTES)
@@ -60,10 +63,20 @@ def _looks_like_json_roast(data: bytes) -> bool:
     return roastime.looks_like_roastime(data) or looks_like_artisan_json(data)
 
 
+def _is_json_roast(data: bytes) -> bool:
+    return roastime.looks_like_roastime(data) or is_artisan_json(data)
+
+
 def _parse_json_roast(data: bytes, source_path: str) -> RoastSession:
     """A ``.json`` roast: an Artisan profile exported as JSON or a RoasTime roast, by content
-    (both are JSON objects; only Artisan's holds `timex`)."""
-    return (parse_artisan_json if looks_like_artisan_json(data) else parse_roastime)(data, source_path)
+    (both are JSON objects; only Artisan's holds `timex` at its top level)."""
+    if looks_like_artisan_json(data):
+        try:
+            return parse_artisan_json(data, source_path)
+        except NotARoast:
+            if not roastime.looks_like_roastime(data):
+                raise
+    return parse_roastime(data, source_path)
 
 
 # File-name suffix (lower case) -> format. The ingest, ``discover`` and the landing sensor read
@@ -71,7 +84,7 @@ def _parse_json_roast(data: bytes, source_path: str) -> RoastSession:
 INPUT_FORMATS = {
     ".alog": InputFormat(parse_alog),
     SIDECAR_SUFFIX: InputFormat(parse_sidecar),
-    ".json": InputFormat(_parse_json_roast, _looks_like_json_roast, roastime.could_be_roastime, roastime.HEAD_BYTES),
+    ".json": InputFormat(_parse_json_roast, _looks_like_json_roast, roastime.could_be_roastime, roastime.HEAD_BYTES, _is_json_roast),
 }
 # A file name without a suffix: RoasTime saves each roast under its id alone, so its own roasts
 # folder holds roasts and the app's other records alike; the content decides (docs/telemetry.md).
@@ -102,10 +115,10 @@ def content_matches(path: Path | str, form: InputFormat) -> bool:
     try:
         file, size = open_regular(path)
         with file:
-            _data, why_not = _read_content(file, size, form)
+            data, why_not = _read_content(file, size, form)
     except OSError:
         return False
-    return why_not is None
+    return why_not is None and (form.is_roast is None or form.is_roast(data))
 
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -148,7 +161,7 @@ def parser_for(path: Path | str, data: bytes | None = None) -> Callable[[bytes, 
     found = format_by_name(path)
     if found is None or found.looks_like is None:
         return found and found.parse
-    matches = content_matches(path, found) if data is None else found.looks_like(data)
+    matches = content_matches(path, found) if data is None else (found.is_roast or found.looks_like)(data)
     return found.parse if matches else None
 
 
@@ -321,6 +334,8 @@ def _advanced(item: _InProgress, stage: Callable[[_InProgress], object], quarant
     try:
         item.value = stage(item)
         return item
+    except NotARoast as exc:  # nothing of it goes to the warehouse or the quarantine
+        return Prepared(item.path, "", item.size, ignored=str(exc))
     except InvalidSession as exc:
         kind, message = exc.kind, str(exc)
     except Exception as exc:  # a parser bug must not sink the batch: record it against the file

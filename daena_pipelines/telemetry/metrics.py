@@ -126,15 +126,16 @@ def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, 
     # (count_nonzero: a fraction of the per-call cost of np.any)
     if cold_start_only and not np.count_nonzero((span > 0) & (span <= floor_c)):
         return None  # the usual hot charge: checked first, as every profile pays for this
-    readings = np.where(np.isnan(bt_c), -np.inf, bt_c)  # a dropout (-1 in the file) is the lowest reading
-    k = np.arange(charge + 8, last + 1)
-    older = readings[k - 4]
-    risen = (np.trunc(t[k] - t[charge]) > 20) & (older < readings[k])
+    # the rise check at each sample k from CHARGE + 8 on, on slices of the span (views, not copies)
+    readings = np.where(np.isnan(span), -np.inf, span)  # a dropout (-1 in the file) is the lowest reading
+    n = len(readings)
+    older = readings[4 : n - 4]  # four samples back
+    risen = (np.trunc(t[charge + 8 : last + 1] - t[charge]) > 20) & (older < readings[8:])
     for back in (3, 2, 1):
-        risen &= older <= readings[k - back]
+        risen &= older <= readings[8 - back : n - back]
     if not np.count_nonzero(risen):
         return None
-    first = int(k[risen.argmax()])  # the first sample that meets the rise check; it stays met
+    first = charge + 8 + int(risen.argmax())  # the first sample that meets the rise check; it stays met
     lowest = np.minimum.accumulate(np.where(span > 0, span, np.inf))  # the candidate's BT at each sample
     if cold_start_only and not lowest[first - charge] <= floor_c:
         return None  # a later candidate may be accepted: only the recording session could tell
@@ -414,8 +415,8 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
         base = _at(bt, begin)
     else:
         base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
-    live = recording_session_tp(session)
-    if live is not None and drop is not None and live < drop:
+    live = recording_session_tp(session) if drop is not None else None  # (without DROP it begins nothing)
+    if live is not None and live < drop:
         begin = live  # a profile saved by its recording session: the AUC begins where it set its TP
 
     spans = {"auc_c_min": (begin, drop), "dry_phase_auc_c_min": (charge, dry),

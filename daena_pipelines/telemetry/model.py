@@ -31,6 +31,11 @@ class InvalidSession(ValueError):
         self.kind = kind
 
 
+class NotARoast(Exception):
+    """A file whose name allows a roast and whose content, once parsed, is none (a stray .json):
+    ignored with this note, not rejected as a bad roast."""
+
+
 @dataclass
 class RoastSession:
     source_format: str  # 'artisan_alog' | 'artisan_json' | 'sidecar' | 'roastime_json'

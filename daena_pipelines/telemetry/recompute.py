@@ -16,15 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
 from daena_pipelines.db import retrying_transaction
-from daena_pipelines.telemetry.alog import parse_alog, parse_artisan_json
-from daena_pipelines.telemetry.ingest import artisan_values, json_text
+from daena_pipelines.telemetry.alog import MAX_FILE_BYTES, parse_alog, parse_artisan_json
+from daena_pipelines.telemetry.ingest import artisan_values, json_text, open_regular
 from daena_pipelines.telemetry.metrics import DEFAULT_ROR, METRICS_VERSION, rate_of_rise, roast_metrics
 from daena_pipelines.telemetry.contract import V1_ARTISAN_COLUMNS
 from daena_pipelines.telemetry.model import InvalidSession, RoastSession
@@ -63,7 +62,12 @@ def settings_from_source(session: dict) -> dict[str, object] | None:
     if parse is None:
         return None
     try:
-        data = Path(session["source_path"]).read_bytes()
+        # (as the ingest opens it: a named pipe put at the path would wait for a writer)
+        file, size = open_regular(session["source_path"])
+        with file:
+            if size > MAX_FILE_BYTES:
+                return None  # not the stored content, which the ingest read
+            data = file.read()
     except OSError:
         return None
     if hashlib.sha256(data).hexdigest() != session["content_sha256"]:

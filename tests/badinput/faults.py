@@ -177,6 +177,10 @@ def _sidecar_cases(rng: random.Random) -> list[Case]:
 
     case("lone surrogate", "sidecar-surrogate-title", REJECT, r"surrogate", header(title="bad \ud800"))
     case("lone surrogate", "sidecar-surrogate-beans", REJECT, r"surrogate", header(beans="\udfffbeans"))
+    # a key twice in the header: the last one won (here BT and ET swapped)
+    case("duplicate key", "sidecar-mapping-twice", REJECT, r"line 1: key 'channel_mapping' appears twice",
+         text=lambda lines: dumped(lines).replace(b'"channel_mapping": {"bt": "a", "et": "b"}',
+                                                  b'"channel_mapping": {"bt": "a", "et": "b"}, "channel_mapping": {"bt": "b", "et": "a"}', 1))
     case("sidecar header types", "sidecar-title-number", REJECT, r"title.*12345.*text", header(title=12345))
     case("sidecar header types", "sidecar-beans-object", REJECT, r"beans.*text", header(beans={"origin": "Kenya"}))
     case("sidecar header types", "sidecar-machine-list", REJECT, r"machine.*text", header(machine=["Aillio", "R1"]))

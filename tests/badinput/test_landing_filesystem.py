@@ -103,3 +103,31 @@ def test_a_landing_folder_that_does_not_exist_is_named_not_read_as_empty(data_en
     sessions = next(m for m in result.asset_materializations_for_node("telemetry_ingest") if m.asset_key.path[-1] == "sessions")
     assert result.success and why in sessions.metadata["landing_dirs"].value
     assert sessions.metadata["sessions_loaded"].value == 0
+
+
+def test_the_recompute_does_not_wait_on_a_named_pipe_where_a_source_file_was(tmp_path):
+    """The recompute reads an Artisan session's file-derived settings back from its source path:
+    a named pipe put there since (or a file grown past MAX_FILE_BYTES) is not the stored content,
+    so the stored settings stand; opening the pipe waited for a writer for ever."""
+    from daena_pipelines.telemetry import recompute
+
+    paths = [tmp_path / "pipe.alog", tmp_path / "big.alog"]
+    for n, path in enumerate(paths):
+        path.write_bytes(alog_bytes(profile(roastUUID=str(n))))
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    assert len(ingest.ingest(con, paths, tmp_path / "q", workers=1).loaded) == 2
+    before = con.execute("SELECT * FROM telemetry.roast_metrics ORDER BY session_id").fetchall()
+    paths[0].unlink()
+    os.mkfifo(paths[0])
+    with open(paths[1], "ab") as big:
+        big.truncate(ingest.MAX_FILE_BYTES + 1)  # sparse: no disk, but read whole it takes 64 MiB
+    con.execute("UPDATE telemetry.roast_metrics SET metrics_version = 6")
+    counts = []
+    tracemalloc.start()
+    assert _finishes(lambda: counts.append(recompute.recompute_metrics(con)), paths[:1])  # before: waited for a writer
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert counts == [2]
+    assert con.execute("SELECT * FROM telemetry.roast_metrics ORDER BY session_id").fetchall() == before
+    assert peak < 16 * 1024 * 1024, peak  # before: the 64 MiB+ file read whole
+    con.close()

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -255,3 +257,51 @@ def test_an_artisan_profile_exported_as_json_is_read_like_its_alog(tmp_path):
     with pytest.raises(InvalidSession) as info:
         parse_artisan_json(exported[:4000], "cut.json")
     assert info.value.kind == "syntax"
+
+
+def test_a_json_that_names_artisan_keys_below_its_top_level_is_ignored_not_rejected(tmp_path):
+    """Issue #10: a stray .json is ignored with a note, not quarantined as a bad roast. Whether a
+    .json is an Artisan profile is decided by its top-level keys: a tool's column list or a
+    collection that nests profiles names "timex" and "temp2" too (hand-made files)."""
+    import json
+
+    from daena_pipelines.db import connect
+    from daena_pipelines.defs.telemetry.sensors import fingerprints
+    from daena_pipelines.telemetry import ingest
+
+    data = profile()
+    land = tmp_path / "land"
+    land.mkdir()
+    (land / "columns.json").write_text(json.dumps({"tool": "alog-to-image", "columns": ["timex", "temp1", "temp2"]}))
+    (land / "collection.json").write_text(json.dumps({"roasts": [data]}))
+    (land / "export.json").write_text(json.dumps(data))
+    (land / "broken.json").write_text(json.dumps({**data, "mode": "K"}))  # an Artisan profile with an error
+    with connect(tmp_path / "w.duckdb") as con:
+        report = ingest.ingest(con, sorted(ingest.walk(land)), tmp_path / "q", workers=1)
+        assert len(report.loaded) == 1
+        assert [(Path(p).name, kind) for p, kind, _m in report.rejected] == [("broken.json", "bad_unit")]
+        assert sorted(Path(p).name for p, _why in report.ignored) == ["collection.json", "columns.json"]
+        assert all("top level" in why for _p, why in report.ignored)
+        assert con.execute("SELECT count(*) FROM telemetry.ingest_errors").fetchone()[0] == 1
+    assert [p.name.endswith("-broken.json") for p in (tmp_path / "q").rglob("*.json")] == [True]
+    roasts, others = fingerprints([land])  # the landing sensor decides alike: no run for the stray files
+    assert sorted(Path(p).name for p in roasts) == ["broken.json", "export.json"]
+    assert sorted(Path(p).name for p in others) == ["collection.json", "columns.json"]
+    assert [p.name for p in ingest.discover(land)[1]] == ["collection.json", "columns.json"]
+
+
+def test_a_green_beans_temperature_that_is_not_finite_is_refused_by_key():
+    """Python's json (Artisan's JSON export) writes an infinite float as Infinity: taken as the
+    green beans' temperature it gave a drying-phase RoR and rise of -inf, and the stored setting
+    became null (JSON has no infinity), so a recompute read 'not entered' and gave other values.
+    Hand-made profile (tests/telemetry/profiles.py)."""
+    import json
+
+    from daena_pipelines.telemetry.alog import parse_artisan_json
+
+    data = profile(version="4.0.2", computed={"DRY_time": 240.0})
+    for greens in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(InvalidSession, match="greens_temp") as info:
+            parse_artisan_json(json.dumps({**data, "greens_temp": greens}).encode(), "roast.json")
+        assert info.value.kind == "bad_value"
+    assert parse_artisan_json(json.dumps({**data, "greens_temp": 20}).encode(), "roast.json").settings["greens_temp_c"] == 20.0

@@ -9,7 +9,7 @@ import dagster as dg
 
 from daena_pipelines.db import WarehouseBusy, connect, table_exists
 from daena_pipelines.defs.telemetry import jobs
-from daena_pipelines.lake import is_ducklake
+from daena_pipelines.lake import LakeNotCreated, is_ducklake
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 from daena_pipelines.telemetry import ingest
@@ -72,10 +72,13 @@ def not_yet_ingested(paths: list[str], warehouse: str) -> list[str]:
     nor holds a read lock that makes the next writer wait."""
     if not paths or (not is_ducklake(warehouse) and not Path(warehouse).exists()):
         return paths
-    with connect(warehouse, read_only=True) as con:
-        if not table_exists(con, "telemetry.source_files"):
-            return paths
-        seen = set(con.execute(ingest.LATEST_CONTENT).fetchall())
+    try:
+        with connect(warehouse, read_only=True) as con:
+            if not table_exists(con, "telemetry.source_files"):
+                return paths
+            seen = set(con.execute(ingest.LATEST_CONTENT).fetchall())
+    except LakeNotCreated:  # a new deployment: its first run creates the lake
+        return paths
     return [p for p in paths if not _seen(p, seen)]
 
 
