@@ -22,6 +22,7 @@ class SessionRecorder:
         self._file = open(self.path, "xb")  # never overwrite an earlier recording
         self.samples = 0
         self.invalid_samples = 0
+        self._last_t: float | None = None  # the last sample's t as written
         self._dirty = threading.Event()
         self._lock = threading.Lock()  # the watchdog may write faults while the poll loop records
         self._closing = False
@@ -46,11 +47,17 @@ class SessionRecorder:
 
     def sample(self, t: float, values: dict | None, why: str | None = None) -> int:
         """Record a reading (``values`` in the sample keys above) or an invalid sample; returns its index."""
+        t = round(t, 2)
+        if self._last_t is not None and t <= self._last_t:
+            # two cycles back to back (the loop catching up after one overran) can lie within the hundredth the file
+            # keeps, and the reader refuses a recording whose t does not increase: this one goes a hundredth later
+            t = round(self._last_t + 0.01, 2)
+        self._last_t = t
         if values is None:
-            self._write({"type": "sample", "t": round(t, 2), "ok": False, "why": why})
+            self._write({"type": "sample", "t": t, "ok": False, "why": why})
             self.invalid_samples += 1
         else:
-            self._write({"type": "sample", "t": round(t, 2), **values})
+            self._write({"type": "sample", "t": t, **values})
         self.samples += 1
         return self.samples - 1
 
