@@ -667,11 +667,17 @@ class Sidecar:
         took_over = claim_machine(cfg.warehouse, cfg.machine_id, self.recording_id, cfg.model, self.source,
                                   lease_s) if cfg.warehouse else None
         try:
-            self.driver: RoasterDriver | None = self.open_driver(cfg.roaster_serial)
+            self._begin(interval, lease_s, took_over)
         except BaseException:
-            if cfg.warehouse:  # the next sidecar on this machine_id need not wait for the lease to lapse
+            # the roaster not found, the recording folder unwritable...: the next sidecar on this machine_id need not
+            # wait for the lease to lapse
+            if cfg.warehouse:
                 WarehouseIO(cfg.warehouse, cfg.machine_id, self.recording_id, False, lease_s).release()
             raise
+
+    def _begin(self, interval: float, lease_s: float, took_over: str | None) -> None:
+        cfg, clock = self.cfg, self.clock
+        self.driver: RoasterDriver | None = self.open_driver(cfg.roaster_serial)
         self.info = self.driver.info
         self.limits = cfg.limits.within_model(self.driver.limits)
         recordings = Path(cfg.recordings_dir) if cfg.recordings_dir else Settings.from_env().recordings_dir

@@ -121,3 +121,22 @@ def test_a_sidecar_whose_lapsed_lease_was_taken_over_steps_no_more_and_makes_its
     assert rows["preheat-second"][0] == "COMPLETED" and second_device.sidecar_state == State.COOLING
     with duckdb.connect(warehouse) as con:
         assert con.execute("SELECT count(*) FROM device.machine_leases").fetchone() == (0,)
+
+
+def test_a_sidecar_that_fails_to_start_after_its_claim_leaves_the_machine_id_free(sim_config, warehouse, tmp_path):
+    """The claim comes first; the roaster opened, the recording could not be created (its folder is a file). Before,
+    only a roaster that failed to open gave the lease back: this one stayed held for its lease (here 10 s) by a
+    sidecar that never ran, and the next start on the machine_id failed with MachineBusy naming it."""
+    (tmp_path / "not-a-folder").write_text("")
+    broken, broken_device = _sidecar(sim_config, warehouse, seed=1, machine_id="bench",
+                                     recordings_dir=str(tmp_path / "not-a-folder"))
+    with pytest.raises(OSError):
+        broken.start()
+    assert untouched(broken_device)
+    with locked_retry(warehouse) as con:
+        assert con.execute("SELECT count(*) FROM device.machine_leases").fetchone() == (0,)
+    second, _ = _sidecar(sim_config, warehouse, seed=2, serial=5151, machine_id="bench")
+    second.start()
+    _run_for(second, 2)
+    second.request_stop("operator stop")
+    assert second.run_started().end_reason == "operator stop"
