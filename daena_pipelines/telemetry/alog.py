@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from datetime import datetime, timezone
 from operator import itemgetter
@@ -307,6 +308,15 @@ def _extra_device_channels(profile: dict, timex: np.ndarray) -> dict[str, np.nda
 
 
 def _computed_celsius(computed, unit: str) -> dict[str, float] | None:
+    values = _computed_numbers(computed, unit)
+    if values and not math.isfinite(sum(values.values())):
+        # NaN or an infinity (a JSON export holds them; Artisan writes 0 for what it could not
+        # compute) is no value: as a setting (AUCbase) it became null in the stored JSON
+        values = {key: value for key, value in values.items() if math.isfinite(value)}
+    return values
+
+
+def _computed_numbers(computed, unit: str) -> dict[str, float] | None:
     if not isinstance(computed, dict):
         return None
     if unit == "C":
@@ -493,13 +503,16 @@ def profile_to_session(profile: dict, source_format: str = "artisan_alog") -> Ro
             if curve is not None:
                 settings["live_tp_curve"] = curve
     greens = profile.get("greens_temp")  # the beans' temperature at CHARGE, entered by the user
-    if (type(greens) in _NUMBER_TYPES and greens > 0 and computed
-            and _version(profile.get("version")) >= (2, 4, 5)):  # Artisan's commit 6e81812b (2021-02-06)
-        settings["greens_temp_c"] = (greens - 32.0) * (5.0 / 9.0) if unit == "F" else float(greens)
+    if type(greens) in _NUMBER_TYPES:
+        # (an infinity, which a JSON export can hold, gave a drying RoR of -inf and is no JSON setting)
+        greens = validate.check_number(greens, "'greens_temp'")
+        if greens > 0 and computed and _version(profile.get("version")) >= (2, 4, 5):  # Artisan's commit 6e81812b (2021-02-06)
+            settings["greens_temp_c"] = (greens - 32.0) * (5.0 / 9.0) if unit == "F" else greens
     phases = profile.get("phases")
     if isinstance(phases, list) and len(phases) >= 2 and isinstance(phases[1], (int, float)) and not isinstance(phases[1], bool):
-        # the dry-end threshold, in the profile's unit like every temperature
-        settings["dry_end_threshold_c"] = (phases[1] - 32.0) * (5.0 / 9.0) if unit == "F" else float(phases[1])
+        # the dry-end threshold, in the profile's unit like every temperature (finite: a setting)
+        threshold = validate.check_number(phases[1], "'phases'[1]")
+        settings["dry_end_threshold_c"] = (threshold - 32.0) * (5.0 / 9.0) if unit == "F" else threshold
     interval = profile.get("samplinginterval")
     source = "simulator" if profile.get("daena_source") == "simulator" else "real"
     return RoastSession(

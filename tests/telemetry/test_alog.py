@@ -288,3 +288,20 @@ def test_a_json_that_names_artisan_keys_below_its_top_level_is_ignored_not_rejec
     assert sorted(Path(p).name for p in roasts) == ["broken.json", "export.json"]
     assert sorted(Path(p).name for p in others) == ["collection.json", "columns.json"]
     assert [p.name for p in ingest.discover(land)[1]] == ["collection.json", "columns.json"]
+
+
+def test_a_green_beans_temperature_that_is_not_finite_is_refused_by_key():
+    """Python's json (Artisan's JSON export) writes an infinite float as Infinity: taken as the
+    green beans' temperature it gave a drying-phase RoR and rise of -inf, and the stored setting
+    became null (JSON has no infinity), so a recompute read 'not entered' and gave other values.
+    Hand-made profile (tests/telemetry/profiles.py)."""
+    import json
+
+    from daena_pipelines.telemetry.alog import parse_artisan_json
+
+    data = profile(version="4.0.2", computed={"DRY_time": 240.0})
+    for greens in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(InvalidSession, match="greens_temp") as info:
+            parse_artisan_json(json.dumps({**data, "greens_temp": greens}).encode(), "roast.json")
+        assert info.value.kind == "bad_value"
+    assert parse_artisan_json(json.dumps({**data, "greens_temp": 20}).encode(), "roast.json").settings["greens_temp_c"] == 20.0

@@ -162,3 +162,25 @@ def test_a_warehouse_whose_samples_differ_in_extra_channels_is_refused_and_left_
         assert con.execute("SELECT max(version) FROM meta.schema_migrations WHERE domain = 'telemetry'").fetchone()[0] == 2
         assert "extra_values" not in _columns(con, "telemetry.points") and "extra_channels" not in _columns(con, "telemetry.sessions")
         assert con.execute("SELECT session_id, t_s, extra FROM telemetry.points ORDER BY ALL").fetchall() == maps_before
+
+
+def test_a_json_export_with_infinite_artisan_values_recomputes_to_what_it_ingested(tmp_path):
+    """Python's json (Artisan's JSON export) writes NaN and Infinity. An infinite AUCbase became the
+    setting auc_base_c, stored as null (JSON holds neither): the recompute then failed on every
+    stale session (TypeError: float() of None). An infinite dry-end threshold is refused by key.
+    Hand-made profiles (tests/telemetry/profiles.py)."""
+    inf = float("inf")
+    data = profile(version="4.0.2", computed={"AUC": 300, "AUCbegin": "TP", "AUCbase": inf, "det": float("nan")})
+    (tmp_path / "export.json").write_text(json.dumps(data))
+    (tmp_path / "phases.json").write_text(json.dumps({**data, "phases": [100, inf, 190, 220], "roastUUID": "p"}))
+    with connect(tmp_path / "w.duckdb") as con:
+        report = ingest.ingest(con, sorted(tmp_path.glob("*.json")), tmp_path / "q", workers=1)
+        assert report.rejected == [(str(tmp_path / "phases.json"), "bad_value", "'phases'[1]=inf is not a finite number")]
+        fresh = con.execute("SELECT * FROM telemetry.roast_metrics").fetchall()
+        assert len(fresh) == 1
+        con.execute("UPDATE telemetry.roast_metrics SET metrics_version = 6")
+        (tmp_path / "export.json").unlink()
+        assert recompute.recompute_metrics(con) == 1  # before: TypeError
+        (after,) = con.execute("SELECT * FROM telemetry.roast_metrics").fetchall()
+        # (the recompute's clock counts from CHARGE: sums may differ in the last bit)
+        assert [pytest.approx(v, rel=1e-12) if isinstance(v, float) else v for v in after] == list(fresh[0])
