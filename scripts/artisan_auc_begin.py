@@ -28,14 +28,12 @@ from daena_pipelines.telemetry.quality import ARTISAN_TOLERANCES  # noqa: E402
 
 AUC_TOLERANCE = next(tol for ours, _, tol in ARTISAN_TOLERANCES if ours == "auc_c_min")
 FALLBACKS_S = (120.0, 150.0)  # Artisan 3.2 and later / 2.x (docs/telemetry.md)
-# the live recognition accepts a TP only if its BT lies strictly inside these bounds (file unit)
-PLAUSIBLE_TP = {"C": (50.0, 150.0), "F": (100.0, 300.0)}
 
 
 def recognised_tp(timex: list, bt: list, charge: int, dry: int | None, unit: str) -> tuple[int, int] | None:
     """(sample at which Artisan's live check accepts a TP, that TP), replayed on the saved BT in
     the file's unit (`checkTPalarmtime` and the recognition in `sample_processing`); None if never."""
-    lo, hi = PLAUSIBLE_TP[unit]
+    lo, hi = metrics.LIVE_TP_BOUNDS[unit]  # accepted strictly between them (file unit)
     rising = False
     for k in range(charge + 8, len(bt) if dry is None else dry):
         if not rising and int(timex[k] - timex[charge]) > 20 and k >= 4:

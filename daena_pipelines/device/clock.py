@@ -9,15 +9,25 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", None)  # Linux only
+
+
+def since_boot() -> float:
+    """Seconds on a clock that keeps running while the host is suspended (Linux's CLOCK_BOOTTIME; elsewhere
+    time.monotonic). time.monotonic is CLOCK_MONOTONIC there, which stops during a suspend: a roaster the host
+    slept through would be missing from the session's time, and approvals read before the suspend would look
+    freshly read after it (docs/device.md, "Host suspend")."""
+    return time.clock_gettime(BOOT_CLOCK) if BOOT_CLOCK is not None else time.monotonic()
+
 
 class RealClock:
     time_scale = 1.0
 
     def __init__(self) -> None:
-        self._start = time.monotonic()
+        self._start = since_boot()
 
     def now(self) -> float:
-        return time.monotonic() - self._start
+        return since_boot() - self._start
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -35,15 +45,15 @@ class ScaledClock:
             raise ValueError("time_scale must be > 0 (use SteppedClock for as-fast-as-possible)")
         self.time_scale = time_scale
         self._start_wall = start or datetime.now(UTC)
-        self._start = time.monotonic()
+        self._start = since_boot()
         self._offset = 0.0
 
     def now(self) -> float:
-        return self._offset + (time.monotonic() - self._start) * self.time_scale
+        return self._offset + (since_boot() - self._start) * self.time_scale
 
     def set_scale(self, time_scale: float) -> None:
         """Change speed from now on (e.g. fast-forward a preheat, then measure in real time)."""
-        self._offset, self._start, self.time_scale = self.now(), time.monotonic(), time_scale
+        self._offset, self._start, self.time_scale = self.now(), since_boot(), time_scale
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:

@@ -27,6 +27,7 @@ import duckdb
 
 from daena_pipelines.db import connect, retrying_transaction, serialize_writes, transaction
 from daena_pipelines.device import contract
+from daena_pipelines.device.clock import since_boot
 from daena_pipelines.migrations import Migration
 from daena_pipelines.device.roaster import DeviceError
 from daena_pipelines.device.safety import Command
@@ -108,7 +109,7 @@ CREATE TABLE IF NOT EXISTS device.machine_leases (
 
 
 ROW_KINDS = ("execution", "expired", "session", "session_id")
-APPROVALS_READ = "approvals read"  # (APPROVALS_READ, time.monotonic() as the cycle began) after each cycle that read the queue
+APPROVALS_READ = "approvals read"  # (APPROVALS_READ, clock.since_boot() as the cycle began) after each cycle that read the queue
 LEASE_LOST = "lease lost"  # (LEASE_LOST, why): another sidecar holds this machine_id now; nothing more is read
 PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
 # what ends a session through its exit procedure (sidecar_process); they often reach the whole process group (a
@@ -179,7 +180,7 @@ class CommandBridge:
         self.cycle_seconds: list[float] = []  # how long each warehouse cycle took (known after stop)
         self.unwritten = 0  # rows still pending after the last cycle
         self.reads = 0  # cycles that read the queue, as far as take() has seen
-        self.read_at: float | None = None  # when the newest of them began (time.monotonic(), the same in both processes)
+        self.read_at: float | None = None  # when the newest of them began (clock.since_boot(), the same in both processes)
         self.lease_lost: str | None = None  # why this sidecar no longer holds its machine_id (as far as take() has seen)
 
     def start(self) -> None:
@@ -293,7 +294,7 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s,
                 continue
             kind = "cycle"
         stopping = kind == "stop"
-        began = time.monotonic()  # a revocation committed after this may not be in what the cycle reads
+        began = since_boot()  # a revocation committed after this may not be in what the cycle reads (a suspend counts)
         lost = io.lease_lost
         for command in io.cycle(read=not stopping):
             commands.put(command)

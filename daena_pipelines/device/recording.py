@@ -22,7 +22,7 @@ class SessionRecorder:
         self._file = open(self.path, "xb")  # never overwrite an earlier recording
         self.samples = 0
         self.invalid_samples = 0
-        self.last_t: float | None = None  # the t written on the newest sample line
+        self._last_t: float | None = None  # the last sample's t as written
         self._dirty = threading.Event()
         self._lock = threading.Lock()  # the watchdog may write faults while the poll loop records
         self._closing = False
@@ -46,16 +46,13 @@ class SessionRecorder:
         self._dirty.set()
 
     def sample(self, t: float, values: dict | None, why: str | None = None) -> int:
-        """Record a reading (``values`` in the sample keys above) or an invalid sample; returns its index.
-
-        ``t`` is written to 0.01 s and kept strictly increasing (the reader rejects a recording whose time
-        does not move forward): two polls under 10 ms apart, the loop catching up after a stall (0.5 ms of
-        wall time at ×20), rounded to one t, so a sample that would repeat or go back is written 0.01 s
-        after the one before."""
+        """Record a reading (``values`` in the sample keys above) or an invalid sample; returns its index."""
         t = round(t, 2)
-        if self.last_t is not None and t <= self.last_t:
-            t = round(self.last_t + 0.01, 2)
-        self.last_t = t
+        if self._last_t is not None and t <= self._last_t:
+            # two cycles back to back (the loop catching up after one overran) can lie within the hundredth the file
+            # keeps, and the reader refuses a recording whose t does not increase: this one goes a hundredth later
+            t = round(self._last_t + 0.01, 2)
+        self._last_t = t
         if values is None:
             self._write({"type": "sample", "t": t, "ok": False, "why": why})
             self.invalid_samples += 1

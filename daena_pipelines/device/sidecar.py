@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from daena_pipelines.config import Settings
-from daena_pipelines.device import contract as device_contract
-from daena_pipelines.device import roaster as r
+from daena_pipelines.device import clock as device_clock, contract as device_contract, roaster as r
 from daena_pipelines.device.clock import RealClock, SteppedClock, make_clock
 from daena_pipelines.device.command_store import CommandBridge, WarehouseIO, claim_machine
 from daena_pipelines.device.driver import BULLET_R1
@@ -65,6 +64,7 @@ LEASE_CYCLES = 5
 LEASE_MIN_S = 10.0
 # a stepped run waits this long (real seconds) for each warehouse cycle; a slower warehouse ends the session
 STEPPED_SYNC_TIMEOUT_S = 30.0
+TIME_GAP_S = 5.0  # device seconds between two poll cycles (times the time scale) said as a fault: nobody watched
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
 TIMINGS = ("max_duration_s", "poll_interval_s", "record_interval_s", "queue_poll_interval_s", "approval_ttl_s",
@@ -456,7 +456,7 @@ class Sidecar:
     def _recheck_clock(self, now: float) -> float:
         """Approvals are revoked on the real clock: the queue's last read is timed there (a stepped run reads the
         queue once per queue cycle of its own time, so there its own clock serves)."""
-        return now if self.stepped else time.monotonic()
+        return now if self.stepped else device_clock.since_boot()  # a host suspend counts: nothing was re-read meanwhile
 
     def _approvals_unread_s(self, now: float) -> float | None:
         """How long the queue has not been read, once that is longer than APPROVAL_RECHECK_CYCLES queue cycles
@@ -710,7 +710,7 @@ class Sidecar:
         self.approvals_read_at = self._recheck_clock(self.t0)  # the last cycle that read the queue (_recheck_clock)
         self.polls = self.lost = self.idle_messages = 0
         self.jitter: list[float] = []
-        self.next_tick = self.next_record = self.t0
+        self.next_tick = self.next_record = self.last_cycle_at = self.t0
         self.next_progress = self.t0 + 60
         self.last_valid_at = self.t0
         self.safe = SafeConfirmation(self.limits)  # fed every poll: is the roaster confirmed safe for the exit
@@ -747,6 +747,10 @@ class Sidecar:
         cfg, clock = self.cfg, self.clock
         now = clock.now()
         self.heartbeat = time.monotonic()
+        if not self.stepped and now - self.last_cycle_at > TIME_GAP_S * clock.time_scale:
+            self._fault("time_gap", f"{now - self.last_cycle_at:.1f} s between two poll cycles (the host was suspended, "
+                                    "or this process stopped): nothing watched the roaster meanwhile")
+        self.last_cycle_at = now
         self.jitter.append(max(0.0, now - self.next_tick))
         t = now - self.t0
         self.polls += 1

@@ -179,45 +179,48 @@ def test_stop_signal_leaves_a_roaster_it_never_commanded_untouched(tmp_path, mon
     assert not [l for l in lines if l["type"] == "fault" and l["kind"] == "abort_step"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT], ids=lambda signum: signum.name)
-def test_a_terminal_signal_to_the_whole_job_makes_the_commanded_roaster_safe_and_closes_its_rows(tmp_path, monkeypatch,
-                                                                                                  signum):
-    """The terminal that runs ``dagster dev`` is closed (SIGHUP) or Ctrl-\\ pressed (SIGQUIT): the signal reaches the
-    foreground process group, the sidecar and its warehouse worker at once. Before, both died of it at once (their
-    default action): no exit procedure, the commanded roaster left preheating at heater 9, the run failed, and nothing
-    closed the session row or the running command."""
-    child = Child(f"{signum.name} to the child's process group mid-heat (commanded)", tmp_path, monkeypatch, own_group=True,
+def session_end(child, session) -> list[tuple]:
+    with duckdb.connect(child.warehouse) as con:
+        return con.execute(f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'").fetchall()
+
+
+def test_the_terminal_closed_makes_the_commanded_roaster_safe_and_closes_its_rows(tmp_path, monkeypatch):
+    """The terminal that runs ``dagster dev`` is closed: SIGHUP reaches the foreground process group, the sidecar and
+    its warehouse worker at once. Before, both died of it at once (their default action, exit -1): no exit procedure,
+    the commanded roaster left preheating at heater 9, the run failed, and nothing closed the session row."""
+    child = Child("SIGHUP to the child's process group mid-heat (commanded)", tmp_path, monkeypatch, own_group=True,
                   time_scale=5.0, operator=False)
     heating_by_command(child)
     session = child.session_id()
-    child.send_group(signum)
+    child.send_group(signal.SIGHUP)
     code, lines = child.finish()
     footer, sample = lines[-1], last_sample(lines)
-    assert code == 0 and footer["type"] == "footer" and footer["end_reason"] == f"terminated ({signum.name})"
+    assert code == 0 and footer["type"] == "footer" and footer["end_reason"] == "terminated (SIGHUP)"
     assert (sample["h"], sample["st"]) == (0, State.COOLING)
     assert footer["exit"]["outcome"] == "made safe: heater 0 and cooling confirmed by status"
     assert statuses(child.warehouse) == {"preheat": "COMPLETED"}
-    with duckdb.connect(child.warehouse) as con:  # the worker outlived the signal and wrote the exit's rows
-        assert con.execute(f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'").fetchall() == [
-            (f"terminated ({signum.name})",)]
+    assert session_end(child, session) == [("terminated (SIGHUP)",)]  # the worker outlived the signal, wrote the exit's rows
 
 
-def test_ctrl_z_in_the_terminal_does_not_pause_the_sidecar_or_its_worker(tmp_path, monkeypatch):
+def test_ctrl_z_pauses_nothing_and_ctrl_backslash_ends_through_the_exit(tmp_path, monkeypatch):
     """Ctrl-Z in the terminal running ``dagster dev`` sends SIGTSTP to the foreground process group. Before, it stopped
     the sidecar (and its watchdog, the same process) and its warehouse worker until someone typed ``fg``: the roaster it
-    had commanded preheated on unwatched, and an ABORT approved meanwhile never ran (heater 9, preheating)."""
-    child = Child("SIGTSTP (Ctrl-Z) to the child's process group mid-heat, then an approved ABORT", tmp_path, monkeypatch,
-                  own_group=True, time_scale=5.0, operator=False)
+    had commanded preheated on unwatched, and an ABORT approved meanwhile never ran (heater 9, preheating). Ctrl-\\
+    then (SIGQUIT to the group) killed both at once (exit -3) with no exit procedure."""
+    child = Child("SIGTSTP (Ctrl-Z) to the child's process group mid-heat, an approved ABORT, then SIGQUIT", tmp_path,
+                  monkeypatch, own_group=True, time_scale=5.0, operator=False)
     heating_by_command(child)
+    session = child.session_id()
     child.send_group(signal.SIGTSTP)
     try:
-        approve(child.warehouse, "abort", "ABORT", serial="4242", session=child.session_id())
+        approve(child.warehouse, "abort", "ABORT", serial="4242", session=session)
         child.wait_for(lambda lines: any(l["type"] == "sample" and l.get("st") == State.COOLING and l.get("h") == 0
                                          for l in lines), timeout_s=10)
     finally:
         child.send_group(signal.SIGCONT)  # before the fix: let the stopped job go on, so that it can end
-    child.send(signal.SIGTERM)
+    child.send_group(signal.SIGQUIT)
     code, lines = child.finish()
-    assert code == 0 and lines[-1]["end_reason"] == "terminated (SIGTERM)"
+    assert code == 0 and lines[-1]["end_reason"] == "terminated (SIGQUIT)"
     assert (last_sample(lines)["h"], last_sample(lines)["st"]) == (0, State.COOLING)
     assert statuses(child.warehouse) == {"preheat": "COMPLETED", "abort": "COMPLETED"}
+    assert session_end(child, session) == [("terminated (SIGQUIT)",)]

@@ -412,7 +412,24 @@ def test_rows_scored_by_an_earlier_version_of_a_case_are_flagged_until_their_day
 
     nightly = evaluate(DAYS[1])
     assert not nightly.passed and nightly.severity == dg.AssetCheckSeverity.WARN
-    assert nightly.description.startswith("1 rows were scored against another version of their golden case: "
+    assert nightly.description.startswith("1 rows were not scored against their golden case as it is now: "
                                           "brazil-cerrado-light-medium (file changed since) on 2026-11-17..2026-11-17, 1 rows")
     assert "What to do: rematerialise evals/eval_runs over 2026-11-17...2026-11-17" in nightly.description
     assert evaluate(DAYS[0]).passed
+
+
+def test_rows_from_before_case_versions_were_recorded_are_flagged_as_such_not_as_a_changed_file(tmp_path):
+    """A warehouse evaluated before evals migration 6 has case_sha256 NULL on every row: which version of the case
+    scored them is unknown. eval_runs_complete warns about them (as migration 6 says) but must not claim the case
+    file changed since, which nothing shows (before: '(file changed since)')."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=False)
+    resources = {"duckdb": WarehouseResource(database=str(db)), "daena_settings": DaenaSettings()}
+    assert dg.materialize([assets.golden_cases, assets.eval_runs], partition_key=DAYS[0], resources=resources,
+                          selection=[assets.golden_cases.key, assets.eval_runs.key]).success
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE evals.eval_runs SET case_sha256 = NULL")  # as migration 6 leaves an older row
+    result = checks.eval_runs_complete(duckdb=WarehouseResource(database=str(db)))
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "(scored before case versions were recorded) on 2026-11-17..2026-11-17" in result.description
+    assert "file changed since" not in result.description

@@ -45,9 +45,13 @@ def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         bad = con.execute(
             "SELECT count(*) FROM evals.eval_runs WHERE outcome NOT IN (SELECT unnest(?))", [list(scoring.OUTCOMES)]
         ).fetchone()[0]
-        # rows a golden case file scored that has changed (or gone) since: the nightly run rescores yesterday only
+        # rows a golden case file scored that has changed (or gone) since, or whose version is unknown (NULL: written
+        # before evals migration 6): the nightly run rescores yesterday only
         stale = con.execute(
-            """SELECT r.case_id, g.case_id IS NULL, min(r.partition_date), max(r.partition_date), count(*)
+            """SELECT r.case_id, CASE WHEN g.case_id IS NULL THEN 'no longer in golden/cases'
+                                      WHEN r.case_sha256 IS NULL THEN 'scored before case versions were recorded'
+                                      ELSE 'file changed since' END,
+                      min(r.partition_date), max(r.partition_date), count(*)
                FROM evals.eval_runs r LEFT JOIN evals.golden_cases g USING (case_id)
                WHERE r.case_id IS NOT NULL AND r.case_sha256 IS DISTINCT FROM g.content_sha256
                GROUP BY ALL ORDER BY ALL"""
@@ -60,9 +64,8 @@ def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         first, last = min(r[2] for r in stale), max(r[3] for r in stale)
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
-            description=f"{metadata['outdated_rows']} rows were scored against another version of their golden case: "
-            + "; ".join(f"{case} ({'no longer in golden/cases' if gone else 'file changed since'}) on {lo}..{hi}, {n} rows"
-                        for case, gone, lo, hi, n in stale)
+            description=f"{metadata['outdated_rows']} rows were not scored against their golden case as it is now: "
+            + "; ".join(f"{case} ({state}) on {lo}..{hi}, {n} rows" for case, state, lo, hi, n in stale)
             + f". What to do: rematerialise evals/eval_runs over {first}...{last} (a backfill; "
             f"{DOCS}#partitions-job-schedule-backfill), then evals/pass_at_k",
         )
