@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import shutil
 import threading
 import time
@@ -61,6 +62,8 @@ APPROVAL_RECHECK_MIN_S = 2.0
 # approvals re-read window, so a sidecar that cannot renew it has stopped stepping before another may take it over
 LEASE_CYCLES = 5
 LEASE_MIN_S = 10.0
+# a stepped run waits this long (real seconds) for each warehouse cycle; a slower warehouse ends the session
+STEPPED_SYNC_TIMEOUT_S = 30.0
 TIME_GAP_S = 5.0  # device seconds between two poll cycles (times the time scale) said as a fault: nobody watched
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
@@ -411,8 +414,15 @@ class Sidecar:
         revoked) replaces it, also under the running command."""
         if now >= self.next_queue_poll:
             self.next_queue_poll = now + self.cfg.queue_poll_interval_s
-            if self.stepped:
-                self.bridge.sync()  # stepped time has no wall clock: wait for one warehouse cycle
+            if self.stepped and not self.warehouse_stalled:
+                try:
+                    self.bridge.sync(STEPPED_SYNC_TIMEOUT_S)  # stepped time has no wall clock: wait for one warehouse cycle
+                except queue.Empty:
+                    # never waited for again (its late answer would pass for the next cycle's): the error ends the
+                    # session through the exit procedure, which needs no warehouse to make the roaster safe
+                    self.warehouse_stalled = True
+                    raise TimeoutError(f"the warehouse did not finish a cycle within {STEPPED_SYNC_TIMEOUT_S:g} s "
+                                       f"(a stepped run waits for each); the session ends") from None
         reads = self.bridge.reads
         commands = self.bridge.take()
         if self.bridge.reads != reads:  # timed when the worker read, not when this loop took the news (a stall may lie between)
@@ -702,6 +712,7 @@ class Sidecar:
         self.commanded = False  # set by the first action sent: from then on every exit makes the roaster safe
         self.last_change_at = -math.inf
         self.next_queue_poll = self.t0
+        self.warehouse_stalled = False  # a stepped run's warehouse cycle timed out: the loop waits for none again
         self.approvals_read_at = self._recheck_clock(self.t0)  # the last cycle that read the queue (_recheck_clock)
         self.polls = self.lost = self.idle_messages = 0
         self.jitter: list[float] = []

@@ -306,3 +306,62 @@ def test_watchdog_makes_the_roaster_safe_when_the_poll_loop_hangs(roaster, sim_c
     assert any(f.startswith("watchdog: poll loop silent") for f in result.faults)
     assert any(f.startswith("drive_safe: watchdog: heater 0 and cooling confirmed") for f in result.faults)
     record("poll loop hangs 1.5 s (watchdog)", device, result, result.command_statuses)
+
+
+def test_a_stalled_warehouse_in_stepped_time_ends_the_session_safe_with_an_error(roaster, sim_config, warehouse, monkeypatch):
+    """A stepped run waits for each warehouse cycle. A cycle slower than the wait raised queue.Empty on every later
+    look at the queue, and the process died with SIGABRT (DuckDB still in the cycle at exit). Now: the message
+    says so, the exit makes the commanded roaster safe without the warehouse, and the exit code is 1."""
+    from daena_pipelines.device import sidecar as sidecar_module
+    from daena_pipelines.device.command_store import WarehouseIO
+    from daena_pipelines.device.sidecar_process import exit_code
+
+    sidecar, device, _ = controlling(sim_config, roaster, warehouse)
+    assert not safe(device)
+    stalled = threading.Event()
+    monkeypatch.setattr(sidecar_module, "STEPPED_SYNC_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(WarehouseIO, "cycle", lambda io, read: stalled.wait(10.0) and [])
+    try:
+        result = sidecar.run_started()
+    finally:
+        stalled.set()
+    assert safe(device)
+    assert footer(result)["end_reason"] == "error"
+    assert "did not finish a cycle within 0.2 s" in result.error and exit_code(result) == 1
+    assert result.exit["outcome"] == "made safe: heater 0 and cooling confirmed by status"
+
+
+STUCK_IN_DUCKDB = """
+import sys, duckdb
+from daena_pipelines.device import sidecar as sidecar_module
+from daena_pipelines.device.command_store import WarehouseIO
+from daena_pipelines.device.sidecar import SidecarConfig, build_sidecar
+from daena_pipelines.device.sidecar_process import exit_code, leave
+from daena_pipelines.device.virtual_r1 import OperatorPlan, VirtualR1Config
+
+folder, warehouse = sys.argv[1], sys.argv[2]
+sidecar_module.STEPPED_SYNC_TIMEOUT_S = 0.5
+# a cycle stuck inside DuckDB (a query of minutes), as on a lake four other writers were creating
+WarehouseIO.cycle = lambda io, read: duckdb.connect().execute(
+    "SELECT count(*) FROM range(10000000000) t(i) WHERE i % 7 = 3").fetchall() and []
+cfg = SidecarConfig(simulate=True, time_scale=0, seed=7, start_at="2026-11-17T09:00:00+00:00", warehouse=warehouse,
+                    recordings_dir=folder + "/rec", landing_dir=folder + "/land", stop_on="duration", max_duration_s=60,
+                    virtual=VirtualR1Config(operator=OperatorPlan()))
+sidecar, device = build_sidecar(cfg)
+result = sidecar.run()
+print("heater", device.heater, result.error.splitlines()[-1], flush=True)
+leave(exit_code(result))
+"""
+
+
+def test_a_sidecar_process_whose_warehouse_is_stuck_in_duckdb_exits_1_not_sigabrt(tmp_path, warehouse):
+    """Before, interpreter shutdown met the warehouse thread inside DuckDB: 'terminate called without an active
+    exception', exit -6 (SIGABRT). Now the process leaves with its own code and message, the recording landed."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", STUCK_IN_DUCKDB, str(tmp_path), warehouse],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "heater 0 TimeoutError: the warehouse did not finish a cycle within 0.5 s" in done.stdout
+    assert len(list((tmp_path / "land").glob("*.sidecar.jsonl"))) == 1

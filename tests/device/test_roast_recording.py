@@ -232,3 +232,31 @@ def test_stepped_simulations_started_now_are_distinct_sessions(tmp_path):
     assert recording_id() != recording_id()
     assert recording_id(model="r2", start_at="2026-11-17T09:00:00+00:00") != recording_id(start_at="2026-11-17T09:00:00+00:00")
     assert recording_id(seed=3, start_at="2026-11-17T09:00:00+00:00") == recording_id(seed=3, start_at="2026-11-17T09:00:00+00:00")
+
+
+def test_a_recording_written_under_a_clock_tie_or_step_ingests_with_every_sample(tmp_path):
+    """Two polls less than 10 ms apart (the loop catching up after a stall under load, a real roaster too; at
+    ×20 that is 0.5 ms of wall time) rounded to the same t, and the recording's own parse and the ingest
+    rejected it whole (time_not_increasing; 838 points lost). The writer now keeps t strictly increasing."""
+    from daena_pipelines.db import connect
+    from daena_pipelines.device.recording import SessionRecorder
+    from daena_pipelines.telemetry import ingest
+
+    path = tmp_path / "tie.sidecar.jsonl"
+    header = {k: v for k, v in HEADER.items() if k not in ("type", "format", "version")}
+    recorder = SessionRecorder(path, header, fsync=False)
+    times = [float(t) for t in range(60)]
+    times[31] = 30.004  # rounds to 30.00 like the sample before: a tie
+    times[40] = 38.5  # a clock step back (as after a wall-clock jump)
+    for t in times:
+        index = recorder.sample(t, {"a": 20.0 + t, "b": 30.0 + t})
+        if index == 5:
+            recorder.event("CHARGE", index, t, "state:roasting")
+    recorder.close({"end_reason": "test"})
+    session = parse_sidecar(path.read_bytes(), str(path))
+    assert len(session.time_s) == 60 and np.all(np.diff(session.time_s) > 0)
+    assert session.time_s[31] == pytest.approx(30.01) and session.time_s[40] == pytest.approx(39.01)
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest.ingest(con, [path], tmp_path / "quarantine", workers=1)
+        assert con.execute("SELECT count(*) FROM telemetry.ingest_errors").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM telemetry.points").fetchone()[0] == 60
