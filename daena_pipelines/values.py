@@ -6,6 +6,8 @@ import math
 import re
 import sys
 
+import orjson
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -60,6 +62,23 @@ def unique_keys(pairs: list[tuple[str, object]]) -> dict:
             raise BadJson(f"key {short(key)} appears twice in one object (readers disagree on which one counts)")
         found[key] = value
     return found
+
+
+def check_unique_keys(text: str | bytes, parsed: object) -> None:
+    """BadJson when `text`, already read into `parsed` by orjson (which keeps the last of a key written
+    twice), has a key twice. Each key brings one colon: when the text holds as many as orjson writes back
+    for `parsed` (no spaces, ':' never escaped), no key was dropped; else (or with an escaped colon,
+    which hides one) it is read again with unique_keys."""
+    colon, escaped = (":", "\\u003") if isinstance(text, str) else (b":", b"\\u003")
+    try:
+        if text.count(colon) == orjson.dumps(parsed).count(b":") and escaped not in text:
+            return
+    except orjson.JSONEncodeError:  # nested deeper or an integer wider than orjson writes: let json judge
+        pass
+    try:
+        json.loads(text, object_pairs_hook=unique_keys)
+    except RecursionError:
+        raise BadJson("objects and lists nested too deep to read") from None
 
 
 def _finite(text: str) -> float:

@@ -21,7 +21,7 @@ import orjson
 from daena_pipelines.telemetry import pyliteral, validate
 from daena_pipelines.telemetry.metrics import FLOAT_MAX, median
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, NotARoast, RoastSession
-from daena_pipelines.values import short
+from daena_pipelines.values import BadJson, check_unique_keys, short, unique_keys
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real profile; guards the parser's memory
 
@@ -99,11 +99,15 @@ def is_artisan_json(data: bytes) -> bool:
 
 def _load_json(text: str):
     try:
-        return orjson.loads(text)
+        profile = orjson.loads(text)
+        check_unique_keys(text, profile)  # orjson keeps the last of a key written twice
+        return profile
+    except BadJson as exc:
+        raise InvalidSession("syntax", str(exc)) from None
     except orjson.JSONDecodeError:
         try:  # Python's json writes a NaN or infinite float as NaN / Infinity, which orjson refuses
-            return json.loads(text)
-        except ValueError as exc:
+            return json.loads(text, object_pairs_hook=unique_keys)
+        except ValueError as exc:  # BadJson (a key twice) included
             raise InvalidSession("syntax", f"not JSON: {exc}") from None
 
 

@@ -17,7 +17,7 @@ import orjson
 
 from daena_pipelines.telemetry import validate
 from daena_pipelines.telemetry.model import InvalidSession, RoastSession
-from daena_pipelines.values import short
+from daena_pipelines.values import BadJson, check_unique_keys, short
 
 # A file is taken for a RoasTime roast when it is a JSON object (its first byte after JSON's
 # whitespace is "{") holding RoasTime's BT curve (dispatch by content): the first test needs the
@@ -146,10 +146,14 @@ def _grams(value) -> float | None:
 
 
 def parse_roastime(data: bytes, source_path: str) -> RoastSession:
+    text = data.removeprefix(codecs.BOM_UTF8)
     try:
-        roast = orjson.loads(data.removeprefix(codecs.BOM_UTF8))
+        roast = orjson.loads(text)
+        check_unique_keys(text, roast)  # orjson keeps the last of a key written twice
     except orjson.JSONDecodeError as exc:
         raise InvalidSession("syntax", f"not JSON: {exc}") from None
+    except BadJson as exc:
+        raise InvalidSession("syntax", str(exc)) from None
     if not isinstance(roast, dict):
         raise InvalidSession("not_a_dict", f"top-level JSON value is a {type(roast).__name__}, expected an object")
     bt_raw = roast.get("beanTemperature")

@@ -27,7 +27,6 @@ crash leaves a readable prefix; the parser accepts a file without footer and a t
 """
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timezone
 
@@ -37,7 +36,7 @@ import orjson
 from daena_pipelines.telemetry import validate
 from daena_pipelines.telemetry.contract import SIDECAR_FORMAT, SIDECAR_VERSION
 from daena_pipelines.telemetry.model import EVENTS, InvalidSession, RoastSession
-from daena_pipelines.values import BadJson, unique_keys
+from daena_pipelines.values import BadJson, check_unique_keys
 
 CHANNELS = ("a", "b")
 # short sample keys -> RoastSession.extra channel name; any other sample key is an extra channel by its own name
@@ -63,11 +62,10 @@ def _lines(data: bytes, source_path: str) -> tuple[list[dict], bool]:
             raise InvalidSession("bad_json", f"{source_path}: line {number}: invalid JSON ({error})") from None
         if not isinstance(record, dict) or "type" not in record:
             raise InvalidSession("bad_record", f"{source_path}: line {number}: not an object with a 'type'")
-        if not records:  # the header: orjson keeps the last of a key written twice ('source': real or simulator?)
-            try:
-                json.loads(line, object_pairs_hook=unique_keys)
-            except BadJson as exc:
-                raise InvalidSession("bad_header", f"{source_path}: line {number}: {exc}") from None
+        try:  # orjson keeps the last of a key written twice ('source': real or simulator? which BT?)
+            check_unique_keys(line, record)
+        except BadJson as exc:
+            raise InvalidSession("bad_json" if records else "bad_header", f"{source_path}: line {number}: {exc}") from None
         records.append(record)
     return records, torn_tail
 

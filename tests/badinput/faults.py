@@ -47,7 +47,7 @@ def _alog_cases(shared: Path, rng: random.Random) -> list[Case]:
     bases = [pyliteral.loads((shared / name).read_text(encoding="utf-8")) for name in BASE_ALOGS]
     cases: list[Case] = []
 
-    def case(fault_class, name, expect, problem, edit=None, text=None, base=None):
+    def case(fault_class, name, expect, problem, edit=None, text=None, base=None, suffix=".alog"):
         profile = json.loads(json.dumps(bases[len(cases) % len(bases) if base is None else base]))  # deep copy
         profile["roastUUID"] = f"fuzz-{name}"
         data = text(profile) if text else None
@@ -55,7 +55,7 @@ def _alog_cases(shared: Path, rng: random.Random) -> list[Case]:
             if edit:
                 edit(profile)
             data = repr(profile).encode("utf-8")
-        cases.append(Case(fault_class, name, expect, problem, data))
+        cases.append(Case(fault_class, name, expect, problem, data, suffix))
 
     def at(key, value, index=None):
         def edit(p):
@@ -140,6 +140,9 @@ def _alog_cases(shared: Path, rng: random.Random) -> list[Case]:
         pad = "(" + ", ".join(["1.5"] * (SLOW_PARSER_CASE_BYTES // 5)) + ")"
         return (text[:-1] + ", 'padding': " + pad + "}").encode()
     case("memory", "alog-big-single-tuple", REJECT, r"too large for the exact parser", text=one_tuple)
+    # the profile exported as JSON (Artisan's File > Export > JSON) with a key twice: the last one won
+    case("duplicate key", "artisan-json-bt-twice", REJECT, r"key 'temp2' appears twice",
+         text=lambda p: json.dumps(p).replace('"temp2": [', '"temp2": [], "temp2": [', 1).encode(), suffix=".json")
     return cases
 
 
@@ -181,6 +184,11 @@ def _sidecar_cases(rng: random.Random) -> list[Case]:
     case("duplicate key", "sidecar-mapping-twice", REJECT, r"line 1: key 'channel_mapping' appears twice",
          text=lambda lines: dumped(lines).replace(b'"channel_mapping": {"bt": "a", "et": "b"}',
                                                   b'"channel_mapping": {"bt": "a", "et": "b"}, "channel_mapping": {"bt": "b", "et": "a"}', 1))
+    # a key twice in a sample or an event line (here BT 150.0 hidden behind a second 'a')
+    case("duplicate key", "sidecar-sample-bt-twice", REJECT, r"line \d+: key 'a' appears twice",
+         text=lambda lines: dumped(lines).replace(b'"type": "sample", ', b'"type": "sample", "a": 150.0, ', 1))
+    case("duplicate key", "sidecar-event-index-twice", REJECT, r"line \d+: key 'i' appears twice",
+         text=lambda lines: dumped(lines).replace(b'"type": "event", ', b'"type": "event", "i": 3, ', 1))
     case("sidecar header types", "sidecar-title-number", REJECT, r"title.*12345.*text", header(title=12345))
     case("sidecar header types", "sidecar-beans-object", REJECT, r"beans.*text", header(beans={"origin": "Kenya"}))
     case("sidecar header types", "sidecar-machine-list", REJECT, r"machine.*text", header(machine=["Aillio", "R1"]))
@@ -261,6 +269,8 @@ def _roastime_cases() -> list[Case]:
     case("absurd magnitude", "roastime-datetime-1e20", REJECT, r"'dateTime' is 1e\+20", dateTime=1e20)
     case("absurd magnitude", "roastime-datetime-1969", REJECT, r"roasted_at 1969-.*between 1970-01-02", dateTime=-86_400_000 * 365)
     case("absurd magnitude", "roastime-datetime-text", REJECT, r"'dateTime' is 'yesterday'", dateTime="yesterday")
+    case("duplicate key", "roastime-bt-twice", REJECT, r"key 'beanTemperature' appears twice",
+         text=lambda text: text.replace('"beanTemperature": [', '"beanTemperature": [20.0, 20.0], "beanTemperature": [', 1).encode())
     case("empty/truncated/encoding", "roastime-utf8-bom", LOAD, "", text=lambda text: b"\xef\xbb\xbf" + text.encode())
     return cases
 
