@@ -167,10 +167,21 @@ def parser_for(path: Path | str, data: bytes | None = None) -> Callable[[bytes, 
 
 def walk(landing_dir: Path) -> Iterator[Path]:
     """Every file below the landing folder, sorted, without descending into hidden folders
-    (``.git``, the quarantine's ``.pending``, an app's caches): they hold no roasts to ingest."""
-    for folder, subfolders, files in os.walk(landing_dir):
+    (``.git``, the quarantine's ``.pending``, an app's caches): they hold no roasts to ingest.
+    A folder that cannot be listed is yielded itself, so that its reader records it as an entry it
+    cannot read (`_read`) instead of its files missing without a word (os.walk skips it)."""
+    unlisted: list[Path] = []
+
+    def cannot_list(exc: OSError) -> None:
+        if os.path.isdir(exc.filename):  # a missing landing folder is `missing_landing`'s to report
+            unlisted.append(Path(exc.filename))
+
+    for folder, subfolders, files in os.walk(landing_dir, onerror=cannot_list):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         yield from (Path(folder, name) for name in sorted(files))
+        yield from unlisted
+        unlisted.clear()
+    yield from unlisted
 
 
 def missing_landing(folder: Path) -> str | None:
@@ -293,7 +304,7 @@ def _read(path: str, known_sha256s: Collection[str]) -> _InProgress | Prepared |
     """The file read once: in a format decided by content, it is found to be no roast here, in
     the parser process, from what is read anyway (the main process does not read it)."""
     form = format_by_name(path)
-    if form is None:
+    if form is None and not os.path.isdir(path):  # a folder `walk` yields is one it could not list, whatever its name
         return Prepared(path, "", 0, ignored=NOT_A_ROAST_NAME)
     not_roast = None
     try:
@@ -306,6 +317,8 @@ def _read(path: str, known_sha256s: Collection[str]) -> _InProgress | Prepared |
             else:
                 data = file.read()
     except OSError as exc:
+        if os.path.isdir(path):  # a folder `walk` could not list: its roasts are not read
+            return _unread(path, known_sha256s, Prepared(path, "", 0, error_kind="unreadable", error=unlistable(path)))
         if form.looks_like is not None:  # unread, it cannot be told from the other files its name allows
             return Prepared(path, "", 0, ignored=f"cannot read file: {exc.strerror or exc}")
         return _unread(path, known_sha256s, Prepared(path, "", 0, error_kind="unreadable", error=f"cannot read file: {exc.strerror or exc}"))
@@ -315,6 +328,17 @@ def _read(path: str, known_sha256s: Collection[str]) -> _InProgress | Prepared |
         return Prepared(path, "", len(data), ignored=not_roast)
     sha256 = hashlib.sha256(data).hexdigest()
     return None if sha256 in known_sha256s else _InProgress(path, sha256, len(data), data, form.parse)
+
+
+def unlistable(folder: str) -> str:
+    """Why the files of a landing folder that cannot be listed are not read, and what to do."""
+    try:
+        with os.scandir(folder):
+            problem = "it could not be listed"
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    return (f"cannot list folder: {problem}; none of its files is read: let the ingest's user list it "
+            "(read and execute permission) and run the ingest again")
 
 
 def _unread(path: str, known_sha256s: Collection[str], error: Prepared) -> Prepared | None:
@@ -510,7 +534,7 @@ def ingest(
     report = IngestReport()
     roast_paths = []
     for path in paths:  # by name only: a format decided by content is decided where the file is read
-        if format_by_name(path) is None:
+        if format_by_name(path) is None and not os.path.isdir(path):  # (a folder: see `_read`)
             report.ignored.append((str(path), NOT_A_ROAST_NAME))
         else:
             roast_paths.append(str(path))

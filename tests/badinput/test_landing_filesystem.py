@@ -4,6 +4,7 @@ named error (or a named ignored file), and the sensor does not read what the ing
 import os
 import threading
 import tracemalloc
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -131,3 +132,47 @@ def test_the_recompute_does_not_wait_on_a_named_pipe_where_a_source_file_was(tmp
     assert con.execute("SELECT * FROM telemetry.roast_metrics ORDER BY session_id").fetchall() == before
     assert peak < 16 * 1024 * 1024, peak  # before: the 64 MiB+ file read whole
     con.close()
+
+
+def test_a_subfolder_that_cannot_be_listed_is_an_error_and_the_rest_loads(data_env, monkeypatch):
+    """Tests run as root, who lists any folder: listing one folder fails here as it does for
+    another user (PermissionError). os.walk skipped it without a word, so its roasts never loaded."""
+    landing = data_env / "landing"
+    (landing / "good.alog").write_bytes(alog_bytes(profile(roastUUID="a")))
+    (landing / "2024").mkdir()
+    (landing / "2024" / "other.alog").write_bytes(alog_bytes(profile(roastUUID="b")))
+    locked = landing / "2023.old"  # a name in no roast format
+    locked.mkdir()
+    (locked / "hidden.alog").write_bytes(alog_bytes(profile(roastUUID="c")))
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    warehouse = data_env / "data" / "warehouse.duckdb"
+    warehouse.parent.mkdir()
+    why = ("cannot list folder: Permission denied; none of its files is read: let the ingest's user list it "
+           "(read and execute permission) and run the ingest again")
+    with duckdb.connect(str(warehouse)) as con:
+        report = ingest.ingest(con, list(ingest.walk(landing)), data_env / "q", workers=1)
+        assert len(report.loaded) == 2  # the batch's good files
+        assert report.rejected == [(str(locked), "unreadable", why)]  # before: []
+        assert con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0] == 2
+        assert con.execute("SELECT source_path, error_kind, message FROM telemetry.ingest_errors").fetchall() == [(str(locked), "unreadable", why)]
+        # the warehouse as it was before the folder became unlistable: its good files loaded
+        con.execute("DELETE FROM telemetry.ingest_errors; DELETE FROM telemetry.source_files WHERE status <> 'loaded'")
+    # the sensor asks a run to record it, as for any unreadable entry, and once: the next tick requests nothing
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
+    context = dg.build_sensor_context(resources=defs.resources)
+    (request,) = sensor.evaluate_tick(context).run_requests  # before: no request (2 files, both ingested)
+    paths = request.run_config["ops"]["telemetry_ingest"]["config"]["paths"]
+    assert paths == [str(locked)]
+    with duckdb.connect(str(warehouse)) as con:
+        assert ingest.ingest(con, [Path(p) for p in paths], data_env / "q", workers=1).rejected == [(str(locked), "unreadable", why)]
+    assert sensor.evaluate_tick(dg.build_sensor_context(resources=defs.resources)).run_requests == []  # no cursor: the warehouse decides
+    with duckdb.connect(str(warehouse)) as con:  # nor a second error row on the next full run
+        assert not ingest.ingest(con, list(ingest.walk(landing)), data_env / "q", workers=1).rejected
+        assert con.execute("SELECT count(*) FROM telemetry.ingest_errors").fetchone()[0] == 1

@@ -4,6 +4,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from stat import S_ISDIR
 
 import dagster as dg
 
@@ -29,14 +30,16 @@ def fingerprints(folders: list[Path], previous: tuple[dict[str, str], dict[str, 
     for folder in folders:
         for path in ingest.walk(folder):
             form = ingest.format_by_name(path)
-            if form is None:
+            if form is None and not path.is_dir():  # a folder `walk` yields is one it could not list
                 continue
             try:
                 stat = path.stat()
             except OSError:  # gone since the folder was listed
                 continue
             name, mark = str(path), f"{stat.st_size}:{stat.st_mtime_ns}"
-            if form.looks_like is not None and before_roasts.get(name) != mark and (
+            if S_ISDIR(stat.st_mode):  # a folder `walk` could not list: a run records it as unreadable
+                roasts[name] = mark
+            elif form.looks_like is not None and before_roasts.get(name) != mark and (
                     before_others.get(name) == mark or not ingest.content_matches(path, form)):
                 others[name] = mark
             else:
