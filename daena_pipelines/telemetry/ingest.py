@@ -609,6 +609,18 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], parsers: _Pa
             if len(pending) >= batch_size:
                 flush()
         flush()
+        _checkpoint_file(con)
+
+
+def _checkpoint_file(con: duckdb.DuckDBPyConnection) -> None:
+    """Write what the batches left in the WAL (the sessions', metrics' and files' rows and their
+    keys' indexes) into a DuckDB file now, under the ingest's DuckDB settings, instead of at the
+    connection's close under the defaults: measured after 3,000 files, 77-84 ms of CPU here
+    against 146-271 ms at the close, mostly FSST tried on the JSON texts (docs/telemetry.md,
+    Performance). Not a DuckLake catalog: its CHECKPOINT is the lake's maintenance."""
+    kind, path = con.execute("SELECT type, path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    if kind == "duckdb" and path is not None:
+        con.execute("CHECKPOINT")
 
 
 @contextmanager
