@@ -38,7 +38,9 @@ DEFAULT_ROR = RorSettings()
 # 8: with the green beans' temperature entered (Artisan 2.4.5+), the drying phase's RoR and rise
 #    run from it at CHARGE to DRY END
 # 9: the live TP fallback is 2 min from Artisan 3.2 on (was 3.4)
-METRICS_VERSION = 9
+# 10: the AUC of a profile whose BT never falls below the live TP ceiling (150 °C / 300 °F) before
+#     the fallback begins at the fallback, as a cold start's does
+METRICS_VERSION = 10
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -104,7 +106,7 @@ def _celsius(value: float, unit: str) -> float:
 
 
 def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, fallback_s: float,
-            cold_start_only: bool = False) -> int | None:
+            fallback_only: bool = False) -> int | None:
     """The sample Artisan's recording session took as TP, replayed on the saved curve `bt_c`;
     None when it took none (its checks stopped first, or no rise check was met).
 
@@ -114,18 +116,19 @@ def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, 
     it lies strictly inside LIVE_TP_BOUNDS; the fallback takes the current sample once more than
     `fallback_s` have passed since CHARGE (150 s up to Artisan 3.1, 120 s from 3.2: alog sets
     it; it wins a tie). Checks stop once DRY END is marked (a mark at the fallback sample comes
-    after it). The lowest BT since CHARGE only falls, so when it is already at or below the floor
-    at the rise check (a cold start: beans charged into a cold roaster or an air roaster), no
-    candidate is ever accepted and the fallback decides. With `cold_start_only`, None unless
-    that is so: the one case where the profile alone, without knowing which session saved it,
-    decides the live TP. docs/telemetry.md, "Why AUC from TP disagrees"."""
+    after it). When no candidate is accepted before the fallback — the lowest BT since CHARGE
+    at or below the floor (a cold start: beans charged into a cold roaster or an air roaster;
+    that lowest only falls, so it stays there), or still at or above the ceiling (beans whose
+    BT never falls to 150 °C / 300 °F) — the fallback decides. With `fallback_only`, None
+    unless that is so: the one case where the profile alone, without knowing which session
+    saved it, decides the live TP. docs/telemetry.md, "Why AUC from TP disagrees"."""
     charge, dry = events["CHARGE"], events.get("DRY_END")
     last = min(len(t) - 1, dry) if dry is not None else len(t) - 1
     floor_c, ceiling_c = (_celsius(v, unit) for v in LIVE_TP_BOUNDS[unit])
     span = bt_c[charge : last + 1]
     # (count_nonzero: a fraction of the per-call cost of np.any)
-    if cold_start_only and not np.count_nonzero((span > 0) & (span <= floor_c)):
-        return None  # the usual hot charge: checked first, as every profile pays for this
+    if fallback_only and not np.count_nonzero((span > 0) & (span <= floor_c)) and 0 < span.item(0) < ceiling_c:
+        return None  # the usual hot charge: every candidate lies below the ceiling and above the floor
     # the rise check at each sample k from CHARGE + 8 on, on slices of the span (views, not copies)
     readings = np.where(np.isnan(span), -np.inf, span)  # a dropout (-1 in the file) is the lowest reading
     n = len(readings)
@@ -137,13 +140,13 @@ def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, 
         return None
     first = charge + 8 + int(risen.argmax())  # the first sample that meets the rise check; it stays met
     lowest = np.minimum.accumulate(np.where(span > 0, span, np.inf))  # the candidate's BT at each sample
-    if cold_start_only and not lowest[first - charge] <= floor_c:
-        return None  # a later candidate may be accepted: only the recording session could tell
     late = (t[first : last + 1] - t[charge] > fallback_s).nonzero()[0]
     fallback = first + int(late[0]) if late.size else None
     candidates = lowest[first - charge :]
     accepted = ((candidates > floor_c) & (candidates < ceiling_c)).nonzero()[0]
     if accepted.size and (fallback is None or first + int(accepted[0]) < fallback):
+        if fallback_only:
+            return None  # a candidate was accepted: only the recording session could tell it stood
         seen = first + int(accepted[0])
         return charge + _last_lowest(np.where(span[: seen - charge + 1] > 0, span[: seen - charge + 1], np.inf))
     return fallback
@@ -163,7 +166,7 @@ def recording_session_tp(session: RoastSession) -> int | None:
         return None  # "none": exchanged, then reopened and saved again, which clears the live TP
     read = session.et_c if curve == "ET" else session.bt_c
     return live_tp(session.time_s, read, session.events, session.original_unit, float(fallback_s),
-                   cold_start_only=saved_by != "recording")
+                   fallback_only=saved_by != "recording")
 
 
 def _search_end(events: dict[str, int], n: int) -> int:

@@ -22,6 +22,8 @@ from .messages_server import API_KEY, MessagesServer
 DAYS = ("2026-11-17", "2026-11-18", "2026-11-19")
 ALL_ASSETS = [assets.golden_cases, assets.eval_runs, assets.pass_at_k, assets.judge_scores]
 CHECKS = [checks.golden_cases_valid, checks.eval_runs_complete, checks.judge_scores_valid]
+# the tests' local server is a simulator: a day it judged warns (no real judge's verdict)
+SIMULATED = {"judge_scores_valid"}
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +72,7 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     warehouse_fixture.build(db, with_proposals=True)
     judge_resource = simulator_judge(server, monkeypatch)
     for day in DAYS:
-        run(db, judge_resource, day)
+        run(db, judge_resource, day, warnings=SIMULATED)
 
     outcomes = dict(((s, c), o) for s, c, o in query(db, "SELECT session_id, case_id, outcome FROM evals.eval_runs"))
     assert outcomes == {
@@ -109,7 +111,7 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
 
     # Re-materialising a day replaces its rows and judges nothing again.
     before = query(db, "SELECT count(*) FROM evals.eval_runs")
-    result = run(db, judge_resource, "2026-11-18")
+    result = run(db, judge_resource, "2026-11-18", warnings=SIMULATED)
     assert query(db, "SELECT count(*) FROM evals.eval_runs") == before
     assert query(db, "SELECT count(*) FROM evals.judge_scores") == [(7,)]
     assert len(server.requests) == calls
@@ -121,8 +123,27 @@ def test_three_partitions_score_judge_and_rerun_idempotently(tmp_path, server, m
     assert {r.data["from_cache"] for r in meta["preview"].value.records} == {True}
     (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
     assert "3 of them reused from the cache" in valid.description
-    # the tests' local server scored every judged row: the green check says so (before: it did not)
-    assert "6 judged by a simulator" in valid.description and valid.metadata["judged_by_source"].value == {"simulator": 6}
+    # the tests' local server scored every judged row: a warning that says what, where and what to do (before: green)
+    assert valid.description.startswith("all 6 judged rows (of 7) were scored by a simulator, none by the real judge: "
+                                        f"endpoint {server.base_url}")
+    assert "days 2026-11-17..2026-11-19" in valid.description and "What to do: judge with the official API" in valid.description
+    assert valid.metadata["judged_by_source"].value == {"simulator": 6}
+
+
+def test_judge_scores_valid_passes_when_the_real_judge_scored_rows(tmp_path, server, monkeypatch):
+    """The warning is about no real judgement at all: once the official API has judged rows (here the
+    simulator's rows relabelled as the official API writes them, since no test reaches it), the check
+    passes and still names the simulated ones."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    run(db, simulator_judge(server, monkeypatch), "2026-11-18", warnings=SIMULATED)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE evals.judge_scores SET source = 'anthropic', endpoint = 'https://api.anthropic.com' "
+                    "WHERE session_id = 'ken-1'")
+    check = checks.judge_scores_valid(duckdb=WarehouseResource(database=str(db)))
+    assert check.passed, check.description
+    assert check.metadata["judged_by_source"].value == {"anthropic": 2, "simulator": 1}
+    assert "1 judged by a simulator" in check.description
 
 
 def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, monkeypatch):
@@ -233,7 +254,7 @@ def test_samples_report_their_spread(tmp_path, server, monkeypatch):
     good = {"physicsPlausibility": 90, "constraintRespect": 70, "safetyScore": 95, "warnings": [], "violations": [],
             "reasoning": "ok"}
     server.script = [("reply", json.dumps({**good, "planClarity": v})) for v in (70, 90, 90)] * 3
-    run(db, simulator_judge(server, monkeypatch, samples=3), "2026-11-18")
+    run(db, simulator_judge(server, monkeypatch, samples=3), "2026-11-18", warnings=SIMULATED)
     spread = query(db, "SELECT source, n_samples, plan_clarity_mean, plan_clarity_median, plan_clarity_mode, "
                        "round(plan_clarity_stddev, 3), plan_clarity_min, plan_clarity_max, safety_score_stddev "
                        "FROM evals.judge_score_spread ORDER BY ALL")
@@ -261,7 +282,7 @@ def test_a_cached_simulator_judgement_is_not_served_to_a_run_against_another_end
     run against another local server each get nothing from the simulator's cache."""
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=True)
-    run(db, simulator_judge(server, monkeypatch), "2026-11-18")
+    run(db, simulator_judge(server, monkeypatch), "2026-11-18", warnings=SIMULATED)
     assert query(db, "SELECT DISTINCT source, status FROM evals.judge_scores") == [("simulator", "judged")]
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     official = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_NO_SUCH_KEY")
@@ -269,7 +290,7 @@ def test_a_cached_simulator_judgement_is_not_served_to_a_run_against_another_end
     rows = query(db, "SELECT source, endpoint, status, from_cache, plan_clarity FROM evals.judge_scores")
     assert rows == [("anthropic", "https://api.anthropic.com", "not_judged", False, None)] * 3
     with MessagesServer() as other:
-        run(db, simulator_judge(other, monkeypatch), "2026-11-18", selection=[assets.judge_scores])
+        run(db, simulator_judge(other, monkeypatch), "2026-11-18", selection=[assets.judge_scores], warnings=SIMULATED)
         assert len(other.requests) == 3
     assert query(db, "SELECT DISTINCT from_cache FROM evals.judge_scores") == [(False,)]
 
@@ -362,7 +383,7 @@ def test_an_overloaded_api_leaves_the_day_not_judged_and_a_rerun_judges_it(tmp_p
     rows = query(db, "SELECT status, plan_clarity, reason FROM evals.judge_scores")
     assert len(rows) == 3 and len(server.requests) == 6
     assert all(s == "not_judged" and pc is None and "OverloadedError (HTTP 529)" in r for s, pc, r in rows)
-    run(db, judge_resource, "2026-11-18", selection=[assets.judge_scores])
+    run(db, judge_resource, "2026-11-18", selection=[assets.judge_scores], warnings=SIMULATED)
     assert query(db, "SELECT status, count(*) FROM evals.judge_scores GROUP BY ALL") == [("judged", 3)]
 
 

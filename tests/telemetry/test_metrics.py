@@ -177,30 +177,67 @@ def test_a_cold_start_profile_begins_its_auc_at_artisans_live_tp_fallback():
     from daena_pipelines.telemetry.metrics import live_tp
 
     session = _cold_start()
-    assert live_tp(session.time_s, session.bt_c, session.events, "C", 150.0, cold_start_only=True) == 151  # > 150 s, not 150
+    assert live_tp(session.time_s, session.bt_c, session.events, "C", 150.0, fallback_only=True) == 151  # > 150 s, not 150
     row = roast_metrics(session, np.full(601, np.nan))
     assert row["tp_s"] == 0  # the profile's own TP is unchanged ...
     assert row["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 151, 600, 100.0))  # ... the AUC is not
     assert row["auc_c_min"] < area_under_curve(session.time_s, session.bt_c, 0, 600, 100.0)
     # a DRY END marked before the fallback stops the live checks: the profile's TP stays the begin
-    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C", 150.0, cold_start_only=True) is None
+    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C", 150.0, fallback_only=True) is None
     # one marked at the fallback sample itself came after it (autoDRY runs after the TP check)
-    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C", 150.0, cold_start_only=True) == 151
+    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C", 150.0, fallback_only=True) == 151
     # the floor is in the profile's unit: 45 °C is 113 °F, a TP Artisan would accept in a °F profile
     warm = np.maximum(session.bt_c, 45.0)
-    assert live_tp(session.time_s, warm, session.events, "C", 150.0, cold_start_only=True) == 151
-    assert live_tp(session.time_s, warm, session.events, "F", 150.0, cold_start_only=True) is None
+    assert live_tp(session.time_s, warm, session.events, "C", 150.0, fallback_only=True) == 151
+    assert live_tp(session.time_s, warm, session.events, "F", 150.0, fallback_only=True) is None
     # a usual drum roast (TP at 100 °C) is recognised live: nothing for the file to decide
     drum = np.where(session.time_s < 60, 200 - 1.5 * session.time_s, 110 + 0.2 * (session.time_s - 60))
-    assert live_tp(session.time_s, drum, session.events, "C", 150.0, cold_start_only=True) is None
+    assert live_tp(session.time_s, drum, session.events, "C", 150.0, fallback_only=True) is None
     # no rise check met (BT never rises) -> no fallback either
-    assert live_tp(session.time_s, np.full(601, 30.0), session.events, "C", 150.0, cold_start_only=True) is None
+    assert live_tp(session.time_s, np.full(601, 30.0), session.events, "C", 150.0, fallback_only=True) is None
     # Artisan 3.4 and later fall back after 120 s
-    assert live_tp(session.time_s, session.bt_c, session.events, "C", 120.0, cold_start_only=True) == 121
+    assert live_tp(session.time_s, session.bt_c, session.events, "C", 120.0, fallback_only=True) == 121
     # only an Artisan profile whose AUC begins at TP gets the setting (alog); without it, the profile's TP
     other = roast_metrics(RoastSession("sidecar", "real", session.time_s, session.bt_c, session.et_c,
                                        session.events, settings={"auc_base_c": 100.0}), np.full(601, np.nan))
     assert other["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 0, 600, 100.0))
+
+
+def _hot_tp(tp_c: float, unit: str = "C") -> RoastSession:
+    """Hand-made (not recorded), one sample a second, shaped like the held-out Artisan 2.6.0
+    profiles of mhiroe/roast_log: beans charged into a hot drum, BT falling from 200 °C to a
+    turning point of `tp_c` at 40 s and rising 0.25 °C/s from there, never near the 50 °C floor."""
+    t = np.arange(0.0, 601.0)
+    bt = np.where(t < 40, 200.0 - (200.0 - tp_c) * t / 40.0, tp_c + 0.25 * (t - 40.0))
+    return RoastSession("artisan_alog", "real", t, bt, bt + 30, {"CHARGE": 0, "FCs": 450, "DROP": 600}, original_unit=unit,
+                        settings={"auc_begin": "TP", "auc_base_c": 100.0, "live_tp_fallback_s": 150.0})
+
+
+def test_a_turning_point_above_the_live_ceiling_begins_the_auc_at_artisans_live_tp_fallback():
+    """Artisan's recording session accepts a live TP only below 150 °C (300 °F in a °F profile):
+    `sample_processing` in canvas.py (artisan-roaster-scope/artisan, 2.8.5 line) marks the lowest
+    BT since CHARGE only "if not an error value", strictly inside 50-150 °C. A profile whose BT
+    never falls to 150 °C gets no live TP and Artisan takes the fallback sample (the held-out
+    mhiroe files with TPs of 152-185 °C begin their AUC there), whichever session saved it."""
+    from daena_pipelines.telemetry.metrics import live_tp
+
+    hot = _hot_tp(160.0)
+    assert live_tp(hot.time_s, hot.bt_c, hot.events, "C", 150.0, fallback_only=True) == 151
+    row = roast_metrics(hot, np.full(601, np.nan))
+    assert row["tp_s"] == 40  # the profile's own TP is unchanged ...
+    # ... the AUC begins at the fallback: hand-worked, Artisan's segments ending at samples
+    # 151 .. 599 (DROP excluded), BT from 150 s (187.5 °C) to 599 s (299.75 °C) in a straight
+    # line: mean excess over 100 °C 143.625 °C × 449 s / 60 = 1074.79 °C·min (from the TP: 1327)
+    assert row["auc_c_min"] == pytest.approx(1074.794, abs=0.01)
+    # a TP of 149.5 °C is accepted live in a °C profile, but it is 301.1 °F: above a °F ceiling
+    near = _hot_tp(149.5)
+    assert live_tp(near.time_s, near.bt_c, near.events, "C", 150.0, fallback_only=True) is None
+    assert live_tp(near.time_s, near.bt_c, near.events, "F", 150.0, fallback_only=True) == 151
+    # a DRY END marked before the fallback stops the checks: the profile's TP stays the begin
+    assert live_tp(hot.time_s, hot.bt_c, {**hot.events, "DRY_END": 120}, "C", 150.0, fallback_only=True) is None
+    # a file saved after being reopened has no live TP: the profile's TP
+    hot.settings["saved_by"] = "reopened"
+    assert roast_metrics(hot, np.full(601, np.nan))["auc_c_min"] == pytest.approx(area_under_curve(hot.time_s, hot.bt_c, 40, 600, 100.0))
 
 
 def test_the_live_tp_fallback_time_follows_the_artisan_version():
@@ -241,8 +278,8 @@ def test_the_live_tp_of_a_profile_exchanged_after_recording_is_replayed_on_its_e
     from daena_pipelines.telemetry.metrics import live_tp
 
     exchanged = _exchanged_after_recording("ET")
-    assert live_tp(exchanged.time_s, exchanged.bt_c, exchanged.events, "C", 120.0, cold_start_only=True) is None  # the saved BT has a TP
-    assert live_tp(exchanged.time_s, exchanged.et_c, exchanged.events, "C", 120.0, cold_start_only=True) == 121
+    assert live_tp(exchanged.time_s, exchanged.bt_c, exchanged.events, "C", 120.0, fallback_only=True) is None  # the saved BT has a TP
+    assert live_tp(exchanged.time_s, exchanged.et_c, exchanged.events, "C", 120.0, fallback_only=True) == 121
     nan = np.full(481, np.nan)
     row = roast_metrics(exchanged, nan)
     assert row["tp_s"] == 60  # the profile's TP is the saved BT's
@@ -283,7 +320,7 @@ def test_the_session_that_saved_the_file_decides_where_a_tp_begun_auc_begins():
     # the rise check is met at 34 s; the lowest BT since CHARGE then is 120 °C at 30 s, inside
     # 50-150 °C, so the live recognition accepts it although BT falls lower later
     assert live_tp(recording.time_s, recording.bt_c, recording.events, "C", 120.0) == 30
-    assert live_tp(recording.time_s, recording.bt_c, recording.events, "C", 120.0, cold_start_only=True) is None
+    assert live_tp(recording.time_s, recording.bt_c, recording.events, "C", 120.0, fallback_only=True) is None
     row = roast_metrics(recording, nan)
     assert row["tp_s"] == 100  # the profile's TP, as Artisan's computed TP_time
     # hand-worked, Artisan's segments (i − 1, i) for i = 30 .. 599, each max(0, mean − 100) × 1 s:

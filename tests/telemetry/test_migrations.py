@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from daena_pipelines import migrations
@@ -184,3 +185,36 @@ def test_a_json_export_with_infinite_artisan_values_recomputes_to_what_it_ingest
         (after,) = con.execute("SELECT * FROM telemetry.roast_metrics").fetchall()
         # (the recompute's clock counts from CHARGE: sums may differ in the last bit)
         assert [pytest.approx(v, rel=1e-12) if isinstance(v, float) else v for v in after] == list(fresh[0])
+
+
+def test_recompute_begins_a_stored_hot_turning_points_auc_at_the_live_tp_fallback(tmp_path):
+    """Metrics version 10: a TP above Artisan's live ceiling (150 °C) is never accepted while
+    recording, so the AUC begins at the fallback (docs/telemetry.md, "Why AUC from TP
+    disagrees"). A session stored by version 9 began it at the profile's TP; the recompute needs
+    no file for it (the fallback time is in the stored settings). Hand-made profile
+    (tests/telemetry/profiles.py) with a hot drum's curve: BT 200 °C at CHARGE (20 s), a TP of
+    160 °C 40 s later, then +0.25 °C/s."""
+    from daena_pipelines.telemetry import metrics
+
+    t = np.asarray(profile()["timex"])
+    since = np.clip(t - 20.0, 0.0, None)
+    bt = np.where(since < 40, 200.0 - since, 160.0 + 0.25 * (since - 40.0))
+    path = tmp_path / "hot.alog"
+    path.write_bytes(alog_bytes(profile(temp2=[round(float(x), 2) for x in bt], version="2.6.0",
+                                        computed={"AUC": 900, "AUCbegin": "TP", "AUCbase": 100})))
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest.ingest(con, [path], tmp_path / "q", workers=1)
+        query = "SELECT tp_s, auc_c_min, metrics_version FROM telemetry.roast_metrics"
+        ((tp_s, fresh, version),) = con.execute(query).fetchall()
+        running = metrics.auc_running(t - 20.0, bt, 100.0)
+        drop = profile()["timeindex"][6]
+        fallback = int(np.searchsorted(since, 150.0, side="right"))  # the first sample more than 150 s after CHARGE
+        assert (tp_s, version) == (40.0, metrics.METRICS_VERSION)
+        assert fresh == pytest.approx(metrics.auc_span(running, fallback, drop))
+        # as version 9 stored it: begun at the profile's TP
+        from_tp = metrics.auc_span(running, 10 + 20, drop)
+        con.execute("UPDATE telemetry.roast_metrics SET metrics_version = 9, auc_c_min = ?", [from_tp])
+        path.unlink()
+        assert recompute.recompute_metrics(con) == 1
+        assert con.execute(query).fetchall() == [(40.0, pytest.approx(fresh), metrics.METRICS_VERSION)]
+        assert fresh < from_tp - 50

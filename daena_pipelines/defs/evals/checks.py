@@ -75,7 +75,8 @@ def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=JUDGE_SCORES,
     pool=DUCKDB_POOL,
-    description="Judged rows carry four scores in 0..100; every other row has no score and says why.",
+    description="Judged rows carry four scores in 0..100; every other row has no score and says why. Warns when rows "
+    "are not judged, or when every judged row was scored by a simulator (no real judge's verdict).",
 )
 def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     scores = list(judge.SCORE_COLUMNS.values())
@@ -91,6 +92,10 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         cached = con.execute("SELECT count(*) FROM evals.judge_scores WHERE from_cache").fetchone()[0]
         judged_by = dict(con.execute(
             "SELECT source, count(*) FROM evals.judge_scores WHERE status = 'judged' GROUP BY ALL ORDER BY ALL").fetchall())
+        # where the simulated judgements came from: endpoint and days, for the warning below
+        simulated_where = con.execute(
+            "SELECT string_agg(DISTINCT endpoint, ', ' ORDER BY endpoint), min(partition_date), max(partition_date) "
+            "FROM evals.judge_scores WHERE status = 'judged' AND source = 'simulator'").fetchone()
         reason = con.execute(
             "SELECT reason FROM evals.judge_scores WHERE status = 'not_judged' GROUP BY reason ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()
@@ -106,11 +111,20 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             "What to do: set ANTHROPIC_API_KEY (docs/evals.md) and rematerialise evals/judge_scores",
         )
     reused = f"; {cached} of them reused from the cache (judged by an earlier run, judged_at says when)" if cached else ""
-    # a green check must not read as the real judge's verdict when a stand-in scored the rows
+    metadata = {**counts, "from_cache": cached, "judged_by_source": dg.MetadataValue.json(judged_by)}
+    if judged_by and set(judged_by) == {"simulator"}:  # valid scores, but no real judge gave any: no green over them
+        endpoints, first, last = simulated_where
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
+            description=f"all {judged_by['simulator']} judged rows (of {total}) were scored by a simulator, none by the "
+            f"real judge: endpoint {endpoints}, days {first}..{last}{reused}. What to do: judge with the official API "
+            "(set ANTHROPIC_API_KEY, leave ANTHROPIC_BASE_URL and the resource's base_url unset; "
+            f"{DOCS}#lm-judge-evalsjudge_scores) and rematerialise evals/judge_scores for those days",
+        )
+    # a green check must not read as the real judge's verdict on the rows a stand-in scored
     simulated = (f"; {judged_by['simulator']} judged by a simulator (a non-official endpoint such as the tests' "
                  "local server), not the real judge") if "simulator" in judged_by else ""
-    return _check(True, f"all {total} rows valid: {statuses}{reused}{simulated}", **counts, from_cache=cached,
-                  judged_by_source=dg.MetadataValue.json(judged_by))
+    return _check(True, f"all {total} rows valid: {statuses}{reused}{simulated}", **metadata)
 
 
 @dg.asset_check(

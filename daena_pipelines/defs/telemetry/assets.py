@@ -84,6 +84,7 @@ def _report_metadata(report: ingest.IngestReport) -> dict:
     """The run's ingest in one line, and its rejected and duplicate files as tables (when any)."""
     metadata = {"ingest_report": dg.MetadataValue.text(
         f"{len(report.loaded)} sessions loaded ({len(report.replaced)} replacing a changed file), "
+        f"{len(report.removed)} removed (their file changed into a copy of a roast kept from another), "
         f"{len(report.duplicates)} duplicates recognised, {len(report.rejected)} files rejected, "
         f"{report.unchanged} unchanged files skipped, {len(report.ignored)} non-roast files ignored."
     )}
