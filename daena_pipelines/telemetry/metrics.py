@@ -40,7 +40,9 @@ DEFAULT_ROR = RorSettings()
 # 9: the live TP fallback is 2 min from Artisan 3.2 on (was 3.4)
 # 10: the AUC of a profile whose BT never falls below the live TP ceiling (150 °C / 300 °F) before
 #     the fallback begins at the fallback, as a cold start's does
-METRICS_VERSION = 10
+# 11: a file that does not say which session saved it (before Artisan 3.x) begins its AUC at the
+#     replayed live TP, as one its recording session saved (was: only a cold or hot start's)
+METRICS_VERSION = 11
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -105,8 +107,7 @@ def _celsius(value: float, unit: str) -> float:
     return value if unit == "C" else (value - 32.0) * 5.0 / 9.0
 
 
-def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, fallback_s: float,
-            fallback_only: bool = False) -> int | None:
+def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, fallback_s: float) -> int | None:
     """The sample Artisan's recording session took as TP, replayed on the saved curve `bt_c`;
     None when it took none (its checks stopped first, or no rise check was met).
 
@@ -119,16 +120,12 @@ def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, 
     after it). When no candidate is accepted before the fallback — the lowest BT since CHARGE
     at or below the floor (a cold start: beans charged into a cold roaster or an air roaster;
     that lowest only falls, so it stays there), or still at or above the ceiling (beans whose
-    BT never falls to 150 °C / 300 °F) — the fallback decides. With `fallback_only`, None
-    unless that is so: the one case where the profile alone, without knowing which session
-    saved it, decides the live TP. docs/telemetry.md, "Why AUC from TP disagrees"."""
+    BT never falls to 150 °C / 300 °F) — the fallback decides. docs/telemetry.md, "Why AUC from
+    TP disagrees"."""
     charge, dry = events["CHARGE"], events.get("DRY_END")
     last = min(len(t) - 1, dry) if dry is not None else len(t) - 1
     floor_c, ceiling_c = (_celsius(v, unit) for v in LIVE_TP_BOUNDS[unit])
     span = bt_c[charge : last + 1]
-    # (count_nonzero: a fraction of the per-call cost of np.any)
-    if fallback_only and not np.count_nonzero((span > 0) & (span <= floor_c)) and 0 < span.item(0) < ceiling_c:
-        return None  # the usual hot charge: every candidate lies below the ceiling and above the floor
     # the rise check at each sample k from CHARGE + 8 on, on slices of the span (views, not copies)
     readings = np.where(np.isnan(span), -np.inf, span)  # a dropout (-1 in the file) is the lowest reading
     n = len(readings)
@@ -145,28 +142,27 @@ def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, 
     candidates = lowest[first - charge :]
     accepted = ((candidates > floor_c) & (candidates < ceiling_c)).nonzero()[0]
     if accepted.size and (fallback is None or first + int(accepted[0]) < fallback):
-        if fallback_only:
-            return None  # a candidate was accepted: only the recording session could tell it stood
         seen = first + int(accepted[0])
         return charge + _last_lowest(np.where(span[: seen - charge + 1] > 0, span[: seen - charge + 1], np.inf))
     return fallback
 
 
 def recording_session_tp(session: RoastSession) -> int | None:
-    """The TP sample Artisan's recording session kept, where the file decides it; None where the
-    profile's TP stands. A file its recording session saved (alog's `saved_by`, "recording")
-    begins its AUC at that session's live TP; one saved again after being reopened ("reopened":
-    opening clears the live TP) at the profile's TP; otherwise the file decides only a cold
-    start. The live TP is replayed on the curve that session read as BT: the saved BT, or the
-    saved ET when the curves were exchanged after recording (alog's `live_tp_curve`)."""
+    """The TP sample Artisan's recording session kept; None where the profile's TP stands. A file
+    its recording session saved (alog's `saved_by`, "recording") begins its AUC at that
+    session's live TP; one saved again after being reopened ("reopened": opening clears the live
+    TP) at the profile's TP. A file that does not say (before Artisan 3.x) is taken as saved by
+    its recording session: of the held-out ones where the two begins differ, 15 of 17 carry the
+    live TP's AUC (docs/telemetry.md, "Which session saved the file"). The live TP is replayed on
+    the curve that session read as BT: the saved BT, or the saved ET when the curves were
+    exchanged after recording (alog's `live_tp_curve`)."""
     settings = session.settings
     fallback_s = settings.get("live_tp_fallback_s")  # Artisan profiles that begin their AUC at TP
     curve, saved_by = settings.get("live_tp_curve"), settings.get("saved_by")
     if fallback_s is None or session.charge_inferred or curve == "none" or saved_by == "reopened":
         return None  # "none": exchanged, then reopened and saved again, which clears the live TP
     read = session.et_c if curve == "ET" else session.bt_c
-    return live_tp(session.time_s, read, session.events, session.original_unit, float(fallback_s),
-                   fallback_only=saved_by != "recording")
+    return live_tp(session.time_s, read, session.events, session.original_unit, float(fallback_s))
 
 
 def _search_end(events: dict[str, int], n: int) -> int:
@@ -419,7 +415,7 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
     else:
         base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
     live = recording_session_tp(session) if drop is not None else None  # (without DROP it begins nothing)
-    if live is not None and live < drop:
+    if live and live < drop:  # Artisan's profileAUC takes a live TP at sample 0 for none set (`if TPalarmtimeindex:`)
         begin = live  # a profile saved by its recording session: the AUC begins where it set its TP
 
     spans = {"auc_c_min": (begin, drop), "dry_phase_auc_c_min": (charge, dry),

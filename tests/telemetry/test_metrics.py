@@ -177,26 +177,27 @@ def test_a_cold_start_profile_begins_its_auc_at_artisans_live_tp_fallback():
     from daena_pipelines.telemetry.metrics import live_tp
 
     session = _cold_start()
-    assert live_tp(session.time_s, session.bt_c, session.events, "C", 150.0, fallback_only=True) == 151  # > 150 s, not 150
+    assert live_tp(session.time_s, session.bt_c, session.events, "C", 150.0) == 151  # > 150 s, not 150
     row = roast_metrics(session, np.full(601, np.nan))
     assert row["tp_s"] == 0  # the profile's own TP is unchanged ...
     assert row["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 151, 600, 100.0))  # ... the AUC is not
     assert row["auc_c_min"] < area_under_curve(session.time_s, session.bt_c, 0, 600, 100.0)
     # a DRY END marked before the fallback stops the live checks: the profile's TP stays the begin
-    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C", 150.0, fallback_only=True) is None
+    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 150}, "C", 150.0) is None
     # one marked at the fallback sample itself came after it (autoDRY runs after the TP check)
-    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C", 150.0, fallback_only=True) == 151
-    # the floor is in the profile's unit: 45 °C is 113 °F, a TP Artisan would accept in a °F profile
+    assert live_tp(session.time_s, session.bt_c, {**session.events, "DRY_END": 151}, "C", 150.0) == 151
+    # the floor is in the profile's unit: 45 °C is 113 °F, a TP Artisan would accept in a °F
+    # profile (the rise check is met at 26 s; the last of the lowest readings is at 25 s)
     warm = np.maximum(session.bt_c, 45.0)
-    assert live_tp(session.time_s, warm, session.events, "C", 150.0, fallback_only=True) == 151
-    assert live_tp(session.time_s, warm, session.events, "F", 150.0, fallback_only=True) is None
-    # a usual drum roast (TP at 100 °C) is recognised live: nothing for the file to decide
+    assert live_tp(session.time_s, warm, session.events, "C", 150.0) == 151
+    assert live_tp(session.time_s, warm, session.events, "F", 150.0) == 25
+    # a usual drum roast (TP 110 °C at 60 s) is recognised live, 4 s after its TP
     drum = np.where(session.time_s < 60, 200 - 1.5 * session.time_s, 110 + 0.2 * (session.time_s - 60))
-    assert live_tp(session.time_s, drum, session.events, "C", 150.0, fallback_only=True) is None
+    assert live_tp(session.time_s, drum, session.events, "C", 150.0) == 60
     # no rise check met (BT never rises) -> no fallback either
-    assert live_tp(session.time_s, np.full(601, 30.0), session.events, "C", 150.0, fallback_only=True) is None
+    assert live_tp(session.time_s, np.full(601, 30.0), session.events, "C", 150.0) is None
     # Artisan 3.4 and later fall back after 120 s
-    assert live_tp(session.time_s, session.bt_c, session.events, "C", 120.0, fallback_only=True) == 121
+    assert live_tp(session.time_s, session.bt_c, session.events, "C", 120.0) == 121
     # only an Artisan profile whose AUC begins at TP gets the setting (alog); without it, the profile's TP
     other = roast_metrics(RoastSession("sidecar", "real", session.time_s, session.bt_c, session.et_c,
                                        session.events, settings={"auc_base_c": 100.0}), np.full(601, np.nan))
@@ -222,7 +223,7 @@ def test_a_turning_point_above_the_live_ceiling_begins_the_auc_at_artisans_live_
     from daena_pipelines.telemetry.metrics import live_tp
 
     hot = _hot_tp(160.0)
-    assert live_tp(hot.time_s, hot.bt_c, hot.events, "C", 150.0, fallback_only=True) == 151
+    assert live_tp(hot.time_s, hot.bt_c, hot.events, "C", 150.0) == 151
     row = roast_metrics(hot, np.full(601, np.nan))
     assert row["tp_s"] == 40  # the profile's own TP is unchanged ...
     # ... the AUC begins at the fallback: hand-worked, Artisan's segments ending at samples
@@ -231,10 +232,10 @@ def test_a_turning_point_above_the_live_ceiling_begins_the_auc_at_artisans_live_
     assert row["auc_c_min"] == pytest.approx(1074.794, abs=0.01)
     # a TP of 149.5 °C is accepted live in a °C profile, but it is 301.1 °F: above a °F ceiling
     near = _hot_tp(149.5)
-    assert live_tp(near.time_s, near.bt_c, near.events, "C", 150.0, fallback_only=True) is None
-    assert live_tp(near.time_s, near.bt_c, near.events, "F", 150.0, fallback_only=True) == 151
+    assert live_tp(near.time_s, near.bt_c, near.events, "C", 150.0) == 40
+    assert live_tp(near.time_s, near.bt_c, near.events, "F", 150.0) == 151
     # a DRY END marked before the fallback stops the checks: the profile's TP stays the begin
-    assert live_tp(hot.time_s, hot.bt_c, {**hot.events, "DRY_END": 120}, "C", 150.0, fallback_only=True) is None
+    assert live_tp(hot.time_s, hot.bt_c, {**hot.events, "DRY_END": 120}, "C", 150.0) is None
     # a file saved after being reopened has no live TP: the profile's TP
     hot.settings["saved_by"] = "reopened"
     assert roast_metrics(hot, np.full(601, np.nan))["auc_c_min"] == pytest.approx(area_under_curve(hot.time_s, hot.bt_c, 40, 600, 100.0))
@@ -278,8 +279,8 @@ def test_the_live_tp_of_a_profile_exchanged_after_recording_is_replayed_on_its_e
     from daena_pipelines.telemetry.metrics import live_tp
 
     exchanged = _exchanged_after_recording("ET")
-    assert live_tp(exchanged.time_s, exchanged.bt_c, exchanged.events, "C", 120.0, fallback_only=True) is None  # the saved BT has a TP
-    assert live_tp(exchanged.time_s, exchanged.et_c, exchanged.events, "C", 120.0, fallback_only=True) == 121
+    assert live_tp(exchanged.time_s, exchanged.bt_c, exchanged.events, "C", 120.0) == 60  # the saved BT has a TP
+    assert live_tp(exchanged.time_s, exchanged.et_c, exchanged.events, "C", 120.0) == 121
     nan = np.full(481, np.nan)
     row = roast_metrics(exchanged, nan)
     assert row["tp_s"] == 60  # the profile's TP is the saved BT's
@@ -302,8 +303,8 @@ def _early_live_tp_profile(**overrides) -> dict:
     t = np.arange(0.0, 601.0)
     bt = np.interp(t, [0, 30, 40, 100, 600], [200.0, 120.0, 125.0, 100.0, 220.0])
     return profile(timex=[float(x) for x in t], temp1=[round(float(x) + 40, 2) for x in bt], temp2=[round(float(x), 2) for x in bt],
-                   timeindex=[0, 0, 450, 0, 0, 0, 600, 0], version="4.0.2",
-                   computed={"AUC": 0, "AUCbegin": "TP", "AUCbase": 100.0}, **overrides)
+                   timeindex=[0, 0, 450, 0, 0, 0, 600, 0],
+                   computed={"AUC": 0, "AUCbegin": "TP", "AUCbase": 100.0}, **({"version": "4.0.2"} | overrides))
 
 
 def test_the_session_that_saved_the_file_decides_where_a_tp_begun_auc_begins():
@@ -320,7 +321,6 @@ def test_the_session_that_saved_the_file_decides_where_a_tp_begun_auc_begins():
     # the rise check is met at 34 s; the lowest BT since CHARGE then is 120 °C at 30 s, inside
     # 50-150 °C, so the live recognition accepts it although BT falls lower later
     assert live_tp(recording.time_s, recording.bt_c, recording.events, "C", 120.0) == 30
-    assert live_tp(recording.time_s, recording.bt_c, recording.events, "C", 120.0, fallback_only=True) is None
     row = roast_metrics(recording, nan)
     assert row["tp_s"] == 100  # the profile's TP, as Artisan's computed TP_time
     # hand-worked, Artisan's segments (i − 1, i) for i = 30 .. 599, each max(0, mean − 100) × 1 s:
@@ -329,9 +329,23 @@ def test_the_session_that_saved_the_file_decides_where_a_tp_begun_auc_begins():
     early = area_under_curve(recording.time_s, recording.bt_c, 30, 600, 100.0)
     assert early == pytest.approx((21.333 + 10 * 22.5 + 60 * 12.5 + 499 * 59.88) / 60.0, abs=0.01)
     assert row["auc_c_min"] == pytest.approx(early)
-    for reopened in (profile_to_session(_early_live_tp_profile(flavors_total_correction=0.0)), profile_to_session(_early_live_tp_profile())):
-        assert reopened.settings.get("saved_by") in ("reopened", None)
-        assert roast_metrics(reopened, nan)["auc_c_min"] == pytest.approx(area_under_curve(reopened.time_s, reopened.bt_c, 100, 600, 100.0))
+    reopened = profile_to_session(_early_live_tp_profile(flavors_total_correction=0.0))
+    assert reopened.settings["saved_by"] == "reopened"
+    assert roast_metrics(reopened, nan)["auc_c_min"] == pytest.approx(area_under_curve(reopened.time_s, reopened.bt_c, 100, 600, 100.0))
+    # a file that does not say (before Artisan 3.x, no key) is taken as saved by its recording
+    # session: its AUC begins at the live TP too (metrics version 11)
+    unsaid = profile_to_session(_early_live_tp_profile(version="2.6.0"))
+    assert "saved_by" not in unsaid.settings and unsaid.settings["live_tp_fallback_s"] == 150.0
+    assert roast_metrics(unsaid, nan)["auc_c_min"] == pytest.approx(early)
+    # but a live TP at sample 0 is none to Artisan's AUC (profileAUC: `if TPalarmtimeindex:`):
+    # BT rising from CHARGE at sample 0 to 110 °C at 30 s is accepted there; it then falls to the
+    # profile's TP (90 °C at 100 s), where the AUC begins
+    bt = np.interp(recording.time_s, [0, 30, 100, 600], [100.0, 110.0, 90.0, 220.0])
+    rising = RoastSession("artisan_alog", "real", recording.time_s, bt, recording.et_c, recording.events,
+                          settings={"auc_begin": "TP", "auc_base_c": 100.0, "live_tp_fallback_s": 120.0})
+    assert live_tp(rising.time_s, rising.bt_c, rising.events, "C", 120.0) == 0
+    row = roast_metrics(rising, nan)
+    assert row["tp_s"] == 100 and row["auc_c_min"] == pytest.approx(area_under_curve(rising.time_s, rising.bt_c, 100, 600, 100.0))
     # a reopened cold start has no live TP either: the profile's TP, not the fallback
     cold = _cold_start()
     cold.settings["saved_by"] = "reopened"
