@@ -40,7 +40,7 @@ DEFAULT_ROR = RorSettings()
 # 9: the live TP fallback is 2 min from Artisan 3.2 on (was 3.4)
 # 10: the AUC of a profile whose BT never falls below the live TP ceiling (150 °C / 300 °F) before
 #     the fallback begins at the fallback, as a cold start's does
-# 11: a file that does not say which session saved it (before Artisan 3.x) begins its AUC at the
+# 11: a file that does not say which session saved it (Artisan 3.0 and older) begins its AUC at the
 #     replayed live TP, as one its recording session saved (was: only a cold or hot start's)
 METRICS_VERSION = 11
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
@@ -151,7 +151,7 @@ def recording_session_tp(session: RoastSession) -> int | None:
     """The TP sample Artisan's recording session kept; None where the profile's TP stands. A file
     its recording session saved (alog's `saved_by`, "recording") begins its AUC at that
     session's live TP; one saved again after being reopened ("reopened": opening clears the live
-    TP) at the profile's TP. A file that does not say (before Artisan 3.x) is taken as saved by
+    TP) at the profile's TP. A file that does not say (Artisan 3.0 and older) is taken as saved by
     its recording session: of the held-out ones where the two begins differ, 15 of 17 carry the
     live TP's AUC (docs/telemetry.md, "Which session saved the file"). The live TP is replayed on
     the curve that session read as BT: the saved BT, or the saved ET when the curves were
