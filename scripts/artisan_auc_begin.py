@@ -3,10 +3,11 @@
     python scripts/artisan_auc_begin.py FOLDER
 
 For every Artisan profile below FOLDER whose `computed` block begins the AUC at TP (with a fixed
-base) and whose AUC differs from ours (begun where roast_metrics begins it: the profile's turning
-point, or the recording session's live TP where the file says that session saved it, or the live
-TP fallback of a cold start on the curve the recording read as BT) by more than the
-agreement tolerance, prints: Artisan's AUC; ours; the begin samples from which Artisan's sum,
+base) and whose AUC differs from ours (begun where roast_metrics begins it: the recording
+session's replayed live TP on the curve it read as BT, unless the file says it was saved after
+being reopened or that TP is sample 0; else the profile's turning point) by more than the
+agreement tolerance, prints: Artisan's AUC; ours; the begin samples (CHARGE included: a live TP
+can be CHARGE itself) from which Artisan's sum,
 rounded as Artisan rounds it, gives Artisan's value; the AUC from the timed TP fallback sample
 (the first sample more than 2 min, and more than 2½ min, after CHARGE); where Artisan's live TP
 recognition, replayed on the saved BT, accepts a TP; and whether the TP annotation comes after
@@ -69,7 +70,7 @@ def main() -> int:
         running = metrics.auc_running(t, session.bt_c, float(settings["auc_base_c"]))
         tp = metrics.turning_point(session.bt_c, ev)
         live = metrics.recording_session_tp(session)
-        tp = live if live is not None and live < drop else tp  # our begin where the file decides the live TP
+        tp = live if live and live < drop else tp  # our begin, as roast_metrics takes it
         ours = metrics.auc_span(running, tp, drop) if tp is not None else float("nan")
         if abs(ours - theirs) <= AUC_TOLERANCE:
             continue
@@ -78,7 +79,7 @@ def main() -> int:
         def since(i: int) -> float:
             return float(t[i] - t[charge])
 
-        begins = [b for b in range(charge + 1, drop) if round(metrics.auc_span(running, b, drop)) == theirs]
+        begins = [b for b in range(charge, drop) if round(metrics.auc_span(running, b, drop)) == theirs]
         span = "none"
         if begins:
             first, last = since(begins[0]), since(begins[-1])
