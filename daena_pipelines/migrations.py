@@ -48,7 +48,7 @@ class Migration:
 DOMAINS: dict[str, tuple[str, int]] = {
     "telemetry": ("daena_pipelines.telemetry.store", telemetry.SCHEMA_VERSION),
     "evals": ("daena_pipelines.evals.tables", 6),
-    "nbmf": ("daena_pipelines.nbmf.runs", 3),
+    "nbmf": ("daena_pipelines.nbmf.runs", 4),
     "regressions": ("daena_pipelines.regressions.findings", 6),
     "device": ("daena_pipelines.device.command_store", 4),
     "commands": ("daena_pipelines.commands.tables", 5),

@@ -76,7 +76,8 @@ def main() -> int:
         [name] + [f"{r:.2f}" if (r := value(rows, c, b, name, "ratio_total")) else "-" for c, b, _ in groups]
         for name in RATIO_CODECS
     ]
-    print("\ncompression ratio (sum of canonical JSON bytes / sum of encoded bytes; records held out):")
+    print("\ncompression ratio (sum of canonical JSON bytes / sum of encoded bytes; records held out; each column pooled "
+          "over its records' origins, per origin in the artifacts' origin column):")
     print(markdown_table(header, table))
     speed = []
     for name in ("zstd_3", "zstd_dict_3", "zstd_dict_19", BOUND, "nbmf_lossless"):
@@ -88,8 +89,8 @@ def main() -> int:
     print("\nspeed, all records, thread CPU time (bound = orjson + zstd with NBMF's dictionary and level + SHA-256):")
     print(markdown_table(["codec", "encode MB/s", "encode / bound", "decode MB/s", "decode / bound"], speed))
     print()
-    print(markdown_table(["target", "reached", "goal", "met"],
-                         [(t["target"], t["reached"], t["goal"], t["met"]) for t in targets(rows)]))
+    print(markdown_table(["target", "reached", "goal", "met", "origin"],
+                         [(t["target"], t["reached"], t["goal"], t["met"], t["origin"]) for t in targets(rows)]))
     reference = sum(r.origin == "reference" for r in records)
     print(f"\nsettings {codec.settings.describe()}, {outcome.test_records} held-out records "
           f"(corpus {len(records)}, {reference} from the shared real profiles; per class and origin {origin_counts(records)}), "

@@ -66,7 +66,7 @@ def test_a_warehouse_of_the_main_before_migrates_keeps_its_rows_and_takes_writes
         assert sorted((d, v) for d, v, _text in applied) == [
             ("commands", 2), ("commands", 3), ("commands", 4), ("commands", 5), ("device", 4), ("evals", 3), ("evals", 4), ("evals", 5),
             ("evals", 6), ("nbmf", 2),
-            ("nbmf", 3), ("regressions", 5), ("regressions", 6)]
+            ("nbmf", 3), ("nbmf", 4), ("regressions", 5), ("regressions", 6)]
     with connect(main_warehouse) as con:
         assert _ledger(con) == {d: newest for d, (_m, newest) in migrations.DOMAINS.items()}
         assert _schema(con) == _fresh_schema(tmp_path)  # the same tables and columns as a new warehouse

@@ -32,6 +32,14 @@ HISTORY_SUITE = "nbmf"
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
+RESULTS_COLUMNS = ("run_id VARCHAR, record_class VARCHAR, size_bucket VARCHAR, codec VARCHAR, metric VARCHAR, origin VARCHAR, "
+                   "value DOUBLE, unit VARCHAR")
+ORIGIN_COMMENT = ("origin of the records measured: real, reference (the shared real profiles), simulator, generated or "
+                  "unlabelled; several joined by + (reference+simulator) for a row that pools them, beside one row per "
+                  "origin; unrecorded: a run from before nbmf migration 4, which pooled the origins of its class unnamed")
+RESULT_FIELDS = ["run_id", "record_class", "size_bucket", "codec", "metric", "origin", "value", "unit"]
+SAMPLE_FIELDS = ["record_class", "size_bucket", "codec", "origin", "op", "ns"]
+
 MIGRATIONS = (
     Migration(1, "nbmf tables as first created", (
         "CREATE SCHEMA IF NOT EXISTS nbmf",
@@ -55,6 +63,21 @@ MIGRATIONS = (
         "COMMENT ON COLUMN nbmf.runs.records_by_origin IS '{record class: {origin: records}} of the corpus measured: real, "
         "reference (the shared real profiles), simulator, generated or unlabelled; NULL: a run from before it was counted'",
     ]),
+    # The key gains the origin, so the table is made afresh (DuckDB cannot change a primary key); rows of
+    # earlier runs pooled whatever origins their class held and did not say which: 'unrecorded'.
+    Migration(4, "nbmf.results and nbmf.latency_samples per origin: a row over several origins names them all", [
+        "CREATE TABLE nbmf.results_before_migration_4 AS FROM nbmf.results",
+        "DROP TABLE nbmf.results",
+        f"CREATE TABLE nbmf.results ({RESULTS_COLUMNS}, PRIMARY KEY (run_id, record_class, size_bucket, codec, metric, origin))",
+        "INSERT INTO nbmf.results SELECT run_id, record_class, size_bucket, codec, metric, 'unrecorded', value, unit "
+        "FROM nbmf.results_before_migration_4",
+        "DROP TABLE nbmf.results_before_migration_4",
+        f"COMMENT ON COLUMN nbmf.results.origin IS '{ORIGIN_COMMENT}'",
+        "ALTER TABLE nbmf.latency_samples ADD COLUMN IF NOT EXISTS origin VARCHAR",
+        "UPDATE nbmf.latency_samples SET origin = 'unrecorded' WHERE origin IS NULL",
+        "COMMENT ON COLUMN nbmf.latency_samples.origin IS 'origin of the timed record (real, reference, simulator, "
+        "generated, unlabelled); unrecorded: a run from before nbmf migration 4'",
+    ]),
 )
 
 
@@ -68,7 +91,7 @@ def write_artifacts(folder: Path, run: dict, rows: list[dict]) -> tuple[Path, Pa
     json_path, csv_path = folder / "results.json", folder / "results.csv"
     json_path.write_text(json.dumps({"run": run, "results": rows}, indent=1, ensure_ascii=False, default=str) + "\n")
     with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["run_id", "record_class", "size_bucket", "codec", "metric", "value", "unit"])
+        writer = csv.DictWriter(f, fieldnames=RESULT_FIELDS)
         writer.writeheader()
         writer.writerows({"run_id": run["run_id"], **row} for row in rows)
     return json_path, csv_path
@@ -108,7 +131,7 @@ def execute_run(
     json_path, csv_path = write_artifacts(settings.results_dir / "nbmf" / run_id, run, outcome.rows)
     run |= {"artifact_json": str(json_path), "artifact_csv": str(csv_path)}
     results = pd.DataFrame(outcome.rows).assign(run_id=run_id)
-    samples = pd.DataFrame(outcome.samples, columns=["record_class", "size_bucket", "codec", "op", "ns"]).assign(run_id=run_id)
+    samples = pd.DataFrame(outcome.samples, columns=SAMPLE_FIELDS).assign(run_id=run_id)
     with connect() as con:  # a warehouse connection: its migrations made the tables
         with transaction(con):
             con.execute(
@@ -116,11 +139,10 @@ def execute_run(
                 [json.dumps(v, default=str) if isinstance(v, (dict, list)) else v for v in run.values()],
             )
             if len(results):
-                con.execute(
-                    "INSERT INTO nbmf.results SELECT run_id, record_class, size_bucket, codec, metric, value, unit FROM results"
-                )
+                con.execute(f"INSERT INTO nbmf.results SELECT {', '.join(RESULT_FIELDS)} FROM results")
             if len(samples):
-                con.execute("INSERT INTO nbmf.latency_samples SELECT run_id, record_class, size_bucket, codec, op, ns FROM samples")
+                con.execute(f"INSERT INTO nbmf.latency_samples ({', '.join(SAMPLE_FIELDS)}, run_id) "
+                            f"SELECT {', '.join(SAMPLE_FIELDS)}, run_id FROM samples")
         history.import_artifact(con, settings.bench_history_dir)
         history.record_samples(
             con, run_id, HISTORY_SUITE, [(history_key(c, k, op), clock, i, ratio) for c, k, op, clock, i, ratio in outcome.ratios], finished

@@ -43,6 +43,42 @@ def test_benchmark_measures_every_codec_on_held_out_records_only(corpus):
     assert reached["telemetry semantic max abs error °C"]["met"] is True
 
 
+def test_every_result_row_names_the_origin_of_its_records(corpus):
+    """A class of real and simulated records gets one row per origin and a pooled row naming both (before: only a
+    pooled row, unlabelled, that read as real); a class of one origin one row; targets say what they were reached on."""
+    from dataclasses import replace
+
+    from daena_pipelines.nbmf.benchmark import ratio_rows
+
+    records, _ = corpus
+    # every second session (its notes and telemetry with it) as the virtual roaster's
+    simulated = {r.key for r in records if r.record_class == "session"}
+    simulated = set(sorted(simulated)[::2])
+    mixed = [replace(r, origin="simulator") if r.key in simulated else r for r in records]
+    outcome = run_benchmark(mixed, NbmfCodec(settings=CodecSettings()), repetitions=1)
+    test = [r for r in mixed if r.split == "test"]
+    rows = [r for r in outcome.rows if (r["record_class"], r["size_bucket"], r["codec"], r["metric"]) ==
+            ("telemetry", "all", "nbmf_lossless", "ratio_total")]
+    assert sorted(r["origin"] for r in rows) == ["real", "real+simulator", "simulator"]
+    for origin in ("real", "simulator"):
+        part = [r for r in test if r.record_class == "telemetry" and r.origin == origin]
+        assert value(outcome.rows, "telemetry", "all", "raw_json", "records", origin) == len(part) > 0
+        assert value(outcome.rows, "telemetry", "all", "raw_json", "original_bytes", origin) == sum(len(r.canonical) for r in part)
+    assert value(outcome.rows, "telemetry", "all", "raw_json", "records") == sum(r.record_class == "telemetry" for r in test)
+    assert value(outcome.rows, "telemetry", "all", "nbmf_lossless", "ratio_total") == value(
+        outcome.rows, "telemetry", "all", "nbmf_lossless", "ratio_total", "real+simulator")
+    # every row says what it was measured on; the ratio rows of the gate, too
+    assert all(r["origin"] in ("real", "simulator", "real+simulator") for r in outcome.rows)
+    (gated,) = ratio_rows([("telemetry", "nbmf_lossless", "encode", "cpu", 0, 1.2)], {"telemetry": "real+simulator"})
+    assert gated["origin"] == "real+simulator" and gated["metric"] == "encode_cpu_ratio"  # the gate's ratios: pooled, named
+    assert {s[3] for s in outcome.samples} == {"real", "simulator"}
+    reached = {t["target"]: t for t in targets(outcome.rows)}
+    assert reached["telemetry semantic max abs error °C"]["origin"] == "real+simulator"
+    # one origin: one row, the pooled one is the same records
+    alone = run_benchmark([r for r in records if r.record_class == "roast_note"], NbmfCodec(settings=CodecSettings()), 1)
+    assert {r["origin"] for r in alone.rows} == {"real"}
+
+
 def test_records_a_dictionary_was_trained_on_are_excluded(tmp_path, corpus):
     records, _ = corpus
     store = DictionaryStore(tmp_path)
@@ -64,7 +100,7 @@ def test_asset_writes_tables_and_artifacts(alog_warehouse, tmp_path, monkeypatch
     run_id = metadata["run_id"].value
     artifact = json.loads(open(metadata["artifact_json"].value).read())
     assert artifact["run"]["run_id"] == run_id
-    assert open(metadata["artifact_csv"].value).readline().startswith("run_id,record_class,size_bucket,codec,metric")
+    assert open(metadata["artifact_csv"].value).readline().startswith("run_id,record_class,size_bucket,codec,metric,origin")
     preview = metadata["preview"].value  # a table with the query's columns and their DuckDB types
     assert {(c.name, c.type) for c in preview.schema.columns} >= {("codec", "VARCHAR"), ("ratio_total", "DOUBLE")}
     assert ("telemetry", "all", "nbmf_semantic") in [
@@ -80,6 +116,9 @@ def test_asset_writes_tables_and_artifacts(alog_warehouse, tmp_path, monkeypatch
         assert by_origin["session"]["real"] == sessions and set(by_origin["session"]) <= {"real", "reference"}
         assert set(by_origin) == {"session", "telemetry", "roast_note"} and metadata["records_by_origin"].value == by_origin
         assert con.execute("SELECT count(*) FROM nbmf.latency_samples").fetchone()[0] > 0
+        # every row and sample names the origin of its records: the warehouse's real roasts, the reference profiles
+        origins = {o for (o,) in con.execute("SELECT origin FROM nbmf.results UNION SELECT origin FROM nbmf.latency_samples").fetchall()}
+        assert origins and origins <= {"real", "reference", "real+reference"}
         targets = json.loads(con.execute("SELECT targets FROM nbmf.runs").fetchone()[0])
     # the targets check tells the unmet ones apart, as a warning: never green over an unmet goal
     check = nbmf_targets_met(duckdb=WarehouseResource(database=str(alog_warehouse)))

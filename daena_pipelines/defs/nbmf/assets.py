@@ -30,8 +30,9 @@ class NbmfBenchmarkConfig(dg.Config):
     description=(
         "NBMF vs raw JSON, zlib-9, zstd-3 and zstd-19 on the warehouse's held-out records (with the bundled data: "
         "simulator sessions and a generated proposal log) and the shared real profiles, per record class "
-        "and size bucket: ratios, fidelity, latency percentiles and MB/s. records_by_origin (also in nbmf.runs) "
-        "says how many records of each class were real, reference, simulated or generated. Writes nbmf.runs, "
+        "and size bucket: ratios, fidelity, latency percentiles and MB/s, each row labelled with the origin of its records "
+        "(one row per origin, and a row over several named by all of them: reference+simulator). records_by_origin (also in "
+        "nbmf.runs) says how many records of each class were real, reference, simulated or generated. Writes nbmf.runs, "
         "nbmf.results, nbmf.latency_samples and a JSON + CSV artifact per run."
     ),
 )
@@ -42,17 +43,17 @@ def nbmf_results(
     for record_class, reason in run["skipped_classes"].items():
         context.log.info(f"record class {record_class} skipped: {reason}")
     preview = (
-        "SELECT record_class, size_bucket, codec, "
+        "SELECT record_class, size_bucket, codec, origin, "
         "max(value) FILTER (metric = 'ratio_total') AS ratio_total, "
         "max(value) FILTER (metric = 'exact_match_rate') AS exact_match_rate, "
         "max(value) FILTER (metric = 'encode_mb_s') AS encode_mb_s, "
         "max(value) FILTER (metric = 'decode_mb_s') AS decode_mb_s "
         f"FROM nbmf.results WHERE run_id = '{run['run_id']}' AND size_bucket IN ('lt4k', 'all') "
-        "GROUP BY ALL ORDER BY record_class, size_bucket, codec"
+        "GROUP BY ALL ORDER BY record_class, size_bucket, codec, origin"
     )
     with duckdb.get_connection() as con:
         metadata = table_metadata(con, "nbmf.results", preview)
-    target_rows = [(t["target"], t["reached"], t["goal"], t["met"]) for t in run["targets"]]
+    target_rows = [(t["target"], t["reached"], t["goal"], t["met"], t["origin"]) for t in run["targets"]]
     return dg.MaterializeResult(
         metadata={
             **metadata,
@@ -62,7 +63,8 @@ def nbmf_results(
             "skipped_classes": dg.MetadataValue.json(run["skipped_classes"]),
             "records_by_origin": dg.MetadataValue.json(run["records_by_origin"]),
             "settings": dg.MetadataValue.json(run["settings"]),
-            "targets": preview_table(["target", "reached", "goal", "met"], target_rows, ["string", "float", "string", "bool"]),
+            "targets": preview_table(["target", "reached", "goal", "met", "origin"], target_rows,
+                                     ["string", "float", "string", "bool", "string"]),
             "artifact_json": dg.MetadataValue.path(run["artifact_json"]),
             "artifact_csv": dg.MetadataValue.path(run["artifact_csv"]),
         }
