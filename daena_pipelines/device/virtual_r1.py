@@ -13,6 +13,7 @@ COOLING ends after 10 min without PRS; SHUTDOWN returns to OFF after 10 s.
 from __future__ import annotations
 
 import errno
+import os
 import struct
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,8 @@ class Faults:
     wedged_from: float | None = None  # from then reads time out until the interface is claimed anew (a stuck endpoint)
     unplug_on: str | None = None  # 'command_write' | 'status_read': unplug at the next such transfer (then
     # as disconnect_at_s from that moment, with reconnect_after_s); the transfer fails with ENODEV
+    unplug_file: str | None = None  # unplug once this file exists (then as disconnect_at_s from that moment): the
+    # cable pulled from outside the process at a moment chosen by what the recording shows, not by a device second
     heater_ignores_steps: bool = False
     command_write_timeouts: tuple[float, float] | None = None  # (from, to): command writes (not status requests) time out
     usb_errors: tuple[float, float] | None = None  # (from, to): writes fail with an errno without special meaning
@@ -420,6 +423,9 @@ class VirtualR1Backend(usb.backend.IBackend):
         ))
 
     def _refresh(self) -> None:
+        faults = self.device.config.faults
+        if faults.unplug_file is not None and os.path.exists(faults.unplug_file):
+            self.device.config.faults = replace(faults, unplug_file=None, disconnect_at_s=self.device.clock.now())
         self.device.advance()
         if self.device.generation != self._generation:  # re-plugged: a fresh USB device
             self._generation = self.device.generation

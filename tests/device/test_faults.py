@@ -294,9 +294,13 @@ def test_watchdog_makes_the_roaster_safe_when_the_poll_loop_hangs(roaster, sim_c
     assert run_until(sidecar, lambda s: device.sidecar_state == State.PREHEATING and device.heater >= 8, limit_s=600)
     stuck = sidecar.recorder.sample
 
-    def hangs_once(*args):  # e.g. the recordings disk stalls for 1.5 s: three times the watchdog's timeout
+    def hangs_once(*args):
+        # e.g. the recordings disk stalls until the watchdog has made the roaster safe. A fixed 1.5 s (three of its
+        # timeouts) needed its thread to wake and confirm within that: on a loaded machine the loop could resume first
         sidecar.recorder.sample = stuck
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while not any(f.startswith("drive_safe: watchdog: heater 0") for f in sidecar.faults) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return stuck(*args)
 
     sidecar.recorder.sample = hangs_once
@@ -305,7 +309,7 @@ def test_watchdog_makes_the_roaster_safe_when_the_poll_loop_hangs(roaster, sim_c
     assert footer(result)["end_reason"] == "watchdog"
     assert any(f.startswith("watchdog: poll loop silent") for f in result.faults)
     assert any(f.startswith("drive_safe: watchdog: heater 0 and cooling confirmed") for f in result.faults)
-    record("poll loop hangs 1.5 s (watchdog)", device, result, result.command_statuses)
+    record("poll loop hangs until the watchdog made the roaster safe", device, result, result.command_statuses)
 
 
 def test_a_stalled_warehouse_in_stepped_time_ends_the_session_safe_with_an_error(roaster, sim_config, warehouse, monkeypatch):

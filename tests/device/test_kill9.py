@@ -43,23 +43,26 @@ def _rows(warehouse: str, sql: str) -> list[tuple]:
 
 
 def test_kill_9_mid_command(tmp_path, monkeypatch):
-    child = Child("kill -9 of the child mid-command", tmp_path, monkeypatch, time_scale=5.0, operator=False)
-    heating_by_command(child)
+    # real time: the fan ramp 2 -> 12 takes ten steps 0.5 s apart, 5 s of wall clock for the kill to land in (at
+    # time_scale 5 it was 1 s, which a loaded machine's test process could miss between reading and killing)
+    child = Child("kill -9 of the child mid-command", tmp_path, monkeypatch, time_scale=1.0, operator=False)
+    heating_by_command(child)  # the preheat came through the warehouse worker: it runs
+    workers = _children(child.process.pid)
+    assert workers, "the sidecar runs its warehouse worker as a child process"
     session = child.session_id()
     approve(child.warehouse, "fan-12", "SET_FAN", 12, serial="4242", session=session)
     # mid-command by the recording (the child writes it without a lock): its first fan step is in, nine
     # are to come. Watching the warehouse's EXECUTING row instead lost the race under load: the test's own
     # reads held the file, the row landed late, and the ramp had COMPLETED when the kill came.
-    child.wait_for(lambda lines: any(l["type"] == "sample" and 2 < l.get("f", 0) < 12 for l in lines), timeout_s=30)
-    workers = _children(child.process.pid)
-    assert workers, "the sidecar runs its warehouse worker as a child process"
+    child.wait_for(lambda lines: any(l["type"] == "sample" and 2 < l.get("f", 0) < 12 for l in lines))
     child.process.send_signal(signal.SIGKILL)
     assert child.process.wait(timeout=10) == -signal.SIGKILL
     child.thread.join()
     assert not child.result.success  # the run fails: the child died
 
-    # nothing the child started keeps running (its warehouse worker polled the queue forever)
-    deadline = time.monotonic() + 6
+    # nothing the child started keeps running (its warehouse worker polled the queue forever); it looks for its
+    # sidecar every 0.5 s, then writes what it left open (the deadline is room for a loaded machine, not a promise)
+    deadline = time.monotonic() + 30
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "the killed sidecar's warehouse worker is still running"

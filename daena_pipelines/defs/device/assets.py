@@ -90,6 +90,8 @@ class _SidecarRunSettings(dg.Config):
     drop_bt_c: float = Field(default=OperatorPlan.drop_bt_c, description="Simulation: the operator drops at this BT, °C.")
     disconnect_at_s: float | None = Field(default=None, description="Simulation fault: unplug USB at this device second.")
     reconnect_after_s: float | None = Field(default=None, description="Simulation fault: plug back in after this many seconds.")
+    unplug_file: str | None = Field(default=None, description="Simulation fault: unplug USB once this file exists (pull the "
+                                    "cable from outside, e.g. `touch` it, at the moment you choose).")
     heater_ignores_steps: bool = Field(default=False, description="Simulation fault: the heater ignores level steps.")
 
     def sidecar_config(self, warehouse: str, settings: Settings) -> SidecarConfig:
@@ -105,7 +107,7 @@ class _SidecarRunSettings(dg.Config):
                 batch_g=values.get("batch_weight_g") or VirtualR1Config.batch_g,
                 operator=OperatorPlan(drop_bt_c=own["drop_bt_c"]) if own["operator"] else None,
                 faults=Faults(disconnect_at_s=own["disconnect_at_s"], reconnect_after_s=own["reconnect_after_s"],
-                              heater_ignores_steps=own["heater_ignores_steps"]),
+                              unplug_file=own["unplug_file"], heater_ignores_steps=own["heater_ignores_steps"]),
             ),
         )
 
