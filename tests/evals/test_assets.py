@@ -146,6 +146,50 @@ def test_judge_scores_valid_passes_when_the_real_judge_scored_rows(tmp_path, ser
     assert "1 judged by a simulator" in check.description
 
 
+def test_judge_scores_valid_warns_when_every_reply_was_invalid(tmp_path, server, monkeypatch):
+    """A judge that answered nothing usable (here every reply truncated: max_tokens too small for thinking) is no
+    judgement at all: before, the rows were well-formed (no score, a reason) and the check passed."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    result = run(db, simulator_judge(server, monkeypatch, max_tokens=150), "2026-11-18", warnings={"judge_scores_valid"})
+    assert query(db, "SELECT status, count(*) FROM evals.judge_scores GROUP BY ALL") == [("invalid_output", 3)]
+    (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
+    assert valid.severity == dg.AssetCheckSeverity.WARN
+    assert valid.description.startswith(
+        "none of 3 rows judged, every reply unusable: invalid_output on 3 of 3 rows (brz-2 × brazil-cerrado-light-medium on "
+        "2026-11-18, ken-1 × kenya-nyeri-light-medium on 2026-11-18, ken-1 × kenya-nyeri-unsafe-heater on 2026-11-18; "
+        "reason: reply truncated at max_tokens")
+    assert f"from claude-sonnet-5-5 at {server.base_url}" in valid.description
+    assert valid.description.endswith("rematerialise evals/judge_scores for 2026-11-18...2026-11-18")
+    assert "\n" not in valid.description
+    # another day not judged for want of a key: the no-key warning as before, still naming the invalid rows
+    monkeypatch.delenv("DAENA_TEST_MISSING_KEY", raising=False)
+    no_key = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_MISSING_KEY", base_url=server.base_url)
+    result = run(db, no_key, "2026-11-17", warnings={"judge_scores_valid"})
+    (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
+    assert valid.description.startswith("2 of 5 rows not judged (no API key")
+    assert "; invalid_output on 3 of 5 rows (brz-2 × brazil-cerrado-light-medium on 2026-11-18, " in valid.description
+
+
+def test_judge_scores_valid_names_the_invalid_replies_beside_judged_ones(tmp_path, server, monkeypatch):
+    """Some replies invalid, others judged: the simulator's warning, and once the real judge scored rows the pass,
+    name the invalid rows and their reason (before: only a count in the statuses)."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    server.script = [("reply", "{not json")]  # the first request of the day
+    result = run(db, simulator_judge(server, monkeypatch), "2026-11-18", warnings=SIMULATED)
+    (invalid,) = query(db, "SELECT session_id, case_id FROM evals.judge_scores WHERE status = 'invalid_output'")
+    named = f"invalid_output on 1 of 3 rows ({invalid[0]} × {invalid[1]} on 2026-11-18; reason: reply is not JSON"
+    (warning,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
+    assert warning.description.startswith("all 2 judged rows (of 3) were scored by a simulator") and named in warning.description
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE evals.judge_scores SET source = 'anthropic', endpoint = 'https://api.anthropic.com' "
+                    "WHERE status = 'judged'")
+    check = checks.judge_scores_valid(duckdb=WarehouseResource(database=str(db)))
+    assert check.passed
+    assert check.description.startswith("all 3 rows valid: ") and named in check.description
+
+
 def test_without_key_rows_are_not_judged_and_the_run_succeeds(tmp_path, server, monkeypatch):
     db = tmp_path / "w.duckdb"
     warehouse_fixture.build(db, with_proposals=False)

@@ -76,7 +76,8 @@ def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     asset=JUDGE_SCORES,
     pool=DUCKDB_POOL,
     description="Judged rows carry four scores in 0..100; every other row has no score and says why. Warns when rows "
-    "are not judged, or when every judged row was scored by a simulator (no real judge's verdict).",
+    "are not judged, when replies came back invalid and none was judged, or when every judged row was scored by a "
+    "simulator (no real judge's verdict).",
 )
 def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     scores = list(judge.SCORE_COLUMNS.values())
@@ -99,32 +100,58 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         reason = con.execute(
             "SELECT reason FROM evals.judge_scores WHERE status = 'not_judged' GROUP BY reason ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()
+        # the replies that came back unusable: which (session, case, day), why, and from which model and endpoint
+        invalid = con.execute(
+            "SELECT session_id || ' × ' || coalesce(case_id, 'no case') || ' on ' || partition_date FROM evals.judge_scores "
+            "WHERE status = 'invalid_output' GROUP BY ALL ORDER BY min(partition_date), 1").fetchall()
+        invalid_why, invalid_reasons, invalid_from, invalid_first, invalid_last = con.execute(
+            "SELECT (SELECT reason FROM evals.judge_scores WHERE status = 'invalid_output' GROUP BY reason "
+            "        ORDER BY count(*) DESC, reason LIMIT 1), count(DISTINCT reason), "
+            "       string_agg(DISTINCT model || ' at ' || endpoint, ', ' ORDER BY model || ' at ' || endpoint), "
+            "       min(partition_date), max(partition_date) "
+            "FROM evals.judge_scores WHERE status = 'invalid_output'").fetchone()
     counts = {"bad_judged": bad_judged, "bad_unscored": bad_other, "statuses": dg.MetadataValue.json(statuses)}
     if bad_judged or bad_other:
         return _check(False, f"{bad_judged} judged rows with a missing/out-of-range score, {bad_other} unscored rows "
                       "without a reason. What to do: docs/evals.md", **counts)
     not_judged, total = statuses.get("not_judged", 0), sum(statuses.values())
+    n_invalid = statuses.get("invalid_output", 0)
+    # a long backfill can have hundreds: the first ten name where to look, the table holds the rest
+    named = ", ".join(r[0] for r in invalid[:10]) + (f" and {len(invalid) - 10} more" if len(invalid) > 10 else "")
+    why = f"most common of {invalid_reasons} reasons" if invalid_reasons > 1 else "reason"
+    invalid_rows = (f"invalid_output on {n_invalid} of {total} rows ({named}; {why}: {invalid_why}; from {invalid_from})"
+                    if n_invalid else "")
+    invalid_named = f"; {invalid_rows}, not scored" if n_invalid else ""
     if not_judged:  # valid rows, but not a judgement: no green over it
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=counts,
-            description=f"{not_judged} of {total} rows not judged ({reason[0]}); judged {statuses.get('judged', 0)}. "
-            "What to do: set ANTHROPIC_API_KEY (docs/evals.md) and rematerialise evals/judge_scores",
+            description=f"{not_judged} of {total} rows not judged ({reason[0]}); judged {statuses.get('judged', 0)}"
+            f"{invalid_named}. What to do: set ANTHROPIC_API_KEY (docs/evals.md) and rematerialise evals/judge_scores",
         )
     reused = f"; {cached} of them reused from the cache (judged by an earlier run, judged_at says when)" if cached else ""
     metadata = {**counts, "from_cache": cached, "judged_by_source": dg.MetadataValue.json(judged_by)}
+    if n_invalid and not judged_by:
+        # WARN like not_judged and the simulator case: the rows are well-formed (no score, a reason) but hold no
+        # judgement; ERROR is kept for rows that break the table's contract (above)
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
+            description=f"none of {total} rows judged, every reply unusable: {invalid_rows}. "
+            "What to do: fix what the reason says (the anthropic_judge resource's model, max_tokens or effort; "
+            f"{DOCS}#lm-judge-evalsjudge_scores) and rematerialise evals/judge_scores for {invalid_first}...{invalid_last}",
+        )
     if judged_by and set(judged_by) == {"simulator"}:  # valid scores, but no real judge gave any: no green over them
         endpoints, first, last = simulated_where
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
             description=f"all {judged_by['simulator']} judged rows (of {total}) were scored by a simulator, none by the "
-            f"real judge: endpoint {endpoints}, days {first}..{last}{reused}. What to do: judge with the official API "
-            "(set ANTHROPIC_API_KEY, leave ANTHROPIC_BASE_URL and the resource's base_url unset; "
+            f"real judge: endpoint {endpoints}, days {first}..{last}{reused}{invalid_named}. What to do: judge with the "
+            "official API (set ANTHROPIC_API_KEY, leave ANTHROPIC_BASE_URL and the resource's base_url unset; "
             f"{DOCS}#lm-judge-evalsjudge_scores) and rematerialise evals/judge_scores for those days",
         )
     # a green check must not read as the real judge's verdict on the rows a stand-in scored
     simulated = (f"; {judged_by['simulator']} judged by a simulator (a non-official endpoint such as the tests' "
                  "local server), not the real judge") if "simulator" in judged_by else ""
-    return _check(True, f"all {total} rows valid: {statuses}{reused}{simulated}", **metadata)
+    return _check(True, f"all {total} rows valid: {statuses}{reused}{simulated}{invalid_named}", **metadata)
 
 
 @dg.asset_check(
