@@ -50,8 +50,8 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "evals": ("daena_pipelines.evals.tables", 6),
     "nbmf": ("daena_pipelines.nbmf.runs", 4),
     "regressions": ("daena_pipelines.regressions.findings", 6),
-    "device": ("daena_pipelines.device.command_store", 4),
-    "commands": ("daena_pipelines.commands.tables", 5),
+    "device": ("daena_pipelines.device.command_store", 5),
+    "commands": ("daena_pipelines.commands.tables", 6),
 }
 
 # Run before any due migration (every warehouse this code opens has one due until it is current):

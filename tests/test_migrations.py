@@ -64,8 +64,8 @@ def test_a_warehouse_of_the_main_before_migrates_keeps_its_rows_and_takes_writes
         assert _ledger(con) == {"telemetry": 5, "evals": 2, "nbmf": 1, "regressions": 4, "device": 3, "commands": 1}
         applied = migrations.migrate(con)  # what it lacks, and nothing else
         assert sorted((d, v) for d, v, _text in applied) == [
-            ("commands", 2), ("commands", 3), ("commands", 4), ("commands", 5), ("device", 4), ("evals", 3), ("evals", 4), ("evals", 5),
-            ("evals", 6), ("nbmf", 2),
+            ("commands", 2), ("commands", 3), ("commands", 4), ("commands", 5), ("commands", 6), ("device", 4), ("device", 5),
+            ("evals", 3), ("evals", 4), ("evals", 5), ("evals", 6), ("nbmf", 2),
             ("nbmf", 3), ("nbmf", 4), ("regressions", 5), ("regressions", 6)]
     with connect(main_warehouse) as con:
         assert _ledger(con) == {d: newest for d, (_m, newest) in migrations.DOMAINS.items()}
@@ -188,10 +188,10 @@ def test_commands_tables_made_at_run_time_become_the_migrations_tables_and_keep_
         con.execute(migrations.LEDGER + RUN_TIME_COMMANDS_TABLES)
         con.execute("INSERT INTO meta.schema_migrations VALUES ('commands', 1, 'm1', now()), ('commands', 2, 'm2', now())")
     with connect(path) as con:
-        assert _ledger(con)["commands"] == 5
+        assert _ledger(con)["commands"] == 6
         with connect(tmp_path / "fresh.duckdb") as fresh:
             assert _commands_shape(con) == _commands_shape(fresh)
-            assert len(_commands_shape(fresh)[0]) == 102
+            assert len(_commands_shape(fresh)[0]) == 103  # 102 before commands migration 6 (proposals.command_timeout_s)
         assert con.execute("SELECT proposal_id, status, source FROM commands.proposals").fetchall() == [("old-p", "PROPOSED", "jsonl:old.jsonl")]
         assert con.execute("SELECT proposal_id, seq, to_status FROM commands.audit_log").fetchall() == [("old-p", 0, "PROPOSED")]
         assert con.execute("SELECT proposal_id, machine_id, command_type, problem FROM commands.invalid_transitions").fetchall() == [

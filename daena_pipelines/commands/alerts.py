@@ -37,7 +37,8 @@ class AlertThresholds:
     # a later warehouse cycle (the next; later while another writer holds the warehouse, the writes wait and are
     # retried each cycle): longer means nobody recorded how the command ended (a sidecar that died with its worker, a
     # lost write). The first two are the sidecar's own settings (device contract defaults): configure them as the
-    # sidecar runs. The margin absorbs clock skew between the sidecar's host and the store's.
+    # sidecar runs. An execution that recorded the timeout it ran with (commands.proposals.command_timeout_s) uses
+    # that instead of command_timeout_s. The margin absorbs clock skew between the sidecar's host and the store's.
     command_timeout_s: float = device.COMMAND_TIMEOUT_S
     warehouse_cycle_s: float = device.WAREHOUSE_CYCLE_S
     end_write_cycles: int = 5
@@ -132,7 +133,7 @@ _RULES = {
         QUALIFY row_number() OVER (PARTITION BY proposal_id ORDER BY changed_at, location) = 1""",
     "EXECUTION_STUCK": """
         , w AS (SELECT *, epoch(CAST($as_of AS TIMESTAMPTZ)) - epoch(execution_started_at) AS running_s,
-                    $command_timeout_s + $end_write_cycles * $warehouse_cycle_s + $stuck_margin_s AS limit_s
+                    coalesce(command_timeout_s, $command_timeout_s) + $end_write_cycles * $warehouse_cycle_s + $stuck_margin_s AS limit_s
                 FROM p WHERE status = 'EXECUTING')
         SELECT 'ERROR', machine_id, command_type, proposal_id, execution_started_at, running_s, limit_s,
             format('{} {} still EXECUTING {:.0f} s after it started (limit {:g} s): nothing recorded how it ended',

@@ -83,6 +83,9 @@ class Proposal:
     session_t_s: float | None
     origin: str
     source: str
+    # The command timeout the device sidecar ran the execution with, s (device.command_executions); None: not
+    # recorded (the store's own records, a sidecar before device migration 5). EXECUTION_STUCK's limit starts from it.
+    command_timeout_s: float | None = None
     # Where the row came from (file:line or table row), for error messages; not a warehouse column.
     location: str = field(default="", compare=False)
 

@@ -85,9 +85,10 @@ PROPOSAL_COLUMNS = (
 OPTIONAL_PROPOSAL_COLUMNS = ("origin", "expired_at", "expiry_reason")
 AUDIT_COLUMNS = ("entry_id", "proposal_id", "changed_at", "from_status", "to_status", "actor", "note")
 # The columns of device.command_executions (device/contract.py) a proposal's lifecycle needs;
-# the sidecar's own ids are not, and session_t_s is read when present (older warehouses lack it).
+# the sidecar's own ids are not, and these are read when present (older warehouses lack them).
+OPTIONAL_EXECUTION_COLUMNS = ("session_t_s", "command_timeout_s")
 EXECUTION_COLUMNS = tuple(
-    c for c in device.COMMAND_EXECUTIONS_COLUMNS if c not in ("execution_id", "recording_id", "session_t_s")
+    c for c in device.COMMAND_EXECUTIONS_COLUMNS if c not in ("execution_id", "recording_id", *OPTIONAL_EXECUTION_COLUMNS)
 )
 
 
@@ -370,6 +371,7 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
             session_t_s=known.session_t_s if execution["session_t_s"] is None else execution["session_t_s"],
             origin=least_real(known.origin, execution["origin"]),
             source=f"{known.source} + {SIDECAR_SOURCE}",
+            command_timeout_s=execution["command_timeout_s"],
         )
 
 
@@ -399,7 +401,15 @@ def _execution_from_fields(fields: dict) -> dict:
         "error": parse_text(fields.get("error"), "error"),
         "session_t_s": parse_number(fields.get("session_t_s"), "session_t_s"),
         "origin": parse_choice(fields.get("source"), "source", ("real", "simulator")),
+        "command_timeout_s": _parse_timeout(fields.get("command_timeout_s")),
     }
+
+
+def _parse_timeout(value) -> float | None:
+    timeout = parse_number(value, "command_timeout_s")
+    if timeout is not None and timeout < 0:
+        raise RowError("bad_value", f"command_timeout_s={timeout:g} is below 0: a timeout is seconds >= 0 (SafetyLimits)")
+    return timeout
 
 
 def _sidecar_outcome(status: str) -> str | None:
@@ -416,7 +426,7 @@ def _proposal_from_execution(execution: dict, location: str) -> Proposal:
         execution_started_at=execution["started_at"], execution_completed_at=execution["completed_at"],
         rejection_reason=None, expiry_reason=None, outcome=_sidecar_outcome(execution["status"]), actual_value=execution["observed_value"],
         error=execution["error"], session_t_s=execution["session_t_s"], origin=execution["origin"], source=SIDECAR_SOURCE,
-        location=location,
+        command_timeout_s=execution["command_timeout_s"], location=location,
     )
 
 

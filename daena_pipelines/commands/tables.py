@@ -10,7 +10,7 @@ import pandas as pd
 from daena_pipelines.commands import alerts, metrics
 from daena_pipelines.commands.contract import PROPOSAL_STATUSES
 from daena_pipelines.commands.model import AuditEntry, IngestError, InvalidTransition, Proposal
-from daena_pipelines.commands.store import EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
+from daena_pipelines.commands.store import EXECUTION_COLUMNS, OPTIONAL_EXECUTION_COLUMNS, SIDECAR_SOURCE, Accepted
 from daena_pipelines.db import comment_columns, insert, retrying_transaction, serialize_writes, table_exists
 from daena_pipelines.device import contract as device
 from daena_pipelines.migrations import Migration
@@ -126,6 +126,12 @@ MIGRATIONS = [
         f"COMMENT ON COLUMN {metrics.AS_OF_TABLE}.as_of_rule IS 'given, the run''s wall-clock time (live sources) "
         "or the bundled sample''s last event (docs/commands.md)'",
     ]),
+    # proposals written before hold NULL (not recorded): EXECUTION_STUCK uses the configured timeout for them
+    Migration(6, "commands.proposals.command_timeout_s: the command timeout the device sidecar ran the execution with", [
+        "ALTER TABLE commands.proposals ADD COLUMN IF NOT EXISTS command_timeout_s DOUBLE",
+        "COMMENT ON COLUMN commands.proposals.command_timeout_s IS 'the command timeout the device sidecar ran the execution "
+        "with, seconds (device.command_executions); NULL: not recorded, EXECUTION_STUCK then uses its configured one'",
+    ]),
 ]
 
 
@@ -175,9 +181,9 @@ def write_ingest(con: duckdb.DuckDBPyConnection, accepted: Accepted, seen_at: da
 def read_executions(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[IngestError]]:
     """The device sidecar's executions (none while ``device.command_executions`` does not exist).
 
-    The contract columns are required; ``session_t_s`` is read when the table has it.
+    The contract columns are required; ``OPTIONAL_EXECUTION_COLUMNS`` are read when the table has them.
     """
-    return _read_device_table(con, "command_executions", EXECUTION_COLUMNS, ("session_t_s",),
+    return _read_device_table(con, "command_executions", EXECUTION_COLUMNS, OPTIONAL_EXECUTION_COLUMNS,
                               "", "ORDER BY started_at, proposal_id", "execution")
 
 

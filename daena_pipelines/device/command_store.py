@@ -105,6 +105,10 @@ CREATE TABLE IF NOT EXISTS device.machine_leases (
     renewed_at TIMESTAMPTZ NOT NULL,
     lease_until TIMESTAMPTZ NOT NULL
 );"""),
+    # rows written before hold NULL: nothing recorded the timeout they ran with (the default was 20 s)
+    Migration(5, "each execution records the command timeout it ran with (commands' EXECUTION_STUCK reads it)", [
+        "ALTER TABLE device.command_executions ADD COLUMN IF NOT EXISTS command_timeout_s DOUBLE",
+    ]),
 ]
 
 

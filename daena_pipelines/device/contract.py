@@ -19,10 +19,11 @@ DRUM_RANGE = (1, 9)
 COMMAND_TIMEOUT_S = 20.0
 WAREHOUSE_CYCLE_S = 2.0
 
-# What the sidecar did with each proposal; commands folds these rows into its lifecycles.
+# What the sidecar did with each proposal; commands folds these rows into its lifecycles. command_timeout_s: the
+# command timeout the execution ran with (SafetyLimits.command_timeout_s, seconds; device migration 5, NULL before).
 COMMAND_EXECUTIONS_COLUMNS = (
     "execution_id", "proposal_id", "machine_id", "session_id", "recording_id", "command_type", "target_value",
-    "status", "started_at", "completed_at", "session_t_s", "observed_value", "error", "source",
+    "status", "started_at", "completed_at", "session_t_s", "observed_value", "error", "source", "command_timeout_s",
 )
 
 # An approval the sidecar closed without running it: its device.command_queue row gets this status,

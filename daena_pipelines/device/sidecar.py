@@ -341,6 +341,7 @@ class Sidecar:
             "observed_value": execution.observed_value,
             "error": execution.error,
             "source": self.source,
+            "command_timeout_s": self.limits.command_timeout_s,
         }
 
     def _count(self, status: str) -> None:

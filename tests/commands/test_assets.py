@@ -209,7 +209,7 @@ def test_tables_an_older_version_left_are_migrated_so_metrics_and_alerts_rebuild
     assert evaluations and all(e.passed for e in evaluations)
     assert query(old, "SELECT count(*), count(expired_at), count(expiry_reason) FROM commands.proposals") == [(before, 0, 0)]
     assert query(old, "SELECT sum(n_expired), sum(n_proposals) FROM commands.outcome_metrics") == [(0, before)]
-    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,), (3,), (4,), (5,)]
+    assert query(old, "SELECT version FROM meta.schema_migrations WHERE domain = 'commands' ORDER BY 1") == [(1,), (2,), (3,), (4,), (5,), (6,)]
     assert query(old, "SELECT DISTINCT origin FROM commands.outcome_metrics") == [("generated",)]
 
 

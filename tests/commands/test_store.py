@@ -217,6 +217,16 @@ def test_sidecar_session_time_is_taken_when_given():
     assert (batch.proposals["p1"].session_t_s, batch.proposals["x1"].session_t_s) == (312.5, -20.0)
 
 
+def test_sidecar_command_timeout_is_taken_when_given_and_a_negative_one_is_an_error():
+    batch = batch_of(build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED")))
+    store.apply_executions(batch, [execution("p1", "EXECUTING", command_timeout_s=300.0), execution("x1"),
+                                   execution("x2", command_timeout_s=-5.0)])
+    assert (batch.proposals["p1"].command_timeout_s, batch.proposals["x1"].command_timeout_s) == (300.0, None)
+    [error] = batch.errors
+    assert (error.proposal_id, error.error_kind, error.location) == ("x2", "bad_value", "device.command_executions row 2 proposal_id=x2")
+    assert "command_timeout_s=-5 is below 0" in error.message and "x2" not in batch.proposals
+
+
 def expiry(proposal_id, **overrides):
     """A device.command_queue row the sidecar closed EXPIRED (device/contract.py EXPIRED_APPROVAL_COLUMNS)."""
     row = {"proposal_id": proposal_id, "machine_id": "bullet-r1-virtual", "command_type": "SET_POWER", "target_value": 5.0,
