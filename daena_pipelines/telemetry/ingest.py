@@ -569,7 +569,9 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], parsers: _Pa
         again: list[Prepared] = []  # files read again for this batch (`_classify`)
 
         def read_again(paths: list[str]) -> list[Prepared]:
-            prepared = [item for item in (prepare(path, (), now, quarantine_dir) for path in paths) if item.ignored is None]
+            # a copy deleted since is not read: it holds nothing now, and is no file to report an error of
+            prepared = [item for item in (prepare(path, (), now, quarantine_dir) for path in paths if not _deleted(path))
+                        if item.ignored is None]
             again.extend(prepared)
             return prepared
 
@@ -620,6 +622,18 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], parsers: _Pa
                 flush()
         flush()
         _checkpoint_file(con)
+
+
+def _deleted(path: str) -> bool:
+    """Whether no file is at `path` (one that cannot be looked up, e.g. in a folder the ingest may
+    not search, is not taken for deleted: reading it records why it cannot be read)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 def _checkpoint_file(con: duckdb.DuckDBPyConnection) -> None:

@@ -123,3 +123,21 @@ def test_a_roast_another_file_still_holds_a_copy_of_stays(tmp_path, a_and_b, now
     assert sessions[sid(X)] == "c.alog" and files["c.alog"] == ("loaded", sid(X))  # before: X gone or left to a.alog
     assert sessions[sid(now)] == ("b.alog" if now == Y else "a.alog") and len(sessions) == (2 if now == Y else 3)
     assert files["a.alog"][1] == sid(now) and not report.removed
+
+
+def test_a_deleted_copy_is_not_read_again_when_its_roasts_file_changes(tmp_path, a_and_b):
+    # c.alog was recorded as a copy of a.alog's X, then deleted: a.alog changing frees X, and c is
+    # no file of the landing folder to read it from (before: a 'cannot read file' error row for c,
+    # and c reported as rejected by a run that was not given it)
+    a, _b = a_and_b
+    c = tmp_path / "c.alog"
+    c.write_bytes(X)
+    run(tmp_path, c)
+    c.unlink()
+    a.write_bytes(Z)
+    report, sessions, files = run(tmp_path, a)
+    assert sessions == {sid(Z): "a.alog", sid(Y): "b.alog"}
+    assert files["a.alog"] == ("replaced", sid(Z)) and files["c.alog"] == ("duplicate", sid(X))
+    assert report.replaced == [sid(X)] and not report.rejected
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM telemetry.ingest_errors").fetchone() == (0,)
