@@ -330,6 +330,7 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
     """
     started: dict[str, datetime] = {}  # proposal_id -> start of the execution of it read first
     for location, execution in _parsed(batch, rows, "device.command_executions", _execution_from_fields):
+        execution["command_timeout_s"] = _recorded_timeout(batch, location, execution)
         entries = [AuditEntry(execution["proposal_id"], execution["started_at"], "APPROVED", "EXECUTING",
                               SIDECAR_SOURCE, None, SIDECAR_SOURCE, location)]
         if execution["status"] != "EXECUTING":
@@ -401,14 +402,22 @@ def _execution_from_fields(fields: dict) -> dict:
         "error": parse_text(fields.get("error"), "error"),
         "session_t_s": parse_number(fields.get("session_t_s"), "session_t_s"),
         "origin": parse_choice(fields.get("source"), "source", ("real", "simulator")),
-        "command_timeout_s": _parse_timeout(fields.get("command_timeout_s")),
+        "command_timeout_s": fields.get("command_timeout_s"),  # read by _recorded_timeout
     }
 
 
-def _parse_timeout(value) -> float | None:
-    timeout = parse_number(value, "command_timeout_s")
-    if timeout is not None and timeout < 0:
-        raise RowError("bad_value", f"command_timeout_s={timeout:g} is below 0: a timeout is seconds >= 0 (SafetyLimits)")
+def _recorded_timeout(batch: Batch, location: str, execution: dict) -> float | None:
+    """The execution's recorded command timeout, s; None when not recorded or unusable (EXECUTION_STUCK then uses the
+    configured one). An unusable one is an ingest error, but the row stays: it only sets the stuck alert's limit, and
+    dropping the execution would drop the alert that a command nobody saw end is still EXECUTING."""
+    try:
+        timeout = parse_number(execution["command_timeout_s"], "command_timeout_s")
+        if timeout is not None and timeout < 0:
+            raise RowError("bad_value", f"command_timeout_s={timeout:g} is below 0: a timeout is seconds >= 0 (SafetyLimits)")
+    except RowError as exc:
+        batch.errors.append(IngestError(SIDECAR_SOURCE, location, execution["proposal_id"], exc.kind,
+                                        f"{exc}; the execution is kept, EXECUTION_STUCK uses the configured command timeout"))
+        return None
     return timeout
 
 

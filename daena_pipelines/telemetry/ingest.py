@@ -569,7 +569,9 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], parsers: _Pa
         again: list[Prepared] = []  # files read again for this batch (`_classify`)
 
         def read_again(paths: list[str]) -> list[Prepared]:
-            prepared = [item for item in (prepare(path, (), now, quarantine_dir) for path in paths) if item.ignored is None]
+            # a copy deleted since is not read: it holds nothing now, and is no file to report an error of
+            prepared = [item for item in (prepare(path, (), now, quarantine_dir) for path in paths if not _deleted(path))
+                        if item.ignored is None]
             again.extend(prepared)
             return prepared
 
@@ -622,15 +624,34 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], parsers: _Pa
         _checkpoint_file(con)
 
 
+def _deleted(path: str) -> bool:
+    """Whether no file is at `path` (one that cannot be looked up, e.g. in a folder the ingest may
+    not search, is not taken for deleted: reading it records why it cannot be read)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
 def _checkpoint_file(con: duckdb.DuckDBPyConnection) -> None:
     """Write what the batches left in the WAL (the sessions', metrics' and files' rows and their
     keys' indexes) into a DuckDB file now, under the ingest's DuckDB settings, instead of at the
     connection's close under the defaults: measured after 3,000 files, 77-84 ms of CPU here
     against 146-271 ms at the close, mostly FSST tried on the JSON texts (docs/telemetry.md,
-    Performance). Not a DuckLake catalog: its CHECKPOINT is the lake's maintenance."""
+    Performance). Not a DuckLake catalog: its CHECKPOINT is the lake's maintenance. Skipped when
+    DuckDB refuses it because another transaction on the same database is open (a second connection
+    of this process): the batches are committed already, and DuckDB checkpoints later by itself."""
+    import duckdb  # here, not at the top: see TYPE_CHECKING above
+
     kind, path = con.execute("SELECT type, path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
     if kind == "duckdb" and path is not None:
-        con.execute("CHECKPOINT")
+        try:
+            con.execute("CHECKPOINT")
+        except duckdb.TransactionException:  # "Cannot CHECKPOINT: there are other write transactions active"
+            pass  # (FORCE CHECKPOINT would wait for them: an ingest must not hang on another's transaction)
 
 
 @contextmanager
@@ -754,6 +775,7 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport, read_a
     written: dict[str, tuple[SessionRows, FileOutcome]] = {}  # session id -> what this batch writes for it
     previous_of: dict[str, str] = {}  # path -> the session it held before its new content
     outcome_of: dict[str, FileOutcome] = {}
+    changing: set[str] = set()  # the files of the batch with new content (read again ones included)
     while items:
         fresh = [item for item in items if item.sha256 not in state.known_sha256s.get(storable(item.path), ())]
         report.unchanged += len(items) - len(fresh)  # a concurrent run took them first
@@ -769,6 +791,7 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport, read_a
                 previous_of[path] = held
                 stale.append(held)
                 del state.sessions[held]
+        changing.update(storable(item.path) for item in fresh)
         for item in fresh:
             path = storable(item.path)
             outcome = outcome_of[path] = FileOutcome(path, item.sha256, item.size, status="loaded")
@@ -793,6 +816,11 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport, read_a
                         # the same roast, but this copy carries more (e.g. the roasted weight): it is kept
                         # and the poorer copy becomes the duplicate
                         detail = f"the same roast measurements as {item.path}, which carries more and is kept (session {sid})"
+                        # a stored holder with new content in this batch is a broken save (one that
+                        # loads gave its roast up): its row of this batch says what it holds now, and
+                        # no duplicate row of its old content goes beside it (same seen_at: either
+                        # could read as its latest, and the landing sensor request it again)
+                        broken_holder = sid not in written and holder[0] in changing
                         if sid in written:  # the poorer copy is in this very batch
                             poorer_rows, poorer = written.pop(sid)
                             batch.remove(poorer_rows)
@@ -800,12 +828,14 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport, read_a
                         else:
                             stale.append(sid)
                             poorer = FileOutcome(holder[0], holder[1], holder[3], status="loaded")
-                            outcomes.append(poorer)
+                            if not broken_holder:
+                                outcomes.append(poorer)
                         poorer.status, poorer.session_id, poorer.detail = "duplicate", sid, detail
-                        report.duplicates.append((holder[0], detail))
+                        if not broken_holder:
+                            report.duplicates.append((holder[0], detail))
+                            state.copy_of[holder[0]] = sid
                         outcome.detail = f"richer copy of {holder[0]}, which it replaces"
                         state.session_by_path.pop(holder[0], None)
-                        state.copy_of[holder[0]] = sid
                     batch.append(item.rows)
                     written[sid] = (item.rows, outcome)
                     state.sessions[sid] = (path, item.sha256, item.rows.richness, item.size)

@@ -171,6 +171,26 @@ def test_judge_scores_valid_warns_when_every_reply_was_invalid(tmp_path, server,
     assert "; invalid_output on 3 of 5 rows (brz-2 × brazil-cerrado-light-medium on 2026-11-18, " in valid.description
 
 
+def test_judge_scores_valid_warns_for_a_day_whose_every_reply_was_invalid_beside_a_judged_day(tmp_path, server, monkeypatch):
+    """The table spans every day: a day's run that got nothing usable from the judge warns even when another day was
+    judged by the real judge. Before, the judged day made the check pass ('all 5 rows valid'), the new day unnamed
+    as a day with no judgement."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    run(db, simulator_judge(server, monkeypatch), "2026-11-18", warnings=SIMULATED)
+    with duckdb.connect(str(db)) as con:  # relabelled as the official API writes its rows (no test reaches it)
+        con.execute("UPDATE evals.judge_scores SET source = 'anthropic', endpoint = 'https://api.anthropic.com'")
+    result = run(db, simulator_judge(server, monkeypatch, max_tokens=150), "2026-11-17", warnings={"judge_scores_valid"})
+    assert query(db, "SELECT partition_date::VARCHAR, status, count(*) FROM evals.judge_scores GROUP BY ALL ORDER BY ALL") == [
+        ("2026-11-17", "invalid_output", 2), ("2026-11-18", "judged", 3)]
+    (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
+    assert valid.severity == dg.AssetCheckSeverity.WARN
+    assert valid.description.startswith("no row judged on 1 day(s) (2026-11-17), every reply there unusable: "
+                                        "invalid_output on 2 of 5 rows (")
+    assert "reason: reply truncated at max_tokens" in valid.description and "\n" not in valid.description
+    assert valid.description.endswith("rematerialise evals/judge_scores for 2026-11-17...2026-11-17")
+
+
 def test_judge_scores_valid_names_the_invalid_replies_beside_judged_ones(tmp_path, server, monkeypatch):
     """Some replies invalid, others judged: the simulator's warning, and once the real judge scored rows the pass,
     name the invalid rows and their reason (before: only a count in the statuses)."""

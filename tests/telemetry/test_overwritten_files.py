@@ -123,3 +123,45 @@ def test_a_roast_another_file_still_holds_a_copy_of_stays(tmp_path, a_and_b, now
     assert sessions[sid(X)] == "c.alog" and files["c.alog"] == ("loaded", sid(X))  # before: X gone or left to a.alog
     assert sessions[sid(now)] == ("b.alog" if now == Y else "a.alog") and len(sessions) == (2 if now == Y else 3)
     assert files["a.alog"][1] == sid(now) and not report.removed
+
+
+def test_a_deleted_copy_is_not_read_again_when_its_roasts_file_changes(tmp_path, a_and_b):
+    # c.alog was recorded as a copy of a.alog's X, then deleted: a.alog changing frees X, and c is
+    # no file of the landing folder to read it from (before: a 'cannot read file' error row for c,
+    # and c reported as rejected by a run that was not given it)
+    a, _b = a_and_b
+    c = tmp_path / "c.alog"
+    c.write_bytes(X)
+    run(tmp_path, c)
+    c.unlink()
+    a.write_bytes(Z)
+    report, sessions, files = run(tmp_path, a)
+    assert sessions == {sid(Z): "a.alog", sid(Y): "b.alog"}
+    assert files["a.alog"] == ("replaced", sid(Z)) and files["c.alog"] == ("duplicate", sid(X))
+    assert report.replaced == [sid(X)] and not report.rejected
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM telemetry.ingest_errors").fetchone() == (0,)
+
+
+X_RICHER = alog_bytes(profile(roastUUID="x", roastingnotes="cupped: sweet"))
+
+
+@pytest.mark.parametrize("broken_name", ["a.alog", "c.alog"])  # sorting before and after the richer copy
+def test_a_broken_save_beside_a_richer_copy_of_its_roast_stays_the_files_latest_row(tmp_path, broken_name):
+    # the file holding X saved broken (it keeps X) while a richer copy of X lands in the same batch:
+    # the copy takes X over; before, the broken file also got a 'duplicate' row for its old content
+    # with the same seen_at as its 'rejected' row, and where that tie fell to the old content the
+    # landing sensor requested the file again and every run rejected it once more
+    broken, richer = tmp_path / broken_name, tmp_path / "b.alog"
+    broken.write_bytes(X)
+    run(tmp_path, broken)
+    broken.write_bytes(b"{" + X[:40])
+    richer.write_bytes(X_RICHER)
+    report, sessions, files = run(tmp_path, *sorted([broken, richer]))
+    assert sessions == {sid(X): "b.alog"}
+    assert files[broken_name] == ("rejected", None) and files["b.alog"] == ("loaded", sid(X))
+    assert [p for p, *_ in report.rejected] == [str(broken)] and not report.duplicates
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM telemetry.source_files WHERE source_path = ?", [str(broken)]).fetchone() == (2,)
+    again, _sessions, _files = run(tmp_path, broken, richer)
+    assert again.unchanged == 2 and not again.rejected

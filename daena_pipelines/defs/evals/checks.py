@@ -76,7 +76,7 @@ def eval_runs_complete(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     asset=JUDGE_SCORES,
     pool=DUCKDB_POOL,
     description="Judged rows carry four scores in 0..100; every other row has no score and says why. Warns when rows "
-    "are not judged, when replies came back invalid and none was judged, or when every judged row was scored by a "
+    "are not judged, when replies came back invalid and none was judged on their day, or when every judged row was scored by a "
     "simulator (no real judge's verdict).",
 )
 def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
@@ -110,6 +110,10 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
             "       string_agg(DISTINCT model || ' at ' || endpoint, ', ' ORDER BY model || ' at ' || endpoint), "
             "       min(partition_date), max(partition_date) "
             "FROM evals.judge_scores WHERE status = 'invalid_output'").fetchone()
+        # a day's run whose every reply was unusable, whatever earlier days hold: the table spans all days
+        unjudged_days = [str(d) for (d,) in con.execute(
+            "SELECT partition_date FROM evals.judge_scores GROUP BY ALL HAVING count(*) FILTER (status = 'invalid_output') > 0 "
+            "AND count(*) FILTER (status = 'judged') = 0 ORDER BY ALL").fetchall()]
     counts = {"bad_judged": bad_judged, "bad_unscored": bad_other, "statuses": dg.MetadataValue.json(statuses)}
     if bad_judged or bad_other:
         return _check(False, f"{bad_judged} judged rows with a missing/out-of-range score, {bad_other} unscored rows "
@@ -130,12 +134,15 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
         )
     reused = f"; {cached} of them reused from the cache (judged by an earlier run, judged_at says when)" if cached else ""
     metadata = {**counts, "from_cache": cached, "judged_by_source": dg.MetadataValue.json(judged_by)}
-    if n_invalid and not judged_by:
+    if unjudged_days:
         # WARN like not_judged and the simulator case: the rows are well-formed (no score, a reason) but hold no
         # judgement; ERROR is kept for rows that break the table's contract (above)
+        where = (f"none of {total} rows judged, every reply unusable" if not judged_by else
+                 f"no row judged on {len(unjudged_days)} day(s) ({', '.join(unjudged_days[:10])}"
+                 f"{' and more' if len(unjudged_days) > 10 else ''}), every reply there unusable")
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
-            description=f"none of {total} rows judged, every reply unusable: {invalid_rows}. "
+            description=f"{where}: {invalid_rows}. "
             "What to do: fix what the reason says (the anthropic_judge resource's model, max_tokens or effort; "
             f"{DOCS}#lm-judge-evalsjudge_scores) and rematerialise evals/judge_scores for {invalid_first}...{invalid_last}",
         )
