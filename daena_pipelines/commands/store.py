@@ -351,7 +351,10 @@ def apply_executions(batch: Batch, rows: list[dict]) -> None:
             continue
         if known.status in EXECUTED_TERMINAL or known.status == "EXECUTING":
             if known.status == execution["status"] and known.execution_started_at == execution["started_at"]:
-                continue  # the store already has this execution
+                # the store already has this execution, but not the timeout it ran with (only the sidecar records it)
+                if known.command_timeout_s is None:
+                    batch.proposals[known.proposal_id] = replace(known, command_timeout_s=execution["command_timeout_s"])
+                continue
             if known.status == "EXECUTING":
                 entries = entries[1:]  # the store saw it start; the sidecar tells how it ended
             else:

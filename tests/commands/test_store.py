@@ -234,6 +234,18 @@ def test_sidecar_command_timeout_is_taken_when_given_and_an_unusable_one_is_an_e
     assert all("the execution is kept, EXECUTION_STUCK uses the configured command timeout" in m for m in messages)
 
 
+def test_the_sidecars_timeout_is_taken_when_the_store_already_recorded_the_same_execution():
+    """The command service's log has the proposal EXECUTING from the same start as the sidecar's row: the row adds
+    nothing to the history but its recorded timeout still sets the stuck alert's limit. Before, it was dropped (None),
+    so a command run with 300 s alerted at the configured 20 s + 40 s."""
+    proposal, history = build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED", "EXECUTING"))
+    batch = batch_of((proposal, history))
+    store.apply_executions(batch, [execution("p1", "EXECUTING", started_at=proposal.execution_started_at.isoformat(),
+                                             command_timeout_s=300.0)])
+    assert (batch.proposals["p1"].status, batch.proposals["p1"].command_timeout_s) == ("EXECUTING", 300.0)
+    assert batch.audit["p1"] == history and batch.errors == []
+
+
 def expiry(proposal_id, **overrides):
     """A device.command_queue row the sidecar closed EXPIRED (device/contract.py EXPIRED_APPROVAL_COLUMNS)."""
     row = {"proposal_id": proposal_id, "machine_id": "bullet-r1-virtual", "command_type": "SET_POWER", "target_value": 5.0,
