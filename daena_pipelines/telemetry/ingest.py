@@ -816,11 +816,12 @@ def _classify(items: list[Prepared], state: _State, report: IngestReport, read_a
                         # the same roast, but this copy carries more (e.g. the roasted weight): it is kept
                         # and the poorer copy becomes the duplicate
                         detail = f"the same roast measurements as {item.path}, which carries more and is kept (session {sid})"
-                        # a stored holder with new content in this batch is a broken save (one that
-                        # loads gave its roast up): its row of this batch says what it holds now, and
-                        # no duplicate row of its old content goes beside it (same seen_at: either
-                        # could read as its latest, and the landing sensor request it again)
-                        broken_holder = sid not in written and holder[0] in changing
+                        # a holder whose content is no longer the roast's is a broken save (one that
+                        # loads gave its roast up), in this batch or before: its latest row says what
+                        # it holds now, and no duplicate row of its old content may join it (as newer,
+                        # or with the same seen_at: the landing sensor then requested it again)
+                        latest = state.known_sha256s.get(holder[0])
+                        broken_holder = sid not in written and (holder[0] in changing or (latest is not None and holder[1] not in latest))
                         if sid in written:  # the poorer copy is in this very batch
                             poorer_rows, poorer = written.pop(sid)
                             batch.remove(poorer_rows)

@@ -147,20 +147,24 @@ X_RICHER = alog_bytes(profile(roastUUID="x", roastingnotes="cupped: sweet"))
 
 
 @pytest.mark.parametrize("broken_name", ["a.alog", "c.alog"])  # sorting before and after the richer copy
-def test_a_broken_save_beside_a_richer_copy_of_its_roast_stays_the_files_latest_row(tmp_path, broken_name):
-    # the file holding X saved broken (it keeps X) while a richer copy of X lands in the same batch:
-    # the copy takes X over; before, the broken file also got a 'duplicate' row for its old content
-    # with the same seen_at as its 'rejected' row, and where that tie fell to the old content the
-    # landing sensor requested the file again and every run rejected it once more
+@pytest.mark.parametrize("together", [True, False], ids=["one-batch", "copy-in-a-later-run"])
+def test_a_broken_save_beside_a_richer_copy_of_its_roast_stays_the_files_latest_row(tmp_path, broken_name, together):
+    # the file holding X saved broken (it keeps X), and a richer copy of X lands: the copy takes X
+    # over. Before, the broken file also got a 'duplicate' row for its old content: in the same
+    # batch with the seen_at of its 'rejected' row (where that tie fell to the old content), in a
+    # later run as its newest row; either way the landing sensor requested the file again and the
+    # next run rejected it once more
     broken, richer = tmp_path / broken_name, tmp_path / "b.alog"
     broken.write_bytes(X)
     run(tmp_path, broken)
     broken.write_bytes(b"{" + X[:40])
     richer.write_bytes(X_RICHER)
-    report, sessions, files = run(tmp_path, *sorted([broken, richer]))
+    if not together:
+        run(tmp_path, broken)
+    report, sessions, files = run(tmp_path, *(sorted([broken, richer]) if together else [richer]))
     assert sessions == {sid(X): "b.alog"}
     assert files[broken_name] == ("rejected", None) and files["b.alog"] == ("loaded", sid(X))
-    assert [p for p, *_ in report.rejected] == [str(broken)] and not report.duplicates
+    assert [p for p, *_ in report.rejected] == ([str(broken)] if together else []) and not report.duplicates
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         assert con.execute("SELECT count(*) FROM telemetry.source_files WHERE source_path = ?", [str(broken)]).fetchone() == (2,)
     again, _sessions, _files = run(tmp_path, broken, richer)
