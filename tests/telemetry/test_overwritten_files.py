@@ -39,6 +39,14 @@ def run(tmp_path: Path, *paths: Path, batch_size: int = 500) -> tuple[ingest.Ing
     return report, sessions, files
 
 
+def landed(tmp_path: Path, name: str, content: bytes) -> Path:
+    """The file `name` holding `content`, ingested."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    run(tmp_path, path)
+    return path
+
+
 @pytest.fixture
 def a_and_b(tmp_path):
     """a.alog holding roast X and b.alog holding roast Y, both ingested."""
@@ -84,9 +92,7 @@ def test_two_files_swapping_their_contents_in_one_run_keep_both_roasts(tmp_path,
 @pytest.mark.parametrize("overwritten", ["a.alog", "c.alog"])  # sorting before and after the other file
 @pytest.mark.parametrize("together", [True, False], ids=["one-run", "two-runs"])
 def test_a_file_overwritten_with_a_copy_of_a_new_file(tmp_path, overwritten, together):
-    old, new = tmp_path / overwritten, tmp_path / "b.alog"
-    old.write_bytes(X)
-    run(tmp_path, old)
+    old, new = landed(tmp_path, overwritten, X), tmp_path / "b.alog"
     new.write_bytes(Y)
     old.write_bytes(Y)
     if together:
@@ -154,9 +160,7 @@ def test_a_broken_save_beside_a_richer_copy_of_its_roast_stays_the_files_latest_
     # batch with the seen_at of its 'rejected' row (where that tie fell to the old content), in a
     # later run as its newest row; either way the landing sensor requested the file again and the
     # next run rejected it once more
-    broken, richer = tmp_path / broken_name, tmp_path / "b.alog"
-    broken.write_bytes(X)
-    run(tmp_path, broken)
+    broken, richer = landed(tmp_path, broken_name, X), tmp_path / "b.alog"
     broken.write_bytes(b"{" + X[:40])
     richer.write_bytes(X_RICHER)
     if not together:
