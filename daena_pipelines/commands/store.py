@@ -417,6 +417,9 @@ def _recorded_timeout(batch: Batch, location: str, execution: dict) -> float | N
         timeout = parse_number(execution["command_timeout_s"], "command_timeout_s")
         if timeout is not None and timeout < 0:
             raise RowError("bad_value", f"command_timeout_s={timeout:g} is below 0: a timeout is seconds >= 0 (SafetyLimits)")
+        if timeout is not None and timeout > device.MAX_COMMAND_TIMEOUT_S:
+            raise RowError("bad_value", f"command_timeout_s={timeout:g} is over the sidecar's {device.MAX_COMMAND_TIMEOUT_S:g} s "
+                                        "(SafetyLimits): it would keep the execution from ever counting as stuck")
     except RowError as exc:
         batch.errors.append(IngestError(SIDECAR_SOURCE, location, execution["proposal_id"], exc.kind,
                                         f"{exc}; the execution is kept, EXECUTION_STUCK uses the configured command timeout"))

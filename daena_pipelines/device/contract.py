@@ -18,6 +18,9 @@ DRUM_RANGE = (1, 9)
 # warehouse cycle (sidecar.SidecarConfig.queue_poll_interval_s). commands' EXECUTION_STUCK alert derives from both.
 COMMAND_TIMEOUT_S = 20.0
 WAREHOUSE_CYCLE_S = 2.0
+# The longest command timeout the sidecar accepts: longer than a whole roast, so no command outlives one. Without a
+# bound, a timeout of 1e9 s kept a dead sidecar's command EXECUTING with no EXECUTION_STUCK alert, ever.
+MAX_COMMAND_TIMEOUT_S = 1200.0
 
 # What the sidecar did with each proposal; commands folds these rows into its lifecycles. command_timeout_s: the
 # command timeout the execution ran with (SafetyLimits.command_timeout_s, seconds; device migration 5, NULL before).

@@ -64,6 +64,9 @@ class SafetyLimits:
                and not (math.isfinite(getattr(self, f.name)) and getattr(self, f.name) >= 0)]
         if bad:
             raise ValueError(f"safety limits must be finite numbers >= 0: {', '.join(bad)}")
+        if self.command_timeout_s > contract.MAX_COMMAND_TIMEOUT_S:
+            raise ValueError(f"command_timeout_s {self.command_timeout_s:g} s is over {contract.MAX_COMMAND_TIMEOUT_S:g} s, "
+                             "longer than a whole roast: a command would never time out")
 
     def within_model(self, model: r.ModelLimits) -> "SafetyLimits":
         def narrow(mine, theirs):

@@ -218,19 +218,20 @@ def test_sidecar_session_time_is_taken_when_given():
 
 
 def test_sidecar_command_timeout_is_taken_when_given_and_an_unusable_one_is_an_error_that_keeps_the_execution():
-    """A negative, NaN or infinite recorded timeout is reported, and the execution stays with no timeout (the stuck
+    """A negative, NaN, infinite or over-long (beyond device.MAX_COMMAND_TIMEOUT_S) recorded timeout is reported, and the execution stays with no timeout (the stuck
     alert's limit then uses the configured one). Before, the whole row was dropped: a command still EXECUTING on the
     roaster vanished from commands.proposals, and with it its EXECUTION_STUCK alert."""
     batch = batch_of(build("p1", ("PROPOSED", "PENDING_APPROVAL", "APPROVED")))
-    bad = {"x2": -5.0, "x3": float("nan"), "x4": float("inf")}
+    bad = {"x2": -5.0, "x3": float("nan"), "x4": float("inf"), "x5": 1e9}
     store.apply_executions(batch, [execution("p1", "EXECUTING", command_timeout_s=300.0), execution("x1"),
                                    *(execution(p, "EXECUTING", command_timeout_s=t) for p, t in bad.items())])
     assert (batch.proposals["p1"].command_timeout_s, batch.proposals["x1"].command_timeout_s) == (300.0, None)
-    assert [(batch.proposals[p].status, batch.proposals[p].command_timeout_s) for p in bad] == [("EXECUTING", None)] * 3
+    assert [(batch.proposals[p].status, batch.proposals[p].command_timeout_s) for p in bad] == [("EXECUTING", None)] * 4
     assert [(e.proposal_id, e.error_kind, e.location) for e in batch.errors] == [
         (p, "bad_value", f"device.command_executions row {i} proposal_id={p}") for i, p in enumerate(bad, start=2)]
     messages = [e.message for e in batch.errors]
     assert "command_timeout_s=-5 is below 0" in messages[0] and "not a finite number" in messages[1] + messages[2]
+    assert "command_timeout_s=1e+09 is over the sidecar's 1200 s" in messages[3]
     assert all("the execution is kept, EXECUTION_STUCK uses the configured command timeout" in m for m in messages)
 
 

@@ -79,13 +79,14 @@ def test_a_warehouse_from_before_the_recorded_timeout_migrates_and_stuck_alerts_
 
 
 def test_an_unusable_recorded_timeout_neither_drops_the_execution_nor_silences_its_stuck_alert(tmp_path):
-    """NaN, infinite and negative timeouts (written past the sidecar, which refuses them in SafetyLimits) are reported
-    as unreadable, and their EXECUTING rows alert against the configured 20 s (limit 60); zero alerts at its own 40.
-    Before, those three rows were dropped with a WARN and none of them alerted."""
+    """NaN, infinite, negative and over-long (1e9 s) timeouts (written past the sidecar, which refuses them in
+    SafetyLimits) are reported as unreadable, and their EXECUTING rows alert against the configured 20 s (limit 60); zero
+    alerts at its own 40. Before, the first three rows were dropped with a WARN and none of them alerted, and 1e9 s set a
+    limit no execution ever reaches."""
     path = str(tmp_path / "w.duckdb")
     started = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=100)
     with connect(path) as con:
-        for proposal_id, timeout in (("nan", "'NaN'"), ("inf", "'inf'"), ("negative", "-5"), ("zero", "0")):
+        for proposal_id, timeout in (("nan", "'NaN'"), ("inf", "'inf'"), ("negative", "-5"), ("zero", "0"), ("huge", "1e9")):
             con.execute("INSERT INTO device.command_executions (execution_id, proposal_id, machine_id, recording_id,"
                         " command_type, target_value, status, started_at, source, command_timeout_s) VALUES"
                         f" ('x-{proposal_id}', '{proposal_id}', 'r1', 'rec', 'SET_FAN', 4, 'EXECUTING', ?, 'real',"
@@ -98,6 +99,7 @@ def test_an_unusable_recorded_timeout_neither_drops_the_execution_nor_silences_i
     assert result.success
     assert {e.check_name for e in result.get_asset_check_evaluations() if not e.passed} == {"input_rows_readable"}
     assert rows(path, "SELECT proposal_id, status, command_timeout_s FROM commands.proposals ORDER BY 1") == [
-        ("inf", "EXECUTING", None), ("nan", "EXECUTING", None), ("negative", "EXECUTING", None), ("zero", "EXECUTING", 0.0)]
+        ("huge", "EXECUTING", None), ("inf", "EXECUTING", None), ("nan", "EXECUTING", None), ("negative", "EXECUTING", None),
+        ("zero", "EXECUTING", 0.0)]
     assert rows(path, "SELECT proposal_id, threshold FROM commands.alerts WHERE alert_type = 'EXECUTION_STUCK' ORDER BY 1") == [
-        ("inf", 60.0), ("nan", 60.0), ("negative", 60.0), ("zero", 40.0)]
+        ("huge", 60.0), ("inf", 60.0), ("nan", 60.0), ("negative", 60.0), ("zero", 40.0)]

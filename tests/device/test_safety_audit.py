@@ -213,6 +213,7 @@ def _setting_name(setting: dict) -> str:
     {"limits": {"max_et_c": math.nan}},  # before: no ET above a NaN ceiling, the trip switched off
     {"limits": {"safe_confirm_s": -0.4}},  # before: one status confirmed the roaster safe
     {"limits": {"max_bt_c": math.inf}},
+    {"limits": {"command_timeout_s": 1e9}},  # before: a command never timed out, nor counted as stuck in the warehouse
 ], ids=lambda setting: _setting_name(setting))
 def test_a_setting_that_would_switch_a_safeguard_off_is_refused_before_the_roaster_is_opened(setting):
     """Run config (Dagster takes YAML's .nan) or Pipes extras: refused with the setting's name before anything
