@@ -126,6 +126,14 @@ class SidecarConfig:
         bad = [name for name in TIMINGS if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0)]
         if bad or not (math.isfinite(self.time_scale) and self.time_scale >= 0):
             raise ValueError(f"these settings must be finite numbers > 0 (time_scale >= 0): {', '.join(bad) or 'time_scale'}")
+        if not self.simulate:
+            refuse_simulation_settings(self.simulation_settings())
+
+    def simulation_settings(self) -> list[str]:
+        """The settings only the virtual roaster reads that differ from their defaults (virtual.faults by field)."""
+        given = [name for name in ("time_scale", "seed", "start_at") if getattr(self, name) != getattr(SidecarConfig, name)]
+        virtual = [name for name in _not_default(self.virtual, "virtual.") if name != "virtual.faults"]
+        return given + virtual + _not_default(self.virtual.faults, "virtual.faults.")
 
     @classmethod
     def from_dict(cls, values: dict) -> "SidecarConfig":
@@ -147,6 +155,20 @@ class SidecarConfig:
         if unknown:
             raise ValueError(f"unknown sidecar settings: {sorted(unknown)}")
         return cls(**values)
+
+
+def refuse_simulation_settings(names: list[str]) -> None:
+    """A real run (simulate: false) given settings only the virtual roaster reads is refused: they would be ignored
+    without a word, so a fault set for a test would leave a real roast with nothing injected."""
+    if names:
+        raise ValueError(f"these settings apply only with simulate: true (the virtual roaster), and this run has "
+                         f"simulate: false (a real roaster): {', '.join(names)}. Remove them, or set simulate: true")
+
+
+def _not_default(settings, prefix: str) -> list[str]:
+    """The fields of a dataclass of settings that differ from a default-built one, each named prefix + field."""
+    defaults = type(settings)()
+    return [prefix + f.name for f in fields(settings) if getattr(settings, f.name) != getattr(defaults, f.name)]
 
 
 @dataclass

@@ -76,3 +76,43 @@ def test_without_simulate_and_no_device_fails_with_the_clear_message(env):
     errors = [record.user_message for record in instance.all_logs(result.run_id) if record.level >= 40]
     expected = ("No Aillio Bullet R1 found on USB (searched vendor:product 0483:5741, 0483:a27e)", "No libusb backend found for pyusb")
     assert any(message.startswith(expected) for message in errors), errors
+
+
+LAUNCHPAD_SIMULATION = {"time_scale": 0, "seed": 3, "start_at": "2026-11-17T09:00:00+00:00", "operator": False,
+                        "drop_bt_c": 205.0, "disconnect_at_s": 60.0, "reconnect_after_s": 5.0,
+                        "unplug_file": "/tmp/pull-the-cable", "heater_ignores_steps": True}
+
+
+def test_every_simulation_field_of_the_launchpad_is_listed_as_simulation_only():
+    from daena_pipelines.defs.device.assets import SIMULATION_ONLY
+
+    described = {name for name, field in SidecarRunConfig.model_fields.items() if field.description.startswith("Simulation")}
+    assert described == set(SIMULATION_ONLY) == set(LAUNCHPAD_SIMULATION)
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCHPAD_SIMULATION))
+def test_a_simulation_field_on_a_real_launchpad_run_is_refused_naming_it(name):
+    """simulate false with, say, unplug_file set: before, the fault was dropped and a real roast ran with nothing
+    injected. Refused at config time, naming the Launchpad field, before the sidecar process starts."""
+    run = SidecarRunConfig(simulate=False, **{name: LAUNCHPAD_SIMULATION[name]})
+    with pytest.raises(ValueError, match=rf"only with simulate: true.*: {name}\."):
+        run.sidecar_config("w.duckdb", Settings.from_env())
+
+
+def test_launchpad_configs_reach_the_sidecar_process_as_given():
+    """Through the Pipes extras (what sidecar_process rebuilds): a plain real run is accepted with no virtual settings,
+    and a simulated one keeps its faults and its operator choice."""
+    from daena_pipelines.defs.device.assets import _jsonable
+    from daena_pipelines.device.sidecar import SidecarConfig
+    from daena_pipelines.device.virtual_r1 import VirtualR1Config
+
+    def extras(**run_config):
+        return SidecarConfig.from_dict(_jsonable(SidecarRunConfig(**run_config).sidecar_config("w.duckdb", Settings.from_env())))
+
+    real = extras(simulate=False, beans="Kenya Nyeri", batch_weight_g=250, roaster_serial="4242")
+    assert (real.simulate, real.batch_weight_g, real.virtual) == (False, 250, VirtualR1Config())
+    simulated = extras(**LAUNCHPAD_SIMULATION, simulate=True)
+    assert (simulated.virtual.operator, simulated.virtual.faults.unplug_file) == (None, "/tmp/pull-the-cable")
+    assert simulated.simulation_settings() == [
+        "time_scale", "seed", "start_at", "virtual.faults.disconnect_at_s", "virtual.faults.reconnect_after_s",
+        "virtual.faults.unplug_file", "virtual.faults.heater_ignores_steps"]

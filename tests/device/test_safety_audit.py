@@ -2,6 +2,7 @@
 roaster's own heater/state, the warehouse rows) and failed on the code before its fix."""
 
 import math
+import re
 
 import orjson
 import pytest
@@ -222,6 +223,84 @@ def test_a_setting_that_would_switch_a_safeguard_off_is_refused_before_the_roast
 
     with pytest.raises(ValueError, match=_setting_name(setting)):
         SidecarConfig.from_dict({"simulate": True, **setting})
+
+
+# Every setting only the virtual roaster reads, each with a value other than its default, as run config / Pipes
+# extras carry it (the thermal model is no run setting: it comes as an object).
+_FAULT_WINDOW = [10.0, 20.0]
+SIMULATION_ONLY = {
+    "time_scale": 0, "seed": 3, "start_at": "2026-11-17T09:00:00+00:00",
+    **{f"virtual.{name}": value for name, value in {
+        "product_id": 0xA27E, "serial": 7, "firmware": 220, "roast_count": 1, "batch_g": 100.0, "seed": 3, "ibts": True,
+        "operator": {"drop_bt_c": 205.0},
+    }.items()},
+    **{f"virtual.faults.{name}": value for name, value in {
+        "disconnect_at_s": 60.0, "reconnect_after_s": 5.0, "stall_reads": _FAULT_WINDOW, "late_reply_at_s": 30.0,
+        "invalid_packets": _FAULT_WINDOW, "probe_failed_at_s": 100.0, "probe_failed_reads_c": 850.0,
+        "unknown_state": _FAULT_WINDOW, "short_replies": _FAULT_WINDOW, "empty_replies": _FAULT_WINDOW,
+        "safe_looking": _FAULT_WINDOW, "roasting_looking": _FAULT_WINDOW, "wedged_from": 50.0,
+        "unplug_on": "command_write", "unplug_file": "/tmp/pull-the-cable", "heater_ignores_steps": True,
+        "command_write_timeouts": _FAULT_WINDOW, "usb_errors": _FAULT_WINDOW, "permission_denied": True,
+        "kernel_driver_busy": True,
+    }.items()},
+}
+
+
+def _nested(name: str, value) -> dict:
+    """{"virtual.faults.x": v} as run config nests it: {"virtual": {"faults": {"x": v}}}."""
+    *parents, leaf = name.split(".")
+    setting = {leaf: value}
+    for parent in reversed(parents):
+        setting = {parent: setting}
+    return setting
+
+
+def test_the_simulation_only_list_covers_every_virtual_roaster_setting():
+    from dataclasses import fields
+
+    from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config
+
+    listed = {name.split(".")[-1] for name in SIMULATION_ONLY if name.startswith("virtual.")}
+    every = {f.name for f in fields(VirtualR1Config) if f.name not in ("faults", "thermal")} | {f.name for f in fields(Faults)}
+    assert every - listed == set()
+
+
+@pytest.mark.parametrize("name", sorted(SIMULATION_ONLY))
+def test_a_simulation_only_setting_on_a_real_run_is_refused_naming_it(name):
+    """simulate: false drives a real roaster, which never reads these: before, a fault set for a test was dropped
+    without a word and the run roasted for real with nothing injected. Refused, naming the setting, before anything
+    opens the roaster; the same setting with simulate: true is accepted."""
+    from daena_pipelines.device.sidecar import SidecarConfig
+
+    setting = _nested(name, SIMULATION_ONLY[name])
+    with pytest.raises(ValueError, match=rf"only with simulate: true.*: {re.escape(name)}\."):
+        SidecarConfig.from_dict({"simulate": False, **setting})
+    assert SidecarConfig.from_dict({"simulate": True, **setting}).simulation_settings() == [name]
+
+
+def test_a_changed_thermal_model_on_a_real_run_is_refused():
+    from daena_pipelines.device.sidecar import SidecarConfig
+    from daena_pipelines.device.thermal import ThermalParams
+    from daena_pipelines.device.virtual_r1 import VirtualR1Config
+
+    with pytest.raises(ValueError, match=r"simulate: true.*: virtual\.thermal\."):
+        SidecarConfig.from_dict({"simulate": False, "virtual": VirtualR1Config(thermal=ThermalParams(ambient_c=30.0))})
+
+
+def test_a_plain_real_config_is_accepted(monkeypatch):
+    """A real run's own settings (serial, session details, limits, timings) pass; building the config opens nothing."""
+    from daena_pipelines.device.driver import BULLET_R1
+    from daena_pipelines.device.sidecar import SidecarConfig
+
+    def no_roaster_here(*_):
+        raise AssertionError("the config opened the roaster")
+
+    monkeypatch.setattr(BULLET_R1, "open", no_roaster_here)
+    cfg = SidecarConfig.from_dict({
+        "simulate": False, "machine_id": "r1-kitchen", "roaster_serial": 4242, "beans": "Kenya Nyeri", "batch_weight_g": 250,
+        "time_scale": 1.0, "seed": 0, "limits": {"max_bt_c": 230.0}, "reconnect_timeout_s": 20.0, "virtual": {},
+    })
+    assert (cfg.simulate, cfg.roaster_serial, cfg.limits.max_bt_c, cfg.batch_weight_g) == (False, "4242", 230.0, 250)
 
 
 # ----- the R2's frames ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from daena_pipelines.config import Settings
 from daena_pipelines.device import contract
-from daena_pipelines.device.sidecar import SidecarConfig
+from daena_pipelines.device.sidecar import SidecarConfig, refuse_simulation_settings
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
 from daena_pipelines.lib.metadata import table_metadata
 from daena_pipelines.lib.settings import DaenaSettings
@@ -49,7 +49,8 @@ FIELD_DOCS = {
     "machine_name": "Shown as the session's machine; default: the model name, '(virtual)' when simulated.",
     "model": "Roaster model: 'r1' (Bullet R1) or 'r2' (Bullet R2).",
     "roaster_serial": "Open the roaster with this USB serial; empty: the only one on the bus.",
-    "simulate": "true: the virtual roaster (no USB, source 'simulator'); false: a real Bullet on USB.",
+    "simulate": ("true: the virtual roaster (no USB, source 'simulator'); false: a real Bullet on USB (then a "
+                 "Simulation setting away from its default refuses the run)."),
     "time_scale": "Simulation speed: 1 real time, 60 a minute per second, 0 stepped as fast as possible (deterministic).",
     "stop_on": "'cool_end': stop when cooling ends; 'duration': stop after max_duration_s.",
     "max_duration_s": "Longest recording, seconds (device time).",
@@ -78,6 +79,9 @@ SET_BY_JOB = ("recordings_dir", "warehouse", "limits", "virtual")
 # The Launchpad scaffold is the safe one (the virtual roaster, no proposal executed) and shows the
 # session's details to fill in; empty text and 0 g mean "not given".
 SAFE_DEFAULTS = {"simulate": True, "beans": "", "title": "", "notes": "", "batch_weight_g": 0.0}
+# Launchpad fields only the virtual roaster reads: a real run (simulate false) given any of them is refused.
+SIMULATION_ONLY = ("time_scale", "seed", "start_at", "operator", "drop_bt_c", "disconnect_at_s", "reconnect_after_s",
+                   "unplug_file", "heater_ignores_steps")
 
 
 class _SidecarRunSettings(dg.Config):
@@ -95,6 +99,9 @@ class _SidecarRunSettings(dg.Config):
     heater_ignores_steps: bool = Field(default=False, description="Simulation fault: the heater ignores level steps.")
 
     def sidecar_config(self, warehouse: str, settings: Settings) -> SidecarConfig:
+        if not self.simulate:  # named as on the Launchpad, all at once (SidecarConfig checks its own fields again)
+            launchpad = type(self).model_fields
+            refuse_simulation_settings([name for name in SIMULATION_ONLY if getattr(self, name) != launchpad[name].default])
         values = self.model_dump()
         own = {name: values.pop(name) for name in _SidecarRunSettings.model_fields}
         values["landing_dir"] = values["landing_dir"] or str(settings.sidecar_landing_dir)
@@ -108,7 +115,7 @@ class _SidecarRunSettings(dg.Config):
                 operator=OperatorPlan(drop_bt_c=own["drop_bt_c"]) if own["operator"] else None,
                 faults=Faults(disconnect_at_s=own["disconnect_at_s"], reconnect_after_s=own["reconnect_after_s"],
                               unplug_file=own["unplug_file"], heater_ignores_steps=own["heater_ignores_steps"]),
-            ),
+            ) if values["simulate"] else VirtualR1Config(),  # a real roaster has no virtual twin to configure
         )
 
 
