@@ -500,6 +500,8 @@ def profile_to_session(profile: dict, source_format: str = "artisan_alog") -> Ro
             version = _version(profile.get("version"))
             if version >= (1, 6, 1):  # before, the recognition accepted any TP and had no fallback
                 settings["live_tp_fallback_s"] = 120.0 if version >= (3, 2) else 150.0  # 3.2.0: a held-out file
+                if version >= (3, 2):  # checked before the recognition (canvas.py sample_processing)
+                    settings["live_tp_fallback_first"] = True
             saved_by = _saved_by(profile.get("flavors_total_correction"))
             if saved_by is not None:
                 settings["saved_by"] = saved_by

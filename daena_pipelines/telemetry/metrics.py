@@ -42,7 +42,10 @@ DEFAULT_ROR = RorSettings()
 #     the fallback begins at the fallback, as a cold start's does
 # 11: a file that does not say which session saved it (Artisan 3.0 and older) begins its AUC at the
 #     replayed live TP, as one its recording session saved (was: only a cold or hot start's)
-METRICS_VERSION = 11
+# 12: an AUC based at its begin event (AUCfromeventflag) that begins at the live TP takes its base
+#     there, not at the profile's TP; from Artisan 3.2 the live TP fallback fires whether or not
+#     the rise check has been met or DRY END marked
+METRICS_VERSION = 12
 SPIKE_SORT_VALUES = 4_000_000  # values sorted at once when counting spikes (32 MB)
 DEFAULT_AUC_BASE_C = 100.0
 DEFAULT_AUC_BEGIN = "TP"
@@ -107,7 +110,8 @@ def _celsius(value: float, unit: str) -> float:
     return value if unit == "C" else (value - 32.0) * 5.0 / 9.0
 
 
-def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, fallback_s: float) -> int | None:
+def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, fallback_s: float,
+            fallback_first: bool = False) -> int | None:
     """The sample Artisan's recording session took as TP, replayed on the saved curve `bt_c`;
     None when it took none (its checks stopped first, or no rise check was met).
 
@@ -117,7 +121,10 @@ def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, 
     it lies strictly inside LIVE_TP_BOUNDS; the fallback takes the current sample once more than
     `fallback_s` have passed since CHARGE (150 s up to Artisan 3.1, 120 s from 3.2: alog sets
     it; it wins a tie). Checks stop once DRY END is marked (a mark at the fallback sample comes
-    after it). When no candidate is accepted before the fallback — the lowest BT since CHARGE
+    after it). With `fallback_first` (Artisan 3.2 and later) the fallback is checked on every
+    sample before the recognition, whether or not the rise check has been met or DRY END marked:
+    a BT still falling (or never rising) 120 s after CHARGE gets its TP at the fallback sample.
+    When no candidate is accepted before the fallback — the lowest BT since CHARGE
     at or below the floor (a cold start: beans charged into a cold roaster or an air roaster;
     that lowest only falls, so it stays there), or still at or above the ceiling (beans whose
     BT never falls to 150 °C / 300 °F) — the fallback decides. docs/telemetry.md, "Why AUC from
@@ -133,12 +140,14 @@ def live_tp(t: np.ndarray, bt_c: np.ndarray, events: dict[str, int], unit: str, 
     risen = (np.trunc(t[charge + 8 : last + 1] - t[charge]) > 20) & (older < readings[8:])
     for back in (3, 2, 1):
         risen &= older <= readings[8 - back : n - back]
-    if not np.count_nonzero(risen):
-        return None
-    first = charge + 8 + int(risen.argmax())  # the first sample that meets the rise check; it stays met
+    first = charge + 8 + int(risen.argmax()) if np.count_nonzero(risen) else None  # the rise check stays met
+    # where the fallback is looked for: every sample after CHARGE (3.2+), else the recognition's samples
+    start, stop = (charge, len(t) - 1) if fallback_first else (first, last)
+    late = (t[start : stop + 1] - t[charge] > fallback_s).nonzero()[0] if start is not None else []
+    fallback = start + int(late[0]) if len(late) else None
+    if first is None:
+        return fallback
     lowest = np.minimum.accumulate(np.where(span > 0, span, np.inf))  # the candidate's BT at each sample
-    late = (t[first : last + 1] - t[charge] > fallback_s).nonzero()[0]
-    fallback = first + int(late[0]) if late.size else None
     candidates = lowest[first - charge :]
     accepted = ((candidates > floor_c) & (candidates < ceiling_c)).nonzero()[0]
     if accepted.size and (fallback is None or first + int(accepted[0]) < fallback):
@@ -162,7 +171,8 @@ def recording_session_tp(session: RoastSession) -> int | None:
     if fallback_s is None or session.charge_inferred or curve == "none" or saved_by == "reopened":
         return None  # "none": exchanged, then reopened and saved again, which clears the live TP
     read = session.et_c if curve == "ET" else session.bt_c
-    return live_tp(session.time_s, read, session.events, session.original_unit, float(fallback_s))
+    return live_tp(session.time_s, read, session.events, session.original_unit, float(fallback_s),
+                   bool(settings.get("live_tp_fallback_first")))
 
 
 def _search_end(events: dict[str, int], n: int) -> int:
@@ -410,13 +420,13 @@ def roast_metrics(session: RoastSession, ror: np.ndarray, settings: RorSettings 
 
     begin_name = str(session.settings.get("auc_begin", DEFAULT_AUC_BEGIN))
     begin = tp if begin_name == "TP" else (dry if begin_name == "DE" else ev.get(AUC_BEGIN_EVENTS.get(begin_name, "CHARGE")))
-    if session.settings.get("auc_base_from_event") and begin is not None:
-        base = _at(bt, begin)
-    else:
-        base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
     live = recording_session_tp(session) if drop is not None else None  # (without DROP it begins nothing)
     if live and live < drop:  # Artisan's profileAUC takes a live TP at sample 0 for none set (`if TPalarmtimeindex:`)
         begin = live  # a profile saved by its recording session: the AUC begins where it set its TP
+    if session.settings.get("auc_base_from_event") and begin is not None:
+        base = _at(bt, begin)  # profileAUC: the BT at the AUC's begin sample, the live TP included
+    else:
+        base = float(session.settings.get("auc_base_c", DEFAULT_AUC_BASE_C))
 
     spans = {"auc_c_min": (begin, drop), "dry_phase_auc_c_min": (charge, dry),
              "mid_phase_auc_c_min": (dry, fcs), "finish_phase_auc_c_min": (fcs, drop)}

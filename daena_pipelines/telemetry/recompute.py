@@ -31,7 +31,7 @@ from daena_pipelines.telemetry.store import insert_metrics
 
 log = logging.getLogger(__name__)
 # settings read from an Artisan file that sessions stored by older versions may lack
-FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_curve", "saved_by", "greens_temp_c")
+FROM_FILE = ("dry_end_threshold_c", "live_tp_fallback_s", "live_tp_fallback_first", "live_tp_curve", "saved_by", "greens_temp_c")
 _ARTISAN_PARSERS = {"artisan_alog": parse_alog, "artisan_json": parse_artisan_json}  # source_format -> parser
 
 # old roast_metrics columns that held the marked events' times, before sessions.events existed

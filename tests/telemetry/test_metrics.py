@@ -252,6 +252,10 @@ def test_the_live_tp_fallback_time_follows_the_artisan_version():
         return profile_to_session(data).settings.get("live_tp_fallback_s")
 
     assert (fallback("2.4.4"), fallback("3.1.4"), fallback("3.2.0"), fallback("3.4.0"), fallback("4.2.0")) == (150.0, 150.0, 120.0, 120.0, 120.0)
+    # from 3.2 the fallback is also checked before the recognition (canvas.py sample_processing)
+    first = [profile_to_session(profile(version=v, computed={"AUC": 300, "AUCbegin": "TP", "AUCbase": 100})).settings.get("live_tp_fallback_first")
+             for v in ("3.1.4", "3.2.0", "4.2.0")]
+    assert first == [None, True, True]
     # the 50 °C floor and the 150-s fallback came with 1.6.1 (commits of 2019-02-24 and 03-09):
     # before, the first candidate was taken, so the profile's TP stands (and for a file without version)
     assert (fallback("1.4.0"), fallback("1.6.0"), fallback(None), fallback("1.6.1")) == (None, None, None, 150.0)
@@ -350,6 +354,66 @@ def test_the_session_that_saved_the_file_decides_where_a_tp_begun_auc_begins():
     cold = _cold_start()
     cold.settings["saved_by"] = "reopened"
     assert roast_metrics(cold, np.full(601, np.nan))["auc_c_min"] == pytest.approx(area_under_curve(cold.time_s, cold.bt_c, 0, 600, 100.0))
+
+
+def test_an_auc_based_at_its_begin_event_takes_its_base_at_the_live_tp():
+    """Artisan's profileAUC (main.py, artisan-roaster-scope/artisan commit 57fbd4cb, 2.8 line)
+    sets the AUC's begin index to TPalarmtimeindex when the session has one and, with "From
+    Event" (AUCbaseFlag, the file's AUCfromeventflag), reads the base as temp2 at that same index:
+    the base is the BT at the live TP, not at the profile's TP. Hand-made profile (see
+    _early_live_tp_profile): live TP 120 °C at 30 s, profile TP 100 °C at 100 s."""
+    from daena_pipelines.telemetry.alog import profile_to_session
+
+    session = profile_to_session(_early_live_tp_profile(flavors_total_correction=0))
+    session.settings["auc_base_from_event"] = True
+    row = roast_metrics(session, np.full(601, np.nan))
+    assert row["tp_s"] == 100 and row["auc_base_c"] == pytest.approx(120.0)
+    # hand-worked, segments (i − 1, i) for i = 30 .. 599 over 120 °C, 1 s each: 29 → 30 s 1.335
+    # (BT 122.67, 120), 30 → 40 s 10 × 2.5, 40 → 52 s 12 × 2.5 (BT 125 falling to 120), 184 → 599 s
+    # 416 segments of 0.24 × (i − 100.5) − 20 °C (BT 100 + 0.24 °C/s from 100 s): 20733.44 °C·s
+    assert row["auc_c_min"] == pytest.approx((1.335 + 25 + 30 + 20733.44) / 60.0, abs=0.01)
+    assert row["auc_c_min"] == pytest.approx(area_under_curve(session.time_s, session.bt_c, 30, 600, 120.0))
+
+
+def _falling_past_the_fallback(fallback_first: bool) -> RoastSession:
+    """Hand-made (not recorded), one sample a second: BT falls from 200 °C to a TP of 100 °C at
+    150 s and rises 0.3 °C/s from there, so the live rise check is first met at 154 s (BT at 150 s below the four after it), after the
+    2-min fallback time."""
+    t = np.arange(0.0, 601.0)
+    bt = np.where(t < 150, 200.0 - 100.0 * t / 150.0, 100.0 + 0.3 * (t - 150.0))
+    settings = {"auc_begin": "TP", "auc_base_c": 100.0, "live_tp_fallback_s": 120.0}
+    if fallback_first:
+        settings["live_tp_fallback_first"] = True
+    return RoastSession("artisan_alog", "real", t, bt, bt + 30, {"CHARGE": 0, "FCs": 450, "DROP": 600}, settings=settings)
+
+
+def test_from_artisan_3_2_the_live_tp_fallback_does_not_wait_for_the_rise_check():
+    """canvas.py `sample_processing` (current source): the branch setting TPalarmtimeindex to the
+    current sample once more than TP_max_roasttime (120 s) have passed since CHARGE comes before
+    the recognition branch and tests neither checkTPalarmtime (the rise check) nor DRY END. The
+    2.x and 2024 sources test it only inside the recognition branch (docs/telemetry.md)."""
+    from daena_pipelines.telemetry.metrics import live_tp
+
+    new, old = _falling_past_the_fallback(True), _falling_past_the_fallback(False)
+    assert live_tp(new.time_s, new.bt_c, new.events, "C", 120.0, fallback_first=True) == 121
+    assert live_tp(old.time_s, old.bt_c, old.events, "C", 120.0) == 154  # the first risen sample
+    nan = np.full(601, np.nan)
+    # hand-worked, segments (i − 1, i) over 100 °C, 1 s each: i = 121 .. 150, BT falling 2/3 °C/s
+    # to 100 °C, 100 − 2/3 × (i − 0.5) each: 300 °C·s; i = 151 .. 599, 0.3 × (i − 150.5) each:
+    # 0.3 × 449 × 224.5 = 30240.15 °C·s
+    assert roast_metrics(new, nan)["auc_c_min"] == pytest.approx(area_under_curve(new.time_s, new.bt_c, 121, 600, 100.0))
+    assert roast_metrics(new, nan)["auc_c_min"] == pytest.approx((300.0 + 30240.15) / 60.0, abs=0.01)
+    assert roast_metrics(old, nan)["auc_c_min"] == pytest.approx(area_under_curve(old.time_s, old.bt_c, 154, 600, 100.0))
+    # a BT that never rises, or a DRY END marked before 120 s, still gets the fallback from 3.2 on
+    flat = np.full(601, 30.0)
+    assert live_tp(new.time_s, flat, new.events, "C", 120.0, fallback_first=True) == 121
+    assert live_tp(old.time_s, flat, old.events, "C", 120.0) is None
+    dried = {**new.events, "DRY_END": 100}
+    assert live_tp(new.time_s, new.bt_c, dried, "C", 120.0, fallback_first=True) == 121
+    assert live_tp(old.time_s, old.bt_c, dried, "C", 120.0) is None
+    # a TP recognised before 120 s still wins (a usual drum roast, TP 110 °C at 60 s, seen at 64 s)
+    drum = np.where(new.time_s < 60, 200 - 1.5 * new.time_s, 110 + 0.2 * (new.time_s - 60))
+    assert live_tp(new.time_s, drum, new.events, "C", 120.0, fallback_first=True) == 60
 
 
 def test_total_ror_comes_from_the_rounded_values_artisan_reports():
