@@ -171,6 +171,27 @@ def test_judge_scores_valid_warns_when_every_reply_was_invalid(tmp_path, server,
     assert "; invalid_output on 3 of 5 rows (brz-2 × brazil-cerrado-light-medium on 2026-11-18, " in valid.description
 
 
+def test_judge_scores_valid_says_what_to_do_for_the_reason_rows_were_not_judged(tmp_path, server, monkeypatch):
+    """Rows not judged for want of a key: set the key. Rows the API refused (here relabelled with the reason the
+    judge writes for an error after the SDK's retries, since no test reaches the API): fix what the reason says —
+    before, that warning too told the user to set ANTHROPIC_API_KEY, which was already set."""
+    db = tmp_path / "w.duckdb"
+    warehouse_fixture.build(db, with_proposals=True)
+    monkeypatch.delenv("DAENA_TEST_MISSING_KEY", raising=False)
+    no_key = AnthropicJudgeResource(api_key_env_var="DAENA_TEST_MISSING_KEY", base_url=server.base_url)
+    result = run(db, no_key, "2026-11-18", warnings={"judge_scores_valid"})
+    (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "judge_scores_valid"]
+    assert valid.description.endswith("What to do: set ANTHROPIC_API_KEY (docs/evals.md) and rematerialise evals/judge_scores")
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE evals.judge_scores SET reason = 'AuthenticationError 401 authentication_error: invalid x-api-key "
+                    "(after the SDK''s retry policy, max_retries=2)' WHERE status = 'not_judged'")
+    check = checks.judge_scores_valid(duckdb=WarehouseResource(database=str(db)))
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "not judged (AuthenticationError 401" in check.description
+    assert check.description.endswith("What to do: fix what the reason says (docs/evals.md: the API's errors and the judge's "
+                                      "retries) and rematerialise evals/judge_scores")
+
+
 def test_judge_scores_valid_warns_for_a_day_whose_every_reply_was_invalid_beside_a_judged_day(tmp_path, server, monkeypatch):
     """The table spans every day: a day's run that got nothing usable from the judge warns even when another day was
     judged by the real judge. Before, the judged day made the check pass ('all 5 rows valid'), the new day unnamed

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from daena_pipelines.defs.evals.resources import NO_API_KEY
 from daena_pipelines.evals import calibration, contract, judge, scoring
 from daena_pipelines.lib.golden_checks import golden_asset_check
 from daena_pipelines.lib.specs import key
@@ -127,10 +128,13 @@ def judge_scores_valid(duckdb: WarehouseResource) -> dg.AssetCheckResult:
                     if n_invalid else "")
     invalid_named = f"; {invalid_rows}, not scored" if n_invalid else ""
     if not_judged:  # valid rows, but not a judgement: no green over it
+        # the key is the fix only when it is what was missing; an API refusal, the spend cap, an expired batch need theirs
+        remedy = "set ANTHROPIC_API_KEY (docs/evals.md)" if reason[0].startswith(NO_API_KEY) else (
+            "fix what the reason says (docs/evals.md: the API's errors and the judge's retries)")
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=counts,
             description=f"{not_judged} of {total} rows not judged ({reason[0]}); judged {statuses.get('judged', 0)}"
-            f"{invalid_named}. What to do: set ANTHROPIC_API_KEY (docs/evals.md) and rematerialise evals/judge_scores",
+            f"{invalid_named}. What to do: {remedy} and rematerialise evals/judge_scores",
         )
     reused = f"; {cached} of them reused from the cache (judged by an earlier run, judged_at says when)" if cached else ""
     metadata = {**counts, "from_cache": cached, "judged_by_source": dg.MetadataValue.json(judged_by)}

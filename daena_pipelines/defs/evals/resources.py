@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # imported when a client is built (evals/judge.py says why)
     import anthropic
 
 DEFAULTS = JudgeSettings()  # the judge's defaults, written once (evals/judge.py)
+NO_API_KEY = "no API key"  # how a not_judged reason for a missing key begins (checks.judge_scores_valid names its fix)
 
 
 class AnthropicJudgeResource(dg.ConfigurableResource):
@@ -50,7 +51,7 @@ class AnthropicJudgeResource(dg.ConfigurableResource):
         check_endpoint(base_url)
         api_key = os.environ.get(self.api_key_env_var, "").strip()
         if not api_key:
-            return None, f"no API key: environment variable {self.api_key_env_var} is not set"
+            return None, f"{NO_API_KEY}: environment variable {self.api_key_env_var} is not set"
         import anthropic
 
         client = anthropic.Anthropic(
