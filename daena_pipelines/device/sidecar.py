@@ -139,6 +139,19 @@ class SidecarConfig:
     def from_dict(cls, values: dict) -> "SidecarConfig":
         """Build from plain JSON-able values (Dagster run config, Pipes extras)."""
         values = dict(values)
+        # every unknown key, nested ones by their full name (virtual.faults.unplug_fle), before any settings object is built
+        sections = {"": (cls, values)}
+        if isinstance(values.get("limits"), dict):
+            sections["limits."] = (SafetyLimits, values["limits"])
+        if isinstance(values.get("virtual"), dict):
+            sections["virtual."] = (VirtualR1Config, values["virtual"])
+            for name, kind in (("faults", Faults), ("operator", OperatorPlan)):
+                if isinstance(values["virtual"].get(name), dict):
+                    sections[f"virtual.{name}."] = (kind, values["virtual"][name])
+        unknown = [prefix + key for prefix, (kind, given) in sections.items()
+                   for key in sorted(set(given) - {f.name for f in fields(kind)})]
+        if unknown:
+            raise ValueError(f"unknown sidecar settings: {unknown}")
         if isinstance(values.get("limits"), dict):
             values["limits"] = SafetyLimits(**{k: tuple(v) if isinstance(v, list) else v for k, v in values["limits"].items()})
         if isinstance(values.get("virtual"), dict):
@@ -150,10 +163,6 @@ class SidecarConfig:
                     k: tuple(tuple(x) for x in v) if isinstance(v, list) else v for k, v in virtual["operator"].items()
                 })
             values["virtual"] = VirtualR1Config(**virtual)
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown sidecar settings: {sorted(unknown)}")
         return cls(**values)
 
 

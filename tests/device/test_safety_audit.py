@@ -303,6 +303,17 @@ def test_a_plain_real_config_is_accepted(monkeypatch):
     assert (cfg.simulate, cfg.roaster_serial, cfg.limits.max_bt_c, cfg.batch_weight_g) == (False, "4242", 230.0, 250)
 
 
+@pytest.mark.parametrize("name", ["virtual.faults.unplug_fle", "virtual.seeed", "virtual.operator.drop_bt", "limits.max_bt"])
+def test_an_unknown_nested_setting_is_refused_naming_its_full_key(name):
+    """A typo inside virtual, faults, operator or limits failed with Python's "unexpected keyword argument" (the bare
+    field, no section); now it is refused like an unknown top-level setting, by its full key, before any settings
+    object (let alone the roaster) is built."""
+    from daena_pipelines.device.sidecar import SidecarConfig
+
+    with pytest.raises(ValueError, match=rf"^unknown sidecar settings: \['{re.escape(name)}'\]$"):
+        SidecarConfig.from_dict({"simulate": True, **_nested(name, 1.0)})
+
+
 # ----- the R2's frames ------------------------------------------------------------------------------------
 def test_zero_length_frames_from_an_r2_mid_command_end_with_it_safe(sim_config, warehouse):
     """An R2 whose frames carried their CRC answers zero-length packets for 5 s while an approved SET_FAN 12 steps
