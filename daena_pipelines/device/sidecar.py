@@ -128,6 +128,14 @@ class SidecarConfig:
             raise ValueError(f"these settings must be finite numbers > 0 (time_scale >= 0): {', '.join(bad) or 'time_scale'}")
         if not self.simulate:
             refuse_simulation_settings(self.simulation_settings())
+        if self.seed != SidecarConfig.seed and self.virtual.seed not in (VirtualR1Config.seed, self.seed):
+            raise ValueError(f"seed ({self.seed}) and virtual.seed ({self.virtual.seed}) differ, and the virtual "
+                             f"roaster has one seed: give only one of them")
+
+    @property
+    def simulation_seed(self) -> int:
+        """The virtual roaster's seed: virtual.seed when given, else seed (0, their default, counts as not given)."""
+        return self.virtual.seed if self.virtual.seed != VirtualR1Config.seed else self.seed
 
     def simulation_settings(self) -> list[str]:
         """The settings only the virtual roaster reads that differ from their defaults (virtual.faults by field)."""
@@ -1076,10 +1084,10 @@ def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = N
         return Sidecar(cfg, RealClock(), lambda serial: model.open(serial), "real", progress=progress), None
     start = datetime.fromisoformat(cfg.start_at) if cfg.start_at else None
     clock = make_clock(cfg.time_scale, start)
-    virtual = VirtualR1Config(**{**cfg.virtual.__dict__, "seed": cfg.seed})
+    virtual = VirtualR1Config(**{**cfg.virtual.__dict__, "seed": cfg.simulation_seed})
     device, backend = plug_in_virtual(virtual, clock)
     simulator = {
-        "seed": cfg.seed,
+        "seed": cfg.simulation_seed,
         "time_scale": cfg.time_scale,
         "faults": virtual.faults.describe(),
         "operator_plan": asdict(virtual.operator) if virtual.operator else None,
@@ -1099,7 +1107,7 @@ def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = N
 def stepped_recording_id(cfg: SidecarConfig) -> str:
     """The recording id of a stepped simulation (what an approval for that session names)."""
     model = "" if cfg.model == "r1" else f":{cfg.model}"  # (the R1's ids as they were before the R2)
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"daena-sim:{cfg.machine_id}:{cfg.seed}:{cfg.start_at}{model}").hex
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"daena-sim:{cfg.machine_id}:{cfg.simulation_seed}:{cfg.start_at}{model}").hex
 
 
 def run_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = None) -> SidecarResult:

@@ -314,6 +314,34 @@ def test_an_unknown_nested_setting_is_refused_naming_its_full_key(name):
         SidecarConfig.from_dict({"simulate": True, **_nested(name, 1.0)})
 
 
+def test_a_virtual_seed_given_alone_drives_the_simulation(tmp_path):
+    """With simulate: true, build_sidecar overwrote virtual.seed with the top-level seed (default 0): the roast came
+    from seed 0 without a word. Now virtual.seed given alone is the seed of the virtual roaster, of the header and of
+    a stepped run's recording id, the same as the top-level seed would be."""
+    from daena_pipelines.device.sidecar import SidecarConfig, build_sidecar
+
+    common = {"simulate": True, "time_scale": 0, "start_at": "2026-11-17T09:00:00+00:00",
+              "recordings_dir": str(tmp_path / "recordings"), "landing_dir": str(tmp_path / "landing")}
+    sidecar, device = build_sidecar(SidecarConfig.from_dict({**common, "virtual": {"seed": 7}}))
+    top_level, _ = build_sidecar(SidecarConfig.from_dict({**common, "seed": 7}))
+    assert (device.config.seed, sidecar.simulator["seed"]) == (7, 7)
+    assert sidecar.recording_id == top_level.recording_id
+
+
+@pytest.mark.parametrize("seeds, refused", [((5, 7), True), ((7, 7), False)])
+def test_two_different_seeds_are_refused_naming_both(seeds, refused):
+    """seed and virtual.seed both given: the same value is one seed; two different ones are refused, naming both,
+    rather than one of them dropped (before: virtual.seed, silently)."""
+    from daena_pipelines.device.sidecar import SidecarConfig
+
+    config = {"simulate": True, "seed": seeds[0], "virtual": {"seed": seeds[1]}}
+    if refused:
+        with pytest.raises(ValueError, match=r"^seed \(5\) and virtual\.seed \(7\) differ"):
+            SidecarConfig.from_dict(config)
+    else:
+        assert SidecarConfig.from_dict(config).simulation_seed == 7
+
+
 # ----- the R2's frames ------------------------------------------------------------------------------------
 def test_zero_length_frames_from_an_r2_mid_command_end_with_it_safe(sim_config, warehouse):
     """An R2 whose frames carried their CRC answers zero-length packets for 5 s while an approved SET_FAN 12 steps
