@@ -38,15 +38,16 @@ class RealClock:
 
 
 class ScaledClock:
-    """Device time = wall time × ``time_scale`` since creation; wall dates start at ``start``."""
+    """Device time = ``at`` + wall time × ``time_scale`` since creation; wall dates start at ``start``
+    (``at``: where a clock of another process stood, to go on from it)."""
 
-    def __init__(self, time_scale: float, start: datetime | None = None):
+    def __init__(self, time_scale: float, start: datetime | None = None, at: float = 0.0):
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0 (use SteppedClock for as-fast-as-possible)")
         self.time_scale = time_scale
         self._start_wall = start or datetime.now(UTC)
         self._start = since_boot()
-        self._offset = 0.0
+        self._offset = at
 
     def now(self) -> float:
         return self._offset + (since_boot() - self._start) * self.time_scale

@@ -28,6 +28,7 @@ import duckdb
 from daena_pipelines.db import connect, retrying_transaction, serialize_writes, transaction
 from daena_pipelines.device import contract
 from daena_pipelines.device.clock import since_boot
+from daena_pipelines.device.rescue import RescuePlan, make_safe
 from daena_pipelines.migrations import Migration
 from daena_pipelines.device.roaster import DeviceError
 from daena_pipelines.device.safety import Command
@@ -167,20 +168,26 @@ class CommandBridge:
     whose loop waits for each cycle (``sync()``) because their time has no wall clock."""
 
     def __init__(self, warehouse_path: str, machine_id: str, recording_id: str, interval_s: float, stepped: bool = False,
-                 lease_s: float | None = None):
+                 lease_s: float | None = None, rescue: RescuePlan | None = None):
         self.stepped = stepped
         if stepped:
             self._reports, self._commands, self._done = queue.Queue(), queue.Queue(), queue.Queue()
+            self._commanded = threading.Event()
             make = threading.Thread
             self.worker_name = "sidecar-warehouse"
         else:
             context = multiprocessing.get_context("spawn")  # no fork of a process with threads
             self._reports, self._commands, self._done = context.Queue(), context.Queue(), context.Queue()
+            # set before the first command is written, in shared memory (a queued report could die with the
+            # sidecar in its feeder thread): the worker makes the roaster safe only when it was commanded
+            self._commanded = context.Event()
             make = context.Process
             self.worker_name = "sidecar-warehouse-process"
-        # a stepped simulation (seconds of CPU) keeps one connection instead of opening one per cycle
+        # a stepped simulation (seconds of CPU) keeps one connection instead of opening one per cycle; its worker is
+        # a thread, which dies with the sidecar: no rescue
         self._worker = make(target=_serve, name=self.worker_name, daemon=True, args=(
-            warehouse_path, machine_id, recording_id, interval_s, stepped, lease_s, self._reports, self._commands, self._done))
+            warehouse_path, machine_id, recording_id, interval_s, stepped, lease_s, self._reports, self._commands, self._done,
+            None if stepped else rescue, self._commanded))
         self.cycle_seconds: list[float] = []  # how long each warehouse cycle took (known after stop)
         self.unwritten = 0  # rows still pending after the last cycle
         self.reads = 0  # cycles that read the queue, as far as take() has seen
@@ -214,6 +221,11 @@ class CommandBridge:
                 self.lease_lost = item[1]
             else:
                 commands.append(item)
+
+    def commanding(self) -> None:
+        """The sidecar is about to send the roaster its first command: from now on, should the sidecar be killed,
+        the worker makes the roaster safe (``rescue.make_safe``) before it closes the session."""
+        self._commanded.set()
 
     def execution(self, row: dict) -> None:
         """Insert or update one execution row (its status is mirrored on the queue row)."""
@@ -249,26 +261,29 @@ class CommandBridge:
         return self.unwritten == 0
 
 
-def _close_sessions(con: duckdb.DuckDBPyConnection, recording_ids: list[str], reason: str) -> None:
+def _close_sessions(con: duckdb.DuckDBPyConnection, recording_ids: list[str], reason: str,
+                    roaster: str = "the roaster keeps what it was last sent") -> None:
     """Sessions that ended without their exit procedure: each running command FAILED (nobody confirmed or
-    undid it; its queue row too), each session ended with ``reason``."""
+    undid it; its queue row too), each session ended with ``reason``; ``roaster``: what became of the roaster."""
     marks = ", ".join("?" * len(recording_ids))
     running = [row[0] for row in con.execute(
         f"SELECT proposal_id FROM device.command_executions WHERE recording_id IN ({marks}) AND status = 'EXECUTING'",
         recording_ids).fetchall()]
     con.execute(f"UPDATE device.command_executions SET status = 'FAILED', completed_at = now(), error = ? "
                 f"WHERE recording_id IN ({marks}) AND status = 'EXECUTING'",
-                [f"sidecar {reason}, during execution; the roaster keeps what it was last sent", *recording_ids])
+                [f"sidecar {reason}, during execution; {roaster}", *recording_ids])
     for proposal_id in running:
         con.execute("UPDATE device.command_queue SET status = 'FAILED' WHERE proposal_id = ? "
                     "AND status IN ('APPROVED', 'EXECUTING')", [proposal_id])
     con.execute(f"UPDATE device.sidecar_sessions SET ended_at = now(), end_reason = ? "
-                f"WHERE recording_id IN ({marks}) AND ended_at IS NULL", [reason, *recording_ids])
+                f"WHERE recording_id IN ({marks}) AND ended_at IS NULL", [f"{reason}; {roaster}", *recording_ids])
 
 
-def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s, reports, commands, done) -> None:
+def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s, reports, commands, done, rescue,
+           commanded) -> None:
     """The worker (thread or process): gather reported rows; every ``interval_s``, on ``sync`` and on
-    ``stop``, write them and read new approvals."""
+    ``stop``, write them and read new approvals. When its sidecar process dies without its exit procedure,
+    a roaster it commanded is made safe first (``rescue``, with the sidecar's exit policy ``make_safe``)."""
     sidecar = None
     if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles the stop signals
         for ignored in (*STOP_SIGNALS, *JOB_CONTROL_SIGNALS):
@@ -278,12 +293,20 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s,
     next_cycle = time.monotonic() + interval_s
     while True:
         if sidecar is not None and not sidecar.is_alive():
-            # killed (kill -9, OOM) or crashed: no exit procedure ran. Write what it reported, close what it
-            # left open (its running command, its session), and stop: an orphan would read the queue forever.
-            # Every report still in the pipe first: the last ones say which commands it had started
+            # killed (kill -9, OOM) or crashed: no exit procedure ran. The roaster first; then write what it
+            # reported, close what it left open (its running command, its session), and stop: an orphan would
+            # read the queue forever. Every report still in the pipe first: the last ones say which commands it
+            # had started
+            if not commanded.is_set():
+                roaster = "the sidecar never commanded the roaster: left as it is"
+            elif rescue is None:
+                roaster = "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
+            else:
+                roaster = make_safe(rescue)
+                log.warning("sidecar %s died: %s", recording_id, roaster)
             _take_reports(reports, io)
             io.cycle(read=False)
-            io.close_dead_session()  # and its lease: the next sidecar need not wait for it to lapse
+            io.close_dead_session(roaster)  # and its lease: the next sidecar need not wait for it to lapse
             io.close()
             return
         try:
@@ -424,11 +447,12 @@ class WarehouseIO:
             con.execute("UPDATE device.command_executions SET session_id = ? WHERE recording_id = ?",
                         [row["session_id"], self.recording_id])
 
-    def close_dead_session(self) -> None:
-        """The sidecar died: its running command FAILED (nobody confirmed or undid it), its session ended."""
+    def close_dead_session(self, roaster: str) -> None:
+        """The sidecar died: its running command FAILED (nobody confirmed or undid it), its session ended;
+        ``roaster``: what became of the roaster."""
         try:
             with connect(self.path, wait_s=5.0) as con, transaction(con):
-                _close_sessions(con, [self.recording_id], DIED)
+                _close_sessions(con, [self.recording_id], DIED, roaster)
                 self._release(con)
         except duckdb.Error as error:
             log.warning("could not close the dead sidecar's rows: %s", error)

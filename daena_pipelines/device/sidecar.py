@@ -34,7 +34,6 @@ from daena_pipelines.config import Settings
 from daena_pipelines.device import clock as device_clock, contract as device_contract, roaster as r
 from daena_pipelines.device.clock import RealClock, SteppedClock, make_clock
 from daena_pipelines.device.command_store import CommandBridge, WarehouseIO, claim_machine
-from daena_pipelines.device.driver import BULLET_R1
 from daena_pipelines.device.recording import SessionRecorder
 from daena_pipelines.device.roaster import (
     HEATING_STATES, DeviceDisconnected, DeviceError, InvalidStatus, ReadTimeout, RoasterDriver, State,
@@ -44,9 +43,9 @@ from daena_pipelines.device.safety import (
     LEVEL_COMMANDS, TP_GRACE_S, Abort, Command, Execution, ProbeWatch, SafeConfirmation, SafetyLimits,
     approval_refusal, ended_approval, is_safe, level_of, refusal, trip_reason,
 )
-from daena_pipelines.device.r2.driver import BULLET_R2
-from daena_pipelines.device.r2.virtual import plug_in_virtual_r2
-from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config, plug_in_virtual_r1
+from daena_pipelines.device.models import MODELS
+from daena_pipelines.device.rescue import RescuePlan
+from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
 from daena_pipelines.telemetry.contract import SIDECAR_SUFFIX
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
@@ -67,11 +66,10 @@ STEPPED_SYNC_TIMEOUT_S = 30.0
 TIME_GAP_S = 5.0  # device seconds between two poll cycles (times the time scale) said as a fault: nobody watched
 STALL_REOPEN_S = 5.0  # a roaster silent this long is closed and reopened like an unplugged one (then reconnect_timeout_s)
 EXIT_POLICIES = ("make_safe", "leave_roaster_as_is")
+# beside a simulated recording while it runs: the virtual roaster's state, for the worker's rescue (rescue.py)
+VIRTUAL_ROASTER_SUFFIX = ".virtual-roaster.pickle"
 TIMINGS = ("max_duration_s", "poll_interval_s", "record_interval_s", "queue_poll_interval_s", "approval_ttl_s",
            "reconnect_timeout_s", "reconnect_interval_s", "exit_timeout_s", "watchdog_timeout_s")
-# roaster model key -> (driver model, virtual twin factory(config, clock) -> (device, pyusb backend))
-MODELS = {"r1": (BULLET_R1, plug_in_virtual_r1), "r2": (BULLET_R2, plug_in_virtual_r2)}
-
 
 @dataclass
 class SidecarConfig:
@@ -263,6 +261,7 @@ class Sidecar:
         self.usb_lock = threading.RLock()  # the poll loop and the watchdog share the driver
         self.driving_safe = False  # drive_safe is running (the watchdog's thread, or a failing loop)
         self.heartbeat = time.monotonic()
+        self.virtual_roaster = None  # simulation: the virtual roaster (build_sidecar), remembered for a rescue
 
     # ----- requests from outside the loop (signal handlers, tests) ----------------------------
     def request_abort(self, reason: str) -> None:
@@ -303,6 +302,13 @@ class Sidecar:
             self.progress(message)
         except Exception as error:  # noqa: BLE001 (whatever the channel raises, the roaster comes first)
             log.warning("progress line not delivered (%s: %s): %s", type(error).__name__, error, message)
+
+    def _commanding(self) -> None:
+        """Before a command goes out: from now on every exit makes this roaster safe (exit_policy make_safe), and
+        so does the warehouse worker should this process be killed."""
+        if not self.commanded and self.bridge is not None:
+            self.bridge.commanding()
+        self.commanded = True
 
     def _must_make_safe(self) -> bool:
         return self.cfg.exit_policy == "make_safe" and self.commanded
@@ -579,7 +585,7 @@ class Sidecar:
     def _apply(self, action: r.Action, reading: Status, now: float) -> None:
         if self.driving_safe or (self.watchdog is not None and self.watchdog.took_over and not self.exiting):
             return  # the watchdog drives (or drove) the roaster while this cycle hung: its status, and action, are stale
-        self.commanded = True  # from now on every exit makes this roaster safe (exit_policy make_safe)
+        self._commanding()
         if self.abort is not None and not self.abort.done:
             self._fault("abort_step", f"{action.describe()} (status: heater {reading.heater}, {reading.state_name})")
         try:
@@ -776,11 +782,22 @@ class Sidecar:
             self._fault("lease", took_over)
         if cfg.warehouse:
             self.bridge = CommandBridge(cfg.warehouse, cfg.machine_id, self.recording_id, interval, stepped=self.stepped,
-                                        lease_s=lease_s)
+                                        lease_s=lease_s, rescue=self._rescue_plan())
             self.bridge.session(self._session_row())
             self.bridge.start()
         self.heartbeat = time.monotonic()
         self.watchdog = None if self.stepped else Watchdog(self, cfg.watchdog_timeout_s)
+
+    def _rescue_plan(self) -> RescuePlan | None:
+        """How the warehouse worker makes this roaster safe if this process is killed (None: it leaves it as is)."""
+        cfg = self.cfg
+        if cfg.exit_policy != "make_safe" or self.stepped:  # (a stepped run's worker is a thread: it dies with it)
+            return None
+        memory = None
+        if self.virtual_roaster is not None:  # the worker picks the virtual roaster up where this process left it
+            memory = str(self.recorder.path.with_name(self.recorder.path.name + VIRTUAL_ROASTER_SUFFIX))
+            self.virtual_roaster.remember_in(memory)
+        return RescuePlan(cfg.model, self.info.serial, self.limits, cfg.poll_interval_s, cfg.exit_timeout_s, memory)
 
     def _session_row(self, ended: bool = False) -> dict:
         return {"recording_id": self.recording_id, "machine_id": self.cfg.machine_id, "roaster_serial": self.info.serial,
@@ -959,7 +976,7 @@ class Sidecar:
                         self._fault("drive_safe", f"{who}: heater 0 and {reading.state_name} confirmed by status")
                         return True
                     if action is not None:
-                        self.commanded = True
+                        self._commanding()
                         self._fault("abort_step", f"{action.describe()} (status: heater {reading.heater}, {reading.state_name})")
                         self.driver.apply(action)
             except (DeviceError, InvalidStatus) as error:
@@ -1024,6 +1041,9 @@ class Sidecar:
             session = parse_sidecar(self.recorder.path.read_bytes(), str(self.recorder.path))
         finally:  # the warehouse gets the exit's rows even when the recording cannot take its footer (disk full)
             self._stop_bridge(session)
+        if self.virtual_roaster is not None and self.virtual_roaster.memory_file is not None:
+            Path(self.virtual_roaster.memory_file).unlink(missing_ok=True)  # the worker has stopped: no rescue to come
+            self.virtual_roaster.memory_file = None
         landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else Settings.from_env().sidecar_landing_dir
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))
@@ -1100,6 +1120,7 @@ def build_sidecar(cfg: SidecarConfig, progress: Callable[[str], None] | None = N
     recording_id = stepped_recording_id(cfg) if cfg.time_scale == 0 and cfg.start_at else None
     sidecar = Sidecar(cfg, clock, lambda serial: model.open(serial, backend=backend), "simulator", simulator, progress,
                       recording_id)
+    sidecar.virtual_roaster = device
     device.on_mark = sidecar.mark  # the simulated operator marks first crack when the model's crack starts
     return sidecar, device
 

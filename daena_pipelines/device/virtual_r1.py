@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import struct
+import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -22,10 +24,12 @@ import usb.backend
 import usb.core
 
 from daena_pipelines.device import protocol as p
+from daena_pipelines.device.clock import ScaledClock, since_boot
 from daena_pipelines.device.roaster import State, Status
 from daena_pipelines.device.thermal import ThermalModel, ThermalParams
 
 TICK_S = 0.1  # physics step; also the device's own status refresh period
+MEMORY_PERIOD_S = 0.25  # real seconds between two writes of a remembered roaster's state while nothing is commanded
 UNKNOWN_STATE = 0x05  # listed neither for the R1 (spec) nor the R2 (Artisan): a corrupt byte or an undocumented state
 
 
@@ -121,6 +125,32 @@ class VirtualBulletR1:
         self.wire_log: list[tuple[float, bytes]] = []  # (device time, bytes written), for tests
         self.on_mark = None  # callable(event name): the operator's event button in the sidecar, if any
         self._first_crack_marked = False
+        # the roaster's memory outside its host process (``remember_in``): a real Bullet keeps running when
+        # the program driving it is killed, and a second program can pick it up; so can this one
+        self.memory_file: str | None = None
+        self._remembered_at = -1.0
+
+    # ----- a roaster that outlives its host process -------------------------------------------
+    def remember_in(self, path: str) -> None:
+        """From now on, write this roaster's whole state to ``path`` after every command and at least every
+        ``MEMORY_PERIOD_S`` of polling, so that ``pick_up(path)`` in another process finds it as it was."""
+        self.memory_file = path
+        self.remember(force=True)
+
+    def remember(self, force: bool = False) -> None:
+        if self.memory_file is None or (not force and time.monotonic() - self._remembered_at < MEMORY_PERIOD_S):
+            return
+        self._remembered_at = time.monotonic()
+        # (device time, when on the host's boot clock, time scale): where the roaster's clock stood
+        stood = (self.clock.now(), since_boot(), self.clock.time_scale)
+        partial = f"{self.memory_file}.partial"
+        with open(partial, "wb") as file:
+            pickle.dump((stood, self), file)
+        os.replace(partial, self.memory_file)  # never half a state for the process that picks it up
+
+    def __getstate__(self) -> dict:
+        # not the host's clock and operator button (they die with it), nor the test log of writes
+        return {**self.__dict__, "clock": None, "on_mark": None, "wire_log": []}
 
     # ----- world -----------------------------------------------------------------------------
     @property
@@ -510,6 +540,7 @@ class VirtualR1Backend(usb.backend.IBackend):
         if self.device._in_window(faults.usb_errors):
             raise _usb_error(errno.EOVERFLOW, "Overflow")  # an errno the driver gives no special meaning
         self.device.handle_write(bytes(data))
+        self.device.remember(force=len(data) >= 4)  # a command changed the roaster: remembered at once
         return len(data)
 
     def bulk_read(self, dev_handle, ep, intf, buff, timeout):
@@ -536,12 +567,23 @@ class VirtualR1Backend(usb.backend.IBackend):
         n = min(len(reply), 0 if self.device._in_window(faults.empty_replies)
                 else 40 if self.device._in_window(faults.short_replies) else len(reply))
         buff[:n] = type(buff)(buff.typecode, reply[:n])
+        self.device.remember()
         return n
 
 
 def plug_in_virtual_r1(config: VirtualR1Config, clock) -> tuple[VirtualBulletR1, VirtualR1Backend]:
     device = VirtualBulletR1(config, clock)
     return device, VirtualR1Backend(device)
+
+
+def pick_up(memory_file: str) -> VirtualBulletR1:
+    """The virtual roaster a process that was killed remembered in ``memory_file`` (``remember_in``), on a clock
+    that went on running since (its physics catch up at the next transfer) and remembering there again."""
+    with open(memory_file, "rb") as file:
+        (device_s, at_boot_s, time_scale), device = pickle.load(file)
+    device.clock = ScaledClock(time_scale, at=device_s + (since_boot() - at_boot_s) * time_scale)
+    device.memory_file = memory_file
+    return device
 
 
 class VirtualBus(usb.backend.IBackend):

@@ -1,16 +1,23 @@
 """kill -9 of the real sidecar child mid-command (``sidecar_job``'s asset through Pipes, as in
 test_signals). Nothing in the child runs: no exit procedure, no footer. What must still hold: the
+roaster it commanded is made safe by its warehouse worker (another process, which survives it), the
 recording up to the kill is on disk and readable, nothing the child started keeps running, and what
-the dead child left open in the warehouse (its running command, its session) is closed."""
+the dead child left open in the warehouse (its running command, its session) is closed.
+
+The roaster's end state is the virtual roaster's own: the simulated child keeps it in a file beside
+the recording (as a real Bullet keeps its state without its host), which the worker picks up and
+drives through the driver and pyusb, and which holds what the roaster shows after."""
 import os
 import signal
 import time
 from pathlib import Path
 
 import orjson
+import pytest
 
-from daena_pipelines.device.roaster import State
-from daena_pipelines.device.sidecar import build_sidecar
+from daena_pipelines.device.roaster import SAFE_STATES, State
+from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX, build_sidecar
+from daena_pipelines.device.virtual_r1 import pick_up
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
 from .conftest import approve, locked_retry
@@ -42,10 +49,9 @@ def _rows(warehouse: str, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
-def test_kill_9_mid_command(tmp_path, monkeypatch):
-    # real time: the fan ramp 2 -> 12 takes ten steps 0.5 s apart, 5 s of wall clock for the kill to land in (at
-    # time_scale 5 it was 1 s, which a loaded machine's test process could miss between reading and killing)
-    child = Child("kill -9 of the child mid-command", tmp_path, monkeypatch, time_scale=1.0, operator=False)
+def _killed_mid_command(child) -> tuple[str, list[int]]:
+    """Preheat by command, approve a fan ramp, SIGKILL the child while the ramp runs; wait for its worker to end.
+    Returns the recording id and the worker's pid(s)."""
     heating_by_command(child)  # the preheat came through the warehouse worker: it runs
     workers = _children(child.process.pid)
     assert workers, "the sidecar runs its warehouse worker as a child process"
@@ -61,11 +67,34 @@ def test_kill_9_mid_command(tmp_path, monkeypatch):
     assert not child.result.success  # the run fails: the child died
 
     # nothing the child started keeps running (its warehouse worker polled the queue forever); it looks for its
-    # sidecar every 0.5 s, then writes what it left open (the deadline is room for a loaded machine, not a promise)
-    deadline = time.monotonic() + 30
+    # sidecar every 0.5 s, makes the roaster safe (12 s at most), then writes what it left open (the deadline is
+    # room for a loaded machine, not a promise)
+    deadline = time.monotonic() + 60
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "the killed sidecar's warehouse worker is still running"
+    return session, workers
+
+
+def _roaster_after(child):
+    """The virtual roaster as it is now (its memory beside the recording, its clock caught up)."""
+    memory = list(child.recordings.glob(f"*{VIRTUAL_ROASTER_SUFFIX}"))
+    assert len(memory) == 1, "the simulated child keeps its roaster's state beside the recording"
+    roaster = pick_up(str(memory[0]))
+    roaster.advance()
+    return roaster
+
+
+def test_kill_9_mid_command_the_worker_makes_the_roaster_safe(tmp_path, monkeypatch):
+    # real time: the fan ramp 2 -> 12 takes ten steps 0.5 s apart, 5 s of wall clock for the kill to land in (at
+    # time_scale 5 it was 1 s, which a loaded machine's test process could miss between reading and killing)
+    child = Child("kill -9 of the child mid-command", tmp_path, monkeypatch, time_scale=1.0, operator=False)
+    session, _ = _killed_mid_command(child)
+
+    # the roaster: heater 0 in a safe state (before: left preheating at heater >= 8, nobody to make it safe)
+    roaster = _roaster_after(child)
+    assert roaster.heater == 0 and roaster.state in SAFE_STATES, (roaster.heater, roaster.state)
+    assert roaster.state == State.COOLING  # walked preheat -> charge -> roasting -> cooling by PRS, as the exit does
 
     # the recording up to the kill: in the recordings folder (never landed), readable, no footer
     left = list(child.recordings.glob("*.sidecar.jsonl"))
@@ -74,15 +103,48 @@ def test_kill_9_mid_command(tmp_path, monkeypatch):
     assert lines[-1]["type"] != "footer"
     assert parse_sidecar(left[0].read_bytes(), str(left[0])).settings["complete"] is False
     last = [line for line in lines if line["type"] == "sample" and line.get("ok", True)][-1]
-    assert last["st"] == State.PREHEATING and last["h"] > 0  # the roaster was left heating: nobody made it safe
+    assert last["st"] == State.PREHEATING and last["h"] > 0  # the recording ends where the kill came: heating
 
     # the warehouse: the dead child's running command FAILED (not EXECUTING forever), its session ended
     execution = _rows(child.warehouse, "SELECT e.status, e.error, q.status FROM device.command_executions e "
                                        "JOIN device.command_queue q USING (proposal_id) WHERE proposal_id = 'fan-12'")
     assert execution[0][0] == "FAILED" and "killed or crashed" in execution[0][1] and execution[0][2] == "FAILED"
+    assert "the warehouse worker made the roaster safe: heater 0 and cooling confirmed by status" in execution[0][1]
     ended = _rows(child.warehouse, f"SELECT ended_at, end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
     assert ended[0][0] is not None and "ended without its exit procedure" in ended[0][1]
+    assert "the warehouse worker made the roaster safe" in ended[0][1]
     assert _rows(child.warehouse, "SELECT status FROM device.command_executions WHERE proposal_id = 'preheat'") == [("COMPLETED",)]
+
+
+def test_kill_9_with_exit_policy_leave_roaster_as_is_leaves_it_heating(tmp_path, monkeypatch):
+    """The opt-in policy holds for the worker too: nobody touches the roaster, and the session says so."""
+    child = Child("kill -9, leave_roaster_as_is", tmp_path, monkeypatch, time_scale=1.0, operator=False,
+                  exit_policy="leave_roaster_as_is")
+    session, _ = _killed_mid_command(child)
+    assert not list(child.recordings.glob(f"*{VIRTUAL_ROASTER_SUFFIX}"))  # no rescue planned: nothing kept for one
+    last = [line for line in child.lines() if line["type"] == "sample" and line.get("ok", True)][-1]
+    assert last["st"] == State.PREHEATING and last["h"] > 0
+    ended = _rows(child.warehouse, f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
+    assert "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)" in ended[0][0]
+
+
+def test_kill_9_of_a_sidecar_that_never_commanded_leaves_the_roaster_alone(tmp_path, monkeypatch):
+    """Someone roasting at the panel with the sidecar only recording: the worker must not switch their heater off."""
+    child = Child("kill -9, never commanded", tmp_path, monkeypatch, time_scale=1.0, operator=True)
+    session = child.session_id()
+    lines = child.wait_for(lambda lines: any(l["type"] == "sample" and l.get("st") == State.PREHEATING and l.get("h", 0) > 0
+                                             for l in lines))
+    workers = _children(child.process.pid)
+    child.process.send_signal(signal.SIGKILL)
+    assert child.process.wait(timeout=10) == -signal.SIGKILL
+    child.thread.join()
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    roaster = _roaster_after(child)
+    assert roaster.state in (State.PREHEATING, State.CHARGE) and roaster.heater > 0  # the operator's preheat goes on
+    ended = _rows(child.warehouse, f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
+    assert "the sidecar never commanded the roaster: left as it is" in ended[0][0]
 
 
 def test_sessions_left_open_by_a_sidecar_that_died_with_its_worker_are_closed_by_the_next(sim_config, warehouse):

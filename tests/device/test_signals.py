@@ -17,6 +17,7 @@ import pytest
 
 from daena_pipelines.defs.device.assets import SidecarRunConfig, device_command_tables, sidecar_recording
 from daena_pipelines.device.roaster import State
+from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX
 from daena_pipelines.lib.settings import DaenaSettings
 from daena_pipelines.lib.warehouse import WarehouseResource
 
@@ -98,6 +99,8 @@ class Child:
                 self.process.kill()
             self.thread.join()
         assert self.result.success is run_succeeds, "sidecar_recording did not materialise" if run_succeeds else "the run succeeded"
+        # the virtual roaster's memory, kept for a rescue by the worker (test_kill9), goes with a session that ended
+        assert not list(self.recordings.glob(f"*{VIRTUAL_ROASTER_SUFFIX}")), "the roaster's memory outlived its session"
         lines = self.lines()
         footer = lines[-1]
         table_row(self.case, last_sample(lines), footer["lost_polls"], footer, footer["commands"])

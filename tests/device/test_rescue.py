@@ -1,0 +1,83 @@
+"""The warehouse worker's rescue (``rescue.make_safe``) on its own: a virtual roaster left heating by a
+process that no longer runs, remembered in a file, picked up here, driven through the model's driver
+and pyusb. The whole path through a real killed child is test_kill9.py; here, each model and the
+ways it cannot work. End states are the roaster's own, read back from its memory."""
+from __future__ import annotations
+
+import pytest
+
+from daena_pipelines.device.clock import ScaledClock
+from daena_pipelines.device.models import MODELS
+from daena_pipelines.device.r2.virtual import usb_serial
+from daena_pipelines.device.rescue import RescuePlan, make_safe
+from daena_pipelines.device.safety import SafetyLimits
+from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config, pick_up
+
+TIME_SCALE = 20.0  # the roaster's clock runs 20x: a rescue of ~10 device seconds takes half a second
+
+
+def _left_roasting(tmp_path, model: str, faults: Faults = Faults()) -> tuple[str, str, object]:
+    """A virtual roaster roasting at full heater, as a killed sidecar left it: (memory file, serial, model limits)."""
+    driver_model, plug_in = MODELS[model]
+    device, _ = plug_in(VirtualR1Config(faults=faults), ScaledClock(TIME_SCALE))
+    for _ in range(3):  # off -> preheating -> charge -> roasting (beans in), at the panel
+        device.press_prs()
+    device.heater = device.HEATER_RANGE[1]
+    memory = str(tmp_path / "roaster.pickle")
+    device.remember_in(memory)
+    serial = usb_serial(device.config) if model == "r2" else str(device.config.serial)
+    return memory, serial, driver_model
+
+
+def _plan(model: str, serial: str, memory: str, timeout_s: float = 30.0) -> RescuePlan:
+    return RescuePlan(model, serial, SafetyLimits(), poll_interval_s=0.5, timeout_s=timeout_s, virtual_memory=memory)
+
+
+@pytest.mark.parametrize("model", ["r1", "r2"])
+def test_a_roaster_left_roasting_is_driven_to_heater_0_and_cooling(tmp_path, model):
+    memory, serial, _ = _left_roasting(tmp_path, model)
+    before = pick_up(memory)
+    assert before.state == before.ROASTING and before.heater == before.HEATER_RANGE[1]
+
+    outcome = make_safe(_plan(model, serial, memory))
+
+    after = pick_up(memory)  # what the roaster shows now
+    assert after.heater == 0 and after.state == after.COOLING, (after.heater, after.state)
+    assert outcome.startswith("the warehouse worker made the roaster safe: heater 0 and cooling confirmed by status")
+
+
+def test_a_roaster_already_safe_gets_no_command(tmp_path):
+    memory, serial, _ = _left_roasting(tmp_path, "r1")
+    device = pick_up(memory)
+    device.press_prs()  # roasting -> cooling at the panel: heater 0, fan up
+    device.remember(force=True)
+
+    outcome = make_safe(_plan("r1", serial, memory))
+
+    after = pick_up(memory)
+    assert "made the roaster safe" in outcome
+    assert after.state == after.COOLING and after.heater == 0  # no PRS pressed: it would have ended the cooling
+
+
+def test_an_unplugged_roaster_is_reported_not_made_safe(tmp_path):
+    memory, serial, _ = _left_roasting(tmp_path, "r1", Faults(disconnect_at_s=0.0))  # the cable went with the host
+    outcome = make_safe(_plan("r1", serial, memory))
+    assert "could not reopen the roaster" in outcome and "NOT made safe" in outcome and "check it at its panel" in outcome
+    after = pick_up(memory)
+    assert after.heater == after.HEATER_RANGE[1]  # nothing could reach it: still heating, and said so
+
+
+def test_another_roaster_on_the_bus_is_never_touched(tmp_path):
+    """Only the serial the sidecar had open is opened: a different one is refused, not driven."""
+    memory, _, _ = _left_roasting(tmp_path, "r1")
+    outcome = make_safe(_plan("r1", "9999", memory))
+    assert "could not reopen the roaster" in outcome and "NOT made safe" in outcome
+    assert pick_up(memory).heater == 9
+
+
+def test_the_rescue_ends_at_its_deadline_saying_what_it_saw(tmp_path):
+    """Not confirmed safe in time (here: a deadline shorter than the confirmation): it says so, with the last status."""
+    memory, serial, _ = _left_roasting(tmp_path, "r1")
+    outcome = make_safe(_plan("r1", serial, memory, timeout_s=0.6))
+    assert outcome.startswith("the warehouse worker could NOT confirm the roaster safe within 0.6 s (heater ")
+    assert outcome.endswith("check it at its panel")
