@@ -608,7 +608,8 @@ def _ingest_jobs(con: duckdb.DuckDBPyConnection, jobs: list[tuple], parsers: _Pa
 
     # While the parser processes keep the cores busy, DuckDB's own threads would only contend with
     # them: on 2 cores one DuckDB thread wrote a batch in half the time two did (docs/telemetry.md).
-    with _duckdb_settings(con, threads=1 if parsers else None, no_fsst=True):
+    # Into a DuckDB file one thread is faster without them too (measured there; not on DuckLake).
+    with _duckdb_settings(con, threads=1 if parsers or _duckdb_file(con) else None, no_fsst=True):
         for item in _prepared_stream(jobs, parsers, workers, now, quarantine_dir):
             handled += 1
             if item is None:
@@ -646,12 +647,17 @@ def _checkpoint_file(con: duckdb.DuckDBPyConnection) -> None:
     of this process): the batches are committed already, and DuckDB checkpoints later by itself."""
     import duckdb  # here, not at the top: see TYPE_CHECKING above
 
-    kind, path = con.execute("SELECT type, path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    if kind == "duckdb" and path is not None:
+    if _duckdb_file(con):
         try:
             con.execute("CHECKPOINT")
         except duckdb.TransactionException:  # "Cannot CHECKPOINT: there are other write transactions active"
             pass  # (FORCE CHECKPOINT would wait for them: an ingest must not hang on another's transaction)
+
+
+def _duckdb_file(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection's database is a DuckDB file (not a DuckLake catalog, not in memory)."""
+    kind, path = con.execute("SELECT type, path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return kind == "duckdb" and path is not None
 
 
 @contextmanager

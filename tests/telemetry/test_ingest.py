@@ -302,3 +302,22 @@ def test_files_are_prepared_here_until_a_parser_process_is_up(tmp_path):
     assert [p.path for p in prepared] == paths
     assert [p.rows.session["session_id"] for p in prepared] == \
            [ingest.prepare(p, (), now, tmp_path / "q").rows.session["session_id"] for p in paths]
+
+
+def test_writes_into_a_duckdb_file_use_one_duckdb_thread_even_without_parser_processes(tmp_path, monkeypatch):
+    """One DuckDB thread wrote a small run's points with ~25 % less CPU than two (docs/telemetry.md, Performance);
+    an in-memory database keeps the caller's setting (not measured there), and the caller's value is back after."""
+    from daena_pipelines.telemetry import store
+
+    seen = []
+    write_batch = store.write_batch
+    monkeypatch.setattr(store, "write_batch", lambda con, *args: (
+        seen.append(con.execute("SELECT current_setting('threads')").fetchone()[0]), write_batch(con, *args)))
+    path = _write(tmp_path / "r.alog", profile())
+    for target, expected in ((str(tmp_path / "w.duckdb"), 1), (":memory:", 3)):
+        seen.clear()
+        with duckdb.connect(target) as con:
+            con.execute("SET threads = 3")
+            assert len(ingest.ingest(con, [path], tmp_path / "q", workers=1).loaded) == 1
+            assert seen == [expected], target
+            assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 3
