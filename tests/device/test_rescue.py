@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from daena_pipelines.device.clock import ScaledClock
+from daena_pipelines.device.driver import BulletR1
 from daena_pipelines.device.models import MODELS
 from daena_pipelines.device.r2.virtual import usb_serial
 from daena_pipelines.device.rescue import RescuePlan, make_safe
@@ -81,3 +82,13 @@ def test_the_rescue_ends_at_its_deadline_saying_what_it_saw(tmp_path):
     outcome = make_safe(_plan("r1", serial, memory, timeout_s=0.6))
     assert outcome.startswith("the warehouse worker could NOT confirm the roaster safe within 0.6 s (heater ")
     assert outcome.endswith("check it at its panel")
+
+
+def test_a_rescue_that_breaks_says_so_and_returns(tmp_path, monkeypatch):
+    """An error the rescue did not foresee (here: the driver's poll raising a bug) ends it with a line saying the
+    roaster was NOT made safe, instead of killing the worker before it closes the dead session's rows."""
+    memory, serial, _ = _left_roasting(tmp_path, "r1")
+    monkeypatch.setattr(BulletR1, "poll", lambda self: 1 / 0)
+    outcome = make_safe(_plan("r1", serial, memory))
+    assert outcome == ("the warehouse worker failed while making the roaster safe (ZeroDivisionError: division by zero): "
+                       "NOT made safe, check it at its panel")
