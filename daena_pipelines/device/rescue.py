@@ -26,6 +26,7 @@ class RescuePlan:
     serial: str  # the roaster the sidecar had open: only that one is opened
     limits: SafetyLimits  # as the sidecar applied them (its settings within the model's)
     poll_interval_s: float
+    reconnect_interval_s: float  # one open attempt per this many seconds while the roaster is not open
     timeout_s: float  # the sidecar's exit_timeout_s: the same time to confirm it safe
     virtual_memory: str | None = None  # simulation: where the virtual roaster remembers itself (virtual_r1.pick_up)
 
@@ -40,41 +41,72 @@ def make_safe(plan: RescuePlan) -> str:
 
 
 def _rescue(plan: RescuePlan) -> str:
-    model, _ = MODELS[plan.model]
     try:
         if plan.virtual_memory is not None:
             device = pick_up(plan.virtual_memory)
             clock, backend = device.clock, backend_for(device)
         else:
             clock, backend = RealClock(), None
-        driver = model.open(plan.serial, backend=backend)
-    except (DeviceError, OSError) as error:  # (OSError: the virtual roaster's memory unreadable)
+    except OSError as error:  # the virtual roaster's memory unreadable
         return f"{WHO} could not reopen the roaster to make it safe ({error}): NOT made safe, check it at its panel"
+    rescue = _Rescue(plan, clock, backend)
     try:
-        return _drive(driver, plan, clock)
+        return rescue.run()
     finally:
-        try:
-            driver.close()
-        except DeviceError:
-            pass  # released by this process's end anyway
+        rescue.close()
 
 
-def _drive(driver: RoasterDriver, plan: RescuePlan, clock) -> str:
-    abort = Abort("sidecar killed", clock.now(), plan.limits)
-    deadline = clock.now() + plan.timeout_s
-    last: Status | None = None
-    while clock.now() < deadline:
-        try:
-            last = driver.poll()
-            action = abort.advance(last, clock.now())
-            if abort.done:
-                return f"{WHO} made the roaster safe: heater 0 and {last.state_name} confirmed by status"
-            if action is not None:
-                driver.apply(action)
-        except DeviceDisconnected as error:
-            return f"the roaster is gone ({error}): {WHO} could NOT make it safe, check it at its panel"
-        except (DeviceError, InvalidStatus):
-            abort.unreachable()  # one lost or garbled status: the confirmation starts again
-        clock.sleep(plan.poll_interval_s)
-    state = "no status" if last is None else f"heater {last.heater}, {last.state_name}"
-    return f"{WHO} could NOT confirm the roaster safe within {plan.timeout_s:g} s ({state}): check it at its panel"
+class _Rescue:
+    """The abort, with the roaster (re)opened whenever it is not: unplugged at the kill or during the rescue and
+    plugged back in before the deadline, it is still made safe (as the sidecar's exit reconnects)."""
+
+    def __init__(self, plan: RescuePlan, clock, backend):
+        self.plan, self.clock, self.backend = plan, clock, backend
+        self.driver: RoasterDriver | None = None
+        self.trouble: DeviceError | None = None  # why the roaster is not open, while it is not
+        self.opened = False
+
+    def run(self) -> str:
+        plan, clock = self.plan, self.clock
+        model, _ = MODELS[plan.model]
+        abort = Abort("sidecar killed", clock.now(), plan.limits)
+        deadline = clock.now() + plan.timeout_s
+        next_open = clock.now()
+        last: Status | None = None
+        while clock.now() < deadline:
+            if self.driver is None and clock.now() >= next_open:
+                next_open = clock.now() + plan.reconnect_interval_s
+                try:
+                    self.driver, self.opened, self.trouble = model.open(plan.serial, backend=self.backend), True, None
+                except DeviceError as error:
+                    self.trouble = error
+            if self.driver is not None:
+                try:
+                    last = self.driver.poll()
+                    action = abort.advance(last, clock.now())
+                    if abort.done:
+                        return f"{WHO} made the roaster safe: heater 0 and {last.state_name} confirmed by status"
+                    if action is not None:
+                        self.driver.apply(action)
+                except DeviceDisconnected as error:  # that handle never answers again: reopen the roaster
+                    self.close()
+                    self.trouble = error
+                    abort.unreachable()
+                except (DeviceError, InvalidStatus):
+                    abort.unreachable()  # one lost or garbled status: the confirmation starts again
+            clock.sleep(plan.poll_interval_s)
+        if not self.opened:
+            return (f"{WHO} could not reopen the roaster within {plan.timeout_s:g} s to make it safe ({self.trouble}): "
+                    "NOT made safe, check it at its panel")
+        if self.driver is None:
+            return f"the roaster is gone ({self.trouble}): {WHO} could NOT make it safe, check it at its panel"
+        state = "no status" if last is None else f"heater {last.heater}, {last.state_name}"
+        return f"{WHO} could NOT confirm the roaster safe within {plan.timeout_s:g} s ({state}): check it at its panel"
+
+    def close(self) -> None:
+        if self.driver is not None:
+            try:
+                self.driver.close()
+            except DeviceError:
+                pass  # released by this process's end anyway
+            self.driver = None

@@ -797,7 +797,8 @@ class Sidecar:
         if self.virtual_roaster is not None:  # the worker picks the virtual roaster up where this process left it
             memory = str(self.recorder.path.with_name(self.recorder.path.name + VIRTUAL_ROASTER_SUFFIX))
             self.virtual_roaster.remember_in(memory)
-        return RescuePlan(cfg.model, self.info.serial, self.limits, cfg.poll_interval_s, cfg.exit_timeout_s, memory)
+        return RescuePlan(cfg.model, self.info.serial, self.limits, cfg.poll_interval_s, cfg.reconnect_interval_s,
+                          cfg.exit_timeout_s, memory)
 
     def _session_row(self, ended: bool = False) -> dict:
         return {"recording_id": self.recording_id, "machine_id": self.cfg.machine_id, "roaster_serial": self.info.serial,

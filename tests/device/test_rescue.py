@@ -31,7 +31,8 @@ def _left_roasting(tmp_path, model: str, faults: Faults = Faults()) -> tuple[str
 
 
 def _plan(model: str, serial: str, memory: str, timeout_s: float = 30.0) -> RescuePlan:
-    return RescuePlan(model, serial, SafetyLimits(), poll_interval_s=0.5, timeout_s=timeout_s, virtual_memory=memory)
+    return RescuePlan(model, serial, SafetyLimits(), poll_interval_s=0.5, reconnect_interval_s=1.0, timeout_s=timeout_s,
+                      virtual_memory=memory)
 
 
 @pytest.mark.parametrize("model", ["r1", "r2"])
@@ -66,6 +67,28 @@ def test_an_unplugged_roaster_is_reported_not_made_safe(tmp_path):
     assert "could not reopen the roaster" in outcome and "NOT made safe" in outcome and "check it at its panel" in outcome
     after = pick_up(memory)
     assert after.heater == after.HEATER_RANGE[1]  # nothing could reach it: still heating, and said so
+
+
+@pytest.mark.parametrize("model", ["r1", "r2"])
+@pytest.mark.parametrize("faults", [
+    Faults(disconnect_at_s=0.0, reconnect_after_s=5.0),  # unplugged at the kill, plugged back in 5 s later
+    Faults(unplug_on="command_write", reconnect_after_s=3.0),  # unplugged by the rescue's first command, back 3 s later
+], ids=["unplugged_at_the_kill", "unplugged_mid_rescue"])
+def test_a_roaster_plugged_back_in_before_the_deadline_is_made_safe(tmp_path, model, faults):
+    """As the sidecar's exit reconnects within exit_timeout_s, so does the rescue (before: it gave up at once,
+    "could not reopen" / "the roaster is gone", and left the roaster roasting at full heater)."""
+    memory, serial, _ = _left_roasting(tmp_path, model, faults)
+    outcome = make_safe(_plan(model, serial, memory))
+    after = pick_up(memory)
+    assert after.heater == 0 and after.state == after.COOLING, (after.heater, after.state, outcome)
+    assert outcome.startswith("the warehouse worker made the roaster safe: heater 0 and cooling confirmed by status")
+
+
+def test_a_roaster_unplugged_mid_rescue_and_not_back_is_reported_gone(tmp_path):
+    memory, serial, _ = _left_roasting(tmp_path, "r1", Faults(unplug_on="command_write"))
+    outcome = make_safe(_plan("r1", serial, memory))
+    assert outcome.startswith("the roaster is gone (") and "could NOT make it safe, check it at its panel" in outcome
+    assert pick_up(memory).heater > 0  # one step down at most: the write that found it gone
 
 
 def test_another_roaster_on_the_bus_is_never_touched(tmp_path):
