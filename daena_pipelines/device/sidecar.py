@@ -729,6 +729,7 @@ class Sidecar:
             # wait for the lease to lapse
             if cfg.warehouse:
                 WarehouseIO(cfg.warehouse, cfg.machine_id, self.recording_id, False, lease_s).release()
+            self._forget_virtual_roaster()
             raise
 
     def _begin(self, interval: float, lease_s: float, took_over: str | None) -> None:
@@ -1003,6 +1004,12 @@ class Sidecar:
             self.faults.append(f"warehouse: {message}")
             self._say(message)
 
+    def _forget_virtual_roaster(self) -> None:
+        """The worker has stopped (or never ran): no rescue to come, so the virtual roaster's memory goes."""
+        if self.virtual_roaster is not None and self.virtual_roaster.memory_file is not None:
+            Path(self.virtual_roaster.memory_file).unlink(missing_ok=True)
+            self.virtual_roaster.memory_file = None
+
     def finish(self) -> SidecarResult:
         """Close the recording (footer), hand the last rows to the warehouse thread, land the file."""
         clock = self.clock
@@ -1042,9 +1049,7 @@ class Sidecar:
             session = parse_sidecar(self.recorder.path.read_bytes(), str(self.recorder.path))
         finally:  # the warehouse gets the exit's rows even when the recording cannot take its footer (disk full)
             self._stop_bridge(session)
-        if self.virtual_roaster is not None and self.virtual_roaster.memory_file is not None:
-            Path(self.virtual_roaster.memory_file).unlink(missing_ok=True)  # the worker has stopped: no rescue to come
-            self.virtual_roaster.memory_file = None
+            self._forget_virtual_roaster()
         landing = Path(self.cfg.landing_dir) if self.cfg.landing_dir else Settings.from_env().sidecar_landing_dir
         landing.mkdir(parents=True, exist_ok=True)
         final_path = Path(shutil.move(str(self.recorder.path), str(landing / self.recorder.path.name)))

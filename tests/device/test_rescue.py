@@ -1,17 +1,23 @@
 """The warehouse worker's rescue (``rescue.make_safe``) on its own: a virtual roaster left heating by a
 process that no longer runs, remembered in a file, picked up here, driven through the model's driver
 and pyusb. The whole path through a real killed child is test_kill9.py; here, each model and the
-ways it cannot work. End states are the roaster's own, read back from its memory."""
+ways it cannot work. End states are the roaster's own, read back from its memory. Last, that memory
+goes with a session that ended by its exit procedure, also when the exit failed, or the start."""
 from __future__ import annotations
+
+import errno
+from pathlib import Path
 
 import pytest
 
 from daena_pipelines.device.clock import ScaledClock
+from daena_pipelines.device.command_store import CommandBridge
 from daena_pipelines.device.driver import BulletR1
 from daena_pipelines.device.models import MODELS
 from daena_pipelines.device.r2.virtual import usb_serial
 from daena_pipelines.device.rescue import RescuePlan, make_safe
 from daena_pipelines.device.safety import SafetyLimits
+from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX, build_sidecar
 from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config, pick_up
 
 TIME_SCALE = 20.0  # the roaster's clock runs 20x: a rescue of ~10 device seconds takes half a second
@@ -115,3 +121,39 @@ def test_a_rescue_that_breaks_says_so_and_returns(tmp_path, monkeypatch):
     outcome = make_safe(_plan("r1", serial, memory))
     assert outcome == ("the warehouse worker failed while making the roaster safe (ZeroDivisionError: division by zero): "
                        "NOT made safe, check it at its panel")
+
+
+def _memory_files(cfg) -> list:
+    return list(Path(cfg.recordings_dir).glob(f"*{VIRTUAL_ROASTER_SUFFIX}"))
+
+
+def test_the_roasters_memory_goes_with_a_session_whose_footer_failed(sim_config, warehouse):
+    """The exit ran (no rescue to come) but the recording could not take its footer (disk full): the memory of a
+    simulated roaster on a running clock is removed all the same (before: left beside the recording)."""
+    cfg = sim_config(time_scale=50.0, start_at=None, max_duration_s=5.0, warehouse=warehouse)
+    sidecar, _ = build_sidecar(cfg)
+    sidecar.start()
+    assert len(_memory_files(cfg)) == 1  # kept while the session runs
+
+    def disk_full(footer):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    sidecar.recorder.close = disk_full
+    with pytest.raises(OSError, match="No space left"):
+        sidecar.run_started()
+    assert _memory_files(cfg) == []
+    assert list(Path(cfg.recordings_dir).glob("*.sidecar.jsonl"))  # the recording stays, for what it holds
+
+
+def test_the_roasters_memory_goes_with_a_failed_start(sim_config, warehouse, monkeypatch):
+    """The start fails after the memory was written (here: the warehouse worker cannot be started)."""
+    cfg = sim_config(time_scale=50.0, start_at=None, warehouse=warehouse)
+    sidecar, _ = build_sidecar(cfg)
+
+    def no_process(self):
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(CommandBridge, "start", no_process)
+    with pytest.raises(OSError, match="Resource temporarily unavailable"):
+        sidecar.start()
+    assert _memory_files(cfg) == []
