@@ -293,21 +293,8 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s,
     next_cycle = time.monotonic() + interval_s
     while True:
         if sidecar is not None and not sidecar.is_alive():
-            # killed (kill -9, OOM) or crashed: no exit procedure ran. The roaster first; then write what it
-            # reported, close what it left open (its running command, its session), and stop: an orphan would
-            # read the queue forever. Every report still in the pipe first: the last ones say which commands it
-            # had started
-            if not commanded.is_set():
-                roaster = "the sidecar never commanded the roaster: left as it is"
-            elif rescue is None:
-                roaster = "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
-            else:
-                roaster = make_safe(rescue)
-                log.warning("sidecar %s died: %s", recording_id, roaster)
-            _take_reports(reports, io)
-            io.cycle(read=False)
-            io.close_dead_session(roaster)  # and its lease: the next sidecar need not wait for it to lapse
-            io.close()
+            # stop: an orphan would read the queue forever
+            _after_sidecar_died(io, reports, rescue, commanded)
             return
         try:
             kind, row = reports.get(timeout=max(0.0, min(next_cycle - time.monotonic(), PARENT_CHECK_S)))
@@ -337,6 +324,26 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s,
             io.close()
             done.put((io.unwritten, io.cycle_seconds))
             return
+
+
+def _after_sidecar_died(io: "WarehouseIO", reports, rescue: RescuePlan | None, commanded) -> None:
+    """Killed (kill -9, OOM) or crashed: no exit procedure ran. The roaster first; then write what the sidecar
+    reported, and close what it left open (its running command, its session). Every report still in the pipe
+    first: the last ones say which commands it had started."""
+    if not commanded.is_set():
+        roaster = "the sidecar never commanded the roaster: left as it is"
+    elif rescue is None:
+        roaster = "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
+    else:
+        # the lease would lapse during a rescue as long as exit_timeout_s (it is renewed each cycle): another sidecar
+        # could then start on the machine, read its approvals and take the roaster between two reopenings
+        io.hold_lease(io.lease_s + rescue.timeout_s)
+        roaster = make_safe(rescue)
+        log.warning("sidecar %s died: %s", io.recording_id, roaster)
+    _take_reports(reports, io)
+    io.cycle(read=False)
+    io.close_dead_session(roaster)  # and its lease: the next sidecar need not wait for it to lapse
+    io.close()
 
 
 def _take_reports(reports, io: "WarehouseIO") -> None:
@@ -475,6 +482,19 @@ class WarehouseIO:
             con.execute("UPDATE device.machine_leases SET renewed_at = now(), lease_until = now() + to_seconds(?) "
                         "WHERE machine_id = ? AND recording_id = ?", [self.lease_s, self.machine_id, self.recording_id])
         return True
+
+    def hold_lease(self, seconds: float) -> None:
+        """Hold the lease ``seconds`` from now in this process's name (its pid: the holder a refused sidecar is
+        told of is alive), if this session still holds it."""
+        if self.lease_s is None:
+            return
+        try:
+            with connect(self.path, wait_s=5.0) as con:
+                con.execute("UPDATE device.machine_leases SET renewed_at = now(), lease_until = now() + to_seconds(?), "
+                            "pid = ? WHERE machine_id = ? AND recording_id = ?",
+                            [seconds, os.getpid(), self.machine_id, self.recording_id])
+        except duckdb.Error as error:  # the rescue goes on: the roaster comes first
+            log.warning("could not hold the lease of machine_id %r: %s", self.machine_id, error)
 
     def release(self) -> None:
         """Give the lease up at the session's end (the next sidecar on this machine_id may start at once)."""

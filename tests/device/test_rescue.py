@@ -6,12 +6,16 @@ goes with a session that ended by its exit procedure, also when the exit failed,
 from __future__ import annotations
 
 import errno
+import os
+import queue
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from daena_pipelines.device.clock import ScaledClock
-from daena_pipelines.device.command_store import CommandBridge
+from daena_pipelines.device.command_store import CommandBridge, MachineBusy, WarehouseIO, _after_sidecar_died, claim_machine
 from daena_pipelines.device.driver import BulletR1
 from daena_pipelines.device.models import MODELS
 from daena_pipelines.device.r2.virtual import usb_serial
@@ -157,3 +161,24 @@ def test_the_roasters_memory_goes_with_a_failed_start(sim_config, warehouse, mon
     with pytest.raises(OSError, match="Resource temporarily unavailable"):
         sidecar.start()
     assert _memory_files(cfg) == []
+
+
+def test_no_other_sidecar_can_claim_the_machine_during_the_rescue(tmp_path, warehouse):
+    """The worker renews the lease each cycle, which stops during a rescue (up to exit_timeout_s, longer than the
+    shortest lease): it holds the lease for the rescue first, so a sidecar started meanwhile is refused (before: it
+    took the lapsed lease, read the machine's approvals, and could take the roaster between two reopenings)."""
+    memory, serial, _ = _left_roasting(tmp_path, "r1", Faults(disconnect_at_s=0.0))  # a rescue that runs to its deadline
+    claim_machine(warehouse, "r1", "killed", "r1", "simulator", lease_s=0.2)
+    io = WarehouseIO(warehouse, "r1", "killed", keep_connection=False, lease_s=0.2)
+    commanded = threading.Event()
+    commanded.set()
+    worker = threading.Thread(target=_after_sidecar_died,
+                              args=(io, queue.Queue(), _plan("r1", serial, memory, timeout_s=40.0), commanded))
+    worker.start()  # 40 device s at 20x: 2 s of rescue
+    time.sleep(1.0)  # the lease given at the start has lapsed
+    try:
+        with pytest.raises(MachineBusy, match=f"session killed, host .*, pid {os.getpid()};"):
+            claim_machine(warehouse, "r1", "second", "r1", "simulator", lease_s=10.0)
+    finally:
+        worker.join()
+    assert claim_machine(warehouse, "r1", "second", "r1", "simulator", lease_s=10.0) is None  # released at its end
