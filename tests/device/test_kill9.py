@@ -61,6 +61,12 @@ def _killed_mid_command(child) -> tuple[str, list[int]]:
     # are to come. Watching the warehouse's EXECUTING row instead lost the race under load: the test's own
     # reads held the file, the row landed late, and the ramp had COMPLETED when the kill came.
     child.wait_for(lambda lines: any(l["type"] == "sample" and 2 < l.get("f", 0) < 12 for l in lines))
+    _kill(child, workers)
+    return session, workers
+
+
+def _kill(child, workers: list[int]) -> None:
+    """SIGKILL the child; wait for its warehouse worker to end."""
     child.process.send_signal(signal.SIGKILL)
     assert child.process.wait(timeout=10) == -signal.SIGKILL
     child.thread.join()
@@ -73,7 +79,6 @@ def _killed_mid_command(child) -> tuple[str, list[int]]:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "the killed sidecar's warehouse worker is still running"
-    return session, workers
 
 
 def _roaster_after(child):
@@ -134,17 +139,26 @@ def test_kill_9_of_a_sidecar_that_never_commanded_leaves_the_roaster_alone(tmp_p
     session = child.session_id()
     lines = child.wait_for(lambda lines: any(l["type"] == "sample" and l.get("st") == State.PREHEATING and l.get("h", 0) > 0
                                              for l in lines))
-    workers = _children(child.process.pid)
-    child.process.send_signal(signal.SIGKILL)
-    assert child.process.wait(timeout=10) == -signal.SIGKILL
-    child.thread.join()
-    deadline = time.monotonic() + 60
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _kill(child, _children(child.process.pid))
     roaster = _roaster_after(child)
     assert roaster.state in (State.PREHEATING, State.CHARGE) and roaster.heater > 0  # the operator's preheat goes on
     ended = _rows(child.warehouse, f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
     assert "the sidecar never commanded the roaster: left as it is" in ended[0][0]
+
+
+def test_kill_9_of_an_r2_sidecar_the_worker_makes_the_r2_safe(tmp_path, monkeypatch):
+    """The R2 through the real child: the worker reopens it by its USB serial string (the open resets it) and
+    walks it to heater 0 and cooling as for the R1."""
+    child = Child("kill -9 of the R2 child, commanded", tmp_path, monkeypatch, time_scale=1.0, operator=False, model="r2")
+    session = child.session_id()
+    approve(child.warehouse, "preheat", "PREHEAT", serial="R2V-004242", session=session)
+    child.wait_for(lambda lines: any(l["type"] == "sample" and l.get("st") == State.PREHEATING and l.get("h", 0) >= 8
+                                     for l in lines))
+    _kill(child, _children(child.process.pid))
+    roaster = _roaster_after(child)
+    assert roaster.heater == 0 and roaster.state == roaster.COOLING, (roaster.heater, roaster.state)
+    ended = _rows(child.warehouse, f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
+    assert "the warehouse worker made the roaster safe: heater 0 and cooling confirmed by status" in ended[0][0]
 
 
 def test_sessions_left_open_by_a_sidecar_that_died_with_its_worker_are_closed_by_the_next(sim_config, warehouse):
