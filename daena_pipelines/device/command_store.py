@@ -485,11 +485,11 @@ class WarehouseIO:
 
     def hold_lease(self, seconds: float) -> None:
         """Hold the lease ``seconds`` from now in this process's name (its pid: the holder a refused sidecar is
-        told of is alive), if this session still holds it."""
+        told of is alive), if this session still holds it. One try: it must not hold up the rescue it precedes."""
         if self.lease_s is None:
             return
         try:
-            with connect(self.path, wait_s=5.0) as con:
+            with connect(self.path, wait_s=0) as con:
                 con.execute("UPDATE device.machine_leases SET renewed_at = now(), lease_until = now() + to_seconds(?), "
                             "pid = ? WHERE machine_id = ? AND recording_id = ?",
                             [seconds, os.getpid(), self.machine_id, self.recording_id])

@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -182,3 +184,18 @@ def test_no_other_sidecar_can_claim_the_machine_during_the_rescue(tmp_path, ware
     finally:
         worker.join()
     assert claim_machine(warehouse, "r1", "second", "r1", "simulator", lease_s=10.0) is None  # released at its end
+
+
+def test_a_locked_warehouse_does_not_hold_up_the_rescue(warehouse):
+    """Holding the lease comes before the rescue: while another process holds the warehouse it is tried once
+    and given up (the lease may lapse; the roaster comes first). Before, it waited 5 s for the lock."""
+    locker = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+                               "print('locked', flush=True); time.sleep(30)", warehouse], stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        began = time.monotonic()
+        WarehouseIO(warehouse, "r1", "killed", keep_connection=False, lease_s=10.0).hold_lease(22.0)
+        assert time.monotonic() - began < 2.0
+    finally:
+        locker.kill()
+        locker.wait()
