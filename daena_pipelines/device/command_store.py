@@ -460,9 +460,23 @@ class WarehouseIO:
         try:
             with connect(self.path, wait_s=5.0) as con, transaction(con):
                 _close_sessions(con, [self.recording_id], DIED, roaster)
+                self._close_unreported(con, roaster)
                 self._release(con)
         except duckdb.Error as error:
             log.warning("could not close the dead sidecar's rows: %s", error)
+
+    def _close_unreported(self, con: duckdb.DuckDBPyConnection, roaster: str) -> None:
+        """Approvals handed out to the dead sidecar of which no report reached the warehouse: it may have sent
+        their first steps (killed between the write and its report, which died in its feeder thread) or never
+        started them. Left APPROVED they would read as still to run."""
+        if not self._handed_out:
+            return
+        taken = sorted(self._handed_out)
+        con.execute(f"UPDATE device.command_queue SET status = 'FAILED', closed_at = now(), closed_reason = ? "
+                    f"WHERE proposal_id IN ({', '.join('?' * len(taken))}) AND status = 'APPROVED' AND NOT EXISTS "
+                    "(SELECT 1 FROM device.command_executions e WHERE e.proposal_id = command_queue.proposal_id)",
+                    [f"sidecar {DIED} after it took this approval, before a report of it reached the warehouse (it may "
+                     f"have sent steps); {roaster}", *taken])
 
     def _holds_lease(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Renew this sidecar's lease on its machine_id; False from the first cycle that finds another sidecar's

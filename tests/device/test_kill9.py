@@ -8,13 +8,16 @@ The roaster's end state is the virtual roaster's own: the simulated child keeps 
 the recording (as a real Bullet keeps its state without its host), which the worker picks up and
 drives through the driver and pyusb, and which holds what the roaster shows after."""
 import os
+import queue
 import signal
+import threading
 import time
 from pathlib import Path
 
 import orjson
 import pytest
 
+from daena_pipelines.device.command_store import WarehouseIO, _after_sidecar_died
 from daena_pipelines.device.roaster import SAFE_STATES, State
 from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX, build_sidecar
 from daena_pipelines.device.virtual_r1 import pick_up
@@ -184,3 +187,22 @@ def test_sessions_left_open_by_a_sidecar_that_died_with_its_worker_are_closed_by
     assert dead[0] == "dead-4242" and "ended without its exit procedure" in dead[1] and sidecar.recording_id in dead[1]
     assert dead[2:] == ("FAILED", dead[3], "FAILED") and "killed or crashed" in dead[3]
     assert live == ("live-5151", None, "EXECUTING", None, "EXECUTING")  # another roaster's session: not ours to judge
+
+
+def test_approvals_taken_by_a_killed_sidecar_without_a_report_do_not_stay_approved(warehouse):
+    """Killed after its worker handed an approval out and before any report of it reached the warehouse (it may
+    have sent the first step: the report was still in its feeder thread): the queue row is closed FAILED saying so
+    (before: APPROVED for ever, reading as still to run). One approved after the hand-out stays APPROVED."""
+    approve(warehouse, "preheat", "PREHEAT", session="killed")
+    io = WarehouseIO(warehouse, "r1", "killed", keep_connection=False)
+    assert [command.proposal_id for command in io.cycle(read=True)] == ["preheat"]
+    approve(warehouse, "fan-5", "SET_FAN", 5, session="killed")
+    commanded = threading.Event()
+    commanded.set()
+    _after_sidecar_died(io, queue.Queue(), None, commanded)
+    rows = dict((row[0], row[1:]) for row in _rows(
+        warehouse, "SELECT proposal_id, status, closed_at IS NOT NULL, closed_reason FROM device.command_queue"))
+    status, closed, reason = rows["preheat"]
+    assert (status, closed) == ("FAILED", True) and "before a report of it reached the warehouse (it may have sent steps)" in reason
+    assert "exit_policy leave_roaster_as_is" in reason  # what became of the roaster
+    assert rows["fan-5"] == ("APPROVED", False, None)
