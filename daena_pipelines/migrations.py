@@ -50,7 +50,7 @@ DOMAINS: dict[str, tuple[str, int]] = {
     "evals": ("daena_pipelines.evals.tables", 6),
     "nbmf": ("daena_pipelines.nbmf.runs", 4),
     "regressions": ("daena_pipelines.regressions.findings", 6),
-    "device": ("daena_pipelines.device.command_store", 5),
+    "device": ("daena_pipelines.device.command_store", 6),
     "commands": ("daena_pipelines.commands.tables", 6),
 }
 

@@ -64,7 +64,7 @@ def test_a_warehouse_of_the_main_before_migrates_keeps_its_rows_and_takes_writes
         assert _ledger(con) == {"telemetry": 5, "evals": 2, "nbmf": 1, "regressions": 4, "device": 3, "commands": 1}
         applied = migrations.migrate(con)  # what it lacks, and nothing else
         assert sorted((d, v) for d, v, _text in applied) == [
-            ("commands", 2), ("commands", 3), ("commands", 4), ("commands", 5), ("commands", 6), ("device", 4), ("device", 5),
+            ("commands", 2), ("commands", 3), ("commands", 4), ("commands", 5), ("commands", 6), ("device", 4), ("device", 5), ("device", 6),
             ("evals", 3), ("evals", 4), ("evals", 5), ("evals", 6), ("nbmf", 2),
             ("nbmf", 3), ("nbmf", 4), ("regressions", 5), ("regressions", 6)]
     with connect(main_warehouse) as con:

@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS device.command_executions (
 );
 """
 
-SESSION_COLUMNS = ("recording_id", "machine_id", "roaster_serial", "model", "source", "started_at", "ended_at", "end_reason")
+SESSION_COLUMNS = ("recording_id", "machine_id", "roaster_serial", "model", "source", "started_at", "ended_at", "end_reason",
+                   "exit_outcome")
 QUEUE_COLUMNS = ("proposal_id", "machine_id", "command_type", "target_value", "target_unit", "session_id",
                  "roaster_serial", "approved_at", "expires_at")
 
@@ -109,6 +110,13 @@ CREATE TABLE IF NOT EXISTS device.machine_leases (
     # rows written before hold NULL: nothing recorded the timeout they ran with (the default was 20 s)
     Migration(5, "each execution records the command timeout it ran with (commands' EXECUTION_STUCK reads it)", [
         "ALTER TABLE device.command_executions ADD COLUMN IF NOT EXISTS command_timeout_s DOUBLE",
+    ]),
+    # rows written before hold NULL: their roaster's end state is in the recording's footer only
+    Migration(6, "each ended sidecar session says what became of the roaster (exit_outcome)", [
+        "ALTER TABLE device.sidecar_sessions ADD COLUMN IF NOT EXISTS exit_outcome VARCHAR",
+        "COMMENT ON COLUMN device.sidecar_sessions.exit_outcome IS 'what became of the roaster when the session ended: "
+        "the exit procedure''s outcome (made safe…, already safe, untouched…, left as is…, NOT confirmed safe…, roaster gone…) "
+        "or, for a sidecar that died without it, its warehouse worker''s (rescue.py)'",
     ]),
 ]
 
@@ -275,8 +283,8 @@ def _close_sessions(con: duckdb.DuckDBPyConnection, recording_ids: list[str], re
     for proposal_id in running:
         con.execute("UPDATE device.command_queue SET status = 'FAILED' WHERE proposal_id = ? "
                     "AND status IN ('APPROVED', 'EXECUTING')", [proposal_id])
-    con.execute(f"UPDATE device.sidecar_sessions SET ended_at = now(), end_reason = ? "
-                f"WHERE recording_id IN ({marks}) AND ended_at IS NULL", [f"{reason}; {roaster}", *recording_ids])
+    con.execute(f"UPDATE device.sidecar_sessions SET ended_at = now(), end_reason = ?, exit_outcome = ? "
+                f"WHERE recording_id IN ({marks}) AND ended_at IS NULL", [reason, roaster, *recording_ids])
 
 
 def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s, reports, commands, done, rescue,

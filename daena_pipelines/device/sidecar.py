@@ -805,7 +805,7 @@ class Sidecar:
         return {"recording_id": self.recording_id, "machine_id": self.cfg.machine_id, "roaster_serial": self.info.serial,
                 "model": self.driver.model_name if self.driver else self.cfg.model, "source": self.source,
                 "started_at": self.started_real, "ended_at": datetime.now(UTC) if ended else None,
-                "end_reason": self.end_reason if ended else None}
+                "end_reason": self.end_reason if ended else None, "exit_outcome": self.exit_outcome if ended else None}
 
     def step(self) -> bool:
         """One poll cycle; False when the session is over (then call ``finish``)."""

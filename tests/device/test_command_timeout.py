@@ -44,8 +44,9 @@ def test_a_warehouse_from_before_the_recorded_timeout_migrates_and_stuck_alerts_
     with duckdb.connect(path) as con:  # as device migration 4 and commands migration 5 left it, with a row of then
         con.execute("""
             ALTER TABLE device.command_executions DROP COLUMN command_timeout_s;
+            ALTER TABLE device.sidecar_sessions DROP COLUMN exit_outcome;
             ALTER TABLE commands.proposals DROP COLUMN command_timeout_s;
-            DELETE FROM meta.schema_migrations WHERE (domain, version) IN (('device', 5), ('commands', 6));""")
+            DELETE FROM meta.schema_migrations WHERE (domain, version) IN (('device', 5), ('device', 6), ('commands', 6));""")
         con.execute("INSERT INTO device.command_executions (execution_id, proposal_id, machine_id, recording_id, command_type,"
                     " target_value, status, started_at, source) VALUES ('x-old', 'old', 'r1', 'rec-old', 'SET_FAN', 12,"
                     " 'EXECUTING', ?, 'real')", [started])
@@ -58,7 +59,7 @@ def test_a_warehouse_from_before_the_recorded_timeout_migrates_and_stuck_alerts_
     io.cycle(read=False)
     assert io.unwritten == 0
     assert rows(path, "SELECT domain, max(version) FROM meta.schema_migrations WHERE domain IN ('device', 'commands')"
-                      " GROUP BY 1 ORDER BY 1") == [("commands", 6), ("device", 5)]
+                      " GROUP BY 1 ORDER BY 1") == [("commands", 6), ("device", 6)]
     assert rows(path, "SELECT proposal_id, command_timeout_s FROM device.command_executions ORDER BY 1") == [
         ("long-timeout", 300.0), ("old", None), ("short-timeout", 5.0)]
 

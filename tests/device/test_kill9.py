@@ -118,9 +118,9 @@ def test_kill_9_mid_command_the_worker_makes_the_roaster_safe(tmp_path, monkeypa
                                        "JOIN device.command_queue q USING (proposal_id) WHERE proposal_id = 'fan-12'")
     assert execution[0][0] == "FAILED" and "killed or crashed" in execution[0][1] and execution[0][2] == "FAILED"
     assert "the warehouse worker made the roaster safe: heater 0 and cooling confirmed by status" in execution[0][1]
-    ended = _rows(child.warehouse, f"SELECT ended_at, end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
+    ended = _rows(child.warehouse, f"SELECT ended_at, end_reason, exit_outcome FROM device.sidecar_sessions WHERE recording_id = '{session}'")
     assert ended[0][0] is not None and "ended without its exit procedure" in ended[0][1]
-    assert "the warehouse worker made the roaster safe" in ended[0][1]
+    assert ended[0][2] == "the warehouse worker made the roaster safe: heater 0 and cooling confirmed by status"
     assert _rows(child.warehouse, "SELECT status FROM device.command_executions WHERE proposal_id = 'preheat'") == [("COMPLETED",)]
 
 
@@ -132,8 +132,8 @@ def test_kill_9_with_exit_policy_leave_roaster_as_is_leaves_it_heating(tmp_path,
     assert not list(child.recordings.glob(f"*{VIRTUAL_ROASTER_SUFFIX}"))  # no rescue planned: nothing kept for one
     last = [line for line in child.lines() if line["type"] == "sample" and line.get("ok", True)][-1]
     assert last["st"] == State.PREHEATING and last["h"] > 0
-    ended = _rows(child.warehouse, f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
-    assert "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)" in ended[0][0]
+    ended = _rows(child.warehouse, f"SELECT exit_outcome FROM device.sidecar_sessions WHERE recording_id = '{session}'")
+    assert ended[0][0] == "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
 
 
 def test_kill_9_of_a_sidecar_that_never_commanded_leaves_the_roaster_alone(tmp_path, monkeypatch):
@@ -145,8 +145,8 @@ def test_kill_9_of_a_sidecar_that_never_commanded_leaves_the_roaster_alone(tmp_p
     _kill(child, _children(child.process.pid))
     roaster = _roaster_after(child)
     assert roaster.state in (State.PREHEATING, State.CHARGE) and roaster.heater > 0  # the operator's preheat goes on
-    ended = _rows(child.warehouse, f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
-    assert "the sidecar never commanded the roaster: left as it is" in ended[0][0]
+    ended = _rows(child.warehouse, f"SELECT exit_outcome FROM device.sidecar_sessions WHERE recording_id = '{session}'")
+    assert ended[0][0] == "the sidecar never commanded the roaster: left as it is"
 
 
 def test_kill_9_of_an_r2_sidecar_the_worker_makes_the_r2_safe(tmp_path, monkeypatch):
@@ -160,8 +160,8 @@ def test_kill_9_of_an_r2_sidecar_the_worker_makes_the_r2_safe(tmp_path, monkeypa
     _kill(child, _children(child.process.pid))
     roaster = _roaster_after(child)
     assert roaster.heater == 0 and roaster.state == roaster.COOLING, (roaster.heater, roaster.state)
-    ended = _rows(child.warehouse, f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'")
-    assert "the warehouse worker made the roaster safe: heater 0 and cooling confirmed by status" in ended[0][0]
+    ended = _rows(child.warehouse, f"SELECT exit_outcome FROM device.sidecar_sessions WHERE recording_id = '{session}'")
+    assert ended[0][0] == "the warehouse worker made the roaster safe: heater 0 and cooling confirmed by status"
 
 
 def test_sessions_left_open_by_a_sidecar_that_died_with_its_worker_are_closed_by_the_next(sim_config, warehouse):
@@ -180,7 +180,7 @@ def test_sessions_left_open_by_a_sidecar_that_died_with_its_worker_are_closed_by
                         " now() - INTERVAL 1 HOUR, 'real')", [f"x-{serial}", f"fan-{serial}", recording_id])
     sidecar, _ = build_sidecar(sim_config(warehouse=warehouse, roaster_serial="4242", stop_on="duration", max_duration_s=3))
     sidecar.run()
-    rows = _rows(warehouse, "SELECT s.recording_id, s.end_reason, e.status, e.error, q.status FROM device.sidecar_sessions s"
+    rows = _rows(warehouse, "SELECT s.recording_id, s.end_reason || '; ' || s.exit_outcome, e.status, e.error, q.status FROM device.sidecar_sessions s"
                             " JOIN device.command_executions e USING (recording_id) JOIN device.command_queue q"
                             " USING (proposal_id) ORDER BY 1")
     dead, live = rows

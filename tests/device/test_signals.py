@@ -171,6 +171,8 @@ def test_stop_during_an_unplug_ends_inside_the_termination_window(tmp_path, monk
     footer, sample = lines[-1], last_sample(lines)
     assert code == 2 and footer["end_reason"] == "terminated (SIGINT)"
     assert footer["exit"]["outcome"] == f"NOT confirmed safe within {exit_timeout_s:g} s (roaster not reachable)"
+    # and the warehouse says so too, not only the footer and the exit code
+    assert session_end(child, child.session_id()) == [("terminated (SIGINT)", footer["exit"]["outcome"])]
     assert sample["st"] == State.PREHEATING and sample["h"] >= 8  # unplugged for good: the roaster keeps its last levels
     # tried to reconnect for exit_timeout_s of the session's own (real) clock, gave up at a cycle right after it
     # (a cycle is 0.1 s; the rest of the second for a loaded machine), and the process ended inside Dagster's window
@@ -194,7 +196,7 @@ def test_stop_signal_leaves_a_roaster_it_never_commanded_untouched(tmp_path, mon
 
 def session_end(child, session) -> list[tuple]:
     with duckdb.connect(child.warehouse) as con:
-        return con.execute(f"SELECT end_reason FROM device.sidecar_sessions WHERE recording_id = '{session}'").fetchall()
+        return con.execute(f"SELECT end_reason, exit_outcome FROM device.sidecar_sessions WHERE recording_id = '{session}'").fetchall()
 
 
 def test_the_terminal_closed_makes_the_commanded_roaster_safe_and_closes_its_rows(tmp_path, monkeypatch):
@@ -212,7 +214,8 @@ def test_the_terminal_closed_makes_the_commanded_roaster_safe_and_closes_its_row
     assert (sample["h"], sample["st"]) == (0, State.COOLING)
     assert footer["exit"]["outcome"] == "made safe: heater 0 and cooling confirmed by status"
     assert statuses(child.warehouse) == {"preheat": "COMPLETED"}
-    assert session_end(child, session) == [("terminated (SIGHUP)",)]  # the worker outlived the signal, wrote the exit's rows
+    # the worker outlived the signal and wrote the exit's rows, the roaster's end state included
+    assert session_end(child, session) == [("terminated (SIGHUP)", "made safe: heater 0 and cooling confirmed by status")]
 
 
 def test_ctrl_z_pauses_nothing_and_ctrl_backslash_ends_through_the_exit(tmp_path, monkeypatch):
@@ -236,4 +239,4 @@ def test_ctrl_z_pauses_nothing_and_ctrl_backslash_ends_through_the_exit(tmp_path
     assert code == 0 and lines[-1]["end_reason"] == "terminated (SIGQUIT)"
     assert (last_sample(lines)["h"], last_sample(lines)["st"]) == (0, State.COOLING)
     assert statuses(child.warehouse) == {"preheat": "COMPLETED", "abort": "COMPLETED"}
-    assert session_end(child, session) == [("terminated (SIGQUIT)",)]
+    assert session_end(child, session) == [("terminated (SIGQUIT)", lines[-1]["exit"]["outcome"])]
