@@ -125,6 +125,7 @@ ROW_KINDS = ("execution", "expired", "session", "session_id")
 APPROVALS_READ = "approvals read"  # (APPROVALS_READ, clock.since_boot() as the cycle began) after each cycle that read the queue
 LEASE_LOST = "lease lost"  # (LEASE_LOST, why): another sidecar holds this machine_id now; nothing more is read
 PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
+DEAD_SESSION_WRITE_S = 60.0  # how long the worker of a dead sidecar keeps trying to write what it left open
 # what ends a session through its exit procedure (sidecar_process); they often reach the whole process group (a
 # terminal closed: SIGHUP; Ctrl-C, Ctrl-\; a service manager's SIGTERM), so the worker ignores them: the sidecar
 # stops it once the exit's rows are handed over, and it stops by itself once the sidecar is gone
@@ -349,8 +350,14 @@ def _after_sidecar_died(io: "WarehouseIO", reports, rescue: RescuePlan | None, c
         roaster = make_safe(rescue)
         log.warning("sidecar %s died: %s", io.recording_id, roaster)
     _take_reports(reports, io)
-    io.cycle(read=False)
-    io.close_dead_session(roaster)  # and its lease: the next sidecar need not wait for it to lapse
+    # nothing waits on this process now: a warehouse another process holds is waited for, not given up with the
+    # dead sidecar's last rows (its running command would stay EXECUTING, its session open)
+    deadline = time.monotonic() + DEAD_SESSION_WRITE_S
+    while True:
+        io.cycle(read=False)
+        if (io.close_dead_session(roaster) and io.unwritten == 0) or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
     io.close()
 
 
@@ -462,9 +469,10 @@ class WarehouseIO:
             con.execute("UPDATE device.command_executions SET session_id = ? WHERE recording_id = ?",
                         [row["session_id"], self.recording_id])
 
-    def close_dead_session(self, roaster: str) -> None:
-        """The sidecar died: its running command FAILED (nobody confirmed or undid it), its session ended;
-        ``roaster``: what became of the roaster."""
+    def close_dead_session(self, roaster: str) -> bool:
+        """The sidecar died: its running command FAILED (nobody confirmed or undid it), its session ended, and its
+        lease released (the next sidecar need not wait for it to lapse); ``roaster``: what became of the roaster.
+        False when the warehouse could not be written."""
         try:
             with connect(self.path, wait_s=5.0) as con, transaction(con):
                 _close_sessions(con, [self.recording_id], DIED, roaster)
@@ -472,6 +480,8 @@ class WarehouseIO:
                 self._release(con)
         except duckdb.Error as error:
             log.warning("could not close the dead sidecar's rows: %s", error)
+            return False
+        return True
 
     def _close_unreported(self, con: duckdb.DuckDBPyConnection, roaster: str) -> None:
         """Approvals handed out to the dead sidecar of which no report reached the warehouse: it may have sent

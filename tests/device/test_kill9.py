@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from daena_pipelines.device.command_store import WarehouseIO, _after_sidecar_died
+from daena_pipelines.device.command_store import DIED
 from daena_pipelines.device.roaster import SAFE_STATES, State
 from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX, build_sidecar
 from daena_pipelines.device.virtual_r1 import pick_up
@@ -206,3 +207,39 @@ def test_approvals_taken_by_a_killed_sidecar_without_a_report_do_not_stay_approv
     assert (status, closed) == ("FAILED", True) and "before a report of it reached the warehouse (it may have sent steps)" in reason
     assert "exit_policy leave_roaster_as_is" in reason  # what became of the roaster
     assert rows["fan-5"] == ("APPROVED", False, None)
+
+
+def test_a_warehouse_held_by_another_process_is_waited_for_not_given_up(warehouse):
+    """The worker of a killed sidecar writes what it left open even while another process holds the warehouse
+    for a while (a Dagster run writing): before, it tried once, and the running command's row was lost."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+    from datetime import UTC, datetime
+
+    from daena_pipelines.device.command_store import WarehouseIO, _after_sidecar_died
+
+    io = WarehouseIO(warehouse, "r1", "killed-rec", keep_connection=False)
+    io.add("session", {"recording_id": "killed-rec", "machine_id": "r1", "roaster_serial": "4242", "source": "simulator",
+                       "started_at": datetime.now(UTC)})
+    io.add("execution", {"execution_id": "x-fan", "proposal_id": "fan", "machine_id": "r1", "recording_id": "killed-rec",
+                         "command_type": "SET_FAN", "target_value": 12.0, "status": "EXECUTING",
+                         "started_at": datetime.now(UTC), "source": "simulator"})
+    locker = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+                               "print('locked', flush=True); time.sleep(7)", warehouse], stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        commanded = threading.Event()
+        commanded.set()
+        _after_sidecar_died(io, queue.Queue(), None, commanded)  # exit_policy leave_roaster_as_is: no rescue
+    finally:
+        locker.kill()
+        locker.wait()
+    assert _rows(warehouse, "SELECT status, error FROM device.command_executions WHERE execution_id = 'x-fan'") == [
+        ("FAILED", f"sidecar {DIED}, during execution; {LEFT_AS_IS}")]
+    assert _rows(warehouse, "SELECT end_reason, exit_outcome FROM device.sidecar_sessions WHERE recording_id = 'killed-rec'") == [
+        (DIED, LEFT_AS_IS)]
+
+
+LEFT_AS_IS = "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
