@@ -33,7 +33,7 @@ class RescuePlan:
 
 def make_safe(plan: RescuePlan) -> str:
     """Drive the roaster to heater 0 in a safe state, confirmed by status, within ``plan.timeout_s``. Returns
-    what happened, one line for the session's end reason (it never raises: the worker still closes the rows)."""
+    what happened, one line for the session's exit_outcome (it never raises: the worker still closes the rows)."""
     try:
         return _rescue(plan)
     except Exception as error:  # noqa: BLE001 (a bug here must not also leave the dead session's rows open)
