@@ -346,7 +346,7 @@ def _after_sidecar_died(io: "WarehouseIO", reports, rescue: RescuePlan | None, c
     else:
         # the lease would lapse during a rescue as long as exit_timeout_s (it is renewed each cycle): another sidecar
         # could then start on the machine, read its approvals and take the roaster between two reopenings
-        io.hold_lease(io.lease_s + rescue.timeout_s)
+        io.hold_lease_for(rescue.timeout_s)
         roaster = make_safe(rescue)
         log.warning("sidecar %s died: %s", io.recording_id, roaster)
     _take_reports(reports, io)
@@ -515,11 +515,13 @@ class WarehouseIO:
                         "WHERE machine_id = ? AND recording_id = ?", [self.lease_s, self.machine_id, self.recording_id])
         return True
 
-    def hold_lease(self, seconds: float) -> None:
-        """Hold the lease ``seconds`` from now in this process's name (its pid: the holder a refused sidecar is
-        told of is alive), if this session still holds it. One try: it must not hold up the rescue it precedes."""
+    def hold_lease_for(self, extra_s: float) -> None:
+        """Hold the lease for its length plus ``extra_s`` from now in this process's name (its pid: the holder a
+        refused sidecar is told of is alive), if this session holds one. One try: it must not hold up the rescue it
+        precedes."""
         if self.lease_s is None:
             return
+        seconds = self.lease_s + extra_s
         try:
             with connect(self.path, wait_s=0) as con:
                 con.execute("UPDATE device.machine_leases SET renewed_at = now(), lease_until = now() + to_seconds(?), "

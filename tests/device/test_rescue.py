@@ -194,8 +194,21 @@ def test_a_locked_warehouse_does_not_hold_up_the_rescue(warehouse):
     try:
         assert locker.stdout.readline().strip() == "locked"
         began = time.monotonic()
-        WarehouseIO(warehouse, "r1", "killed", keep_connection=False, lease_s=10.0).hold_lease(22.0)
+        WarehouseIO(warehouse, "r1", "killed", keep_connection=False, lease_s=10.0).hold_lease_for(12.0)
         assert time.monotonic() - began < 2.0
     finally:
         locker.kill()
         locker.wait()
+
+
+def test_a_worker_without_a_lease_still_rescues_and_closes(tmp_path, warehouse):
+    """A warehouse worker holding no machine lease (lease_s None) has none to hold for the rescue: it rescues the
+    roaster and closes the rows all the same (before: the lease's length plus the rescue's was added to None,
+    and the TypeError ended the worker with the roaster heating and the rows open)."""
+    memory, serial, _ = _left_roasting(tmp_path, "r1")
+    io = WarehouseIO(warehouse, "r1", "killed", keep_connection=False)
+    commanded = threading.Event()
+    commanded.set()
+    _after_sidecar_died(io, queue.Queue(), _plan("r1", serial, memory), commanded)
+    after = pick_up(memory)
+    assert after.heater == 0 and after.state == after.COOLING
