@@ -10,15 +10,16 @@ drives through the driver and pyusb, and which holds what the roaster shows afte
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 
-from daena_pipelines.device.command_store import WarehouseIO, _after_sidecar_died
-from daena_pipelines.device.command_store import DIED
+from daena_pipelines.device.command_store import DIED, WarehouseIO, _after_sidecar_died
 from daena_pipelines.device.roaster import SAFE_STATES, State
 from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX, build_sidecar
 from daena_pipelines.device.virtual_r1 import pick_up
@@ -212,14 +213,6 @@ def test_approvals_taken_by_a_killed_sidecar_without_a_report_do_not_stay_approv
 def test_a_warehouse_held_by_another_process_is_waited_for_not_given_up(warehouse):
     """The worker of a killed sidecar writes what it left open even while another process holds the warehouse
     for a while (a Dagster run writing): before, it tried once, and the running command's row was lost."""
-    import queue
-    import subprocess
-    import sys
-    import threading
-    from datetime import UTC, datetime
-
-    from daena_pipelines.device.command_store import WarehouseIO, _after_sidecar_died
-
     io = WarehouseIO(warehouse, "r1", "killed-rec", keep_connection=False)
     io.add("session", {"recording_id": "killed-rec", "machine_id": "r1", "roaster_serial": "4242", "source": "simulator",
                        "started_at": datetime.now(UTC)})
