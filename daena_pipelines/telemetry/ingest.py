@@ -471,7 +471,7 @@ def _parser_pool(workers: int) -> Iterator[_Parsers]:
     # fork server is a fresh process, without the caller's threads, that imports them once and
     # forks each worker from itself; it stays up for later pools of this process.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["daena_pipelines.telemetry.parser_env", __name__])  # in this order: see parser_env
+    context.set_forkserver_preload([__name__])  # (its package sets OpenBLAS to one thread first: daena_pipelines/__init__.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         parsers = _Parsers(pool, threading.Event())
 

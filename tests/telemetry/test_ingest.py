@@ -196,6 +196,18 @@ def test_a_batch_committed_by_another_writer_between_two_batches_is_seen_by_the_
     assert con.execute("SELECT count(*) FROM telemetry.sessions").fetchone()[0] == 2
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS starts no further threads on one core")
+def test_importing_the_package_starts_no_openblas_threads():
+    # OpenBLAS's pool (one thread per further core) spins ~0.1 s of CPU after numpy's import; no
+    # code here does linear algebra, so a process that imports numpy through the package has only
+    # its own thread, unless the caller asked for OpenBLAS threads
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    script = "import os, daena_pipelines.telemetry.metrics; print(len(os.listdir('/proc/self/task')))"
+    threads = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=extra | env)
+               for extra in ({}, {"OPENBLAS_NUM_THREADS": "2"})]
+    assert [t.stdout.strip() for t in threads] == ["1", "2"], [t.stderr for t in threads]
+
+
 def test_an_ingest_imports_no_pandas(tmp_path):
     # pandas takes ~0.35 s to import, most of a small ingest's time: neither pyarrow's converter
     # (pa.array) nor DuckDB's scan of a pyarrow object (through pyarrow.dataset) may pull it in
@@ -269,7 +281,7 @@ def test_a_chunk_stages_its_files_together_only_up_to_a_byte_budget(tmp_path, mo
 
 
 def test_parser_processes_run_openblas_single_threaded():
-    # parser_env is imported by the fork server before numpy: OpenBLAS starts no spinning threads
+    # the package is imported by the fork server before numpy: OpenBLAS starts no spinning threads
     # there (the caller's own setting, if any, is kept)
     with ingest._parser_pool(1) as parsers:
         assert parsers.pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result() == os.environ.get("OPENBLAS_NUM_THREADS", "1")
