@@ -203,7 +203,7 @@ def test_importing_the_package_starts_no_openblas_threads():
     # its own thread, unless the caller asked for OpenBLAS threads
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     script = "import os, daena_pipelines.telemetry.metrics; print(len(os.listdir('/proc/self/task')))"
-    threads = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=extra | env)
+    threads = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env | extra)
                for extra in ({}, {"OPENBLAS_NUM_THREADS": "2"})]
     assert [t.stdout.strip() for t in threads] == ["1", "2"], [t.stderr for t in threads]
 
