@@ -10,12 +10,10 @@ and are retried next cycle (nothing is dropped: every execution is also in the r
 """
 from __future__ import annotations
 
-import atexit
 import logging
 import multiprocessing
 import os
 import queue
-import signal
 import socket
 import threading
 import time
@@ -28,7 +26,9 @@ import duckdb
 from daena_pipelines.db import connect, retrying_transaction, serialize_writes, transaction
 from daena_pipelines.device import contract
 from daena_pipelines.device.clock import since_boot
-from daena_pipelines.device.rescue import RescuePlan, make_safe
+from daena_pipelines.device.rescue import (
+    DIED, PARENT_CHECK_S, WORKER, Outliving, RescuePlan, after_death, outlive_the_sidecar,
+)
 from daena_pipelines.migrations import Migration
 from daena_pipelines.device.roaster import DeviceError
 from daena_pipelines.device.safety import Command
@@ -124,16 +124,7 @@ CREATE TABLE IF NOT EXISTS device.machine_leases (
 ROW_KINDS = ("execution", "expired", "session", "session_id")
 APPROVALS_READ = "approvals read"  # (APPROVALS_READ, clock.since_boot() as the cycle began) after each cycle that read the queue
 LEASE_LOST = "lease lost"  # (LEASE_LOST, why): another sidecar holds this machine_id now; nothing more is read
-PARENT_CHECK_S = 0.5  # how often the worker process looks whether its sidecar is still alive
 DEAD_SESSION_WRITE_S = 60.0  # how long the worker of a dead sidecar keeps trying to write what it left open
-# what ends a session through its exit procedure (sidecar_process); they often reach the whole process group (a
-# terminal closed: SIGHUP; Ctrl-C, Ctrl-\; a service manager's SIGTERM), so the worker ignores them: the sidecar
-# stops it once the exit's rows are handed over, and it stops by itself once the sidecar is gone
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-# the terminal's job control (Ctrl-Z, a background job's terminal I/O) would pause the sidecar, its watchdog with it,
-# and the worker, while a roaster they commanded heats on: both ignore it
-JOB_CONTROL_SIGNALS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
 
 
 class MachineBusy(DeviceError):
@@ -190,7 +181,7 @@ class CommandBridge:
             # set before the first command is written, in shared memory (a queued report could die with the
             # sidecar in its feeder thread): the worker makes the roaster safe only when it was commanded
             self._commanded = context.Event()
-            make = context.Process
+            make = Outliving  # (the spawn context's Process)
             self.worker_name = "sidecar-warehouse-process"
         # a stepped simulation (seconds of CPU) keeps one connection instead of opening one per cycle; its worker is
         # a thread, which dies with the sidecar: no rescue
@@ -205,16 +196,6 @@ class CommandBridge:
 
     def start(self) -> None:
         self._worker.start()
-        if not self.stepped:
-            # the worker ignores SIGTERM, which is how multiprocessing's own exit handler ends a daemon process before
-            # joining it: a sidecar leaving without stop() would wait for it for ever. Registered after that handler,
-            # this runs before it
-            atexit.register(self._kill)
-
-    def _kill(self) -> None:
-        if self._worker.is_alive():
-            self._worker.kill()
-            self._worker.join(1.0)
 
     def take(self) -> list[Command]:
         commands = []
@@ -263,10 +244,10 @@ class CommandBridge:
             self.unwritten, self.cycle_seconds = self._done.get(timeout=timeout_s)
         except queue.Empty:
             self.unwritten = -1  # the worker did not answer: unknown
-        self._worker.join(1.0)
-        if not self.stepped:
-            self._kill()
-            atexit.unregister(self._kill)
+        if self.stepped:
+            self._worker.join(1.0)
+        else:
+            self._worker.end(1.0)
         return self.unwritten == 0
 
 
@@ -293,11 +274,8 @@ def _serve(path, machine_id, recording_id, interval_s, keep_connection, lease_s,
     """The worker (thread or process): gather reported rows; every ``interval_s``, on ``sync`` and on
     ``stop``, write them and read new approvals. When its sidecar process dies without its exit procedure,
     a roaster it commanded is made safe first (``rescue``, with the sidecar's exit policy ``make_safe``)."""
-    sidecar = None
-    if threading.current_thread() is threading.main_thread():  # own process: the sidecar handles the stop signals
-        for ignored in (*STOP_SIGNALS, *JOB_CONTROL_SIGNALS):
-            signal.signal(ignored, signal.SIG_IGN)
-        sidecar = multiprocessing.parent_process()
+    # own process: the sidecar handles the stop signals
+    sidecar = outlive_the_sidecar() if threading.current_thread() is threading.main_thread() else None
     io = WarehouseIO(path, machine_id, recording_id, keep_connection, lease_s)
     next_cycle = time.monotonic() + interval_s
     while True:
@@ -339,16 +317,10 @@ def _after_sidecar_died(io: "WarehouseIO", reports, rescue: RescuePlan | None, c
     """Killed (kill -9, OOM) or crashed: no exit procedure ran. The roaster first; then write what the sidecar
     reported, and close what it left open (its running command, its session). Every report still in the pipe
     first: the last ones say which commands it had started."""
-    if not commanded.is_set():
-        roaster = "the sidecar never commanded the roaster: left as it is"
-    elif rescue is None:
-        roaster = "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
-    else:
-        # the lease would lapse during a rescue as long as exit_timeout_s (it is renewed each cycle): another sidecar
-        # could then start on the machine, read its approvals and take the roaster between two reopenings
-        io.hold_lease_for(rescue.timeout_s)
-        roaster = make_safe(rescue)
-        log.warning("sidecar %s died: %s", io.recording_id, roaster)
+    # the lease would lapse during a rescue as long as exit_timeout_s (it is renewed each cycle): another sidecar
+    # could then start on the machine, read its approvals and take the roaster between two reopenings
+    roaster = after_death(rescue, commanded, WORKER, before_rescue=io.hold_lease_for)
+    log.warning("sidecar %s died: %s", io.recording_id, roaster)
     _take_reports(reports, io)
     # nothing waits on this process now: a warehouse another process holds is waited for, not given up with the
     # dead sidecar's last rows (its running command would stay EXECUTING, its session open)

@@ -1,12 +1,17 @@
 """Make a roaster safe after the sidecar that commanded it was killed (kill -9, OOM, a crash).
 
-Nothing runs in a killed process, so its exit procedure cannot. Its warehouse worker is another
-process and survives it; it reopens the roaster (the kernel released the dead process's claim) and
-runs the same abort the sidecar would have: heater down and PRS until a status shows heater 0 in
-a safe state, confirmed over ``safe_confirm_s`` (``safety.Abort``). docs/device.md, "kill -9".
+Nothing runs in a killed process, so its exit procedure cannot. Another process survives it: the
+warehouse worker (command_store.py) or, for a sidecar that only records, its watcher (watcher.py).
+It reopens the roaster (the kernel released the dead process's claim) and runs the same abort the
+sidecar would have: heater down and PRS until a status shows heater 0 in a safe state, confirmed
+over ``safe_confirm_s`` (``safety.Abort``). docs/device.md, "kill -9".
 """
 from __future__ import annotations
 
+import atexit
+import multiprocessing
+import multiprocessing.context
+import signal
 from dataclasses import dataclass
 
 from daena_pipelines.device.clock import RealClock
@@ -15,7 +20,18 @@ from daena_pipelines.device.roaster import DeviceDisconnected, DeviceError, Inva
 from daena_pipelines.device.safety import Abort, SafetyLimits
 from daena_pipelines.device.virtual_r1 import pick_up
 
-WHO = "the warehouse worker"
+WORKER = "the warehouse worker"
+PARENT_CHECK_S = 0.5  # how often the worker or watcher process looks whether its sidecar is still alive
+# what ends a session through its exit procedure (sidecar_process); they often reach the whole process group (a
+# terminal closed: SIGHUP; Ctrl-C, Ctrl-\; a service manager's SIGTERM), so the worker and the watcher ignore them:
+# the sidecar stops them once its exit procedure has run, and they stop by themselves once the sidecar is gone
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# the terminal's job control (Ctrl-Z, a background job's terminal I/O) would pause the sidecar, its watchdog with it,
+# and the worker or watcher, while a roaster they commanded heats on: all ignore it
+JOB_CONTROL_SIGNALS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
+NEVER_COMMANDED = "the sidecar never commanded the roaster: left as it is"
+LEFT_AS_IS = "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
 
 
 @dataclass(frozen=True)
@@ -31,16 +47,60 @@ class RescuePlan:
     virtual_memory: str | None = None  # simulation: where the virtual roaster remembers itself (virtual_r1.pick_up)
 
 
-def make_safe(plan: RescuePlan) -> str:
+class Outliving(multiprocessing.context.SpawnProcess):
+    """A process beside the sidecar that survives its kill (the warehouse worker, the watcher). It ignores SIGTERM,
+    which is how multiprocessing's own exit handler ends a daemon process before joining it: a sidecar leaving
+    without ``end`` would wait for it for ever. Registered after that handler, the kill here runs before it."""
+
+    def start(self) -> None:
+        super().start()
+        atexit.register(self._kill)
+
+    def _kill(self) -> None:
+        if self.is_alive():
+            self.kill()
+            self.join(1.0)
+
+    def end(self, timeout_s: float) -> None:
+        """Wait ``timeout_s`` for it to end by itself (the sidecar has told it to), then kill it."""
+        self.join(timeout_s)
+        self._kill()
+        atexit.unregister(self._kill)
+
+
+def outlive_the_sidecar() -> multiprocessing.process.BaseProcess:
+    """In the worker's or the watcher's own process: leave the stop and job-control signals to the sidecar, and
+    return it (``is_alive``: looked at every ``PARENT_CHECK_S``)."""
+    for ignored in (*STOP_SIGNALS, *JOB_CONTROL_SIGNALS):
+        signal.signal(ignored, signal.SIG_IGN)
+    return multiprocessing.parent_process()
+
+
+def after_death(plan: RescuePlan | None, commanded, who: str, before_rescue=None) -> str:
+    """The sidecar died without its exit procedure: make its roaster safe if it had commanded it (``commanded``, an
+    Event it set before its first command) and its exit policy is make_safe (``plan``; None: leave_roaster_as_is),
+    else leave it alone. ``before_rescue(timeout_s)`` runs first when there is a rescue. Returns what became of the
+    roaster, one line."""
+    if not commanded.is_set():
+        return NEVER_COMMANDED
+    if plan is None:
+        return LEFT_AS_IS
+    if before_rescue is not None:
+        before_rescue(plan.timeout_s)
+    return make_safe(plan, who)
+
+
+def make_safe(plan: RescuePlan, who: str = WORKER) -> str:
     """Drive the roaster to heater 0 in a safe state, confirmed by status, within ``plan.timeout_s``. Returns
-    what happened, one line for the session's exit_outcome (it never raises: the worker still closes the rows)."""
+    what happened, one line naming ``who`` did it, for the session's exit_outcome (it never raises: the worker
+    still closes the rows)."""
     try:
-        return _rescue(plan)
+        return _rescue(plan, who)
     except Exception as error:  # noqa: BLE001 (a bug here must not also leave the dead session's rows open)
-        return f"{WHO} failed while making the roaster safe ({type(error).__name__}: {error}): NOT made safe, check it at its panel"
+        return f"{who} failed while making the roaster safe ({type(error).__name__}: {error}): NOT made safe, check it at its panel"
 
 
-def _rescue(plan: RescuePlan) -> str:
+def _rescue(plan: RescuePlan, who: str) -> str:
     try:
         if plan.virtual_memory is not None:
             device = pick_up(plan.virtual_memory)
@@ -48,8 +108,8 @@ def _rescue(plan: RescuePlan) -> str:
         else:
             clock, backend = RealClock(), None
     except OSError as error:  # the virtual roaster's memory unreadable
-        return f"{WHO} could not reopen the roaster to make it safe ({error}): NOT made safe, check it at its panel"
-    rescue = _Rescue(plan, clock, backend)
+        return f"{who} could not reopen the roaster to make it safe ({error}): NOT made safe, check it at its panel"
+    rescue = _Rescue(plan, clock, backend, who)
     try:
         return rescue.run()
     finally:
@@ -60,14 +120,14 @@ class _Rescue:
     """The abort, with the roaster (re)opened whenever it is not: unplugged at the kill or during the rescue and
     plugged back in before the deadline, it is still made safe (as the sidecar's exit reconnects)."""
 
-    def __init__(self, plan: RescuePlan, clock, backend):
-        self.plan, self.clock, self.backend = plan, clock, backend
+    def __init__(self, plan: RescuePlan, clock, backend, who: str):
+        self.plan, self.clock, self.backend, self.who = plan, clock, backend, who
         self.driver: RoasterDriver | None = None
         self.trouble: DeviceError | None = None  # why the roaster is not open, while it is not
         self.opened = False
 
     def run(self) -> str:
-        plan, clock = self.plan, self.clock
+        plan, clock, who = self.plan, self.clock, self.who
         model, _ = MODELS[plan.model]
         abort = Abort("sidecar killed", clock.now(), plan.limits)
         deadline = clock.now() + plan.timeout_s
@@ -85,7 +145,7 @@ class _Rescue:
                     last = self.driver.poll()
                     action = abort.advance(last, clock.now())
                     if abort.done:
-                        return f"{WHO} made the roaster safe: heater 0 and {last.state_name} confirmed by status"
+                        return f"{who} made the roaster safe: heater 0 and {last.state_name} confirmed by status"
                     if action is not None:
                         self.driver.apply(action)
                 except DeviceDisconnected as error:  # that handle never answers again: reopen the roaster
@@ -96,12 +156,12 @@ class _Rescue:
                     abort.unreachable()  # one lost or garbled status: the confirmation starts again
             clock.sleep(plan.poll_interval_s)
         if not self.opened:
-            return (f"{WHO} could not reopen the roaster within {plan.timeout_s:g} s to make it safe ({self.trouble}): "
+            return (f"{who} could not reopen the roaster within {plan.timeout_s:g} s to make it safe ({self.trouble}): "
                     "NOT made safe, check it at its panel")
         if self.driver is None:
-            return f"the roaster is gone ({self.trouble}): {WHO} could NOT make it safe, check it at its panel"
+            return f"the roaster is gone ({self.trouble}): {who} could NOT make it safe, check it at its panel"
         state = "no status" if last is None else f"heater {last.heater}, {last.state_name}"
-        return f"{WHO} could NOT confirm the roaster safe within {plan.timeout_s:g} s ({state}): check it at its panel"
+        return f"{who} could NOT confirm the roaster safe within {plan.timeout_s:g} s ({state}): check it at its panel"
 
     def close(self) -> None:
         if self.driver is not None:

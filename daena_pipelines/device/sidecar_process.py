@@ -23,7 +23,7 @@ import threading
 
 from dagster_pipes import open_dagster_pipes
 
-from daena_pipelines.device.command_store import JOB_CONTROL_SIGNALS, STOP_SIGNALS
+from daena_pipelines.device.rescue import JOB_CONTROL_SIGNALS, STOP_SIGNALS
 from daena_pipelines.device.roaster import DeviceError
 from daena_pipelines.device.sidecar import SidecarConfig, build_sidecar
 
