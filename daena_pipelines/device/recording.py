@@ -11,6 +11,11 @@ import orjson
 from daena_pipelines.telemetry.contract import SIDECAR_FORMAT, SIDECAR_VERSION
 
 
+def fault_line(t: float, kind: str, message: str) -> dict:
+    """A ``fault`` line: something that happened to the session ``t`` seconds into it."""
+    return {"type": "fault", "t": round(t, 2), "kind": kind, "message": message}
+
+
 class SessionRecorder:
     """Appends one recording. Each line is flushed to the OS before ``write`` returns (it survives a
     crash of this process); a background thread fsyncs behind it (so it also survives a power cut
@@ -68,7 +73,7 @@ class SessionRecorder:
         self._write({"type": "command", **execution})
 
     def fault(self, t: float, kind: str, message: str) -> None:
-        self._write({"type": "fault", "t": round(t, 2), "kind": kind, "message": message})
+        self._write(fault_line(t, kind, message))
 
     def close(self, footer: dict) -> None:
         self._write({"type": "footer", "samples": self.samples, "invalid_samples": self.invalid_samples, **footer})

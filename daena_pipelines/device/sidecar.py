@@ -46,6 +46,7 @@ from daena_pipelines.device.safety import (
 from daena_pipelines.device.models import MODELS
 from daena_pipelines.device.rescue import RescuePlan
 from daena_pipelines.device.virtual_r1 import Faults, OperatorPlan, VirtualR1Config
+from daena_pipelines.device.watcher import Watcher
 from daena_pipelines.telemetry.contract import SIDECAR_SUFFIX
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
@@ -262,6 +263,7 @@ class Sidecar:
         self.driving_safe = False  # drive_safe is running (the watchdog's thread, or a failing loop)
         self.heartbeat = time.monotonic()
         self.virtual_roaster = None  # simulation: the virtual roaster (build_sidecar), remembered for a rescue
+        self.watcher: Watcher | None = None  # a sidecar without a warehouse: what survives a kill of it (watcher.py)
 
     # ----- requests from outside the loop (signal handlers, tests) ----------------------------
     def request_abort(self, reason: str) -> None:
@@ -305,9 +307,10 @@ class Sidecar:
 
     def _commanding(self) -> None:
         """Before a command goes out: from now on every exit makes this roaster safe (exit_policy make_safe), and
-        so does the warehouse worker should this process be killed."""
-        if not self.commanded and self.bridge is not None:
-            self.bridge.commanding()
+        so does the warehouse worker (or, recording only, the watcher) should this process be killed."""
+        survivor = self.bridge or self.watcher
+        if not self.commanded and survivor is not None:
+            survivor.commanding()
         self.commanded = True
 
     def _must_make_safe(self) -> bool:
@@ -729,6 +732,7 @@ class Sidecar:
             # wait for the lease to lapse
             if cfg.warehouse:
                 WarehouseIO(cfg.warehouse, cfg.machine_id, self.recording_id, False, lease_s).release()
+            self._end_watcher()
             self._forget_virtual_roaster()
             raise
 
@@ -786,16 +790,23 @@ class Sidecar:
                                         lease_s=lease_s, rescue=self._rescue_plan())
             self.bridge.session(self._session_row())
             self.bridge.start()
+        elif (plan := self._rescue_plan()) is not None:
+            # recording only: no warehouse worker to survive a kill of this process, which an operator's abort
+            # (SIGUSR1) or a safety trip makes command the roaster; the watcher does (watcher.py)
+            started_s = device_clock.since_boot() - (clock.now() - self.t0) / clock.time_scale
+            self.watcher = Watcher(plan, self.recorder.path, started_s, clock.time_scale)
+            self.watcher.start()
         self.heartbeat = time.monotonic()
         self.watchdog = None if self.stepped else Watchdog(self, cfg.watchdog_timeout_s)
 
     def _rescue_plan(self) -> RescuePlan | None:
-        """How the warehouse worker makes this roaster safe if this process is killed (None: it leaves it as is)."""
+        """How the warehouse worker or the watcher makes this roaster safe if this process is killed (None: it is
+        left as it is)."""
         cfg = self.cfg
         if cfg.exit_policy != "make_safe" or self.stepped:  # (a stepped run's worker is a thread: it dies with it)
             return None
         memory = None
-        if self.virtual_roaster is not None:  # the worker picks the virtual roaster up where this process left it
+        if self.virtual_roaster is not None:  # the rescue picks the virtual roaster up where this process left it
             memory = str(self.recorder.path.with_name(self.recorder.path.name + VIRTUAL_ROASTER_SUFFIX))
             self.virtual_roaster.remember_in(memory)
         return RescuePlan(cfg.model, self.info.serial, self.limits, cfg.poll_interval_s, cfg.reconnect_interval_s,
@@ -1004,8 +1015,14 @@ class Sidecar:
             self.faults.append(f"warehouse: {message}")
             self._say(message)
 
+    def _end_watcher(self) -> None:
+        """The exit procedure has run (or the start failed): the roaster is no longer the watcher's to rescue."""
+        if self.watcher is not None:
+            self.watcher.end()
+            self.watcher = None
+
     def _forget_virtual_roaster(self) -> None:
-        """The worker has stopped (or never ran): no rescue to come, so the virtual roaster's memory goes."""
+        """The worker or watcher has stopped (or never ran): no rescue to come, so the virtual roaster's memory goes."""
         if self.virtual_roaster is not None and self.virtual_roaster.memory_file is not None:
             Path(self.virtual_roaster.memory_file).unlink(missing_ok=True)
             self.virtual_roaster.memory_file = None
@@ -1013,6 +1030,7 @@ class Sidecar:
     def finish(self) -> SidecarResult:
         """Close the recording (footer), hand the last rows to the warehouse thread, land the file."""
         clock = self.clock
+        self._end_watcher()  # the exit procedure has run
         if self.watchdog is not None:
             self.watchdog.stop()
         with self.usb_lock:

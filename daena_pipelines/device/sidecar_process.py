@@ -7,7 +7,8 @@ recorded session is reported as the asset's materialization.
 Signals: SIGINT (what Dagster sends when a run is terminated; it waits 20 s before giving up), SIGTERM,
 SIGHUP (the terminal that runs ``dagster dev`` closed) and SIGQUIT (Ctrl-\\) end the session through the
 exit procedure: a roaster this session commanded is driven to heater 0 and cooling (confirmed by status)
-before the footer is written (``STOP_SIGNALS``; the warehouse worker ignores them and writes the exit's rows).
+before the footer is written (``STOP_SIGNALS``; the warehouse worker ignores them and writes the exit's rows, a
+recording-only sidecar's watcher ignores them and is ended by the sidecar).
 Ctrl-Z and the terminal's other job-control stops (``JOB_CONTROL_SIGNALS``) are ignored. SIGUSR1 is an operator
 abort; SIGUSR2 marks first crack. The exit code is 1 when a cycle raised (the session still ended
 through the exit procedure and its file landed), 2 when the session commanded the roaster and its exit

@@ -3,6 +3,7 @@ test_signals). Nothing in the child runs: no exit procedure, no footer. What mus
 roaster it commanded is made safe by its warehouse worker (another process, which survives it), the
 recording up to the kill is on disk and readable, nothing the child started keeps running, and what
 the dead child left open in the warehouse (its running command, its session) is closed.
+A child that only records (no warehouse, so no worker) has a watcher process for the same rescue.
 
 The roaster's end state is the virtual roaster's own: the simulated child keeps it in a file beside
 the recording (as a real Bullet keeps its state without its host), which the worker picks up and
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
 from daena_pipelines.device.command_store import DIED, WarehouseIO, _after_sidecar_died
 from daena_pipelines.device.roaster import SAFE_STATES, State
@@ -26,7 +28,7 @@ from daena_pipelines.device.virtual_r1 import pick_up
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
 from .conftest import approve, locked_retry
-from .test_signals import Child, heating_by_command
+from .test_signals import Child, heating_by_command, last_sample
 
 
 def _children(pid: int) -> list[int]:
@@ -236,3 +238,95 @@ def test_a_warehouse_held_by_another_process_is_waited_for_not_given_up(warehous
 
 
 LEFT_AS_IS = "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
+
+
+# ----- a sidecar that only records (execute_commands: false): no warehouse worker, its watcher instead -----------
+def _spawned(pid: int) -> list[int]:
+    """The multiprocessing children ``pid`` spawned (its warehouse worker or watcher; not its resource tracker)."""
+    return [child for child in _children(pid) if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def _recording_only(case: str, tmp_path, monkeypatch, **settings) -> Child:
+    """A record-only child whose simulated operator preheats at the panel (time_scale 1: the abort after SIGUSR1
+    walks preheat -> charge -> roasting -> cooling over seconds of wall clock, for the kill to land in)."""
+    child = Child(case, tmp_path, monkeypatch, time_scale=1.0, operator=True, execute_commands=False, **settings)
+    child.wait_for(lambda lines: any(l["type"] == "sample" and l.get("st") == State.PREHEATING and l.get("h", 0) > 0
+                                     for l in lines))
+    return child
+
+
+def _aborting(child) -> list[dict]:
+    """SIGUSR1 (operator abort): wait until its first step went out (the sidecar has commanded the roaster)."""
+    child.send(signal.SIGUSR1)
+    return child.wait_for(lambda lines: any(l["type"] == "fault" and l["kind"] == "abort_step" for l in lines))
+
+
+def _watcher_said(child) -> tuple[dict, object]:
+    """The recording the killed child left: its last line (the watcher's) and what the telemetry reader makes of it."""
+    left = list(child.recordings.glob("*.sidecar.jsonl"))
+    assert len(left) == 1 and not list(child.landing.glob("*.sidecar.jsonl"))
+    session = parse_sidecar(left[0].read_bytes(), str(left[0]))
+    return child.lines()[-1], session
+
+
+def test_kill_9_of_a_recording_only_sidecar_during_an_operator_abort_its_watcher_makes_the_roaster_safe(tmp_path, monkeypatch, capfd):
+    """No warehouse, so no worker: before, a kill -9 during the abort an operator asked for left the roaster where the
+    abort had got to (preheating or roasting, heater on). The watcher finishes it: heater 0, cooling."""
+    child = _recording_only("kill -9 of a recording-only child during an operator abort", tmp_path, monkeypatch)
+    watchers = _spawned(child.process.pid)
+    assert len(watchers) == 1, "a recording-only sidecar on a running clock runs its watcher"
+    _aborting(child)
+    _kill(child, watchers)
+    samples = [l for l in child.lines() if l["type"] == "sample" and l.get("ok", True)]
+    assert not (samples[-1]["h"] == 0 and samples[-1]["st"] in SAFE_STATES), "the kill came after the abort was done"
+
+    roaster = _roaster_after(child)
+    assert roaster.heater == 0 and roaster.state in SAFE_STATES, (roaster.heater, roaster.state)
+    assert roaster.state == State.COOLING
+    last, session = _watcher_said(child)
+    assert last["type"] == "fault" and last["kind"] == "watcher"
+    assert last["message"] == (f"sidecar {DIED}: the sidecar's watcher made the roaster safe: heater 0 and cooling "
+                               "confirmed by status")
+    assert session.settings["complete"] is False and session.settings["faults"][-1] == last
+    assert last["message"] in capfd.readouterr().err  # the run's log (the child's stderr, which the watcher shares)
+
+
+def test_kill_9_of_a_recording_only_sidecar_that_never_commanded_leaves_the_roaster_alone(tmp_path, monkeypatch):
+    """The operator's preheat goes on: the watcher touches no roaster its sidecar never commanded."""
+    child = _recording_only("kill -9 of a recording-only child, never commanded", tmp_path, monkeypatch)
+    _kill(child, _spawned(child.process.pid))
+    roaster = _roaster_after(child)
+    assert roaster.state in (State.PREHEATING, State.CHARGE) and roaster.heater > 0
+    last, _ = _watcher_said(child)
+    assert last["kind"] == "watcher" and last["message"] == f"sidecar {DIED}: the sidecar never commanded the roaster: left as it is"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_recording_only_sidecar_ending_normally_takes_its_watcher_with_it(tmp_path, monkeypatch, signum):
+    """Stopped during the operator's abort: the exit procedure finishes the abort, the watcher ends with the sidecar
+    (before the child's exit, never touching the roaster) and the roaster's memory goes (Child.finish)."""
+    child = _recording_only(f"{signum.name} to a recording-only child during an operator abort", tmp_path, monkeypatch)
+    watchers = _spawned(child.process.pid)
+    assert len(watchers) == 1
+    _aborting(child)
+    child.send(signum)
+    code, lines = child.finish()
+    assert code == 0 and lines[-1]["end_reason"] == f"terminated ({signum.name})"
+    assert not any(_alive(pid) for pid in watchers), "the watcher outlived its sidecar"
+    assert lines[-1]["exit"]["outcome"] == "made safe: heater 0 and cooling confirmed by status"
+    assert (last_sample(lines)["h"], last_sample(lines)["st"]) == (0, State.COOLING)
+    assert not [l for l in lines if l["type"] == "fault" and l["kind"] == "watcher"]
+
+
+def test_a_recording_only_sidecar_leaving_the_roaster_as_is_has_no_watcher(tmp_path, monkeypatch):
+    """exit_policy leave_roaster_as_is: nothing may touch the roaster after a kill, so no watcher runs (nor is the
+    roaster's memory kept for one); the abort is left where it had got to."""
+    child = _recording_only("kill -9 of a recording-only child, leave_roaster_as_is", tmp_path, monkeypatch,
+                            exit_policy="leave_roaster_as_is")
+    assert not _spawned(child.process.pid)
+    _aborting(child)
+    _kill(child, [])
+    assert not list(child.recordings.glob(f"*{VIRTUAL_ROASTER_SUFFIX}"))
+    sample = last_sample(child.lines())
+    assert sample["h"] > 0 and sample["st"] not in SAFE_STATES
+    assert child.lines()[-1]["type"] != "fault" or child.lines()[-1]["kind"] != "watcher"
