@@ -27,7 +27,7 @@ from daena_pipelines.db import connect, retrying_transaction, serialize_writes, 
 from daena_pipelines.device import contract
 from daena_pipelines.device.clock import since_boot
 from daena_pipelines.device.rescue import (
-    DIED, PARENT_CHECK_S, WORKER, Outliving, RescuePlan, after_death, outlive_the_sidecar,
+    DIED, PARENT_CHECK_S, WORKER, Outliving, RescuePlan, SharedFlag, after_death, outlive_the_sidecar,
 )
 from daena_pipelines.migrations import Migration
 from daena_pipelines.device.roaster import DeviceError
@@ -180,7 +180,7 @@ class CommandBridge:
             self._reports, self._commands, self._done = context.Queue(), context.Queue(), context.Queue()
             # set before the first command is written, in shared memory (a queued report could die with the
             # sidecar in its feeder thread): the worker makes the roaster safe only when it was commanded
-            self._commanded = context.Event()
+            self._commanded = SharedFlag()
             make = Outliving  # (the spawn context's Process)
             self.worker_name = "sidecar-warehouse-process"
         # a stepped simulation (seconds of CPU) keeps one connection instead of opening one per cycle; its worker is

@@ -9,6 +9,7 @@ over ``safe_confirm_s`` (``safety.Abort``). docs/device.md, "kill -9".
 from __future__ import annotations
 
 import atexit
+import ctypes
 import multiprocessing
 import multiprocessing.context
 import signal
@@ -47,6 +48,21 @@ class RescuePlan:
     virtual_memory: str | None = None  # simulation: where the virtual roaster remembers itself (virtual_r1.pick_up)
 
 
+class SharedFlag:
+    """A flag one process sets and the process that outlives it reads, in shared memory without a lock. A
+    multiprocessing Event takes a lock to set and to read: a sidecar killed while it set one left that lock taken,
+    and the survivor's read waited for ever (no rescue). Pass it to the process at its start."""
+
+    def __init__(self) -> None:
+        self._value = multiprocessing.get_context("spawn").RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._value.value = True
+
+    def is_set(self) -> bool:
+        return self._value.value
+
+
 class Outliving(multiprocessing.context.SpawnProcess):
     """A process beside the sidecar that survives its kill (the warehouse worker, the watcher). It ignores SIGTERM,
     which is how multiprocessing's own exit handler ends a daemon process before joining it: a sidecar leaving
@@ -77,8 +93,8 @@ def outlive_the_sidecar() -> multiprocessing.process.BaseProcess:
 
 
 def after_death(plan: RescuePlan | None, commanded, who: str, before_rescue=None) -> str:
-    """The sidecar died without its exit procedure: make its roaster safe if it had commanded it (``commanded``, an
-    Event it set before its first command) and its exit policy is make_safe (``plan``; None: leave_roaster_as_is),
+    """The sidecar died without its exit procedure: make its roaster safe if it had commanded it (``commanded``, a
+    SharedFlag it set before its first command) and its exit policy is make_safe (``plan``; None: leave_roaster_as_is),
     else leave it alone. ``before_rescue(timeout_s)`` runs first when there is a rescue. Returns what became of the
     roaster, one line."""
     if not commanded.is_set():

@@ -6,20 +6,20 @@ start, does nothing but look every ``PARENT_CHECK_S`` whether the sidecar still 
 runs what the warehouse worker would (``rescue.after_death``: ``make_safe`` when the sidecar had commanded the
 roaster, within ``exit_timeout_s``), says what became of the roaster on stderr (the Dagster run's log) and, as a
 ``fault`` line, in the recording the dead sidecar left, and ends. Once the sidecar's exit procedure has run, the
-sidecar tells it so (``end``): it ends without touching the roaster. docs/device.md, "kill -9".
+sidecar kills it (``end``): it never touched the roaster. docs/device.md, "kill -9".
 """
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import orjson
 
 from daena_pipelines.device.clock import since_boot
 from daena_pipelines.device.recording import fault_line
-from daena_pipelines.device.rescue import DIED, PARENT_CHECK_S, Outliving, RescuePlan, after_death, outlive_the_sidecar
+from daena_pipelines.device.rescue import DIED, PARENT_CHECK_S, Outliving, RescuePlan, SharedFlag, after_death, outlive_the_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,9 @@ class Watcher:
     def __init__(self, plan: RescuePlan, recording: Path, started_s: float, time_scale: float):
         """``started_s``: the session's start on ``clock.since_boot()``; ``time_scale``: device seconds per real one
         (the recording's ``t`` of the watcher's fault line)."""
-        context = multiprocessing.get_context("spawn")
-        # in shared memory, as the warehouse worker's: set before the first command goes out
-        self._commanded, self._ended = context.Event(), context.Event()
+        self._commanded = SharedFlag()  # as the warehouse worker's: set before the first command goes out
         self.process = Outliving(target=_watch, name="sidecar-watcher", daemon=True, args=(
-            plan, str(recording), started_s, time_scale, self._commanded, self._ended))
+            plan, str(recording), started_s, time_scale, self._commanded))
 
     def start(self) -> None:
         self.process.start()
@@ -48,19 +46,17 @@ class Watcher:
         self._commanded.set()
 
     def end(self) -> None:
-        """The exit procedure has run: the watcher ends at once without touching the roaster (killed if it has not
-        within two looks)."""
-        self._ended.set()
-        self.process.end(2 * PARENT_CHECK_S)
+        """The exit procedure has run: the watcher goes. It is killed: it acts only once the sidecar is dead, so
+        while the sidecar lives to kill it, it has nothing under way (and no lock a kill could leave taken)."""
+        self.process.end(0.0)
 
 
-def _watch(plan: RescuePlan, recording: str, started_s: float, time_scale: float, commanded, ended) -> None:
+def _watch(plan: RescuePlan, recording: str, started_s: float, time_scale: float, commanded) -> None:
     sidecar = outlive_the_sidecar()
-    while not ended.wait(PARENT_CHECK_S):
-        if not sidecar.is_alive() and not ended.is_set():
-            roaster = after_death(plan, commanded, WATCHER)
-            _report(recording, (since_boot() - started_s) * time_scale, f"sidecar {DIED}: {roaster}")
-            return
+    while sidecar.is_alive():
+        time.sleep(PARENT_CHECK_S)
+    roaster = after_death(plan, commanded, WATCHER)
+    _report(recording, (since_boot() - started_s) * time_scale, f"sidecar {DIED}: {roaster}")
 
 
 def _report(recording: str, t: float, message: str) -> None:

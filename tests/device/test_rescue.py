@@ -6,7 +6,9 @@ goes with a session that ended by its exit procedure, also when the exit failed,
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import os
+import signal
 import queue
 import subprocess
 import sys
@@ -21,10 +23,11 @@ from daena_pipelines.device.command_store import CommandBridge, MachineBusy, War
 from daena_pipelines.device.driver import BulletR1
 from daena_pipelines.device.models import MODELS
 from daena_pipelines.device.r2.virtual import usb_serial
-from daena_pipelines.device.rescue import RescuePlan, make_safe
+from daena_pipelines.device.rescue import WORKER, RescuePlan, after_death, make_safe
 from daena_pipelines.device.safety import SafetyLimits
 from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX, build_sidecar
 from daena_pipelines.device.virtual_r1 import Faults, VirtualR1Config, pick_up
+from daena_pipelines.device.watcher import Watcher
 
 TIME_SCALE = 20.0  # the roaster's clock runs 20x: a rescue of ~10 device seconds takes half a second
 
@@ -45,6 +48,41 @@ def _left_roasting(tmp_path, model: str, faults: Faults = Faults()) -> tuple[str
 def _plan(model: str, serial: str, memory: str, timeout_s: float = 30.0) -> RescuePlan:
     return RescuePlan(model, serial, SafetyLimits(), poll_interval_s=0.5, reconnect_interval_s=1.0, timeout_s=timeout_s,
                       virtual_memory=memory)
+
+
+def _set_and_die(flag) -> None:
+    """A sidecar killed inside its mark that it commands the roaster: marked, and any lock the flag takes for that
+    still held."""
+    lock = getattr(flag, "_cond", None)
+    if lock is None:
+        flag.set()
+    else:  # a multiprocessing Event: Event.set's own steps, killed before it leaves its `with self._cond`
+        lock.acquire()
+        flag._flag.acquire(False)
+        flag._flag.release()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("survivor", ["warehouse worker", "watcher"])
+def test_a_sidecar_killed_while_it_marked_the_roaster_commanded_is_still_rescued(tmp_path, survivor):
+    # the survivor reads the flag first: with a multiprocessing Event (a lock to set, a lock to read) a sidecar
+    # killed inside set() left the lock taken, the read waited for ever and the roaster kept roasting
+    memory, serial, _ = _left_roasting(tmp_path, "r1")
+    plan = _plan("r1", serial, memory)
+    sidecar_side = (CommandBridge(str(tmp_path / "w.duckdb"), "m", "rec", 1.0) if survivor == "warehouse worker"
+                    else Watcher(plan, tmp_path / "rec.sidecar.jsonl", 0.0, 1.0))
+    sidecar = multiprocessing.get_context("spawn").Process(target=_set_and_die, args=(sidecar_side._commanded,))
+    sidecar.start()
+    sidecar.join(30)
+    assert sidecar.exitcode == -signal.SIGKILL
+
+    outcome = []
+    rescue = threading.Thread(target=lambda: outcome.append(after_death(plan, sidecar_side._commanded, WORKER)), daemon=True)
+    rescue.start()
+    rescue.join(30)
+    assert not rescue.is_alive(), "the survivor waited for ever on the dead sidecar's lock"
+    after = pick_up(memory)
+    assert after.heater == 0 and after.state == after.COOLING, (outcome, after.heater, after.state)
 
 
 @pytest.mark.parametrize("model", ["r1", "r2"])
