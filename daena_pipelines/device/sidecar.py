@@ -794,8 +794,9 @@ class Sidecar:
             # recording only: no warehouse worker to survive a kill of this process, which an operator's abort
             # (SIGUSR1) or a safety trip makes command the roaster; the watcher does (watcher.py)
             started_s = device_clock.since_boot() - (clock.now() - self.t0) / clock.time_scale
-            self.watcher = Watcher(plan, self.recorder.path, started_s, clock.time_scale)
-            self.watcher.start()
+            watcher = Watcher(plan, self.recorder.path, started_s, clock.time_scale)
+            watcher.start()
+            self.watcher = watcher  # once started: one the OS refused has nothing to end (a failed start says why)
         self.heartbeat = time.monotonic()
         self.watchdog = None if self.stepped else Watchdog(self, cfg.watchdog_timeout_s)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import queue
@@ -189,18 +190,22 @@ def test_the_roasters_memory_goes_with_a_session_whose_footer_failed(sim_config,
     assert list(Path(cfg.recordings_dir).glob("*.sidecar.jsonl"))  # the recording stays, for what it holds
 
 
-def test_the_roasters_memory_goes_with_a_failed_start(sim_config, warehouse, monkeypatch):
-    """The start fails after the memory was written (here: the warehouse worker cannot be started)."""
-    cfg = sim_config(time_scale=50.0, start_at=None, warehouse=warehouse)
+@pytest.mark.parametrize("survivor", ["warehouse worker", "watcher"])
+def test_the_roasters_memory_goes_with_a_failed_start(sim_config, warehouse, monkeypatch, survivor):
+    """The start fails after the memory was written: the OS refuses the process that would survive a kill (the
+    warehouse worker, or a recording-only sidecar's watcher). The start says why, and the memory goes (before, a
+    watcher that never started was 'ended': AssertionError 'can only join a started process', the memory left)."""
+    cfg = sim_config(time_scale=50.0, start_at=None, warehouse=warehouse if survivor == "warehouse worker" else None)
     sidecar, _ = build_sidecar(cfg)
 
-    def no_process(self):
+    def no_process(process_obj):
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(CommandBridge, "start", no_process)
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "_Popen", staticmethod(no_process))
     with pytest.raises(OSError, match="Resource temporarily unavailable"):
         sidecar.start()
     assert _memory_files(cfg) == []
+    assert sidecar.watcher is None
 
 
 def test_no_other_sidecar_can_claim_the_machine_during_the_rescue(tmp_path, warehouse):
