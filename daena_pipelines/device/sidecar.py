@@ -1031,9 +1031,9 @@ class Sidecar:
     def finish(self) -> SidecarResult:
         """Close the recording (footer), hand the last rows to the warehouse thread, land the file."""
         clock = self.clock
-        self._end_watcher()  # the exit procedure has run
         if self.watchdog is not None:
-            self.watchdog.stop()
+            self.watchdog.stop()  # (its abort may still be under way when the exit's deadline has passed)
+        self._end_watcher()  # the exit procedure has run, and nothing commands the roaster any more
         with self.usb_lock:
             if self.driver is not None:
                 self.driver.close()

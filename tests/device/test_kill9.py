@@ -8,6 +8,7 @@ A child that only records (no warehouse, so no worker) has a watcher process for
 The roaster's end state is the virtual roaster's own: the simulated child keeps it in a file beside
 the recording (as a real Bullet keeps its state without its host), which the worker picks up and
 drives through the driver and pyusb, and which holds what the roaster shows after."""
+import multiprocessing
 import os
 import queue
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +25,8 @@ import pytest
 
 from daena_pipelines.device.command_store import DIED, WarehouseIO, _after_sidecar_died
 from daena_pipelines.device.roaster import SAFE_STATES, State
-from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX, build_sidecar
-from daena_pipelines.device.virtual_r1 import pick_up
+from daena_pipelines.device.sidecar import VIRTUAL_ROASTER_SUFFIX, SidecarConfig, build_sidecar
+from daena_pipelines.device.virtual_r1 import OperatorPlan, VirtualR1Config, pick_up
 from daena_pipelines.telemetry.sidecar import parse_sidecar
 
 from .conftest import approve, locked_retry
@@ -330,3 +332,68 @@ def test_a_recording_only_sidecar_leaving_the_roaster_as_is_has_no_watcher(tmp_p
     sample = last_sample(child.lines())
     assert sample["h"] > 0 and sample["st"] not in SAFE_STATES
     assert child.lines()[-1]["type"] != "fault" or child.lines()[-1]["kind"] != "watcher"
+
+
+def _finish_while_the_watchdog_drives(recordings: str, said: str) -> None:
+    """A recording-only sidecar (spawned by the test) whose loop stalls mid-abort: its watchdog takes over, the
+    roaster's status reads time out for 8 s (so the watchdog's abort is still under way), and ``finish`` begins
+    meanwhile, as when the exit's deadline passes. Writes ``said`` (the watcher's pid) once ``finish`` waits for the
+    watchdog; the test kills this process there."""
+    cfg = SidecarConfig(simulate=True, time_scale=1.0, seed=5, recordings_dir=recordings, landing_dir=recordings + "-landed",
+                        virtual=VirtualR1Config(operator=OperatorPlan(start_preheat_at_s=0.5)))
+    sidecar, device = build_sidecar(cfg, progress=lambda message: None)
+    sidecar.start()
+
+    def step_until(condition) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline
+            sidecar.step()
+            sidecar.clock.sleep(sidecar.next_tick - sidecar.clock.now())
+
+    step_until(lambda: device.state == device.PREHEATING and device.heater > 0)
+    sidecar.request_abort("operator signal (SIGUSR1)")
+    step_until(lambda: sidecar.commanded)  # its first step (heater down, which a preheat ignores) went out
+    now = device.clock.now()
+    device.config = replace(device.config, faults=replace(device.config.faults, stall_reads=(now, now + 8.0)))
+    deadline = time.monotonic() + 30
+    while not sidecar.driving_safe:  # the loop stalls (no step): the watchdog takes over
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stop = sidecar.watchdog.stop
+
+    def stop_and_say() -> None:
+        Path(said).write_text(str(watcher_pid))
+        stop()
+
+    watcher_pid = sidecar.watcher.process.pid
+    sidecar.watchdog.stop = stop_and_say
+    sidecar.finish()
+
+
+def test_a_sidecar_killed_while_finish_waits_for_its_watchdogs_abort_is_still_rescued(tmp_path):
+    """finish ended the watcher first thing, and only then waited for the watchdog, whose abort can still be under way
+    (the loop stalled during the exit and the exit's deadline passed): killed there, the roaster was left preheating,
+    its abort half done. The watcher now ends after the watchdog: it makes the roaster safe."""
+    recordings, said = str(tmp_path / "recordings"), tmp_path / "watcher.pid"
+    host = multiprocessing.get_context("spawn").Process(target=_finish_while_the_watchdog_drives, args=(recordings, str(said)))
+    host.start()
+    deadline = time.monotonic() + 90
+    while not said.exists() and host.is_alive():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert said.exists(), f"the host ended first (exit code {host.exitcode})"
+    host.kill()
+    host.join(10)
+    memory = next(Path(recordings).glob(f"*{VIRTUAL_ROASTER_SUFFIX}"))
+    at_kill = pick_up(str(memory))
+    assert at_kill.heater > 0 and at_kill.state not in SAFE_STATES, "the watchdog's abort was done before the kill"
+    watcher = int(said.read_text())
+    deadline = time.monotonic() + 60
+    while _alive(watcher) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(watcher)
+
+    roaster = pick_up(str(memory))
+    roaster.advance()
+    assert (roaster.heater, roaster.state) == (0, State.COOLING), (roaster.heater, roaster.state)
