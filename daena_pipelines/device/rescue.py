@@ -30,6 +30,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # the terminal's job control (Ctrl-Z, a background job's terminal I/O) would pause the sidecar, its watchdog with it,
 # and the worker or watcher, while a roaster they commanded heats on: all ignore it
 JOB_CONTROL_SIGNALS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+# the operator's (sidecar_process: SIGUSR1 abort, SIGUSR2 first crack) are the sidecar's; their default action ends a
+# process, so sent to the whole process group (kill -USR1 -<pgid>) they ended the worker or watcher, unseen, and a
+# kill -9 during that very abort went unrescued
+OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 DIED = "ended without its exit procedure (the sidecar process was killed or crashed)"
 NEVER_COMMANDED = "the sidecar never commanded the roaster: left as it is"
 LEFT_AS_IS = "the roaster keeps what it was last sent (exit_policy leave_roaster_as_is)"
@@ -85,9 +89,9 @@ class Outliving(multiprocessing.context.SpawnProcess):
 
 
 def outlive_the_sidecar() -> multiprocessing.process.BaseProcess:
-    """In the worker's or the watcher's own process: leave the stop and job-control signals to the sidecar, and
-    return it (``is_alive``: looked at every ``PARENT_CHECK_S``)."""
-    for ignored in (*STOP_SIGNALS, *JOB_CONTROL_SIGNALS):
+    """In the worker's or the watcher's own process: leave the stop, job-control and operator signals to the
+    sidecar, and return it (``is_alive``: looked at every ``PARENT_CHECK_S``)."""
+    for ignored in (*STOP_SIGNALS, *JOB_CONTROL_SIGNALS, *OPERATOR_SIGNALS):
         signal.signal(ignored, signal.SIG_IGN)
     return multiprocessing.parent_process()
 

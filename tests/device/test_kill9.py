@@ -397,3 +397,30 @@ def test_a_sidecar_killed_while_finish_waits_for_its_watchdogs_abort_is_still_re
     roaster = pick_up(str(memory))
     roaster.advance()
     assert (roaster.heater, roaster.state) == (0, State.COOLING), (roaster.heater, roaster.state)
+
+
+def _ignoring_stop_signals(pid: int, timeout_s: float = 30.0) -> None:
+    """Wait until a spawned worker or watcher has set its signals up (it starts in ~0.3 s)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ignored = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("SigIgn:"))
+        if int(ignored.split()[1], 16) >> (signal.SIGINT - 1) & 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never set its signals up")
+
+
+def test_the_operators_abort_sent_to_the_whole_process_group_leaves_the_watcher_to_rescue(tmp_path, monkeypatch):
+    """kill -USR1 -<pgid> reaches the watcher too; SIGUSR1's (and SIGUSR2's) default action ended it, so a kill -9
+    during that very abort left the roaster where the abort had got to."""
+    child = _recording_only("the operator's abort to the whole process group, then kill -9", tmp_path, monkeypatch, own_group=True)
+    watchers = _spawned(child.process.pid)
+    _ignoring_stop_signals(watchers[0])
+    os.kill(watchers[0], signal.SIGUSR2)  # first crack, as a group signal delivers it there
+    child.send_group(signal.SIGUSR1)
+    child.wait_for(lambda lines: any(l["type"] == "fault" and l["kind"] == "abort_step" for l in lines))
+    watcher_alive = _alive(watchers[0])
+    _kill(child, watchers)  # (before the assert: a failing test must not leave the child running)
+    assert watcher_alive, "the operator's signals ended the watcher"
+    roaster = _roaster_after(child)
+    assert roaster.heater == 0 and roaster.state == State.COOLING, (roaster.heater, roaster.state)
