@@ -217,6 +217,12 @@ class CommandBridge:
         the worker makes the roaster safe (``rescue.make_safe``) before it closes the session."""
         self._commanded.set()
 
+    who = WORKER
+
+    def alive(self) -> bool:
+        """Whether the worker still runs (it ends only after ``stop``, or after the sidecar's death)."""
+        return self._worker.is_alive()
+
     def execution(self, row: dict) -> None:
         """Insert or update one execution row (its status is mirrored on the queue row)."""
         self._reports.put(("execution", row))

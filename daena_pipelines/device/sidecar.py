@@ -264,6 +264,7 @@ class Sidecar:
         self.heartbeat = time.monotonic()
         self.virtual_roaster = None  # simulation: the virtual roaster (build_sidecar), remembered for a rescue
         self.watcher: Watcher | None = None  # a sidecar without a warehouse: what survives a kill of it (watcher.py)
+        self.survivor_gone = False  # the worker or watcher ended while this sidecar ran (said once)
 
     # ----- requests from outside the loop (signal handlers, tests) ----------------------------
     def request_abort(self, reason: str) -> None:
@@ -875,6 +876,7 @@ class Sidecar:
         if unrecorded is not None:
             raise unrecorded  # after the ceilings, the probes and the abort had their turn (the exit follows)
 
+        self._check_survivor()
         if now >= self.next_progress:
             self.next_progress += 60
             state = self.last_reading.state_name if self.last_reading else "unknown"
@@ -1015,6 +1017,16 @@ class Sidecar:
             message = "command executions not all written to the warehouse (locked); they are in the recording"
             self.faults.append(f"warehouse: {message}")
             self._say(message)
+
+    def _check_survivor(self) -> None:
+        """The process that would make the roaster safe after a kill of this one (warehouse worker or watcher) ends
+        only after this sidecar: one gone meanwhile (killed, OOM) takes that rescue with it, which is said, once."""
+        survivor = self.bridge or self.watcher
+        if survivor is None or self.survivor_gone or survivor.alive():
+            return
+        self.survivor_gone = True
+        self._fault("survivor_gone", f"{survivor.who} has ended: should this sidecar be killed now, nothing would make "
+                                     "a roaster it commanded safe (its exit procedure still does at every other end)")
 
     def _end_watcher(self) -> None:
         """The exit procedure has run (or the start failed): the roaster is no longer the watcher's to rescue."""

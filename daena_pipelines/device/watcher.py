@@ -37,8 +37,13 @@ class Watcher:
         self.process = Outliving(target=_watch, name="sidecar-watcher", daemon=True, args=(
             plan, str(recording), started_s, time_scale, self._commanded))
 
+    who = WATCHER
+
     def start(self) -> None:
         self.process.start()
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
 
     def commanding(self) -> None:
         """The sidecar is about to send the roaster its first command: should it be killed from now on, the watcher

@@ -424,3 +424,28 @@ def test_the_operators_abort_sent_to_the_whole_process_group_leaves_the_watcher_
     assert watcher_alive, "the operator's signals ended the watcher"
     roaster = _roaster_after(child)
     assert roaster.heater == 0 and roaster.state == State.COOLING, (roaster.heater, roaster.state)
+
+
+@pytest.mark.parametrize("survivor", ["watcher", "warehouse worker"])
+def test_a_worker_or_watcher_that_ends_while_its_sidecar_runs_is_said(tmp_path, monkeypatch, survivor):
+    """Killed on its own (the OOM killer's pick, a stray kill): from then on a kill -9 of the sidecar would go
+    unrescued, which the sidecar says at once, in its recording and on stderr; the session goes on."""
+    case = f"the {survivor} killed while its sidecar runs"
+    child = (_recording_only(case, tmp_path, monkeypatch) if survivor == "watcher"
+             else Child(case, tmp_path, monkeypatch, time_scale=1.0, operator=True))
+    try:
+        deadline = time.monotonic() + 30
+        while not (spawned := _spawned(child.process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # (the worker starts once the session has)
+        assert len(spawned) == 1
+        child.wait_for(lambda lines: any(l["type"] == "sample" for l in lines))  # a session under way
+        os.kill(spawned[0], signal.SIGKILL)
+        said = child.wait_for(lambda lines: any(l["type"] == "fault" and l["kind"] == "survivor_gone" for l in lines), timeout_s=30)
+    finally:
+        child.send(signal.SIGINT)  # (also when the test fails: no child left running)
+    code, lines = child.finish()  # the run still lands its recording (without the worker, rows only there)
+    gone = [l for l in said if l["type"] == "fault" and l["kind"] == "survivor_gone"]
+    assert len([l for l in lines if l["type"] == "fault" and l["kind"] == "survivor_gone"]) == 1  # said once
+    who = {"watcher": "the sidecar's watcher", "warehouse worker": "the warehouse worker"}[survivor]
+    assert gone[0]["message"].startswith(f"{who} has ended: should this sidecar be killed now, nothing would")
+    assert lines[-1]["end_reason"] == "terminated (SIGINT)"
